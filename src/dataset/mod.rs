@@ -1,0 +1,2 @@
+//! Datasets in FiftyOne's formats: the label model, view stages, the expression language and
+//! the stores that read and write them.

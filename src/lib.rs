@@ -1,0 +1,8 @@
+//! annoform: declarative annotation runs (plan and apply) for FiftyOne-format datasets.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod manifest;
+pub mod secret;
