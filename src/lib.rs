@@ -4,5 +4,6 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod diag;
 pub mod manifest;
 pub mod secret;

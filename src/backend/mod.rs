@@ -1,1 +1,5 @@
 //! Annotation backends.
+
+pub mod capabilities;
+
+pub use capabilities::{BackendKind, Capabilities};

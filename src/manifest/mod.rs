@@ -1,5 +1,9 @@
 //! Manifests: the YAML files that declare annotation runs.
 
+pub mod check;
+pub mod load;
 pub mod types;
+pub mod validate;
+pub mod yaml;
 
 pub use types::*;

@@ -88,7 +88,9 @@ pub enum Kind {
 }
 
 /// A run key: `[A-Za-z0-9_-]{1,64}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct RunKey(#[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))] pub String);
 

@@ -1,0 +1,297 @@
+//! What each backend can do, declared as data so validation and planning can use it before
+//! (and without) talking to a server.
+
+use crate::manifest::{AttributeType, LabelType};
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The built-in backend implementations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Cvat,
+    Labelstudio,
+    Darwin,
+    /// An executable speaking annoform's JSON-lines protocol.
+    Custom,
+}
+
+impl BackendKind {
+    /// The built-in backends, addressable by these names without configuration.
+    pub const BUILTIN: [BackendKind; 3] = [
+        BackendKind::Cvat,
+        BackendKind::Labelstudio,
+        BackendKind::Darwin,
+    ];
+
+    /// The backend's name in manifests and environment variables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cvat => "cvat",
+            BackendKind::Labelstudio => "labelstudio",
+            BackendKind::Darwin => "darwin",
+            BackendKind::Custom => "custom",
+        }
+    }
+
+    /// A built-in backend by name.
+    pub fn builtin(name: &str) -> Option<BackendKind> {
+        Self::BUILTIN.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// What the backend supports.
+    pub fn capabilities(self) -> &'static Capabilities {
+        match self {
+            BackendKind::Cvat => &CVAT,
+            BackendKind::Labelstudio => &LABELSTUDIO,
+            BackendKind::Darwin => &DARWIN,
+            BackendKind::Custom => &CUSTOM,
+        }
+    }
+
+    /// The JSON Schema of this backend's `backend_config` (and `[backends.<name>]` table).
+    pub fn config_schema(self) -> serde_json::Value {
+        let schema = match self {
+            BackendKind::Cvat => schemars::schema_for!(CvatConfig),
+            BackendKind::Labelstudio => schemars::schema_for!(LabelStudioConfig),
+            BackendKind::Darwin => schemars::schema_for!(DarwinConfig),
+            BackendKind::Custom => schemars::schema_for!(CustomConfig),
+        };
+        serde_json::to_value(schema).unwrap_or_default()
+    }
+
+    /// The names of the settings this backend takes (for environment variable lookup).
+    pub fn setting_names(self) -> Vec<String> {
+        self.config_schema()
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A backend's declared capabilities.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capabilities {
+    /// Label types it can annotate.
+    pub label_types: &'static [LabelType],
+    /// Attribute widgets it has (empty: no attributes at all).
+    pub attribute_types: &'static [AttributeType],
+    /// Whether it annotates videos (frame fields).
+    pub video: bool,
+    /// Whether scalar fields may hold strings (class lists); otherwise numbers only.
+    pub string_scalars: bool,
+    /// How many label fields one run may have.
+    pub max_fields: Option<usize>,
+    /// Whether the editor itself stops forbidden edits (otherwise only the merge does).
+    pub editor_enforces_restrictions: bool,
+    /// Whether classes and attributes can be added to an existing project in place.
+    pub schema_update_in_place: bool,
+}
+
+impl Capabilities {
+    /// Whether `t` is supported.
+    pub fn supports_label_type(&self, t: LabelType) -> bool {
+        self.label_types.contains(&t)
+    }
+
+    /// Whether attribute widget `t` is supported.
+    pub fn supports_attribute_type(&self, t: AttributeType) -> bool {
+        self.attribute_types.contains(&t)
+    }
+}
+
+static CVAT: Capabilities = Capabilities {
+    label_types: &LabelType::ALL,
+    attribute_types: &AttributeType::ALL,
+    video: true,
+    string_scalars: true,
+    max_fields: None,
+    editor_enforces_restrictions: true,
+    schema_update_in_place: true,
+};
+
+static LABELSTUDIO: Capabilities = Capabilities {
+    label_types: &[
+        LabelType::Classification,
+        LabelType::Classifications,
+        LabelType::Detections,
+        LabelType::Instances,
+        LabelType::Polylines,
+        LabelType::Polygons,
+        LabelType::Keypoints,
+        LabelType::Segmentation,
+        LabelType::Scalar,
+    ],
+    attribute_types: &[],
+    video: false,
+    string_scalars: false,
+    max_fields: None,
+    editor_enforces_restrictions: false,
+    schema_update_in_place: true,
+};
+
+static DARWIN: Capabilities = Capabilities {
+    label_types: &[
+        LabelType::Classification,
+        LabelType::Classifications,
+        LabelType::Detections,
+        LabelType::Polygons,
+        LabelType::Keypoints,
+    ],
+    attribute_types: &[],
+    video: false,
+    string_scalars: false,
+    max_fields: Some(1),
+    editor_enforces_restrictions: false,
+    schema_update_in_place: false,
+};
+
+static CUSTOM: Capabilities = Capabilities {
+    label_types: &LabelType::ALL,
+    attribute_types: &AttributeType::ALL,
+    video: true,
+    string_scalars: true,
+    max_fields: None,
+    editor_enforces_restrictions: false,
+    schema_update_in_place: false,
+};
+
+/// A secret: never written literally, always `${env:NAME}` (resolved at run time, never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct SecretRef(
+    #[schemars(regex(pattern = r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$"))] pub String,
+);
+
+/// A value that may be given once for all videos, per video in order, or per filepath.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PerVideo {
+    All(u64),
+    InOrder(Vec<u64>),
+    ByFilepath(IndexMap<String, u64>),
+}
+
+/// One or several usernames / URLs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrList {
+    One(String),
+    List(Vec<String>),
+}
+
+/// CVAT settings (FiftyOne's `CVATBackendConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CvatConfig {
+    /// Server URL (default https://app.cvat.ai).
+    pub url: Option<String>,
+    /// Username, as `${env:NAME}`.
+    pub username: Option<SecretRef>,
+    /// Password, as `${env:NAME}`.
+    pub password: Option<SecretRef>,
+    /// Access token, as `${env:NAME}` (instead of username/password).
+    pub api_key: Option<SecretRef>,
+    /// Extra HTTP headers; values as `${env:NAME}`.
+    pub headers: Option<IndexMap<String, SecretRef>>,
+    /// Organization slug sent as `X-Organization`.
+    pub organization: Option<String>,
+    /// Maximum images per task (several tasks per run).
+    #[schemars(range(min = 1))]
+    pub task_size: Option<u64>,
+    /// Maximum images per job.
+    #[schemars(range(min = 1))]
+    pub segment_size: Option<u64>,
+    /// JPEG quality of uploaded images, 0-100 (default 75).
+    #[schemars(range(max = 100))]
+    pub image_quality: Option<u64>,
+    /// Let CVAT prepare chunks on the fly (default true).
+    pub use_cache: Option<bool>,
+    /// Upload video frames in ZIP chunks (default true).
+    pub use_zip_chunks: Option<bool>,
+    /// Frames per ZIP chunk.
+    #[schemars(range(min = 1))]
+    pub chunk_size: Option<u64>,
+    /// Username(s) to assign tasks to (round-robin).
+    pub task_assignee: Option<OneOrList>,
+    /// Usernames to assign jobs to (round-robin).
+    pub job_assignees: Option<Vec<String>>,
+    /// Usernames to assign job reviews to (round-robin).
+    pub job_reviewers: Option<Vec<String>>,
+    /// Project to upload into: reused by name, created otherwise.
+    pub project_name: Option<String>,
+    /// Existing project to upload into.
+    pub project_id: Option<u64>,
+    /// Task name (a batch suffix is added when a run has several tasks).
+    pub task_name: Option<String>,
+    /// Attribute holding existing / receiving downloaded occluded values.
+    pub occluded_attr: Option<String>,
+    /// Attribute holding existing / receiving downloaded group ids.
+    pub group_id_attr: Option<String>,
+    /// Issue tracker URL(s) linked to the created tasks.
+    pub issue_tracker: Option<OneOrList>,
+    /// Video: first frame to upload.
+    pub frame_start: Option<PerVideo>,
+    /// Video: last frame to upload.
+    pub frame_stop: Option<PerVideo>,
+    /// Video: upload every Nth frame.
+    pub frame_step: Option<PerVideo>,
+}
+
+/// Label Studio settings (FiftyOne's `LabelStudioBackendConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelStudioConfig {
+    /// Server URL (default http://localhost:8080).
+    pub url: Option<String>,
+    /// Legacy token or personal access token, as `${env:NAME}`.
+    pub api_key: Option<SecretRef>,
+    /// Project title (default `annoform/<dataset>/<key>`).
+    pub project_name: Option<String>,
+    /// The server's local-files document root: media under it are served, not uploaded.
+    pub local_files_root: Option<String>,
+}
+
+/// V7 Darwin settings (FiftyOne's `DarwinBackendConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DarwinConfig {
+    /// API base URL (default https://darwin.v7labs.com/api/v2).
+    pub url: Option<String>,
+    /// API key, as `${env:NAME}`.
+    pub api_key: Option<SecretRef>,
+    /// The Darwin dataset to use or create (default: the run key).
+    pub dataset_slug: Option<String>,
+    /// Slug of a Darwin external storage holding the media.
+    pub external_storage: Option<String>,
+}
+
+/// A custom backend: an executable speaking annoform's JSON-lines protocol.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomConfig {
+    /// The program and its arguments.
+    pub command: Option<Vec<String>>,
+    /// Server URL passed to the program.
+    pub url: Option<String>,
+    /// API key passed to the program, as `${env:NAME}`.
+    pub api_key: Option<SecretRef>,
+    /// Free-form settings passed to the program.
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Setting names whose values are secrets.
+pub const SECRET_SETTINGS: [&str; 4] = ["username", "password", "api_key", "headers"];
+
+/// Whether a setting name holds a secret.
+pub fn is_secret_setting(name: &str) -> bool {
+    SECRET_SETTINGS.contains(&name) || name.ends_with("token")
+}

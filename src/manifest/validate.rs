@@ -1,0 +1,711 @@
+//! Checks that need more than one document's shape: the workspace config, backend
+//! capabilities, other runs and (through [`DatasetInfo`]) the datasets themselves.
+
+use super::check;
+use super::load::LoadedRun;
+use super::types::*;
+use super::yaml::PathItem::{self, Index, Key};
+use crate::backend::{BackendKind, Capabilities};
+use crate::config::Config;
+use crate::diag::Problem;
+use std::collections::HashMap;
+
+/// What validation may ask of a dataset. Answers are `None` when the dataset cannot be
+/// consulted (not loaded, or no store yet); checks that need them are then skipped.
+pub trait DatasetInfo {
+    /// Whether `field` (`name` or `frames.name`) exists in the dataset.
+    fn field_exists(&self, dataset: &str, field: &str) -> Option<bool>;
+    /// Whether the dataset holds videos.
+    fn is_video(&self, dataset: &str) -> Option<bool>;
+    /// A problem with a `where`/`expr` expression, as (byte offset in the expression, message).
+    fn expression_error(&self, expr: &str) -> Option<(usize, String)>;
+}
+
+/// A `DatasetInfo` that knows nothing.
+pub struct NoDatasets;
+
+impl DatasetInfo for NoDatasets {
+    fn field_exists(&self, _: &str, _: &str) -> Option<bool> {
+        None
+    }
+    fn is_video(&self, _: &str) -> Option<bool> {
+        None
+    }
+    fn expression_error(&self, _: &str) -> Option<(usize, String)> {
+        None
+    }
+}
+
+/// One field of a run, as written (full form or shorthand).
+pub struct FieldRef<'a> {
+    pub name: &'a str,
+    pub spec: FieldSpec,
+    /// Where the field's spec is in the document (`label_schema.<name>` or the top level).
+    pub path: Vec<PathItem<'a>>,
+}
+
+/// The fields a run annotates, whichever form it uses.
+pub fn fields(run: &AnnotationRun) -> Vec<FieldRef<'_>> {
+    match (&run.label_schema, &run.label_field) {
+        (Some(schema), _) => schema
+            .iter()
+            .map(|(name, spec)| FieldRef {
+                name,
+                spec: spec.clone(),
+                path: vec![Key("label_schema"), Key(name)],
+            })
+            .collect(),
+        (None, Some(name)) => vec![FieldRef {
+            name,
+            spec: FieldSpec {
+                label_type: run.label_type,
+                classes: run.classes.clone(),
+                attributes: run.attributes.clone(),
+                mask_targets: run.mask_targets.clone(),
+                allow_additions: run.allow_additions,
+                allow_deletions: run.allow_deletions,
+                allow_label_edits: run.allow_label_edits,
+                allow_index_edits: run.allow_index_edits,
+                allow_spatial_edits: run.allow_spatial_edits,
+            },
+            path: Vec::new(),
+        }],
+        (None, None) => Vec::new(),
+    }
+}
+
+const SHORTHAND: [&str; 10] = [
+    "label_field",
+    "label_type",
+    "classes",
+    "attributes",
+    "mask_targets",
+    "allow_additions",
+    "allow_deletions",
+    "allow_label_edits",
+    "allow_index_edits",
+    "allow_spatial_edits",
+];
+
+/// Validate loaded runs against the workspace; returns every problem found.
+pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &dyn DatasetInfo) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut seen: HashMap<(&str, &str), &LoadedRun> = HashMap::new();
+    for r in runs {
+        let key = (r.run.dataset.as_str(), r.run.key.0.as_str());
+        match seen.get(&key) {
+            Some(first) => problems.push(
+                r.problem(
+                    &[Key("key")],
+                    false,
+                    format!(
+                        "duplicate run key `{}` for dataset `{}`",
+                        r.run.key, r.run.dataset
+                    ),
+                    "defined again here",
+                )
+                .with_help(format!(
+                    "first defined at {}; keys are unique per dataset",
+                    first.position(&[Key("key")])
+                )),
+            ),
+            None => {
+                seen.insert(key, r);
+            }
+        }
+        RunCheck {
+            r,
+            config,
+            datasets,
+            out: &mut problems,
+        }
+        .run();
+    }
+    problems
+}
+
+struct RunCheck<'a> {
+    r: &'a LoadedRun,
+    config: &'a Config,
+    datasets: &'a dyn DatasetInfo,
+    out: &'a mut Vec<Problem>,
+}
+
+impl RunCheck<'_> {
+    fn err(
+        &mut self,
+        path: &[PathItem<'_>],
+        at_key: bool,
+        message: String,
+        label: &str,
+        help: Option<String>,
+    ) {
+        let p = self
+            .r
+            .problem(path, at_key, message, label)
+            .with_help_opt(help);
+        self.out.push(p);
+    }
+
+    fn run(&mut self) {
+        let run = &self.r.run;
+        let dataset_known = self.config.datasets.contains_key(&run.dataset);
+        if !dataset_known {
+            let names: Vec<&str> = self.config.datasets.keys().map(String::as_str).collect();
+            let help = match check::suggest(&run.dataset, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => format!(
+                    "declare it in annoform.toml:\n[datasets.{}]\npath = \"datasets/{}\"",
+                    run.dataset, run.dataset
+                ),
+                None => format!("datasets in annoform.toml: {}", names.join(", ")),
+            };
+            self.err(
+                &[Key("dataset")],
+                false,
+                format!("unknown dataset `{}`", run.dataset),
+                "not in annoform.toml",
+                Some(help),
+            );
+        }
+        let kind = self.backend();
+        self.view(dataset_known);
+        self.shape();
+        let fields = fields(run);
+        if let Some(kind) = kind {
+            let caps = kind.capabilities();
+            if let Some(max) = caps.max_fields {
+                if fields.len() > max {
+                    self.err(
+                        &[Key("label_schema")],
+                        true,
+                        format!(
+                            "{kind} annotates at most {max} field(s) per run; this run has {}",
+                            fields.len()
+                        ),
+                        "too many fields",
+                        Some("split the run into one run per field".into()),
+                    );
+                }
+            }
+        }
+        for f in &fields {
+            self.field(f, kind, dataset_known);
+        }
+        self.dest_field(&fields);
+    }
+
+    /// The run's backend kind, checking the name and `backend_config`.
+    fn backend(&mut self) -> Option<BackendKind> {
+        let run = &self.r.run;
+        let name = run
+            .backend
+            .clone()
+            .unwrap_or_else(|| self.config.default_backend.value.clone());
+        let Some(settings) = self.config.backend(&name) else {
+            let names: Vec<&str> = self.config.backends.keys().map(String::as_str).collect();
+            let help = check::suggest(&name, names.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("known backends: {}; others are declared as [backends.<name>] in annoform.toml", names.join(", ")));
+            let (path, msg) = if run.backend.is_some() {
+                (vec![Key("backend")], format!("unknown backend `{name}`"))
+            } else {
+                (
+                    vec![Key("key")],
+                    format!(
+                        "unknown default backend `{name}` (from {})",
+                        self.config.default_backend.source
+                    ),
+                )
+            };
+            self.err(&path, false, msg, "unknown backend", Some(help));
+            return None;
+        };
+        let kind = settings.kind;
+        if let Some(cfg) = self.r.node.get("backend_config") {
+            for f in check::check(cfg, &kind.config_schema(), "backend_config") {
+                self.out.push(Problem::from_finding(&self.r.file, f));
+            }
+        }
+        for (k, v) in &run.backend_config {
+            if let Some(s) = v.as_str() {
+                if let Err(e) = crate::secret::references(s) {
+                    self.err(
+                        &[Key("backend_config"), Key(k)],
+                        false,
+                        format!("invalid `backend_config.{k}`: {e}"),
+                        "here",
+                        None,
+                    );
+                }
+            }
+        }
+        Some(kind)
+    }
+
+    fn view(&mut self, dataset_known: bool) {
+        for (i, stage) in self.r.run.view.iter().enumerate() {
+            let base = [Key("view"), Index(i)];
+            let exprs: Vec<(&str, &str)> = match stage {
+                ViewStage::FilterLabels(f) => vec![("filter_labels", f.where_.as_str())],
+                ViewStage::MatchLabels(m) => vec![("match_labels", m.where_.as_str())],
+                ViewStage::SortBy(SortBy::Expr(e)) => vec![("sort_by", e.expr.as_str())],
+                ViewStage::Select(ids) => {
+                    for (j, id) in ids.as_slice().iter().enumerate() {
+                        if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            let path = match ids {
+                                OneOrMany::One(_) => vec![base[0], base[1], Key("select")],
+                                OneOrMany::Many(_) => {
+                                    vec![base[0], base[1], Key("select"), Index(j)]
+                                }
+                            };
+                            self.err(
+                                &path,
+                                false,
+                                format!("`{id}` is not a sample id"),
+                                "not an id",
+                                Some(
+                                    "sample ids are 24 hexadecimal characters (FiftyOne ObjectIds)"
+                                        .into(),
+                                ),
+                            );
+                        }
+                    }
+                    vec![]
+                }
+                _ => vec![],
+            };
+            for (stage_name, expr) in exprs {
+                if let Some((at, msg)) = self.datasets.expression_error(expr) {
+                    let key = if stage_name == "sort_by" {
+                        "expr"
+                    } else {
+                        "where"
+                    };
+                    self.err(
+                        &[base[0], base[1], Key(stage_name), Key(key)],
+                        false,
+                        format!("invalid expression in `view[{i}].{stage_name}`: {msg}"),
+                        &format!("error at character {}", at + 1),
+                        None,
+                    );
+                }
+            }
+            if dataset_known {
+                let field = match stage {
+                    ViewStage::FilterLabels(f) => Some((f.field.as_str(), "field")),
+                    ViewStage::Exists(f) => Some((f.as_str(), "")),
+                    _ => None,
+                };
+                if let Some((field, key)) = field {
+                    if self.datasets.field_exists(&self.r.run.dataset, field) == Some(false) {
+                        let mut path = vec![base[0], base[1], Key(stage_name(stage))];
+                        if !key.is_empty() {
+                            path.push(Key(key));
+                        }
+                        self.err(
+                            &path,
+                            false,
+                            format!("dataset `{}` has no field `{field}`", self.r.run.dataset),
+                            "no such field",
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Full form and shorthand are exclusive, and one of them is needed.
+    fn shape(&mut self) {
+        let run = &self.r.run;
+        let present: Vec<&str> = SHORTHAND
+            .iter()
+            .copied()
+            .filter(|k| self.r.node.get(k).is_some())
+            .collect();
+        if run.label_schema.is_some() {
+            for k in present {
+                self.err(&[Key(k)], true, format!("`{k}` cannot be combined with `label_schema`"), "shorthand key", Some(format!("`{k}` is shorthand for a one-field run; move it under `label_schema.<field>`")));
+            }
+        } else if run.label_field.is_none() {
+            if present.is_empty() {
+                self.err(&[Key("key")], false, "the run annotates no field".into(), "in this run", Some("add `label_schema: {<field>: {...}}` or the one-field shorthand `label_field: <field>`".into()));
+            } else {
+                for k in present {
+                    self.err(
+                        &[Key(k)],
+                        true,
+                        format!("`{k}` needs `label_field`"),
+                        "no field to apply to",
+                        Some(
+                            "name the field with `label_field: <field>`, or use `label_schema`"
+                                .into(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn field(&mut self, f: &FieldRef<'_>, kind: Option<BackendKind>, dataset_known: bool) {
+        let at = |k: &'static str| -> Vec<PathItem<'_>> {
+            let mut p = f.path.clone();
+            p.push(Key(if f.path.is_empty() && k == "type" {
+                "label_type"
+            } else {
+                k
+            }));
+            p
+        };
+        let name = f.name;
+        let (base, is_frame) = match name.strip_prefix("frames.") {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
+        if base.is_empty() || base.contains('.') || base.starts_with('_') {
+            let path = if f.path.is_empty() {
+                vec![Key("label_field")]
+            } else {
+                f.path.clone()
+            };
+            self.err(
+                &path,
+                f.path.len() == 2,
+                format!("invalid field name `{name}`"),
+                "bad name",
+                Some(
+                    "field names are identifiers; frame fields are written `frames.<name>`".into(),
+                ),
+            );
+        }
+        let caps: Option<&Capabilities> = kind.map(BackendKind::capabilities);
+        if let (Some(caps), Some(kind)) = (caps, kind) {
+            if is_frame && !caps.video {
+                let path = if f.path.is_empty() {
+                    vec![Key("label_field")]
+                } else {
+                    f.path.clone()
+                };
+                self.err(
+                    &path,
+                    f.path.len() == 2,
+                    format!("{kind} cannot annotate video frame field `{name}`"),
+                    "video field",
+                    Some("use the cvat backend for videos".into()),
+                );
+            }
+            if let Some(t) = f.spec.label_type {
+                if !caps.supports_label_type(t) {
+                    let supported: Vec<&str> =
+                        caps.label_types.iter().map(|t| t.as_str()).collect();
+                    self.err(
+                        &at("type"),
+                        false,
+                        format!("{kind} does not support label type `{t}`"),
+                        "unsupported",
+                        Some(format!("{kind} supports: {}", supported.join(", "))),
+                    );
+                }
+                if t == LabelType::Scalar && !caps.string_scalars && f.spec.classes.is_some() {
+                    self.err(&at("classes"), true, format!("{kind} supports only numeric scalar fields; `classes` makes `{name}` a string field"), "string scalar", None);
+                }
+            }
+        }
+        if dataset_known && is_frame && self.datasets.is_video(&self.r.run.dataset) == Some(false) {
+            let path = if f.path.is_empty() {
+                vec![Key("label_field")]
+            } else {
+                f.path.clone()
+            };
+            self.err(
+                &path,
+                f.path.len() == 2,
+                format!(
+                    "`{name}` is a frame field but dataset `{}` holds images",
+                    self.r.run.dataset
+                ),
+                "frame field",
+                None,
+            );
+        }
+        if dataset_known && self.datasets.field_exists(&self.r.run.dataset, name) == Some(false) {
+            let needs_classes = !matches!(
+                f.spec.label_type,
+                Some(LabelType::Scalar | LabelType::Segmentation)
+            );
+            if f.spec.label_type.is_none() {
+                let path = if f.path.is_empty() {
+                    vec![Key("label_field")]
+                } else {
+                    f.path.clone()
+                };
+                self.err(
+                    &path,
+                    f.path.len() == 2,
+                    format!("new field `{name}` needs a `type`"),
+                    "new field",
+                    Some(format!(
+                        "dataset `{}` has no field `{name}`, so its label type cannot be inferred",
+                        self.r.run.dataset
+                    )),
+                );
+            } else if needs_classes && f.spec.classes.is_none() {
+                let path = if f.path.is_empty() {
+                    vec![Key("label_field")]
+                } else {
+                    f.path.clone()
+                };
+                self.err(
+                    &path,
+                    f.path.len() == 2,
+                    format!("new field `{name}` needs `classes`"),
+                    "new field",
+                    Some("there are no existing labels to infer classes from".into()),
+                );
+            }
+        }
+        if let Some(mt) = &f.spec.mask_targets {
+            if f.spec
+                .label_type
+                .is_some_and(|t| t != LabelType::Segmentation)
+            {
+                self.err(
+                    &at("mask_targets"),
+                    true,
+                    format!(
+                        "`mask_targets` apply only to segmentation fields, and `{name}` is not one"
+                    ),
+                    "not segmentation",
+                    None,
+                );
+            }
+            for k in mt.keys() {
+                let ok = k.parse::<u8>().is_ok()
+                    || (k.len() == 7
+                        && k.starts_with('#')
+                        && k[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+                if !ok {
+                    let mut path = at("mask_targets");
+                    path.push(Key(k));
+                    self.err(
+                        &path,
+                        true,
+                        format!("mask target `{k}` is not a pixel value"),
+                        "bad pixel value",
+                        Some("keys are integers 0-255, or `#rrggbb` colours for RGB masks".into()),
+                    );
+                }
+            }
+        }
+        let mut classes_seen: HashMap<&str, ()> = HashMap::new();
+        let field_attrs = f.spec.attributes.as_ref();
+        let field_special = field_attrs.map_or((0, 0), special_counts);
+        if let Some(a) = field_attrs {
+            self.attributes(a, &at("attributes"), kind, f.spec.label_type, (0, 0));
+        }
+        for (i, c) in f.spec.classes.iter().flatten().enumerate() {
+            let mut cpath = at("classes");
+            cpath.push(Index(i));
+            let names: Vec<&str> = match c {
+                ClassEntry::Name(n) => vec![n.as_str()],
+                ClassEntry::Group(g) => g.classes.iter().map(String::as_str).collect(),
+            };
+            for (j, n) in names.iter().enumerate() {
+                if classes_seen.insert(n, ()).is_some() {
+                    let mut p = cpath.clone();
+                    if matches!(c, ClassEntry::Group(_)) {
+                        p.extend([Key("classes"), Index(j)]);
+                    }
+                    self.err(
+                        &p,
+                        false,
+                        format!("class `{n}` is listed twice in `{name}`"),
+                        "duplicate",
+                        None,
+                    );
+                }
+            }
+            if let ClassEntry::Group(g) = c {
+                if let Some(a) = &g.attributes {
+                    cpath.push(Key("attributes"));
+                    self.attributes(a, &cpath, kind, f.spec.label_type, field_special);
+                }
+            }
+        }
+    }
+
+    fn attributes(
+        &mut self,
+        attrs: &AttributesSpec,
+        path: &[PathItem<'_>],
+        kind: Option<BackendKind>,
+        label_type: Option<LabelType>,
+        inherited: (usize, usize),
+    ) {
+        if let Some(kind) = kind {
+            let explicit = !matches!(attrs, AttributesSpec::Infer(false));
+            if explicit && kind.capabilities().attribute_types.is_empty() {
+                self.err(path, true, format!("{kind} does not support attributes"), "unsupported", Some(format!("remove `attributes` (FiftyOne ignores them for {kind}); use the cvat backend to annotate attributes")));
+                return;
+            }
+        }
+        let AttributesSpec::Specs(specs) = attrs else {
+            return;
+        };
+        let (mut occluded, mut group_id) = inherited;
+        for (name, spec) in specs {
+            let mut p = path.to_vec();
+            p.push(Key(name));
+            let t = spec.attr_type;
+            if let Some(kind) = kind {
+                if !kind.capabilities().supports_attribute_type(t) {
+                    let mut tp = p.clone();
+                    tp.push(Key("type"));
+                    self.err(
+                        &tp,
+                        false,
+                        format!("{kind} does not support `{t}` attributes"),
+                        "unsupported",
+                        None,
+                    );
+                }
+            }
+            match t {
+                AttributeType::Select | AttributeType::Radio
+                    if spec.values.as_ref().is_none_or(Vec::is_empty) =>
+                {
+                    self.err(
+                        &p,
+                        true,
+                        format!("`{t}` attribute `{name}` needs `values`"),
+                        "no values",
+                        Some(format!(
+                            "list the choices: `{name}: {{type: {t}, values: [a, b]}}`"
+                        )),
+                    );
+                }
+                AttributeType::Occluded | AttributeType::GroupId => {
+                    let counter = if t == AttributeType::Occluded {
+                        &mut occluded
+                    } else {
+                        &mut group_id
+                    };
+                    *counter += 1;
+                    if *counter > 1 {
+                        self.err(&p, true, format!("more than one `{t}` attribute applies here"), "second one", Some(format!("a label has one {t} value; keep a single `{t}` attribute per field and class")));
+                    }
+                    if matches!(
+                        label_type,
+                        Some(
+                            LabelType::Classification
+                                | LabelType::Classifications
+                                | LabelType::Scalar
+                        )
+                    ) {
+                        self.err(
+                            &p,
+                            true,
+                            format!(
+                                "`{t}` attributes need spatial labels, not {}",
+                                label_type.map_or("", |l| l.as_str())
+                            ),
+                            "not spatial",
+                            None,
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if let (Some(d), Some(values)) = (&spec.default, &spec.values) {
+                if !values.contains(d) {
+                    let mut dp = p.clone();
+                    dp.push(Key("default"));
+                    self.err(
+                        &dp,
+                        false,
+                        format!("default `{d}` of `{name}` is not one of its values"),
+                        "not in values",
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn dest_field(&mut self, fields: &[FieldRef<'_>]) {
+        let Some(load) = &self.r.run.load else { return };
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        match &load.dest_field {
+            Some(DestField::One(dest)) if fields.len() > 1 => {
+                self.err(
+                    &[Key("load"), Key("dest_field")],
+                    false,
+                    format!(
+                        "`dest_field: {dest}` is ambiguous: the run has {} fields",
+                        fields.len()
+                    ),
+                    "which field?",
+                    Some(format!(
+                        "map each source field to its destination: `dest_field: {{{}: {dest}}}`",
+                        names[0]
+                    )),
+                );
+            }
+            Some(DestField::Map(map)) => {
+                for (src, dest) in map {
+                    if !names.contains(&src.as_str()) {
+                        let help = check::suggest(src, names.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .unwrap_or_else(|| format!("fields of this run: {}", names.join(", ")));
+                        self.err(
+                            &[Key("load"), Key("dest_field"), Key(src)],
+                            true,
+                            format!("`dest_field` names `{src}`, which is not a field of this run"),
+                            "not in the schema",
+                            Some(help),
+                        );
+                    }
+                    if names.contains(&dest.as_str()) {
+                        self.err(
+                            &[Key("load"), Key("dest_field"), Key(src)],
+                            false,
+                            format!("destination `{dest}` is itself a field of this run"),
+                            "conflicting destination",
+                            None,
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn stage_name(stage: &ViewStage) -> &'static str {
+    match stage {
+        ViewStage::MatchTags(_) => "match_tags",
+        ViewStage::Exists(_) => "exists",
+        ViewStage::FilterLabels(_) => "filter_labels",
+        ViewStage::MatchLabels(_) => "match_labels",
+        ViewStage::Select(_) => "select",
+        ViewStage::SortBy(_) => "sort_by",
+        ViewStage::Skip(_) => "skip",
+        ViewStage::Limit(_) => "limit",
+        ViewStage::Take(_) => "take",
+    }
+}
+
+fn special_counts(a: &AttributesSpec) -> (usize, usize) {
+    match a {
+        AttributesSpec::Specs(s) => (
+            s.values()
+                .filter(|x| x.attr_type == AttributeType::Occluded)
+                .count(),
+            s.values()
+                .filter(|x| x.attr_type == AttributeType::GroupId)
+                .count(),
+        ),
+        _ => (0, 0),
+    }
+}
