@@ -29,10 +29,11 @@ pub struct Args {
 /// Validate the manifests and report.
 pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let config = ctx.config()?;
+    // Like `git -C`, relative paths are relative to the workspace.
     let paths = if args.paths.is_empty() {
         vec![config.manifest_dir()]
     } else {
-        args.paths.clone()
+        args.paths.iter().map(|p| config.root.join(p)).collect()
     };
     let loaded = load::load(&paths, &config.root);
     let mut problems = loaded.problems;

@@ -131,14 +131,14 @@ pub fn load_file(path: &Path, name: &str) -> (Vec<LoadedRun>, Vec<Problem>) {
         Ok(t) => t,
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
-            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let prefix_chars = String::from_utf8_lossy(&e.as_bytes()[..valid]).len();
-            let src = SourceFile::new(name, lossy);
+            // Quote only the readable part: the rest is noise.
+            let prefix = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            let src = SourceFile::new(name, prefix);
             let p = Problem::at(
                 &src,
                 Span {
-                    start: prefix_chars,
-                    end: prefix_chars + 1,
+                    start: valid,
+                    end: valid,
                 },
                 "manifest is not UTF-8 text",
                 "invalid byte here",

@@ -310,6 +310,17 @@ impl<'a> Builder<'a> {
                     _ => return Err(self.unexpected(span)),
                 },
                 Event::Scalar(text, style, anchor, tag) => {
+                    if let Some(t) = tag.as_deref() {
+                        let known =
+                            ["str", "null", "bool", "int", "float"].contains(&t.suffix.as_str());
+                        if !t.is_yaml_core_schema() || !known {
+                            return Err(SyntaxError {
+                                span,
+                                message: format!("unsupported YAML tag `{}`", tag_name(t)),
+                                help: Some("manifests use plain YAML without custom tags".into()),
+                            });
+                        }
+                    }
                     let value = resolve_scalar(&text, style, tag.as_deref()).ok_or_else(|| {
                         SyntaxError {
                             span,
@@ -431,7 +442,11 @@ impl<'a> Builder<'a> {
 }
 
 fn tag_name(t: &Tag) -> String {
-    format!("{}{}", t.handle, t.suffix)
+    if t.is_yaml_core_schema() {
+        format!("!!{}", t.suffix)
+    } else {
+        format!("{}{}", t.handle, t.suffix)
+    }
 }
 
 fn count_nodes(node: &Node) -> usize {
