@@ -1,0 +1,5 @@
+//! Plans: the diff of desired runs against records and backends, and its renderings.
+
+pub mod model;
+
+pub use model::*;

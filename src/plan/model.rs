@@ -1,0 +1,170 @@
+//! The plan as data: what `plan` computed and `apply` carries out. Renderers (text, JSON,
+//! Markdown) are pure functions of it. The JSON form is a versioned contract (DESIGN §6).
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// The JSON format version of plans.
+pub const FORMAT_VERSION: &str = "1";
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    pub runs: Vec<RunPlan>,
+    pub summary: Summary,
+    /// Whether applying the plan would change anything.
+    pub changes: bool,
+}
+
+/// What happens to one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub key: String,
+    pub dataset: String,
+    pub backend: String,
+    /// Empty: no change.
+    pub actions: Vec<Action>,
+    /// Samples in the run.
+    pub samples: usize,
+    /// Backend tasks of the run (after apply).
+    pub tasks: usize,
+    pub fields: IndexMap<String, FieldCounts>,
+    pub rejected: Vec<Rejection>,
+    pub drift: Vec<String>,
+    /// Human-readable lines explaining the actions (shown with --verbose).
+    pub details: Vec<String>,
+}
+
+/// The kinds of action a run can need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Extend,
+    Update,
+    Replace,
+    Merge,
+    Destroy,
+    Drift,
+}
+
+impl Action {
+    /// Every action, in display order.
+    pub const ALL: [Action; 7] = [
+        Action::Create,
+        Action::Extend,
+        Action::Update,
+        Action::Replace,
+        Action::Merge,
+        Action::Destroy,
+        Action::Drift,
+    ];
+
+    /// The plan symbol (`+ ~ -/+ <= - !`).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create | Action::Extend => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Merge => "<=",
+            Action::Destroy => "-",
+            Action::Drift => "!",
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Extend => "extend",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Merge => "merge",
+            Action::Destroy => "destroy",
+            Action::Drift => "drift",
+        }
+    }
+}
+
+/// Label counts of one field (DESIGN §6: a label counts once in `edited` however many of its
+/// properties change, and once in `rejected` if any change is forbidden).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldCounts {
+    pub upload: usize,
+    pub added: usize,
+    pub edited: usize,
+    pub deleted: usize,
+    pub rejected: usize,
+    pub unchanged: usize,
+}
+
+/// A change the restrictions forbid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub sample_id: String,
+    pub label_id: String,
+    pub field: String,
+    /// `add`, `delete`, `label`, `geometry`, `index`, `attribute:<name>`.
+    pub change: String,
+    /// e.g. `allow_deletions=false`.
+    pub reason: String,
+}
+
+/// Runs per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub extend: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub merge: usize,
+    pub destroy: usize,
+    pub drift: usize,
+}
+
+impl Summary {
+    /// Count the actions of `runs`.
+    pub fn of(runs: &[RunPlan]) -> Summary {
+        let mut s = Summary::default();
+        for a in runs.iter().flat_map(|r| &r.actions) {
+            *match a {
+                Action::Create => &mut s.create,
+                Action::Extend => &mut s.extend,
+                Action::Update => &mut s.update,
+                Action::Replace => &mut s.replace,
+                Action::Merge => &mut s.merge,
+                Action::Destroy => &mut s.destroy,
+                Action::Drift => &mut s.drift,
+            } += 1;
+        }
+        s
+    }
+
+    /// The count of one action.
+    pub fn get(&self, a: Action) -> usize {
+        match a {
+            Action::Create => self.create,
+            Action::Extend => self.extend,
+            Action::Update => self.update,
+            Action::Replace => self.replace,
+            Action::Merge => self.merge,
+            Action::Destroy => self.destroy,
+            Action::Drift => self.drift,
+        }
+    }
+}
+
+impl Plan {
+    /// A plan of these runs, with summary and `changes` derived.
+    pub fn new(runs: Vec<RunPlan>) -> Plan {
+        let summary = Summary::of(&runs);
+        let changes = runs.iter().any(|r| !r.actions.is_empty());
+        Plan {
+            format_version: FORMAT_VERSION.to_string(),
+            runs,
+            summary,
+            changes,
+        }
+    }
+}

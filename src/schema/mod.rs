@@ -1,0 +1,66 @@
+//! Label schemas resolved against a dataset: every field's type, classes, attributes and
+//! restrictions made explicit, so plans, records and backends never guess.
+
+use crate::manifest::{AttributeType, LabelType, Scalar};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// The resolved schema of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedSchema {
+    pub fields: IndexMap<String, ResolvedField>,
+}
+
+/// One field, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedField {
+    #[serde(rename = "type")]
+    pub label_type: LabelType,
+    /// Whether the field already exists in the dataset.
+    pub existing: bool,
+    pub classes: Vec<String>,
+    /// Attributes every label of the field has.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub attributes: IndexMap<String, ResolvedAttribute>,
+    /// Attributes only labels of these classes have (class → attributes).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub class_attributes: IndexMap<String, IndexMap<String, ResolvedAttribute>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_targets: Option<IndexMap<String, String>>,
+    pub restrictions: Restrictions,
+}
+
+/// One attribute, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedAttribute {
+    #[serde(rename = "type")]
+    pub attr_type: AttributeType,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Scalar>,
+    pub read_only: bool,
+    pub mutable: bool,
+}
+
+/// What annotators may change (FiftyOne's `allow_*`); all default to true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restrictions {
+    pub allow_additions: bool,
+    pub allow_deletions: bool,
+    pub allow_label_edits: bool,
+    pub allow_index_edits: bool,
+    pub allow_spatial_edits: bool,
+}
+
+impl Default for Restrictions {
+    fn default() -> Self {
+        Restrictions {
+            allow_additions: true,
+            allow_deletions: true,
+            allow_label_edits: true,
+            allow_index_edits: true,
+            allow_spatial_edits: true,
+        }
+    }
+}

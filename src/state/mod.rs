@@ -1,0 +1,5 @@
+//! Run state: records and the stores that keep them.
+
+pub mod record;
+
+pub use record::*;
