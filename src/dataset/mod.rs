@@ -1,2 +1,7 @@
 //! Datasets in FiftyOne's formats: the label model, view stages, the expression language and
 //! the stores that read and write them.
+
+pub mod ejson;
+pub mod labels;
+pub mod mask;
+pub mod media;
