@@ -5,3 +5,5 @@ pub mod ejson;
 pub mod labels;
 pub mod mask;
 pub mod media;
+pub mod fields;
+pub mod dir;
