@@ -70,7 +70,11 @@ pub fn is_label_value(v: &Value) -> bool {
 /// The individual label objects inside a label value, without converting them: the items of
 /// a list class, or the value itself. Non-label values give nothing.
 pub fn label_objects(v: &Value) -> Vec<&Object> {
-    let Some(obj) = v.as_object() else { return Vec::new() };
+    v.as_object().map(label_objects_of).unwrap_or_default()
+}
+
+/// [`label_objects`] of a JSON object.
+pub fn label_objects_of(obj: &Object) -> Vec<&Object> {
     let Some(cls) = obj.get("_cls").and_then(Value::as_str) else { return Vec::new() };
     match label_list_key(cls) {
         Some(key) => obj

@@ -7,3 +7,4 @@ pub mod mask;
 pub mod media;
 pub mod fields;
 pub mod dir;
+pub mod expr;
