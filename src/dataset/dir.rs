@@ -298,6 +298,31 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// A dataset made from documents in memory, to be written to `root` by [`Dataset::save`]
+    /// (all files count as changed). Validated like a loaded one.
+    pub fn from_docs(
+        root: impl AsRef<Path>,
+        metadata: Object,
+        samples: Vec<Object>,
+        frames: Option<Vec<Object>>,
+    ) -> Result<Dataset, DatasetError> {
+        let mut ds = Dataset {
+            root: root.as_ref().to_owned(),
+            metadata,
+            samples: Vec::new(),
+            index: HashMap::new(),
+            samples_rest: Vec::new(),
+            frames: None,
+            frames_rest: Vec::new(),
+            frames_by_sample: HashMap::new(),
+            dirty_metadata: Cell::new(true),
+            dirty_samples: Cell::new(true),
+            dirty_frames: Cell::new(frames.is_some()),
+        };
+        ds.adopt(samples, frames)?;
+        Ok(ds)
+    }
+
     /// Validates raw documents and indexes them.
     fn adopt(&mut self, samples: Vec<Object>, frames: Option<Vec<Object>>) -> Result<(), DatasetError> {
         let samples_path = self.root.join(SAMPLES);
@@ -648,6 +673,10 @@ impl Dataset {
 
     fn write_changed(&self, metadata: &Object) -> Result<(), DatasetError> {
         let mut pending: Vec<PendingFile> = Vec::new();
+        let any = self.dirty_metadata.get() || self.dirty_samples.get() || self.dirty_frames.get();
+        if any && !self.root.is_dir() {
+            fs::create_dir_all(&self.root).map_err(|source| DatasetError::Io { path: self.root.clone(), source })?;
+        }
         if self.dirty_metadata.get() {
             pending.push(PendingFile::write(&self.root.join(METADATA), |w| {
                 serde_json::to_writer(&mut *w, metadata).map_err(io::Error::from)

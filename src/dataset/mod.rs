@@ -8,3 +8,4 @@ pub mod media;
 pub mod fields;
 pub mod dir;
 pub mod expr;
+pub mod view;
