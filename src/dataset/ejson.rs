@@ -1,0 +1,386 @@
+//! MongoDB Extended JSON helpers over `serde_json::Value`: the encoding FiftyOne's exports use
+//! for ids (`$oid`), dates (`$date`), non-finite floats (`$numberDouble`) and bytes (`$binary`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+/// A MongoDB ObjectId: 12 bytes, written as 24 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId([u8; 12]);
+
+/// A string that is not 24 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ObjectId {0:?}: expected 24 hexadecimal digits")]
+pub struct ObjectIdError(pub String);
+
+impl ObjectId {
+    /// The id made of these 12 bytes.
+    pub const fn from_bytes(bytes: [u8; 12]) -> Self {
+        ObjectId(bytes)
+    }
+
+    /// The 12 raw bytes.
+    pub const fn bytes(&self) -> [u8; 12] {
+        self.0
+    }
+
+    /// Parses 24 hex digits (either case).
+    pub fn parse(s: &str) -> Result<Self, ObjectIdError> {
+        let raw = s.as_bytes();
+        if raw.len() != 24 {
+            return Err(ObjectIdError(s.to_owned()));
+        }
+        let mut out = [0u8; 12];
+        for (i, pair) in raw.chunks_exact(2).enumerate() {
+            match (hex_val(pair[0]), hex_val(pair[1])) {
+                (Some(h), Some(l)) => out[i] = (h << 4) | l,
+                _ => return Err(ObjectIdError(s.to_owned())),
+            }
+        }
+        Ok(ObjectId(out))
+    }
+
+    /// A fresh id the way BSON drivers make them: 4-byte big-endian seconds since the epoch, a
+    /// 5-byte per-process random value, a 3-byte counter starting at a random value.
+    pub fn new() -> Self {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0);
+        let (process, counter) = process_state();
+        let n = counter.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&secs.to_be_bytes());
+        b[4..9].copy_from_slice(process);
+        b[9..].copy_from_slice(&n.to_be_bytes()[1..]);
+        ObjectId(b)
+    }
+
+    /// A deterministic id: the first 12 bytes of SHA-256 over the length-prefixed parts, so the
+    /// same inputs (e.g. run key + backend object id) always give the same id.
+    pub fn derive(parts: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"annoform-objectid-v1");
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        let digest = h.finalize();
+        let mut b = [0u8; 12];
+        b.copy_from_slice(&digest[..12]);
+        ObjectId(b)
+    }
+
+    /// Seconds since the epoch encoded in the first 4 bytes.
+    pub fn timestamp(&self) -> u32 {
+        u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+
+    /// `{"$oid": "<hex>"}`.
+    pub fn to_ejson(&self) -> Value {
+        json!({ "$oid": self.to_string() })
+    }
+
+    /// Reads `{"$oid": "<hex>"}` (or a bare hex string, which some tools write).
+    pub fn from_ejson(v: &Value) -> Option<Self> {
+        match v {
+            Value::String(s) => ObjectId::parse(s).ok(),
+            _ => oid_str(v).and_then(|s| ObjectId::parse(s).ok()),
+        }
+    }
+}
+
+impl Default for ObjectId {
+    fn default() -> Self {
+        ObjectId::new()
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The per-process random bytes and counter of `ObjectId::new`.
+fn process_state() -> (&'static [u8; 5], &'static AtomicU32) {
+    static STATE: OnceLock<([u8; 5], AtomicU32)> = OnceLock::new();
+    let state = STATE.get_or_init(|| {
+        // std's RandomState is seeded from the OS; hashing the clock and pid with it gives
+        // process-unique bytes without another dependency.
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        let r = h.finish().to_be_bytes();
+        let mut p = [0u8; 5];
+        p.copy_from_slice(&r[..5]);
+        let start = u32::from_be_bytes([0, r[5], r[6], r[7]]);
+        (p, AtomicU32::new(start))
+    });
+    (&state.0, &state.1)
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({self})")
+    }
+}
+
+impl FromStr for ObjectId {
+    type Err = ObjectIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ObjectId::parse(s)
+    }
+}
+
+impl serde::Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ObjectId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The hex string of `{"$oid": "<hex>"}`.
+pub fn oid_str(v: &Value) -> Option<&str> {
+    single_key(v, "$oid")?.as_str()
+}
+
+/// The ISO-8601 string of `{"$date": "..."}`.
+pub fn date_str(v: &Value) -> Option<&str> {
+    single_key(v, "$date")?.as_str()
+}
+
+/// `{"$date": "<iso>"}` for the current time, millisecond precision, as FiftyOne writes it.
+pub fn date_now() -> Value {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    json!({ "$date": iso8601_millis(d.as_millis() as i64) })
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn iso8601_millis(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// A number, reading `{"$numberDouble": "NaN" | "Infinity" | "-Infinity" | "<float>"}` too.
+pub fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        _ => match single_key(v, "$numberDouble")?.as_str()? {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            s => s.parse().ok(),
+        },
+    }
+}
+
+/// A float as JSON: plain when finite, `{"$numberDouble": ...}` for NaN and infinities (JSON
+/// has no spelling for them; this is what FiftyOne writes for missing keypoints).
+pub fn from_f64(x: f64) -> Value {
+    if x.is_nan() {
+        json!({ "$numberDouble": "NaN" })
+    } else if x == f64::INFINITY {
+        json!({ "$numberDouble": "Infinity" })
+    } else if x == f64::NEG_INFINITY {
+        json!({ "$numberDouble": "-Infinity" })
+    } else {
+        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Binary data with its BSON subtype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binary {
+    /// BSON subtype (0 = generic, what FiftyOne uses for arrays).
+    pub subtype: u8,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A malformed `$binary` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    /// Not `{"$binary": {"base64", "subType"}}`.
+    #[error("expected {{\"$binary\": {{\"base64\": ..., \"subType\": ...}}}}")]
+    Shape,
+    /// Bad base64 text.
+    #[error("invalid base64 in $binary: {0}")]
+    Base64(String),
+    /// Bad subtype text.
+    #[error("invalid $binary subType {0:?}")]
+    SubType(String),
+}
+
+impl Binary {
+    /// Reads `{"$binary": {"base64": "...", "subType": "00"}}` (and the legacy
+    /// `{"$binary": "...", "$type": "00"}` form).
+    pub fn from_ejson(v: &Value) -> Result<Binary, BinaryError> {
+        let obj = v.as_object().ok_or(BinaryError::Shape)?;
+        let inner = obj.get("$binary").ok_or(BinaryError::Shape)?;
+        let (b64, st) = match inner {
+            Value::Object(m) => (m.get("base64"), m.get("subType")),
+            Value::String(_) => (Some(inner), obj.get("$type")),
+            _ => return Err(BinaryError::Shape),
+        };
+        let b64 = b64.and_then(Value::as_str).ok_or(BinaryError::Shape)?;
+        let st = st.and_then(Value::as_str).ok_or(BinaryError::Shape)?;
+        let subtype =
+            u8::from_str_radix(st, 16).map_err(|_| BinaryError::SubType(st.to_owned()))?;
+        let bytes = B64
+            .decode(b64)
+            .map_err(|e| BinaryError::Base64(e.to_string()))?;
+        Ok(Binary { subtype, bytes })
+    }
+
+    /// `{"$binary": {"base64": "...", "subType": "00"}}`.
+    pub fn to_ejson(&self) -> Value {
+        json!({ "$binary": { "base64": B64.encode(&self.bytes), "subType": format!("{:02x}", self.subtype) } })
+    }
+
+    /// Whether `v` looks like a `$binary` value.
+    pub fn is_binary(v: &Value) -> bool {
+        v.as_object().is_some_and(|m| m.contains_key("$binary"))
+    }
+}
+
+fn single_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    let m: &Map<String, Value> = v.as_object()?;
+    if m.len() == 1 { m.get(key) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn object_id_parses_and_prints() {
+        let id = ObjectId::parse("6B02536263110a1e76c075f7").unwrap();
+        assert_eq!(id.to_string(), "6b02536263110a1e76c075f7");
+        assert_eq!(id.timestamp(), 0x6b025362);
+        assert!(ObjectId::parse("6b02536263110a1e76c075f").is_err());
+        assert!(ObjectId::parse("6b02536263110a1e76c075fz").is_err());
+        assert!(ObjectId::parse("").is_err());
+    }
+
+    #[test]
+    fn new_ids_are_unique_and_carry_the_time() {
+        let a = ObjectId::new();
+        let b = ObjectId::new();
+        assert_ne!(a, b);
+        assert_eq!(a.bytes()[4..9], b.bytes()[4..9], "same process bytes");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32;
+        assert!(now.abs_diff(a.timestamp()) < 5);
+        assert_eq!(ObjectId::parse(&a.to_string()).unwrap(), a);
+    }
+
+    #[test]
+    fn derived_ids_are_deterministic_and_separate_parts() {
+        let a = ObjectId::derive(&[b"run", b"42"]);
+        assert_eq!(a, ObjectId::derive(&[b"run", b"42"]));
+        assert_ne!(a, ObjectId::derive(&[b"run4", b"2"]));
+        assert_eq!(a.to_string().len(), 24);
+        // Pinned so ids stay stable across releases (ids are persisted in datasets).
+        assert_eq!(a.to_string(), ObjectId::derive(&[b"run", b"42"]).to_string());
+    }
+
+    #[test]
+    fn ejson_wrappers() {
+        let v = json!({"$oid": "6b02536263110a1e76c075f7"});
+        assert_eq!(ObjectId::from_ejson(&v).unwrap().to_ejson(), v);
+        assert_eq!(date_str(&json!({"$date": "2026-11-22T02:28:50.402Z"})), Some("2026-11-22T02:28:50.402Z"));
+        assert!(as_f64(&json!({"$numberDouble": "NaN"})).unwrap().is_nan());
+        assert_eq!(as_f64(&json!({"$numberDouble": "-Infinity"})), Some(f64::NEG_INFINITY));
+        assert_eq!(as_f64(&json!(0.5)), Some(0.5));
+        assert_eq!(from_f64(f64::NAN), json!({"$numberDouble": "NaN"}));
+        assert_eq!(from_f64(f64::INFINITY), json!({"$numberDouble": "Infinity"}));
+        assert_eq!(from_f64(1.5), json!(1.5));
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_millis(1_795_314_530_402), "2026-11-22T02:28:50.402Z");
+        assert_eq!(iso8601_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn binary_round_trip_and_errors() {
+        let v = json!({"$binary": {"base64": "AAEC", "subType": "00"}});
+        let b = Binary::from_ejson(&v).unwrap();
+        assert_eq!(b.bytes, vec![0, 1, 2]);
+        assert_eq!(b.to_ejson(), v);
+        assert_eq!(
+            Binary::from_ejson(&json!({"$binary": {"base64": "!!", "subType": "00"}})),
+            Err(BinaryError::Base64("Invalid symbol 33, offset 0.".into()))
+        );
+        assert_eq!(Binary::from_ejson(&json!(3)), Err(BinaryError::Shape));
+    }
+
+    proptest! {
+        #[test]
+        fn object_id_hex_round_trip(bytes in proptest::array::uniform12(any::<u8>())) {
+            let id = ObjectId::from_bytes(bytes);
+            prop_assert_eq!(ObjectId::parse(&id.to_string()).unwrap(), id);
+        }
+
+        #[test]
+        fn float_round_trip(x in any::<f64>()) {
+            let back = as_f64(&from_f64(x)).unwrap();
+            prop_assert!(back == x || (x.is_nan() && back.is_nan()));
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The `dir` store against real FiftyOne 1.22.1 exports: loading, lossless saving, edits and
+//! clear errors on corrupt datasets.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use annoform::dataset::dir::{Dataset, DatasetError};
+use annoform::dataset::ejson::ObjectId;
+use annoform::dataset::fields::FieldType;
+use annoform::dataset::labels::{Classification, Detection, Label, LabelBase, LabelList};
+use serde_json::{Value, json};
+
+const FIXTURES: [&str; 4] = ["image-all-label-types", "legacy-format", "video-tracks", "with-labelstudio-run"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fiftyone-1.22.1").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A scratch copy of a fixture.
+fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&fixture(name), &dir);
+    (tmp, dir)
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+/// Every file's bytes, to prove a failed operation wrote nothing.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn oid(s: &str) -> ObjectId {
+    ObjectId::parse(s).unwrap()
+}
+
+#[test]
+fn every_fixture_loads() {
+    let counts = [("image-all-label-types", 5), ("legacy-format", 5), ("video-tracks", 1), ("with-labelstudio-run", 3)];
+    for (name, n) in counts {
+        let ds = Dataset::load(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ds.len(), n, "{name}");
+    }
+}
+
+#[test]
+fn accessors_on_the_current_format() {
+    let ds = Dataset::load(fixture("image-all-label-types")).unwrap();
+    assert_eq!(ds.media_type(), "image");
+    assert!(!ds.is_legacy());
+    assert_eq!(ds.field_label_class("ground_truth").as_deref(), Some("Detections"));
+    assert_eq!(ds.field_label_class("cls").as_deref(), Some("Classification"));
+    assert_eq!(ds.field_label_class("seg").as_deref(), Some("Segmentation"));
+    assert_eq!(ds.field_label_class("n_int"), None);
+    assert!(ds.field_exists("n_int") && ds.field_exists("kps") && !ds.field_exists("nope"));
+    assert_eq!(ds.classes("ground_truth").unwrap(), ["car", "person", "bike"]);
+    assert_eq!(ds.default_classes().unwrap(), ["car", "person", "bike", "cat"]);
+    assert_eq!(ds.mask_targets("seg").unwrap(), [("1".into(), "road".into()), ("2".into(), "sky".into())]);
+    let s = ds.sample_by_id(oid("6b02536263110a1e76c075f7")).unwrap();
+    assert_eq!(s.filepath(), Some("data/img0.png"));
+    assert_eq!(s.tags(), ["train"]);
+    let Some(Label::Detections(d)) = s.label("ground_truth").unwrap() else { panic!() };
+    assert_eq!(d.items.len(), 2);
+    let dims = ds.image_size(s.id()).unwrap();
+    assert_eq!((dims.width, dims.height), (64, 48));
+}
+
+#[test]
+fn accessors_on_the_legacy_format() {
+    let ds = Dataset::load(fixture("legacy-format")).unwrap();
+    assert!(ds.is_legacy());
+    assert_eq!(ds.field_label_class("kps").as_deref(), Some("Keypoints"));
+    assert_eq!(ds.classes("ground_truth").unwrap(), ["car", "person", "bike"]);
+    assert_eq!(ds.default_classes().unwrap().len(), 4);
+    assert_eq!(ds.mask_targets("seg").unwrap().len(), 2);
+    assert_eq!(ds.mask_targets("other").unwrap().len(), 2, "falls back to default_mask_targets");
+}
+
+#[test]
+fn video_frames() {
+    let ds = Dataset::load(fixture("video-tracks")).unwrap();
+    assert_eq!(ds.media_type(), "video");
+    let s = &ds.samples()[0];
+    let frames = ds.frames(s.id());
+    assert_eq!(frames.iter().map(|f| f.frame_number().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(ds.field_label_class("frames.dets").as_deref(), Some("Detections"));
+    assert_eq!(ds.field_label_class("vid_label").as_deref(), Some("Classification"));
+    let Some(Label::Detections(d)) = frames[0].label("dets").unwrap() else { panic!() };
+    assert_eq!(d.items[0].base.index, Some(1));
+    assert_eq!(d.items[0].base.extra.get("keyframe"), Some(&json!(true)));
+}
+
+#[test]
+fn saving_without_changes_writes_nothing() {
+    for name in FIXTURES {
+        let (_tmp, dir) = scratch(name);
+        let before = snapshot(&dir);
+        let ds = Dataset::load(&dir).unwrap();
+        ds.save().unwrap();
+        assert_eq!(snapshot(&dir), before, "{name}");
+    }
+}
+
+#[test]
+fn a_full_rewrite_is_semantically_identical() {
+    for name in FIXTURES {
+        let out = tempfile::tempdir().unwrap();
+        let mut ds = Dataset::load(fixture(name)).unwrap();
+        ds.save_as(out.path()).unwrap();
+        for file in ["metadata.json", "samples.json", "frames.json"] {
+            let orig = fixture(name).join(file);
+            if orig.exists() {
+                assert_eq!(read_json(&out.path().join(file)), read_json(&orig), "{name}/{file}");
+            }
+        }
+        // And it loads again.
+        assert_eq!(Dataset::load(out.path()).unwrap().len(), ds.len());
+    }
+}
+
+#[test]
+fn edits_survive_a_save_and_only_changed_files_are_written() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let meta_before = fs::read(dir.join("metadata.json")).unwrap();
+    let mut ds = Dataset::load(&dir).unwrap();
+    let sid = oid("6b02536263110a1e76c075f7");
+    let s = ds.sample_mut(sid).unwrap();
+    let Some(Label::Detections(mut d)) = s.label("ground_truth").unwrap() else { panic!() };
+    d.items[0].base.label = Some("bus".into());
+    d.items.remove(1);
+    let mut new = Detection { base: LabelBase::new("bike"), ..Default::default() };
+    new.data.bounding_box = Some([0.25, 0.25, 0.5, 0.5]);
+    new.base.extra.insert("occluded".into(), json!(false));
+    let new_id = new.base.id.unwrap();
+    d.items.push(new);
+    s.set_label("ground_truth", Some(&Label::Detections(d)));
+    ds.save().unwrap();
+    assert_eq!(fs::read(dir.join("metadata.json")).unwrap(), meta_before, "metadata untouched");
+
+    let ds = Dataset::load(&dir).unwrap();
+    let s = ds.sample_by_id(sid).unwrap();
+    let Some(Label::Detections(d)) = s.label("ground_truth").unwrap() else { panic!() };
+    let labels: Vec<_> = d.items.iter().map(|l| l.base.label.clone().unwrap()).collect();
+    assert_eq!(labels, ["bus", "bike"]);
+    assert_eq!(d.items[0].base.extra.get("color"), Some(&json!("red")), "custom attrs kept");
+    assert_eq!(d.items[1].base.id, Some(new_id));
+    assert_eq!(s.get("_rand"), Some(&json!(0.99931050741061)));
+}
+
+#[test]
+fn new_fields_are_declared_as_fiftyone_does() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let mut ds = Dataset::load(&dir).unwrap();
+    let ids: Vec<_> = ds.samples().iter().map(|s| s.id()).collect();
+    let cls = Label::Classification(Classification { base: LabelBase::new("ok"), ..Default::default() });
+    ds.set_label(ids[0], "review", Some(&cls)).unwrap();
+    // A field set directly on a sample is declared at save time.
+    ds.sample_mut(ids[1]).unwrap().set("score", json!(0.5));
+    ds.sample_mut(ids[2]).unwrap().set_label("boxes", Some(&Label::Detections(LabelList::new(vec![]))));
+    ds.save().unwrap();
+    let meta = read_json(&dir.join("metadata.json"));
+    let decl = |n: &str| meta["sample_fields"].as_array().unwrap().iter().find(|f| f["name"] == n).cloned().unwrap();
+    assert_eq!(decl("review")["embedded_doc_type"], "fiftyone.core.labels.Classification");
+    assert_eq!(decl("review")["fields"].as_array().unwrap().len(), 5);
+    assert_eq!(decl("score")["ftype"], "fiftyone.core.fields.FloatField");
+    assert_eq!(decl("boxes")["embedded_doc_type"], "fiftyone.core.labels.Detections");
+    assert_eq!(decl("boxes")["fields"][0]["embedded_doc_type"], "fiftyone.core.labels.Detection");
+    let ds = Dataset::load(&dir).unwrap();
+    assert_eq!(ds.field_label_class("review").as_deref(), Some("Classification"));
+    // A declared field cannot change class.
+    let mut ds = ds;
+    let dets = Label::Detections(LabelList::new(vec![]));
+    assert!(matches!(ds.set_label(ids[0], "review", Some(&dets)), Err(DatasetError::FieldType { .. })));
+}
+
+#[test]
+fn legacy_datasets_get_legacy_declarations() {
+    let (_tmp, dir) = scratch("legacy-format");
+    let mut ds = Dataset::load(&dir).unwrap();
+    let id = ds.samples()[0].id();
+    ds.declare_field("flag", &FieldType::Bool).unwrap();
+    ds.sample_mut(id).unwrap().set("flag", json!(true));
+    ds.save().unwrap();
+    let meta = read_json(&dir.join("metadata.json"));
+    assert_eq!(meta["sample_fields"]["flag"], "fiftyone.core.fields.BooleanField");
+}
+
+#[test]
+fn frame_edits_are_saved() {
+    let (_tmp, dir) = scratch("video-tracks");
+    let mut ds = Dataset::load(&dir).unwrap();
+    let sid = ds.samples()[0].id();
+    let f = ds.frame_mut(sid, 2).unwrap();
+    let lid = f.label_objects("dets")[0]["_id"].clone();
+    assert_eq!(f.remove_labels("dets", &[ObjectId::from_ejson(&lid).unwrap()]), 1);
+    ds.save().unwrap();
+    let ds = Dataset::load(&dir).unwrap();
+    assert_eq!(ds.frames(sid)[1].label_objects("dets").len(), 1);
+    assert_eq!(ds.frames(sid)[0].label_objects("dets").len(), 2);
+}
+
+// ---- corrupt datasets ----
+
+fn load_err(dir: &Path) -> String {
+    let before = snapshot(dir);
+    let e = Dataset::load(dir).unwrap_err().to_string();
+    assert_eq!(snapshot(dir), before, "a failed load leaves files untouched");
+    e
+}
+
+fn edit_samples(dir: &Path, f: impl FnOnce(&mut Vec<Value>)) {
+    let mut v = read_json(&dir.join("samples.json"));
+    f(v["samples"].as_array_mut().unwrap());
+    fs::write(dir.join("samples.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn truncated_json_names_file_and_position() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let text = fs::read(dir.join("samples.json")).unwrap();
+    fs::write(dir.join("samples.json"), &text[..text.len() / 2]).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("samples.json: line 1, column"), "{e}");
+    assert!(e.contains("EOF"), "{e}");
+}
+
+#[test]
+fn missing_metadata_is_reported() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::remove_file(dir.join("metadata.json")).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("metadata.json is missing"), "{e}");
+    assert!(e.contains("image-all-label-types"), "{e}");
+}
+
+#[test]
+fn wrong_types_name_file_sample_and_field() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    edit_samples(&dir, |s| s[1]["ground_truth"]["detections"][0]["bounding_box"] = json!("wide"));
+    let e = load_err(&dir);
+    assert!(e.contains("samples.json"), "{e}");
+    let id = read_json(&dir.join("samples.json"))["samples"][1]["_id"]["$oid"].as_str().unwrap().to_owned();
+    assert!(e.contains(&format!("sample {id}")), "{e}");
+    assert!(e.contains("ground_truth.detections[0].bounding_box: expected a list of numbers"), "{e}");
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    edit_samples(&dir, |s| s[0]["tags"] = json!("train"));
+    assert!(load_err(&dir).contains("tags: expected a list of strings"));
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    edit_samples(&dir, |s| {
+        s[3].as_object_mut().unwrap().remove("_id");
+    });
+    assert!(load_err(&dir).contains("sample #3: _id"));
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::write(dir.join("samples.json"), br#"{"samples": [1]}"#).unwrap();
+    assert!(load_err(&dir).contains("sample #0: expected an object"));
+}
+
+#[test]
+fn duplicate_ids_are_reported() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    edit_samples(&dir, |s| s[2]["_id"] = s[0]["_id"].clone());
+    let e = load_err(&dir);
+    assert!(e.contains("duplicate sample id 6b02536263110a1e76c075f7 (entries #0 and #2)"), "{e}");
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    edit_samples(&dir, |s| s[1]["cls"]["_id"] = s[0]["cls"]["_id"].clone());
+    let e = load_err(&dir);
+    assert!(e.contains("field cls: label id 6b02535c63110a1e76c075bd is already used by a label of sample 6b02536263110a1e76c075f7"), "{e}");
+}
+
+#[test]
+fn unreadable_image_names_file_and_sample() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    edit_samples(&dir, |s| {
+        s[0].as_object_mut().unwrap().remove("metadata");
+    });
+    fs::write(dir.join("data/img0.png"), b"garbage").unwrap();
+    let ds = Dataset::load(&dir).unwrap();
+    let e = ds.image_size(oid("6b02536263110a1e76c075f7")).unwrap_err().to_string();
+    assert!(e.contains("sample 6b02536263110a1e76c075f7"), "{e}");
+    assert!(e.contains("img0.png"), "{e}");
+}
+
+#[test]
+fn a_failed_save_writes_nothing() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let before = snapshot(&dir);
+    let mut ds = Dataset::load(&dir).unwrap();
+    let id = ds.samples()[0].id();
+    ds.sample_mut(id).unwrap().set("weird", json!([{"a": 1}]));
+    let e = ds.save().unwrap_err().to_string();
+    assert!(e.contains("field weird is not declared"), "{e}");
+    assert!(e.contains(&id.to_string()), "{e}");
+    assert_eq!(snapshot(&dir), before);
+}
