@@ -10,3 +10,4 @@ pub mod plan;
 pub mod schema;
 pub mod secret;
 pub mod state;
+pub mod workspace;

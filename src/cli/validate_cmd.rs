@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     problems.extend(validate::validate(
         &loaded.runs,
         &config,
-        &validate::NoDatasets,
+        &mut crate::workspace::Datasets::new(&config),
     ));
     problems.sort_by_key(|p| p.position());
 

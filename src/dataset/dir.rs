@@ -191,7 +191,10 @@ impl Document {
 
     /// The individual label objects of `field`, unconverted.
     pub fn label_objects(&self, field: &str) -> Vec<&Object> {
-        self.obj.get(field).map(labels::label_objects).unwrap_or_default()
+        self.obj
+            .get(field)
+            .map(labels::label_objects)
+            .unwrap_or_default()
     }
 
     /// Sets (or, with `None`, clears to null as FiftyOne does) a label field. The field must be
@@ -213,19 +216,28 @@ impl Document {
 
     /// Removes the labels with these ids from `field` (list or single); returns how many.
     pub fn remove_labels(&mut self, field: &str, ids: &[ObjectId]) -> usize {
-        let Some(v) = self.obj.get_mut(field) else { return 0 };
+        let Some(v) = self.obj.get_mut(field) else {
+            return 0;
+        };
         let cls = v.get("_cls").and_then(Value::as_str).map(str::to_owned);
         let removed = match cls.as_deref().and_then(labels::label_list_key) {
             Some(key) => match v.get_mut(key).and_then(Value::as_array_mut) {
                 Some(items) => {
                     let before = items.len();
-                    items.retain(|l| !l.get("_id").and_then(ObjectId::from_ejson).is_some_and(|i| ids.contains(&i)));
+                    items.retain(|l| {
+                        !l.get("_id")
+                            .and_then(ObjectId::from_ejson)
+                            .is_some_and(|i| ids.contains(&i))
+                    });
                     before - items.len()
                 }
                 None => 0,
             },
             None => {
-                if v.get("_id").and_then(ObjectId::from_ejson).is_some_and(|i| ids.contains(&i)) {
+                if v.get("_id")
+                    .and_then(ObjectId::from_ejson)
+                    .is_some_and(|i| ids.contains(&i))
+                {
                     *v = Value::Null;
                     1
                 } else {
@@ -324,7 +336,11 @@ impl Dataset {
     }
 
     /// Validates raw documents and indexes them.
-    fn adopt(&mut self, samples: Vec<Object>, frames: Option<Vec<Object>>) -> Result<(), DatasetError> {
+    fn adopt(
+        &mut self,
+        samples: Vec<Object>,
+        frames: Option<Vec<Object>>,
+    ) -> Result<(), DatasetError> {
         let samples_path = self.root.join(SAMPLES);
         let mut label_ids: HashMap<ObjectId, ObjectId> = HashMap::new();
         self.samples.reserve(samples.len());
@@ -356,7 +372,11 @@ impl Dataset {
                     });
                 };
                 if !self.index.contains_key(&sample) {
-                    return Err(DatasetError::OrphanFrame { path: frames_path, frame: doc.id, sample });
+                    return Err(DatasetError::OrphanFrame {
+                        path: frames_path,
+                        frame: doc.id,
+                        sample,
+                    });
                 }
                 if let Some(first) = seen.insert(doc.id, i) {
                     return Err(DatasetError::DuplicateId {
@@ -395,12 +415,17 @@ impl Dataset {
 
     /// `media_type` (`image` when unset).
     pub fn media_type(&self) -> &str {
-        self.metadata.get("media_type").and_then(Value::as_str).unwrap_or("image")
+        self.metadata
+            .get("media_type")
+            .and_then(Value::as_str)
+            .unwrap_or("image")
     }
 
     /// Whether `metadata.json` uses the legacy format (`sample_fields` as a map of strings).
     pub fn is_legacy(&self) -> bool {
-        self.metadata.get("sample_fields").is_some_and(Value::is_object)
+        self.metadata
+            .get("sample_fields")
+            .is_some_and(Value::is_object)
     }
 
     /// The samples, in file order.
@@ -442,7 +467,9 @@ impl Dataset {
     pub fn frame_mut(&mut self, sample: ObjectId, frame_number: u64) -> Option<&mut Frame> {
         let idx = self.frames_by_sample.get(&sample)?;
         let frames = self.frames.as_mut()?;
-        let i = *idx.iter().find(|i| frames[**i].frame_number() == Some(frame_number))?;
+        let i = *idx
+            .iter()
+            .find(|i| frames[**i].frame_number() == Some(frame_number))?;
         self.dirty_frames.set(true);
         Some(&mut frames[i])
     }
@@ -454,7 +481,9 @@ impl Dataset {
             None => ("sample_fields", name),
         };
         match self.metadata.get(key)? {
-            Value::Array(docs) => docs.iter().find(|d| d.get("name").and_then(Value::as_str) == Some(field)),
+            Value::Array(docs) => docs
+                .iter()
+                .find(|d| d.get("name").and_then(Value::as_str) == Some(field)),
             Value::Object(map) => map.get(field),
             _ => None,
         }
@@ -463,7 +492,9 @@ impl Dataset {
     /// Whether a sample field (or `frames.<name>` frame field) is declared or, for datasets
     /// that do not declare everything, present on some sample.
     pub fn field_exists(&self, name: &str) -> bool {
-        if self.declaration(name).is_some() || matches!(name, "id" | "_id" | "filepath" | "tags" | "metadata") {
+        if self.declaration(name).is_some()
+            || matches!(name, "id" | "_id" | "filepath" | "tags" | "metadata")
+        {
             return true;
         }
         match name.strip_prefix("frames.") {
@@ -481,7 +512,9 @@ impl Dataset {
         fn first<'a>(mut docs: impl Iterator<Item = &'a Document>, f: &str) -> Option<String> {
             docs.find_map(|d| {
                 let v = d.obj.get(f)?;
-                labels::is_label_value(v).then(|| v.get("_cls")?.as_str().map(str::to_owned)).flatten()
+                labels::is_label_value(v)
+                    .then(|| v.get("_cls")?.as_str().map(str::to_owned))
+                    .flatten()
             })
         }
         match name.strip_prefix("frames.") {
@@ -526,7 +559,9 @@ impl Dataset {
 
     /// Width and height of a sample's media: from its `metadata`, else from the file header.
     pub fn image_size(&self, id: ObjectId) -> Result<Dimensions, DatasetError> {
-        let s = self.sample_by_id(id).ok_or(DatasetError::UnknownSample(id))?;
+        let s = self
+            .sample_by_id(id)
+            .ok_or(DatasetError::UnknownSample(id))?;
         if let Some(d) = media::from_metadata(s.get("metadata")) {
             return Ok(d);
         }
@@ -535,13 +570,18 @@ impl Dataset {
             doc: format!("sample {id}"),
             msg: "filepath: missing".into(),
         })?;
-        media::from_file(&self.media_path(fp)).map_err(|source| DatasetError::Media { sample: id, source })
+        media::from_file(&self.media_path(fp))
+            .map_err(|source| DatasetError::Media { sample: id, source })
     }
 
     /// A media path resolved against the dataset directory (exports store relative paths).
     pub fn media_path(&self, filepath: &str) -> PathBuf {
         let p = Path::new(filepath);
-        if p.is_absolute() { p.to_owned() } else { self.root.join(p) }
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.root.join(p)
+        }
     }
 
     /// Declares a field (`frames.<name>` for a frame field) with FiftyOne's field doc; a field
@@ -550,11 +590,13 @@ impl Dataset {
         if let Some(decl) = self.declaration(name) {
             let existing = declared_label_class(decl);
             return match (ftype, existing) {
-                (FieldType::Label(want), Some(have)) if *want != have => Err(DatasetError::FieldType {
-                    field: name.to_owned(),
-                    declared: have,
-                    found: want.clone(),
-                }),
+                (FieldType::Label(want), Some(have)) if *want != have => {
+                    Err(DatasetError::FieldType {
+                        field: name.to_owned(),
+                        declared: have,
+                        found: want.clone(),
+                    })
+                }
                 _ => Ok(()),
             };
         }
@@ -563,10 +605,13 @@ impl Dataset {
             None => ("sample_fields", name),
         };
         let legacy = self.is_legacy();
-        let slot = self
-            .metadata
-            .entry(key)
-            .or_insert_with(|| if legacy { Value::Object(Object::new()) } else { Value::Array(Vec::new()) });
+        let slot = self.metadata.entry(key).or_insert_with(|| {
+            if legacy {
+                Value::Object(Object::new())
+            } else {
+                Value::Array(Vec::new())
+            }
+        });
         match slot {
             Value::Object(map) => {
                 map.insert(field.to_owned(), Value::String(ftype.legacy_string()));
@@ -579,11 +624,18 @@ impl Dataset {
     }
 
     /// Sets a sample's label field, declaring the field when new.
-    pub fn set_label(&mut self, sample: ObjectId, field: &str, label: Option<&Label>) -> Result<(), DatasetError> {
+    pub fn set_label(
+        &mut self,
+        sample: ObjectId,
+        field: &str,
+        label: Option<&Label>,
+    ) -> Result<(), DatasetError> {
         if let Some(l) = label {
             self.declare_field(field, &FieldType::Label(l.cls().to_owned()))?;
         }
-        let s = self.sample_mut(sample).ok_or(DatasetError::UnknownSample(sample))?;
+        let s = self
+            .sample_mut(sample)
+            .ok_or(DatasetError::UnknownSample(sample))?;
         s.set_label(field, label);
         Ok(())
     }
@@ -598,7 +650,11 @@ impl Dataset {
                 for (k, v) in &d.obj {
                     // FiftyOne declares its private `_` fields itself; `id`/`frame_number` are
                     // built in.
-                    if v.is_null() || k.starts_with('_') || k == "id" || (!prefix.is_empty() && k == "frame_number") {
+                    if v.is_null()
+                        || k.starts_with('_')
+                        || k == "id"
+                        || (!prefix.is_empty() && k == "frame_number")
+                    {
                         continue;
                     }
                     let name = format!("{prefix}{k}");
@@ -659,7 +715,10 @@ impl Dataset {
     /// for a working copy. Media and `fields/` files are not copied.
     pub fn save_as(&mut self, dir: impl AsRef<Path>) -> Result<(), DatasetError> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|source| DatasetError::Io { path: dir.to_owned(), source })?;
+        fs::create_dir_all(dir).map_err(|source| DatasetError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let old = std::mem::replace(&mut self.root, dir.to_owned());
         self.dirty_metadata.set(true);
         self.dirty_samples.set(true);
@@ -675,7 +734,10 @@ impl Dataset {
         let mut pending: Vec<PendingFile> = Vec::new();
         let any = self.dirty_metadata.get() || self.dirty_samples.get() || self.dirty_frames.get();
         if any && !self.root.is_dir() {
-            fs::create_dir_all(&self.root).map_err(|source| DatasetError::Io { path: self.root.clone(), source })?;
+            fs::create_dir_all(&self.root).map_err(|source| DatasetError::Io {
+                path: self.root.clone(),
+                source,
+            })?;
         }
         if self.dirty_metadata.get() {
             pending.push(PendingFile::write(&self.root.join(METADATA), |w| {
@@ -719,7 +781,10 @@ fn trimmed(v: &Value) -> String {
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect()
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 fn json_error(path: &Path, e: &serde_json::Error) -> DatasetError {
@@ -727,28 +792,49 @@ fn json_error(path: &Path, e: &serde_json::Error) -> DatasetError {
         path: path.to_owned(),
         line: e.line(),
         column: e.column(),
-        msg: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        msg: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
 fn open(path: &Path) -> Result<File, DatasetError> {
-    File::open(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })
+    File::open(path).map_err(|source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read_metadata(path: &Path) -> Result<Object, DatasetError> {
-    let bytes = fs::read(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })?;
+    let bytes = fs::read(path).map_err(|source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(path, &e))?;
     match v {
         Value::Object(o) => Ok(o),
-        _ => Err(DatasetError::Json { path: path.to_owned(), line: 1, column: 1, msg: "expected a JSON object".into() }),
+        _ => Err(DatasetError::Json {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            msg: "expected a JSON object".into(),
+        }),
     }
 }
 
 /// Streams `{"<key>": [ {...}, ... ], ...}` without holding the file text in memory.
-fn read_docs(path: &Path, key: &'static str) -> Result<(Vec<Object>, Vec<(String, Value)>), DatasetError> {
+fn read_docs(
+    path: &Path,
+    key: &'static str,
+) -> Result<(Vec<Object>, Vec<(String, Value)>), DatasetError> {
     let file = open(path)?;
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
-    let out = TopLevel { key }.deserialize(&mut de).map_err(|e| json_error(path, &e))?;
+    let out = TopLevel { key }
+        .deserialize(&mut de)
+        .map_err(|e| json_error(path, &e))?;
     de.end().map_err(|e| json_error(path, &e))?;
     match out.docs {
         Some(docs) => Ok((docs, out.rest)),
@@ -783,7 +869,10 @@ impl<'de> Visitor<'de> for TopLevel {
         write!(f, "an object with a \"{}\" list", self.key)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopOut, A::Error> {
-        let mut out = TopOut { docs: None, rest: Vec::new() };
+        let mut out = TopOut {
+            docs: None,
+            rest: Vec::new(),
+        };
         while let Some(k) = map.next_key::<String>()? {
             if k == self.key {
                 out.docs = Some(map.next_value_seed(DocList { kind: self.key })?);
@@ -839,22 +928,39 @@ fn validate_doc(
     obj: Object,
     label_ids: &mut HashMap<ObjectId, ObjectId>,
 ) -> Result<Document, DatasetError> {
-    let invalid = |doc: String, msg: String| DatasetError::Invalid { path: path.to_owned(), doc, msg };
+    let invalid = |doc: String, msg: String| DatasetError::Invalid {
+        path: path.to_owned(),
+        doc,
+        msg,
+    };
     let id = obj
         .get("_id")
         .and_then(ObjectId::from_ejson)
-        .ok_or_else(|| invalid(format!("{kind} #{i}"), "_id: expected {\"$oid\": <24 hex digits>}".into()))?;
+        .ok_or_else(|| {
+            invalid(
+                format!("{kind} #{i}"),
+                "_id: expected {\"$oid\": <24 hex digits>}".into(),
+            )
+        })?;
     let name = format!("{kind} {id}");
     if kind == "sample" {
         match obj.get("filepath") {
             Some(Value::String(_)) => {}
-            Some(v) => return Err(invalid(name, format!("filepath: expected a string, found {}", trimmed(v)))),
+            Some(v) => {
+                return Err(invalid(
+                    name,
+                    format!("filepath: expected a string, found {}", trimmed(v)),
+                ));
+            }
             None => return Err(invalid(name, "filepath: missing".into())),
         }
     }
     if let Some(t) = obj.get("tags") {
         if !t.is_null() && string_list(t).is_none() {
-            return Err(invalid(name, format!("tags: expected a list of strings, found {}", trimmed(t))));
+            return Err(invalid(
+                name,
+                format!("tags: expected a list of strings, found {}", trimmed(t)),
+            ));
         }
     }
     for (field, v) in &obj {
@@ -863,7 +969,9 @@ fn validate_doc(
         }
         Label::from_json(v).map_err(|e| invalid(name.clone(), label_error_msg(field, &e)))?;
         for l in labels::label_objects(v) {
-            let Some(lid) = l.get("_id").and_then(ObjectId::from_ejson) else { continue };
+            let Some(lid) = l.get("_id").and_then(ObjectId::from_ejson) else {
+                continue;
+            };
             if let Some(other) = label_ids.insert(lid, id) {
                 return Err(DatasetError::DuplicateLabelId {
                     path: path.to_owned(),
@@ -880,10 +988,19 @@ fn validate_doc(
 
 /// `field.path: message` for a label error inside `field`.
 fn label_error_msg(field: &str, e: &LabelError) -> String {
-    if e.at.is_empty() { format!("{field}: {}", e.msg) } else { format!("{field}.{}: {}", e.at, e.msg) }
+    if e.at.is_empty() {
+        format!("{field}: {}", e.msg)
+    } else {
+        format!("{field}.{}: {}", e.at, e.msg)
+    }
 }
 
-fn write_docs(w: &mut dyn Write, key: &str, docs: &[Document], rest: &[(String, Value)]) -> io::Result<()> {
+fn write_docs(
+    w: &mut dyn Write,
+    key: &str,
+    docs: &[Document],
+    rest: &[(String, Value)],
+) -> io::Result<()> {
     write!(w, "{{\"{key}\": [")?;
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
@@ -908,13 +1025,23 @@ struct PendingFile {
 }
 
 impl PendingFile {
-    fn write(dest: &Path, body: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<PendingFile, DatasetError> {
+    fn write(
+        dest: &Path,
+        body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<PendingFile, DatasetError> {
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = dest.with_file_name(format!(".{name}.annoform-{}.tmp", std::process::id()));
-        let io_err = |source| DatasetError::Io { path: tmp.clone(), source };
+        let io_err = |source| DatasetError::Io {
+            path: tmp.clone(),
+            source,
+        };
         let file = File::create(&tmp).map_err(io_err)?;
         // From here on the temporary file is removed on any failure (Drop).
-        let pending = PendingFile { tmp: tmp.clone(), dest: dest.to_owned(), done: false };
+        let pending = PendingFile {
+            tmp: tmp.clone(),
+            dest: dest.to_owned(),
+            done: false,
+        };
         let mut w = BufWriter::with_capacity(1 << 20, file);
         body(&mut w).map_err(io_err)?;
         let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
@@ -923,7 +1050,10 @@ impl PendingFile {
     }
 
     fn commit(&mut self) -> Result<(), DatasetError> {
-        fs::rename(&self.tmp, &self.dest).map_err(|source| DatasetError::Io { path: self.dest.clone(), source })?;
+        fs::rename(&self.tmp, &self.dest).map_err(|source| DatasetError::Io {
+            path: self.dest.clone(),
+            source,
+        })?;
         self.done = true;
         Ok(())
     }

@@ -7,34 +7,11 @@ use super::types::*;
 use super::yaml::PathItem::{self, Index, Key};
 use crate::backend::{BackendKind, Capabilities};
 use crate::config::Config;
+use crate::dataset::{expr, view};
 use crate::diag::Problem;
+use crate::schema::resolve;
+use crate::workspace::Datasets;
 use std::collections::HashMap;
-
-/// What validation may ask of a dataset. Answers are `None` when the dataset cannot be
-/// consulted (not loaded, or no store yet); checks that need them are then skipped.
-pub trait DatasetInfo {
-    /// Whether `field` (`name` or `frames.name`) exists in the dataset.
-    fn field_exists(&self, dataset: &str, field: &str) -> Option<bool>;
-    /// Whether the dataset holds videos.
-    fn is_video(&self, dataset: &str) -> Option<bool>;
-    /// A problem with a `where`/`expr` expression, as (byte offset in the expression, message).
-    fn expression_error(&self, expr: &str) -> Option<(usize, String)>;
-}
-
-/// A `DatasetInfo` that knows nothing.
-pub struct NoDatasets;
-
-impl DatasetInfo for NoDatasets {
-    fn field_exists(&self, _: &str, _: &str) -> Option<bool> {
-        None
-    }
-    fn is_video(&self, _: &str) -> Option<bool> {
-        None
-    }
-    fn expression_error(&self, _: &str) -> Option<(usize, String)> {
-        None
-    }
-}
 
 /// One field of a run, as written (full form or shorthand).
 pub struct FieldRef<'a> {
@@ -88,7 +65,7 @@ const SHORTHAND: [&str; 10] = [
 ];
 
 /// Validate loaded runs against the workspace; returns every problem found.
-pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &dyn DatasetInfo) -> Vec<Problem> {
+pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &mut Datasets<'_>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen: HashMap<(&str, &str), &LoadedRun> = HashMap::new();
     for r in runs {
@@ -124,14 +101,14 @@ pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &dyn DatasetInfo)
     problems
 }
 
-struct RunCheck<'a> {
+struct RunCheck<'a, 'c> {
     r: &'a LoadedRun,
     config: &'a Config,
-    datasets: &'a dyn DatasetInfo,
+    datasets: &'a mut Datasets<'c>,
     out: &'a mut Vec<Problem>,
 }
 
-impl RunCheck<'_> {
+impl RunCheck<'_, '_> {
     fn err(
         &mut self,
         path: &[PathItem<'_>],
@@ -169,7 +146,7 @@ impl RunCheck<'_> {
             );
         }
         let kind = self.backend();
-        self.view(dataset_known);
+        let view_ok = self.view();
         self.shape();
         let fields = fields(run);
         if let Some(kind) = kind {
@@ -190,9 +167,12 @@ impl RunCheck<'_> {
             }
         }
         for f in &fields {
-            self.field(f, kind, dataset_known);
+            self.field(f, kind);
         }
         self.dest_field(&fields);
+        if dataset_known && view_ok {
+            self.against_dataset(kind);
+        }
     }
 
     /// The run's backend kind, checking the name and `backend_config`.
@@ -243,22 +223,22 @@ impl RunCheck<'_> {
         Some(kind)
     }
 
-    fn view(&mut self, dataset_known: bool) {
+    /// Checks view stages on their own; false when an expression does not parse.
+    fn view(&mut self) -> bool {
+        let mut ok = true;
         for (i, stage) in self.r.run.view.iter().enumerate() {
             let base = [Key("view"), Index(i)];
-            let exprs: Vec<(&str, &str)> = match stage {
-                ViewStage::FilterLabels(f) => vec![("filter_labels", f.where_.as_str())],
-                ViewStage::MatchLabels(m) => vec![("match_labels", m.where_.as_str())],
-                ViewStage::SortBy(SortBy::Expr(e)) => vec![("sort_by", e.expr.as_str())],
+            let (name, key, expr) = match stage {
+                ViewStage::FilterLabels(f) => ("filter_labels", "where", f.where_.as_str()),
+                ViewStage::MatchLabels(m) => ("match_labels", "where", m.where_.as_str()),
+                ViewStage::SortBy(SortBy::Expr(e)) => ("sort_by", "expr", e.expr.as_str()),
                 ViewStage::Select(ids) => {
                     for (j, id) in ids.as_slice().iter().enumerate() {
                         if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                            let path = match ids {
-                                OneOrMany::One(_) => vec![base[0], base[1], Key("select")],
-                                OneOrMany::Many(_) => {
-                                    vec![base[0], base[1], Key("select"), Index(j)]
-                                }
-                            };
+                            let mut path = vec![base[0], base[1], Key("select")];
+                            if let OneOrMany::Many(_) = ids {
+                                path.push(Index(j));
+                            }
                             self.err(
                                 &path,
                                 false,
@@ -271,48 +251,103 @@ impl RunCheck<'_> {
                             );
                         }
                     }
-                    vec![]
+                    continue;
                 }
-                _ => vec![],
+                _ => continue,
             };
-            for (stage_name, expr) in exprs {
-                if let Some((at, msg)) = self.datasets.expression_error(expr) {
-                    let key = if stage_name == "sort_by" {
-                        "expr"
-                    } else {
-                        "where"
-                    };
-                    self.err(
-                        &[base[0], base[1], Key(stage_name), Key(key)],
-                        false,
-                        format!("invalid expression in `view[{i}].{stage_name}`: {msg}"),
-                        &format!("error at character {}", at + 1),
-                        None,
-                    );
-                }
+            if let Err(e) = expr::parse(expr) {
+                ok = false;
+                self.err(
+                    &[base[0], base[1], Key(name), Key(key)],
+                    false,
+                    format!("invalid expression in `view[{i}].{name}`: {}", e.msg),
+                    &format!("error at character {}", e.pos + 1),
+                    Some(e.render(expr)),
+                );
             }
-            if dataset_known {
-                let field = match stage {
-                    ViewStage::FilterLabels(f) => Some((f.field.as_str(), "field")),
-                    ViewStage::Exists(f) => Some((f.as_str(), "")),
-                    _ => None,
-                };
-                if let Some((field, key)) = field {
-                    if self.datasets.field_exists(&self.r.run.dataset, field) == Some(false) {
-                        let mut path = vec![base[0], base[1], Key(stage_name(stage))];
-                        if !key.is_empty() {
-                            path.push(Key(key));
+        }
+        ok
+    }
+
+    /// Checks that need the dataset: the view applies, and every field's schema resolves.
+    fn against_dataset(&mut self, kind: Option<BackendKind>) {
+        let run = &self.r.run;
+        let Some(loaded) = self.datasets.get(&run.dataset) else {
+            return;
+        };
+        let mut found = Vec::new();
+        match loaded {
+            Err(e) => found.push((
+                vec![Key("dataset")],
+                false,
+                format!("cannot load dataset `{}`: {e}", run.dataset),
+                "unreadable".to_string(),
+            )),
+            Ok(ds) => match view::apply(&run.view, ds) {
+                Err(e) => {
+                    let stage = match &e {
+                        view::ViewError::Expr { stage, .. }
+                        | view::ViewError::InvalidId { stage, .. }
+                        | view::ViewError::UnknownSample { stage, .. }
+                        | view::ViewError::Field { stage, .. } => *stage,
+                    };
+                    let msg = e.to_string().lines().next().unwrap_or_default().to_string();
+                    found.push((
+                        vec![Key("view"), Index(stage)],
+                        false,
+                        format!("{msg} (dataset `{}`)", run.dataset),
+                        "cannot apply".into(),
+                    ));
+                }
+                Ok(v) => {
+                    let video = ds.media_type() == "video";
+                    for f in fields(run) {
+                        let path = if f.path.is_empty() {
+                            vec![Key("label_field")]
+                        } else {
+                            f.path.clone()
+                        };
+                        let at_key = f.path.len() == 2;
+                        if f.name.starts_with("frames.") && !video {
+                            found.push((
+                                path,
+                                at_key,
+                                format!(
+                                    "`{}` is a frame field but dataset `{}` holds images",
+                                    f.name, run.dataset
+                                ),
+                                "frame field".into(),
+                            ));
                         }
-                        self.err(
-                            &path,
-                            false,
-                            format!("dataset `{}` has no field `{field}`", self.r.run.dataset),
-                            "no such field",
-                            None,
-                        );
+                    }
+                    if let Some(kind) = kind {
+                        if let Err(errors) = resolve::resolve(run, ds, &v, kind) {
+                            for e in errors {
+                                let path = match &run.label_schema {
+                                    Some(_) => vec![
+                                        Key("label_schema"),
+                                        Key(fields(run)
+                                            .into_iter()
+                                            .find(|f| f.name == e.field)
+                                            .map_or("", |f| f.name)),
+                                    ],
+                                    None => vec![Key("label_field")],
+                                };
+                                let at_key = run.label_schema.is_some();
+                                found.push((
+                                    path,
+                                    at_key,
+                                    format!("{e} (dataset `{}`)", run.dataset),
+                                    "cannot resolve".into(),
+                                ));
+                            }
+                        }
                     }
                 }
-            }
+            },
+        }
+        for (path, at_key, msg, label) in found {
+            self.err(&path, at_key, msg, &label, None);
         }
     }
 
@@ -348,7 +383,7 @@ impl RunCheck<'_> {
         }
     }
 
-    fn field(&mut self, f: &FieldRef<'_>, kind: Option<BackendKind>, dataset_known: bool) {
+    fn field(&mut self, f: &FieldRef<'_>, kind: Option<BackendKind>) {
         let at = |k: &'static str| -> Vec<PathItem<'_>> {
             let mut p = f.path.clone();
             p.push(Key(if f.path.is_empty() && k == "type" {
@@ -410,59 +445,6 @@ impl RunCheck<'_> {
                 if t == LabelType::Scalar && !caps.string_scalars && f.spec.classes.is_some() {
                     self.err(&at("classes"), true, format!("{kind} supports only numeric scalar fields; `classes` makes `{name}` a string field"), "string scalar", None);
                 }
-            }
-        }
-        if dataset_known && is_frame && self.datasets.is_video(&self.r.run.dataset) == Some(false) {
-            let path = if f.path.is_empty() {
-                vec![Key("label_field")]
-            } else {
-                f.path.clone()
-            };
-            self.err(
-                &path,
-                f.path.len() == 2,
-                format!(
-                    "`{name}` is a frame field but dataset `{}` holds images",
-                    self.r.run.dataset
-                ),
-                "frame field",
-                None,
-            );
-        }
-        if dataset_known && self.datasets.field_exists(&self.r.run.dataset, name) == Some(false) {
-            let needs_classes = !matches!(
-                f.spec.label_type,
-                Some(LabelType::Scalar | LabelType::Segmentation)
-            );
-            if f.spec.label_type.is_none() {
-                let path = if f.path.is_empty() {
-                    vec![Key("label_field")]
-                } else {
-                    f.path.clone()
-                };
-                self.err(
-                    &path,
-                    f.path.len() == 2,
-                    format!("new field `{name}` needs a `type`"),
-                    "new field",
-                    Some(format!(
-                        "dataset `{}` has no field `{name}`, so its label type cannot be inferred",
-                        self.r.run.dataset
-                    )),
-                );
-            } else if needs_classes && f.spec.classes.is_none() {
-                let path = if f.path.is_empty() {
-                    vec![Key("label_field")]
-                } else {
-                    f.path.clone()
-                };
-                self.err(
-                    &path,
-                    f.path.len() == 2,
-                    format!("new field `{name}` needs `classes`"),
-                    "new field",
-                    Some("there are no existing labels to infer classes from".into()),
-                );
             }
         }
         if let Some(mt) = &f.spec.mask_targets {
@@ -679,20 +661,6 @@ impl RunCheck<'_> {
             }
             _ => {}
         }
-    }
-}
-
-fn stage_name(stage: &ViewStage) -> &'static str {
-    match stage {
-        ViewStage::MatchTags(_) => "match_tags",
-        ViewStage::Exists(_) => "exists",
-        ViewStage::FilterLabels(_) => "filter_labels",
-        ViewStage::MatchLabels(_) => "match_labels",
-        ViewStage::Select(_) => "select",
-        ViewStage::SortBy(_) => "sort_by",
-        ViewStage::Skip(_) => "skip",
-        ViewStage::Limit(_) => "limit",
-        ViewStage::Take(_) => "take",
     }
 }
 

@@ -2,6 +2,8 @@
 //! restrictions made explicit, so plans, records and backends never guess.
 
 use crate::manifest::{AttributeType, LabelType, Scalar};
+pub mod resolve;
+
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 

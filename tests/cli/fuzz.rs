@@ -77,7 +77,11 @@ fn run_pipeline(text: String) {
         &Env::default(),
     )
     .unwrap();
-    for p in validate::validate(&runs, &config, &validate::NoDatasets) {
+    for p in validate::validate(
+        &runs,
+        &config,
+        &mut annoform::workspace::Datasets::new(&config),
+    ) {
         assert!(p.position().is_some(), "{}", p.message);
     }
 }

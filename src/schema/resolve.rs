@@ -1,0 +1,524 @@
+//! Resolve a run's label schema (full form or shorthand) against its dataset: infer types,
+//! classes and attributes of existing fields the way FiftyOne's `annotate()` does.
+
+use super::{ResolvedAttribute, ResolvedField, ResolvedSchema, Restrictions};
+use crate::backend::BackendKind;
+use crate::dataset::dir::Dataset;
+use crate::dataset::ejson::ObjectId;
+use crate::dataset::view::View;
+use crate::manifest::validate::{FieldRef, fields};
+use crate::manifest::{
+    AnnotationRun, AttributeSpec, AttributeType, AttributesSpec, ClassEntry, LabelType, Scalar,
+};
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Observed strings with at most this many distinct values become `select` attributes.
+const MAX_SELECT_VALUES: usize = 10;
+
+/// A field whose schema cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct SchemaError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Resolve every field of `run` against `ds` (labels observed through `view`).
+pub fn resolve(
+    run: &AnnotationRun,
+    ds: &Dataset,
+    view: &View,
+    backend: BackendKind,
+) -> Result<ResolvedSchema, Vec<SchemaError>> {
+    let mut out = ResolvedSchema::default();
+    let mut errors = Vec::new();
+    for f in fields(run) {
+        match resolve_field(&f, ds, view, backend) {
+            Ok(r) => {
+                out.fields.insert(f.name.to_string(), r);
+            }
+            Err(message) => errors.push(SchemaError {
+                field: f.name.to_string(),
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The label type a FiftyOne label class (or scalar field) is annotated as.
+pub fn label_type_of_class(cls: &str) -> Option<LabelType> {
+    Some(match cls {
+        "Classification" => LabelType::Classification,
+        "Classifications" => LabelType::Classifications,
+        "Detections" => LabelType::Detections,
+        "Polylines" => LabelType::Polylines,
+        "Keypoints" => LabelType::Keypoints,
+        "Segmentation" => LabelType::Segmentation,
+        "IntField" | "FloatField" | "StringField" | "BooleanField" => LabelType::Scalar,
+        _ => return None,
+    })
+}
+
+/// Whether a field holding `existing` labels may be annotated as `wanted`.
+fn compatible(existing: LabelType, wanted: LabelType) -> bool {
+    existing == wanted
+        || matches!(
+            (existing, wanted),
+            (LabelType::Detections, LabelType::Instances)
+                | (LabelType::Polylines, LabelType::Polygons)
+        )
+}
+
+fn resolve_field(
+    f: &FieldRef<'_>,
+    ds: &Dataset,
+    view: &View,
+    backend: BackendKind,
+) -> Result<ResolvedField, String> {
+    let existing = ds.field_exists(f.name);
+    let observed_type = if existing {
+        observed_type(ds, f.name)
+    } else {
+        None
+    };
+    let label_type = match (f.spec.label_type, observed_type) {
+        (Some(t), Some(o)) if !compatible(o, t) => {
+            return Err(format!("the dataset holds {o} labels here, not {t}"));
+        }
+        (Some(t), _) => t,
+        (None, Some(o)) => o,
+        (None, None) if existing => {
+            return Err("cannot infer its label type from the dataset; give `type`".into());
+        }
+        (None, None) => return Err("is a new field and needs `type`".into()),
+    };
+    let labels = if existing {
+        observed_labels(ds, view, f.name)
+    } else {
+        Vec::new()
+    };
+
+    let mask_targets = f.spec.mask_targets.clone().or_else(|| {
+        (label_type == LabelType::Segmentation)
+            .then(|| ds.mask_targets(f.name).map(|m| m.into_iter().collect()))
+            .flatten()
+    });
+    let classes = match &f.spec.classes {
+        Some(entries) => entries
+            .iter()
+            .flat_map(|e| match e {
+                ClassEntry::Name(n) => vec![n.clone()],
+                ClassEntry::Group(g) => g.classes.clone(),
+            })
+            .collect(),
+        None => match label_type {
+            LabelType::Scalar => Vec::new(),
+            LabelType::Segmentation => mask_targets
+                .as_ref()
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default(),
+            _ => ds
+                .classes(f.name)
+                .or_else(|| ds.default_classes())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| {
+                    labels
+                        .iter()
+                        .filter_map(|l| l.get("label").and_then(Value::as_str).map(String::from))
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect()
+                }),
+        },
+    };
+    if classes.is_empty() && !matches!(label_type, LabelType::Scalar | LabelType::Segmentation) {
+        return Err(
+            "has no classes: give `classes` (there are no existing labels to infer them from)"
+                .into(),
+        );
+    }
+
+    let supports_attributes = !backend.capabilities().attribute_types.is_empty();
+    let attributes = match &f.spec.attributes {
+        _ if label_type == LabelType::Scalar => IndexMap::new(),
+        None if supports_attributes => infer_attributes(&labels, None),
+        None => IndexMap::new(),
+        Some(spec) => attributes_from(spec, &labels),
+    };
+    for (name, a) in &attributes {
+        if a.values.is_empty()
+            || !matches!(a.attr_type, AttributeType::Select | AttributeType::Radio)
+        {
+            continue;
+        }
+        let outside: BTreeSet<String> = labels
+            .iter()
+            .filter_map(|l| l.get(name))
+            .filter(|v| !v.is_null() && !a.values.iter().any(|x| scalar_matches(x, v)))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+            .collect();
+        if !outside.is_empty() {
+            let list: Vec<String> = outside.into_iter().map(|v| format!("`{v}`")).collect();
+            return Err(format!(
+                "attribute `{name}` has values in the dataset that are not in its `values`: {}",
+                list.join(", ")
+            ));
+        }
+    }
+    let mut class_attributes = IndexMap::new();
+    for e in f.spec.classes.iter().flatten() {
+        if let ClassEntry::Group(g) = e {
+            if let Some(spec) = &g.attributes {
+                let attrs = attributes_from(spec, &labels);
+                for c in &g.classes {
+                    class_attributes.insert(c.clone(), attrs.clone());
+                }
+            }
+        }
+    }
+    let d = Restrictions::default();
+    Ok(ResolvedField {
+        label_type,
+        existing,
+        classes,
+        attributes,
+        class_attributes,
+        mask_targets,
+        restrictions: Restrictions {
+            allow_additions: f.spec.allow_additions.unwrap_or(d.allow_additions),
+            allow_deletions: f.spec.allow_deletions.unwrap_or(d.allow_deletions),
+            allow_label_edits: f.spec.allow_label_edits.unwrap_or(d.allow_label_edits),
+            allow_index_edits: f.spec.allow_index_edits.unwrap_or(d.allow_index_edits),
+            allow_spatial_edits: f.spec.allow_spatial_edits.unwrap_or(d.allow_spatial_edits),
+        },
+    })
+}
+
+fn scalar_matches(s: &Scalar, v: &Value) -> bool {
+    match (s, v) {
+        (Scalar::Str(a), Value::String(b)) => a == b,
+        (Scalar::Bool(a), Value::Bool(b)) => a == b,
+        (Scalar::Int(a), Value::Number(b)) => b.as_i64() == Some(*a),
+        (Scalar::Float(a), Value::Number(b)) => b.as_f64() == Some(*a),
+        _ => false,
+    }
+}
+
+fn observed_type(ds: &Dataset, field: &str) -> Option<LabelType> {
+    ds.field_label_class(field)
+        .as_deref()
+        .and_then(label_type_of_class)
+        .or_else(|| {
+            // Undeclared scalar fields: look at the values.
+            ds.samples().iter().find_map(|s| match s.get(field)? {
+                Value::Bool(_) | Value::Number(_) | Value::String(_) => Some(LabelType::Scalar),
+                _ => None,
+            })
+        })
+}
+
+/// The label objects of `field` the view includes (frame fields: over every frame).
+fn observed_labels(ds: &Dataset, view: &View, field: &str) -> Vec<serde_json::Map<String, Value>> {
+    let mut out = Vec::new();
+    let filtered = view.filtered.get(field);
+    for id in &view.sample_ids {
+        let keep = |l: &serde_json::Map<String, Value>| match filtered.and_then(|f| f.get(id)) {
+            Some(ids) => l
+                .get("_id")
+                .and_then(ObjectId::from_ejson)
+                .is_some_and(|lid| ids.contains(&lid)),
+            None => filtered.is_none(),
+        };
+        let docs: Vec<&crate::dataset::dir::Document> = match field.strip_prefix("frames.") {
+            Some(_) => ds.frames(*id),
+            None => ds.sample_by_id(*id).into_iter().collect(),
+        };
+        let name = field.strip_prefix("frames.").unwrap_or(field);
+        for d in docs {
+            out.extend(
+                d.label_objects(name)
+                    .into_iter()
+                    .filter(|l| keep(l))
+                    .cloned(),
+            );
+        }
+    }
+    out
+}
+
+/// Keys of a label that are not custom attributes.
+const BUILTIN_KEYS: &[&str] = &[
+    "_id",
+    "_cls",
+    "tags",
+    "label",
+    "confidence",
+    "index",
+    "attributes",
+    "bounding_box",
+    "mask",
+    "mask_path",
+    "points",
+    "closed",
+    "filled",
+    "logits",
+    "keyframe",
+];
+
+fn attributes_from(
+    spec: &AttributesSpec,
+    labels: &[serde_json::Map<String, Value>],
+) -> IndexMap<String, ResolvedAttribute> {
+    match spec {
+        AttributesSpec::Infer(true) => infer_attributes(labels, None),
+        AttributesSpec::Infer(false) => IndexMap::new(),
+        AttributesSpec::Names(names) => {
+            let mut inferred = infer_attributes(labels, Some(names));
+            names
+                .iter()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        inferred.shift_remove(n).unwrap_or_else(text_attribute),
+                    )
+                })
+                .collect()
+        }
+        AttributesSpec::Specs(specs) => specs
+            .iter()
+            .map(|(n, s)| (n.clone(), from_spec(s)))
+            .collect(),
+    }
+}
+
+fn from_spec(s: &AttributeSpec) -> ResolvedAttribute {
+    ResolvedAttribute {
+        attr_type: s.attr_type,
+        values: s.values.clone().unwrap_or_default(),
+        default: s.default.clone(),
+        read_only: s.read_only.unwrap_or(false),
+        mutable: s.mutable.unwrap_or(true),
+    }
+}
+
+fn text_attribute() -> ResolvedAttribute {
+    ResolvedAttribute {
+        attr_type: AttributeType::Text,
+        values: Vec::new(),
+        default: None,
+        read_only: false,
+        mutable: true,
+    }
+}
+
+/// Infer attribute widgets from observed values: booleans → checkbox, a few distinct strings →
+/// select with those values, anything else → text. `only` restricts to these names.
+fn infer_attributes(
+    labels: &[serde_json::Map<String, Value>],
+    only: Option<&Vec<String>>,
+) -> IndexMap<String, ResolvedAttribute> {
+    #[derive(Default)]
+    struct Seen {
+        bools: usize,
+        numbers: usize,
+        strings: BTreeSet<String>,
+        string_count: usize,
+        other: usize,
+    }
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    for l in labels {
+        for (k, v) in l {
+            if BUILTIN_KEYS.contains(&k.as_str())
+                || k.starts_with('_')
+                || only.is_some_and(|o| !o.contains(k))
+            {
+                continue;
+            }
+            let s = seen.entry(k.clone()).or_default();
+            match v {
+                Value::Bool(_) => s.bools += 1,
+                Value::Number(_) => s.numbers += 1,
+                Value::String(x) => {
+                    s.string_count += 1;
+                    s.strings.insert(x.clone());
+                }
+                Value::Null => {}
+                _ => s.other += 1,
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, s)| s.other == 0 && s.bools + s.numbers + s.string_count > 0)
+        .map(|(name, s)| {
+            let attr = if s.bools > 0 && s.numbers == 0 && s.string_count == 0 {
+                ResolvedAttribute {
+                    attr_type: AttributeType::Checkbox,
+                    ..text_attribute()
+                }
+            } else if s.numbers == 0
+                && s.bools == 0
+                && s.strings.len() <= MAX_SELECT_VALUES
+                && s.strings.len() < s.string_count.max(2)
+            {
+                ResolvedAttribute {
+                    attr_type: AttributeType::Select,
+                    values: s.strings.into_iter().map(Scalar::Str).collect(),
+                    ..text_attribute()
+                }
+            } else {
+                text_attribute()
+            };
+            (name, attr)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::view;
+    use crate::manifest::load::parse_text;
+
+    fn fixture() -> Dataset {
+        Dataset::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fiftyone-1.22.1/image-all-label-types"
+        ))
+        .unwrap()
+    }
+
+    fn run(body: &str) -> AnnotationRun {
+        let text =
+            format!("apiVersion: annoform/v1\nkind: AnnotationRun\nkey: k\ndataset: d\n{body}");
+        let (mut runs, problems) = parse_text(crate::diag::SourceFile::new("t.yaml", text));
+        assert!(problems.is_empty(), "{problems:?}");
+        runs.remove(0).run
+    }
+
+    fn resolved(body: &str, backend: BackendKind) -> Result<ResolvedSchema, Vec<SchemaError>> {
+        let ds = fixture();
+        let r = run(body);
+        let v = view::apply(&r.view, &ds).unwrap();
+        resolve(&r, &ds, &v, backend)
+    }
+
+    #[test]
+    fn existing_detections_infer_type_classes_and_attributes() {
+        let s = resolved("label_field: ground_truth\n", BackendKind::Cvat).unwrap();
+        let f = &s.fields["ground_truth"];
+        assert_eq!(f.label_type, LabelType::Detections);
+        assert!(f.existing);
+        // The dataset declares classes for the field.
+        assert_eq!(f.classes, vec!["car", "person", "bike"]);
+        assert_eq!(f.attributes["occluded"].attr_type, AttributeType::Checkbox);
+        assert!(!f.attributes.contains_key("confidence"));
+        assert_eq!(f.restrictions, Restrictions::default());
+    }
+
+    #[test]
+    fn backends_without_attributes_get_none_by_default() {
+        let s = resolved("label_field: ground_truth\n", BackendKind::Labelstudio).unwrap();
+        assert!(s.fields["ground_truth"].attributes.is_empty());
+    }
+
+    #[test]
+    fn new_fields_need_type_and_classes() {
+        let e = resolved("label_field: brand_new\n", BackendKind::Cvat).unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            "field `brand_new`: is a new field and needs `type`"
+        );
+        // FiftyOne takes a new field's classes from the dataset's default classes.
+        let s = resolved(
+            "label_field: brand_new\nlabel_type: detections\n",
+            BackendKind::Cvat,
+        )
+        .unwrap();
+        assert_eq!(
+            s.fields["brand_new"].classes,
+            vec!["car", "person", "bike", "cat"]
+        );
+        let ok = resolved(
+            "label_field: brand_new\nlabel_type: scalar\n",
+            BackendKind::Cvat,
+        )
+        .unwrap();
+        assert!(!ok.fields["brand_new"].existing);
+    }
+
+    #[test]
+    fn a_type_that_contradicts_the_dataset_is_an_error() {
+        let e = resolved(
+            "label_field: ground_truth\nlabel_type: keypoints\n",
+            BackendKind::Cvat,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e[0].message,
+            "the dataset holds detections labels here, not keypoints"
+        );
+        assert!(
+            resolved(
+                "label_field: ground_truth\nlabel_type: instances\n",
+                BackendKind::Cvat
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn explicit_specs_restrictions_and_class_groups() {
+        let s = resolved(
+            "label_schema:\n  ground_truth:\n    classes: [person, {classes: [car], attributes: {make: {type: text}}}]\n    attributes:\n      color: {type: select, values: [red], read_only: true}\n    allow_deletions: false\n",
+            BackendKind::Cvat,
+        )
+        .unwrap();
+        let f = &s.fields["ground_truth"];
+        assert_eq!(f.classes, vec!["person", "car"]);
+        assert!(f.attributes["color"].read_only);
+        assert_eq!(
+            f.class_attributes["car"]["make"].attr_type,
+            AttributeType::Text
+        );
+        assert!(!f.restrictions.allow_deletions && f.restrictions.allow_additions);
+    }
+
+    #[test]
+    fn segmentation_classes_come_from_mask_targets_and_scalars_resolve() {
+        let s = resolved("label_schema:\n  seg: {}\n  n_int: {}\n", BackendKind::Cvat).unwrap();
+        assert_eq!(s.fields["seg"].label_type, LabelType::Segmentation);
+        assert_eq!(s.fields["seg"].classes, vec!["road", "sky"]);
+        assert_eq!(s.fields["n_int"].label_type, LabelType::Scalar);
+    }
+
+    #[test]
+    fn observed_values_must_fit_declared_values() {
+        let e = resolved("label_schema:\n  ground_truth:\n    attributes:\n      color: {type: select, values: [blue]}\n", BackendKind::Cvat).unwrap_err();
+        assert_eq!(
+            e[0].message,
+            "attribute `color` has values in the dataset that are not in its `values`: `red`"
+        );
+    }
+
+    #[test]
+    fn observed_labels_follow_filter_labels() {
+        let s = resolved(
+            "view:\n  - filter_labels: {field: ground_truth, where: \"label == 'person'\"}\nlabel_schema:\n  ground_truth:\n    attributes: true\n",
+            BackendKind::Cvat,
+        )
+        .unwrap();
+        // Only the person box remains, and it has no `occluded`.
+        assert!(
+            !s.fields["ground_truth"].attributes.contains_key("occluded"),
+            "{:?}",
+            s.fields["ground_truth"].attributes
+        );
+    }
+}
