@@ -6,6 +6,7 @@ pub mod config;
 pub mod dataset;
 pub mod diag;
 pub mod manifest;
+pub mod merge;
 pub mod plan;
 pub mod schema;
 pub mod secret;

@@ -5,6 +5,7 @@ use crate::manifest::{AttributeType, LabelType};
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The built-in backend implementations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -78,12 +79,12 @@ impl std::fmt::Display for BackendKind {
 }
 
 /// A backend's declared capabilities.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Label types it can annotate.
-    pub label_types: &'static [LabelType],
+    pub label_types: Cow<'static, [LabelType]>,
     /// Attribute widgets it has (empty: no attributes at all).
-    pub attribute_types: &'static [AttributeType],
+    pub attribute_types: Cow<'static, [AttributeType]>,
     /// Whether it annotates videos (frame fields).
     pub video: bool,
     /// Whether scalar fields may hold strings (class lists); otherwise numbers only.
@@ -109,8 +110,8 @@ impl Capabilities {
 }
 
 static CVAT: Capabilities = Capabilities {
-    label_types: &LabelType::ALL,
-    attribute_types: &AttributeType::ALL,
+    label_types: Cow::Borrowed(&LabelType::ALL),
+    attribute_types: Cow::Borrowed(&AttributeType::ALL),
     video: true,
     string_scalars: true,
     max_fields: None,
@@ -119,7 +120,7 @@ static CVAT: Capabilities = Capabilities {
 };
 
 static LABELSTUDIO: Capabilities = Capabilities {
-    label_types: &[
+    label_types: Cow::Borrowed(&[
         LabelType::Classification,
         LabelType::Classifications,
         LabelType::Detections,
@@ -129,8 +130,8 @@ static LABELSTUDIO: Capabilities = Capabilities {
         LabelType::Keypoints,
         LabelType::Segmentation,
         LabelType::Scalar,
-    ],
-    attribute_types: &[],
+    ]),
+    attribute_types: Cow::Borrowed(&[]),
     video: false,
     string_scalars: false,
     max_fields: None,
@@ -139,14 +140,14 @@ static LABELSTUDIO: Capabilities = Capabilities {
 };
 
 static DARWIN: Capabilities = Capabilities {
-    label_types: &[
+    label_types: Cow::Borrowed(&[
         LabelType::Classification,
         LabelType::Classifications,
         LabelType::Detections,
         LabelType::Polygons,
         LabelType::Keypoints,
-    ],
-    attribute_types: &[],
+    ]),
+    attribute_types: Cow::Borrowed(&[]),
     video: false,
     string_scalars: false,
     max_fields: Some(1),
@@ -154,9 +155,10 @@ static DARWIN: Capabilities = Capabilities {
     schema_update_in_place: false,
 };
 
-static CUSTOM: Capabilities = Capabilities {
-    label_types: &LabelType::ALL,
-    attribute_types: &AttributeType::ALL,
+/// What a custom backend supports unless it says otherwise.
+pub static CUSTOM: Capabilities = Capabilities {
+    label_types: Cow::Borrowed(&LabelType::ALL),
+    attribute_types: Cow::Borrowed(&AttributeType::ALL),
     video: true,
     string_scalars: true,
     max_fields: None,

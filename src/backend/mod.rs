@@ -1,5 +1,131 @@
-//! Annotation backends.
+//! Annotation backends: the trait every backend implements and the neutral shapes that cross
+//! it. Labels cross in FiftyOne's own JSON form (relative coordinates, `_cls`, `_id` when the
+//! backend carried our id back), so each adapter converts only at its own edge and the engine
+//! and the merge never see backend formats.
 
 pub mod capabilities;
+pub mod custom;
 
 pub use capabilities::{BackendKind, Capabilities};
+
+use crate::schema::ResolvedSchema;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// A backend failure, with the server/object context already in the message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{backend}: {message}")]
+pub struct BackendError {
+    pub backend: String,
+    pub message: String,
+}
+
+/// A project (or the backend's equivalent container) holding a run's tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteProject {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A task as the backend reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteTask {
+    pub id: String,
+    pub name: String,
+}
+
+/// What to create a project with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectSpec {
+    pub name: String,
+    pub schema: ResolvedSchema,
+    /// Non-secret backend settings from the manifest and workspace.
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One sample of a task, with its media and existing labels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSample {
+    pub sample_id: String,
+    /// Absolute media path.
+    pub media: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// field → labels in FiftyOne JSON (each with `_id`); scalars as a one-element list.
+    pub labels: IndexMap<String, Vec<serde_json::Value>>,
+}
+
+/// A task to create: a deterministic batch of samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Deterministic: run key + batch id, so an interrupted apply adopts rather than
+    /// duplicates it.
+    pub name: String,
+    pub batch: u32,
+    pub samples: Vec<TaskSample>,
+}
+
+/// A task's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub id: String,
+    /// The backend's own word (`annotation`, `completed`, `3/10 labeled`...).
+    pub status: String,
+    pub complete: bool,
+}
+
+/// A downloaded label: FiftyOne JSON plus the backend object's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownloadedLabel {
+    /// The backend's id of the object (shape, region, ...).
+    pub backend_id: String,
+    /// The label in FiftyOne JSON; `_id` is present when the backend carried our id.
+    pub label: serde_json::Value,
+}
+
+/// All annotations of a run's tasks: sample id → field → labels.
+pub type Annotations = IndexMap<String, IndexMap<String, Vec<DownloadedLabel>>>;
+
+/// What every backend implements. Calls are synchronous from the engine's point of view;
+/// HTTP backends parallelise inside, within the shared HTTP policy.
+pub trait Backend {
+    /// What the backend supports.
+    fn capabilities(&self) -> &Capabilities;
+    /// The project called `name`, if it exists (adoption after a crash, or reuse by name).
+    fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError>;
+    /// Create a project.
+    fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError>;
+    /// Every task of a project (to adopt tasks created before a crash and to spot drift).
+    fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError>;
+    /// Create a task with its media and existing labels.
+    fn create_task(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+    ) -> Result<RemoteTask, BackendError>;
+    /// Change the project's classes and attributes in place.
+    fn update_schema(
+        &mut self,
+        project: &RemoteProject,
+        schema: &ResolvedSchema,
+    ) -> Result<(), BackendError>;
+    /// The status of these tasks (missing tasks are simply absent).
+    fn status(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Vec<TaskStatus>, BackendError>;
+    /// The annotations of these tasks.
+    fn download(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Annotations, BackendError>;
+    /// Delete the project and everything in it.
+    fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
+}

@@ -1,0 +1,213 @@
+//! Custom backends: an executable named in annoform.toml (`[backends.<name>] command = [...]`)
+//! that speaks JSON lines on stdin/stdout — the Terraform-provider model, so teams add tools
+//! without forking annoform.
+//!
+//! Protocol (version 1). annoform starts the program once per command and writes one request
+//! per line, `{"id": N, "method": M, "params": {...}}`; the program answers each with one line,
+//! `{"id": N, "result": ...}` or `{"id": N, "error": {"message": "..."}}`. Methods and results:
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `capabilities` | `{}` | a `Capabilities` object (`label_types`, `attribute_types`, `video`, ...) |
+//! | `find_project` | `{name}` | `RemoteProject` or `null` |
+//! | `create_project` | `ProjectSpec` | `RemoteProject` |
+//! | `list_tasks` | `{project}` | `[RemoteTask]` |
+//! | `create_task` | `{project, task: TaskSpec}` | `RemoteTask` |
+//! | `update_schema` | `{project, schema}` | `null` |
+//! | `status` | `{project, tasks}` | `[TaskStatus]` |
+//! | `download` | `{project, tasks}` | `{sample_id: {field: [{backend_id, label}]}}` |
+//! | `delete_project` | `{project}` | `null` |
+//!
+//! The program gets the backend's non-secret settings as `ANNOFORM_BACKEND_SETTINGS` (JSON);
+//! secrets stay in the environment it inherits. stderr is passed through.
+
+use super::*;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// A running custom backend program.
+pub struct CustomBackend {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+    capabilities: Capabilities,
+}
+
+impl CustomBackend {
+    /// Start `command` and ask for its capabilities.
+    pub fn start(
+        name: &str,
+        command: &[String],
+        settings: &serde_json::Map<String, Value>,
+    ) -> Result<Self, BackendError> {
+        let err = |message: String| BackendError {
+            backend: name.to_string(),
+            message,
+        };
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| err("`command` is empty".into()))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .env(
+                "ANNOFORM_BACKEND_SETTINGS",
+                Value::Object(settings.clone()).to_string(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| err(format!("cannot start `{program}`: {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
+        let mut backend = CustomBackend {
+            name: name.to_string(),
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            next_id: 0,
+            capabilities: super::capabilities::CUSTOM.clone(),
+        };
+        backend.capabilities = backend.call("capabilities", json!({}))?;
+        Ok(backend)
+    }
+
+    fn error(&self, message: String) -> BackendError {
+        BackendError {
+            backend: self.name.clone(),
+            message,
+        }
+    }
+
+    fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, BackendError> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let line = json!({"id": id, "method": method, "params": params}).to_string();
+        let stdin = self.stdin.as_mut().ok_or_else(|| BackendError {
+            backend: self.name.clone(),
+            message: "closed".into(),
+        })?;
+        if let Err(e) = writeln!(stdin, "{line}").and_then(|()| stdin.flush()) {
+            return Err(self.error(format!(
+                "{method}: the program stopped accepting requests ({e})"
+            )));
+        }
+        let mut reply = String::new();
+        match self.stdout.read_line(&mut reply) {
+            Ok(0) => {
+                return Err(self.error(format!("{method}: the program exited without answering")));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(self.error(format!("{method}: cannot read the answer: {e}"))),
+        }
+        let reply: Value = serde_json::from_str(&reply).map_err(|e| {
+            self.error(format!(
+                "{method}: the answer is not JSON ({e}): {}",
+                trim(&reply)
+            ))
+        })?;
+        if reply.get("id").and_then(Value::as_u64) != Some(id) {
+            return Err(self.error(format!(
+                "{method}: answer for another request: {}",
+                trim(&reply.to_string())
+            )));
+        }
+        if let Some(e) = reply.get("error") {
+            let msg = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
+            return Err(self.error(format!("{method}: {msg}")));
+        }
+        let result = reply.get("result").cloned().unwrap_or(Value::Null);
+        serde_json::from_value(result.clone()).map_err(|e| {
+            self.error(format!(
+                "{method}: unexpected answer ({e}): {}",
+                trim(&result.to_string())
+            ))
+        })
+    }
+}
+
+fn trim(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl Drop for CustomBackend {
+    fn drop(&mut self) {
+        // Closing stdin tells the program to finish; then reap it.
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
+impl Backend for CustomBackend {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
+        self.call("find_project", json!({ "name": name }))
+    }
+
+    fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
+        self.call("create_project", json!(spec))
+    }
+
+    fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
+        self.call("list_tasks", json!({ "project": project }))
+    }
+
+    fn create_task(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+    ) -> Result<RemoteTask, BackendError> {
+        self.call("create_task", json!({ "project": project, "task": task }))
+    }
+
+    fn update_schema(
+        &mut self,
+        project: &RemoteProject,
+        schema: &ResolvedSchema,
+    ) -> Result<(), BackendError> {
+        self.call::<Value>(
+            "update_schema",
+            json!({ "project": project, "schema": schema }),
+        )
+        .map(|_| ())
+    }
+
+    fn status(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Vec<TaskStatus>, BackendError> {
+        self.call("status", json!({ "project": project, "tasks": tasks }))
+    }
+
+    fn download(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Annotations, BackendError> {
+        self.call("download", json!({ "project": project, "tasks": tasks }))
+    }
+
+    fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
+        self.call::<Value>("delete_project", json!({ "project": project }))
+            .map(|_| ())
+    }
+}
