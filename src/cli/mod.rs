@@ -1,8 +1,17 @@
 //! The command-line interface: argument definitions, dispatch and the error → exit code map.
 //! Commands live one per file; domain modules never print.
 
+mod apply_cmd;
 mod config_cmd;
+mod import_cmd;
+mod init_cmd;
+mod plan_cmd;
+mod runs_cmd;
 mod schema_cmd;
+mod session;
+mod show_cmd;
+mod state_cmd;
+mod status_cmd;
 mod validate_cmd;
 
 use crate::config::{Config, Env, Flags};
@@ -17,12 +26,14 @@ plan them against CVAT, Label Studio or V7, and apply the plan.";
 
 const AFTER_HELP: &str = "\
 Examples:
+  annoform init                     scaffold annoform.toml and manifests/
   annoform validate                 check every manifest under manifests/
-  annoform validate runs/a.yaml     check one file
+  annoform plan                     what apply would do
+  annoform apply                    do it (asks for `yes`; --auto-approve in CI)
+  annoform status                   task progress on the backends
   annoform config show              every setting, its value and where it came from
-  annoform schema > schema.json     the manifest JSON Schema, for editors
 
-Exit codes: 0 success, 1 error.
+Exit codes: 0 success, 1 error, 2 changes present (only plan --detailed-exitcode).
 Documentation: docs/manifest.md (manifest reference), README.md.";
 
 /// annoform's command line.
@@ -57,9 +68,32 @@ pub enum ColorChoice {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scaffold a workspace: annoform.toml, manifests/, schema/ and .gitignore.
+    Init,
     /// Check manifests and annoform.toml; report every problem at once.
     #[command(after_help = validate_cmd::AFTER_HELP)]
     Validate(validate_cmd::Args),
+    /// Show what apply would do: create, extend, update, replace, merge, destroy, drift.
+    #[command(after_help = plan_cmd::AFTER_HELP)]
+    Plan(plan_cmd::Args),
+    /// Carry out the plan (or a saved plan file).
+    #[command(after_help = apply_cmd::AFTER_HELP)]
+    Apply(apply_cmd::Args),
+    /// Show a saved plan, or the recorded runs.
+    Show(show_cmd::Args),
+    /// Delete runs' backend objects and forget their records (labels stay).
+    #[command(after_help = apply_cmd::DESTROY_HELP)]
+    Destroy(apply_cmd::DestroyArgs),
+    /// Task status of recorded runs, as the backends report it.
+    Status(status_cmd::Args),
+    /// List, inspect, rename or forget run records.
+    #[command(subcommand)]
+    Runs(runs_cmd::RunsCommand),
+    /// Adopt existing backend projects and tasks as runs.
+    Import(import_cmd::Args),
+    /// Manage the state store.
+    #[command(subcommand)]
+    State(state_cmd::StateCommand),
     /// Inspect the workspace configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -194,7 +228,19 @@ pub fn main() -> ExitCode {
         ui,
     };
     let result = match cli.command {
+        Command::Init => init_cmd::run(&ctx),
         Command::Validate(args) => validate_cmd::run(&ctx, &args),
+        Command::Plan(args) => match plan_cmd::run(&ctx, &args) {
+            Ok(true) if args.detailed_exitcode => return ExitCode::from(2),
+            other => other.map(|_| ()),
+        },
+        Command::Apply(args) => apply_cmd::run(&ctx, &args),
+        Command::Show(args) => show_cmd::run(&ctx, &args),
+        Command::Destroy(args) => apply_cmd::destroy(&ctx, &args),
+        Command::Status(args) => status_cmd::run(&ctx, &args),
+        Command::Runs(cmd) => runs_cmd::run(&ctx, &cmd),
+        Command::Import(args) => import_cmd::run(&ctx, &args),
+        Command::State(cmd) => state_cmd::run(&ctx, &cmd),
         Command::Config(cmd) => config_cmd::run(&ctx, &cmd),
         Command::Schema(args) => schema_cmd::run(&args),
     };

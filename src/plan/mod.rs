@@ -1,5 +1,6 @@
 //! Plans: the diff of desired runs against records and backends, and its renderings.
 
+pub mod engine;
 pub mod model;
 
 pub use model::*;

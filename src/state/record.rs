@@ -44,6 +44,12 @@ pub struct RunRecord {
     pub id_map: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeCheckpoint>,
+    /// Remembered from the manifest so a run removed from the manifests is still protected.
+    #[serde(default)]
+    pub prevent_destroy: bool,
+    /// The backend objects were deleted after the final merge (`load.cleanup`).
+    #[serde(default)]
+    pub cleaned_up: bool,
 }
 
 /// A label as uploaded.

@@ -1,0 +1,76 @@
+//! `annoform plan`.
+
+use super::session::{Session, engine_error};
+use super::{CommandError, Context};
+use crate::plan::engine::{Engine, Goal, Work};
+use crate::plan::render::{json, markdown, text};
+use std::path::PathBuf;
+
+pub const AFTER_HELP: &str = "\
+Symbols: + create/extend, ~ update in place, -/+ replace, <= merge annotations, - destroy,
+! drift (backend objects changed outside annoform).
+
+Examples:
+  annoform plan                          what apply would do, for every run
+  annoform plan --target fix_gt -v       one run, with per-sample detail
+  annoform plan --out plan.json          save the plan; `annoform apply plan.json` applies exactly it
+  annoform plan --json                   the versioned JSON contract, for CI
+  annoform plan --markdown > comment.md  a pull-request comment
+  annoform plan --detailed-exitcode      exit 0: no changes, 2: changes, 1: error";
+
+/// How a plan is shown.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Print the plan as JSON (format_version 1).
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the plan as Markdown for a pull-request comment (split under 65,000 characters).
+    #[arg(long)]
+    pub markdown: bool,
+    /// Show every rejected change and the details of every run.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `plan` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only these runs (repeatable).
+    #[arg(long = "target", value_name = "KEY")]
+    pub targets: Vec<String>,
+    /// Save the plan to FILE for `annoform apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when the plan has changes, 0 when it has none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Compute, print and optionally save the plan; returns whether it has changes.
+pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
+    let session = Session::open(ctx)?;
+    let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
+    let work = engine.plan(&session.runs, &args.targets, Goal::Converge).map_err(engine_error)?;
+    print_plan(ctx, &work, &args.output)?;
+    if let Some(path) = &args.out {
+        let path = session.config.root.join(path);
+        let text = serde_json::to_string_pretty(&work.plan_file()).unwrap_or_default() + "\n";
+        std::fs::write(&path, text).map_err(|e| CommandError::failed(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("Saved the plan to {}. To perform exactly these actions, run: annoform apply {}", path.display(), path.display());
+    }
+    Ok(work.plan.changes)
+}
+
+/// Print a plan in the requested format.
+pub fn print_plan(ctx: &Context, work: &Work, output: &OutputArgs) -> Result<(), CommandError> {
+    if output.json {
+        return super::print(&json::render(&work.plan));
+    }
+    if output.markdown {
+        return super::print(&markdown::render(&work.plan, 65_000).join("\n\n---\n\n"));
+    }
+    let opts = text::TextOptions { color: ctx.ui.color, verbose: output.verbose, width: ctx.ui.width };
+    super::print(&text::render(&work.plan, &opts))
+}

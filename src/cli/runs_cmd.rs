@@ -1,0 +1,106 @@
+//! `annoform runs`: list, inspect, rename and forget run records (never touching backends).
+
+use super::session::{Session, lock};
+use super::{CommandError, Context};
+use crate::state::RunRecord;
+use crate::state::local::LocalStore;
+use std::time::Duration;
+
+/// `runs` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RunsCommand {
+    /// One line per recorded run.
+    List,
+    /// A run's record as JSON (never contains secrets).
+    Info {
+        key: String,
+        /// The dataset, when several have a run with this key.
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Rename a run's key (like FiftyOne's rename_annotation_run); backends are untouched.
+    Rename {
+        old: String,
+        new: String,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Forget a run's record (like delete_annotation_run); backend objects stay.
+    Delete {
+        key: String,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+}
+
+fn err(e: impl std::fmt::Display) -> CommandError {
+    CommandError::failed(e.to_string())
+}
+
+/// The single record with `key` (in `dataset` when given).
+pub fn find(store: &LocalStore, key: &str, dataset: Option<&str>) -> Result<RunRecord, CommandError> {
+    let matches: Vec<(String, String)> =
+        store.list().map_err(err)?.into_iter().filter(|(d, k)| k == key && dataset.is_none_or(|x| x == d)).collect();
+    match matches.as_slice() {
+        [] => Err(CommandError::failed(format!("no run `{key}` in the state")).hint("`annoform runs list` shows the recorded runs")),
+        [(d, k)] => store.get(d, k).map_err(err)?.ok_or_else(|| CommandError::failed(format!("no run `{key}`"))),
+        many => Err(CommandError::failed(format!(
+            "run `{key}` exists in several datasets: {}",
+            many.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .hint("pass --dataset NAME")),
+    }
+}
+
+/// The runs as a table.
+pub fn table(records: &[RunRecord]) -> String {
+    if records.is_empty() {
+        return "No runs recorded.\n".into();
+    }
+    let mut out = format!("{:<24} {:<16} {:<12} {:>7} {:>5} {:>6}  {}\n", "KEY", "DATASET", "BACKEND", "SAMPLES", "TASKS", "SERIAL", "LAST MERGE");
+    for r in records {
+        let merged = r.merge.as_ref().map_or("-", |m| m.merged_at.as_str());
+        out.push_str(&format!(
+            "{:<24} {:<16} {:<12} {:>7} {:>5} {:>6}  {}{}\n",
+            r.key,
+            r.dataset,
+            r.backend,
+            r.samples.len(),
+            r.tasks.len(),
+            r.serial,
+            merged,
+            if r.cleaned_up { " (cleaned up)" } else { "" }
+        ));
+    }
+    out
+}
+
+/// Run a `runs` subcommand.
+pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
+    let (config, store) = Session::store_only(ctx)?;
+    match cmd {
+        RunsCommand::List => {
+            let mut records = Vec::new();
+            for (d, k) in store.list().map_err(err)? {
+                records.extend(store.get(&d, &k).map_err(err)?);
+            }
+            super::print(&table(&records))
+        }
+        RunsCommand::Info { key, dataset } => {
+            let r = find(&store, key, dataset.as_deref())?;
+            super::print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"))
+        }
+        RunsCommand::Rename { old, new, dataset } => {
+            let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;
+            let r = find(&store, old, dataset.as_deref())?;
+            store.rename(&r.dataset, old, new).map_err(err)?;
+            super::print(&format!("Renamed run `{old}` to `{new}` in dataset `{}`; update its manifest's `key` to match.\n", r.dataset))
+        }
+        RunsCommand::Delete { key, dataset } => {
+            let _lock = lock(&config, "runs delete", Duration::from_secs(5))?;
+            let r = find(&store, key, dataset.as_deref())?;
+            store.delete(&r.dataset, key).map_err(err)?;
+            super::print(&format!("Forgot run `{key}` of dataset `{}`; its backend objects were not touched.\n", r.dataset))
+        }
+    }
+}
