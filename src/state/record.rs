@@ -89,3 +89,69 @@ pub struct MergeCheckpoint {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejection>,
 }
+
+impl RunRecord {
+    /// A new, empty record (serial 0: not saved yet) created at `now` (RFC 3339).
+    pub fn new(dataset: &str, key: &str, backend: &str, now: &str, lineage: String) -> RunRecord {
+        RunRecord {
+            format_version: RECORD_VERSION,
+            dataset: dataset.to_string(),
+            key: key.to_string(),
+            serial: 0,
+            lineage,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+            manifest_digest: String::new(),
+            backend: backend.to_string(),
+            backend_config: serde_json::Map::new(),
+            schema: ResolvedSchema::default(),
+            view: Vec::new(),
+            samples: Vec::new(),
+            uploaded: IndexMap::new(),
+            project: None,
+            tasks: Vec::new(),
+            id_map: IndexMap::new(),
+            merge: None,
+        }
+    }
+}
+
+/// A fresh lineage id: 16 random hex characters.
+pub fn new_lineage() -> String {
+    let mut bytes = [0u8; 8];
+    // The OS random source failing is not something a lineage id can recover from; fall
+    // back to time and pid, which are still unique enough to tell records apart.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes = (nanos ^ (u64::from(std::process::id()) << 32)).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lineages_are_16_hex_and_distinct() {
+        let a = new_lineage();
+        let b = new_lineage();
+        assert_eq!(a.len(), 16);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn new_record_is_unsaved_and_current_version() {
+        let r = RunRecord::new("ds", "k", "cvat", "2026-01-01T00:00:00Z", "ab".into());
+        assert_eq!(r.serial, 0);
+        assert_eq!(r.format_version, RECORD_VERSION);
+        assert_eq!(r.created_at, r.updated_at);
+        assert_eq!((r.dataset.as_str(), r.key.as_str()), ("ds", "k"));
+    }
+}
