@@ -1,5 +1,6 @@
 //! Plans: the diff of desired runs against records and backends, and its renderings.
 
 pub mod model;
+pub mod render;
 
 pub use model::*;
