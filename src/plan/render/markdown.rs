@@ -12,8 +12,11 @@ use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 const TITLE: &str = "### annoform plan";
 /// User strings longer than this are cut in tables: one huge value must not eat a comment.
 const CELL_CAP: usize = 300;
-/// Below this, `max_chars` could not hold a heading and one row; smaller values act as this.
-const MIN_MAX_CHARS: usize = 400;
+/// Run names longer than this are cut in a `<details>` summary, which every piece repeats.
+const SUMMARY_NAME_CAP: usize = 40;
+/// Below this, `max_chars` could not hold a heading, a `<details>` summary and a row; smaller
+/// values act as this.
+const MIN_MAX_CHARS: usize = 1_000;
 
 /// The plan as Markdown comments, each at most `max_chars` characters (callers pass 65_000).
 pub fn render(plan: &Plan, max_chars: usize) -> Vec<String> {
@@ -50,19 +53,18 @@ fn heading(k: usize, n: usize) -> String {
 
 /// The whole document, in order, headings aside.
 fn blocks(plan: &Plan) -> Vec<Block> {
-    if !has_changes(plan) {
-        let mut out = vec![Block::text(format!("{NO_CHANGES}\n\n"))];
-        out.extend(unchanged_block(plan));
-        return out;
-    }
-    let mut out = vec![
-        Block::text(format!(
-            "**Plan:** {}\n\n",
-            escape(&summary_sentence(&plan.summary))
-        )),
-        summary_table(plan),
-        runs_table(plan),
-    ];
+    let mut out = if has_changes(plan) {
+        vec![
+            Block::text(format!(
+                "**Plan:** {}\n\n",
+                escape(&summary_sentence(&plan.summary))
+            )),
+            summary_table(plan),
+            runs_table(plan),
+        ]
+    } else {
+        vec![Block::text(format!("{NO_CHANGES}\n\n"))]
+    };
     out.extend(plan.runs.iter().filter_map(run_details));
     out.extend(unchanged_block(plan));
     out
@@ -177,9 +179,9 @@ fn run_details(run: &RunPlan) -> Option<Block> {
     }
     let title = format!(
         "<b>{}</b> ({}, {}): {}",
-        escape_html(&run.key),
-        escape_html(&run.dataset),
-        escape_html(&run.backend),
+        escape_html(&capped(&run.key, SUMMARY_NAME_CAP)),
+        escape_html(&capped(&run.dataset, SUMMARY_NAME_CAP)),
+        escape_html(&capped(&run.backend, SUMMARY_NAME_CAP)),
         what.join(", ")
     );
     Some(Block::details_html(&title, sections))
@@ -231,7 +233,7 @@ fn merge_counts(c: &FieldCounts) -> String {
 /// end a cell, open a tag or code span, or strike text through.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in capped(s).chars() {
+    for c in capped(s, CELL_CAP).chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '|' => out.push_str("\\|"),
@@ -251,7 +253,7 @@ pub fn escape(s: &str) -> String {
 /// A user string inside HTML (`<summary>`), where Markdown escapes would show literally.
 fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in capped(s).chars() {
+    for c in capped(s, CELL_CAP).chars() {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -263,12 +265,12 @@ fn escape_html(s: &str) -> String {
     out
 }
 
-/// `s`, cut to [`CELL_CAP`] characters with an ellipsis.
-fn capped(s: &str) -> String {
-    if s.chars().count() <= CELL_CAP {
+/// `s`, cut to `cap` characters with an ellipsis.
+fn capped(s: &str, cap: usize) -> String {
+    if s.chars().count() <= cap {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(CELL_CAP - 1).collect();
+    let mut out: String = s.chars().take(cap - 1).collect();
     out.push('…');
     out
 }
@@ -442,11 +444,12 @@ impl Packer {
                     in_section = true;
                 }
                 if piece.len + chars(row) + tail > self.room() {
-                    // The part is too full to start this piece here: start it in a fresh part
-                    // (where `push` cuts it only if max_chars is absurdly small).
+                    // The part is too full to start this piece here: start it in a fresh part.
                     self.flush();
                 }
-                piece.add(row);
+                // A row longer than a whole part (escaped cells add up) is shortened, keeping
+                // the row's syntax, rather than cutting the piece's closing tags off.
+                piece.add(&shorten(row, self.room().saturating_sub(piece.len + tail)));
                 piece.has_rows = true;
             }
             if in_section {
@@ -456,6 +459,20 @@ impl Packer {
         piece.add(&b.close);
         self.push(&piece.text);
     }
+}
+
+/// `row` in at most `max` characters: a table row or list item cut short with `…`.
+fn shorten(row: &str, max: usize) -> String {
+    if chars(row) <= max {
+        return row.to_string();
+    }
+    let end = if row.starts_with('|') {
+        "… |\n"
+    } else {
+        "…\n"
+    };
+    let keep: String = row.chars().take(max.saturating_sub(chars(end))).collect();
+    format!("{keep}{end}")
 }
 
 /// A piece of a split block under construction.
@@ -501,6 +518,13 @@ mod tests {
     fn long_cells_are_capped() {
         let s = "x".repeat(CELL_CAP + 10);
         assert_eq!(escape(&s).chars().count(), CELL_CAP);
+    }
+
+    #[test]
+    fn shorten_keeps_row_syntax() {
+        assert_eq!(shorten("| abcdef | g |\n", 10), "| abcd… |\n");
+        assert_eq!(shorten("- abcdef\n", 6), "- ab…\n");
+        assert_eq!(shorten("- ab\n", 6), "- ab\n");
     }
 
     #[test]

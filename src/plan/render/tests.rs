@@ -281,8 +281,11 @@ fn markdown_empty() {
 #[test]
 fn markdown_split_small() {
     // A small limit shows how parts re-open `<details>` and repeat table headers.
-    let parts = markdown::render(&fixture(), 700);
-    assert!(parts.iter().all(|p| p.chars().count() <= 700));
+    let mut plan = fixture();
+    let more = (6..12).map(|i| rejection(i, "keypoints", "add", "allow_additions=false"));
+    plan.runs[4].rejected.extend(more);
+    let parts = markdown::render(&plan, 1_000);
+    assert!(parts.iter().all(|p| p.chars().count() <= 1_000));
     insta::assert_snapshot!(parts.join("\n=========== next comment ===========\n\n"));
 }
 
@@ -348,9 +351,18 @@ fn markdown_splits_3000_rejections() {
 #[test]
 fn markdown_splits_at_many_limits() {
     let plan = huge_merge(300);
-    for max in [400, 1_000, 2_345, 10_000, 65_000] {
+    for max in [1_000, 2_345, 10_000, 65_000] {
         check_split(&plan, &markdown::render(&plan, max), max);
     }
+}
+
+#[test]
+fn markdown_shortens_rows_longer_than_a_comment() {
+    let mut plan = huge_merge(3);
+    plan.runs[1].rejected[1].reason = "`|".repeat(5_000);
+    let parts = markdown::render(&plan, 1_000);
+    check_split(&plan, &parts, 1_000);
+    assert!(parts.concat().contains("… |\n"));
 }
 
 #[test]
@@ -365,4 +377,107 @@ fn markdown_escapes_user_strings() {
         out.contains("<summary><b>a|b</b> (&lt;script&gt;, cvat)"),
         "{out}"
     );
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// User strings with everything Markdown, HTML and terminals treat specially.
+    fn user_string() -> impl Strategy<Value = String> {
+        "[a-z0-9 |<>`*~&_\\\\\n\x1b-]{0,24}"
+    }
+
+    fn arb_rejection(i: usize) -> impl Strategy<Value = Rejection> {
+        (user_string(), user_string(), user_string(), user_string()).prop_map(
+            move |(sample, field, change, reason)| Rejection {
+                sample_id: sample,
+                // Unique, so each one can be counted in the output.
+                label_id: format!("label{i:05}x"),
+                field,
+                change,
+                reason,
+            },
+        )
+    }
+
+    fn arb_run(index: usize) -> impl Strategy<Value = RunPlan> {
+        (
+            (user_string(), user_string(), user_string()),
+            proptest::sample::subsequence(Action::ALL.to_vec(), 0..3),
+            (0usize..500, 0usize..50),
+            proptest::collection::vec(user_string(), 0..3),
+            proptest::collection::vec(user_string(), 0..3),
+            0usize..60,
+        )
+            .prop_flat_map(move |(names, actions, counts, drift, details, n)| {
+                let rejections: Vec<_> = (0..n).map(|i| arb_rejection(index * 1000 + i)).collect();
+                (
+                    Just((names, actions, counts, drift, details)),
+                    rejections,
+                    any::<[u8; 6]>(),
+                )
+            })
+            .prop_map(|((names, actions, counts, drift, details), rejected, c)| {
+                let mut fields = IndexMap::new();
+                fields.insert(
+                    names.0.clone(),
+                    FieldCounts {
+                        upload: c[0].into(),
+                        added: c[1].into(),
+                        edited: c[2].into(),
+                        deleted: c[3].into(),
+                        rejected: rejected.len(),
+                        unchanged: c[5].into(),
+                    },
+                );
+                RunPlan {
+                    key: names.0,
+                    dataset: names.1,
+                    backend: names.2,
+                    actions,
+                    samples: counts.0,
+                    tasks: counts.1,
+                    fields,
+                    rejected,
+                    drift,
+                    details,
+                }
+            })
+    }
+
+    fn arb_plan() -> impl Strategy<Value = Plan> {
+        (0usize..5)
+            .prop_flat_map(|n| (0..n).map(arb_run).collect::<Vec<_>>())
+            .prop_map(Plan::new)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn markdown_parts_fit_and_hold_every_rejection(plan in arb_plan(), max in 1_000usize..4_000) {
+            let parts = markdown::render(&plan, max);
+            for (i, part) in parts.iter().enumerate() {
+                prop_assert!(part.chars().count() <= max, "part {} too long", i);
+                prop_assert_eq!(part.matches("<details>").count(), part.matches("</details>").count());
+            }
+            let all = parts.concat();
+            for r in plan.runs.iter().flat_map(|r| &r.rejected) {
+                prop_assert_eq!(all.matches(&r.label_id).count(), 1);
+            }
+        }
+
+        #[test]
+        fn json_round_trips_any_plan(plan in arb_plan()) {
+            prop_assert_eq!(json::parse(&json::render(&plan)).unwrap(), plan);
+        }
+
+        #[test]
+        fn text_has_no_control_characters_but_newlines(plan in arb_plan(), verbose: bool, width in 0usize..120) {
+            let out = text::render(&plan, &TextOptions { color: false, verbose, width });
+            prop_assert!(out.chars().all(|c| c == '\n' || !c.is_control()), "{:?}", out);
+        }
+    }
 }
