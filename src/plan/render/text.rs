@@ -62,7 +62,7 @@ pub fn render(plan: &Plan, opts: &TextOptions) -> String {
             summary_sentence(&plan.summary)
         );
     } else {
-        let _ = writeln!(out, "{}", r.paint.code("1;32", NO_CHANGES));
+        let _ = writeln!(out, "{}", r.paint.code(BOLD_GREEN, NO_CHANGES));
     }
     out
 }
@@ -97,8 +97,7 @@ impl Renderer<'_> {
         }
         if self.opts.verbose {
             for d in &run.details {
-                let text = clean(d);
-                self.wrapped(out, &self.paint.code(DIM, "#"), 1, &text);
+                self.wrapped(out, &self.paint.code(DIM, "#"), 1, &clean(d));
             }
         }
     }
@@ -295,6 +294,7 @@ const YELLOW: &str = "33";
 const RED: &str = "31";
 const MAGENTA: &str = "35";
 const DIM: &str = "2";
+const BOLD_GREEN: &str = "1;32";
 
 /// The colour of an action's symbol: green adds, yellow changes, red removes, magenta both.
 fn action_color(a: Action) -> &'static str {
