@@ -2,5 +2,6 @@
 
 pub mod engine;
 pub mod model;
+pub mod render;
 
 pub use model::*;

@@ -1,0 +1,483 @@
+//! Snapshot tests of every renderer over a plan with every action, an empty plan, and the
+//! properties the CLI relies on (JSON round trip, version check, Markdown splitting).
+
+use indexmap::IndexMap;
+
+use super::text::TextOptions;
+use super::{json, markdown, text};
+use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan};
+
+/// GitHub's comment limit, less headroom: what the CLI passes.
+const MAX_CHARS: usize = 65_000;
+
+fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usize) -> RunPlan {
+    RunPlan {
+        key: key.to_string(),
+        dataset: "quickstart".to_string(),
+        backend: backend.to_string(),
+        actions: actions.to_vec(),
+        samples,
+        tasks,
+        fields: IndexMap::new(),
+        rejected: Vec::new(),
+        drift: Vec::new(),
+        details: Vec::new(),
+    }
+}
+
+fn upload(n: usize) -> FieldCounts {
+    FieldCounts {
+        upload: n,
+        ..FieldCounts::default()
+    }
+}
+
+fn rejection(n: usize, field: &str, change: &str, reason: &str) -> Rejection {
+    Rejection {
+        sample_id: format!("64f1c0a2e4b0c3d2a1{n:06}"),
+        label_id: format!("64f1c0a2e4b0c3d2b2{n:06}"),
+        field: field.to_string(),
+        change: change.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn lines(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A plan with every action, a multi-action run, and a run without changes.
+fn fixture() -> Plan {
+    let mut create = run("fix_gt", "labelstudio", &[Action::Create], 12, 2);
+    create.fields.insert("ground_truth".into(), upload(40));
+    create.fields.insert("predictions".into(), upload(1));
+    create.details = lines(&[
+        "create project `annoform-fix_gt` with 2 tasks of up to 6 samples",
+        "upload 12 images and 41 existing labels as predictions",
+    ]);
+
+    let mut extend = run("vehicles", "cvat", &[Action::Extend], 30, 4);
+    extend.fields.insert("detections".into(), upload(7));
+    extend.details = lines(&["view matches 3 more samples: 1 new task (batch 4)"]);
+
+    let mut update = run("classes", "cvat", &[Action::Update], 50, 5);
+    update.details = lines(&[
+        "ground_truth: add class `truck`",
+        "ground_truth: add attribute occluded <checkbox> (default false | unset)",
+    ]);
+
+    let mut replace = run("segmentation", "cvat", &[Action::Replace], 8, 1);
+    replace.fields.insert("segmentations".into(), upload(16));
+    replace.details = lines(&["backend changed: labelstudio -> cvat"]);
+
+    let mut merge = run("review", "cvat", &[Action::Merge], 120, 6);
+    merge.fields.insert(
+        "ground_truth".into(),
+        FieldCounts {
+            upload: 0,
+            added: 3,
+            edited: 2,
+            deleted: 1,
+            rejected: 4,
+            unchanged: 5,
+        },
+    );
+    merge.fields.insert(
+        "keypoints".into(),
+        FieldCounts {
+            rejected: 1,
+            unchanged: 10,
+            ..FieldCounts::default()
+        },
+    );
+    merge.rejected = vec![
+        rejection(1, "ground_truth", "delete", "allow_deletions=false"),
+        rejection(2, "ground_truth", "label", "allow_label_edits=false"),
+        rejection(3, "ground_truth", "geometry", "allow_spatial_edits=false"),
+        rejection(4, "ground_truth", "attribute:occluded", "read_only"),
+        rejection(5, "keypoints", "add", "allow_additions=false"),
+    ];
+    merge.details = lines(&["annotations digest 9f2c…e1 (3 jobs completed)"]);
+
+    let mut destroy = run("old_run", "labelstudio", &[Action::Destroy], 8, 1);
+    destroy.details = lines(&["delete project 14 and its task; labels stay in the dataset"]);
+
+    let mut drift = run("night", "cvat", &[Action::Drift, Action::Extend], 40, 3);
+    drift.fields.insert("ground_truth".into(), upload(9));
+    drift.drift = lines(&[
+        "task 17 (annoform-night-b2) was deleted outside annoform; its 5 samples will be uploaded again",
+        "project 3 was renamed to `night|old` outside annoform",
+    ]);
+
+    let mut stable = run("stable", "labelstudio", &[], 20, 2);
+    stable.fields.insert(
+        "ground_truth".into(),
+        FieldCounts {
+            unchanged: 50,
+            ..FieldCounts::default()
+        },
+    );
+
+    Plan::new(vec![
+        create, extend, update, replace, merge, destroy, drift, stable,
+    ])
+}
+
+fn opts(color: bool, verbose: bool) -> TextOptions {
+    TextOptions {
+        color,
+        verbose,
+        width: 100,
+    }
+}
+
+#[test]
+fn text_compact() {
+    insta::assert_snapshot!(text::render(&fixture(), &opts(false, false)));
+}
+
+#[test]
+fn text_verbose() {
+    insta::assert_snapshot!(text::render(&fixture(), &opts(false, true)));
+}
+
+#[test]
+fn text_color() {
+    // Escape codes made visible, so the snapshot shows which text is styled how.
+    let out = text::render(&fixture(), &opts(true, false));
+    insta::assert_snapshot!(out.replace('\x1b', "\\e"));
+}
+
+#[test]
+fn text_narrow_wraps_free_text() {
+    let out = text::render(
+        &fixture(),
+        &TextOptions {
+            width: 60,
+            ..opts(false, false)
+        },
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn text_wide_puts_rejections_on_one_line() {
+    let out = text::render(
+        &fixture(),
+        &TextOptions {
+            width: 160,
+            ..opts(false, false)
+        },
+    );
+    let line = "        ground_truth  delete    sample 64f1c0a2e4b0c3d2a1000001  \
+                label 64f1c0a2e4b0c3d2b2000001  allow_deletions=false\n";
+    assert!(out.contains(line), "{out}");
+}
+
+#[test]
+fn text_empty() {
+    let plan = Plan::new(Vec::new());
+    insta::assert_snapshot!(text::render(&plan, &opts(false, false)), @"No changes. Runs match the manifests.");
+    assert_eq!(
+        text::render(&plan, &opts(false, true)),
+        "No changes. Runs match the manifests.\n"
+    );
+}
+
+#[test]
+fn text_only_unchanged_runs() {
+    let plan = Plan::new(vec![run("stable", "cvat", &[], 3, 1)]);
+    assert_eq!(
+        text::render(&plan, &opts(false, false)),
+        "No changes. Runs match the manifests.\n"
+    );
+    insta::assert_snapshot!(text::render(&plan, &opts(false, true)), @r"
+      = no changes  quickstart/stable (cvat)
+          3 samples, 1 task
+
+    No changes. Runs match the manifests.
+    ");
+}
+
+#[test]
+fn text_escapes_control_characters() {
+    let mut r = run("evil\x1b[2J", "cvat", &[Action::Drift], 1, 1);
+    r.drift = lines(&["moved\rback"]);
+    let out = text::render(&Plan::new(vec![r]), &opts(false, false));
+    assert!(!out.contains('\x1b') && !out.contains('\r'), "{out:?}");
+}
+
+#[test]
+fn json_full() {
+    insta::assert_snapshot!(json::render(&fixture()));
+}
+
+#[test]
+fn json_empty() {
+    insta::assert_snapshot!(json::render(&Plan::new(Vec::new())), @r#"
+    {
+      "format_version": "1",
+      "runs": [],
+      "summary": {
+        "create": 0,
+        "extend": 0,
+        "update": 0,
+        "replace": 0,
+        "merge": 0,
+        "destroy": 0,
+        "drift": 0
+      },
+      "changes": false
+    }
+    "#);
+}
+
+#[test]
+fn json_ends_with_newline() {
+    assert!(json::render(&fixture()).ends_with("}\n"));
+}
+
+#[test]
+fn json_round_trips() {
+    for plan in [fixture(), Plan::new(Vec::new())] {
+        assert_eq!(json::parse(&json::render(&plan)).unwrap(), plan);
+    }
+}
+
+#[test]
+fn json_refuses_other_format_versions() {
+    let mut plan = fixture();
+    plan.format_version = "2".to_string();
+    let err = json::parse(&json::render(&plan)).unwrap_err();
+    assert!(
+        matches!(err, json::ParseError::UnsupportedVersion { ref found } if found == "\"2\""),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "plan format_version \"2\" is not supported: this annoform reads format_version \"1\""
+    );
+    assert!(json::check_version("1").is_ok());
+}
+
+#[test]
+fn markdown_full() {
+    let parts = markdown::render(&fixture(), MAX_CHARS);
+    assert_eq!(parts.len(), 1);
+    insta::assert_snapshot!(parts[0]);
+}
+
+#[test]
+fn markdown_empty() {
+    let parts = markdown::render(&Plan::new(Vec::new()), MAX_CHARS);
+    assert_eq!(parts.len(), 1);
+    insta::assert_snapshot!(parts[0], @r"
+    ### annoform plan
+
+    No changes. Runs match the manifests.
+    ");
+}
+
+#[test]
+fn markdown_split_small() {
+    // A small limit shows how parts re-open `<details>` and repeat table headers.
+    let mut plan = fixture();
+    let more = (6..12).map(|i| rejection(i, "keypoints", "add", "allow_additions=false"));
+    plan.runs[4].rejected.extend(more);
+    let parts = markdown::render(&plan, 1_000);
+    assert!(parts.iter().all(|p| p.chars().count() <= 1_000));
+    insta::assert_snapshot!(parts.join("\n=========== next comment ===========\n\n"));
+}
+
+/// A merge with `n` rejections, each with a unique label id.
+fn huge_merge(n: usize) -> Plan {
+    let mut r = run("huge", "cvat", &[Action::Merge], n, 30);
+    r.fields.insert(
+        "ground_truth".into(),
+        FieldCounts {
+            rejected: n,
+            ..FieldCounts::default()
+        },
+    );
+    r.rejected = (0..n)
+        .map(|i| rejection(i, "ground_truth", "delete", "allow_deletions=false"))
+        .collect();
+    r.drift = lines(&["task 2 was deleted outside annoform"]);
+    Plan::new(vec![fixture().runs[0].clone(), r])
+}
+
+/// Asserts that `parts` fit `max`, keep `<details>` balanced, and hold each rejection once.
+fn check_split(plan: &Plan, parts: &[String], max: usize) {
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            part.chars().count() <= max,
+            "part {i} has {} chars",
+            part.chars().count()
+        );
+        assert_eq!(
+            part.matches("<details>").count(),
+            part.matches("</details>").count(),
+            "part {i} cuts a <details> block"
+        );
+        if i > 0 {
+            let heading = format!(
+                "### annoform plan (continued, part {}/{})",
+                i + 1,
+                parts.len()
+            );
+            assert!(part.starts_with(&heading), "part {i}: {}", &part[..80]);
+        }
+        for line in part.lines().filter(|l| l.starts_with('|')) {
+            assert!(line.ends_with('|'), "part {i} cuts a row: {line}");
+        }
+    }
+    let all = parts.concat();
+    for r in plan.runs.iter().flat_map(|r| &r.rejected) {
+        assert_eq!(all.matches(&r.label_id).count(), 1, "{}", r.label_id);
+    }
+}
+
+#[test]
+fn markdown_splits_3000_rejections() {
+    let plan = huge_merge(3000);
+    let parts = markdown::render(&plan, MAX_CHARS);
+    assert!(
+        parts.len() > 1,
+        "3000 rejections should not fit one comment"
+    );
+    check_split(&plan, &parts, MAX_CHARS);
+}
+
+#[test]
+fn markdown_splits_at_many_limits() {
+    let plan = huge_merge(300);
+    for max in [1_000, 2_345, 10_000, 65_000] {
+        check_split(&plan, &markdown::render(&plan, max), max);
+    }
+}
+
+#[test]
+fn markdown_shortens_rows_longer_than_a_comment() {
+    let mut plan = huge_merge(3);
+    plan.runs[1].rejected[1].reason = "`|".repeat(5_000);
+    let parts = markdown::render(&plan, 1_000);
+    check_split(&plan, &parts, 1_000);
+    assert!(parts.concat().contains("… |\n"));
+}
+
+#[test]
+fn markdown_escapes_user_strings() {
+    let mut r = run("a|b", "cvat", &[Action::Drift], 1, 1);
+    r.dataset = "<script>".to_string();
+    r.drift = lines(&["`x` | <y>"]);
+    let out = markdown::render(&Plan::new(vec![r]), MAX_CHARS).concat();
+    assert!(out.contains("| **a\\|b** | &lt;script&gt; |"), "{out}");
+    assert!(out.contains("- &#96;x&#96; \\| &lt;y&gt;"), "{out}");
+    assert!(
+        out.contains("<summary><b>a|b</b> (&lt;script&gt;, cvat)"),
+        "{out}"
+    );
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// User strings with everything Markdown, HTML and terminals treat specially.
+    fn user_string() -> impl Strategy<Value = String> {
+        "[a-z0-9 |<>`*~&_\\\\\n\x1b-]{0,24}"
+    }
+
+    fn arb_rejection(i: usize) -> impl Strategy<Value = Rejection> {
+        (user_string(), user_string(), user_string(), user_string()).prop_map(
+            move |(sample, field, change, reason)| Rejection {
+                sample_id: sample,
+                // Unique, so each one can be counted in the output.
+                label_id: format!("label{i:05}x"),
+                field,
+                change,
+                reason,
+            },
+        )
+    }
+
+    fn arb_run(index: usize) -> impl Strategy<Value = RunPlan> {
+        (
+            (user_string(), user_string(), user_string()),
+            proptest::sample::subsequence(Action::ALL.to_vec(), 0..3),
+            (0usize..500, 0usize..50),
+            proptest::collection::vec(user_string(), 0..3),
+            proptest::collection::vec(user_string(), 0..3),
+            0usize..60,
+        )
+            .prop_flat_map(move |(names, actions, counts, drift, details, n)| {
+                let rejections: Vec<_> = (0..n).map(|i| arb_rejection(index * 1000 + i)).collect();
+                (
+                    Just((names, actions, counts, drift, details)),
+                    rejections,
+                    any::<[u8; 6]>(),
+                )
+            })
+            .prop_map(|((names, actions, counts, drift, details), rejected, c)| {
+                let mut fields = IndexMap::new();
+                fields.insert(
+                    names.0.clone(),
+                    FieldCounts {
+                        upload: c[0].into(),
+                        added: c[1].into(),
+                        edited: c[2].into(),
+                        deleted: c[3].into(),
+                        rejected: rejected.len(),
+                        unchanged: c[5].into(),
+                    },
+                );
+                RunPlan {
+                    key: names.0,
+                    dataset: names.1,
+                    backend: names.2,
+                    actions,
+                    samples: counts.0,
+                    tasks: counts.1,
+                    fields,
+                    rejected,
+                    drift,
+                    details,
+                }
+            })
+    }
+
+    fn arb_plan() -> impl Strategy<Value = Plan> {
+        (0usize..5)
+            .prop_flat_map(|n| (0..n).map(arb_run).collect::<Vec<_>>())
+            .prop_map(Plan::new)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn markdown_parts_fit_and_hold_every_rejection(plan in arb_plan(), max in 1_000usize..4_000) {
+            let parts = markdown::render(&plan, max);
+            for (i, part) in parts.iter().enumerate() {
+                prop_assert!(part.chars().count() <= max, "part {} too long", i);
+                prop_assert_eq!(part.matches("<details>").count(), part.matches("</details>").count());
+            }
+            let all = parts.concat();
+            for r in plan.runs.iter().flat_map(|r| &r.rejected) {
+                prop_assert_eq!(all.matches(&r.label_id).count(), 1);
+            }
+        }
+
+        #[test]
+        fn json_round_trips_any_plan(plan in arb_plan()) {
+            prop_assert_eq!(json::parse(&json::render(&plan)).unwrap(), plan);
+        }
+
+        #[test]
+        fn text_has_no_control_characters_but_newlines(plan in arb_plan(), verbose: bool, width in 0usize..120) {
+            let out = text::render(&plan, &TextOptions { color: false, verbose, width });
+            prop_assert!(out.chars().all(|c| c == '\n' || !c.is_control()), "{:?}", out);
+        }
+    }
+}
