@@ -286,6 +286,11 @@ pub struct CustomConfig {
     pub url: Option<String>,
     /// API key passed to the program, as `${env:NAME}`.
     pub api_key: Option<SecretRef>,
+    /// Maximum samples per task (several tasks per run).
+    #[schemars(range(min = 1))]
+    pub task_size: Option<u64>,
+    /// Project name (default `annoform/<dataset>/<key>`).
+    pub project_name: Option<String>,
     /// Free-form settings passed to the program.
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }

@@ -64,14 +64,24 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let _lock = session.lock("apply", Duration::from_secs(args.lock_timeout))?;
     let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
     let (work, from_file) = match &args.plan_file {
-        None => (engine.plan(&session.runs, &args.targets, Goal::Converge).map_err(engine_error)?, false),
+        None => (
+            engine
+                .plan(&session.runs, &args.targets, Goal::Converge)
+                .map_err(engine_error)?,
+            false,
+        ),
         Some(path) => {
             let path = session.config.root.join(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| CommandError::failed(format!("cannot read {}: {e}", path.display())))?;
-            let saved: PlanFile = serde_json::from_str(&text)
-                .map_err(|e| CommandError::failed(format!("{} is not a plan file: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                CommandError::failed(format!("cannot read {}: {e}", path.display()))
+            })?;
+            let saved: PlanFile = serde_json::from_str(&text).map_err(|e| {
+                CommandError::failed(format!("{} is not a plan file: {e}", path.display()))
+            })?;
             let targets: Vec<String> = saved.guards.iter().map(|g| g.key.clone()).collect();
-            let work = engine.plan(&session.runs, &targets, Goal::Converge).map_err(engine_error)?;
+            let work = engine
+                .plan(&session.runs, &targets, Goal::Converge)
+                .map_err(engine_error)?;
             if work.plan_file() != saved {
                 return Err(CommandError::failed(format!(
                     "the saved plan {} is stale: run records, manifests or backend annotations changed since it was made",
@@ -101,12 +111,28 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     let session = Session::open(ctx)?;
     let _lock = session.lock("destroy", Duration::from_secs(args.lock_timeout))?;
     let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
-    let work = engine.plan(&session.runs, &args.targets, Goal::Destroy).map_err(engine_error)?;
-    print_plan(ctx, &work, &OutputArgs { json: false, markdown: false, verbose: true })?;
+    let work = engine
+        .plan(&session.runs, &args.targets, Goal::Destroy)
+        .map_err(engine_error)?;
+    print_plan(
+        ctx,
+        &work,
+        &OutputArgs {
+            json: false,
+            markdown: false,
+            verbose: true,
+        },
+    )?;
     if !work.plan.changes {
         return Ok(());
     }
-    confirm("Do you really want to destroy these runs?", args.auto_approve)?;
+    confirm(
+        "Do you really want to destroy these runs?",
+        args.auto_approve,
+    )?;
     let done = engine.apply(work, &Bars::new()).map_err(engine_error)?;
-    super::print(&format!("Destroy complete: {} run(s) destroyed.\n", done.len()))
+    super::print(&format!(
+        "Destroy complete: {} run(s) destroyed.\n",
+        done.len()
+    ))
 }

@@ -23,7 +23,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
             .runs
             .iter()
             .find(|r| r.run.key.0 == *key)
-            .ok_or_else(|| CommandError::failed(format!("no manifest declares run `{key}`")).hint("write its manifest first: it names the dataset, backend and project"))?;
+            .ok_or_else(|| {
+                CommandError::failed(format!("no manifest declares run `{key}`"))
+                    .hint("write its manifest first: it names the dataset, backend and project")
+            })?;
         let r = engine.import(loaded).map_err(engine_error)?;
         super::print(&format!(
             "Imported `{key}`: project `{}`, {} task(s), {} sample(s).\n",

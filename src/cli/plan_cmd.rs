@@ -52,13 +52,20 @@ pub struct Args {
 pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
     let session = Session::open(ctx)?;
     let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
-    let work = engine.plan(&session.runs, &args.targets, Goal::Converge).map_err(engine_error)?;
+    let work = engine
+        .plan(&session.runs, &args.targets, Goal::Converge)
+        .map_err(engine_error)?;
     print_plan(ctx, &work, &args.output)?;
     if let Some(path) = &args.out {
         let path = session.config.root.join(path);
         let text = serde_json::to_string_pretty(&work.plan_file()).unwrap_or_default() + "\n";
-        std::fs::write(&path, text).map_err(|e| CommandError::failed(format!("cannot write {}: {e}", path.display())))?;
-        eprintln!("Saved the plan to {}. To perform exactly these actions, run: annoform apply {}", path.display(), path.display());
+        std::fs::write(&path, text)
+            .map_err(|e| CommandError::failed(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!(
+            "Saved the plan to {}. To perform exactly these actions, run: annoform apply {}",
+            path.display(),
+            path.display()
+        );
     }
     Ok(work.plan.changes)
 }
@@ -71,6 +78,10 @@ pub fn print_plan(ctx: &Context, work: &Work, output: &OutputArgs) -> Result<(),
     if output.markdown {
         return super::print(&markdown::render(&work.plan, 65_000).join("\n\n---\n\n"));
     }
-    let opts = text::TextOptions { color: ctx.ui.color, verbose: output.verbose, width: ctx.ui.width };
+    let opts = text::TextOptions {
+        color: ctx.ui.color,
+        verbose: output.verbose,
+        width: ctx.ui.width,
+    };
     super::print(&text::render(&work.plan, &opts))
 }

@@ -38,15 +38,30 @@ fn err(e: impl std::fmt::Display) -> CommandError {
 }
 
 /// The single record with `key` (in `dataset` when given).
-pub fn find(store: &LocalStore, key: &str, dataset: Option<&str>) -> Result<RunRecord, CommandError> {
-    let matches: Vec<(String, String)> =
-        store.list().map_err(err)?.into_iter().filter(|(d, k)| k == key && dataset.is_none_or(|x| x == d)).collect();
+pub fn find(
+    store: &LocalStore,
+    key: &str,
+    dataset: Option<&str>,
+) -> Result<RunRecord, CommandError> {
+    let matches: Vec<(String, String)> = store
+        .list()
+        .map_err(err)?
+        .into_iter()
+        .filter(|(d, k)| k == key && dataset.is_none_or(|x| x == d))
+        .collect();
     match matches.as_slice() {
-        [] => Err(CommandError::failed(format!("no run `{key}` in the state")).hint("`annoform runs list` shows the recorded runs")),
-        [(d, k)] => store.get(d, k).map_err(err)?.ok_or_else(|| CommandError::failed(format!("no run `{key}`"))),
+        [] => Err(CommandError::failed(format!("no run `{key}` in the state"))
+            .hint("`annoform runs list` shows the recorded runs")),
+        [(d, k)] => store
+            .get(d, k)
+            .map_err(err)?
+            .ok_or_else(|| CommandError::failed(format!("no run `{key}`"))),
         many => Err(CommandError::failed(format!(
             "run `{key}` exists in several datasets: {}",
-            many.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|(d, _)| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .hint("pass --dataset NAME")),
     }
@@ -57,7 +72,10 @@ pub fn table(records: &[RunRecord]) -> String {
     if records.is_empty() {
         return "No runs recorded.\n".into();
     }
-    let mut out = format!("{:<24} {:<16} {:<12} {:>7} {:>5} {:>6}  {}\n", "KEY", "DATASET", "BACKEND", "SAMPLES", "TASKS", "SERIAL", "LAST MERGE");
+    let mut out = format!(
+        "{:<24} {:<16} {:<12} {:>7} {:>5} {:>6}  {}\n",
+        "KEY", "DATASET", "BACKEND", "SAMPLES", "TASKS", "SERIAL", "LAST MERGE"
+    );
     for r in records {
         let merged = r.merge.as_ref().map_or("-", |m| m.merged_at.as_str());
         out.push_str(&format!(
@@ -94,13 +112,19 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;
             let r = find(&store, old, dataset.as_deref())?;
             store.rename(&r.dataset, old, new).map_err(err)?;
-            super::print(&format!("Renamed run `{old}` to `{new}` in dataset `{}`; update its manifest's `key` to match.\n", r.dataset))
+            super::print(&format!(
+                "Renamed run `{old}` to `{new}` in dataset `{}`; update its manifest's `key` to match.\n",
+                r.dataset
+            ))
         }
         RunsCommand::Delete { key, dataset } => {
             let _lock = lock(&config, "runs delete", Duration::from_secs(5))?;
             let r = find(&store, key, dataset.as_deref())?;
             store.delete(&r.dataset, key).map_err(err)?;
-            super::print(&format!("Forgot run `{key}` of dataset `{}`; its backend objects were not touched.\n", r.dataset))
+            super::print(&format!(
+                "Forgot run `{key}` of dataset `{}`; its backend objects were not touched.\n",
+                r.dataset
+            ))
         }
     }
 }

@@ -25,15 +25,26 @@ impl Session {
         let config = ctx.config()?;
         let loaded = load::load(&[config.manifest_dir()], &config.root);
         let mut problems = loaded.problems;
-        problems.extend(validate::validate(&loaded.runs, &config, &mut Datasets::new(&config)));
+        problems.extend(validate::validate(
+            &loaded.runs,
+            &config,
+            &mut Datasets::new(&config),
+        ));
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.position());
             ctx.ui.report(&problems);
-            return Err(CommandError::invalid(format!("the manifests are invalid ({} problem(s))", problems.len()))
-                .hint("run `annoform validate` for the full report"));
+            return Err(CommandError::invalid(format!(
+                "the manifests are invalid ({} problem(s))",
+                problems.len()
+            ))
+            .hint("run `annoform validate` for the full report"));
         }
         let store = LocalStore::new(config.root.join(&config.state_path.value));
-        Ok(Session { runs: loaded.runs, store, config })
+        Ok(Session {
+            runs: loaded.runs,
+            store,
+            config,
+        })
     }
 
     /// The state store of a workspace, without reading manifests.
@@ -52,9 +63,13 @@ impl Session {
 /// Take the workspace lock (`.annoform/lock` beside the state directory).
 pub fn lock(config: &Config, command: &str, wait: Duration) -> Result<LockGuard, CommandError> {
     let path = crate::state::lock::default_path(&config.root.join(&config.state_path.value));
-    let guard = Lock::acquire(&path, command, wait).map_err(|e| CommandError::failed(e.to_string()))?;
+    let guard =
+        Lock::acquire(&path, command, wait).map_err(|e| CommandError::failed(e.to_string()))?;
     if let Some(h) = guard.took_over() {
-        eprintln!("note: took over a stale lock left by pid {} ({})", h.pid, h.command);
+        eprintln!(
+            "note: took over a stale lock left by pid {} ({})",
+            h.pid, h.command
+        );
     }
     Ok(guard)
 }
@@ -62,8 +77,12 @@ pub fn lock(config: &Config, command: &str, wait: Duration) -> Result<LockGuard,
 /// Engine errors become command errors with a hint where one helps.
 pub fn engine_error(e: EngineError) -> CommandError {
     let hint = match &e {
-        EngineError::State(crate::state::StateError::Locked { .. }) => Some("if no annoform is running, `annoform state unlock --force`"),
-        EngineError::Backend(_) => Some("nothing was lost: re-run the command to resume where it stopped"),
+        EngineError::State(crate::state::StateError::Locked { .. }) => {
+            Some("if no annoform is running, `annoform state unlock --force`")
+        }
+        EngineError::Backend(_) => {
+            Some("nothing was lost: re-run the command to resume where it stopped")
+        }
         _ => None,
     };
     let err = CommandError::failed(e.to_string());
@@ -79,12 +98,16 @@ pub fn confirm(question: &str, auto_approve: bool) -> Result<(), CommandError> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(CommandError::failed("no terminal to ask for confirmation").hint("pass --auto-approve to apply without a prompt"));
+        return Err(CommandError::failed("no terminal to ask for confirmation")
+            .hint("pass --auto-approve to apply without a prompt"));
     }
     eprint!("{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|e| CommandError::failed(format!("cannot read the answer: {e}")))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CommandError::failed(format!("cannot read the answer: {e}")))?;
     if answer.trim() == "yes" {
         Ok(())
     } else {
@@ -100,7 +123,11 @@ pub struct Bars {
 impl Bars {
     /// Bars that draw only when stderr is a terminal.
     pub fn new() -> Bars {
-        let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         Bars { bar }
     }
 }
@@ -110,9 +137,11 @@ impl Progress for Bars {
         self.bar.reset();
         self.bar.set_length(total);
         self.bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} samples ({eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{msg:>12} [{bar:30}] {pos}/{len} samples ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         self.bar.set_message(what.to_string());
     }

@@ -21,20 +21,38 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     match &args.plan_file {
         Some(path) => {
             let path = config.root.join(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| CommandError::failed(format!("cannot read {}: {e}", path.display())))?;
-            let saved: PlanFile =
-                serde_json::from_str(&text).map_err(|e| CommandError::failed(format!("{} is not a plan file: {e}", path.display())))?;
-            super::plan_cmd::print_plan(ctx, &Work { plan: saved.plan, runs: Vec::new() }, &args.output)
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                CommandError::failed(format!("cannot read {}: {e}", path.display()))
+            })?;
+            let saved: PlanFile = serde_json::from_str(&text).map_err(|e| {
+                CommandError::failed(format!("{} is not a plan file: {e}", path.display()))
+            })?;
+            super::plan_cmd::print_plan(
+                ctx,
+                &Work {
+                    plan: saved.plan,
+                    runs: Vec::new(),
+                },
+                &args.output,
+            )
         }
         None => {
             let mut records = Vec::new();
-            for (dataset, key) in store.list().map_err(|e| CommandError::failed(e.to_string()))? {
-                if let Some(r) = store.get(&dataset, &key).map_err(|e| CommandError::failed(e.to_string()))? {
+            for (dataset, key) in store
+                .list()
+                .map_err(|e| CommandError::failed(e.to_string()))?
+            {
+                if let Some(r) = store
+                    .get(&dataset, &key)
+                    .map_err(|e| CommandError::failed(e.to_string()))?
+                {
                     records.push(r);
                 }
             }
             if args.output.json {
-                return super::print(&(serde_json::to_string_pretty(&records).unwrap_or_default() + "\n"));
+                return super::print(
+                    &(serde_json::to_string_pretty(&records).unwrap_or_default() + "\n"),
+                );
             }
             super::print(&super::runs_cmd::table(&records))
         }

@@ -18,12 +18,18 @@ pub enum StateCommand {
 pub fn run(ctx: &Context, cmd: &StateCommand) -> Result<(), CommandError> {
     let StateCommand::Unlock { force } = cmd;
     if !force {
-        return Err(CommandError::failed("refusing to unlock without --force").hint("check that no annoform is running first"));
+        return Err(CommandError::failed("refusing to unlock without --force")
+            .hint("check that no annoform is running first"));
     }
     let (config, _) = Session::store_only(ctx)?;
     let path = crate::state::lock::default_path(&config.root.join(&config.state_path.value));
-    match crate::state::lock::force_unlock(&path).map_err(|e| CommandError::failed(e.to_string()))? {
-        Some(h) => super::print(&format!("Removed the lock held by pid {} on {} ({}, since {}).\n", h.pid, h.host, h.command, h.since)),
+    match crate::state::lock::force_unlock(&path)
+        .map_err(|e| CommandError::failed(e.to_string()))?
+    {
+        Some(h) => super::print(&format!(
+            "Removed the lock held by pid {} on {} ({}, since {}).\n",
+            h.pid, h.host, h.command, h.since
+        )),
         None => super::print("The workspace was not locked.\n"),
     }
 }

@@ -20,28 +20,51 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let mut engine = Engine::new(&config, &ctx.ui.env, &store);
     let mut out = String::new();
     let mut json = Vec::new();
-    let keys = store.list().map_err(|e| CommandError::failed(e.to_string()))?;
-    for (d, k) in keys.iter().filter(|(_, k)| args.key.as_ref().is_none_or(|x| x == k)) {
-        let Some(r) = store.get(d, k).map_err(|e| CommandError::failed(e.to_string()))? else { continue };
+    let keys = store
+        .list()
+        .map_err(|e| CommandError::failed(e.to_string()))?;
+    for (d, k) in keys
+        .iter()
+        .filter(|(_, k)| args.key.as_ref().is_none_or(|x| x == k))
+    {
+        let Some(r) = store
+            .get(d, k)
+            .map_err(|e| CommandError::failed(e.to_string()))?
+        else {
+            continue;
+        };
         if r.cleaned_up || r.tasks.is_empty() {
             out.push_str(&format!("{d}/{k} ({}): no backend tasks\n", r.backend));
             continue;
         }
         let status = engine.status(&r).map_err(engine_error)?;
         let done = status.iter().filter(|s| s.complete).count();
-        out.push_str(&format!("{d}/{k} ({}): {done}/{} task(s) complete\n", r.backend, r.tasks.len()));
+        out.push_str(&format!(
+            "{d}/{k} ({}): {done}/{} task(s) complete\n",
+            r.backend,
+            r.tasks.len()
+        ));
         for t in &r.tasks {
             let s = status.iter().find(|s| s.id == t.id);
             let shown = s.map_or("missing".to_string(), |s| s.status.clone());
             out.push_str(&format!("  {:<40} {:>8}  {shown}\n", t.name, t.id));
         }
-        json.push(serde_json::json!({"dataset": d, "key": k, "backend": r.backend, "tasks": status}));
+        json.push(
+            serde_json::json!({"dataset": d, "key": k, "backend": r.backend, "tasks": status}),
+        );
     }
     if args.key.is_some() && out.is_empty() {
-        return Err(CommandError::failed(format!("no run `{}` in the state", args.key.as_deref().unwrap_or_default())));
+        return Err(CommandError::failed(format!(
+            "no run `{}` in the state",
+            args.key.as_deref().unwrap_or_default()
+        )));
     }
     if args.json {
         return super::print(&(serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"));
     }
-    super::print(if out.is_empty() { "No runs recorded.\n" } else { &out })
+    super::print(if out.is_empty() {
+        "No runs recorded.\n"
+    } else {
+        &out
+    })
 }

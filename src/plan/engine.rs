@@ -4,7 +4,10 @@
 //! and naming every backend object deterministically so it is adopted rather than duplicated.
 
 use super::model::*;
-use crate::backend::{self, Annotations, Backend, BackendKind, DownloadedLabel, ProjectSpec, RemoteProject, TaskSample, TaskSpec};
+use crate::backend::{
+    self, Annotations, Backend, BackendKind, DownloadedLabel, ProjectSpec, RemoteProject,
+    TaskSample, TaskSpec,
+};
 use crate::config::{Config, Env};
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::{self, ObjectId};
@@ -91,7 +94,10 @@ pub struct Work {
 impl Work {
     /// The plan file for `plan --out`.
     pub fn plan_file(&self) -> PlanFile {
-        PlanFile { plan: self.plan.clone(), guards: self.runs.iter().map(|r| r.guard.clone()).collect() }
+        PlanFile {
+            plan: self.plan.clone(),
+            guards: self.runs.iter().map(|r| r.guard.clone()).collect(),
+        }
     }
 }
 
@@ -136,8 +142,18 @@ pub struct Engine<'a> {
 impl<'a> Engine<'a> {
     /// An engine over the workspace's config and state store.
     pub fn new(config: &'a Config, env: &'a Env, store: &'a LocalStore) -> Self {
-        let now = env.var("ANNOFORM_NOW").map(String::from).unwrap_or_else(now_rfc3339);
-        Engine { config, env, store, datasets: Datasets::new(config), backends: HashMap::new(), now }
+        let now = env
+            .var("ANNOFORM_NOW")
+            .map(String::from)
+            .unwrap_or_else(now_rfc3339);
+        Engine {
+            config,
+            env,
+            store,
+            datasets: Datasets::new(config),
+            backends: HashMap::new(),
+            now,
+        }
     }
 
     fn backend(&mut self, name: &str) -> Result<&mut Box<dyn Backend>, EngineError> {
@@ -150,8 +166,12 @@ impl<'a> Engine<'a> {
 
     fn dataset(&mut self, name: &str) -> Result<&Dataset, EngineError> {
         match self.datasets.get(name) {
-            None => Err(EngineError::Run(format!("dataset `{name}` is not declared in annoform.toml"))),
-            Some(Err(e)) => Err(EngineError::Run(format!("cannot load dataset `{name}`: {e}"))),
+            None => Err(EngineError::Run(format!(
+                "dataset `{name}` is not declared in annoform.toml"
+            ))),
+            Some(Err(e)) => Err(EngineError::Run(format!(
+                "cannot load dataset `{name}`: {e}"
+            ))),
             Some(Ok(ds)) => Ok(ds),
         }
     }
@@ -159,11 +179,13 @@ impl<'a> Engine<'a> {
     /// Resolve a manifest run into its desired state.
     pub fn desired(&mut self, loaded: &LoadedRun) -> Result<Desired, EngineError> {
         let run = &loaded.run;
-        let backend = run.backend.clone().unwrap_or_else(|| self.config.default_backend.value.clone());
-        let settings_cfg = self
-            .config
-            .backend(&backend)
-            .ok_or_else(|| EngineError::Run(format!("run `{}`: unknown backend `{backend}`", run.key)))?;
+        let backend = run
+            .backend
+            .clone()
+            .unwrap_or_else(|| self.config.default_backend.value.clone());
+        let settings_cfg = self.config.backend(&backend).ok_or_else(|| {
+            EngineError::Run(format!("run `{}`: unknown backend `{backend}`", run.key))
+        })?;
         let kind = settings_cfg.kind;
         let mut settings: serde_json::Map<String, Value> = settings_cfg
             .values
@@ -177,30 +199,58 @@ impl<'a> Engine<'a> {
             }
         }
         let ds = self.dataset(&run.dataset)?;
-        let view = view::apply(&run.view, ds).map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+        let view = view::apply(&run.view, ds)
+            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
         let schema = resolve::resolve(run, ds, &view, kind).map_err(|errs| {
             EngineError::Run(format!(
                 "run `{}`: {}",
                 run.key,
-                errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))
         })?;
         if schema.fields.keys().any(|f| f.starts_with("frames.")) {
-            return Err(EngineError::Run(format!("run `{}`: video runs are not supported yet", run.key)));
+            return Err(EngineError::Run(format!(
+                "run `{}`: video runs are not supported yet",
+                run.key
+            )));
         }
         let project_name = settings
             .get("project_name")
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key));
-        let task_size = settings.get("task_size").and_then(Value::as_u64).map_or(DEFAULT_TASK_SIZE, |n| n.max(1) as usize);
+        let task_size = settings
+            .get("task_size")
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_TASK_SIZE, |n| n.max(1) as usize);
         let manifest_digest = merge::digest(&serde_json::to_value(run).unwrap_or_default());
-        Ok(Desired { loaded: loaded.clone(), backend, kind, settings, schema, view, manifest_digest, project_name, task_size })
+        Ok(Desired {
+            loaded: loaded.clone(),
+            backend,
+            kind,
+            settings,
+            schema,
+            view,
+            manifest_digest,
+            project_name,
+            task_size,
+        })
     }
 
     /// Compute the plan for `runs` (the manifests) against the records.
-    pub fn plan(&mut self, runs: &[LoadedRun], targets: &[String], goal: Goal) -> Result<Work, EngineError> {
-        let mut keys: Vec<(String, String)> = runs.iter().map(|r| (r.run.dataset.clone(), r.run.key.0.clone())).collect();
+    pub fn plan(
+        &mut self,
+        runs: &[LoadedRun],
+        targets: &[String],
+        goal: Goal,
+    ) -> Result<Work, EngineError> {
+        let mut keys: Vec<(String, String)> = runs
+            .iter()
+            .map(|r| (r.run.dataset.clone(), r.run.key.0.clone()))
+            .collect();
         for k in self.store.list()? {
             if !keys.contains(&k) {
                 keys.push(k);
@@ -209,14 +259,18 @@ impl<'a> Engine<'a> {
         if !targets.is_empty() {
             for t in targets {
                 if !keys.iter().any(|(_, k)| k == t) {
-                    return Err(EngineError::Run(format!("--target {t}: no run has this key")));
+                    return Err(EngineError::Run(format!(
+                        "--target {t}: no run has this key"
+                    )));
                 }
             }
             keys.retain(|(_, k)| targets.contains(k));
         }
         let mut out = Vec::new();
         for (dataset, key) in keys {
-            let loaded = runs.iter().find(|r| r.run.dataset == dataset && r.run.key.0 == key);
+            let loaded = runs
+                .iter()
+                .find(|r| r.run.dataset == dataset && r.run.key.0 == key);
             let desired = match (goal, loaded) {
                 (Goal::Converge, Some(l)) => Some(self.desired(l)?),
                 _ => None,
@@ -236,7 +290,11 @@ impl<'a> Engine<'a> {
         record: Option<RunRecord>,
         goal: Goal,
     ) -> Result<RunWork, EngineError> {
-        let backend_name = desired.as_ref().map(|d| d.backend.clone()).or_else(|| record.as_ref().map(|r| r.backend.clone())).unwrap_or_default();
+        let backend_name = desired
+            .as_ref()
+            .map(|d| d.backend.clone())
+            .or_else(|| record.as_ref().map(|r| r.backend.clone()))
+            .unwrap_or_default();
         let mut plan = RunPlan {
             key: key.to_string(),
             dataset: dataset.to_string(),
@@ -269,7 +327,11 @@ impl<'a> Engine<'a> {
             (None, None) => {}
             (None, Some(r)) => {
                 if r.prevent_destroy {
-                    let why = if goal == Goal::Destroy { "cannot be destroyed" } else { "was removed from the manifests but" };
+                    let why = if goal == Goal::Destroy {
+                        "cannot be destroyed"
+                    } else {
+                        "was removed from the manifests but"
+                    };
                     return Err(EngineError::Run(format!(
                         "run `{key}` (dataset `{dataset}`) {why} is protected by lifecycle.prevent_destroy; set `prevent_destroy: false` and apply before destroying it"
                     )));
@@ -292,7 +354,19 @@ impl<'a> Engine<'a> {
                     d.project_name, plan.samples, plan.tasks
                 ));
             }
-            (Some(d), Some(r)) => self.plan_existing(d, r, &mut plan, &mut work)?,
+            (Some(d), Some(r)) => {
+                self.plan_existing(d, r, &mut plan, &mut work)?;
+                // Settings that only the record holds (view, load, lifecycle): shown when
+                // nothing else changes; otherwise the other steps save them.
+                if plan.actions.is_empty()
+                    && !r.cleaned_up
+                    && r.manifest_digest != d.manifest_digest
+                {
+                    plan.actions.push(Action::Update);
+                    plan.details
+                        .push("run settings changed (record only)".into());
+                }
+            }
         }
         work.plan = plan;
         work.desired = desired;
@@ -300,7 +374,13 @@ impl<'a> Engine<'a> {
         Ok(work)
     }
 
-    fn plan_existing(&mut self, d: &Desired, r: &RunRecord, plan: &mut RunPlan, work: &mut RunWork) -> Result<(), EngineError> {
+    fn plan_existing(
+        &mut self,
+        d: &Desired,
+        r: &RunRecord,
+        plan: &mut RunPlan,
+        work: &mut RunWork,
+    ) -> Result<(), EngineError> {
         if r.cleaned_up {
             plan.details.push("finished: merged and cleaned up".into());
             return Ok(());
@@ -308,9 +388,15 @@ impl<'a> Engine<'a> {
         let kind = d.kind;
         if r.backend != d.backend {
             plan.actions.push(Action::Replace);
-            plan.details.push(format!("backend changed: {} → {}; the run is recreated", r.backend, d.backend));
+            plan.details.push(format!(
+                "backend changed: {} → {}; the run is recreated",
+                r.backend, d.backend
+            ));
         } else if r.schema != d.schema {
-            let caps_in_place = self.backend(&d.backend)?.capabilities().schema_update_in_place;
+            let caps_in_place = self
+                .backend(&d.backend)?
+                .capabilities()
+                .schema_update_in_place;
             if caps_in_place && additive(&r.schema, &d.schema) {
                 plan.actions.push(Action::Update);
                 plan.details.push("update the label schema in place".into());
@@ -320,9 +406,6 @@ impl<'a> Engine<'a> {
                     "the label schema changed in a way {kind} cannot apply in place; the run is recreated"
                 ));
             }
-        } else if r.manifest_digest != d.manifest_digest || r.prevent_destroy != d.loaded.run.lifecycle.as_ref().is_some_and(|l| l.prevent_destroy) {
-            plan.actions.push(Action::Update);
-            plan.details.push("run settings changed (record only)".into());
         }
         if plan.actions.contains(&Action::Replace) {
             let ds = self.dataset(&r.dataset)?;
@@ -331,46 +414,75 @@ impl<'a> Engine<'a> {
             plan.tasks = work.new_samples.len().div_ceil(d.task_size);
             count_uploads(ds, d, &work.new_samples, plan);
             if r.merge.is_none() && !r.tasks.is_empty() {
-                plan.details.push(format!("annotations not yet merged in the {} old task(s) are discarded", r.tasks.len()));
+                plan.details.push(format!(
+                    "annotations not yet merged in the {} old task(s) are discarded",
+                    r.tasks.len()
+                ));
             }
             return Ok(());
         }
 
         let known: HashSet<&str> = r.samples.iter().map(String::as_str).collect();
-        let new: Vec<String> = d.view.sample_ids.iter().map(ToString::to_string).filter(|s| !known.contains(s.as_str())).collect();
+        let new: Vec<String> = d
+            .view
+            .sample_ids
+            .iter()
+            .map(ToString::to_string)
+            .filter(|s| !known.contains(s.as_str()))
+            .collect();
         if !new.is_empty() {
             plan.actions.push(Action::Extend);
             let ds = self.dataset(&r.dataset)?;
             count_uploads(ds, d, &new, plan);
             let batches = new.len().div_ceil(d.task_size);
-            plan.details.push(format!("upload {} new sample(s) in {batches} new task(s)", new.len()));
+            plan.details.push(format!(
+                "upload {} new sample(s) in {batches} new task(s)",
+                new.len()
+            ));
             plan.samples = r.samples.len() + new.len();
             plan.tasks = r.tasks.len() + batches;
             work.new_samples = new;
         }
 
         // Refresh: what does the backend hold now?
-        let Some(project) = r.project.as_ref().map(|p| RemoteProject { id: p.id.clone(), name: p.name.clone(), url: None }) else {
+        let Some(project) = r.project.as_ref().map(|p| RemoteProject {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            url: None,
+        }) else {
             return Ok(());
         };
         let b = self.backend(&d.backend)?;
-        if b.find_project(&project.name)?.is_none_or(|p| p.id != project.id) {
+        if b.find_project(&project.name)?
+            .is_none_or(|p| p.id != project.id)
+        {
             plan.actions.push(Action::Drift);
-            plan.drift.push(format!("project `{}` ({}) is missing from {}", project.name, project.id, d.backend));
+            plan.drift.push(format!(
+                "project `{}` ({}) is missing from {}",
+                project.name, project.id, d.backend
+            ));
             work.missing_batches = r.tasks.iter().map(|t| t.batch).collect();
             return Ok(());
         }
         let live: HashSet<String> = b.list_tasks(&project)?.into_iter().map(|t| t.id).collect();
         for t in &r.tasks {
             if !live.contains(&t.id) {
-                plan.drift.push(format!("task `{}` ({}) is missing; it will be recreated", t.name, t.id));
+                plan.drift.push(format!(
+                    "task `{}` ({}) is missing; it will be recreated",
+                    t.name, t.id
+                ));
                 work.missing_batches.push(t.batch);
             }
         }
         if !work.missing_batches.is_empty() {
             plan.actions.push(Action::Drift);
         }
-        let task_ids: Vec<String> = r.tasks.iter().filter(|t| live.contains(&t.id)).map(|t| t.id.clone()).collect();
+        let task_ids: Vec<String> = r
+            .tasks
+            .iter()
+            .filter(|t| live.contains(&t.id))
+            .map(|t| t.id.clone())
+            .collect();
         let load = d.loaded.run.load.clone().unwrap_or_default();
         if task_ids.is_empty() || load.when == LoadWhen::Never {
             return Ok(());
@@ -379,14 +491,20 @@ impl<'a> Engine<'a> {
             let status = b.status(&project, &task_ids)?;
             let done = status.iter().filter(|s| s.complete).count();
             if done < task_ids.len() {
-                plan.details.push(format!("waiting for annotators: {done}/{} task(s) complete (load.when=complete)", task_ids.len()));
+                plan.details.push(format!(
+                    "waiting for annotators: {done}/{} task(s) complete (load.when=complete)",
+                    task_ids.len()
+                ));
                 return Ok(());
             }
         }
         let annotations = b.download(&project, &task_ids)?;
         let digest = merge::digest(&serde_json::to_value(&annotations).unwrap_or_default());
         work.guard.annotations_digest = Some(digest.clone());
-        if r.merge.as_ref().is_some_and(|m| m.annotations_digest == digest) {
+        if r.merge
+            .as_ref()
+            .is_some_and(|m| m.annotations_digest == digest)
+        {
             return Ok(());
         }
         let ds = self.dataset(&r.dataset)?;
@@ -400,7 +518,10 @@ impl<'a> Engine<'a> {
                 outcome.conflicts.join(", ")
             )));
         }
-        let changes = outcome.counts.values().any(|c| c.added + c.edited + c.deleted + c.rejected > 0);
+        let changes = outcome
+            .counts
+            .values()
+            .any(|c| c.added + c.edited + c.deleted + c.rejected > 0);
         for (field, c) in &outcome.counts {
             let e = plan.fields.entry(field.clone()).or_default();
             e.added = c.added;
@@ -413,7 +534,10 @@ impl<'a> Engine<'a> {
             plan.actions.push(Action::Merge);
             plan.rejected = outcome.rejected;
             if load.cleanup {
-                plan.details.push(format!("then delete project `{}` (load.cleanup)", project.name));
+                plan.details.push(format!(
+                    "then delete project `{}` (load.cleanup)",
+                    project.name
+                ));
             }
         }
         // Remember the download: apply merges exactly this (or records the checkpoint).
@@ -422,13 +546,27 @@ impl<'a> Engine<'a> {
     }
 
     /// Carry out `work`, saving each run's record after every step.
-    pub fn apply(&mut self, work: Work, progress: &dyn Progress) -> Result<Vec<String>, EngineError> {
+    pub fn apply(
+        &mut self,
+        work: Work,
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, EngineError> {
         let mut done = Vec::new();
         for w in work.runs {
             if w.plan.actions.is_empty() && w.merge.is_none() {
                 continue;
             }
-            let summary = format!("{} {}/{}", w.plan.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>().join("+"), w.plan.dataset, w.plan.key);
+            let summary = format!(
+                "{} {}/{}",
+                w.plan
+                    .actions
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                w.plan.dataset,
+                w.plan.key
+            );
             self.apply_run(w, progress)?;
             done.push(summary);
         }
@@ -441,7 +579,11 @@ impl<'a> Engine<'a> {
         if actions.contains(&Action::Destroy) || actions.contains(&Action::Replace) {
             if let Some(r) = &record {
                 if let Some(p) = &r.project {
-                    let project = RemoteProject { id: p.id.clone(), name: p.name.clone(), url: None };
+                    let project = RemoteProject {
+                        id: p.id.clone(),
+                        name: p.name.clone(),
+                        url: None,
+                    };
                     let b = self.backend(&r.backend)?;
                     if b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
                         b.delete_project(&project)?;
@@ -461,27 +603,50 @@ impl<'a> Engine<'a> {
                 let b = self.backend(&d.backend)?;
                 let project = match b.find_project(&d.project_name)? {
                     Some(p) => p, // created before an interruption: adopt it
-                    None => b.create_project(&ProjectSpec { name: d.project_name.clone(), schema: d.schema.clone(), config: d.settings.clone() })?,
+                    None => b.create_project(&ProjectSpec {
+                        name: d.project_name.clone(),
+                        schema: d.schema.clone(),
+                        config: d.settings.clone(),
+                    })?,
                 };
-                let mut r = RunRecord::new(&d.loaded.run.dataset, &d.loaded.run.key.0, &d.backend, &self.now, crate::state::new_lineage());
-                r.project = Some(BackendObject { id: project.id, name: project.name });
+                let mut r = RunRecord::new(
+                    &d.loaded.run.dataset,
+                    &d.loaded.run.key.0,
+                    &d.backend,
+                    &self.now,
+                    crate::state::new_lineage(),
+                );
+                r.project = Some(BackendObject {
+                    id: project.id,
+                    name: project.name,
+                });
                 self.fill_record(&mut r, &d);
                 self.store.put(&mut r)?;
                 r
             }
         };
+        self.fill_record_keep_schema(&mut record, &d);
         if actions.contains(&Action::Update) {
             if record.schema != d.schema {
                 let project = remote(&record);
-                self.backend(&d.backend)?.update_schema(&project, &d.schema)?;
+                self.backend(&d.backend)?
+                    .update_schema(&project, &d.schema)?;
             }
             self.fill_record(&mut record, &d);
             self.store.put(&mut record)?;
         }
-        self.upload_batches(&mut record, &d, &w.new_samples, &w.missing_batches, progress)?;
+        self.upload_batches(
+            &mut record,
+            &d,
+            &w.new_samples,
+            &w.missing_batches,
+            progress,
+        )?;
         if let Some((annotations, digest)) = w.merge {
             self.merge_and_save(&mut record, &d, &annotations, digest)?;
-            if d.loaded.run.load.as_ref().is_some_and(|l| l.cleanup) && w.plan.actions.contains(&Action::Merge) {
+            if d.loaded.run.load.as_ref().is_some_and(|l| l.cleanup)
+                && w.plan.actions.contains(&Action::Merge)
+            {
                 let project = remote(&record);
                 self.backend(&d.backend)?.delete_project(&project)?;
                 record.cleaned_up = true;
@@ -492,12 +657,25 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Refresh what the record remembers of the manifest, except the schema (which changes
+    /// only with the backend's project).
+    fn fill_record_keep_schema(&self, r: &mut RunRecord, d: &Desired) {
+        let schema = std::mem::take(&mut r.schema);
+        self.fill_record(r, d);
+        r.schema = schema;
+    }
+
     fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
         r.manifest_digest = d.manifest_digest.clone();
         r.backend_config = d.settings.clone();
         r.schema = d.schema.clone();
         r.view = d.loaded.run.view.clone();
-        r.prevent_destroy = d.loaded.run.lifecycle.as_ref().is_some_and(|l| l.prevent_destroy);
+        r.prevent_destroy = d
+            .loaded
+            .run
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.prevent_destroy);
         r.updated_at = self.now.clone();
     }
 
@@ -517,10 +695,9 @@ impl<'a> Engine<'a> {
                 batches.push((*b, t.samples.clone()));
             }
         }
-        let mut next = record.tasks.iter().map(|t| t.batch + 1).max().unwrap_or(0);
-        for chunk in new_samples.chunks(d.task_size) {
-            batches.push((next, chunk.to_vec()));
-            next += 1;
+        let first = record.tasks.iter().map(|t| t.batch + 1).max().unwrap_or(0);
+        for (batch, chunk) in (first..).zip(new_samples.chunks(d.task_size)) {
+            batches.push((batch, chunk.to_vec()));
         }
         if batches.is_empty() {
             return Ok(());
@@ -529,10 +706,15 @@ impl<'a> Engine<'a> {
         let existing = self.backend(&d.backend)?.list_tasks(&project)?;
         progress.start("uploading", batches.iter().map(|b| b.1.len() as u64).sum());
         for (batch, samples) in batches {
-            let name = format!("{}/batch-{batch:04}", record.project.as_ref().map_or("", |p| p.name.as_str()));
+            let name = format!(
+                "{}/batch-{batch:04}",
+                record.project.as_ref().map_or("", |p| p.name.as_str())
+            );
             let recreate = record.tasks.iter().position(|t| t.batch == batch);
             let spec = self.task_spec(&d.loaded.run.dataset, d, &name, batch, &samples)?;
-            let adopt = existing.iter().find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
+            let adopt = existing
+                .iter()
+                .find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
             let task = match adopt {
                 Some(t) => t.clone(),
                 None => self.backend(&d.backend)?.create_task(&project, &spec)?,
@@ -541,7 +723,13 @@ impl<'a> Engine<'a> {
             match recreate {
                 Some(i) => record.tasks[i].id = task.id,
                 None => {
-                    record.tasks.push(TaskRecord { id: task.id, name, batch, samples: samples.clone(), status: None });
+                    record.tasks.push(TaskRecord {
+                        id: task.id,
+                        name,
+                        batch,
+                        samples: samples.clone(),
+                        status: None,
+                    });
                     record.samples.extend(samples.iter().cloned());
                 }
             }
@@ -556,22 +744,44 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn task_spec(&mut self, dataset: &str, d: &Desired, name: &str, batch: u32, samples: &[String]) -> Result<TaskSpec, EngineError> {
+    fn task_spec(
+        &mut self,
+        dataset: &str,
+        d: &Desired,
+        name: &str,
+        batch: u32,
+        samples: &[String],
+    ) -> Result<TaskSpec, EngineError> {
         let ds = self.dataset(dataset)?;
-        let media_field = d.loaded.run.media_field.clone().unwrap_or_else(|| "filepath".into());
+        let media_field = d
+            .loaded
+            .run
+            .media_field
+            .clone()
+            .unwrap_or_else(|| "filepath".into());
         let mut out = Vec::with_capacity(samples.len());
         for sid in samples {
             let id = ObjectId::parse(sid).map_err(|e| EngineError::Run(e.to_string()))?;
-            let sample = ds.sample_by_id(id).ok_or_else(|| EngineError::Run(format!("sample {sid} is no longer in dataset `{dataset}`")))?;
-            let media = sample.get(&media_field).and_then(Value::as_str).ok_or_else(|| {
-                EngineError::Run(format!("sample {sid} has no `{media_field}` (media_field)"))
+            let sample = ds.sample_by_id(id).ok_or_else(|| {
+                EngineError::Run(format!("sample {sid} is no longer in dataset `{dataset}`"))
             })?;
+            let media = sample
+                .get(&media_field)
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    EngineError::Run(format!("sample {sid} has no `{media_field}` (media_field)"))
+                })?;
             let dims = ds.image_size(id).ok();
             let labels = d
                 .schema
                 .fields
                 .iter()
-                .map(|(field, f)| (field.clone(), view_labels(ds, &d.view, id, field, f.label_type)))
+                .map(|(field, f)| {
+                    (
+                        field.clone(),
+                        view_labels(ds, &d.view, id, field, f.label_type),
+                    )
+                })
                 .collect();
             out.push(TaskSample {
                 sample_id: sid.clone(),
@@ -581,10 +791,20 @@ impl<'a> Engine<'a> {
                 labels,
             });
         }
-        Ok(TaskSpec { name: name.to_string(), batch, samples: out })
+        Ok(TaskSpec {
+            name: name.to_string(),
+            batch,
+            samples: out,
+        })
     }
 
-    fn merge_and_save(&mut self, record: &mut RunRecord, d: &Desired, annotations: &Annotations, digest: String) -> Result<(), EngineError> {
+    fn merge_and_save(
+        &mut self,
+        record: &mut RunRecord,
+        d: &Desired,
+        annotations: &Annotations,
+        digest: String,
+    ) -> Result<(), EngineError> {
         let dataset = record.dataset.clone();
         let outcome = {
             let ds = self.dataset(&dataset)?;
@@ -592,18 +812,28 @@ impl<'a> Engine<'a> {
         };
         if !outcome.writes.is_empty() {
             let Some(Ok(ds)) = self.datasets.get_mut(&dataset) else {
-                return Err(EngineError::Run(format!("dataset `{dataset}` is not loaded")));
+                return Err(EngineError::Run(format!(
+                    "dataset `{dataset}` is not loaded"
+                )));
             };
             for (field, t) in &outcome.declare {
                 let ftype = match merge::container(*t) {
-                    ("", _) => outcome.writes.iter().find(|w| &w.1 == field).and_then(|w| w.2.as_ref()).and_then(FieldType::infer).unwrap_or(FieldType::Str),
+                    ("", _) => outcome
+                        .writes
+                        .iter()
+                        .find(|w| &w.1 == field)
+                        .and_then(|w| w.2.as_ref())
+                        .and_then(FieldType::infer)
+                        .unwrap_or(FieldType::Str),
                     (cls, _) => FieldType::Label(cls.to_string()),
                 };
                 ds.declare_field(field, &ftype)?;
             }
             for (sid, field, value) in outcome.writes {
                 let id = ObjectId::parse(&sid).map_err(|e| EngineError::Run(e.to_string()))?;
-                let sample = ds.sample_mut(id).ok_or_else(|| EngineError::Run(format!("sample {sid} disappeared")))?;
+                let sample = ds
+                    .sample_mut(id)
+                    .ok_or_else(|| EngineError::Run(format!("sample {sid} disappeared")))?;
                 sample.set(&field, value.unwrap_or(Value::Null));
             }
             ds.save()?;
@@ -615,7 +845,11 @@ impl<'a> Engine<'a> {
             }
         }
         record.id_map.extend(outcome.new_ids);
-        record.merge = Some(MergeCheckpoint { annotations_digest: digest, merged_at: self.now.clone(), rejected: outcome.rejected });
+        record.merge = Some(MergeCheckpoint {
+            annotations_digest: digest,
+            merged_at: self.now.clone(),
+            rejected: outcome.rejected,
+        });
         record.updated_at = self.now.clone();
         self.store.put(record)?;
         Ok(())
@@ -626,35 +860,66 @@ impl<'a> Engine<'a> {
     pub fn import(&mut self, loaded: &LoadedRun) -> Result<RunRecord, EngineError> {
         let run = &loaded.run;
         if self.store.get(&run.dataset, &run.key.0)?.is_some() {
-            return Err(EngineError::Run(format!("run `{}` is already recorded; nothing to import", run.key)));
+            return Err(EngineError::Run(format!(
+                "run `{}` is already recorded; nothing to import",
+                run.key
+            )));
         }
         let d = self.desired(loaded)?;
         let b = self.backend(&d.backend)?;
         let project = b.find_project(&d.project_name)?.ok_or_else(|| {
-            EngineError::Run(format!("{} has no project `{}` to import", d.backend, d.project_name))
+            EngineError::Run(format!(
+                "{} has no project `{}` to import",
+                d.backend, d.project_name
+            ))
         })?;
         let prefix = format!("{}/batch-", project.name);
         let mut tasks: Vec<(u32, backend::RemoteTask)> = b
             .list_tasks(&project)?
             .into_iter()
-            .filter_map(|t| t.name.strip_prefix(&prefix).and_then(|n| n.parse().ok()).map(|n| (n, t)))
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix(&prefix)
+                    .and_then(|n| n.parse().ok())
+                    .map(|n| (n, t))
+            })
             .collect();
         tasks.sort_by_key(|(n, _)| *n);
         if tasks.is_empty() {
-            return Err(EngineError::Run(format!("project `{}` has no tasks named `{prefix}NNNN`", project.name)));
+            return Err(EngineError::Run(format!(
+                "project `{}` has no tasks named `{prefix}NNNN`",
+                project.name
+            )));
         }
-        let mut record = RunRecord::new(&run.dataset, &run.key.0, &d.backend, &self.now, crate::state::new_lineage());
-        record.project = Some(BackendObject { id: project.id.clone(), name: project.name.clone() });
+        let mut record = RunRecord::new(
+            &run.dataset,
+            &run.key.0,
+            &d.backend,
+            &self.now,
+            crate::state::new_lineage(),
+        );
+        record.project = Some(BackendObject {
+            id: project.id.clone(),
+            name: project.name.clone(),
+        });
         self.fill_record(&mut record, &d);
         for (batch, task) in tasks {
-            let annotations = self.backend(&d.backend)?.download(&project, std::slice::from_ref(&task.id))?;
+            let annotations = self
+                .backend(&d.backend)?
+                .download(&project, std::slice::from_ref(&task.id))?;
             let samples: Vec<String> = annotations.keys().cloned().collect();
             let spec = self.task_spec(&run.dataset, &d, &task.name, batch, &samples)?;
             for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
                 record.uploaded.entry(field).or_default().extend(per_sample);
             }
             record.samples.extend(samples.iter().cloned());
-            record.tasks.push(TaskRecord { id: task.id, name: task.name, batch, samples, status: None });
+            record.tasks.push(TaskRecord {
+                id: task.id,
+                name: task.name,
+                batch,
+                samples,
+                status: None,
+            });
         }
         self.store.put(&mut record)?;
         Ok(record)
@@ -669,8 +934,15 @@ impl<'a> Engine<'a> {
 }
 
 fn remote(r: &RunRecord) -> RemoteProject {
-    let p = r.project.clone().unwrap_or(BackendObject { id: String::new(), name: String::new() });
-    RemoteProject { id: p.id, name: p.name, url: None }
+    let p = r.project.clone().unwrap_or(BackendObject {
+        id: String::new(),
+        name: String::new(),
+    });
+    RemoteProject {
+        id: p.id,
+        name: p.name,
+        url: None,
+    }
 }
 
 /// Whether `new` only adds to `old` (classes, attributes, attribute values; restrictions may
@@ -681,7 +953,10 @@ fn additive(old: &ResolvedSchema, new: &ResolvedSchema) -> bool {
             n.label_type == o.label_type
                 && o.classes.iter().all(|c| n.classes.contains(c))
                 && o.attributes.iter().all(|(a, oa)| {
-                    n.attributes.get(a).is_some_and(|na| na.attr_type == oa.attr_type && oa.values.iter().all(|v| na.values.contains(v)))
+                    n.attributes.get(a).is_some_and(|na| {
+                        na.attr_type == oa.attr_type
+                            && oa.values.iter().all(|v| na.values.contains(v))
+                    })
                 })
         })
     }) && new.fields.keys().all(|k| old.fields.contains_key(k))
@@ -689,30 +964,47 @@ fn additive(old: &ResolvedSchema, new: &ResolvedSchema) -> bool {
 
 /// The labels of `field` on a sample that the view includes, in FiftyOne JSON.
 fn view_labels(ds: &Dataset, view: &View, id: ObjectId, field: &str, t: LabelType) -> Vec<Value> {
-    let Some(sample) = ds.sample_by_id(id) else { return Vec::new() };
+    let Some(sample) = ds.sample_by_id(id) else {
+        return Vec::new();
+    };
     let all = merge::labels_of(sample.get(field), t);
     match view.filtered.get(field) {
         Some(per_sample) => {
             let keep = per_sample.get(&id).cloned().unwrap_or_default();
-            all.into_iter().filter(|l| merge::label_id(l).is_some_and(|i| keep.contains(&i))).collect()
+            all.into_iter()
+                .filter(|l| merge::label_id(l).is_some_and(|i| keep.contains(&i)))
+                .collect()
         }
         None => all,
     }
 }
 
-fn uploaded_labels(spec: &TaskSpec, schema: &ResolvedSchema) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {
+fn uploaded_labels(
+    spec: &TaskSpec,
+    schema: &ResolvedSchema,
+) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {
     let mut out: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
     for s in &spec.samples {
         for (field, labels) in &s.labels {
-            let Some(f) = schema.fields.get(field) else { continue };
+            let Some(f) = schema.fields.get(field) else {
+                continue;
+            };
             let list = labels
                 .iter()
                 .map(|l| UploadedLabel {
-                    id: if f.label_type == LabelType::Scalar { "value".into() } else { merge::label_id(l).map(|i| i.to_string()).unwrap_or_default() },
+                    id: if f.label_type == LabelType::Scalar {
+                        "value".into()
+                    } else {
+                        merge::label_id(l)
+                            .map(|i| i.to_string())
+                            .unwrap_or_default()
+                    },
                     digest: merge::label_digest(l, f),
                 })
                 .collect();
-            out.entry(field.clone()).or_default().insert(s.sample_id.clone(), list);
+            out.entry(field.clone())
+                .or_default()
+                .insert(s.sample_id.clone(), list);
         }
     }
     out
@@ -742,9 +1034,19 @@ struct RunMerge {
     new_ids: Vec<(String, String)>,
 }
 
-fn merge_run(ds: &Dataset, r: &RunRecord, d: &Desired, annotations: &Annotations) -> Result<RunMerge, EngineError> {
+fn merge_run(
+    ds: &Dataset,
+    r: &RunRecord,
+    d: &Desired,
+    annotations: &Annotations,
+) -> Result<RunMerge, EngineError> {
     let load = d.loaded.run.load.clone().unwrap_or_default();
-    let dataset_id = ds.metadata().get("_id").and_then(ejson::oid_str).unwrap_or(r.dataset.as_str()).to_string();
+    let dataset_id = ds
+        .metadata()
+        .get("_id")
+        .and_then(ejson::oid_str)
+        .unwrap_or(r.dataset.as_str())
+        .to_string();
     let seed = format!("{dataset_id}/{}", r.key);
     let mut out = RunMerge {
         counts: IndexMap::new(),
@@ -766,9 +1068,18 @@ fn merge_run(ds: &Dataset, r: &RunRecord, d: &Desired, annotations: &Annotations
         let counts = out.counts.entry(field.clone()).or_default();
         for sid in &r.samples {
             let id = ObjectId::parse(sid).map_err(|e| EngineError::Run(e.to_string()))?;
-            let Some(sample) = ds.sample_by_id(id) else { continue };
-            let downloaded = annotations.get(sid).and_then(|f| f.get(field)).unwrap_or(&empty_dl);
-            let uploaded = r.uploaded.get(field).and_then(|u| u.get(sid)).unwrap_or(&empty_up);
+            let Some(sample) = ds.sample_by_id(id) else {
+                continue;
+            };
+            let downloaded = annotations
+                .get(sid)
+                .and_then(|f| f.get(field))
+                .unwrap_or(&empty_dl);
+            let uploaded = r
+                .uploaded
+                .get(field)
+                .and_then(|u| u.get(sid))
+                .unwrap_or(&empty_up);
             let o = merge::merge_field(&FieldInput {
                 field,
                 schema,
@@ -788,7 +1099,10 @@ fn merge_run(ds: &Dataset, r: &RunRecord, d: &Desired, annotations: &Annotations
             out.rejected.extend(o.rejected);
             out.conflicts.extend(o.conflicts);
             out.new_ids.extend(o.new_ids);
-            out.baselines.entry(field.clone()).or_default().insert(sid.clone(), o.baseline);
+            out.baselines
+                .entry(field.clone())
+                .or_default()
+                .insert(sid.clone(), o.baseline);
             let value = match (o.new_value, dest != *field) {
                 (Some(v), _) => Some(v),
                 // With a destination, unchanged labels are copied there too.
@@ -809,8 +1123,14 @@ fn merge_run(ds: &Dataset, r: &RunRecord, d: &Desired, annotations: &Annotations
 }
 
 /// Open a backend by name.
-pub fn open_backend(config: &Config, env: &Env, name: &str) -> Result<Box<dyn Backend>, EngineError> {
-    let s = config.backend(name).ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
+pub fn open_backend(
+    config: &Config,
+    env: &Env,
+    name: &str,
+) -> Result<Box<dyn Backend>, EngineError> {
+    let s = config
+        .backend(name)
+        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
     match s.kind {
         BackendKind::Custom => {
             let command: Vec<String> = s
@@ -820,10 +1140,20 @@ pub fn open_backend(config: &Config, env: &Env, name: &str) -> Result<Box<dyn Ba
                 .ok_or_else(|| EngineError::Run(format!("backend `{name}` has no `command`")))?;
             let command = command
                 .iter()
-                .map(|c| crate::secret::resolve(c, env).map_err(|e| EngineError::Run(format!("backend `{name}`: {e}"))))
+                .map(|c| {
+                    crate::secret::resolve(c, env)
+                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            let settings = s.values.iter().filter(|(k, _)| !backend::capabilities::is_secret_setting(k)).map(|(k, v)| (k.clone(), v.value.clone())).collect();
-            Ok(Box::new(backend::custom::CustomBackend::start(name, &command, &settings)?))
+            let settings = s
+                .values
+                .iter()
+                .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect();
+            Ok(Box::new(backend::custom::CustomBackend::start(
+                name, &command, &settings,
+            )?))
         }
         kind => Err(EngineError::Run(format!(
             "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
@@ -832,6 +1162,8 @@ pub fn open_backend(config: &Config, env: &Env, name: &str) -> Result<Box<dyn Ba
 }
 
 fn now_rfc3339() -> String {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     ejson::iso8601_millis(ms)
 }

@@ -112,6 +112,8 @@ impl RunRecord {
             tasks: Vec::new(),
             id_map: IndexMap::new(),
             merge: None,
+            prevent_destroy: false,
+            cleaned_up: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (cleared environment, temporary HOME, no colour, fixed width).
 
 mod config_show;
+mod engine;
 mod fuzz;
 mod help;
 mod schema;
@@ -80,7 +81,14 @@ impl Workspace {
 
     /// Run annoform in this workspace.
     pub fn run(&self, args: &[&str]) -> Output {
-        annoform(self.path(), &self.path().join("home"), &self.env, args)
+        self.run_with(args, &[])
+    }
+
+    /// Run annoform with extra environment variables for this command only.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        annoform(self.path(), &self.path().join("home"), &env, args)
     }
 }
 

@@ -1,0 +1,583 @@
+//! The plan/apply engine through the real CLI, against the test backend (a custom-protocol
+//! program keeping its objects in a JSON file): create, merge, update, replace, extend,
+//! destroy, drift, stale plans, locks, targets and crash recovery.
+
+use crate::{Output, Workspace, repo};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+fn test_backend() -> PathBuf {
+    // target/debug/deps/cli-HASH → target/debug/examples/test-backend
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/test-backend");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo test builds examples",
+        bin.display()
+    );
+    bin
+}
+
+const RUN: &str =
+    "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\n";
+
+/// A workspace with a writable copy of the demo dataset and the test backend as default.
+fn engine_workspace(manifest: &str) -> Workspace {
+    let ws = Workspace::empty().env("ANNOFORM_NOW", "2026-01-01T00:00:00.000Z");
+    copy_dir(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
+        &ws.path().join("datasets/quickstart"),
+    );
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.quickstart]\npath = \"datasets/quickstart\"\n[backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write("manifests/run.yaml", manifest);
+    ws
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+            let mut perms = std::fs::metadata(&dest).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&dest, perms).unwrap();
+        }
+    }
+}
+
+fn ok(out: Output) -> Output {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    out
+}
+
+fn plan_json(ws: &Workspace) -> Value {
+    let out = ok(ws.run(&["plan", "--json"]));
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn backend(ws: &Workspace) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(ws.path().join("backend.json")).unwrap()).unwrap()
+}
+
+fn save_backend(ws: &Workspace, v: &Value) {
+    std::fs::write(
+        ws.path().join("backend.json"),
+        serde_json::to_string_pretty(v).unwrap(),
+    )
+    .unwrap();
+}
+
+fn samples(ws: &Workspace) -> Vec<Value> {
+    let text = std::fs::read_to_string(ws.path().join("datasets/quickstart/samples.json")).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()["samples"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn state_bytes(ws: &Workspace) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for dir in [
+        ws.path().join(".annoform/state/quickstart"),
+        ws.path().join("datasets/quickstart"),
+    ] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Mark every task complete; `edit` changes the annotations of each sample.
+fn annotate(ws: &Workspace, mut edit: impl FnMut(&str, &mut Vec<Value>)) {
+    let mut store = backend(ws);
+    for p in store["projects"].as_array_mut().unwrap() {
+        for t in p["tasks"].as_array_mut().unwrap() {
+            t["status"] = json!("completed");
+            t["complete"] = json!(true);
+            for (sample, fields) in t["annotations"].as_object_mut().unwrap() {
+                let labels = fields["ground_truth"].as_array_mut().unwrap();
+                edit(sample, labels);
+            }
+        }
+    }
+    save_backend(ws, &store);
+}
+
+fn project_count(ws: &Workspace) -> usize {
+    backend(ws)["projects"].as_array().unwrap().len()
+}
+
+fn task_names(ws: &Workspace) -> Vec<String> {
+    let mut names: Vec<String> = backend(ws)["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+const FIRST: &str = "6b02536263110a1e76c075f7";
+
+#[test]
+fn create_merge_and_converge() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - match_tags: train\nlabel_field: ground_truth\n"
+    ));
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["create"]));
+    assert_eq!(plan["runs"][0]["samples"], 3);
+    assert_eq!(plan["runs"][0]["tasks"], 1);
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["upload"], 6);
+    assert_eq!(plan["changes"], true);
+
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(project_count(&ws), 1);
+    assert_eq!(
+        task_names(&ws),
+        vec!["annoform/quickstart/review/batch-0000"]
+    );
+    // Nothing to do until annotators finish.
+    let out = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+
+    // Annotators: relabel the first box, delete the second, add a new one, on the first sample.
+    annotate(&ws, |sample, labels| {
+        if sample == FIRST {
+            labels[0]["label"]["label"] = json!("bike");
+            labels.remove(1);
+            labels.push(json!({"backend_id": "new-1", "label": {"_cls": "Detection", "label": "car", "bounding_box": [0.6, 0.6, 0.1, 0.1]}}));
+        }
+    });
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["merge"]));
+    assert_eq!(
+        plan["runs"][0]["fields"]["ground_truth"],
+        json!({"upload": 0, "added": 1, "edited": 1, "deleted": 1, "rejected": 0, "unchanged": 4})
+    );
+    let out = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 2);
+
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let first = samples(&ws)
+        .into_iter()
+        .find(|s| s["_id"]["$oid"] == FIRST)
+        .unwrap();
+    let dets = first["ground_truth"]["detections"].as_array().unwrap();
+    assert_eq!(dets.len(), 2);
+    assert_eq!(dets[0]["label"], "bike");
+    assert_eq!(
+        dets[0]["_id"]["$oid"], "6b02535c63110a1e76c075c0",
+        "edited labels keep their id"
+    );
+    assert_eq!(
+        dets[0]["color"], "red",
+        "attributes outside the edit are untouched"
+    );
+    assert_eq!(dets[1]["label"], "car");
+
+    // Converged: plan is empty and a second apply changes no byte.
+    let out = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let before = state_bytes(&ws);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(state_bytes(&ws), before);
+}
+
+#[test]
+fn restrictions_reject_and_report() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_schema:\n  ground_truth:\n    allow_deletions: false\n    allow_label_edits: false\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| {
+        labels[0]["label"]["label"] = json!("bike");
+        labels.remove(1);
+    });
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["rejected"], 2);
+    let reasons: Vec<&str> = plan["runs"][0]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["allow_label_edits=false", "allow_deletions=false"]
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let first = &samples(&ws)[0];
+    assert_eq!(
+        first["ground_truth"]["detections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(first["ground_truth"]["detections"][0]["label"], "car");
+    // Rejected changes do not keep the run dirty.
+    assert_eq!(plan_json(&ws)["changes"], false);
+}
+
+#[test]
+fn schema_changes_update_in_place_or_replace() {
+    let manifest = |classes: &str| {
+        format!(
+            "{RUN}view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [{classes}]\n"
+        )
+    };
+    let ws = engine_workspace(&manifest("car, person"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    ws.write("manifests/run.yaml", &manifest("car, person, truck"));
+    assert_eq!(plan_json(&ws)["runs"][0]["actions"], json!(["update"]));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(
+        backend(&ws)["projects"][0]["schema"]["fields"]["ground_truth"]["classes"],
+        json!(["car", "person", "truck"])
+    );
+    assert_eq!(plan_json(&ws)["changes"], false);
+
+    // Removing a class cannot be done in place: the run is replaced.
+    ws.write("manifests/run.yaml", &manifest("car, person"));
+    assert_eq!(plan_json(&ws)["runs"][0]["actions"], json!(["replace"]));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(project_count(&ws), 1);
+
+    // A backend that cannot update in place replaces even for additions.
+    let ws2 =
+        engine_workspace(&manifest("car, person")).env("TEST_BACKEND_SCHEMA_IN_PLACE", "false");
+    ok(ws2.run(&["apply", "--auto-approve"]));
+    ws2.write("manifests/run.yaml", &manifest("car, person, truck"));
+    assert_eq!(plan_json(&ws2)["runs"][0]["actions"], json!(["replace"]));
+}
+
+#[test]
+fn new_samples_extend_and_removed_runs_are_destroyed() {
+    let manifest = |n: u32| {
+        format!(
+            "{RUN}view:\n  - limit: {n}\nlabel_field: ground_truth\nbackend_config:\n  task_size: 2\n"
+        )
+    };
+    let ws = engine_workspace(&manifest(2));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    ws.write("manifests/run.yaml", &manifest(5));
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["extend"]));
+    assert_eq!(plan["runs"][0]["samples"], 5);
+    assert_eq!(plan["runs"][0]["tasks"], 3);
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["upload"], 6);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(task_names(&ws).len(), 3);
+
+    std::fs::remove_file(ws.path().join("manifests/run.yaml")).unwrap();
+    ws.write("manifests/other.yaml", "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: other\ndataset: quickstart\nlabel_field: cls\nview:\n  - limit: 1\n");
+    let plan = plan_json(&ws);
+    let actions: Vec<&Value> = plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["actions"])
+        .collect();
+    assert_eq!(actions, vec![&json!(["create"]), &json!(["destroy"])]);
+    ok(ws.run(&["apply", "--auto-approve", "--target", "review"]));
+    assert_eq!(
+        project_count(&ws),
+        0,
+        "--target limits apply to the destroyed run"
+    );
+    assert_eq!(plan_json(&ws)["runs"].as_array().unwrap().len(), 1);
+    let samples_after = samples(&ws);
+    assert_eq!(
+        samples_after[0]["ground_truth"]["detections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "destroy never touches labels"
+    );
+}
+
+#[test]
+fn prevent_destroy_is_honoured() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\nlifecycle:\n  prevent_destroy: true\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    std::fs::remove_file(ws.path().join("manifests/run.yaml")).unwrap();
+    ws.write("manifests/keep.yaml", "# nothing\n---\napiVersion: annoform/v1\nkind: AnnotationRun\nkey: other\ndataset: quickstart\nlabel_field: cls\nview: [{limit: 1}]\n");
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("protected by lifecycle.prevent_destroy"),
+        "{}",
+        out.stderr
+    );
+    let out = ws.run(&["destroy", "--auto-approve", "--target", "review"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(project_count(&ws), 1);
+}
+
+#[test]
+fn drift_is_detected_and_healed() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\nbackend_config:\n  task_size: 1\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let mut store = backend(&ws);
+    store["projects"][0]["tasks"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    save_backend(&ws, &store);
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["drift"]));
+    assert_eq!(plan["runs"][0]["drift"].as_array().unwrap().len(), 1);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(task_names(&ws).len(), 2);
+    assert_eq!(plan_json(&ws)["changes"], false);
+}
+
+#[test]
+fn a_stale_plan_file_is_refused() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\n"
+    ));
+    ok(ws.run(&["plan", "--out", "first.plan"]));
+    let shown = ok(ws.run(&["show", "first.plan", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&shown.stdout).unwrap()["summary"]["create"],
+        1
+    );
+    ok(ws.run(&["apply", "first.plan"]));
+    ok(ws.run(&["plan", "--out", "second.plan"]));
+    // Annotations change after the plan was made: the plan is stale.
+    annotate(&ws, |_, labels| labels[0]["label"]["label"] = json!("bike"));
+    ok(ws.run(&["plan", "--out", "third.plan"]));
+    annotate(&ws, |_, labels| {
+        labels[0]["label"]["label"] = json!("person")
+    });
+    let out = ws.run(&["apply", "third.plan"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("is stale"), "{}", out.stderr);
+}
+
+#[test]
+fn a_held_lock_names_its_holder() {
+    let ws = engine_workspace(&format!("{RUN}label_field: ground_truth\n"));
+    let holder = json!({"pid": std::process::id(), "host": hostname(), "command": "apply", "since": "2026-01-01T00:00:00Z"});
+    ws.write(".annoform/lock", &holder.to_string());
+    let out = ws.run(&["apply", "--auto-approve", "--lock-timeout", "0"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!("{}", std::process::id())),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("state unlock --force"),
+        "{}",
+        out.stderr
+    );
+    ok(ws.run(&["state", "unlock", "--force"]));
+    ok(ws.run(&["apply", "--auto-approve"]));
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[test]
+fn apply_without_a_terminal_needs_auto_approve() {
+    let ws = engine_workspace(&format!("{RUN}label_field: ground_truth\n"));
+    let out = ws.run(&["apply"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    assert_eq!(project_count_or_zero(&ws), 0);
+}
+
+fn project_count_or_zero(ws: &Workspace) -> usize {
+    if ws.path().join("backend.json").exists() {
+        project_count(ws)
+    } else {
+        0
+    }
+}
+
+#[test]
+fn runs_status_import_and_init() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\nbackend_config:\n  task_size: 1\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let list = ok(ws.run(&["runs", "list"]));
+    assert!(
+        list.stdout.contains("review") && list.stdout.contains("quickstart"),
+        "{}",
+        list.stdout
+    );
+    let status = ok(ws.run(&["status"]));
+    assert!(
+        status.stdout.contains("0/2 task(s) complete"),
+        "{}",
+        status.stdout
+    );
+    let info: Value =
+        serde_json::from_str(&ok(ws.run(&["runs", "info", "review"])).stdout).unwrap();
+    assert_eq!(info["tasks"].as_array().unwrap().len(), 2);
+
+    // Forget the record, then adopt the backend objects again.
+    ok(ws.run(&["runs", "delete", "review"]));
+    assert_eq!(plan_json(&ws)["runs"][0]["actions"], json!(["create"]));
+    ok(ws.run(&["import", "review"]));
+    let again: Value =
+        serde_json::from_str(&ok(ws.run(&["runs", "info", "review"])).stdout).unwrap();
+    assert_eq!(again["tasks"], info["tasks"]);
+    assert_eq!(again["samples"], info["samples"]);
+    assert_eq!(plan_json(&ws)["changes"], false);
+
+    ok(ws.run(&["runs", "rename", "review", "renamed"]));
+    assert!(ok(ws.run(&["runs", "list"])).stdout.contains("renamed"));
+
+    let fresh = Workspace::empty();
+    ok(fresh.run(&["init"]));
+    assert!(fresh.path().join("annoform.toml").exists());
+    assert!(
+        std::fs::read_to_string(fresh.path().join(".gitignore"))
+            .unwrap()
+            .contains(".annoform/")
+    );
+    assert_eq!(fresh.run(&["init"]).code, 1, "init never overwrites");
+}
+
+/// Kill annoform at every backend step of a multi-task apply in turn; each time a re-run
+/// converges to the same state with no duplicate backend objects.
+#[test]
+fn interrupted_applies_resume_without_duplicates() {
+    let manifest = format!("{RUN}label_field: ground_truth\nbackend_config:\n  task_size: 2\n");
+    let steps = [
+        "create_project:1",
+        "list_tasks:1",
+        "create_task:1",
+        "create_task:2",
+        "create_task:3",
+    ];
+    for step in steps {
+        let ws = engine_workspace(&manifest);
+        let crashed = ws.run_with(
+            &["apply", "--auto-approve"],
+            &[("TEST_BACKEND_CRASH", step)],
+        );
+        assert_ne!(crashed.code, 0, "{step}: apply should have been killed");
+        ok(ws.run(&["apply", "--auto-approve"]));
+        assert_eq!(project_count(&ws), 1, "{step}");
+        assert_eq!(
+            task_names(&ws),
+            vec![
+                "annoform/quickstart/review/batch-0000",
+                "annoform/quickstart/review/batch-0001",
+                "annoform/quickstart/review/batch-0002"
+            ],
+            "{step}"
+        );
+        let info: Value =
+            serde_json::from_str(&ok(ws.run(&["runs", "info", "review"])).stdout).unwrap();
+        assert_eq!(info["samples"].as_array().unwrap().len(), 5, "{step}");
+        assert_eq!(plan_json(&ws)["changes"], false, "{step}");
+    }
+    // Errors (instead of kills) at each step leave a resumable state too.
+    for step in ["create_project:1", "create_task:2", "download:1"] {
+        let ws = engine_workspace(&manifest);
+        let failed = ws.run_with(&["apply", "--auto-approve"], &[("TEST_BACKEND_FAIL", step)]);
+        if step.starts_with("download") {
+            ok(failed);
+            annotate(&ws, |_, labels| labels[0]["label"]["label"] = json!("bike"));
+            let failed = ws.run_with(&["apply", "--auto-approve"], &[("TEST_BACKEND_FAIL", step)]);
+            assert_eq!(failed.code, 1);
+            assert!(
+                failed.stderr.contains("injected failure"),
+                "{}",
+                failed.stderr
+            );
+        } else {
+            assert_eq!(failed.code, 1, "{step}");
+            assert!(
+                failed.stderr.contains("re-run the command to resume"),
+                "{}",
+                failed.stderr
+            );
+        }
+        ok(ws.run(&["apply", "--auto-approve"]));
+        assert_eq!(task_names(&ws).len(), 3, "{step}");
+        assert_eq!(plan_json(&ws)["changes"], false, "{step}");
+    }
+}
+
+/// A merge interrupted after the dataset was written and before the record was saved is
+/// finished by the next apply without duplicating labels.
+#[test]
+fn an_interrupted_merge_never_duplicates_labels() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| {
+        labels.push(json!({"backend_id": "new-1", "label": {"_cls": "Detection", "label": "car", "bounding_box": [0.6, 0.6, 0.1, 0.1]}}));
+    });
+    // Simulate the crash: the merge wrote the dataset, but the record is the one from before.
+    let record_path = ws.path().join(".annoform/state/quickstart/review.json");
+    let before_merge = std::fs::read(&record_path).unwrap();
+    ok(ws.run(&["apply", "--auto-approve"]));
+    std::fs::write(&record_path, before_merge).unwrap();
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(
+        samples(&ws)[0]["ground_truth"]["detections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(plan_json(&ws)["changes"], false);
+}
