@@ -376,9 +376,12 @@ impl HttpClient {
             .map_err(|e| setup(format!("invalid value for header {name}: {e}")))?;
         if secret {
             header_value.set_sensitive(true);
-            self.redactor.add(value);
-            if let Some((_, credential)) = value.split_once(' ') {
-                self.redactor.add(credential.trim());
+            // `Token abc` masks as `Token ***`: the scheme helps debugging, the rest is secret.
+            match value.split_once(' ') {
+                Some((_, credential)) if !credential.trim().is_empty() => {
+                    self.redactor.add(credential.trim());
+                }
+                _ => self.redactor.add(value),
             }
         }
         self.headers.insert(header, header_value);
