@@ -13,6 +13,7 @@ use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -303,12 +304,6 @@ fn unit_random() -> f64 {
     getrandom::u64().map_or(0.5, |x| (x >> 11) as f64 / (1u64 << 53) as f64)
 }
 
-/// What one attempt hands back.
-enum Got {
-    Response(Response),
-    Body(Vec<u8>),
-}
-
 /// An HTTP client for one backend server, applying an `HttpPolicy`.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -434,13 +429,11 @@ impl HttpClient {
         idempotent: bool,
         build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
     ) -> Result<Response, HttpError> {
-        match self
-            .execute(&method, path, idempotent, &build, false)
-            .await?
-        {
-            Got::Response(r) => Ok(r),
-            Got::Body(_) => unreachable!("execute returns a response when not reading the body"),
-        }
+        let (method, build) = (&method, &build);
+        self.with_retries(method, path, idempotent, move || {
+            self.attempt(method, path, build)
+        })
+        .await
     }
 
     /// Sends a request and decodes the JSON answer (an empty answer decodes as `null`).
@@ -451,13 +444,7 @@ impl HttpClient {
         idempotent: bool,
         build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
     ) -> Result<T, HttpError> {
-        let body = match self
-            .execute(&method, path, idempotent, &build, true)
-            .await?
-        {
-            Got::Body(b) => b,
-            Got::Response(_) => unreachable!("execute reads the body when asked to"),
-        };
+        let body = self.send_read(&method, path, idempotent, &build).await?;
         let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
             b"null"
         } else {
@@ -510,7 +497,7 @@ impl HttpClient {
     /// DELETE `path`; `Ok(false)` if it was already gone (404), so destroy can repeat.
     pub async fn delete(&self, path: &str) -> Result<bool, HttpError> {
         match self
-            .execute(&Method::DELETE, path, true, &|r: RequestBuilder| r, true)
+            .send_read(&Method::DELETE, path, true, &|r: RequestBuilder| r)
             .await
         {
             Ok(_) => Ok(true),
@@ -519,15 +506,37 @@ impl HttpClient {
         }
     }
 
-    /// The retry loop.
-    async fn execute(
+    /// Sends with retries and reads the whole answer inside each attempt, so a body that
+    /// times out half-way is retried like any other timeout.
+    async fn send_read(
         &self,
         method: &Method,
         path: &str,
         idempotent: bool,
         build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
-        read_body: bool,
-    ) -> Result<Got, HttpError> {
+    ) -> Result<Vec<u8>, HttpError> {
+        self.with_retries(method, path, idempotent, move || async move {
+            let response = self.attempt(method, path, build).await?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(method, path, e))?;
+            Ok(body.to_vec())
+        })
+        .await
+    }
+
+    /// The retry loop around `attempt`, which is called again for every try.
+    async fn with_retries<T, Fut>(
+        &self,
+        method: &Method,
+        path: &str,
+        idempotent: bool,
+        try_once: impl Fn() -> Fut,
+    ) -> Result<T, HttpError>
+    where
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -539,10 +548,10 @@ impl HttpClient {
                     message: e.to_string(),
                     attempts: attempt,
                 })?;
-                self.attempt(method, path, build, read_body).await
+                try_once().await
             };
             let err = match outcome {
-                Ok(got) => return Ok(got),
+                Ok(done) => return Ok(done),
                 Err(err) => err,
             };
             let may_repeat = idempotent || err.not_acted_on();
@@ -560,14 +569,13 @@ impl HttpClient {
         }
     }
 
-    /// One attempt: send, check the status, read the body if asked.
+    /// One attempt: send and check the status (an error answer becomes `HttpError::Status`).
     async fn attempt(
         &self,
         method: &Method,
         path: &str,
         build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
-        read_body: bool,
-    ) -> Result<Got, HttpError> {
+    ) -> Result<Response, HttpError> {
         let request = build(self.client.request(method.clone(), self.url(path)))
             .build()
             .map_err(|e| self.transport_error(method, path, e))?;
@@ -588,14 +596,7 @@ impl HttpClient {
                 attempts: 1,
             });
         }
-        if !read_body {
-            return Ok(Got::Response(response));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(method, path, e))?;
-        Ok(Got::Body(body.to_vec()))
+        Ok(response)
     }
 
     /// The redacted endpoint of a request.
