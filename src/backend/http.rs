@@ -645,16 +645,16 @@ fn build_client(policy: &HttpPolicy, headers: &HeaderMap) -> reqwest::Result<Cli
         .build()
 }
 
-/// The error and its causes, without the URL reqwest puts in its message.
+/// The causes of a reqwest error, without the URL reqwest puts in its own message.
+///
+/// reqwest's top-level text ("error sending request for url (...)") repeats the URL and
+/// hyper adds wrapper layers ("client error (Connect)"); the innermost causes say what
+/// happened, so only a short kind label plus those are kept.
 fn error_chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    // reqwest's own top-level message repeats the URL and says little ("error sending
-    // request"); the causes say what happened.
-    parts.push(
-        if e.is_connect() {
-            "connection failed"
-        } else if e.is_body() || e.is_decode() {
+    let mut parts: Vec<String> = Vec::new();
+    if !e.is_connect() {
+        // Connect errors already read "cannot connect: ...".
+        let kind = if e.is_body() || e.is_decode() {
             "reading the answer failed"
         } else if e.is_builder() {
             "invalid request"
@@ -662,17 +662,33 @@ fn error_chain(e: &reqwest::Error) -> String {
             "redirect failed"
         } else {
             "request failed"
-        }
-        .to_string(),
-    );
+        };
+        parts.push(kind.to_string());
+    }
+    let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
-        if parts.last() != Some(&text) {
+        if !text.starts_with("client error (") && parts.last() != Some(&text) {
             parts.push(text);
         }
         source = s.source();
     }
+    if parts.is_empty() {
+        parts.push(message_without_url(e));
+    }
     parts.join(": ")
+}
+
+/// reqwest's message with its URL removed.
+fn message_without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        let quoted = format!(" for url ({url})");
+        if let Some(at) = text.find(&quoted) {
+            text.replace_range(at..at + quoted.len(), "");
+        }
+    }
+    text
 }
 
 /// Reads up to `ERROR_BODY_READ` bytes of an error answer (best effort: it is only shown).
