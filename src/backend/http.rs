@@ -57,6 +57,14 @@ impl Default for HttpPolicy {
 }
 
 impl HttpPolicy {
+    /// The default policy with `--parallelism` applied.
+    pub fn with_parallelism(parallelism: usize) -> HttpPolicy {
+        HttpPolicy {
+            parallelism,
+            ..HttpPolicy::default()
+        }
+    }
+
     /// The delay before retry `retry` (0 = first): full jitter, uniform in [0, cap], where
     /// the cap doubles from `base_backoff` up to `max_backoff`. Jitter keeps parallel
     /// workers that failed together from retrying together.
@@ -216,7 +224,7 @@ fn attempts_suffix(attempts: u32) -> String {
 /// Replaces secrets in text: the configured ones (also URL-encoded) and any credential
 /// after `Token `, `Bearer ` or `Basic ` (case-sensitive: "a basic error" is prose), or
 /// in a secret-named query parameter.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Redactor {
     /// Longest first, so a secret containing another is masked whole.
     secrets: Vec<String>,
@@ -229,6 +237,13 @@ static QUERY_CREDENTIAL: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"([?&](?:api_key|apikey|key|token|access_token|password|secret)=)[^&#\s]+")
         .expect("static regex")
 });
+
+// Hand-written so `{:?}` of a client never prints the secrets it protects.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} patterns)", self.secrets.len())
+    }
+}
 
 impl Redactor {
     fn new(secrets: Vec<String>) -> Redactor {
@@ -783,6 +798,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cvat (http://h:8080/cvat): GET /api/tasks?page=2"
+        );
+    }
+
+    #[test]
+    fn debug_output_holds_no_secrets() {
+        let c = HttpClient::new("ls", "http://h", HttpPolicy::default(), vec!["pw-1".into()])
+            .and_then(|c| c.with_header("Authorization", "Token tok-2", true))
+            .expect("client");
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("pw-1") && !debug.contains("tok-2"),
+            "{debug}"
         );
     }
 
