@@ -416,3 +416,50 @@ fn force_unlock_removes_and_reports_the_holder() {
     drop(other);
     assert!(!path.exists());
 }
+
+mod round_trip {
+    use super::*;
+    use annoform::state::{BackendObject, TaskRecord};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever a record holds (any text, including quotes, newlines and non-ASCII),
+        /// the file gives it back exactly.
+        #[test]
+        fn any_record_survives_put_and_get(
+            samples in proptest::collection::vec("[0-9a-f]{24}", 0..6),
+            labels in proptest::collection::vec(("[0-9a-f]{24}", "\\PC{0,12}"), 0..6),
+            id_map in proptest::collection::btree_map("[0-9]{1,6}", "[0-9a-f]{24}", 0..6),
+            status in proptest::option::of("\\PC{0,16}"),
+            project_name in "\\PC{0,20}",
+            task_size in proptest::option::of(0u64..1_000_000),
+        ) {
+            let (_dir, store) = store();
+            let mut r = record("ds", "run");
+            r.samples = samples.clone();
+            for (sample, (id, digest)) in samples.iter().zip(&labels) {
+                r.uploaded.entry("f".into()).or_default().insert(
+                    sample.clone(),
+                    vec![UploadedLabel { id: id.clone(), digest: digest.clone() }],
+                );
+            }
+            r.id_map = id_map.into_iter().collect();
+            r.project = Some(BackendObject { id: "1".into(), name: project_name.replace('$', "") });
+            r.tasks = vec![TaskRecord {
+                id: "7".into(),
+                name: "run-batch-0".into(),
+                batch: 0,
+                samples,
+                status,
+            }];
+            if let Some(n) = task_size {
+                r.backend_config.insert("task_size".into(), json!(n));
+            }
+            store.put(&mut r).expect("put");
+            let back = store.get("ds", "run").expect("get").expect("exists");
+            prop_assert_eq!(back, r);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod capabilities;
 pub mod custom;
+pub mod http;
 
 pub use capabilities::{BackendKind, Capabilities};
 

@@ -145,7 +145,7 @@ impl<'a> Engine<'a> {
         let now = env
             .var("ANNOFORM_NOW")
             .map(String::from)
-            .unwrap_or_else(now_rfc3339);
+            .unwrap_or_else(crate::state::now_rfc3339);
         Engine {
             config,
             env,
@@ -1159,11 +1159,4 @@ pub fn open_backend(
             "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
         ))),
     }
-}
-
-fn now_rfc3339() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    ejson::iso8601_millis(ms)
 }

@@ -116,6 +116,17 @@ impl RunRecord {
             cleaned_up: false,
         }
     }
+
+    /// Marks the record as changed at `now` (RFC 3339); `put` leaves timestamps to callers
+    /// so that a plan and its apply can share one clock reading.
+    pub fn touch(&mut self, now: &str) {
+        self.updated_at = now.to_string();
+    }
+}
+
+/// The current time as stored in records: RFC 3339, UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    crate::state::lock::rfc3339(std::time::SystemTime::now())
 }
 
 /// A fresh lineage id: 16 random hex characters.
