@@ -2,24 +2,8 @@
 //! that speaks JSON lines on stdin/stdout — the Terraform-provider model, so teams add tools
 //! without forking annoform.
 //!
-//! Protocol (version 1). annoform starts the program once per command and writes one request
-//! per line, `{"id": N, "method": M, "params": {...}}`; the program answers each with one line,
-//! `{"id": N, "result": ...}` or `{"id": N, "error": {"message": "..."}}`. Methods and results:
-//!
-//! | method | params | result |
-//! |---|---|---|
-//! | `capabilities` | `{}` | a `Capabilities` object (`label_types`, `attribute_types`, `video`, ...) |
-//! | `find_project` | `{name}` | `RemoteProject` or `null` |
-//! | `create_project` | `ProjectSpec` | `RemoteProject` |
-//! | `list_tasks` | `{project}` | `[RemoteTask]` |
-//! | `create_task` | `{project, task: TaskSpec}` | `RemoteTask` |
-//! | `update_schema` | `{project, schema}` | `null` |
-//! | `status` | `{project, tasks}` | `[TaskStatus]` |
-//! | `download` | `{project, tasks}` | `{sample_id: {field: [{backend_id, label}]}}` |
-//! | `delete_project` | `{project}` | `null` |
-//!
-//! The program gets the backend's non-secret settings as `ANNOFORM_BACKEND_SETTINGS` (JSON);
-//! secrets stay in the environment it inherits. stderr is passed through.
+//! The protocol (JSON lines, one request and one answer per line) is documented for
+//! backend authors in `docs/custom-backend.md`.
 
 use super::*;
 use serde::de::DeserializeOwned;
