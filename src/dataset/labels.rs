@@ -498,7 +498,51 @@ label_struct!(
     Segmentation, SegmentationData, "Segmentation"
 );
 
+impl LabelBase {
+    /// A new label's base with the empty `attributes` dict FiftyOne writes for spatial labels.
+    fn new_spatial(label: impl Into<String>) -> Self {
+        LabelBase { attributes: Some(Object::new()), ..LabelBase::new(label) }
+    }
+}
+
+impl Classification {
+    /// A new classification with a fresh id.
+    pub fn new(label: impl Into<String>) -> Self {
+        Classification { base: LabelBase::new(label), data: ClassificationData::default() }
+    }
+}
+
+impl Polyline {
+    /// A new polyline (list of shapes) with a fresh id.
+    pub fn new(label: impl Into<String>, points: Vec<Vec<[f64; 2]>>, closed: bool, filled: bool) -> Self {
+        Polyline {
+            base: LabelBase::new_spatial(label),
+            data: PolylineData { points: Some(points), closed: Some(closed), filled: Some(filled), confidence: None },
+        }
+    }
+}
+
+impl Keypoint {
+    /// A new keypoint set with a fresh id.
+    pub fn new(label: impl Into<String>, points: Vec<[f64; 2]>) -> Self {
+        Keypoint { base: LabelBase::new_spatial(label), data: KeypointData { points: Some(points), confidence: None } }
+    }
+}
+
 impl Detection {
+    /// A new detection with a fresh id and a relative `[x, y, w, h]` box.
+    pub fn new(label: impl Into<String>, bounding_box: [f64; 4]) -> Self {
+        Detection {
+            base: LabelBase::new_spatial(label),
+            data: DetectionData { bounding_box: Some(bounding_box), ..Default::default() },
+        }
+    }
+
+    /// Sets the inline instance mask (shape = the box in pixels, bool).
+    pub fn set_mask(&mut self, mask: &Mask) {
+        self.data.mask = Some(Binary { subtype: 0, bytes: mask.to_zlib_npy() });
+    }
+
     /// Decodes the inline instance mask, if any.
     pub fn decode_mask(&self) -> Option<Result<Mask, MaskError>> {
         self.data.mask.as_ref().map(|b| Mask::from_zlib_npy(&b.bytes))
@@ -506,6 +550,14 @@ impl Detection {
 }
 
 impl Segmentation {
+    /// A new segmentation with a fresh id and an inline mask.
+    pub fn new(mask: &Mask) -> Self {
+        Segmentation {
+            base: LabelBase { id: Some(ObjectId::new()), tags: Some(Vec::new()), ..Default::default() },
+            data: SegmentationData { mask: Some(Binary { subtype: 0, bytes: mask.to_zlib_npy() }), mask_path: None },
+        }
+    }
+
     /// Decodes the inline mask, if any.
     pub fn decode_mask(&self) -> Option<Result<Mask, MaskError>> {
         self.data.mask.as_ref().map(|b| Mask::from_zlib_npy(&b.bytes))

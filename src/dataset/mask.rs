@@ -44,6 +44,19 @@ impl Dtype {
         }
     }
 
+    /// numpy's name for it (`str(arr.dtype)`).
+    pub fn numpy_name(self) -> &'static str {
+        match self {
+            Dtype::Bool => "bool",
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
+            Dtype::I32 => "int32",
+            Dtype::I64 => "int64",
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
