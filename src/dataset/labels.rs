@@ -250,6 +250,54 @@ fn decode<K: Kind>(v: &Value) -> Result<(LabelBase, K), LabelError> {
     Ok((base, kind))
 }
 
+/// Checks one label object of class `K` like [`decode`] does, without keeping (or cloning)
+/// anything: loading validates every label of a dataset this way.
+fn check<K: Kind>(v: &Value) -> Result<(), LabelError> {
+    let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected an object"))?;
+    let mut kind = K::default();
+    for (key, val) in obj {
+        if val.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "_cls" => {
+                if val.as_str() != Some(K::CLS) {
+                    return Err(LabelError::new("_cls", format!("expected {:?}, found {val}", K::CLS)));
+                }
+            }
+            "_id" if ObjectId::from_ejson(val).is_none() => {
+                return Err(LabelError::new("_id", "expected {\"$oid\": <24 hex digits>}"));
+            }
+            "tags" => {
+                if !val.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+                    return Err(LabelError::new("tags", "expected a list of strings"));
+                }
+            }
+            "label" if !val.is_string() => return Err(LabelError::new("label", "expected a string")),
+            "index" if val.as_i64().is_none() => return Err(LabelError::new("index", "expected an integer")),
+            "attributes" if !val.is_object() => return Err(LabelError::new("attributes", "expected an object")),
+            k if K::KEYS.contains(&k) => kind.read(k, val)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_list<K: Kind>(v: &Value, cls: &str, key: &str) -> Result<(), LabelError> {
+    let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected an object"))?;
+    if obj.get("_cls").and_then(Value::as_str) != Some(cls) {
+        return Err(LabelError::new("_cls", format!("expected {cls:?}")));
+    }
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, it)| check::<K>(it).map_err(|e| e.nest(&format!("{key}[{i}]")))),
+        Some(_) => Err(LabelError::new(key, "expected a list of labels")),
+    }
+}
+
 /// Encodes one label object: original keys in their order, then new typed keys, then new
 /// custom attributes.
 fn encode<K: Kind>(base: &LabelBase, kind: &K) -> Value {
@@ -715,6 +763,27 @@ impl Label {
         })
     }
 
+    /// Checks that a label value would convert, without converting it (cheaper than
+    /// [`Label::from_json`]; unmodelled classes always pass).
+    pub fn validate(v: &Value) -> Result<(), LabelError> {
+        let cls = v
+            .get("_cls")
+            .and_then(Value::as_str)
+            .ok_or_else(|| LabelError::new("_cls", "missing label class"))?;
+        match cls {
+            "Classification" => check::<ClassificationData>(v),
+            "Detection" => check::<DetectionData>(v),
+            "Polyline" => check::<PolylineData>(v),
+            "Keypoint" => check::<KeypointData>(v),
+            "Segmentation" => check::<SegmentationData>(v),
+            "Classifications" => check_list::<ClassificationData>(v, cls, "classifications"),
+            "Detections" => check_list::<DetectionData>(v, cls, "detections"),
+            "Polylines" => check_list::<PolylineData>(v, cls, "polylines"),
+            "Keypoints" => check_list::<KeypointData>(v, cls, "keypoints"),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes the label value.
     pub fn to_json(&self) -> Value {
         match self {
@@ -883,6 +952,30 @@ mod tests {
         assert_eq!(e.to_string(), "label: expected a string");
         let e = Label::from_json(&json!({"_cls": "Detections", "detections": {}})).unwrap_err();
         assert_eq!(e.at, "detections");
+    }
+
+    #[test]
+    fn validate_agrees_with_from_json() {
+        let bad = [
+            json!({"_cls": "Detections", "detections": [{"_cls": "Detection", "bounding_box": [0.1, "x", 0.2, 0.3]}]}),
+            json!({"_cls": "Classification", "label": 3}),
+            json!({"_cls": "Detections", "detections": {}}),
+            json!({"_cls": "Keypoints", "keypoints": [{"_cls": "Keypoint", "points": [[0.1]]}]}),
+            json!({"_cls": "Polylines", "polylines": [{"_cls": "Polyline", "closed": "yes"}]}),
+            json!({"_cls": "Detection", "_id": {"$oid": "zz"}}),
+            json!({"_cls": "Detection", "index": 1.5}),
+            json!({"_cls": "Segmentation", "mask": {"$binary": {"base64": "!", "subType": "00"}}}),
+        ];
+        for v in bad {
+            assert_eq!(Label::validate(&v).unwrap_err(), Label::from_json(&v).unwrap_err(), "{v}");
+        }
+        for s in fixture_samples() {
+            for (_, v) in s.as_object().unwrap() {
+                if is_label_value(v) {
+                    Label::validate(v).unwrap();
+                }
+            }
+        }
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl View {
             return per_sample.get(&sample).cloned().unwrap_or_default();
         }
         let Some(idx) = ds.samples().iter().position(|s| s.id() == sample) else { return Vec::new() };
-        raw_labels(ds, idx, field)
+        let ctx = Ctx::new(ds, idx, field.starts_with("frames."));
+        ctx.raw_labels(field)
             .into_iter()
             .filter_map(|l| l.get("_id").and_then(ObjectId::from_ejson))
             .collect()
@@ -107,12 +108,26 @@ fn stage_name(s: &ViewStage) -> &'static str {
     }
 }
 
-/// The label objects of a field on a sample; `frames.<name>` gathers them over all frames.
-fn raw_labels<'a>(ds: &'a Dataset, idx: usize, field: &str) -> Vec<&'a Object> {
-    let s = &ds.samples()[idx];
-    match field.strip_prefix("frames.") {
-        Some(f) => ds.frames(s.id()).into_iter().flat_map(|fr| fr.label_objects(f)).collect(),
-        None => s.label_objects(field),
+/// A sample (and, when needed, its frames) parsed for one evaluation. Passes over the whole
+/// dataset parse each sample in turn instead of keeping every sample parsed.
+struct Ctx<'a> {
+    sample: Cow<'a, Object>,
+    frames: Vec<Cow<'a, Object>>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(ds: &'a Dataset, idx: usize, with_frames: bool) -> Self {
+        let s = &ds.samples()[idx];
+        let frames = if with_frames { ds.frames(s.id()).into_iter().map(|f| f.object()).collect() } else { Vec::new() };
+        Ctx { sample: s.object(), frames }
+    }
+
+    /// The label objects of a field; `frames.<name>` gathers them over all frames.
+    fn raw_labels(&self, field: &str) -> Vec<&Object> {
+        match field.strip_prefix("frames.") {
+            Some(f) => self.frames.iter().flat_map(|fr| fr.get(f).map(labels::label_objects).unwrap_or_default()).collect(),
+            None => self.sample.get(field).map(labels::label_objects).unwrap_or_default(),
+        }
     }
 }
 
@@ -130,8 +145,8 @@ struct State<'a> {
 
 impl<'a> State<'a> {
     /// Labels of a field as the view currently sees them.
-    fn labels(&self, idx: usize, field: &str) -> Vec<&'a Object> {
-        let all = raw_labels(self.ds, idx, field);
+    fn labels<'c>(&self, ctx: &'c Ctx<'_>, idx: usize, field: &str) -> Vec<&'c Object> {
+        let all = ctx.raw_labels(field);
         match self.filters.get(field) {
             None => all,
             Some(keep) => {
@@ -144,8 +159,8 @@ impl<'a> State<'a> {
     }
 
     /// The sample as expressions see it: filtered label fields show only remaining labels.
-    fn sample_doc(&self, idx: usize) -> Cow<'a, Object> {
-        let obj = self.ds.samples()[idx].as_object();
+    fn sample_doc<'c>(&self, ctx: &'c Ctx<'_>, idx: usize) -> Cow<'c, Object> {
+        let obj: &'c Object = &ctx.sample;
         let touched: Vec<&String> = self
             .filters
             .keys()
@@ -156,7 +171,7 @@ impl<'a> State<'a> {
         }
         let mut copy = obj.clone();
         for field in touched {
-            let keep: HashSet<ObjectId> = self.labels(idx, field).into_iter().filter_map(label_id).collect();
+            let keep: HashSet<ObjectId> = self.labels(ctx, idx, field).into_iter().filter_map(label_id).collect();
             let Some(v) = copy.get_mut(field.as_str()) else { continue };
             let list_key = v.get("_cls").and_then(Value::as_str).and_then(labels::label_list_key);
             match list_key {
@@ -200,16 +215,26 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
         match stage {
             ViewStage::MatchTags(tags) => {
                 let want = tags.as_slice();
-                st.order.retain(|&s| ds.samples()[s].tags().iter().any(|t| want.iter().any(|w| w == t)));
+                st.order.retain(|&s| {
+                    let ctx = Ctx::new(ds, s, false);
+                    let tags = ctx.sample.get("tags").and_then(Value::as_array);
+                    tags.is_some_and(|t| t.iter().any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str()))))
+                });
             }
             ViewStage::Exists(field) => match field.strip_prefix("frames.") {
                 Some(f) => st.order.retain(|&s| {
-                    ds.frames(ds.samples()[s].id()).iter().any(|fr| fr.get(f).is_some_and(|v| !v.is_null()))
+                    ds.frames(ds.samples()[s].id()).iter().any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
                 }),
                 None => {
                     let e = parse_expr(i, name, field)?;
                     let docs: Vec<bool> =
-                        st.order.iter().map(|&s| !matches!(expr::eval(&e, &st.sample_doc(s)), Val::Null)).collect();
+                        st.order
+                            .iter()
+                            .map(|&s| {
+                                let ctx = Ctx::new(ds, s, false);
+                                !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
+                            })
+                            .collect();
                     let mut keep = docs.into_iter();
                     st.order.retain(|_| keep.next().unwrap_or(false));
                 }
@@ -218,9 +243,11 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 st.check_label_field(i, name, &f.field)?;
                 let e = parse_expr(i, name, &f.where_)?;
                 let mut kept: HashMap<usize, HashSet<ObjectId>> = HashMap::new();
+                let frames = f.field.starts_with("frames.");
                 for &s in &st.order {
+                    let ctx = Ctx::new(ds, s, frames);
                     let ids: HashSet<ObjectId> = st
-                        .labels(s, &f.field)
+                        .labels(&ctx, s, &f.field)
                         .into_iter()
                         .filter(|l| expr::matches(&e, l))
                         .filter_map(label_id)
@@ -241,7 +268,10 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 let keep: Vec<bool> = st
                     .order
                     .iter()
-                    .map(|&s| fields.iter().any(|f| st.labels(s, f).into_iter().any(|l| expr::matches(&e, l))))
+                    .map(|&s| {
+                        let ctx = Ctx::new(ds, s, fields.iter().any(|f| f.starts_with("frames.")));
+                        fields.iter().any(|f| st.labels(&ctx, s, f).into_iter().any(|l| expr::matches(&e, l)))
+                    })
                     .collect();
                 let mut keep = keep.into_iter();
                 st.order.retain(|_| keep.next().unwrap_or(false));
@@ -266,12 +296,18 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     SortBy::Expr(e) => (e.expr.as_str(), e.reverse),
                 };
                 let e = parse_expr(i, name, src)?;
-                let docs: Vec<Cow<'_, Object>> = st.order.iter().map(|&s| st.sample_doc(s)).collect();
-                let keys: Vec<Val<'_>> = docs.iter().map(|d| expr::eval(&e, d)).collect();
+                let keys: Vec<SortKey> = st
+                    .order
+                    .iter()
+                    .map(|&s| {
+                        let ctx = Ctx::new(ds, s, false);
+                        SortKey::from(expr::eval(&e, &st.sample_doc(&ctx, s)))
+                    })
+                    .collect();
                 let mut perm: Vec<usize> = (0..st.order.len()).collect();
                 // Stable in both directions: ties keep their current order.
                 perm.sort_by(|&a, &b| {
-                    let o = sort_order(&keys[a], &keys[b]);
+                    let o = keys[a].cmp(&keys[b]);
                     if reverse { o.reverse() } else { o }
                 });
                 st.order = perm.into_iter().map(|p| st.order[p]).collect();
@@ -301,7 +337,10 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
             let per_sample = st
                 .order
                 .iter()
-                .map(|&s| (ds.samples()[s].id(), st.labels(s, field).into_iter().filter_map(label_id).collect()))
+                .map(|&s| {
+                    let ctx = Ctx::new(ds, s, field.starts_with("frames."));
+                    (ds.samples()[s].id(), st.labels(&ctx, s, field).into_iter().filter_map(label_id).collect())
+                })
                 .collect();
             (field.clone(), per_sample)
         })
@@ -309,27 +348,54 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
     Ok(View { sample_ids, filtered })
 }
 
-/// Sort order across types, like MongoDB's: null < numbers < strings < objects < lists <
-/// booleans.
-fn sort_order(a: &Val, b: &Val) -> Ordering {
-    fn rank(v: &Val) -> u8 {
+/// An owned sort key (the samples it came from are not kept parsed).
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    Null,
+    Num(f64),
+    Str(String),
+    Obj,
+    List(Vec<SortKey>),
+    Bool(bool),
+}
+
+impl From<Val<'_>> for SortKey {
+    fn from(v: Val<'_>) -> Self {
         match v {
-            Val::Null => 0,
-            Val::Num(_) => 1,
-            Val::Str(_) => 2,
-            Val::Obj(_) => 3,
-            Val::List(_) => 4,
-            Val::Bool(_) => 5,
+            Val::Null => SortKey::Null,
+            Val::Num(n) => SortKey::Num(n),
+            Val::Str(s) => SortKey::Str(s.into_owned()),
+            Val::Obj(_) => SortKey::Obj,
+            Val::List(l) => SortKey::List(l.into_iter().map(SortKey::from).collect()),
+            Val::Bool(b) => SortKey::Bool(b),
         }
     }
-    match (a, b) {
-        (Val::Num(x), Val::Num(y)) => x.total_cmp(y),
-        (Val::Str(x), Val::Str(y)) => x.cmp(y),
-        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
-        (Val::List(x), Val::List(y)) => {
-            x.iter().zip(y).map(|(p, q)| sort_order(p, q)).find(|o| o.is_ne()).unwrap_or(x.len().cmp(&y.len()))
+}
+
+impl SortKey {
+    /// Order across types, like MongoDB's: null < numbers < strings < objects < lists <
+    /// booleans.
+    fn rank(&self) -> u8 {
+        match self {
+            SortKey::Null => 0,
+            SortKey::Num(_) => 1,
+            SortKey::Str(_) => 2,
+            SortKey::Obj => 3,
+            SortKey::List(_) => 4,
+            SortKey::Bool(_) => 5,
         }
-        _ => rank(a).cmp(&rank(b)),
+    }
+
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        match (self, other) {
+            (SortKey::Num(x), SortKey::Num(y)) => x.total_cmp(y),
+            (SortKey::Str(x), SortKey::Str(y)) => x.cmp(y),
+            (SortKey::Bool(x), SortKey::Bool(y)) => x.cmp(y),
+            (SortKey::List(x), SortKey::List(y)) => {
+                x.iter().zip(y).map(|(p, q)| p.cmp(q)).find(|o| o.is_ne()).unwrap_or(x.len().cmp(&y.len()))
+            }
+            _ => self.rank().cmp(&other.rank()),
+        }
     }
 }
 
