@@ -32,7 +32,10 @@ fn peak_rss_mib() -> f64 {
 struct Lcg(u64);
 impl Lcg {
     fn f(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -77,13 +80,18 @@ fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
 }
 
 fn main() {
-    let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
 
     let t = Instant::now();
     generate(dir, n).expect("generate");
-    let size = std::fs::metadata(dir.join("samples.json")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(dir.join("samples.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "generated {n} samples / {} labels: samples.json {:.0} MiB in {:.2?} (peak RSS {:.0} MiB)",
         n * LABELS_PER_SAMPLE,
@@ -95,7 +103,11 @@ fn main() {
     let t = Instant::now();
     let mut ds = Dataset::load(dir).expect("load");
     let load = t.elapsed();
-    println!("load:  {load:.2?} ({:.0} samples/s), peak RSS {:.0} MiB", n as f64 / load.as_secs_f64(), peak_rss_mib());
+    println!(
+        "load:  {load:.2?} ({:.0} samples/s), peak RSS {:.0} MiB",
+        n as f64 / load.as_secs_f64(),
+        peak_rss_mib()
+    );
 
     let t = Instant::now();
     let stages = [ViewStage::FilterLabels(FilterLabels {
@@ -105,18 +117,29 @@ fn main() {
     })];
     let v = view::apply(&stages, &ds).expect("view");
     let kept: usize = v.filtered["ground_truth"].values().map(Vec::len).sum();
-    println!("view:  filter_labels over {} labels in {:.2?} ({} samples, {kept} labels kept)", n * LABELS_PER_SAMPLE, t.elapsed(), v.len());
+    println!(
+        "view:  filter_labels over {} labels in {:.2?} ({} samples, {kept} labels kept)",
+        n * LABELS_PER_SAMPLE,
+        t.elapsed(),
+        v.len()
+    );
 
     // One edit makes samples.json dirty, so save rewrites all of it.
     let first = ds.samples()[0].id();
     let s = ds.sample_mut(first).expect("sample");
-    let Ok(Some(Label::Detections(mut d))) = s.label("ground_truth") else { panic!("ground_truth") };
+    let Ok(Some(Label::Detections(mut d))) = s.label("ground_truth") else {
+        panic!("ground_truth")
+    };
     d.items[0].base.label = Some("bus".into());
     s.set_label("ground_truth", Some(&Label::Detections(d)));
     let t = Instant::now();
     ds.save().expect("save");
     let save = t.elapsed();
-    println!("save:  {save:.2?} ({:.0} MiB/s), peak RSS {:.0} MiB", size as f64 / (1 << 20) as f64 / save.as_secs_f64(), peak_rss_mib());
+    println!(
+        "save:  {save:.2?} ({:.0} MiB/s), peak RSS {:.0} MiB",
+        size as f64 / (1 << 20) as f64 / save.as_secs_f64(),
+        peak_rss_mib()
+    );
 
     let t = Instant::now();
     let again = Dataset::load(dir).expect("reload");

@@ -10,10 +10,17 @@ use annoform::dataset::fields::FieldType;
 use annoform::dataset::labels::{Classification, Detection, Label, LabelBase, LabelList};
 use serde_json::{Value, json};
 
-const FIXTURES: [&str; 4] = ["image-all-label-types", "legacy-format", "video-tracks", "with-labelstudio-run"];
+const FIXTURES: [&str; 4] = [
+    "image-all-label-types",
+    "legacy-format",
+    "video-tracks",
+    "with-labelstudio-run",
+];
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fiftyone-1.22.1").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fiftyone-1.22.1")
+        .join(name)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -47,7 +54,12 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -59,7 +71,12 @@ fn oid(s: &str) -> ObjectId {
 
 #[test]
 fn every_fixture_loads() {
-    let counts = [("image-all-label-types", 5), ("legacy-format", 5), ("video-tracks", 1), ("with-labelstudio-run", 3)];
+    let counts = [
+        ("image-all-label-types", 5),
+        ("legacy-format", 5),
+        ("video-tracks", 1),
+        ("with-labelstudio-run", 3),
+    ];
     for (name, n) in counts {
         let ds = Dataset::load(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ds.len(), n, "{name}");
@@ -71,18 +88,35 @@ fn accessors_on_the_current_format() {
     let ds = Dataset::load(fixture("image-all-label-types")).unwrap();
     assert_eq!(ds.media_type(), "image");
     assert!(!ds.is_legacy());
-    assert_eq!(ds.field_label_class("ground_truth").as_deref(), Some("Detections"));
-    assert_eq!(ds.field_label_class("cls").as_deref(), Some("Classification"));
+    assert_eq!(
+        ds.field_label_class("ground_truth").as_deref(),
+        Some("Detections")
+    );
+    assert_eq!(
+        ds.field_label_class("cls").as_deref(),
+        Some("Classification")
+    );
     assert_eq!(ds.field_label_class("seg").as_deref(), Some("Segmentation"));
     assert_eq!(ds.field_label_class("n_int"), None);
     assert!(ds.field_exists("n_int") && ds.field_exists("kps") && !ds.field_exists("nope"));
-    assert_eq!(ds.classes("ground_truth").unwrap(), ["car", "person", "bike"]);
-    assert_eq!(ds.default_classes().unwrap(), ["car", "person", "bike", "cat"]);
-    assert_eq!(ds.mask_targets("seg").unwrap(), [("1".into(), "road".into()), ("2".into(), "sky".into())]);
+    assert_eq!(
+        ds.classes("ground_truth").unwrap(),
+        ["car", "person", "bike"]
+    );
+    assert_eq!(
+        ds.default_classes().unwrap(),
+        ["car", "person", "bike", "cat"]
+    );
+    assert_eq!(
+        ds.mask_targets("seg").unwrap(),
+        [("1".into(), "road".into()), ("2".into(), "sky".into())]
+    );
     let s = ds.sample_by_id(oid("6b02536263110a1e76c075f7")).unwrap();
     assert_eq!(s.filepath(), Some("data/img0.png"));
     assert_eq!(s.tags(), ["train"]);
-    let Some(Label::Detections(d)) = s.label("ground_truth").unwrap() else { panic!() };
+    let Some(Label::Detections(d)) = s.label("ground_truth").unwrap() else {
+        panic!()
+    };
     assert_eq!(d.items.len(), 2);
     let dims = ds.image_size(s.id()).unwrap();
     assert_eq!((dims.width, dims.height), (64, 48));
@@ -93,10 +127,17 @@ fn accessors_on_the_legacy_format() {
     let ds = Dataset::load(fixture("legacy-format")).unwrap();
     assert!(ds.is_legacy());
     assert_eq!(ds.field_label_class("kps").as_deref(), Some("Keypoints"));
-    assert_eq!(ds.classes("ground_truth").unwrap(), ["car", "person", "bike"]);
+    assert_eq!(
+        ds.classes("ground_truth").unwrap(),
+        ["car", "person", "bike"]
+    );
     assert_eq!(ds.default_classes().unwrap().len(), 4);
     assert_eq!(ds.mask_targets("seg").unwrap().len(), 2);
-    assert_eq!(ds.mask_targets("other").unwrap().len(), 2, "falls back to default_mask_targets");
+    assert_eq!(
+        ds.mask_targets("other").unwrap().len(),
+        2,
+        "falls back to default_mask_targets"
+    );
 }
 
 #[test]
@@ -105,10 +146,24 @@ fn video_frames() {
     assert_eq!(ds.media_type(), "video");
     let s = &ds.samples()[0];
     let frames = ds.frames(s.id());
-    assert_eq!(frames.iter().map(|f| f.frame_number().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(ds.field_label_class("frames.dets").as_deref(), Some("Detections"));
-    assert_eq!(ds.field_label_class("vid_label").as_deref(), Some("Classification"));
-    let Some(Label::Detections(d)) = frames[0].label("dets").unwrap() else { panic!() };
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| f.frame_number().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        ds.field_label_class("frames.dets").as_deref(),
+        Some("Detections")
+    );
+    assert_eq!(
+        ds.field_label_class("vid_label").as_deref(),
+        Some("Classification")
+    );
+    let Some(Label::Detections(d)) = frames[0].label("dets").unwrap() else {
+        panic!()
+    };
     assert_eq!(d.items[0].base.index, Some(1));
     assert_eq!(d.items[0].base.extra.get("keyframe"), Some(&json!(true)));
 }
@@ -133,7 +188,11 @@ fn a_full_rewrite_is_semantically_identical() {
         for file in ["metadata.json", "samples.json", "frames.json"] {
             let orig = fixture(name).join(file);
             if orig.exists() {
-                assert_eq!(read_json(&out.path().join(file)), read_json(&orig), "{name}/{file}");
+                assert_eq!(
+                    read_json(&out.path().join(file)),
+                    read_json(&orig),
+                    "{name}/{file}"
+                );
             }
         }
         // And it loads again.
@@ -148,24 +207,43 @@ fn edits_survive_a_save_and_only_changed_files_are_written() {
     let mut ds = Dataset::load(&dir).unwrap();
     let sid = oid("6b02536263110a1e76c075f7");
     let s = ds.sample_mut(sid).unwrap();
-    let Some(Label::Detections(mut d)) = s.label("ground_truth").unwrap() else { panic!() };
+    let Some(Label::Detections(mut d)) = s.label("ground_truth").unwrap() else {
+        panic!()
+    };
     d.items[0].base.label = Some("bus".into());
     d.items.remove(1);
-    let mut new = Detection { base: LabelBase::new("bike"), ..Default::default() };
+    let mut new = Detection {
+        base: LabelBase::new("bike"),
+        ..Default::default()
+    };
     new.data.bounding_box = Some([0.25, 0.25, 0.5, 0.5]);
     new.base.extra.insert("occluded".into(), json!(false));
     let new_id = new.base.id.unwrap();
     d.items.push(new);
     s.set_label("ground_truth", Some(&Label::Detections(d)));
     ds.save().unwrap();
-    assert_eq!(fs::read(dir.join("metadata.json")).unwrap(), meta_before, "metadata untouched");
+    assert_eq!(
+        fs::read(dir.join("metadata.json")).unwrap(),
+        meta_before,
+        "metadata untouched"
+    );
 
     let ds = Dataset::load(&dir).unwrap();
     let s = ds.sample_by_id(sid).unwrap();
-    let Some(Label::Detections(d)) = s.label("ground_truth").unwrap() else { panic!() };
-    let labels: Vec<_> = d.items.iter().map(|l| l.base.label.clone().unwrap()).collect();
+    let Some(Label::Detections(d)) = s.label("ground_truth").unwrap() else {
+        panic!()
+    };
+    let labels: Vec<_> = d
+        .items
+        .iter()
+        .map(|l| l.base.label.clone().unwrap())
+        .collect();
     assert_eq!(labels, ["bus", "bike"]);
-    assert_eq!(d.items[0].base.extra.get("color"), Some(&json!("red")), "custom attrs kept");
+    assert_eq!(
+        d.items[0].base.extra.get("color"),
+        Some(&json!("red")),
+        "custom attrs kept"
+    );
     assert_eq!(d.items[1].base.id, Some(new_id));
     assert_eq!(s.get("_rand"), Some(&json!(0.99931050741061)));
 }
@@ -175,25 +253,53 @@ fn new_fields_are_declared_as_fiftyone_does() {
     let (_tmp, dir) = scratch("image-all-label-types");
     let mut ds = Dataset::load(&dir).unwrap();
     let ids: Vec<_> = ds.samples().iter().map(|s| s.id()).collect();
-    let cls = Label::Classification(Classification { base: LabelBase::new("ok"), ..Default::default() });
+    let cls = Label::Classification(Classification {
+        base: LabelBase::new("ok"),
+        ..Default::default()
+    });
     ds.set_label(ids[0], "review", Some(&cls)).unwrap();
     // A field set directly on a sample is declared at save time.
     ds.sample_mut(ids[1]).unwrap().set("score", json!(0.5));
-    ds.sample_mut(ids[2]).unwrap().set_label("boxes", Some(&Label::Detections(LabelList::new(vec![]))));
+    ds.sample_mut(ids[2])
+        .unwrap()
+        .set_label("boxes", Some(&Label::Detections(LabelList::new(vec![]))));
     ds.save().unwrap();
     let meta = read_json(&dir.join("metadata.json"));
-    let decl = |n: &str| meta["sample_fields"].as_array().unwrap().iter().find(|f| f["name"] == n).cloned().unwrap();
-    assert_eq!(decl("review")["embedded_doc_type"], "fiftyone.core.labels.Classification");
+    let decl = |n: &str| {
+        meta["sample_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        decl("review")["embedded_doc_type"],
+        "fiftyone.core.labels.Classification"
+    );
     assert_eq!(decl("review")["fields"].as_array().unwrap().len(), 5);
     assert_eq!(decl("score")["ftype"], "fiftyone.core.fields.FloatField");
-    assert_eq!(decl("boxes")["embedded_doc_type"], "fiftyone.core.labels.Detections");
-    assert_eq!(decl("boxes")["fields"][0]["embedded_doc_type"], "fiftyone.core.labels.Detection");
+    assert_eq!(
+        decl("boxes")["embedded_doc_type"],
+        "fiftyone.core.labels.Detections"
+    );
+    assert_eq!(
+        decl("boxes")["fields"][0]["embedded_doc_type"],
+        "fiftyone.core.labels.Detection"
+    );
     let ds = Dataset::load(&dir).unwrap();
-    assert_eq!(ds.field_label_class("review").as_deref(), Some("Classification"));
+    assert_eq!(
+        ds.field_label_class("review").as_deref(),
+        Some("Classification")
+    );
     // A declared field cannot change class.
     let mut ds = ds;
     let dets = Label::Detections(LabelList::new(vec![]));
-    assert!(matches!(ds.set_label(ids[0], "review", Some(&dets)), Err(DatasetError::FieldType { .. })));
+    assert!(matches!(
+        ds.set_label(ids[0], "review", Some(&dets)),
+        Err(DatasetError::FieldType { .. })
+    ));
 }
 
 #[test]
@@ -205,7 +311,10 @@ fn legacy_datasets_get_legacy_declarations() {
     ds.sample_mut(id).unwrap().set("flag", json!(true));
     ds.save().unwrap();
     let meta = read_json(&dir.join("metadata.json"));
-    assert_eq!(meta["sample_fields"]["flag"], "fiftyone.core.fields.BooleanField");
+    assert_eq!(
+        meta["sample_fields"]["flag"],
+        "fiftyone.core.fields.BooleanField"
+    );
 }
 
 #[test]
@@ -215,7 +324,10 @@ fn frame_edits_are_saved() {
     let sid = ds.samples()[0].id();
     let f = ds.frame_mut(sid, 2).unwrap();
     let lid = f.label_objects("dets")[0]["_id"].clone();
-    assert_eq!(f.remove_labels("dets", &[ObjectId::from_ejson(&lid).unwrap()]), 1);
+    assert_eq!(
+        f.remove_labels("dets", &[ObjectId::from_ejson(&lid).unwrap()]),
+        1
+    );
     ds.save().unwrap();
     let ds = Dataset::load(&dir).unwrap();
     assert_eq!(ds.frames(sid)[1].label_objects("dets").len(), 1);
@@ -227,7 +339,11 @@ fn frame_edits_are_saved() {
 fn load_err(dir: &Path) -> String {
     let before = snapshot(dir);
     let e = Dataset::load(dir).unwrap_err().to_string();
-    assert_eq!(snapshot(dir), before, "a failed load leaves files untouched");
+    assert_eq!(
+        snapshot(dir),
+        before,
+        "a failed load leaves files untouched"
+    );
     e
 }
 
@@ -259,12 +375,20 @@ fn missing_metadata_is_reported() {
 #[test]
 fn wrong_types_name_file_sample_and_field() {
     let (_tmp, dir) = scratch("image-all-label-types");
-    edit_samples(&dir, |s| s[1]["ground_truth"]["detections"][0]["bounding_box"] = json!("wide"));
+    edit_samples(&dir, |s| {
+        s[1]["ground_truth"]["detections"][0]["bounding_box"] = json!("wide")
+    });
     let e = load_err(&dir);
     assert!(e.contains("samples.json"), "{e}");
-    let id = read_json(&dir.join("samples.json"))["samples"][1]["_id"]["$oid"].as_str().unwrap().to_owned();
+    let id = read_json(&dir.join("samples.json"))["samples"][1]["_id"]["$oid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(e.contains(&format!("sample {id}")), "{e}");
-    assert!(e.contains("ground_truth.detections[0].bounding_box: expected a list of numbers"), "{e}");
+    assert!(
+        e.contains("ground_truth.detections[0].bounding_box: expected a list of numbers"),
+        "{e}"
+    );
 
     let (_tmp, dir) = scratch("image-all-label-types");
     edit_samples(&dir, |s| s[0]["tags"] = json!("train"));
@@ -286,7 +410,10 @@ fn duplicate_ids_are_reported() {
     let (_tmp, dir) = scratch("image-all-label-types");
     edit_samples(&dir, |s| s[2]["_id"] = s[0]["_id"].clone());
     let e = load_err(&dir);
-    assert!(e.contains("duplicate sample id 6b02536263110a1e76c075f7 (entries #0 and #2)"), "{e}");
+    assert!(
+        e.contains("duplicate sample id 6b02536263110a1e76c075f7 (entries #0 and #2)"),
+        "{e}"
+    );
 
     let (_tmp, dir) = scratch("image-all-label-types");
     edit_samples(&dir, |s| s[1]["cls"]["_id"] = s[0]["cls"]["_id"].clone());
@@ -302,7 +429,10 @@ fn unreadable_image_names_file_and_sample() {
     });
     fs::write(dir.join("data/img0.png"), b"garbage").unwrap();
     let ds = Dataset::load(&dir).unwrap();
-    let e = ds.image_size(oid("6b02536263110a1e76c075f7")).unwrap_err().to_string();
+    let e = ds
+        .image_size(oid("6b02536263110a1e76c075f7"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("sample 6b02536263110a1e76c075f7"), "{e}");
     assert!(e.contains("img0.png"), "{e}");
 }

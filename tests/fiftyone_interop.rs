@@ -11,7 +11,9 @@ use std::process::Command;
 
 use annoform::dataset::dir::Dataset;
 use annoform::dataset::ejson::{self, ObjectId};
-use annoform::dataset::labels::{Classification, Detection, Keypoint, Label, LabelList, Segmentation};
+use annoform::dataset::labels::{
+    Classification, Detection, Keypoint, Label, LabelList, Segmentation,
+};
 use annoform::dataset::mask::{Dtype, Mask};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -34,8 +36,16 @@ fn fiftyone_python() -> PathBuf {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let path = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_owned();
-    assert!(Path::new(&path).is_file(), "fiftyone-venv.sh printed {path:?}, not a python executable");
+    let path = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        Path::new(&path).is_file(),
+        "fiftyone-venv.sh printed {path:?}, not a python executable"
+    );
     PathBuf::from(path)
 }
 
@@ -62,7 +72,12 @@ fn run_fiftyone(python: &Path, scratch: &Path, args: &[&str]) {
 /// The same normalisation as the Python dump: ids as hex, arrays as shape/dtype/sha256,
 /// NaN as "NaN", housekeeping keys dropped.
 fn norm(v: &Value) -> Value {
-    const SKIP: [&str; 4] = ["created_at", "last_modified_at", "_dataset_id", "_sample_id"];
+    const SKIP: [&str; 4] = [
+        "created_at",
+        "last_modified_at",
+        "_dataset_id",
+        "_sample_id",
+    ];
     match v {
         Value::Object(o) => {
             if let Some(id) = ejson::oid_str(v) {
@@ -70,14 +85,22 @@ fn norm(v: &Value) -> Value {
             }
             if o.contains_key("$binary") {
                 let m = Mask::from_ejson(v).expect("every binary in these datasets is an array");
-                let sha: String = Sha256::digest(&m.data).iter().map(|b| format!("{b:02x}")).collect();
+                let sha: String = Sha256::digest(&m.data)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 return json!({"__ndarray__": {"shape": m.shape, "dtype": m.dtype.numpy_name(), "sha256": sha}});
             }
             if o.contains_key("$numberDouble") {
                 let x = ejson::as_f64(v).unwrap();
                 return if x.is_nan() { json!("NaN") } else { json!(x) };
             }
-            Value::Object(o.iter().filter(|(k, _)| !SKIP.contains(&k.as_str())).map(|(k, v)| (k.clone(), norm(v))).collect())
+            Value::Object(
+                o.iter()
+                    .filter(|(k, _)| !SKIP.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), norm(v)))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(norm).collect()),
         other => other.clone(),
@@ -85,7 +108,8 @@ fn norm(v: &Value) -> Value {
 }
 
 fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }
 
 fn checker_mask(shape: [usize; 2], dtype: Dtype, modulo: u8) -> Mask {
@@ -103,10 +127,15 @@ fn edit_images(ds: &mut Dataset) -> Vec<(ObjectId, String)> {
 
     // s0: relabel + new attribute, delete the masked detection, add one with a mask.
     let s = ds.sample_mut(ids[0]).unwrap();
-    let Some(Label::Detections(mut dets)) = s.label("ground_truth").unwrap() else { panic!("ground_truth") };
+    let Some(Label::Detections(mut dets)) = s.label("ground_truth").unwrap() else {
+        panic!("ground_truth")
+    };
     assert_eq!(dets.items.len(), 2);
     dets.items[0].base.label = Some("bus".into());
-    dets.items[0].base.extra.insert("reviewed".into(), json!(true));
+    dets.items[0]
+        .base
+        .extra
+        .insert("reviewed".into(), json!(true));
     assert!(dets.items[1].data.mask.is_some());
     dets.items.remove(1);
     let mut new = Detection::new("bike", [0.25, 0.25, 0.125, 0.25]);
@@ -121,25 +150,39 @@ fn edit_images(ds: &mut Dataset) -> Vec<(ObjectId, String)> {
 
     // s1: move a keypoint (the NaN point stays NaN), add a keypoint set, drop a polyline.
     let s = ds.sample_mut(ids[1]).unwrap();
-    let Some(Label::Keypoints(mut kps)) = s.label("kps").unwrap() else { panic!("kps") };
+    let Some(Label::Keypoints(mut kps)) = s.label("kps").unwrap() else {
+        panic!("kps")
+    };
     let pts = kps.items[0].data.points.as_mut().unwrap();
     pts[0] = [0.21, 0.31];
     assert!(pts[2][0].is_nan());
-    kps.items.push(Keypoint::new("hand", vec![[0.5, 0.5], [f64::NAN, f64::NAN]]));
+    kps.items.push(Keypoint::new(
+        "hand",
+        vec![[0.5, 0.5], [f64::NAN, f64::NAN]],
+    ));
     s.set_label("kps", Some(&Label::Keypoints(kps)));
     let pool = s.label_objects("polylines")[1]["_id"].clone();
-    assert_eq!(s.remove_labels("polylines", &[ObjectId::from_ejson(&pool).unwrap()]), 1);
+    assert_eq!(
+        s.remove_labels("polylines", &[ObjectId::from_ejson(&pool).unwrap()]),
+        1
+    );
     changed.push((ids[1], "kps".to_owned()));
     changed.push((ids[1], "polylines".to_owned()));
 
     // s2: a new segmentation mask, a relabelled classification without confidence.
     let s = ds.sample_mut(ids[2]).unwrap();
-    let Some(Label::Segmentation(mut seg)) = s.label("seg").unwrap() else { panic!("seg") };
+    let Some(Label::Segmentation(mut seg)) = s.label("seg").unwrap() else {
+        panic!("seg")
+    };
     let old = seg.decode_mask().unwrap().unwrap();
     assert_eq!(old.shape, [48, 64]);
-    seg.data.mask = Segmentation::new(&checker_mask([48, 64], Dtype::U8, 3)).data.mask;
+    seg.data.mask = Segmentation::new(&checker_mask([48, 64], Dtype::U8, 3))
+        .data
+        .mask;
     s.set_label("seg", Some(&Label::Segmentation(seg)));
-    let Some(Label::Classification(mut cls)) = s.label("cls").unwrap() else { panic!("cls") };
+    let Some(Label::Classification(mut cls)) = s.label("cls").unwrap() else {
+        panic!("cls")
+    };
     cls.base.label = Some("dog".into());
     cls.data.confidence = None;
     s.set_label("cls", Some(&Label::Classification(cls)));
@@ -158,8 +201,11 @@ fn edit_images(ds: &mut Dataset) -> Vec<(ObjectId, String)> {
     for (i, id) in ids.iter().enumerate() {
         let mut c = Classification::new(if i % 2 == 0 { "ok" } else { "redo" });
         c.data.confidence = Some(0.5 + i as f64 / 10.0);
-        ds.set_label(*id, "review", Some(&Label::Classification(c))).unwrap();
-        ds.sample_mut(*id).unwrap().set("review_score", json!(i as f64 + 0.5));
+        ds.set_label(*id, "review", Some(&Label::Classification(c)))
+            .unwrap();
+        ds.sample_mut(*id)
+            .unwrap()
+            .set("review_score", json!(i as f64 + 0.5));
         changed.push((*id, "review".to_owned()));
         changed.push((*id, "review_score".to_owned()));
     }
@@ -171,9 +217,14 @@ fn edit_video(ds: &mut Dataset) -> Vec<(ObjectId, u64, String)> {
     let sid = ds.samples()[0].id();
     let mut changed = Vec::new();
     let f = ds.frame_mut(sid, 2).unwrap();
-    let Some(Label::Detections(mut dets)) = f.label("dets").unwrap() else { panic!("dets") };
+    let Some(Label::Detections(mut dets)) = f.label("dets").unwrap() else {
+        panic!("dets")
+    };
     dets.items[0].base.label = Some("truck".into());
-    dets.items[0].base.extra.insert("keyframe".into(), json!(true));
+    dets.items[0]
+        .base
+        .extra
+        .insert("keyframe".into(), json!(true));
     dets.items.remove(1);
     f.set_label("dets", Some(&Label::Detections(dets)));
     changed.push((sid, 2, "dets".to_owned()));
@@ -194,7 +245,15 @@ fn fiftyone_reads_what_annoform_writes() {
     std::fs::create_dir_all(scratch.join("home")).unwrap();
     let export = scratch.join("export");
     let export_s = export.to_string_lossy().into_owned();
-    run_fiftyone(&python, scratch, &["export", &export_s, &scratch.join("dump.json").to_string_lossy()]);
+    run_fiftyone(
+        &python,
+        scratch,
+        &[
+            "export",
+            &export_s,
+            &scratch.join("dump.json").to_string_lossy(),
+        ],
+    );
 
     // Images.
     let dir = export.join("images");
@@ -204,21 +263,43 @@ fn fiftyone_reads_what_annoform_writes() {
     let mut want = read_json(&scratch.join("images-dump.json"));
     let saved = Dataset::load(&dir).unwrap();
     for (sid, field) in &changed {
-        let v = saved.sample_by_id(*sid).unwrap().get(field).cloned().unwrap_or(Value::Null);
+        let v = saved
+            .sample_by_id(*sid)
+            .unwrap()
+            .get(field)
+            .cloned()
+            .unwrap_or(Value::Null);
         want["samples"][sid.to_string()][field] = norm(&v);
     }
     let schema = want["schema"].as_object_mut().unwrap();
-    schema.insert("review".into(), json!(["EmbeddedDocumentField", "Classification"]));
+    schema.insert(
+        "review".into(),
+        json!(["EmbeddedDocumentField", "Classification"]),
+    );
     schema.insert("review_score".into(), json!(["FloatField", null]));
     let expected = scratch.join("images-expected.json");
     std::fs::write(&expected, serde_json::to_vec(&want).unwrap()).unwrap();
-    run_fiftyone(&python, scratch, &["verify", &dir.to_string_lossy(), &expected.to_string_lossy()]);
+    run_fiftyone(
+        &python,
+        scratch,
+        &[
+            "verify",
+            &dir.to_string_lossy(),
+            &expected.to_string_lossy(),
+        ],
+    );
 
     // Spot-check the expectation itself, so an edit that silently did nothing fails here.
     let s0 = &want["samples"][saved.samples()[0].id().to_string()];
     assert_eq!(s0["ground_truth"]["detections"][0]["label"], "bus");
-    assert_eq!(s0["ground_truth"]["detections"][1]["mask"]["__ndarray__"]["shape"], json!([12, 8]));
-    assert_eq!(want["samples"][saved.samples()[3].id().to_string()]["cls"], Value::Null);
+    assert_eq!(
+        s0["ground_truth"]["detections"][1]["mask"]["__ndarray__"]["shape"],
+        json!([12, 8])
+    );
+    assert_eq!(
+        want["samples"][saved.samples()[3].id().to_string()]["cls"],
+        Value::Null
+    );
 
     // Video frames.
     let dir = export.join("video");
@@ -229,12 +310,23 @@ fn fiftyone_reads_what_annoform_writes() {
     let saved = Dataset::load(&dir).unwrap();
     for (sid, n, field) in &changed {
         let frames = saved.frames(*sid);
-        let frame = frames.iter().find(|f| f.frame_number() == Some(*n)).unwrap();
+        let frame = frames
+            .iter()
+            .find(|f| f.frame_number() == Some(*n))
+            .unwrap();
         want["frames"][sid.to_string()][n.to_string()][field] = norm(frame.get(field).unwrap());
     }
     let fs: &mut Map<String, Value> = want["frame_schema"].as_object_mut().unwrap();
     fs.insert("qa".into(), json!(["EmbeddedDocumentField", "Detections"]));
     let expected = scratch.join("video-expected.json");
     std::fs::write(&expected, serde_json::to_vec(&want).unwrap()).unwrap();
-    run_fiftyone(&python, scratch, &["verify", &dir.to_string_lossy(), &expected.to_string_lossy()]);
+    run_fiftyone(
+        &python,
+        scratch,
+        &[
+            "verify",
+            &dir.to_string_lossy(),
+            &expected.to_string_lossy(),
+        ],
+    );
 }

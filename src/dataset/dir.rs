@@ -152,7 +152,11 @@ pub struct Document {
 #[derive(Debug, Clone)]
 enum Body {
     /// Validated text of the file, parsed on first use.
-    Text { text: Arc<String>, span: Range<usize>, cache: OnceCell<Object> },
+    Text {
+        text: Arc<String>,
+        span: Range<usize>,
+        cache: OnceCell<Object>,
+    },
     /// Created or changed in memory.
     Owned(Object),
 }
@@ -258,7 +262,10 @@ impl Document {
 
     /// The individual label objects of `field`, unconverted.
     pub fn label_objects(&self, field: &str) -> Vec<&Object> {
-        self.as_object().get(field).map(labels::label_objects).unwrap_or_default()
+        self.as_object()
+            .get(field)
+            .map(labels::label_objects)
+            .unwrap_or_default()
     }
 
     /// Sets (or, with `None`, clears to null as FiftyOne does) a label field. The field must be
@@ -285,19 +292,28 @@ impl Document {
             return 0;
         }
         let obj = self.obj_mut();
-        let Some(v) = obj.get_mut(field) else { return 0 };
+        let Some(v) = obj.get_mut(field) else {
+            return 0;
+        };
         let cls = v.get("_cls").and_then(Value::as_str).map(str::to_owned);
         let removed = match cls.as_deref().and_then(labels::label_list_key) {
             Some(key) => match v.get_mut(key).and_then(Value::as_array_mut) {
                 Some(items) => {
                     let before = items.len();
-                    items.retain(|l| !l.get("_id").and_then(ObjectId::from_ejson).is_some_and(|i| ids.contains(&i)));
+                    items.retain(|l| {
+                        !l.get("_id")
+                            .and_then(ObjectId::from_ejson)
+                            .is_some_and(|i| ids.contains(&i))
+                    });
                     before - items.len()
                 }
                 None => 0,
             },
             None => {
-                if v.get("_id").and_then(ObjectId::from_ejson).is_some_and(|i| ids.contains(&i)) {
+                if v.get("_id")
+                    .and_then(ObjectId::from_ejson)
+                    .is_some_and(|i| ids.contains(&i))
+                {
                     *v = Value::Null;
                     1
                 } else {
@@ -333,7 +349,15 @@ pub struct Dataset {
 
 const METADATA: &str = "metadata.json";
 /// Fields FiftyOne declares on every dataset (and `frame_number` on frames).
-const BUILTIN_FIELDS: [&str; 7] = ["id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frame_number"];
+const BUILTIN_FIELDS: [&str; 7] = [
+    "id",
+    "filepath",
+    "tags",
+    "metadata",
+    "created_at",
+    "last_modified_at",
+    "frame_number",
+];
 const SAMPLES: &str = "samples.json";
 const FRAMES: &str = "frames.json";
 
@@ -409,7 +433,13 @@ impl Dataset {
                 validate_doc(&samples_path, "sample", i, &obj, &mut label_ids)?
             };
             if let Some(first) = self.index.insert(id, i) {
-                return Err(DatasetError::DuplicateId { path: samples_path, kind: "sample", id, first, second: i });
+                return Err(DatasetError::DuplicateId {
+                    path: samples_path,
+                    kind: "sample",
+                    id,
+                    first,
+                    second: i,
+                });
             }
             self.samples.push(Document { id, body });
         }
@@ -423,7 +453,11 @@ impl Dataset {
                     let obj = checked_object(&frames_path, "frame", i, &body)?;
                     let id = validate_doc(&frames_path, "frame", i, &obj, &mut label_ids)?;
                     let sample = obj.get("_sample_id").and_then(ObjectId::from_ejson);
-                    (id, sample, obj.get("frame_number").and_then(Value::as_u64).unwrap_or(0))
+                    (
+                        id,
+                        sample,
+                        obj.get("frame_number").and_then(Value::as_u64).unwrap_or(0),
+                    )
                 };
                 let Some(sample) = sample else {
                     return Err(DatasetError::Invalid {
@@ -433,10 +467,20 @@ impl Dataset {
                     });
                 };
                 if !self.index.contains_key(&sample) {
-                    return Err(DatasetError::OrphanFrame { path: frames_path, frame: id, sample });
+                    return Err(DatasetError::OrphanFrame {
+                        path: frames_path,
+                        frame: id,
+                        sample,
+                    });
                 }
                 if let Some(first) = seen.insert(id, i) {
-                    return Err(DatasetError::DuplicateId { path: frames_path, kind: "frame", id, first, second: i });
+                    return Err(DatasetError::DuplicateId {
+                        path: frames_path,
+                        kind: "frame",
+                        id,
+                        first,
+                        second: i,
+                    });
                 }
                 self.frames_by_sample.entry(sample).or_default().push(i);
                 docs.push(Document { id, body });
@@ -467,12 +511,17 @@ impl Dataset {
 
     /// `media_type` (`image` when unset).
     pub fn media_type(&self) -> &str {
-        self.metadata.get("media_type").and_then(Value::as_str).unwrap_or("image")
+        self.metadata
+            .get("media_type")
+            .and_then(Value::as_str)
+            .unwrap_or("image")
     }
 
     /// Whether `metadata.json` uses the legacy format (`sample_fields` as a map of strings).
     pub fn is_legacy(&self) -> bool {
-        self.metadata.get("sample_fields").is_some_and(Value::is_object)
+        self.metadata
+            .get("sample_fields")
+            .is_some_and(Value::is_object)
     }
 
     /// The samples, in file order.
@@ -514,7 +563,9 @@ impl Dataset {
     pub fn frame_mut(&mut self, sample: ObjectId, frame_number: u64) -> Option<&mut Frame> {
         let idx = self.frames_by_sample.get(&sample)?;
         let frames = self.frames.as_mut()?;
-        let i = *idx.iter().find(|i| frames[**i].frame_number() == Some(frame_number))?;
+        let i = *idx
+            .iter()
+            .find(|i| frames[**i].frame_number() == Some(frame_number))?;
         self.dirty_frames.set(true);
         Some(&mut frames[i])
     }
@@ -526,7 +577,9 @@ impl Dataset {
             None => ("sample_fields", name),
         };
         match self.metadata.get(key)? {
-            Value::Array(docs) => docs.iter().find(|d| d.get("name").and_then(Value::as_str) == Some(field)),
+            Value::Array(docs) => docs
+                .iter()
+                .find(|d| d.get("name").and_then(Value::as_str) == Some(field)),
             Value::Object(map) => map.get(field),
             _ => None,
         }
@@ -535,12 +588,21 @@ impl Dataset {
     /// Whether a sample field (or `frames.<name>` frame field) is declared or, for datasets
     /// that do not declare everything, present on some sample.
     pub fn field_exists(&self, name: &str) -> bool {
-        if self.declaration(name).is_some() || matches!(name, "id" | "_id" | "filepath" | "tags" | "metadata") {
+        if self.declaration(name).is_some()
+            || matches!(name, "id" | "_id" | "filepath" | "tags" | "metadata")
+        {
             return true;
         }
         match name.strip_prefix("frames.") {
-            Some(f) => self.frames.iter().flatten().any(|d| d.may_have(f) && d.object().contains_key(f)),
-            None => self.samples.iter().any(|s| s.may_have(name) && s.object().contains_key(name)),
+            Some(f) => self
+                .frames
+                .iter()
+                .flatten()
+                .any(|d| d.may_have(f) && d.object().contains_key(f)),
+            None => self
+                .samples
+                .iter()
+                .any(|s| s.may_have(name) && s.object().contains_key(name)),
         }
     }
 
@@ -554,7 +616,9 @@ impl Dataset {
             docs.filter(|d| d.may_have(f)).find_map(|d| {
                 let obj = d.object();
                 let v = obj.get(f)?;
-                labels::is_label_value(v).then(|| v.get("_cls")?.as_str().map(str::to_owned)).flatten()
+                labels::is_label_value(v)
+                    .then(|| v.get("_cls")?.as_str().map(str::to_owned))
+                    .flatten()
             })
         }
         match name.strip_prefix("frames.") {
@@ -599,7 +663,9 @@ impl Dataset {
 
     /// Width and height of a sample's media: from its `metadata`, else from the file header.
     pub fn image_size(&self, id: ObjectId) -> Result<Dimensions, DatasetError> {
-        let s = self.sample_by_id(id).ok_or(DatasetError::UnknownSample(id))?;
+        let s = self
+            .sample_by_id(id)
+            .ok_or(DatasetError::UnknownSample(id))?;
         if let Some(d) = media::from_metadata(s.get("metadata")) {
             return Ok(d);
         }
@@ -608,13 +674,18 @@ impl Dataset {
             doc: format!("sample {id}"),
             msg: "filepath: missing".into(),
         })?;
-        media::from_file(&self.media_path(fp)).map_err(|source| DatasetError::Media { sample: id, source })
+        media::from_file(&self.media_path(fp))
+            .map_err(|source| DatasetError::Media { sample: id, source })
     }
 
     /// A media path resolved against the dataset directory (exports store relative paths).
     pub fn media_path(&self, filepath: &str) -> PathBuf {
         let p = Path::new(filepath);
-        if p.is_absolute() { p.to_owned() } else { self.root.join(p) }
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.root.join(p)
+        }
     }
 
     /// Declares a field (`frames.<name>` for a frame field) with FiftyOne's field doc; a field
@@ -623,11 +694,13 @@ impl Dataset {
         if let Some(decl) = self.declaration(name) {
             let existing = declared_label_class(decl);
             return match (ftype, existing) {
-                (FieldType::Label(want), Some(have)) if *want != have => Err(DatasetError::FieldType {
-                    field: name.to_owned(),
-                    declared: have,
-                    found: want.clone(),
-                }),
+                (FieldType::Label(want), Some(have)) if *want != have => {
+                    Err(DatasetError::FieldType {
+                        field: name.to_owned(),
+                        declared: have,
+                        found: want.clone(),
+                    })
+                }
                 _ => Ok(()),
             };
         }
@@ -636,10 +709,13 @@ impl Dataset {
             None => ("sample_fields", name),
         };
         let legacy = self.is_legacy();
-        let slot = self
-            .metadata
-            .entry(key)
-            .or_insert_with(|| if legacy { Value::Object(Object::new()) } else { Value::Array(Vec::new()) });
+        let slot = self.metadata.entry(key).or_insert_with(|| {
+            if legacy {
+                Value::Object(Object::new())
+            } else {
+                Value::Array(Vec::new())
+            }
+        });
         match slot {
             Value::Object(map) => {
                 map.insert(field.to_owned(), Value::String(ftype.legacy_string()));
@@ -652,11 +728,18 @@ impl Dataset {
     }
 
     /// Sets a sample's label field, declaring the field when new.
-    pub fn set_label(&mut self, sample: ObjectId, field: &str, label: Option<&Label>) -> Result<(), DatasetError> {
+    pub fn set_label(
+        &mut self,
+        sample: ObjectId,
+        field: &str,
+        label: Option<&Label>,
+    ) -> Result<(), DatasetError> {
         if let Some(l) = label {
             self.declare_field(field, &FieldType::Label(l.cls().to_owned()))?;
         }
-        let s = self.sample_mut(sample).ok_or(DatasetError::UnknownSample(sample))?;
+        let s = self
+            .sample_mut(sample)
+            .ok_or(DatasetError::UnknownSample(sample))?;
         s.set_label(field, label);
         Ok(())
     }
@@ -733,7 +816,10 @@ impl Dataset {
     /// for a working copy. Media and `fields/` files are not copied.
     pub fn save_as(&mut self, dir: impl AsRef<Path>) -> Result<(), DatasetError> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|source| DatasetError::Io { path: dir.to_owned(), source })?;
+        fs::create_dir_all(dir).map_err(|source| DatasetError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let old = std::mem::replace(&mut self.root, dir.to_owned());
         self.dirty_metadata.set(true);
         self.dirty_samples.set(true);
@@ -749,7 +835,10 @@ impl Dataset {
         let mut pending: Vec<PendingFile> = Vec::new();
         let any = self.dirty_metadata.get() || self.dirty_samples.get() || self.dirty_frames.get();
         if any && !self.root.is_dir() {
-            fs::create_dir_all(&self.root).map_err(|source| DatasetError::Io { path: self.root.clone(), source })?;
+            fs::create_dir_all(&self.root).map_err(|source| DatasetError::Io {
+                path: self.root.clone(),
+                source,
+            })?;
         }
         if self.dirty_metadata.get() {
             pending.push(PendingFile::write(&self.root.join(METADATA), |w| {
@@ -793,7 +882,10 @@ fn trimmed(v: &Value) -> String {
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect()
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 fn json_error(path: &Path, e: &serde_json::Error) -> DatasetError {
@@ -801,16 +893,29 @@ fn json_error(path: &Path, e: &serde_json::Error) -> DatasetError {
         path: path.to_owned(),
         line: e.line(),
         column: e.column(),
-        msg: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        msg: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
 fn read_metadata(path: &Path) -> Result<Object, DatasetError> {
-    let bytes = fs::read(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })?;
+    let bytes = fs::read(path).map_err(|source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(path, &e))?;
     match v {
         Value::Object(o) => Ok(o),
-        _ => Err(DatasetError::Json { path: path.to_owned(), line: 1, column: 1, msg: "expected a JSON object".into() }),
+        _ => Err(DatasetError::Json {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            msg: "expected a JSON object".into(),
+        }),
     }
 }
 
@@ -820,16 +925,26 @@ type DocsFile = (Vec<Body>, Vec<(String, Value)>);
 /// Reads `{"<key>": [ {...}, ... ], ...}`: one pass finds each document's span (no tree is
 /// built); documents are parsed one at a time for validation, and later on demand.
 fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
-    let bytes = fs::read(path).map_err(|source| DatasetError::Io { path: path.to_owned(), source })?;
+    let bytes = fs::read(path).map_err(|source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
         let column = upto.len() - upto.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
-        DatasetError::Json { path: path.to_owned(), line, column, msg: "invalid UTF-8".into() }
+        DatasetError::Json {
+            path: path.to_owned(),
+            line,
+            column,
+            msg: "invalid UTF-8".into(),
+        }
     })?;
     let (spans, rest) = {
         let mut de = serde_json::Deserializer::from_str(&text);
-        let out = TopLevel { key }.deserialize(&mut de).map_err(|e| json_error(path, &e))?;
+        let out = TopLevel { key }
+            .deserialize(&mut de)
+            .map_err(|e| json_error(path, &e))?;
         de.end().map_err(|e| json_error(path, &e))?;
         let Some(raws) = out.docs else {
             return Err(DatasetError::Json {
@@ -852,7 +967,11 @@ fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
     let text = Arc::new(text);
     let bodies = spans
         .into_iter()
-        .map(|span| Body::Text { text: Arc::clone(&text), span, cache: OnceCell::new() })
+        .map(|span| Body::Text {
+            text: Arc::clone(&text),
+            span,
+            cache: OnceCell::new(),
+        })
         .collect();
     Ok((bodies, rest))
 }
@@ -879,7 +998,10 @@ impl<'de> Visitor<'de> for TopLevel {
         write!(f, "an object with a \"{}\" list", self.key)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopOut<'de>, A::Error> {
-        let mut out = TopOut { docs: None, rest: Vec::new() };
+        let mut out = TopOut {
+            docs: None,
+            rest: Vec::new(),
+        };
         while let Some(k) = map.next_key::<String>()? {
             if k == self.key {
                 out.docs = Some(map.next_value()?);
@@ -892,7 +1014,12 @@ impl<'de> Visitor<'de> for TopLevel {
 }
 
 /// A document's object, parsed for validation (borrowed when already an object).
-fn checked_object<'a>(path: &Path, kind: &str, i: usize, body: &'a Body) -> Result<Cow<'a, Object>, DatasetError> {
+fn checked_object<'a>(
+    path: &Path,
+    kind: &str,
+    i: usize,
+    body: &'a Body,
+) -> Result<Cow<'a, Object>, DatasetError> {
     match body {
         Body::Owned(o) => Ok(Cow::Borrowed(o)),
         Body::Text { text, span, .. } => match serde_json::from_str::<Value>(&text[span.clone()]) {
@@ -916,22 +1043,39 @@ fn validate_doc(
     obj: &Object,
     label_ids: &mut HashMap<ObjectId, ObjectId>,
 ) -> Result<ObjectId, DatasetError> {
-    let invalid = |doc: String, msg: String| DatasetError::Invalid { path: path.to_owned(), doc, msg };
+    let invalid = |doc: String, msg: String| DatasetError::Invalid {
+        path: path.to_owned(),
+        doc,
+        msg,
+    };
     let id = obj
         .get("_id")
         .and_then(ObjectId::from_ejson)
-        .ok_or_else(|| invalid(format!("{kind} #{i}"), "_id: expected {\"$oid\": <24 hex digits>}".into()))?;
+        .ok_or_else(|| {
+            invalid(
+                format!("{kind} #{i}"),
+                "_id: expected {\"$oid\": <24 hex digits>}".into(),
+            )
+        })?;
     let name = format!("{kind} {id}");
     if kind == "sample" {
         match obj.get("filepath") {
             Some(Value::String(_)) => {}
-            Some(v) => return Err(invalid(name, format!("filepath: expected a string, found {}", trimmed(v)))),
+            Some(v) => {
+                return Err(invalid(
+                    name,
+                    format!("filepath: expected a string, found {}", trimmed(v)),
+                ));
+            }
             None => return Err(invalid(name, "filepath: missing".into())),
         }
     }
     if let Some(t) = obj.get("tags") {
         if !t.is_null() && string_list(t).is_none() {
-            return Err(invalid(name, format!("tags: expected a list of strings, found {}", trimmed(t))));
+            return Err(invalid(
+                name,
+                format!("tags: expected a list of strings, found {}", trimmed(t)),
+            ));
         }
     }
     for (field, v) in obj {
@@ -940,7 +1084,9 @@ fn validate_doc(
         }
         Label::validate(v).map_err(|e| invalid(name.clone(), label_error_msg(field, &e)))?;
         for l in labels::label_objects(v) {
-            let Some(lid) = l.get("_id").and_then(ObjectId::from_ejson) else { continue };
+            let Some(lid) = l.get("_id").and_then(ObjectId::from_ejson) else {
+                continue;
+            };
             if let Some(other) = label_ids.insert(lid, id) {
                 return Err(DatasetError::DuplicateLabelId {
                     path: path.to_owned(),
@@ -957,10 +1103,19 @@ fn validate_doc(
 
 /// `field.path: message` for a label error inside `field`.
 fn label_error_msg(field: &str, e: &LabelError) -> String {
-    if e.at.is_empty() { format!("{field}: {}", e.msg) } else { format!("{field}.{}: {}", e.at, e.msg) }
+    if e.at.is_empty() {
+        format!("{field}: {}", e.msg)
+    } else {
+        format!("{field}.{}: {}", e.at, e.msg)
+    }
 }
 
-fn write_docs(w: &mut dyn Write, key: &str, docs: &[Document], rest: &[(String, Value)]) -> io::Result<()> {
+fn write_docs(
+    w: &mut dyn Write,
+    key: &str,
+    docs: &[Document],
+    rest: &[(String, Value)],
+) -> io::Result<()> {
     write!(w, "{{\"{key}\": [")?;
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
@@ -988,13 +1143,23 @@ struct PendingFile {
 }
 
 impl PendingFile {
-    fn write(dest: &Path, body: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<PendingFile, DatasetError> {
+    fn write(
+        dest: &Path,
+        body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<PendingFile, DatasetError> {
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = dest.with_file_name(format!(".{name}.annoform-{}.tmp", std::process::id()));
-        let io_err = |source| DatasetError::Io { path: tmp.clone(), source };
+        let io_err = |source| DatasetError::Io {
+            path: tmp.clone(),
+            source,
+        };
         let file = File::create(&tmp).map_err(io_err)?;
         // From here on the temporary file is removed on any failure (Drop).
-        let pending = PendingFile { tmp: tmp.clone(), dest: dest.to_owned(), done: false };
+        let pending = PendingFile {
+            tmp: tmp.clone(),
+            dest: dest.to_owned(),
+            done: false,
+        };
         let mut w = BufWriter::with_capacity(1 << 20, file);
         body(&mut w).map_err(io_err)?;
         let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
@@ -1003,7 +1168,10 @@ impl PendingFile {
     }
 
     fn commit(&mut self) -> Result<(), DatasetError> {
-        fs::rename(&self.tmp, &self.dest).map_err(|source| DatasetError::Io { path: self.dest.clone(), source })?;
+        fs::rename(&self.tmp, &self.dest).map_err(|source| DatasetError::Io {
+            path: self.dest.clone(),
+            source,
+        })?;
         self.done = true;
         Ok(())
     }

@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -322,7 +322,10 @@ mod tests {
         let b = ObjectId::new();
         assert_ne!(a, b);
         assert_eq!(a.bytes()[4..9], b.bytes()[4..9], "same process bytes");
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
         assert!(now.abs_diff(a.timestamp()) < 5);
         assert_eq!(ObjectId::parse(&a.to_string()).unwrap(), a);
     }
@@ -334,26 +337,41 @@ mod tests {
         assert_ne!(a, ObjectId::derive(&[b"run4", b"2"]));
         assert_eq!(a.to_string().len(), 24);
         // Pinned so ids stay stable across releases (ids are persisted in datasets).
-        assert_eq!(a.to_string(), ObjectId::derive(&[b"run", b"42"]).to_string());
+        assert_eq!(
+            a.to_string(),
+            ObjectId::derive(&[b"run", b"42"]).to_string()
+        );
     }
 
     #[test]
     fn ejson_wrappers() {
         let v = json!({"$oid": "6b02536263110a1e76c075f7"});
         assert_eq!(ObjectId::from_ejson(&v).unwrap().to_ejson(), v);
-        assert_eq!(date_str(&json!({"$date": "2026-11-22T02:28:50.402Z"})), Some("2026-11-22T02:28:50.402Z"));
+        assert_eq!(
+            date_str(&json!({"$date": "2026-11-22T02:28:50.402Z"})),
+            Some("2026-11-22T02:28:50.402Z")
+        );
         assert!(as_f64(&json!({"$numberDouble": "NaN"})).unwrap().is_nan());
-        assert_eq!(as_f64(&json!({"$numberDouble": "-Infinity"})), Some(f64::NEG_INFINITY));
+        assert_eq!(
+            as_f64(&json!({"$numberDouble": "-Infinity"})),
+            Some(f64::NEG_INFINITY)
+        );
         assert_eq!(as_f64(&json!(0.5)), Some(0.5));
         assert_eq!(from_f64(f64::NAN), json!({"$numberDouble": "NaN"}));
-        assert_eq!(from_f64(f64::INFINITY), json!({"$numberDouble": "Infinity"}));
+        assert_eq!(
+            from_f64(f64::INFINITY),
+            json!({"$numberDouble": "Infinity"})
+        );
         assert_eq!(from_f64(1.5), json!(1.5));
     }
 
     #[test]
     fn iso_dates() {
         assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601_millis(1_795_314_530_402), "2026-11-22T02:28:50.402Z");
+        assert_eq!(
+            iso8601_millis(1_795_314_530_402),
+            "2026-11-22T02:28:50.402Z"
+        );
         assert_eq!(iso8601_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 

@@ -168,7 +168,8 @@ const KEYWORDS: [&str; 4] = ["true", "false", "null", "in"];
 /// Whether `s` can be written as a bare path name.
 pub fn is_name(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
         && !KEYWORDS.contains(&s)
 }
@@ -269,7 +270,9 @@ fn lex(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
                 }
             }
             let text: String = cs[start..i].iter().collect();
-            let n: f64 = text.parse().map_err(|_| err(start, format!("invalid number '{text}'")))?;
+            let n: f64 = text
+                .parse()
+                .map_err(|_| err(start, format!("invalid number '{text}'")))?;
             out.push((start, Tok::Num(n)));
             continue;
         }
@@ -284,7 +287,9 @@ fn lex(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
                         break;
                     }
                     Some('\\') => {
-                        let e = cs.get(i + 1).ok_or_else(|| err(i, "unterminated escape".into()))?;
+                        let e = cs
+                            .get(i + 1)
+                            .ok_or_else(|| err(i, "unterminated escape".into()))?;
                         s.push(match e {
                             'n' => '\n',
                             't' => '\t',
@@ -354,7 +359,11 @@ const MAX_DEPTH: usize = 200;
 
 /// Parses an expression (for validation and evaluation).
 pub fn parse(src: &str) -> Result<Expr, ExprError> {
-    let mut p = Parser { toks: lex(src)?, at: 0, depth: 0 };
+    let mut p = Parser {
+        toks: lex(src)?,
+        at: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     match p.peek() {
         Tok::End => Ok(e),
@@ -372,7 +381,10 @@ impl Parser {
     }
 
     fn error(&self, msg: String) -> ExprError {
-        ExprError { pos: self.pos(), msg }
+        ExprError {
+            pos: self.pos(),
+            msg,
+        }
     }
 
     fn bump(&mut self) -> Tok {
@@ -400,7 +412,10 @@ impl Parser {
         }
     }
 
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, ExprError>) -> Result<T, ExprError> {
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("expression is nested too deeply".into()));
@@ -441,7 +456,9 @@ impl Parser {
 
     fn cmp(&mut self) -> Result<Expr, ExprError> {
         let e = self.sum()?;
-        let Some(op) = self.cmp_op() else { return Ok(e) };
+        let Some(op) = self.cmp_op() else {
+            return Ok(e);
+        };
         self.bump();
         let r = self.sum()?;
         if self.cmp_op().is_some() {
@@ -515,7 +532,10 @@ impl Parser {
                 "true" => Ok(Expr::Bool(true)),
                 "false" => Ok(Expr::Bool(false)),
                 "null" => Ok(Expr::Null),
-                "in" => Err(ExprError { pos, msg: "expected a value, found 'in'".into() }),
+                "in" => Err(ExprError {
+                    pos,
+                    msg: "expected a value, found 'in'".into(),
+                }),
                 _ if matches!(self.peek(), Tok::Sym("(")) => {
                     let func = match n.as_str() {
                         "count" => Func::Count,
@@ -535,7 +555,10 @@ impl Parser {
                 }
                 _ => self.path(n),
             },
-            t => Err(ExprError { pos, msg: format!("expected a value, found {}", describe(&t)) }),
+            t => Err(ExprError {
+                pos,
+                msg: format!("expected a value, found {}", describe(&t)),
+            }),
         }
     }
 
@@ -546,7 +569,12 @@ impl Parser {
                 let pos = self.pos();
                 match self.bump() {
                     Tok::Name(n) if !KEYWORDS.contains(&n.as_str()) => segs.push(Seg::Key(n)),
-                    _ => return Err(ExprError { pos, msg: "expected a field name after '.'".into() }),
+                    _ => {
+                        return Err(ExprError {
+                            pos,
+                            msg: "expected a field name after '.'".into(),
+                        });
+                    }
                 }
             } else if self.eat("[") {
                 let neg = self.eat("-");
@@ -555,7 +583,12 @@ impl Parser {
                     Tok::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
                         segs.push(Seg::Index(if neg { -(n as i64) } else { n as i64 }))
                     }
-                    _ => return Err(ExprError { pos, msg: "expected an integer index".into() }),
+                    _ => {
+                        return Err(ExprError {
+                            pos,
+                            msg: "expected an integer index".into(),
+                        });
+                    }
                 }
                 self.expect("]")?;
             } else {
@@ -594,7 +627,11 @@ impl<'a> Val<'a> {
             Value::Object(o) => {
                 if let Some(s) = ejson::oid_str(v).or_else(|| ejson::date_str(v)) {
                     Val::Str(Cow::Borrowed(s))
-                } else if let Some(x) = o.contains_key("$numberDouble").then(|| ejson::as_f64(v)).flatten() {
+                } else if let Some(x) = o
+                    .contains_key("$numberDouble")
+                    .then(|| ejson::as_f64(v))
+                    .flatten()
+                {
                     Val::Num(x)
                 } else {
                     Val::Obj(o)
@@ -645,7 +682,11 @@ fn index<'a>(v: &Val<'a>, i: i64) -> Val<'a> {
         Val::List(items) => {
             let n = items.len() as i64;
             let at = if i < 0 { n + i } else { i };
-            if (0..n).contains(&at) { items[at as usize].clone() } else { Val::Null }
+            if (0..n).contains(&at) {
+                items[at as usize].clone()
+            } else {
+                Val::Null
+            }
         }
         _ => Val::Null,
     }
@@ -657,7 +698,9 @@ fn equal(a: &Val, b: &Val) -> bool {
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Num(x), Val::Num(y)) => x == y,
         (Val::Str(x), Val::Str(y)) => x == y,
-        (Val::List(x), Val::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| equal(p, q)),
+        (Val::List(x), Val::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| equal(p, q))
+        }
         (Val::Obj(x), Val::Obj(y)) => x == y,
         _ => false,
     }
@@ -781,14 +824,19 @@ mod tests {
     }
 
     fn det() -> Object {
-        obj(json!({"_id": {"$oid": "6b02535c63110a1e76c075c0"}, "_cls": "Detection", "tags": ["checked"],
+        obj(
+            json!({"_id": {"$oid": "6b02535c63110a1e76c075c0"}, "_cls": "Detection", "tags": ["checked"],
                    "label": "car", "bounding_box": [0.1, 0.2, 0.3, 0.4], "confidence": 0.9,
                    "eval": "fp", "occluded": true,
-                   "attributes": {"make": {"_cls": "CategoricalAttribute", "value": "vw"}}}))
+                   "attributes": {"make": {"_cls": "CategoricalAttribute", "value": "vw"}}}),
+        )
     }
 
     fn holds(src: &str, doc: &Object) -> bool {
-        matches(&parse(src).unwrap_or_else(|e| panic!("{}", e.render(src))), doc)
+        matches(
+            &parse(src).unwrap_or_else(|e| panic!("{}", e.render(src))),
+            doc,
+        )
     }
 
     #[test]
@@ -802,8 +850,14 @@ mod tests {
         assert!(holds("occluded && !(label == 'bus')", &d));
         assert!(holds("make == 'vw'", &d), "legacy attributes dict");
         assert!(holds("id == '6b02535c63110a1e76c075c0'", &d));
-        assert!(holds("len(tags) == 1 && exists(confidence) && !exists(missing)", &d));
-        assert!(holds("(1 + 2) * 3 == 9 && 7 / 2 == 3.5 && -confidence < 0", &d));
+        assert!(holds(
+            "len(tags) == 1 && exists(confidence) && !exists(missing)",
+            &d
+        ));
+        assert!(holds(
+            "(1 + 2) * 3 == 9 && 7 / 2 == 3.5 && -confidence < 0",
+            &d
+        ));
         assert!(holds("'ar' in label && label + 's' == 'cars'", &d));
         assert!(holds("1e3 == 1000 && .5 == 0.5", &d));
     }
@@ -811,22 +865,34 @@ mod tests {
     #[test]
     fn null_semantics() {
         let d = det();
-        for src in ["missing > 0", "missing < 0", "missing >= 0", "missing <= 0", "missing == 0", "'x' in missing"] {
+        for src in [
+            "missing > 0",
+            "missing < 0",
+            "missing >= 0",
+            "missing <= 0",
+            "missing == 0",
+            "'x' in missing",
+        ] {
             assert!(!holds(src, &d), "{src}");
         }
         assert!(holds("missing == null", &d));
         assert!(holds("missing != 0", &d));
         assert!(!holds("label > 3", &d), "mixed types do not order");
         assert!(matches!(eval(&parse("1 / 0").unwrap(), &d), Val::Null));
-        assert!(matches!(eval(&parse("missing + 1").unwrap(), &d), Val::Null));
+        assert!(matches!(
+            eval(&parse("missing + 1").unwrap(), &d),
+            Val::Null
+        ));
     }
 
     #[test]
     fn sample_level_counts() {
-        let s = obj(json!({"_id": {"$oid": "6b02536263110a1e76c075f7"}, "tags": ["a", "b"],
+        let s = obj(
+            json!({"_id": {"$oid": "6b02536263110a1e76c075f7"}, "tags": ["a", "b"],
             "metadata": {"_cls": "ImageMetadata", "width": 64},
             "predictions": {"_cls": "Detections", "detections": [{"label": "car"}, {"label": "bus"}]},
-            "cls": {"_cls": "Classification", "label": "cat"}, "none": null}));
+            "cls": {"_cls": "Classification", "label": "cat"}, "none": null}),
+        );
         let num = |src: &str| eval(&parse(src).unwrap(), &s).as_f64();
         assert_eq!(num("count(predictions)"), Some(2.0));
         assert_eq!(num("count(cls)"), Some(1.0));
@@ -839,17 +905,38 @@ mod tests {
     #[test]
     fn errors_carry_positions() {
         let e = parse("(label == 'car'").unwrap_err();
-        assert_eq!(e, ExprError { pos: 15, msg: "expected ')', found end of expression".into() });
+        assert_eq!(
+            e,
+            ExprError {
+                pos: 15,
+                msg: "expected ')', found end of expression".into()
+            }
+        );
         assert_eq!(e.to_string(), "expected ')', found end of expression at 15");
-        assert_eq!(e.render("(label == 'car'"), "(label == 'car'\n               ^ expected ')', found end of expression");
+        assert_eq!(
+            e.render("(label == 'car'"),
+            "(label == 'car'\n               ^ expected ')', found end of expression"
+        );
         assert_eq!(parse("label = 'car'").unwrap_err().pos, 6);
-        assert_eq!(parse("label == 'car").unwrap_err().msg, "unterminated string (missing ')");
+        assert_eq!(
+            parse("label == 'car").unwrap_err().msg,
+            "unterminated string (missing ')"
+        );
         assert_eq!(parse("a < b < c").unwrap_err().pos, 6);
-        assert_eq!(parse("foo(x)").unwrap_err().msg, "unknown function 'foo' (count, len, exists)");
+        assert_eq!(
+            parse("foo(x)").unwrap_err().msg,
+            "unknown function 'foo' (count, len, exists)"
+        );
         assert_eq!(parse("a.").unwrap_err().pos, 2);
-        assert_eq!(parse("a b").unwrap_err().msg, "unexpected 'b' after the expression");
+        assert_eq!(
+            parse("a b").unwrap_err().msg,
+            "unexpected 'b' after the expression"
+        );
         assert_eq!(parse("").unwrap_err().pos, 0);
-        assert!(parse(&"(".repeat(10_000)).is_err(), "deep nesting is an error, not a crash");
+        assert!(
+            parse(&"(".repeat(10_000)).is_err(),
+            "deep nesting is an error, not a crash"
+        );
     }
 
     fn arb_name() -> impl Strategy<Value = String> {
@@ -863,7 +950,16 @@ mod tests {
             (0.0f64..1e9).prop_map(Expr::Num),
             (0u32..100).prop_map(|n| Expr::Num(f64::from(n))),
             "[a-z '\"\\\\]{0,6}".prop_map(Expr::Str),
-            (arb_name(), proptest::collection::vec(prop_oneof![arb_name().prop_map(Seg::Key), (-3i64..5).prop_map(Seg::Index)], 0..3))
+            (
+                arb_name(),
+                proptest::collection::vec(
+                    prop_oneof![
+                        arb_name().prop_map(Seg::Key),
+                        (-3i64..5).prop_map(Seg::Index)
+                    ],
+                    0..3
+                )
+            )
                 .prop_map(|(n, mut rest)| {
                     rest.insert(0, Seg::Key(n));
                     Expr::Path(rest)
@@ -871,16 +967,33 @@ mod tests {
         ];
         leaf.prop_recursive(4, 32, 4, |inner| {
             let ops = prop_oneof![
-                Just(BinOp::Or), Just(BinOp::And), Just(BinOp::Eq), Just(BinOp::Ne), Just(BinOp::Lt),
-                Just(BinOp::Le), Just(BinOp::Gt), Just(BinOp::Ge), Just(BinOp::In), Just(BinOp::Add),
-                Just(BinOp::Sub), Just(BinOp::Mul), Just(BinOp::Div)
+                Just(BinOp::Or),
+                Just(BinOp::And),
+                Just(BinOp::Eq),
+                Just(BinOp::Ne),
+                Just(BinOp::Lt),
+                Just(BinOp::Le),
+                Just(BinOp::Gt),
+                Just(BinOp::Ge),
+                Just(BinOp::In),
+                Just(BinOp::Add),
+                Just(BinOp::Sub),
+                Just(BinOp::Mul),
+                Just(BinOp::Div)
             ];
             prop_oneof![
-                (ops, inner.clone(), inner.clone()).prop_map(|(o, a, b)| Expr::Bin(o, Box::new(a), Box::new(b))),
+                (ops, inner.clone(), inner.clone()).prop_map(|(o, a, b)| Expr::Bin(
+                    o,
+                    Box::new(a),
+                    Box::new(b)
+                )),
                 inner.clone().prop_map(|a| Expr::Not(Box::new(a))),
                 inner.clone().prop_map(|a| Expr::Neg(Box::new(a))),
                 proptest::collection::vec(inner.clone(), 0..3).prop_map(Expr::List),
-                (prop_oneof![Just(Func::Count), Just(Func::Len), Just(Func::Exists)], inner)
+                (
+                    prop_oneof![Just(Func::Count), Just(Func::Len), Just(Func::Exists)],
+                    inner
+                )
                     .prop_map(|(f, a)| Expr::Call(f, Box::new(a))),
             ]
         })

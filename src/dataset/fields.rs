@@ -110,7 +110,9 @@ fn doc(
 fn label_subfields(cls: &str, created_at: &Value) -> Vec<Value> {
     let c = || created_at.clone();
     let plain = |name: &str, ftype: &str| doc(name, ftype, None, None, vec![], name, c());
-    let sub = |name: &str, ftype: &str, subfield: &str| doc(name, ftype, None, Some(subfield), vec![], name, c());
+    let sub = |name: &str, ftype: &str, subfield: &str| {
+        doc(name, ftype, None, Some(subfield), vec![], name, c())
+    };
     let id = doc("id", "ObjectIdField", None, None, vec![], "_id", c());
     let tags = sub("tags", "ListField", "StringField");
     let attributes = doc(
@@ -161,8 +163,16 @@ fn label_subfields(cls: &str, created_at: &Value) -> Vec<Value> {
             sub("confidence", "ListField", "FloatField"),
             plain("index", "IntField"),
         ],
-        "Segmentation" => vec![id, tags, plain("mask", "ArrayField"), plain("mask_path", "StringField")],
-        _ => match (super::labels::label_list_key(cls), super::labels::label_item_class(cls)) {
+        "Segmentation" => vec![
+            id,
+            tags,
+            plain("mask", "ArrayField"),
+            plain("mask_path", "StringField"),
+        ],
+        _ => match (
+            super::labels::label_list_key(cls),
+            super::labels::label_item_class(cls),
+        ) {
             (Some(key), Some(item)) => {
                 // Items of a list are declared once, without creation dates.
                 let list = doc(
@@ -223,7 +233,11 @@ mod tests {
             Value::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, v)| {
-                        let v = if k == "created_at" && !v.is_null() { json!("DATE") } else { undated(v) };
+                        let v = if k == "created_at" && !v.is_null() {
+                            json!("DATE")
+                        } else {
+                            undated(v)
+                        };
                         (k.clone(), v)
                     })
                     .collect(),
@@ -249,7 +263,12 @@ mod tests {
             let got = FieldType::Label(cls.into()).field_doc(name);
             assert_eq!(undated(&got), undated(want), "{cls}");
         }
-        for (name, t) in [("n_int", FieldType::Int), ("n_float", FieldType::Float), ("n_str", FieldType::Str), ("n_bool", FieldType::Bool)] {
+        for (name, t) in [
+            ("n_int", FieldType::Int),
+            ("n_float", FieldType::Float),
+            ("n_str", FieldType::Str),
+            ("n_bool", FieldType::Bool),
+        ] {
             let want = fixture.iter().find(|f| f["name"] == name).unwrap();
             assert_eq!(undated(&t.field_doc(name)), undated(want), "{name}");
         }
@@ -258,24 +277,37 @@ mod tests {
     #[test]
     fn declared_classes() {
         let fixture = fixture_fields();
-        let gt = fixture.iter().find(|f| f["name"] == "ground_truth").unwrap();
+        let gt = fixture
+            .iter()
+            .find(|f| f["name"] == "ground_truth")
+            .unwrap();
         assert_eq!(declared_label_class(gt).as_deref(), Some("Detections"));
         let md = fixture.iter().find(|f| f["name"] == "metadata").unwrap();
         assert_eq!(declared_label_class(md), None);
-        let legacy = json!("fiftyone.core.fields.EmbeddedDocumentField(fiftyone.core.labels.Keypoints)");
+        let legacy =
+            json!("fiftyone.core.fields.EmbeddedDocumentField(fiftyone.core.labels.Keypoints)");
         assert_eq!(declared_label_class(&legacy).as_deref(), Some("Keypoints"));
         assert_eq!(FieldType::Label("Keypoints".into()).legacy_string(), legacy);
-        assert_eq!(FieldType::Int.legacy_string(), "fiftyone.core.fields.IntField");
+        assert_eq!(
+            FieldType::Int.legacy_string(),
+            "fiftyone.core.fields.IntField"
+        );
     }
 
     #[test]
     fn inference() {
         assert_eq!(FieldType::infer(&json!(1)), Some(FieldType::Int));
         assert_eq!(FieldType::infer(&json!(1.5)), Some(FieldType::Float));
-        assert_eq!(FieldType::infer(&json!({"$numberDouble": "NaN"})), Some(FieldType::Float));
+        assert_eq!(
+            FieldType::infer(&json!({"$numberDouble": "NaN"})),
+            Some(FieldType::Float)
+        );
         assert_eq!(FieldType::infer(&json!("x")), Some(FieldType::Str));
         assert_eq!(FieldType::infer(&json!(true)), Some(FieldType::Bool));
-        assert_eq!(FieldType::infer(&json!({"_cls": "Detections"})), Some(FieldType::Label("Detections".into())));
+        assert_eq!(
+            FieldType::infer(&json!({"_cls": "Detections"})),
+            Some(FieldType::Label("Detections".into()))
+        );
         assert_eq!(FieldType::infer(&json!({"_cls": "ImageMetadata"})), None);
         assert_eq!(FieldType::infer(&json!([1])), None);
     }

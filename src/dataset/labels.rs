@@ -22,7 +22,10 @@ pub struct LabelError {
 
 impl LabelError {
     fn new(at: impl Into<String>, msg: impl Into<String>) -> Self {
-        LabelError { at: at.into(), msg: msg.into() }
+        LabelError {
+            at: at.into(),
+            msg: msg.into(),
+        }
     }
 
     fn nest(self, prefix: &str) -> Self {
@@ -75,7 +78,9 @@ pub fn label_objects(v: &Value) -> Vec<&Object> {
 
 /// [`label_objects`] of a JSON object.
 pub fn label_objects_of(obj: &Object) -> Vec<&Object> {
-    let Some(cls) = obj.get("_cls").and_then(Value::as_str) else { return Vec::new() };
+    let Some(cls) = obj.get("_cls").and_then(Value::as_str) else {
+        return Vec::new();
+    };
     match label_list_key(cls) {
         Some(key) => obj
             .get(key)
@@ -120,12 +125,9 @@ impl LabelBase {
 
     /// A custom attribute, falling back to the legacy `attributes` dict's `value`.
     pub fn attr(&self, name: &str) -> Option<&Value> {
-        self.extra.get(name).or_else(|| {
-            self.attributes
-                .as_ref()?
-                .get(name)?
-                .get("value")
-        })
+        self.extra
+            .get(name)
+            .or_else(|| self.attributes.as_ref()?.get(name)?.get("value"))
     }
 }
 
@@ -142,21 +144,31 @@ const BASE_KEYS: [&str; 6] = ["_id", "_cls", "attributes", "tags", "label", "ind
 fn read_base(base: &mut LabelBase, key: &str, v: &Value) -> Result<(), LabelError> {
     match key {
         "_id" => {
-            base.id = Some(
-                ObjectId::from_ejson(v)
-                    .ok_or_else(|| LabelError::new("_id", "expected {\"$oid\": <24 hex digits>}"))?,
-            )
+            base.id =
+                Some(ObjectId::from_ejson(v).ok_or_else(|| {
+                    LabelError::new("_id", "expected {\"$oid\": <24 hex digits>}")
+                })?)
         }
         "tags" => base.tags = Some(strings(v).map_err(|m| LabelError::new("tags", m))?),
         "label" => {
-            base.label = Some(v.as_str().ok_or_else(|| LabelError::new("label", "expected a string"))?.to_owned())
+            base.label = Some(
+                v.as_str()
+                    .ok_or_else(|| LabelError::new("label", "expected a string"))?
+                    .to_owned(),
+            )
         }
         "index" => {
-            base.index = Some(v.as_i64().ok_or_else(|| LabelError::new("index", "expected an integer"))?)
+            base.index = Some(
+                v.as_i64()
+                    .ok_or_else(|| LabelError::new("index", "expected an integer"))?,
+            )
         }
         "attributes" => {
-            base.attributes =
-                Some(v.as_object().ok_or_else(|| LabelError::new("attributes", "expected an object"))?.clone())
+            base.attributes = Some(
+                v.as_object()
+                    .ok_or_else(|| LabelError::new("attributes", "expected an object"))?
+                    .clone(),
+            )
         }
         _ => {}
     }
@@ -177,7 +189,11 @@ fn write_base(base: &LabelBase, cls: &str, key: &str) -> Option<Value> {
 
 fn strings(v: &Value) -> Result<Vec<String>, String> {
     v.as_array()
-        .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+        .and_then(|a| {
+            a.iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        })
         .ok_or_else(|| "expected a list of strings".to_owned())
 }
 
@@ -186,7 +202,9 @@ fn num(v: &Value, at: &str) -> Result<f64, LabelError> {
 }
 
 fn nums(v: &Value, at: &str) -> Result<Vec<f64>, LabelError> {
-    let a = v.as_array().ok_or_else(|| LabelError::new(at, "expected a list of numbers"))?;
+    let a = v
+        .as_array()
+        .ok_or_else(|| LabelError::new(at, "expected a list of numbers"))?;
     a.iter().map(|x| num(x, at)).collect()
 }
 
@@ -198,7 +216,9 @@ fn point(v: &Value, at: &str) -> Result<[f64; 2], LabelError> {
 }
 
 fn points(v: &Value, at: &str) -> Result<Vec<[f64; 2]>, LabelError> {
-    let a = v.as_array().ok_or_else(|| LabelError::new(at, "expected a list of points"))?;
+    let a = v
+        .as_array()
+        .ok_or_else(|| LabelError::new(at, "expected a list of points"))?;
     a.iter().map(|p| point(p, at)).collect()
 }
 
@@ -215,16 +235,21 @@ fn read_mask(v: &Value, at: &str) -> Result<Binary, LabelError> {
 }
 
 fn read_bool(v: &Value, at: &str) -> Result<bool, LabelError> {
-    v.as_bool().ok_or_else(|| LabelError::new(at, "expected true or false"))
+    v.as_bool()
+        .ok_or_else(|| LabelError::new(at, "expected true or false"))
 }
 
 fn read_string(v: &Value, at: &str) -> Result<String, LabelError> {
-    v.as_str().map(str::to_owned).ok_or_else(|| LabelError::new(at, "expected a string"))
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| LabelError::new(at, "expected a string"))
 }
 
 /// Decodes one label object of class `K`.
 fn decode<K: Kind>(v: &Value) -> Result<(LabelBase, K), LabelError> {
-    let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LabelError::new("", "expected an object"))?;
     let mut base = LabelBase::default();
     let mut kind = K::default();
     for (key, val) in obj {
@@ -237,7 +262,10 @@ fn decode<K: Kind>(v: &Value) -> Result<(LabelBase, K), LabelError> {
         if key == "_cls" {
             let cls = val.as_str().unwrap_or_default();
             if cls != K::CLS {
-                return Err(LabelError::new("_cls", format!("expected {:?}, found {val}", K::CLS)));
+                return Err(LabelError::new(
+                    "_cls",
+                    format!("expected {:?}, found {val}", K::CLS),
+                ));
             }
         } else if BASE_KEYS.contains(&key.as_str()) {
             read_base(&mut base, key, val)?;
@@ -253,29 +281,43 @@ fn decode<K: Kind>(v: &Value) -> Result<(LabelBase, K), LabelError> {
 /// Checks one label object of class `K` like [`decode`] does, without keeping (or cloning)
 /// anything: loading validates every label of a dataset this way.
 fn check<K: Kind>(v: &Value) -> Result<(), LabelError> {
-    let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LabelError::new("", "expected an object"))?;
     let mut kind = K::default();
     for (key, val) in obj {
         if val.is_null() {
             continue;
         }
         match key.as_str() {
-            "_cls" => {
-                if val.as_str() != Some(K::CLS) {
-                    return Err(LabelError::new("_cls", format!("expected {:?}, found {val}", K::CLS)));
-                }
+            "_cls" if val.as_str() != Some(K::CLS) => {
+                return Err(LabelError::new(
+                    "_cls",
+                    format!("expected {:?}, found {val}", K::CLS),
+                ));
             }
             "_id" if ObjectId::from_ejson(val).is_none() => {
-                return Err(LabelError::new("_id", "expected {\"$oid\": <24 hex digits>}"));
+                return Err(LabelError::new(
+                    "_id",
+                    "expected {\"$oid\": <24 hex digits>}",
+                ));
             }
-            "tags" => {
-                if !val.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-                    return Err(LabelError::new("tags", "expected a list of strings"));
-                }
+            "tags"
+                if !val
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string)) =>
+            {
+                return Err(LabelError::new("tags", "expected a list of strings"));
             }
-            "label" if !val.is_string() => return Err(LabelError::new("label", "expected a string")),
-            "index" if val.as_i64().is_none() => return Err(LabelError::new("index", "expected an integer")),
-            "attributes" if !val.is_object() => return Err(LabelError::new("attributes", "expected an object")),
+            "label" if !val.is_string() => {
+                return Err(LabelError::new("label", "expected a string"));
+            }
+            "index" if val.as_i64().is_none() => {
+                return Err(LabelError::new("index", "expected an integer"));
+            }
+            "attributes" if !val.is_object() => {
+                return Err(LabelError::new("attributes", "expected an object"));
+            }
             k if K::KEYS.contains(&k) => kind.read(k, val)?,
             _ => {}
         }
@@ -284,7 +326,9 @@ fn check<K: Kind>(v: &Value) -> Result<(), LabelError> {
 }
 
 fn check_list<K: Kind>(v: &Value, cls: &str, key: &str) -> Result<(), LabelError> {
-    let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LabelError::new("", "expected an object"))?;
     if obj.get("_cls").and_then(Value::as_str) != Some(cls) {
         return Err(LabelError::new("_cls", format!("expected {cls:?}")));
     }
@@ -303,7 +347,11 @@ fn check_list<K: Kind>(v: &Value, cls: &str, key: &str) -> Result<(), LabelError
 fn encode<K: Kind>(base: &LabelBase, kind: &K) -> Value {
     let known = |k: &str| BASE_KEYS.contains(&k) || K::KEYS.contains(&k);
     let typed = |k: &str| {
-        if BASE_KEYS.contains(&k) { write_base(base, K::CLS, k) } else { kind.write(k) }
+        if BASE_KEYS.contains(&k) {
+            write_base(base, K::CLS, k)
+        } else {
+            kind.write(k)
+        }
     };
     let mut out = Object::new();
     for key in &base.order {
@@ -324,7 +372,7 @@ fn encode<K: Kind>(base: &LabelBase, kind: &K) -> Value {
         }
     }
     for (k, v) in &base.extra {
-        if !out.contains_key(k) && !(known(k) && v.is_null()) {
+        if !out.contains_key(k) {
             out.insert(k.clone(), v.clone());
         }
     }
@@ -443,8 +491,15 @@ impl Kind for PolylineData {
     fn read(&mut self, key: &str, v: &Value) -> Result<(), LabelError> {
         match key {
             "points" => {
-                let shapes = v.as_array().ok_or_else(|| LabelError::new(key, "expected a list of shapes"))?;
-                self.points = Some(shapes.iter().map(|s| points(s, key)).collect::<Result<_, _>>()?);
+                let shapes = v
+                    .as_array()
+                    .ok_or_else(|| LabelError::new(key, "expected a list of shapes"))?;
+                self.points = Some(
+                    shapes
+                        .iter()
+                        .map(|s| points(s, key))
+                        .collect::<Result<_, _>>()?,
+                );
             }
             "closed" => self.closed = Some(read_bool(v, key)?),
             "filled" => self.filled = Some(read_bool(v, key)?),
@@ -549,23 +604,39 @@ label_struct!(
 impl LabelBase {
     /// A new label's base with the empty `attributes` dict FiftyOne writes for spatial labels.
     fn new_spatial(label: impl Into<String>) -> Self {
-        LabelBase { attributes: Some(Object::new()), ..LabelBase::new(label) }
+        LabelBase {
+            attributes: Some(Object::new()),
+            ..LabelBase::new(label)
+        }
     }
 }
 
 impl Classification {
     /// A new classification with a fresh id.
     pub fn new(label: impl Into<String>) -> Self {
-        Classification { base: LabelBase::new(label), data: ClassificationData::default() }
+        Classification {
+            base: LabelBase::new(label),
+            data: ClassificationData::default(),
+        }
     }
 }
 
 impl Polyline {
     /// A new polyline (list of shapes) with a fresh id.
-    pub fn new(label: impl Into<String>, points: Vec<Vec<[f64; 2]>>, closed: bool, filled: bool) -> Self {
+    pub fn new(
+        label: impl Into<String>,
+        points: Vec<Vec<[f64; 2]>>,
+        closed: bool,
+        filled: bool,
+    ) -> Self {
         Polyline {
             base: LabelBase::new_spatial(label),
-            data: PolylineData { points: Some(points), closed: Some(closed), filled: Some(filled), confidence: None },
+            data: PolylineData {
+                points: Some(points),
+                closed: Some(closed),
+                filled: Some(filled),
+                confidence: None,
+            },
         }
     }
 }
@@ -573,7 +644,13 @@ impl Polyline {
 impl Keypoint {
     /// A new keypoint set with a fresh id.
     pub fn new(label: impl Into<String>, points: Vec<[f64; 2]>) -> Self {
-        Keypoint { base: LabelBase::new_spatial(label), data: KeypointData { points: Some(points), confidence: None } }
+        Keypoint {
+            base: LabelBase::new_spatial(label),
+            data: KeypointData {
+                points: Some(points),
+                confidence: None,
+            },
+        }
     }
 }
 
@@ -582,18 +659,27 @@ impl Detection {
     pub fn new(label: impl Into<String>, bounding_box: [f64; 4]) -> Self {
         Detection {
             base: LabelBase::new_spatial(label),
-            data: DetectionData { bounding_box: Some(bounding_box), ..Default::default() },
+            data: DetectionData {
+                bounding_box: Some(bounding_box),
+                ..Default::default()
+            },
         }
     }
 
     /// Sets the inline instance mask (shape = the box in pixels, bool).
     pub fn set_mask(&mut self, mask: &Mask) {
-        self.data.mask = Some(Binary { subtype: 0, bytes: mask.to_zlib_npy() });
+        self.data.mask = Some(Binary {
+            subtype: 0,
+            bytes: mask.to_zlib_npy(),
+        });
     }
 
     /// Decodes the inline instance mask, if any.
     pub fn decode_mask(&self) -> Option<Result<Mask, MaskError>> {
-        self.data.mask.as_ref().map(|b| Mask::from_zlib_npy(&b.bytes))
+        self.data
+            .mask
+            .as_ref()
+            .map(|b| Mask::from_zlib_npy(&b.bytes))
     }
 }
 
@@ -601,14 +687,27 @@ impl Segmentation {
     /// A new segmentation with a fresh id and an inline mask.
     pub fn new(mask: &Mask) -> Self {
         Segmentation {
-            base: LabelBase { id: Some(ObjectId::new()), tags: Some(Vec::new()), ..Default::default() },
-            data: SegmentationData { mask: Some(Binary { subtype: 0, bytes: mask.to_zlib_npy() }), mask_path: None },
+            base: LabelBase {
+                id: Some(ObjectId::new()),
+                tags: Some(Vec::new()),
+                ..Default::default()
+            },
+            data: SegmentationData {
+                mask: Some(Binary {
+                    subtype: 0,
+                    bytes: mask.to_zlib_npy(),
+                }),
+                mask_path: None,
+            },
         }
     }
 
     /// Decodes the inline mask, if any.
     pub fn decode_mask(&self) -> Option<Result<Mask, MaskError>> {
-        self.data.mask.as_ref().map(|b| Mask::from_zlib_npy(&b.bytes))
+        self.data
+            .mask
+            .as_ref()
+            .map(|b| Mask::from_zlib_npy(&b.bytes))
     }
 }
 
@@ -625,7 +724,11 @@ pub struct LabelList<T> {
 impl<T> LabelList<T> {
     /// A list of these labels.
     pub fn new(items: Vec<T>) -> Self {
-        LabelList { items, extra: Object::new(), order: Vec::new() }
+        LabelList {
+            items,
+            extra: Object::new(),
+            order: Vec::new(),
+        }
     }
 
     fn decode(
@@ -634,20 +737,26 @@ impl<T> LabelList<T> {
         key: &str,
         item: impl Fn(&Value) -> Result<T, LabelError>,
     ) -> Result<Self, LabelError> {
-        let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| LabelError::new("", "expected an object"))?;
         let mut list = LabelList::new(Vec::new());
         for (k, val) in obj {
             list.order.push(k.clone());
             if k == "_cls" {
                 if val.as_str() != Some(cls) {
-                    return Err(LabelError::new("_cls", format!("expected {cls:?}, found {val}")));
+                    return Err(LabelError::new(
+                        "_cls",
+                        format!("expected {cls:?}, found {val}"),
+                    ));
                 }
             } else if k == key && !val.is_null() {
                 let arr = val
                     .as_array()
                     .ok_or_else(|| LabelError::new(key, "expected a list of labels"))?;
                 for (i, it) in arr.iter().enumerate() {
-                    list.items.push(item(it).map_err(|e| e.nest(&format!("{key}[{i}]")))?);
+                    list.items
+                        .push(item(it).map_err(|e| e.nest(&format!("{key}[{i}]")))?);
                 }
             } else {
                 list.extra.insert(k.clone(), val.clone());
@@ -739,7 +848,9 @@ impl LabelRef<'_> {
 impl Label {
     /// Reads a label value; the class comes from `_cls`.
     pub fn from_json(v: &Value) -> Result<Label, LabelError> {
-        let obj = v.as_object().ok_or_else(|| LabelError::new("", "expected a label object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| LabelError::new("", "expected a label object"))?;
         let cls = obj
             .get("_cls")
             .and_then(Value::as_str)
@@ -756,9 +867,18 @@ impl Label {
                 "classifications",
                 Classification::from_json,
             )?),
-            "Detections" => Label::Detections(LabelList::decode(v, cls, "detections", Detection::from_json)?),
-            "Polylines" => Label::Polylines(LabelList::decode(v, cls, "polylines", Polyline::from_json)?),
-            "Keypoints" => Label::Keypoints(LabelList::decode(v, cls, "keypoints", Keypoint::from_json)?),
+            "Detections" => Label::Detections(LabelList::decode(
+                v,
+                cls,
+                "detections",
+                Detection::from_json,
+            )?),
+            "Polylines" => {
+                Label::Polylines(LabelList::decode(v, cls, "polylines", Polyline::from_json)?)
+            }
+            "Keypoints" => {
+                Label::Keypoints(LabelList::decode(v, cls, "keypoints", Keypoint::from_json)?)
+            }
             _ => Label::Other(obj.clone()),
         })
     }
@@ -792,7 +912,11 @@ impl Label {
             Label::Polyline(l) => l.to_json(),
             Label::Keypoint(l) => l.to_json(),
             Label::Segmentation(l) => l.to_json(),
-            Label::Classifications(l) => l.encode("Classifications", "classifications", Classification::to_json),
+            Label::Classifications(l) => l.encode(
+                "Classifications",
+                "classifications",
+                Classification::to_json,
+            ),
             Label::Detections(l) => l.encode("Detections", "detections", Detection::to_json),
             Label::Polylines(l) => l.encode("Polylines", "polylines", Polyline::to_json),
             Label::Keypoints(l) => l.encode("Keypoints", "keypoints", Keypoint::to_json),
@@ -862,7 +986,10 @@ mod tests {
 
     /// Serialized text equality, so key order counts.
     fn same_text(a: &Value, b: &Value) {
-        assert_eq!(serde_json::to_string(a).unwrap(), serde_json::to_string(b).unwrap());
+        assert_eq!(
+            serde_json::to_string(a).unwrap(),
+            serde_json::to_string(b).unwrap()
+        );
     }
 
     #[test]
@@ -879,27 +1006,46 @@ mod tests {
                 same_text(&l.to_json(), v);
             }
         }
-        let want = ["Classification", "Classifications", "Detections", "Keypoints", "Polylines", "Segmentation"];
+        let want = [
+            "Classification",
+            "Classifications",
+            "Detections",
+            "Keypoints",
+            "Polylines",
+            "Segmentation",
+        ];
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), want);
     }
 
     #[test]
     fn typed_access_to_fixture_labels() {
         let s = &fixture_samples()[0];
-        let Label::Detections(d) = Label::from_json(&s["ground_truth"]).unwrap() else { panic!() };
+        let Label::Detections(d) = Label::from_json(&s["ground_truth"]).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.items[0].base.label.as_deref(), Some("car"));
         assert_eq!(d.items[0].data.bounding_box, Some([0.1, 0.2, 0.3, 0.4]));
         assert_eq!(d.items[0].base.extra.get("occluded"), Some(&json!(true)));
-        assert_eq!(d.items[0].base.tags.as_deref(), Some(&["checked".to_owned()][..]));
+        assert_eq!(
+            d.items[0].base.tags.as_deref(),
+            Some(&["checked".to_owned()][..])
+        );
         assert_eq!(d.items[1].base.index, Some(3));
         let mask = d.items[1].decode_mask().unwrap().unwrap();
         assert_eq!(mask.dtype, crate::dataset::mask::Dtype::Bool);
-        let Label::Keypoints(k) = Label::from_json(&s["kps"]).unwrap() else { panic!() };
+        let Label::Keypoints(k) = Label::from_json(&s["kps"]).unwrap() else {
+            panic!()
+        };
         let pts = k.items[0].data.points.as_ref().unwrap();
         assert!(pts[2][0].is_nan() && pts[2][1].is_nan());
         assert!(k.items[0].data.confidence.as_ref().unwrap()[2].is_nan());
-        let Label::Segmentation(seg) = Label::from_json(&s["seg_path"]).unwrap() else { panic!() };
-        assert_eq!(seg.data.mask_path.as_deref(), Some("fields/seg_path/seg0.png"));
+        let Label::Segmentation(seg) = Label::from_json(&s["seg_path"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            seg.data.mask_path.as_deref(),
+            Some("fields/seg_path/seg0.png")
+        );
     }
 
     #[test]
@@ -919,13 +1065,16 @@ mod tests {
 
     #[test]
     fn new_label_json_shape() {
-        let mut d = Detection { base: LabelBase::new("car"), ..Default::default() };
+        let mut d = Detection {
+            base: LabelBase::new("car"),
+            ..Default::default()
+        };
         d.data.bounding_box = Some([0.0, 0.5, 0.25, 0.25]);
         let v = Label::Detections(LabelList::new(vec![d])).to_json();
         assert_eq!(v["_cls"], "Detections");
         assert_eq!(v["detections"][0]["_cls"], "Detection");
         assert_eq!(v["detections"][0]["label"], "car");
-        assert_eq!(ObjectId::from_ejson(&v["detections"][0]["_id"]).is_some(), true);
+        assert!(ObjectId::from_ejson(&v["detections"][0]["_id"]).is_some());
     }
 
     #[test]
@@ -967,7 +1116,11 @@ mod tests {
             json!({"_cls": "Segmentation", "mask": {"$binary": {"base64": "!", "subType": "00"}}}),
         ];
         for v in bad {
-            assert_eq!(Label::validate(&v).unwrap_err(), Label::from_json(&v).unwrap_err(), "{v}");
+            assert_eq!(
+                Label::validate(&v).unwrap_err(),
+                Label::from_json(&v).unwrap_err(),
+                "{v}"
+            );
         }
         for s in fixture_samples() {
             for (_, v) in s.as_object().unwrap() {

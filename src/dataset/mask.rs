@@ -110,7 +110,11 @@ impl Mask {
     /// A mask of this shape and dtype filled with zeros.
     pub fn zeros(shape: Vec<usize>, dtype: Dtype) -> Mask {
         let n: usize = shape.iter().product();
-        Mask { data: vec![0; n * dtype.size()], shape, dtype }
+        Mask {
+            data: vec![0; n * dtype.size()],
+            shape,
+            dtype,
+        }
     }
 
     /// Number of elements.
@@ -131,7 +135,11 @@ impl Mask {
 
     /// Encodes as FiftyOne does: `{"$binary": {"base64": zlib(npy), "subType": "00"}}`.
     pub fn to_ejson(&self) -> Value {
-        Binary { subtype: 0, bytes: self.to_zlib_npy() }.to_ejson()
+        Binary {
+            subtype: 0,
+            bytes: self.to_zlib_npy(),
+        }
+        .to_ejson()
     }
 
     /// Decodes `zlib.compress(npy bytes)`.
@@ -183,7 +191,10 @@ impl Mask {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<usize>().map_err(|_| MaskError::Npy(format!("bad shape {shape_src}"))))
+            .map(|s| {
+                s.parse::<usize>()
+                    .map_err(|_| MaskError::Npy(format!("bad shape {shape_src}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let n = shape
             .iter()
@@ -196,7 +207,11 @@ impl Mask {
                 data.len()
             )));
         }
-        Ok(Mask { shape, dtype, data: data.to_vec() })
+        Ok(Mask {
+            shape,
+            dtype,
+            data: data.to_vec(),
+        })
     }
 
     /// `.npy` v1.0 bytes (header padded to a multiple of 64 with spaces and a newline).
@@ -205,7 +220,10 @@ impl Mask {
             [one] => format!("({one},)"),
             dims => format!(
                 "({})",
-                dims.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                dims.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let mut header = format!(
@@ -226,7 +244,9 @@ impl Mask {
     /// Element at `(row, col)` of a 2-D mask as u64 (bool → 0/1); None when out of range or
     /// the dtype is a float.
     pub fn get(&self, row: usize, col: usize) -> Option<u64> {
-        let [_, w] = self.shape.as_slice() else { return None };
+        let [_, w] = self.shape.as_slice() else {
+            return None;
+        };
         let i = row.checked_mul(*w)?.checked_add(col)?;
         let s = self.dtype.size();
         let b = self.data.get(i * s..(i + 1) * s)?;
@@ -244,7 +264,10 @@ impl Mask {
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let k1 = format!("'{key}':");
     let k2 = format!("\"{key}\":");
-    let at = header.find(&k1).map(|i| i + k1.len()).or_else(|| header.find(&k2).map(|i| i + k2.len()))?;
+    let at = header
+        .find(&k1)
+        .map(|i| i + k1.len())
+        .or_else(|| header.find(&k2).map(|i| i + k2.len()))?;
     let rest = header[at..].trim_start();
     let mut depth = 0i32;
     for (i, c) in rest.char_indices() {
@@ -287,7 +310,7 @@ mod tests {
         let m = Mask::from_ejson(&ejson(SEG_MASK)).unwrap();
         assert_eq!(m.dtype, Dtype::U8);
         assert_eq!(m.shape, vec![48, 64], "the fixture images are 64x48");
-        assert!(m.data.iter().any(|b| *b == 1) && m.data.iter().any(|b| *b == 2));
+        assert!(m.data.contains(&1) && m.data.contains(&2));
         let again = Mask::from_ejson(&m.to_ejson()).unwrap();
         assert_eq!(again, m);
     }
@@ -299,9 +322,11 @@ mod tests {
         assert_eq!(&npy[..8], b"\x93NUMPY\x01\x00");
         let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
         assert_eq!((10 + hlen) % 64, 0);
-        assert!(std::str::from_utf8(&npy[10..10 + hlen]).unwrap().starts_with(
-            "{'descr': '|b1', 'fortran_order': False, 'shape': (3, 5), }"
-        ));
+        assert!(
+            std::str::from_utf8(&npy[10..10 + hlen])
+                .unwrap()
+                .starts_with("{'descr': '|b1', 'fortran_order': False, 'shape': (3, 5), }")
+        );
         assert_eq!(Mask::from_npy(&npy).unwrap(), m);
         let one_d = Mask::zeros(vec![4], Dtype::U8);
         assert_eq!(Mask::from_npy(&one_d.to_npy()).unwrap(), one_d);
@@ -309,10 +334,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(matches!(Mask::from_zlib_npy(b"nope"), Err(MaskError::Zlib(_))));
-        assert!(matches!(Mask::from_npy(b"\x93NUMPY\x01\x00\x05\x00{'de"), Err(MaskError::Npy(_))));
+        assert!(matches!(
+            Mask::from_zlib_npy(b"nope"),
+            Err(MaskError::Zlib(_))
+        ));
+        assert!(matches!(
+            Mask::from_npy(b"\x93NUMPY\x01\x00\x05\x00{'de"),
+            Err(MaskError::Npy(_))
+        ));
         let mut npy = Mask::zeros(vec![2, 2], Dtype::U8).to_npy();
         npy.pop();
-        assert!(matches!(Mask::from_npy(&npy), Err(MaskError::Npy(m)) if m.contains("needs 4 bytes")));
+        assert!(
+            matches!(Mask::from_npy(&npy), Err(MaskError::Npy(m)) if m.contains("needs 4 bytes"))
+        );
     }
 }

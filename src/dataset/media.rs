@@ -43,14 +43,20 @@ pub fn from_metadata(metadata: Option<&Value>) -> Option<Dimensions> {
 
 /// Dimensions from the image file's header (PNG, JPEG, GIF, BMP, WebP, TIFF, ...).
 pub fn from_file(path: &Path) -> Result<Dimensions, MediaError> {
-    let err = |reason: String| MediaError { path: path.to_owned(), reason };
+    let err = |reason: String| MediaError {
+        path: path.to_owned(),
+        reason,
+    };
     let size = imagesize::size(path).map_err(|e| match e {
         imagesize::ImageError::IoError(io) => err(io.to_string()),
         imagesize::ImageError::NotSupported => err("not a supported image format".into()),
         imagesize::ImageError::CorruptedImage => err("corrupted image header".into()),
     })?;
     let conv = |v: usize| u32::try_from(v).map_err(|_| err(format!("dimension {v} too large")));
-    Ok(Dimensions { width: conv(size.width)?, height: conv(size.height)? })
+    Ok(Dimensions {
+        width: conv(size.width)?,
+        height: conv(size.height)?,
+    })
 }
 
 #[cfg(test)]
@@ -61,9 +67,21 @@ mod tests {
     #[test]
     fn reads_metadata_first() {
         let m = json!({"_cls": "ImageMetadata", "width": 64, "height": 48});
-        assert_eq!(from_metadata(Some(&m)), Some(Dimensions { width: 64, height: 48 }));
+        assert_eq!(
+            from_metadata(Some(&m)),
+            Some(Dimensions {
+                width: 64,
+                height: 48
+            })
+        );
         let v = json!({"_cls": "VideoMetadata", "frame_width": 320, "frame_height": 240});
-        assert_eq!(from_metadata(Some(&v)), Some(Dimensions { width: 320, height: 240 }));
+        assert_eq!(
+            from_metadata(Some(&v)),
+            Some(Dimensions {
+                width: 320,
+                height: 240
+            })
+        );
         assert_eq!(from_metadata(Some(&json!(null))), None);
         assert_eq!(from_metadata(Some(&json!({"width": 3}))), None);
     }
@@ -72,7 +90,13 @@ mod tests {
     fn reads_png_header() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/fiftyone-1.22.1/image-all-label-types/data/img0.png");
-        assert_eq!(from_file(&p).unwrap(), Dimensions { width: 64, height: 48 });
+        assert_eq!(
+            from_file(&p).unwrap(),
+            Dimensions {
+                width: 64,
+                height: 48
+            }
+        );
     }
 
     #[test]
@@ -82,7 +106,9 @@ mod tests {
         std::fs::write(&p, b"not an image").unwrap();
         let e = from_file(&p).unwrap_err().to_string();
         assert!(e.contains("bad.png"), "{e}");
-        let e = from_file(&dir.path().join("missing.jpg")).unwrap_err().to_string();
+        let e = from_file(&dir.path().join("missing.jpg"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.jpg"), "{e}");
     }
 }

@@ -42,7 +42,9 @@ impl View {
         if let Some(per_sample) = self.filtered.get(field) {
             return per_sample.get(&sample).cloned().unwrap_or_default();
         }
-        let Some(idx) = ds.samples().iter().position(|s| s.id() == sample) else { return Vec::new() };
+        let Some(idx) = ds.samples().iter().position(|s| s.id() == sample) else {
+            return Vec::new();
+        };
         let ctx = Ctx::new(ds, idx, field.starts_with("frames."));
         ctx.raw_labels(field)
             .into_iter()
@@ -118,15 +120,30 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn new(ds: &'a Dataset, idx: usize, with_frames: bool) -> Self {
         let s = &ds.samples()[idx];
-        let frames = if with_frames { ds.frames(s.id()).into_iter().map(|f| f.object()).collect() } else { Vec::new() };
-        Ctx { sample: s.object(), frames }
+        let frames = if with_frames {
+            ds.frames(s.id()).into_iter().map(|f| f.object()).collect()
+        } else {
+            Vec::new()
+        };
+        Ctx {
+            sample: s.object(),
+            frames,
+        }
     }
 
     /// The label objects of a field; `frames.<name>` gathers them over all frames.
     fn raw_labels(&self, field: &str) -> Vec<&Object> {
         match field.strip_prefix("frames.") {
-            Some(f) => self.frames.iter().flat_map(|fr| fr.get(f).map(labels::label_objects).unwrap_or_default()).collect(),
-            None => self.sample.get(field).map(labels::label_objects).unwrap_or_default(),
+            Some(f) => self
+                .frames
+                .iter()
+                .flat_map(|fr| fr.get(f).map(labels::label_objects).unwrap_or_default())
+                .collect(),
+            None => self
+                .sample
+                .get(field)
+                .map(labels::label_objects)
+                .unwrap_or_default(),
         }
     }
 }
@@ -164,24 +181,43 @@ impl<'a> State<'a> {
         let touched: Vec<&String> = self
             .filters
             .keys()
-            .filter(|f| !f.starts_with("frames.") && obj.get(f.as_str()).is_some_and(labels::is_label_value))
+            .filter(|f| {
+                !f.starts_with("frames.") && obj.get(f.as_str()).is_some_and(labels::is_label_value)
+            })
             .collect();
         if touched.is_empty() {
             return Cow::Borrowed(obj);
         }
         let mut copy = obj.clone();
         for field in touched {
-            let keep: HashSet<ObjectId> = self.labels(ctx, idx, field).into_iter().filter_map(label_id).collect();
-            let Some(v) = copy.get_mut(field.as_str()) else { continue };
-            let list_key = v.get("_cls").and_then(Value::as_str).and_then(labels::label_list_key);
+            let keep: HashSet<ObjectId> = self
+                .labels(ctx, idx, field)
+                .into_iter()
+                .filter_map(label_id)
+                .collect();
+            let Some(v) = copy.get_mut(field.as_str()) else {
+                continue;
+            };
+            let list_key = v
+                .get("_cls")
+                .and_then(Value::as_str)
+                .and_then(labels::label_list_key);
             match list_key {
                 Some(key) => {
                     if let Some(items) = v.get_mut(key).and_then(Value::as_array_mut) {
-                        items.retain(|l| l.as_object().and_then(label_id).is_some_and(|id| keep.contains(&id)));
+                        items.retain(|l| {
+                            l.as_object()
+                                .and_then(label_id)
+                                .is_some_and(|id| keep.contains(&id))
+                        });
                     }
                 }
                 None => {
-                    if !v.as_object().and_then(label_id).is_some_and(|id| keep.contains(&id)) {
+                    if !v
+                        .as_object()
+                        .and_then(label_id)
+                        .is_some_and(|id| keep.contains(&id))
+                    {
                         *v = Value::Null;
                     }
                 }
@@ -190,7 +226,12 @@ impl<'a> State<'a> {
         Cow::Owned(copy)
     }
 
-    fn check_label_field(&self, stage: usize, name: &'static str, field: &str) -> Result<(), ViewError> {
+    fn check_label_field(
+        &self,
+        stage: usize,
+        name: &'static str,
+        field: &str,
+    ) -> Result<(), ViewError> {
         if self.ds.field_label_class(field).is_some() {
             return Ok(());
         }
@@ -199,17 +240,30 @@ impl<'a> State<'a> {
         } else {
             format!("field '{field}' does not exist")
         };
-        Err(ViewError::Field { stage, name, problem })
+        Err(ViewError::Field {
+            stage,
+            name,
+            problem,
+        })
     }
 }
 
 fn parse_expr(stage: usize, name: &'static str, src: &str) -> Result<Expr, ViewError> {
-    expr::parse(src).map_err(|source| ViewError::Expr { stage, name, rendered: source.render(src), source })
+    expr::parse(src).map_err(|source| ViewError::Expr {
+        stage,
+        name,
+        rendered: source.render(src),
+        source,
+    })
 }
 
 /// Applies the stages in order and returns the selected samples and labels.
 pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
-    let mut st = State { ds, order: (0..ds.len()).collect(), filters: IndexMap::new() };
+    let mut st = State {
+        ds,
+        order: (0..ds.len()).collect(),
+        filters: IndexMap::new(),
+    };
     for (i, stage) in stages.iter().enumerate() {
         let name = stage_name(stage);
         match stage {
@@ -218,23 +272,28 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 st.order.retain(|&s| {
                     let ctx = Ctx::new(ds, s, false);
                     let tags = ctx.sample.get("tags").and_then(Value::as_array);
-                    tags.is_some_and(|t| t.iter().any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str()))))
+                    tags.is_some_and(|t| {
+                        t.iter()
+                            .any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str())))
+                    })
                 });
             }
             ViewStage::Exists(field) => match field.strip_prefix("frames.") {
                 Some(f) => st.order.retain(|&s| {
-                    ds.frames(ds.samples()[s].id()).iter().any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
+                    ds.frames(ds.samples()[s].id())
+                        .iter()
+                        .any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
                 }),
                 None => {
                     let e = parse_expr(i, name, field)?;
-                    let docs: Vec<bool> =
-                        st.order
-                            .iter()
-                            .map(|&s| {
-                                let ctx = Ctx::new(ds, s, false);
-                                !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
-                            })
-                            .collect();
+                    let docs: Vec<bool> = st
+                        .order
+                        .iter()
+                        .map(|&s| {
+                            let ctx = Ctx::new(ds, s, false);
+                            !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
+                        })
+                        .collect();
                     let mut keep = docs.into_iter();
                     st.order.retain(|_| keep.next().unwrap_or(false));
                 }
@@ -255,7 +314,8 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     kept.insert(s, ids);
                 }
                 if f.only_matches.unwrap_or(true) {
-                    st.order.retain(|s| kept.get(s).is_some_and(|k| !k.is_empty()));
+                    st.order
+                        .retain(|s| kept.get(s).is_some_and(|k| !k.is_empty()));
                 }
                 st.filters.insert(f.field.clone(), kept);
             }
@@ -270,7 +330,11 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     .iter()
                     .map(|&s| {
                         let ctx = Ctx::new(ds, s, fields.iter().any(|f| f.starts_with("frames.")));
-                        fields.iter().any(|f| st.labels(&ctx, s, f).into_iter().any(|l| expr::matches(&e, l)))
+                        fields.iter().any(|f| {
+                            st.labels(&ctx, s, f)
+                                .into_iter()
+                                .any(|l| expr::matches(&e, l))
+                        })
                     })
                     .collect();
                 let mut keep = keep.into_iter();
@@ -279,7 +343,10 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
             ViewStage::Select(ids) => {
                 let mut wanted = Vec::new();
                 for raw in ids.as_slice() {
-                    let id = ObjectId::parse(raw).map_err(|_| ViewError::InvalidId { stage: i, id: raw.clone() })?;
+                    let id = ObjectId::parse(raw).map_err(|_| ViewError::InvalidId {
+                        stage: i,
+                        id: raw.clone(),
+                    })?;
                     if ds.sample_by_id(id).is_none() {
                         return Err(ViewError::UnknownSample { stage: i, id });
                     }
@@ -287,8 +354,15 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                         wanted.push(id);
                     }
                 }
-                let present: HashMap<ObjectId, usize> = st.order.iter().map(|&s| (ds.samples()[s].id(), s)).collect();
-                st.order = wanted.iter().filter_map(|id| present.get(id).copied()).collect();
+                let present: HashMap<ObjectId, usize> = st
+                    .order
+                    .iter()
+                    .map(|&s| (ds.samples()[s].id(), s))
+                    .collect();
+                st.order = wanted
+                    .iter()
+                    .filter_map(|id| present.get(id).copied())
+                    .collect();
             }
             ViewStage::SortBy(sort) => {
                 let (src, reverse) = match sort {
@@ -313,12 +387,16 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 st.order = perm.into_iter().map(|p| st.order[p]).collect();
             }
             ViewStage::Skip(n) => {
-                let n = usize::try_from(*n).unwrap_or(usize::MAX).min(st.order.len());
+                let n = usize::try_from(*n)
+                    .unwrap_or(usize::MAX)
+                    .min(st.order.len());
                 st.order.drain(..n);
             }
             ViewStage::Limit(n) => st.order.truncate(usize::try_from(*n).unwrap_or(usize::MAX)),
             ViewStage::Take(t) => {
-                let k = usize::try_from(t.size).unwrap_or(usize::MAX).min(st.order.len());
+                let k = usize::try_from(t.size)
+                    .unwrap_or(usize::MAX)
+                    .min(st.order.len());
                 let mut rng = SplitMix64(t.seed);
                 // Partial Fisher-Yates: the first k positions become a uniform random sample.
                 for j in 0..k {
@@ -339,13 +417,22 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 .iter()
                 .map(|&s| {
                     let ctx = Ctx::new(ds, s, field.starts_with("frames."));
-                    (ds.samples()[s].id(), st.labels(&ctx, s, field).into_iter().filter_map(label_id).collect())
+                    (
+                        ds.samples()[s].id(),
+                        st.labels(&ctx, s, field)
+                            .into_iter()
+                            .filter_map(label_id)
+                            .collect(),
+                    )
                 })
                 .collect();
             (field.clone(), per_sample)
         })
         .collect();
-    Ok(View { sample_ids, filtered })
+    Ok(View {
+        sample_ids,
+        filtered,
+    })
 }
 
 /// An owned sort key (the samples it came from are not kept parsed).
@@ -391,9 +478,12 @@ impl SortKey {
             (SortKey::Num(x), SortKey::Num(y)) => x.total_cmp(y),
             (SortKey::Str(x), SortKey::Str(y)) => x.cmp(y),
             (SortKey::Bool(x), SortKey::Bool(y)) => x.cmp(y),
-            (SortKey::List(x), SortKey::List(y)) => {
-                x.iter().zip(y).map(|(p, q)| p.cmp(q)).find(|o| o.is_ne()).unwrap_or(x.len().cmp(&y.len()))
-            }
+            (SortKey::List(x), SortKey::List(y)) => x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| p.cmp(q))
+                .find(|o| o.is_ne())
+                .unwrap_or(x.len().cmp(&y.len())),
             _ => self.rank().cmp(&other.rank()),
         }
     }
@@ -429,7 +519,12 @@ mod tests {
     use std::path::Path;
 
     fn fixture(name: &str) -> Dataset {
-        Dataset::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fiftyone-1.22.1").join(name)).unwrap()
+        Dataset::load(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/fiftyone-1.22.1")
+                .join(name),
+        )
+        .unwrap()
     }
 
     /// n samples; sample i has tag `t{i%3}`, `n_int` = i, and i%4 detections with confidence
@@ -455,7 +550,13 @@ mod tests {
             FieldType::Int.field_doc("n_int"),
         ];
         let meta = json!({"name": "synthetic", "version": "1.22.1", "media_type": "image", "sample_fields": fields});
-        Dataset::from_docs("/nonexistent", meta.as_object().unwrap().clone(), samples, None).unwrap()
+        Dataset::from_docs(
+            "/nonexistent",
+            meta.as_object().unwrap().clone(),
+            samples,
+            None,
+        )
+        .unwrap()
     }
 
     fn ids(ds: &Dataset, idx: &[usize]) -> Vec<ObjectId> {
@@ -463,7 +564,11 @@ mod tests {
     }
 
     fn filter(field: &str, w: &str, only: Option<bool>) -> ViewStage {
-        ViewStage::FilterLabels(FilterLabels { field: field.into(), where_: w.into(), only_matches: only })
+        ViewStage::FilterLabels(FilterLabels {
+            field: field.into(),
+            where_: w.into(),
+            only_matches: only,
+        })
     }
 
     #[test]
@@ -477,7 +582,14 @@ mod tests {
     #[test]
     fn match_tags_is_any_of() {
         let ds = synthetic(7);
-        let v = apply(&[ViewStage::MatchTags(OneOrMany::Many(vec!["t0".into(), "t2".into()]))], &ds).unwrap();
+        let v = apply(
+            &[ViewStage::MatchTags(OneOrMany::Many(vec![
+                "t0".into(),
+                "t2".into(),
+            ]))],
+            &ds,
+        )
+        .unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[0, 2, 3, 5, 6]));
         let v = apply(&[ViewStage::MatchTags(OneOrMany::One("t1".into()))], &ds).unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[1, 4]));
@@ -486,12 +598,38 @@ mod tests {
     #[test]
     fn exists_means_non_null() {
         let ds = fixture("image-all-label-types");
-        assert_eq!(apply(&[ViewStage::Exists("cls".into())], &ds).unwrap().len(), 5);
-        assert_eq!(apply(&[ViewStage::Exists("nope".into())], &ds).unwrap().len(), 0);
-        assert_eq!(apply(&[ViewStage::Exists("metadata.width".into())], &ds).unwrap().len(), 5);
+        assert_eq!(
+            apply(&[ViewStage::Exists("cls".into())], &ds)
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(
+            apply(&[ViewStage::Exists("nope".into())], &ds)
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            apply(&[ViewStage::Exists("metadata.width".into())], &ds)
+                .unwrap()
+                .len(),
+            5
+        );
         let video = fixture("video-tracks");
-        assert_eq!(apply(&[ViewStage::Exists("frames.dets".into())], &video).unwrap().len(), 1);
-        assert_eq!(apply(&[ViewStage::Exists("metadata".into())], &video).unwrap().len(), 0, "metadata is null");
+        assert_eq!(
+            apply(&[ViewStage::Exists("frames.dets".into())], &video)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            apply(&[ViewStage::Exists("metadata".into())], &video)
+                .unwrap()
+                .len(),
+            0,
+            "metadata is null"
+        );
     }
 
     #[test]
@@ -501,11 +639,25 @@ mod tests {
         // Samples with >= 2 detections have a bus (j = 1).
         assert_eq!(v.sample_ids, ids(&ds, &[2, 3]));
         let kept = &v.filtered["ground_truth"];
-        assert_eq!(kept[&ds.samples()[3].id()], vec![ObjectId::derive(&[b"l", &3usize.to_be_bytes(), &1usize.to_be_bytes()])]);
-        let v = apply(&[filter("ground_truth", "label == 'bus'", Some(false))], &ds).unwrap();
+        assert_eq!(
+            kept[&ds.samples()[3].id()],
+            vec![ObjectId::derive(&[
+                b"l",
+                &3usize.to_be_bytes(),
+                &1usize.to_be_bytes()
+            ])]
+        );
+        let v = apply(
+            &[filter("ground_truth", "label == 'bus'", Some(false))],
+            &ds,
+        )
+        .unwrap();
         assert_eq!(v.len(), 6);
         assert!(v.filtered["ground_truth"][&ds.samples()[1].id()].is_empty());
-        assert_eq!(v.label_ids(&ds, ds.samples()[2].id(), "ground_truth").len(), 1);
+        assert_eq!(
+            v.label_ids(&ds, ds.samples()[2].id(), "ground_truth").len(),
+            1
+        );
     }
 
     #[test]
@@ -513,14 +665,31 @@ mod tests {
         let ds = synthetic(8);
         let stages = [
             filter("ground_truth", "confidence >= 0.2", None),
-            ViewStage::MatchLabels(MatchLabels { fields: OneOrMany::One("ground_truth".into()), where_: "label == 'car'".into() }),
+            ViewStage::MatchLabels(MatchLabels {
+                fields: OneOrMany::One("ground_truth".into()),
+                where_: "label == 'car'".into(),
+            }),
         ];
         // After filtering, cars remain only where j = 2 exists (3 detections).
         let v = apply(&stages, &ds).unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[3, 7]));
-        let sort = ViewStage::SortBy(SortBy::Expr(SortExpr { expr: "count(ground_truth)".into(), reverse: true }));
-        let v = apply(&[filter("ground_truth", "confidence > 0.2", Some(false)), sort], &ds).unwrap();
-        assert_eq!(&v.sample_ids[..2], &ids(&ds, &[3, 7])[..], "only the 3-detection samples keep a label");
+        let sort = ViewStage::SortBy(SortBy::Expr(SortExpr {
+            expr: "count(ground_truth)".into(),
+            reverse: true,
+        }));
+        let v = apply(
+            &[
+                filter("ground_truth", "confidence > 0.2", Some(false)),
+                sort,
+            ],
+            &ds,
+        )
+        .unwrap();
+        assert_eq!(
+            &v.sample_ids[..2],
+            &ids(&ds, &[3, 7])[..],
+            "only the 3-detection samples keep a label"
+        );
     }
 
     #[test]
@@ -529,12 +698,23 @@ mod tests {
         let v = apply(&[filter("cls", "label == 'cat'", None)], &ds).unwrap();
         assert_eq!(v.len(), 5);
         assert_eq!(v.filtered["cls"].values().map(Vec::len).sum::<usize>(), 5);
-        let v = apply(&[filter("cls", "label == 'dog'", Some(false)), filter("ground_truth", "label == 'car'", None)], &ds).unwrap();
+        let v = apply(
+            &[
+                filter("cls", "label == 'dog'", Some(false)),
+                filter("ground_truth", "label == 'car'", None),
+            ],
+            &ds,
+        )
+        .unwrap();
         assert_eq!(v.len(), 5);
         assert!(v.filtered["cls"].values().all(Vec::is_empty));
         assert!(v.filtered["ground_truth"].values().all(|l| l.len() == 1));
         let video = fixture("video-tracks");
-        let v = apply(&[filter("frames.dets", "label == 'car' && keyframe", None)], &video).unwrap();
+        let v = apply(
+            &[filter("frames.dets", "label == 'car' && keyframe", None)],
+            &video,
+        )
+        .unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v.filtered["frames.dets"][&video.samples()[0].id()].len(), 1);
     }
@@ -542,12 +722,29 @@ mod tests {
     #[test]
     fn label_stages_check_their_fields() {
         let ds = fixture("image-all-label-types");
-        let e = apply(&[filter("n_int", "true", None)], &ds).unwrap_err().to_string();
-        assert_eq!(e, "view[0] (filter_labels): field 'n_int' is not a label field");
-        let e = apply(&[filter("nope", "true", None)], &ds).unwrap_err().to_string();
+        let e = apply(&[filter("n_int", "true", None)], &ds)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "view[0] (filter_labels): field 'n_int' is not a label field"
+        );
+        let e = apply(&[filter("nope", "true", None)], &ds)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "view[0] (filter_labels): field 'nope' does not exist");
-        let e = apply(&[ViewStage::Skip(1), filter("ground_truth", "label == ", None)], &ds).unwrap_err();
-        assert!(matches!(&e, ViewError::Expr { stage: 1, source, .. } if source.pos == 9), "{e}");
+        let e = apply(
+            &[
+                ViewStage::Skip(1),
+                filter("ground_truth", "label == ", None),
+            ],
+            &ds,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ViewError::Expr { stage: 1, source, .. } if source.pos == 9),
+            "{e}"
+        );
     }
 
     #[test]
@@ -560,21 +757,49 @@ mod tests {
         let e = apply(&[sel(vec!["6b02536263110a1e76c075f7".into()])], &ds).unwrap_err();
         assert!(matches!(e, ViewError::UnknownSample { .. }));
         let e = apply(&[sel(vec!["xyz".into()])], &ds).unwrap_err();
-        assert_eq!(e.to_string(), "view[0] (select): \"xyz\" is not a sample id (24 hex digits)");
+        assert_eq!(
+            e.to_string(),
+            "view[0] (select): \"xyz\" is not a sample id (24 hex digits)"
+        );
         // A sample excluded by an earlier stage stays excluded.
-        let v = apply(&[ViewStage::MatchTags(OneOrMany::One("t0".into())), sel(want.iter().map(ToString::to_string).collect())], &ds).unwrap();
+        let v = apply(
+            &[
+                ViewStage::MatchTags(OneOrMany::One("t0".into())),
+                sel(want.iter().map(ToString::to_string).collect()),
+            ],
+            &ds,
+        )
+        .unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[3, 0]));
     }
 
     #[test]
     fn sort_by_field_and_expr() {
         let ds = synthetic(6);
-        let v = apply(&[ViewStage::SortBy(SortBy::Expr(SortExpr { expr: "n_int".into(), reverse: true }))], &ds).unwrap();
+        let v = apply(
+            &[ViewStage::SortBy(SortBy::Expr(SortExpr {
+                expr: "n_int".into(),
+                reverse: true,
+            }))],
+            &ds,
+        )
+        .unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[5, 4, 3, 2, 1, 0]));
         // Ties (count 1 for samples 1 and 5) keep their order, in both directions.
-        let by_count = |reverse| ViewStage::SortBy(SortBy::Expr(SortExpr { expr: "count(ground_truth)".into(), reverse }));
-        assert_eq!(apply(&[by_count(false)], &ds).unwrap().sample_ids, ids(&ds, &[0, 4, 1, 5, 2, 3]));
-        assert_eq!(apply(&[by_count(true)], &ds).unwrap().sample_ids, ids(&ds, &[3, 2, 1, 5, 0, 4]));
+        let by_count = |reverse| {
+            ViewStage::SortBy(SortBy::Expr(SortExpr {
+                expr: "count(ground_truth)".into(),
+                reverse,
+            }))
+        };
+        assert_eq!(
+            apply(&[by_count(false)], &ds).unwrap().sample_ids,
+            ids(&ds, &[0, 4, 1, 5, 2, 3])
+        );
+        assert_eq!(
+            apply(&[by_count(true)], &ds).unwrap().sample_ids,
+            ids(&ds, &[3, 2, 1, 5, 0, 4])
+        );
         let v = apply(&[ViewStage::SortBy(SortBy::Field("filepath".into()))], &ds).unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[0, 1, 2, 3, 4, 5]));
     }
@@ -590,8 +815,11 @@ mod tests {
         assert_eq!(a, apply(&[take(51)], &ds).unwrap());
         assert_ne!(a.sample_ids, apply(&[take(52)], &ds).unwrap().sample_ids);
         // Pinned: the same seed must take the same samples on every machine and release.
-        let pinned: Vec<usize> =
-            a.sample_ids.iter().map(|id| ds.samples().iter().position(|s| s.id() == *id).unwrap()).collect();
+        let pinned: Vec<usize> = a
+            .sample_ids
+            .iter()
+            .map(|id| ds.samples().iter().position(|s| s.id() == *id).unwrap())
+            .collect();
         assert_eq!(pinned, [3, 0, 7, 2]);
     }
 
