@@ -318,6 +318,29 @@ fn legacy_datasets_get_legacy_declarations() {
 }
 
 #[test]
+fn run_records_in_metadata_are_kept_and_editable() {
+    let (_tmp, dir) = scratch("with-labelstudio-run");
+    let mut ds = Dataset::load(&dir).unwrap();
+    assert!(
+        ds.metadata()["annotation_runs"]["keep_run"]["config"]["label_schema"]["ground_truth"]
+            .is_object()
+    );
+    ds.metadata_mut()["info"] = json!({"touched": true});
+    ds.save().unwrap();
+    let meta = read_json(&dir.join("metadata.json"));
+    let orig = read_json(&fixture("with-labelstudio-run").join("metadata.json"));
+    assert_eq!(meta["annotation_runs"], orig["annotation_runs"]);
+    assert_eq!(meta["info"], json!({"touched": true}));
+    assert!(dir.join("annotations/keep_run.json").is_file());
+    assert!(
+        Dataset::load(fixture("image-all-label-types"))
+            .unwrap()
+            .check_media()
+            .is_ok()
+    );
+}
+
+#[test]
 fn frame_edits_are_saved() {
     let (_tmp, dir) = scratch("video-tracks");
     let mut ds = Dataset::load(&dir).unwrap();
@@ -429,6 +452,11 @@ fn unreadable_image_names_file_and_sample() {
     });
     fs::write(dir.join("data/img0.png"), b"garbage").unwrap();
     let ds = Dataset::load(&dir).unwrap();
+    let e = ds.check_media().unwrap_err().to_string();
+    assert!(
+        e.contains("sample 6b02536263110a1e76c075f7") && e.contains("img0.png"),
+        "{e}"
+    );
     let e = ds
         .image_size(oid("6b02536263110a1e76c075f7"))
         .unwrap_err()

@@ -504,6 +504,13 @@ impl Dataset {
         &self.metadata
     }
 
+    /// Mutable access to the dataset document (e.g. `annotation_runs`); marks metadata.json
+    /// for saving.
+    pub fn metadata_mut(&mut self) -> &mut Object {
+        self.dirty_metadata.set(true);
+        &mut self.metadata
+    }
+
     /// `name`.
     pub fn name(&self) -> Option<&str> {
         self.metadata.get("name").and_then(Value::as_str)
@@ -676,6 +683,18 @@ impl Dataset {
         })?;
         media::from_file(&self.media_path(fp))
             .map_err(|source| DatasetError::Media { sample: id, source })
+    }
+
+    /// Checks that every sample's media size is known (from `metadata` or a readable image
+    /// header); the first failure names the sample and the file. Not done by `load`, which
+    /// never touches media.
+    pub fn check_media(&self) -> Result<(), DatasetError> {
+        if self.media_type() != "image" {
+            return Ok(());
+        }
+        self.samples
+            .iter()
+            .try_for_each(|s| self.image_size(s.id()).map(|_| ()))
     }
 
     /// A media path resolved against the dataset directory (exports store relative paths).
