@@ -107,6 +107,18 @@ fn norm(v: &Value) -> Value {
     }
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap()
@@ -300,6 +312,57 @@ fn fiftyone_reads_what_annoform_writes() {
         want["samples"][saved.samples()[3].id().to_string()]["cls"],
         Value::Null
     );
+
+    // A legacy-format export (sample_fields as a map of type strings) with a new field.
+    let legacy = scratch.join("legacy");
+    copy_dir(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/legacy-format"),
+        &legacy,
+    );
+    let mut ds = Dataset::load(&legacy).unwrap();
+    let first = ds.samples()[0].id();
+    let mut det = Detection::new("cat", [0.1, 0.1, 0.5, 0.5]);
+    det.base.extra.insert("occluded".into(), json!(true));
+    let det_id = det.base.id.unwrap();
+    ds.set_label(
+        first,
+        "legacy_new",
+        Some(&Label::Detections(LabelList::new(vec![det]))),
+    )
+    .unwrap();
+    ds.save().unwrap();
+    let out = scratch.join("legacy-dump.json");
+    run_fiftyone(
+        &python,
+        scratch,
+        &["dump", &legacy.to_string_lossy(), &out.to_string_lossy()],
+    );
+    let got = read_json(&out);
+    assert_eq!(got["samples"].as_object().unwrap().len(), 5);
+    assert_eq!(
+        got["schema"]["legacy_new"],
+        json!(["EmbeddedDocumentField", "Detections"])
+    );
+    // FiftyOne's legacy importer gives samples new ids (label ids are kept): find the sample
+    // by its media.
+    let filepath = ds
+        .sample_by_id(first)
+        .unwrap()
+        .filepath()
+        .unwrap()
+        .to_owned();
+    let sample = got["samples"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["filepath"].as_str().unwrap().ends_with(&filepath))
+        .unwrap_or_else(|| panic!("no sample with media {filepath} in FiftyOne's import"));
+    let new = &sample["legacy_new"]["detections"][0];
+    assert_eq!(new["_id"], det_id.to_string(), "{sample}");
+    assert_eq!(new["occluded"], true);
+    let untouched = &sample["ground_truth"]["detections"][0];
+    assert_eq!(untouched["_id"], "6b02535c63110a1e76c075c0");
+    assert_eq!(untouched["color"], "red");
 
     // Video frames.
     let dir = export.join("video");

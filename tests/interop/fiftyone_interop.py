@@ -4,6 +4,7 @@
                                FiftyOneDataset and dump FiftyOne's view of it
     verify DIR EXPECTED.json   import DIR with fo.Dataset.from_dir and compare FiftyOne's view
                                with EXPECTED.json; print every difference and exit 1 on any
+    dump DIR OUT.json          import DIR with fo.Dataset.from_dir and dump FiftyOne's view
 
 A dump is {"samples": {id: {field: value}}, "frames": {sample_id: {frame_number: {...}}},
 "schema": {...}, "frame_schema": {...}}, normalised so JSON can carry it: ObjectIds as hex,
@@ -174,6 +175,9 @@ def main():
                 print("  " + p)
             sys.exit(1)
         print(f"verified {len(got['samples'])} samples of {target}: identical to the expected dump")
+    elif mode == "dump":
+        with open(dump_path, "w") as f:
+            json.dump(dump(fo.Dataset.from_dir(target, fo.types.FiftyOneDataset)), f)
     else:
         sys.exit(f"unknown mode {mode}")
 
