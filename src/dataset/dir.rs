@@ -149,7 +149,7 @@ pub struct Document {
     body: Body,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Body {
     /// Validated text of the file, parsed on first use.
     Text {
@@ -159,6 +159,26 @@ enum Body {
     },
     /// Created or changed in memory.
     Owned(Object),
+}
+
+impl fmt::Debug for Body {
+    // The text is the whole file: show the span, not the bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Text { span, cache, .. } => match cache.get() {
+                Some(o) => f
+                    .debug_struct("Text")
+                    .field("span", span)
+                    .field("parsed", o)
+                    .finish(),
+                None => f
+                    .debug_struct("Text")
+                    .field("span", span)
+                    .finish_non_exhaustive(),
+            },
+            Body::Owned(o) => f.debug_tuple("Owned").field(o).finish(),
+        }
+    }
 }
 
 impl Body {
