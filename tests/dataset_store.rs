@@ -341,6 +341,29 @@ fn run_records_in_metadata_are_kept_and_editable() {
 }
 
 #[test]
+fn escaped_keys_are_found() {
+    // Python's json writes non-ASCII keys as \uXXXX escapes.
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let text = fs::read_to_string(dir.join("samples.json")).unwrap();
+    fs::write(
+        dir.join("samples.json"),
+        text.replace("\"ground_truth\"", "\"gr\\u00f6und\""),
+    )
+    .unwrap();
+    let mut ds = Dataset::load(&dir).unwrap();
+    let id = ds.samples()[0].id();
+    assert_eq!(
+        ds.field_label_class("gröund").as_deref(),
+        Some("Detections")
+    );
+    let s = ds.sample_mut(id).unwrap();
+    assert_eq!(
+        s.remove_labels("gröund", &[oid("6b02535c63110a1e76c075c0")]),
+        1
+    );
+}
+
+#[test]
 fn frame_edits_are_saved() {
     let (_tmp, dir) = scratch("video-tracks");
     let mut ds = Dataset::load(&dir).unwrap();
@@ -476,4 +499,22 @@ fn a_failed_save_writes_nothing() {
     assert!(e.contains("field weird is not declared"), "{e}");
     assert!(e.contains(&id.to_string()), "{e}");
     assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn datasets_and_views_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Dataset>();
+    send_sync::<annoform::dataset::view::View>();
+    let ds = Dataset::load(fixture("image-all-label-types")).unwrap();
+    let n = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            ds.samples()
+                .iter()
+                .filter(|x| x.label("cls").unwrap().is_some())
+                .count()
+        });
+        h.join().unwrap()
+    });
+    assert_eq!(n, 5);
 }

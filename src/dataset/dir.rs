@@ -7,14 +7,14 @@
 //! and only after every file has been written, so a failed save leaves the old files intact.
 
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
@@ -155,7 +155,7 @@ enum Body {
     Text {
         text: Arc<String>,
         span: Range<usize>,
-        cache: OnceCell<Object>,
+        cache: OnceLock<Object>,
     },
     /// Created or changed in memory.
     Owned(Object),
@@ -224,9 +224,15 @@ impl Document {
     /// it certainly does not).
     fn may_have(&self, key: &str) -> bool {
         match &self.body {
-            Body::Text { text, span, cache } if cache.get().is_none() => {
-                let quoted = Value::String(key.to_owned()).to_string();
-                text[span.clone()].contains(&quoted)
+            // Keys with other characters may be written with escapes (FiftyOne writes
+            // non-ASCII as \uXXXX), so only plain keys are searched for verbatim.
+            Body::Text { text, span, cache }
+                if cache.get().is_none()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                text[span.clone()].contains(&format!("\"{key}\""))
             }
             _ => self.as_object().contains_key(key),
         }
@@ -362,9 +368,25 @@ pub struct Dataset {
     frames: Option<Vec<Frame>>,
     frames_rest: Vec<(String, Value)>,
     frames_by_sample: HashMap<ObjectId, Vec<usize>>,
-    dirty_metadata: Cell<bool>,
-    dirty_samples: Cell<bool>,
-    dirty_frames: Cell<bool>,
+    dirty_metadata: Flag,
+    dirty_samples: Flag,
+    dirty_frames: Flag,
+}
+
+/// A "file changed" flag; atomic so a `&Dataset` can be shared across threads.
+#[derive(Debug, Default)]
+struct Flag(AtomicBool);
+
+impl Flag {
+    fn new(v: bool) -> Self {
+        Flag(AtomicBool::new(v))
+    }
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self, v: bool) {
+        self.0.store(v, Ordering::Relaxed)
+    }
 }
 
 const METADATA: &str = "metadata.json";
@@ -408,9 +430,9 @@ impl Dataset {
             frames: None,
             frames_rest,
             frames_by_sample: HashMap::new(),
-            dirty_metadata: Cell::new(false),
-            dirty_samples: Cell::new(false),
-            dirty_frames: Cell::new(false),
+            dirty_metadata: Flag::new(false),
+            dirty_samples: Flag::new(false),
+            dirty_frames: Flag::new(false),
         };
         ds.adopt(samples, frames)?;
         Ok(ds)
@@ -433,9 +455,9 @@ impl Dataset {
             frames: None,
             frames_rest: Vec::new(),
             frames_by_sample: HashMap::new(),
-            dirty_metadata: Cell::new(true),
-            dirty_samples: Cell::new(true),
-            dirty_frames: Cell::new(frames.is_some()),
+            dirty_metadata: Flag::new(true),
+            dirty_samples: Flag::new(true),
+            dirty_frames: Flag::new(frames.is_some()),
         };
         let owned = |docs: Vec<Object>| docs.into_iter().map(Body::Owned).collect::<Vec<_>>();
         ds.adopt(owned(samples), frames.map(owned))?;
@@ -840,9 +862,9 @@ impl Dataset {
             frames: None,
             frames_rest: Vec::new(),
             frames_by_sample: HashMap::new(),
-            dirty_metadata: Cell::new(false),
-            dirty_samples: Cell::new(false),
-            dirty_frames: Cell::new(false),
+            dirty_metadata: Flag::new(false),
+            dirty_samples: Flag::new(false),
+            dirty_frames: Flag::new(false),
         };
         for (name, t) in &todo {
             with_decls.declare_field(name, t)?;
@@ -1009,7 +1031,7 @@ fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
         .map(|span| Body::Text {
             text: Arc::clone(&text),
             span,
-            cache: OnceCell::new(),
+            cache: OnceLock::new(),
         })
         .collect();
     Ok((bodies, rest))
