@@ -220,6 +220,20 @@ impl Document {
         }
     }
 
+    /// Only the given top-level keys, without caching: the whole object when already parsed,
+    /// else a partial parse that skips other values without building them (fast passes over
+    /// every sample that read one or two fields).
+    pub fn project(&self, keys: &[&str]) -> Cow<'_, Object> {
+        match &self.body {
+            Body::Text { text, span, cache } if cache.get().is_none() => {
+                let mut de = serde_json::Deserializer::from_str(&text[span.clone()]);
+                // Validated at load; an empty object is the least harmful answer to a bug.
+                Cow::Owned(Projection { keys }.deserialize(&mut de).unwrap_or_default())
+            }
+            _ => Cow::Borrowed(self.as_object()),
+        }
+    }
+
     /// Whether the document may have this top-level key (a cheap text pre-check; false means
     /// it certainly does not).
     fn may_have(&self, key: &str) -> bool {
@@ -1068,6 +1082,36 @@ impl<'de> Visitor<'de> for TopLevel {
                 out.docs = Some(map.next_value()?);
             } else {
                 out.rest.push((k, map.next_value()?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Deserializes an object keeping only some keys.
+struct Projection<'k> {
+    keys: &'k [&'k str],
+}
+
+impl<'de> DeserializeSeed<'de> for Projection<'_> {
+    type Value = Object;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Projection<'_> {
+    type Value = Object;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let mut out = Object::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if self.keys.contains(&k.as_str()) {
+                out.insert(k, map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
         Ok(out)

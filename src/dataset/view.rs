@@ -45,7 +45,7 @@ impl View {
         let Some(idx) = ds.samples().iter().position(|s| s.id() == sample) else {
             return Vec::new();
         };
-        let ctx = Ctx::new(ds, idx, field.starts_with("frames."));
+        let ctx = Ctx::new(ds, idx, &[field]);
         ctx.raw_labels(field)
             .into_iter()
             .filter_map(|l| l.get("_id").and_then(ObjectId::from_ejson))
@@ -118,15 +118,26 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(ds: &'a Dataset, idx: usize, with_frames: bool) -> Self {
+    /// Parses the fields a stage reads (`frames.<name>` for frame fields), nothing else.
+    fn new<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S]) -> Self {
         let s = &ds.samples()[idx];
-        let frames = if with_frames {
-            ds.frames(s.id()).into_iter().map(|f| f.object()).collect()
-        } else {
+        let (mut sample_keys, mut frame_keys) = (Vec::new(), Vec::new());
+        for f in fields {
+            match f.as_ref().strip_prefix("frames.") {
+                Some(name) => frame_keys.push(name),
+                None => sample_keys.push(f.as_ref()),
+            }
+        }
+        let frames = if frame_keys.is_empty() {
             Vec::new()
+        } else {
+            ds.frames(s.id())
+                .into_iter()
+                .map(|f| f.project(&frame_keys))
+                .collect()
         };
         Ctx {
-            sample: s.object(),
+            sample: s.project(&sample_keys),
             frames,
         }
     }
@@ -270,7 +281,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
             ViewStage::MatchTags(tags) => {
                 let want = tags.as_slice();
                 st.order.retain(|&s| {
-                    let ctx = Ctx::new(ds, s, false);
+                    let ctx = Ctx::new(ds, s, &["tags"]);
                     let tags = ctx.sample.get("tags").and_then(Value::as_array);
                     tags.is_some_and(|t| {
                         t.iter()
@@ -286,11 +297,12 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 }),
                 None => {
                     let e = parse_expr(i, name, field)?;
+                    let roots = e.root_fields();
                     let docs: Vec<bool> = st
                         .order
                         .iter()
                         .map(|&s| {
-                            let ctx = Ctx::new(ds, s, false);
+                            let ctx = Ctx::new(ds, s, &roots);
                             !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
                         })
                         .collect();
@@ -302,9 +314,8 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 st.check_label_field(i, name, &f.field)?;
                 let e = parse_expr(i, name, &f.where_)?;
                 let mut kept: HashMap<usize, HashSet<ObjectId>> = HashMap::new();
-                let frames = f.field.starts_with("frames.");
                 for &s in &st.order {
-                    let ctx = Ctx::new(ds, s, frames);
+                    let ctx = Ctx::new(ds, s, std::slice::from_ref(&f.field));
                     let ids: HashSet<ObjectId> = st
                         .labels(&ctx, s, &f.field)
                         .into_iter()
@@ -329,7 +340,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     .order
                     .iter()
                     .map(|&s| {
-                        let ctx = Ctx::new(ds, s, fields.iter().any(|f| f.starts_with("frames.")));
+                        let ctx = Ctx::new(ds, s, fields);
                         fields.iter().any(|f| {
                             st.labels(&ctx, s, f)
                                 .into_iter()
@@ -370,11 +381,12 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     SortBy::Expr(e) => (e.expr.as_str(), e.reverse),
                 };
                 let e = parse_expr(i, name, src)?;
+                let roots = e.root_fields();
                 let keys: Vec<SortKey> = st
                     .order
                     .iter()
                     .map(|&s| {
-                        let ctx = Ctx::new(ds, s, false);
+                        let ctx = Ctx::new(ds, s, &roots);
                         SortKey::from(expr::eval(&e, &st.sample_doc(&ctx, s)))
                     })
                     .collect();
@@ -416,7 +428,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 .order
                 .iter()
                 .map(|&s| {
-                    let ctx = Ctx::new(ds, s, field.starts_with("frames."));
+                    let ctx = Ctx::new(ds, s, std::slice::from_ref(field));
                     (
                         ds.samples()[s].id(),
                         st.labels(&ctx, s, field)
