@@ -40,6 +40,16 @@ impl LabelError {
     }
 }
 
+/// Reads a label value (same as [`Label::from_json`]).
+pub fn from_json(v: &Value) -> Result<Label, LabelError> {
+    Label::from_json(v)
+}
+
+/// Writes a label value (same as [`Label::to_json`]).
+pub fn to_json(label: &Label) -> Value {
+    label.to_json()
+}
+
 /// The key holding the list of labels of a list class: `Detections` → `detections`.
 pub fn label_list_key(cls: &str) -> Option<&'static str> {
     Some(match cls {
