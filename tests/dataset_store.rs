@@ -318,6 +318,52 @@ fn legacy_datasets_get_legacy_declarations() {
 }
 
 #[test]
+fn run_records_in_metadata_are_kept_and_editable() {
+    let (_tmp, dir) = scratch("with-labelstudio-run");
+    let mut ds = Dataset::load(&dir).unwrap();
+    assert!(
+        ds.metadata()["annotation_runs"]["keep_run"]["config"]["label_schema"]["ground_truth"]
+            .is_object()
+    );
+    ds.metadata_mut()["info"] = json!({"touched": true});
+    ds.save().unwrap();
+    let meta = read_json(&dir.join("metadata.json"));
+    let orig = read_json(&fixture("with-labelstudio-run").join("metadata.json"));
+    assert_eq!(meta["annotation_runs"], orig["annotation_runs"]);
+    assert_eq!(meta["info"], json!({"touched": true}));
+    assert!(dir.join("annotations/keep_run.json").is_file());
+    assert!(
+        Dataset::load(fixture("image-all-label-types"))
+            .unwrap()
+            .check_media()
+            .is_ok()
+    );
+}
+
+#[test]
+fn escaped_keys_are_found() {
+    // Python's json writes non-ASCII keys as \uXXXX escapes.
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let text = fs::read_to_string(dir.join("samples.json")).unwrap();
+    fs::write(
+        dir.join("samples.json"),
+        text.replace("\"ground_truth\"", "\"gr\\u00f6und\""),
+    )
+    .unwrap();
+    let mut ds = Dataset::load(&dir).unwrap();
+    let id = ds.samples()[0].id();
+    assert_eq!(
+        ds.field_label_class("gröund").as_deref(),
+        Some("Detections")
+    );
+    let s = ds.sample_mut(id).unwrap();
+    assert_eq!(
+        s.remove_labels("gröund", &[oid("6b02535c63110a1e76c075c0")]),
+        1
+    );
+}
+
+#[test]
 fn frame_edits_are_saved() {
     let (_tmp, dir) = scratch("video-tracks");
     let mut ds = Dataset::load(&dir).unwrap();
@@ -429,6 +475,11 @@ fn unreadable_image_names_file_and_sample() {
     });
     fs::write(dir.join("data/img0.png"), b"garbage").unwrap();
     let ds = Dataset::load(&dir).unwrap();
+    let e = ds.check_media().unwrap_err().to_string();
+    assert!(
+        e.contains("sample 6b02536263110a1e76c075f7") && e.contains("img0.png"),
+        "{e}"
+    );
     let e = ds
         .image_size(oid("6b02536263110a1e76c075f7"))
         .unwrap_err()
@@ -448,4 +499,22 @@ fn a_failed_save_writes_nothing() {
     assert!(e.contains("field weird is not declared"), "{e}");
     assert!(e.contains(&id.to_string()), "{e}");
     assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn datasets_and_views_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Dataset>();
+    send_sync::<annoform::dataset::view::View>();
+    let ds = Dataset::load(fixture("image-all-label-types")).unwrap();
+    let n = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            ds.samples()
+                .iter()
+                .filter(|x| x.label("cls").unwrap().is_some())
+                .count()
+        });
+        h.join().unwrap()
+    });
+    assert_eq!(n, 5);
 }

@@ -6,15 +6,19 @@
 //! changed, each to a temporary file in the same directory that is fsynced and then renamed,
 //! and only after every file has been written, so a failed save leaves the old files intact.
 
-use std::cell::Cell;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::ejson::{self, ObjectId};
 use super::fields::{FieldType, declared_label_class};
@@ -135,10 +139,54 @@ pub enum DatasetError {
 }
 
 /// One sample or frame: an ordered JSON object with a valid `_id`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Until it is first read, a document is only its span of the file's text: a large dataset
+/// costs about its file size in memory, and unchanged documents are written back byte for
+/// byte. Reading parses (and caches) it; changing it makes it an owned object.
+#[derive(Debug, Clone)]
 pub struct Document {
     id: ObjectId,
-    obj: Object,
+    body: Body,
+}
+
+#[derive(Clone)]
+enum Body {
+    /// Validated text of the file, parsed on first use.
+    Text {
+        text: Arc<String>,
+        span: Range<usize>,
+        cache: OnceLock<Object>,
+    },
+    /// Created or changed in memory.
+    Owned(Object),
+}
+
+impl fmt::Debug for Body {
+    // The text is the whole file: show the span, not the bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Text { span, cache, .. } => match cache.get() {
+                Some(o) => f
+                    .debug_struct("Text")
+                    .field("span", span)
+                    .field("parsed", o)
+                    .finish(),
+                None => f
+                    .debug_struct("Text")
+                    .field("span", span)
+                    .finish_non_exhaustive(),
+            },
+            Body::Owned(o) => f.debug_tuple("Owned").field(o).finish(),
+        }
+    }
+}
+
+impl Body {
+    fn parse(text: &str, span: &Range<usize>) -> Object {
+        // The span was parsed and validated as an object at load; a failure here would be a
+        // bug, and an empty object is the least harmful answer.
+        serde_json::from_str(&text[span.clone()]).unwrap_or_default()
+    }
 }
 
 /// A sample document.
@@ -152,24 +200,87 @@ impl Document {
         self.id
     }
 
-    /// The whole object, as stored.
+    /// The whole object (parsed and cached on first use).
     pub fn as_object(&self) -> &Object {
-        &self.obj
+        match &self.body {
+            Body::Text { text, span, cache } => cache.get_or_init(|| Body::parse(text, span)),
+            Body::Owned(o) => o,
+        }
+    }
+
+    /// The whole object without caching it: borrowed when already parsed, else parsed for
+    /// this call only (for passes over every sample that should not keep them all parsed).
+    pub fn object(&self) -> Cow<'_, Object> {
+        match &self.body {
+            Body::Text { cache, text, span } => match cache.get() {
+                Some(o) => Cow::Borrowed(o),
+                None => Cow::Owned(Body::parse(text, span)),
+            },
+            Body::Owned(o) => Cow::Borrowed(o),
+        }
+    }
+
+    /// Only the given top-level keys, without caching: the whole object when already parsed,
+    /// else a partial parse that skips other values without building them (fast passes over
+    /// every sample that read one or two fields).
+    pub fn project(&self, keys: &[&str]) -> Cow<'_, Object> {
+        match &self.body {
+            Body::Text { text, span, cache } if cache.get().is_none() => {
+                let mut de = serde_json::Deserializer::from_str(&text[span.clone()]);
+                // Validated at load; an empty object is the least harmful answer to a bug.
+                Cow::Owned(Projection { keys }.deserialize(&mut de).unwrap_or_default())
+            }
+            _ => Cow::Borrowed(self.as_object()),
+        }
+    }
+
+    /// Whether the document may have this top-level key (a cheap text pre-check; false means
+    /// it certainly does not).
+    fn may_have(&self, key: &str) -> bool {
+        match &self.body {
+            // Keys with other characters may be written with escapes (FiftyOne writes
+            // non-ASCII as \uXXXX), so only plain keys are searched for verbatim.
+            Body::Text { text, span, cache }
+                if cache.get().is_none()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                text[span.clone()].contains(&format!("\"{key}\""))
+            }
+            _ => self.as_object().contains_key(key),
+        }
+    }
+
+    /// Whether the document was changed (or created) in memory.
+    fn is_owned(&self) -> bool {
+        matches!(self.body, Body::Owned(_))
+    }
+
+    fn obj_mut(&mut self) -> &mut Object {
+        if let Body::Text { text, span, cache } = &mut self.body {
+            let o = cache.take().unwrap_or_else(|| Body::parse(text, span));
+            self.body = Body::Owned(o);
+        }
+        match &mut self.body {
+            Body::Owned(o) => o,
+            Body::Text { .. } => unreachable!("made owned above"),
+        }
     }
 
     /// A field's raw value (`None` when absent).
     pub fn get(&self, field: &str) -> Option<&Value> {
-        self.obj.get(field)
+        self.as_object().get(field)
     }
 
     /// `filepath`.
     pub fn filepath(&self) -> Option<&str> {
-        self.obj.get("filepath").and_then(Value::as_str)
+        self.as_object().get("filepath").and_then(Value::as_str)
     }
 
     /// `tags` (empty when absent).
     pub fn tags(&self) -> Vec<&str> {
-        self.obj
+        self.as_object()
             .get("tags")
             .and_then(Value::as_array)
             .map(|t| t.iter().filter_map(Value::as_str).collect())
@@ -178,12 +289,12 @@ impl Document {
 
     /// `frame_number` of a frame.
     pub fn frame_number(&self) -> Option<u64> {
-        self.obj.get("frame_number").and_then(Value::as_u64)
+        self.as_object().get("frame_number").and_then(Value::as_u64)
     }
 
     /// The label in `field`; `Ok(None)` when absent or null or not a label.
     pub fn label(&self, field: &str) -> Result<Option<Label>, LabelError> {
-        match self.obj.get(field) {
+        match self.as_object().get(field) {
             Some(v) if labels::is_label_value(v) => Label::from_json(v).map(Some),
             _ => Ok(None),
         }
@@ -191,7 +302,7 @@ impl Document {
 
     /// The individual label objects of `field`, unconverted.
     pub fn label_objects(&self, field: &str) -> Vec<&Object> {
-        self.obj
+        self.as_object()
             .get(field)
             .map(labels::label_objects)
             .unwrap_or_default()
@@ -208,15 +319,20 @@ impl Document {
         if field == "_id" {
             return;
         }
-        self.obj.insert(field.to_owned(), value);
-        if let Some(t) = self.obj.get_mut("last_modified_at") {
+        let obj = self.obj_mut();
+        obj.insert(field.to_owned(), value);
+        if let Some(t) = obj.get_mut("last_modified_at") {
             *t = ejson::date_now();
         }
     }
 
     /// Removes the labels with these ids from `field` (list or single); returns how many.
     pub fn remove_labels(&mut self, field: &str, ids: &[ObjectId]) -> usize {
-        let Some(v) = self.obj.get_mut(field) else {
+        if !self.may_have(field) {
+            return 0;
+        }
+        let obj = self.obj_mut();
+        let Some(v) = obj.get_mut(field) else {
             return 0;
         };
         let cls = v.get("_cls").and_then(Value::as_str).map(str::to_owned);
@@ -246,7 +362,7 @@ impl Document {
             }
         };
         if removed > 0 {
-            if let Some(t) = self.obj.get_mut("last_modified_at") {
+            if let Some(t) = obj.get_mut("last_modified_at") {
                 *t = ejson::date_now();
             }
         }
@@ -266,12 +382,38 @@ pub struct Dataset {
     frames: Option<Vec<Frame>>,
     frames_rest: Vec<(String, Value)>,
     frames_by_sample: HashMap<ObjectId, Vec<usize>>,
-    dirty_metadata: Cell<bool>,
-    dirty_samples: Cell<bool>,
-    dirty_frames: Cell<bool>,
+    dirty_metadata: Flag,
+    dirty_samples: Flag,
+    dirty_frames: Flag,
+}
+
+/// A "file changed" flag; atomic so a `&Dataset` can be shared across threads.
+#[derive(Debug, Default)]
+struct Flag(AtomicBool);
+
+impl Flag {
+    fn new(v: bool) -> Self {
+        Flag(AtomicBool::new(v))
+    }
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self, v: bool) {
+        self.0.store(v, Ordering::Relaxed)
+    }
 }
 
 const METADATA: &str = "metadata.json";
+/// Fields FiftyOne declares on every dataset (and `frame_number` on frames).
+const BUILTIN_FIELDS: [&str; 7] = [
+    "id",
+    "filepath",
+    "tags",
+    "metadata",
+    "created_at",
+    "last_modified_at",
+    "frame_number",
+];
 const SAMPLES: &str = "samples.json";
 const FRAMES: &str = "frames.json";
 
@@ -302,9 +444,9 @@ impl Dataset {
             frames: None,
             frames_rest,
             frames_by_sample: HashMap::new(),
-            dirty_metadata: Cell::new(false),
-            dirty_samples: Cell::new(false),
-            dirty_frames: Cell::new(false),
+            dirty_metadata: Flag::new(false),
+            dirty_samples: Flag::new(false),
+            dirty_frames: Flag::new(false),
         };
         ds.adopt(samples, frames)?;
         Ok(ds)
@@ -327,71 +469,81 @@ impl Dataset {
             frames: None,
             frames_rest: Vec::new(),
             frames_by_sample: HashMap::new(),
-            dirty_metadata: Cell::new(true),
-            dirty_samples: Cell::new(true),
-            dirty_frames: Cell::new(frames.is_some()),
+            dirty_metadata: Flag::new(true),
+            dirty_samples: Flag::new(true),
+            dirty_frames: Flag::new(frames.is_some()),
         };
-        ds.adopt(samples, frames)?;
+        let owned = |docs: Vec<Object>| docs.into_iter().map(Body::Owned).collect::<Vec<_>>();
+        ds.adopt(owned(samples), frames.map(owned))?;
         Ok(ds)
     }
 
     /// Validates raw documents and indexes them.
-    fn adopt(
-        &mut self,
-        samples: Vec<Object>,
-        frames: Option<Vec<Object>>,
-    ) -> Result<(), DatasetError> {
+    fn adopt(&mut self, samples: Vec<Body>, frames: Option<Vec<Body>>) -> Result<(), DatasetError> {
         let samples_path = self.root.join(SAMPLES);
         let mut label_ids: HashMap<ObjectId, ObjectId> = HashMap::new();
         self.samples.reserve(samples.len());
-        for (i, obj) in samples.into_iter().enumerate() {
-            let doc = validate_doc(&samples_path, "sample", i, obj, &mut label_ids)?;
-            if let Some(first) = self.index.insert(doc.id, i) {
+        for (i, body) in samples.into_iter().enumerate() {
+            let id = {
+                let obj = checked_object(&samples_path, "sample", i, &body)?;
+                validate_doc(&samples_path, "sample", i, &obj, &mut label_ids)?
+            };
+            if let Some(first) = self.index.insert(id, i) {
                 return Err(DatasetError::DuplicateId {
                     path: samples_path,
                     kind: "sample",
-                    id: doc.id,
+                    id,
                     first,
                     second: i,
                 });
             }
-            self.samples.push(doc);
+            self.samples.push(Document { id, body });
         }
         if let Some(frames) = frames {
             let frames_path = self.root.join(FRAMES);
             let mut seen = HashMap::new();
             let mut docs = Vec::with_capacity(frames.len());
-            for (i, obj) in frames.into_iter().enumerate() {
-                let sample = obj.get("_sample_id").and_then(ObjectId::from_ejson);
-                let doc = validate_doc(&frames_path, "frame", i, obj, &mut label_ids)?;
+            let mut numbers = Vec::with_capacity(frames.len());
+            for (i, body) in frames.into_iter().enumerate() {
+                let (id, sample, number) = {
+                    let obj = checked_object(&frames_path, "frame", i, &body)?;
+                    let id = validate_doc(&frames_path, "frame", i, &obj, &mut label_ids)?;
+                    let sample = obj.get("_sample_id").and_then(ObjectId::from_ejson);
+                    (
+                        id,
+                        sample,
+                        obj.get("frame_number").and_then(Value::as_u64).unwrap_or(0),
+                    )
+                };
                 let Some(sample) = sample else {
                     return Err(DatasetError::Invalid {
                         path: frames_path,
-                        doc: format!("frame {}", doc.id),
+                        doc: format!("frame {id}"),
                         msg: "_sample_id: expected {\"$oid\": <24 hex digits>}".into(),
                     });
                 };
                 if !self.index.contains_key(&sample) {
                     return Err(DatasetError::OrphanFrame {
                         path: frames_path,
-                        frame: doc.id,
+                        frame: id,
                         sample,
                     });
                 }
-                if let Some(first) = seen.insert(doc.id, i) {
+                if let Some(first) = seen.insert(id, i) {
                     return Err(DatasetError::DuplicateId {
                         path: frames_path,
                         kind: "frame",
-                        id: doc.id,
+                        id,
                         first,
                         second: i,
                     });
                 }
                 self.frames_by_sample.entry(sample).or_default().push(i);
-                docs.push(doc);
+                docs.push(Document { id, body });
+                numbers.push(number);
             }
             for idx in self.frames_by_sample.values_mut() {
-                idx.sort_by_key(|i| docs[*i].frame_number().unwrap_or(0));
+                idx.sort_by_key(|i| numbers[*i]);
             }
             self.frames = Some(docs);
         }
@@ -406,6 +558,13 @@ impl Dataset {
     /// The dataset document (`metadata.json`).
     pub fn metadata(&self) -> &Object {
         &self.metadata
+    }
+
+    /// Mutable access to the dataset document (e.g. `annotation_runs`); marks metadata.json
+    /// for saving.
+    pub fn metadata_mut(&mut self) -> &mut Object {
+        self.dirty_metadata.set(true);
+        &mut self.metadata
     }
 
     /// `name`.
@@ -498,8 +657,15 @@ impl Dataset {
             return true;
         }
         match name.strip_prefix("frames.") {
-            Some(f) => self.frames.iter().flatten().any(|d| d.obj.contains_key(f)),
-            None => self.samples.iter().any(|s| s.obj.contains_key(name)),
+            Some(f) => self
+                .frames
+                .iter()
+                .flatten()
+                .any(|d| d.may_have(f) && d.object().contains_key(f)),
+            None => self
+                .samples
+                .iter()
+                .any(|s| s.may_have(name) && s.object().contains_key(name)),
         }
     }
 
@@ -509,9 +675,10 @@ impl Dataset {
         if let Some(decl) = self.declaration(name) {
             return declared_label_class(decl);
         }
-        fn first<'a>(mut docs: impl Iterator<Item = &'a Document>, f: &str) -> Option<String> {
-            docs.find_map(|d| {
-                let v = d.obj.get(f)?;
+        fn first<'a>(docs: impl Iterator<Item = &'a Document>, f: &str) -> Option<String> {
+            docs.filter(|d| d.may_have(f)).find_map(|d| {
+                let obj = d.object();
+                let v = obj.get(f)?;
                 labels::is_label_value(v)
                     .then(|| v.get("_cls")?.as_str().map(str::to_owned))
                     .flatten()
@@ -572,6 +739,18 @@ impl Dataset {
         })?;
         media::from_file(&self.media_path(fp))
             .map_err(|source| DatasetError::Media { sample: id, source })
+    }
+
+    /// Checks that every sample's media size is known (from `metadata` or a readable image
+    /// header); the first failure names the sample and the file. Not done by `load`, which
+    /// never touches media.
+    pub fn check_media(&self) -> Result<(), DatasetError> {
+        if self.media_type() != "image" {
+            return Ok(());
+        }
+        self.samples
+            .iter()
+            .try_for_each(|s| self.image_size(s.id()).map(|_| ()))
     }
 
     /// A media path resolved against the dataset directory (exports store relative paths).
@@ -646,15 +825,12 @@ impl Dataset {
     fn undeclared_fields(&self) -> Result<Vec<(String, FieldType)>, DatasetError> {
         let mut todo: Vec<(String, FieldType)> = Vec::new();
         let mut scan = |docs: &[Document], prefix: &str, file: &str| -> Result<(), DatasetError> {
-            for d in docs {
-                for (k, v) in &d.obj {
+            // Only documents changed in memory can carry fields the file did not declare.
+            for d in docs.iter().filter(|d| d.is_owned()) {
+                for (k, v) in d.as_object() {
                     // FiftyOne declares its private `_` fields itself; `id`/`frame_number` are
                     // built in.
-                    if v.is_null()
-                        || k.starts_with('_')
-                        || k == "id"
-                        || (!prefix.is_empty() && k == "frame_number")
-                    {
+                    if v.is_null() || k.starts_with('_') || BUILTIN_FIELDS.contains(&k.as_str()) {
                         continue;
                     }
                     let name = format!("{prefix}{k}");
@@ -700,9 +876,9 @@ impl Dataset {
             frames: None,
             frames_rest: Vec::new(),
             frames_by_sample: HashMap::new(),
-            dirty_metadata: Cell::new(false),
-            dirty_samples: Cell::new(false),
-            dirty_frames: Cell::new(false),
+            dirty_metadata: Flag::new(false),
+            dirty_samples: Flag::new(false),
+            dirty_frames: Flag::new(false),
         };
         for (name, t) in &todo {
             with_decls.declare_field(name, t)?;
@@ -801,13 +977,6 @@ fn json_error(path: &Path, e: &serde_json::Error) -> DatasetError {
     }
 }
 
-fn open(path: &Path) -> Result<File, DatasetError> {
-    File::open(path).map_err(|source| DatasetError::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 fn read_metadata(path: &Path) -> Result<Object, DatasetError> {
     let bytes = fs::read(path).map_err(|source| DatasetError::Io {
         path: path.to_owned(),
@@ -825,57 +994,92 @@ fn read_metadata(path: &Path) -> Result<Object, DatasetError> {
     }
 }
 
-/// Streams `{"<key>": [ {...}, ... ], ...}` without holding the file text in memory.
-fn read_docs(
-    path: &Path,
-    key: &'static str,
-) -> Result<(Vec<Object>, Vec<(String, Value)>), DatasetError> {
-    let file = open(path)?;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
-    let out = TopLevel { key }
-        .deserialize(&mut de)
-        .map_err(|e| json_error(path, &e))?;
-    de.end().map_err(|e| json_error(path, &e))?;
-    match out.docs {
-        Some(docs) => Ok((docs, out.rest)),
-        None => Err(DatasetError::Json {
+/// Documents of a samples.json / frames.json file.
+type DocsFile = (Vec<Body>, Vec<(String, Value)>);
+
+/// Reads `{"<key>": [ {...}, ... ], ...}`: one pass finds each document's span (no tree is
+/// built); documents are parsed one at a time for validation, and later on demand.
+fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
+    let bytes = fs::read(path).map_err(|source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = upto.len() - upto.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+        DatasetError::Json {
             path: path.to_owned(),
-            line: 0,
-            column: 0,
-            msg: format!("missing the top-level \"{key}\" list"),
-        }),
-    }
+            line,
+            column,
+            msg: "invalid UTF-8".into(),
+        }
+    })?;
+    let (spans, rest) = {
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let out = TopLevel { key }
+            .deserialize(&mut de)
+            .map_err(|e| json_error(path, &e))?;
+        de.end().map_err(|e| json_error(path, &e))?;
+        let Some(raws) = out.docs else {
+            return Err(DatasetError::Json {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                msg: format!("missing the top-level \"{key}\" list"),
+            });
+        };
+        let base = text.as_ptr() as usize;
+        let spans: Vec<Range<usize>> = raws
+            .iter()
+            .map(|r| {
+                let start = r.get().as_ptr() as usize - base;
+                start..start + r.get().len()
+            })
+            .collect();
+        (spans, out.rest)
+    };
+    let text = Arc::new(text);
+    let bodies = spans
+        .into_iter()
+        .map(|span| Body::Text {
+            text: Arc::clone(&text),
+            span,
+            cache: OnceLock::new(),
+        })
+        .collect();
+    Ok((bodies, rest))
 }
 
 struct TopLevel {
     key: &'static str,
 }
 
-struct TopOut {
-    docs: Option<Vec<Object>>,
+struct TopOut<'de> {
+    docs: Option<Vec<&'de RawValue>>,
     rest: Vec<(String, Value)>,
 }
 
 impl<'de> DeserializeSeed<'de> for TopLevel {
-    type Value = TopOut;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TopOut, D::Error> {
+    type Value = TopOut<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TopOut<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for TopLevel {
-    type Value = TopOut;
+    type Value = TopOut<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "an object with a \"{}\" list", self.key)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopOut, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopOut<'de>, A::Error> {
         let mut out = TopOut {
             docs: None,
             rest: Vec::new(),
         };
         while let Some(k) = map.next_key::<String>()? {
             if k == self.key {
-                out.docs = Some(map.next_value_seed(DocList { kind: self.key })?);
+                out.docs = Some(map.next_value()?);
             } else {
                 out.rest.push((k, map.next_value()?));
             }
@@ -884,38 +1088,54 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 }
 
-struct DocList {
-    kind: &'static str,
+/// Deserializes an object keeping only some keys.
+struct Projection<'k> {
+    keys: &'k [&'k str],
 }
 
-impl<'de> DeserializeSeed<'de> for DocList {
-    type Value = Vec<Object>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Object>, D::Error> {
-        d.deserialize_seq(self)
+impl<'de> DeserializeSeed<'de> for Projection<'_> {
+    type Value = Object;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for DocList {
-    type Value = Vec<Object>;
+impl<'de> Visitor<'de> for Projection<'_> {
+    type Value = Object;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a list of {} objects", self.kind)
+        f.write_str("an object")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Object>, A::Error> {
-        let mut docs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(v) = seq.next_element::<Value>()? {
-            match v {
-                Value::Object(o) => docs.push(o),
-                other => {
-                    return Err(serde::de::Error::custom(format!(
-                        "{} #{}: expected an object, found {}",
-                        self.kind.trim_end_matches('s'),
-                        docs.len(),
-                        trimmed(&other)
-                    )));
-                }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let mut out = Object::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if self.keys.contains(&k.as_str()) {
+                out.insert(k, map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        Ok(docs)
+        Ok(out)
+    }
+}
+
+/// A document's object, parsed for validation (borrowed when already an object).
+fn checked_object<'a>(
+    path: &Path,
+    kind: &str,
+    i: usize,
+    body: &'a Body,
+) -> Result<Cow<'a, Object>, DatasetError> {
+    match body {
+        Body::Owned(o) => Ok(Cow::Borrowed(o)),
+        Body::Text { text, span, .. } => match serde_json::from_str::<Value>(&text[span.clone()]) {
+            Ok(Value::Object(o)) => Ok(Cow::Owned(o)),
+            Ok(other) => Err(DatasetError::Invalid {
+                path: path.to_owned(),
+                doc: format!("{kind} #{i}"),
+                msg: format!("expected an object, found {}", trimmed(&other)),
+            }),
+            Err(e) => Err(json_error(path, &e)),
+        },
     }
 }
 
@@ -925,9 +1145,9 @@ fn validate_doc(
     path: &Path,
     kind: &str,
     i: usize,
-    obj: Object,
+    obj: &Object,
     label_ids: &mut HashMap<ObjectId, ObjectId>,
-) -> Result<Document, DatasetError> {
+) -> Result<ObjectId, DatasetError> {
     let invalid = |doc: String, msg: String| DatasetError::Invalid {
         path: path.to_owned(),
         doc,
@@ -963,11 +1183,11 @@ fn validate_doc(
             ));
         }
     }
-    for (field, v) in &obj {
+    for (field, v) in obj {
         if !labels::is_label_value(v) {
             continue;
         }
-        Label::from_json(v).map_err(|e| invalid(name.clone(), label_error_msg(field, &e)))?;
+        Label::validate(v).map_err(|e| invalid(name.clone(), label_error_msg(field, &e)))?;
         for l in labels::label_objects(v) {
             let Some(lid) = l.get("_id").and_then(ObjectId::from_ejson) else {
                 continue;
@@ -983,7 +1203,7 @@ fn validate_doc(
             }
         }
     }
-    Ok(Document { id, obj })
+    Ok(id)
 }
 
 /// `field.path: message` for a label error inside `field`.
@@ -1006,7 +1226,10 @@ fn write_docs(
         if i > 0 {
             w.write_all(b", ")?;
         }
-        serde_json::to_writer(&mut *w, &d.obj)?;
+        match &d.body {
+            Body::Text { text, span, .. } => w.write_all(text[span.clone()].as_bytes())?,
+            Body::Owned(o) => serde_json::to_writer(&mut *w, o)?,
+        }
     }
     w.write_all(b"]")?;
     for (k, v) in rest {

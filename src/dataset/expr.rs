@@ -82,6 +82,37 @@ pub enum Expr {
     Call(Func, Box<Expr>),
 }
 
+impl Expr {
+    /// The top-level fields the expression reads (`id` also reads `_id`), so callers can
+    /// parse only those.
+    pub fn root_fields(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_roots(&mut out);
+        out
+    }
+
+    fn collect_roots(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Path(segs) => {
+                if let Some(Seg::Key(k)) = segs.first() {
+                    for name in [k.as_str(), if k == "id" { "_id" } else { "" }] {
+                        if !name.is_empty() && !out.iter().any(|o| o == name) {
+                            out.push(name.to_owned());
+                        }
+                    }
+                }
+            }
+            Expr::List(items) => items.iter().for_each(|i| i.collect_roots(out)),
+            Expr::Not(a) | Expr::Neg(a) | Expr::Call(_, a) => a.collect_roots(out),
+            Expr::Bin(_, a, b) => {
+                a.collect_roots(out);
+                b.collect_roots(out);
+            }
+            Expr::Null | Expr::Bool(_) | Expr::Num(_) | Expr::Str(_) => {}
+        }
+    }
+}
+
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -900,6 +931,12 @@ mod tests {
         assert_eq!(num("count(tags)"), Some(2.0));
         assert_eq!(num("metadata.width"), Some(64.0));
         assert!(holds("'bus' in predictions.detections.label", &s));
+    }
+
+    #[test]
+    fn root_fields_are_collected_once() {
+        let e = parse("count(gt) > 2 && metadata.width > 3 && id != null && gt.detections[0].label in [x, 'y']").unwrap();
+        assert_eq!(e.root_fields(), ["gt", "metadata", "id", "_id", "x"]);
     }
 
     #[test]

@@ -43,41 +43,40 @@ impl FieldType {
         }
     }
 
-    fn scalar_ftype(&self) -> Option<&'static str> {
-        Some(match self {
+    /// The `fiftyone.core.fields` class name.
+    fn ftype(&self) -> &'static str {
+        match self {
             FieldType::Int => "IntField",
             FieldType::Float => "FloatField",
             FieldType::Str => "StringField",
             FieldType::Bool => "BooleanField",
-            FieldType::Label(_) => return None,
-        })
+            FieldType::Label(_) => "EmbeddedDocumentField",
+        }
     }
 
     /// The legacy `sample_fields` spelling, e.g.
     /// `fiftyone.core.fields.EmbeddedDocumentField(fiftyone.core.labels.Detections)`.
     pub fn legacy_string(&self) -> String {
-        match (self, self.scalar_ftype()) {
-            (_, Some(s)) => format!("{F}{s}"),
-            (FieldType::Label(cls), None) => format!("{F}EmbeddedDocumentField({L}{cls})"),
-            _ => unreachable!("scalar_ftype is None only for labels"),
+        match self {
+            FieldType::Label(cls) => format!("{F}{}({L}{cls})", self.ftype()),
+            _ => format!("{F}{}", self.ftype()),
         }
     }
 
     /// The current-format field doc.
     pub fn field_doc(&self, name: &str) -> Value {
         let now = ejson::date_now();
-        match (self, self.scalar_ftype()) {
-            (_, Some(s)) => doc(name, s, None, None, vec![], name, now),
-            (FieldType::Label(cls), None) => doc(
+        match self {
+            FieldType::Label(cls) => doc(
                 name,
-                "EmbeddedDocumentField",
+                self.ftype(),
                 Some(&format!("{L}{cls}")),
                 None,
                 label_subfields(cls, &now),
                 name,
                 now.clone(),
             ),
-            _ => unreachable!("scalar_ftype is None only for labels"),
+            _ => doc(name, self.ftype(), None, None, vec![], name, now),
         }
     }
 }

@@ -40,6 +40,16 @@ impl LabelError {
     }
 }
 
+/// Reads a label value (same as [`Label::from_json`]).
+pub fn from_json(v: &Value) -> Result<Label, LabelError> {
+    Label::from_json(v)
+}
+
+/// Writes a label value (same as [`Label::to_json`]).
+pub fn to_json(label: &Label) -> Value {
+    label.to_json()
+}
+
 /// The key holding the list of labels of a list class: `Detections` → `detections`.
 pub fn label_list_key(cls: &str) -> Option<&'static str> {
     Some(match cls {
@@ -278,6 +288,70 @@ fn decode<K: Kind>(v: &Value) -> Result<(LabelBase, K), LabelError> {
     Ok((base, kind))
 }
 
+/// Checks one label object of class `K` like [`decode`] does, without keeping (or cloning)
+/// anything: loading validates every label of a dataset this way.
+fn check<K: Kind>(v: &Value) -> Result<(), LabelError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LabelError::new("", "expected an object"))?;
+    let mut kind = K::default();
+    for (key, val) in obj {
+        if val.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "_cls" if val.as_str() != Some(K::CLS) => {
+                return Err(LabelError::new(
+                    "_cls",
+                    format!("expected {:?}, found {val}", K::CLS),
+                ));
+            }
+            "_id" if ObjectId::from_ejson(val).is_none() => {
+                return Err(LabelError::new(
+                    "_id",
+                    "expected {\"$oid\": <24 hex digits>}",
+                ));
+            }
+            "tags"
+                if !val
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string)) =>
+            {
+                return Err(LabelError::new("tags", "expected a list of strings"));
+            }
+            "label" if !val.is_string() => {
+                return Err(LabelError::new("label", "expected a string"));
+            }
+            "index" if val.as_i64().is_none() => {
+                return Err(LabelError::new("index", "expected an integer"));
+            }
+            "attributes" if !val.is_object() => {
+                return Err(LabelError::new("attributes", "expected an object"));
+            }
+            k if K::KEYS.contains(&k) => kind.read(k, val)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_list<K: Kind>(v: &Value, cls: &str, key: &str) -> Result<(), LabelError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LabelError::new("", "expected an object"))?;
+    if obj.get("_cls").and_then(Value::as_str) != Some(cls) {
+        return Err(LabelError::new("_cls", format!("expected {cls:?}")));
+    }
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, it)| check::<K>(it).map_err(|e| e.nest(&format!("{key}[{i}]")))),
+        Some(_) => Err(LabelError::new(key, "expected a list of labels")),
+    }
+}
+
 /// Encodes one label object: original keys in their order, then new typed keys, then new
 /// custom attributes.
 fn encode<K: Kind>(base: &LabelBase, kind: &K) -> Value {
@@ -308,7 +382,7 @@ fn encode<K: Kind>(base: &LabelBase, kind: &K) -> Value {
         }
     }
     for (k, v) in &base.extra {
-        if !out.contains_key(k) && !(known(k) && v.is_null()) {
+        if !out.contains_key(k) {
             out.insert(k.clone(), v.clone());
         }
     }
@@ -537,7 +611,79 @@ label_struct!(
     Segmentation, SegmentationData, "Segmentation"
 );
 
+impl LabelBase {
+    /// A new label's base with the empty `attributes` dict FiftyOne writes for spatial labels.
+    fn new_spatial(label: impl Into<String>) -> Self {
+        LabelBase {
+            attributes: Some(Object::new()),
+            ..LabelBase::new(label)
+        }
+    }
+}
+
+impl Classification {
+    /// A new classification with a fresh id.
+    pub fn new(label: impl Into<String>) -> Self {
+        Classification {
+            base: LabelBase::new(label),
+            data: ClassificationData::default(),
+        }
+    }
+}
+
+impl Polyline {
+    /// A new polyline (list of shapes) with a fresh id.
+    pub fn new(
+        label: impl Into<String>,
+        points: Vec<Vec<[f64; 2]>>,
+        closed: bool,
+        filled: bool,
+    ) -> Self {
+        Polyline {
+            base: LabelBase::new_spatial(label),
+            data: PolylineData {
+                points: Some(points),
+                closed: Some(closed),
+                filled: Some(filled),
+                confidence: None,
+            },
+        }
+    }
+}
+
+impl Keypoint {
+    /// A new keypoint set with a fresh id.
+    pub fn new(label: impl Into<String>, points: Vec<[f64; 2]>) -> Self {
+        Keypoint {
+            base: LabelBase::new_spatial(label),
+            data: KeypointData {
+                points: Some(points),
+                confidence: None,
+            },
+        }
+    }
+}
+
 impl Detection {
+    /// A new detection with a fresh id and a relative `[x, y, w, h]` box.
+    pub fn new(label: impl Into<String>, bounding_box: [f64; 4]) -> Self {
+        Detection {
+            base: LabelBase::new_spatial(label),
+            data: DetectionData {
+                bounding_box: Some(bounding_box),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Sets the inline instance mask (shape = the box in pixels, bool).
+    pub fn set_mask(&mut self, mask: &Mask) {
+        self.data.mask = Some(Binary {
+            subtype: 0,
+            bytes: mask.to_zlib_npy(),
+        });
+    }
+
     /// Decodes the inline instance mask, if any.
     pub fn decode_mask(&self) -> Option<Result<Mask, MaskError>> {
         self.data
@@ -548,6 +694,24 @@ impl Detection {
 }
 
 impl Segmentation {
+    /// A new segmentation with a fresh id and an inline mask.
+    pub fn new(mask: &Mask) -> Self {
+        Segmentation {
+            base: LabelBase {
+                id: Some(ObjectId::new()),
+                tags: Some(Vec::new()),
+                ..Default::default()
+            },
+            data: SegmentationData {
+                mask: Some(Binary {
+                    subtype: 0,
+                    bytes: mask.to_zlib_npy(),
+                }),
+                mask_path: None,
+            },
+        }
+    }
+
     /// Decodes the inline mask, if any.
     pub fn decode_mask(&self) -> Option<Result<Mask, MaskError>> {
         self.data
@@ -729,6 +893,27 @@ impl Label {
         })
     }
 
+    /// Checks that a label value would convert, without converting it (cheaper than
+    /// [`Label::from_json`]; unmodelled classes always pass).
+    pub fn validate(v: &Value) -> Result<(), LabelError> {
+        let cls = v
+            .get("_cls")
+            .and_then(Value::as_str)
+            .ok_or_else(|| LabelError::new("_cls", "missing label class"))?;
+        match cls {
+            "Classification" => check::<ClassificationData>(v),
+            "Detection" => check::<DetectionData>(v),
+            "Polyline" => check::<PolylineData>(v),
+            "Keypoint" => check::<KeypointData>(v),
+            "Segmentation" => check::<SegmentationData>(v),
+            "Classifications" => check_list::<ClassificationData>(v, cls, "classifications"),
+            "Detections" => check_list::<DetectionData>(v, cls, "detections"),
+            "Polylines" => check_list::<PolylineData>(v, cls, "polylines"),
+            "Keypoints" => check_list::<KeypointData>(v, cls, "keypoints"),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes the label value.
     pub fn to_json(&self) -> Value {
         match self {
@@ -899,10 +1084,7 @@ mod tests {
         assert_eq!(v["_cls"], "Detections");
         assert_eq!(v["detections"][0]["_cls"], "Detection");
         assert_eq!(v["detections"][0]["label"], "car");
-        assert_eq!(
-            ObjectId::from_ejson(&v["detections"][0]["_id"]).is_some(),
-            true
-        );
+        assert!(ObjectId::from_ejson(&v["detections"][0]["_id"]).is_some());
     }
 
     #[test]
@@ -929,6 +1111,34 @@ mod tests {
         assert_eq!(e.to_string(), "label: expected a string");
         let e = Label::from_json(&json!({"_cls": "Detections", "detections": {}})).unwrap_err();
         assert_eq!(e.at, "detections");
+    }
+
+    #[test]
+    fn validate_agrees_with_from_json() {
+        let bad = [
+            json!({"_cls": "Detections", "detections": [{"_cls": "Detection", "bounding_box": [0.1, "x", 0.2, 0.3]}]}),
+            json!({"_cls": "Classification", "label": 3}),
+            json!({"_cls": "Detections", "detections": {}}),
+            json!({"_cls": "Keypoints", "keypoints": [{"_cls": "Keypoint", "points": [[0.1]]}]}),
+            json!({"_cls": "Polylines", "polylines": [{"_cls": "Polyline", "closed": "yes"}]}),
+            json!({"_cls": "Detection", "_id": {"$oid": "zz"}}),
+            json!({"_cls": "Detection", "index": 1.5}),
+            json!({"_cls": "Segmentation", "mask": {"$binary": {"base64": "!", "subType": "00"}}}),
+        ];
+        for v in bad {
+            assert_eq!(
+                Label::validate(&v).unwrap_err(),
+                Label::from_json(&v).unwrap_err(),
+                "{v}"
+            );
+        }
+        for s in fixture_samples() {
+            for (_, v) in s.as_object().unwrap() {
+                if is_label_value(v) {
+                    Label::validate(v).unwrap();
+                }
+            }
+        }
     }
 
     #[test]

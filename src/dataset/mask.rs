@@ -44,6 +44,19 @@ impl Dtype {
         }
     }
 
+    /// numpy's name for it (`str(arr.dtype)`).
+    pub fn numpy_name(self) -> &'static str {
+        match self {
+            Dtype::Bool => "bool",
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
+            Dtype::I32 => "int32",
+            Dtype::I64 => "int64",
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
@@ -297,7 +310,7 @@ mod tests {
         let m = Mask::from_ejson(&ejson(SEG_MASK)).unwrap();
         assert_eq!(m.dtype, Dtype::U8);
         assert_eq!(m.shape, vec![48, 64], "the fixture images are 64x48");
-        assert!(m.data.iter().any(|b| *b == 1) && m.data.iter().any(|b| *b == 2));
+        assert!(m.data.contains(&1) && m.data.contains(&2));
         let again = Mask::from_ejson(&m.to_ejson()).unwrap();
         assert_eq!(again, m);
     }

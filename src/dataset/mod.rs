@@ -1,5 +1,12 @@
 //! Datasets in FiftyOne's formats: the label model, view stages, the expression language and
 //! the stores that read and write them.
+//!
+//! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
+//! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
+//! - [`view`]: view stages ([`view::apply`]) → selected sample and label ids.
+//! - [`expr`]: the `where`/`expr` language ([`expr::parse`], [`expr::eval`]).
+//! - [`ejson`], [`mask`], [`media`], [`fields`]: Extended JSON and ObjectIds, zlib'd npy masks,
+//!   media sizes, FiftyOne field declarations.
 
 pub mod dir;
 pub mod ejson;

@@ -45,7 +45,8 @@ impl View {
         let Some(idx) = ds.samples().iter().position(|s| s.id() == sample) else {
             return Vec::new();
         };
-        raw_labels(ds, idx, field)
+        let ctx = Ctx::new(ds, idx, &[field]);
+        ctx.raw_labels(field)
             .into_iter()
             .filter_map(|l| l.get("_id").and_then(ObjectId::from_ejson))
             .collect()
@@ -109,16 +110,52 @@ fn stage_name(s: &ViewStage) -> &'static str {
     }
 }
 
-/// The label objects of a field on a sample; `frames.<name>` gathers them over all frames.
-fn raw_labels<'a>(ds: &'a Dataset, idx: usize, field: &str) -> Vec<&'a Object> {
-    let s = &ds.samples()[idx];
-    match field.strip_prefix("frames.") {
-        Some(f) => ds
-            .frames(s.id())
-            .into_iter()
-            .flat_map(|fr| fr.label_objects(f))
-            .collect(),
-        None => s.label_objects(field),
+/// A sample (and, when needed, its frames) parsed for one evaluation. Passes over the whole
+/// dataset parse each sample in turn instead of keeping every sample parsed.
+struct Ctx<'a> {
+    sample: Cow<'a, Object>,
+    frames: Vec<Cow<'a, Object>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Parses the fields a stage reads (`frames.<name>` for frame fields), nothing else.
+    fn new<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S]) -> Self {
+        let s = &ds.samples()[idx];
+        let (mut sample_keys, mut frame_keys) = (Vec::new(), Vec::new());
+        for f in fields {
+            match f.as_ref().strip_prefix("frames.") {
+                Some(name) => frame_keys.push(name),
+                None => sample_keys.push(f.as_ref()),
+            }
+        }
+        let frames = if frame_keys.is_empty() {
+            Vec::new()
+        } else {
+            ds.frames(s.id())
+                .into_iter()
+                .map(|f| f.project(&frame_keys))
+                .collect()
+        };
+        Ctx {
+            sample: s.project(&sample_keys),
+            frames,
+        }
+    }
+
+    /// The label objects of a field; `frames.<name>` gathers them over all frames.
+    fn raw_labels(&self, field: &str) -> Vec<&Object> {
+        match field.strip_prefix("frames.") {
+            Some(f) => self
+                .frames
+                .iter()
+                .flat_map(|fr| fr.get(f).map(labels::label_objects).unwrap_or_default())
+                .collect(),
+            None => self
+                .sample
+                .get(field)
+                .map(labels::label_objects)
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -136,8 +173,8 @@ struct State<'a> {
 
 impl<'a> State<'a> {
     /// Labels of a field as the view currently sees them.
-    fn labels(&self, idx: usize, field: &str) -> Vec<&'a Object> {
-        let all = raw_labels(self.ds, idx, field);
+    fn labels<'c>(&self, ctx: &'c Ctx<'_>, idx: usize, field: &str) -> Vec<&'c Object> {
+        let all = ctx.raw_labels(field);
         match self.filters.get(field) {
             None => all,
             Some(keep) => {
@@ -150,8 +187,8 @@ impl<'a> State<'a> {
     }
 
     /// The sample as expressions see it: filtered label fields show only remaining labels.
-    fn sample_doc(&self, idx: usize) -> Cow<'a, Object> {
-        let obj = self.ds.samples()[idx].as_object();
+    fn sample_doc<'c>(&self, ctx: &'c Ctx<'_>, idx: usize) -> Cow<'c, Object> {
+        let obj: &'c Object = &ctx.sample;
         let touched: Vec<&String> = self
             .filters
             .keys()
@@ -165,7 +202,7 @@ impl<'a> State<'a> {
         let mut copy = obj.clone();
         for field in touched {
             let keep: HashSet<ObjectId> = self
-                .labels(idx, field)
+                .labels(ctx, idx, field)
                 .into_iter()
                 .filter_map(label_id)
                 .collect();
@@ -244,24 +281,30 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
             ViewStage::MatchTags(tags) => {
                 let want = tags.as_slice();
                 st.order.retain(|&s| {
-                    ds.samples()[s]
-                        .tags()
-                        .iter()
-                        .any(|t| want.iter().any(|w| w == t))
+                    let ctx = Ctx::new(ds, s, &["tags"]);
+                    let tags = ctx.sample.get("tags").and_then(Value::as_array);
+                    tags.is_some_and(|t| {
+                        t.iter()
+                            .any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str())))
+                    })
                 });
             }
             ViewStage::Exists(field) => match field.strip_prefix("frames.") {
                 Some(f) => st.order.retain(|&s| {
                     ds.frames(ds.samples()[s].id())
                         .iter()
-                        .any(|fr| fr.get(f).is_some_and(|v| !v.is_null()))
+                        .any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
                 }),
                 None => {
                     let e = parse_expr(i, name, field)?;
+                    let roots = e.root_fields();
                     let docs: Vec<bool> = st
                         .order
                         .iter()
-                        .map(|&s| !matches!(expr::eval(&e, &st.sample_doc(s)), Val::Null))
+                        .map(|&s| {
+                            let ctx = Ctx::new(ds, s, &roots);
+                            !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
+                        })
                         .collect();
                     let mut keep = docs.into_iter();
                     st.order.retain(|_| keep.next().unwrap_or(false));
@@ -272,8 +315,9 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 let e = parse_expr(i, name, &f.where_)?;
                 let mut kept: HashMap<usize, HashSet<ObjectId>> = HashMap::new();
                 for &s in &st.order {
+                    let ctx = Ctx::new(ds, s, std::slice::from_ref(&f.field));
                     let ids: HashSet<ObjectId> = st
-                        .labels(s, &f.field)
+                        .labels(&ctx, s, &f.field)
                         .into_iter()
                         .filter(|l| expr::matches(&e, l))
                         .filter_map(label_id)
@@ -296,9 +340,12 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     .order
                     .iter()
                     .map(|&s| {
-                        fields
-                            .iter()
-                            .any(|f| st.labels(s, f).into_iter().any(|l| expr::matches(&e, l)))
+                        let ctx = Ctx::new(ds, s, fields);
+                        fields.iter().any(|f| {
+                            st.labels(&ctx, s, f)
+                                .into_iter()
+                                .any(|l| expr::matches(&e, l))
+                        })
                     })
                     .collect();
                 let mut keep = keep.into_iter();
@@ -334,13 +381,19 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     SortBy::Expr(e) => (e.expr.as_str(), e.reverse),
                 };
                 let e = parse_expr(i, name, src)?;
-                let docs: Vec<Cow<'_, Object>> =
-                    st.order.iter().map(|&s| st.sample_doc(s)).collect();
-                let keys: Vec<Val<'_>> = docs.iter().map(|d| expr::eval(&e, d)).collect();
+                let roots = e.root_fields();
+                let keys: Vec<SortKey> = st
+                    .order
+                    .iter()
+                    .map(|&s| {
+                        let ctx = Ctx::new(ds, s, &roots);
+                        SortKey::from(expr::eval(&e, &st.sample_doc(&ctx, s)))
+                    })
+                    .collect();
                 let mut perm: Vec<usize> = (0..st.order.len()).collect();
                 // Stable in both directions: ties keep their current order.
                 perm.sort_by(|&a, &b| {
-                    let o = sort_order(&keys[a], &keys[b]);
+                    let o = keys[a].cmp(&keys[b]);
                     if reverse { o.reverse() } else { o }
                 });
                 st.order = perm.into_iter().map(|p| st.order[p]).collect();
@@ -375,9 +428,10 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 .order
                 .iter()
                 .map(|&s| {
+                    let ctx = Ctx::new(ds, s, std::slice::from_ref(field));
                     (
                         ds.samples()[s].id(),
-                        st.labels(s, field)
+                        st.labels(&ctx, s, field)
                             .into_iter()
                             .filter_map(label_id)
                             .collect(),
@@ -393,30 +447,57 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
     })
 }
 
-/// Sort order across types, like MongoDB's: null < numbers < strings < objects < lists <
-/// booleans.
-fn sort_order(a: &Val, b: &Val) -> Ordering {
-    fn rank(v: &Val) -> u8 {
+/// An owned sort key (the samples it came from are not kept parsed).
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    Null,
+    Num(f64),
+    Str(String),
+    Obj,
+    List(Vec<SortKey>),
+    Bool(bool),
+}
+
+impl From<Val<'_>> for SortKey {
+    fn from(v: Val<'_>) -> Self {
         match v {
-            Val::Null => 0,
-            Val::Num(_) => 1,
-            Val::Str(_) => 2,
-            Val::Obj(_) => 3,
-            Val::List(_) => 4,
-            Val::Bool(_) => 5,
+            Val::Null => SortKey::Null,
+            Val::Num(n) => SortKey::Num(n),
+            Val::Str(s) => SortKey::Str(s.into_owned()),
+            Val::Obj(_) => SortKey::Obj,
+            Val::List(l) => SortKey::List(l.into_iter().map(SortKey::from).collect()),
+            Val::Bool(b) => SortKey::Bool(b),
         }
     }
-    match (a, b) {
-        (Val::Num(x), Val::Num(y)) => x.total_cmp(y),
-        (Val::Str(x), Val::Str(y)) => x.cmp(y),
-        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
-        (Val::List(x), Val::List(y)) => x
-            .iter()
-            .zip(y)
-            .map(|(p, q)| sort_order(p, q))
-            .find(|o| o.is_ne())
-            .unwrap_or(x.len().cmp(&y.len())),
-        _ => rank(a).cmp(&rank(b)),
+}
+
+impl SortKey {
+    /// Order across types, like MongoDB's: null < numbers < strings < objects < lists <
+    /// booleans.
+    fn rank(&self) -> u8 {
+        match self {
+            SortKey::Null => 0,
+            SortKey::Num(_) => 1,
+            SortKey::Str(_) => 2,
+            SortKey::Obj => 3,
+            SortKey::List(_) => 4,
+            SortKey::Bool(_) => 5,
+        }
+    }
+
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        match (self, other) {
+            (SortKey::Num(x), SortKey::Num(y)) => x.total_cmp(y),
+            (SortKey::Str(x), SortKey::Str(y)) => x.cmp(y),
+            (SortKey::Bool(x), SortKey::Bool(y)) => x.cmp(y),
+            (SortKey::List(x), SortKey::List(y)) => x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| p.cmp(q))
+                .find(|o| o.is_ne())
+                .unwrap_or(x.len().cmp(&y.len())),
+            _ => self.rank().cmp(&other.rank()),
+        }
     }
 }
 

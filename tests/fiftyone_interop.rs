@@ -1,0 +1,395 @@
+//! Round trip through real FiftyOne 1.22.1: FiftyOne exports a dataset with every label type,
+//! annoform loads it, adds/edits/deletes labels and adds fields, saves, and FiftyOne imports
+//! the result with `fo.Dataset.from_dir(..., fo.types.FiftyOneDataset)`. FiftyOne's view of
+//! the result must equal its view of the original export with exactly annoform's changes.
+//!
+//! Needs FiftyOne: `scripts/fiftyone-venv.sh` installs it into a cached venv
+//! (`${ANNOFORM_CACHE:-$HOME/.cache/annoform}`). If it cannot, this test fails — it never skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use annoform::dataset::dir::Dataset;
+use annoform::dataset::ejson::{self, ObjectId};
+use annoform::dataset::labels::{
+    Classification, Detection, Keypoint, Label, LabelList, Segmentation,
+};
+use annoform::dataset::mask::{Dtype, Mask};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+const SCRIPT: &str = "tests/interop/fiftyone_interop.py";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv python, installing FiftyOne on first use.
+fn fiftyone_python() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/fiftyone-venv.sh"))
+        .output()
+        .expect("cannot run scripts/fiftyone-venv.sh");
+    assert!(
+        out.status.success(),
+        "FiftyOne 1.22.1 could not be installed (scripts/fiftyone-venv.sh exited with {}); the interop test needs it.\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        Path::new(&path).is_file(),
+        "fiftyone-venv.sh printed {path:?}, not a python executable"
+    );
+    PathBuf::from(path)
+}
+
+/// Runs the FiftyOne script in a hermetic environment (scratch HOME and database).
+fn run_fiftyone(python: &Path, scratch: &Path, args: &[&str]) {
+    let out = Command::new(python)
+        .arg(repo().join(SCRIPT))
+        .args(args)
+        .env("HOME", scratch.join("home"))
+        .env("FIFTYONE_DATABASE_DIR", scratch.join("db"))
+        .env("FIFTYONE_DO_NOT_TRACK", "true")
+        .current_dir(scratch)
+        .output()
+        .expect("cannot run the FiftyOne script");
+    assert!(
+        out.status.success(),
+        "FiftyOne step {args:?} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The same normalisation as the Python dump: ids as hex, arrays as shape/dtype/sha256,
+/// NaN as "NaN", housekeeping keys dropped.
+fn norm(v: &Value) -> Value {
+    const SKIP: [&str; 4] = [
+        "created_at",
+        "last_modified_at",
+        "_dataset_id",
+        "_sample_id",
+    ];
+    match v {
+        Value::Object(o) => {
+            if let Some(id) = ejson::oid_str(v) {
+                return json!(id);
+            }
+            if o.contains_key("$binary") {
+                let m = Mask::from_ejson(v).expect("every binary in these datasets is an array");
+                let sha: String = Sha256::digest(&m.data)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                return json!({"__ndarray__": {"shape": m.shape, "dtype": m.dtype.numpy_name(), "sha256": sha}});
+            }
+            if o.contains_key("$numberDouble") {
+                let x = ejson::as_f64(v).unwrap();
+                return if x.is_nan() { json!("NaN") } else { json!(x) };
+            }
+            Value::Object(
+                o.iter()
+                    .filter(|(k, _)| !SKIP.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), norm(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(norm).collect()),
+        other => other.clone(),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
+}
+
+fn checker_mask(shape: [usize; 2], dtype: Dtype, modulo: u8) -> Mask {
+    let mut m = Mask::zeros(shape.to_vec(), dtype);
+    for (i, b) in m.data.iter_mut().enumerate() {
+        *b = (i % 3) as u8 % modulo;
+    }
+    m
+}
+
+/// Edits the image dataset; returns the (sample, field) pairs changed.
+fn edit_images(ds: &mut Dataset) -> Vec<(ObjectId, String)> {
+    let ids: Vec<ObjectId> = ds.samples().iter().map(|s| s.id()).collect();
+    let mut changed = Vec::new();
+
+    // s0: relabel + new attribute, delete the masked detection, add one with a mask.
+    let s = ds.sample_mut(ids[0]).unwrap();
+    let Some(Label::Detections(mut dets)) = s.label("ground_truth").unwrap() else {
+        panic!("ground_truth")
+    };
+    assert_eq!(dets.items.len(), 2);
+    dets.items[0].base.label = Some("bus".into());
+    dets.items[0]
+        .base
+        .extra
+        .insert("reviewed".into(), json!(true));
+    assert!(dets.items[1].data.mask.is_some());
+    dets.items.remove(1);
+    let mut new = Detection::new("bike", [0.25, 0.25, 0.125, 0.25]);
+    new.set_mask(&checker_mask([12, 8], Dtype::Bool, 2));
+    new.data.confidence = Some(0.75);
+    new.base.extra.insert("occluded".into(), json!(false));
+    new.base.extra.insert("source".into(), json!("annoform"));
+    new.base.tags = Some(vec!["new".into()]);
+    dets.items.push(new);
+    s.set_label("ground_truth", Some(&Label::Detections(dets)));
+    changed.push((ids[0], "ground_truth".to_owned()));
+
+    // s1: move a keypoint (the NaN point stays NaN), add a keypoint set, drop a polyline.
+    let s = ds.sample_mut(ids[1]).unwrap();
+    let Some(Label::Keypoints(mut kps)) = s.label("kps").unwrap() else {
+        panic!("kps")
+    };
+    let pts = kps.items[0].data.points.as_mut().unwrap();
+    pts[0] = [0.21, 0.31];
+    assert!(pts[2][0].is_nan());
+    kps.items.push(Keypoint::new(
+        "hand",
+        vec![[0.5, 0.5], [f64::NAN, f64::NAN]],
+    ));
+    s.set_label("kps", Some(&Label::Keypoints(kps)));
+    let pool = s.label_objects("polylines")[1]["_id"].clone();
+    assert_eq!(
+        s.remove_labels("polylines", &[ObjectId::from_ejson(&pool).unwrap()]),
+        1
+    );
+    changed.push((ids[1], "kps".to_owned()));
+    changed.push((ids[1], "polylines".to_owned()));
+
+    // s2: a new segmentation mask, a relabelled classification without confidence.
+    let s = ds.sample_mut(ids[2]).unwrap();
+    let Some(Label::Segmentation(mut seg)) = s.label("seg").unwrap() else {
+        panic!("seg")
+    };
+    let old = seg.decode_mask().unwrap().unwrap();
+    assert_eq!(old.shape, [48, 64]);
+    seg.data.mask = Segmentation::new(&checker_mask([48, 64], Dtype::U8, 3))
+        .data
+        .mask;
+    s.set_label("seg", Some(&Label::Segmentation(seg)));
+    let Some(Label::Classification(mut cls)) = s.label("cls").unwrap() else {
+        panic!("cls")
+    };
+    cls.base.label = Some("dog".into());
+    cls.data.confidence = None;
+    s.set_label("cls", Some(&Label::Classification(cls)));
+    changed.push((ids[2], "seg".to_owned()));
+    changed.push((ids[2], "cls".to_owned()));
+
+    // s3: a new tag, a cleared label field.
+    let s = ds.sample_mut(ids[3]).unwrap();
+    s.set("tags", json!(["val", "hard", "reviewed"]));
+    s.set_label("cls", None);
+    changed.push((ids[3], "tags".to_owned()));
+    changed.push((ids[3], "cls".to_owned()));
+
+    // Every sample: a new label field (declared explicitly) and a new scalar field (declared
+    // on save).
+    for (i, id) in ids.iter().enumerate() {
+        let mut c = Classification::new(if i % 2 == 0 { "ok" } else { "redo" });
+        c.data.confidence = Some(0.5 + i as f64 / 10.0);
+        ds.set_label(*id, "review", Some(&Label::Classification(c)))
+            .unwrap();
+        ds.sample_mut(*id)
+            .unwrap()
+            .set("review_score", json!(i as f64 + 0.5));
+        changed.push((*id, "review".to_owned()));
+        changed.push((*id, "review_score".to_owned()));
+    }
+    changed
+}
+
+/// Edits the video dataset's frames; returns (sample, frame number, field) changed.
+fn edit_video(ds: &mut Dataset) -> Vec<(ObjectId, u64, String)> {
+    let sid = ds.samples()[0].id();
+    let mut changed = Vec::new();
+    let f = ds.frame_mut(sid, 2).unwrap();
+    let Some(Label::Detections(mut dets)) = f.label("dets").unwrap() else {
+        panic!("dets")
+    };
+    dets.items[0].base.label = Some("truck".into());
+    dets.items[0]
+        .base
+        .extra
+        .insert("keyframe".into(), json!(true));
+    dets.items.remove(1);
+    f.set_label("dets", Some(&Label::Detections(dets)));
+    changed.push((sid, 2, "dets".to_owned()));
+    let f = ds.frame_mut(sid, 3).unwrap();
+    let mut d = Detection::new("dog", [0.7, 0.7, 0.1, 0.1]);
+    d.base.index = Some(3);
+    d.base.extra.insert("keyframe".into(), json!(true));
+    f.set_label("qa", Some(&Label::Detections(LabelList::new(vec![d]))));
+    changed.push((sid, 3, "qa".to_owned()));
+    changed
+}
+
+#[test]
+fn fiftyone_reads_what_annoform_writes() {
+    let python = fiftyone_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path();
+    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    let export = scratch.join("export");
+    let export_s = export.to_string_lossy().into_owned();
+    run_fiftyone(
+        &python,
+        scratch,
+        &[
+            "export",
+            &export_s,
+            &scratch.join("dump.json").to_string_lossy(),
+        ],
+    );
+
+    // Images.
+    let dir = export.join("images");
+    let mut ds = Dataset::load(&dir).unwrap();
+    let changed = edit_images(&mut ds);
+    ds.save().unwrap();
+    let mut want = read_json(&scratch.join("images-dump.json"));
+    let saved = Dataset::load(&dir).unwrap();
+    for (sid, field) in &changed {
+        let v = saved
+            .sample_by_id(*sid)
+            .unwrap()
+            .get(field)
+            .cloned()
+            .unwrap_or(Value::Null);
+        want["samples"][sid.to_string()][field] = norm(&v);
+    }
+    let schema = want["schema"].as_object_mut().unwrap();
+    schema.insert(
+        "review".into(),
+        json!(["EmbeddedDocumentField", "Classification"]),
+    );
+    schema.insert("review_score".into(), json!(["FloatField", null]));
+    let expected = scratch.join("images-expected.json");
+    std::fs::write(&expected, serde_json::to_vec(&want).unwrap()).unwrap();
+    run_fiftyone(
+        &python,
+        scratch,
+        &[
+            "verify",
+            &dir.to_string_lossy(),
+            &expected.to_string_lossy(),
+        ],
+    );
+
+    // Spot-check the expectation itself, so an edit that silently did nothing fails here.
+    let s0 = &want["samples"][saved.samples()[0].id().to_string()];
+    assert_eq!(s0["ground_truth"]["detections"][0]["label"], "bus");
+    assert_eq!(
+        s0["ground_truth"]["detections"][1]["mask"]["__ndarray__"]["shape"],
+        json!([12, 8])
+    );
+    assert_eq!(
+        want["samples"][saved.samples()[3].id().to_string()]["cls"],
+        Value::Null
+    );
+
+    // A legacy-format export (sample_fields as a map of type strings) with a new field.
+    let legacy = scratch.join("legacy");
+    copy_dir(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/legacy-format"),
+        &legacy,
+    );
+    let mut ds = Dataset::load(&legacy).unwrap();
+    let first = ds.samples()[0].id();
+    let mut det = Detection::new("cat", [0.1, 0.1, 0.5, 0.5]);
+    det.base.extra.insert("occluded".into(), json!(true));
+    let det_id = det.base.id.unwrap();
+    ds.set_label(
+        first,
+        "legacy_new",
+        Some(&Label::Detections(LabelList::new(vec![det]))),
+    )
+    .unwrap();
+    ds.save().unwrap();
+    let out = scratch.join("legacy-dump.json");
+    run_fiftyone(
+        &python,
+        scratch,
+        &["dump", &legacy.to_string_lossy(), &out.to_string_lossy()],
+    );
+    let got = read_json(&out);
+    assert_eq!(got["samples"].as_object().unwrap().len(), 5);
+    assert_eq!(
+        got["schema"]["legacy_new"],
+        json!(["EmbeddedDocumentField", "Detections"])
+    );
+    // FiftyOne's legacy importer gives samples new ids (label ids are kept): find the sample
+    // by its media.
+    let filepath = ds
+        .sample_by_id(first)
+        .unwrap()
+        .filepath()
+        .unwrap()
+        .to_owned();
+    let sample = got["samples"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["filepath"].as_str().unwrap().ends_with(&filepath))
+        .unwrap_or_else(|| panic!("no sample with media {filepath} in FiftyOne's import"));
+    let new = &sample["legacy_new"]["detections"][0];
+    assert_eq!(new["_id"], det_id.to_string(), "{sample}");
+    assert_eq!(new["occluded"], true);
+    let untouched = &sample["ground_truth"]["detections"][0];
+    assert_eq!(untouched["_id"], "6b02535c63110a1e76c075c0");
+    assert_eq!(untouched["color"], "red");
+
+    // Video frames.
+    let dir = export.join("video");
+    let mut ds = Dataset::load(&dir).unwrap();
+    let changed = edit_video(&mut ds);
+    ds.save().unwrap();
+    let mut want = read_json(&scratch.join("video-dump.json"));
+    let saved = Dataset::load(&dir).unwrap();
+    for (sid, n, field) in &changed {
+        let frames = saved.frames(*sid);
+        let frame = frames
+            .iter()
+            .find(|f| f.frame_number() == Some(*n))
+            .unwrap();
+        want["frames"][sid.to_string()][n.to_string()][field] = norm(frame.get(field).unwrap());
+    }
+    let fs: &mut Map<String, Value> = want["frame_schema"].as_object_mut().unwrap();
+    fs.insert("qa".into(), json!(["EmbeddedDocumentField", "Detections"]));
+    let expected = scratch.join("video-expected.json");
+    std::fs::write(&expected, serde_json::to_vec(&want).unwrap()).unwrap();
+    run_fiftyone(
+        &python,
+        scratch,
+        &[
+            "verify",
+            &dir.to_string_lossy(),
+            &expected.to_string_lossy(),
+        ],
+    );
+}
