@@ -26,11 +26,9 @@ Examples:
   annoform destroy --target old_review
   annoform destroy --auto-approve";
 
-/// `apply` arguments.
+/// What apply and destroy share.
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// A plan saved by `annoform plan --out`.
-    pub plan_file: Option<PathBuf>,
+pub struct ChangeArgs {
     /// Only these runs (repeatable).
     #[arg(long = "target", value_name = "KEY")]
     pub targets: Vec<String>,
@@ -40,6 +38,15 @@ pub struct Args {
     /// How long to wait for another annoform holding the workspace lock.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub lock_timeout: u64,
+}
+
+/// `apply` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A plan saved by `annoform plan --out`.
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -47,37 +54,36 @@ pub struct Args {
 /// `destroy` arguments.
 #[derive(Debug, clap::Args)]
 pub struct DestroyArgs {
-    /// Only these runs (repeatable); all runs without it.
-    #[arg(long = "target", value_name = "KEY")]
-    pub targets: Vec<String>,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub auto_approve: bool,
-    /// How long to wait for another annoform holding the workspace lock.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+}
+
+/// Read a plan saved by `annoform plan --out` (relative to the workspace).
+pub fn read_plan_file(
+    root: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<PlanFile, CommandError> {
+    let path = root.join(path);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CommandError::failed(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CommandError::failed(format!("{} is not a plan file: {e}", path.display())))
 }
 
 /// Plan (or load a plan), confirm and apply.
 pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let session = Session::open(ctx)?;
-    let _lock = session.lock("apply", Duration::from_secs(args.lock_timeout))?;
+    let _lock = session.lock("apply", Duration::from_secs(args.change.lock_timeout))?;
     let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
     let (work, from_file) = match &args.plan_file {
         None => (
             engine
-                .plan(&session.runs, &args.targets, Goal::Converge)
+                .plan(&session.runs, &args.change.targets, Goal::Converge)
                 .map_err(engine_error)?,
             false,
         ),
         Some(path) => {
-            let path = session.config.root.join(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                CommandError::failed(format!("cannot read {}: {e}", path.display()))
-            })?;
-            let saved: PlanFile = serde_json::from_str(&text).map_err(|e| {
-                CommandError::failed(format!("{} is not a plan file: {e}", path.display()))
-            })?;
+            let saved = read_plan_file(&session.config.root, path)?;
             let targets: Vec<String> = saved.guards.iter().map(|g| g.key.clone()).collect();
             let work = engine
                 .plan(&session.runs, &targets, Goal::Converge)
@@ -100,7 +106,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         return Ok(());
     }
     if !from_file {
-        confirm("Do you want to perform these actions?", args.auto_approve)?;
+        confirm(
+            "Do you want to perform these actions?",
+            args.change.auto_approve,
+        )?;
     }
     let done = engine.apply(work, &Bars::new()).map_err(engine_error)?;
     super::print(&format!("Apply complete: {} run(s) changed.\n", done.len()))
@@ -109,6 +118,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
 /// Plan destruction, confirm and apply it.
 pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     let session = Session::open(ctx)?;
+    let args = &args.change;
     let _lock = session.lock("destroy", Duration::from_secs(args.lock_timeout))?;
     let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
     let work = engine

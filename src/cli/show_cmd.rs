@@ -3,7 +3,7 @@
 use super::plan_cmd::OutputArgs;
 use super::session::Session;
 use super::{CommandError, Context};
-use crate::plan::engine::{PlanFile, Work};
+use crate::plan::engine::Work;
 use std::path::PathBuf;
 
 /// `show` arguments.
@@ -20,13 +20,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let (config, store) = Session::store_only(ctx)?;
     match &args.plan_file {
         Some(path) => {
-            let path = config.root.join(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                CommandError::failed(format!("cannot read {}: {e}", path.display()))
-            })?;
-            let saved: PlanFile = serde_json::from_str(&text).map_err(|e| {
-                CommandError::failed(format!("{} is not a plan file: {e}", path.display()))
-            })?;
+            let saved = super::apply_cmd::read_plan_file(&config.root, path)?;
             super::plan_cmd::print_plan(
                 ctx,
                 &Work {

@@ -173,6 +173,24 @@ impl<'s> Walker<'s> {
         });
     }
 
+    /// "`path` must be X or Y, found Z".
+    fn mismatch(
+        &mut self,
+        node: &Node,
+        path: &str,
+        expected: &[String],
+        label: &str,
+        help: Option<String>,
+    ) {
+        let message = format!(
+            "{} must be {}, found {}",
+            display_path(path),
+            or_list(expected),
+            node.kind()
+        );
+        self.push(node.span, message, label, help);
+    }
+
     fn walk(&mut self, node: &Node, schema: &'s Json, path: &str) {
         let schema = self.resolve(schema);
         if !schema.is_object() {
@@ -213,17 +231,8 @@ impl<'s> Walker<'s> {
                 .filter(|t| **t != "null")
                 .map(|t| describe_type(t).to_string())
                 .collect();
-            self.push(
-                node.span,
-                format!(
-                    "{} must be {}, found {}",
-                    display_path(path),
-                    or_list(&expected),
-                    node.kind()
-                ),
-                &format!("expected {}", or_list(&expected)),
-                None,
-            );
+            let label = format!("expected {}", or_list(&expected));
+            self.mismatch(node, path, &expected, &label, None);
             return;
         }
         match &node.value {
@@ -489,17 +498,7 @@ impl<'s> Walker<'s> {
             expected.dedup();
             let help = (!tags.is_empty())
                 .then(|| format!("each entry is a mapping with one key: {}", tags.join(", ")));
-            self.push(
-                node.span,
-                format!(
-                    "{} must be {}, found {}",
-                    display_path(path),
-                    or_list(&expected),
-                    node.kind()
-                ),
-                "wrong type",
-                help,
-            );
+            self.mismatch(node, path, &expected, "wrong type", help);
             return;
         }
         let mut best: Option<Vec<Finding>> = None;

@@ -21,6 +21,17 @@ pub struct FieldRef<'a> {
     pub path: Vec<PathItem<'a>>,
 }
 
+impl<'a> FieldRef<'a> {
+    /// Where to point at the field itself: its `label_schema` key, or `label_field`'s value.
+    pub fn location(&self) -> (Vec<PathItem<'a>>, bool) {
+        if self.path.is_empty() {
+            (vec![Key("label_field")], false)
+        } else {
+            (self.path.clone(), true)
+        }
+    }
+}
+
 /// The fields a run annotates, whichever form it uses.
 pub fn fields(run: &AnnotationRun) -> Vec<FieldRef<'_>> {
     match (&run.label_schema, &run.label_field) {
@@ -302,12 +313,7 @@ impl RunCheck<'_, '_> {
                 Ok(v) => {
                     let video = ds.media_type() == "video";
                     for f in fields(run) {
-                        let path = if f.path.is_empty() {
-                            vec![Key("label_field")]
-                        } else {
-                            f.path.clone()
-                        };
-                        let at_key = f.path.len() == 2;
+                        let (path, at_key) = f.location();
                         if f.name.starts_with("frames.") && !video {
                             found.push((
                                 path,
@@ -323,17 +329,10 @@ impl RunCheck<'_, '_> {
                     if let Some(kind) = kind {
                         if let Err(errors) = resolve::resolve(run, ds, &v, kind) {
                             for e in errors {
-                                let path = match &run.label_schema {
-                                    Some(_) => vec![
-                                        Key("label_schema"),
-                                        Key(fields(run)
-                                            .into_iter()
-                                            .find(|f| f.name == e.field)
-                                            .map_or("", |f| f.name)),
-                                    ],
-                                    None => vec![Key("label_field")],
-                                };
-                                let at_key = run.label_schema.is_some();
+                                let (path, at_key) = fields(run)
+                                    .into_iter()
+                                    .find(|f| f.name == e.field)
+                                    .map_or((vec![Key("label_field")], false), |f| f.location());
                                 found.push((
                                     path,
                                     at_key,
@@ -399,14 +398,10 @@ impl RunCheck<'_, '_> {
             None => (name, false),
         };
         if base.is_empty() || base.contains('.') || base.starts_with('_') {
-            let path = if f.path.is_empty() {
-                vec![Key("label_field")]
-            } else {
-                f.path.clone()
-            };
+            let (path, at_key) = f.location();
             self.err(
                 &path,
-                f.path.len() == 2,
+                at_key,
                 format!("invalid field name `{name}`"),
                 "bad name",
                 Some(
@@ -417,14 +412,10 @@ impl RunCheck<'_, '_> {
         let caps: Option<&Capabilities> = kind.map(BackendKind::capabilities);
         if let (Some(caps), Some(kind)) = (caps, kind) {
             if is_frame && !caps.video {
-                let path = if f.path.is_empty() {
-                    vec![Key("label_field")]
-                } else {
-                    f.path.clone()
-                };
+                let (path, at_key) = f.location();
                 self.err(
                     &path,
-                    f.path.len() == 2,
+                    at_key,
                     format!("{kind} cannot annotate video frame field `{name}`"),
                     "video field",
                     Some("use the cvat backend for videos".into()),
