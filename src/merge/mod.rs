@@ -5,7 +5,7 @@
 
 use crate::backend::DownloadedLabel;
 use crate::dataset::ejson::ObjectId;
-use crate::manifest::{Conflicts, LabelType};
+use crate::manifest::{Conflicts, LabelType, Unexpected};
 use crate::plan::{FieldCounts, Rejection};
 use crate::schema::ResolvedField;
 use crate::state::UploadedLabel;
@@ -147,6 +147,8 @@ pub struct FieldInput<'a> {
     /// Parts that, with a backend object id, derive ids of labels created in the backend.
     pub id_seed: &'a [u8],
     pub conflicts: Conflicts,
+    /// What to do with added labels whose class is outside the schema.
+    pub unexpected: Unexpected,
 }
 
 /// One field's merge for one sample.
@@ -156,6 +158,11 @@ pub struct FieldOutcome {
     pub rejected: Vec<Rejection>,
     /// Labels changed both in the dataset and in the backend (with `conflicts: error`).
     pub conflicts: Vec<String>,
+    /// Added labels whose class is outside the schema, to keep in a field named after their
+    /// type (`load.unexpected: keep`, as FiftyOne does).
+    pub unexpected: Vec<Value>,
+    /// Such labels that make the plan fail (`load.unexpected: error`).
+    pub unexpected_errors: Vec<String>,
     /// The field's new value, when it changes.
     pub new_value: Option<Option<Value>>,
     /// What the backend now holds, as the baseline of the next merge.
@@ -262,6 +269,30 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             continue;
         }
         let single = container(t).1.is_none();
+        if let Some(class) = outside_schema(dl, input.schema) {
+            match input.unexpected {
+                Unexpected::Ignore => {}
+                Unexpected::Report => {
+                    out.counts.rejected += 1;
+                    reject(
+                        &mut out,
+                        id,
+                        "add",
+                        &format!("class `{class}` is not in the schema (load.unexpected=report)"),
+                    );
+                }
+                Unexpected::Error => out.unexpected_errors.push(format!(
+                    "{} label {id} of class `{class}` (sample {})",
+                    input.field, input.sample_id
+                )),
+                Unexpected::Keep if r.allow_additions => out.unexpected.push(dl.clone()),
+                Unexpected::Keep => {
+                    out.counts.rejected += 1;
+                    reject(&mut out, id, "add", "allow_additions=false");
+                }
+            }
+            continue;
+        }
         if !r.allow_additions {
             out.counts.rejected += 1;
             reject(&mut out, id, "add", "allow_additions=false");
@@ -283,6 +314,15 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         out.new_value = Some(field_value(result, t));
     }
     out
+}
+
+/// The class of a label that the schema does not list (schemas without classes accept all).
+fn outside_schema(label: &Value, schema: &ResolvedField) -> Option<String> {
+    if schema.classes.is_empty() || schema.label_type == LabelType::Scalar {
+        return None;
+    }
+    let class = label.get("label").and_then(Value::as_str)?;
+    (!schema.classes.iter().any(|c| c == class)).then(|| class.to_string())
 }
 
 /// One matched label being merged: takes allowed changes, records forbidden ones.
@@ -454,6 +494,7 @@ mod tests {
             id_map: &IndexMap::new(),
             id_seed: b"seed",
             conflicts: Conflicts::Error,
+            unexpected: Unexpected::Keep,
         })
     }
 
@@ -568,6 +609,7 @@ mod tests {
             id_map: &IndexMap::new(),
             id_seed: b"seed",
             conflicts: Conflicts::Error,
+            unexpected: Unexpected::Keep,
         });
         assert!(again.new_value.is_none(), "{again:?}");
         assert_eq!(
@@ -577,6 +619,48 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn unexpected_classes_follow_the_policy() {
+        let s = schema(Restrictions::default());
+        let cur = [det(A, "car", 0.1)];
+        let value = field_value(cur.to_vec(), LabelType::Detections);
+        let uploaded = vec![UploadedLabel {
+            id: A.into(),
+            digest: label_digest(&cur[0], &s),
+        }];
+        let truck =
+            json!({"_cls": "Detection", "label": "truck", "bounding_box": [0.0, 0.0, 0.1, 0.1]});
+        let download = vec![dl(cur[0].clone(), "1"), dl(truck, "t-1")];
+        let id_map = IndexMap::new();
+        let run = |u| {
+            merge_field(&FieldInput {
+                field: "gt",
+                schema: &s,
+                sample_id: "s1",
+                current: value.as_ref(),
+                uploaded: &uploaded,
+                downloaded: &download,
+                id_map: &id_map,
+                id_seed: b"seed",
+                conflicts: Conflicts::Error,
+                unexpected: u,
+            })
+        };
+        let keep = run(Unexpected::Keep);
+        assert_eq!(keep.unexpected.len(), 1);
+        assert!(keep.new_value.is_none(), "the field itself is unchanged");
+        assert!(
+            run(Unexpected::Ignore).unexpected.is_empty()
+                && run(Unexpected::Ignore).rejected.is_empty()
+        );
+        assert!(
+            run(Unexpected::Report).rejected[0]
+                .reason
+                .contains("not in the schema")
+        );
+        assert_eq!(run(Unexpected::Error).unexpected_errors.len(), 1);
     }
 
     #[test]
@@ -599,6 +683,7 @@ mod tests {
             id_map: &id_map,
             id_seed: b"seed",
             conflicts: c,
+            unexpected: Unexpected::Keep,
         };
         let out = merge_field(&input(Conflicts::Error));
         assert_eq!(out.conflicts.len(), 1);

@@ -509,6 +509,14 @@ impl<'a> Engine<'a> {
         }
         let ds = self.dataset(&r.dataset)?;
         let outcome = merge_run(ds, r, d, &annotations)?;
+        if !outcome.unexpected_errors.is_empty() {
+            return Err(EngineError::Run(format!(
+                "run `{}`: {} label(s) of classes outside the schema (load.unexpected=error): {}",
+                r.key,
+                outcome.unexpected_errors.len(),
+                outcome.unexpected_errors.join(", ")
+            )));
+        }
         if !outcome.conflicts.is_empty() {
             return Err(EngineError::Run(format!(
                 "run `{}`: {} label(s) changed both in the dataset since upload and in {}: {} (set load.conflicts to `backend` or `dataset` to choose a side)",
@@ -1026,6 +1034,9 @@ struct RunMerge {
     counts: IndexMap<String, FieldCounts>,
     rejected: Vec<Rejection>,
     conflicts: Vec<String>,
+    unexpected_errors: Vec<String>,
+    /// Unexpected labels to keep: (sample id, field named after the type) → labels.
+    kept: IndexMap<(String, String), Vec<Value>>,
     /// (sample id, destination field, new value).
     writes: Vec<(String, String, Option<Value>)>,
     /// Destination fields to declare (new fields).
@@ -1052,6 +1063,8 @@ fn merge_run(
         counts: IndexMap::new(),
         rejected: Vec::new(),
         conflicts: Vec::new(),
+        unexpected_errors: Vec::new(),
+        kept: IndexMap::new(),
         writes: Vec::new(),
         declare: Vec::new(),
         baselines: IndexMap::new(),
@@ -1090,6 +1103,7 @@ fn merge_run(
                 id_map: &r.id_map,
                 id_seed: seed.as_bytes(),
                 conflicts: load.conflicts,
+                unexpected: load.unexpected,
             });
             counts.added += o.counts.added;
             counts.edited += o.counts.edited;
@@ -1098,6 +1112,16 @@ fn merge_run(
             counts.unchanged += o.counts.unchanged;
             out.rejected.extend(o.rejected);
             out.conflicts.extend(o.conflicts);
+            out.unexpected_errors.extend(o.unexpected_errors);
+            if !o.unexpected.is_empty() {
+                // FiftyOne keeps unexpected labels in a field named after their type.
+                let target = schema.label_type.as_str().to_string();
+                let existing = out
+                    .kept
+                    .entry((sid.clone(), target))
+                    .or_insert_with(Vec::new);
+                existing.extend(o.unexpected);
+            }
             out.new_ids.extend(o.new_ids);
             out.baselines
                 .entry(field.clone())
@@ -1109,6 +1133,15 @@ fn merge_run(
                 (None, true) => Some(sample.get(field).cloned().filter(|v| !v.is_null())),
                 (None, false) => None,
             };
+            let value = if dest != *field {
+                // The destination holds new labels (as in FiftyOne): ids derived from the
+                // source ids, so they are unique and stable across merges.
+                value.map(|v| {
+                    v.map(|v| with_derived_ids(v, schema.label_type, &format!("{seed}/{dest}")))
+                })
+            } else {
+                value
+            };
             if let Some(v) = value {
                 if sample.get(&dest) != v.as_ref() {
                     out.writes.push((sid.clone(), dest.clone(), v));
@@ -1119,7 +1152,54 @@ fn merge_run(
             out.declare.push((dest.clone(), schema.label_type));
         }
     }
+    for ((sid, target), labels) in std::mem::take(&mut out.kept) {
+        let id = ObjectId::parse(&sid).map_err(|e| EngineError::Run(e.to_string()))?;
+        let Some(sample) = ds.sample_by_id(id) else {
+            continue;
+        };
+        let t = r
+            .schema
+            .fields
+            .values()
+            .map(|f| f.label_type)
+            .find(|t| t.as_str() == target)
+            .unwrap_or(LabelType::Detections);
+        let mut all = merge::labels_of(sample.get(&target), t);
+        let before = all.len();
+        for l in labels {
+            if !all
+                .iter()
+                .any(|x| merge::label_id(x) == merge::label_id(&l))
+            {
+                all.push(l);
+            }
+        }
+        let added = all.len() - before;
+        if added > 0 {
+            out.counts.entry(target.clone()).or_default().added += added;
+            out.writes
+                .push((sid, target.clone(), merge::field_value(all, t)));
+            if !ds.field_exists(&target) && !out.declare.iter().any(|d| d.0 == target) {
+                out.declare.push((target, t));
+            }
+        }
+    }
     Ok(out)
+}
+
+/// A field value whose labels get ids derived from `seed` and their own ids.
+fn with_derived_ids(value: Value, t: LabelType, seed: &str) -> Value {
+    let labels = merge::labels_of(Some(&value), t)
+        .into_iter()
+        .map(|mut l| {
+            if let (Some(id), Some(o)) = (merge::label_id(&l), l.as_object_mut()) {
+                let derived = ObjectId::derive(&[seed.as_bytes(), id.to_string().as_bytes()]);
+                o.insert("_id".into(), derived.to_ejson());
+            }
+            l
+        })
+        .collect();
+    merge::field_value(labels, t).unwrap_or(value)
 }
 
 /// Open a backend by name.

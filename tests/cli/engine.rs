@@ -257,6 +257,83 @@ fn restrictions_reject_and_report() {
 }
 
 #[test]
+fn unexpected_labels_follow_load_unexpected() {
+    let manifest = |policy: &str| {
+        format!(
+            "{RUN}view:\n  - limit: 1\nlabel_schema:\n  ground_truth:\n    classes: [car, person]\nload:\n  unexpected: {policy}\n"
+        )
+    };
+    let truck = || json!({"backend_id": "t-1", "label": {"_cls": "Detection", "label": "truck", "bounding_box": [0.2, 0.2, 0.1, 0.1]}});
+
+    let ws = engine_workspace(&manifest("keep"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| labels.push(truck()));
+    let plan = plan_json(&ws);
+    assert_eq!(
+        plan["runs"][0]["fields"]["detections"]["added"], 1,
+        "{plan:#}"
+    );
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["added"], 0);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let first = &samples(&ws)[0];
+    assert_eq!(
+        first["detections"]["detections"][0]["label"], "truck",
+        "kept in a field named after the type"
+    );
+    assert_eq!(
+        first["ground_truth"]["detections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(plan_json(&ws)["changes"], false);
+
+    let ws = engine_workspace(&manifest("error"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| labels.push(truck()));
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("class `truck`"), "{}", out.stderr);
+
+    let ws = engine_workspace(&manifest("report"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| labels.push(truck()));
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["rejected"], 1);
+    assert!(
+        plan["runs"][0]["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("load.unexpected=report")
+    );
+}
+
+#[test]
+fn dest_field_receives_the_merge_and_the_source_stays() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\nload:\n  dest_field: reviewed\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| labels[0]["label"]["label"] = json!("bike"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let first = &samples(&ws)[0];
+    assert_eq!(
+        first["ground_truth"]["detections"][0]["label"], "car",
+        "the source is untouched"
+    );
+    assert_eq!(first["reviewed"]["detections"][0]["label"], "bike");
+    assert_eq!(first["reviewed"]["detections"].as_array().unwrap().len(), 2);
+    let meta =
+        std::fs::read_to_string(ws.path().join("datasets/quickstart/metadata.json")).unwrap();
+    assert!(
+        meta.contains("\"reviewed\""),
+        "the destination is declared for FiftyOne"
+    );
+    assert_eq!(plan_json(&ws)["changes"], false);
+}
+
+#[test]
 fn schema_changes_update_in_place_or_replace() {
     let manifest = |classes: &str| {
         format!(
