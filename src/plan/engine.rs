@@ -1119,7 +1119,7 @@ fn merge_run(
                 let existing = out
                     .kept
                     .entry((sid.clone(), target))
-                    .or_insert_with(Vec::new);
+                    .or_default();
                 existing.extend(o.unexpected);
             }
             out.new_ids.extend(o.new_ids);
