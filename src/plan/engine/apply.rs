@@ -1,0 +1,440 @@
+//! Applying: each step saved to the run record before the next starts.
+
+use super::run_merge::merge_run;
+use super::*;
+
+impl Engine<'_> {
+    /// Carry out `work`, saving each run's record after every step.
+    pub fn apply(
+        &mut self,
+        work: Work,
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut done = Vec::new();
+        for w in work.runs {
+            if w.plan.actions.is_empty() && w.merge.is_none() {
+                continue;
+            }
+            let summary = format!(
+                "{} {}/{}",
+                w.plan
+                    .actions
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                w.plan.dataset,
+                w.plan.key
+            );
+            self.apply_run(w, progress)?;
+            done.push(summary);
+        }
+        Ok(done)
+    }
+
+    fn apply_run(&mut self, w: RunWork, progress: &dyn Progress) -> Result<(), EngineError> {
+        let actions = &w.plan.actions;
+        let mut record = w.record;
+        if actions.contains(&Action::Destroy) || actions.contains(&Action::Replace) {
+            if let Some(r) = &record {
+                if let Some(p) = &r.project {
+                    let project = RemoteProject {
+                        id: p.id.clone(),
+                        name: p.name.clone(),
+                        url: None,
+                    };
+                    let b = self.backend(&r.backend)?;
+                    if b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
+                        b.delete_project(&project)?;
+                    }
+                }
+                self.store.delete(&r.dataset, &r.key)?;
+            }
+            record = None;
+            if actions.contains(&Action::Destroy) {
+                return Ok(());
+            }
+        }
+        let Some(d) = w.desired else { return Ok(()) };
+        let mut record = match record {
+            Some(r) => r,
+            None => {
+                let b = self.backend(&d.backend)?;
+                let project = match b.find_project(&d.project_name)? {
+                    Some(p) => p, // created before an interruption: adopt it
+                    None => b.create_project(&ProjectSpec {
+                        name: d.project_name.clone(),
+                        schema: d.schema.clone(),
+                        config: d.settings.clone(),
+                    })?,
+                };
+                let mut r = RunRecord::new(
+                    &d.loaded.run.dataset,
+                    &d.loaded.run.key.0,
+                    &d.backend,
+                    &self.now,
+                    crate::state::new_lineage(),
+                );
+                r.project = Some(BackendObject {
+                    id: project.id,
+                    name: project.name,
+                });
+                self.fill_record(&mut r, &d);
+                self.store.put(&mut r)?;
+                r
+            }
+        };
+        self.fill_record_keep_schema(&mut record, &d);
+        if actions.contains(&Action::Update) {
+            if record.schema != d.schema {
+                let project = remote(&record);
+                self.backend(&d.backend)?
+                    .update_schema(&project, &d.schema)?;
+            }
+            self.fill_record(&mut record, &d);
+            self.store.put(&mut record)?;
+        }
+        self.upload_batches(
+            &mut record,
+            &d,
+            &w.new_samples,
+            &w.missing_batches,
+            progress,
+        )?;
+        if let Some((annotations, digest)) = w.merge {
+            self.merge_and_save(&mut record, &d, &annotations, digest)?;
+            if d.loaded.run.load.as_ref().is_some_and(|l| l.cleanup)
+                && w.plan.actions.contains(&Action::Merge)
+            {
+                let project = remote(&record);
+                self.backend(&d.backend)?.delete_project(&project)?;
+                record.cleaned_up = true;
+                record.updated_at = self.now.clone();
+                self.store.put(&mut record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refresh what the record remembers of the manifest, except the schema (which changes
+    /// only with the backend's project).
+    fn fill_record_keep_schema(&self, r: &mut RunRecord, d: &Desired) {
+        let schema = std::mem::take(&mut r.schema);
+        self.fill_record(r, d);
+        r.schema = schema;
+    }
+
+    fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
+        r.manifest_digest = d.manifest_digest.clone();
+        r.backend_config = d.settings.clone();
+        r.schema = d.schema.clone();
+        r.view = d.loaded.run.view.clone();
+        r.prevent_destroy = d
+            .loaded
+            .run
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.prevent_destroy);
+        r.updated_at = self.now.clone();
+    }
+
+    /// Create the tasks of new samples (and recreate missing ones), adopting any task that
+    /// already exists under the deterministic name.
+    fn upload_batches(
+        &mut self,
+        record: &mut RunRecord,
+        d: &Desired,
+        new_samples: &[String],
+        missing: &[u32],
+        progress: &dyn Progress,
+    ) -> Result<(), EngineError> {
+        let mut batches: Vec<(u32, Vec<String>)> = Vec::new();
+        for b in missing {
+            if let Some(t) = record.tasks.iter().find(|t| t.batch == *b) {
+                batches.push((*b, t.samples.clone()));
+            }
+        }
+        let first = record.tasks.iter().map(|t| t.batch + 1).max().unwrap_or(0);
+        for (batch, chunk) in (first..).zip(new_samples.chunks(d.task_size)) {
+            batches.push((batch, chunk.to_vec()));
+        }
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let project = remote(record);
+        let existing = self.backend(&d.backend)?.list_tasks(&project)?;
+        progress.start("uploading", batches.iter().map(|b| b.1.len() as u64).sum());
+        for (batch, samples) in batches {
+            let name = format!(
+                "{}/batch-{batch:04}",
+                record.project.as_ref().map_or("", |p| p.name.as_str())
+            );
+            let recreate = record.tasks.iter().position(|t| t.batch == batch);
+            let spec = self.task_spec(&d.loaded.run.dataset, d, &name, batch, &samples)?;
+            let adopt = existing
+                .iter()
+                .find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
+            let task = match adopt {
+                Some(t) => t.clone(),
+                None => self.backend(&d.backend)?.create_task(&project, &spec)?,
+            };
+            let uploaded = uploaded_labels(&spec, &d.schema);
+            match recreate {
+                Some(i) => record.tasks[i].id = task.id,
+                None => {
+                    record.tasks.push(TaskRecord {
+                        id: task.id,
+                        name,
+                        batch,
+                        samples: samples.clone(),
+                        status: None,
+                    });
+                    record.samples.extend(samples.iter().cloned());
+                }
+            }
+            for (field, per_sample) in uploaded {
+                record.uploaded.entry(field).or_default().extend(per_sample);
+            }
+            record.updated_at = self.now.clone();
+            self.store.put(record)?;
+            progress.advance(samples.len() as u64);
+        }
+        progress.finish();
+        Ok(())
+    }
+
+    fn task_spec(
+        &mut self,
+        dataset: &str,
+        d: &Desired,
+        name: &str,
+        batch: u32,
+        samples: &[String],
+    ) -> Result<TaskSpec, EngineError> {
+        let ds = self.dataset(dataset)?;
+        let media_field = d
+            .loaded
+            .run
+            .media_field
+            .clone()
+            .unwrap_or_else(|| "filepath".into());
+        let mut out = Vec::with_capacity(samples.len());
+        for sid in samples {
+            let id = ObjectId::parse(sid).map_err(|e| EngineError::Run(e.to_string()))?;
+            let sample = ds.sample_by_id(id).ok_or_else(|| {
+                EngineError::Run(format!("sample {sid} is no longer in dataset `{dataset}`"))
+            })?;
+            let media = sample
+                .get(&media_field)
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    EngineError::Run(format!("sample {sid} has no `{media_field}` (media_field)"))
+                })?;
+            let dims = ds.image_size(id).ok();
+            let labels = d
+                .schema
+                .fields
+                .iter()
+                .map(|(field, f)| {
+                    (
+                        field.clone(),
+                        view_labels(ds, &d.view, id, field, f.label_type),
+                    )
+                })
+                .collect();
+            out.push(TaskSample {
+                sample_id: sid.clone(),
+                media: ds.media_path(media).display().to_string(),
+                width: dims.as_ref().map(|x| x.width),
+                height: dims.as_ref().map(|x| x.height),
+                labels,
+            });
+        }
+        Ok(TaskSpec {
+            name: name.to_string(),
+            batch,
+            samples: out,
+        })
+    }
+
+    fn merge_and_save(
+        &mut self,
+        record: &mut RunRecord,
+        d: &Desired,
+        annotations: &Annotations,
+        digest: String,
+    ) -> Result<(), EngineError> {
+        let dataset = record.dataset.clone();
+        let outcome = {
+            let ds = self.dataset(&dataset)?;
+            merge_run(ds, record, d, annotations)?
+        };
+        if !outcome.writes.is_empty() {
+            let Some(Ok(ds)) = self.datasets.get_mut(&dataset) else {
+                return Err(EngineError::Run(format!(
+                    "dataset `{dataset}` is not loaded"
+                )));
+            };
+            for (field, t) in &outcome.declare {
+                let ftype = match merge::container(*t) {
+                    ("", _) => outcome
+                        .writes
+                        .iter()
+                        .find(|w| &w.1 == field)
+                        .and_then(|w| w.2.as_ref())
+                        .and_then(FieldType::infer)
+                        .unwrap_or(FieldType::Str),
+                    (cls, _) => FieldType::Label(cls.to_string()),
+                };
+                ds.declare_field(field, &ftype)?;
+            }
+            for (sid, field, value) in outcome.writes {
+                let id = ObjectId::parse(&sid).map_err(|e| EngineError::Run(e.to_string()))?;
+                let sample = ds
+                    .sample_mut(id)
+                    .ok_or_else(|| EngineError::Run(format!("sample {sid} disappeared")))?;
+                sample.set(&field, value.unwrap_or(Value::Null));
+            }
+            ds.save()?;
+        }
+        for (field, per_sample) in outcome.baselines {
+            let e = record.uploaded.entry(field).or_default();
+            for (sid, labels) in per_sample {
+                e.insert(sid, labels);
+            }
+        }
+        record.id_map.extend(outcome.new_ids);
+        record.merge = Some(MergeCheckpoint {
+            annotations_digest: digest,
+            merged_at: self.now.clone(),
+            rejected: outcome.rejected,
+        });
+        record.updated_at = self.now.clone();
+        self.store.put(record)?;
+        Ok(())
+    }
+
+    /// Adopt a run's existing backend project and tasks (named as annoform names them) as a
+    /// new record; the dataset's current labels become the upload baseline.
+    pub fn import(&mut self, loaded: &LoadedRun) -> Result<RunRecord, EngineError> {
+        let run = &loaded.run;
+        if self.store.get(&run.dataset, &run.key.0)?.is_some() {
+            return Err(EngineError::Run(format!(
+                "run `{}` is already recorded; nothing to import",
+                run.key
+            )));
+        }
+        let d = self.desired(loaded)?;
+        let b = self.backend(&d.backend)?;
+        let project = b.find_project(&d.project_name)?.ok_or_else(|| {
+            EngineError::Run(format!(
+                "{} has no project `{}` to import",
+                d.backend, d.project_name
+            ))
+        })?;
+        let prefix = format!("{}/batch-", project.name);
+        let mut tasks: Vec<(u32, backend::RemoteTask)> = b
+            .list_tasks(&project)?
+            .into_iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix(&prefix)
+                    .and_then(|n| n.parse().ok())
+                    .map(|n| (n, t))
+            })
+            .collect();
+        tasks.sort_by_key(|(n, _)| *n);
+        if tasks.is_empty() {
+            return Err(EngineError::Run(format!(
+                "project `{}` has no tasks named `{prefix}NNNN`",
+                project.name
+            )));
+        }
+        let mut record = RunRecord::new(
+            &run.dataset,
+            &run.key.0,
+            &d.backend,
+            &self.now,
+            crate::state::new_lineage(),
+        );
+        record.project = Some(BackendObject {
+            id: project.id.clone(),
+            name: project.name.clone(),
+        });
+        self.fill_record(&mut record, &d);
+        for (batch, task) in tasks {
+            let annotations = self
+                .backend(&d.backend)?
+                .download(&project, std::slice::from_ref(&task.id))?;
+            let samples: Vec<String> = annotations.keys().cloned().collect();
+            let spec = self.task_spec(&run.dataset, &d, &task.name, batch, &samples)?;
+            for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
+                record.uploaded.entry(field).or_default().extend(per_sample);
+            }
+            record.samples.extend(samples.iter().cloned());
+            record.tasks.push(TaskRecord {
+                id: task.id,
+                name: task.name,
+                batch,
+                samples,
+                status: None,
+            });
+        }
+        self.store.put(&mut record)?;
+        Ok(record)
+    }
+}
+
+/// The labels of `field` on a sample that the view includes, in FiftyOne JSON.
+pub(super) fn view_labels(
+    ds: &Dataset,
+    view: &View,
+    id: ObjectId,
+    field: &str,
+    t: LabelType,
+) -> Vec<Value> {
+    let Some(sample) = ds.sample_by_id(id) else {
+        return Vec::new();
+    };
+    let all = merge::labels_of(sample.get(field), t);
+    match view.filtered.get(field) {
+        Some(per_sample) => {
+            let keep = per_sample.get(&id).cloned().unwrap_or_default();
+            all.into_iter()
+                .filter(|l| merge::label_id(l).is_some_and(|i| keep.contains(&i)))
+                .collect()
+        }
+        None => all,
+    }
+}
+
+fn uploaded_labels(
+    spec: &TaskSpec,
+    schema: &ResolvedSchema,
+) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {
+    let mut out: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
+    for s in &spec.samples {
+        for (field, labels) in &s.labels {
+            let Some(f) = schema.fields.get(field) else {
+                continue;
+            };
+            let list = labels
+                .iter()
+                .map(|l| UploadedLabel {
+                    id: if f.label_type == LabelType::Scalar {
+                        "value".into()
+                    } else {
+                        merge::label_id(l)
+                            .map(|i| i.to_string())
+                            .unwrap_or_default()
+                    },
+                    digest: merge::label_digest(l, f),
+                })
+                .collect();
+            out.entry(field.clone())
+                .or_default()
+                .insert(s.sample_id.clone(), list);
+        }
+    }
+    out
+}

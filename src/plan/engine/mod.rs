@@ -1,0 +1,304 @@
+//! The plan/apply engine: desired runs (manifests + datasets) against run records and the live
+//! backends. `plan` computes [`Work`] (the public [`Plan`] plus what apply needs); `apply`
+//! carries it out, saving the run record after every step so an interrupted apply resumes,
+//! and naming every backend object deterministically so it is adopted rather than duplicated.
+
+mod apply;
+mod planner;
+mod run_merge;
+
+use super::model::*;
+use crate::backend::{
+    self, Annotations, Backend, BackendKind, DownloadedLabel, ProjectSpec, RemoteProject,
+    TaskSample, TaskSpec,
+};
+use crate::config::{Config, Env};
+use crate::dataset::dir::Dataset;
+use crate::dataset::ejson::{self, ObjectId};
+use crate::dataset::fields::FieldType;
+use crate::dataset::view::{self, View};
+use crate::manifest::load::LoadedRun;
+use crate::manifest::{DestField, LabelType, LoadWhen};
+use crate::merge::{self, FieldInput};
+use crate::schema::{ResolvedSchema, resolve};
+use crate::state::local::LocalStore;
+use crate::state::{BackendObject, MergeCheckpoint, RunRecord, TaskRecord, UploadedLabel};
+use crate::workspace::Datasets;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// Samples per task when the backend settings do not say (`task_size`).
+const DEFAULT_TASK_SIZE: usize = 1000;
+
+/// Why the engine stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A run cannot be planned (message names the run).
+    #[error("{0}")]
+    Run(String),
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("dataset: {0}")]
+    Dataset(#[from] crate::dataset::dir::DatasetError),
+}
+
+/// What a saved plan was computed against; `apply PLANFILE` refuses the plan when any differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guard {
+    pub dataset: String,
+    pub key: String,
+    pub serial: Option<u64>,
+    pub lineage: Option<String>,
+    pub manifest_digest: Option<String>,
+    pub annotations_digest: Option<String>,
+}
+
+/// A plan file: the plan people reviewed and the guards that keep it honest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanFile {
+    pub plan: Plan,
+    pub guards: Vec<Guard>,
+}
+
+/// A run as the manifests want it, resolved against its dataset.
+pub struct Desired {
+    pub loaded: LoadedRun,
+    pub backend: String,
+    pub kind: BackendKind,
+    /// Non-secret backend settings (workspace defaults overridden by the manifest).
+    pub settings: serde_json::Map<String, Value>,
+    pub schema: ResolvedSchema,
+    pub view: View,
+    pub manifest_digest: String,
+    pub project_name: String,
+    pub task_size: usize,
+}
+
+/// Everything apply needs for one run.
+pub struct RunWork {
+    pub plan: RunPlan,
+    pub guard: Guard,
+    desired: Option<Desired>,
+    record: Option<RunRecord>,
+    new_samples: Vec<String>,
+    missing_batches: Vec<u32>,
+    merge: Option<(Annotations, String)>,
+}
+
+/// A computed plan with the work behind it.
+pub struct Work {
+    pub plan: Plan,
+    pub runs: Vec<RunWork>,
+}
+
+impl Work {
+    /// The plan file for `plan --out`.
+    pub fn plan_file(&self) -> PlanFile {
+        PlanFile {
+            plan: self.plan.clone(),
+            guards: self.runs.iter().map(|r| r.guard.clone()).collect(),
+        }
+    }
+}
+
+/// What to plan for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Make the backends match the manifests.
+    Converge,
+    /// Destroy the targeted runs (all, without targets).
+    Destroy,
+}
+
+/// Reports progress of long steps (the CLI draws bars; tests ignore it).
+pub trait Progress {
+    /// A step of `total` units starts.
+    fn start(&self, what: &str, total: u64);
+    /// `n` more units done.
+    fn advance(&self, n: u64);
+    /// The step is done.
+    fn finish(&self);
+}
+
+/// No progress reporting.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// The engine over one workspace.
+pub struct Engine<'a> {
+    config: &'a Config,
+    env: &'a Env,
+    store: &'a LocalStore,
+    datasets: Datasets<'a>,
+    backends: HashMap<String, Box<dyn Backend>>,
+    now: String,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine over the workspace's config and state store.
+    pub fn new(config: &'a Config, env: &'a Env, store: &'a LocalStore) -> Self {
+        let now = env
+            .var("ANNOFORM_NOW")
+            .map(String::from)
+            .unwrap_or_else(crate::state::now_rfc3339);
+        Engine {
+            config,
+            env,
+            store,
+            datasets: Datasets::new(config),
+            backends: HashMap::new(),
+            now,
+        }
+    }
+
+    fn backend(&mut self, name: &str) -> Result<&mut Box<dyn Backend>, EngineError> {
+        if !self.backends.contains_key(name) {
+            let b = open_backend(self.config, self.env, name)?;
+            self.backends.insert(name.to_string(), b);
+        }
+        Ok(self.backends.get_mut(name).expect("inserted above"))
+    }
+
+    fn dataset(&mut self, name: &str) -> Result<&Dataset, EngineError> {
+        match self.datasets.get(name) {
+            None => Err(EngineError::Run(format!(
+                "dataset `{name}` is not declared in annoform.toml"
+            ))),
+            Some(Err(e)) => Err(EngineError::Run(format!(
+                "cannot load dataset `{name}`: {e}"
+            ))),
+            Some(Ok(ds)) => Ok(ds),
+        }
+    }
+
+    /// Resolve a manifest run into its desired state.
+    pub fn desired(&mut self, loaded: &LoadedRun) -> Result<Desired, EngineError> {
+        let run = &loaded.run;
+        let backend = run
+            .backend
+            .clone()
+            .unwrap_or_else(|| self.config.default_backend.value.clone());
+        let settings_cfg = self.config.backend(&backend).ok_or_else(|| {
+            EngineError::Run(format!("run `{}`: unknown backend `{backend}`", run.key))
+        })?;
+        let kind = settings_cfg.kind;
+        let mut settings: serde_json::Map<String, Value> = settings_cfg
+            .values
+            .iter()
+            .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        for (k, v) in &run.backend_config {
+            if !backend::capabilities::is_secret_setting(k) {
+                settings.insert(k.clone(), v.clone());
+            }
+        }
+        let ds = self.dataset(&run.dataset)?;
+        let view = view::apply(&run.view, ds)
+            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+        let schema = resolve::resolve(run, ds, &view, kind).map_err(|errs| {
+            EngineError::Run(format!(
+                "run `{}`: {}",
+                run.key,
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        if schema.fields.keys().any(|f| f.starts_with("frames.")) {
+            return Err(EngineError::Run(format!(
+                "run `{}`: video runs are not supported yet",
+                run.key
+            )));
+        }
+        let project_name = settings
+            .get("project_name")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key));
+        let task_size = settings
+            .get("task_size")
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_TASK_SIZE, |n| n.max(1) as usize);
+        let manifest_digest = merge::digest(&serde_json::to_value(run).unwrap_or_default());
+        Ok(Desired {
+            loaded: loaded.clone(),
+            backend,
+            kind,
+            settings,
+            schema,
+            view,
+            manifest_digest,
+            project_name,
+            task_size,
+        })
+    }
+
+    /// The status of a run's tasks as the backend reports them.
+    pub fn status(&mut self, record: &RunRecord) -> Result<Vec<backend::TaskStatus>, EngineError> {
+        let project = remote(record);
+        let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
+        Ok(self.backend(&record.backend)?.status(&project, &ids)?)
+    }
+}
+
+fn remote(r: &RunRecord) -> RemoteProject {
+    let p = r.project.clone().unwrap_or(BackendObject {
+        id: String::new(),
+        name: String::new(),
+    });
+    RemoteProject {
+        id: p.id,
+        name: p.name,
+        url: None,
+    }
+}
+
+/// Open a backend by name.
+pub fn open_backend(
+    config: &Config,
+    env: &Env,
+    name: &str,
+) -> Result<Box<dyn Backend>, EngineError> {
+    let s = config
+        .backend(name)
+        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
+    match s.kind {
+        BackendKind::Custom => {
+            let command: Vec<String> = s
+                .values
+                .get("command")
+                .and_then(|c| serde_json::from_value(c.value.clone()).ok())
+                .ok_or_else(|| EngineError::Run(format!("backend `{name}` has no `command`")))?;
+            let command = command
+                .iter()
+                .map(|c| {
+                    crate::secret::resolve(c, env)
+                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let settings = s
+                .values
+                .iter()
+                .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect();
+            Ok(Box::new(backend::custom::CustomBackend::start(
+                name, &command, &settings,
+            )?))
+        }
+        kind => Err(EngineError::Run(format!(
+            "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
+        ))),
+    }
+}

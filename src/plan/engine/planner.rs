@@ -1,0 +1,348 @@
+//! Planning: desired runs against records and the live backends.
+
+use super::apply::view_labels;
+use super::run_merge::merge_run;
+use super::*;
+
+impl Engine<'_> {
+    /// Compute the plan for `runs` (the manifests) against the records.
+    pub fn plan(
+        &mut self,
+        runs: &[LoadedRun],
+        targets: &[String],
+        goal: Goal,
+    ) -> Result<Work, EngineError> {
+        let mut keys: Vec<(String, String)> = runs
+            .iter()
+            .map(|r| (r.run.dataset.clone(), r.run.key.0.clone()))
+            .collect();
+        for k in self.store.list()? {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        if !targets.is_empty() {
+            for t in targets {
+                if !keys.iter().any(|(_, k)| k == t) {
+                    return Err(EngineError::Run(format!(
+                        "--target {t}: no run has this key"
+                    )));
+                }
+            }
+            keys.retain(|(_, k)| targets.contains(k));
+        }
+        let mut out = Vec::new();
+        for (dataset, key) in keys {
+            let loaded = runs
+                .iter()
+                .find(|r| r.run.dataset == dataset && r.run.key.0 == key);
+            let desired = match (goal, loaded) {
+                (Goal::Converge, Some(l)) => Some(self.desired(l)?),
+                _ => None,
+            };
+            let record = self.store.get(&dataset, &key)?;
+            out.push(self.plan_run(&dataset, &key, desired, record, goal)?);
+        }
+        let plan = Plan::new(out.iter().map(|w| w.plan.clone()).collect());
+        Ok(Work { plan, runs: out })
+    }
+
+    fn plan_run(
+        &mut self,
+        dataset: &str,
+        key: &str,
+        desired: Option<Desired>,
+        record: Option<RunRecord>,
+        goal: Goal,
+    ) -> Result<RunWork, EngineError> {
+        let backend_name = desired
+            .as_ref()
+            .map(|d| d.backend.clone())
+            .or_else(|| record.as_ref().map(|r| r.backend.clone()))
+            .unwrap_or_default();
+        let mut plan = RunPlan {
+            key: key.to_string(),
+            dataset: dataset.to_string(),
+            backend: backend_name,
+            actions: Vec::new(),
+            samples: record.as_ref().map_or(0, |r| r.samples.len()),
+            tasks: record.as_ref().map_or(0, |r| r.tasks.len()),
+            fields: IndexMap::new(),
+            rejected: Vec::new(),
+            drift: Vec::new(),
+            details: Vec::new(),
+        };
+        let mut work = RunWork {
+            guard: Guard {
+                dataset: dataset.to_string(),
+                key: key.to_string(),
+                serial: record.as_ref().map(|r| r.serial),
+                lineage: record.as_ref().map(|r| r.lineage.clone()),
+                manifest_digest: desired.as_ref().map(|d| d.manifest_digest.clone()),
+                annotations_digest: None,
+            },
+            plan: plan.clone(),
+            desired: None,
+            record: None,
+            new_samples: Vec::new(),
+            missing_batches: Vec::new(),
+            merge: None,
+        };
+        match (&desired, &record) {
+            (None, None) => {}
+            (None, Some(r)) => {
+                if r.prevent_destroy {
+                    let why = if goal == Goal::Destroy {
+                        "cannot be destroyed"
+                    } else {
+                        "was removed from the manifests but"
+                    };
+                    return Err(EngineError::Run(format!(
+                        "run `{key}` (dataset `{dataset}`) {why} is protected by lifecycle.prevent_destroy; set `prevent_destroy: false` and apply before destroying it"
+                    )));
+                }
+                plan.actions.push(Action::Destroy);
+                plan.details.push(match &r.project {
+                    Some(p) => format!("delete project `{}` and its {} task(s); labels merged into the dataset stay", p.name, r.tasks.len()),
+                    None => "forget the run (no backend objects)".into(),
+                });
+            }
+            (Some(d), None) => {
+                plan.actions.push(Action::Create);
+                let ds = self.dataset(dataset)?;
+                work.new_samples = d.view.sample_ids.iter().map(ToString::to_string).collect();
+                plan.samples = work.new_samples.len();
+                plan.tasks = work.new_samples.len().div_ceil(d.task_size);
+                count_uploads(ds, d, &work.new_samples, &mut plan);
+                plan.details.push(format!(
+                    "create project `{}`; upload {} sample(s) in {} task(s)",
+                    d.project_name, plan.samples, plan.tasks
+                ));
+            }
+            (Some(d), Some(r)) => {
+                self.plan_existing(d, r, &mut plan, &mut work)?;
+                // Settings that only the record holds (view, load, lifecycle): shown when
+                // nothing else changes; otherwise the other steps save them.
+                if plan.actions.is_empty()
+                    && !r.cleaned_up
+                    && r.manifest_digest != d.manifest_digest
+                {
+                    plan.actions.push(Action::Update);
+                    plan.details
+                        .push("run settings changed (record only)".into());
+                }
+            }
+        }
+        work.plan = plan;
+        work.desired = desired;
+        work.record = record;
+        Ok(work)
+    }
+
+    fn plan_existing(
+        &mut self,
+        d: &Desired,
+        r: &RunRecord,
+        plan: &mut RunPlan,
+        work: &mut RunWork,
+    ) -> Result<(), EngineError> {
+        if r.cleaned_up {
+            plan.details.push("finished: merged and cleaned up".into());
+            return Ok(());
+        }
+        let kind = d.kind;
+        if r.backend != d.backend {
+            plan.actions.push(Action::Replace);
+            plan.details.push(format!(
+                "backend changed: {} → {}; the run is recreated",
+                r.backend, d.backend
+            ));
+        } else if r.schema != d.schema {
+            let caps_in_place = self
+                .backend(&d.backend)?
+                .capabilities()
+                .schema_update_in_place;
+            if caps_in_place && additive(&r.schema, &d.schema) {
+                plan.actions.push(Action::Update);
+                plan.details.push("update the label schema in place".into());
+            } else {
+                plan.actions.push(Action::Replace);
+                plan.details.push(format!(
+                    "the label schema changed in a way {kind} cannot apply in place; the run is recreated"
+                ));
+            }
+        }
+        if plan.actions.contains(&Action::Replace) {
+            let ds = self.dataset(&r.dataset)?;
+            work.new_samples = d.view.sample_ids.iter().map(ToString::to_string).collect();
+            plan.samples = work.new_samples.len();
+            plan.tasks = work.new_samples.len().div_ceil(d.task_size);
+            count_uploads(ds, d, &work.new_samples, plan);
+            if r.merge.is_none() && !r.tasks.is_empty() {
+                plan.details.push(format!(
+                    "annotations not yet merged in the {} old task(s) are discarded",
+                    r.tasks.len()
+                ));
+            }
+            return Ok(());
+        }
+
+        let known: HashSet<&str> = r.samples.iter().map(String::as_str).collect();
+        let new: Vec<String> = d
+            .view
+            .sample_ids
+            .iter()
+            .map(ToString::to_string)
+            .filter(|s| !known.contains(s.as_str()))
+            .collect();
+        if !new.is_empty() {
+            plan.actions.push(Action::Extend);
+            let ds = self.dataset(&r.dataset)?;
+            count_uploads(ds, d, &new, plan);
+            let batches = new.len().div_ceil(d.task_size);
+            plan.details.push(format!(
+                "upload {} new sample(s) in {batches} new task(s)",
+                new.len()
+            ));
+            plan.samples = r.samples.len() + new.len();
+            plan.tasks = r.tasks.len() + batches;
+            work.new_samples = new;
+        }
+
+        // Refresh: what does the backend hold now?
+        let Some(project) = r.project.as_ref().map(|p| RemoteProject {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            url: None,
+        }) else {
+            return Ok(());
+        };
+        let b = self.backend(&d.backend)?;
+        if b.find_project(&project.name)?
+            .is_none_or(|p| p.id != project.id)
+        {
+            plan.actions.push(Action::Drift);
+            plan.drift.push(format!(
+                "project `{}` ({}) is missing from {}",
+                project.name, project.id, d.backend
+            ));
+            work.missing_batches = r.tasks.iter().map(|t| t.batch).collect();
+            return Ok(());
+        }
+        let live: HashSet<String> = b.list_tasks(&project)?.into_iter().map(|t| t.id).collect();
+        for t in &r.tasks {
+            if !live.contains(&t.id) {
+                plan.drift.push(format!(
+                    "task `{}` ({}) is missing; it will be recreated",
+                    t.name, t.id
+                ));
+                work.missing_batches.push(t.batch);
+            }
+        }
+        if !work.missing_batches.is_empty() {
+            plan.actions.push(Action::Drift);
+        }
+        let task_ids: Vec<String> = r
+            .tasks
+            .iter()
+            .filter(|t| live.contains(&t.id))
+            .map(|t| t.id.clone())
+            .collect();
+        let load = d.loaded.run.load.clone().unwrap_or_default();
+        if task_ids.is_empty() || load.when == LoadWhen::Never {
+            return Ok(());
+        }
+        if load.when == LoadWhen::Complete {
+            let status = b.status(&project, &task_ids)?;
+            let done = status.iter().filter(|s| s.complete).count();
+            if done < task_ids.len() {
+                plan.details.push(format!(
+                    "waiting for annotators: {done}/{} task(s) complete (load.when=complete)",
+                    task_ids.len()
+                ));
+                return Ok(());
+            }
+        }
+        let annotations = b.download(&project, &task_ids)?;
+        let digest = merge::digest(&serde_json::to_value(&annotations).unwrap_or_default());
+        work.guard.annotations_digest = Some(digest.clone());
+        if r.merge
+            .as_ref()
+            .is_some_and(|m| m.annotations_digest == digest)
+        {
+            return Ok(());
+        }
+        let ds = self.dataset(&r.dataset)?;
+        let outcome = merge_run(ds, r, d, &annotations)?;
+        if !outcome.unexpected_errors.is_empty() {
+            return Err(EngineError::Run(format!(
+                "run `{}`: {} label(s) of classes outside the schema (load.unexpected=error): {}",
+                r.key,
+                outcome.unexpected_errors.len(),
+                outcome.unexpected_errors.join(", ")
+            )));
+        }
+        if !outcome.conflicts.is_empty() {
+            return Err(EngineError::Run(format!(
+                "run `{}`: {} label(s) changed both in the dataset since upload and in {}: {} (set load.conflicts to `backend` or `dataset` to choose a side)",
+                r.key,
+                outcome.conflicts.len(),
+                d.backend,
+                outcome.conflicts.join(", ")
+            )));
+        }
+        let changes = outcome
+            .counts
+            .values()
+            .any(|c| c.added + c.edited + c.deleted + c.rejected > 0);
+        for (field, c) in &outcome.counts {
+            let e = plan.fields.entry(field.clone()).or_default();
+            e.added = c.added;
+            e.edited = c.edited;
+            e.deleted = c.deleted;
+            e.rejected = c.rejected;
+            e.unchanged = c.unchanged;
+        }
+        if changes {
+            plan.actions.push(Action::Merge);
+            plan.rejected = outcome.rejected;
+            if load.cleanup {
+                plan.details.push(format!(
+                    "then delete project `{}` (load.cleanup)",
+                    project.name
+                ));
+            }
+        }
+        // Remember the download: apply merges exactly this (or records the checkpoint).
+        work.merge = Some((annotations, digest));
+        Ok(())
+    }
+}
+
+/// Whether `new` only adds to `old` (classes, attributes, attribute values; restrictions may
+/// change), which backends can apply in place.
+fn additive(old: &ResolvedSchema, new: &ResolvedSchema) -> bool {
+    old.fields.iter().all(|(name, o)| {
+        new.fields.get(name).is_some_and(|n| {
+            n.label_type == o.label_type
+                && o.classes.iter().all(|c| n.classes.contains(c))
+                && o.attributes.iter().all(|(a, oa)| {
+                    n.attributes.get(a).is_some_and(|na| {
+                        na.attr_type == oa.attr_type
+                            && oa.values.iter().all(|v| na.values.contains(v))
+                    })
+                })
+        })
+    }) && new.fields.keys().all(|k| old.fields.contains_key(k))
+}
+
+fn count_uploads(ds: &Dataset, d: &Desired, samples: &[String], plan: &mut RunPlan) {
+    for (field, f) in &d.schema.fields {
+        let n: usize = samples
+            .iter()
+            .filter_map(|s| ObjectId::parse(s).ok())
+            .map(|id| view_labels(ds, &d.view, id, field, f.label_type).len())
+            .sum();
+        plan.fields.entry(field.clone()).or_default().upload += n;
+    }
+}
