@@ -419,6 +419,27 @@ fn missing_metadata_is_reported() {
 }
 
 #[test]
+fn missing_or_malformed_files_are_named() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::remove_file(dir.join("samples.json")).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("samples.json"), "{e}");
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::write(dir.join("metadata.json"), b"[1, 2]").unwrap();
+    assert!(load_err(&dir).contains("metadata.json: line 1, column 1: expected a JSON object"));
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::write(dir.join("samples.json"), br#"{"frames": []}"#).unwrap();
+    assert!(load_err(&dir).contains("missing the top-level \"samples\" list"));
+
+    let (_tmp, dir) = scratch("video-tracks");
+    let text = fs::read(dir.join("frames.json")).unwrap();
+    fs::write(dir.join("frames.json"), &text[..text.len() - 10]).unwrap();
+    assert!(load_err(&dir).contains("frames.json: line 1, column"));
+}
+
+#[test]
 fn wrong_types_name_file_sample_and_field() {
     let (_tmp, dir) = scratch("image-all-label-types");
     edit_samples(&dir, |s| {

@@ -1134,7 +1134,12 @@ fn checked_object<'a>(
                 doc: format!("{kind} #{i}"),
                 msg: format!("expected an object, found {}", trimmed(&other)),
             }),
-            Err(e) => Err(json_error(path, &e)),
+            // Positions would be relative to the document, so name the document instead.
+            Err(e) => Err(DatasetError::Invalid {
+                path: path.to_owned(),
+                doc: format!("{kind} #{i}"),
+                msg: e.to_string(),
+            }),
         },
     }
 }
