@@ -7,7 +7,6 @@
 //! and only after every file has been written, so a failed save leaves the old files intact.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -20,7 +19,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::ejson::{self, ObjectId};
+use super::ejson::{self, IdMap, ObjectId};
 use super::fields::{FieldType, declared_label_class};
 use super::labels::{self, Label, LabelError, Object};
 use super::media::{self, Dimensions};
@@ -376,12 +375,12 @@ pub struct Dataset {
     root: PathBuf,
     metadata: Object,
     samples: Vec<Sample>,
-    index: HashMap<ObjectId, usize>,
+    index: IdMap<usize>,
     /// Keys of samples.json besides `samples`, kept for the round trip.
     samples_rest: Vec<(String, Value)>,
     frames: Option<Vec<Frame>>,
     frames_rest: Vec<(String, Value)>,
-    frames_by_sample: HashMap<ObjectId, Vec<usize>>,
+    frames_by_sample: IdMap<Vec<usize>>,
     dirty_metadata: Flag,
     dirty_samples: Flag,
     dirty_frames: Flag,
@@ -439,11 +438,11 @@ impl Dataset {
             root,
             metadata,
             samples: Vec::new(),
-            index: HashMap::new(),
+            index: IdMap::default(),
             samples_rest,
             frames: None,
             frames_rest,
-            frames_by_sample: HashMap::new(),
+            frames_by_sample: IdMap::default(),
             dirty_metadata: Flag::new(false),
             dirty_samples: Flag::new(false),
             dirty_frames: Flag::new(false),
@@ -464,11 +463,11 @@ impl Dataset {
             root: root.as_ref().to_owned(),
             metadata,
             samples: Vec::new(),
-            index: HashMap::new(),
+            index: IdMap::default(),
             samples_rest: Vec::new(),
             frames: None,
             frames_rest: Vec::new(),
-            frames_by_sample: HashMap::new(),
+            frames_by_sample: IdMap::default(),
             dirty_metadata: Flag::new(true),
             dirty_samples: Flag::new(true),
             dirty_frames: Flag::new(frames.is_some()),
@@ -481,7 +480,9 @@ impl Dataset {
     /// Validates raw documents and indexes them.
     fn adopt(&mut self, samples: Vec<Body>, frames: Option<Vec<Body>>) -> Result<(), DatasetError> {
         let samples_path = self.root.join(SAMPLES);
-        let mut label_ids: HashMap<ObjectId, ObjectId> = HashMap::new();
+        // Datasets typically hold several labels per sample.
+        let mut label_ids: IdMap<ObjectId> = IdMap::default();
+        label_ids.reserve(samples.len() * 4);
         self.samples.reserve(samples.len());
         for (i, body) in samples.into_iter().enumerate() {
             let id = {
@@ -501,7 +502,7 @@ impl Dataset {
         }
         if let Some(frames) = frames {
             let frames_path = self.root.join(FRAMES);
-            let mut seen = HashMap::new();
+            let mut seen = IdMap::default();
             let mut docs = Vec::with_capacity(frames.len());
             let mut numbers = Vec::with_capacity(frames.len());
             for (i, body) in frames.into_iter().enumerate() {
@@ -871,11 +872,11 @@ impl Dataset {
             root: self.root.clone(),
             metadata: self.metadata.clone(),
             samples: Vec::new(),
-            index: HashMap::new(),
+            index: IdMap::default(),
             samples_rest: Vec::new(),
             frames: None,
             frames_rest: Vec::new(),
-            frames_by_sample: HashMap::new(),
+            frames_by_sample: IdMap::default(),
             dirty_metadata: Flag::new(false),
             dirty_samples: Flag::new(false),
             dirty_frames: Flag::new(false),
@@ -1151,7 +1152,7 @@ fn validate_doc(
     kind: &str,
     i: usize,
     obj: &Object,
-    label_ids: &mut HashMap<ObjectId, ObjectId>,
+    label_ids: &mut IdMap<ObjectId>,
 ) -> Result<ObjectId, DatasetError> {
     let invalid = |doc: String, msg: String| DatasetError::Invalid {
         path: path.to_owned(),
