@@ -539,3 +539,21 @@ fn datasets_and_views_can_be_shared_across_threads() {
     });
     assert_eq!(n, 5);
 }
+
+#[test]
+fn unchanged_samples_are_written_byte_for_byte() {
+    for name in FIXTURES {
+        let out = tempfile::tempdir().unwrap();
+        let mut ds = Dataset::load(fixture(name)).unwrap();
+        ds.save_as(out.path()).unwrap();
+        for file in ["samples.json", "frames.json"] {
+            let orig = fixture(name).join(file);
+            if orig.exists() {
+                assert!(
+                    fs::read(out.path().join(file)).unwrap() == fs::read(&orig).unwrap(),
+                    "{name}/{file} differs"
+                );
+            }
+        }
+    }
+}

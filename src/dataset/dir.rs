@@ -1293,7 +1293,8 @@ fn write_docs(
     write!(w, "{{\"{key}\": [")?;
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
-            w.write_all(b", ")?;
+            // FiftyOne streams samples with a bare comma between them.
+            w.write_all(b",")?;
         }
         match &d.body {
             Body::Text { text, span, .. } => w.write_all(text[span.clone()].as_bytes())?,
