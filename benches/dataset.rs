@@ -142,7 +142,25 @@ fn main() {
     );
 
     let t = Instant::now();
-    let again = Dataset::load(dir).expect("reload");
+    let mut again = Dataset::load(dir).expect("reload");
     assert_eq!(again.len(), n);
     println!("reload: {:.2?}", t.elapsed());
+
+    // Worst case: every sample changed, so every sample is a parsed tree and re-serialized.
+    let ids: Vec<_> = again.samples().iter().map(|s| s.id()).collect();
+    let t = Instant::now();
+    for id in &ids {
+        again
+            .sample_mut(*id)
+            .expect("sample")
+            .set("uniqueness", json!(0.5));
+    }
+    let touch = t.elapsed();
+    let t = Instant::now();
+    again.save().expect("save all");
+    println!(
+        "every sample changed: edit {touch:.2?}, save {:.2?}, peak RSS {:.0} MiB",
+        t.elapsed(),
+        peak_rss_mib()
+    );
 }

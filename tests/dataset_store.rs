@@ -419,6 +419,27 @@ fn missing_metadata_is_reported() {
 }
 
 #[test]
+fn missing_or_malformed_files_are_named() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::remove_file(dir.join("samples.json")).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("samples.json"), "{e}");
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::write(dir.join("metadata.json"), b"[1, 2]").unwrap();
+    assert!(load_err(&dir).contains("metadata.json: line 1, column 1: expected a JSON object"));
+
+    let (_tmp, dir) = scratch("image-all-label-types");
+    fs::write(dir.join("samples.json"), br#"{"frames": []}"#).unwrap();
+    assert!(load_err(&dir).contains("missing the top-level \"samples\" list"));
+
+    let (_tmp, dir) = scratch("video-tracks");
+    let text = fs::read(dir.join("frames.json")).unwrap();
+    fs::write(dir.join("frames.json"), &text[..text.len() - 10]).unwrap();
+    assert!(load_err(&dir).contains("frames.json: line 1, column"));
+}
+
+#[test]
 fn wrong_types_name_file_sample_and_field() {
     let (_tmp, dir) = scratch("image-all-label-types");
     edit_samples(&dir, |s| {
@@ -517,4 +538,22 @@ fn datasets_and_views_can_be_shared_across_threads() {
         h.join().unwrap()
     });
     assert_eq!(n, 5);
+}
+
+#[test]
+fn unchanged_samples_are_written_byte_for_byte() {
+    for name in FIXTURES {
+        let out = tempfile::tempdir().unwrap();
+        let mut ds = Dataset::load(fixture(name)).unwrap();
+        ds.save_as(out.path()).unwrap();
+        for file in ["samples.json", "frames.json"] {
+            let orig = fixture(name).join(file);
+            if orig.exists() {
+                assert!(
+                    fs::read(out.path().join(file)).unwrap() == fs::read(&orig).unwrap(),
+                    "{name}/{file} differs"
+                );
+            }
+        }
+    }
 }

@@ -7,7 +7,6 @@
 //! and only after every file has been written, so a failed save leaves the old files intact.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -20,7 +19,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::ejson::{self, ObjectId};
+use super::ejson::{self, IdMap, ObjectId};
 use super::fields::{FieldType, declared_label_class};
 use super::labels::{self, Label, LabelError, Object};
 use super::media::{self, Dimensions};
@@ -142,7 +141,8 @@ pub enum DatasetError {
 ///
 /// Until it is first read, a document is only its span of the file's text: a large dataset
 /// costs about its file size in memory, and unchanged documents are written back byte for
-/// byte. Reading parses (and caches) it; changing it makes it an owned object.
+/// byte. Reading parses (and caches) it; an edit re-serializes it, because a parsed tree costs
+/// about ten times its JSON text in memory.
 #[derive(Debug, Clone)]
 pub struct Document {
     id: ObjectId,
@@ -151,11 +151,13 @@ pub struct Document {
 
 #[derive(Clone)]
 enum Body {
-    /// Validated text of the file, parsed on first use.
+    /// JSON text, parsed on first use: a span of the file as read, or the re-serialized
+    /// document after an edit (`edited`).
     Text {
         text: Arc<String>,
         span: Range<usize>,
         cache: OnceLock<Object>,
+        edited: bool,
     },
     /// Created or changed in memory.
     Owned(Object),
@@ -203,7 +205,9 @@ impl Document {
     /// The whole object (parsed and cached on first use).
     pub fn as_object(&self) -> &Object {
         match &self.body {
-            Body::Text { text, span, cache } => cache.get_or_init(|| Body::parse(text, span)),
+            Body::Text {
+                text, span, cache, ..
+            } => cache.get_or_init(|| Body::parse(text, span)),
             Body::Owned(o) => o,
         }
     }
@@ -212,7 +216,9 @@ impl Document {
     /// this call only (for passes over every sample that should not keep them all parsed).
     pub fn object(&self) -> Cow<'_, Object> {
         match &self.body {
-            Body::Text { cache, text, span } => match cache.get() {
+            Body::Text {
+                cache, text, span, ..
+            } => match cache.get() {
                 Some(o) => Cow::Borrowed(o),
                 None => Cow::Owned(Body::parse(text, span)),
             },
@@ -225,10 +231,30 @@ impl Document {
     /// every sample that read one or two fields).
     pub fn project(&self, keys: &[&str]) -> Cow<'_, Object> {
         match &self.body {
-            Body::Text { text, span, cache } if cache.get().is_none() => {
+            Body::Text {
+                text, span, cache, ..
+            } if cache.get().is_none() => {
                 let mut de = serde_json::Deserializer::from_str(&text[span.clone()]);
                 // Validated at load; an empty object is the least harmful answer to a bug.
-                Cow::Owned(Projection { keys }.deserialize(&mut de).unwrap_or_default())
+                let keep = |k: &str| keys.contains(&k);
+                Cow::Owned(
+                    Projection { keep: &keep }
+                        .deserialize(&mut de)
+                        .unwrap_or_default(),
+                )
+            }
+            _ => Cow::Borrowed(self.as_object()),
+        }
+    }
+
+    /// The top-level entries whose keys pass `keep`, without caching (see [`Self::project`]).
+    fn project_with(&self, keep: &dyn Fn(&str) -> bool) -> Cow<'_, Object> {
+        match &self.body {
+            Body::Text {
+                text, span, cache, ..
+            } if cache.get().is_none() => {
+                let mut de = serde_json::Deserializer::from_str(&text[span.clone()]);
+                Cow::Owned(Projection { keep }.deserialize(&mut de).unwrap_or_default())
             }
             _ => Cow::Borrowed(self.as_object()),
         }
@@ -240,11 +266,12 @@ impl Document {
         match &self.body {
             // Keys with other characters may be written with escapes (FiftyOne writes
             // non-ASCII as \uXXXX), so only plain keys are searched for verbatim.
-            Body::Text { text, span, cache }
-                if cache.get().is_none()
-                    && key
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            Body::Text {
+                text, span, cache, ..
+            } if cache.get().is_none()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
             {
                 text[span.clone()].contains(&format!("\"{key}\""))
             }
@@ -253,19 +280,35 @@ impl Document {
     }
 
     /// Whether the document was changed (or created) in memory.
-    fn is_owned(&self) -> bool {
-        matches!(self.body, Body::Owned(_))
+    fn is_edited(&self) -> bool {
+        match self.body {
+            Body::Text { edited, .. } => edited,
+            Body::Owned(_) => true,
+        }
     }
 
-    fn obj_mut(&mut self) -> &mut Object {
-        if let Body::Text { text, span, cache } = &mut self.body {
-            let o = cache.take().unwrap_or_else(|| Body::parse(text, span));
-            self.body = Body::Owned(o);
-        }
-        match &mut self.body {
+    /// Applies a change to the parsed object, then keeps the result as compact JSON text.
+    fn edit<R>(&mut self, f: impl FnOnce(&mut Object) -> R) -> R {
+        let mut obj = match std::mem::replace(&mut self.body, Body::Owned(Object::new())) {
+            Body::Text {
+                text, span, cache, ..
+            } => cache
+                .into_inner()
+                .unwrap_or_else(|| Body::parse(&text, &span)),
             Body::Owned(o) => o,
-            Body::Text { .. } => unreachable!("made owned above"),
-        }
+        };
+        let r = f(&mut obj);
+        self.body = match serde_json::to_string(&obj) {
+            Ok(text) => Body::Text {
+                span: 0..text.len(),
+                text: Arc::new(text),
+                cache: OnceLock::new(),
+                edited: true,
+            },
+            // Unreachable for maps with string keys; keeping the tree is still correct.
+            Err(_) => Body::Owned(obj),
+        };
+        r
     }
 
     /// A field's raw value (`None` when absent).
@@ -294,7 +337,9 @@ impl Document {
 
     /// The label in `field`; `Ok(None)` when absent or null or not a label.
     pub fn label(&self, field: &str) -> Result<Option<Label>, LabelError> {
-        match self.as_object().get(field) {
+        // Parses just this field and does not cache the document: merges read the labels of
+        // many samples.
+        match self.project(&[field]).get(field) {
             Some(v) if labels::is_label_value(v) => Label::from_json(v).map(Some),
             _ => Ok(None),
         }
@@ -319,11 +364,12 @@ impl Document {
         if field == "_id" {
             return;
         }
-        let obj = self.obj_mut();
-        obj.insert(field.to_owned(), value);
-        if let Some(t) = obj.get_mut("last_modified_at") {
-            *t = ejson::date_now();
-        }
+        self.edit(|obj| {
+            obj.insert(field.to_owned(), value);
+            if let Some(t) = obj.get_mut("last_modified_at") {
+                *t = ejson::date_now();
+            }
+        });
     }
 
     /// Removes the labels with these ids from `field` (list or single); returns how many.
@@ -331,43 +377,56 @@ impl Document {
         if !self.may_have(field) {
             return 0;
         }
-        let obj = self.obj_mut();
-        let Some(v) = obj.get_mut(field) else {
+        // Only a document holding one of the ids is edited (and so re-serialized).
+        let held = self.project(&[field]).get(field).is_some_and(|v| {
+            labels::label_objects(v)
+                .iter()
+                .filter_map(|l| l.get("_id").and_then(ObjectId::from_ejson))
+                .any(|i| ids.contains(&i))
+        });
+        if !held {
             return 0;
-        };
-        let cls = v.get("_cls").and_then(Value::as_str).map(str::to_owned);
-        let removed = match cls.as_deref().and_then(labels::label_list_key) {
-            Some(key) => match v.get_mut(key).and_then(Value::as_array_mut) {
-                Some(items) => {
-                    let before = items.len();
-                    items.retain(|l| {
-                        !l.get("_id")
-                            .and_then(ObjectId::from_ejson)
-                            .is_some_and(|i| ids.contains(&i))
-                    });
-                    before - items.len()
-                }
-                None => 0,
-            },
-            None => {
-                if v.get("_id")
-                    .and_then(ObjectId::from_ejson)
-                    .is_some_and(|i| ids.contains(&i))
-                {
-                    *v = Value::Null;
-                    1
-                } else {
-                    0
-                }
-            }
-        };
-        if removed > 0 {
-            if let Some(t) = obj.get_mut("last_modified_at") {
-                *t = ejson::date_now();
-            }
         }
-        removed
+        self.edit(|obj| remove_label_ids(obj, field, ids))
     }
+}
+
+/// Removes labels by id from a field of `obj`; returns how many.
+fn remove_label_ids(obj: &mut Object, field: &str, ids: &[ObjectId]) -> usize {
+    let Some(v) = obj.get_mut(field) else {
+        return 0;
+    };
+    let cls = v.get("_cls").and_then(Value::as_str).map(str::to_owned);
+    let removed = match cls.as_deref().and_then(labels::label_list_key) {
+        Some(key) => match v.get_mut(key).and_then(Value::as_array_mut) {
+            Some(items) => {
+                let before = items.len();
+                items.retain(|l| {
+                    !l.get("_id")
+                        .and_then(ObjectId::from_ejson)
+                        .is_some_and(|i| ids.contains(&i))
+                });
+                before - items.len()
+            }
+            None => 0,
+        },
+        None => {
+            let hit = v
+                .get("_id")
+                .and_then(ObjectId::from_ejson)
+                .is_some_and(|i| ids.contains(&i));
+            if hit {
+                *v = Value::Null;
+            }
+            usize::from(hit)
+        }
+    };
+    if removed > 0 {
+        if let Some(t) = obj.get_mut("last_modified_at") {
+            *t = ejson::date_now();
+        }
+    }
+    removed
 }
 
 /// A dataset in a `dir` store.
@@ -376,12 +435,12 @@ pub struct Dataset {
     root: PathBuf,
     metadata: Object,
     samples: Vec<Sample>,
-    index: HashMap<ObjectId, usize>,
+    index: IdMap<usize>,
     /// Keys of samples.json besides `samples`, kept for the round trip.
     samples_rest: Vec<(String, Value)>,
     frames: Option<Vec<Frame>>,
     frames_rest: Vec<(String, Value)>,
-    frames_by_sample: HashMap<ObjectId, Vec<usize>>,
+    frames_by_sample: IdMap<Vec<usize>>,
     dirty_metadata: Flag,
     dirty_samples: Flag,
     dirty_frames: Flag,
@@ -439,11 +498,11 @@ impl Dataset {
             root,
             metadata,
             samples: Vec::new(),
-            index: HashMap::new(),
+            index: IdMap::default(),
             samples_rest,
             frames: None,
             frames_rest,
-            frames_by_sample: HashMap::new(),
+            frames_by_sample: IdMap::default(),
             dirty_metadata: Flag::new(false),
             dirty_samples: Flag::new(false),
             dirty_frames: Flag::new(false),
@@ -464,11 +523,11 @@ impl Dataset {
             root: root.as_ref().to_owned(),
             metadata,
             samples: Vec::new(),
-            index: HashMap::new(),
+            index: IdMap::default(),
             samples_rest: Vec::new(),
             frames: None,
             frames_rest: Vec::new(),
-            frames_by_sample: HashMap::new(),
+            frames_by_sample: IdMap::default(),
             dirty_metadata: Flag::new(true),
             dirty_samples: Flag::new(true),
             dirty_frames: Flag::new(frames.is_some()),
@@ -481,7 +540,9 @@ impl Dataset {
     /// Validates raw documents and indexes them.
     fn adopt(&mut self, samples: Vec<Body>, frames: Option<Vec<Body>>) -> Result<(), DatasetError> {
         let samples_path = self.root.join(SAMPLES);
-        let mut label_ids: HashMap<ObjectId, ObjectId> = HashMap::new();
+        // Datasets typically hold several labels per sample.
+        let mut label_ids: IdMap<ObjectId> = IdMap::default();
+        label_ids.reserve(samples.len() * 4);
         self.samples.reserve(samples.len());
         for (i, body) in samples.into_iter().enumerate() {
             let id = {
@@ -501,7 +562,7 @@ impl Dataset {
         }
         if let Some(frames) = frames {
             let frames_path = self.root.join(FRAMES);
-            let mut seen = HashMap::new();
+            let mut seen = IdMap::default();
             let mut docs = Vec::with_capacity(frames.len());
             let mut numbers = Vec::with_capacity(frames.len());
             for (i, body) in frames.into_iter().enumerate() {
@@ -826,15 +887,17 @@ impl Dataset {
         let mut todo: Vec<(String, FieldType)> = Vec::new();
         let mut scan = |docs: &[Document], prefix: &str, file: &str| -> Result<(), DatasetError> {
             // Only documents changed in memory can carry fields the file did not declare.
-            for d in docs.iter().filter(|d| d.is_owned()) {
-                for (k, v) in d.as_object() {
-                    // FiftyOne declares its private `_` fields itself; `id`/`frame_number` are
-                    // built in.
-                    if v.is_null() || k.starts_with('_') || BUILTIN_FIELDS.contains(&k.as_str()) {
-                        continue;
-                    }
+            // FiftyOne declares its private `_` fields itself; `id`/`frame_number` are built in.
+            let candidate = |k: &str| {
+                !k.starts_with('_')
+                    && !BUILTIN_FIELDS.contains(&k)
+                    && self.declaration(&format!("{prefix}{k}")).is_none()
+            };
+            for d in docs.iter().filter(|d| d.is_edited()) {
+                // Parses only undeclared fields, and does not cache the document.
+                for (k, v) in d.project_with(&candidate).iter() {
                     let name = format!("{prefix}{k}");
-                    if self.declaration(&name).is_some() || todo.iter().any(|(n, _)| *n == name) {
+                    if v.is_null() || !candidate(k) || todo.iter().any(|(n, _)| *n == name) {
                         continue;
                     }
                     let t = FieldType::infer(v).ok_or_else(|| DatasetError::UndeclaredField {
@@ -871,11 +934,11 @@ impl Dataset {
             root: self.root.clone(),
             metadata: self.metadata.clone(),
             samples: Vec::new(),
-            index: HashMap::new(),
+            index: IdMap::default(),
             samples_rest: Vec::new(),
             frames: None,
             frames_rest: Vec::new(),
-            frames_by_sample: HashMap::new(),
+            frames_by_sample: IdMap::default(),
             dirty_metadata: Flag::new(false),
             dirty_samples: Flag::new(false),
             dirty_frames: Flag::new(false),
@@ -1043,6 +1106,7 @@ fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
     let bodies = spans
         .into_iter()
         .map(|span| Body::Text {
+            edited: false,
             text: Arc::clone(&text),
             span,
             cache: OnceLock::new(),
@@ -1090,7 +1154,7 @@ impl<'de> Visitor<'de> for TopLevel {
 
 /// Deserializes an object keeping only some keys.
 struct Projection<'k> {
-    keys: &'k [&'k str],
+    keep: &'k dyn Fn(&str) -> bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Projection<'_> {
@@ -1108,7 +1172,7 @@ impl<'de> Visitor<'de> for Projection<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
         let mut out = Object::new();
         while let Some(k) = map.next_key::<String>()? {
-            if self.keys.contains(&k.as_str()) {
+            if (self.keep)(&k) {
                 out.insert(k, map.next_value()?);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
@@ -1134,7 +1198,12 @@ fn checked_object<'a>(
                 doc: format!("{kind} #{i}"),
                 msg: format!("expected an object, found {}", trimmed(&other)),
             }),
-            Err(e) => Err(json_error(path, &e)),
+            // Positions would be relative to the document, so name the document instead.
+            Err(e) => Err(DatasetError::Invalid {
+                path: path.to_owned(),
+                doc: format!("{kind} #{i}"),
+                msg: e.to_string(),
+            }),
         },
     }
 }
@@ -1146,7 +1215,7 @@ fn validate_doc(
     kind: &str,
     i: usize,
     obj: &Object,
-    label_ids: &mut HashMap<ObjectId, ObjectId>,
+    label_ids: &mut IdMap<ObjectId>,
 ) -> Result<ObjectId, DatasetError> {
     let invalid = |doc: String, msg: String| DatasetError::Invalid {
         path: path.to_owned(),
@@ -1224,7 +1293,8 @@ fn write_docs(
     write!(w, "{{\"{key}\": [")?;
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
-            w.write_all(b", ")?;
+            // FiftyOne streams samples with a bare comma between them.
+            w.write_all(b",")?;
         }
         match &d.body {
             Body::Text { text, span, .. } => w.write_all(text[span.clone()].as_bytes())?,
