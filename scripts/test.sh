@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --all-targets --locked
+cargo test --locked
 # Benchmarks are compiled, never timed, in the test suite.
 cargo bench --no-run --locked --quiet
