@@ -93,7 +93,8 @@ fn managed(label: &Value, field: &ResolvedField) -> Map<String, Value> {
     out
 }
 
-fn writable_attributes(label: &Value, field: &ResolvedField) -> Vec<String> {
+/// The schema attributes a label of its class has, as (name, read_only).
+fn attributes_of(label: &Value, field: &ResolvedField) -> Vec<(String, bool)> {
     let class = label
         .get("label")
         .and_then(Value::as_str)
@@ -102,8 +103,15 @@ fn writable_attributes(label: &Value, field: &ResolvedField) -> Vec<String> {
         .attributes
         .iter()
         .chain(field.class_attributes.get(class).into_iter().flatten())
-        .filter(|(_, a)| !a.read_only)
-        .map(|(n, _)| n.clone())
+        .map(|(n, a)| (n.clone(), a.read_only))
+        .collect()
+}
+
+fn writable_attributes(label: &Value, field: &ResolvedField) -> Vec<String> {
+    attributes_of(label, field)
+        .into_iter()
+        .filter(|(_, ro)| !ro)
+        .map(|(n, _)| n)
         .collect()
 }
 
@@ -190,6 +198,8 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     let mut downloaded: IndexMap<String, Value> = IndexMap::new();
     for d in input.downloaded {
         let id = match (label_id(&d.label), input.id_map.get(&d.backend_id)) {
+            // A scalar field holds one value: whatever the backend says is that value.
+            _ if t == LabelType::Scalar => "value".to_string(),
             (Some(id), _) => id.to_string(),
             (None, Some(id)) => id.clone(),
             (None, None) => {
@@ -374,10 +384,27 @@ fn merge_label(
             (dl.clone(), true, false)
         };
     }
+    // Read-only attributes are shown, never merged; a backend that let them change is reported.
+    let read_only_changed: Vec<String> = attributes_of(dl, schema)
+        .into_iter()
+        .filter(|(n, ro)| {
+            *ro && cur.get(n).filter(|v| !v.is_null()) != dl.get(n).filter(|v| !v.is_null())
+        })
+        .map(|(n, _)| n)
+        .collect();
+    for n in &read_only_changed {
+        out.rejected.push(Rejection {
+            sample_id: input.sample_id.to_string(),
+            label_id: id.to_string(),
+            field: input.field.to_string(),
+            change: format!("attribute:{n}"),
+            reason: "read_only".to_string(),
+        });
+    }
     let cur_m = managed(cur, schema);
     let dl_m = managed(dl, schema);
     if cur_m == dl_m {
-        return (cur.clone(), false, false);
+        return (cur.clone(), false, !read_only_changed.is_empty());
     }
     let dataset_changed = digest(&Value::Object(cur_m.clone())) != uploaded_digest;
     let backend_changed = digest(&Value::Object(dl_m.clone())) != uploaded_digest;
@@ -388,14 +415,14 @@ fn merge_label(
                     "{} label {id} (sample {})",
                     input.field, input.sample_id
                 ));
-                return (cur.clone(), false, false);
+                return (cur.clone(), false, !read_only_changed.is_empty());
             }
-            Conflicts::Dataset => return (cur.clone(), false, false),
+            Conflicts::Dataset => return (cur.clone(), false, !read_only_changed.is_empty()),
             Conflicts::Backend => {}
         }
     } else if !backend_changed {
         // Only the dataset changed since upload: annotators did not touch it.
-        return (cur.clone(), false, false);
+        return (cur.clone(), false, !read_only_changed.is_empty());
     }
     let r = schema.restrictions;
     let mut m = LabelMerge {
@@ -426,7 +453,7 @@ fn merge_label(
     for name in writable_attributes(dl, schema) {
         m.take(&[name.as_str()], true, "attribute", "");
     }
-    let rejected = !m.rejected.is_empty();
+    let rejected = !m.rejected.is_empty() || !read_only_changed.is_empty();
     out.rejected
         .extend(m.rejected.into_iter().map(|(change, reason)| Rejection {
             sample_id: input.sample_id.to_string(),
@@ -695,3 +722,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod rules_tests;

@@ -1,0 +1,549 @@
+//! The merge rules as a table: every restriction × every label type, scalars, read-only
+//! attributes; and the merge's laws as properties.
+
+use super::*;
+use crate::manifest::AttributeType;
+use crate::schema::{ResolvedAttribute, Restrictions};
+use proptest::prelude::*;
+
+const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaa";
+const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn attr(read_only: bool) -> ResolvedAttribute {
+    ResolvedAttribute {
+        attr_type: AttributeType::Text,
+        values: vec![],
+        default: None,
+        read_only,
+        mutable: true,
+    }
+}
+
+fn field(t: LabelType, r: Restrictions) -> ResolvedField {
+    ResolvedField {
+        label_type: t,
+        existing: true,
+        classes: if t == LabelType::Scalar {
+            vec![]
+        } else {
+            vec!["a".into(), "b".into()]
+        },
+        attributes: [
+            ("color".to_string(), attr(false)),
+            ("note".to_string(), attr(true)),
+        ]
+        .into(),
+        class_attributes: IndexMap::new(),
+        mask_targets: None,
+        restrictions: r,
+    }
+}
+
+/// A label of type `t` with geometry variant `g`.
+fn label(t: LabelType, id: &str, class: &str, g: u32) -> Value {
+    let x = 0.1 + f64::from(g) * 0.1;
+    let mut l =
+        json!({"_id": {"$oid": id}, "label": class, "color": "red", "note": "n", "custom": [1, 2]});
+    let o = l.as_object_mut().unwrap();
+    match t {
+        LabelType::Detections => {
+            o.insert("_cls".into(), json!("Detection"));
+            o.insert("bounding_box".into(), json!([x, 0.2, 0.3, 0.4]));
+            o.insert("index".into(), json!(1));
+        }
+        LabelType::Instances => {
+            o.insert("_cls".into(), json!("Detection"));
+            o.insert("bounding_box".into(), json!([0.1, 0.2, 0.3, 0.4]));
+            o.insert(
+                "mask".into(),
+                json!({"$binary": {"base64": format!("mask{g}"), "subType": "00"}}),
+            );
+            o.insert("index".into(), json!(1));
+        }
+        LabelType::Polylines | LabelType::Polygons => {
+            o.insert("_cls".into(), json!("Polyline"));
+            o.insert("points".into(), json!([[[x, 0.1], [0.5, 0.5], [0.9, 0.1]]]));
+            o.insert("closed".into(), json!(t == LabelType::Polygons));
+            o.insert("filled".into(), json!(t == LabelType::Polygons));
+            o.insert("index".into(), json!(1));
+        }
+        LabelType::Keypoints => {
+            o.insert("_cls".into(), json!("Keypoint"));
+            o.insert("points".into(), json!([[x, 0.1], [0.5, 0.5]]));
+            o.insert("index".into(), json!(1));
+        }
+        LabelType::Classification | LabelType::Classifications => {
+            o.insert("_cls".into(), json!("Classification"));
+        }
+        LabelType::Segmentation => {
+            o.insert("_cls".into(), json!("Segmentation"));
+            o.insert(
+                "mask".into(),
+                json!({"$binary": {"base64": format!("seg{g}"), "subType": "00"}}),
+            );
+        }
+        LabelType::Scalar => unreachable!("scalars are plain values"),
+    }
+    l
+}
+
+fn has_geometry(t: LabelType) -> bool {
+    !geometry_keys(t).is_empty()
+}
+
+fn has_index(t: LabelType) -> bool {
+    has_geometry(t) && t != LabelType::Segmentation
+}
+
+fn single(t: LabelType) -> bool {
+    container(t).1.is_none()
+}
+
+struct Merge {
+    out: FieldOutcome,
+    /// The field's labels afterwards.
+    labels: Vec<Value>,
+}
+
+fn merge(f: &ResolvedField, current: &[Value], uploaded: &[Value], download: &[Value]) -> Merge {
+    let value = field_value(current.to_vec(), f.label_type);
+    let uploaded: Vec<UploadedLabel> = uploaded
+        .iter()
+        .map(|l| UploadedLabel {
+            id: if f.label_type == LabelType::Scalar {
+                "value".into()
+            } else {
+                label_id(l).unwrap().to_string()
+            },
+            digest: label_digest(l, f),
+        })
+        .collect();
+    let downloaded: Vec<DownloadedLabel> = download
+        .iter()
+        .enumerate()
+        .map(|(i, l)| DownloadedLabel {
+            backend_id: format!("obj-{i}"),
+            label: l.clone(),
+        })
+        .collect();
+    let out = merge_field(&FieldInput {
+        field: "f",
+        schema: f,
+        sample_id: "s",
+        current: value.as_ref(),
+        uploaded: &uploaded,
+        downloaded: &downloaded,
+        id_map: &IndexMap::new(),
+        id_seed: b"seed",
+        conflicts: Conflicts::Error,
+        unexpected: Unexpected::Keep,
+    });
+    let after = match &out.new_value {
+        Some(v) => v.clone(),
+        None => value.clone(),
+    };
+    let labels = labels_of(after.as_ref(), f.label_type);
+    Merge { out, labels }
+}
+
+const TYPES: [LabelType; 8] = [
+    LabelType::Detections,
+    LabelType::Instances,
+    LabelType::Polylines,
+    LabelType::Polygons,
+    LabelType::Keypoints,
+    LabelType::Classification,
+    LabelType::Classifications,
+    LabelType::Segmentation,
+];
+
+fn only(change: &str, allowed: bool) -> Restrictions {
+    let mut r = Restrictions::default();
+    match change {
+        "label" => r.allow_label_edits = allowed,
+        "geometry" => r.allow_spatial_edits = allowed,
+        "index" => r.allow_index_edits = allowed,
+        "add" => r.allow_additions = allowed,
+        "delete" => r.allow_deletions = allowed,
+        _ => {}
+    }
+    r
+}
+
+fn counts(
+    added: usize,
+    edited: usize,
+    deleted: usize,
+    rejected: usize,
+    unchanged: usize,
+) -> FieldCounts {
+    FieldCounts {
+        upload: 0,
+        added,
+        edited,
+        deleted,
+        rejected,
+        unchanged,
+    }
+}
+
+#[test]
+fn class_edits_follow_allow_label_edits() {
+    for t in TYPES {
+        for allowed in [true, false] {
+            let f = field(t, only("label", allowed));
+            let up = label(t, A, "a", 0);
+            let mut dl = up.clone();
+            dl["label"] = json!("b");
+            let m = merge(
+                &f,
+                std::slice::from_ref(&up),
+                std::slice::from_ref(&up),
+                &[dl],
+            );
+            let expected = if allowed {
+                counts(0, 1, 0, 0, 0)
+            } else {
+                counts(0, 0, 0, 1, 0)
+            };
+            assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            assert_eq!(m.labels[0]["label"], if allowed { "b" } else { "a" }, "{t}");
+            assert_eq!(m.labels[0]["_id"]["$oid"], A, "{t}: ids survive edits");
+            if !allowed {
+                assert_eq!(m.out.rejected[0].reason, "allow_label_edits=false");
+            }
+        }
+    }
+}
+
+#[test]
+fn geometry_edits_follow_allow_spatial_edits() {
+    for t in TYPES.into_iter().filter(|t| has_geometry(*t)) {
+        for allowed in [true, false] {
+            let f = field(t, only("geometry", allowed));
+            let up = label(t, A, "a", 0);
+            let dl = label(t, A, "a", 1);
+            let m = merge(
+                &f,
+                std::slice::from_ref(&up),
+                std::slice::from_ref(&up),
+                &[dl.clone()],
+            );
+            let expected = if allowed {
+                counts(0, 1, 0, 0, 0)
+            } else {
+                counts(0, 0, 0, 1, 0)
+            };
+            assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            let want = if allowed { &dl } else { &up };
+            for k in geometry_keys(t) {
+                assert_eq!(m.labels[0].get(*k), want.get(*k), "{t} {k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn index_edits_follow_allow_index_edits() {
+    for t in TYPES.into_iter().filter(|t| has_index(*t)) {
+        for allowed in [true, false] {
+            let f = field(t, only("index", allowed));
+            let up = label(t, A, "a", 0);
+            let mut dl = up.clone();
+            dl["index"] = json!(7);
+            let m = merge(
+                &f,
+                std::slice::from_ref(&up),
+                std::slice::from_ref(&up),
+                &[dl],
+            );
+            let expected = if allowed {
+                counts(0, 1, 0, 0, 0)
+            } else {
+                counts(0, 0, 0, 1, 0)
+            };
+            assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            assert_eq!(m.labels[0]["index"], if allowed { 7 } else { 1 }, "{t}");
+        }
+    }
+}
+
+#[test]
+fn attribute_edits_always_merge_but_read_only_ones_are_rejected() {
+    for t in TYPES {
+        let none = Restrictions {
+            allow_additions: false,
+            allow_deletions: false,
+            allow_label_edits: false,
+            allow_index_edits: false,
+            allow_spatial_edits: false,
+        };
+        let f = field(t, none);
+        let up = label(t, A, "a", 0);
+        let mut dl = up.clone();
+        dl["color"] = json!("blue");
+        dl["custom"] = json!("not in the schema");
+        let m = merge(
+            &f,
+            std::slice::from_ref(&up),
+            std::slice::from_ref(&up),
+            &[dl],
+        );
+        assert_eq!(m.out.counts, counts(0, 1, 0, 0, 0), "{t}");
+        assert_eq!(m.labels[0]["color"], "blue", "{t}");
+        assert_eq!(
+            m.labels[0]["custom"],
+            json!([1, 2]),
+            "{t}: attributes outside the schema are untouched"
+        );
+
+        let mut dl = up.clone();
+        dl["note"] = json!("changed");
+        let m = merge(
+            &f,
+            std::slice::from_ref(&up),
+            std::slice::from_ref(&up),
+            &[dl],
+        );
+        assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
+        assert_eq!(m.out.rejected[0].change, "attribute:note");
+        assert_eq!(
+            m.labels[0]["note"], "n",
+            "{t}: read-only attributes are never merged"
+        );
+
+        // An attribute missing from the download is written as null (as FiftyOne does).
+        let mut dl = up.clone();
+        dl.as_object_mut().unwrap().remove("color");
+        let m = merge(
+            &f,
+            std::slice::from_ref(&up),
+            std::slice::from_ref(&up),
+            &[dl],
+        );
+        assert_eq!(m.labels[0]["color"], Value::Null, "{t}");
+    }
+}
+
+#[test]
+fn additions_follow_allow_additions_and_single_label_fields() {
+    for t in TYPES {
+        for allowed in [true, false] {
+            let f = field(t, only("add", allowed));
+            let mut new = label(t, B, "b", 0);
+            new.as_object_mut().unwrap().remove("_id");
+            let m = merge(&f, &[], &[], std::slice::from_ref(&new));
+            let expected = if allowed {
+                counts(1, 0, 0, 0, 0)
+            } else {
+                counts(0, 0, 0, 1, 0)
+            };
+            assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            if allowed {
+                let id = ObjectId::derive(&[b"seed", b"obj-0"]).to_string();
+                assert_eq!(
+                    m.labels[0]["_id"]["$oid"], id,
+                    "{t}: backend-created labels get derived ids"
+                );
+            }
+        }
+        if single(t) {
+            // A single-label field that already has a label takes no second one.
+            let f = field(t, Restrictions::default());
+            let cur = label(t, A, "a", 0);
+            let mut new = label(t, B, "b", 1);
+            new.as_object_mut().unwrap().remove("_id");
+            let m = merge(&f, std::slice::from_ref(&cur), &[], &[new]);
+            assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
+            assert_eq!(m.labels.len(), 1);
+        }
+    }
+}
+
+#[test]
+fn deletions_follow_allow_deletions() {
+    for t in TYPES {
+        for allowed in [true, false] {
+            let f = field(t, only("delete", allowed));
+            let up = label(t, A, "a", 0);
+            let m = merge(
+                &f,
+                std::slice::from_ref(&up),
+                std::slice::from_ref(&up),
+                &[],
+            );
+            let expected = if allowed {
+                counts(0, 0, 1, 0, 0)
+            } else {
+                counts(0, 0, 0, 1, 0)
+            };
+            assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            assert_eq!(m.labels.len(), usize::from(!allowed), "{t}");
+        }
+    }
+}
+
+#[test]
+fn scalars_add_delete_and_always_edit() {
+    let f = |r| field(LabelType::Scalar, r);
+    // None → value is an addition.
+    let m = merge(&f(only("add", true)), &[], &[], &[json!(3)]);
+    assert_eq!(
+        (m.out.counts, m.labels.clone()),
+        (counts(1, 0, 0, 0, 0), vec![json!(3)])
+    );
+    let m = merge(&f(only("add", false)), &[], &[], &[json!(3)]);
+    assert_eq!((m.out.counts, m.labels.len()), (counts(0, 0, 0, 1, 0), 0));
+    // value → None is a deletion.
+    let m = merge(&f(only("delete", true)), &[json!(3)], &[json!(3)], &[]);
+    assert_eq!((m.out.counts, m.labels.len()), (counts(0, 0, 1, 0, 0), 0));
+    let m = merge(&f(only("delete", false)), &[json!(3)], &[json!(3)], &[]);
+    assert_eq!(
+        (m.out.counts, m.labels.clone()),
+        (counts(0, 0, 0, 1, 0), vec![json!(3)])
+    );
+    // A changed value is always written.
+    let none = Restrictions {
+        allow_additions: false,
+        allow_deletions: false,
+        allow_label_edits: false,
+        allow_index_edits: false,
+        allow_spatial_edits: false,
+    };
+    let m = merge(&f(none), &[json!(3)], &[json!(3)], &[json!(4)]);
+    assert_eq!(
+        (m.out.counts, m.labels.clone()),
+        (counts(0, 1, 0, 0, 0), vec![json!(4)])
+    );
+    let m = merge(&f(none), &[json!(3)], &[json!(3)], &[json!(3)]);
+    assert_eq!(m.out.counts, counts(0, 0, 0, 0, 1));
+    assert!(m.out.new_value.is_none());
+}
+
+/// A download: for each uploaded label, keep/relabel/move/delete; plus new labels.
+#[derive(Debug, Clone)]
+enum Edit {
+    Keep,
+    Relabel,
+    Move,
+    Recolor,
+    Delete,
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        Just(Edit::Keep),
+        Just(Edit::Relabel),
+        Just(Edit::Move),
+        Just(Edit::Recolor),
+        Just(Edit::Delete)
+    ]
+}
+
+fn id(i: usize) -> String {
+    format!("{:024x}", i + 1)
+}
+
+fn scenario(edits: &[Edit], added: usize) -> (Vec<Value>, Vec<Value>) {
+    let t = LabelType::Detections;
+    let uploaded: Vec<Value> = (0..edits.len()).map(|i| label(t, &id(i), "a", 0)).collect();
+    let mut download = Vec::new();
+    for (l, e) in uploaded.iter().zip(edits) {
+        let mut d = l.clone();
+        match e {
+            Edit::Keep => {}
+            Edit::Relabel => d["label"] = json!("b"),
+            Edit::Move => d["bounding_box"] = json!([0.5, 0.5, 0.1, 0.1]),
+            Edit::Recolor => d["color"] = json!("green"),
+            Edit::Delete => continue,
+        }
+        download.push(d);
+    }
+    for i in 0..added {
+        let mut n = label(t, "cccccccccccccccccccccccc", "b", 2);
+        n.as_object_mut().unwrap().remove("_id");
+        n["bounding_box"] = json!([0.01 * i as f64, 0.0, 0.1, 0.1]);
+        download.push(n);
+    }
+    (uploaded, download)
+}
+
+fn restrictions() -> impl Strategy<Value = Restrictions> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(a, d, l, i, s)| Restrictions {
+            allow_additions: a,
+            allow_deletions: d,
+            allow_label_edits: l,
+            allow_index_edits: i,
+            allow_spatial_edits: s,
+        })
+}
+
+proptest! {
+    #[test]
+    fn merging_twice_equals_merging_once(edits in proptest::collection::vec(edit(), 0..8), added in 0usize..4, r in restrictions()) {
+        let f = field(LabelType::Detections, r);
+        let (uploaded, download) = scenario(&edits, added);
+        let first = merge(&f, &uploaded, &uploaded, &download);
+        // The second merge starts from the first's result and baseline.
+        let value = field_value(first.labels.clone(), LabelType::Detections);
+        let downloaded: Vec<DownloadedLabel> = download.iter().enumerate()
+            .map(|(i, l)| DownloadedLabel { backend_id: format!("obj-{i}"), label: l.clone() }).collect();
+        let again = merge_field(&FieldInput {
+            field: "f", schema: &f, sample_id: "s", current: value.as_ref(), uploaded: &first.out.baseline,
+            downloaded: &downloaded, id_map: &IndexMap::new(), id_seed: b"seed",
+            conflicts: Conflicts::Error, unexpected: Unexpected::Keep,
+        });
+        prop_assert!(again.new_value.is_none(), "second merge changed {:?}", again.new_value);
+        prop_assert_eq!(again.counts.added + again.counts.edited + again.counts.deleted, 0);
+    }
+
+    #[test]
+    fn a_download_equal_to_the_upload_is_a_no_op(n in 0usize..8, r in restrictions()) {
+        let f = field(LabelType::Detections, r);
+        let (uploaded, download) = scenario(&vec![Edit::Keep; n], 0);
+        let m = merge(&f, &uploaded, &uploaded, &download);
+        prop_assert!(m.out.new_value.is_none());
+        prop_assert_eq!(m.out.counts, counts(0, 0, 0, 0, n));
+    }
+
+    #[test]
+    fn with_everything_forbidden_and_no_attribute_change_nothing_changes(
+        edits in proptest::collection::vec(prop_oneof![Just(Edit::Keep), Just(Edit::Relabel), Just(Edit::Move), Just(Edit::Delete)], 0..8),
+        added in 0usize..4,
+    ) {
+        let none = Restrictions { allow_additions: false, allow_deletions: false, allow_label_edits: false, allow_index_edits: false, allow_spatial_edits: false };
+        let f = field(LabelType::Detections, none);
+        let (uploaded, download) = scenario(&edits, added);
+        let m = merge(&f, &uploaded, &uploaded, &download);
+        prop_assert_eq!(m.labels, uploaded);
+        let changed = edits.iter().filter(|e| !matches!(e, Edit::Keep)).count() + added;
+        prop_assert_eq!(m.out.counts.rejected, changed);
+    }
+
+    #[test]
+    fn labels_outside_the_run_are_untouched(edits in proptest::collection::vec(edit(), 0..6), added in 0usize..3, outside in 0usize..4, r in restrictions()) {
+        let f = field(LabelType::Detections, r);
+        let (uploaded, download) = scenario(&edits, added);
+        // Labels filtered out of the view (never uploaded) sit between the run's labels.
+        let others: Vec<Value> = (0..outside).map(|i| {
+            let mut l = label(LabelType::Detections, &format!("{:024x}", 0xfff000 + i), "a", 3);
+            l["extra"] = json!({"keep": i});
+            l
+        }).collect();
+        let mut current = others.clone();
+        current.extend(uploaded.iter().cloned());
+        let m = merge(&f, &current, &uploaded, &download);
+        let kept: Vec<&Value> = m.labels.iter().filter(|l| others.iter().any(|o| label_id(o) == label_id(l))).collect();
+        prop_assert_eq!(kept.len(), outside);
+        for (k, o) in kept.iter().zip(&others) {
+            prop_assert_eq!(serde_json::to_string(k).unwrap(), serde_json::to_string(o).unwrap());
+        }
+    }
+}
