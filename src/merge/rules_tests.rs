@@ -227,7 +227,7 @@ fn geometry_edits_follow_allow_spatial_edits() {
                 &f,
                 std::slice::from_ref(&up),
                 std::slice::from_ref(&up),
-                &[dl.clone()],
+                std::slice::from_ref(&dl),
             );
             let expected = if allowed {
                 counts(0, 1, 0, 0, 0)
