@@ -152,7 +152,8 @@ pub struct FieldInput<'a> {
     pub uploaded: &'a [UploadedLabel],
     pub downloaded: &'a [DownloadedLabel],
     pub id_map: &'a IndexMap<String, String>,
-    /// Parts that, with a backend object id, derive ids of labels created in the backend.
+    /// Parts that, with the sample id and a backend object id, derive the ids of labels
+    /// created in the backend.
     pub id_seed: &'a [u8],
     pub conflicts: Conflicts,
     /// What to do with added labels whose class is outside the schema.
@@ -171,6 +172,8 @@ pub struct FieldOutcome {
     pub unexpected: Vec<Value>,
     /// Such labels that make the plan fail (`load.unexpected: error`).
     pub unexpected_errors: Vec<String>,
+    /// What changes, one entry per label: `+id (class)`, `~id (label, geometry)`, `-id`.
+    pub changes: Vec<String>,
     /// The field's new value, when it changes.
     pub new_value: Option<Option<Value>>,
     /// What the backend now holds, as the baseline of the next merge.
@@ -203,7 +206,14 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             (Some(id), _) => id.to_string(),
             (None, Some(id)) => id.clone(),
             (None, None) => {
-                let id = ObjectId::derive(&[input.id_seed, d.backend_id.as_bytes()]).to_string();
+                // The sample is part of the seed: backends promise unique object ids only
+                // within their own scope (a task, an annotation).
+                let id = ObjectId::derive(&[
+                    input.id_seed,
+                    input.sample_id.as_bytes(),
+                    d.backend_id.as_bytes(),
+                ])
+                .to_string();
                 out.new_ids.push((d.backend_id.clone(), id.clone()));
                 id
             }
@@ -246,6 +256,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         match downloaded.get(&cid) {
             None if r.allow_deletions => {
                 out.counts.deleted += 1;
+                out.changes.push(format!("-{cid}"));
                 changed = true;
             }
             None => {
@@ -254,10 +265,12 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                 result.push(cur.clone());
             }
             Some(dl) => {
-                let (merged, edited, rejected) =
+                let (merged, applied, rejected) =
                     merge_label(cur, dl, input, uploaded[cid.as_str()], &cid, &mut out);
+                let edited = !applied.is_empty();
                 if edited {
                     out.counts.edited += 1;
+                    out.changes.push(format!("~{cid} ({})", applied.join(", ")));
                     changed = true;
                 }
                 if rejected {
@@ -316,6 +329,12 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             );
         } else {
             out.counts.added += 1;
+            let class = dl
+                .get("label")
+                .and_then(Value::as_str)
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            out.changes.push(format!("+{id}{class}"));
             result.push(dl.clone());
             changed = true;
         }
@@ -340,7 +359,8 @@ struct LabelMerge<'a> {
     cur: &'a Value,
     dl: &'a Value,
     merged: Map<String, Value>,
-    edited: bool,
+    /// Kinds of change applied (`label`, `geometry`, `index`, `attribute:<name>`).
+    applied: Vec<String>,
     rejected: Vec<(&'static str, &'static str)>,
 }
 
@@ -361,13 +381,18 @@ impl LabelMerge<'_> {
                 // An attribute missing from the download is written as null, as FiftyOne does.
                 self.merged
                     .insert((*k).to_string(), v.unwrap_or(Value::Null));
-                self.edited = true;
             }
         }
+        self.applied.push(if change == "attribute" {
+            format!("attribute:{}", keys[0])
+        } else {
+            change.to_string()
+        });
     }
 }
 
-/// Merge one matched label; returns (merged label, any change applied, any change rejected).
+/// Merge one matched label; returns (merged label, the kinds of change applied, whether any
+/// change was rejected).
 fn merge_label(
     cur: &Value,
     dl: &Value,
@@ -375,13 +400,13 @@ fn merge_label(
     uploaded_digest: &str,
     id: &str,
     out: &mut FieldOutcome,
-) -> (Value, bool, bool) {
+) -> (Value, Vec<String>, bool) {
     let schema = input.schema;
     if schema.label_type == LabelType::Scalar {
         return if cur == dl {
-            (cur.clone(), false, false)
+            (cur.clone(), Vec::new(), false)
         } else {
-            (dl.clone(), true, false)
+            (dl.clone(), vec!["value".to_string()], false)
         };
     }
     // Read-only attributes are shown, never merged; a backend that let them change is reported.
@@ -404,7 +429,7 @@ fn merge_label(
     let cur_m = managed(cur, schema);
     let dl_m = managed(dl, schema);
     if cur_m == dl_m {
-        return (cur.clone(), false, !read_only_changed.is_empty());
+        return (cur.clone(), Vec::new(), !read_only_changed.is_empty());
     }
     let dataset_changed = digest(&Value::Object(cur_m.clone())) != uploaded_digest;
     let backend_changed = digest(&Value::Object(dl_m.clone())) != uploaded_digest;
@@ -415,21 +440,21 @@ fn merge_label(
                     "{} label {id} (sample {})",
                     input.field, input.sample_id
                 ));
-                return (cur.clone(), false, !read_only_changed.is_empty());
+                return (cur.clone(), Vec::new(), !read_only_changed.is_empty());
             }
-            Conflicts::Dataset => return (cur.clone(), false, !read_only_changed.is_empty()),
+            Conflicts::Dataset => return (cur.clone(), Vec::new(), !read_only_changed.is_empty()),
             Conflicts::Backend => {}
         }
     } else if !backend_changed {
         // Only the dataset changed since upload: annotators did not touch it.
-        return (cur.clone(), false, !read_only_changed.is_empty());
+        return (cur.clone(), Vec::new(), !read_only_changed.is_empty());
     }
     let r = schema.restrictions;
     let mut m = LabelMerge {
         cur,
         dl,
         merged: cur.as_object().cloned().unwrap_or_default(),
-        edited: false,
+        applied: Vec::new(),
         rejected: Vec::new(),
     };
     m.take(
@@ -463,8 +488,8 @@ fn merge_label(
             reason: reason.to_string(),
         }));
     let merged = m.merged;
-    let edited = m.edited;
-    (Value::Object(merged), edited, rejected)
+    let applied = m.applied;
+    (Value::Object(merged), applied, rejected)
 }
 
 #[cfg(test)]
@@ -581,7 +606,7 @@ mod tests {
         assert_eq!(labels[0]["other"], 1);
         assert_eq!(
             labels[1]["_id"]["$oid"],
-            ObjectId::derive(&[b"seed", b"new-1"]).to_string()
+            ObjectId::derive(&[b"seed", b"s1", b"new-1"]).to_string()
         );
     }
 

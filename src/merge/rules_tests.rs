@@ -340,7 +340,7 @@ fn additions_follow_allow_additions_and_single_label_fields() {
             };
             assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
             if allowed {
-                let id = ObjectId::derive(&[b"seed", b"obj-0"]).to_string();
+                let id = ObjectId::derive(&[b"seed", b"s", b"obj-0"]).to_string();
                 assert_eq!(
                     m.labels[0]["_id"]["$oid"], id,
                     "{t}: backend-created labels get derived ids"

@@ -191,6 +191,11 @@ fn create_merge_and_converge() {
         plan["runs"][0]["fields"]["ground_truth"],
         json!({"upload": 0, "added": 1, "edited": 1, "deleted": 1, "rejected": 0, "unchanged": 4})
     );
+    let details = plan["runs"][0]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{details:?}");
+    let line = details[0].as_str().unwrap();
+    assert!(line.starts_with(&format!("sample {FIRST} ground_truth: ~6b02535c63110a1e76c075c0 (label) -6b02535c63110a1e76c075c1 +")), "{line}");
+    assert!(line.ends_with("(car)"), "{line}");
     let out = ws.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.code, 2);
 

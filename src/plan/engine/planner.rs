@@ -4,6 +4,9 @@ use super::apply::view_labels;
 use super::run_merge::merge_run;
 use super::*;
 
+/// Per-sample change lines a plan carries at most.
+const MAX_DETAIL_LINES: usize = 1000;
+
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
     pub fn plan(
@@ -306,6 +309,16 @@ impl Engine<'_> {
         if changes {
             plan.actions.push(Action::Merge);
             plan.rejected = outcome.rejected;
+            // Per-sample detail for reviewers, bounded so huge merges keep plans small.
+            let shown = outcome.changes.len().min(MAX_DETAIL_LINES);
+            plan.details
+                .extend(outcome.changes[..shown].iter().cloned());
+            if outcome.changes.len() > shown {
+                plan.details.push(format!(
+                    "… and {} more sample(s) with changes",
+                    outcome.changes.len() - shown
+                ));
+            }
             if load.cleanup {
                 plan.details.push(format!(
                     "then delete project `{}` (load.cleanup)",

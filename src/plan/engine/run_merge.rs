@@ -7,6 +7,8 @@ pub(super) struct RunMerge {
     pub(super) counts: IndexMap<String, FieldCounts>,
     pub(super) rejected: Vec<Rejection>,
     pub(super) conflicts: Vec<String>,
+    /// Per sample and field, the label changes (for `plan --verbose`).
+    pub(super) changes: Vec<String>,
     pub(super) unexpected_errors: Vec<String>,
     /// Unexpected labels to keep: (sample id, field named after the type) → labels.
     pub(super) kept: IndexMap<(String, String), Vec<Value>>,
@@ -36,6 +38,7 @@ pub(super) fn merge_run(
         counts: IndexMap::new(),
         rejected: Vec::new(),
         conflicts: Vec::new(),
+        changes: Vec::new(),
         unexpected_errors: Vec::new(),
         kept: IndexMap::new(),
         writes: Vec::new(),
@@ -84,6 +87,10 @@ pub(super) fn merge_run(
             counts.rejected += o.counts.rejected;
             counts.unchanged += o.counts.unchanged;
             out.rejected.extend(o.rejected);
+            if !o.changes.is_empty() {
+                out.changes
+                    .push(format!("sample {sid} {field}: {}", o.changes.join(" ")));
+            }
             out.conflicts.extend(o.conflicts);
             out.unexpected_errors.extend(o.unexpected_errors);
             if !o.unexpected.is_empty() {
