@@ -512,6 +512,29 @@ fn hostname() -> String {
 }
 
 #[test]
+fn env_references_are_resolved_at_run_time_and_never_recorded() {
+    let ws = engine_workspace(&format!("{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\nbackend_config:\n  url: ${{env:FAKE_URL}}\n"))
+        .env("FAKE_URL", "http://fake.invalid:1234");
+    let toml = std::fs::read_to_string(ws.path().join("annoform.toml")).unwrap();
+    ws.write(
+        "annoform.toml",
+        &format!("{toml}api_key = \"${{env:FAKE_KEY}}\"\n"),
+    );
+    let ws = ws.env("FAKE_KEY", "s3cret-value");
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let record =
+        std::fs::read_to_string(ws.path().join(".annoform/state/quickstart/review.json")).unwrap();
+    assert!(
+        !record.contains("${env:")
+            && !record.contains("s3cret")
+            && !record.contains("fake.invalid"),
+        "{record}"
+    );
+    let plan = ok(ws.run(&["plan", "--json"]));
+    assert!(!plan.stdout.contains("s3cret"));
+}
+
+#[test]
 fn apply_without_a_terminal_needs_auto_approve() {
     let ws = engine_workspace(&format!("{RUN}label_field: ground_truth\n"));
     let out = ws.run(&["apply"]);

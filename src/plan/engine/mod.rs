@@ -191,17 +191,8 @@ impl<'a> Engine<'a> {
             EngineError::Run(format!("run `{}`: unknown backend `{backend}`", run.key))
         })?;
         let kind = settings_cfg.kind;
-        let mut settings: serde_json::Map<String, Value> = settings_cfg
-            .values
-            .iter()
-            .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect();
-        for (k, v) in &run.backend_config {
-            if !backend::capabilities::is_secret_setting(k) {
-                settings.insert(k.clone(), v.clone());
-            }
-        }
+        let mut settings = recordable(settings_cfg.values.iter().map(|(k, v)| (k, &v.value)));
+        settings.extend(recordable(run.backend_config.iter()));
         let ds = self.dataset(&run.dataset)?;
         let view = view::apply(&run.view, ds)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
@@ -264,6 +255,19 @@ fn remote(r: &RunRecord) -> RemoteProject {
     }
 }
 
+/// The settings a record and a project may keep: no secrets, and no `${env:...}` references
+/// (they are resolved at run time and never stored).
+fn recordable<'v>(
+    settings: impl Iterator<Item = (&'v String, &'v Value)>,
+) -> serde_json::Map<String, Value> {
+    settings
+        .filter(|(k, v)| {
+            !backend::capabilities::is_secret_setting(k) && !v.to_string().contains("${env:")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Open a backend by name.
 pub fn open_backend(
     config: &Config,
@@ -287,12 +291,7 @@ pub fn open_backend(
                         .map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let settings = s
-                .values
-                .iter()
-                .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
-                .map(|(k, v)| (k.clone(), v.value.clone()))
-                .collect();
+            let settings = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
             Ok(Box::new(backend::custom::CustomBackend::start(
                 name, &command, &settings,
             )?))
