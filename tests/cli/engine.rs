@@ -455,6 +455,24 @@ fn drift_is_detected_and_healed() {
     ok(ws.run(&["apply", "--auto-approve"]));
     assert_eq!(task_names(&ws).len(), 2);
     assert_eq!(plan_json(&ws)["changes"], false);
+
+    // The whole project deleted outside annoform: recreated with all its tasks.
+    let mut store = backend(&ws);
+    store["projects"] = json!([]);
+    save_backend(&ws, &store);
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["drift"]));
+    assert!(
+        plan["runs"][0]["drift"][0]
+            .as_str()
+            .unwrap()
+            .contains("is missing"),
+        "{plan:#}"
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(project_count(&ws), 1);
+    assert_eq!(task_names(&ws).len(), 2);
+    assert_eq!(plan_json(&ws)["changes"], false);
 }
 
 #[test]

@@ -85,6 +85,23 @@ impl Engine<'_> {
             }
         };
         self.fill_record_keep_schema(&mut record, &d);
+        if w.missing_project {
+            // Deleted outside annoform: recreate (or adopt one recreated by an interrupted apply).
+            let b = self.backend(&d.backend)?;
+            let project = match b.find_project(&d.project_name)? {
+                Some(p) => p,
+                None => b.create_project(&ProjectSpec {
+                    name: d.project_name.clone(),
+                    schema: record.schema.clone(),
+                    config: d.settings.clone(),
+                })?,
+            };
+            record.project = Some(BackendObject {
+                id: project.id,
+                name: project.name,
+            });
+            self.store.put(&mut record)?;
+        }
         if actions.contains(&Action::Update) {
             if record.schema != d.schema {
                 let project = remote(&record);
@@ -109,7 +126,7 @@ impl Engine<'_> {
                 let project = remote(&record);
                 self.backend(&d.backend)?.delete_project(&project)?;
                 record.cleaned_up = true;
-                record.updated_at = self.now.clone();
+                record.touch(&self.now);
                 self.store.put(&mut record)?;
             }
         }
@@ -135,7 +152,7 @@ impl Engine<'_> {
             .lifecycle
             .as_ref()
             .is_some_and(|l| l.prevent_destroy);
-        r.updated_at = self.now.clone();
+        r.touch(&self.now);
     }
 
     /// Create the tasks of new samples (and recreate missing ones), adopting any task that
@@ -195,7 +212,7 @@ impl Engine<'_> {
             for (field, per_sample) in uploaded {
                 record.uploaded.entry(field).or_default().extend(per_sample);
             }
-            record.updated_at = self.now.clone();
+            record.touch(&self.now);
             self.store.put(record)?;
             progress.advance(samples.len() as u64);
         }
@@ -309,7 +326,7 @@ impl Engine<'_> {
             merged_at: self.now.clone(),
             rejected: outcome.rejected,
         });
-        record.updated_at = self.now.clone();
+        record.touch(&self.now);
         self.store.put(record)?;
         Ok(())
     }

@@ -86,6 +86,8 @@ pub struct RunWork {
     record: Option<RunRecord>,
     new_samples: Vec<String>,
     missing_batches: Vec<u32>,
+    /// The project itself is gone: recreate it before its tasks.
+    missing_project: bool,
     merge: Option<(Annotations, String)>,
 }
 

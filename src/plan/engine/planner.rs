@@ -89,6 +89,7 @@ impl Engine<'_> {
             record: None,
             new_samples: Vec::new(),
             missing_batches: Vec::new(),
+            missing_project: false,
             merge: None,
         };
         match (&desired, &record) {
@@ -230,6 +231,7 @@ impl Engine<'_> {
                 project.name, project.id, d.backend
             ));
             work.missing_batches = r.tasks.iter().map(|t| t.batch).collect();
+            work.missing_project = true;
             return Ok(());
         }
         let live: HashSet<String> = b.list_tasks(&project)?.into_iter().map(|t| t.id).collect();
