@@ -1,20 +1,25 @@
 //! A workspace's datasets, loaded on first use and kept for the rest of the command.
 
-use crate::config::Config;
+use crate::config::{Config, DatasetConfig, Setting};
 use crate::dataset::dir::Dataset;
+use indexmap::IndexMap;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
-/// The datasets of a workspace, by name, loaded lazily.
-pub struct Datasets<'c> {
-    config: &'c Config,
+/// The datasets of a workspace, by name, loaded lazily and loaded once per command (validation
+/// and the engine share them).
+pub struct Datasets {
+    root: PathBuf,
+    declared: IndexMap<String, Setting<DatasetConfig>>,
     loaded: HashMap<String, Result<Dataset, String>>,
 }
 
-impl<'c> Datasets<'c> {
+impl Datasets {
     /// No dataset loaded yet.
-    pub fn new(config: &'c Config) -> Self {
+    pub fn new(config: &Config) -> Self {
         Datasets {
-            config,
+            root: config.root.clone(),
+            declared: config.datasets.clone(),
             loaded: HashMap::new(),
         }
     }
@@ -22,11 +27,12 @@ impl<'c> Datasets<'c> {
     /// The dataset called `name`: `None` when annoform.toml does not declare it, otherwise
     /// the dataset or why it could not be loaded.
     pub fn get(&mut self, name: &str) -> Option<Result<&Dataset, &str>> {
-        let decl = self.config.datasets.get(name)?;
-        let root = &self.config.root;
-        let entry = self.loaded.entry(name.to_string()).or_insert_with(|| {
-            Dataset::load(root.join(&decl.value.path)).map_err(|e| e.to_string())
-        });
+        let decl = self.declared.get(name)?;
+        let path = self.root.join(&decl.value.path);
+        let entry = self
+            .loaded
+            .entry(name.to_string())
+            .or_insert_with(|| Dataset::load(path).map_err(|e| e.to_string()));
         Some(entry.as_ref().map_err(String::as_str))
     }
 

@@ -74,7 +74,12 @@ pub fn read_plan_file(
 pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let session = Session::open(ctx)?;
     let _lock = session.lock("apply", Duration::from_secs(args.change.lock_timeout))?;
-    let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
+    let mut engine = Engine::new(
+        &session.config,
+        &ctx.ui.env,
+        &session.store,
+        session.datasets,
+    );
     let (work, from_file) = match &args.plan_file {
         None => (
             engine
@@ -120,7 +125,12 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     let session = Session::open(ctx)?;
     let args = &args.change;
     let _lock = session.lock("destroy", Duration::from_secs(args.lock_timeout))?;
-    let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
+    let mut engine = Engine::new(
+        &session.config,
+        &ctx.ui.env,
+        &session.store,
+        session.datasets,
+    );
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Destroy)
         .map_err(engine_error)?;

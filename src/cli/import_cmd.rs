@@ -17,7 +17,12 @@ pub struct Args {
 pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let session = Session::open(ctx)?;
     let _lock = session.lock("import", Duration::from_secs(5))?;
-    let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
+    let mut engine = Engine::new(
+        &session.config,
+        &ctx.ui.env,
+        &session.store,
+        session.datasets,
+    );
     for key in &args.keys {
         let loaded = session
             .runs

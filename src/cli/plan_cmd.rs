@@ -51,7 +51,12 @@ pub struct Args {
 /// Compute, print and optionally save the plan; returns whether it has changes.
 pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
     let session = Session::open(ctx)?;
-    let mut engine = Engine::new(&session.config, &ctx.ui.env, &session.store);
+    let mut engine = Engine::new(
+        &session.config,
+        &ctx.ui.env,
+        &session.store,
+        session.datasets,
+    );
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Converge)
         .map_err(engine_error)?;

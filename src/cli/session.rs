@@ -17,6 +17,8 @@ pub struct Session {
     pub config: Config,
     pub runs: Vec<LoadedRun>,
     pub store: LocalStore,
+    /// The datasets validation loaded, handed on to the engine.
+    pub datasets: Datasets,
 }
 
 impl Session {
@@ -24,12 +26,9 @@ impl Session {
     pub fn open(ctx: &Context) -> Result<Session, CommandError> {
         let config = ctx.config()?;
         let loaded = load::load(&[config.manifest_dir()], &config.root);
+        let mut datasets = Datasets::new(&config);
         let mut problems = loaded.problems;
-        problems.extend(validate::validate(
-            &loaded.runs,
-            &config,
-            &mut Datasets::new(&config),
-        ));
+        problems.extend(validate::validate(&loaded.runs, &config, &mut datasets));
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.position());
             ctx.ui.report(&problems);
@@ -44,6 +43,7 @@ impl Session {
             runs: loaded.runs,
             store,
             config,
+            datasets,
         })
     }
 

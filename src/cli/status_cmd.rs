@@ -17,7 +17,12 @@ pub struct Args {
 /// Ask each run's backend for the status of its tasks.
 pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let (config, store) = Session::store_only(ctx)?;
-    let mut engine = Engine::new(&config, &ctx.ui.env, &store);
+    let mut engine = Engine::new(
+        &config,
+        &ctx.ui.env,
+        &store,
+        crate::workspace::Datasets::new(&config),
+    );
     let mut out = String::new();
     let mut json = Vec::new();
     let keys = store

@@ -76,7 +76,7 @@ const SHORTHAND: [&str; 10] = [
 ];
 
 /// Validate loaded runs against the workspace; returns every problem found.
-pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &mut Datasets<'_>) -> Vec<Problem> {
+pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &mut Datasets) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen: HashMap<(&str, &str), &LoadedRun> = HashMap::new();
     for r in runs {
@@ -112,14 +112,14 @@ pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &mut Datasets<'_>
     problems
 }
 
-struct RunCheck<'a, 'c> {
+struct RunCheck<'a> {
     r: &'a LoadedRun,
     config: &'a Config,
-    datasets: &'a mut Datasets<'c>,
+    datasets: &'a mut Datasets,
     out: &'a mut Vec<Problem>,
 }
 
-impl RunCheck<'_, '_> {
+impl RunCheck<'_> {
     fn err(
         &mut self,
         path: &[PathItem<'_>],

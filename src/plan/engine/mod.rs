@@ -140,14 +140,20 @@ pub struct Engine<'a> {
     config: &'a Config,
     env: &'a Env,
     store: &'a LocalStore,
-    datasets: Datasets<'a>,
+    datasets: Datasets,
     backends: HashMap<String, Box<dyn Backend>>,
     now: String,
 }
 
 impl<'a> Engine<'a> {
-    /// An engine over the workspace's config and state store.
-    pub fn new(config: &'a Config, env: &'a Env, store: &'a LocalStore) -> Self {
+    /// An engine over the workspace's config, state store and (possibly already loaded)
+    /// datasets.
+    pub fn new(
+        config: &'a Config,
+        env: &'a Env,
+        store: &'a LocalStore,
+        datasets: Datasets,
+    ) -> Self {
         let now = env
             .var("ANNOFORM_NOW")
             .map(String::from)
@@ -156,7 +162,7 @@ impl<'a> Engine<'a> {
             config,
             env,
             store,
-            datasets: Datasets::new(config),
+            datasets,
             backends: HashMap::new(),
             now,
         }
