@@ -133,10 +133,15 @@ fn write(state: &mut State, req: &Req, task: u64, job: Option<u64>, action: Opti
             (Some("create"), _) | (_, None) => state.seq.next(k.seq()),
             (_, Some(id)) => id,
         };
+        // Built before the old row goes: an updated track keeps its shapes' ids.
+        let mut body = build(state, k, &obj, id, &next);
         if matches!(action, Some("update" | "delete")) {
             rows_mut(&mut next, k).retain(|r| r.id != id);
         }
-        let body = build(state, k, &obj, id, &next);
+        if action == Some("delete") && k == Kind::Shape && obj.get("elements").is_none() {
+            // The delete echo is the request re-serialised: no `elements` unless sent.
+            body.as_object_mut().expect("object").remove("elements");
+        }
         if action != Some("delete") {
             rows_mut(&mut next, k).push(Stored {
                 id,
@@ -376,7 +381,10 @@ fn build_shape(state: &mut State, o: &Value, id: u64) -> Value {
         .flatten()
         .map(|e| {
             let eid = e["id"].as_u64().unwrap_or_else(|| state.seq.next("shape"));
-            build_shape(state, e, eid)
+            let mut el = build_shape(state, e, eid);
+            // Skeleton elements carry no `elements` of their own.
+            el.as_object_mut().expect("object").remove("elements");
+            el
         })
         .collect();
     json!({
@@ -498,19 +506,17 @@ fn tag_get(b: &Value, labels: &[&Label]) -> Value {
 
 fn shape_get(b: &Value, labels: &[&Label]) -> Value {
     let specs = label_attrs(labels, b);
-    let elements: Vec<Value> = b["elements"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| shape_get(e, labels))
-        .collect();
-    json!({
+    let mut out = json!({
         "id": b["id"], "label_id": b["label_id"], "type": b["type"], "frame": b["frame"],
         "group": b["group"], "source": b["source"], "occluded": b["occluded"],
         "outside": b["outside"], "z_order": b["z_order"],
         "rotation": b["rotation"].as_f64().unwrap_or(0.0), "points": floats(&b["points"]),
-        "attributes": filled(b, &specs, |s| s.default_value.clone()), "elements": elements,
-    })
+        "attributes": filled(b, &specs, |s| s.default_value.clone()),
+    });
+    if let Some(elements) = b["elements"].as_array() {
+        out["elements"] = elements.iter().map(|e| shape_get(e, labels)).collect();
+    }
+    out
 }
 
 fn track_get(b: &Value, labels: &[&Label]) -> Value {

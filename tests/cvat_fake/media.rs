@@ -53,10 +53,10 @@ fn probe_mp4(b: &[u8]) -> Option<(u32, u32, u32)> {
     };
     let mut dims = None;
     let mut at = 0;
-    // tkhd (version 0): 4 size, 4 type, 4 flags, 20 times/ids, 8 reserved, 8 layer..volume,
-    // 36 matrix, then 16.16 width and height.
+    // tkhd (version 0), counted from its type: 4 type, 4 flags, 20 times/ids, 8 reserved,
+    // 8 layer..volume, 36 matrix, then 16.16 width and height.
     while let Some(i) = find_from(b, b"tkhd", at) {
-        let (w, h) = (u32_at(i + 4 + 80)? >> 16, u32_at(i + 4 + 84)? >> 16);
+        let (w, h) = (u32_at(i + 80)? >> 16, u32_at(i + 84)? >> 16);
         if w > 0 && h > 0 {
             dims = Some((w, h));
             break;

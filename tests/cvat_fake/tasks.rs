@@ -809,8 +809,11 @@ fn patch_job(state: &mut State, req: &Req, pos: usize) -> Resp {
         j.state = s;
     }
     if let Some(a) = body.get("assignee") {
+        // The stamp moves only when the assignee really changes (null over null did not).
+        if j.assignee != a.as_u64() {
+            j.assignee_updated = Some(stamp.clone());
+        }
         j.assignee = a.as_u64();
-        j.assignee_updated = Some(stamp.clone());
     }
     j.updated = stamp;
     let j = state.jobs[pos].clone();
