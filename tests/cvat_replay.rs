@@ -7,6 +7,8 @@
 //! recording only describes, are synthesised (PNGs of the size the server later reported).
 
 mod cvat_fake;
+#[path = "cvat_replay/behaviour.rs"]
+mod behaviour;
 
 use base64::Engine;
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat, media};
