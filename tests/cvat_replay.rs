@@ -6,9 +6,9 @@
 //! queries and bodies. Redacted credentials become the fake's; uploaded files, which the
 //! recording only describes, are synthesised (PNGs of the size the server later reported).
 
-mod cvat_fake;
 #[path = "cvat_replay/behaviour.rs"]
 mod behaviour;
+mod cvat_fake;
 
 use base64::Engine;
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat, media};
@@ -28,7 +28,15 @@ const SKIPPED: &[(u64, &str)] = &[];
 
 /// Keys whose string values are server-chosen and so not compared.
 const MASKED_STRINGS: &[&str] = &[
-    "url", "next", "previous", "key", "rq_id", "svg", "color", "last_login", "date_joined",
+    "url",
+    "next",
+    "previous",
+    "key",
+    "rq_id",
+    "svg",
+    "color",
+    "last_login",
+    "date_joined",
 ];
 
 #[derive(Default)]
@@ -185,9 +193,16 @@ fn map_query(ids: &Ids, q: &Map<String, Value>) -> Vec<(String, String)> {
 fn recorded_dims(exchanges: &[Value]) -> HashMap<String, (u32, u32)> {
     let mut dims = HashMap::new();
     for e in exchanges {
-        for f in e["response_body"]["frames"].as_array().into_iter().flatten() {
+        for f in e["response_body"]["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let name = f["name"].as_str().unwrap_or_default().to_string();
-            let (w, h) = (f["width"].as_u64().unwrap_or(1), f["height"].as_u64().unwrap_or(1));
+            let (w, h) = (
+                f["width"].as_u64().unwrap_or(1),
+                f["height"].as_u64().unwrap_or(1),
+            );
             dims.insert(name, (w as u32, h as u32));
         }
     }
@@ -214,10 +229,7 @@ fn synth_file(dims: &HashMap<String, (u32, u32)>, name: &str, len: usize) -> Vec
     png
 }
 
-fn multipart_body(
-    dims: &HashMap<String, (u32, u32)>,
-    parts: &[Value],
-) -> (String, Vec<u8>) {
+fn multipart_body(dims: &HashMap<String, (u32, u32)>, parts: &[Value]) -> (String, Vec<u8>) {
     let boundary = "fakecvatreplayboundary0123456789";
     let mut body = vec![];
     for p in parts {
@@ -225,7 +237,9 @@ fn multipart_body(
         let field = p["field"].as_str().unwrap_or_default();
         match p["filename"].as_str() {
             Some(name) => {
-                let ct = p["content_type"].as_str().unwrap_or("application/octet-stream");
+                let ct = p["content_type"]
+                    .as_str()
+                    .unwrap_or("application/octet-stream");
                 body.extend(
                     format!(
                         "Content-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: {ct}\r\n\r\n"
@@ -286,7 +300,10 @@ async fn send(
             ("authorization", "Token <redacted>") => format!("Token {}", ids.admin_key),
             ("authorization", "Basic <redacted>") => {
                 let raw = format!("{ADMIN_USERNAME}:{ADMIN_PASSWORD}");
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )
             }
             ("origin", v) => v.replace(RECORDED_BASE, fake.base_url()),
             ("content-type", v) if v.starts_with("multipart/") => continue,
@@ -307,7 +324,12 @@ async fn send(
         rb = rb.header("content-type", ct).body(bytes);
     } else if body["binary"].as_bool() == Some(true) {
         let len = body["bytes"].as_u64().unwrap_or(0) as usize;
-        let upload = e["path"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or("");
+        let upload = e["path"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         let offset: usize = e["request_headers"]["Upload-Offset"]
             .as_str()
             .and_then(|o| o.parse().ok())
@@ -332,7 +354,9 @@ async fn send(
     };
     if let (Some(name), Some(len)) = (upload_name, e["request_headers"]["Upload-Length"].as_str()) {
         let len: usize = len.parse().unwrap_or(0);
-        let recorded = e["response_headers"]["location"].as_str().unwrap_or_default();
+        let recorded = e["response_headers"]["location"]
+            .as_str()
+            .unwrap_or_default();
         let id = recorded.rsplit('/').next().unwrap_or_default().to_string();
         tus.pending.insert(id, synth_file(dims, &name, len));
     }
@@ -364,9 +388,7 @@ impl Cmp<'_> {
     /// For an object whose id is not known yet: the unused fake object it differs least from.
     fn closest(
         &self,
-        path: &str,
-        kind: &str,
-        key: &str,
+        (path, kind, key): (&str, &str, &str),
         rv: &Value,
         g: &[Value],
         used: &[bool],
@@ -396,9 +418,9 @@ impl Cmp<'_> {
     fn id(&mut self, path: &str, kind: &str, rec: u64, got: u64) {
         let key = (kind.to_string(), rec);
         match self.ids.map.get(&key) {
-            Some(&want) if want != got => self
-                .diffs
-                .push(format!("{path}: recorded {kind} {rec} is fake {want}, got {got}")),
+            Some(&want) if want != got => self.diffs.push(format!(
+                "{path}: recorded {kind} {rec} is fake {want}, got {got}"
+            )),
             Some(_) => {}
             None => {
                 self.ids.map.insert(key, got);
@@ -408,7 +430,11 @@ impl Cmp<'_> {
 
     fn string(&mut self, path: &str, key: &str, rec: &str, got: &str) {
         let masked = MASKED_STRINGS.contains(&key) || key.ends_with("_date") || key == "id";
-        let digits = |s: &str| s.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+        let digits = |s: &str| {
+            s.chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect::<String>()
+        };
         // Messages naming ids (`spec_id \`120\` is invalid`, `#99`, a data dir) name the fake's.
         let names_ids = key == "message" || rec.contains('`') || rec.contains('#');
         let same = masked || rec == got || (names_ids && digits(rec) == digits(got));
@@ -430,7 +456,8 @@ impl Cmp<'_> {
         }
         for (k, rv) in r {
             if let Some(gv) = g.get(k) {
-                if let (Some(ik), Some(rn), Some(gn)) = (id_kind(kind, k), rv.as_u64(), gv.as_u64()) {
+                if let (Some(ik), Some(rn), Some(gn)) = (id_kind(kind, k), rv.as_u64(), gv.as_u64())
+                {
                     self.id(&format!("{path}.{k}"), &ik, rn, gn);
                     continue;
                 }
@@ -443,8 +470,11 @@ impl Cmp<'_> {
 
     fn array(&mut self, path: &str, kind: &str, key: &str, r: &[Value], g: &[Value]) {
         if r.len() != g.len() {
-            self.diffs
-                .push(format!("{path}: recorded {} items, fake {}", r.len(), g.len()));
+            self.diffs.push(format!(
+                "{path}: recorded {} items, fake {}",
+                r.len(),
+                g.len()
+            ));
             return;
         }
         // Objects with known ids (or spec ids) are matched by id: the server's order of
@@ -463,7 +493,7 @@ impl Cmp<'_> {
             let j = known
                 .and_then(|want| g.iter().position(|gv| gv[field].as_u64() == Some(want)))
                 .filter(|j| !used[*j])
-                .unwrap_or_else(|| self.closest(path, kind, key, rv, g, &used, i));
+                .unwrap_or_else(|| self.closest((path, kind, key), rv, g, &used, i));
             used[j] = true;
             self.value(&format!("{path}[{i}]"), kind, key, rv, &g[j]);
         }
@@ -476,7 +506,10 @@ fn compare(ids: &mut Ids, e: &Value, got: &Outcome) -> Vec<String> {
     if status != got.status {
         diffs.push(format!("status: recorded {status}, fake {}", got.status));
     }
-    let rec_headers = e["response_headers"].as_object().cloned().unwrap_or_default();
+    let rec_headers = e["response_headers"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     for (k, v) in &rec_headers {
         match got.headers.get(k) {
             None => diffs.push(format!("header {k}: missing in fake")),
@@ -493,23 +526,26 @@ fn compare(ids: &mut Ids, e: &Value, got: &Outcome) -> Vec<String> {
     let rec = &e["response_body"];
     if rec.is_null() {
         if !got.body.is_empty() {
-            diffs.push(format!("body: recorded empty, fake sent {} bytes", got.body.len()));
+            diffs.push(format!(
+                "body: recorded empty, fake sent {} bytes",
+                got.body.len()
+            ));
         }
     } else if rec["binary"].as_bool() == Some(true) {
         if got.body.is_empty() {
             diffs.push("body: recorded binary, fake sent nothing".into());
         }
-    } else if let Some(text) = rec["text"].as_str().filter(|_| rec.get("content_type").is_some()) {
+    } else if let Some(text) = rec["text"]
+        .as_str()
+        .filter(|_| rec.get("content_type").is_some())
+    {
         if String::from_utf8_lossy(&got.body) != text {
             diffs.push(format!("body: recorded text {text:?}"));
         }
     } else {
         match serde_json::from_slice::<Value>(&got.body) {
             Ok(g) => {
-                let mut cmp = Cmp {
-                    ids,
-                    diffs: vec![],
-                };
+                let mut cmp = Cmp { ids, diffs: vec![] };
                 let kind = root_kind(e["path"].as_str().unwrap_or_default());
                 cmp.value("$", kind, "", rec, &g);
                 diffs.extend(cmp.diffs);
@@ -560,7 +596,11 @@ async fn every_recorded_exchange_replays_against_the_fake() {
         if diffs.is_empty() {
             matched += 1;
         } else {
-            failed.push((seq, e["step"].as_str().unwrap_or_default().to_string(), diffs));
+            failed.push((
+                seq,
+                e["step"].as_str().unwrap_or_default().to_string(),
+                diffs,
+            ));
         }
     }
     for (seq, step, diffs) in failed.iter().take(15) {
@@ -574,5 +614,9 @@ async fn every_recorded_exchange_replays_against_the_fake() {
         exchanges.len(),
         failed.len()
     );
-    assert!(failed.is_empty(), "{} exchanges differ from the recording", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} exchanges differ from the recording",
+        failed.len()
+    );
 }

@@ -10,7 +10,14 @@ use super::model::{Annotations, Attr, Label, State, Stored};
 use serde_json::{Map, Value, json};
 
 const SHAPE_TYPES: &[&str] = &[
-    "rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton",
+    "rectangle",
+    "polygon",
+    "polyline",
+    "points",
+    "ellipse",
+    "cuboid",
+    "mask",
+    "skeleton",
 ];
 const REQUIRED: &str = "This field is required.";
 
@@ -204,7 +211,10 @@ fn field_errors(body: &Value) -> Option<Value> {
                 Kind::Track => track_errors(o),
             })
             .collect();
-        if errs.iter().any(|e| e.as_object().is_some_and(|m| !m.is_empty())) {
+        if errs
+            .iter()
+            .any(|e| e.as_object().is_some_and(|m| !m.is_empty()))
+        {
             out.insert(k.key().into(), json!(errs));
         }
     }
@@ -230,7 +240,10 @@ fn shape_errors(o: &Value, with_label: bool) -> Value {
     let mut m = required(o, fields).as_object().cloned().unwrap_or_default();
     if let Some(t) = o["type"].as_str() {
         if !SHAPE_TYPES.contains(&t) {
-            m.insert("type".into(), json!([format!("\"{t}\" is not a valid choice.")]));
+            m.insert(
+                "type".into(),
+                json!([format!("\"{t}\" is not a valid choice.")]),
+            );
         }
     }
     if let Some(points) = o["points"].as_array() {
@@ -276,7 +289,10 @@ fn track_errors(o: &Value) -> Value {
         .flatten()
         .map(|s| shape_errors(s, false))
         .collect();
-    if shapes.iter().any(|e| e.as_object().is_some_and(|m| !m.is_empty())) {
+    if shapes
+        .iter()
+        .any(|e| e.as_object().is_some_and(|m| !m.is_empty()))
+    {
         m.insert("shapes".into(), json!(shapes));
     }
     Value::Object(m)
@@ -432,7 +448,10 @@ fn build_track(state: &mut State, o: &Value, id: u64, current: &Annotations) -> 
         })
         .collect();
     // The track's frame is forced to its first shape's frame.
-    let frame = shapes.first().map(|s| s["frame"].clone()).unwrap_or(o["frame"].clone());
+    let frame = shapes
+        .first()
+        .map(|s| s["frame"].clone())
+        .unwrap_or(o["frame"].clone());
     json!({
         "id": id, "frame": frame, "label_id": o["label_id"],
         "group": o.get("group").cloned().unwrap_or(Value::Null),

@@ -195,7 +195,10 @@ pub fn paginate(req: &Req, path: &str, items: Vec<Value>) -> Resp {
         Some(s) => s.parse::<usize>().ok().filter(|n| *n > 0).unwrap_or(10),
         None => 10,
     };
-    let page = req.q("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1);
+    let page = req
+        .q("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1);
     let pages = count.div_ceil(size).max(1);
     if page == 0 || page > pages {
         return Resp::detail(404, "Invalid page.");
@@ -218,11 +221,23 @@ pub fn paginate(req: &Req, path: &str, items: Vec<Value>) -> Resp {
         let sep = if qs.is_empty() { "" } else { "?" };
         json!(format!("{}/api/{path}{sep}{}", req.base, qs.join("&")))
     };
-    let results: Vec<Value> = items.into_iter().skip((page - 1) * size).take(size).collect();
+    let results: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
     json_page(
         count,
-        if page < pages { link(page + 1) } else { Value::Null },
-        if page > 1 { link(page - 1) } else { Value::Null },
+        if page < pages {
+            link(page + 1)
+        } else {
+            Value::Null
+        },
+        if page > 1 {
+            link(page - 1)
+        } else {
+            Value::Null
+        },
         results,
     )
 }
@@ -253,16 +268,14 @@ pub fn dec(s: &str, plus: bool) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' if plus => out.push(b' '),
             c => out.push(c),
         }
@@ -283,7 +296,11 @@ pub fn json_logic_filter(
     };
     let rule: Value = serde_json::from_str(raw)
         .map_err(|_| Resp::list_error("filter: Json syntax should be used"))?;
-    check_terms(&rule, &items.first().cloned().unwrap_or(Value::Null), &field)?;
+    check_terms(
+        &rule,
+        &items.first().cloned().unwrap_or(Value::Null),
+        &field,
+    )?;
     Ok(items
         .into_iter()
         .filter(|it| truthy(&eval(&rule, it, &field)))

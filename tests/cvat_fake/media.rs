@@ -5,12 +5,19 @@ use std::io::Write;
 
 /// What an uploaded file turned out to be.
 pub enum Media {
-    Image { width: u32, height: u32 },
-    Video { width: u32, height: u32, frames: u32 },
+    Image {
+        width: u32,
+        height: u32,
+    },
+    Video {
+        width: u32,
+        height: u32,
+        frames: u32,
+    },
     /// An image extension whose bytes no decoder accepts (PIL's UnidentifiedImageError).
     BrokenImage,
     /// Not a media file at all; the server skips it.
-    NotMedia,
+    Other,
 }
 
 const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"];
@@ -30,7 +37,7 @@ pub fn probe(name: &str, bytes: &[u8]) -> Media {
         };
     }
     if !IMAGE_EXTS.contains(&ext.as_str()) {
-        return Media::NotMedia;
+        return Media::Other;
     }
     match imagesize::blob_size(bytes) {
         Ok(s) if s.width > 0 && s.height > 0 && valid_png_if_png(bytes) => Media::Image {
@@ -48,9 +55,8 @@ fn valid_png_if_png(bytes: &[u8]) -> bool {
 
 /// Width, height and sample count of the first video track of an mp4.
 fn probe_mp4(b: &[u8]) -> Option<(u32, u32, u32)> {
-    let u32_at = |i: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?))
-    };
+    let u32_at =
+        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?)) };
     let mut dims = None;
     let mut at = 0;
     // tkhd (version 0), counted from its type: 4 type, 4 flags, 20 times/ids, 8 reserved,
@@ -78,13 +84,10 @@ fn find_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// A valid single-colour RGB PNG of the given size (small, so it fits recorded file sizes).
 pub fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(((width * 3 + 1) * height) as usize);
-    for _ in 0..height {
-        raw.push(0);
-        for _ in 0..width {
-            raw.extend([90, 140, 200]);
-        }
-    }
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(std::iter::repeat_n([90, 140, 200], width as usize).flatten())
+        .collect();
+    let raw = row.repeat(height as usize);
     let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
     z.write_all(&raw).expect("zlib");
     let idat = z.finish().expect("zlib");
@@ -125,7 +128,13 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// The content type the server gives an original frame, from the file name.
 pub fn content_type(name: &str) -> &'static str {
-    match name.rsplit('.').next().unwrap_or_default().to_lowercase().as_str() {
+    match name
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
+        .as_str()
+    {
         "jpg" | "jpeg" => "image/jpeg",
         "bmp" => "image/bmp",
         "gif" => "image/gif",

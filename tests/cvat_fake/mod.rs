@@ -174,7 +174,12 @@ async fn decode(r: hyper::Request<Incoming>) -> Req {
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).to_string(),
+            )
+        })
         .collect();
     Req {
         method: parts.method.to_string(),
@@ -204,7 +209,9 @@ fn negotiate(req: &Req) -> Option<Resp> {
         .split(';')
         .find_map(|p| p.trim().strip_prefix("version="));
     match version {
-        Some(v) if v.trim() != "2.0" => Some(Resp::detail(406, "Invalid version in \"Accept\" header.")),
+        Some(v) if v.trim() != "2.0" => {
+            Some(Resp::detail(406, "Invalid version in \"Accept\" header."))
+        }
         _ => None,
     }
 }

@@ -225,7 +225,11 @@ impl State {
     pub fn new_key(&mut self) -> String {
         self.keys += 1;
         let digest = Sha256::digest(format!("fake-cvat-key-{}", self.keys));
-        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()[..40].to_string()
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()[..40]
+            .to_string()
     }
 
     /// The next automatic label colour.

@@ -16,7 +16,10 @@ pub fn validate_labels(labels: &[Value]) -> Result<(), Resp> {
                 .as_array()
                 .map(|a| a.iter().map(attr_field_errors).collect())
                 .unwrap_or_default();
-            if attrs.iter().any(|e| e.as_object().is_some_and(|m| !m.is_empty())) {
+            if attrs
+                .iter()
+                .any(|e| e.as_object().is_some_and(|m| !m.is_empty()))
+            {
                 any = true;
                 json!({ "attributes": attrs })
             } else {
@@ -221,7 +224,11 @@ pub fn patch_labels(state: &mut State, owner: LabelOwner, labels: &[Value]) -> R
             }
         }
     }
-    let fresh: Vec<Value> = labels.iter().filter(|l| l.get("id").is_none()).cloned().collect();
+    let fresh: Vec<Value> = labels
+        .iter()
+        .filter(|l| l.get("id").is_none())
+        .cloned()
+        .collect();
     validate_labels(&fresh)?;
     for l in labels {
         match l["id"].as_u64() {
@@ -290,7 +297,11 @@ fn new_attr_preview(a: &Value) -> Attr {
 }
 
 fn project_json(state: &State, base: &str, p: &Project) -> Value {
-    let tasks: Vec<_> = state.tasks.iter().filter(|t| t.project == Some(p.id)).collect();
+    let tasks: Vec<_> = state
+        .tasks
+        .iter()
+        .filter(|t| t.project == Some(p.id))
+        .collect();
     let mut subsets: Vec<&str> = tasks
         .iter()
         .map(|t| t.subset.as_str())

@@ -127,7 +127,10 @@ pub fn task_json(state: &State, base: &str, id: u64) -> Value {
         json!({"count": jobs.len(), "completed": completed, "validation": validation,
                "url": format!("{base}/api/jobs?task_id={id}")}),
     );
-    put("labels", json!({"url": format!("{base}/api/labels?task_id={id}")}));
+    put(
+        "labels",
+        json!({"url": format!("{base}/api/labels?task_id={id}")}),
+    );
     put("assignee_updated_date", json!(t.assignee_updated));
     put("validation_mode", Value::Null);
     Value::Object(m)
@@ -139,7 +142,7 @@ pub fn list_tasks(state: &State, req: &Req) -> Resp {
     let exact = |t: &Value, param: &str, field: &str| {
         req.q(param).is_none_or(|v| match &t[field] {
             Value::String(s) => s == v,
-            other => other.to_string() == v,
+            other => v.parse::<u64>().ok() == other.as_u64(),
         })
     };
     let mut items: Vec<Value> = state
@@ -156,9 +159,14 @@ pub fn list_tasks(state: &State, req: &Req) -> Resp {
         })
         .filter(|t| {
             search.as_ref().is_none_or(|s| {
-                [&t["name"], &t["owner"]["username"], &t["status"], &t["subset"]]
-                    .iter()
-                    .any(|f| f.as_str().unwrap_or_default().to_lowercase().contains(s))
+                [
+                    &t["name"],
+                    &t["owner"]["username"],
+                    &t["status"],
+                    &t["subset"],
+                ]
+                .iter()
+                .any(|f| f.as_str().unwrap_or_default().to_lowercase().contains(s))
             })
         })
         .collect();
@@ -306,7 +314,10 @@ pub fn post_data(state: &mut State, req: &Req, id: u64) -> Resp {
     {
         return Resp::json(400, json!("Adding more data is not supported"));
     }
-    let flag = |h: &str| req.header(h).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let flag = |h: &str| {
+        req.header(h)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
     if flag("upload-start") {
         return Resp::empty(202);
     }
@@ -455,7 +466,7 @@ fn decode_all(task: u64, files: &[Upload]) -> Result<Decoded, String> {
                     f.name
                 ));
             }
-            Media::NotMedia => {}
+            Media::Other => {}
         }
     }
     if frames.is_empty() {
@@ -605,8 +616,18 @@ pub fn request_status(state: &mut State, req: &Req, rq: &str) -> Resp {
     let first = r.polls == 1;
     let (status, message, finished, expiry) = match (&r.failure, first) {
         (_, true) => ("started", String::new(), Value::Null, Value::Null),
-        (None, false) => ("finished", String::new(), json!(r.finished), json!(later(500))),
-        (Some(m), false) => ("failed", m.clone(), json!(r.finished), json!(later(2_592_000))),
+        (None, false) => (
+            "finished",
+            String::new(),
+            json!(r.finished),
+            json!(later(500)),
+        ),
+        (Some(m), false) => (
+            "failed",
+            m.clone(),
+            json!(r.finished),
+            json!(later(2_592_000)),
+        ),
     };
     let _ = req;
     Resp::json(
@@ -746,7 +767,7 @@ pub fn list_jobs(state: &State, req: &Req) -> Resp {
             let eq = |p: &str, v: &Value| {
                 req.q(p).is_none_or(|q| match v {
                     Value::String(s) => s == q,
-                    other => other.to_string() == q,
+                    other => q.parse::<u64>().ok() == other.as_u64(),
                 })
             };
             eq("task_id", &j["task_id"])
@@ -787,7 +808,11 @@ fn patch_job(state: &mut State, req: &Req, pos: usize) -> Resp {
             None
         }
     };
-    let stage = choice("stage", &["annotation", "validation", "acceptance"], &mut errors);
+    let stage = choice(
+        "stage",
+        &["annotation", "validation", "acceptance"],
+        &mut errors,
+    );
     let st = choice(
         "state",
         &["new", "in progress", "rejected", "completed"],

@@ -43,7 +43,10 @@ impl Api {
         let resp = rb.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -103,7 +106,12 @@ async fn background_request_is_started_then_finished_and_unknown_ids_are_404() {
         .await
         .expect("poll");
     assert_eq!(r.status().as_u16(), 404);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }
 
 #[tokio::test]
@@ -117,7 +125,10 @@ async fn broken_image_fails_the_request_and_leaves_an_empty_task() {
         )
         .await;
     let id = task["id"].as_u64().unwrap();
-    let form = Form::new().part("client_files[0]", Part::bytes(b"not a png".to_vec()).file_name("bad.png"));
+    let form = Form::new().part(
+        "client_files[0]",
+        Part::bytes(b"not a png".to_vec()).file_name("bad.png"),
+    );
     let r = api
         .req(reqwest::Method::POST, &format!("/api/tasks/{id}/data"))
         .multipart(form)
@@ -129,9 +140,17 @@ async fn broken_image_fails_the_request_and_leaves_an_empty_task() {
     api.get(&path).await;
     let failed = api.get(&path).await;
     assert_eq!(failed["status"], "failed");
-    assert!(failed["message"].as_str().unwrap().starts_with("PIL.UnidentifiedImageError"));
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("PIL.UnidentifiedImageError")
+    );
     let task = api.get(&format!("/api/tasks/{id}")).await;
-    assert_eq!((task["size"].clone(), task["jobs"]["count"].clone()), (json!(0), json!(0)));
+    assert_eq!(
+        (task["size"].clone(), task["jobs"]["count"].clone()),
+        (json!(0), json!(0))
+    );
 }
 
 #[tokio::test]
@@ -145,10 +164,17 @@ async fn jobs_are_segments_of_segment_size_listed_newest_first() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| (j["start_frame"].as_u64().unwrap(), j["stop_frame"].as_u64().unwrap()))
+        .map(|j| {
+            (
+                j["start_frame"].as_u64().unwrap(),
+                j["stop_frame"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(ranges, vec![(0, 1), (2, 3), (4, 4)]);
-    let newest_first = api.get(&format!("/api/jobs?task_id={id}&page_size=2")).await;
+    let newest_first = api
+        .get(&format!("/api/jobs?task_id={id}&page_size=2"))
+        .await;
     assert_eq!(newest_first["results"][0]["start_frame"], 4);
     assert!(newest_first["next"].as_str().unwrap().contains("page=2"));
     let meta = api.get(&format!("/api/tasks/{id}/data/meta")).await;
@@ -174,7 +200,10 @@ async fn writes_echo_raw_values_and_reads_normalise_them() {
         .await;
     assert_eq!(status, 200, "{echo}");
     assert_eq!(echo["shapes"][0]["points"].to_string(), "[1,2,3,4]");
-    assert_eq!(echo["shapes"][0]["attributes"], json!([{"spec_id": parked, "value": "True"}]));
+    assert_eq!(
+        echo["shapes"][0]["attributes"],
+        json!([{"spec_id": parked, "value": "True"}])
+    );
     assert_eq!(echo["shapes"][0]["group"], Value::Null);
     let got = api.get(&format!("/api/tasks/{id}/annotations")).await;
     let s = &got["shapes"][0];
@@ -195,28 +224,54 @@ async fn patch_actions_and_their_errors() {
     let label = labels["results"][0]["id"].clone();
     let path = format!("/api/tasks/{id}/annotations");
     let patch = |action: &str| format!("{path}?action={action}");
-    let shape = json!({"type": "polygon", "frame": 1, "label_id": label, "points": [0, 0, 5, 0, 5, 5]});
+    let shape =
+        json!({"type": "polygon", "frame": 1, "label_id": label, "points": [0, 0, 5, 0, 5, 5]});
     let body = |s: Value| json!({"version": 0, "tags": [], "shapes": [s], "tracks": []});
     let (_, created) = api
-        .call(reqwest::Method::PATCH, &patch("create"), Some(body(shape.clone())))
+        .call(
+            reqwest::Method::PATCH,
+            &patch("create"),
+            Some(body(shape.clone())),
+        )
         .await;
     let sid = created["shapes"][0]["id"].clone();
     let (status, err) = api
-        .call(reqwest::Method::PATCH, &patch("delete"), Some(body(json!({"id": sid}))))
+        .call(
+            reqwest::Method::PATCH,
+            &patch("delete"),
+            Some(body(json!({"id": sid}))),
+        )
         .await;
     assert_eq!(status, 400);
-    assert_eq!(err["shapes"][0]["label_id"], json!(["This field is required."]));
-    let (status, err) = api.call(reqwest::Method::PATCH, &path, Some(body(shape.clone()))).await;
-    assert_eq!((status, err), (400, json!(["Please specify a correct 'action' for the request"])));
+    assert_eq!(
+        err["shapes"][0]["label_id"],
+        json!(["This field is required."])
+    );
+    let (status, err) = api
+        .call(reqwest::Method::PATCH, &path, Some(body(shape.clone())))
+        .await;
+    assert_eq!(
+        (status, err),
+        (
+            400,
+            json!(["Please specify a correct 'action' for the request"])
+        )
+    );
     let mut out_of_range = shape.clone();
     out_of_range["frame"] = json!(7);
     let (status, echo) = api
-        .call(reqwest::Method::PATCH, &patch("create"), Some(body(out_of_range)))
+        .call(
+            reqwest::Method::PATCH,
+            &patch("create"),
+            Some(body(out_of_range)),
+        )
         .await;
     assert_eq!((status, echo["shapes"].clone()), (200, json!([])));
     let mut full = shape;
     full["id"] = sid;
-    let (status, _) = api.call(reqwest::Method::PATCH, &patch("delete"), Some(body(full))).await;
+    let (status, _) = api
+        .call(reqwest::Method::PATCH, &patch("delete"), Some(body(full)))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(api.get(&path).await["shapes"], json!([]));
 }
