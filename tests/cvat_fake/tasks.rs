@@ -142,7 +142,7 @@ pub fn list_tasks(state: &State, req: &Req) -> Resp {
     let exact = |t: &Value, param: &str, field: &str| {
         req.q(param).is_none_or(|v| match &t[field] {
             Value::String(s) => s == v,
-            other => v.parse::<u64>().ok() == other.as_u64(),
+            other => other.as_u64().is_some_and(|n| v.parse() == Ok(n)),
         })
     };
     let mut items: Vec<Value> = state
@@ -767,7 +767,7 @@ pub fn list_jobs(state: &State, req: &Req) -> Resp {
             let eq = |p: &str, v: &Value| {
                 req.q(p).is_none_or(|q| match v {
                     Value::String(s) => s == q,
-                    other => q.parse::<u64>().ok() == other.as_u64(),
+                    other => other.as_u64().is_some_and(|n| q.parse() == Ok(n)),
                 })
             };
             eq("task_id", &j["task_id"])
