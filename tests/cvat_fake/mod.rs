@@ -18,6 +18,7 @@
 //! * annotation reads are ordered by job, then id (the real order is undefined);
 //! * ids start at 1 for every kind, unlike the recorded server's.
 
+// Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
 pub mod annotations;
@@ -261,7 +262,7 @@ fn route(state: &mut State, req: &Req, caller: u64, seg: &[&str]) -> Resp {
         (_, ["jobs", j]) => tasks::one_job(state, req, id(j)),
         ("GET", ["jobs", j, "data", "meta"]) => job_meta(state, id(j)),
         (_, ["jobs", j, "annotations"]) => annotations::handle(state, req, Scope::Job(id(j))),
-        ("GET", ["requests", rq]) => tasks::request_status(state, req, rq),
+        ("GET", ["requests", rq]) => tasks::request_status(state, rq),
         _ => Resp::detail(404, "Not found."),
     }
 }

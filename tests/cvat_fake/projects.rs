@@ -66,6 +66,11 @@ fn attr_field_errors(a: &Value) -> Value {
 }
 
 fn new_attr(state: &mut State, a: &Value) -> Attr {
+    attr_from(state.seq.next("attr"), a)
+}
+
+/// An attribute spec from its request form, with the given id.
+fn attr_from(id: u64, a: &Value) -> Attr {
     let mut values: Vec<String> = a["values"]
         .as_array()
         .map(|v| v.iter().map(value_string).collect())
@@ -74,7 +79,7 @@ fn new_attr(state: &mut State, a: &Value) -> Attr {
         values.push(String::new());
     }
     Attr {
-        id: state.seq.next("attr"),
+        id,
         name: a["name"].as_str().unwrap_or_default().into(),
         mutable: a["mutable"].as_bool().unwrap_or(false),
         input_type: a["input_type"].as_str().unwrap_or_default().into(),
@@ -266,11 +271,7 @@ fn update_label(state: &mut State, id: u64, l: &Value) {
             .or_else(|| attrs.iter().position(|x| x.name == name));
         match known {
             Some(i) => {
-                let keep = attrs[i].id;
-                attrs[i] = Attr {
-                    id: keep,
-                    ..new_attr_preview(a)
-                };
+                attrs[i] = attr_from(attrs[i].id, a);
             }
             None => new_attrs.push(a.clone()),
         }
@@ -289,11 +290,6 @@ fn update_label(state: &mut State, id: u64, l: &Value) {
             lab.kind = t.into();
         }
     }
-}
-
-fn new_attr_preview(a: &Value) -> Attr {
-    let mut scratch = State::default();
-    new_attr(&mut scratch, a)
 }
 
 fn project_json(state: &State, base: &str, p: &Project) -> Value {

@@ -332,10 +332,10 @@ pub fn post_data(state: &mut State, req: &Req, id: u64) -> Resp {
     if flag("upload-multiple") {
         return Resp::empty(200);
     }
-    process_data(state, req, id, params)
+    process_data(state, id, params)
 }
 
-fn process_data(state: &mut State, req: &Req, id: u64, params: DataParams) -> Resp {
+fn process_data(state: &mut State, id: u64, params: DataParams) -> Resp {
     let task = state.task(id).expect("exists").clone();
     let mut files = task.uploads.clone();
     if let Some(order) = &params.order {
@@ -407,7 +407,6 @@ fn process_data(state: &mut State, req: &Req, id: u64, params: DataParams) -> Re
             finished: now(),
         },
     );
-    let _ = req;
     Resp::json(202, json!({ "rq_id": format!("create:task-{id}") }))
 }
 
@@ -599,7 +598,7 @@ pub fn tus_chunk(state: &mut State, req: &Req, uuid: &str) -> Resp {
 }
 
 /// `GET /api/requests/<rq_id>`: `started` on the first poll, then the outcome.
-pub fn request_status(state: &mut State, req: &Req, rq: &str) -> Resp {
+pub fn request_status(state: &mut State, rq: &str) -> Resp {
     let task = rq
         .strip_prefix("create:task-")
         .and_then(|n| n.parse::<u64>().ok());
@@ -629,7 +628,6 @@ pub fn request_status(state: &mut State, req: &Req, rq: &str) -> Resp {
             json!(later(2_592_000)),
         ),
     };
-    let _ = req;
     Resp::json(
         200,
         json!({
