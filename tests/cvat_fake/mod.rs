@@ -8,6 +8,9 @@
 //! created by `action=update`, frames outside a job accepted by job-level writes, the 500 on a
 //! cross-job id conflict, the TUS Location without `data/`.
 //!
+//! Use: `let cvat = FakeCvat::start();` then talk to `cvat.base_url()` as `admin` /
+//! `Admin12345!` (or with `cvat.admin_key()`); the server stops when `cvat` is dropped.
+//!
 //! Where it simplifies:
 //! * no permissions or organisations (the recording ran with the allow-all policy);
 //! * data is processed at once; a background request reports `started` on its first poll and
