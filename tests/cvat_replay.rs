@@ -74,7 +74,9 @@ fn id_kind(kind: &str, key: &str) -> Option<String> {
     match key {
         "id" if !kind.is_empty() && kind != "op" && kind != "request" => Some(kind.into()),
         "project_id" => Some("project".into()),
-        "task_id" | "data" if key == "task_id" || kind == "task" => Some("task".into()),
+        "task_id" => Some("task".into()),
+        // A task's `data` id is the task's own number on the real server.
+        "data" if kind == "task" => Some("task".into()),
         "job_id" => Some("job".into()),
         "label_id" | "parent_id" => Some("label".into()),
         "spec_id" => Some("spec".into()),
