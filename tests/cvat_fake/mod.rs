@@ -1,0 +1,289 @@
+//! An in-process fake CVAT server that replays the behaviour recorded from a real CVAT
+//! 2.23.1 (`tests/fixtures/cvat/exchanges-2.23.1.jsonl`, described in the shared CVAT recipe).
+//!
+//! It keeps users, projects, labels, tasks, jobs, background requests and annotations in
+//! memory and answers with the recorded envelopes, status codes and error bodies (field-error
+//! maps, `{"detail"}`, `non_field_errors`, bare lists and strings), including the recorded
+//! quirks: the 406 for `Accept: application/json`, write-once task fields (403), unknown ids
+//! created by `action=update`, frames outside a job accepted by job-level writes, the 500 on a
+//! cross-job id conflict, the TUS Location without `data/`.
+//!
+//! Use: `let cvat = FakeCvat::start();` then talk to `cvat.base_url()` as `admin` /
+//! `Admin12345!` (or with `cvat.admin_key()`); the server stops when `cvat` is dropped.
+//!
+//! Where it simplifies:
+//! * no permissions or organisations (the recording ran with the allow-all policy);
+//! * data is processed at once; a background request reports `started` on its first poll and
+//!   its outcome afterwards;
+//! * frames are not re-encoded: a compressed image frame is one fixed small JPEG, a video
+//!   frame a generated PNG of the video's size; chunk sizes are the recorded 72 (images) and
+//!   36 (video) unless `chunk_size` is sent; only mp4 headers are read for video;
+//! * annotation reads are ordered by job, then id (the real order is undefined);
+//! * ids start at 1 for every kind, unlike the recorded server's.
+
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
+pub mod annotations;
+pub mod http;
+pub mod media;
+pub mod model;
+pub mod projects;
+pub mod tasks;
+pub mod users;
+
+use annotations::Scope;
+use http::{Req, Resp, dec};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use model::State;
+use std::sync::{Arc, Mutex};
+use users::Caller;
+
+pub use model::{ADMIN_PASSWORD, ADMIN_USERNAME};
+
+/// A running fake CVAT server; dropping it stops the server.
+pub struct FakeCvat {
+    base_url: String,
+    state: Arc<Mutex<State>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeCvat {
+    /// Starts a fresh fake on `127.0.0.1:0` in its own thread and runtime.
+    pub fn start() -> FakeCvat {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State::new()));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let shared = state.clone();
+        let thread = std::thread::spawn(move || serve(listener, shared, stopped));
+        FakeCvat {
+            base_url,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The admin's API key (what `POST /api/auth/login` answers for the admin).
+    pub fn admin_key(&self) -> String {
+        let s = self.state.lock().expect("state");
+        s.users[0].key.clone()
+    }
+}
+
+impl Drop for FakeCvat {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        loop {
+            let stream = tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((s, _)) => s,
+                    Err(_) => continue,
+                },
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |r| respond(state.clone(), r));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+async fn respond(
+    state: Arc<Mutex<State>>,
+    r: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    let req = decode(r).await;
+    let resp = {
+        let mut s = state.lock().expect("state");
+        dispatch(&mut s, &req)
+    };
+    let mut b = hyper::Response::builder().status(resp.status);
+    if let Some(ct) = &resp.content_type {
+        b = b.header("content-type", ct);
+    }
+    for (k, v) in &resp.headers {
+        b = b.header(k, v);
+    }
+    Ok(b.body(Full::new(Bytes::from(resp.body))).expect("response"))
+}
+
+async fn decode(r: hyper::Request<Incoming>) -> Req {
+    let (parts, body) = r.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let path = parts.uri.path();
+    let trailing_slash = path.len() > 1 && path.ends_with('/');
+    let segments = path
+        .trim_start_matches("/api/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| dec(s, false))
+        .collect();
+    let query = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (dec(k, true), dec(v, true))
+        })
+        .collect();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).to_string(),
+            )
+        })
+        .collect();
+    Req {
+        method: parts.method.to_string(),
+        segments,
+        trailing_slash,
+        query,
+        headers,
+        body,
+        base: format!("http://{host}"),
+    }
+}
+
+/// Content negotiation as DRF did it, before authentication.
+fn negotiate(req: &Req) -> Option<Resp> {
+    let accept = req.header("accept")?;
+    let ok = accept.split(',').any(|a| {
+        let a = a.trim();
+        a.starts_with("*/*") || a.starts_with("application/vnd.cvat+json")
+    });
+    if !ok {
+        return Some(Resp::detail(
+            406,
+            "Could not satisfy the request Accept header.",
+        ));
+    }
+    let version = accept
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("version="));
+    match version {
+        Some(v) if v.trim() != "2.0" => {
+            Some(Resp::detail(406, "Invalid version in \"Accept\" header."))
+        }
+        _ => None,
+    }
+}
+
+fn dispatch(state: &mut State, req: &Req) -> Resp {
+    if let Some(r) = negotiate(req) {
+        return r;
+    }
+    let seg: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    match (req.method.as_str(), seg.as_slice()) {
+        ("POST", ["auth", "login"]) => return users::login(state, req),
+        ("POST", ["auth", "register"]) => return users::register(state, req),
+        ("GET", ["server", "about"]) => return about(),
+        _ => {}
+    }
+    let caller = match users::caller(state, req) {
+        Caller::User(id) => id,
+        Caller::Missing => {
+            return Resp::detail(401, "Authentication credentials were not provided.");
+        }
+        Caller::BadToken => return Resp::detail(401, "Invalid token."),
+    };
+    route(state, req, caller, &seg)
+}
+
+fn route(state: &mut State, req: &Req, caller: u64, seg: &[&str]) -> Resp {
+    let id = |s: &str| s.parse::<u64>().unwrap_or(0);
+    let m = req.method.as_str();
+    match (m, seg) {
+        ("GET", ["users"]) => users::list(state, req),
+        (_, ["users", which]) => users::one(state, req, caller, which),
+        ("GET", ["projects"]) => projects::list_projects(state, req),
+        ("POST", ["projects"]) => projects::create_project(state, req, caller),
+        (_, ["projects", p]) => projects::one_project(state, req, id(p)),
+        ("GET", ["labels"]) => projects::list_labels(state, req),
+        ("GET", ["labels", l]) => projects::get_label(state, id(l)),
+        ("GET", ["tasks"]) => tasks::list_tasks(state, req),
+        ("POST", ["tasks"]) => tasks::create_task(state, req, caller),
+        (_, ["tasks", t]) => tasks::one_task(state, req, id(t)),
+        ("POST", ["tasks", t, "data"]) => tasks::post_data(state, req, id(t)),
+        ("GET", ["tasks", t, "data"]) => tasks::get_frame(state, req, id(t)),
+        ("GET", ["tasks", t, "data", "meta"]) => tasks::meta(state, id(t), None),
+        ("PATCH" | "HEAD", ["tasks", _, "data", uuid]) => tasks::tus_chunk(state, req, uuid),
+        (_, ["tasks", t, "annotations"]) => annotations::handle(state, req, Scope::Task(id(t))),
+        ("PATCH" | "HEAD", ["tasks", _, uuid]) => tasks::tus_chunk(state, req, uuid),
+        ("GET", ["jobs"]) => tasks::list_jobs(state, req),
+        (_, ["jobs", j]) => tasks::one_job(state, req, id(j)),
+        ("GET", ["jobs", j, "data", "meta"]) => job_meta(state, id(j)),
+        (_, ["jobs", j, "annotations"]) => annotations::handle(state, req, Scope::Job(id(j))),
+        ("GET", ["requests", rq]) => tasks::request_status(state, rq),
+        _ => Resp::detail(404, "Not found."),
+    }
+}
+
+fn job_meta(state: &State, id: u64) -> Resp {
+    match state.jobs.iter().find(|j| j.id == id) {
+        Some(j) => tasks::meta(state, j.task, Some(j)),
+        None => Resp::not_found("Job"),
+    }
+}
+
+fn about() -> Resp {
+    Resp::json(
+        200,
+        serde_json::json!({
+            "name": "Computer Vision Annotation Tool",
+            "description": "CVAT is completely re-designed and re-implemented version of Video Annotation Tool from Irvine, California tool. It is free, online, interactive video and image annotation tool for computer vision. It is being used by our team to annotate million of objects with different properties. Many UI and UX decisions are based on feedbacks from professional data annotation team.",
+            "version": "2.23.1",
+        }),
+    )
+}
