@@ -40,9 +40,12 @@ ls_env() {   # ls_env DATA_DIR MEDIA_ROOT -> fills the LS_ENV array (`"${LS_ENV[
 
 cmd_install() {
   mkdir -p "$CACHE"
-  # Concurrent test runs share the cache: one installs, the others wait for it.
-  exec 9>"$LOCK"
-  flock 9
+  # Concurrent test runs share the cache: one installs, the others wait for it. The lock fd
+  # lives only in this subshell, so no server started later inherits (and holds) the lock.
+  ( flock 9; install_locked ) 9>"$LOCK"
+}
+
+install_locked() {
   if [[ -f "$MARKER" && -x "$VENV/bin/label-studio" && -f "$TEMPLATE/label_studio.sqlite3" ]]; then
     return 0
   fi

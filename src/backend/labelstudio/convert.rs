@@ -735,3 +735,307 @@ fn crop(bits: &[bool], w: usize, h: usize) -> Option<([f64; 4], Mask)> {
     ];
     Some((bbox, Mask { shape: vec![mh, mw], dtype: Dtype::Bool, data }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Restrictions;
+    use proptest::prelude::*;
+
+    const SIZE: ImageSize = ImageSize {
+        width: 16,
+        height: 12,
+    };
+    const CLASSES: [&str; 3] = ["car", "person", "bike"];
+
+    fn spec(t: LabelType) -> ResolvedField {
+        ResolvedField {
+            label_type: t,
+            existing: true,
+            classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+            attributes: IndexMap::new(),
+            class_attributes: IndexMap::new(),
+            mask_targets: (t == LabelType::Segmentation).then(|| {
+                [("1", "road"), ("2", "sky")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            restrictions: Restrictions::default(),
+        }
+    }
+
+    /// Numbers equal within 1e-9 (NaN equals NaN), everything else exactly.
+    fn close(a: &Value, b: &Value) -> bool {
+        match (as_f64(a), as_f64(b)) {
+            (Some(x), Some(y)) if !a.is_object() || !b.is_object() || a.get("$numberDouble").is_some() => {
+                (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-9
+            }
+            _ => match (a, b) {
+                (Value::Array(x), Value::Array(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q))
+                }
+                (Value::Object(x), Value::Object(y)) => {
+                    x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+                }
+                _ => a == b,
+            },
+        }
+    }
+
+    /// The managed part: label, index, geometry (and `_id`).
+    fn managed(t: LabelType, l: &Value) -> Value {
+        if t == LabelType::Scalar {
+            return l.clone();
+        }
+        let keys: &[&str] = match t {
+            LabelType::Detections => &["bounding_box", "rotation"],
+            LabelType::Instances => &["bounding_box", "mask"],
+            LabelType::Polylines | LabelType::Polygons => &["points", "closed", "filled"],
+            LabelType::Keypoints => &["points"],
+            LabelType::Segmentation => &["mask"],
+            _ => &[],
+        };
+        let mut m = Map::new();
+        for k in ["_id", "label", "index"].iter().chain(keys) {
+            if let Some(v) = l.get(*k).filter(|v| !v.is_null()) {
+                m.insert((*k).to_string(), v.clone());
+            }
+        }
+        Value::Object(m)
+    }
+
+    fn round_trip(t: LabelType, labels: &[Value], keep_extras: bool) -> Vec<Value> {
+        let s = spec(t);
+        let results = to_results("f", &s, labels, SIZE).expect("to_results");
+        let (results, prior) = if keep_extras {
+            (results.clone(), results)
+        } else {
+            // What the editor makes of our results: our extras dropped, no prediction.
+            let stripped = results
+                .into_iter()
+                .map(|mut r| {
+                    r.as_object_mut().map(|o| o.remove("annoform"));
+                    r
+                })
+                .collect();
+            (stripped, Vec::new())
+        };
+        let back = from_results("f", &s, &results, &prior, SIZE);
+        back.iter().map(|d| managed(t, &d.label)).collect()
+    }
+
+    fn oid() -> impl Strategy<Value = Value> {
+        "[0-9a-f]{24}".prop_map(|s| json!({ "$oid": s }))
+    }
+    fn class() -> impl Strategy<Value = String> {
+        prop::sample::select(CLASSES.to_vec()).prop_map(String::from)
+    }
+    fn unit() -> impl Strategy<Value = f64> {
+        0.0..1.0f64
+    }
+    fn index() -> impl Strategy<Value = Option<u32>> {
+        prop::option::of(0..100u32)
+    }
+    fn with_index(mut l: Value, i: Option<u32>) -> Value {
+        if let Some(i) = i {
+            l["index"] = json!(i);
+        }
+        l
+    }
+
+    fn detection() -> impl Strategy<Value = Value> {
+        (oid(), class(), [unit(), unit(), unit(), unit()], prop::option::of(1.0..359.0f64), index())
+            .prop_map(|(id, label, bb, rot, i)| {
+                let mut l = json!({"_id": id, "_cls": "Detection", "label": label, "bounding_box": bb});
+                if let Some(r) = rot {
+                    l["rotation"] = json!(r);
+                }
+                with_index(l, i)
+            })
+    }
+
+    /// Pixel-aligned boxes with masks whose tight box is the whole mask, so even a decode
+    /// without our extras gives the box back.
+    fn instance() -> impl Strategy<Value = Value> {
+        (oid(), class(), 0..14u32, 0..10u32, 1..3u32, 1..3u32, index()).prop_flat_map(
+            |(id, label, x, y, w, h, i)| {
+                let (w, h) = (w.min(16 - x), h.min(12 - y));
+                prop::collection::vec(any::<bool>(), (w * h) as usize).prop_map(move |mut bits| {
+                    // Set the corners so the tight box is the whole mask.
+                    let (wu, hu) = (w as usize, h as usize);
+                    bits[0] = true;
+                    bits[wu * hu - 1] = true;
+                    bits[wu - 1] = true;
+                    bits[wu * (hu - 1)] = true;
+                    let mask = Mask {
+                        shape: vec![hu, wu],
+                        dtype: Dtype::Bool,
+                        data: bits.iter().map(|b| u8::from(*b)).collect(),
+                    };
+                    let bb = [x as f64 / 16.0, y as f64 / 12.0, w as f64 / 16.0, h as f64 / 12.0];
+                    with_index(
+                        json!({"_id": id.clone(), "_cls": "Detection", "label": label.clone(),
+                               "bounding_box": bb, "mask": mask.to_ejson()}),
+                        i,
+                    )
+                })
+            },
+        )
+    }
+
+    fn polyline(t: LabelType) -> impl Strategy<Value = Value> {
+        let shapes = prop::collection::vec(prop::collection::vec([unit(), unit()], 3..6), 1..3);
+        (oid(), class(), shapes, any::<bool>(), any::<bool>(), index()).prop_map(
+            move |(id, label, shapes, closed, filled)| {
+                let (closed, filled) = if t == LabelType::Polygons { (true, true) } else { (closed, filled) };
+                json!({"_id": id, "_cls": "Polyline", "label": label, "points": shapes,
+                       "closed": closed, "filled": filled})
+            },
+        )
+        .prop_map(|l| l)
+        .prop_flat_map(|l| index().prop_map(move |i| with_index(l.clone(), i)))
+    }
+
+    fn keypoint() -> impl Strategy<Value = Value> {
+        let point = prop_oneof![
+            3 => [unit(), unit()].prop_map(|p| json!(p)),
+            1 => Just(json!([{"$numberDouble": "NaN"}, {"$numberDouble": "NaN"}])),
+        ];
+        (oid(), class(), prop::collection::vec(point, 1..6), index()).prop_map(|(id, label, pts, i)| {
+            with_index(json!({"_id": id, "_cls": "Keypoint", "label": label, "points": pts}), i)
+        })
+    }
+
+    fn segmentation() -> impl Strategy<Value = Value> {
+        (oid(), prop::collection::vec(0..3u8, 16 * 12)).prop_map(|(id, data)| {
+            let mask = Mask {
+                shape: vec![12, 16],
+                dtype: Dtype::U8,
+                data,
+            };
+            json!({"_id": id, "_cls": "Segmentation", "mask": mask.to_ejson()})
+        })
+    }
+
+    fn check(t: LabelType, labels: &[Value], keep_extras: bool) -> Result<(), TestCaseError> {
+        let want: Vec<Value> = labels.iter().map(|l| managed(t, l)).collect();
+        let got = round_trip(t, labels, keep_extras);
+        prop_assert!(
+            got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| close(g, w)),
+            "{t:?}\nwant {want:#?}\ngot  {got:#?}"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn detections(labels in prop::collection::vec(detection(), 0..5)) {
+            check(LabelType::Detections, &labels, true)?;
+            // Without our extras only the index is lost.
+            let no_index: Vec<Value> = labels.iter().cloned().map(|mut l| { l.as_object_mut().map(|o| o.remove("index")); l }).collect();
+            check(LabelType::Detections, &no_index, false)?;
+        }
+
+        #[test]
+        fn instances(labels in prop::collection::vec(instance(), 0..4)) {
+            check(LabelType::Instances, &labels, true)?;
+            let no_index: Vec<Value> = labels.iter().cloned().map(|mut l| { l.as_object_mut().map(|o| o.remove("index")); l }).collect();
+            check(LabelType::Instances, &no_index, false)?;
+        }
+
+        #[test]
+        fn polylines(labels in prop::collection::vec(polyline(LabelType::Polylines), 0..4)) {
+            check(LabelType::Polylines, &labels, true)?;
+        }
+
+        #[test]
+        fn polygons(labels in prop::collection::vec(polyline(LabelType::Polygons), 0..4)) {
+            check(LabelType::Polygons, &labels, true)?;
+            let no_index: Vec<Value> = labels.iter().cloned().map(|mut l| { l.as_object_mut().map(|o| o.remove("index")); l }).collect();
+            check(LabelType::Polygons, &no_index, false)?;
+        }
+
+        #[test]
+        fn keypoints(labels in prop::collection::vec(keypoint(), 0..4)) {
+            check(LabelType::Keypoints, &labels, true)?;
+        }
+
+        #[test]
+        fn classification(id in oid(), label in class(), i in index()) {
+            let l = with_index(json!({"_id": id, "_cls": "Classification", "label": label}), i);
+            check(LabelType::Classification, &[l], true)?;
+        }
+
+        #[test]
+        fn classifications(ids in prop::collection::vec(oid(), 1..4)) {
+            let labels: Vec<Value> = ids.iter().zip(CLASSES).map(|(id, c)| json!({"_id": id, "_cls": "Classification", "label": c})).collect();
+            check(LabelType::Classifications, &labels, true)?;
+            check(LabelType::Classifications, &labels, false)?;
+        }
+
+        #[test]
+        fn segmentations(l in segmentation()) {
+            check(LabelType::Segmentation, std::slice::from_ref(&l), true)?;
+            // Decoding the brushes alone rebuilds the same mask (unless it is all background).
+            let mask = Mask::from_ejson(&l["mask"]).unwrap();
+            if mask.data.iter().any(|v| *v != 0) {
+                check(LabelType::Segmentation, &[l], false)?;
+            }
+        }
+
+        #[test]
+        fn scalars(x in -1e12..1e12f64) {
+            check(LabelType::Scalar, &[json!(x)], true)?;
+        }
+    }
+
+    #[test]
+    fn editor_results_and_edits() {
+        let s = spec(LabelType::Keypoints);
+        // Editor-made keypoints: consecutive equal labels form one keypoint; no `_id`.
+        let kp = |id: &str, label: &str, x: f64| {
+            json!({"id": id, "from_name": "f", "type": "keypointlabels",
+                   "value": {"x": x, "y": 50.0, "width": 0.34, "keypointlabels": [label]}})
+        };
+        let got = from_results(
+            "f",
+            &s,
+            &[kp("a1", "car", 10.0), kp("a2", "car", 20.0), kp("b1", "bike", 30.0)],
+            &[],
+            SIZE,
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].backend_id, "a1");
+        assert!(got[0].label.get("_id").is_none());
+        assert_eq!(got[0].label["points"], json!([[0.1, 0.5], [0.2, 0.5]]));
+
+        // Classifications: an unticked choice disappears, a new one has no id.
+        let s = spec(LabelType::Classifications);
+        let (a, b) = ("aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb");
+        let up = json!({"id": format!("{a}+{b}"), "from_name": "f", "type": "choices", "value": {"choices": ["car", "bike"]}});
+        let mut edited = up.clone();
+        edited["value"]["choices"] = json!(["bike", "person"]);
+        let got = from_results("f", &s, &[edited], &[up], SIZE);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].label["_id"]["$oid"], b);
+        assert_eq!(got[0].label["label"], "bike");
+        assert!(got[1].label.get("_id").is_none());
+        assert_eq!(got[1].backend_id, format!("{a}+{b}/person"));
+
+        // Ids: ours, parts, editor-made.
+        assert_eq!(parse_id(a), Some((a.to_string(), 0, 1)));
+        assert_eq!(parse_id(&format!("{a}_2_3")), Some((a.to_string(), 2, 3)));
+        assert_eq!(parse_id(&format!("{a}_3_3")), None);
+        assert_eq!(parse_id("Xk2f9aQp1z"), None);
+    }
+
+    #[test]
+    fn mask_path_segmentations_are_refused() {
+        let l = json!({"_id": {"$oid": "aaaaaaaaaaaaaaaaaaaaaaaa"}, "_cls": "Segmentation", "mask_path": "x.png"});
+        let e = to_results("seg", &spec(LabelType::Segmentation), &[l], SIZE).unwrap_err();
+        assert!(e.to_string().contains("mask_path"), "{e}");
+    }
+}
