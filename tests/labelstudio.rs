@@ -108,14 +108,17 @@ impl LabelStudio {
             .clone()
     }
 
-    /// Requests of `method` the server logged so far (Django's runserver log).
+    /// Requests of `method` the server logged so far (Django's runserver log, which writes
+    /// each line twice: deduplicated by its millisecond timestamp).
     fn logged(&self, method: &str) -> Vec<String> {
-        std::fs::read_to_string(self.state.join("ls.log"))
+        let mut lines: Vec<String> = std::fs::read_to_string(self.state.join("ls.log"))
             .unwrap_or_default()
             .lines()
             .filter(|l| l.contains(&format!("\"{method} /api/")))
             .map(String::from)
-            .collect()
+            .collect();
+        lines.dedup();
+        lines
     }
 }
 

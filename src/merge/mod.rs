@@ -183,6 +183,8 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     let mut downloaded: IndexMap<String, Value> = IndexMap::new();
     for d in input.downloaded {
         let id = match (label_id(&d.label), input.id_map.get(&d.backend_id)) {
+            // A scalar field holds one value, whatever the backend calls it.
+            _ if t == LabelType::Scalar => "value".to_string(),
             (Some(id), _) => id.to_string(),
             (None, Some(id)) => id.clone(),
             (None, None) => {

@@ -169,7 +169,7 @@ pub fn to_results(
                     id,
                     json!({"x": x * 100.0, "y": y * 100.0, "width": w * 100.0, "height": h * 100.0,
                            "rotation": rotation, "rectanglelabels": [label_str(l)]}),
-                    index_extra(l),
+                    with_geometry(index_extra(l), l, &["bounding_box", "rotation", "mask", "mask_path"]),
                 ));
             }
         }
@@ -249,6 +249,9 @@ pub fn to_results(
                             extra.insert(k.into(), v.clone());
                         }
                     }
+                    if i == 0 {
+                        extra = with_geometry(extra, l, &["points"]);
+                    }
                     out.push(base(
                         part_id(&id, i, n),
                         json!({"points": pts, "polygonlabels": [label_str(l)]}),
@@ -271,13 +274,60 @@ pub fn to_results(
                         part_id(&id, i, n),
                         json!({"x": p[0] * 100.0, "y": p[1] * 100.0, "width": KEYPOINT_WIDTH,
                                "keypointlabels": [label_str(l)]}),
-                        index_extra(l),
+                        with_geometry(index_extra(l), l, &["points"]),
                     ));
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// `extra` plus the label's exact `keys` as `geometry`: an unchanged region gives them back
+/// bit for bit (percent and back is not exact in floating point).
+fn with_geometry(mut extra: Map<String, Value>, l: &Value, keys: &[&str]) -> Map<String, Value> {
+    let g: Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| Some(((*k).to_string(), l.get(*k).filter(|v| !v.is_null())?.clone())))
+        .collect();
+    extra.insert("geometry".into(), Value::Object(g));
+    extra
+}
+
+/// Puts back the uploaded geometry of labels whose regions are exactly as uploaded.
+fn restore_geometry(out: &mut [DownloadedLabel], mine: &[&Value], prior: &IndexMap<&str, &Value>) {
+    let parts_of = |id: &str, rs: &mut dyn Iterator<Item = &Value>| -> Vec<(String, Value)> {
+        let mut v: Vec<(String, Value)> = rs
+            .filter_map(|r| {
+                let rid = r.get("id")?.as_str()?;
+                // Only where the region is counts: a relabelled region keeps its geometry.
+                let mut value = r.get("value").cloned().unwrap_or_default();
+                if let Some(o) = value.as_object_mut() {
+                    o.retain(|k, _| !k.ends_with("labels"));
+                }
+                (parse_id(rid)?.0 == id).then(|| (rid.to_string(), value))
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    for d in out.iter_mut() {
+        let Some(id) = d.label.get("_id").and_then(|i| i.get("$oid")).and_then(Value::as_str).map(String::from) else {
+            continue;
+        };
+        let now = parts_of(&id, &mut mine.iter().copied());
+        let then = parts_of(&id, &mut prior.values().copied());
+        if now.is_empty() || now != then {
+            continue;
+        }
+        let geometry = prior
+            .iter()
+            .filter(|(k, _)| parse_id(k).is_some_and(|p| p.0 == id))
+            .find_map(|(_, r)| r.get("annoform")?.get("geometry")?.as_object().cloned());
+        if let (Some(g), Some(label)) = (geometry, d.label.as_object_mut()) {
+            label.extend(g);
+        }
+    }
 }
 
 fn bbox(l: &Value) -> Option<[f64; 4]> {
@@ -690,6 +740,7 @@ pub fn from_results(
             }
         }
     }
+    restore_geometry(&mut out, &mine, &prior_by_id);
     out
 }
 
