@@ -137,7 +137,15 @@ struct Ws {
     token: String,
 }
 
-const FIELDS: [&str; 7] = ["ground_truth", "cls", "clss", "polylines", "kps", "seg", "n_float"];
+const FIELDS: [&str; 7] = [
+    "ground_truth",
+    "cls",
+    "clss",
+    "polylines",
+    "kps",
+    "seg",
+    "n_float",
+];
 
 impl Ws {
     fn new(dir: tempfile::TempDir, ls: &LabelStudio, extra_settings: &str) -> Ws {
@@ -262,12 +270,13 @@ fn create_annotate_merge_destroy() {
     let pid = ls.project(PROJECT).expect("project created");
     let tasks = ls.tasks(pid);
     assert_eq!(tasks.len(), 5);
-    assert!(tasks.iter().all(|t| t["data"]["annoform_batch"]
-        == format!("{PROJECT}/batch-0000")
-        && t["data"]["image"]
-            .as_str()
-            .unwrap()
-            .starts_with("/data/upload/")));
+    assert!(tasks.iter().all(|t| {
+        t["data"]["annoform_batch"] == format!("{PROJECT}/batch-0000")
+            && t["data"]["image"]
+                .as_str()
+                .unwrap()
+                .starts_with("/data/upload/")
+    }));
     // Unannotated tasks read back as uploaded: nothing to merge.
     assert!(run_actions(&ws.plan()).is_empty());
 
@@ -277,10 +286,7 @@ fn create_annotate_merge_destroy() {
         .iter()
         .find(|t| t["data"]["sample_id"] == s0)
         .expect("task of sample 0");
-    let mut result: Vec<Value> = task["predictions"][0]["result"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let mut result: Vec<Value> = task["predictions"][0]["result"].as_array().unwrap().clone();
     let gt = before[0]["ground_truth"]["detections"].as_array().unwrap();
     let (keep, gone) = (
         gt[0]["_id"]["$oid"].as_str().unwrap(),
@@ -330,7 +336,10 @@ fn create_annotate_merge_destroy() {
     assert_eq!(dets.len(), 2, "{dets:#?}");
     assert_eq!(dets[0]["_id"]["$oid"], keep);
     assert_eq!(dets[0]["label"], "bike");
-    assert_eq!(dets[0]["color"], "red", "attributes outside the run are kept");
+    assert_eq!(
+        dets[0]["color"], "red",
+        "attributes outside the run are kept"
+    );
     let new = &dets[1];
     assert_eq!(new["label"], "car");
     let bb: Vec<f64> = new["bounding_box"]

@@ -53,7 +53,9 @@ pub fn labeling_config(schema: &ResolvedSchema) -> Result<String, ConfigError> {
             message: message.to_string(),
         };
         if name == IMAGE {
-            return Err(err("the name `image` is taken by the image itself in Label Studio"));
+            return Err(err(
+                "the name `image` is taken by the image itself in Label Studio",
+            ));
         }
         let n = escape(name);
         let (tag, item, extra) = match f.label_type {
@@ -70,9 +72,13 @@ pub fn labeling_config(schema: &ResolvedSchema) -> Result<String, ConfigError> {
         };
         let classes = classes(f);
         if classes.is_empty() {
-            return Err(err("Label Studio needs at least one class for this control"));
+            return Err(err(
+                "Label Studio needs at least one class for this control",
+            ));
         }
-        xml.push_str(&format!("  <{tag} name=\"{n}\" toName=\"{IMAGE}\"{extra}>\n"));
+        xml.push_str(&format!(
+            "  <{tag} name=\"{n}\" toName=\"{IMAGE}\"{extra}>\n"
+        ));
         for c in classes {
             xml.push_str(&format!("    <{item} value=\"{}\"/>\n", escape(&c)));
         }
@@ -86,7 +92,8 @@ pub fn labeling_config(schema: &ResolvedSchema) -> Result<String, ConfigError> {
 /// ambiguous in XML, so the labels about to be uploaded decide (instance masks are
 /// `Detection`s; a polyline that is not closed is a polyline).
 pub fn fields_of(xml: &str, task: &TaskSpec) -> IndexMap<String, ResolvedField> {
-    let tag = regex::Regex::new(r#"<(\w+) name="([^"]*)" toName="image"([^>]*)>"#).expect("static regex");
+    let tag =
+        regex::Regex::new(r#"<(\w+) name="([^"]*)" toName="image"([^>]*)>"#).expect("static regex");
     let labels_of = |field: &str| {
         task.samples
             .iter()
@@ -103,11 +110,19 @@ pub fn fields_of(xml: &str, task: &TaskSpec) -> IndexMap<String, ResolvedField> 
             "Choices" => LabelType::Classification,
             "RectangleLabels" => LabelType::Detections,
             "KeyPointLabels" => LabelType::Keypoints,
-            "BrushLabels" if labels.iter().any(|l| l.get("_cls").and_then(|c| c.as_str()) == Some("Detection")) => {
+            "BrushLabels"
+                if labels
+                    .iter()
+                    .any(|l| l.get("_cls").and_then(|c| c.as_str()) == Some("Detection")) =>
+            {
                 LabelType::Instances
             }
             "BrushLabels" => LabelType::Segmentation,
-            "PolygonLabels" if labels.iter().any(|l| l.get("closed").and_then(|c| c.as_bool()) == Some(false)) => {
+            "PolygonLabels"
+                if labels
+                    .iter()
+                    .any(|l| l.get("closed").and_then(|c| c.as_bool()) == Some(false)) =>
+            {
                 LabelType::Polylines
             }
             "PolygonLabels" => LabelType::Polygons,
@@ -161,16 +176,36 @@ mod tests {
         // The recipe's full_config.xml, which Label Studio 1.23.2 accepted, modulo whitespace
         // and the `single-radio` choice style the recipe's table asks for.
         let mut s = ResolvedSchema::default();
-        s.fields.insert("detections".into(), field(LabelType::Detections, &["cat", "dog"]));
-        s.fields.insert("weather".into(), field(LabelType::Classification, &["sunny", "rainy"]));
+        s.fields.insert(
+            "detections".into(),
+            field(LabelType::Detections, &["cat", "dog"]),
+        );
+        s.fields.insert(
+            "weather".into(),
+            field(LabelType::Classification, &["sunny", "rainy"]),
+        );
         s.fields.insert(
             "tags".into(),
             field(LabelType::Classifications, &["indoor", "outdoor", "blurry"]),
         );
-        s.fields.insert("polygons".into(), field(LabelType::Polygons, &["road", "building"]));
-        s.fields.insert("keypoints".into(), field(LabelType::Keypoints, &["nose", "eye"]));
-        s.fields.insert("segmentation".into(), field(LabelType::Segmentation, &["sky", "ground"]));
-        let squash = |x: &str| x.split_whitespace().collect::<Vec<_>>().join(" ").replace("> <", "><");
+        s.fields.insert(
+            "polygons".into(),
+            field(LabelType::Polygons, &["road", "building"]),
+        );
+        s.fields.insert(
+            "keypoints".into(),
+            field(LabelType::Keypoints, &["nose", "eye"]),
+        );
+        s.fields.insert(
+            "segmentation".into(),
+            field(LabelType::Segmentation, &["sky", "ground"]),
+        );
+        let squash = |x: &str| {
+            x.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace("> <", "><")
+        };
         let recipe = r#"<View>
   <Image name="image" value="$image"/>
   <RectangleLabels name="detections" toName="image">
@@ -198,21 +233,37 @@ mod tests {
     #[test]
     fn escapes_and_scalars_and_mask_targets() {
         let mut s = ResolvedSchema::default();
-        s.fields.insert("gt".into(), field(LabelType::Detections, &["a&b", "\"q\" <x>"]));
-        s.fields.insert("score".into(), field(LabelType::Scalar, &[]));
+        s.fields.insert(
+            "gt".into(),
+            field(LabelType::Detections, &["a&b", "\"q\" <x>"]),
+        );
+        s.fields
+            .insert("score".into(), field(LabelType::Scalar, &[]));
         let mut seg = field(LabelType::Segmentation, &[]);
         seg.mask_targets = Some([("1".to_string(), "sky".to_string())].into_iter().collect());
         s.fields.insert("seg".into(), seg);
         let xml = labeling_config(&s).unwrap();
         assert!(xml.contains(r#"<Label value="a&amp;b"/>"#), "{xml}");
-        assert!(xml.contains(r#"<Label value="&quot;q&quot; &lt;x&gt;"/>"#), "{xml}");
-        assert!(xml.contains(r#"<Number name="score" toName="image"/>"#), "{xml}");
-        assert!(xml.contains(r#"<BrushLabels name="seg" toName="image">"#) && xml.contains(r#"<Label value="sky"/>"#));
+        assert!(
+            xml.contains(r#"<Label value="&quot;q&quot; &lt;x&gt;"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<Number name="score" toName="image"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<BrushLabels name="seg" toName="image">"#)
+                && xml.contains(r#"<Label value="sky"/>"#)
+        );
         let mut bad = ResolvedSchema::default();
-        bad.fields.insert("image".into(), field(LabelType::Detections, &["a"]));
+        bad.fields
+            .insert("image".into(), field(LabelType::Detections, &["a"]));
         assert!(labeling_config(&bad).is_err());
         let mut empty = ResolvedSchema::default();
-        empty.fields.insert("d".into(), field(LabelType::Detections, &[]));
+        empty
+            .fields
+            .insert("d".into(), field(LabelType::Detections, &[]));
         assert!(labeling_config(&empty).is_err());
     }
 }

@@ -91,9 +91,53 @@ fn parse_id(rid: &str) -> Option<(String, usize, usize)> {
     (i < n).then(|| (id.to_string(), i, n))
 }
 
+/// One field's labels on one image as Label Studio results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Converted {
+    pub results: Vec<Value>,
+    /// Labels without any region (a keypoint whose points are all missing, an all-background
+    /// mask): the editor cannot show them, so they are kept aside and come back unchanged.
+    pub hidden: Vec<Value>,
+}
+
 /// Label Studio results for one field's labels on one image. Scalars come as a one-element
 /// list holding the value.
 pub fn to_results(
+    field: &str,
+    spec: &ResolvedField,
+    labels: &[Value],
+    size: ImageSize,
+) -> Result<Converted, ConvertError> {
+    let mut hidden = Vec::new();
+    let mut results = Vec::new();
+    for l in labels {
+        let r = label_results(field, spec, std::slice::from_ref(l), size)?;
+        if r.is_empty() && spec.label_type != LabelType::Scalar {
+            hidden.push(l.clone());
+        }
+        results.extend(r);
+    }
+    if spec.label_type == LabelType::Classifications {
+        // One result for all of them.
+        results = label_results(field, spec, labels, size)?;
+    }
+    Ok(Converted { results, hidden })
+}
+
+/// Hidden labels (see `Converted`) as downloaded labels.
+pub fn hidden_labels(hidden: &[Value]) -> Vec<DownloadedLabel> {
+    hidden
+        .iter()
+        .filter_map(|l| {
+            Some(DownloadedLabel {
+                backend_id: oid(l)?,
+                label: l.clone(),
+            })
+        })
+        .collect()
+}
+
+fn label_results(
     field: &str,
     spec: &ResolvedField,
     labels: &[Value],
@@ -139,11 +183,7 @@ pub fn to_results(
         LabelType::Classification => {
             for l in labels {
                 let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                out.push(base(
-                    id,
-                    json!({"choices": [label_str(l)]}),
-                    index_extra(l),
-                ));
+                out.push(base(id, json!({"choices": [label_str(l)]}), index_extra(l)));
             }
         }
         LabelType::Classifications => {
@@ -163,20 +203,26 @@ pub fn to_results(
         LabelType::Detections => {
             for l in labels {
                 let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                let [x, y, w, h] = bbox(l).ok_or_else(|| err(format!("label {id} has no valid bounding_box")))?;
+                let [x, y, w, h] =
+                    bbox(l).ok_or_else(|| err(format!("label {id} has no valid bounding_box")))?;
                 let rotation = num(l.get("rotation")).unwrap_or(0.0);
                 out.push(base(
                     id,
                     json!({"x": x * 100.0, "y": y * 100.0, "width": w * 100.0, "height": h * 100.0,
                            "rotation": rotation, "rectanglelabels": [label_str(l)]}),
-                    with_geometry(index_extra(l), l, &["bounding_box", "rotation", "mask", "mask_path"]),
+                    with_geometry(
+                        index_extra(l),
+                        l,
+                        &["bounding_box", "rotation", "mask", "mask_path"],
+                    ),
                 ));
             }
         }
         LabelType::Instances => {
             for l in labels {
                 let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                let full = instance_to_full(l, size).map_err(|m| err(format!("label {id}: {m}")))?;
+                let full =
+                    instance_to_full(l, size).map_err(|m| err(format!("label {id}: {m}")))?;
                 let mut extra = index_extra(l);
                 let mut geometry = Map::new();
                 for k in ["bounding_box", "mask"] {
@@ -204,7 +250,8 @@ pub fn to_results(
                     }
                     None => continue,
                 };
-                let (mh, mw) = mask_hw(&mask).ok_or_else(|| err(format!("label {id}: mask is not 2-D")))?;
+                let (mh, mw) =
+                    mask_hw(&mask).ok_or_else(|| err(format!("label {id}: mask is not 2-D")))?;
                 if (mw, mh) != (size.width as usize, size.height as usize) {
                     return Err(err(format!(
                         "label {id}: mask is {mw}x{mh} but the image is {}x{}",
@@ -238,11 +285,17 @@ pub fn to_results(
         LabelType::Polylines | LabelType::Polygons => {
             for l in labels {
                 let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                let shapes = l.get("points").and_then(Value::as_array).cloned().unwrap_or_default();
+                let shapes = l
+                    .get("points")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 let n = shapes.len();
                 for (i, shape) in shapes.iter().enumerate() {
-                    let pts = points(shape).ok_or_else(|| err(format!("label {id}: invalid points")))?;
-                    let pts: Vec<[f64; 2]> = pts.iter().map(|p| [p[0] * 100.0, p[1] * 100.0]).collect();
+                    let pts =
+                        points(shape).ok_or_else(|| err(format!("label {id}: invalid points")))?;
+                    let pts: Vec<[f64; 2]> =
+                        pts.iter().map(|p| [p[0] * 100.0, p[1] * 100.0]).collect();
                     let mut extra = index_extra(l);
                     for k in ["closed", "filled"] {
                         if let Some(v) = l.get(k) {
@@ -263,7 +316,10 @@ pub fn to_results(
         LabelType::Keypoints => {
             for l in labels {
                 let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                let pts = l.get("points").and_then(points).ok_or_else(|| err(format!("label {id}: invalid points")))?;
+                let pts = l
+                    .get("points")
+                    .and_then(points)
+                    .ok_or_else(|| err(format!("label {id}: invalid points")))?;
                 let n = pts.len();
                 for (i, p) in pts.iter().enumerate() {
                     // Missing points (NaN) have no region; their place is kept by the part index.
@@ -288,7 +344,12 @@ pub fn to_results(
 fn with_geometry(mut extra: Map<String, Value>, l: &Value, keys: &[&str]) -> Map<String, Value> {
     let g: Map<String, Value> = keys
         .iter()
-        .filter_map(|k| Some(((*k).to_string(), l.get(*k).filter(|v| !v.is_null())?.clone())))
+        .filter_map(|k| {
+            Some((
+                (*k).to_string(),
+                l.get(*k).filter(|v| !v.is_null())?.clone(),
+            ))
+        })
         .collect();
     extra.insert("geometry".into(), Value::Object(g));
     extra
@@ -312,7 +373,13 @@ fn restore_geometry(out: &mut [DownloadedLabel], mine: &[&Value], prior: &IndexM
         v
     };
     for d in out.iter_mut() {
-        let Some(id) = d.label.get("_id").and_then(|i| i.get("$oid")).and_then(Value::as_str).map(String::from) else {
+        let Some(id) = d
+            .label
+            .get("_id")
+            .and_then(|i| i.get("$oid"))
+            .and_then(Value::as_str)
+            .map(String::from)
+        else {
             continue;
         };
         let now = parts_of(&id, &mut mine.iter().copied());
@@ -453,7 +520,11 @@ fn finite(v: Option<&Value>) -> Option<f64> {
 }
 
 /// A label with `_id` when the result carried ours.
-fn downloaded(backend_id: &str, our_id: Option<&str>, mut label: Map<String, Value>) -> DownloadedLabel {
+fn downloaded(
+    backend_id: &str,
+    our_id: Option<&str>,
+    mut label: Map<String, Value>,
+) -> DownloadedLabel {
     if let Some(id) = our_id {
         label.insert("_id".into(), json!({ "$oid": id }));
     }
@@ -485,7 +556,12 @@ pub fn from_results(
         .filter(|r| r.get("from_name").and_then(Value::as_str) == Some(field))
         .filter_map(|r| Some((r.get("id")?.as_str()?, r)))
         .collect();
-    let rid = |r: &Value| r.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let rid = |r: &Value| {
+        r.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     // Our extras: from the result itself (unedited copies of predictions) or the prediction.
     let extra = |r: &Value, key: &str| -> Option<Value> {
         r.get("annoform")
@@ -502,7 +578,10 @@ pub fn from_results(
     let mut out = Vec::new();
     match t {
         LabelType::Scalar => {
-            if let Some(x) = mine.iter().find_map(|r| finite(r.get("value")?.get("number"))) {
+            if let Some(x) = mine
+                .iter()
+                .find_map(|r| finite(r.get("value")?.get("number")))
+            {
                 out.push(DownloadedLabel {
                     backend_id: "value".into(),
                     label: from_f64(x),
@@ -511,7 +590,10 @@ pub fn from_results(
         }
         LabelType::Classification => {
             // A single-label field: the first result with a choice.
-            if let Some((r, label)) = mine.iter().find_map(|r| Some((*r, result_label(r, "choices")?))) {
+            if let Some((r, label)) = mine
+                .iter()
+                .find_map(|r| Some((*r, result_label(r, "choices")?)))
+            {
                 let id = rid(r);
                 let ours = ObjectId::parse(&id).is_ok().then_some(id.as_str());
                 let mut m = Map::new();
@@ -528,7 +610,12 @@ pub fn from_results(
                     .get("value")
                     .and_then(|v| v.get("choices"))
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let ids: Vec<&str> = id.split('+').collect();
                 let ours = ids.iter().all(|i| ObjectId::parse(i).is_ok());
@@ -536,8 +623,19 @@ pub fn from_results(
                 let uploaded: Vec<String> = prior_by_id
                     .get(id.as_str())
                     .and_then(|p| p.get("value")?.get("choices")?.as_array().cloned())
-                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
-                    .unwrap_or_else(|| if ids.len() == choices.len() { choices.clone() } else { Vec::new() });
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_else(|| {
+                        if ids.len() == choices.len() {
+                            choices.clone()
+                        } else {
+                            Vec::new()
+                        }
+                    });
                 for label in choices {
                     let our = uploaded
                         .iter()
@@ -570,8 +668,14 @@ pub fn from_results(
                 let ours = ObjectId::parse(&id).is_ok().then_some(id.as_str());
                 let mut m = Map::new();
                 m.insert("_cls".into(), json!("Detection"));
-                m.insert("label".into(), json!(result_label(r, "rectanglelabels").unwrap_or_default()));
-                m.insert("bounding_box".into(), json!([x / 100.0, y / 100.0, bw / 100.0, bh / 100.0]));
+                m.insert(
+                    "label".into(),
+                    json!(result_label(r, "rectanglelabels").unwrap_or_default()),
+                );
+                m.insert(
+                    "bounding_box".into(),
+                    json!([x / 100.0, y / 100.0, bw / 100.0, bh / 100.0]),
+                );
                 if let Some(rot) = finite(v.get("rotation")).filter(|x| *x != 0.0) {
                     m.insert("rotation".into(), json!(rot));
                 }
@@ -585,15 +689,23 @@ pub fn from_results(
                 let ours = ObjectId::parse(&id).is_ok().then_some(id.as_str());
                 let mut m = Map::new();
                 m.insert("_cls".into(), json!("Detection"));
-                m.insert("label".into(), json!(result_label(r, "brushlabels").unwrap_or_default()));
-                let unchanged = prior_by_id
-                    .get(id.as_str())
-                    .is_some_and(|p| p.get("value").and_then(|v| v.get("rle")) == r.get("value").and_then(|v| v.get("rle")));
+                m.insert(
+                    "label".into(),
+                    json!(result_label(r, "brushlabels").unwrap_or_default()),
+                );
+                let unchanged = prior_by_id.get(id.as_str()).is_some_and(|p| {
+                    p.get("value").and_then(|v| v.get("rle"))
+                        == r.get("value").and_then(|v| v.get("rle"))
+                });
                 match extra(r, "geometry").filter(|_| unchanged) {
                     Some(Value::Object(g)) => m.extend(g),
                     _ => {
-                        let Some(bits) = brush_bits(r, w, h) else { continue };
-                        let Some((bbox, mask)) = crop(&bits, w, h) else { continue };
+                        let Some(bits) = brush_bits(r, w, h) else {
+                            continue;
+                        };
+                        let Some((bbox, mask)) = crop(&bits, w, h) else {
+                            continue;
+                        };
                         m.insert("bounding_box".into(), json!(bbox));
                         m.insert("mask".into(), mask.to_ejson());
                     }
@@ -657,7 +769,11 @@ pub fn from_results(
                                 }
                             }
                         }
-                        let mask = Mask { shape: vec![h, w], dtype: Dtype::U8, data };
+                        let mask = Mask {
+                            shape: vec![h, w],
+                            dtype: Dtype::U8,
+                            data,
+                        };
                         m.insert("mask".into(), mask.to_ejson());
                     }
                 }
@@ -669,7 +785,11 @@ pub fn from_results(
             for r in &mine {
                 let id = rid(r);
                 match parse_id(&id) {
-                    Some((our, _, _)) => groups.entry(our.clone()).or_insert((Some(our), Vec::new())).1.push(r),
+                    Some((our, _, _)) => groups
+                        .entry(our.clone())
+                        .or_insert((Some(our), Vec::new()))
+                        .1
+                        .push(r),
                     None => groups.entry(id).or_insert((None, Vec::new())).1.push(r),
                 }
             }
@@ -688,7 +808,10 @@ pub fn from_results(
                 let first = parts[0];
                 let mut m = Map::new();
                 m.insert("_cls".into(), json!("Polyline"));
-                m.insert("label".into(), json!(result_label(first, "polygonlabels").unwrap_or_default()));
+                m.insert(
+                    "label".into(),
+                    json!(result_label(first, "polygonlabels").unwrap_or_default()),
+                );
                 m.insert("points".into(), json!(shapes));
                 // Label Studio draws polygons: closed and filled unless we uploaded otherwise.
                 for k in ["closed", "filled"] {
@@ -706,10 +829,12 @@ pub fn from_results(
                 let id = rid(r);
                 let label = result_label(r, "keypointlabels").unwrap_or_default();
                 match parse_id(&id) {
-                    Some((our, _, _)) => match groups.iter_mut().find(|g| g.1.as_deref() == Some(&our)) {
-                        Some(g) => g.3.push(r),
-                        None => groups.push((our.clone(), Some(our), label, vec![r])),
-                    },
+                    Some((our, _, _)) => {
+                        match groups.iter_mut().find(|g| g.1.as_deref() == Some(&our)) {
+                            Some(g) => g.3.push(r),
+                            None => groups.push((our.clone(), Some(our), label, vec![r])),
+                        }
+                    }
                     None => match groups.last_mut() {
                         Some(g) if g.1.is_none() && g.2 == label => g.3.push(r),
                         _ => groups.push((id, None, label, vec![r])),
@@ -724,13 +849,22 @@ pub fn from_results(
                     .unwrap_or(parts.len());
                 let mut pts = vec![[f64::NAN, f64::NAN]; n.max(1)];
                 for (k, r) in parts.iter().enumerate() {
-                    let i = if ours.is_some() { parse_id(&rid(r)).map_or(k, |p| p.1) } else { k };
+                    let i = if ours.is_some() {
+                        parse_id(&rid(r)).map_or(k, |p| p.1)
+                    } else {
+                        k
+                    };
                     let v = &r["value"];
-                    if let (Some(x), Some(y), Some(slot)) = (finite(v.get("x")), finite(v.get("y")), pts.get_mut(i)) {
+                    if let (Some(x), Some(y), Some(slot)) =
+                        (finite(v.get("x")), finite(v.get("y")), pts.get_mut(i))
+                    {
                         *slot = [x / 100.0, y / 100.0];
                     }
                 }
-                let pts: Vec<Value> = pts.iter().map(|p| json!([from_f64(p[0]), from_f64(p[1])])).collect();
+                let pts: Vec<Value> = pts
+                    .iter()
+                    .map(|p| json!([from_f64(p[0]), from_f64(p[1])]))
+                    .collect();
                 let mut m = Map::new();
                 m.insert("_cls".into(), json!("Keypoint"));
                 m.insert("label".into(), json!(label));
@@ -746,7 +880,10 @@ pub fn from_results(
 
 fn brush_bits(r: &Value, w: usize, h: usize) -> Option<Vec<bool>> {
     let v = r.get("value")?;
-    if v.get("format").and_then(Value::as_str).is_some_and(|f| f != "rle") {
+    if v.get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f != "rle")
+    {
         return None;
     }
     let bytes: Vec<u8> = v
@@ -784,7 +921,14 @@ fn crop(bits: &[bool], w: usize, h: usize) -> Option<([f64; 4], Mask)> {
         mw as f64 / w as f64,
         mh as f64 / h as f64,
     ];
-    Some((bbox, Mask { shape: vec![mh, mw], dtype: Dtype::Bool, data }))
+    Some((
+        bbox,
+        Mask {
+            shape: vec![mh, mw],
+            dtype: Dtype::Bool,
+            data,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -819,7 +963,9 @@ mod tests {
     /// Numbers equal within 1e-9 (NaN equals NaN), everything else exactly.
     fn close(a: &Value, b: &Value) -> bool {
         match (as_f64(a), as_f64(b)) {
-            (Some(x), Some(y)) if !a.is_object() || !b.is_object() || a.get("$numberDouble").is_some() => {
+            (Some(x), Some(y))
+                if !a.is_object() || !b.is_object() || a.get("$numberDouble").is_some() =>
+            {
                 (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-9
             }
             _ => match (a, b) {
@@ -827,7 +973,8 @@ mod tests {
                     x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q))
                 }
                 (Value::Object(x), Value::Object(y)) => {
-                    x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+                    x.len() == y.len()
+                        && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
                 }
                 _ => a == b,
             },
@@ -858,7 +1005,8 @@ mod tests {
 
     fn round_trip(t: LabelType, labels: &[Value], keep_extras: bool) -> Vec<Value> {
         let s = spec(t);
-        let results = to_results("f", &s, labels, SIZE).expect("to_results");
+        let converted = to_results("f", &s, labels, SIZE).expect("to_results");
+        let results = converted.results;
         let (results, prior) = if keep_extras {
             (results.clone(), results)
         } else {
@@ -872,7 +1020,14 @@ mod tests {
                 .collect();
             (stripped, Vec::new())
         };
-        let back = from_results("f", &s, &results, &prior, SIZE);
+        let mut back = from_results("f", &s, &results, &prior, SIZE);
+        back.extend(hidden_labels(&converted.hidden));
+        let order = |d: &DownloadedLabel| {
+            labels
+                .iter()
+                .position(|l| l.get("_id").is_some() && l.get("_id") == d.label.get("_id"))
+        };
+        back.sort_by_key(order);
         back.iter().map(|d| managed(t, &d.label)).collect()
     }
 
@@ -896,9 +1051,16 @@ mod tests {
     }
 
     fn detection() -> impl Strategy<Value = Value> {
-        (oid(), class(), [unit(), unit(), unit(), unit()], prop::option::of(1.0..359.0f64), index())
+        (
+            oid(),
+            class(),
+            [unit(), unit(), unit(), unit()],
+            prop::option::of(1.0..359.0f64),
+            index(),
+        )
             .prop_map(|(id, label, bb, rot, i)| {
-                let mut l = json!({"_id": id, "_cls": "Detection", "label": label, "bounding_box": bb});
+                let mut l =
+                    json!({"_id": id, "_cls": "Detection", "label": label, "bounding_box": bb});
                 if let Some(r) = rot {
                     l["rotation"] = json!(r);
                 }
@@ -909,8 +1071,16 @@ mod tests {
     /// Pixel-aligned boxes with masks whose tight box is the whole mask, so even a decode
     /// without our extras gives the box back.
     fn instance() -> impl Strategy<Value = Value> {
-        (oid(), class(), 0..14u32, 0..10u32, 1..3u32, 1..3u32, index()).prop_flat_map(
-            |(id, label, x, y, w, h, i)| {
+        (
+            oid(),
+            class(),
+            0..14u32,
+            0..10u32,
+            1..3u32,
+            1..3u32,
+            index(),
+        )
+            .prop_flat_map(|(id, label, x, y, w, h, i)| {
                 let (w, h) = (w.min(16 - x), h.min(12 - y));
                 prop::collection::vec(any::<bool>(), (w * h) as usize).prop_map(move |mut bits| {
                     // Set the corners so the tight box is the whole mask.
@@ -924,28 +1094,43 @@ mod tests {
                         dtype: Dtype::Bool,
                         data: bits.iter().map(|b| u8::from(*b)).collect(),
                     };
-                    let bb = [x as f64 / 16.0, y as f64 / 12.0, w as f64 / 16.0, h as f64 / 12.0];
+                    let bb = [
+                        x as f64 / 16.0,
+                        y as f64 / 12.0,
+                        w as f64 / 16.0,
+                        h as f64 / 12.0,
+                    ];
                     with_index(
                         json!({"_id": id.clone(), "_cls": "Detection", "label": label.clone(),
                                "bounding_box": bb, "mask": mask.to_ejson()}),
                         i,
                     )
                 })
-            },
-        )
+            })
     }
 
     fn polyline(t: LabelType) -> impl Strategy<Value = Value> {
         let shapes = prop::collection::vec(prop::collection::vec([unit(), unit()], 3..6), 1..3);
-        (oid(), class(), shapes, any::<bool>(), any::<bool>(), index()).prop_map(
-            move |(id, label, shapes, closed, filled)| {
-                let (closed, filled) = if t == LabelType::Polygons { (true, true) } else { (closed, filled) };
-                json!({"_id": id, "_cls": "Polyline", "label": label, "points": shapes,
-                       "closed": closed, "filled": filled})
-            },
+        (
+            oid(),
+            class(),
+            shapes,
+            any::<bool>(),
+            any::<bool>(),
+            index(),
         )
-        .prop_map(|l| l)
-        .prop_flat_map(|l| index().prop_map(move |i| with_index(l.clone(), i)))
+            .prop_map(move |(id, label, shapes, closed, filled, i)| {
+                let (closed, filled) = if t == LabelType::Polygons {
+                    (true, true)
+                } else {
+                    (closed, filled)
+                };
+                with_index(
+                    json!({"_id": id, "_cls": "Polyline", "label": label, "points": shapes,
+                           "closed": closed, "filled": filled}),
+                    i,
+                )
+            })
     }
 
     fn keypoint() -> impl Strategy<Value = Value> {
@@ -953,9 +1138,14 @@ mod tests {
             3 => [unit(), unit()].prop_map(|p| json!(p)),
             1 => Just(json!([{"$numberDouble": "NaN"}, {"$numberDouble": "NaN"}])),
         ];
-        (oid(), class(), prop::collection::vec(point, 1..6), index()).prop_map(|(id, label, pts, i)| {
-            with_index(json!({"_id": id, "_cls": "Keypoint", "label": label, "points": pts}), i)
-        })
+        (oid(), class(), prop::collection::vec(point, 1..6), index()).prop_map(
+            |(id, label, pts, i)| {
+                with_index(
+                    json!({"_id": id, "_cls": "Keypoint", "label": label, "points": pts}),
+                    i,
+                )
+            },
+        )
     }
 
     fn segmentation() -> impl Strategy<Value = Value> {
@@ -1054,7 +1244,11 @@ mod tests {
         let got = from_results(
             "f",
             &s,
-            &[kp("a1", "car", 10.0), kp("a2", "car", 20.0), kp("b1", "bike", 30.0)],
+            &[
+                kp("a1", "car", 10.0),
+                kp("a2", "car", 20.0),
+                kp("b1", "bike", 30.0),
+            ],
             &[],
             SIZE,
         );

@@ -262,9 +262,7 @@ impl LabelStudioBackend {
             let out = if method == Method::DELETE {
                 match self.http.send(method.clone(), path, true, build).await {
                     Ok(_) => Ok(Value::Null),
-                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                        Ok(Value::Null)
-                    }
+                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(Value::Null),
                     Err(e) => Err(e),
                 }
             } else {
@@ -368,7 +366,10 @@ impl LabelStudioBackend {
     /// Make sure a local-files storage of `project` covers `dir`.
     async fn ensure_storage(&self, project: &str, dirs: &[PathBuf]) -> Result<(), HttpError> {
         let existing = self
-            .get("/api/storages/localfiles", &[("project", project.to_string())])
+            .get(
+                "/api/storages/localfiles",
+                &[("project", project.to_string())],
+            )
             .await?;
         let have: Vec<PathBuf> = existing
             .as_array()
@@ -545,19 +546,22 @@ impl LabelStudioBackend {
                 }
             };
             let mut result = Vec::new();
+            let mut hidden = serde_json::Map::new();
             for (field, labels) in &s.labels {
                 let Some(f) = schema.fields.get(field) else {
                     continue;
                 };
-                result.extend(
-                    convert::to_results(field, f, labels, size)
-                        .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?,
-                );
+                let c = convert::to_results(field, f, labels, size)
+                    .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
+                result.extend(c.results);
+                if !c.hidden.is_empty() {
+                    hidden.insert(field.clone(), Value::Array(c.hidden));
+                }
             }
             let mut t = json!({
                 "data": {"image": media[&s.sample_id], "sample_id": s.sample_id,
                          "annoform_batch": task.name},
-                "meta": {"annoform": {"fields": fields_meta(schema),
+                "meta": {"annoform": {"fields": fields_meta(schema), "hidden": hidden,
                                       "width": size.width, "height": size.height}},
             });
             if !result.is_empty() {
@@ -591,19 +595,21 @@ impl LabelStudioBackend {
         if let Some(s) = self.schemas.get(&project.id) {
             return Ok(s.clone());
         }
-        let (tasks, config) = self.rt.block_on(async {
-            let q = [
-                ("project", project.id.clone()),
-                ("page", "1".to_string()),
-                ("page_size", "1".to_string()),
-            ];
-            let tasks = self.get("/api/tasks", &q).await?;
-            let p = self
-                .get(&format!("/api/projects/{}", project.id), &[])
-                .await?;
-            Ok::<_, HttpError>((tasks, p))
-        })
-        .map_err(|e| self.http_error(e))?;
+        let (tasks, config) = self
+            .rt
+            .block_on(async {
+                let q = [
+                    ("project", project.id.clone()),
+                    ("page", "1".to_string()),
+                    ("page_size", "1".to_string()),
+                ];
+                let tasks = self.get("/api/tasks", &q).await?;
+                let p = self
+                    .get(&format!("/api/projects/{}", project.id), &[])
+                    .await?;
+                Ok::<_, HttpError>((tasks, p))
+            })
+            .map_err(|e| self.http_error(e))?;
         let from_tasks = tasks
             .get("tasks")
             .and_then(Value::as_array)
@@ -640,7 +646,10 @@ impl LabelStudioBackend {
 
     /// One task's labels: the newest annotation (largest `updated_at`, cancelled ones
     /// skipped), or what we uploaded while nobody has annotated it.
-    fn task_labels(&self, task: &Value) -> Option<(String, IndexMap<String, Vec<DownloadedLabel>>)> {
+    fn task_labels(
+        &self,
+        task: &Value,
+    ) -> Option<(String, IndexMap<String, Vec<DownloadedLabel>>)> {
         let sid = task.get("data")?.get("sample_id")?.as_str()?.to_string();
         let meta = task.get("meta").and_then(|m| m.get("annoform"));
         let dim = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_u64);
@@ -648,9 +657,8 @@ impl LabelStudioBackend {
             .get("predictions")
             .and_then(Value::as_array)
             .and_then(|ps| {
-                ps.iter().find(|p| {
-                    p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION)
-                })
+                ps.iter()
+                    .find(|p| p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION))
             })
             .and_then(|p| p.get("result")?.as_array().cloned())
             .unwrap_or_default();
@@ -690,7 +698,14 @@ impl LabelStudioBackend {
         let fields = Self::task_fields(task)
             .into_iter()
             .map(|(name, f)| {
-                let labels = convert::from_results(&name, &f, &results, &prior, size);
+                let mut labels = convert::from_results(&name, &f, &results, &prior, size);
+                if let Some(h) = meta
+                    .and_then(|m| m.get("hidden"))
+                    .and_then(|h| h.get(&name))
+                    .and_then(Value::as_array)
+                {
+                    labels.extend(convert::hidden_labels(h));
+                }
                 (name, labels)
             })
             .collect();
@@ -727,9 +742,11 @@ impl Backend for LabelStudioBackend {
                 };
                 // `title` filters by substring: the exact title is ours.
                 let results = v.get("results").and_then(Value::as_array);
-                if let Some(p) = results.into_iter().flatten().find(|p| {
-                    p.get("title").and_then(Value::as_str) == Some(name)
-                }) {
+                if let Some(p) = results
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p.get("title").and_then(Value::as_str) == Some(name))
+                {
                     let id = id_str(p).ok_or_else(|| this.error("a project without id"))?;
                     return Ok(Some(RemoteProject {
                         url: Some(this.http.url(&format!("/projects/{id}"))),

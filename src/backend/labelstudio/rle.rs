@@ -104,10 +104,7 @@ pub fn encode(data: &[u8]) -> Vec<u8> {
     let max = 1usize << RLE_SIZES[3];
     let header = |w: &mut BitWriter, repeat: bool, count: usize| {
         let n = (count - 1) as u32;
-        let k = RLE_SIZES
-            .iter()
-            .position(|&s| (n >> s) == 0)
-            .unwrap_or(3);
+        let k = RLE_SIZES.iter().position(|&s| (n >> s) == 0).unwrap_or(3);
         w.write(u32::from(repeat), 1);
         w.write(k as u32, 2);
         w.write(n, RLE_SIZES[k]);
