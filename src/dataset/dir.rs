@@ -825,11 +825,11 @@ fn read_metadata(path: &Path) -> Result<Object, DatasetError> {
     }
 }
 
+/// The documents under the key and the file's other top-level entries.
+type Docs = (Vec<Object>, Vec<(String, Value)>);
+
 /// Streams `{"<key>": [ {...}, ... ], ...}` without holding the file text in memory.
-fn read_docs(
-    path: &Path,
-    key: &'static str,
-) -> Result<(Vec<Object>, Vec<(String, Value)>), DatasetError> {
+fn read_docs(path: &Path, key: &'static str) -> Result<Docs, DatasetError> {
     let file = open(path)?;
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
     let out = TopLevel { key }

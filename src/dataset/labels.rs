@@ -308,7 +308,7 @@ fn encode<K: Kind>(base: &LabelBase, kind: &K) -> Value {
         }
     }
     for (k, v) in &base.extra {
-        if !out.contains_key(k) && !(known(k) && v.is_null()) {
+        if !(out.contains_key(k) || known(k) && v.is_null()) {
             out.insert(k.clone(), v.clone());
         }
     }
@@ -899,10 +899,7 @@ mod tests {
         assert_eq!(v["_cls"], "Detections");
         assert_eq!(v["detections"][0]["_cls"], "Detection");
         assert_eq!(v["detections"][0]["label"], "car");
-        assert_eq!(
-            ObjectId::from_ejson(&v["detections"][0]["_id"]).is_some(),
-            true
-        );
+        assert!(ObjectId::from_ejson(&v["detections"][0]["_id"]).is_some());
     }
 
     #[test]

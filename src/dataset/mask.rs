@@ -297,7 +297,7 @@ mod tests {
         let m = Mask::from_ejson(&ejson(SEG_MASK)).unwrap();
         assert_eq!(m.dtype, Dtype::U8);
         assert_eq!(m.shape, vec![48, 64], "the fixture images are 64x48");
-        assert!(m.data.iter().any(|b| *b == 1) && m.data.iter().any(|b| *b == 2));
+        assert!(m.data.contains(&1) && m.data.contains(&2));
         let again = Mask::from_ejson(&m.to_ejson()).unwrap();
         assert_eq!(again, m);
     }
