@@ -307,6 +307,8 @@ fn create_annotate_merge_destroy() {
         &json!({"result": result, "was_cancelled": false, "ground_truth": false}),
     );
 
+    let status = ws.run(&["status"]);
+    assert!(status.contains("1/5 labeled"), "{status}");
     let plan = ws.plan();
     assert_eq!(run_actions(&plan), ["merge"], "{plan:#}");
     let gt_counts = &plan["runs"][0]["fields"]["ground_truth"];
@@ -412,6 +414,35 @@ fn adopts_after_a_lost_record_with_local_files() {
     assert_eq!(ls.tasks(pid).len(), 5, "no duplicate tasks");
     let plan = ws.plan();
     assert!(run_actions(&plan).is_empty(), "{plan:#}");
+    ws.run(&["destroy", "--auto-approve"]);
+    assert_eq!(ls.project(PROJECT), None);
+}
+
+#[test]
+fn personal_access_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let ls = LabelStudio::start(dir.path());
+    // A personal access token is a JWT refresh token; the client trades it for access tokens.
+    let pat = ls.post("/api/token/", &json!({}))["token"]
+        .as_str()
+        .expect("a personal access token")
+        .to_string();
+    let mut ws = Ws::new(dir, &ls, "");
+    ws.token = pat;
+    ws.run(&["apply", "--auto-approve"]);
+    let pid = ls.project(PROJECT).expect("project");
+    assert_eq!(ls.tasks(pid).len(), 5);
+    assert!(run_actions(&ws.plan()).is_empty());
+    assert!(
+        !ls.logged("POST").iter().any(|l| l.contains("401")),
+        "no request was refused"
+    );
+    assert!(
+        ls.logged("POST")
+            .iter()
+            .any(|l| l.contains("/api/token/refresh/")),
+        "the token was exchanged"
+    );
     ws.run(&["destroy", "--auto-approve"]);
     assert_eq!(ls.project(PROJECT), None);
 }

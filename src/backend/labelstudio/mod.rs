@@ -883,3 +883,43 @@ impl Backend for LabelStudioBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_access_tokens_are_refresh_jwts() {
+        // A real token made by Label Studio 1.23.2 (`POST /api/token/`) on a throw-away server.
+        let pat = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCIsImV4cCI6ODEwMjUyMzYwNywiaWF0IjoxNzk1MzIzNjA3LCJqdGkiOiI3OGI4MWVkYTljNzY0MDZmODM4ZGI3Zjk1MDk1ODZiZiIsInVzZXJfaWQiOiIxIn0.1PQKvknOe2O11IpAFv9jOomXHKfSACIqIwJP2JjbL3Q";
+        assert!(is_personal_access_token(pat));
+        assert!(!is_personal_access_token(
+            "0123456789abcdef0123456789abcdef01234567"
+        ));
+        assert!(!is_personal_access_token("a.b.c"));
+    }
+
+    #[test]
+    fn local_files_need_a_strict_subdirectory_of_the_root() {
+        let b = LabelStudioBackend::new(
+            "ls",
+            "http://127.0.0.1:1",
+            "tok-123456",
+            Some(PathBuf::from("/srv/media")),
+            HttpPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            b.local_file(Path::new("/srv/media/ds/a b.png")),
+            Some((
+                "/data/local-files/?d=ds/a%20b.png".to_string(),
+                PathBuf::from("/srv/media/ds")
+            ))
+        );
+        assert_eq!(b.local_file(Path::new("/srv/media/top.png")), None);
+        assert_eq!(b.local_file(Path::new("/elsewhere/x.png")), None);
+        assert!(
+            LabelStudioBackend::new("ls", "http://h", "", None, HttpPolicy::default()).is_err()
+        );
+    }
+}
