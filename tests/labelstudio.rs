@@ -414,6 +414,24 @@ fn adopts_after_a_lost_record_with_local_files() {
     assert_eq!(ls.tasks(pid).len(), 5, "no duplicate tasks");
     let plan = ws.plan();
     assert!(run_actions(&plan).is_empty(), "{plan:#}");
+
+    // A new class is added to the project in place (PATCH of the labeling config).
+    let manifest = ws.path().join("manifests/run.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "  ground_truth: {}",
+        "  ground_truth: {classes: [car, person, bike, truck]}",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    assert_eq!(run_actions(&ws.plan()), ["update"]);
+    ws.run(&["apply", "--auto-approve"]);
+    let config = ls.get(&format!("/api/projects/{pid}"))["label_config"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(config.contains(r#"<Label value="truck"/>"#), "{config}");
+    assert_eq!(ls.tasks(pid).len(), 5);
+    assert!(run_actions(&ws.plan()).is_empty());
+
     ws.run(&["destroy", "--auto-approve"]);
     assert_eq!(ls.project(PROJECT), None);
 }
