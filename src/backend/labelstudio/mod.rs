@@ -383,7 +383,10 @@ impl LabelStudioBackend {
             if have.iter().any(|h| dir.starts_with(h)) {
                 continue;
             }
-            let body = json!({"project": project.parse::<u64>().unwrap_or_default(),
+            let id = project
+                .parse::<u64>()
+                .map_or_else(|_| json!(project), |n| json!(n));
+            let body = json!({"project": id,
                 "title": format!("annoform {}", dir.display()), "path": dir.display().to_string(),
                 "use_blob_urls": false, "recursive_scan": true});
             self.call(Method::POST, "/api/storages/localfiles", &[], Some(&body))
@@ -558,8 +561,11 @@ impl LabelStudioBackend {
                     hidden.insert(field.clone(), Value::Array(c.hidden));
                 }
             }
+            let image = media
+                .get(&s.sample_id)
+                .ok_or_else(|| self.error(format!("no media URL for sample {}", s.sample_id)))?;
             let mut t = json!({
-                "data": {"image": media[&s.sample_id], "sample_id": s.sample_id,
+                "data": {"image": image, "sample_id": s.sample_id,
                          "annoform_batch": task.name},
                 "meta": {"annoform": {"fields": fields_meta(schema), "hidden": hidden,
                                       "width": size.width, "height": size.height}},
