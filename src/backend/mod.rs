@@ -6,6 +6,7 @@
 pub mod capabilities;
 pub mod custom;
 pub mod http;
+pub mod labelstudio;
 
 pub use capabilities::{BackendKind, Capabilities};
 

@@ -304,6 +304,25 @@ pub fn open_backend(
                 name, &command, &settings,
             )?))
         }
+        BackendKind::Labelstudio => {
+            // Settings hold literal values from the environment or `${env:NAME}` references
+            // from files; both resolve here and never reach a record or a log.
+            let setting = |key: &str| -> Result<Option<String>, EngineError> {
+                match s.values.get(key).and_then(|v| v.value.as_str()) {
+                    None => Ok(None),
+                    Some(v) => crate::secret::resolve(v, env)
+                        .map(Some)
+                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}"))),
+                }
+            };
+            let url = setting("url")?.unwrap_or_else(|| "http://localhost:8080".into());
+            let api_key = setting("api_key")?.unwrap_or_default();
+            let root = setting("local_files_root")?.map(std::path::PathBuf::from);
+            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
+            Ok(Box::new(backend::labelstudio::LabelStudioBackend::new(
+                name, &url, &api_key, root, policy,
+            )?))
+        }
         kind => Err(EngineError::Run(format!(
             "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
         ))),
