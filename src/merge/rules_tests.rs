@@ -106,6 +106,24 @@ struct Merge {
 }
 
 fn merge(f: &ResolvedField, current: &[Value], uploaded: &[Value], download: &[Value]) -> Merge {
+    merge_with(
+        f,
+        current,
+        uploaded,
+        download,
+        Conflicts::Error,
+        Unexpected::Keep,
+    )
+}
+
+fn merge_with(
+    f: &ResolvedField,
+    current: &[Value],
+    uploaded: &[Value],
+    download: &[Value],
+    conflicts: Conflicts,
+    unexpected: Unexpected,
+) -> Merge {
     let value = field_value(current.to_vec(), f.label_type);
     let uploaded: Vec<UploadedLabel> = uploaded
         .iter()
@@ -135,8 +153,8 @@ fn merge(f: &ResolvedField, current: &[Value], uploaded: &[Value], download: &[V
         downloaded: &downloaded,
         id_map: &IndexMap::new(),
         id_seed: b"seed",
-        conflicts: Conflicts::Error,
-        unexpected: Unexpected::Keep,
+        conflicts,
+        unexpected,
     });
     let after = match &out.new_value {
         Some(v) => v.clone(),
@@ -156,6 +174,16 @@ const TYPES: [LabelType; 8] = [
     LabelType::Classifications,
     LabelType::Segmentation,
 ];
+
+fn none() -> Restrictions {
+    Restrictions {
+        allow_additions: false,
+        allow_deletions: false,
+        allow_label_edits: false,
+        allow_index_edits: false,
+        allow_spatial_edits: false,
+    }
+}
 
 fn only(change: &str, allowed: bool) -> Restrictions {
     let mut r = Restrictions::default();
@@ -271,14 +299,7 @@ fn index_edits_follow_allow_index_edits() {
 #[test]
 fn attribute_edits_always_merge_but_read_only_ones_are_rejected() {
     for t in TYPES {
-        let none = Restrictions {
-            allow_additions: false,
-            allow_deletions: false,
-            allow_label_edits: false,
-            allow_index_edits: false,
-            allow_spatial_edits: false,
-        };
-        let f = field(t, none);
+        let f = field(t, none());
         let up = label(t, A, "a", 0);
         let mut dl = up.clone();
         dl["color"] = json!("blue");
@@ -403,21 +424,95 @@ fn scalars_add_delete_and_always_edit() {
         (counts(0, 0, 0, 1, 0), vec![json!(3)])
     );
     // A changed value is always written.
-    let none = Restrictions {
-        allow_additions: false,
-        allow_deletions: false,
-        allow_label_edits: false,
-        allow_index_edits: false,
-        allow_spatial_edits: false,
-    };
-    let m = merge(&f(none), &[json!(3)], &[json!(3)], &[json!(4)]);
+    let m = merge(&f(none()), &[json!(3)], &[json!(3)], &[json!(4)]);
     assert_eq!(
         (m.out.counts, m.labels.clone()),
         (counts(0, 1, 0, 0, 0), vec![json!(4)])
     );
-    let m = merge(&f(none), &[json!(3)], &[json!(3)], &[json!(3)]);
+    let m = merge(&f(none()), &[json!(3)], &[json!(3)], &[json!(3)]);
     assert_eq!(m.out.counts, counts(0, 0, 0, 0, 1));
     assert!(m.out.new_value.is_none());
+}
+
+#[test]
+fn a_label_changed_on_both_sides_is_a_conflict() {
+    let f = field(LabelType::Detections, Restrictions::default());
+    let uploaded = label(LabelType::Detections, A, "a", 0);
+    let in_dataset = label(LabelType::Detections, A, "a", 1); // moved in the dataset since upload
+    let mut in_backend = uploaded.clone();
+    in_backend["label"] = json!("b"); // and relabelled by annotators
+    let run = |c| {
+        merge_with(
+            &f,
+            std::slice::from_ref(&in_dataset),
+            std::slice::from_ref(&uploaded),
+            std::slice::from_ref(&in_backend),
+            c,
+            Unexpected::Keep,
+        )
+    };
+    let m = run(Conflicts::Error);
+    assert_eq!(m.out.conflicts.len(), 1);
+    assert!(m.out.new_value.is_none());
+    let m = run(Conflicts::Dataset);
+    assert!(m.out.conflicts.is_empty() && m.out.new_value.is_none());
+    let m = run(Conflicts::Backend);
+    assert_eq!(m.labels[0]["label"], "b");
+    // Changed only in the dataset: annotators did not touch it, the dataset keeps its change.
+    let m = run_only_dataset_changed(&f, &uploaded, &in_dataset);
+    assert_eq!(m.out.counts, counts(0, 0, 0, 0, 1));
+    assert!(m.out.new_value.is_none());
+}
+
+fn run_only_dataset_changed(f: &ResolvedField, uploaded: &Value, in_dataset: &Value) -> Merge {
+    merge(
+        f,
+        std::slice::from_ref(in_dataset),
+        std::slice::from_ref(uploaded),
+        std::slice::from_ref(uploaded),
+    )
+}
+
+#[test]
+fn unexpected_classes_follow_the_policy() {
+    let f = field(LabelType::Detections, Restrictions::default());
+    let cur = label(LabelType::Detections, A, "a", 0);
+    let mut truck = label(LabelType::Detections, B, "truck", 1);
+    truck.as_object_mut().unwrap().remove("_id");
+    let run = |u| {
+        merge_with(
+            &f,
+            std::slice::from_ref(&cur),
+            std::slice::from_ref(&cur),
+            &[cur.clone(), truck.clone()],
+            Conflicts::Error,
+            u,
+        )
+    };
+    let keep = run(Unexpected::Keep);
+    assert_eq!(keep.out.unexpected.len(), 1);
+    assert!(
+        keep.out.new_value.is_none(),
+        "the field itself is unchanged"
+    );
+    let ignore = run(Unexpected::Ignore);
+    assert!(ignore.out.unexpected.is_empty() && ignore.out.rejected.is_empty());
+    let report = run(Unexpected::Report);
+    assert_eq!(report.out.counts.rejected, 1);
+    assert!(report.out.rejected[0].reason.contains("not in the schema"));
+    assert_eq!(run(Unexpected::Error).out.unexpected_errors.len(), 1);
+    // With additions forbidden, keeping is forbidden too.
+    let f = field(LabelType::Detections, only("add", false));
+    let m = merge_with(
+        &f,
+        std::slice::from_ref(&cur),
+        std::slice::from_ref(&cur),
+        &[cur.clone(), truck.clone()],
+        Conflicts::Error,
+        Unexpected::Keep,
+    );
+    assert!(m.out.unexpected.is_empty());
+    assert_eq!(m.out.counts.rejected, 1);
 }
 
 /// A download: for each uploaded label, keep/relabel/move/delete; plus new labels.
@@ -518,8 +613,7 @@ proptest! {
         edits in proptest::collection::vec(prop_oneof![Just(Edit::Keep), Just(Edit::Relabel), Just(Edit::Move), Just(Edit::Delete)], 0..8),
         added in 0usize..4,
     ) {
-        let none = Restrictions { allow_additions: false, allow_deletions: false, allow_label_edits: false, allow_index_edits: false, allow_spatial_edits: false };
-        let f = field(LabelType::Detections, none);
+        let f = field(LabelType::Detections, none());
         let (uploaded, download) = scenario(&edits, added);
         let m = merge(&f, &uploaded, &uploaded, &download);
         prop_assert_eq!(m.labels, uploaded);
