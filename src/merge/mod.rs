@@ -457,12 +457,14 @@ fn merge_label(
         applied: Vec::new(),
         rejected: Vec::new(),
     };
-    m.take(
-        &["label"],
-        r.allow_label_edits,
-        "label",
-        "allow_label_edits=false",
-    );
+    // A class outside the schema is never merged into the field (the server may accept one).
+    let unknown_class = outside_schema(dl, schema).is_some();
+    let (allowed, reason) = match (r.allow_label_edits, unknown_class) {
+        (_, true) => (false, "the new class is not in the schema"),
+        (false, _) => (false, "allow_label_edits=false"),
+        (true, false) => (true, ""),
+    };
+    m.take(&["label"], allowed, "label", reason);
     m.take(
         &["index"],
         r.allow_index_edits,

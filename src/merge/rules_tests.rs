@@ -245,6 +245,28 @@ fn class_edits_follow_allow_label_edits() {
 }
 
 #[test]
+fn a_relabel_to_a_class_outside_the_schema_is_rejected() {
+    for t in TYPES {
+        let f = field(t, Restrictions::default());
+        let up = label(t, A, "a", 0);
+        let mut dl = up.clone();
+        dl["label"] = json!("zebra");
+        let m = merge(
+            &f,
+            std::slice::from_ref(&up),
+            std::slice::from_ref(&up),
+            &[dl],
+        );
+        assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
+        assert_eq!(
+            m.out.rejected[0].reason,
+            "the new class is not in the schema"
+        );
+        assert_eq!(m.labels[0]["label"], "a");
+    }
+}
+
+#[test]
 fn geometry_edits_follow_allow_spatial_edits() {
     for t in TYPES.into_iter().filter(|t| has_geometry(*t)) {
         for allowed in [true, false] {
