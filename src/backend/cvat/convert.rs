@@ -1,1 +1,525 @@
+//! FiftyOne label JSON ↔ CVAT annotation JSON (`{"version","tags","shapes","tracks"}`) for
+//! image tasks, where a frame is one sample.
+//!
+//! Geometry. Boxes, polylines and keypoints are sent in pixels without rounding (CVAT stores
+//! the floats it is given), so they come back within float error (1e-9 relative). Masks are
+//! pixel-aligned: an instance's mask is placed at its box's top-left rounded to the nearest
+//! pixel and the mask's own shape is the box size, so its box comes back as
+//! `[left/W, top/H, mask_w/W, mask_h/H]`; exact for pixel-aligned boxes. A detection in an
+//! instances field without a mask is sent as a filled mask of its rounded box. Segmentation
+//! masks are one mask shape per class, cropped to the class's pixels, and are rebuilt as an
+//! image-sized `uint8` mask.
+//!
+//! Ids. Our label id travels in the `label_id` attribute, FiftyOne's `index` in `index`;
+//! `DownloadedLabel.backend_id` is `shape:<id>` or `tag:<id>` (the first shape for labels
+//! made of several shapes). A polyline with several sub-shapes is one CVAT shape per
+//! sub-shape, regrouped by `label_id` in shape id order.
+//!
+//! Normalisation undone. Attribute values are strings on the wire: checkboxes `true`/`false`
+//! (the server may answer `True`), numbers in decimal; they are read back by the schema's
+//! attribute type. The defaults the server fills in for unset attributes (`""` for text,
+//! `__undefined__` for select/radio without a schema default) are dropped again; a schema
+//! default is kept, as it is what the attribute means when unset. Keypoints CVAT cannot
+//! hold (NaN) are skipped and put back from the uploaded label when the other points are
+//! still all there.
 
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap, MappedLabel, UNSET, VALUE_ATTR};
+use super::labels::{attributes_of, scalar_string};
+use super::rle::{self, BoxMask};
+use crate::backend::DownloadedLabel;
+use crate::backend::labelstudio::convert::ImageSize;
+use crate::dataset::ejson::{as_f64, from_f64, oid_str};
+use crate::dataset::mask::{Dtype, Mask};
+use crate::manifest::{AttributeType, LabelType, Scalar};
+use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
+
+/// One attribute value of a shape, tag or track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeValue {
+    pub spec_id: i64,
+    /// Always a string on the wire; other JSON the server might echo is read as a string.
+    #[serde(deserialize_with = "lenient_string")]
+    pub value: String,
+}
+
+/// A string, or any other JSON scalar as its string (a JSON `true` comes back as `"True"`).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    })
+}
+
+fn manual() -> String {
+    "manual".into()
+}
+
+/// A CVAT shape (also a tracked shape, which has no `label_id`, and a skeleton element).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(rename = "type")]
+    pub shape_type: String,
+    pub frame: u64,
+    #[serde(default)]
+    pub label_id: i64,
+    #[serde(default)]
+    pub points: Vec<f64>,
+    #[serde(default)]
+    pub occluded: bool,
+    #[serde(default)]
+    pub outside: bool,
+    #[serde(default)]
+    pub z_order: i64,
+    #[serde(default)]
+    pub rotation: f64,
+    #[serde(default)]
+    pub group: Option<i64>,
+    #[serde(default = "manual")]
+    pub source: String,
+    #[serde(default)]
+    pub attributes: Vec<AttributeValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<Shape>,
+    /// Tracked shapes only; CVAT 2.23.1 drops it (every tracked shape is a keyframe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframe: Option<bool>,
+}
+
+/// A CVAT tag (a frame-level label).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    pub frame: u64,
+    pub label_id: i64,
+    #[serde(default)]
+    pub group: Option<i64>,
+    #[serde(default = "manual")]
+    pub source: String,
+    #[serde(default)]
+    pub attributes: Vec<AttributeValue>,
+}
+
+/// A CVAT track (video): immutable attributes here, mutable ones on its shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    pub frame: u64,
+    pub label_id: i64,
+    #[serde(default)]
+    pub group: Option<i64>,
+    #[serde(default = "manual")]
+    pub source: String,
+    #[serde(default)]
+    pub attributes: Vec<AttributeValue>,
+    #[serde(default)]
+    pub shapes: Vec<Shape>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<Track>,
+}
+
+/// A task's or job's annotations, as PUT and GET carry them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Annotations {
+    #[serde(default)]
+    pub version: i64,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub shapes: Vec<Shape>,
+    #[serde(default)]
+    pub tracks: Vec<Track>,
+}
+
+/// A label that cannot be converted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct ConvertError {
+    pub field: String,
+    pub message: String,
+}
+
+/// What one frame's annotations gave: labels per field, and what was left out and why.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Downloaded {
+    pub labels: IndexMap<String, Vec<DownloadedLabel>>,
+    /// Objects that are not labels of the schema (unknown label, wrong shape type, bad RLE).
+    pub skipped: Vec<String>,
+}
+
+/// The shape and tag fields a label's attributes set.
+#[derive(Debug, Default)]
+struct Carried {
+    attributes: Vec<AttributeValue>,
+    occluded: bool,
+    group: Option<i64>,
+}
+
+/// Adds one field's labels on one frame to `out`. Scalars come as a one-element list
+/// holding the value.
+pub fn to_cvat(
+    name: &str,
+    field: &ResolvedField,
+    labels: &[Value],
+    frame: u64,
+    size: ImageSize,
+    map: &LabelMap,
+    out: &mut Annotations,
+) -> Result<(), ConvertError> {
+    let err = |message: String| ConvertError {
+        field: name.to_string(),
+        message,
+    };
+    for label in labels {
+        if label.is_null() {
+            continue;
+        }
+        if field.label_type == LabelType::Scalar {
+            let mapped = map
+                .label_of(name, "")
+                .ok_or_else(|| err("no CVAT label for the field".into()))?;
+            out.tags.push(scalar_tag(label, field, mapped, frame).map_err(err)?);
+            continue;
+        }
+        let class = label.get("label").and_then(Value::as_str).unwrap_or("");
+        if field.label_type == LabelType::Segmentation {
+            segmentation_shapes(name, field, label, frame, map, out).map_err(err)?;
+            continue;
+        }
+        let mapped = map
+            .label_of(name, class)
+            .ok_or_else(|| err(format!("class `{class}` has no CVAT label")))?;
+        let carried = carry(field, class, label, mapped).map_err(err)?;
+        let base = Shape {
+            id: None,
+            shape_type: String::new(),
+            frame,
+            label_id: mapped.id,
+            points: Vec::new(),
+            occluded: carried.occluded,
+            outside: false,
+            z_order: 0,
+            rotation: 0.0,
+            group: carried.group,
+            source: manual(),
+            attributes: carried.attributes,
+            elements: Vec::new(),
+            keyframe: None,
+        };
+        match field.label_type {
+            LabelType::Classification | LabelType::Classifications => out.tags.push(Tag {
+                id: None,
+                frame,
+                label_id: base.label_id,
+                group: base.group,
+                source: base.source,
+                attributes: base.attributes,
+            }),
+            LabelType::Detections => out.shapes.push(rectangle(label, size, base).map_err(err)?),
+            LabelType::Instances => out.shapes.push(instance(label, size, base).map_err(err)?),
+            LabelType::Polylines | LabelType::Polygons => {
+                out.shapes.extend(polylines(label, size, base).map_err(err)?)
+            }
+            LabelType::Keypoints => out.shapes.push(keypoints(label, size, base).map_err(err)?),
+            LabelType::Segmentation | LabelType::Scalar => {}
+        }
+    }
+    Ok(())
+}
+
+/// The CVAT string of an attribute value: the matching schema value's spelling for
+/// select/radio, `true`/`false`, decimal numbers, strings as they are.
+fn value_string(v: &Value, a: Option<&ResolvedAttribute>) -> String {
+    if let Some(s) = a.and_then(|a| a.values.iter().find(|s| &scalar_json(s) == v)) {
+        return scalar_string(s);
+    }
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A schema scalar as JSON.
+fn scalar_json(s: &Scalar) -> Value {
+    match s {
+        Scalar::Bool(b) => json!(b),
+        Scalar::Int(i) => json!(i),
+        Scalar::Float(f) => from_f64(*f),
+        Scalar::Str(s) => json!(s),
+    }
+}
+
+/// A scalar field's value as a tag.
+fn scalar_tag(
+    v: &Value,
+    field: &ResolvedField,
+    mapped: &MappedLabel,
+    frame: u64,
+) -> Result<Tag, String> {
+    let spec_id = spec(mapped, VALUE_ATTR)?;
+    let value = match v {
+        Value::String(s) if field.classes.iter().any(|c| c == s) => s.clone(),
+        other => value_string(other, None),
+    };
+    Ok(Tag {
+        id: None,
+        frame,
+        label_id: mapped.id,
+        group: None,
+        source: manual(),
+        attributes: vec![AttributeValue { spec_id, value }],
+    })
+}
+
+/// The spec id of a label's attribute.
+fn spec(mapped: &MappedLabel, name: &str) -> Result<i64, String> {
+    mapped
+        .spec_ids
+        .get(name)
+        .copied()
+        .ok_or_else(|| format!("CVAT label {} has no attribute `{name}`", mapped.id))
+}
+
+/// The attributes, occluded flag and group a label carries to CVAT.
+fn carry(
+    field: &ResolvedField,
+    class: &str,
+    label: &Value,
+    mapped: &MappedLabel,
+) -> Result<Carried, String> {
+    let mut c = Carried::default();
+    for (name, a) in attributes_of(field, class) {
+        let Some(v) = label.get(name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        match a.attr_type {
+            AttributeType::Occluded => c.occluded = v.as_bool().unwrap_or(false),
+            AttributeType::GroupId => c.group = v.as_i64(),
+            _ => c.attributes.push(AttributeValue {
+                spec_id: spec(mapped, name)?,
+                value: value_string(v, Some(a)),
+            }),
+        }
+    }
+    if let Some(id) = label.get("_id").and_then(oid_str) {
+        c.attributes.push(AttributeValue {
+            spec_id: spec(mapped, LABEL_ID_ATTR)?,
+            value: id.to_string(),
+        });
+    }
+    if let Some(i) = label.get("index").and_then(Value::as_i64) {
+        c.attributes.push(AttributeValue {
+            spec_id: spec(mapped, INDEX_ATTR)?,
+            value: i.to_string(),
+        });
+    }
+    Ok(c)
+}
+
+/// `n` finite numbers of a JSON array.
+fn numbers<const N: usize>(v: Option<&Value>) -> Option<[f64; N]> {
+    let a = v?.as_array()?;
+    if a.len() != N {
+        return None;
+    }
+    let mut out = [0.0; N];
+    for (o, x) in out.iter_mut().zip(a) {
+        *o = as_f64(x).filter(|f| f.is_finite())?;
+    }
+    Some(out)
+}
+
+/// A detection as a rectangle (unrounded pixels); a `rotation` key (degrees) is CVAT's.
+fn rectangle(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, String> {
+    let [x, y, w, h] = numbers(label.get("bounding_box")).ok_or("invalid bounding_box")?;
+    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
+    s.shape_type = "rectangle".into();
+    s.points = vec![x * sw, y * sh, (x + w) * sw, (y + h) * sh];
+    s.rotation = label.get("rotation").and_then(Value::as_f64).unwrap_or(0.0);
+    Ok(s)
+}
+
+/// An instance as a mask shape at its box's rounded top-left.
+fn instance(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, String> {
+    let [x, y, w, h] = numbers(label.get("bounding_box")).ok_or("invalid bounding_box")?;
+    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
+    let (left, top) = (pixel(x * sw), pixel(y * sh));
+    let boxed = match label.get("mask").filter(|v| !v.is_null()) {
+        Some(m) => {
+            let mask = Mask::from_ejson(m).map_err(|e| e.to_string())?;
+            rle::from_instance_mask(&mask, left, top).map_err(|e| e.to_string())?
+        }
+        None => {
+            let (bw, bh) = ((w * sw).round().max(1.0), (h * sh).round().max(1.0));
+            let (bw, bh) = (bw as usize, bh as usize);
+            BoxMask { left, top, width: bw, height: bh, bits: vec![true; bw * bh] }
+        }
+    };
+    s.shape_type = "mask".into();
+    s.points = rle::encode(&boxed).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// A non-negative pixel coordinate rounded to the nearest pixel.
+fn pixel(x: f64) -> u32 {
+    x.round().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+/// The `[[x, y], ...]` points of a JSON list (NaN as `{"$numberDouble": "NaN"}` or null).
+fn point_list(v: &Value) -> Option<Vec<[f64; 2]>> {
+    v.as_array()?
+        .iter()
+        .map(|p| {
+            let a = p.as_array()?;
+            let c = |i: usize| a.get(i).map_or(Some(f64::NAN), |x| as_f64(x).or(Some(f64::NAN)));
+            (a.len() == 2).then_some([c(0)?, c(1)?])
+        })
+        .collect()
+}
+
+/// One polyline/polygon shape per sub-shape of a FiftyOne polyline.
+fn polylines(label: &Value, size: ImageSize, base: Shape) -> Result<Vec<Shape>, String> {
+    let shapes = label
+        .get("points")
+        .and_then(Value::as_array)
+        .ok_or("invalid points")?;
+    let closed = flag(label, "closed") || flag(label, "filled");
+    let mut out = Vec::new();
+    for sub in shapes {
+        let pts = point_list(sub).ok_or("invalid points")?;
+        let mut s = base.clone();
+        s.shape_type = if closed { "polygon" } else { "polyline" }.into();
+        s.points = to_pixels(&pts, size);
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// A boolean key of a label (false when absent).
+fn flag(label: &Value, key: &str) -> bool {
+    label.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Flat pixel coordinates of the finite points.
+fn to_pixels(pts: &[[f64; 2]], size: ImageSize) -> Vec<f64> {
+    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
+    pts.iter()
+        .filter(|p| p[0].is_finite() && p[1].is_finite())
+        .flat_map(|p| [p[0] * sw, p[1] * sh])
+        .collect()
+}
+
+/// Keypoints as one points shape, NaN points left out (CVAT only stores numbers).
+fn keypoints(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, String> {
+    let pts = label.get("points").and_then(point_list).ok_or("invalid points")?;
+    s.shape_type = "points".into();
+    s.points = to_pixels(&pts, size);
+    Ok(s)
+}
+
+/// The class of a segmentation value (`mask_targets`, else the number itself).
+fn target_class(field: &ResolvedField, v: u64) -> String {
+    let key = v.to_string();
+    field
+        .mask_targets
+        .as_ref()
+        .and_then(|t| t.get(&key).cloned())
+        .unwrap_or(key)
+}
+
+/// The segmentation value of a class (inverse of `target_class`).
+fn target_value(field: &ResolvedField, class: &str) -> Option<u8> {
+    let from_targets = field
+        .mask_targets
+        .as_ref()
+        .and_then(|t| t.iter().find(|(_, c)| *c == class))
+        .and_then(|(k, _)| k.parse().ok());
+    from_targets.or_else(|| class.parse().ok())
+}
+
+/// A segmentation as one mask shape per class present, each cropped to its pixels.
+fn segmentation_shapes(
+    name: &str,
+    field: &ResolvedField,
+    label: &Value,
+    frame: u64,
+    map: &LabelMap,
+    out: &mut Annotations,
+) -> Result<(), String> {
+    let m = label.get("mask").filter(|v| !v.is_null()).ok_or(
+        "segmentation without an inline `mask` (load `mask_path` masks first)",
+    )?;
+    let mask = Mask::from_ejson(m).map_err(|e| e.to_string())?;
+    let [h, w] = mask.shape.as_slice() else {
+        return Err(format!("mask of shape {:?} is not 2-D", mask.shape));
+    };
+    let mut values: Vec<u64> = Vec::new();
+    for r in 0..*h {
+        for c in 0..*w {
+            let v = mask.get(r, c).ok_or("segmentation mask is not integral")?;
+            if v != 0 && !values.contains(&v) {
+                values.push(v);
+            }
+        }
+    }
+    values.sort_unstable();
+    for v in values {
+        let class = target_class(field, v);
+        let mapped = map
+            .label_of(name, &class)
+            .ok_or_else(|| format!("class `{class}` has no CVAT label"))?;
+        let carried = carry(field, &class, label, mapped)?;
+        let boxed = crop(&mask, v).ok_or("empty class mask")?;
+        out.shapes.push(Shape {
+            id: None,
+            shape_type: "mask".into(),
+            frame,
+            label_id: mapped.id,
+            points: rle::encode(&boxed).map_err(|e| e.to_string())?,
+            occluded: carried.occluded,
+            outside: false,
+            z_order: 0,
+            rotation: 0.0,
+            group: carried.group,
+            source: manual(),
+            attributes: carried.attributes,
+            elements: Vec::new(),
+            keyframe: None,
+        });
+    }
+    Ok(())
+}
+
+/// The pixels equal to `v`, cropped to their tight box.
+fn crop(mask: &Mask, v: u64) -> Option<BoxMask> {
+    let [h, w] = mask.shape.as_slice() else {
+        return None;
+    };
+    let hits = |r: usize, c: usize| mask.get(r, c) == Some(v);
+    let rows: Vec<usize> = (0..*h).filter(|&r| (0..*w).any(|c| hits(r, c))).collect();
+    let cols: Vec<usize> = (0..*w).filter(|&c| (0..*h).any(|r| hits(r, c))).collect();
+    let (&top, &bottom) = (rows.first()?, rows.last()?);
+    let (&left, &right) = (cols.first()?, cols.last()?);
+    let mut bits = Vec::new();
+    for r in top..=bottom {
+        bits.extend((left..=right).map(|c| hits(r, c)));
+    }
+    Some(BoxMask {
+        left: left as u32,
+        top: top as u32,
+        width: right - left + 1,
+        height: bottom - top + 1,
+        bits,
+    })
+}
