@@ -189,7 +189,8 @@ pub fn to_cvat(
             let mapped = map
                 .label_of(name, "")
                 .ok_or_else(|| err("no CVAT label for the field".into()))?;
-            out.tags.push(scalar_tag(label, field, mapped, frame).map_err(err)?);
+            out.tags
+                .push(scalar_tag(label, field, mapped, frame).map_err(err)?);
             continue;
         }
         let class = label.get("label").and_then(Value::as_str).unwrap_or("");
@@ -228,9 +229,9 @@ pub fn to_cvat(
             }),
             LabelType::Detections => out.shapes.push(rectangle(label, size, base).map_err(err)?),
             LabelType::Instances => out.shapes.push(instance(label, size, base).map_err(err)?),
-            LabelType::Polylines | LabelType::Polygons => {
-                out.shapes.extend(polylines(label, size, base).map_err(err)?)
-            }
+            LabelType::Polylines | LabelType::Polygons => out
+                .shapes
+                .extend(polylines(label, size, base).map_err(err)?),
             LabelType::Keypoints => out.shapes.push(keypoints(label, size, base).map_err(err)?),
             LabelType::Segmentation | LabelType::Scalar => {}
         }
@@ -363,7 +364,13 @@ fn instance(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Strin
         None => {
             let (bw, bh) = ((w * sw).round().max(1.0), (h * sh).round().max(1.0));
             let (bw, bh) = (bw as usize, bh as usize);
-            BoxMask { left, top, width: bw, height: bh, bits: vec![true; bw * bh] }
+            BoxMask {
+                left,
+                top,
+                width: bw,
+                height: bh,
+                bits: vec![true; bw * bh],
+            }
         }
     };
     s.shape_type = "mask".into();
@@ -382,7 +389,10 @@ fn point_list(v: &Value) -> Option<Vec<[f64; 2]>> {
         .iter()
         .map(|p| {
             let a = p.as_array()?;
-            let c = |i: usize| a.get(i).map_or(Some(f64::NAN), |x| as_f64(x).or(Some(f64::NAN)));
+            let c = |i: usize| {
+                a.get(i)
+                    .map_or(Some(f64::NAN), |x| as_f64(x).or(Some(f64::NAN)))
+            };
             (a.len() == 2).then_some([c(0)?, c(1)?])
         })
         .collect()
@@ -422,7 +432,10 @@ fn to_pixels(pts: &[[f64; 2]], size: ImageSize) -> Vec<f64> {
 
 /// Keypoints as one points shape, NaN points left out (CVAT only stores numbers).
 fn keypoints(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, String> {
-    let pts = label.get("points").and_then(point_list).ok_or("invalid points")?;
+    let pts = label
+        .get("points")
+        .and_then(point_list)
+        .ok_or("invalid points")?;
     s.shape_type = "points".into();
     s.points = to_pixels(&pts, size);
     Ok(s)
@@ -457,9 +470,10 @@ fn segmentation_shapes(
     map: &LabelMap,
     out: &mut Annotations,
 ) -> Result<(), String> {
-    let m = label.get("mask").filter(|v| !v.is_null()).ok_or(
-        "segmentation without an inline `mask` (load `mask_path` masks first)",
-    )?;
+    let m = label
+        .get("mask")
+        .filter(|v| !v.is_null())
+        .ok_or("segmentation without an inline `mask` (load `mask_path` masks first)")?;
     let mask = Mask::from_ejson(m).map_err(|e| e.to_string())?;
     let [h, w] = mask.shape.as_slice() else {
         return Err(format!("mask of shape {:?} is not 2-D", mask.shape));
@@ -522,4 +536,513 @@ fn crop(mask: &Mask, v: u64) -> Option<BoxMask> {
         height: bottom - top + 1,
         bits,
     })
+}
+
+/// A label being rebuilt from one or more CVAT objects.
+struct Pending {
+    backend_id: String,
+    label: Map<String, Value>,
+    /// Segmentation only: the image-sized mask painted so far.
+    canvas: Option<Mask>,
+}
+
+/// Labels being rebuilt, per field, in the order their first object came.
+#[derive(Default)]
+struct Rebuild {
+    fields: IndexMap<String, Vec<Pending>>,
+    /// (field, our label id) → position, for labels made of several shapes.
+    parts: HashMap<(String, String), usize>,
+    skipped: Vec<String>,
+}
+
+/// The labels of one frame's annotations, per field. `uploaded` holds the labels we sent,
+/// by id, to put back what CVAT cannot hold (NaN keypoints).
+pub fn from_cvat(
+    schema: &ResolvedSchema,
+    ann: &Annotations,
+    frame: u64,
+    size: ImageSize,
+    map: &LabelMap,
+    uploaded: &HashMap<String, Value>,
+) -> Downloaded {
+    let mut rb = Rebuild::default();
+    if size.width == 0 || size.height == 0 {
+        rb.skipped
+            .push(format!("frame {frame}: image size unknown"));
+        return finish(rb);
+    }
+    let mut tags: Vec<&Tag> = ann.tags.iter().filter(|t| t.frame == frame).collect();
+    tags.sort_by_key(|t| t.id.unwrap_or(i64::MAX));
+    for t in tags {
+        tag_label(schema, t, map, &mut rb);
+    }
+    let mut shapes: Vec<&Shape> = ann.shapes.iter().filter(|s| s.frame == frame).collect();
+    // Shapes come in no defined order; ids follow creation order, which keeps sub-shapes
+    // and labels in the order we uploaded them.
+    shapes.sort_by_key(|s| s.id.unwrap_or(i64::MAX));
+    for s in shapes {
+        shape_label(schema, s, size, map, uploaded, &mut rb);
+    }
+    finish(rb)
+}
+
+/// `kind:<id>`.
+fn backend_id(kind: &str, id: Option<i64>) -> String {
+    format!("{kind}:{}", id.map(|i| i.to_string()).unwrap_or_default())
+}
+
+/// The downloaded labels of a finished rebuild.
+fn finish(rb: Rebuild) -> Downloaded {
+    let labels = rb
+        .fields
+        .into_iter()
+        .map(|(field, pending)| {
+            let labels = pending
+                .into_iter()
+                .map(|mut p| {
+                    if let Some(canvas) = p.canvas.take() {
+                        p.label.insert("mask".into(), canvas.to_ejson());
+                    }
+                    let label = match p.label.remove("_scalar") {
+                        Some(v) => v,
+                        None => Value::Object(p.label),
+                    };
+                    DownloadedLabel {
+                        backend_id: p.backend_id,
+                        label,
+                    }
+                })
+                .collect();
+            (field, labels)
+        })
+        .collect();
+    Downloaded {
+        labels,
+        skipped: rb.skipped,
+    }
+}
+
+/// The schema label and field of a CVAT label id.
+fn lookup<'a>(
+    schema: &'a ResolvedSchema,
+    map: &'a LabelMap,
+    label_id: i64,
+) -> Option<(&'a MappedLabel, &'a ResolvedField)> {
+    let mapped = map.label(label_id)?;
+    Some((mapped, schema.fields.get(&mapped.field)?))
+}
+
+/// A tag as a classification or a scalar value.
+fn tag_label(schema: &ResolvedSchema, t: &Tag, map: &LabelMap, rb: &mut Rebuild) {
+    let what = backend_id("tag", t.id);
+    let Some((mapped, field)) = lookup(schema, map, t.label_id) else {
+        rb.skipped.push(format!(
+            "{what}: CVAT label {} is not in the schema",
+            t.label_id
+        ));
+        return;
+    };
+    let mut label = Map::new();
+    match field.label_type {
+        LabelType::Scalar => {
+            let value = t
+                .attributes
+                .iter()
+                .find(|a| mapped.attributes.get(&a.spec_id).map(String::as_str) == Some(VALUE_ATTR))
+                .and_then(|a| parse_scalar(&a.value, field));
+            let Some(value) = value else {
+                rb.skipped.push(format!("{what}: no value"));
+                return;
+            };
+            label.insert("_scalar".into(), value);
+        }
+        LabelType::Classification | LabelType::Classifications => {
+            label.insert("_cls".into(), json!("Classification"));
+            label.insert("label".into(), json!(mapped.class));
+            read_attributes(field, mapped, &t.attributes, &mut label);
+            set_group(field, &mapped.class, t.group, &mut label);
+        }
+        other => {
+            rb.skipped
+                .push(format!("{what}: a tag on a {} field", other.as_str()));
+            return;
+        }
+    }
+    push(
+        rb,
+        &mapped.field,
+        Pending {
+            backend_id: what,
+            label,
+            canvas: None,
+        },
+    );
+}
+
+/// Appends a rebuilt label to its field.
+fn push(rb: &mut Rebuild, field: &str, p: Pending) {
+    rb.fields.entry(field.to_string()).or_default().push(p);
+}
+
+/// A scalar field's value from its tag's `value` string.
+fn parse_scalar(s: &str, field: &ResolvedField) -> Option<Value> {
+    if !field.classes.is_empty() {
+        return (s != UNSET).then(|| json!(s));
+    }
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(b) = parse_bool(s) {
+        return Some(json!(b));
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(json!(i));
+    }
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() => Some(json!(f)),
+        _ => Some(json!(s)),
+    }
+}
+
+/// `true`/`false` in any case (the server answers a JSON `true` with `"True"`), `1`/`0`.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Sets the label's schema attributes, `_id` and `index` from CVAT attribute values; the
+/// server's fill-ins for unset attributes are dropped.
+fn read_attributes(
+    field: &ResolvedField,
+    mapped: &MappedLabel,
+    values: &[AttributeValue],
+    label: &mut Map<String, Value>,
+) {
+    let schema_attrs: HashMap<&String, &ResolvedAttribute> =
+        attributes_of(field, &mapped.class).collect();
+    for av in values {
+        let Some(name) = mapped.attributes.get(&av.spec_id) else {
+            continue;
+        };
+        let value = match name.as_str() {
+            LABEL_ID_ATTR => (!av.value.is_empty()).then(|| json!({"$oid": av.value})),
+            INDEX_ATTR => av.value.parse::<i64>().ok().map(|i| json!(i)),
+            _ => schema_attrs
+                .get(name)
+                .and_then(|a| parse_attribute(&av.value, a)),
+        };
+        let key = if name == LABEL_ID_ATTR {
+            "_id"
+        } else {
+            name.as_str()
+        };
+        if let Some(v) = value {
+            label.insert(key.to_string(), v);
+        }
+    }
+}
+
+/// An attribute value by the schema's type; `None` for "not set".
+fn parse_attribute(s: &str, a: &ResolvedAttribute) -> Option<Value> {
+    match a.attr_type {
+        AttributeType::Text => (!s.is_empty()).then(|| json!(s)),
+        AttributeType::Checkbox => parse_bool(s).map(Value::Bool),
+        AttributeType::Select | AttributeType::Radio => {
+            if s == UNSET {
+                return None;
+            }
+            let known = a.values.iter().find(|v| scalar_string(v) == s);
+            Some(known.map_or_else(|| json!(s), scalar_json))
+        }
+        AttributeType::Occluded | AttributeType::GroupId => None,
+    }
+}
+
+/// The group-id attributes from CVAT's `group` (0 and null mean no group).
+fn set_group(
+    field: &ResolvedField,
+    class: &str,
+    group: Option<i64>,
+    label: &mut Map<String, Value>,
+) {
+    for (name, a) in attributes_of(field, class) {
+        if a.attr_type == AttributeType::GroupId {
+            if let Some(g) = group.filter(|g| *g != 0) {
+                label.insert(name.clone(), json!(g));
+            }
+        }
+    }
+}
+
+/// The occluded attributes from CVAT's `occluded`.
+fn set_occluded(
+    field: &ResolvedField,
+    class: &str,
+    occluded: bool,
+    label: &mut Map<String, Value>,
+) {
+    for (name, a) in attributes_of(field, class) {
+        if a.attr_type == AttributeType::Occluded {
+            label.insert(name.clone(), json!(occluded));
+        }
+    }
+}
+
+/// Whether a shape type can hold a field's labels.
+fn fits(t: LabelType, shape_type: &str) -> bool {
+    match t {
+        LabelType::Detections => shape_type == "rectangle",
+        LabelType::Instances | LabelType::Segmentation => shape_type == "mask",
+        LabelType::Polylines | LabelType::Polygons => {
+            shape_type == "polyline" || shape_type == "polygon"
+        }
+        LabelType::Keypoints => shape_type == "points",
+        LabelType::Classification | LabelType::Classifications | LabelType::Scalar => false,
+    }
+}
+
+/// A shape as (part of) a label.
+fn shape_label(
+    schema: &ResolvedSchema,
+    s: &Shape,
+    size: ImageSize,
+    map: &LabelMap,
+    uploaded: &HashMap<String, Value>,
+    rb: &mut Rebuild,
+) {
+    let what = backend_id("shape", s.id);
+    let Some((mapped, field)) = lookup(schema, map, s.label_id) else {
+        rb.skipped.push(format!(
+            "{what}: CVAT label {} is not in the schema",
+            s.label_id
+        ));
+        return;
+    };
+    let t = field.label_type;
+    if !fits(t, &s.shape_type) {
+        rb.skipped.push(format!(
+            "{what}: a {} on a {} field",
+            s.shape_type,
+            t.as_str()
+        ));
+        return;
+    }
+    let mut label = Map::new();
+    label.insert("label".into(), json!(mapped.class));
+    read_attributes(field, mapped, &s.attributes, &mut label);
+    set_occluded(field, &mapped.class, s.occluded, &mut label);
+    set_group(field, &mapped.class, s.group, &mut label);
+    let geometry = match t {
+        LabelType::Detections => Ok(rectangle_geometry(s, size, &mut label)),
+        LabelType::Instances => instance_geometry(s, size, &mut label),
+        LabelType::Keypoints => Ok(keypoint_geometry(s, size, uploaded, &mut label)),
+        LabelType::Polylines | LabelType::Polygons => {
+            polyline_part(s, size, mapped, t, what, label, rb);
+            return;
+        }
+        _ => {
+            segmentation_part(s, size, mapped, field, what, label, rb);
+            return;
+        }
+    };
+    match geometry {
+        Ok(()) => push(
+            rb,
+            &mapped.field,
+            Pending {
+                backend_id: what,
+                label,
+                canvas: None,
+            },
+        ),
+        Err(e) => rb.skipped.push(format!("{what}: {e}")),
+    }
+}
+
+/// Pixels to relative coordinates.
+fn relative(x: f64, y: f64, size: ImageSize) -> [f64; 2] {
+    [x / f64::from(size.width), y / f64::from(size.height)]
+}
+
+/// A rectangle's box (and rotation, when there is one).
+fn rectangle_geometry(s: &Shape, size: ImageSize, label: &mut Map<String, Value>) {
+    let p = |i: usize| s.points.get(i).copied().unwrap_or(0.0);
+    let [x1, y1] = relative(p(0).min(p(2)), p(1).min(p(3)), size);
+    let [x2, y2] = relative(p(0).max(p(2)), p(1).max(p(3)), size);
+    label.insert("_cls".into(), json!("Detection"));
+    label.insert("bounding_box".into(), json!([x1, y1, x2 - x1, y2 - y1]));
+    if s.rotation != 0.0 {
+        label.insert("rotation".into(), json!(s.rotation));
+    }
+}
+
+/// A mask shape's box and box-sized instance mask.
+fn instance_geometry(
+    s: &Shape,
+    size: ImageSize,
+    label: &mut Map<String, Value>,
+) -> Result<(), String> {
+    let m = rle::decode(&s.points).map_err(|e| e.to_string())?;
+    let [x, y] = relative(f64::from(m.left), f64::from(m.top), size);
+    let [w, h] = relative(m.width as f64, m.height as f64, size);
+    label.insert("_cls".into(), json!("Detection"));
+    label.insert("bounding_box".into(), json!([x, y, w, h]));
+    label.insert("mask".into(), rle::to_instance_mask(&m).to_ejson());
+    Ok(())
+}
+
+/// A points shape's keypoints, with the NaN points of the uploaded label put back when the
+/// other points are all still there.
+fn keypoint_geometry(
+    s: &Shape,
+    size: ImageSize,
+    uploaded: &HashMap<String, Value>,
+    label: &mut Map<String, Value>,
+) {
+    let pts: Vec<[f64; 2]> = s
+        .points
+        .chunks_exact(2)
+        .map(|c| relative(c[0], c[1], size))
+        .collect();
+    let before = label
+        .get("_id")
+        .and_then(oid_str)
+        .and_then(|id| uploaded.get(id))
+        .and_then(|l| l.get("points"))
+        .and_then(point_list);
+    let pts = match before {
+        Some(b)
+            if b.iter()
+                .filter(|p| p[0].is_finite() && p[1].is_finite())
+                .count()
+                == pts.len() =>
+        {
+            let mut it = pts.into_iter();
+            b.iter()
+                .map(|p| match p[0].is_finite() && p[1].is_finite() {
+                    true => it.next().unwrap_or([f64::NAN, f64::NAN]),
+                    false => [f64::NAN, f64::NAN],
+                })
+                .collect()
+        }
+        _ => pts,
+    };
+    let json_pts: Vec<Value> = pts
+        .iter()
+        .map(|p| json!([from_f64(p[0]), from_f64(p[1])]))
+        .collect();
+    label.insert("_cls".into(), json!("Keypoint"));
+    label.insert("points".into(), Value::Array(json_pts));
+}
+
+/// The relative `[[x, y], ...]` of a shape's flat pixel points.
+fn shape_points(s: &Shape, size: ImageSize) -> Value {
+    let pts: Vec<Value> = s
+        .points
+        .chunks_exact(2)
+        .map(|c| json!(relative(c[0], c[1], size)))
+        .collect();
+    Value::Array(pts)
+}
+
+/// A polyline/polygon shape: a new polyline, or another sub-shape of one already seen with
+/// the same `label_id`.
+fn polyline_part(
+    s: &Shape,
+    size: ImageSize,
+    mapped: &MappedLabel,
+    t: LabelType,
+    what: String,
+    mut label: Map<String, Value>,
+    rb: &mut Rebuild,
+) {
+    let key = label
+        .get("_id")
+        .and_then(oid_str)
+        .map(|id| (mapped.field.clone(), id.to_string()));
+    if let Some(&i) = key.as_ref().and_then(|k| rb.parts.get(k)) {
+        let existing = rb.fields.get_mut(&mapped.field).and_then(|v| v.get_mut(i));
+        if let Some(Value::Array(subs)) = existing.and_then(|p| p.label.get_mut("points")) {
+            subs.push(shape_points(s, size));
+            return;
+        }
+    }
+    let closed = s.shape_type == "polygon";
+    label.insert("_cls".into(), json!("Polyline"));
+    label.insert("points".into(), json!([shape_points(s, size)]));
+    label.insert("closed".into(), json!(closed));
+    label.insert("filled".into(), json!(closed && t == LabelType::Polygons));
+    let at = rb.fields.get(&mapped.field).map_or(0, Vec::len);
+    if let Some(k) = key {
+        rb.parts.insert(k, at);
+    }
+    push(
+        rb,
+        &mapped.field,
+        Pending {
+            backend_id: what,
+            label,
+            canvas: None,
+        },
+    );
+}
+
+/// A class's mask shape painted into the field's segmentation of the frame.
+fn segmentation_part(
+    s: &Shape,
+    size: ImageSize,
+    mapped: &MappedLabel,
+    field: &ResolvedField,
+    what: String,
+    mut label: Map<String, Value>,
+    rb: &mut Rebuild,
+) {
+    let (m, value) = match (rle::decode(&s.points), target_value(field, &mapped.class)) {
+        (Ok(m), Some(v)) => (m, v),
+        (Err(e), _) => return rb.skipped.push(format!("{what}: {e}")),
+        (_, None) => {
+            let c = &mapped.class;
+            return rb
+                .skipped
+                .push(format!("{what}: class `{c}` has no mask value"));
+        }
+    };
+    let pending = rb.fields.entry(mapped.field.clone()).or_default();
+    if pending.is_empty() {
+        label.remove("label");
+        label.insert("_cls".into(), json!("Segmentation"));
+        let (w, h) = (size.width as usize, size.height as usize);
+        let canvas = Mask {
+            shape: vec![h, w],
+            dtype: Dtype::U8,
+            data: vec![0; w * h],
+        };
+        pending.push(Pending {
+            backend_id: what,
+            label,
+            canvas: Some(canvas),
+        });
+    } else if let (Some(first), Some(id)) = (pending.first_mut(), label.get("_id")) {
+        // Whichever class shape still carries our id identifies the segmentation.
+        first.label.entry("_id").or_insert_with(|| id.clone());
+    }
+    if let Some(canvas) = pending.first_mut().and_then(|p| p.canvas.as_mut()) {
+        paint(canvas, &m, value);
+    }
+}
+
+/// Sets the mask's pixels to `value` in an image-sized `uint8` canvas (outside is ignored).
+fn paint(canvas: &mut Mask, m: &BoxMask, value: u8) {
+    let (h, w) = (canvas.shape[0], canvas.shape[1]);
+    for r in 0..m.height {
+        for c in 0..m.width {
+            let (y, x) = (m.top as usize + r, m.left as usize + c);
+            if m.bits[r * m.width + c] && y < h && x < w {
+                canvas.data[y * w + x] = value;
+            }
+        }
+    }
 }
