@@ -836,9 +836,12 @@ fn shape_label(
     set_occluded(field, &mapped.class, s.occluded, &mut label);
     set_group(field, &mapped.class, s.group, &mut label);
     let geometry = match t {
-        LabelType::Detections => Ok(rectangle_geometry(s, size, &mut label)),
+        LabelType::Detections => rectangle_geometry(s, size, &mut label),
         LabelType::Instances => instance_geometry(s, size, &mut label),
-        LabelType::Keypoints => Ok(keypoint_geometry(s, size, uploaded, &mut label)),
+        LabelType::Keypoints => {
+            keypoint_geometry(s, size, uploaded, &mut label);
+            Ok(())
+        }
         LabelType::Polylines | LabelType::Polygons => {
             polyline_part(s, size, mapped, t, what, label, rb);
             return;
@@ -868,15 +871,25 @@ fn relative(x: f64, y: f64, size: ImageSize) -> [f64; 2] {
 }
 
 /// A rectangle's box (and rotation, when there is one).
-fn rectangle_geometry(s: &Shape, size: ImageSize, label: &mut Map<String, Value>) {
-    let p = |i: usize| s.points.get(i).copied().unwrap_or(0.0);
-    let [x1, y1] = relative(p(0).min(p(2)), p(1).min(p(3)), size);
-    let [x2, y2] = relative(p(0).max(p(2)), p(1).max(p(3)), size);
+fn rectangle_geometry(
+    s: &Shape,
+    size: ImageSize,
+    label: &mut Map<String, Value>,
+) -> Result<(), String> {
+    let [a, b, c, d] = s.points[..] else {
+        return Err(format!(
+            "a rectangle needs 4 numbers, got {}",
+            s.points.len()
+        ));
+    };
+    let [x1, y1] = relative(a.min(c), b.min(d), size);
+    let [x2, y2] = relative(a.max(c), b.max(d), size);
     label.insert("_cls".into(), json!("Detection"));
     label.insert("bounding_box".into(), json!([x1, y1, x2 - x1, y2 - y1]));
     if s.rotation != 0.0 {
         label.insert("rotation".into(), json!(s.rotation));
     }
+    Ok(())
 }
 
 /// A mask shape's box and box-sized instance mask.
