@@ -347,7 +347,13 @@ fn rectangle(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Stri
     let (sw, sh) = (f64::from(size.width), f64::from(size.height));
     s.shape_type = "rectangle".into();
     s.points = vec![x * sw, y * sh, (x + w) * sw, (y + h) * sh];
-    s.rotation = label.get("rotation").and_then(Value::as_f64).unwrap_or(0.0);
+    // CVAT only takes 0–360.
+    let rotation = label.get("rotation").and_then(Value::as_f64).unwrap_or(0.0);
+    s.rotation = if rotation.is_finite() {
+        rotation.rem_euclid(360.0)
+    } else {
+        0.0
+    };
     Ok(s)
 }
 
@@ -583,7 +589,23 @@ pub fn from_cvat(
     for s in shapes {
         shape_label(schema, s, size, map, uploaded, &mut rb);
     }
+    for tr in ann.tracks.iter().filter(|tr| tr.frame == frame) {
+        let what = backend_id("track", tr.id);
+        rb.skipped
+            .push(format!("{what}: tracks (video) are not supported yet"));
+    }
     finish(rb)
+}
+
+/// Uploaded labels by our id (the `uploaded` argument of `from_cvat`), from field → labels.
+pub fn uploaded_by_id<'a>(
+    labels: impl IntoIterator<Item = &'a Vec<Value>>,
+) -> HashMap<String, Value> {
+    labels
+        .into_iter()
+        .flatten()
+        .filter_map(|l| Some((oid_str(l.get("_id")?)?.to_string(), l.clone())))
+        .collect()
 }
 
 /// `kind:<id>`.
@@ -1279,11 +1301,7 @@ mod tests {
             to_cvat(name, &schema.fields[name], ls, 0, SIZE, &map, &mut ann).unwrap();
         }
         let back = server_round_trip(&ann, &served);
-        let uploaded: HashMap<String, Value> = labels
-            .values()
-            .flatten()
-            .filter_map(|l| Some((oid_str(l.get("_id")?)?.to_string(), l.clone())))
-            .collect();
+        let uploaded = uploaded_by_id(labels.values());
         let down = from_cvat(schema, &back, 0, SIZE, &map, &uploaded);
         (ann, down)
     }

@@ -94,7 +94,7 @@ pub fn label_names(schema: &ResolvedSchema) -> Vec<(String, String, String)> {
     let pairs: Vec<(String, String)> = schema
         .fields
         .iter()
-        .flat_map(|(name, f)| classes_of(name, f).into_iter().map(|c| (name.clone(), c)))
+        .flat_map(|(name, f)| classes_of(f).into_iter().map(|c| (name.clone(), c)))
         .collect();
     let mut seen: HashMap<String, HashSet<&str>> = HashMap::new();
     for (field, class) in &pairs {
@@ -118,7 +118,7 @@ pub fn label_names(schema: &ResolvedSchema) -> Vec<(String, String, String)> {
 }
 
 /// A field's CVAT classes (one `""` for a scalar field).
-fn classes_of(_name: &str, f: &ResolvedField) -> Vec<String> {
+fn classes_of(f: &ResolvedField) -> Vec<String> {
     if f.label_type == LabelType::Scalar {
         vec![String::new()]
     } else {
