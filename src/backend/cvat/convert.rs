@@ -1565,6 +1565,48 @@ mod tests {
         assert_eq!(f4.skipped.len(), 3);
     }
 
+    /// Every annotation body of the recording (requests and 200 answers) fits the model, and
+    /// writing it back keeps what the server sent.
+    #[test]
+    fn parses_every_recorded_annotation_body() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/cvat/exchanges-2.23.1.jsonl"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut seen = 0;
+        for e in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        {
+            let is_annotations = e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/annotations"));
+            for body in [&e["request_body"], &e["response_body"]] {
+                if !is_annotations || e["status"] != 200 || body.get("shapes").is_none() {
+                    continue;
+                }
+                let ann: Annotations = serde_json::from_value(body.clone()).unwrap();
+                let again = serde_json::to_value(&ann).unwrap();
+                for (a, b) in ann.shapes.iter().zip(again["shapes"].as_array().unwrap()) {
+                    assert_eq!(serde_json::from_value::<Shape>(b.clone()).unwrap(), *a);
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "{seen}");
+        let video: Annotations =
+            serde_json::from_value(recorded("6.video.annotations.get.after_update")).unwrap();
+        let track = video.tracks.iter().find(|t| t.id == Some(11)).unwrap();
+        assert_eq!(track.frame, 0);
+        assert_eq!(
+            track.shapes.iter().map(|s| s.frame).collect::<Vec<_>>(),
+            vec![0, 4, 8]
+        );
+        assert!(track.shapes.iter().any(|s| s.outside));
+        assert!(track.shapes.iter().all(|s| s.keyframe.is_none()));
+    }
+
     fn unit() -> impl Strategy<Value = f64> {
         (0u32..1000).prop_map(|n| f64::from(n) / 997.0)
     }
