@@ -1409,6 +1409,33 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_without_mask_is_a_filled_box() {
+        let schema = schema();
+        let map = LabelMap::new(&schema, &serve(&label_specs(&schema))).unwrap();
+        let label =
+            json!({"_cls": "Detection", "label": "blob", "bounding_box": [0.1, 0.1, 0.1, 0.1]});
+        let mut ann = Annotations::default();
+        to_cvat(
+            "inst",
+            &schema.fields["inst"],
+            &[label],
+            0,
+            SIZE,
+            &map,
+            &mut ann,
+        )
+        .unwrap();
+        // 6.4 x 4.8 pixels at (6.4, 4.8): rounded to a 6 x 5 box at (6, 5).
+        assert_eq!(ann.shapes[0].points, vec![0., 30., 6., 5., 11., 9.]);
+        let down = from_cvat(&schema, &ann, 0, SIZE, &map, &HashMap::new());
+        let bbox = &down.labels["inst"][0].label["bounding_box"];
+        assert!(close(
+            bbox,
+            &json!([6.0 / 64.0, 5.0 / 48.0, 6.0 / 64.0, 5.0 / 48.0])
+        ));
+    }
+
+    #[test]
     fn objects_outside_the_schema_are_reported() {
         let schema = schema();
         let map = LabelMap::new(&schema, &serve(&label_specs(&schema))).unwrap();
@@ -1625,8 +1652,22 @@ mod tests {
             kps in proptest::collection::vec(proptest::collection::vec(point(), 1..6), 0..3),
             lines in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec((unit(), unit()), 2..5), 1..3), 0..3),
             scalar in prop_oneof![Just(json!(7)), Just(json!(-1.25)), Just(json!(true)), Just(json!("free text"))],
+            inst in proptest::collection::vec((0usize..60, 0usize..44, 1usize..9, 1usize..7, proptest::collection::vec(any::<bool>(), 48)), 0..3),
+            seg in proptest::collection::vec((0usize..48, 0usize..64, 1u8..3), 0..20),
         ) {
             let mut ls = IndexMap::new();
+            ls.insert("inst".to_string(), inst.iter().enumerate().map(|(i, (x, y, w, h, bits))| {
+                let data = bits[..w * h].iter().map(|b| u8::from(*b)).collect();
+                let mask = Mask { shape: vec![*h, *w], dtype: Dtype::Bool, data }.to_ejson();
+                let bbox = [*x as f64 / 64.0, *y as f64 / 48.0, *w as f64 / 64.0, *h as f64 / 48.0];
+                json!({"_id": oid(50 + i as u32), "_cls": "Detection", "label": "blob", "bounding_box": bbox, "mask": mask})
+            }).collect());
+            if !seg.is_empty() {
+                let mut data = vec![0u8; 64 * 48];
+                for (r, c, v) in &seg { data[r * 64 + c] = *v; }
+                let mask = Mask { shape: vec![48, 64], dtype: Dtype::U8, data }.to_ejson();
+                ls.insert("seg".to_string(), vec![json!({"_id": oid(60), "_cls": "Segmentation", "mask": mask})]);
+            }
             let mut n = 100;
             let mut next = || { n += 1; oid(n) };
             ls.insert("dets".to_string(), boxes.iter().map(|(x, y, w, h, i, m)| json!({"_id": next(), "_cls": "Detection",
