@@ -239,6 +239,24 @@ pub fn to_cvat(
     Ok(())
 }
 
+/// Adds a sample's labels (field → labels, as in `TaskSample.labels`) on `frame`; fields
+/// outside the schema are left out.
+pub fn sample_to_cvat(
+    schema: &ResolvedSchema,
+    labels: &IndexMap<String, Vec<Value>>,
+    frame: u64,
+    size: ImageSize,
+    map: &LabelMap,
+    out: &mut Annotations,
+) -> Result<(), ConvertError> {
+    for (name, ls) in labels {
+        if let Some(field) = schema.fields.get(name) {
+            to_cvat(name, field, ls, frame, size, map, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// The CVAT string of an attribute value: the matching schema value's spelling for
 /// select/radio, `true`/`false`, decimal numbers, strings as they are.
 fn value_string(v: &Value, a: Option<&ResolvedAttribute>) -> String {
@@ -1297,9 +1315,7 @@ mod tests {
         let served = serve(&label_specs(schema));
         let map = LabelMap::new(schema, &served).unwrap();
         let mut ann = Annotations::default();
-        for (name, ls) in labels {
-            to_cvat(name, &schema.fields[name], ls, 0, SIZE, &map, &mut ann).unwrap();
-        }
+        sample_to_cvat(schema, labels, 0, SIZE, &map, &mut ann).unwrap();
         let back = server_round_trip(&ann, &served);
         let uploaded = uploaded_by_id(labels.values());
         let down = from_cvat(schema, &back, 0, SIZE, &map, &uploaded);
