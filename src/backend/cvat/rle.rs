@@ -4,6 +4,9 @@
 
 use crate::dataset::mask::{Dtype, Mask};
 
+/// The largest box we decode (pixels): a gigapixel.
+const MAX_AREA: usize = 1 << 30;
+
 /// A binary mask over a pixel box of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoxMask {
@@ -83,7 +86,12 @@ pub fn decode(points: &[f64]) -> Result<BoxMask, RleError> {
         )));
     }
     let (width, height) = ((right - left + 1) as usize, (bottom - top + 1) as usize);
-    let bits = expand(runs, width * height)?;
+    // The box comes from the server unchecked: refuse sizes no image has before allocating.
+    let area = width
+        .checked_mul(height)
+        .filter(|a| *a <= MAX_AREA)
+        .ok_or_else(|| RleError(format!("a {width}x{height} box is too large")))?;
+    let bits = expand(runs, area)?;
     Ok(BoxMask {
         left: left as u32,
         top: top as u32,
@@ -202,6 +210,7 @@ mod tests {
         assert!(decode(&[1.5, 0., 0., 0., 0.]).is_err());
         assert!(decode(&[1., 5., 5., 4., 5.]).is_err());
         assert!(decode(&[1., 2.]).is_err());
+        assert!(decode(&[1., 0., 0., 4e9, 4e9]).is_err());
     }
 
     #[test]
