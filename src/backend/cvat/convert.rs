@@ -386,7 +386,9 @@ fn instance(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Strin
             rle::from_instance_mask(&mask, left, top).map_err(|e| e.to_string())?
         }
         None => {
-            let (bw, bh) = ((w * sw).round().max(1.0), (h * sh).round().max(1.0));
+            // At least a pixel, at most the image.
+            let bw = (w * sw).round().clamp(1.0, sw.max(1.0));
+            let bh = (h * sh).round().clamp(1.0, sh.max(1.0));
             let (bw, bh) = (bw as usize, bh as usize);
             BoxMask {
                 left,
@@ -613,6 +615,21 @@ pub fn from_cvat(
             .push(format!("{what}: tracks (video) are not supported yet"));
     }
     finish(rb)
+}
+
+/// A task's annotations split by frame, so each sample converts only its own objects.
+pub fn by_frame(ann: Annotations) -> std::collections::BTreeMap<u64, Annotations> {
+    let mut out: std::collections::BTreeMap<u64, Annotations> = Default::default();
+    for t in ann.tags {
+        out.entry(t.frame).or_default().tags.push(t);
+    }
+    for s in ann.shapes {
+        out.entry(s.frame).or_default().shapes.push(s);
+    }
+    for tr in ann.tracks {
+        out.entry(tr.frame).or_default().tracks.push(tr);
+    }
+    out
 }
 
 /// Uploaded labels by our id (the `uploaded` argument of `from_cvat`), from field → labels.
@@ -1606,6 +1623,15 @@ mod tests {
         let f4 = from_cvat(&schema, &ann, 4, size(4), &map, &HashMap::new());
         assert!(f4.labels.is_empty());
         assert_eq!(f4.skipped.len(), 3);
+        let frames = by_frame(ann.clone());
+        assert_eq!(
+            frames.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(
+            from_cvat(&schema, &frames[&3], 3, size(3), &map, &HashMap::new()),
+            f3
+        );
     }
 
     /// Every annotation body of the recording (requests and 200 answers) fits the model, and
