@@ -2,7 +2,8 @@
 //! assigns to (field, class, attribute).
 //!
 //! One CVAT label per (field, class). A class name used by several fields (or equal to a
-//! scalar field's name) is written `"<class> [<field>]"` in every field that uses it, so
+//! scalar field's name) is written `"<class>_<field>"` in every field that uses it, as
+//! FiftyOne does (`dog` in `field1` and `field2` becomes `dog_field1` and `dog_field2`), so
 //! label names stay unique as CVAT requires. Scalar fields are one `tag` label named after
 //! the field, with a `value` attribute. Object labels get two hidden text attributes:
 //! `label_id` (our label id) and `index` (FiftyOne's `index`, which images have no other
@@ -108,7 +109,7 @@ pub fn label_names(schema: &ResolvedSchema) -> Vec<(String, String, String)> {
             let plain = plain_name(field, class);
             let shared = seen.get(&plain).is_some_and(|fields| fields.len() > 1);
             let name = if shared {
-                format!("{plain} [{field}]")
+                format!("{plain}_{field}")
             } else {
                 plain
             };
@@ -389,7 +390,7 @@ pub(crate) mod tests {
         let names: Vec<String> = label_names(&s).into_iter().map(|(_, _, n)| n).collect();
         assert_eq!(
             names,
-            vec!["car [gt]", "person [gt]", "car [pred]", "person [person]"]
+            vec!["car_gt", "person_gt", "car_pred", "person_person"]
         );
         let specs = label_specs(&s);
         let unique: HashSet<&str> = specs.iter().map(|l| l.name.as_str()).collect();
