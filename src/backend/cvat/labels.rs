@@ -278,8 +278,14 @@ impl LabelMap {
     pub fn new(schema: &ResolvedSchema, server: &[LabelSpec]) -> Result<LabelMap, LabelMapError> {
         let by_name: HashMap<&str, &LabelSpec> =
             server.iter().map(|l| (l.name.as_str(), l)).collect();
+        let names = label_names(schema);
+        let mut unique = HashSet::new();
+        if let Some((_, _, dup)) = names.iter().find(|(_, _, n)| !unique.insert(n.as_str())) {
+            // Only when a class is literally called `<class>_<field>` of another field.
+            return Err(LabelMapError(format!("two labels would be called `{dup}`")));
+        }
         let mut map = LabelMap::default();
-        for (field, class, name) in label_names(schema) {
+        for (field, class, name) in names {
             let spec = by_name
                 .get(name.as_str())
                 .ok_or_else(|| LabelMapError(format!("the server has no label `{name}`")))?;
@@ -464,5 +470,11 @@ pub(crate) mod tests {
         assert_eq!(map.label_of("gt", "car").map(|l| l.id), Some(100));
         assert_eq!(map.attribute(101, 1000), None);
         assert!(LabelMap::new(&s, &served[..1]).is_err());
+        s.fields.insert(
+            "other".into(),
+            field(LabelType::Detections, &["car", "car_gt"]),
+        );
+        let served = serve(&label_specs(&s));
+        assert!(LabelMap::new(&s, &served).is_err());
     }
 }
