@@ -181,6 +181,13 @@ pub fn to_cvat(
         field: name.to_string(),
         message,
     };
+    let spatial = !matches!(
+        field.label_type,
+        LabelType::Classification | LabelType::Classifications | LabelType::Scalar
+    );
+    if spatial && (size.width == 0 || size.height == 0) && !labels.is_empty() {
+        return Err(err(format!("frame {frame}: image size unknown")));
+    }
     for label in labels {
         if label.is_null() {
             continue;
