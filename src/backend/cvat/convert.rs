@@ -58,6 +58,10 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 fn manual() -> String {
     "manual".into()
 }
@@ -70,7 +74,8 @@ pub struct Shape {
     #[serde(rename = "type")]
     pub shape_type: String,
     pub frame: u64,
-    #[serde(default)]
+    /// 0 for tracked shapes, which take their track's label (CVAT ids start at 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub label_id: i64,
     #[serde(default)]
     pub points: Vec<f64>,
