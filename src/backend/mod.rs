@@ -5,6 +5,7 @@
 
 pub mod capabilities;
 pub mod custom;
+pub mod cvat;
 pub mod http;
 pub mod labelstudio;
 

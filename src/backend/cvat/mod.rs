@@ -1,0 +1,12 @@
+//! CVAT backend: the pure parts, so the HTTP client only moves JSON.
+//!
+//! * `labels`: the project's `labels` spec from the resolved schema, and `LabelMap`, which
+//!   maps the ids the server assigns (labels, attribute specs) back to field, class and
+//!   attribute.
+//! * `convert`: FiftyOne label JSON ↔ CVAT `{"tags","shapes","tracks"}` for image tasks
+//!   (one frame per sample), undoing the server's normalisation on the way back.
+//! * `rle`: CVAT's mask RLE and FiftyOne's box-sized instance masks.
+
+pub mod convert;
+pub mod labels;
+pub mod rle;
