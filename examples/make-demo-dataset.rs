@@ -74,7 +74,7 @@ impl Ids {
     }
 }
 
-fn write_dataset(out: &Path, n: u32, w: u32, h: u32) -> Result<(), Box<dyn std::error::Error>> {
+pub fn write_dataset(out: &Path, n: u32, w: u32, h: u32) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out.join("data"))?;
     let mut rng = Rng(0x5eed_0000_0000_0001);
     let mut ids = Ids(0);
