@@ -426,15 +426,9 @@ fn killed_after_the_task_import_then_adopted() {
     let pid = ls.project(DEMO_PROJECT).unwrap();
 
     // The record never learnt of the tasks: the re-run adopts them instead of importing again.
-    let out = ws.command(&["apply", "--auto-approve"]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("lock") {
-        // The killed process left its lock, as designed: unlocking is the documented step.
-        ws.run(&["state", "unlock", "--force"]);
-        ws.run(&["apply", "--auto-approve"]);
-    } else {
-        assert!(out.status.success(), "re-run failed: {stderr}");
-    }
+    // The killed process's lock is taken over (its pid is gone).
+    let out = ws.run(&["apply", "--auto-approve"]);
+    assert!(out.contains("Apply complete"), "{out}");
     assert_eq!(ls.project(DEMO_PROJECT), Some(pid));
     assert_eq!(ls.tasks(pid).len(), 24, "no duplicate tasks");
     let plan = ws.plan();
@@ -487,4 +481,23 @@ fn misbehaving_servers() {
     ws.run(&["apply", "--auto-approve"]);
     assert!(run_actions(&ws.plan()).is_empty());
     ws.run(&["destroy", "--auto-approve"]);
+}
+
+#[test]
+fn the_committed_demo_dataset_is_the_generators_output() {
+    let dir = tempfile::tempdir().unwrap();
+    super::demo_gen::write_dataset(dir.path(), 24, 160, 120).unwrap();
+    let ds = annoform::dataset::dir::Dataset::load(repo().join("datasets/demo")).expect("loads");
+    assert_eq!(ds.len(), 24);
+    ds.check_media().expect("every image is there");
+    for f in ["ground_truth", "scene", "regions"] {
+        assert!(ds.field_exists(f), "{f} declared");
+    }
+    for file in ["metadata.json", "samples.json", "data/000000.png", "data/000023.png"] {
+        assert!(
+            std::fs::read(dir.path().join(file)).unwrap()
+                == std::fs::read(repo().join("datasets/demo").join(file)).unwrap(),
+            "{file} differs: regenerate with `cargo run --example make-demo-dataset -- datasets/demo`"
+        );
+    }
 }
