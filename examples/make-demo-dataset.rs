@@ -31,7 +31,10 @@ fn main() {
         eprintln!("usage: make-demo-dataset OUT_DIR [N=24] [WIDTH=160] [HEIGHT=120]");
         std::process::exit(2);
     };
-    let arg = |i: usize, default: u32| args.get(i).map_or(default, |a| a.parse().expect("a number"));
+    let arg = |i: usize, default: u32| {
+        args.get(i)
+            .map_or(default, |a| a.parse().expect("a number"))
+    };
     let (n, w, h) = (arg(1, 24), arg(2, 160), arg(3, 120));
     if let Err(e) = write_dataset(Path::new(out), n, w, h) {
         eprintln!("make-demo-dataset: {e}");
@@ -74,6 +77,7 @@ impl Ids {
     }
 }
 
+/// Writes `n` images of `w`x`h` pixels and their samples into `out`.
 pub fn write_dataset(out: &Path, n: u32, w: u32, h: u32) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out.join("data"))?;
     let mut rng = Rng(0x5eed_0000_0000_0001);
@@ -82,7 +86,7 @@ pub fn write_dataset(out: &Path, n: u32, w: u32, h: u32) -> Result<(), Box<dyn s
     let mut samples = Vec::new();
     for i in 0..n {
         let file = format!("data/{i:06}.png");
-        let sample = sample(&mut rng, &mut ids, &dataset_id, &file, w, h);
+        let sample = sample(&mut rng, &mut ids, &dataset_id, &file);
         let png = render(&sample, w, h);
         std::fs::write(out.join(&file), &png)?;
         let mut sample = sample;
@@ -104,7 +108,7 @@ pub fn write_dataset(out: &Path, n: u32, w: u32, h: u32) -> Result<(), Box<dyn s
 }
 
 /// One sample: 1-4 boxes, a scene, 1-2 polygons.
-fn sample(rng: &mut Rng, ids: &mut Ids, dataset: &Value, file: &str, w: u32, h: u32) -> Value {
+fn sample(rng: &mut Rng, ids: &mut Ids, dataset: &Value, file: &str) -> Value {
     let detections: Vec<Value> = (0..1 + rng.below(4))
         .map(|_| {
             let (bw, bh) = (rng.range(0.12, 0.3), rng.range(0.12, 0.3));
@@ -125,7 +129,6 @@ fn sample(rng: &mut Rng, ids: &mut Ids, dataset: &Value, file: &str, w: u32, h: 
                 "closed": true, "filled": true})
         })
         .collect();
-    let _ = (w, h);
     json!({
         "_id": ids.next(),
         "filepath": file,
@@ -214,18 +217,38 @@ fn render(sample: &Value, w: u32, h: u32) -> Vec<u8> {
             }
         }
     };
-    for p in sample["regions"]["polylines"].as_array().into_iter().flatten() {
+    for p in sample["regions"]["polylines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let pts = p["points"][0].as_array().cloned().unwrap_or_default();
         let xs = pts.iter().filter_map(|q| q[0].as_f64());
         let ys = pts.iter().filter_map(|q| q[1].as_f64());
         let (x0, x1) = xs.fold((1f64, 0f64), |(a, b), x| (a.min(x), b.max(x)));
         let (y0, y1) = ys.fold((1f64, 0f64), |(a, b), y| (a.min(y), b.max(y)));
-        let c = if p["label"] == "road" { [150, 150, 160] } else { [170, 210, 160] };
+        let c = if p["label"] == "road" {
+            [150, 150, 160]
+        } else {
+            [170, 210, 160]
+        };
         fill(x0, y0, x1, y1, c, false);
     }
-    for d in sample["ground_truth"]["detections"].as_array().into_iter().flatten() {
-        let b: Vec<f64> = d["bounding_box"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
-        let c = CLASSES.iter().find(|(l, _)| d["label"] == *l).map_or([0; 3], |(_, c)| *c);
+    for d in sample["ground_truth"]["detections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let b: Vec<f64> = d["bounding_box"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .collect();
+        let c = CLASSES
+            .iter()
+            .find(|(l, _)| d["label"] == *l)
+            .map_or([0; 3], |(_, c)| *c);
         fill(b[0], b[1], b[0] + b[2], b[1] + b[3], c, true);
     }
     png(&px, w, h)
@@ -262,7 +285,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

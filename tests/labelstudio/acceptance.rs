@@ -144,7 +144,9 @@ fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
         let task = task_of(i);
         let mut result: Vec<Value> = task["predictions"][0]["result"].as_array().unwrap().clone();
         let by_id = |r: &mut Vec<Value>, id: &str| -> usize {
-            r.iter().position(|x| x["id"] == id).unwrap_or_else(|| panic!("no result {id}"))
+            r.iter()
+                .position(|x| x["id"] == id)
+                .unwrap_or_else(|| panic!("no result {id}"))
         };
         match i {
             0 => {
@@ -154,7 +156,11 @@ fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
             }
             1 => {
                 let k = by_id(&mut result, &touched.relabeled_box);
-                let new = if result[k]["value"]["rectanglelabels"][0] == "car" { "bike" } else { "car" };
+                let new = if result[k]["value"]["rectanglelabels"][0] == "car" {
+                    "bike"
+                } else {
+                    "car"
+                };
                 result[k]["value"]["rectanglelabels"] = json!([new]);
             }
             2 => {
@@ -169,7 +175,11 @@ fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
             )),
             4 => {
                 let k = by_id(&mut result, &touched.relabeled_scene);
-                let new = if result[k]["value"]["choices"][0] == "street" { "park" } else { "street" };
+                let new = if result[k]["value"]["choices"][0] == "street" {
+                    "park"
+                } else {
+                    "street"
+                };
                 result[k]["value"]["choices"] = json!([new]);
             }
             5 => {
@@ -215,15 +225,24 @@ fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
 /// (added, edited, deleted, rejected) of `field` in the first run of `plan`.
 fn counts(plan: &Value, field: &str) -> (u64, u64, u64, u64) {
     let c = &plan["runs"][0]["fields"][field];
-    let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{field}.{k}: {plan:#}"));
+    let n = |k: &str| {
+        c[k].as_u64()
+            .unwrap_or_else(|| panic!("{field}.{k}: {plan:#}"))
+    };
     (n("added"), n("edited"), n("deleted"), n("rejected"))
 }
 
 /// The labels of `field` in `sample`, as (id, label) pairs.
 fn labels(sample: &Value, field: &str) -> Vec<Value> {
     match field {
-        "ground_truth" => sample[field]["detections"].as_array().cloned().unwrap_or_default(),
-        "regions" => sample[field]["polylines"].as_array().cloned().unwrap_or_default(),
+        "ground_truth" => sample[field]["detections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        "regions" => sample[field]["polylines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
         _ if sample[field].is_object() => vec![sample[field].clone()],
         _ => vec![],
     }
@@ -247,12 +266,17 @@ fn created(restrictions: &str) -> (LabelStudio, Ws, u64) {
     ws.run(&["apply", "--auto-approve"]);
     eprintln!("apply (create, 24 images, uploads): {:?}", t0.elapsed());
     let pid = ls.project(DEMO_PROJECT).expect("project created");
-    let projects = ls.get("/api/projects?page_size=100")["results"].as_array().unwrap().len();
+    let projects = ls.get("/api/projects?page_size=100")["results"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(projects, 1, "one project");
     let tasks = ls.tasks(pid);
     assert_eq!(tasks.len(), 24);
     assert!(
-        tasks.iter().all(|t| !t["predictions"][0]["result"].as_array().unwrap().is_empty()),
+        tasks
+            .iter()
+            .all(|t| !t["predictions"][0]["result"].as_array().unwrap().is_empty()),
         "every task carries its labels as predictions"
     );
     assert!(run_actions(&ws.plan()).is_empty(), "nothing annotated yet");
@@ -278,14 +302,20 @@ fn full_loop_on_the_demo_dataset() {
     let gt = |i: usize, s: &[Value]| labels(&s[i], "ground_truth");
 
     // 0: moved by 5% of the width, same id and label.
-    let (b, a) = (find(&gt(0, &before), &t.moved_box).unwrap().clone(), find(&gt(0, &after), &t.moved_box).cloned());
+    let (b, a) = (
+        find(&gt(0, &before), &t.moved_box).unwrap().clone(),
+        find(&gt(0, &after), &t.moved_box).cloned(),
+    );
     let a = a.expect("the moved box keeps its id");
     let dx = a["bounding_box"][0].as_f64().unwrap() - b["bounding_box"][0].as_f64().unwrap();
     assert!((dx.abs() - 0.05).abs() < 1e-6, "{b} -> {a}");
     assert_eq!(a["label"], b["label"]);
     assert_eq!(gt(0, &after).len(), gt(0, &before).len());
     // 1: relabelled, same id and box.
-    let (b, a) = (find(&gt(1, &before), &t.relabeled_box).unwrap().clone(), find(&gt(1, &after), &t.relabeled_box).unwrap().clone());
+    let (b, a) = (
+        find(&gt(1, &before), &t.relabeled_box).unwrap().clone(),
+        find(&gt(1, &after), &t.relabeled_box).unwrap().clone(),
+    );
     assert_ne!(a["label"], b["label"]);
     assert_eq!(a["bounding_box"], b["bounding_box"]);
     // 2: one box fewer.
@@ -293,7 +323,10 @@ fn full_loop_on_the_demo_dataset() {
     assert_eq!(gt(2, &after).len(), gt(2, &before).len() - 1);
     // 3: a new box with a new ObjectId, at the drawn place.
     assert_eq!(gt(3, &after).len(), gt(3, &before).len() + 1);
-    let new = gt(3, &after).into_iter().find(|l| find(&gt(3, &before), &oid(l)).is_none()).unwrap();
+    let new = gt(3, &after)
+        .into_iter()
+        .find(|l| find(&gt(3, &before), &oid(l)).is_none())
+        .unwrap();
     assert!(is_object_id(&oid(&new)), "{new}");
     assert_eq!(new["label"], "person");
     assert_eq!(new["bounding_box"], json!([0.1, 0.2, 0.25, 0.3]));
@@ -301,10 +334,18 @@ fn full_loop_on_the_demo_dataset() {
     assert_eq!(oid(&after[4]["scene"]), t.relabeled_scene);
     assert_ne!(after[4]["scene"]["label"], before[4]["scene"]["label"]);
     // 5: no scene; the polygon's first point moved down by 2.5% of the height.
-    assert!(labels(&after[5], "scene").is_empty(), "{}", after[5]["scene"]);
+    assert!(
+        labels(&after[5], "scene").is_empty(),
+        "{}",
+        after[5]["scene"]
+    );
     let (b, a) = (
-        find(&labels(&before[5], "regions"), &t.moved_polygon).unwrap().clone(),
-        find(&labels(&after[5], "regions"), &t.moved_polygon).unwrap().clone(),
+        find(&labels(&before[5], "regions"), &t.moved_polygon)
+            .unwrap()
+            .clone(),
+        find(&labels(&after[5], "regions"), &t.moved_polygon)
+            .unwrap()
+            .clone(),
     );
     let dy = a["points"][0][0][1].as_f64().unwrap() - b["points"][0][0][1].as_f64().unwrap();
     assert!((dy - 0.025).abs() < 1e-6, "{b} -> {a}");
@@ -313,7 +354,10 @@ fn full_loop_on_the_demo_dataset() {
     let regions6 = labels(&after[6], "regions");
     assert!(find(&regions6, &t.deleted_polygon).is_none());
     assert_eq!(regions6.len(), labels(&before[6], "regions").len());
-    let new = regions6.iter().find(|l| find(&labels(&before[6], "regions"), &oid(l)).is_none()).unwrap();
+    let new = regions6
+        .iter()
+        .find(|l| find(&labels(&before[6], "regions"), &oid(l)).is_none())
+        .unwrap();
     assert!(is_object_id(&oid(new)));
     assert_eq!(new["label"], "grass");
     assert_eq!(new["closed"], true);
@@ -324,7 +368,10 @@ fn full_loop_on_the_demo_dataset() {
         }
     }
     for i in 4..24 {
-        assert_eq!(before[i]["ground_truth"], after[i]["ground_truth"], "sample {i}");
+        assert_eq!(
+            before[i]["ground_truth"], after[i]["ground_truth"],
+            "sample {i}"
+        );
     }
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b["_id"], a["_id"]);
@@ -334,8 +381,14 @@ fn full_loop_on_the_demo_dataset() {
     assert!(run_actions(&plan).is_empty(), "{plan:#}");
     let (data, state) = (ws.snapshot("datasets/demo"), ws.snapshot(".annoform/state"));
     ws.run(&["apply", "--auto-approve"]);
-    assert!(data == ws.snapshot("datasets/demo"), "a second apply changed the dataset");
-    assert!(state == ws.snapshot(".annoform/state"), "a second apply changed the state");
+    assert!(
+        data == ws.snapshot("datasets/demo"),
+        "a second apply changed the dataset"
+    );
+    assert!(
+        state == ws.snapshot(".annoform/state"),
+        "a second apply changed the state"
+    );
 
     ws.run(&["destroy", "--auto-approve"]);
     assert_eq!(ls.project(DEMO_PROJECT), None);
@@ -343,7 +396,8 @@ fn full_loop_on_the_demo_dataset() {
 
 #[test]
 fn restrictions_reject_and_keep_the_originals() {
-    let restrictions = ", allow_deletions: false, allow_label_edits: false, allow_spatial_edits: false";
+    let restrictions =
+        ", allow_deletions: false, allow_label_edits: false, allow_spatial_edits: false";
     let (ls, ws, pid) = created(restrictions);
     let before = ws.samples();
     let t = annotate(&ls, pid, &before);
@@ -377,7 +431,10 @@ fn restrictions_reject_and_keep_the_originals() {
     assert_eq!(listed, expected, "{plan:#}");
     let text = ws.run(&["plan", "-v"]);
     for (sample, label, _, _) in &expected {
-        assert!(text.contains(sample) && text.contains(label), "{label} not listed:\n{text}");
+        assert!(
+            text.contains(sample) && text.contains(label),
+            "{label} not listed:\n{text}"
+        );
     }
 
     ws.run(&["apply", "--auto-approve"]);
@@ -412,11 +469,16 @@ fn killed_after_the_task_import_then_adopted() {
     // Label Studio has imported the tasks; annoform waits for the answer. Kill it there.
     loop {
         let imported = proxy.switches.import_done.load(Ordering::SeqCst)
-            && ls.project(DEMO_PROJECT).is_some_and(|p| ls.tasks(p).len() == 24);
+            && ls
+                .project(DEMO_PROJECT)
+                .is_some_and(|p| ls.tasks(p).len() == 24);
         if imported {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "annoform ended before the import");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "annoform ended before the import"
+        );
         assert!(t0.elapsed() < Duration::from_secs(120), "no import seen");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -440,9 +502,19 @@ fn killed_after_the_task_import_then_adopted() {
 #[test]
 fn misbehaving_servers() {
     // A closed port: a clear error, nothing written.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let down = format!("http://127.0.0.1:{port}");
-    let ws = Ws::demo(tempfile::tempdir().unwrap(), &down, "sometoken", 24, &demo_schema(""));
+    let ws = Ws::demo(
+        tempfile::tempdir().unwrap(),
+        &down,
+        "sometoken",
+        24,
+        &demo_schema(""),
+    );
     let data = ws.snapshot("datasets/demo");
     let err = ws.fail(&["apply", "--auto-approve"]);
     assert!(err.contains(&down), "names the server: {err}");
@@ -459,25 +531,53 @@ fn misbehaving_servers() {
     // A wrong token: one clear error naming the server and what to set.
     let dir = tempfile::tempdir().unwrap();
     let ls = LabelStudio::start(dir.path());
-    let ws = Ws::demo(dir, &ls.url, "0123456789abcdef0123456789abcdef01234567", 24, &demo_schema(""));
+    let ws = Ws::demo(
+        dir,
+        &ls.url,
+        "0123456789abcdef0123456789abcdef01234567",
+        24,
+        &demo_schema(""),
+    );
     let err = ws.fail(&["apply", "--auto-approve"]);
     assert!(err.contains(&ls.url), "names the server: {err}");
-    assert!(err.contains("api_key") && err.contains("ANNOFORM_LABELSTUDIO_API_KEY"), "says what to set: {err}");
+    assert!(
+        err.contains("api_key") && err.contains("ANNOFORM_LABELSTUDIO_API_KEY"),
+        "says what to set: {err}"
+    );
     assert_eq!(ls.project(DEMO_PROJECT), None);
 
     // A 500 on a page of the download is retried.
     let proxy = Proxy::start(&ls.url);
-    let ws = Ws::demo(tempfile::tempdir().unwrap(), &proxy.url, &ls.token, 24, &demo_schema(""));
+    let ws = Ws::demo(
+        tempfile::tempdir().unwrap(),
+        &proxy.url,
+        &ls.token,
+        24,
+        &demo_schema(""),
+    );
     ws.run(&["apply", "--auto-approve"]);
     let pid = ls.project(DEMO_PROJECT).unwrap();
     annotate(&ls, pid, &ws.samples());
     let gets = proxy.switches.tasks_gets.load(Ordering::SeqCst);
-    proxy.switches.fail_next_tasks_get.store(true, Ordering::SeqCst);
+    proxy
+        .switches
+        .fail_next_tasks_get
+        .store(true, Ordering::SeqCst);
     let plan = ws.plan();
-    assert_eq!(proxy.switches.failed.load(Ordering::SeqCst), 1, "the 500 was served");
-    assert!(proxy.switches.tasks_gets.load(Ordering::SeqCst) >= gets + 2, "and the page asked again");
+    assert_eq!(
+        proxy.switches.failed.load(Ordering::SeqCst),
+        1,
+        "the 500 was served"
+    );
+    assert!(
+        proxy.switches.tasks_gets.load(Ordering::SeqCst) >= gets + 2,
+        "and the page asked again"
+    );
     assert_eq!(counts(&plan, "ground_truth"), (1, 2, 1, 0), "{plan:#}");
-    proxy.switches.fail_next_tasks_get.store(true, Ordering::SeqCst);
+    proxy
+        .switches
+        .fail_next_tasks_get
+        .store(true, Ordering::SeqCst);
     ws.run(&["apply", "--auto-approve"]);
     assert!(run_actions(&ws.plan()).is_empty());
     ws.run(&["destroy", "--auto-approve"]);
@@ -493,7 +593,12 @@ fn the_committed_demo_dataset_is_the_generators_output() {
     for f in ["ground_truth", "scene", "regions"] {
         assert!(ds.field_exists(f), "{f} declared");
     }
-    for file in ["metadata.json", "samples.json", "data/000000.png", "data/000023.png"] {
+    for file in [
+        "metadata.json",
+        "samples.json",
+        "data/000000.png",
+        "data/000023.png",
+    ] {
         assert!(
             std::fs::read(dir.path().join(file)).unwrap()
                 == std::fs::read(repo().join("datasets/demo").join(file)).unwrap(),

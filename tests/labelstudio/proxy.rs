@@ -96,7 +96,11 @@ async fn forward(
     // The task import, not the file upload (which goes to the same path, uncommitted).
     let is_import = method == hyper::Method::POST
         && req.uri().path().ends_with("/import")
-        && !req.uri().query().unwrap_or_default().contains("commit_to_project=false");
+        && !req
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .contains("commit_to_project=false");
     let mut out = http.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
         format!("{upstream}{path}"),

@@ -9,7 +9,10 @@ use super::*;
 #[ignore = "timings: minutes for 1000 images"]
 fn timings() {
     let sizes = std::env::var("ANNOFORM_LS_TIMINGS").unwrap_or_else(|_| "20,200,1000".into());
-    for n in sizes.split(',').map(|s| s.trim().parse::<u32>().expect("a size")) {
+    for n in sizes
+        .split(',')
+        .map(|s| s.trim().parse::<u32>().expect("a size"))
+    {
         let dir = tempfile::tempdir().unwrap();
         let ls = LabelStudio::start(dir.path());
         let schema = "  ground_truth: {type: detections, classes: [car, person, bike]}\n  scene: {type: classification, classes: [street, park, parking]}\n  regions: {type: polygons, classes: [road, grass]}\n";
