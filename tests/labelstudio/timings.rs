@@ -36,12 +36,24 @@ fn timings() {
             );
         }
         let annotate = t1.elapsed();
+        // How much of a merge is the server listing the tasks (one `fields=all` page).
+        let t3 = Instant::now();
+        ls.tasks(pid);
+        let listing = t3.elapsed();
+        let listed = |ls: &LabelStudio| {
+            ls.logged("GET")
+                .iter()
+                .filter(|l| l.contains("/api/tasks?"))
+                .count()
+        };
+        let lists_before = listed(&ls);
         let t2 = Instant::now();
         ws.run(&["apply", "--auto-approve"]);
         let merge = t2.elapsed();
+        let lists = listed(&ls) - lists_before;
         assert!(run_actions(&ws.plan()).is_empty());
         eprintln!(
-            "TIMING n={n}: create {create:.2?}, merge {merge:.2?} (annotating via REST {annotate:.2?})"
+            "TIMING n={n}: create {create:.2?}, merge {merge:.2?} ({lists} task listings; one takes {listing:.2?}; annotating via REST {annotate:.2?})"
         );
     }
 }
