@@ -40,7 +40,7 @@ fn every_example_manifest_validates_against_the_schema() {
             documents += 1;
         }
     }
-    assert_eq!(documents, 10);
+    assert_eq!(documents, 11);
 }
 
 #[test]

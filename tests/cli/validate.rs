@@ -7,7 +7,7 @@ use crate::{Workspace, annoform, repo};
 fn the_example_manifests_are_valid() {
     let out = annoform(&repo(), &repo(), &[], &["validate"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, "10 run(s) in 9 file(s) are valid\n");
+    assert_eq!(out.stdout, "11 run(s) in 10 file(s) are valid\n");
     assert_eq!(out.stderr, "");
 }
 

@@ -204,6 +204,21 @@ impl LabelStudioBackend {
     }
 
     fn http_error(&self, e: HttpError) -> BackendError {
+        // A refused key is a setup problem, not a server failure: say what to set, without
+        // the server's JSON.
+        if let HttpError::Status {
+            endpoint, status, ..
+        } = &e
+            && *status == reqwest::StatusCode::UNAUTHORIZED
+        {
+            return self.error(format!(
+                "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
+                 [backends.labelstudio] in annoform.toml, or ANNOFORM_LABELSTUDIO_API_KEY, to a \
+                 token of that server (Account & Settings: a personal access token or, if the \
+                 organization allows it, a legacy token)",
+                endpoint.base_url, endpoint.method, endpoint.path
+            ));
+        }
         self.error(e.to_string())
     }
 

@@ -2,6 +2,19 @@
 //! free loopback port through `scripts/labelstudio.sh` (installed into a cached venv on first
 //! use) and stopped when the test ends, driven through the real CLI in a hermetic
 //! environment. A server that cannot be installed or started fails the test: never skipped.
+//!
+//! `acceptance`: the full loop on the generated demo dataset with simulated annotators,
+//! restrictions, a crash after the task import and a misbehaving server; `timings`: the
+//! `#[ignore]`d create/merge timings for 20, 200 and 1000 images.
+
+mod acceptance;
+mod proxy;
+mod timings;
+
+/// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
+#[path = "../../examples/make-demo-dataset.rs"]
+#[allow(dead_code)]
+mod demo_gen;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -135,6 +148,8 @@ impl Drop for LabelStudio {
 struct Ws {
     dir: tempfile::TempDir,
     token: String,
+    /// The dataset's directory under the workspace.
+    dataset: String,
 }
 
 const FIELDS: [&str; 7] = [
@@ -152,6 +167,7 @@ impl Ws {
         let ws = Ws {
             dir,
             token: ls.token.clone(),
+            dataset: "datasets/quickstart".into(),
         };
         copy_dir(
             &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
@@ -180,10 +196,10 @@ impl Ws {
         self.dir.path()
     }
 
-    /// Run annoform; panics unless it exits 0.
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_annoform"))
-            .env_clear()
+    /// The annoform command in a hermetic environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_annoform"));
+        c.env_clear()
             .env("HOME", self.path().join("home"))
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
@@ -191,9 +207,13 @@ impl Ws {
             .env("LS_KEY", &self.token)
             .arg("-C")
             .arg(self.path())
-            .args(args)
-            .output()
-            .expect("run annoform");
+            .args(args);
+        c
+    }
+
+    /// Run annoform; panics unless it exits 0.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().expect("run annoform");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -213,7 +233,7 @@ impl Ws {
 
     fn samples(&self) -> Vec<Value> {
         let text =
-            std::fs::read_to_string(self.path().join("datasets/quickstart/samples.json")).unwrap();
+            std::fs::read_to_string(self.path().join(&self.dataset).join("samples.json")).unwrap();
         serde_json::from_str::<Value>(&text).unwrap()["samples"]
             .as_array()
             .unwrap()
