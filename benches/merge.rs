@@ -5,7 +5,7 @@
 use annoform::backend::DownloadedLabel;
 use annoform::manifest::{Conflicts, LabelType, Unexpected};
 use annoform::merge::{FieldInput, field_value, label_digest, merge_field};
-use annoform::schema::{ResolvedField, Restrictions};
+use annoform::schema::ResolvedField;
 use annoform::state::UploadedLabel;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
@@ -32,15 +32,7 @@ fn detection(sample: usize, i: usize, label: &str) -> Value {
 }
 
 fn main() {
-    let schema = ResolvedField {
-        label_type: LabelType::Detections,
-        existing: true,
-        classes: vec!["car".into(), "person".into()],
-        attributes: IndexMap::new(),
-        class_attributes: IndexMap::new(),
-        mask_targets: None,
-        restrictions: Restrictions::default(),
-    };
+    let schema = ResolvedField::new(LabelType::Detections, vec!["car".into(), "person".into()]);
     let id_map = IndexMap::new();
     let (mut added, mut edited, mut unchanged) = (0, 0, 0);
     let start = Instant::now();

@@ -32,6 +32,21 @@ pub struct ResolvedField {
     pub restrictions: Restrictions,
 }
 
+impl ResolvedField {
+    /// A field of `label_type` with these classes, no attributes and no restrictions.
+    pub fn new(label_type: LabelType, classes: Vec<String>) -> Self {
+        ResolvedField {
+            label_type,
+            existing: true,
+            classes,
+            attributes: IndexMap::new(),
+            class_attributes: IndexMap::new(),
+            mask_targets: None,
+            restrictions: Restrictions::default(),
+        }
+    }
+}
+
 /// One attribute, fully resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedAttribute {

@@ -336,7 +336,6 @@ impl LabelMap {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::schema::Restrictions;
 
     pub(crate) fn attr(
         t: AttributeType,
@@ -353,15 +352,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn field(t: LabelType, classes: &[&str]) -> ResolvedField {
-        ResolvedField {
-            label_type: t,
-            existing: true,
-            classes: classes.iter().map(|c| c.to_string()).collect(),
-            attributes: IndexMap::new(),
-            class_attributes: IndexMap::new(),
-            mask_targets: None,
-            restrictions: Restrictions::default(),
-        }
+        ResolvedField::new(t, classes.iter().map(|c| c.to_string()).collect())
     }
 
     /// Spec ids as a server would assign them: labels from 100, attributes from 1000.

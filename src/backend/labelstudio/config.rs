@@ -157,18 +157,9 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Restrictions;
 
     fn field(t: LabelType, classes: &[&str]) -> ResolvedField {
-        ResolvedField {
-            label_type: t,
-            existing: true,
-            classes: classes.iter().map(|c| c.to_string()).collect(),
-            attributes: IndexMap::new(),
-            class_attributes: IndexMap::new(),
-            mask_targets: None,
-            restrictions: Restrictions::default(),
-        }
+        ResolvedField::new(t, classes.iter().map(|c| c.to_string()).collect())
     }
 
     #[test]
