@@ -558,6 +558,14 @@ fn misbehaving_servers() {
     ws.run(&["apply", "--auto-approve"]);
     let pid = ls.project(DEMO_PROJECT).unwrap();
     annotate(&ls, pid, &ws.samples());
+    // One plain listing answers the task list and their status; one more brings annotations.
+    let before = proxy.switches.tasks_gets.load(Ordering::SeqCst);
+    ws.plan();
+    assert_eq!(
+        proxy.switches.tasks_gets.load(Ordering::SeqCst) - before,
+        2,
+        "a plan lists the project's tasks twice"
+    );
     let gets = proxy.switches.tasks_gets.load(Ordering::SeqCst);
     proxy
         .switches

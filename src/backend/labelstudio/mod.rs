@@ -60,6 +60,17 @@ pub struct LabelStudioBackend {
     local_files_root: Option<PathBuf>,
     /// Field types per project id, as given to `create_project`/`update_schema` or found.
     schemas: HashMap<String, ResolvedSchema>,
+    /// The last task listing, reused by read-only calls until this client changes the project
+    /// (a plan asks for tasks, status and annotations in turn: one listing answers all three).
+    listing: Option<Listing>,
+}
+
+/// One project's tasks grouped by batch, as last listed.
+struct Listing {
+    project: String,
+    /// Whether the tasks carry their annotations (`fields=all`).
+    all_fields: bool,
+    batches: std::sync::Arc<IndexMap<String, Vec<Value>>>,
 }
 
 /// Seconds since the epoch.
@@ -193,6 +204,7 @@ impl LabelStudioBackend {
             rt,
             local_files_root,
             schemas: HashMap::new(),
+            listing: None,
         })
     }
 
@@ -296,6 +308,31 @@ impl LabelStudioBackend {
                 other => return other,
             }
         }
+    }
+
+    /// The project's tasks by batch: the cached listing when it has what is asked (a listing
+    /// with annotations also answers a listing without), else a fresh one.
+    fn listing(
+        &mut self,
+        project: &str,
+        all_fields: bool,
+    ) -> Result<std::sync::Arc<IndexMap<String, Vec<Value>>>, BackendError> {
+        if let Some(l) = &self.listing {
+            if l.project == project && (l.all_fields || !all_fields) {
+                return Ok(l.batches.clone());
+            }
+        }
+        let batches = self
+            .rt
+            .block_on(self.batches(project, all_fields))
+            .map_err(|e| self.http_error(e))?;
+        let batches = std::sync::Arc::new(batches);
+        self.listing = Some(Listing {
+            project: project.to_string(),
+            all_fields,
+            batches: batches.clone(),
+        });
+        Ok(batches)
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
@@ -804,12 +841,10 @@ impl Backend for LabelStudioBackend {
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
-        let batches = self
-            .rt
-            .block_on(self.batches(&project.id, false))
-            .map_err(|e| self.http_error(e))?;
+        let batches = self.listing(&project.id, false)?;
         Ok(batches
-            .into_keys()
+            .keys()
+            .cloned()
             .map(|name| RemoteTask {
                 id: name.clone(),
                 name,
@@ -823,6 +858,7 @@ impl Backend for LabelStudioBackend {
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
         let schema = self.schema_for(project, task)?;
+        self.listing = None;
         self.rt
             .block_on(self.create_task_async(project, task, &schema))?;
         Ok(RemoteTask {
@@ -855,10 +891,7 @@ impl Backend for LabelStudioBackend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError> {
-        let batches = self
-            .rt
-            .block_on(self.batches(&project.id, false))
-            .map_err(|e| self.http_error(e))?;
+        let batches = self.listing(&project.id, false)?;
         Ok(tasks
             .iter()
             .filter_map(|name| {
@@ -881,10 +914,7 @@ impl Backend for LabelStudioBackend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Annotations, BackendError> {
-        let batches = self
-            .rt
-            .block_on(self.batches(&project.id, true))
-            .map_err(|e| self.http_error(e))?;
+        let batches = self.listing(&project.id, true)?;
         let mut out = Annotations::new();
         for name in tasks {
             for t in batches.get(name).into_iter().flatten() {
@@ -897,6 +927,7 @@ impl Backend for LabelStudioBackend {
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
+        self.listing = None;
         let path = format!("/api/projects/{}", project.id);
         self.rt
             .block_on(self.call(Method::DELETE, &path, &[], None))
