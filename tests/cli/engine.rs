@@ -2,9 +2,10 @@
 //! program keeping its objects in a JSON file): create, merge, update, replace, extend,
 //! destroy, drift, stale plans, locks, targets and crash recovery.
 
+use crate::fs::copy_dir;
 use crate::{Output, Workspace, repo};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn test_backend() -> PathBuf {
     // target/debug/deps/cli-HASH → target/debug/examples/test-backend
@@ -43,23 +44,6 @@ fn engine_workspace(manifest: &str) -> Workspace {
     );
     ws.write("manifests/run.yaml", manifest);
     ws
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-            let mut perms = std::fs::metadata(&dest).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perms.set_readonly(false);
-            std::fs::set_permissions(&dest, perms).unwrap();
-        }
-    }
 }
 
 fn ok(out: Output) -> Output {

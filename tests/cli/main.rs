@@ -3,6 +3,8 @@
 
 mod config_show;
 mod engine;
+#[path = "../support/fs.rs"]
+mod fs;
 mod fuzz;
 mod help;
 mod schema;

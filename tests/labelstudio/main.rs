@@ -16,6 +16,9 @@ mod timings;
 #[allow(dead_code)]
 mod demo_gen;
 
+#[path = "../support/fs.rs"]
+mod fs;
+use fs::copy_dir;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -238,23 +241,6 @@ impl Ws {
             .as_array()
             .unwrap()
             .clone()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-            let mut perms = std::fs::metadata(&dest).unwrap().permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perms.set_readonly(false);
-            std::fs::set_permissions(&dest, perms).unwrap();
-        }
     }
 }
 
