@@ -186,8 +186,13 @@ impl Backend for CustomBackend {
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
-    ) -> Result<Annotations, BackendError> {
-        self.call("download", json!({ "project": project, "tasks": tasks }))
+        sink: &mut PageSink<'_>,
+    ) -> Result<(), BackendError> {
+        // One call per task: each answer is a page.
+        for task in tasks {
+            sink(self.call("download", json!({ "project": project, "tasks": [task] }))?)?;
+        }
+        Ok(())
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -91,8 +91,13 @@ pub struct DownloadedLabel {
     pub label: serde_json::Value,
 }
 
-/// All annotations of a run's tasks: sample id → field → labels.
+/// Annotations of some samples: sample id → field → labels.
 pub type Annotations = IndexMap<String, IndexMap<String, Vec<DownloadedLabel>>>;
+
+/// Receives a download page by page. A page holds every label of its samples (a sample never
+/// spans two pages), so the engine merges each page and drops it: memory follows the page
+/// size, not the number of labels the backend holds.
+pub type PageSink<'a> = dyn FnMut(Annotations) -> Result<(), BackendError> + 'a;
 
 /// What every backend implements. Calls are synchronous from the engine's point of view;
 /// HTTP backends parallelise inside, within the shared HTTP policy.
@@ -123,12 +128,13 @@ pub trait Backend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError>;
-    /// The annotations of these tasks.
+    /// The annotations of these tasks, handed to `sink` page by page.
     fn download(
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
-    ) -> Result<Annotations, BackendError>;
+        sink: &mut PageSink<'_>,
+    ) -> Result<(), BackendError>;
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
 }

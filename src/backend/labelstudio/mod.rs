@@ -25,7 +25,7 @@ use futures_util::future::try_join_all;
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,16 +61,19 @@ pub struct LabelStudioBackend {
     /// Field types per project id, as given to `create_project`/`update_schema` or found.
     schemas: HashMap<String, ResolvedSchema>,
     /// The last task listing, reused by read-only calls until this client changes the project
-    /// (a plan asks for tasks, status and annotations in turn: one listing answers all three).
+    /// (a plan asks for tasks and status in turn: one listing answers both).
     listing: Option<Listing>,
 }
 
-/// One project's tasks grouped by batch, as last listed.
+/// One project's tasks grouped by batch, as last listed (without annotations).
 struct Listing {
     project: String,
-    /// Whether the tasks carry their annotations (`fields=all`).
-    all_fields: bool,
     batches: std::sync::Arc<IndexMap<String, Vec<Value>>>,
+}
+
+/// The annoform batch a task belongs to.
+fn batch_of(task: &Value) -> Option<&str> {
+    task.get("data")?.get("annoform_batch")?.as_str()
 }
 
 /// Seconds since the epoch.
@@ -310,26 +313,22 @@ impl LabelStudioBackend {
         }
     }
 
-    /// The project's tasks by batch: the cached listing when it has what is asked (a listing
-    /// with annotations also answers a listing without), else a fresh one.
+    /// The project's tasks by batch (without annotations): the cached listing of this
+    /// project, else a fresh one.
     fn listing(
         &mut self,
         project: &str,
-        all_fields: bool,
     ) -> Result<std::sync::Arc<IndexMap<String, Vec<Value>>>, BackendError> {
-        if let Some(l) = &self.listing {
-            if l.project == project && (l.all_fields || !all_fields) {
-                return Ok(l.batches.clone());
-            }
+        if let Some(l) = self.listing.as_ref().filter(|l| l.project == project) {
+            return Ok(l.batches.clone());
         }
         let batches = self
             .rt
-            .block_on(self.batches(project, all_fields))
+            .block_on(self.batches(project))
             .map_err(|e| self.http_error(e))?;
         let batches = std::sync::Arc::new(batches);
         self.listing = Some(Listing {
             project: project.to_string(),
-            all_fields,
             batches: batches.clone(),
         });
         Ok(batches)
@@ -339,8 +338,7 @@ impl LabelStudioBackend {
         self.call(Method::GET, path, query, None).await
     }
 
-    /// Every task of a project (optionally filtered), page by page; a page past the end is a
-    /// 404, which ends the listing as well as `total` does.
+    /// Every task of a project (optionally filtered), page by page.
     async fn tasks(
         &self,
         project: &str,
@@ -348,51 +346,62 @@ impl LabelStudioBackend {
         filter: Option<String>,
     ) -> Result<Vec<Value>, HttpError> {
         let mut out = Vec::new();
-        for page in 1.. {
-            let mut q = vec![
-                ("project", project.to_string()),
-                ("page", page.to_string()),
-                ("page_size", PAGE_SIZE.to_string()),
-            ];
-            if all_fields {
-                q.push(("fields", "all".into()));
-            }
-            if let Some(f) = &filter {
-                q.push(("query", f.clone()));
-            }
-            let v = match self.get("/api/tasks", &q).await {
-                Ok(v) => v,
-                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) && page > 1 => break,
-                Err(e) => return Err(e),
-            };
-            let tasks = v
-                .get("tasks")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total = v.get("total").and_then(Value::as_u64);
-            let n = tasks.len();
+        let mut page = 1;
+        loop {
+            let (tasks, last) = self
+                .tasks_page(project, page, all_fields, filter.as_deref())
+                .await?;
             out.extend(tasks);
-            if n < PAGE_SIZE || total.is_some_and(|t| out.len() as u64 >= t) {
-                break;
+            if last {
+                return Ok(out);
             }
+            page += 1;
         }
-        Ok(out)
+    }
+
+    /// One page of a project's tasks and whether it is the last; a page past the end is a
+    /// 404, which ends the listing as well as a short page does.
+    async fn tasks_page(
+        &self,
+        project: &str,
+        page: usize,
+        all_fields: bool,
+        filter: Option<&str>,
+    ) -> Result<(Vec<Value>, bool), HttpError> {
+        let mut q = vec![
+            ("project", project.to_string()),
+            ("page", page.to_string()),
+            ("page_size", PAGE_SIZE.to_string()),
+        ];
+        if all_fields {
+            q.push(("fields", "all".into()));
+        }
+        if let Some(f) = filter {
+            q.push(("query", f.to_string()));
+        }
+        let v = match self.get("/api/tasks", &q).await {
+            Ok(v) => v,
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) && page > 1 => {
+                return Ok((Vec::new(), true));
+            }
+            Err(e) => return Err(e),
+        };
+        let tasks = v
+            .get("tasks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = v.get("total").and_then(Value::as_u64);
+        let last = tasks.len() < PAGE_SIZE
+            || total.is_some_and(|t| ((page - 1) * PAGE_SIZE + tasks.len()) as u64 >= t);
+        Ok((tasks, last))
     }
 
     /// Our tasks grouped by batch name.
-    async fn batches(
-        &self,
-        project: &str,
-        all_fields: bool,
-    ) -> Result<IndexMap<String, Vec<Value>>, HttpError> {
+    async fn batches(&self, project: &str) -> Result<IndexMap<String, Vec<Value>>, HttpError> {
         let mut out: IndexMap<String, Vec<Value>> = IndexMap::new();
-        for t in self.tasks(project, all_fields, None).await? {
-            if let Some(b) = t
-                .get("data")
-                .and_then(|d| d.get("annoform_batch"))
-                .and_then(Value::as_str)
-            {
+        for t in self.tasks(project, false, None).await? {
+            if let Some(b) = batch_of(&t) {
                 out.entry(b.to_string()).or_default().push(t);
             }
         }
@@ -841,7 +850,7 @@ impl Backend for LabelStudioBackend {
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
-        let batches = self.listing(&project.id, false)?;
+        let batches = self.listing(&project.id)?;
         Ok(batches
             .keys()
             .cloned()
@@ -891,7 +900,7 @@ impl Backend for LabelStudioBackend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError> {
-        let batches = self.listing(&project.id, false)?;
+        let batches = self.listing(&project.id)?;
         Ok(tasks
             .iter()
             .filter_map(|name| {
@@ -913,17 +922,31 @@ impl Backend for LabelStudioBackend {
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
-    ) -> Result<Annotations, BackendError> {
-        let batches = self.listing(&project.id, true)?;
-        let mut out = Annotations::new();
-        for name in tasks {
-            for t in batches.get(name).into_iter().flatten() {
-                if let Some((sid, fields)) = self.task_labels(t) {
-                    out.insert(sid, fields);
-                }
+        sink: &mut PageSink<'_>,
+    ) -> Result<(), BackendError> {
+        // Page by page with annotations (`fields=all`); each page is converted, handed on and
+        // dropped, so memory follows the page size.
+        let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
+        let mut page = 1;
+        loop {
+            let (tasks, last) = self
+                .rt
+                .block_on(self.tasks_page(&project.id, page, true, None))
+                .map_err(|e| self.http_error(e))?;
+            let out: Annotations = tasks
+                .iter()
+                .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
+                .filter_map(|t| self.task_labels(t))
+                .collect();
+            drop(tasks);
+            if !out.is_empty() {
+                sink(out)?;
             }
+            if last {
+                return Ok(());
+            }
+            page += 1;
         }
-        Ok(out)
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

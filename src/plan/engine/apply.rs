@@ -1,6 +1,6 @@
 //! Applying: each step saved to the run record before the next starts.
 
-use super::run_merge::merge_run;
+use super::run_merge::RunMerge;
 use super::*;
 
 impl Engine<'_> {
@@ -118,8 +118,8 @@ impl Engine<'_> {
             &w.missing_batches,
             progress,
         )?;
-        if let Some((annotations, digest)) = w.merge {
-            self.merge_and_save(&mut record, &d, &annotations, digest)?;
+        if let Some(outcome) = w.merge {
+            self.merge_and_save(&mut record, outcome)?;
             if d.loaded.run.load.as_ref().is_some_and(|l| l.cleanup)
                 && w.plan.actions.contains(&Action::Merge)
             {
@@ -274,18 +274,13 @@ impl Engine<'_> {
         })
     }
 
+    /// Write a planned merge into the dataset, then checkpoint it in the record.
     fn merge_and_save(
         &mut self,
         record: &mut RunRecord,
-        d: &Desired,
-        annotations: &Annotations,
-        digest: String,
+        outcome: RunMerge,
     ) -> Result<(), EngineError> {
         let dataset = record.dataset.clone();
-        let outcome = {
-            let ds = self.dataset(&dataset)?;
-            merge_run(ds, record, d, annotations)?
-        };
         if !outcome.writes.is_empty() {
             let Some(Ok(ds)) = self.datasets.get_mut(&dataset) else {
                 return Err(EngineError::Run(format!(
@@ -322,7 +317,7 @@ impl Engine<'_> {
         }
         record.id_map.extend(outcome.new_ids);
         record.merge = Some(MergeCheckpoint {
-            annotations_digest: digest,
+            annotations_digest: outcome.digest,
             merged_at: self.now.clone(),
             rejected: outcome.rejected,
         });
@@ -380,10 +375,15 @@ impl Engine<'_> {
         });
         self.fill_record(&mut record, &d);
         for (batch, task) in tasks {
-            let annotations = self
-                .backend(&d.backend)?
-                .download(&project, std::slice::from_ref(&task.id))?;
-            let samples: Vec<String> = annotations.keys().cloned().collect();
+            let mut samples: Vec<String> = Vec::new();
+            self.backend(&d.backend)?.download(
+                &project,
+                std::slice::from_ref(&task.id),
+                &mut |page| {
+                    samples.extend(page.into_keys());
+                    Ok(())
+                },
+            )?;
             let spec = self.task_spec(&run.dataset, &d, &task.name, batch, &samples)?;
             for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
                 record.uploaded.entry(field).or_default().extend(per_sample);

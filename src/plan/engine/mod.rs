@@ -88,7 +88,8 @@ pub struct RunWork {
     missing_batches: Vec<u32>,
     /// The project itself is gone: recreate it before its tasks.
     missing_project: bool,
-    merge: Option<(Annotations, String)>,
+    /// The computed merge of the downloaded annotations.
+    merge: Option<run_merge::RunMerge>,
 }
 
 /// A computed plan with the work behind it.

@@ -1,11 +1,8 @@
 //! Planning: desired runs against records and the live backends.
 
 use super::apply::view_labels;
-use super::run_merge::merge_run;
+use super::run_merge::RunMerger;
 use super::*;
-
-/// Per-sample change lines a plan carries at most.
-const MAX_DETAIL_LINES: usize = 1000;
 
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
@@ -268,8 +265,34 @@ impl Engine<'_> {
                 return Ok(());
             }
         }
-        let annotations = b.download(&project, &task_ids)?;
-        let digest = merge::digest(&serde_json::to_value(&annotations).unwrap_or_default());
+        // Stream the download into the merge: each page is merged and dropped.
+        let ds = match self.datasets.get(&r.dataset) {
+            Some(Ok(ds)) => ds,
+            _ => {
+                return Err(EngineError::Run(format!(
+                    "dataset `{}` is not loaded",
+                    r.dataset
+                )));
+            }
+        };
+        let b = self
+            .backends
+            .get_mut(&d.backend)
+            .expect("opened by the drift check above");
+        let mut merger = RunMerger::new(ds, r, d, &task_ids);
+        let mut failed = None;
+        b.download(&project, &task_ids, &mut |page| {
+            merger.page(page).map_err(|e| {
+                failed = Some(e);
+                backend::BackendError {
+                    backend: d.backend.clone(),
+                    message: "merge stopped".into(),
+                }
+            })
+        })
+        .map_err(|e| failed.take().map_or(EngineError::Backend(e), |f| f))?;
+        let outcome = merger.finish()?;
+        let digest = outcome.digest.clone();
         work.guard.annotations_digest = Some(digest.clone());
         if r.merge
             .as_ref()
@@ -277,8 +300,6 @@ impl Engine<'_> {
         {
             return Ok(());
         }
-        let ds = self.dataset(&r.dataset)?;
-        let outcome = merge_run(ds, r, d, &annotations)?;
         if !outcome.unexpected_errors.is_empty() {
             return Err(EngineError::Run(format!(
                 "run `{}`: {} label(s) of classes outside the schema (load.unexpected=error): {}",
@@ -296,10 +317,6 @@ impl Engine<'_> {
                 outcome.conflicts.join(", ")
             )));
         }
-        let changes = outcome
-            .counts
-            .values()
-            .any(|c| c.added + c.edited + c.deleted + c.rejected > 0);
         for (field, c) in &outcome.counts {
             let e = plan.fields.entry(field.clone()).or_default();
             e.added = c.added;
@@ -308,17 +325,15 @@ impl Engine<'_> {
             e.rejected = c.rejected;
             e.unchanged = c.unchanged;
         }
-        if changes {
+        if outcome.changes_anything() {
             plan.actions.push(Action::Merge);
-            plan.rejected = outcome.rejected;
+            plan.rejected = outcome.rejected.clone();
             // Per-sample detail for reviewers, bounded so huge merges keep plans small.
-            let shown = outcome.changes.len().min(MAX_DETAIL_LINES);
-            plan.details
-                .extend(outcome.changes[..shown].iter().cloned());
-            if outcome.changes.len() > shown {
+            plan.details.extend(outcome.changes.iter().cloned());
+            if outcome.more_changes > 0 {
                 plan.details.push(format!(
                     "… and {} more sample(s) with changes",
-                    outcome.changes.len() - shown
+                    outcome.more_changes
                 ));
             }
             if load.cleanup {
@@ -328,8 +343,8 @@ impl Engine<'_> {
                 ));
             }
         }
-        // Remember the download: apply merges exactly this (or records the checkpoint).
-        work.merge = Some((annotations, digest));
+        // Remember the merge: apply writes exactly this (or records the checkpoint).
+        work.merge = Some(outcome);
         Ok(())
     }
 }
