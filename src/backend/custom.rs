@@ -186,13 +186,14 @@ impl Backend for CustomBackend {
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
+        _since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<(), BackendError> {
+    ) -> Result<Option<String>, BackendError> {
         // One call per task: each answer is a page.
         for task in tasks {
             sink(self.call("download", json!({ "project": project, "tasks": [task] }))?)?;
         }
-        Ok(())
+        Ok(None)
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -128,13 +128,20 @@ pub trait Backend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError>;
-    /// The annotations of these tasks, handed to `sink` page by page.
+    /// The annotations of these tasks, handed to `sink` page by page; returns a cursor for the
+    /// next download (`None` when the backend cannot tell what changed).
+    ///
+    /// With `since` (a cursor this backend returned before), the backend may hand only the
+    /// samples whose annotations may have changed after it — more is fine, fewer is not — so
+    /// a refresh with nothing new downloads next to nothing. Without it, every sample of the
+    /// tasks is handed.
     fn download(
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
+        since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<(), BackendError>;
+    ) -> Result<Option<String>, BackendError>;
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
 }

@@ -922,8 +922,9 @@ impl Backend for LabelStudioBackend {
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
+        _since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<(), BackendError> {
+    ) -> Result<Option<String>, BackendError> {
         // Page by page with annotations (`fields=all`); each page is converted, handed on and
         // dropped, so memory follows the page size.
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
@@ -943,7 +944,7 @@ impl Backend for LabelStudioBackend {
                 sink(out)?;
             }
             if last {
-                return Ok(());
+                return Ok(None);
             }
             page += 1;
         }

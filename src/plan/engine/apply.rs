@@ -379,6 +379,7 @@ impl Engine<'_> {
             self.backend(&d.backend)?.download(
                 &project,
                 std::slice::from_ref(&task.id),
+                None,
                 &mut |page| {
                     samples.extend(page.into_keys());
                     Ok(())

@@ -281,7 +281,7 @@ impl Engine<'_> {
             .expect("opened by the drift check above");
         let mut merger = RunMerger::new(ds, r, d, &task_ids);
         let mut failed = None;
-        b.download(&project, &task_ids, &mut |page| {
+        b.download(&project, &task_ids, None, &mut |page| {
             merger.page(page).map_err(|e| {
                 failed = Some(e);
                 backend::BackendError {
