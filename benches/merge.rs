@@ -1,92 +1,203 @@
-//! Merge throughput: 100k samples × 10 detections (1M labels) with 10 % of them edited by
-//! annotators, through the merge core that plan and apply share. Prints time and peak RSS.
-//! Run: `cargo bench --bench merge`.
+//! Merge figures: a run of 100k samples × 10 detections (1M labels) merged page by page as a
+//! backend would download it, through the same `RunMerger` plan and apply use.
+//!
+//! Two downloads are merged: one where annotators changed nothing, and one with 10 % of the
+//! labels relabelled (one per sample). For each it prints the merge time (the merge alone, not
+//! producing the download), the memory the merge added on top of the loaded dataset (peak RSS
+//! reset before each merge), and the time to write the changes into the dataset. Memory must
+//! follow the changes, never the number of unchanged labels the backend holds.
+//!
+//! Run: `cargo bench --bench merge` (`ANNOFORM_BENCH_SAMPLES` overrides the sample count).
 
-use annoform::backend::DownloadedLabel;
-use annoform::manifest::{Conflicts, LabelType, Unexpected};
-use annoform::merge::{FieldInput, field_value, label_digest, merge_field};
-use annoform::schema::ResolvedField;
-use annoform::state::UploadedLabel;
+use annoform::backend::{Annotations, DownloadedLabel};
+use annoform::dataset::dir::Dataset;
+use annoform::dataset::ejson::ObjectId;
+use annoform::dataset::fields::FieldType;
+use annoform::manifest::{LabelType, LoadSpec};
+use annoform::merge::run::RunMerger;
+use annoform::merge::{label_digest, labels_of};
+use annoform::schema::{ResolvedField, ResolvedSchema};
+use annoform::state::{RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
-use std::time::Instant;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-const SAMPLES: usize = 100_000;
 const PER_SAMPLE: usize = 10;
+const PAGE: usize = 1000;
+const CLASSES: [&str; 4] = ["car", "person", "bike", "truck"];
 
-fn peak_rss_mib() -> f64 {
+/// A `/proc/self/status` figure in MiB.
+fn status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .map(|v| v.trim().trim_end_matches(" kB").trim().to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn detection(sample: usize, i: usize, label: &str) -> Value {
-    json!({"_id": {"$oid": format!("{:016x}{:08x}", sample, i)}, "_cls": "Detection", "label": label,
-           "bounding_box": [0.01 * i as f64, 0.2, 0.1, 0.1], "confidence": 0.9, "occluded": false})
+/// Resets the peak RSS to the current RSS (Linux `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Streams a FiftyOneDataset directory of `n` samples to disk.
+fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
+    let fields = vec![FieldType::Label("Detections".into()).field_doc("ground_truth")];
+    let meta = json!({"name": "bench", "version": "1.22.1", "media_type": "image", "sample_fields": fields,
+                      "frame_fields": [], "classes": {}, "default_classes": [], "annotation_runs": {}});
+    std::fs::write(dir.join("metadata.json"), serde_json::to_vec(&meta)?)?;
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join("samples.json"))?);
+    w.write_all(b"{\"samples\": [")?;
+    for i in 0..n as u64 {
+        if i > 0 {
+            w.write_all(b", ")?;
+        }
+        let dets: Vec<Value> = (0..PER_SAMPLE as u64)
+            .map(|j| {
+                json!({"_id": ObjectId::derive(&[b"label", &i.to_be_bytes(), &j.to_be_bytes()]).to_ejson(),
+                       "_cls": "Detection", "attributes": {}, "tags": [],
+                       "label": CLASSES[((i + j) % 4) as usize],
+                       "bounding_box": [0.05 * j as f64, 0.2, 0.1, 0.1], "confidence": 0.9})
+            })
+            .collect();
+        let s = json!({"_id": ObjectId::derive(&[b"sample", &i.to_be_bytes()]).to_ejson(),
+                       "filepath": format!("/data/images/{i:06}.jpg"), "tags": [],
+                       "_media_type": "image", "metadata": null,
+                       "ground_truth": {"_cls": "Detections", "detections": dets},
+                       "created_at": {"$date": "2026-11-22T02:28:50.402Z"},
+                       "last_modified_at": {"$date": "2026-11-22T02:28:50.402Z"}});
+        serde_json::to_writer(&mut w, &s)?;
+    }
+    w.write_all(b"]}")?;
+    w.flush()
+}
+
+/// The run record of a run that uploaded every sample's `ground_truth`, in tasks of `PAGE`.
+fn record(ds: &Dataset, field: &ResolvedField) -> RunRecord {
+    let mut r = RunRecord::new("bench", "merge", "bench", "now", "lineage".into());
+    r.schema = ResolvedSchema {
+        fields: IndexMap::from([("ground_truth".to_string(), field.clone())]),
+    };
+    let mut uploaded = IndexMap::new();
+    for (batch, chunk) in ds.samples().chunks(PAGE).enumerate() {
+        let mut samples = Vec::with_capacity(chunk.len());
+        for s in chunk {
+            let doc = s.project(&["ground_truth"]);
+            let labels = labels_of(doc.get("ground_truth"), LabelType::Detections)
+                .iter()
+                .map(|l| UploadedLabel {
+                    id: l["_id"]["$oid"].as_str().unwrap_or_default().to_string(),
+                    digest: label_digest(l, field),
+                })
+                .collect();
+            uploaded.insert(s.id().to_string(), labels);
+            samples.push(s.id().to_string());
+        }
+        r.tasks.push(TaskRecord {
+            id: batch.to_string(),
+            name: format!("batch-{batch:04}"),
+            batch: batch as u32,
+            samples: samples.clone(),
+            status: None,
+        });
+        r.samples.extend(samples);
+    }
+    r.uploaded.insert("ground_truth".into(), uploaded);
+    r
+}
+
+/// A backend's page: the task's samples with their labels, the first of each relabelled
+/// when `edit`.
+fn page(ds: &Dataset, task: &TaskRecord, edit: bool) -> Annotations {
+    task.samples
+        .iter()
+        .map(|sid| {
+            let s = ds
+                .sample_by_id(ObjectId::parse(sid).expect("generated id"))
+                .expect("generated sample");
+            let doc = s.project(&["ground_truth"]);
+            let labels = labels_of(doc.get("ground_truth"), LabelType::Detections)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut l)| {
+                    if edit && i == 0 {
+                        let class = if l["label"] == "car" { "person" } else { "car" };
+                        l["label"] = json!(class);
+                    }
+                    DownloadedLabel {
+                        backend_id: format!("{sid}-{i}"),
+                        label: l,
+                    }
+                })
+                .collect();
+            (
+                sid.clone(),
+                IndexMap::from([("ground_truth".to_string(), labels)]),
+            )
+        })
+        .collect()
 }
 
 fn main() {
-    let schema = ResolvedField::new(LabelType::Detections, vec!["car".into(), "person".into()]);
-    let id_map = IndexMap::new();
-    let (mut added, mut edited, mut unchanged) = (0, 0, 0);
-    let start = Instant::now();
-    // Sample by sample, as a paginated download arrives: nothing is kept but the counts.
-    for s in 0..SAMPLES {
-        let current: Vec<Value> = (0..PER_SAMPLE).map(|i| detection(s, i, "car")).collect();
-        let uploaded: Vec<UploadedLabel> = current
-            .iter()
-            .map(|l| UploadedLabel {
-                id: l["_id"]["$oid"].as_str().unwrap_or_default().to_string(),
-                digest: label_digest(l, &schema),
-            })
-            .collect();
-        let downloaded: Vec<DownloadedLabel> = current
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let mut l = l.clone();
-                if i == 0 {
-                    l["label"] = json!("person"); // 10 % of labels edited
-                }
-                DownloadedLabel {
-                    backend_id: format!("{s}-{i}"),
-                    label: l,
-                }
-            })
-            .collect();
-        let value = field_value(current, LabelType::Detections);
-        let out = merge_field(&FieldInput {
-            field: "ground_truth",
-            schema: &schema,
-            sample_id: &s.to_string(),
-            current: value.as_ref(),
-            uploaded: &uploaded,
-            downloaded: &downloaded,
-            id_map: &id_map,
-            id_seed: b"bench",
-            conflicts: Conflicts::Error,
-            unexpected: Unexpected::Keep,
-        });
-        added += out.counts.added;
-        edited += out.counts.edited;
-        unchanged += out.counts.unchanged;
+    let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    generate(dir.path(), n).expect("generate dataset");
+    let mut ds = Dataset::load(dir.path()).expect("load dataset");
+    let field = ResolvedField::new(
+        LabelType::Detections,
+        CLASSES.iter().map(|c| c.to_string()).collect(),
+    );
+    let r = record(&ds, &field);
+    let tasks: Vec<String> = r.tasks.iter().map(|t| t.id.clone()).collect();
+    println!(
+        "merge: {} labels over {n} samples, pages of {PAGE} samples",
+        n * PER_SAMPLE
+    );
+    println!(
+        "  loaded dataset + run record: RSS {:.0} MiB",
+        status_mib("VmRSS:")
+    );
+    for (name, edit) in [("no edits", false), ("10 % edited", true)] {
+        let before = status_mib("VmRSS:");
+        reset_peak();
+        let mut merger = RunMerger::new(&ds, &r, &LoadSpec::default(), &tasks);
+        let mut merging = Duration::ZERO;
+        for task in &r.tasks {
+            let p = page(&ds, task, edit);
+            let t = Instant::now();
+            merger.page(p).expect("merge page");
+            merging += t.elapsed();
+        }
+        let t = Instant::now();
+        let outcome = merger.finish().expect("finish");
+        merging += t.elapsed();
+        let added = status_mib("VmHWM:") - before;
+        let c = &outcome.counts["ground_truth"];
+        println!(
+            "  {name:<12} merge {:>6.2} s ({:.0} labels/s)  +{added:.0} MiB over the dataset  counts ~{} ={}  writes {}",
+            merging.as_secs_f64(),
+            (n * PER_SAMPLE) as f64 / merging.as_secs_f64(),
+            c.edited,
+            c.unchanged,
+            outcome.writes.len()
+        );
+        assert_eq!(c.edited, if edit { n } else { 0 });
+        if edit {
+            let t = Instant::now();
+            outcome.write(&mut ds).expect("write merge");
+            println!(
+                "  {:<12} write {:>6.2} s into the in-memory dataset",
+                "",
+                t.elapsed().as_secs_f64()
+            );
+        }
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "merge: {} labels over {SAMPLES} samples (10 % edited)",
-        SAMPLES * PER_SAMPLE
-    );
-    println!(
-        "  time      {secs:.2} s  ({:.0} labels/s, including building the inputs)",
-        (SAMPLES * PER_SAMPLE) as f64 / secs
-    );
-    println!("  counts    +{added} ~{edited} ={unchanged}");
-    println!("  peak RSS  {:.0} MiB", peak_rss_mib());
-    assert_eq!(edited, SAMPLES);
+    println!("  peak RSS    {:.0} MiB", status_mib("VmHWM:"));
 }

@@ -12,6 +12,7 @@ use crate::state::UploadedLabel;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// Keys of a label that are geometry, per label type.
 fn geometry_keys(t: LabelType) -> &'static [&'static str] {
@@ -42,17 +43,20 @@ pub fn container(t: LabelType) -> (&'static str, Option<&'static str>) {
 
 /// The labels a field value holds (items of a list container, or the single label).
 pub fn labels_of(value: Option<&Value>, t: LabelType) -> Vec<Value> {
+    label_slice(value, t).to_vec()
+}
+
+/// The labels a field value holds, borrowed.
+pub fn label_slice(value: Option<&Value>, t: LabelType) -> &[Value] {
     let Some(v) = value.filter(|v| !v.is_null()) else {
-        return Vec::new();
+        return &[];
     };
     match container(t) {
         (_, Some(key)) => v
             .get(key)
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        _ if t == LabelType::Scalar => vec![v.clone()],
-        _ => vec![v.clone()],
+            .map_or(&[][..], Vec::as_slice),
+        _ => std::slice::from_ref(v),
     }
 }
 
@@ -133,8 +137,18 @@ pub fn digest(v: &Value) -> String {
         }
     }
     let bytes = serde_json::to_vec(&canon(v)).unwrap_or_default();
-    let h = Sha256::digest(&bytes);
-    h[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(&bytes)[..16])
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 /// The digest of the managed part of a label, as recorded at upload.
@@ -239,18 +253,19 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         .iter()
         .map(|u| (u.id.as_str(), u.digest.as_str()))
         .collect();
-    let current = labels_of(input.current, t);
-    let mut result: Vec<Value> = Vec::with_capacity(current.len() + downloaded.len());
+    let current = label_slice(input.current, t);
+    // Borrowed until the field changes: most samples of a merge do not.
+    let mut result: Vec<Cow<'_, Value>> = Vec::with_capacity(current.len() + downloaded.len());
     let mut changed = false;
 
-    for cur in &current {
+    for cur in current {
         let cid = if t == LabelType::Scalar {
             Some("value".to_string())
         } else {
             label_id(cur).map(|i| i.to_string())
         };
         let Some(cid) = cid.filter(|c| uploaded.contains_key(c.as_str())) else {
-            result.push(cur.clone()); // not managed by this run
+            result.push(Cow::Borrowed(cur)); // not managed by this run
             continue;
         };
         match downloaded.get(&cid) {
@@ -262,7 +277,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             None => {
                 out.counts.rejected += 1;
                 reject(&mut out, &cid, "delete", "allow_deletions=false");
-                result.push(cur.clone());
+                result.push(Cow::Borrowed(cur));
             }
             Some(dl) => {
                 let (merged, applied, rejected) =
@@ -335,12 +350,15 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default();
             out.changes.push(format!("+{id}{class}"));
-            result.push(dl.clone());
+            result.push(Cow::Borrowed(dl));
             changed = true;
         }
     }
     if changed {
-        out.new_value = Some(field_value(result, t));
+        out.new_value = Some(field_value(
+            result.into_iter().map(Cow::into_owned).collect(),
+            t,
+        ));
     }
     out
 }
@@ -393,20 +411,20 @@ impl LabelMerge<'_> {
 
 /// Merge one matched label; returns (merged label, the kinds of change applied, whether any
 /// change was rejected).
-fn merge_label(
-    cur: &Value,
-    dl: &Value,
+fn merge_label<'v>(
+    cur: &'v Value,
+    dl: &'v Value,
     input: &FieldInput<'_>,
     uploaded_digest: &str,
     id: &str,
     out: &mut FieldOutcome,
-) -> (Value, Vec<String>, bool) {
+) -> (Cow<'v, Value>, Vec<String>, bool) {
     let schema = input.schema;
     if schema.label_type == LabelType::Scalar {
         return if cur == dl {
-            (cur.clone(), Vec::new(), false)
+            (Cow::Borrowed(cur), Vec::new(), false)
         } else {
-            (dl.clone(), vec!["value".to_string()], false)
+            (Cow::Borrowed(dl), vec!["value".to_string()], false)
         };
     }
     // Read-only attributes are shown, never merged; a backend that let them change is reported.
@@ -429,7 +447,11 @@ fn merge_label(
     let cur_m = managed(cur, schema);
     let dl_m = managed(dl, schema);
     if cur_m == dl_m {
-        return (cur.clone(), Vec::new(), !read_only_changed.is_empty());
+        return (
+            Cow::Borrowed(cur),
+            Vec::new(),
+            !read_only_changed.is_empty(),
+        );
     }
     let dataset_changed = digest(&Value::Object(cur_m.clone())) != uploaded_digest;
     let backend_changed = digest(&Value::Object(dl_m.clone())) != uploaded_digest;
@@ -440,14 +462,28 @@ fn merge_label(
                     "{} label {id} (sample {})",
                     input.field, input.sample_id
                 ));
-                return (cur.clone(), Vec::new(), !read_only_changed.is_empty());
+                return (
+                    Cow::Borrowed(cur),
+                    Vec::new(),
+                    !read_only_changed.is_empty(),
+                );
             }
-            Conflicts::Dataset => return (cur.clone(), Vec::new(), !read_only_changed.is_empty()),
+            Conflicts::Dataset => {
+                return (
+                    Cow::Borrowed(cur),
+                    Vec::new(),
+                    !read_only_changed.is_empty(),
+                );
+            }
             Conflicts::Backend => {}
         }
     } else if !backend_changed {
         // Only the dataset changed since upload: annotators did not touch it.
-        return (cur.clone(), Vec::new(), !read_only_changed.is_empty());
+        return (
+            Cow::Borrowed(cur),
+            Vec::new(),
+            !read_only_changed.is_empty(),
+        );
     }
     let r = schema.restrictions;
     let mut m = LabelMerge {
@@ -491,8 +527,10 @@ fn merge_label(
         }));
     let merged = m.merged;
     let applied = m.applied;
-    (Value::Object(merged), applied, rejected)
+    (Cow::Owned(Value::Object(merged)), applied, rejected)
 }
+
+pub mod run;
 
 #[cfg(test)]
 mod rules_tests;

@@ -1,7 +1,7 @@
 //! Applying: each step saved to the run record before the next starts.
 
-use super::run_merge::RunMerge;
 use super::*;
+use crate::merge::run::RunMerge;
 
 impl Engine<'_> {
     /// Carry out `work`, saving each run's record after every step.
@@ -278,7 +278,7 @@ impl Engine<'_> {
     fn merge_and_save(
         &mut self,
         record: &mut RunRecord,
-        outcome: RunMerge,
+        mut outcome: RunMerge,
     ) -> Result<(), EngineError> {
         let dataset = record.dataset.clone();
         if !outcome.writes.is_empty() {
@@ -287,35 +287,10 @@ impl Engine<'_> {
                     "dataset `{dataset}` is not loaded"
                 )));
             };
-            for (field, t) in &outcome.declare {
-                let ftype = match merge::container(*t) {
-                    ("", _) => outcome
-                        .writes
-                        .iter()
-                        .find(|w| &w.1 == field)
-                        .and_then(|w| w.2.as_ref())
-                        .and_then(FieldType::infer)
-                        .unwrap_or(FieldType::Str),
-                    (cls, _) => FieldType::Label(cls.to_string()),
-                };
-                ds.declare_field(field, &ftype)?;
-            }
-            for (sid, field, value) in outcome.writes {
-                let id = ObjectId::parse(&sid).map_err(|e| EngineError::Run(e.to_string()))?;
-                let sample = ds
-                    .sample_mut(id)
-                    .ok_or_else(|| EngineError::Run(format!("sample {sid} disappeared")))?;
-                sample.set(&field, value.unwrap_or(Value::Null));
-            }
+            outcome.write(ds)?;
             ds.save()?;
         }
-        for (field, per_sample) in outcome.baselines {
-            let e = record.uploaded.entry(field).or_default();
-            for (sid, labels) in per_sample {
-                e.insert(sid, labels);
-            }
-        }
-        record.id_map.extend(outcome.new_ids);
+        outcome.record(record);
         record.merge = Some(MergeCheckpoint {
             annotations_digest: outcome.digest,
             merged_at: self.now.clone(),

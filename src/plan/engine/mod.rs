@@ -5,21 +5,18 @@
 
 mod apply;
 mod planner;
-mod run_merge;
 
 use super::model::*;
 use crate::backend::{
-    self, Annotations, Backend, BackendKind, DownloadedLabel, ProjectSpec, RemoteProject,
-    TaskSample, TaskSpec,
+    self, Backend, BackendKind, ProjectSpec, RemoteProject, TaskSample, TaskSpec,
 };
 use crate::config::{Config, Env};
 use crate::dataset::dir::Dataset;
-use crate::dataset::ejson::{self, ObjectId};
-use crate::dataset::fields::FieldType;
+use crate::dataset::ejson::ObjectId;
 use crate::dataset::view::{self, View};
 use crate::manifest::load::LoadedRun;
-use crate::manifest::{DestField, LabelType, LoadWhen};
-use crate::merge::{self, FieldInput};
+use crate::manifest::{LabelType, LoadWhen};
+use crate::merge;
 use crate::schema::{ResolvedSchema, resolve};
 use crate::state::local::LocalStore;
 use crate::state::{BackendObject, MergeCheckpoint, RunRecord, TaskRecord, UploadedLabel};
@@ -44,6 +41,8 @@ pub enum EngineError {
     State(#[from] crate::state::StateError),
     #[error("dataset: {0}")]
     Dataset(#[from] crate::dataset::dir::DatasetError),
+    #[error("merge: {0}")]
+    Merge(#[from] merge::run::MergeError),
 }
 
 /// What a saved plan was computed against; `apply PLANFILE` refuses the plan when any differs.
@@ -89,7 +88,7 @@ pub struct RunWork {
     /// The project itself is gone: recreate it before its tasks.
     missing_project: bool,
     /// The computed merge of the downloaded annotations.
-    merge: Option<run_merge::RunMerge>,
+    merge: Option<merge::run::RunMerge>,
 }
 
 /// A computed plan with the work behind it.

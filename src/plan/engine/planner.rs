@@ -1,8 +1,8 @@
 //! Planning: desired runs against records and the live backends.
 
 use super::apply::view_labels;
-use super::run_merge::RunMerger;
 use super::*;
+use crate::merge::run::RunMerger;
 
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
@@ -279,18 +279,22 @@ impl Engine<'_> {
             .backends
             .get_mut(&d.backend)
             .expect("opened by the drift check above");
-        let mut merger = RunMerger::new(ds, r, d, &task_ids);
+        let mut merger = RunMerger::new(ds, r, &load, &task_ids);
         let mut failed = None;
         b.download(&project, &task_ids, None, &mut |page| {
             merger.page(page).map_err(|e| {
+                let message = e.to_string();
                 failed = Some(e);
                 backend::BackendError {
                     backend: d.backend.clone(),
-                    message: "merge stopped".into(),
+                    message,
                 }
             })
         })
-        .map_err(|e| failed.take().map_or(EngineError::Backend(e), |f| f))?;
+        .map_err(|e| match failed.take() {
+            Some(f) => EngineError::Merge(f),
+            None => EngineError::Backend(e),
+        })?;
         let outcome = merger.finish()?;
         let digest = outcome.digest.clone();
         work.guard.annotations_digest = Some(digest.clone());

@@ -1,0 +1,494 @@
+//! A whole run's merge, fed page by page as the backend downloads: every field of every
+//! sample, plus unexpected labels and destination fields.
+//!
+//! Memory follows the changes and the page size, not the number of labels the backend
+//! holds: each page is merged and dropped, samples are read without caching their parsed
+//! documents, and a changed field keeps only its new and edited labels — the labels it keeps
+//! unchanged are referenced by id and taken from the dataset again when the merge is written.
+
+use super::{FieldInput, field_value, label_id, labels_of, merge_field};
+use crate::backend::{Annotations, DownloadedLabel};
+use crate::dataset::dir::{Dataset, DatasetError};
+use crate::dataset::ejson::{self, ObjectId};
+use crate::dataset::fields::FieldType;
+use crate::manifest::{DestField, LabelType, LoadSpec};
+use crate::plan::{FieldCounts, Rejection};
+use crate::state::{RunRecord, UploadedLabel};
+use indexmap::IndexMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+
+/// Per-sample change lines kept for `plan --verbose` (the rest are counted).
+pub const MAX_DETAIL_LINES: usize = 1000;
+
+/// A merge that cannot be computed or written.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("sample id `{0}` in the run record is not an ObjectId")]
+    BadSampleId(String),
+    #[error("sample {0} disappeared from the dataset")]
+    MissingSample(ObjectId),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+}
+
+/// One label of a changed list field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// The base field's label with this id, unchanged.
+    Same(ObjectId),
+    /// A new or edited label.
+    New(Box<Value>),
+}
+
+/// A field's new value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NewValue {
+    /// The whole value (single-label and scalar fields; `None` clears the field).
+    Whole(Option<Value>),
+    /// A label list, in order.
+    List(Vec<Item>),
+}
+
+/// A change to one field of one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub sample: ObjectId,
+    /// The field written.
+    pub field: String,
+    /// The field whose current labels `Item::Same` refers to.
+    pub base: String,
+    pub label_type: LabelType,
+    pub value: NewValue,
+    /// With a destination field: labels get ids derived from this seed and their own ids.
+    pub derive_ids: Option<String>,
+}
+
+/// A whole run's merge, computed (not yet written).
+#[derive(Debug, Default)]
+pub struct RunMerge {
+    pub counts: IndexMap<String, FieldCounts>,
+    pub rejected: Vec<Rejection>,
+    pub conflicts: Vec<String>,
+    /// Per sample and field, the label changes (for `plan --verbose`), at most
+    /// [`MAX_DETAIL_LINES`].
+    pub changes: Vec<String>,
+    /// Change lines beyond those kept.
+    pub more_changes: usize,
+    pub unexpected_errors: Vec<String>,
+    pub writes: Vec<Write>,
+    /// Fields to declare (new destination and unexpected-label fields).
+    pub declare: Vec<(String, LabelType)>,
+    /// Baselines that differ from the record's: field → sample → labels.
+    pub baselines: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
+    /// Backend object id → our label id, for labels the backend could not carry ids for.
+    pub new_ids: Vec<(String, String)>,
+    /// A digest of everything downloaded, independent of page order.
+    pub digest: String,
+}
+
+impl RunMerge {
+    /// Whether applying it changes the dataset (rejections count: they are reported).
+    pub fn changes_anything(&self) -> bool {
+        self.counts
+            .values()
+            .any(|c| c.added + c.edited + c.deleted + c.rejected > 0)
+    }
+
+    /// Write the merge into the dataset (in memory; the caller saves).
+    pub fn write(&self, ds: &mut Dataset) -> Result<(), MergeError> {
+        for (field, t) in &self.declare {
+            let ftype = match super::container(*t) {
+                ("", _) => self
+                    .writes
+                    .iter()
+                    .find(|w| &w.field == field)
+                    .and_then(|w| match &w.value {
+                        NewValue::Whole(v) => v.as_ref(),
+                        NewValue::List(_) => None,
+                    })
+                    .and_then(FieldType::infer)
+                    .unwrap_or(FieldType::Str),
+                (cls, _) => FieldType::Label(cls.to_string()),
+            };
+            ds.declare_field(field, &ftype)?;
+        }
+        for w in &self.writes {
+            let sample = ds
+                .sample_by_id(w.sample)
+                .ok_or(MergeError::MissingSample(w.sample))?;
+            let base = sample.project(&[w.base.as_str()]);
+            let value = expand(&w.value, base.get(&w.base), w.label_type);
+            let value = match (&w.derive_ids, value) {
+                (Some(seed), Some(v)) => Some(with_derived_ids(v, w.label_type, seed)),
+                (_, v) => v,
+            };
+            ds.sample_mut(w.sample)
+                .ok_or(MergeError::MissingSample(w.sample))?
+                .set(&w.field, value.unwrap_or(Value::Null));
+        }
+        Ok(())
+    }
+
+    /// Fold the merge into the run record: baselines and id map (the caller checkpoints).
+    pub fn record(&mut self, record: &mut RunRecord) {
+        for (field, per_sample) in std::mem::take(&mut self.baselines) {
+            record.uploaded.entry(field).or_default().extend(per_sample);
+        }
+        record.id_map.extend(std::mem::take(&mut self.new_ids));
+    }
+}
+
+/// Merges a run's download page by page.
+pub struct RunMerger<'a> {
+    ds: &'a Dataset,
+    r: &'a RunRecord,
+    load: LoadSpec,
+    seed: String,
+    /// Per run field, where its merge goes.
+    dests: Vec<String>,
+    /// The samples of the downloaded tasks, in record order; those no page mentioned merge
+    /// as having no labels in the backend.
+    wanted: Vec<&'a str>,
+    /// The wanted samples no page has mentioned yet.
+    unseen: HashSet<&'a str>,
+    /// (sample id, digest of what the backend holds for it), for the order-independent run
+    /// digest.
+    digests: Vec<(String, String)>,
+    /// Unexpected labels to keep: (sample id, field named after the type) → labels.
+    kept: IndexMap<(ObjectId, String), Vec<Value>>,
+    out: RunMerge,
+}
+
+impl<'a> RunMerger<'a> {
+    /// A merge of the samples of `tasks` (record task ids) into `ds`.
+    pub fn new(ds: &'a Dataset, r: &'a RunRecord, load: &LoadSpec, tasks: &[String]) -> Self {
+        let dataset_id = ds
+            .metadata()
+            .get("_id")
+            .and_then(ejson::oid_str)
+            .unwrap_or(r.dataset.as_str())
+            .to_string();
+        let tasks: HashSet<&str> = tasks.iter().map(String::as_str).collect();
+        let wanted: Vec<&str> = r
+            .tasks
+            .iter()
+            .filter(|t| tasks.contains(t.id.as_str()))
+            .flat_map(|t| t.samples.iter().map(String::as_str))
+            .collect();
+        let mut out = RunMerge::default();
+        let mut dests = Vec::new();
+        for field in r.schema.fields.keys() {
+            out.counts.insert(field.clone(), FieldCounts::default());
+            dests.push(match &load.dest_field {
+                Some(DestField::One(f)) => f.clone(),
+                Some(DestField::Map(m)) => m.get(field).cloned().unwrap_or_else(|| field.clone()),
+                None => field.clone(),
+            });
+        }
+        RunMerger {
+            ds,
+            r,
+            load: load.clone(),
+            seed: format!("{dataset_id}/{}", r.key),
+            dests,
+            unseen: wanted.iter().copied().collect(),
+            wanted,
+            digests: Vec::new(),
+            kept: IndexMap::new(),
+            out,
+        }
+    }
+
+    /// Merge one downloaded page (samples outside the downloaded tasks are ignored).
+    pub fn page(&mut self, page: Annotations) -> Result<(), MergeError> {
+        for (sid, fields) in page {
+            // Only wanted samples, each once.
+            if self.unseen.remove(sid.as_str()) {
+                self.sample(&sid, &fields)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish: samples no page mentioned, unexpected labels kept, the run digest.
+    pub fn finish(mut self) -> Result<RunMerge, MergeError> {
+        let none = IndexMap::new();
+        let wanted = std::mem::take(&mut self.wanted);
+        for sid in wanted {
+            if self.unseen.contains(sid) {
+                self.sample(sid, &none)?;
+            }
+        }
+        self.keep_unexpected();
+        self.digests.sort_unstable();
+        let mut h = Sha256::new();
+        for (sid, d) in &self.digests {
+            h.update(sid.as_bytes());
+            h.update(b"=");
+            h.update(d.as_bytes());
+            h.update(b"\n");
+        }
+        self.out.digest = super::hex(&h.finalize()[..16]);
+        Ok(self.out)
+    }
+
+    /// Merge every field of one sample.
+    fn sample(
+        &mut self,
+        sid: &str,
+        downloaded: &IndexMap<String, Vec<DownloadedLabel>>,
+    ) -> Result<(), MergeError> {
+        let (ds, r) = (self.ds, self.r);
+        let id = ObjectId::parse(sid).map_err(|_| MergeError::BadSampleId(sid.to_string()))?;
+        let Some(sample) = ds.sample_by_id(id) else {
+            return Ok(());
+        };
+        // Only the run's fields, parsed for this sample alone (never cached).
+        let keys: Vec<&str> = r
+            .schema
+            .fields
+            .keys()
+            .chain(&self.dests)
+            .map(String::as_str)
+            .collect();
+        let doc = sample.project(&keys);
+        // What the backend holds for the sample, as the run digest sees it: the baselines.
+        let mut held = Sha256::new();
+        for ((field, schema), dest) in r.schema.fields.iter().zip(&self.dests) {
+            let uploaded = r
+                .uploaded
+                .get(field)
+                .and_then(|u| u.get(sid))
+                .map_or(&[][..], Vec::as_slice);
+            let current = doc.get(field);
+            let o = merge_field(&FieldInput {
+                field,
+                schema,
+                sample_id: sid,
+                current,
+                uploaded,
+                downloaded: downloaded.get(field).map_or(&[][..], Vec::as_slice),
+                id_map: &r.id_map,
+                id_seed: self.seed.as_bytes(),
+                conflicts: self.load.conflicts,
+                unexpected: self.load.unexpected,
+            });
+            let out = &mut self.out;
+            let counts = out.counts.entry(field.clone()).or_default();
+            counts.added += o.counts.added;
+            counts.edited += o.counts.edited;
+            counts.deleted += o.counts.deleted;
+            counts.rejected += o.counts.rejected;
+            counts.unchanged += o.counts.unchanged;
+            out.rejected.extend(o.rejected);
+            if !o.changes.is_empty() {
+                if out.changes.len() < MAX_DETAIL_LINES {
+                    out.changes
+                        .push(format!("sample {sid} {field}: {}", o.changes.join(" ")));
+                } else {
+                    out.more_changes += 1;
+                }
+            }
+            out.conflicts.extend(o.conflicts);
+            out.unexpected_errors.extend(o.unexpected_errors);
+            if !o.unexpected.is_empty() {
+                // FiftyOne keeps unexpected labels in a field named after their type.
+                let target = schema.label_type.as_str().to_string();
+                self.kept
+                    .entry((id, target))
+                    .or_default()
+                    .extend(o.unexpected);
+            }
+            out.new_ids.extend(o.new_ids);
+            held.update(field.as_bytes());
+            for b in &o.baseline {
+                held.update(b"\0");
+                held.update(b.id.as_bytes());
+                held.update(b":");
+                held.update(b.digest.as_bytes());
+            }
+            held.update(b"\n");
+            if o.baseline.as_slice() != uploaded {
+                out.baselines
+                    .entry(field.clone())
+                    .or_default()
+                    .insert(sid.to_string(), o.baseline);
+            }
+            let derived = dest != field;
+            let value = match (o.new_value, derived) {
+                (Some(v), _) => v,
+                // With a destination, unchanged labels are copied there too.
+                (None, true) => current.cloned().filter(|v| !v.is_null()),
+                (None, false) => continue,
+            };
+            // The destination holds new labels (as in FiftyOne): ids derived from the source
+            // ids, so they are unique and stable across merges.
+            let seed = derived.then(|| format!("{}/{dest}", self.seed));
+            let t = schema.label_type;
+            let after = match &seed {
+                Some(s) => value.clone().map(|v| with_derived_ids(v, t, s)),
+                None => value.clone(),
+            };
+            if doc.get(dest.as_str()) == after.as_ref() {
+                continue;
+            }
+            if !ds.field_exists(dest) && !out.declare.iter().any(|d| &d.0 == dest) {
+                out.declare.push((dest.clone(), t));
+            }
+            out.writes.push(Write {
+                sample: id,
+                field: dest.clone(),
+                base: field.clone(),
+                label_type: t,
+                value: shrink(value, current, t),
+                derive_ids: seed,
+            });
+        }
+        self.digests
+            .push((sid.to_string(), super::hex(&held.finalize()[..16])));
+        Ok(())
+    }
+
+    /// Unexpected labels, kept in fields named after their type.
+    fn keep_unexpected(&mut self) {
+        let (ds, r) = (self.ds, self.r);
+        for ((id, target), labels) in std::mem::take(&mut self.kept) {
+            let Some(sample) = ds.sample_by_id(id) else {
+                continue;
+            };
+            let t = r
+                .schema
+                .fields
+                .values()
+                .map(|f| f.label_type)
+                .find(|t| t.as_str() == target)
+                .unwrap_or(LabelType::Detections);
+            let doc = sample.project(&[target.as_str()]);
+            let current = doc.get(&target);
+            let mut all = labels_of(current, t);
+            let before = all.len();
+            for l in labels {
+                if !all.iter().any(|x| label_id(x) == label_id(&l)) {
+                    all.push(l);
+                }
+            }
+            let added = all.len() - before;
+            if added == 0 {
+                continue;
+            }
+            let out = &mut self.out;
+            out.counts.entry(target.clone()).or_default().added += added;
+            out.writes.push(Write {
+                sample: id,
+                field: target.clone(),
+                base: target.clone(),
+                label_type: t,
+                value: shrink(field_value(all, t), current, t),
+                derive_ids: None,
+            });
+            if !ds.field_exists(&target) && !out.declare.iter().any(|d| d.0 == target) {
+                out.declare.push((target, t));
+            }
+        }
+    }
+}
+
+/// A new field value with the labels unchanged from `base` replaced by references.
+fn shrink(value: Option<Value>, base: Option<&Value>, t: LabelType) -> NewValue {
+    let Some(key) = super::container(t).1 else {
+        return NewValue::Whole(value);
+    };
+    let Some(v) = value else {
+        return NewValue::Whole(None);
+    };
+    let base: HashMap<ObjectId, Value> = labels_of(base, t)
+        .into_iter()
+        .filter_map(|l| label_id(&l).map(|id| (id, l)))
+        .collect();
+    match v.get(key).and_then(Value::as_array) {
+        Some(labels) => NewValue::List(
+            labels
+                .iter()
+                .map(|l| match label_id(l) {
+                    Some(id) if base.get(&id) == Some(l) => Item::Same(id),
+                    _ => Item::New(Box::new(l.clone())),
+                })
+                .collect(),
+        ),
+        None => NewValue::Whole(Some(v)),
+    }
+}
+
+/// The full value of a shrunk one, taking referenced labels from `base`.
+fn expand(value: &NewValue, base: Option<&Value>, t: LabelType) -> Option<Value> {
+    match value {
+        NewValue::Whole(v) => v.clone(),
+        NewValue::List(items) => {
+            let mut base: HashMap<ObjectId, Value> = labels_of(base, t)
+                .into_iter()
+                .filter_map(|l| label_id(&l).map(|id| (id, l)))
+                .collect();
+            let labels = items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Same(id) => base.remove(id),
+                    Item::New(l) => Some(Value::clone(l)),
+                })
+                .collect();
+            field_value(labels, t)
+        }
+    }
+}
+
+/// A field value whose labels get ids derived from `seed` and their own ids.
+fn with_derived_ids(value: Value, t: LabelType, seed: &str) -> Value {
+    let labels = labels_of(Some(&value), t)
+        .into_iter()
+        .map(|mut l| {
+            if let (Some(id), Some(o)) = (label_id(&l), l.as_object_mut()) {
+                let derived = ObjectId::derive(&[seed.as_bytes(), id.to_string().as_bytes()]);
+                o.insert("_id".into(), derived.to_ejson());
+            }
+            l
+        })
+        .collect();
+    field_value(labels, t).unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn det(id: &str, label: &str) -> Value {
+        json!({"_id": {"$oid": id}, "_cls": "Detection", "label": label})
+    }
+
+    #[test]
+    fn shrunk_values_expand_to_themselves() {
+        let a = "aaaaaaaaaaaaaaaaaaaaaaaa";
+        let b = "bbbbbbbbbbbbbbbbbbbbbbbb";
+        let c = "cccccccccccccccccccccccc";
+        let base = field_value(vec![det(a, "car"), det(b, "car")], LabelType::Detections);
+        // b edited, a kept, c added.
+        let new = field_value(
+            vec![det(b, "bus"), det(a, "car"), det(c, "person")],
+            LabelType::Detections,
+        );
+        let shrunk = shrink(new.clone(), base.as_ref(), LabelType::Detections);
+        let NewValue::List(items) = &shrunk else {
+            panic!("a list field shrinks to items: {shrunk:?}");
+        };
+        assert_eq!(items[1], Item::Same(ObjectId::parse(a).unwrap()));
+        assert!(matches!(items[0], Item::New(_)));
+        assert_eq!(expand(&shrunk, base.as_ref(), LabelType::Detections), new);
+        // Single-label values stay whole.
+        let one = Some(det(a, "car"));
+        assert_eq!(
+            shrink(one.clone(), None, LabelType::Classification),
+            NewValue::Whole(one)
+        );
+    }
+}
