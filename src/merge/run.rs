@@ -460,6 +460,10 @@ fn with_derived_ids(value: Value, t: LabelType, seed: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Unexpected;
+    use crate::schema::ResolvedField;
+    use crate::state::TaskRecord;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn det(id: &str, label: &str) -> Value {
@@ -490,5 +494,157 @@ mod tests {
             shrink(one.clone(), None, LabelType::Classification),
             NewValue::Whole(one)
         );
+    }
+
+    const SAMPLES: usize = 6;
+
+    fn label_id_of(sample: usize, j: usize) -> String {
+        ObjectId::derive(&[b"l", &sample.to_be_bytes(), &j.to_be_bytes()]).to_string()
+    }
+
+    /// Six samples with three `car` detections each, uploaded in two tasks of three.
+    fn world() -> (Dataset, RunRecord) {
+        let field = ResolvedField::new(LabelType::Detections, vec!["car".into(), "bus".into()]);
+        let mut r = RunRecord::new("d", "k", "b", "now", "lineage".into());
+        r.schema.fields.insert("gt".into(), field.clone());
+        let mut samples = Vec::new();
+        let mut uploaded = IndexMap::new();
+        for i in 0..SAMPLES {
+            let labels: Vec<Value> = (0..3).map(|j| det(&label_id_of(i, j), "car")).collect();
+            let sid = ObjectId::derive(&[b"s", &i.to_be_bytes()]);
+            uploaded.insert(
+                sid.to_string(),
+                labels
+                    .iter()
+                    .map(|l| UploadedLabel {
+                        id: label_id(l).unwrap().to_string(),
+                        digest: super::super::label_digest(l, &field),
+                    })
+                    .collect(),
+            );
+            r.samples.push(sid.to_string());
+            let doc = json!({"_id": sid.to_ejson(), "filepath": format!("/d/{i}.jpg"), "tags": [],
+                             "gt": {"_cls": "Detections", "detections": labels}});
+            samples.push(doc.as_object().unwrap().clone());
+        }
+        r.uploaded.insert("gt".into(), uploaded);
+        for (t, chunk) in r.samples.clone().chunks(3).enumerate() {
+            r.tasks.push(TaskRecord {
+                id: format!("t{t}"),
+                name: format!("batch-{t}"),
+                batch: t as u32,
+                samples: chunk.to_vec(),
+                status: None,
+            });
+        }
+        let fields = vec![FieldType::Label("Detections".into()).field_doc("gt")];
+        let meta = json!({"name": "d", "version": "1.22.1", "media_type": "image", "sample_fields": fields});
+        let ds = Dataset::from_docs(
+            "/nonexistent",
+            meta.as_object().unwrap().clone(),
+            samples,
+            None,
+        )
+        .unwrap();
+        (ds, r)
+    }
+
+    /// What annotators did to sample i: 0 nothing, 1 relabel, 2 delete one, 3 add one, 4 add
+    /// one of a class outside the schema.
+    fn download(
+        r: &RunRecord,
+        edits: &[u8],
+    ) -> Vec<(String, IndexMap<String, Vec<DownloadedLabel>>)> {
+        r.samples
+            .iter()
+            .enumerate()
+            .map(|(i, sid)| {
+                let mut labels: Vec<Value> =
+                    (0..3).map(|j| det(&label_id_of(i, j), "car")).collect();
+                match edits[i] {
+                    1 => labels[0]["label"] = json!("bus"),
+                    2 => {
+                        labels.pop();
+                    }
+                    3 => labels.push(json!({"_cls": "Detection", "label": "bus"})),
+                    4 => labels.push(json!({"_cls": "Detection", "label": "truck"})),
+                    _ => {}
+                }
+                let dl = labels
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, label)| DownloadedLabel {
+                        backend_id: format!("{i}-{j}"),
+                        label,
+                    })
+                    .collect();
+                (sid.clone(), IndexMap::from([("gt".to_string(), dl)]))
+            })
+            .collect()
+    }
+
+    fn merge_pages(
+        ds: &Dataset,
+        r: &RunRecord,
+        pages: Vec<Annotations>,
+        load: &LoadSpec,
+    ) -> RunMerge {
+        let mut m = RunMerger::new(ds, r, load, &["t0".into(), "t1".into()]);
+        for p in pages {
+            m.page(p).unwrap();
+        }
+        m.finish().unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn pages_and_their_order_never_change_the_merge(
+            edits in proptest::collection::vec(0u8..5, SAMPLES),
+            cuts in proptest::collection::vec(any::<bool>(), SAMPLES),
+            dropped in 0usize..=SAMPLES,
+            reverse in any::<bool>(),
+        ) {
+            let (ds, r) = world();
+            let load = LoadSpec { unexpected: Unexpected::Keep, ..LoadSpec::default() };
+            let mut all = download(&r, &edits);
+            // A sample the backend no longer mentions is one whose labels were all deleted.
+            if dropped < SAMPLES {
+                all.remove(dropped);
+            }
+            let whole = merge_pages(&ds, &r, vec![all.iter().cloned().collect()], &load);
+            let mut pages: Vec<Annotations> = vec![Annotations::new()];
+            for (i, (sid, fields)) in all.into_iter().enumerate() {
+                pages.last_mut().unwrap().insert(sid, fields);
+                if cuts[i] {
+                    pages.push(Annotations::new());
+                }
+            }
+            if reverse {
+                pages.reverse();
+            }
+            let paged = merge_pages(&ds, &r, pages, &load);
+            prop_assert_eq!(&paged.counts, &whole.counts);
+            prop_assert_eq!(&paged.digest, &whole.digest);
+            prop_assert_eq!(paged.baselines.len(), whole.baselines.len());
+            let mut a = paged.writes.clone();
+            let mut b = whole.writes.clone();
+            a.sort_by_key(|w| (w.sample, w.field.clone()));
+            b.sort_by_key(|w| (w.sample, w.field.clone()));
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn a_written_merge_merges_again_as_nothing(edits in proptest::collection::vec(0u8..5, SAMPLES)) {
+            let (mut ds, mut r) = world();
+            let load = LoadSpec { unexpected: Unexpected::Keep, ..LoadSpec::default() };
+            let page: Annotations = download(&r, &edits).into_iter().collect();
+            let mut first = merge_pages(&ds, &r, vec![page.clone()], &load);
+            first.write(&mut ds).unwrap();
+            first.record(&mut r);
+            let again = merge_pages(&ds, &r, vec![page], &load);
+            prop_assert!(again.writes.is_empty(), "{:?}", again.writes);
+            prop_assert!(!again.changes_anything(), "{:?}", again.counts);
+            prop_assert_eq!(again.digest, first.digest);
+        }
     }
 }
