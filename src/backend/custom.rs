@@ -11,6 +11,15 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
+/// A `download` answer.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadPage {
+    annotations: Annotations,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
 /// A running custom backend program.
 pub struct CustomBackend {
     name: String,
@@ -186,14 +195,21 @@ impl Backend for CustomBackend {
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
-        _since: Option<&str>,
+        since: Option<&str>,
         sink: &mut PageSink<'_>,
     ) -> Result<Option<String>, BackendError> {
-        // One call per task: each answer is a page.
-        for task in tasks {
-            sink(self.call("download", json!({ "project": project, "tasks": [task] }))?)?;
+        // One call per task: each answer is a page. The first call's cursor is the earliest,
+        // so nothing changed during the later calls can be missed by the next refresh.
+        let mut first = None;
+        for (i, task) in tasks.iter().enumerate() {
+            let params = json!({ "project": project, "tasks": [task], "since": since });
+            let page: DownloadPage = self.call("download", params)?;
+            if i == 0 {
+                first = page.cursor;
+            }
+            sink(page.annotations)?;
         }
-        Ok(None)
+        Ok(first)
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

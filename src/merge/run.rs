@@ -84,8 +84,12 @@ pub struct RunMerge {
     pub baselines: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
     /// Backend object id → our label id, for labels the backend could not carry ids for.
     pub new_ids: Vec<(String, String)>,
-    /// A digest of everything downloaded, independent of page order.
+    /// A digest of what the backend holds for the merged samples, independent of page order.
     pub digest: String,
+    /// How many samples were merged.
+    pub samples: usize,
+    /// The backend's cursor after this download.
+    pub cursor: Option<String>,
 }
 
 impl RunMerge {
@@ -148,9 +152,11 @@ pub struct RunMerger<'a> {
     seed: String,
     /// Per run field, where its merge goes.
     dests: Vec<String>,
-    /// The samples of the downloaded tasks, in record order; those no page mentioned merge
-    /// as having no labels in the backend.
+    /// The samples of the downloaded tasks, in record order; with a complete download, those
+    /// no page mentioned merge as having no labels in the backend.
     wanted: Vec<&'a str>,
+    /// Whether the download holds every sample (not only those changed since a cursor).
+    complete: bool,
     /// The wanted samples no page has mentioned yet.
     unseen: HashSet<&'a str>,
     /// (sample id, digest of what the backend holds for it), for the order-independent run
@@ -162,8 +168,15 @@ pub struct RunMerger<'a> {
 }
 
 impl<'a> RunMerger<'a> {
-    /// A merge of the samples of `tasks` (record task ids) into `ds`.
-    pub fn new(ds: &'a Dataset, r: &'a RunRecord, load: &LoadSpec, tasks: &[String]) -> Self {
+    /// A merge of the samples of `tasks` (record task ids) into `ds`. A `complete` download
+    /// holds every sample of the tasks; an incremental one only those changed since a cursor.
+    pub fn new(
+        ds: &'a Dataset,
+        r: &'a RunRecord,
+        load: &LoadSpec,
+        tasks: &[String],
+        complete: bool,
+    ) -> Self {
         let dataset_id = ds
             .metadata()
             .get("_id")
@@ -195,6 +208,7 @@ impl<'a> RunMerger<'a> {
             dests,
             unseen: wanted.iter().copied().collect(),
             wanted,
+            complete,
             digests: Vec::new(),
             kept: IndexMap::new(),
             out,
@@ -216,12 +230,14 @@ impl<'a> RunMerger<'a> {
     pub fn finish(mut self) -> Result<RunMerge, MergeError> {
         let none = IndexMap::new();
         let wanted = std::mem::take(&mut self.wanted);
-        for sid in wanted {
+        let complete = self.complete;
+        for sid in wanted.into_iter().filter(|_| complete) {
             if self.unseen.contains(sid) {
                 self.sample(sid, &none)?;
             }
         }
         self.keep_unexpected();
+        self.out.samples = self.digests.len();
         self.digests.sort_unstable();
         let mut h = Sha256::new();
         for (sid, d) in &self.digests {
@@ -589,7 +605,7 @@ mod tests {
         pages: Vec<Annotations>,
         load: &LoadSpec,
     ) -> RunMerge {
-        let mut m = RunMerger::new(ds, r, load, &["t0".into(), "t1".into()]);
+        let mut m = RunMerger::new(ds, r, load, &["t0".into(), "t1".into()], true);
         for p in pages {
             m.page(p).unwrap();
         }

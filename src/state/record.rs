@@ -88,6 +88,10 @@ pub struct MergeCheckpoint {
     pub merged_at: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejection>,
+    /// The backend's cursor after this merge: the next refresh asks only for what changed
+    /// since (absent when the backend cannot tell, or after a schema change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl RunRecord {

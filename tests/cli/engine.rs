@@ -103,8 +103,11 @@ fn state_bytes(ws: &Workspace) -> Vec<(PathBuf, Vec<u8>)> {
 /// Mark every task complete; `edit` changes the annotations of each sample.
 fn annotate(ws: &Workspace, mut edit: impl FnMut(&str, &mut Vec<Value>)) {
     let mut store = backend(ws);
+    let clock = store["clock"].as_u64().unwrap_or(0) + 1;
+    store["clock"] = json!(clock);
     for p in store["projects"].as_array_mut().unwrap() {
         for t in p["tasks"].as_array_mut().unwrap() {
+            t["updated"] = json!(clock);
             t["status"] = json!("completed");
             t["complete"] = json!(true);
             for (sample, fields) in t["annotations"].as_object_mut().unwrap() {
@@ -687,4 +690,102 @@ fn an_interrupted_merge_never_duplicates_labels() {
         3
     );
     assert_eq!(plan_json(&ws)["changes"], false);
+}
+
+/// Edit the annotations of one task only (by index), as an annotator working on one task.
+fn annotate_task(ws: &Workspace, task: usize, mut edit: impl FnMut(&mut Vec<Value>)) {
+    let mut store = backend(ws);
+    let clock = store["clock"].as_u64().unwrap_or(0) + 1;
+    store["clock"] = json!(clock);
+    let t = &mut store["projects"][0]["tasks"][task];
+    t["updated"] = json!(clock);
+    t["status"] = json!("completed");
+    t["complete"] = json!(true);
+    for (_, fields) in t["annotations"].as_object_mut().unwrap() {
+        edit(fields["ground_truth"].as_array_mut().unwrap());
+    }
+    save_backend(ws, &store);
+}
+
+/// The `download` calls the backend answered: (since, samples handed back).
+fn downloads(ws: &Workspace) -> Vec<(Value, u64)> {
+    backend(ws)["downloads"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|d| (d["since"].clone(), d["samples"].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn refreshes_after_a_merge_download_only_what_changed() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 4\nlabel_field: ground_truth\nload:\n  when: always\nbackend_config:\n  task_size: 2\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    // First merge: everything is downloaded (no cursor yet), two tasks of two samples.
+    annotate_task(&ws, 0, |labels| labels[0]["label"]["label"] = json!("bike"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let first = downloads(&ws);
+    assert!(
+        first.len() == 2 && first.iter().all(|(since, n)| since.is_null() && *n == 2),
+        "{first:?}"
+    );
+    let record = state_record(&ws);
+    let cursor = record["merge"]["cursor"].clone();
+    assert_eq!(
+        cursor,
+        json!("1"),
+        "the checkpoint keeps the backend's cursor"
+    );
+
+    // Nothing changed since: the refresh asks from the cursor and gets nothing back.
+    let out = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let since_merge = &downloads(&ws)[first.len()..];
+    assert!(
+        since_merge.iter().all(|d| d.0 == cursor && d.1 == 0),
+        "{since_merge:?}"
+    );
+
+    // One task edited: only its samples come back, and the merge counts only them.
+    annotate_task(&ws, 1, |labels| {
+        labels.remove(0);
+    });
+    let seen = downloads(&ws).len();
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["merge"]));
+    let counts = &plan["runs"][0]["fields"]["ground_truth"];
+    assert_eq!(counts["deleted"], 2, "{counts}");
+    let refreshed: u64 = downloads(&ws)[seen..].iter().map(|d| d.1).sum();
+    assert_eq!(refreshed, 2, "only the edited task's two samples");
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(state_record(&ws)["merge"]["cursor"], json!("2"));
+    let out = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+
+    // A schema change (here a restriction) looks at everything again.
+    ws.write(
+        "manifests/run.yaml",
+        &format!(
+            "{RUN}view:\n  - limit: 4\nlabel_schema:\n  ground_truth:\n    allow_index_edits: false\nload:\n  when: always\nbackend_config:\n  task_size: 2\n"
+        ),
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert!(state_record(&ws)["merge"]["cursor"].is_null());
+    let seen = downloads(&ws).len();
+    ok(ws.run(&["plan"]));
+    let after = &downloads(&ws)[seen..];
+    assert!(
+        !after.is_empty() && after.iter().all(|d| d.0.is_null()),
+        "{after:?}"
+    );
+    assert_eq!(after.iter().map(|d| d.1).sum::<u64>(), 4);
+}
+
+fn state_record(ws: &Workspace) -> Value {
+    let path = ws.path().join(".annoform/state/quickstart/review.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }

@@ -207,16 +207,25 @@ fn handle(store: &mut Value, method: &str, params: &Value) -> Result<Value, Stri
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
+            // The cursor is the store's clock; tasks remember when annotators last changed them.
+            let since: Option<u64> = params["since"].as_str().and_then(|s| s.parse().ok());
+            let clock = store["clock"].as_u64().unwrap_or(0);
             let p = project_mut(store, params)?;
             let mut out = serde_json::Map::new();
             for t in p["tasks"].as_array().expect("tasks") {
-                if wanted.contains(&t["id"].as_str().unwrap_or_default()) {
+                let changed = since.is_none_or(|c| t["updated"].as_u64().unwrap_or(0) > c);
+                if changed && wanted.contains(&t["id"].as_str().unwrap_or_default()) {
                     for (sample, fields) in t["annotations"].as_object().expect("annotations") {
                         out.insert(sample.clone(), fields.clone());
                     }
                 }
             }
-            Ok(Value::Object(out))
+            let log = json!({"tasks": wanted, "since": params["since"], "samples": out.len()});
+            match store["downloads"].as_array_mut() {
+                Some(d) => d.push(log),
+                None => store["downloads"] = json!([log]),
+            }
+            Ok(json!({"annotations": out, "cursor": clock.to_string()}))
         }
         "delete_project" => {
             let id = params["project"]["id"].clone();

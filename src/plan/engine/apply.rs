@@ -107,6 +107,10 @@ impl Engine<'_> {
                 let project = remote(&record);
                 self.backend(&d.backend)?
                     .update_schema(&project, &d.schema)?;
+                // Restrictions may have changed: the next refresh looks at everything again.
+                if let Some(m) = record.merge.as_mut() {
+                    m.cursor = None;
+                }
             }
             self.fill_record(&mut record, &d);
             self.store.put(&mut record)?;
@@ -295,6 +299,7 @@ impl Engine<'_> {
             annotations_digest: outcome.digest,
             merged_at: self.now.clone(),
             rejected: outcome.rejected,
+            cursor: outcome.cursor,
         });
         record.touch(&self.now);
         self.store.put(record)?;

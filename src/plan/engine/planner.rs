@@ -279,29 +279,35 @@ impl Engine<'_> {
             .backends
             .get_mut(&d.backend)
             .expect("opened by the drift check above");
-        let mut merger = RunMerger::new(ds, r, &load, &task_ids);
+        // After a merge, ask only for what changed since (when the backend can tell).
+        let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
+        let mut merger = RunMerger::new(ds, r, &load, &task_ids, since.is_none());
         let mut failed = None;
-        b.download(&project, &task_ids, None, &mut |page| {
-            merger.page(page).map_err(|e| {
-                let message = e.to_string();
-                failed = Some(e);
-                backend::BackendError {
-                    backend: d.backend.clone(),
-                    message,
-                }
+        let cursor = b
+            .download(&project, &task_ids, since.as_deref(), &mut |page| {
+                merger.page(page).map_err(|e| {
+                    let message = e.to_string();
+                    failed = Some(e);
+                    backend::BackendError {
+                        backend: d.backend.clone(),
+                        message,
+                    }
+                })
             })
-        })
-        .map_err(|e| match failed.take() {
-            Some(f) => EngineError::Merge(f),
-            None => EngineError::Backend(e),
-        })?;
-        let outcome = merger.finish()?;
+            .map_err(|e| match failed.take() {
+                Some(f) => EngineError::Merge(f),
+                None => EngineError::Backend(e),
+            })?;
+        let mut outcome = merger.finish()?;
+        outcome.cursor = cursor;
         let digest = outcome.digest.clone();
         work.guard.annotations_digest = Some(digest.clone());
-        if r.merge
-            .as_ref()
-            .is_some_and(|m| m.annotations_digest == digest)
-        {
+        // Nothing new: the same annotations as last merged, or nothing changed since then.
+        let unchanged = r.merge.as_ref().is_some_and(|m| {
+            m.cursor == outcome.cursor
+                && (m.annotations_digest == digest || (since.is_some() && outcome.samples == 0))
+        });
+        if unchanged {
             return Ok(());
         }
         if !outcome.unexpected_errors.is_empty() {
