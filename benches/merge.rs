@@ -167,7 +167,7 @@ fn main() {
     for (name, edit) in [("no edits", false), ("10 % edited", true)] {
         let before = status_mib("VmRSS:");
         reset_peak();
-        let mut merger = RunMerger::new(&ds, &r, &LoadSpec::default(), &tasks);
+        let mut merger = RunMerger::new(&ds, &r, &LoadSpec::default(), &tasks, true);
         let mut merging = Duration::ZERO;
         for task in &r.tasks {
             let p = page(&ds, task, edit);
