@@ -390,6 +390,44 @@ fn full_loop_on_the_demo_dataset() {
         "a second apply changed the state"
     );
 
+    // Later, one more task is annotated: the refresh downloads only that task (the others
+    // have not changed since the merge), so only its labels are counted.
+    let task = ls
+        .tasks(pid)
+        .into_iter()
+        .find(|t| t["data"]["sample_id"] == oid(&after[9]).as_str())
+        .unwrap();
+    let mut result = task["predictions"][0]["result"].as_array().unwrap().clone();
+    let k = result
+        .iter()
+        .position(|r| r["from_name"] == "ground_truth")
+        .unwrap();
+    let new = if result[k]["value"]["rectanglelabels"][0] == "car" {
+        "bike"
+    } else {
+        "car"
+    };
+    result[k]["value"]["rectanglelabels"] = json!([new]);
+    ls.post(
+        &format!("/api/tasks/{}/annotations", task["id"]),
+        &json!({"result": result, "was_cancelled": false, "ground_truth": false}),
+    );
+    let plan = ws.plan();
+    assert_eq!(run_actions(&plan), ["merge"], "{plan:#}");
+    let gt = &plan["runs"][0]["fields"]["ground_truth"];
+    assert_eq!(gt["edited"], 1, "{gt}");
+    assert_eq!(
+        gt["unchanged"].as_u64().unwrap() as usize,
+        labels(&after[9], "ground_truth").len() - 1,
+        "only the changed task is downloaded: {gt}"
+    );
+    ws.run(&["apply", "--auto-approve"]);
+    assert_eq!(
+        labels(&ws.samples()[9], "ground_truth").len(),
+        labels(&after[9], "ground_truth").len()
+    );
+    assert!(run_actions(&ws.plan()).is_empty());
+
     ws.run(&["destroy", "--auto-approve"]);
     assert_eq!(ls.project(DEMO_PROJECT), None);
 }

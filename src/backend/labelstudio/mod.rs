@@ -33,6 +33,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const UPLOAD_CHUNK: usize = 100;
 /// Tasks per import request (1000 tasks import in ~2 s).
 const IMPORT_CHUNK: usize = 1000;
+/// Tasks asked for by id in one request (keeps the query string short).
+const SELECT_CHUNK: usize = 100;
 /// Tasks per page when listing.
 const PAGE_SIZE: usize = 1000;
 /// The prediction model version marking what annoform uploaded.
@@ -69,6 +71,16 @@ pub struct LabelStudioBackend {
 struct Listing {
     project: String,
     batches: std::sync::Arc<IndexMap<String, Vec<Value>>>,
+}
+
+/// When a task last changed, normalised so that strings order as times do (Django writes
+/// `2026-11-22T06:33:16.478748Z`, and drops the fraction when it is zero).
+fn updated_at(task: &Value) -> Option<String> {
+    let s = task.get("updated_at")?.as_str()?;
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    (secs.len() == 19 && frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{secs}.{frac:0<9}Z"))
 }
 
 /// The annoform batch a task belongs to.
@@ -395,6 +407,36 @@ impl LabelStudioBackend {
         let last = tasks.len() < PAGE_SIZE
             || total.is_some_and(|t| ((page - 1) * PAGE_SIZE + tasks.len()) as u64 >= t);
         Ok((tasks, last))
+    }
+
+    /// Every task of the `wanted` batches with its annotations, page by page (`fields=all`);
+    /// each page is converted, handed on and dropped, so memory follows the page size.
+    fn download_all(
+        &self,
+        project: &str,
+        wanted: &HashSet<&str>,
+        sink: &mut PageSink<'_>,
+    ) -> Result<(), BackendError> {
+        let mut page = 1;
+        loop {
+            let (tasks, last) = self
+                .rt
+                .block_on(self.tasks_page(project, page, true, None))
+                .map_err(|e| self.http_error(e))?;
+            let out: Annotations = tasks
+                .iter()
+                .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
+                .filter_map(|t| self.task_labels(t))
+                .collect();
+            drop(tasks);
+            if !out.is_empty() {
+                sink(out)?;
+            }
+            if last {
+                return Ok(());
+            }
+            page += 1;
+        }
     }
 
     /// Our tasks grouped by batch name.
@@ -922,32 +964,42 @@ impl Backend for LabelStudioBackend {
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
-        _since: Option<&str>,
+        since: Option<&str>,
         sink: &mut PageSink<'_>,
     ) -> Result<Option<String>, BackendError> {
-        // Page by page with annotations (`fields=all`); each page is converted, handed on and
-        // dropped, so memory follows the page size.
+        // Label Studio moves a task's `updated_at` whenever one of its annotations is created,
+        // changed or deleted: the latest one is the cursor, and a refresh after a merge asks
+        // only for the tasks updated since.
+        let listing = self.listing(&project.id)?;
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-        let mut page = 1;
-        loop {
-            let (tasks, last) = self
-                .rt
-                .block_on(self.tasks_page(&project.id, page, true, None))
-                .map_err(|e| self.http_error(e))?;
-            let out: Annotations = tasks
+        let ours = || {
+            listing
                 .iter()
-                .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
-                .filter_map(|t| self.task_labels(t))
-                .collect();
-            drop(tasks);
-            if !out.is_empty() {
-                sink(out)?;
+                .filter(|(b, _)| wanted.contains(b.as_str()))
+                .flat_map(|(_, ts)| ts)
+        };
+        let cursor = ours().filter_map(updated_at).max();
+        match since {
+            None => self.download_all(&project.id, &wanted, sink)?,
+            Some(since) => {
+                let changed: Vec<u64> = ours()
+                    .filter(|t| updated_at(t).is_none_or(|u| u.as_str() > since))
+                    .filter_map(|t| t.get("id").and_then(Value::as_u64))
+                    .collect();
+                for ids in changed.chunks(SELECT_CHUNK) {
+                    let query = json!({"selectedItems": {"all": false, "included": ids}});
+                    let (tasks, _) = self
+                        .rt
+                        .block_on(self.tasks_page(&project.id, 1, true, Some(&query.to_string())))
+                        .map_err(|e| self.http_error(e))?;
+                    let out: Annotations =
+                        tasks.iter().filter_map(|t| self.task_labels(t)).collect();
+                    drop(tasks);
+                    sink(out)?;
+                }
             }
-            if last {
-                return Ok(None);
-            }
-            page += 1;
         }
+        Ok(cursor)
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
@@ -963,6 +1015,18 @@ impl Backend for LabelStudioBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_times_order_as_strings() {
+        let at = |s: &str| updated_at(&json!({ "updated_at": s }));
+        let whole = at("2026-11-22T06:33:16Z").unwrap();
+        let later = at("2026-11-22T06:33:16.478748Z").unwrap();
+        assert_eq!(later, "2026-11-22T06:33:16.478748000Z");
+        assert!(whole < later, "{whole} < {later}");
+        assert!(later < at("2026-11-22T06:33:17+00:00").unwrap());
+        // Another time zone: no cursor (every download is then complete).
+        assert_eq!(at("2026-11-22T07:33:16.1+01:00"), None);
+    }
 
     #[test]
     fn personal_access_tokens_are_refresh_jwts() {
