@@ -15,7 +15,7 @@ use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::fields::FieldType;
 use annoform::manifest::{LabelType, LoadSpec};
 use annoform::merge::run::RunMerger;
-use annoform::merge::{label_digest, labels_of};
+use annoform::merge::{label_digest, label_key, labels_of};
 use annoform::schema::{ResolvedField, ResolvedSchema};
 use annoform::state::{RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
@@ -24,6 +24,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+// The allocator of the annoform binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PER_SAMPLE: usize = 10;
 const PAGE: usize = 1000;
@@ -90,7 +94,7 @@ fn record(ds: &Dataset, field: &ResolvedField) -> RunRecord {
             let labels = labels_of(doc.get("ground_truth"), LabelType::Detections)
                 .iter()
                 .map(|l| UploadedLabel {
-                    id: l["_id"]["$oid"].as_str().unwrap_or_default().to_string(),
+                    id: label_key(l, LabelType::Detections).expect("generated labels have ids"),
                     digest: label_digest(l, field),
                 })
                 .collect();

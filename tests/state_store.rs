@@ -26,8 +26,8 @@ fn record(dataset: &str, key: &str) -> RunRecord {
     r.uploaded.entry("ground_truth".into()).or_default().insert(
         "s1".into(),
         vec![UploadedLabel {
-            id: "65f0c0ffee0000000000000a".into(),
-            digest: "d1".into(),
+            id: "65f0c0ffee0000000000000a".parse().unwrap(),
+            digest: "000102030405060708090a0b0c0d0e0f".parse().unwrap(),
         }],
     );
     r
@@ -430,7 +430,7 @@ mod round_trip {
         #[test]
         fn any_record_survives_put_and_get(
             samples in proptest::collection::vec("[0-9a-f]{24}", 0..6),
-            labels in proptest::collection::vec(("[0-9a-f]{24}", "\\PC{0,12}"), 0..6),
+            labels in proptest::collection::vec(("[0-9a-f]{24}|value", "[0-9a-f]{32}"), 0..6),
             id_map in proptest::collection::btree_map("[0-9]{1,6}", "[0-9a-f]{24}", 0..6),
             status in proptest::option::of("\\PC{0,16}"),
             project_name in "\\PC{0,20}",
@@ -442,7 +442,7 @@ mod round_trip {
             for (sample, (id, digest)) in samples.iter().zip(&labels) {
                 r.uploaded.entry("f".into()).or_default().insert(
                     sample.clone(),
-                    vec![UploadedLabel { id: id.clone(), digest: digest.clone() }],
+                    vec![UploadedLabel { id: id.parse().unwrap(), digest: digest.parse().unwrap() }],
                 );
             }
             r.id_map = id_map.into_iter().collect();

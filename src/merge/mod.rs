@@ -8,11 +8,12 @@ use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
 use crate::plan::{FieldCounts, Rejection};
 use crate::schema::ResolvedField;
-use crate::state::UploadedLabel;
+use crate::state::{Digest16, LabelKey, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 /// Keys of a label that are geometry, per label type.
 fn geometry_keys(t: LabelType) -> &'static [&'static str] {
@@ -119,8 +120,13 @@ fn writable_attributes(label: &Value, field: &ResolvedField) -> Vec<String> {
         .collect()
 }
 
-/// A stable digest of JSON (keys sorted at every level).
+/// A stable digest of JSON (keys sorted at every level), as 32 hex digits.
 pub fn digest(v: &Value) -> String {
+    digest16(v).to_string()
+}
+
+/// A stable digest of JSON (keys sorted at every level).
+pub fn digest16(v: &Value) -> Digest16 {
     fn canon(v: &Value) -> Value {
         match v {
             Value::Object(m) => {
@@ -137,23 +143,28 @@ pub fn digest(v: &Value) -> String {
         }
     }
     let bytes = serde_json::to_vec(&canon(v)).unwrap_or_default();
-    hex(&Sha256::digest(&bytes)[..16])
+    first16(&Sha256::digest(&bytes))
 }
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
+/// The first 16 bytes of a SHA-256.
+pub(crate) fn first16(hash: &[u8]) -> Digest16 {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash[..16]);
+    Digest16(out)
 }
 
 /// The digest of the managed part of a label, as recorded at upload.
-pub fn label_digest(label: &Value, field: &ResolvedField) -> String {
-    digest(&Value::Object(managed(label, field)))
+pub fn label_digest(label: &Value, field: &ResolvedField) -> Digest16 {
+    digest16(&Value::Object(managed(label, field)))
+}
+
+/// A label's key in its field (`None` for a label without an id, which no run manages).
+pub fn label_key(label: &Value, t: LabelType) -> Option<LabelKey> {
+    if t == LabelType::Scalar {
+        Some(LabelKey::Value)
+    } else {
+        label_id(label).map(LabelKey::Id)
+    }
 }
 
 /// Everything one field's merge needs for one sample.
@@ -201,7 +212,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     let mut out = FieldOutcome::default();
     let t = input.schema.label_type;
     let r = input.schema.restrictions;
-    let reject = |out: &mut FieldOutcome, label_id: &str, change: &str, reason: &str| {
+    let reject = |out: &mut FieldOutcome, label_id: &LabelKey, change: &str, reason: &str| {
         out.rejected.push(Rejection {
             sample_id: input.sample_id.to_string(),
             label_id: label_id.to_string(),
@@ -212,59 +223,49 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     };
 
     // Resolve every downloaded label to our id.
-    let mut downloaded: IndexMap<String, Value> = IndexMap::new();
+    let mut downloaded: IndexMap<LabelKey, Value> = IndexMap::new();
     for d in input.downloaded {
-        let id = match (label_id(&d.label), input.id_map.get(&d.backend_id)) {
-            // A scalar field holds one value: whatever the backend says is that value.
-            _ if t == LabelType::Scalar => "value".to_string(),
-            (Some(id), _) => id.to_string(),
-            (None, Some(id)) => id.clone(),
-            (None, None) => {
+        let mapped = || {
+            let id = input.id_map.get(&d.backend_id)?;
+            ObjectId::parse(id).ok()
+        };
+        let id = match label_key(&d.label, t).or_else(|| mapped().map(LabelKey::Id)) {
+            Some(id) => id,
+            None => {
                 // The sample is part of the seed: backends promise unique object ids only
                 // within their own scope (a task, an annotation).
                 let id = ObjectId::derive(&[
                     input.id_seed,
                     input.sample_id.as_bytes(),
                     d.backend_id.as_bytes(),
-                ])
-                .to_string();
-                out.new_ids.push((d.backend_id.clone(), id.clone()));
-                id
+                ]);
+                out.new_ids.push((d.backend_id.clone(), id.to_string()));
+                LabelKey::Id(id)
             }
         };
         let mut label = d.label.clone();
-        if t != LabelType::Scalar {
-            if let Some(o) = label.as_object_mut() {
-                o.insert("_id".into(), json!({"$oid": id}));
-            }
+        if let (LabelKey::Id(id), Some(o)) = (id, label.as_object_mut()) {
+            o.insert("_id".into(), id.to_ejson());
         }
         downloaded.insert(id, label);
     }
     out.baseline = downloaded
         .iter()
         .map(|(id, l)| UploadedLabel {
-            id: id.clone(),
+            id: *id,
             digest: label_digest(l, input.schema),
         })
         .collect();
 
-    let uploaded: IndexMap<&str, &str> = input
-        .uploaded
-        .iter()
-        .map(|u| (u.id.as_str(), u.digest.as_str()))
-        .collect();
+    let uploaded: HashMap<LabelKey, Digest16> =
+        input.uploaded.iter().map(|u| (u.id, u.digest)).collect();
     let current = label_slice(input.current, t);
     // Borrowed until the field changes: most samples of a merge do not.
     let mut result: Vec<Cow<'_, Value>> = Vec::with_capacity(current.len() + downloaded.len());
     let mut changed = false;
 
     for cur in current {
-        let cid = if t == LabelType::Scalar {
-            Some("value".to_string())
-        } else {
-            label_id(cur).map(|i| i.to_string())
-        };
-        let Some(cid) = cid.filter(|c| uploaded.contains_key(c.as_str())) else {
+        let Some(cid) = label_key(cur, t).filter(|c| uploaded.contains_key(c)) else {
             result.push(Cow::Borrowed(cur)); // not managed by this run
             continue;
         };
@@ -281,10 +282,11 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             }
             Some(dl) => {
                 let (merged, applied, rejected) =
-                    merge_label(cur, dl, input, uploaded[cid.as_str()], &cid, &mut out);
+                    merge_label(cur, dl, input, uploaded[&cid], &cid, &mut out);
                 let edited = !applied.is_empty();
                 if edited {
                     out.counts.edited += 1;
+                    out.counts.edits.count(&applied);
                     out.changes.push(format!("~{cid} ({})", applied.join(", ")));
                     changed = true;
                 }
@@ -298,12 +300,13 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             }
         }
     }
-    let present: Vec<String> = current
+    // Labels already in the field (by id: a scalar's value is never "present").
+    let present: HashSet<LabelKey> = current
         .iter()
-        .filter_map(|c| label_id(c).map(|i| i.to_string()))
+        .filter_map(|c| label_id(c).map(LabelKey::Id))
         .collect();
     for (id, dl) in &downloaded {
-        if uploaded.contains_key(id.as_str()) || present.contains(id) {
+        if uploaded.contains_key(id) || present.contains(id) {
             continue;
         }
         let single = container(t).1.is_none();
@@ -415,8 +418,8 @@ fn merge_label<'v>(
     cur: &'v Value,
     dl: &'v Value,
     input: &FieldInput<'_>,
-    uploaded_digest: &str,
-    id: &str,
+    uploaded_digest: Digest16,
+    id: &LabelKey,
     out: &mut FieldOutcome,
 ) -> (Cow<'v, Value>, Vec<String>, bool) {
     let schema = input.schema;
@@ -453,8 +456,8 @@ fn merge_label<'v>(
             !read_only_changed.is_empty(),
         );
     }
-    let dataset_changed = digest(&Value::Object(cur_m.clone())) != uploaded_digest;
-    let backend_changed = digest(&Value::Object(dl_m.clone())) != uploaded_digest;
+    let dataset_changed = digest16(&Value::Object(cur_m.clone())) != uploaded_digest;
+    let backend_changed = digest16(&Value::Object(dl_m.clone())) != uploaded_digest;
     if dataset_changed && backend_changed {
         match input.conflicts {
             Conflicts::Error => {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::manifest::AttributeType;
+use crate::plan::EditKinds;
 use crate::schema::{ResolvedAttribute, Restrictions};
 use proptest::prelude::*;
 
@@ -100,7 +101,9 @@ fn single(t: LabelType) -> bool {
 }
 
 struct Merge {
+    /// The outcome, its edit kinds moved to `kinds` (the tables compare the other counts).
     out: FieldOutcome,
+    kinds: EditKinds,
     /// The field's labels afterwards.
     labels: Vec<Value>,
 }
@@ -128,11 +131,7 @@ fn merge_with(
     let uploaded: Vec<UploadedLabel> = uploaded
         .iter()
         .map(|l| UploadedLabel {
-            id: if f.label_type == LabelType::Scalar {
-                "value".into()
-            } else {
-                label_id(l).unwrap().to_string()
-            },
+            id: label_key(l, f.label_type).unwrap(),
             digest: label_digest(l, f),
         })
         .collect();
@@ -144,7 +143,7 @@ fn merge_with(
             label: l.clone(),
         })
         .collect();
-    let out = merge_field(&FieldInput {
+    let mut out = merge_field(&FieldInput {
         field: "f",
         schema: f,
         sample_id: "s",
@@ -161,7 +160,12 @@ fn merge_with(
         None => value.clone(),
     };
     let labels = labels_of(after.as_ref(), f.label_type);
-    Merge { out, labels }
+    let kinds = std::mem::take(&mut out.counts.edits);
+    // Every edited label has at least one kind, and no kind counts a label twice.
+    let k = [kinds.label, kinds.geometry, kinds.index, kinds.attributes];
+    assert!(k.iter().all(|n| *n <= out.counts.edited), "{kinds:?}");
+    assert!(k.iter().sum::<usize>() >= out.counts.edited, "{kinds:?}");
+    Merge { out, labels, kinds }
 }
 
 const TYPES: [LabelType; 8] = [
@@ -212,6 +216,7 @@ fn counts(
         deleted,
         rejected,
         unchanged,
+        edits: EditKinds::default(),
     }
 }
 
@@ -235,6 +240,11 @@ fn class_edits_follow_allow_label_edits() {
                 counts(0, 0, 0, 1, 0)
             };
             assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            let kinds = EditKinds {
+                label: usize::from(allowed),
+                ..EditKinds::default()
+            };
+            assert_eq!(m.kinds, kinds, "{t}");
             assert_eq!(m.labels[0]["label"], if allowed { "b" } else { "a" }, "{t}");
             assert_eq!(m.labels[0]["_id"]["$oid"], A, "{t}: ids survive edits");
             if !allowed {
@@ -285,6 +295,11 @@ fn geometry_edits_follow_allow_spatial_edits() {
                 counts(0, 0, 0, 1, 0)
             };
             assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            let kinds = EditKinds {
+                geometry: usize::from(allowed),
+                ..EditKinds::default()
+            };
+            assert_eq!(m.kinds, kinds, "{t}");
             let want = if allowed { &dl } else { &up };
             for k in geometry_keys(t) {
                 assert_eq!(m.labels[0].get(*k), want.get(*k), "{t} {k}");
@@ -313,6 +328,11 @@ fn index_edits_follow_allow_index_edits() {
                 counts(0, 0, 0, 1, 0)
             };
             assert_eq!(m.out.counts, expected, "{t} allowed={allowed}");
+            let kinds = EditKinds {
+                index: usize::from(allowed),
+                ..EditKinds::default()
+            };
+            assert_eq!(m.kinds, kinds, "{t}");
             assert_eq!(m.labels[0]["index"], if allowed { 7 } else { 1 }, "{t}");
         }
     }
@@ -333,6 +353,11 @@ fn attribute_edits_always_merge_but_read_only_ones_are_rejected() {
             &[dl],
         );
         assert_eq!(m.out.counts, counts(0, 1, 0, 0, 0), "{t}");
+        let kinds = EditKinds {
+            attributes: 1,
+            ..EditKinds::default()
+        };
+        assert_eq!(m.kinds, kinds, "{t}");
         assert_eq!(m.labels[0]["color"], "blue", "{t}");
         assert_eq!(
             m.labels[0]["custom"],

@@ -13,7 +13,7 @@ use crate::dataset::ejson::{self, ObjectId};
 use crate::dataset::fields::FieldType;
 use crate::manifest::{DestField, LabelType, LoadSpec};
 use crate::plan::{FieldCounts, Rejection};
-use crate::state::{RunRecord, UploadedLabel};
+use crate::state::{Digest16, LabelKey, RunRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -161,7 +161,7 @@ pub struct RunMerger<'a> {
     unseen: HashSet<&'a str>,
     /// (sample id, digest of what the backend holds for it), for the order-independent run
     /// digest.
-    digests: Vec<(String, String)>,
+    digests: Vec<(String, Digest16)>,
     /// Unexpected labels to keep: (sample id, field named after the type) → labels.
     kept: IndexMap<(ObjectId, String), Vec<Value>>,
     out: RunMerge,
@@ -242,11 +242,9 @@ impl<'a> RunMerger<'a> {
         let mut h = Sha256::new();
         for (sid, d) in &self.digests {
             h.update(sid.as_bytes());
-            h.update(b"=");
-            h.update(d.as_bytes());
-            h.update(b"\n");
+            h.update(d.0);
         }
-        self.out.digest = super::hex(&h.finalize()[..16]);
+        self.out.digest = super::first16(&h.finalize()).to_string();
         Ok(self.out)
     }
 
@@ -295,6 +293,7 @@ impl<'a> RunMerger<'a> {
             let counts = out.counts.entry(field.clone()).or_default();
             counts.added += o.counts.added;
             counts.edited += o.counts.edited;
+            counts.edits.add(&o.counts.edits);
             counts.deleted += o.counts.deleted;
             counts.rejected += o.counts.rejected;
             counts.unchanged += o.counts.unchanged;
@@ -320,10 +319,11 @@ impl<'a> RunMerger<'a> {
             out.new_ids.extend(o.new_ids);
             held.update(field.as_bytes());
             for b in &o.baseline {
-                held.update(b"\0");
-                held.update(b.id.as_bytes());
-                held.update(b":");
-                held.update(b.digest.as_bytes());
+                match b.id {
+                    LabelKey::Id(id) => held.update(id.bytes()),
+                    LabelKey::Value => held.update(b"value"),
+                }
+                held.update(b.digest.0);
             }
             held.update(b"\n");
             if o.baseline.as_slice() != uploaded {
@@ -363,7 +363,7 @@ impl<'a> RunMerger<'a> {
             });
         }
         self.digests
-            .push((sid.to_string(), super::hex(&held.finalize()[..16])));
+            .push((sid.to_string(), super::first16(&held.finalize())));
         Ok(())
     }
 
@@ -533,7 +533,7 @@ mod tests {
                 labels
                     .iter()
                     .map(|l| UploadedLabel {
-                        id: label_id(l).unwrap().to_string(),
+                        id: LabelKey::Id(label_id(l).unwrap()),
                         digest: super::super::label_digest(l, &field),
                     })
                     .collect(),

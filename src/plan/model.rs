@@ -97,6 +97,58 @@ pub struct FieldCounts {
     pub deleted: usize,
     pub rejected: usize,
     pub unchanged: usize,
+    /// The applied edits by kind (a label edited in two ways counts in both; absent when
+    /// nothing is edited).
+    #[serde(default, skip_serializing_if = "EditKinds::is_empty")]
+    pub edits: EditKinds,
+}
+
+/// Applied edits by kind of change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditKinds {
+    pub label: usize,
+    pub geometry: usize,
+    pub index: usize,
+    pub attributes: usize,
+}
+
+impl EditKinds {
+    fn is_empty(&self) -> bool {
+        *self == EditKinds::default()
+    }
+
+    /// Count one label's applied changes (`label`, `geometry`, `index`, `attribute:<name>`,
+    /// `value`): each kind once.
+    pub fn count(&mut self, applied: &[String]) {
+        let has = |k: &str| applied.iter().any(|a| a == k);
+        self.label += usize::from(has("label") || has("value"));
+        self.geometry += usize::from(has("geometry"));
+        self.index += usize::from(has("index"));
+        self.attributes += usize::from(applied.iter().any(|a| a.starts_with("attribute:")));
+    }
+
+    /// Fold in another field's or sample's counts.
+    pub fn add(&mut self, o: &EditKinds) {
+        self.label += o.label;
+        self.geometry += o.geometry;
+        self.index += o.index;
+        self.attributes += o.attributes;
+    }
+
+    /// `label 2, geometry 1` (kinds with a count only).
+    pub fn describe(&self) -> String {
+        [
+            ("label", self.label),
+            ("geometry", self.geometry),
+            ("index", self.index),
+            ("attributes", self.attributes),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 /// A change the restrictions forbid.

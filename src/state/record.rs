@@ -1,10 +1,13 @@
 //! Run records: what was created for a run and what was merged. Never holds secrets.
 
+use crate::dataset::ejson::ObjectId;
 use crate::manifest::ViewStage;
 use crate::plan::Rejection;
 use crate::schema::ResolvedSchema;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 /// The record format version.
 pub const RECORD_VERSION: u32 = 1;
@@ -52,12 +55,91 @@ pub struct RunRecord {
     pub cleaned_up: bool,
 }
 
-/// A label as uploaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A label as uploaded (or as the backend held it at the last merge): 28 bytes, since a record
+/// holds one per label of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadedLabel {
-    pub id: String,
-    pub digest: String,
+    pub id: LabelKey,
+    pub digest: Digest16,
 }
+
+/// A label's key within its field: its id, or `value` for a scalar field's one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LabelKey {
+    Id(ObjectId),
+    Value,
+}
+
+impl fmt::Display for LabelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelKey::Id(id) => id.fmt(f),
+            LabelKey::Value => f.write_str("value"),
+        }
+    }
+}
+
+impl FromStr for LabelKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "value" => Ok(LabelKey::Value),
+            s => ObjectId::parse(s)
+                .map(LabelKey::Id)
+                .map_err(|e| format!("label key: {e}")),
+        }
+    }
+}
+
+/// The first 16 bytes of a SHA-256, written as 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest16(pub [u8; 16]);
+
+impl fmt::Display for Digest16 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for Digest16 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Digest16 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("digest `{s}` is not 32 hex digits");
+        if s.len() != 32 || !s.is_ascii() {
+            return Err(bad());
+        }
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Digest16(out))
+    }
+}
+
+/// Serde as the Display/FromStr string.
+macro_rules! serde_as_string {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_string!(LabelKey);
+serde_as_string!(Digest16);
 
 /// A backend object annoform created or adopted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -176,7 +176,8 @@ fn create_merge_and_converge() {
     assert_eq!(plan["runs"][0]["actions"], json!(["merge"]));
     assert_eq!(
         plan["runs"][0]["fields"]["ground_truth"],
-        json!({"upload": 0, "added": 1, "edited": 1, "deleted": 1, "rejected": 0, "unchanged": 4})
+        json!({"upload": 0, "added": 1, "edited": 1, "deleted": 1, "rejected": 0, "unchanged": 4,
+               "edits": {"label": 1, "geometry": 0, "index": 0, "attributes": 0}})
     );
     let details = plan["runs"][0]["details"].as_array().unwrap();
     assert_eq!(details.len(), 1, "{details:?}");

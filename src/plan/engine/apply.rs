@@ -416,17 +416,14 @@ fn uploaded_labels(
             let Some(f) = schema.fields.get(field) else {
                 continue;
             };
+            // Labels without an id cannot be matched again; they are not part of the run.
             let list = labels
                 .iter()
-                .map(|l| UploadedLabel {
-                    id: if f.label_type == LabelType::Scalar {
-                        "value".into()
-                    } else {
-                        merge::label_id(l)
-                            .map(|i| i.to_string())
-                            .unwrap_or_default()
-                    },
-                    digest: merge::label_digest(l, f),
+                .filter_map(|l| {
+                    Some(UploadedLabel {
+                        id: merge::label_key(l, f.label_type)?,
+                        digest: merge::label_digest(l, f),
+                    })
                 })
                 .collect();
             out.entry(field.clone())

@@ -331,6 +331,7 @@ impl Engine<'_> {
             let e = plan.fields.entry(field.clone()).or_default();
             e.added = c.added;
             e.edited = c.edited;
+            e.edits = c.edits;
             e.deleted = c.deleted;
             e.rejected = c.rejected;
             e.unchanged = c.unchanged;

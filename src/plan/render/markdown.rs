@@ -223,8 +223,12 @@ fn field_cell(run: &RunPlan) -> String {
 /// `+3 added \~2 edited -1 deleted !1 rejected, 5 unchanged` (`~` escaped: GitHub would
 /// strike through the text between two of them).
 fn merge_counts(c: &FieldCounts) -> String {
+    let kinds = match c.edits.describe() {
+        k if k.is_empty() => k,
+        k => format!(" ({k})"),
+    };
     format!(
-        "+{} added \\~{} edited -{} deleted !{} rejected, {} unchanged",
+        "+{} added \\~{} edited{kinds} -{} deleted !{} rejected, {} unchanged",
         c.added, c.edited, c.deleted, c.rejected, c.unchanged
     )
 }

@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 
 use super::text::TextOptions;
 use super::{json, markdown, text};
-use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan};
+use crate::plan::model::{Action, EditKinds, FieldCounts, Plan, Rejection, RunPlan};
 
 /// GitHub's comment limit, less headroom: what the CLI passes.
 const MAX_CHARS: usize = 65_000;
@@ -80,6 +80,11 @@ fn fixture() -> Plan {
             deleted: 1,
             rejected: 4,
             unchanged: 5,
+            edits: EditKinds {
+                label: 1,
+                geometry: 2,
+                ..EditKinds::default()
+            },
         },
     );
     merge.fields.insert(
@@ -430,6 +435,10 @@ mod properties {
                         deleted: c[3].into(),
                         rejected: rejected.len(),
                         unchanged: c[5].into(),
+                        edits: EditKinds {
+                            label: c[2].into(),
+                            ..EditKinds::default()
+                        },
                     },
                 );
                 RunPlan {

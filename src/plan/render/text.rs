@@ -151,7 +151,10 @@ impl Renderer<'_> {
         format!(
             "{} {} {} {} {}",
             count(c.added, "+", "added", GREEN),
-            count(c.edited, "~", "edited", YELLOW),
+            match c.edits.describe() {
+                kinds if kinds.is_empty() => count(c.edited, "~", "edited", YELLOW),
+                kinds => format!("{} ({kinds})", count(c.edited, "~", "edited", YELLOW)),
+            },
             count(c.deleted, "-", "deleted", RED),
             count(c.rejected, "!", "rejected", RED),
             self.paint
