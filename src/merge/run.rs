@@ -6,7 +6,7 @@
 //! documents, and a changed field keeps only its new and edited labels — the labels it keeps
 //! unchanged are referenced by id and taken from the dataset again when the merge is written.
 
-use super::{FieldInput, field_value, label_id, labels_of, merge_field};
+use super::{FieldInput, field_value, label_id, label_slice, labels_of, merge_field};
 use crate::backend::{Annotations, DownloadedLabel};
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::{self, ObjectId};
@@ -38,8 +38,8 @@ pub enum MergeError {
 pub enum Item {
     /// The base field's label with this id, unchanged.
     Same(ObjectId),
-    /// A new or edited label.
-    New(Box<Value>),
+    /// A new or edited label, as JSON text.
+    New(Box<str>),
 }
 
 /// A field's new value.
@@ -343,11 +343,14 @@ impl<'a> RunMerger<'a> {
             // ids, so they are unique and stable across merges.
             let seed = derived.then(|| format!("{}/{dest}", self.seed));
             let t = schema.label_type;
-            let after = match &seed {
-                Some(s) => value.clone().map(|v| with_derived_ids(v, t, s)),
-                None => value.clone(),
+            let derived_value = seed
+                .as_ref()
+                .map(|s| value.clone().map(|v| with_derived_ids(v, t, s)));
+            let after = match &derived_value {
+                Some(v) => v.as_ref(),
+                None => value.as_ref(),
             };
-            if doc.get(dest.as_str()) == after.as_ref() {
+            if doc.get(dest.as_str()) == after {
                 continue;
             }
             if !ds.field_exists(dest) && !out.declare.iter().any(|d| &d.0 == dest) {
@@ -419,17 +422,18 @@ fn shrink(value: Option<Value>, base: Option<&Value>, t: LabelType) -> NewValue 
     let Some(v) = value else {
         return NewValue::Whole(None);
     };
-    let base: HashMap<ObjectId, Value> = labels_of(base, t)
-        .into_iter()
-        .filter_map(|l| label_id(&l).map(|id| (id, l)))
+    let base: HashMap<ObjectId, &Value> = label_slice(base, t)
+        .iter()
+        .filter_map(|l| label_id(l).map(|id| (id, l)))
         .collect();
     match v.get(key).and_then(Value::as_array) {
         Some(labels) => NewValue::List(
             labels
                 .iter()
                 .map(|l| match label_id(l) {
-                    Some(id) if base.get(&id) == Some(l) => Item::Same(id),
-                    _ => Item::New(Box::new(l.clone())),
+                    Some(id) if base.get(&id) == Some(&l) => Item::Same(id),
+                    // Compact JSON text: a tenth of the memory of a parsed label.
+                    _ => Item::New(l.to_string().into_boxed_str()),
                 })
                 .collect(),
         ),
@@ -442,15 +446,16 @@ fn expand(value: &NewValue, base: Option<&Value>, t: LabelType) -> Option<Value>
     match value {
         NewValue::Whole(v) => v.clone(),
         NewValue::List(items) => {
-            let mut base: HashMap<ObjectId, Value> = labels_of(base, t)
-                .into_iter()
-                .filter_map(|l| label_id(&l).map(|id| (id, l)))
+            let base: HashMap<ObjectId, &Value> = label_slice(base, t)
+                .iter()
+                .filter_map(|l| label_id(l).map(|id| (id, l)))
                 .collect();
             let labels = items
                 .iter()
                 .filter_map(|i| match i {
-                    Item::Same(id) => base.remove(id),
-                    Item::New(l) => Some(Value::clone(l)),
+                    Item::Same(id) => base.get(id).map(|l| Value::clone(l)),
+                    // Serialized by `shrink` from a Value: it parses back.
+                    Item::New(text) => serde_json::from_str(text).ok(),
                 })
                 .collect();
             field_value(labels, t)
