@@ -82,7 +82,7 @@ fn managed(label: &Value, field: &ResolvedField) -> Map<String, Value> {
         .chain(geometry_keys(field.label_type).iter().copied());
     for k in keys {
         if let Some(v) = label.get(k).filter(|v| !v.is_null()) {
-            out.insert(k.into(), v.clone());
+            out.insert(k.into(), compared(k, v));
         }
     }
     for name in writable_attributes(label, field) {
@@ -91,6 +91,18 @@ fn managed(label: &Value, field: &ResolvedField) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// A label's value under `key` as the merge compares it: a mask by its pixels (decoded and
+/// encoded again), because two zlib implementations compress the same pixels to different
+/// bytes (Python's zlib and ours do), and a backend hands back pixels, not bytes.
+fn compared(key: &str, v: &Value) -> Value {
+    if key == "mask"
+        && let Ok(m) = crate::dataset::mask::Mask::from_ejson(v)
+    {
+        return m.to_ejson();
+    }
+    v.clone()
 }
 
 /// The schema attributes a label of its class has, as (name, read_only).
@@ -367,7 +379,7 @@ struct LabelMerge<'a> {
 impl LabelMerge<'_> {
     /// Take the backend's values of `keys` when any differs and the change is allowed.
     fn take(&mut self, keys: &[&str], allowed: bool, change: &'static str, reason: &'static str) {
-        let get = |l: &Value, k: &str| l.get(k).filter(|v| !v.is_null()).cloned();
+        let get = |l: &Value, k: &str| l.get(k).filter(|v| !v.is_null()).map(|v| compared(k, v));
         if keys.iter().all(|k| get(self.cur, k) == get(self.dl, k)) {
             return;
         }
