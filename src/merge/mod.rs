@@ -16,9 +16,10 @@ use sha2::{Digest, Sha256};
 /// Keys of a label that are geometry, per label type.
 fn geometry_keys(t: LabelType) -> &'static [&'static str] {
     match t {
-        LabelType::Detections | LabelType::Instances => {
-            &["bounding_box", "mask", "mask_path", "rotation"]
-        }
+        // A `detections` annotation edits boxes: a mask the detection may have is not shown
+        // to annotators (that is an `instances` annotation) and so never merged away.
+        LabelType::Detections => &["bounding_box", "rotation"],
+        LabelType::Instances => &["bounding_box", "mask", "mask_path", "rotation"],
         LabelType::Polylines | LabelType::Polygons => &["points", "closed", "filled"],
         LabelType::Keypoints => &["points"],
         LabelType::Segmentation => &["mask", "mask_path"],
@@ -103,6 +104,18 @@ fn compared(key: &str, v: &Value) -> Value {
         return m.to_ejson();
     }
     v.clone()
+}
+
+/// Whether an attribute kept its value: a checkbox shows a dataset's `0`/`1` as false/true
+/// and "unset" as false, so a backend handing back that boolean has not changed it.
+fn same_attribute(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Bool(x)), Some(Value::Number(n)))
+        | (Some(Value::Number(n)), Some(Value::Bool(x))) => n.as_f64() == Some(f64::from(*x as u8)),
+        // Nor can it show "unset": it shows false.
+        (None, Some(Value::Bool(false))) | (Some(Value::Bool(false)), None) => true,
+        _ => a == b,
+    }
 }
 
 /// The schema attributes a label of its class has, as (name, read_only).
@@ -380,7 +393,14 @@ impl LabelMerge<'_> {
     /// Take the backend's values of `keys` when any differs and the change is allowed.
     fn take(&mut self, keys: &[&str], allowed: bool, change: &'static str, reason: &'static str) {
         let get = |l: &Value, k: &str| l.get(k).filter(|v| !v.is_null()).map(|v| compared(k, v));
-        if keys.iter().all(|k| get(self.cur, k) == get(self.dl, k)) {
+        let same = |a: Option<Value>, b: Option<Value>| {
+            if change == "attribute" {
+                same_attribute(a.as_ref(), b.as_ref())
+            } else {
+                a == b
+            }
+        };
+        if keys.iter().all(|k| same(get(self.cur, k), get(self.dl, k))) {
             return;
         }
         if !allowed {
@@ -389,7 +409,7 @@ impl LabelMerge<'_> {
         }
         for k in keys {
             let v = get(self.dl, k);
-            if get(self.cur, k) != v {
+            if !same(get(self.cur, k), v.clone()) {
                 // An attribute missing from the download is written as null, as FiftyOne does.
                 self.merged
                     .insert((*k).to_string(), v.unwrap_or(Value::Null));
@@ -425,7 +445,10 @@ fn merge_label(
     let read_only_changed: Vec<String> = attributes_of(dl, schema)
         .into_iter()
         .filter(|(n, ro)| {
-            *ro && cur.get(n).filter(|v| !v.is_null()) != dl.get(n).filter(|v| !v.is_null())
+            *ro && !same_attribute(
+                cur.get(n).filter(|v| !v.is_null()),
+                dl.get(n).filter(|v| !v.is_null()),
+            )
         })
         .map(|(n, _)| n)
         .collect();

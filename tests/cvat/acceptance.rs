@@ -1,0 +1,295 @@
+//! The acceptance scenarios of the CVAT backend.
+
+use super::*;
+
+const ALL_TYPES: &str = "tests/fixtures/fiftyone-1.22.1/image-all-label-types";
+
+/// Every label type of the fixture goes up and comes back unchanged; an annotator's edits
+/// merge; destroy removes the project.
+#[test]
+fn all_label_types_round_trip() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, ALL_TYPES, "");
+    ws.manifest(
+        "run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: ds\nload:\n  when: always\nlabel_schema:\n  cls: {}\n  clss: {classes: [indoor, day]}\n  polylines: {classes: [lane, roof, pool]}\n  kps: {classes: [face]}\n  seg: {}\n  n_float: {}\n",
+    );
+    let before = ws.samples();
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["create"], "{plan:#}");
+    ws.apply();
+    let pid = cvat.project("annoform/ds/review").expect("project");
+    let tasks = cvat.tasks(pid);
+    assert_eq!(tasks.len(), 1);
+    let tid = tasks[0]["id"].as_u64().unwrap();
+    eprintln!("META {}", cvat.get(&format!("/api/tasks/{tid}/data/meta")));
+    eprintln!("ANN {}", cvat.annotations(tid));
+    eprintln!("SCHEMA {}", ws.record("review")["schema"]);
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    assert_eq!(ws.samples(), before);
+    ws.run(&["destroy", "--auto-approve"]);
+    assert_eq!(cvat.project("annoform/ds/review"), None);
+}
+
+const DEMO: &str = "datasets/demo";
+const QUICKSTART: &str = "datasets/quickstart";
+
+fn header(key: &str) -> String {
+    format!("apiVersion: annoform/v1\nkind: AnnotationRun\nkey: {key}\ndataset: ds\n")
+}
+
+/// A new detections field with attributes: annotators draw boxes, the merge adds them with
+/// their attributes, occluded flag and group.
+#[test]
+fn new_detections_field_with_attributes() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 4\nlabel_field: boxes\nlabel_type: detections\nclasses: [car, person]\nattributes:\n  make: {{type: text}}\n  parked: {{type: checkbox, default: false}}\n  kind: {{type: select, values: [sedan, suv]}}\n  occ: {{type: occluded}}\n  grp: {{type: group_id}}\nload:\n  when: always\n",
+            header("new_boxes")
+        ),
+    );
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["create"], "{plan:#}");
+    assert_eq!(plan["runs"][0]["samples"], 4);
+    assert_eq!(plan["runs"][0]["tasks"], 1);
+    assert_eq!(plan["runs"][0]["fields"]["boxes"]["upload"], 0);
+    ws.apply();
+    assert!(actions(&ws.plan()).is_empty());
+
+    let pid = cvat.project("annoform/ds/new_boxes").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let labels = cvat.labels(pid);
+    let names: Vec<&str> = labels.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["car", "person", "__annoform__"]);
+    let car = cvat.label(pid, "car");
+    let attrs: Vec<&str> = car["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(attrs, ["make", "parked", "kind", "label_id", "index"]);
+    let samples = ws.samples();
+    let s0 = oid(&samples[0]).to_string();
+    let s1 = oid(&samples[1]).to_string();
+    let (f0, f1) = (cvat.frame_of(tid, &s0), cvat.frame_of(tid, &s1));
+    // The UI sends every attribute; a checkbox as CVAT spells it.
+    cvat.edit(
+        tid,
+        "create",
+        vec![
+            json!({"type": "rectangle", "frame": f0, "label_id": car["id"], "points": [16, 12, 48, 36],
+                "occluded": true, "group": 7, "attributes": [
+                    {"spec_id": spec_id(&car, "make"), "value": "audi"},
+                    {"spec_id": spec_id(&car, "parked"), "value": "True"},
+                    {"spec_id": spec_id(&car, "kind"), "value": "suv"}]}),
+            json!({"type": "rectangle", "frame": f1, "label_id": cvat.label(pid, "person")["id"],
+                "points": [0, 0, 80, 60], "attributes": []}),
+        ],
+        vec![],
+    );
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    assert_eq!(counts(&plan, "boxes"), [2, 0, 0, 0, 0], "{plan:#}");
+    ws.apply();
+    let after = ws.samples();
+    let b0 = &after[0]["boxes"]["detections"][0];
+    assert_eq!(b0["label"], "car");
+    close(&b0["bounding_box"], &[0.1, 0.1, 0.2, 0.2]);
+    assert_eq!(b0["make"], "audi");
+    assert_eq!(b0["parked"], true);
+    assert_eq!(b0["kind"], "suv");
+    assert_eq!(b0["occ"], true);
+    assert_eq!(b0["grp"], 7);
+    let b1 = &after[1]["boxes"]["detections"][0];
+    assert_eq!(b1["label"], "person");
+    close(&b1["bounding_box"], &[0.0, 0.0, 0.5, 0.5]);
+    assert_eq!(
+        b1["parked"], false,
+        "the schema default of an unset checkbox"
+    );
+    assert!(after[2]["boxes"].is_null() || after[2]["boxes"]["detections"] == json!([]));
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    assert_eq!(ws.samples(), after, "re-merging mints no new ids");
+}
+
+/// The seed's restricted review of an existing field: only attribute fixes are merged; the
+/// rest is reported as rejected, read-only attributes are never written.
+#[test]
+fn restrictions_and_read_only_attributes() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}label_schema:\n  ground_truth:\n    type: detections\n    classes: [car, person, bike]\n    attributes:\n      iscrowd: {{type: checkbox, read_only: true}}\n      color: {{type: radio, values: [red, blue, green]}}\n    allow_additions: false\n    allow_deletions: false\n    allow_label_edits: false\n    allow_spatial_edits: false\nload:\n  when: always\n",
+            header("attribute_review")
+        ),
+    );
+    let before = ws.samples();
+    let plan = ws.plan();
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["upload"], 10);
+    ws.apply();
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    let pid = cvat.project("annoform/ds/attribute_review").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let gt0 = before[0]["ground_truth"]["detections"].as_array().unwrap();
+    let gt1 = before[1]["ground_truth"]["detections"].as_array().unwrap();
+    let car = cvat.label(pid, "car");
+    let person = cvat.label(pid, "person");
+    // Sample 0: the car gets a new colour (allowed) and a new iscrowd (read-only); the
+    // person is deleted (not allowed).
+    let mut s = cvat.shape_of(tid, pid, oid(&gt0[0]));
+    for a in s["attributes"].as_array_mut().unwrap() {
+        if a["spec_id"] == spec_id(&car, "color") {
+            a["value"] = json!("blue");
+        }
+        if a["spec_id"] == spec_id(&car, "iscrowd") {
+            a["value"] = json!("true");
+        }
+    }
+    cvat.edit(tid, "update", vec![s], vec![]);
+    let p = cvat.shape_of(tid, pid, oid(&gt0[1]));
+    cvat.edit(tid, "delete", vec![p], vec![]);
+    // Sample 1: the person's box moves (not allowed) and a new box appears (not allowed).
+    let mut p1 = cvat.shape_of(tid, pid, oid(&gt1[1]));
+    p1["points"] = json!([1, 1, 20, 20]);
+    cvat.edit(tid, "update", vec![p1], vec![]);
+    let f1 = cvat.frame_of(tid, oid(&before[1]));
+    cvat.edit(
+        tid,
+        "create",
+        vec![json!({"type": "rectangle", "frame": f1, "label_id": person["id"], "points": [2, 2, 9, 9]})],
+        vec![],
+    );
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    // edited: the car's colour; rejected: its iscrowd (so the car counts in both), the
+    // deletion, the move, the addition; the 7 other labels are unchanged.
+    assert_eq!(counts(&plan, "ground_truth"), [0, 1, 0, 4, 7], "{plan:#}");
+    let reasons: Vec<&str> = plan["runs"][0]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    for r in [
+        "allow_deletions=false",
+        "allow_spatial_edits=false",
+        "allow_additions=false",
+    ] {
+        assert!(reasons.contains(&r), "{reasons:?}");
+    }
+    ws.apply();
+    let after = ws.samples();
+    let d0 = after[0]["ground_truth"]["detections"].as_array().unwrap();
+    assert_eq!(d0.len(), 2, "the deletion was rejected");
+    assert_eq!(d0[0]["color"], "blue");
+    assert_eq!(
+        d0[0]["iscrowd"],
+        before[0]["ground_truth"]["detections"][0]["iscrowd"]
+    );
+    assert_eq!(d0[1], gt0[1]);
+    assert_eq!(after[1]["ground_truth"], before[1]["ground_truth"]);
+    let plan = ws.plan();
+    assert!(
+        actions(&plan).is_empty(),
+        "rejections do not keep the run dirty: {plan:#}"
+    );
+}
+
+/// Numbers equal within float error (pixels drawn in CVAT need not be short decimals).
+fn close(v: &Value, want: &[f64]) {
+    let got: Vec<f64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len(), "{v}");
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-9, "{v} != {want:?}");
+    }
+}
+
+/// `task_size=6, segment_size=2` over 20 images: four tasks of 6, 6, 6 and 2 images, with
+/// jobs of 2 images (3 + 3 + 3 + 1 = 10 jobs), tasks and jobs assigned round-robin.
+#[test]
+fn tasks_and_jobs_round_robin() {
+    let cvat = Cvat::start();
+    let users: Vec<u64> = ["anna", "ben", "cleo"]
+        .iter()
+        .map(|u| cvat.register(u))
+        .collect();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 20\nbackend_config:\n  task_size: 6\n  segment_size: 2\n  image_quality: 90\n  task_assignee: [anna, ben]\n  job_assignees: [anna, ben, cleo]\n  issue_tracker: https://issues.example.com/demo\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike, truck]\nattributes: false\nload:\n  when: complete\n",
+            header("batched")
+        ),
+    );
+    let plan = ws.plan();
+    assert_eq!(plan["runs"][0]["samples"], 20);
+    assert_eq!(plan["runs"][0]["tasks"], 4);
+    ws.apply();
+    let pid = cvat.project("annoform/ds/batched").unwrap();
+    let tasks = cvat.tasks(pid);
+    let sizes: Vec<u64> = tasks.iter().map(|t| t["size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [6, 6, 6, 2]);
+    for (i, t) in tasks.iter().enumerate() {
+        assert_eq!(t["name"], format!("annoform/ds/batched/batch-{i:04}"));
+        assert_eq!(t["segment_size"], 2);
+        assert_eq!(t["image_quality"], 90);
+        assert_eq!(t["bug_tracker"], "https://issues.example.com/demo");
+        assert_eq!(t["assignee"]["id"], users[i % 2], "task {i}");
+    }
+    let jobs: Vec<Value> = tasks
+        .iter()
+        .flat_map(|t| cvat.jobs(t["id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(jobs.len(), 10);
+    for (i, j) in jobs.iter().enumerate() {
+        assert_eq!(j["assignee"]["id"], users[i % 3], "job {i}");
+    }
+    // Frames are the samples in view order.
+    let samples = ws.samples();
+    for (i, t) in tasks.iter().enumerate() {
+        let tid = t["id"].as_u64().unwrap();
+        for k in 0..sizes[i] as usize {
+            assert_eq!(cvat.frame_of(tid, oid(&samples[i * 6 + k])), k as u64);
+        }
+    }
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    let status = ws.run(&["status"]);
+    assert!(
+        status.contains("(anna)") && status.contains("(cleo)"),
+        "{status}"
+    );
+
+    // Three tasks accepted: still waiting; the fourth too: a merge with nothing to change.
+    for t in &tasks[..3] {
+        cvat.complete(t["id"].as_u64().unwrap());
+    }
+    let plan = ws.plan();
+    assert!(
+        plan["runs"][0]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("3/4 task(s) complete"),
+        "{plan:#}"
+    );
+    cvat.complete(tasks[3]["id"].as_u64().unwrap());
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    let before = ws.samples();
+    ws.apply();
+    assert_eq!(ws.samples(), before);
+}
