@@ -293,3 +293,76 @@ fn tasks_and_jobs_round_robin() {
     ws.apply();
     assert_eq!(ws.samples(), before);
 }
+
+/// Two fields sharing a class get `<class>_<field>` labels, as FiftyOne names them; an
+/// annotator changing a shape's class in CVAT's UI (which resets its attributes, our
+/// `label_id` among them) is still matched through the recorded shape-id map.
+#[test]
+fn shared_classes_and_a_cleared_label_id() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n    attributes: false\n  predictions:\n    type: detections\n    classes: [car, truck]\nload:\n  when: always\n",
+            header("two_fields")
+        ),
+    );
+    let before = ws.samples();
+    ws.apply();
+    let pid = cvat.project("annoform/ds/two_fields").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let names: Vec<String> = cvat
+        .labels(pid)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "car_ground_truth",
+            "person",
+            "bike",
+            "car_predictions",
+            "truck",
+            "__annoform__"
+        ]
+    );
+    assert!(
+        !ws.record("two_fields")["id_map"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "the shape-id map is recorded at upload"
+    );
+    assert!(actions(&ws.plan()).is_empty());
+
+    // The UI's class change: same shape id, the new label, that label's attributes only.
+    let gt0 = &before[0]["ground_truth"]["detections"][0];
+    assert_eq!(gt0["label"], "car");
+    let mut s = cvat.shape_of(tid, pid, oid(gt0));
+    s["label_id"] = cvat.label(pid, "bike")["id"].clone();
+    s["attributes"] = json!([]);
+    cvat.edit(tid, "update", vec![s], vec![]);
+    let f1 = cvat.frame_of(tid, oid(&before[1]));
+    cvat.edit(
+        tid,
+        "create",
+        vec![json!({"type": "rectangle", "frame": f1, "label_id": cvat.label(pid, "car_predictions")["id"],
+            "points": [8, 8, 24, 24]})],
+        vec![],
+    );
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    assert_eq!(counts(&plan, "ground_truth"), [0, 1, 0, 0, 3], "{plan:#}");
+    assert_eq!(counts(&plan, "predictions"), [1, 0, 0, 0, 0], "{plan:#}");
+    ws.apply();
+    let after = ws.samples();
+    let d0 = &after[0]["ground_truth"]["detections"][0];
+    assert_eq!(oid(d0), oid(gt0), "the same label, not a new one");
+    assert_eq!(d0["label"], "bike");
+    assert_eq!(d0["bounding_box"], gt0["bounding_box"]);
+    assert_eq!(after[1]["predictions"]["detections"][0]["label"], "car");
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+}

@@ -195,6 +195,27 @@ impl Engine<'_> {
                 Some(t) => t.clone(),
                 None => self.backend(&d.backend)?.create_task(&project, &spec)?,
             };
+            if d.kind == BackendKind::Cvat {
+                // CVAT's UI resets a shape's attributes, our `label_id` among them, when an
+                // annotator changes its class: record which shape holds which label now, so
+                // the merge still knows it (the recorded shape-id map).
+                let map = &mut record.id_map;
+                self.backend(&d.backend)?.download(
+                    &project,
+                    std::slice::from_ref(&task.id),
+                    None,
+                    &mut |page| {
+                        for labels in page.values().flat_map(|f| f.values()) {
+                            for l in labels {
+                                if let Some(id) = merge::label_id(&l.label) {
+                                    map.insert(l.backend_id.clone(), id.to_string());
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
             let uploaded = uploaded_labels(&spec, &d.schema);
             match recreate {
                 Some(i) => record.tasks[i].id = task.id,
