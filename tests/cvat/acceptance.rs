@@ -366,3 +366,176 @@ fn shared_classes_and_a_cleared_label_id() {
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");
 }
+
+/// The mask pixels of a label value, as rows of 0/1 (or class values).
+fn pixels(mask: &Value) -> Vec<Vec<u8>> {
+    let m = annoform::dataset::mask::Mask::from_ejson(mask).expect("a mask");
+    let (h, w) = (m.shape[0], m.shape[1]);
+    assert_eq!(m.data.len(), h * w, "one byte per pixel");
+    m.data.chunks(w).map(<[u8]>::to_vec).collect()
+}
+
+/// Instance masks and a segmentation go up and come back as CVAT's RLE, exactly: an
+/// annotator's mask (the recording's 6×4 example) becomes an instance with that very mask,
+/// and a repainted class changes exactly its pixels of the segmentation.
+#[test]
+fn masks_round_trip_exactly() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 2\nlabel_schema:\n  blobs:\n    type: instances\n    classes: [blob]\n  seg: {{}}\nload:\n  when: always\n",
+            header("masks")
+        ),
+    );
+    let before = ws.samples();
+    ws.apply();
+    assert!(actions(&ws.plan()).is_empty());
+    let pid = cvat.project("annoform/ds/masks").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let f0 = cvat.frame_of(tid, oid(&before[0]));
+    // The recorded example: rows 011000/111100/011110/000111 at left 10, top 20.
+    cvat.edit(
+        tid,
+        "create",
+        vec![
+            json!({"type": "mask", "frame": f0, "label_id": cvat.label(pid, "blob")["id"],
+            "points": [1, 2, 3, 4, 3, 4, 4, 3, 10, 20, 15, 23]}),
+        ],
+        vec![],
+    );
+    // Repaint the sky of sample 0: a 2×2 square at (0, 0) replaces its 10×10 one.
+    let sky = cvat.label(pid, "sky");
+    let shape = cvat.annotations(tid)["shapes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label_id"] == sky["id"] && s["frame"] == f0)
+        .unwrap()
+        .clone();
+    let mut moved = shape.clone();
+    moved["points"] = json!([0, 4, 0, 0, 1, 1]);
+    cvat.edit(tid, "update", vec![moved], vec![]);
+
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    assert_eq!(counts(&plan, "blobs"), [1, 0, 0, 0, 0], "{plan:#}");
+    assert_eq!(counts(&plan, "seg"), [0, 1, 0, 0, 1], "{plan:#}");
+    ws.apply();
+    let after = ws.samples();
+    let blob = &after[0]["blobs"]["detections"][0];
+    assert_eq!(blob["label"], "blob");
+    close(
+        &blob["bounding_box"],
+        &[10.0 / 64.0, 20.0 / 48.0, 6.0 / 64.0, 4.0 / 48.0],
+    );
+    let rows: Vec<String> = pixels(&blob["mask"])
+        .iter()
+        .map(|r| r.iter().map(|p| char::from(b'0' + p)).collect())
+        .collect();
+    assert_eq!(rows, ["011000", "111100", "011110", "000111"]);
+
+    let (old, new) = (
+        pixels(&before[0]["seg"]["mask"]),
+        pixels(&after[0]["seg"]["mask"]),
+    );
+    for y in 0..48 {
+        for x in 0..64 {
+            let want = match old[y][x] {
+                2 => 0,
+                v => v,
+            };
+            let want = if x < 2 && y < 2 { 2 } else { want };
+            assert_eq!(new[y][x], want, "pixel ({x}, {y})");
+        }
+    }
+    assert_eq!(
+        after[1]["seg"], before[1]["seg"],
+        "untouched: the very same bytes"
+    );
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    assert_eq!(ws.samples(), after);
+}
+
+/// The value attribute of the tag a scalar field is, on a frame.
+fn scalar_tag(cvat: &Cvat, task: u64, label: &Value, frame: u64) -> Value {
+    cvat.annotations(task)["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label_id"] == label["id"] && t["frame"] == frame)
+        .cloned()
+        .unwrap_or_else(|| panic!("no tag of {} on frame {frame}", label["name"]))
+}
+
+/// Scalar fields with and without classes (tags with a `value` attribute) and keypoints
+/// (a points shape; NaN points kept): edited values and points merge back.
+#[test]
+fn scalars_and_keypoints() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 3\nlabel_schema:\n  n_int:\n    type: scalar\n  n_str:\n    type: scalar\n    classes: [s0, s1, s2, other]\n  kps:\n    classes: [face]\nload:\n  when: always\n",
+            header("scalars")
+        ),
+    );
+    let before = ws.samples();
+    let plan = ws.plan();
+    assert_eq!(plan["runs"][0]["fields"]["n_int"]["upload"], 3);
+    assert_eq!(plan["runs"][0]["fields"]["n_str"]["upload"], 3);
+    ws.apply();
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    let pid = cvat.project("annoform/ds/scalars").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let n_int = cvat.label(pid, "n_int");
+    let n_str = cvat.label(pid, "n_str");
+    assert_eq!(n_int["type"], "tag");
+    let value = n_str["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "value")
+        .unwrap();
+    assert_eq!(value["input_type"], "select");
+    assert_eq!(
+        value["values"],
+        json!(["s0", "s1", "s2", "other", "__undefined__"])
+    );
+
+    let f0 = cvat.frame_of(tid, oid(&before[0]));
+    let f1 = cvat.frame_of(tid, oid(&before[1]));
+    let mut t = scalar_tag(&cvat, tid, &n_int, f0);
+    t["attributes"] = json!([{"spec_id": spec_id(&n_int, "value"), "value": "42"}]);
+    cvat.edit(tid, "update", vec![], vec![t]);
+    let mut t = scalar_tag(&cvat, tid, &n_str, f1);
+    t["attributes"] = json!([{"spec_id": spec_id(&n_str, "value"), "value": "other"}]);
+    cvat.edit(tid, "update", vec![], vec![t]);
+    // Move the first keypoint of sample 0; its NaN point stays NaN.
+    let kp = &before[0]["kps"]["keypoints"][0];
+    let mut s = cvat.shape_of(tid, pid, oid(kp));
+    s["points"][0] = json!(32.0);
+    s["points"][1] = json!(24.0);
+    cvat.edit(tid, "update", vec![s], vec![]);
+
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    assert_eq!(counts(&plan, "n_int"), [0, 1, 0, 0, 2], "{plan:#}");
+    assert_eq!(counts(&plan, "n_str"), [0, 1, 0, 0, 2], "{plan:#}");
+    assert_eq!(counts(&plan, "kps"), [0, 1, 0, 0, 2], "{plan:#}");
+    ws.apply();
+    let after = ws.samples();
+    assert_eq!(after[0]["n_int"], 42);
+    assert_eq!(after[1]["n_str"], "other");
+    assert_eq!(after[2]["n_int"], before[2]["n_int"]);
+    let pts = &after[0]["kps"]["keypoints"][0]["points"];
+    assert_eq!(pts[0], json!([0.5, 0.5]));
+    assert_eq!(pts[1], kp["points"][1]);
+    assert_eq!(pts[2], kp["points"][2], "the NaN point");
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+}

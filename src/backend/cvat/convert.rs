@@ -805,19 +805,8 @@ fn parse_scalar(s: &str, field: &ResolvedField) -> Option<Value> {
     if !field.classes.is_empty() {
         return (s != UNSET).then(|| json!(s));
     }
-    if s.is_empty() {
-        return None;
-    }
-    if let Some(b) = parse_bool(s) {
-        return Some(json!(b));
-    }
-    if let Ok(i) = s.parse::<i64>() {
-        return Some(json!(i));
-    }
-    match s.parse::<f64>() {
-        Ok(f) if f.is_finite() => Some(json!(f)),
-        _ => Some(json!(s)),
-    }
+    // Numbers before booleans: an integer field's 0 and 1 stay numbers.
+    parse_text(s)
 }
 
 /// `true`/`false` in any case (the server answers a JSON `true` with `"True"`), `1`/`0`.
