@@ -539,3 +539,99 @@ fn scalars_and_keypoints() {
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");
 }
+
+/// Two runs share a project by `project_name`: one project, each run its own tasks; destroying
+/// one run leaves the project (and the other run's tasks) until the last run goes.
+#[test]
+fn project_name_shared_by_two_runs() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    let run = |key: &str, skip: u32| {
+        format!(
+            "{}view:\n  - skip: {skip}\n  - limit: 3\nbackend_config:\n  project_name: team-review\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike, truck]\nattributes: false\nload:\n  when: always\n",
+            header(key)
+        )
+    };
+    ws.manifest("a.yaml", &run("run_a", 0));
+    ws.apply();
+    ws.manifest("b.yaml", &run("run_b", 3));
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["create"], "{plan:#}");
+    ws.apply();
+    assert_eq!(
+        cvat.projects()
+            .iter()
+            .filter(|p| p["name"] == "team-review")
+            .count(),
+        1
+    );
+    let pid = cvat.project("team-review").unwrap();
+    let names: Vec<String> = cvat
+        .tasks(pid)
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "team-review/run_a/batch-0000",
+            "team-review/run_b/batch-0000"
+        ]
+    );
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+
+    // An annotator edits run_b's task: only run_b merges.
+    let tb = cvat.tasks(pid)[1]["id"].as_u64().unwrap();
+    let samples = ws.samples();
+    let f = cvat.frame_of(tb, oid(&samples[3]));
+    cvat.edit(
+        tb,
+        "create",
+        vec![
+            json!({"type": "rectangle", "frame": f, "label_id": cvat.label(pid, "truck")["id"],
+            "points": [0, 0, 16, 12]}),
+        ],
+        vec![],
+    );
+    let plan = ws.plan();
+    let per_run: Vec<(String, Vec<Value>)> = plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["actions"].as_array().unwrap().clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_run,
+        [
+            ("run_a".to_string(), vec![]),
+            ("run_b".to_string(), vec![json!("merge")])
+        ]
+    );
+    ws.apply();
+    assert_eq!(
+        ws.samples()[3]["ground_truth"]["detections"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["label"],
+        "truck"
+    );
+
+    ws.run(&["destroy", "--target", "run_a", "--auto-approve"]);
+    assert_eq!(
+        cvat.project("team-review"),
+        Some(pid),
+        "run_b still uses it"
+    );
+    std::fs::remove_file(ws.path().join("manifests/a.yaml")).unwrap();
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    ws.run(&["destroy", "--auto-approve"]);
+    assert_eq!(cvat.project("team-review"), None);
+}

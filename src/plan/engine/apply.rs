@@ -43,8 +43,22 @@ impl Engine<'_> {
                         name: p.name.clone(),
                         url: None,
                     };
+                    // A project shared with other runs (`project_name` reused) stays until
+                    // the last of them goes: deleting it would delete their tasks too.
+                    let mut shared = false;
+                    for (dataset, key) in self.store.list()? {
+                        if (dataset.as_str(), key.as_str()) == (r.dataset.as_str(), r.key.as_str())
+                        {
+                            continue;
+                        }
+                        if let Some(o) = self.store.get(&dataset, &key)? {
+                            shared |= o.backend == r.backend
+                                && o.project.as_ref().is_some_and(|op| op.id == p.id)
+                                && !o.cleaned_up;
+                        }
+                    }
                     let b = self.backend(&r.backend)?;
-                    if b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
+                    if !shared && b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
                         b.delete_project(&project)?;
                     }
                 }
@@ -181,11 +195,12 @@ impl Engine<'_> {
         let project = remote(record);
         let existing = self.backend(&d.backend)?.list_tasks(&project)?;
         progress.start("uploading", batches.iter().map(|b| b.1.len() as u64).sum());
+        let prefix = batch_prefix(
+            record.project.as_ref().map_or("", |p| p.name.as_str()),
+            &record.key,
+        );
         for (batch, samples) in batches {
-            let name = format!(
-                "{}/batch-{batch:04}",
-                record.project.as_ref().map_or("", |p| p.name.as_str())
-            );
+            let name = format!("{prefix}{batch:04}");
             let recreate = record.tasks.iter().position(|t| t.batch == batch);
             let spec = self.task_spec(&d.loaded.run.dataset, d, &name, batch, &samples)?;
             let adopt = existing
@@ -365,7 +380,7 @@ impl Engine<'_> {
                 d.backend, d.project_name
             ))
         })?;
-        let prefix = format!("{}/batch-", project.name);
+        let prefix = batch_prefix(&project.name, &run.key.0);
         let mut tasks: Vec<(u32, backend::RemoteTask)> = b
             .list_tasks(&project)?
             .into_iter()
@@ -421,6 +436,17 @@ impl Engine<'_> {
         }
         self.store.put(&mut record)?;
         Ok(record)
+    }
+}
+
+/// What a run's task names start with: `<project>/batch-` in the run's own project (whose
+/// default name ends with the key), `<project>/<key>/batch-` in a project shared by name
+/// with other runs, so no run adopts another's tasks.
+fn batch_prefix(project: &str, key: &str) -> String {
+    if project.ends_with(&format!("/{key}")) || project == key {
+        format!("{project}/batch-")
+    } else {
+        format!("{project}/{key}/batch-")
     }
 }
 
