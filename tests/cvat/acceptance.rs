@@ -635,3 +635,107 @@ fn project_name_shared_by_two_runs() {
     ws.run(&["destroy", "--auto-approve"]);
     assert_eq!(cvat.project("team-review"), None);
 }
+
+/// A new class and a new attribute are added to the project in place (label PATCH, ids
+/// read again); annotators can use them at once and the merge knows them.
+#[test]
+fn schema_update_in_place() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    let run = |classes: &str, attrs: &str| {
+        format!(
+            "{}view:\n  - limit: 2\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [{classes}]\nattributes:\n  color: {{type: select, values: [red, blue]}}\n{attrs}load:\n  when: always\n",
+            header("grow")
+        )
+    };
+    ws.manifest("run.yaml", &run("car, person, bike", ""));
+    ws.apply();
+    let pid = cvat.project("annoform/ds/grow").unwrap();
+    let car_before = cvat.label(pid, "car");
+    ws.manifest(
+        "run.yaml",
+        &run("car, person, bike, truck", "  note: {type: text}\n"),
+    );
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["update"], "{plan:#}");
+    ws.apply();
+    let car = cvat.label(pid, "car");
+    assert_eq!(
+        car["id"], car_before["id"],
+        "labels are patched, not replaced"
+    );
+    assert_eq!(car["color"], car_before["color"], "their colour is kept");
+    assert_eq!(spec_id(&car, "color"), spec_id(&car_before, "color"));
+    spec_id(&car, "note");
+    let truck = cvat.label(pid, "truck");
+    assert_eq!(cvat.tasks(pid).len(), 1);
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let samples = ws.samples();
+    let f0 = cvat.frame_of(tid, oid(&samples[0]));
+    cvat.edit(
+        tid,
+        "create",
+        vec![json!({"type": "rectangle", "frame": f0, "label_id": truck["id"], "points": [0, 0, 32, 24],
+            "attributes": [{"spec_id": spec_id(&truck, "note"), "value": "new class"}]})],
+        vec![],
+    );
+    let plan = ws.plan();
+    assert_eq!(counts(&plan, "ground_truth"), [1, 0, 0, 0, 4], "{plan:#}");
+    ws.apply();
+    let d = ws.samples()[0]["ground_truth"]["detections"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (d["label"].as_str(), d["note"].as_str()),
+        (Some("truck"), Some("new class"))
+    );
+    assert!(actions(&ws.plan()).is_empty());
+}
+
+/// `project_id`: tasks go into a project made by hand, whose labels win; destroy removes
+/// our tasks and leaves the project.
+#[test]
+fn existing_project_by_id() {
+    let cvat = Cvat::start();
+    let p = cvat.send(
+        reqwest::Method::POST,
+        "/api/projects",
+        &json!({"name": "made by hand", "labels": [
+            {"name": "car", "type": "rectangle", "color": "#ff0000", "attributes": []},
+            {"name": "tree", "type": "polygon", "attributes": []}]}),
+    );
+    let pid = p["id"].as_u64().unwrap();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 2\nbackend_config:\n  project_id: {pid}\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike]\nattributes: false\nload:\n  when: always\n",
+            header("into_existing")
+        ),
+    );
+    ws.apply();
+    let names: Vec<String> = cvat
+        .labels(pid)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["car", "tree", "person", "bike", "__annoform__"]);
+    assert_eq!(
+        cvat.label(pid, "car")["color"],
+        "#ff0000",
+        "the project's label wins"
+    );
+    let tasks = cvat.tasks(pid);
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["name"], "made by hand/into_existing/batch-0000");
+    assert!(actions(&ws.plan()).is_empty());
+    ws.run(&["destroy", "--auto-approve"]);
+    assert_eq!(cvat.project("made by hand"), Some(pid));
+    assert!(cvat.tasks(pid).is_empty());
+}

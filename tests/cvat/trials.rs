@@ -163,3 +163,66 @@ fn a_job_reopened_after_merge_merges_again() {
     );
     assert!(actions(&ws.plan()).is_empty());
 }
+
+#[test]
+fn an_api_key_and_organization_work_too() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, "datasets/quickstart", "");
+    let toml = std::fs::read_to_string(ws.path().join("annoform.toml"))
+        .unwrap()
+        .replace(
+            "username = \"${env:CVAT_USER}\"\npassword = \"${env:CVAT_PASS}\"\n",
+            "api_key = \"${env:CVAT_KEY}\"\norganization = \"team\"\nheaders = { X-Proxy-Auth = \"${env:PROXY_AUTH}\" }\n",
+        );
+    std::fs::write(ws.path().join("annoform.toml"), toml).unwrap();
+    ws.manifest("run.yaml", SIMPLE);
+    let out = ws
+        .command(&["apply", "--auto-approve"])
+        .env("CVAT_KEY", &cvat.key)
+        .env("PROXY_AUTH", "proxy-secret-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cvat.project("annoform/ds/boxes").is_some());
+    // A wrong key: a clear error naming what to set, without the key.
+    let out = ws
+        .command(&["plan"])
+        .env("CVAT_KEY", "0123456789abcdef0123456789abcdef01234567")
+        .env("PROXY_AUTH", "proxy-secret-1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("refused the credentials")
+            && !stderr.contains("0123456789abcdef")
+            && !stderr.contains("proxy-secret-1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn media_cvat_cannot_read_fail_the_task_clearly() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, "datasets/quickstart", "");
+    ws.manifest("run.yaml", SIMPLE);
+    // The first image is not an image any more.
+    let samples = ws.samples();
+    let path = ws
+        .path()
+        .join("datasets/ds")
+        .join(samples[0]["filepath"].as_str().unwrap());
+    std::fs::write(&path, b"this is not a PNG").unwrap();
+    let (ok, _, stderr) = ws.try_run(&["apply", "--auto-approve"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("CVAT could not process the data") && stderr.contains("create:task-"),
+        "{stderr}"
+    );
+    let pid = cvat.project("annoform/ds/boxes").unwrap();
+    assert!(cvat.tasks(pid).is_empty(), "the broken task was removed");
+}
