@@ -22,12 +22,38 @@ fn all_label_types_round_trip() {
     let tasks = cvat.tasks(pid);
     assert_eq!(tasks.len(), 1);
     let tid = tasks[0]["id"].as_u64().unwrap();
-    eprintln!("META {}", cvat.get(&format!("/api/tasks/{tid}/data/meta")));
-    eprintln!("ANN {}", cvat.annotations(tid));
-    eprintln!("SCHEMA {}", ws.record("review")["schema"]);
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");
     assert_eq!(ws.samples(), before);
+
+    // A classification's class changed in the UI (a tag: new label, its attributes only).
+    let cls0 = &before[0]["cls"];
+    let tag = cvat.annotations(tid)["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["attributes"][0]["value"] == oid(cls0))
+        .unwrap()
+        .clone();
+    let mut changed = tag.clone();
+    changed["label_id"] = cvat.label(pid, "person")["id"].clone();
+    changed["attributes"] = json!([]);
+    cvat.edit(tid, "update", vec![], vec![changed]);
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    assert_eq!(counts(&plan, "cls"), [0, 1, 0, 0, 4], "{plan:#}");
+    for f in ["clss", "polylines", "kps", "seg", "n_float"] {
+        assert_eq!(counts(&plan, f)[..4], [0, 0, 0, 0], "{f}: {plan:#}");
+    }
+    ws.apply();
+    let after = ws.samples();
+    assert_eq!(after[0]["cls"]["label"], "person");
+    assert_eq!(oid(&after[0]["cls"]), oid(cls0));
+    for (b, a) in before.iter().zip(&after).skip(1) {
+        assert_eq!(b, a);
+    }
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
     ws.run(&["destroy", "--auto-approve"]);
     assert_eq!(cvat.project("annoform/ds/review"), None);
 }
@@ -231,7 +257,7 @@ fn tasks_and_jobs_round_robin() {
     ws.manifest(
         "run.yaml",
         &format!(
-            "{}view:\n  - limit: 20\nbackend_config:\n  task_size: 6\n  segment_size: 2\n  image_quality: 90\n  task_assignee: [anna, ben]\n  job_assignees: [anna, ben, cleo]\n  issue_tracker: https://issues.example.com/demo\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike, truck]\nattributes: false\nload:\n  when: complete\n",
+            "{}view:\n  - limit: 20\nbackend_config:\n  task_size: 6\n  segment_size: 2\n  image_quality: 90\n  task_assignee: [anna, ben]\n  job_assignees: [anna, ben, cleo]\n  issue_tracker: https://issues.example.com/demo\n  task_name: Demo review\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike, truck]\nattributes: false\nload:\n  when: complete\n",
             header("batched")
         ),
     );
@@ -244,7 +270,10 @@ fn tasks_and_jobs_round_robin() {
     let sizes: Vec<u64> = tasks.iter().map(|t| t["size"].as_u64().unwrap()).collect();
     assert_eq!(sizes, [6, 6, 6, 2]);
     for (i, t) in tasks.iter().enumerate() {
-        assert_eq!(t["name"], format!("annoform/ds/batched/batch-{i:04}"));
+        assert_eq!(
+            t["name"],
+            format!("Demo review [annoform/ds/batched/batch-{i:04}]")
+        );
         assert_eq!(t["segment_size"], 2);
         assert_eq!(t["image_quality"], 90);
         assert_eq!(t["bug_tracker"], "https://issues.example.com/demo");

@@ -191,6 +191,15 @@ fn sample_of_frame(name: &str) -> Option<&str> {
     (sid.bytes().all(|b| b.is_ascii_hexdigit()) && name[24..].starts_with('_')).then_some(sid)
 }
 
+/// annoform's name of a task: the CVAT name, or with `task_name` set, the part in the
+/// trailing brackets of `<task_name> [<our name>]`.
+fn our_name(cvat_name: &str) -> &str {
+    cvat_name
+        .strip_suffix(']')
+        .and_then(|n| n.rsplit_once(" ["))
+        .map_or(cvat_name, |(_, ours)| ours)
+}
+
 /// The file name a sample's media is uploaded as.
 fn upload_name(sample_id: &str, media: &str) -> String {
     let base = std::path::Path::new(media)
@@ -492,14 +501,11 @@ impl CvatBackend {
             .map_err(|_| self.error(format!("invalid project id `{project}`")))?;
         // A task left without data by an interrupted apply is useless: replace it.
         let stale = self
-            .list(
-                "/api/tasks",
-                &[("project_id", project.into()), ("name", task.name.clone())],
-            )
+            .list("/api/tasks", &[("project_id", project.into())])
             .await
             .map_err(|e| self.http_error(e))?;
         for t in stale {
-            if t.get("name").and_then(Value::as_str) == Some(task.name.as_str())
+            if t.get("name").and_then(Value::as_str).map(our_name) == Some(task.name.as_str())
                 && t.get("size").and_then(Value::as_u64).unwrap_or(0) == 0
                 && let Some(id) = id_of(&t)
             {
@@ -509,7 +515,11 @@ impl CvatBackend {
                     .map_err(|e| self.http_error(e))?;
             }
         }
-        let mut body = json!({"name": task.name, "project_id": pid});
+        let name = match s.get("task_name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => format!("{n} [{}]", task.name),
+            _ => task.name.clone(),
+        };
+        let mut body = json!({"name": name, "project_id": pid});
         if let Some(n) = s.get("segment_size").and_then(Value::as_u64) {
             body["segment_size"] = json!(n);
         }
@@ -883,7 +893,7 @@ impl Backend for CvatBackend {
             .filter_map(|t| {
                 Some(RemoteTask {
                     id: id_of(t)?.to_string(),
-                    name: t.get("name")?.as_str()?.to_string(),
+                    name: our_name(t.get("name")?.as_str()?).to_string(),
                 })
             })
             .collect();
@@ -1014,7 +1024,7 @@ impl Backend for CvatBackend {
                 let (ours, others): (Vec<&Value>, Vec<&Value>) = tasks.iter().partition(|t| {
                     t.get("name")
                         .and_then(Value::as_str)
-                        .is_some_and(|n| n.starts_with(&prefix))
+                        .is_some_and(|n| our_name(n).starts_with(&prefix))
                 });
                 if created && others.is_empty() {
                     this.http
@@ -1117,5 +1127,11 @@ mod tests {
         assert_eq!(n, "64f0c0de0123456789abcdef_a b.png");
         assert_eq!(sample_of_frame(&n), Some("64f0c0de0123456789abcdef"));
         assert_eq!(sample_of_frame("img.png"), None);
+    }
+
+    #[test]
+    fn task_names_keep_ours() {
+        assert_eq!(our_name("p/batch-0001"), "p/batch-0001");
+        assert_eq!(our_name("Review [a] [p/batch-0001]"), "p/batch-0001");
     }
 }
