@@ -8,6 +8,7 @@ mod cvat_fake;
 mod fs;
 
 mod acceptance;
+mod import;
 mod trials;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
@@ -180,6 +181,48 @@ impl Cvat {
             })
             .cloned()
             .unwrap_or_else(|| panic!("no shape of {label_id}"))
+    }
+
+    /// A task made by hand in `project` with these files (name, bytes), as the UI makes one.
+    fn make_task(&self, project: u64, name: &str, files: &[(String, Vec<u8>)]) -> u64 {
+        let t = self.send(
+            reqwest::Method::POST,
+            "/api/tasks",
+            &json!({"name": name, "project_id": project}),
+        );
+        let tid = t["id"].as_u64().unwrap();
+        let rq = self.rt.block_on(async {
+            let mut form = reqwest::multipart::Form::new()
+                .text("image_quality", "75")
+                .text("sorting_method", "predefined");
+            for (n, _) in files {
+                form = form.text("upload_file_order", n.clone());
+            }
+            for (i, (n, b)) in files.iter().enumerate() {
+                form = form.part(
+                    format!("client_files[{i}]"),
+                    reqwest::multipart::Part::bytes(b.clone()).file_name(n.clone()),
+                );
+            }
+            let resp = self
+                .http
+                .post(format!("{}/api/tasks/{tid}/data", self.url()))
+                .header("Authorization", format!("Token {}", self.key))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 202);
+            let v: Value = resp.json().await.unwrap();
+            v["rq_id"].as_str().unwrap().to_string()
+        });
+        for _ in 0..100 {
+            if self.get(&format!("/api/requests/{rq}"))["status"] == "finished" {
+                return tid;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("task {tid} was not processed");
     }
 
     /// Accept every job of a task, as a reviewer would.

@@ -47,6 +47,20 @@ struct Meta {
     /// Whether annoform created the project (otherwise it was given as `project_id`).
     #[serde(default)]
     created: bool,
+    /// Tasks made outside annoform and imported: task id → the sample id of each frame
+    /// (their frames are not named after samples).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    frames: IndexMap<String, Vec<String>>,
+}
+
+/// A task made outside annoform, as `annoform import` finds it.
+#[derive(Debug, Clone)]
+pub struct ForeignTask {
+    pub id: u64,
+    pub name: String,
+    pub project: Option<u64>,
+    /// File names of its frames, in frame order.
+    pub frames: Vec<String>,
 }
 
 /// A project as this client knows it.
@@ -712,7 +726,11 @@ impl CvatBackend {
             .unwrap_or_default();
         for (i, f) in list.iter().enumerate() {
             let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
-            let Some(sid) = sample_of_frame(name) else {
+            let imported = info.meta.frames.get(tid).and_then(|f| f.get(i));
+            let Some(sid) = imported
+                .map(String::as_str)
+                .or_else(|| sample_of_frame(name))
+            else {
                 continue;
             };
             let size = ImageSize {
@@ -831,6 +849,7 @@ impl Backend for CvatBackend {
             schema: schema.clone(),
             settings,
             created: existing.is_none(),
+            frames: IndexMap::new(),
         };
         let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
         let (id, name) = match existing {
@@ -1044,6 +1063,111 @@ impl Backend for CvatBackend {
 }
 
 impl CvatBackend {
+    /// Tasks made outside annoform: these ids, or every task of `project`.
+    pub fn foreign_tasks(
+        &mut self,
+        ids: &[u64],
+        project: Option<u64>,
+    ) -> Result<Vec<ForeignTask>, BackendError> {
+        let this = &*self;
+        this.rt.block_on(async {
+            let mut tasks: Vec<Value> = Vec::new();
+            if let Some(p) = project {
+                this.get_opt(&format!("/api/projects/{p}"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?
+                    .ok_or_else(|| this.error(format!("there is no CVAT project {p}")))?;
+                tasks = this
+                    .list(
+                        "/api/tasks",
+                        &[("project_id", p.to_string()), ("sort", "id".into())],
+                    )
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+            }
+            for id in ids {
+                let t = this
+                    .get_opt(&format!("/api/tasks/{id}"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?
+                    .ok_or_else(|| this.error(format!("there is no CVAT task {id}")))?;
+                tasks.push(t);
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                let id = id_of(&t).ok_or_else(|| this.error("a task without id"))?;
+                let meta = this
+                    .get(&format!("/api/tasks/{id}/data/meta"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+                let frames = meta
+                    .get("frames")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(ForeignTask {
+                    id,
+                    name: t["name"].as_str().unwrap_or_default().to_string(),
+                    project: t["project_id"].as_u64(),
+                    frames,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Make an existing project usable for a run: the schema's missing labels are added and
+    /// the metadata written, with the imported tasks' frame → sample maps.
+    pub fn adopt_project(
+        &mut self,
+        project: u64,
+        schema: &ResolvedSchema,
+        settings: &serde_json::Map<String, Value>,
+        frames: IndexMap<String, Vec<String>>,
+    ) -> Result<RemoteProject, BackendError> {
+        let pid = project.to_string();
+        let p = self
+            .rt
+            .block_on(self.get(&format!("/api/projects/{pid}"), &[]))
+            .map_err(|e| self.http_error(e))?;
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        let current = self
+            .rt
+            .block_on(self.labels_of(&pid))
+            .map_err(|e| self.http_error(e))?;
+        let mut meta = match read_meta(&current) {
+            Some(Ok(m)) => m,
+            _ => Meta {
+                schema: effective_schema(schema, settings),
+                settings: settings.clone(),
+                created: false,
+                frames: IndexMap::new(),
+            },
+        };
+        meta.frames.extend(frames);
+        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
+        let mut patch = label_patch(&current, &labels::label_specs(&meta.schema));
+        if let Some(old) = current.iter().find(|l| l.name == META_LABEL) {
+            patch.insert(0, json!({"id": old.id, "deleted": true}));
+        }
+        self.patch_labels(&pid, patch, &meta_label)?;
+        self.projects.remove(&pid);
+        let labels = self
+            .rt
+            .block_on(self.labels_of(&pid))
+            .map_err(|e| self.http_error(e))?;
+        self.remember(&pid, meta, labels)?;
+        Ok(RemoteProject {
+            url: Some(self.http.url(&format!("/projects/{pid}"))),
+            id: pid,
+            name,
+        })
+    }
+
     /// PATCH the project's labels, then replace the metadata label (a separate request: the
     /// old one must be gone before one of the same name is added).
     fn patch_labels(
@@ -1111,6 +1235,7 @@ mod tests {
             schema,
             settings: serde_json::Map::new(),
             created: true,
+            frames: IndexMap::new(),
         };
         let mut spec = meta_spec(&meta).unwrap();
         for (i, a) in spec.attributes.iter_mut().enumerate() {

@@ -155,7 +155,7 @@ impl Engine<'_> {
         r.schema = schema;
     }
 
-    fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
+    pub(super) fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
         r.manifest_digest = d.manifest_digest.clone();
         r.backend_config = d.settings.clone();
         r.schema = d.schema.clone();
@@ -256,7 +256,7 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn task_spec(
+    pub(super) fn task_spec(
         &mut self,
         dataset: &str,
         d: &Desired,
@@ -473,7 +473,7 @@ pub(super) fn view_labels(
     }
 }
 
-fn uploaded_labels(
+pub(super) fn uploaded_labels(
     spec: &TaskSpec,
     schema: &ResolvedSchema,
 ) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {

@@ -4,6 +4,7 @@
 //! and naming every backend object deterministically so it is adopted rather than duplicated.
 
 mod apply;
+pub mod import_cvat;
 mod planner;
 mod run_merge;
 
@@ -324,37 +325,7 @@ pub fn open_backend(
                 name, &url, &api_key, root, policy,
             )?))
         }
-        BackendKind::Cvat => {
-            let setting = |key: &str| -> Result<Option<String>, EngineError> {
-                match s.values.get(key).and_then(|v| v.value.as_str()) {
-                    None => Ok(None),
-                    Some(v) => crate::secret::resolve(v, env)
-                        .map(Some)
-                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}"))),
-                }
-            };
-            let mut headers = Vec::new();
-            if let Some(h) = s.values.get("headers").and_then(|v| v.value.as_object()) {
-                for (k, v) in h {
-                    let v = crate::secret::resolve(v.as_str().unwrap_or_default(), env)
-                        .map_err(|e| EngineError::Run(format!("backend `{name}`: headers: {e}")))?;
-                    headers.push((k.clone(), v));
-                }
-            }
-            let conn = backend::cvat::client::Connection {
-                url: setting("url")?.unwrap_or_else(|| "https://app.cvat.ai".into()),
-                username: setting("username")?,
-                password: setting("password")?,
-                api_key: setting("api_key")?,
-                headers,
-                organization: setting("organization")?,
-            };
-            let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
-            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
-            Ok(Box::new(backend::cvat::CvatBackend::new(
-                name, &conn, defaults, policy,
-            )?))
-        }
+        BackendKind::Cvat => Ok(Box::new(import_cvat::open_cvat(config, env, name)?)),
         kind => Err(EngineError::Run(format!(
             "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
         ))),
