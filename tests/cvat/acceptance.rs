@@ -768,3 +768,55 @@ fn existing_project_by_id() {
     assert_eq!(cvat.project("made by hand"), Some(pid));
     assert!(cvat.tasks(pid).is_empty());
 }
+
+/// `occluded_attr`/`group_id_attr`: an existing attribute becomes CVAT's occluded flag,
+/// another the shape's group, both ways.
+#[test]
+fn occluded_and_group_id_attributes() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nbackend_config:\n  occluded_attr: occluded\n  group_id_attr: crowd_group\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike]\nattributes: false\nload:\n  when: always\n",
+            header("flags")
+        ),
+    );
+    let before = ws.samples();
+    ws.apply();
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+    let pid = cvat.project("annoform/ds/flags").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let gt = before[0]["ground_truth"]["detections"].as_array().unwrap();
+    assert_eq!(gt[0]["occluded"], true);
+    let car = cvat.shape_of(tid, pid, oid(&gt[0]));
+    assert_eq!(
+        car["occluded"], true,
+        "the dataset's attribute is CVAT's flag"
+    );
+    let car_label = cvat.label(pid, "car");
+    let names: Vec<&str> = car_label["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"occluded") && !names.contains(&"crowd_group"),
+        "{names:?}"
+    );
+    let mut person = cvat.shape_of(tid, pid, oid(&gt[1]));
+    person["occluded"] = json!(true);
+    person["group"] = json!(3);
+    cvat.edit(tid, "update", vec![person], vec![]);
+    let plan = ws.plan();
+    assert_eq!(counts(&plan, "ground_truth"), [0, 1, 0, 0, 1], "{plan:#}");
+    ws.apply();
+    let p = &ws.samples()[0]["ground_truth"]["detections"][1];
+    assert_eq!(
+        (&p["occluded"], &p["crowd_group"]),
+        (&json!(true), &json!(3))
+    );
+    assert!(actions(&ws.plan()).is_empty());
+}

@@ -131,15 +131,17 @@ pub fn effective_schema(
             ) {
                 continue;
             }
-            f.attributes
-                .entry(name.to_string())
-                .or_insert(ResolvedAttribute {
+            let read_only = f.attributes.get(name).is_some_and(|a| a.read_only);
+            f.attributes.insert(
+                name.to_string(),
+                ResolvedAttribute {
                     attr_type: t,
                     values: Vec::new(),
                     default: None,
-                    read_only: false,
+                    read_only,
                     mutable: true,
-                });
+                },
+            );
         }
     }
     out
@@ -307,6 +309,12 @@ impl CvatBackend {
         let http = http
             .with_header("Authorization", &format!("Token {key}"), true)
             .map_err(|e| err(e.to_string()))?;
+        if conn.api_key.as_deref().is_some_and(|k| !k.is_empty()) {
+            // A token is only tried by the first real request: check it (and that this is
+            // a CVAT server) now, where the error can say what to fix.
+            rt.block_on(http.get_json::<Value>("/api/users/self"))
+                .map_err(|e| err(explain(&http, e)))?;
+        }
         Ok(CvatBackend {
             http,
             rt,
@@ -777,16 +785,26 @@ fn explain(http: &HttpClient, e: HttpError) -> String {
              ANNOFORM_CVAT_API_KEY or ANNOFORM_CVAT_USERNAME / ANNOFORM_CVAT_PASSWORD",
             endpoint.base_url, endpoint.method, endpoint.path
         ),
+        // CVAT itself answers HTML only for its 500 pages and unknown request ids; an HTML
+        // 404 on the first request means something else is at `url`.
         HttpError::Status {
             endpoint,
             status,
             body,
             ..
-        } if status.is_success() || body.trim_start().starts_with('<') => format!(
-            "{}: HTTP {} with an HTML page where CVAT answers JSON: is `url` = {} a CVAT \
-             server?",
-            endpoint, status, endpoint.base_url
-        ),
+        } if *status == StatusCode::NOT_FOUND
+            && body.trim_start().starts_with('<')
+            && matches!(
+                endpoint.path.as_str(),
+                "/api/auth/login" | "/api/users/self"
+            ) =>
+        {
+            format!(
+                "{} answered HTTP 404 with an HTML page ({} {}): is `url` = {} the address \
+                 of a CVAT server (its API is under /api)?",
+                endpoint.base_url, endpoint.method, endpoint.path, endpoint.base_url
+            )
+        }
         _ => http.redact(&e.to_string()),
     }
 }
@@ -1016,9 +1034,12 @@ impl Backend for CvatBackend {
         _since: Option<&str>,
         sink: &mut PageSink<'_>,
     ) -> Result<Option<String>, BackendError> {
-        // CVAT 2.23.1 keeps no reliable "annotations changed" stamp on tasks or jobs (the
-        // recording shows task `updated_date` moving for other reasons and the job's not at
-        // all for annotation writes), so every download is complete: no cursor.
+        // No cursor: the recording does not show that `updated_date` reliably follows
+        // annotation writes. Task 47's moved somewhere among the task- and job-level writes
+        // (31.98 s → 37.65 s) but not with a job's state change (job PATCH at 37.84 s, task
+        // still 37.65 s), no job was read after a write, and the in-repo fake moves neither.
+        // A cursor that misses an edit loses it silently; a full download costs one GET per
+        // task.
         let info = self.project(&project.id)?;
         for tid in tasks {
             let page = self.rt.block_on(self.task_annotations(&info, tid))?;
