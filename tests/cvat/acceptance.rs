@@ -820,3 +820,27 @@ fn occluded_and_group_id_attributes() {
     );
     assert!(actions(&ws.plan()).is_empty());
 }
+
+/// A run reusing a project set up for other fields is stopped before anything goes up.
+#[test]
+fn project_name_reused_for_other_fields_is_refused() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, QUICKSTART, "");
+    let run = |key: &str, field: &str| {
+        format!(
+            "{}view:\n  - limit: 1\nbackend_config:\n  project_name: team\nlabel_field: {field}\nlabel_type: detections\nclasses: [car, person, bike]\nattributes: false\n",
+            header(key)
+        )
+    };
+    ws.manifest("a.yaml", &run("first", "ground_truth"));
+    ws.apply();
+    ws.manifest("b.yaml", &run("second", "other_boxes"));
+    let (ok, _, stderr) = ws.try_run(&["apply", "--auto-approve"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("was set up for the fields `ground_truth`, not `other_boxes`"),
+        "{stderr}"
+    );
+    let pid = cvat.project("team").unwrap();
+    assert_eq!(cvat.tasks(pid).len(), 1);
+}

@@ -944,6 +944,27 @@ impl Backend for CvatBackend {
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
         let info = self.project(&project.id)?;
+        // A project reused by name was set up for its first run's fields: labels of other
+        // fields could not go up, and their absence would later read as deletions.
+        if let Some(f) = task
+            .samples
+            .iter()
+            .flat_map(|s| s.labels.keys())
+            .find(|f| !info.meta.schema.fields.contains_key(*f))
+        {
+            return Err(self.error(format!(
+                "project `{}` ({}) was set up for the fields {}, not `{f}`: give this run its                  own project_name, or annotate the same fields",
+                project.name,
+                project.id,
+                info.meta
+                    .schema
+                    .fields
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         self.resolve_users(&info.meta.settings)?;
         self.rt
             .block_on(self.create_task_async(&project.id, &info, task))
