@@ -844,3 +844,32 @@ fn project_name_reused_for_other_fields_is_refused() {
     let pid = cvat.project("team").unwrap();
     assert_eq!(cvat.tasks(pid).len(), 1);
 }
+
+/// A batch larger than one upload request goes up in groups (Upload-Start / -Multiple /
+/// -Finish), frames still in sample order; the task settings still apply.
+#[test]
+fn large_batches_upload_in_groups() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest(
+        "run.yaml",
+        &format!(
+            "{}backend_config:\n  chunk_size: 5\n  image_quality: 60\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike, truck]\nattributes: false\nload:\n  when: always\n",
+            header("big")
+        ),
+    );
+    let before = ws.samples();
+    assert_eq!(before.len(), 24);
+    ws.apply();
+    let pid = cvat.project("annoform/ds/big").unwrap();
+    let task = &cvat.tasks(pid)[0];
+    let tid = task["id"].as_u64().unwrap();
+    assert_eq!(task["size"], 24);
+    assert_eq!(task["data_chunk_size"], 5);
+    assert_eq!(task["image_quality"], 60);
+    for (i, s) in before.iter().enumerate() {
+        assert_eq!(cvat.frame_of(tid, oid(s)), i as u64);
+    }
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+}

@@ -34,6 +34,11 @@ use std::time::Duration;
 pub const META_LABEL: &str = "__annoform__";
 /// Characters of metadata per attribute (CVAT keeps attribute values in 4096 characters).
 const META_CHUNK: usize = 4000;
+/// Files per upload request; larger batches go up as the SDK sends them (Upload-Start,
+/// Upload-Multiple per group, Upload-Finish), so no single request grows with the batch.
+const UPLOAD_FILES: usize = 16;
+/// Bytes per upload request (a group holds at least one file).
+const UPLOAD_BYTES: usize = 32 << 20;
 /// How long a background request (media processing) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -592,32 +597,73 @@ impl CvatBackend {
         let zip = s.get("use_zip_chunks").and_then(Value::as_bool);
         let chunk = s.get("chunk_size").and_then(Value::as_u64);
         let path = format!("/api/tasks/{tid}/data");
-        let answer: Value = self
-            .http
-            .send_json(Method::POST, &path, false, |r| {
-                let mut form = reqwest::multipart::Form::new()
-                    .text("image_quality", quality.to_string())
-                    .text("use_cache", use_cache.to_string())
-                    .text("sorting_method", "predefined");
-                if let Some(z) = zip {
-                    form = form.text("use_zip_chunks", z.to_string());
-                }
-                if let Some(c) = chunk {
-                    form = form.text("chunk_size", c.to_string());
-                }
-                for (name, _) in &files {
-                    form = form.text("upload_file_order", name.clone());
-                }
-                for (i, (name, bytes)) in files.iter().enumerate() {
-                    form = form.part(
-                        format!("client_files[{i}]"),
-                        reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
-                    );
-                }
-                r.multipart(form)
-            })
-            .await
-            .map_err(|e| self.http_error(e))?;
+        let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        let groups = upload_groups(&files);
+        let answer: Value = if groups.len() <= 1 {
+            self.http
+                .send_json(Method::POST, &path, false, |r| {
+                    let mut form = reqwest::multipart::Form::new()
+                        .text("image_quality", quality.to_string())
+                        .text("use_cache", use_cache.to_string())
+                        .text("sorting_method", "predefined");
+                    if let Some(z) = zip {
+                        form = form.text("use_zip_chunks", z.to_string());
+                    }
+                    if let Some(c) = chunk {
+                        form = form.text("chunk_size", c.to_string());
+                    }
+                    for name in &names {
+                        form = form.text("upload_file_order", name.clone());
+                    }
+                    for (i, (name, bytes)) in files.iter().enumerate() {
+                        form = form.part(
+                            format!("client_files[{i}]"),
+                            reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
+                        );
+                    }
+                    r.multipart(form)
+                })
+                .await
+                .map_err(|e| self.http_error(e))?
+        } else {
+            self.http
+                .send(Method::POST, &path, false, |r| {
+                    r.header("Upload-Start", "true")
+                })
+                .await
+                .map_err(|e| self.http_error(e))?;
+            for group in groups {
+                self.http
+                    .send(Method::POST, &path, false, |r| {
+                        let mut form = reqwest::multipart::Form::new()
+                            .text("image_quality", quality.to_string());
+                        for (i, (name, bytes)) in group.iter().enumerate() {
+                            form = form.part(
+                                format!("client_files[{i}]"),
+                                reqwest::multipart::Part::bytes(bytes.clone())
+                                    .file_name(name.clone()),
+                            );
+                        }
+                        r.header("Upload-Multiple", "true").multipart(form)
+                    })
+                    .await
+                    .map_err(|e| self.http_error(e))?;
+            }
+            let mut body = json!({"image_quality": quality, "use_cache": use_cache,
+                "sorting_method": "predefined", "upload_file_order": names});
+            if let Some(z) = zip {
+                body["use_zip_chunks"] = json!(z);
+            }
+            if let Some(c) = chunk {
+                body["chunk_size"] = json!(c);
+            }
+            self.http
+                .send_json(Method::POST, &path, false, |r| {
+                    r.header("Upload-Finish", "true").json(&body)
+                })
+                .await
+                .map_err(|e| self.http_error(e))?
+        };
         let rq = answer
             .get("rq_id")
             .and_then(Value::as_str)
@@ -766,6 +812,23 @@ impl CvatBackend {
         }
         Ok(Some(out))
     }
+}
+
+/// The files in upload groups of at most `UPLOAD_FILES` files and `UPLOAD_BYTES` bytes.
+fn upload_groups(files: &[(String, Vec<u8>)]) -> Vec<&[(String, Vec<u8>)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, b)) in files.iter().enumerate() {
+        if i > start && (i - start >= UPLOAD_FILES || bytes + b.len() > UPLOAD_BYTES) {
+            out.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += b.len();
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
 }
 
 /// A readable error: HTML where CVAT's JSON was expected, refused credentials.
@@ -1294,6 +1357,20 @@ mod tests {
         assert_eq!(n, "64f0c0de0123456789abcdef_a b.png");
         assert_eq!(sample_of_frame(&n), Some("64f0c0de0123456789abcdef"));
         assert_eq!(sample_of_frame("img.png"), None);
+    }
+
+    #[test]
+    fn uploads_are_grouped() {
+        let files: Vec<(String, Vec<u8>)> =
+            (0..40).map(|i| (format!("f{i}"), vec![0u8; 10])).collect();
+        let sizes: Vec<usize> = upload_groups(&files).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, [16, 16, 8]);
+        let big = vec![
+            ("a".to_string(), vec![0u8; UPLOAD_BYTES]),
+            ("b".into(), vec![1]),
+        ];
+        assert_eq!(upload_groups(&big).len(), 2);
+        assert!(upload_groups(&[]).is_empty());
     }
 
     #[test]
