@@ -1125,10 +1125,17 @@ impl Backend for CvatBackend {
         // A cursor that misses an edit loses it silently; a full download costs one GET per
         // task.
         let info = self.project(&project.id)?;
-        for tid in tasks {
-            let page = self.rt.block_on(self.task_annotations(&info, tid))?;
-            if let Some(page) = page.filter(|p| !p.is_empty()) {
-                sink(page)?;
+        // A few tasks in flight at once (the HTTP policy bounds the requests), handed on in
+        // order: memory follows `--parallelism` tasks, not the run.
+        let this = &*self;
+        for group in tasks.chunks(this.http.policy().parallelism.max(1)) {
+            let pages = this.rt.block_on(futures_util::future::try_join_all(
+                group.iter().map(|tid| this.task_annotations(&info, tid)),
+            ))?;
+            for page in pages.into_iter().flatten() {
+                if !page.is_empty() {
+                    sink(page)?;
+                }
             }
         }
         Ok(None)
