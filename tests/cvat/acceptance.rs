@@ -114,7 +114,7 @@ fn new_detections_field_with_attributes() {
                     {"spec_id": spec_id(&car, "parked"), "value": "True"},
                     {"spec_id": spec_id(&car, "kind"), "value": "suv"}]}),
             json!({"type": "rectangle", "frame": f1, "label_id": cvat.label(pid, "person")["id"],
-                "points": [0, 0, 80, 60], "attributes": []}),
+                "points": [0, 0, 80, 60], "rotation": 30.0, "attributes": []}),
         ],
         vec![],
     );
@@ -138,6 +138,7 @@ fn new_detections_field_with_attributes() {
         b1["parked"], false,
         "the schema default of an unset checkbox"
     );
+    assert_eq!(b1["rotation"], 30.0);
     assert!(after[2]["boxes"].is_null() || after[2]["boxes"]["detections"] == json!([]));
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");

@@ -79,10 +79,26 @@ fn a_task_deleted_by_hand_is_drift_and_is_recreated() {
         drift.contains("annoform/ds/boxes/batch-0001") && drift.contains("missing"),
         "{drift}"
     );
+    // A task renamed in CVAT's UI is still ours (its bug tracker says so).
+    cvat.send(
+        reqwest::Method::PATCH,
+        &format!("/api/tasks/{}", tasks[0]["id"]),
+        &json!({"name": "renamed by a user"}),
+    );
+    let plan = ws.plan();
+    assert_eq!(
+        plan["runs"][0]["drift"].as_array().unwrap().len(),
+        1,
+        "{plan:#}"
+    );
     ws.apply();
     let tasks = cvat.tasks(pid);
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[1]["name"], "annoform/ds/boxes/batch-0001");
+    assert_eq!(
+        tasks[1]["bug_tracker"],
+        "annoform://annoform/ds/boxes/batch-0001"
+    );
     assert_eq!(tasks[1]["size"], 1);
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");

@@ -212,8 +212,22 @@ fn sample_of_frame(name: &str) -> Option<&str> {
     (sid.bytes().all(|b| b.is_ascii_hexdigit()) && name[24..].starts_with('_')).then_some(sid)
 }
 
-/// annoform's name of a task: the CVAT name, or with `task_name` set, the part in the
-/// trailing brackets of `<task_name> [<our name>]`.
+/// What a task's bug tracker holds when no `issue_tracker` is set: our name, which survives
+/// a rename in CVAT's UI.
+const TRACKER_SCHEME: &str = "annoform://";
+
+/// annoform's name of a task (JSON from the server): from its bug tracker, else its name.
+fn our_task_name(t: &Value) -> Option<&str> {
+    let tracked = t
+        .get("bug_tracker")
+        .and_then(Value::as_str)
+        .and_then(|b| b.strip_prefix(TRACKER_SCHEME))
+        .filter(|n| !n.is_empty());
+    tracked.or_else(|| t.get("name").and_then(Value::as_str).map(our_name))
+}
+
+/// annoform's name of a task by its CVAT name: all of it, or with `task_name` set, the
+/// part in the trailing brackets of `<task_name> [<our name>]`.
 fn our_name(cvat_name: &str) -> &str {
     cvat_name
         .strip_suffix(']')
@@ -532,7 +546,7 @@ impl CvatBackend {
             .await
             .map_err(|e| self.http_error(e))?;
         for t in stale {
-            if t.get("name").and_then(Value::as_str).map(our_name) == Some(task.name.as_str())
+            if our_task_name(&t) == Some(task.name.as_str())
                 && t.get("size").and_then(Value::as_u64).unwrap_or(0) == 0
                 && let Some(id) = id_of(&t)
             {
@@ -551,9 +565,11 @@ impl CvatBackend {
             body["segment_size"] = json!(n);
         }
         let trackers = strings(s, "issue_tracker");
-        if !trackers.is_empty() {
-            body["bug_tracker"] = json!(trackers[task.batch as usize % trackers.len()]);
-        }
+        body["bug_tracker"] = if trackers.is_empty() {
+            json!(format!("{TRACKER_SCHEME}{}", task.name))
+        } else {
+            json!(trackers[task.batch as usize % trackers.len()])
+        };
         let assignees = strings(s, "task_assignee");
         if !assignees.is_empty() {
             let who = &assignees[task.batch as usize % assignees.len()];
@@ -993,7 +1009,7 @@ impl Backend for CvatBackend {
             .filter_map(|t| {
                 Some(RemoteTask {
                     id: id_of(t)?.to_string(),
-                    name: our_name(t.get("name")?.as_str()?).to_string(),
+                    name: our_task_name(t)?.to_string(),
                 })
             })
             .collect();
@@ -1152,11 +1168,9 @@ impl Backend for CvatBackend {
                     .list("/api/tasks", &[("project_id", project.id.clone())])
                     .await?;
                 let prefix = format!("{}/", project.name);
-                let (ours, others): (Vec<&Value>, Vec<&Value>) = tasks.iter().partition(|t| {
-                    t.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| our_name(n).starts_with(&prefix))
-                });
+                let (ours, others): (Vec<&Value>, Vec<&Value>) = tasks
+                    .iter()
+                    .partition(|t| our_task_name(t).is_some_and(|n| n.starts_with(&prefix)));
                 if created && others.is_empty() {
                     this.http
                         .delete(&format!("/api/projects/{}", project.id))
