@@ -1395,6 +1395,63 @@ mod tests {
     }
 
     #[test]
+    fn label_patches_only_add() {
+        let attr = |name: &str, id: Option<i64>| labels::AttributeSpec {
+            id,
+            name: name.into(),
+            input_type: "text".into(),
+            mutable: true,
+            values: vec![String::new()],
+            default_value: String::new(),
+        };
+        let label = |id: Option<i64>, name: &str, attrs: Vec<labels::AttributeSpec>| LabelSpec {
+            id,
+            name: name.into(),
+            label_type: "rectangle".into(),
+            color: id.map(|_| "#ff0000".to_string()),
+            attributes: attrs,
+        };
+        let current = vec![label(Some(1), "car", vec![attr("make", Some(10))])];
+        let wanted = vec![
+            label(None, "car", vec![attr("make", None), attr("note", None)]),
+            label(None, "truck", vec![]),
+        ];
+        let patch = label_patch(&current, &wanted);
+        assert_eq!(patch.len(), 2);
+        assert_eq!(patch[0]["id"], 1);
+        assert_eq!(
+            patch[0]["color"], "#ff0000",
+            "a PATCH without colour resets it"
+        );
+        assert_eq!(patch[0]["attributes"].as_array().unwrap().len(), 1);
+        assert_eq!(patch[0]["attributes"][0]["name"], "note");
+        assert_eq!(patch[1]["name"], "truck");
+        assert!(label_patch(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn errors_read_in_every_recorded_shape() {
+        let t = |v: Value| error_text(&v).unwrap();
+        assert_eq!(
+            t(json!("Adding more data is not supported")),
+            "Adding more data is not supported"
+        );
+        assert_eq!(
+            t(json!(["label_id `9` is invalid"])),
+            "label_id `9` is invalid"
+        );
+        assert_eq!(t(json!({"detail": "Invalid token."})), "Invalid token.");
+        assert_eq!(
+            t(json!({"non_field_errors": ["Unable to log in with provided credentials."]})),
+            "Unable to log in with provided credentials."
+        );
+        assert_eq!(
+            t(json!({"shapes": [{"type": ["\"circle\" is not a valid choice."]}]})),
+            "shapes: type: \"circle\" is not a valid choice."
+        );
+    }
+
+    #[test]
     fn task_names_keep_ours() {
         assert_eq!(our_name("p/batch-0001"), "p/batch-0001");
         assert_eq!(our_name("Review [a] [p/batch-0001]"), "p/batch-0001");
