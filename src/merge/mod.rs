@@ -18,9 +18,10 @@ use std::collections::{HashMap, HashSet};
 /// Keys of a label that are geometry, per label type.
 fn geometry_keys(t: LabelType) -> &'static [&'static str] {
     match t {
-        LabelType::Detections | LabelType::Instances => {
-            &["bounding_box", "mask", "mask_path", "rotation"]
-        }
+        // A `detections` annotation edits boxes: a mask the detection may have is not shown
+        // to annotators (that is an `instances` annotation) and so never merged away.
+        LabelType::Detections => &["bounding_box", "rotation"],
+        LabelType::Instances => &["bounding_box", "mask", "mask_path", "rotation"],
         LabelType::Polylines | LabelType::Polygons => &["points", "closed", "filled"],
         LabelType::Keypoints => &["points"],
         LabelType::Segmentation => &["mask", "mask_path"],
@@ -87,7 +88,7 @@ fn managed(label: &Value, field: &ResolvedField) -> Map<String, Value> {
         .chain(geometry_keys(field.label_type).iter().copied());
     for k in keys {
         if let Some(v) = label.get(k).filter(|v| !v.is_null()) {
-            out.insert(k.into(), v.clone());
+            out.insert(k.into(), compared(k, v));
         }
     }
     for name in writable_attributes(label, field) {
@@ -96,6 +97,30 @@ fn managed(label: &Value, field: &ResolvedField) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// A label's value under `key` as the merge compares it: a mask by its pixels (decoded and
+/// encoded again), because two zlib implementations compress the same pixels to different
+/// bytes (Python's zlib and ours do), and a backend hands back pixels, not bytes.
+fn compared(key: &str, v: &Value) -> Value {
+    if key == "mask"
+        && let Ok(m) = crate::dataset::mask::Mask::from_ejson(v)
+    {
+        return m.to_ejson();
+    }
+    v.clone()
+}
+
+/// Whether an attribute kept its value: a checkbox shows a dataset's `0`/`1` as false/true
+/// and "unset" as false, so a backend handing back that boolean has not changed it.
+fn same_attribute(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Bool(x)), Some(Value::Number(n)))
+        | (Some(Value::Number(n)), Some(Value::Bool(x))) => n.as_f64() == Some(f64::from(*x as u8)),
+        // Nor can it show "unset": it shows false.
+        (None, Some(Value::Bool(false))) | (Some(Value::Bool(false)), None) => true,
+        _ => a == b,
+    }
 }
 
 /// The schema attributes a label of its class has, as (name, read_only).
@@ -388,8 +413,15 @@ struct LabelMerge<'a> {
 impl LabelMerge<'_> {
     /// Take the backend's values of `keys` when any differs and the change is allowed.
     fn take(&mut self, keys: &[&str], allowed: bool, change: &'static str, reason: &'static str) {
-        let get = |l: &Value, k: &str| l.get(k).filter(|v| !v.is_null()).cloned();
-        if keys.iter().all(|k| get(self.cur, k) == get(self.dl, k)) {
+        let get = |l: &Value, k: &str| l.get(k).filter(|v| !v.is_null()).map(|v| compared(k, v));
+        let same = |a: Option<Value>, b: Option<Value>| {
+            if change == "attribute" {
+                same_attribute(a.as_ref(), b.as_ref())
+            } else {
+                a == b
+            }
+        };
+        if keys.iter().all(|k| same(get(self.cur, k), get(self.dl, k))) {
             return;
         }
         if !allowed {
@@ -398,7 +430,7 @@ impl LabelMerge<'_> {
         }
         for k in keys {
             let v = get(self.dl, k);
-            if get(self.cur, k) != v {
+            if !same(get(self.cur, k), v.clone()) {
                 // An attribute missing from the download is written as null, as FiftyOne does.
                 self.merged
                     .insert((*k).to_string(), v.unwrap_or(Value::Null));
@@ -434,7 +466,10 @@ fn merge_label<'v>(
     let read_only_changed: Vec<String> = attributes_of(dl, schema)
         .into_iter()
         .filter(|(n, ro)| {
-            *ro && cur.get(n).filter(|v| !v.is_null()) != dl.get(n).filter(|v| !v.is_null())
+            *ro && !same_attribute(
+                cur.get(n).filter(|v| !v.is_null()),
+                dl.get(n).filter(|v| !v.is_null()),
+            )
         })
         .map(|(n, _)| n)
         .collect();

@@ -46,6 +46,11 @@ pub fn resolve(
         }
     }
     if errors.is_empty() {
+        if backend == BackendKind::Cvat {
+            // CVAT's `occluded_attr`/`group_id_attr` name the attributes that hold its
+            // occluded flag and group id on every object field.
+            out = crate::backend::cvat::client::effective_schema(&out, &run.backend_config);
+        }
         Ok(out)
     } else {
         Err(errors)

@@ -29,7 +29,9 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap, MappedLabel, UNSET, VALUE_ATTR};
+use super::labels::{
+    FILLED_ATTR, INDEX_ATTR, LABEL_ID_ATTR, LabelMap, MappedLabel, NAN_ATTR, UNSET, VALUE_ATTR,
+};
 use super::labels::{attributes_of, scalar_string};
 use super::rle::{self, BoxMask};
 use crate::backend::DownloadedLabel;
@@ -241,10 +243,31 @@ pub fn to_cvat(
             }),
             LabelType::Detections => out.shapes.push(rectangle(label, size, base).map_err(err)?),
             LabelType::Instances => out.shapes.push(instance(label, size, base).map_err(err)?),
-            LabelType::Polylines | LabelType::Polygons => out
-                .shapes
-                .extend(polylines(label, size, base).map_err(err)?),
-            LabelType::Keypoints => out.shapes.push(keypoints(label, size, base).map_err(err)?),
+            LabelType::Polylines | LabelType::Polygons => {
+                let mut shapes = polylines(label, size, base).map_err(err)?;
+                if field.label_type == LabelType::Polylines
+                    && flag(label, "filled")
+                    && let Some(id) = mapped.spec_ids.get(FILLED_ATTR)
+                {
+                    for s in &mut shapes {
+                        s.attributes.push(AttributeValue {
+                            spec_id: *id,
+                            value: "true".into(),
+                        });
+                    }
+                }
+                out.shapes.extend(shapes);
+            }
+            LabelType::Keypoints => {
+                let mut s = keypoints(label, size, base).map_err(err)?;
+                if let Some(v) = nan_positions(label) {
+                    s.attributes.push(AttributeValue {
+                        spec_id: spec(mapped, NAN_ATTR).map_err(err)?,
+                        value: v,
+                    });
+                }
+                out.shapes.push(s);
+            }
             LabelType::Segmentation | LabelType::Scalar => {}
         }
     }
@@ -477,6 +500,30 @@ fn keypoints(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Stri
     s.shape_type = "points".into();
     s.points = to_pixels(&pts, size);
     Ok(s)
+}
+
+/// `<count>:<i>,<j>,...` for keypoints with NaN points (`None` when all are numbers).
+fn nan_positions(label: &Value) -> Option<String> {
+    let pts = label.get("points").and_then(point_list)?;
+    let nan: Vec<String> = pts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !(p[0].is_finite() && p[1].is_finite()))
+        .map(|(i, _)| i.to_string())
+        .collect();
+    (!nan.is_empty()).then(|| format!("{}:{}", pts.len(), nan.join(",")))
+}
+
+/// Points with NaN where `nan_positions` says (0 elsewhere: only the positions matter).
+fn nan_template(s: &str) -> Option<Vec<[f64; 2]>> {
+    let (n, idx) = s.split_once(':')?;
+    let n: usize = n.parse().ok()?;
+    let mut pts = vec![[0.0, 0.0]; n];
+    for i in idx.split(',') {
+        let i: usize = i.parse().ok()?;
+        *pts.get_mut(i)? = [f64::NAN, f64::NAN];
+    }
+    Some(pts)
 }
 
 /// The class of a segmentation value (`mask_targets`, else the number itself).
@@ -758,19 +805,8 @@ fn parse_scalar(s: &str, field: &ResolvedField) -> Option<Value> {
     if !field.classes.is_empty() {
         return (s != UNSET).then(|| json!(s));
     }
-    if s.is_empty() {
-        return None;
-    }
-    if let Some(b) = parse_bool(s) {
-        return Some(json!(b));
-    }
-    if let Ok(i) = s.parse::<i64>() {
-        return Some(json!(i));
-    }
-    match s.parse::<f64>() {
-        Ok(f) if f.is_finite() => Some(json!(f)),
-        _ => Some(json!(s)),
-    }
+    // Numbers before booleans: an integer field's 0 and 1 stay numbers.
+    parse_text(s)
 }
 
 /// `true`/`false` in any case (the server answers a JSON `true` with `"True"`), `1`/`0`.
@@ -814,10 +850,27 @@ fn read_attributes(
     }
 }
 
+/// A text attribute as FiftyOne reads one back from CVAT: an integer, a float, a boolean, or
+/// the string; empty is "not set".
+fn parse_text(s: &str) -> Option<Value> {
+    if s.is_empty() || s == "None" {
+        return None;
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(json!(i));
+    }
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return Some(from_f64(f));
+    }
+    Some(parse_bool(s).map_or_else(|| json!(s), Value::Bool))
+}
+
 /// An attribute value by the schema's type; `None` for "not set".
 fn parse_attribute(s: &str, a: &ResolvedAttribute) -> Option<Value> {
     match a.attr_type {
-        AttributeType::Text => (!s.is_empty()).then(|| json!(s)),
+        AttributeType::Text => parse_text(s),
         AttributeType::Checkbox => parse_bool(s).map(Value::Bool),
         AttributeType::Select | AttributeType::Radio => {
             if s == UNSET {
@@ -908,7 +961,13 @@ fn shape_label(
         LabelType::Detections => rectangle_geometry(s, size, &mut label),
         LabelType::Instances => instance_geometry(s, size, &mut label),
         LabelType::Keypoints => {
-            keypoint_geometry(s, size, uploaded, &mut label);
+            let nan = mapped.spec_ids.get(NAN_ATTR).and_then(|sid| {
+                s.attributes
+                    .iter()
+                    .find(|a| a.spec_id == *sid)
+                    .and_then(|a| nan_template(&a.value))
+            });
+            keypoint_geometry(s, size, uploaded, nan, &mut label);
             Ok(())
         }
         LabelType::Polylines | LabelType::Polygons => {
@@ -934,9 +993,32 @@ fn shape_label(
     }
 }
 
-/// Pixels to relative coordinates.
+/// Pixels to relative coordinates, each the shortest decimal that converts back to the same
+/// pixel value (see [`snap`]).
 fn relative(x: f64, y: f64, size: ImageSize) -> [f64; 2] {
-    [x / f64::from(size.width), y / f64::from(size.height)]
+    let (w, h) = (f64::from(size.width), f64::from(size.height));
+    [snap(x / w, |r| r * w == x), snap(y / h, |r| r * h == y)]
+}
+
+/// The shortest decimal near `r` that `fits`, else `r` itself.
+///
+/// Upload multiplies relative coordinates by the image size, which is not exact in binary
+/// floating point: `0.1 + 0.3` goes up as `25.6` px and `25.6 / 64 - 0.1` comes back as
+/// `0.30000000000000004`. The value a dataset holds is almost always the shortest decimal
+/// that maps to the pixels CVAT stored, so choosing that one makes an untouched label come
+/// back bit for bit, and a moved one as short a number as its pixels allow.
+fn snap(r: f64, fits: impl Fn(f64) -> bool) -> f64 {
+    if !r.is_finite() {
+        return r;
+    }
+    for digits in 1..=17 {
+        if let Ok(c) = format!("{:.*e}", digits - 1, r).parse::<f64>()
+            && fits(c)
+        {
+            return c;
+        }
+    }
+    r
 }
 
 /// A rectangle's box (and rotation, when there is one).
@@ -952,9 +1034,13 @@ fn rectangle_geometry(
         ));
     };
     let [x1, y1] = relative(a.min(c), b.min(d), size);
-    let [x2, y2] = relative(a.max(c), b.max(d), size);
+    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
+    // The size as upload computed the far corner: `(x + w) * width`.
+    let (px2, py2) = (a.max(c), b.max(d));
+    let w = snap(px2 / sw - x1, |w| (x1 + w) * sw == px2);
+    let h = snap(py2 / sh - y1, |h| (y1 + h) * sh == py2);
     label.insert("_cls".into(), json!("Detection"));
-    label.insert("bounding_box".into(), json!([x1, y1, x2 - x1, y2 - y1]));
+    label.insert("bounding_box".into(), json!([x1, y1, w, h]));
     if s.rotation != 0.0 {
         label.insert("rotation".into(), json!(s.rotation));
     }
@@ -982,6 +1068,7 @@ fn keypoint_geometry(
     s: &Shape,
     size: ImageSize,
     uploaded: &HashMap<String, Value>,
+    nan: Option<Vec<[f64; 2]>>,
     label: &mut Map<String, Value>,
 ) {
     let pts: Vec<[f64; 2]> = s
@@ -994,7 +1081,8 @@ fn keypoint_geometry(
         .and_then(oid_str)
         .and_then(|id| uploaded.get(id))
         .and_then(|l| l.get("points"))
-        .and_then(point_list);
+        .and_then(point_list)
+        .or(nan);
     let pts = match before {
         Some(b)
             if b.iter()
@@ -1056,7 +1144,15 @@ fn polyline_part(
     label.insert("_cls".into(), json!("Polyline"));
     label.insert("points".into(), json!([shape_points(s, size)]));
     label.insert("closed".into(), json!(closed));
-    label.insert("filled".into(), json!(closed && t == LabelType::Polygons));
+    let filled_attr = mapped.spec_ids.get(FILLED_ATTR).is_some_and(|id| {
+        s.attributes
+            .iter()
+            .any(|a| a.spec_id == *id && a.value == "true")
+    });
+    label.insert(
+        "filled".into(),
+        json!(closed && (t == LabelType::Polygons || filled_attr)),
+    );
     let at = rb.fields.get(&mapped.field).map_or(0, Vec::len);
     if let Some(k) = key {
         rb.parts.insert(k, at);
@@ -1428,7 +1524,7 @@ mod tests {
     }
 
     #[test]
-    fn keypoint_nans_need_the_uploaded_label() {
+    fn keypoint_nans_travel_in_a_hidden_attribute() {
         let schema = schema();
         let served = serve(&label_specs(&schema));
         let map = LabelMap::new(&schema, &served).unwrap();
@@ -1444,6 +1540,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ann.shapes[0].points.len(), 4);
+        // Without the uploaded label, the `nan_points` attribute puts the NaN point back.
+        let down = from_cvat(&schema, &ann, 0, SIZE, &map, &HashMap::new());
+        let pts = down.labels["kps"][0].label["points"].as_array().unwrap();
+        assert_eq!(pts.len(), 3);
+        // Once the annotator drops the attribute, only the points CVAT holds come back.
+        let nan_spec = map.label(ann.shapes[0].label_id).unwrap().spec_ids[NAN_ATTR];
+        ann.shapes[0].attributes.retain(|a| a.spec_id != nan_spec);
         let down = from_cvat(&schema, &ann, 0, SIZE, &map, &HashMap::new());
         assert_eq!(
             down.labels["kps"][0].label["points"]

@@ -22,6 +22,12 @@ use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
 pub const LABEL_ID_ATTR: &str = "label_id";
 /// The hidden attribute carrying FiftyOne's `index`.
 pub const INDEX_ATTR: &str = "index";
+/// The hidden attribute of keypoints recording which points are NaN (`<count>:<i>,<j>`),
+/// which CVAT's points shapes cannot hold.
+pub const NAN_ATTR: &str = "nan_points";
+/// The hidden attribute of a polylines field's closed shapes saying they are also filled
+/// (CVAT's polygon is both in a polygons field; in a polylines field it is only closed).
+pub const FILLED_ATTR: &str = "filled";
 /// The attribute holding a scalar field's value.
 pub const VALUE_ATTR: &str = "value";
 /// The value standing for "not set" in select/radio attributes without a schema default.
@@ -50,6 +56,9 @@ pub struct LabelSpec {
     pub name: String,
     #[serde(rename = "type")]
     pub label_type: String,
+    /// The colour the server shows it in (re-sent on PATCH, which would otherwise reset it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
     #[serde(default)]
     pub attributes: Vec<AttributeSpec>,
 }
@@ -155,6 +164,7 @@ pub fn label_specs(schema: &ResolvedSchema) -> Vec<LabelSpec> {
                 id: None,
                 name,
                 label_type: cvat_type(f.label_type).to_string(),
+                color: None,
                 attributes: attribute_specs(f, &class),
             })
         })
@@ -174,6 +184,12 @@ fn attribute_specs(f: &ResolvedField, class: &str) -> Vec<AttributeSpec> {
     }
     if has_index(f.label_type) {
         out.push(hidden_text(INDEX_ATTR));
+    }
+    if f.label_type == LabelType::Keypoints {
+        out.push(hidden_text(NAN_ATTR));
+    }
+    if f.label_type == LabelType::Polylines && !out.iter().any(|a| a.name == FILLED_ATTR) {
+        out.push(hidden_text(FILLED_ATTR));
     }
     out
 }

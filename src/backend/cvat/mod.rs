@@ -6,7 +6,11 @@
 //! * `convert`: FiftyOne label JSON ↔ CVAT `{"tags","shapes","tracks"}` for image tasks
 //!   (one frame per sample), undoing the server's normalisation on the way back.
 //! * `rle`: CVAT's mask RLE and FiftyOne's box-sized instance masks.
+//! * `client`: the HTTP backend itself, on the shared HTTP policy.
 
+pub mod client;
 pub mod convert;
 pub mod labels;
 pub mod rle;
+
+pub use client::CvatBackend;

@@ -43,8 +43,22 @@ impl Engine<'_> {
                         name: p.name.clone(),
                         url: None,
                     };
+                    // A project shared with other runs (`project_name` reused) stays until
+                    // the last of them goes: deleting it would delete their tasks too.
+                    let mut shared = false;
+                    for (dataset, key) in self.store.list()? {
+                        if (dataset.as_str(), key.as_str()) == (r.dataset.as_str(), r.key.as_str())
+                        {
+                            continue;
+                        }
+                        if let Some(o) = self.store.get(&dataset, &key)? {
+                            shared |= o.backend == r.backend
+                                && o.project.as_ref().is_some_and(|op| op.id == p.id)
+                                && !o.cleaned_up;
+                        }
+                    }
                     let b = self.backend(&r.backend)?;
-                    if b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
+                    if !shared && b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
                         b.delete_project(&project)?;
                     }
                 }
@@ -145,7 +159,7 @@ impl Engine<'_> {
         r.schema = schema;
     }
 
-    fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
+    pub(super) fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
         r.manifest_digest = d.manifest_digest.clone();
         r.backend_config = d.settings.clone();
         r.schema = d.schema.clone();
@@ -185,11 +199,12 @@ impl Engine<'_> {
         let project = remote(record);
         let existing = self.backend(&d.backend)?.list_tasks(&project)?;
         progress.start("uploading", batches.iter().map(|b| b.1.len() as u64).sum());
+        let prefix = batch_prefix(
+            record.project.as_ref().map_or("", |p| p.name.as_str()),
+            &record.key,
+        );
         for (batch, samples) in batches {
-            let name = format!(
-                "{}/batch-{batch:04}",
-                record.project.as_ref().map_or("", |p| p.name.as_str())
-            );
+            let name = format!("{prefix}{batch:04}");
             let recreate = record.tasks.iter().position(|t| t.batch == batch);
             let spec = self.task_spec(&d.loaded.run.dataset, d, &name, batch, &samples)?;
             let adopt = existing
@@ -199,6 +214,27 @@ impl Engine<'_> {
                 Some(t) => t.clone(),
                 None => self.backend(&d.backend)?.create_task(&project, &spec)?,
             };
+            if d.kind == BackendKind::Cvat {
+                // CVAT's UI resets a shape's attributes, our `label_id` among them, when an
+                // annotator changes its class: record which shape holds which label now, so
+                // the merge still knows it (the recorded shape-id map).
+                let map = &mut record.id_map;
+                self.backend(&d.backend)?.download(
+                    &project,
+                    std::slice::from_ref(&task.id),
+                    None,
+                    &mut |page| {
+                        for labels in page.values().flat_map(|f| f.values()) {
+                            for l in labels {
+                                if let Some(id) = merge::label_id(&l.label) {
+                                    map.insert(l.backend_id.clone(), id.to_string());
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
             let uploaded = uploaded_labels(&spec, &d.schema);
             match recreate {
                 Some(i) => record.tasks[i].id = task.id,
@@ -224,7 +260,7 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn task_spec(
+    pub(super) fn task_spec(
         &mut self,
         dataset: &str,
         d: &Desired,
@@ -324,7 +360,7 @@ impl Engine<'_> {
                 d.backend, d.project_name
             ))
         })?;
-        let prefix = format!("{}/batch-", project.name);
+        let prefix = batch_prefix(&project.name, &run.key.0);
         let mut tasks: Vec<(u32, backend::RemoteTask)> = b
             .list_tasks(&project)?
             .into_iter()
@@ -383,6 +419,17 @@ impl Engine<'_> {
     }
 }
 
+/// What a run's task names start with: `<project>/batch-` in the run's own project (whose
+/// default name ends with the key), `<project>/<key>/batch-` in a project shared by name
+/// with other runs, so no run adopts another's tasks.
+fn batch_prefix(project: &str, key: &str) -> String {
+    if project.ends_with(&format!("/{key}")) || project == key {
+        format!("{project}/batch-")
+    } else {
+        format!("{project}/{key}/batch-")
+    }
+}
+
 /// The labels of `field` on a sample that the view includes, in FiftyOne JSON.
 pub(super) fn view_labels(
     ds: &Dataset,
@@ -406,7 +453,7 @@ pub(super) fn view_labels(
     }
 }
 
-fn uploaded_labels(
+pub(super) fn uploaded_labels(
     spec: &TaskSpec,
     schema: &ResolvedSchema,
 ) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {

@@ -4,6 +4,7 @@
 //! and naming every backend object deterministically so it is adopted rather than duplicated.
 
 mod apply;
+pub mod import_cvat;
 mod planner;
 
 use super::model::*;
@@ -323,6 +324,7 @@ pub fn open_backend(
                 name, &url, &api_key, root, policy,
             )?))
         }
+        BackendKind::Cvat => Ok(Box::new(import_cvat::open_cvat(config, env, name)?)),
         kind => Err(EngineError::Run(format!(
             "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
         ))),

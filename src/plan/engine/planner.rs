@@ -158,7 +158,7 @@ impl Engine<'_> {
                 "backend changed: {} → {}; the run is recreated",
                 r.backend, d.backend
             ));
-        } else if r.schema != d.schema {
+        } else if !same_schema(&r.schema, &d.schema) {
             let caps_in_place = self
                 .backend(&d.backend)?
                 .capabilities()
@@ -358,6 +358,19 @@ impl Engine<'_> {
         work.merge = Some(outcome);
         Ok(())
     }
+}
+
+/// Whether two schemas ask the same of the backend: a field the first merge created is
+/// `existing` afterwards, which changes nothing on the backend.
+fn same_schema(a: &ResolvedSchema, b: &ResolvedSchema) -> bool {
+    a.fields.len() == b.fields.len()
+        && a.fields.iter().all(|(name, fa)| {
+            b.fields.get(name).is_some_and(|fb| {
+                let mut fb = fb.clone();
+                fb.existing = fa.existing;
+                *fa == fb
+            })
+        })
 }
 
 /// Whether `new` only adds to `old` (classes, attributes, attribute values; restrictions may

@@ -1,0 +1,1459 @@
+//! The CVAT client (REST API v2, as CVAT 2.23.1 answered in `recipes/cvat.md`).
+//!
+//! Mapping. A run is a project (found by name, created, or an existing `project_id`); a batch
+//! is a CVAT task named after it, whose frames are the batch's samples in order
+//! (`sorting_method=predefined` + `upload_file_order`). Each file goes up as
+//! `<sample id>_<file name>`, so a task's frames map back to samples without local state.
+//!
+//! What downloads need (the resolved schema and the run's non-secret settings) travels with
+//! the project as one extra `tag` label, [`META_LABEL`], whose text attributes hold it
+//! (gzip + base64, in chunks CVAT's 4096-character attribute values can hold). Any later
+//! process — a plan, an apply resuming after a crash — reads it back with the label ids in
+//! one `GET /api/labels`, so the CVAT server is the only state the backend needs.
+//!
+//! Auth: `api_key` (`Authorization: Token`), else `username`/`password` traded for a token
+//! at `POST /api/auth/login`. Extra `headers` and `organization` (`X-Organization`) go with
+//! every request. Secrets only ever appear redacted.
+
+use super::convert::{self, Annotations as CvatAnnotations};
+use super::labels::{self, LabelMap, LabelSpec};
+use crate::backend::http::{HttpClient, HttpError, HttpPolicy};
+use crate::backend::labelstudio::convert::ImageSize;
+use crate::backend::*;
+use crate::manifest::{AttributeType, LabelType};
+use crate::schema::ResolvedAttribute;
+use base64::Engine as _;
+use reqwest::Method;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// The project label carrying annoform's metadata (schema and settings).
+pub const META_LABEL: &str = "__annoform__";
+/// Characters of metadata per attribute (CVAT keeps attribute values in 4096 characters).
+const META_CHUNK: usize = 4000;
+/// Files per upload request; larger batches go up as the SDK sends them (Upload-Start,
+/// Upload-Multiple per group, Upload-Finish), so no single request grows with the batch.
+const UPLOAD_FILES: usize = 16;
+/// Bytes per upload request (a group holds at least one file).
+const UPLOAD_BYTES: usize = 32 << 20;
+/// How long a background request (media processing) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// What a project keeps for annoform.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Meta {
+    schema: ResolvedSchema,
+    /// Non-secret settings of the run that created the project.
+    #[serde(default)]
+    settings: serde_json::Map<String, Value>,
+    /// Whether annoform created the project (otherwise it was given as `project_id`).
+    #[serde(default)]
+    created: bool,
+    /// Tasks made outside annoform and imported: task id → the sample id of each frame
+    /// (their frames are not named after samples).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    frames: IndexMap<String, Vec<String>>,
+}
+
+/// A task made outside annoform, as `annoform import` finds it.
+#[derive(Debug, Clone)]
+pub struct ForeignTask {
+    pub id: u64,
+    pub name: String,
+    pub project: Option<u64>,
+    /// File names of its frames, in frame order.
+    pub frames: Vec<String>,
+}
+
+/// A project as this client knows it.
+#[derive(Debug, Clone)]
+struct ProjectInfo {
+    meta: Meta,
+    labels: Vec<LabelSpec>,
+    map: LabelMap,
+}
+
+/// Connection settings of a CVAT server (secrets already resolved).
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub api_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub organization: Option<String>,
+}
+
+/// A CVAT server.
+pub struct CvatBackend {
+    http: HttpClient,
+    rt: tokio::runtime::Runtime,
+    /// Workspace settings (non-secret), the fallback for projects without metadata.
+    defaults: serde_json::Map<String, Value>,
+    projects: HashMap<String, ProjectInfo>,
+    users: HashMap<String, u64>,
+}
+
+/// A setting as a string list (one string or a list).
+fn strings(settings: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
+    match settings.get(key) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Integer id of a JSON object.
+fn id_of(v: &Value) -> Option<u64> {
+    v.get("id").and_then(Value::as_u64)
+}
+
+/// The schema as CVAT labels it: `occluded_attr`/`group_id_attr` become attributes of that
+/// type on every object field (FiftyOne's meaning of the two settings).
+pub fn effective_schema(
+    schema: &ResolvedSchema,
+    settings: &serde_json::Map<String, Value>,
+) -> ResolvedSchema {
+    let mut out = schema.clone();
+    for (key, t) in [
+        ("occluded_attr", AttributeType::Occluded),
+        ("group_id_attr", AttributeType::GroupId),
+    ] {
+        let Some(name) = settings.get(key).and_then(Value::as_str) else {
+            continue;
+        };
+        for f in out.fields.values_mut() {
+            if matches!(
+                f.label_type,
+                LabelType::Classification | LabelType::Classifications | LabelType::Scalar
+            ) {
+                continue;
+            }
+            let read_only = f.attributes.get(name).is_some_and(|a| a.read_only);
+            f.attributes.insert(
+                name.to_string(),
+                ResolvedAttribute {
+                    attr_type: t,
+                    values: Vec::new(),
+                    default: None,
+                    read_only,
+                    mutable: true,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The metadata label spec.
+fn meta_spec(meta: &Meta) -> Result<LabelSpec, String> {
+    let json = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&json).map_err(|e| e.to_string())?;
+    let packed =
+        base64::engine::general_purpose::STANDARD.encode(gz.finish().map_err(|e| e.to_string())?);
+    let attributes = packed
+        .as_bytes()
+        .chunks(META_CHUNK)
+        .enumerate()
+        .map(|(i, c)| labels::AttributeSpec {
+            id: None,
+            name: format!("annoform_{i}"),
+            input_type: "text".into(),
+            mutable: false,
+            values: vec![String::from_utf8_lossy(c).into_owned()],
+            default_value: String::new(),
+        })
+        .collect();
+    Ok(LabelSpec {
+        id: None,
+        name: META_LABEL.into(),
+        label_type: "tag".into(),
+        color: None,
+        attributes,
+    })
+}
+
+/// The metadata a project's label list carries, if any.
+fn read_meta(server: &[LabelSpec]) -> Option<Result<Meta, String>> {
+    let l = server.iter().find(|l| l.name == META_LABEL)?;
+    let mut parts: Vec<(usize, &str)> = l
+        .attributes
+        .iter()
+        .filter_map(|a| {
+            let i = a.name.strip_prefix("annoform_")?.parse().ok()?;
+            Some((i, a.values.first().map_or("", String::as_str)))
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let packed: String = parts.iter().map(|p| p.1).collect();
+    Some((|| {
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(packed.trim())
+            .map_err(|e| e.to_string())?;
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut json)
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
+    })())
+}
+
+/// The sample id of a frame uploaded as `<sample id>_<name>`.
+fn sample_of_frame(name: &str) -> Option<&str> {
+    let (sid, _) = name.split_at_checked(24)?;
+    (sid.bytes().all(|b| b.is_ascii_hexdigit()) && name[24..].starts_with('_')).then_some(sid)
+}
+
+/// What a task's bug tracker holds when no `issue_tracker` is set: our name, which survives
+/// a rename in CVAT's UI.
+const TRACKER_SCHEME: &str = "annoform://";
+
+/// annoform's name of a task (JSON from the server): from its bug tracker, else its name.
+fn our_task_name(t: &Value) -> Option<&str> {
+    let tracked = t
+        .get("bug_tracker")
+        .and_then(Value::as_str)
+        .and_then(|b| b.strip_prefix(TRACKER_SCHEME))
+        .filter(|n| !n.is_empty());
+    tracked.or_else(|| t.get("name").and_then(Value::as_str).map(our_name))
+}
+
+/// annoform's name of a task by its CVAT name: all of it, or with `task_name` set, the
+/// part in the trailing brackets of `<task_name> [<our name>]`.
+fn our_name(cvat_name: &str) -> &str {
+    cvat_name
+        .strip_suffix(']')
+        .and_then(|n| n.rsplit_once(" ["))
+        .map_or(cvat_name, |(_, ours)| ours)
+}
+
+/// The file name a sample's media is uploaded as.
+fn upload_name(sample_id: &str, media: &str) -> String {
+    let base = std::path::Path::new(media)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("image");
+    format!("{sample_id}_{base}")
+}
+
+impl CvatBackend {
+    /// A client for the server `conn.url`, logged in (a wrong login fails here).
+    pub fn new(
+        name: &str,
+        conn: &Connection,
+        defaults: serde_json::Map<String, Value>,
+        policy: HttpPolicy,
+    ) -> Result<Self, BackendError> {
+        let err = |message: String| BackendError {
+            backend: name.to_string(),
+            message,
+        };
+        let mut secrets: Vec<String> = Vec::new();
+        secrets.extend(conn.password.clone());
+        secrets.extend(conn.api_key.clone());
+        secrets.extend(conn.headers.iter().map(|(_, v)| v.clone()));
+        let mut http =
+            HttpClient::new(name, &conn.url, policy, secrets).map_err(|e| err(e.to_string()))?;
+        http = http
+            .with_header("Accept", "application/vnd.cvat+json; version=2.0", false)
+            .map_err(|e| err(e.to_string()))?;
+        for (k, v) in &conn.headers {
+            http = http
+                .with_header(k, v, true)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        if let Some(org) = conn.organization.as_deref().filter(|o| !o.is_empty()) {
+            http = http
+                .with_header("X-Organization", org, false)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
+        let key = match (&conn.api_key, &conn.username, &conn.password) {
+            (Some(k), _, _) if !k.is_empty() => k.clone(),
+            (_, Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+                let body = json!({"username": u, "password": p});
+                let got: Result<Value, HttpError> =
+                    rt.block_on(http.post_json("/api/auth/login", &body));
+                match got {
+                    Ok(v) => v
+                        .get("key")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "{}: POST /api/auth/login answered without a token",
+                                conn.url
+                            ))
+                        })?,
+                    Err(HttpError::Status { status, body, .. })
+                        if status == StatusCode::BAD_REQUEST
+                            || status == StatusCode::UNAUTHORIZED =>
+                    {
+                        let why = serde_json::from_str::<Value>(&body)
+                            .ok()
+                            .and_then(|v| error_text(&v))
+                            .unwrap_or(body);
+                        return Err(err(http.redact(&format!(
+                            "the CVAT server at {} refused the login (HTTP {}: {why}): check the \
+                             username and password (ANNOFORM_CVAT_USERNAME / \
+                             ANNOFORM_CVAT_PASSWORD, or `username`/`password` = \"${{env:NAME}}\" \
+                             under [backends.{name}])",
+                            conn.url,
+                            status.as_u16()
+                        ))));
+                    }
+                    Err(e) => return Err(err(explain(&http, e))),
+                }
+            }
+            _ => {
+                return Err(err(
+                    "no credentials: set ANNOFORM_CVAT_API_KEY, or ANNOFORM_CVAT_USERNAME and \
+                     ANNOFORM_CVAT_PASSWORD (or `${env:NAME}` references in annoform.toml)"
+                        .into(),
+                ));
+            }
+        };
+        let http = http
+            .with_header("Authorization", &format!("Token {key}"), true)
+            .map_err(|e| err(e.to_string()))?;
+        if conn.api_key.as_deref().is_some_and(|k| !k.is_empty()) {
+            // A token is only tried by the first real request: check it (and that this is
+            // a CVAT server) now, where the error can say what to fix.
+            rt.block_on(http.get_json::<Value>("/api/users/self"))
+                .map_err(|e| err(explain(&http, e)))?;
+        }
+        Ok(CvatBackend {
+            http,
+            rt,
+            defaults,
+            projects: HashMap::new(),
+            users: HashMap::new(),
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> BackendError {
+        BackendError {
+            backend: self.http.server().to_string(),
+            message: self.http.redact(&message.into()),
+        }
+    }
+
+    fn http_error(&self, e: HttpError) -> BackendError {
+        self.error(explain(&self.http, e))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, HttpError> {
+        let idempotent = crate::backend::http::is_idempotent(&method);
+        self.http
+            .send_json::<Value>(method, path, idempotent, |mut r| {
+                if !query.is_empty() {
+                    r = r.query(query);
+                }
+                if let Some(b) = body {
+                    r = r.json(b);
+                }
+                r
+            })
+            .await
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
+        self.call(Method::GET, path, query, None).await
+    }
+
+    /// GET that maps 404 to `None`.
+    async fn get_opt(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<Value>, HttpError> {
+        match self.get(path, query).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every result of a list endpoint (`page_size=all`, following `next` if the server
+    /// pages anyway).
+    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, HttpError> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("page_size", "all".into()));
+        let mut v = self.get(path, &q).await?;
+        let mut out = Vec::new();
+        loop {
+            out.extend(
+                v.get("results")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match v.get("next").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    let next = next.to_string();
+                    v = self.get(&next, &[]).await?;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn labels_of(&self, project: &str) -> Result<Vec<LabelSpec>, HttpError> {
+        let raw = self
+            .list("/api/labels", &[("project_id", project.to_string())])
+            .await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|l| serde_json::from_value(l).ok())
+            .collect())
+    }
+
+    /// The project's metadata and label ids: cached, else read from the server.
+    fn project(&mut self, id: &str) -> Result<ProjectInfo, BackendError> {
+        if let Some(p) = self.projects.get(id) {
+            return Ok(p.clone());
+        }
+        let labels = self
+            .rt
+            .block_on(self.labels_of(id))
+            .map_err(|e| self.http_error(e))?;
+        let meta = match read_meta(&labels) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                return Err(self.error(format!(
+                    "project {id}: the `{META_LABEL}` label cannot be read ({e}); was it edited?"
+                )));
+            }
+            None => {
+                return Err(self.error(format!(
+                    "project {id} has no `{META_LABEL}` label: it was not set up by annoform"
+                )));
+            }
+        };
+        self.remember(id, meta, labels)
+    }
+
+    fn remember(
+        &mut self,
+        id: &str,
+        meta: Meta,
+        labels: Vec<LabelSpec>,
+    ) -> Result<ProjectInfo, BackendError> {
+        let map = LabelMap::new(&meta.schema, &labels)
+            .map_err(|e| self.error(format!("project {id}: {e}")))?;
+        let info = ProjectInfo { meta, labels, map };
+        self.projects.insert(id.to_string(), info.clone());
+        Ok(info)
+    }
+
+    /// A user's id by exact username.
+    async fn user_id(&self, username: &str) -> Result<u64, BackendError> {
+        if let Some(id) = self.users.get(username) {
+            return Ok(*id);
+        }
+        let found = self
+            .list("/api/users", &[("username", username.to_string())])
+            .await
+            .map_err(|e| self.http_error(e))?;
+        found
+            .iter()
+            .find(|u| u.get("username").and_then(Value::as_str) == Some(username))
+            .and_then(id_of)
+            .ok_or_else(|| self.error(format!("there is no CVAT user `{username}`")))
+    }
+
+    /// The ids of every username of these settings, resolved once.
+    fn resolve_users(
+        &mut self,
+        settings: &serde_json::Map<String, Value>,
+    ) -> Result<(), BackendError> {
+        let mut names = strings(settings, "task_assignee");
+        names.extend(strings(settings, "job_assignees"));
+        for n in names {
+            if !self.users.contains_key(&n) {
+                let id = self.rt.block_on(self.user_id(&n))?;
+                self.users.insert(n, id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a background request to finish.
+    async fn wait(&self, rq_id: &str) -> Result<(), BackendError> {
+        let start = std::time::Instant::now();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let v = self
+                .get(&format!("/api/requests/{rq_id}"), &[])
+                .await
+                .map_err(|e| self.http_error(e))?;
+            match v.get("status").and_then(Value::as_str) {
+                Some("finished") => return Ok(()),
+                Some("failed") => {
+                    let msg = v
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .trim();
+                    return Err(self.error(format!(
+                        "CVAT could not process the data (request {rq_id}): {msg}"
+                    )));
+                }
+                _ => {}
+            }
+            if start.elapsed() > REQUEST_TIMEOUT {
+                return Err(self.error(format!(
+                    "request {rq_id} did not finish within {}",
+                    humantime::format_duration(REQUEST_TIMEOUT)
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn create_task_async(
+        &self,
+        project: &str,
+        info: &ProjectInfo,
+        task: &TaskSpec,
+    ) -> Result<RemoteTask, BackendError> {
+        let s = &info.meta.settings;
+        let pid: u64 = project
+            .parse()
+            .map_err(|_| self.error(format!("invalid project id `{project}`")))?;
+        // A task left without data by an interrupted apply is useless: replace it.
+        let stale = self
+            .list("/api/tasks", &[("project_id", project.into())])
+            .await
+            .map_err(|e| self.http_error(e))?;
+        for t in stale {
+            if our_task_name(&t) == Some(task.name.as_str())
+                && t.get("size").and_then(Value::as_u64).unwrap_or(0) == 0
+                && let Some(id) = id_of(&t)
+            {
+                self.http
+                    .delete(&format!("/api/tasks/{id}"))
+                    .await
+                    .map_err(|e| self.http_error(e))?;
+            }
+        }
+        let name = match s.get("task_name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => format!("{n} [{}]", task.name),
+            _ => task.name.clone(),
+        };
+        let mut body = json!({"name": name, "project_id": pid});
+        if let Some(n) = s.get("segment_size").and_then(Value::as_u64) {
+            body["segment_size"] = json!(n);
+        }
+        let trackers = strings(s, "issue_tracker");
+        body["bug_tracker"] = if trackers.is_empty() {
+            json!(format!("{TRACKER_SCHEME}{}", task.name))
+        } else {
+            json!(trackers[task.batch as usize % trackers.len()])
+        };
+        let assignees = strings(s, "task_assignee");
+        if !assignees.is_empty() {
+            let who = &assignees[task.batch as usize % assignees.len()];
+            body["assignee_id"] = json!(self.users.get(who).copied());
+        }
+        let created = self
+            .call(Method::POST, "/api/tasks", &[], Some(&body))
+            .await
+            .map_err(|e| self.http_error(e))?;
+        let tid = id_of(&created).ok_or_else(|| self.error("the created task has no id"))?;
+        let result = self.fill_task(tid, info, task).await;
+        if let Err(e) = result {
+            // A task whose data failed cannot take data again: remove it so a retry starts
+            // clean.
+            let _ = self.http.delete(&format!("/api/tasks/{tid}")).await;
+            return Err(e);
+        }
+        Ok(RemoteTask {
+            id: tid.to_string(),
+            name: task.name.clone(),
+        })
+    }
+
+    /// Upload a new task's media and existing labels, and assign its jobs.
+    async fn fill_task(
+        &self,
+        tid: u64,
+        info: &ProjectInfo,
+        task: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        let s = &info.meta.settings;
+        let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(task.samples.len());
+        for sample in &task.samples {
+            let bytes = tokio::fs::read(&sample.media)
+                .await
+                .map_err(|e| self.error(format!("cannot read {}: {e}", sample.media)))?;
+            files.push((upload_name(&sample.sample_id, &sample.media), bytes));
+        }
+        let quality = s.get("image_quality").and_then(Value::as_u64).unwrap_or(75);
+        let use_cache = s.get("use_cache").and_then(Value::as_bool).unwrap_or(true);
+        let zip = s.get("use_zip_chunks").and_then(Value::as_bool);
+        let chunk = s.get("chunk_size").and_then(Value::as_u64);
+        let path = format!("/api/tasks/{tid}/data");
+        let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        let groups = upload_groups(&files);
+        let answer: Value = if groups.len() <= 1 {
+            self.http
+                .send_json(Method::POST, &path, false, |r| {
+                    let mut form = reqwest::multipart::Form::new()
+                        .text("image_quality", quality.to_string())
+                        .text("use_cache", use_cache.to_string())
+                        .text("sorting_method", "predefined");
+                    if let Some(z) = zip {
+                        form = form.text("use_zip_chunks", z.to_string());
+                    }
+                    if let Some(c) = chunk {
+                        form = form.text("chunk_size", c.to_string());
+                    }
+                    for name in &names {
+                        form = form.text("upload_file_order", name.clone());
+                    }
+                    for (i, (name, bytes)) in files.iter().enumerate() {
+                        form = form.part(
+                            format!("client_files[{i}]"),
+                            reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
+                        );
+                    }
+                    r.multipart(form)
+                })
+                .await
+                .map_err(|e| self.http_error(e))?
+        } else {
+            self.http
+                .send(Method::POST, &path, false, |r| {
+                    r.header("Upload-Start", "true")
+                })
+                .await
+                .map_err(|e| self.http_error(e))?;
+            for group in groups {
+                self.http
+                    .send(Method::POST, &path, false, |r| {
+                        let mut form = reqwest::multipart::Form::new()
+                            .text("image_quality", quality.to_string());
+                        for (i, (name, bytes)) in group.iter().enumerate() {
+                            form = form.part(
+                                format!("client_files[{i}]"),
+                                reqwest::multipart::Part::bytes(bytes.clone())
+                                    .file_name(name.clone()),
+                            );
+                        }
+                        r.header("Upload-Multiple", "true").multipart(form)
+                    })
+                    .await
+                    .map_err(|e| self.http_error(e))?;
+            }
+            let mut body = json!({"image_quality": quality, "use_cache": use_cache,
+                "sorting_method": "predefined", "upload_file_order": names});
+            if let Some(z) = zip {
+                body["use_zip_chunks"] = json!(z);
+            }
+            if let Some(c) = chunk {
+                body["chunk_size"] = json!(c);
+            }
+            self.http
+                .send_json(Method::POST, &path, false, |r| {
+                    r.header("Upload-Finish", "true").json(&body)
+                })
+                .await
+                .map_err(|e| self.http_error(e))?
+        };
+        let rq = answer
+            .get("rq_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.error(format!("POST {path} answered without an rq_id")))?;
+        self.wait(rq).await?;
+
+        // Existing labels, one frame per sample, in upload order.
+        let schema = &info.meta.schema;
+        let mut ann = CvatAnnotations::default();
+        for (frame, sample) in task.samples.iter().enumerate() {
+            let size = match (sample.width, sample.height) {
+                (Some(w), Some(h)) => ImageSize {
+                    width: w,
+                    height: h,
+                },
+                _ => {
+                    let d = imagesize::size(&sample.media).map_err(|e| {
+                        self.error(format!("cannot read the size of {}: {e}", sample.media))
+                    })?;
+                    ImageSize {
+                        width: d.width as u32,
+                        height: d.height as u32,
+                    }
+                }
+            };
+            convert::sample_to_cvat(
+                schema,
+                &sample.labels,
+                frame as u64,
+                size,
+                &info.map,
+                &mut ann,
+            )
+            .map_err(|e| self.error(format!("sample {}: {e}", sample.sample_id)))?;
+        }
+        if !(ann.tags.is_empty() && ann.shapes.is_empty()) {
+            let body = serde_json::to_value(&ann).map_err(|e| self.error(e.to_string()))?;
+            self.call(
+                Method::PUT,
+                &format!("/api/tasks/{tid}/annotations"),
+                &[],
+                Some(&body),
+            )
+            .await
+            .map_err(|e| self.http_error(e))?;
+        }
+
+        // Jobs round-robin over `job_assignees`, counting on from earlier batches (each of
+        // which is full: `task_size` samples).
+        let assignees = strings(s, "job_assignees");
+        if !assignees.is_empty() {
+            let jobs = self
+                .list(
+                    "/api/jobs",
+                    &[("task_id", tid.to_string()), ("sort", "id".into())],
+                )
+                .await
+                .map_err(|e| self.http_error(e))?;
+            let task_size = s.get("task_size").and_then(Value::as_u64);
+            let segment = s.get("segment_size").and_then(Value::as_u64);
+            let per_task = match (task_size, segment) {
+                (Some(t), Some(g)) if g > 0 => t.div_ceil(g),
+                _ => 1,
+            };
+            let offset = u64::from(task.batch) * per_task;
+            for (i, j) in jobs.iter().enumerate() {
+                let who = &assignees[(offset as usize + i) % assignees.len()];
+                let Some(uid) = self.users.get(who) else {
+                    continue;
+                };
+                let Some(jid) = id_of(j) else { continue };
+                self.call(
+                    Method::PATCH,
+                    &format!("/api/jobs/{jid}"),
+                    &[],
+                    Some(&json!({ "assignee": uid })),
+                )
+                .await
+                .map_err(|e| self.http_error(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One task's annotations per sample.
+    async fn task_annotations(
+        &self,
+        info: &ProjectInfo,
+        tid: &str,
+    ) -> Result<Option<Annotations>, BackendError> {
+        let Some(meta) = self
+            .get_opt(&format!("/api/tasks/{tid}/data/meta"), &[])
+            .await
+            .map_err(|e| self.http_error(e))?
+        else {
+            return Ok(None);
+        };
+        let Some(raw) = self
+            .get_opt(&format!("/api/tasks/{tid}/annotations"), &[])
+            .await
+            .map_err(|e| self.http_error(e))?
+        else {
+            return Ok(None);
+        };
+        let ann: CvatAnnotations = serde_json::from_value(raw)
+            .map_err(|e| self.error(format!("task {tid}: unexpected annotations: {e}")))?;
+        let mut frames = convert::by_frame(ann);
+        let schema = &info.meta.schema;
+        let mut out = Annotations::new();
+        let list = meta
+            .get("frames")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, f) in list.iter().enumerate() {
+            let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+            let imported = info.meta.frames.get(tid).and_then(|f| f.get(i));
+            let Some(sid) = imported
+                .map(String::as_str)
+                .or_else(|| sample_of_frame(name))
+            else {
+                continue;
+            };
+            let size = ImageSize {
+                width: f.get("width").and_then(Value::as_u64).unwrap_or(0) as u32,
+                height: f.get("height").and_then(Value::as_u64).unwrap_or(0) as u32,
+            };
+            let frame_ann = frames.remove(&(i as u64)).unwrap_or_default();
+            let got = convert::from_cvat(
+                schema,
+                &frame_ann,
+                i as u64,
+                size,
+                &info.map,
+                &HashMap::new(),
+            );
+            let mut fields: IndexMap<String, Vec<DownloadedLabel>> = schema
+                .fields
+                .keys()
+                .map(|k| (k.clone(), Vec::new()))
+                .collect();
+            for (k, v) in got.labels {
+                fields.insert(k, v);
+            }
+            out.insert(sid.to_string(), fields);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The files in upload groups of at most `UPLOAD_FILES` files and `UPLOAD_BYTES` bytes.
+fn upload_groups(files: &[(String, Vec<u8>)]) -> Vec<&[(String, Vec<u8>)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, b)) in files.iter().enumerate() {
+        if i > start && (i - start >= UPLOAD_FILES || bytes + b.len() > UPLOAD_BYTES) {
+            out.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += b.len();
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// A readable error: HTML where CVAT's JSON was expected, refused credentials.
+fn explain(http: &HttpClient, e: HttpError) -> String {
+    match &e {
+        HttpError::Decode { endpoint, body, .. } if body.trim_start().starts_with('<') => {
+            format!(
+                "{} answered an HTML page where CVAT answers JSON ({} {}): is `url` = {} the \
+                 address of a CVAT server (its API is under /api)?",
+                endpoint.base_url, endpoint.method, endpoint.path, endpoint.base_url
+            )
+        }
+        HttpError::Status {
+            endpoint, status, ..
+        } if *status == StatusCode::UNAUTHORIZED => format!(
+            "the CVAT server at {} refused the credentials ({} {}: HTTP 401): check \
+             ANNOFORM_CVAT_API_KEY or ANNOFORM_CVAT_USERNAME / ANNOFORM_CVAT_PASSWORD",
+            endpoint.base_url, endpoint.method, endpoint.path
+        ),
+        // CVAT itself answers HTML only for its 500 pages and unknown request ids; an HTML
+        // 404 on the first request means something else is at `url`.
+        HttpError::Status {
+            endpoint,
+            status,
+            body,
+            ..
+        } if *status == StatusCode::NOT_FOUND
+            && body.trim_start().starts_with('<')
+            && matches!(
+                endpoint.path.as_str(),
+                "/api/auth/login" | "/api/users/self"
+            ) =>
+        {
+            format!(
+                "{} answered HTTP 404 with an HTML page ({} {}): is `url` = {} the address \
+                 of a CVAT server (its API is under /api)?",
+                endpoint.base_url, endpoint.method, endpoint.path, endpoint.base_url
+            )
+        }
+        _ => http.redact(&e.to_string()),
+    }
+}
+
+/// The text of a CVAT error body (a string, a list, `{"detail"}` or a field map).
+fn error_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(error_text)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Value::Object(o) => Some(
+            o.iter()
+                .filter_map(|(k, v)| {
+                    let t = error_text(v)?;
+                    Some(if k == "detail" || k == "non_field_errors" {
+                        t
+                    } else {
+                        format!("{k}: {t}")
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => None,
+    }
+}
+
+impl Backend for CvatBackend {
+    fn capabilities(&self) -> &Capabilities {
+        BackendKind::Cvat.capabilities()
+    }
+
+    fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
+        let found = self
+            .rt
+            .block_on(self.list("/api/projects", &[("name", name.to_string())]))
+            .map_err(|e| self.http_error(e))?;
+        Ok(found
+            .iter()
+            .filter(|p| p.get("name").and_then(Value::as_str) == Some(name))
+            .filter_map(id_of)
+            .min()
+            .map(|id| RemoteProject {
+                id: id.to_string(),
+                name: name.to_string(),
+                url: Some(self.http.url(&format!("/projects/{id}"))),
+            }))
+    }
+
+    fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
+        let mut settings = self.defaults.clone();
+        settings.extend(spec.config.clone());
+        let schema = effective_schema(&spec.schema, &settings);
+        let existing = settings.get("project_id").and_then(Value::as_u64);
+        let meta = Meta {
+            schema: schema.clone(),
+            settings,
+            created: existing.is_none(),
+            frames: IndexMap::new(),
+        };
+        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
+        let (id, name) = match existing {
+            Some(pid) => {
+                // An existing project: its labels win; only what the schema lacks is added.
+                let p = self
+                    .rt
+                    .block_on(self.get_opt(&format!("/api/projects/{pid}"), &[]))
+                    .map_err(|e| self.http_error(e))?
+                    .ok_or_else(|| self.error(format!("there is no CVAT project {pid}")))?;
+                let name = p
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let current = self
+                    .rt
+                    .block_on(self.labels_of(&pid.to_string()))
+                    .map_err(|e| self.http_error(e))?;
+                let mut patch = label_patch(&current, &labels::label_specs(&schema));
+                if let Some(old) = current.iter().find(|l| l.name == META_LABEL) {
+                    patch.insert(0, json!({"id": old.id, "deleted": true}));
+                }
+                self.patch_labels(&pid.to_string(), patch, &meta_label)?;
+                (pid.to_string(), name)
+            }
+            None => {
+                let mut specs = labels::label_specs(&schema);
+                specs.push(meta_label);
+                let body = json!({"name": spec.name, "labels": specs});
+                let v = self
+                    .rt
+                    .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
+                    .map_err(|e| self.http_error(e))?;
+                let id = id_of(&v).ok_or_else(|| self.error("the created project has no id"))?;
+                (id.to_string(), spec.name.clone())
+            }
+        };
+        let labels = self
+            .rt
+            .block_on(self.labels_of(&id))
+            .map_err(|e| self.http_error(e))?;
+        self.remember(&id, meta, labels)?;
+        Ok(RemoteProject {
+            url: Some(self.http.url(&format!("/projects/{id}"))),
+            id,
+            name,
+        })
+    }
+
+    fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
+        let tasks = self
+            .rt
+            .block_on(self.list("/api/tasks", &[("project_id", project.id.clone())]))
+            .map_err(|e| self.http_error(e))?;
+        // Tasks without data (an interrupted upload) are not adoptable.
+        let mut out: Vec<RemoteTask> = tasks
+            .iter()
+            .filter(|t| t.get("size").and_then(Value::as_u64).unwrap_or(0) > 0)
+            .filter_map(|t| {
+                Some(RemoteTask {
+                    id: id_of(t)?.to_string(),
+                    name: our_task_name(t)?.to_string(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|t| t.id.parse::<u64>().unwrap_or(0));
+        Ok(out)
+    }
+
+    fn create_task(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+    ) -> Result<RemoteTask, BackendError> {
+        let info = self.project(&project.id)?;
+        // A project reused by name was set up for its first run's fields: labels of other
+        // fields could not go up, and their absence would later read as deletions.
+        if let Some(f) = task
+            .samples
+            .iter()
+            .flat_map(|s| s.labels.keys())
+            .find(|f| !info.meta.schema.fields.contains_key(*f))
+        {
+            return Err(self.error(format!(
+                "project `{}` ({}) was set up for the fields {}, not `{f}`: give this run its                  own project_name, or annotate the same fields",
+                project.name,
+                project.id,
+                info.meta
+                    .schema
+                    .fields
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        self.resolve_users(&info.meta.settings)?;
+        self.rt
+            .block_on(self.create_task_async(&project.id, &info, task))
+    }
+
+    fn update_schema(
+        &mut self,
+        project: &RemoteProject,
+        schema: &ResolvedSchema,
+    ) -> Result<(), BackendError> {
+        let info = self.project(&project.id)?;
+        let mut meta = info.meta.clone();
+        meta.schema = effective_schema(schema, &meta.settings);
+        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
+        let mut patch = label_patch(&info.labels, &labels::label_specs(&meta.schema));
+        if let Some(old) = info.labels.iter().find(|l| l.name == META_LABEL) {
+            patch.insert(0, json!({"id": old.id, "deleted": true}));
+        }
+        self.patch_labels(&project.id, patch, &meta_label)?;
+        self.projects.remove(&project.id);
+        let labels = self
+            .rt
+            .block_on(self.labels_of(&project.id))
+            .map_err(|e| self.http_error(e))?;
+        self.remember(&project.id, meta, labels)?;
+        Ok(())
+    }
+
+    fn status(
+        &mut self,
+        _project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Vec<TaskStatus>, BackendError> {
+        let this = &*self;
+        let got = this
+            .rt
+            .block_on(futures_util::future::try_join_all(tasks.iter().map(
+                |id| async move {
+                    let t = this.get_opt(&format!("/api/tasks/{id}"), &[]).await?;
+                    let Some(t) = t else { return Ok(None) };
+                    let jobs = this
+                        .list(
+                            "/api/jobs",
+                            &[("task_id", id.clone()), ("sort", "id".into())],
+                        )
+                        .await?;
+                    Ok::<_, HttpError>(Some((id.clone(), t, jobs)))
+                },
+            )));
+        let got = got.map_err(|e| self.http_error(e))?;
+        Ok(got
+            .into_iter()
+            .flatten()
+            .map(|(id, t, jobs)| {
+                let status = t.get("status").and_then(Value::as_str).unwrap_or("unknown");
+                let count = t["jobs"]["count"].as_u64().unwrap_or(0);
+                let completed = t["jobs"]["completed"].as_u64().unwrap_or(0);
+                let per_job: Vec<String> = jobs
+                    .iter()
+                    .map(|j| {
+                        let who = j["assignee"]["username"].as_str().unwrap_or("unassigned");
+                        format!(
+                            "job {} frames {}-{} {}/{} ({who})",
+                            j["id"],
+                            j["start_frame"],
+                            j["stop_frame"],
+                            j["stage"].as_str().unwrap_or("?"),
+                            j["state"].as_str().unwrap_or("?"),
+                        )
+                    })
+                    .collect();
+                TaskStatus {
+                    id,
+                    status: format!(
+                        "{status}, {completed}/{count} job(s) completed; {}",
+                        per_job.join("; ")
+                    ),
+                    complete: status == "completed",
+                }
+            })
+            .collect())
+    }
+
+    fn download(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+        _since: Option<&str>,
+        sink: &mut PageSink<'_>,
+    ) -> Result<Option<String>, BackendError> {
+        // No cursor: the recording does not show that `updated_date` reliably follows
+        // annotation writes. Task 47's moved somewhere among the task- and job-level writes
+        // (31.98 s → 37.65 s) but not with a job's state change (job PATCH at 37.84 s, task
+        // still 37.65 s), no job was read after a write, and the in-repo fake moves neither.
+        // A cursor that misses an edit loses it silently; a full download costs one GET per
+        // task.
+        let info = self.project(&project.id)?;
+        // A few tasks in flight at once (the HTTP policy bounds the requests), handed on in
+        // order: memory follows `--parallelism` tasks, not the run.
+        let this = &*self;
+        for group in tasks.chunks(this.http.policy().parallelism.max(1)) {
+            let pages = this.rt.block_on(futures_util::future::try_join_all(
+                group.iter().map(|tid| this.task_annotations(&info, tid)),
+            ))?;
+            for page in pages.into_iter().flatten() {
+                if !page.is_empty() {
+                    sink(page)?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
+        let info = self.project(&project.id).ok();
+        self.projects.remove(&project.id);
+        let created = info.as_ref().is_none_or(|i| i.meta.created);
+        let this = &*self;
+        this.rt
+            .block_on(async {
+                let tasks = this
+                    .list("/api/tasks", &[("project_id", project.id.clone())])
+                    .await?;
+                let prefix = format!("{}/", project.name);
+                let (ours, others): (Vec<&Value>, Vec<&Value>) = tasks
+                    .iter()
+                    .partition(|t| our_task_name(t).is_some_and(|n| n.starts_with(&prefix)));
+                if created && others.is_empty() {
+                    this.http
+                        .delete(&format!("/api/projects/{}", project.id))
+                        .await?;
+                    return Ok(());
+                }
+                for t in ours {
+                    if let Some(id) = id_of(t) {
+                        this.http.delete(&format!("/api/tasks/{id}")).await?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e: HttpError| self.http_error(e))
+    }
+}
+
+impl CvatBackend {
+    /// Tasks made outside annoform: these ids, or every task of `project`.
+    pub fn foreign_tasks(
+        &mut self,
+        ids: &[u64],
+        project: Option<u64>,
+    ) -> Result<Vec<ForeignTask>, BackendError> {
+        let this = &*self;
+        this.rt.block_on(async {
+            let mut tasks: Vec<Value> = Vec::new();
+            if let Some(p) = project {
+                this.get_opt(&format!("/api/projects/{p}"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?
+                    .ok_or_else(|| this.error(format!("there is no CVAT project {p}")))?;
+                tasks = this
+                    .list(
+                        "/api/tasks",
+                        &[("project_id", p.to_string()), ("sort", "id".into())],
+                    )
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+            }
+            for id in ids {
+                let t = this
+                    .get_opt(&format!("/api/tasks/{id}"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?
+                    .ok_or_else(|| this.error(format!("there is no CVAT task {id}")))?;
+                tasks.push(t);
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                let id = id_of(&t).ok_or_else(|| this.error("a task without id"))?;
+                let meta = this
+                    .get(&format!("/api/tasks/{id}/data/meta"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+                let frames = meta
+                    .get("frames")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(ForeignTask {
+                    id,
+                    name: t["name"].as_str().unwrap_or_default().to_string(),
+                    project: t["project_id"].as_u64(),
+                    frames,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Make an existing project usable for a run: the schema's missing labels are added and
+    /// the metadata written, with the imported tasks' frame → sample maps.
+    pub fn adopt_project(
+        &mut self,
+        project: u64,
+        schema: &ResolvedSchema,
+        settings: &serde_json::Map<String, Value>,
+        frames: IndexMap<String, Vec<String>>,
+    ) -> Result<RemoteProject, BackendError> {
+        let pid = project.to_string();
+        let p = self
+            .rt
+            .block_on(self.get(&format!("/api/projects/{pid}"), &[]))
+            .map_err(|e| self.http_error(e))?;
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        let current = self
+            .rt
+            .block_on(self.labels_of(&pid))
+            .map_err(|e| self.http_error(e))?;
+        let mut meta = match read_meta(&current) {
+            Some(Ok(m)) => m,
+            _ => Meta {
+                schema: effective_schema(schema, settings),
+                settings: settings.clone(),
+                created: false,
+                frames: IndexMap::new(),
+            },
+        };
+        meta.frames.extend(frames);
+        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
+        let mut patch = label_patch(&current, &labels::label_specs(&meta.schema));
+        if let Some(old) = current.iter().find(|l| l.name == META_LABEL) {
+            patch.insert(0, json!({"id": old.id, "deleted": true}));
+        }
+        self.patch_labels(&pid, patch, &meta_label)?;
+        self.projects.remove(&pid);
+        let labels = self
+            .rt
+            .block_on(self.labels_of(&pid))
+            .map_err(|e| self.http_error(e))?;
+        self.remember(&pid, meta, labels)?;
+        Ok(RemoteProject {
+            url: Some(self.http.url(&format!("/projects/{pid}"))),
+            id: pid,
+            name,
+        })
+    }
+
+    /// PATCH the project's labels, then replace the metadata label (a separate request: the
+    /// old one must be gone before one of the same name is added).
+    fn patch_labels(
+        &self,
+        project: &str,
+        patch: Vec<Value>,
+        meta_label: &LabelSpec,
+    ) -> Result<(), BackendError> {
+        let path = format!("/api/projects/{project}");
+        if !patch.is_empty() {
+            self.rt
+                .block_on(self.call(Method::PATCH, &path, &[], Some(&json!({ "labels": patch }))))
+                .map_err(|e| self.http_error(e))?;
+        }
+        self.rt
+            .block_on(self.call(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&json!({ "labels": [meta_label] })),
+            ))
+            .map_err(|e| self.http_error(e))?;
+        Ok(())
+    }
+}
+
+/// The label PATCH items that add `wanted` to `current`: new labels whole, new attributes of
+/// existing labels by label id (re-sending the colour, which a PATCH would otherwise reset).
+fn label_patch(current: &[LabelSpec], wanted: &[LabelSpec]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for w in wanted {
+        match current.iter().find(|c| c.name == w.name) {
+            None => out.push(json!(w)),
+            Some(c) => {
+                let missing: Vec<&labels::AttributeSpec> = w
+                    .attributes
+                    .iter()
+                    .filter(|a| !c.attributes.iter().any(|b| b.name == a.name))
+                    .collect();
+                if !missing.is_empty() {
+                    let mut item = json!({"id": c.id, "name": c.name, "attributes": missing});
+                    if let Some(color) = &c.color {
+                        item["color"] = json!(color);
+                    }
+                    out.push(item);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_through_labels() {
+        let mut schema = ResolvedSchema::default();
+        schema.fields.insert(
+            "gt".into(),
+            crate::schema::ResolvedField::new(LabelType::Detections, vec!["car".into()]),
+        );
+        let meta = Meta {
+            schema,
+            settings: serde_json::Map::new(),
+            created: true,
+            frames: IndexMap::new(),
+        };
+        let mut spec = meta_spec(&meta).unwrap();
+        for (i, a) in spec.attributes.iter_mut().enumerate() {
+            a.id = Some(i as i64);
+        }
+        let back = read_meta(&[spec]).unwrap().unwrap();
+        assert_eq!(back.schema, meta.schema);
+        assert!(back.created);
+    }
+
+    #[test]
+    fn frames_name_their_samples() {
+        let n = upload_name("64f0c0de0123456789abcdef", "/data/a b.png");
+        assert_eq!(n, "64f0c0de0123456789abcdef_a b.png");
+        assert_eq!(sample_of_frame(&n), Some("64f0c0de0123456789abcdef"));
+        assert_eq!(sample_of_frame("img.png"), None);
+    }
+
+    #[test]
+    fn uploads_are_grouped() {
+        let files: Vec<(String, Vec<u8>)> =
+            (0..40).map(|i| (format!("f{i}"), vec![0u8; 10])).collect();
+        let sizes: Vec<usize> = upload_groups(&files).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, [16, 16, 8]);
+        let big = vec![
+            ("a".to_string(), vec![0u8; UPLOAD_BYTES]),
+            ("b".into(), vec![1]),
+        ];
+        assert_eq!(upload_groups(&big).len(), 2);
+        assert!(upload_groups(&[]).is_empty());
+    }
+
+    #[test]
+    fn label_patches_only_add() {
+        let attr = |name: &str, id: Option<i64>| labels::AttributeSpec {
+            id,
+            name: name.into(),
+            input_type: "text".into(),
+            mutable: true,
+            values: vec![String::new()],
+            default_value: String::new(),
+        };
+        let label = |id: Option<i64>, name: &str, attrs: Vec<labels::AttributeSpec>| LabelSpec {
+            id,
+            name: name.into(),
+            label_type: "rectangle".into(),
+            color: id.map(|_| "#ff0000".to_string()),
+            attributes: attrs,
+        };
+        let current = vec![label(Some(1), "car", vec![attr("make", Some(10))])];
+        let wanted = vec![
+            label(None, "car", vec![attr("make", None), attr("note", None)]),
+            label(None, "truck", vec![]),
+        ];
+        let patch = label_patch(&current, &wanted);
+        assert_eq!(patch.len(), 2);
+        assert_eq!(patch[0]["id"], 1);
+        assert_eq!(
+            patch[0]["color"], "#ff0000",
+            "a PATCH without colour resets it"
+        );
+        assert_eq!(patch[0]["attributes"].as_array().unwrap().len(), 1);
+        assert_eq!(patch[0]["attributes"][0]["name"], "note");
+        assert_eq!(patch[1]["name"], "truck");
+        assert!(label_patch(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn errors_read_in_every_recorded_shape() {
+        let t = |v: Value| error_text(&v).unwrap();
+        assert_eq!(
+            t(json!("Adding more data is not supported")),
+            "Adding more data is not supported"
+        );
+        assert_eq!(
+            t(json!(["label_id `9` is invalid"])),
+            "label_id `9` is invalid"
+        );
+        assert_eq!(t(json!({"detail": "Invalid token."})), "Invalid token.");
+        assert_eq!(
+            t(json!({"non_field_errors": ["Unable to log in with provided credentials."]})),
+            "Unable to log in with provided credentials."
+        );
+        assert_eq!(
+            t(json!({"shapes": [{"type": ["\"circle\" is not a valid choice."]}]})),
+            "shapes: type: \"circle\" is not a valid choice."
+        );
+    }
+
+    #[test]
+    fn task_names_keep_ours() {
+        assert_eq!(our_name("p/batch-0001"), "p/batch-0001");
+        assert_eq!(our_name("Review [a] [p/batch-0001]"), "p/batch-0001");
+    }
+}

@@ -1,0 +1,216 @@
+//! `annoform import KEY --task-id N... | --project-id N`: adopt CVAT tasks made outside
+//! annoform as a run (FiftyOne's `import_annotations`), mapping their frames to samples by
+//! file name, or by an explicit data map where names differ.
+
+use super::*;
+use crate::backend::cvat::CvatBackend;
+use crate::backend::cvat::client::Connection;
+
+/// Open the CVAT backend `name` of the workspace.
+pub fn open_cvat(config: &Config, env: &Env, name: &str) -> Result<CvatBackend, EngineError> {
+    let s = config
+        .backend(name)
+        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
+    // Settings hold literal values from the environment or `${env:NAME}` references from
+    // files; both resolve here and never reach a record or a log.
+    let setting = |key: &str| -> Result<Option<String>, EngineError> {
+        match s.values.get(key).and_then(|v| v.value.as_str()) {
+            None => Ok(None),
+            Some(v) => crate::secret::resolve(v, env)
+                .map(Some)
+                .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}"))),
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some(h) = s.values.get("headers").and_then(|v| v.value.as_object()) {
+        for (k, v) in h {
+            let v = crate::secret::resolve(v.as_str().unwrap_or_default(), env)
+                .map_err(|e| EngineError::Run(format!("backend `{name}`: headers: {e}")))?;
+            headers.push((k.clone(), v));
+        }
+    }
+    let conn = Connection {
+        url: setting("url")?.unwrap_or_else(|| "https://app.cvat.ai".into()),
+        username: setting("username")?,
+        password: setting("password")?,
+        api_key: setting("api_key")?,
+        headers,
+        organization: setting("organization")?,
+    };
+    let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
+    let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
+    Ok(CvatBackend::new(name, &conn, defaults, policy)?)
+}
+
+/// What to import.
+#[derive(Debug, Clone, Default)]
+pub struct CvatImport {
+    /// The backend to import from (default: the manifest's).
+    pub backend: Option<String>,
+    pub task_ids: Vec<u64>,
+    pub project_id: Option<u64>,
+    /// Frame file name → sample id or sample filepath, where file names differ.
+    pub data_map: Option<HashMap<String, String>>,
+}
+
+/// The file name of a path.
+fn file_name(p: &str) -> &str {
+    p.rsplit(['/', '\\']).next().unwrap_or(p)
+}
+
+impl Engine<'_> {
+    /// Record CVAT tasks made outside annoform as the run `loaded`; their annotations merge
+    /// on the next plan (the dataset's current labels are the baseline).
+    pub fn import_cvat(
+        &mut self,
+        loaded: &LoadedRun,
+        what: &CvatImport,
+    ) -> Result<RunRecord, EngineError> {
+        let run = &loaded.run;
+        if self.store.get(&run.dataset, &run.key.0)?.is_some() {
+            return Err(EngineError::Run(format!(
+                "run `{}` is already recorded; nothing to import",
+                run.key
+            )));
+        }
+        let d = self.desired(loaded)?;
+        if let Some(b) = &what.backend
+            && *b != d.backend
+        {
+            return Err(EngineError::Run(format!(
+                "the manifest of `{}` uses backend `{}`, not `{b}`",
+                run.key, d.backend
+            )));
+        }
+        if d.kind != BackendKind::Cvat {
+            return Err(EngineError::Run(format!(
+                "--task-id/--project-id import CVAT tasks; `{}` is a {} backend",
+                d.backend, d.kind
+            )));
+        }
+        if what.task_ids.is_empty() && what.project_id.is_none() {
+            return Err(EngineError::Run("give --task-id or --project-id".into()));
+        }
+        let mut cvat = open_cvat(self.config, self.env, &d.backend)?;
+        let tasks = cvat.foreign_tasks(&what.task_ids, what.project_id)?;
+        if tasks.is_empty() {
+            return Err(EngineError::Run("no tasks to import".into()));
+        }
+        let project = match (what.project_id, tasks[0].project) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => {
+                return Err(EngineError::Run(format!(
+                    "CVAT task {} is in no project: move it into one (annoform keeps a run's \
+                     labels in its project)",
+                    tasks[0].id
+                )));
+            }
+        };
+        if let Some(t) = tasks.iter().find(|t| t.project != Some(project)) {
+            return Err(EngineError::Run(format!(
+                "CVAT task {} is not in project {project}: import tasks of one project",
+                t.id
+            )));
+        }
+
+        // Frame file name → sample id: the data map, else the samples' file names.
+        let ds = self.dataset(&run.dataset)?;
+        let media_field = run.media_field.clone().unwrap_or_else(|| "filepath".into());
+        let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+        let mut by_path: HashMap<String, String> = HashMap::new();
+        for id in &d.view.sample_ids {
+            let Some(sample) = ds.sample_by_id(*id) else {
+                continue;
+            };
+            let Some(path) = sample.get(&media_field).and_then(Value::as_str) else {
+                continue;
+            };
+            let sid = id.to_string();
+            by_name
+                .entry(file_name(path).to_string())
+                .or_default()
+                .push(sid.clone());
+            by_path.insert(path.to_string(), sid.clone());
+            by_path.insert(ds.media_path(path).display().to_string(), sid);
+        }
+        let sample_of = |frame: &str| -> Result<String, String> {
+            if let Some(m) = &what.data_map {
+                let target = m
+                    .get(frame)
+                    .or_else(|| m.get(file_name(frame)))
+                    .ok_or_else(|| format!("frame `{frame}` is not in the data map"))?;
+                if ObjectId::parse(target).is_ok() {
+                    return Ok(target.clone());
+                }
+                return by_path.get(target).cloned().ok_or_else(|| {
+                    format!("`{target}` (frame `{frame}`) is no sample of the view")
+                });
+            }
+            match by_name.get(file_name(frame)).map(Vec::as_slice) {
+                Some([one]) => Ok(one.clone()),
+                Some(_) => Err(format!(
+                    "frame `{frame}`: several samples have this file name (use --data-map)"
+                )),
+                None => Err(format!(
+                    "frame `{frame}`: no sample of the view has this file name (use --data-map)"
+                )),
+            }
+        };
+        let mut frames: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut problems = Vec::new();
+        for t in &tasks {
+            let mut sids = Vec::new();
+            for f in &t.frames {
+                match sample_of(f) {
+                    Ok(s) => sids.push(s),
+                    Err(e) => problems.push(format!("task {}: {e}", t.id)),
+                }
+            }
+            frames.insert(t.id.to_string(), sids);
+        }
+        if !problems.is_empty() {
+            let more = problems.len().saturating_sub(5);
+            problems.truncate(5);
+            return Err(EngineError::Run(format!(
+                "cannot map frames to samples: {}{}",
+                problems.join("; "),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+
+        let remote = cvat.adopt_project(project, &d.schema, &d.settings, frames.clone())?;
+        let mut record = RunRecord::new(
+            &run.dataset,
+            &run.key.0,
+            &d.backend,
+            &self.now,
+            crate::state::new_lineage(),
+        );
+        record.project = Some(BackendObject {
+            id: remote.id.clone(),
+            name: remote.name.clone(),
+        });
+        self.fill_record(&mut record, &d);
+        for (batch, t) in tasks.iter().enumerate() {
+            let samples = frames.get(&t.id.to_string()).cloned().unwrap_or_default();
+            let spec = self.task_spec(&run.dataset, &d, &t.name, batch as u32, &samples)?;
+            for (field, per_sample) in apply::uploaded_labels(&spec, &d.schema) {
+                record.uploaded.entry(field).or_default().extend(per_sample);
+            }
+            record.samples.extend(samples.iter().cloned());
+            record.tasks.push(TaskRecord {
+                id: t.id.to_string(),
+                name: t.name.clone(),
+                batch: batch as u32,
+                samples,
+                status: None,
+            });
+        }
+        self.store.put(&mut record)?;
+        Ok(record)
+    }
+}
