@@ -18,6 +18,10 @@ use annoform::dataset::mask::{Dtype, Mask};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+#[path = "support/fs.rs"]
+mod fs;
+use fs::copy_dir;
+
 const SCRIPT: &str = "tests/interop/fiftyone_interop.py";
 
 fn repo() -> &'static Path {
@@ -104,18 +108,6 @@ fn norm(v: &Value) -> Value {
         }
         Value::Array(a) => Value::Array(a.iter().map(norm).collect()),
         other => other.clone(),
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
     }
 }
 
@@ -392,4 +384,161 @@ fn fiftyone_reads_what_annoform_writes() {
             &expected.to_string_lossy(),
         ],
     );
+}
+
+/// The test backend (a cargo example): target/debug/deps/THIS → target/debug/examples/.
+fn test_backend() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/test-backend");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo test builds examples",
+        bin.display()
+    );
+    bin
+}
+
+fn annoform(ws: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_annoform"))
+        .args(args)
+        .current_dir(ws)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "annoform {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A merge through the whole engine, read back by FiftyOne: an edited box keeps its id, a
+/// deleted one is gone, a box drawn by an annotator gets a valid ObjectId, a class outside the
+/// schema lands in a new `detections` field, and `dest_field` creates a new field while the
+/// source stays as it was. FiftyOne must see exactly what annoform wrote.
+#[test]
+fn fiftyone_reads_what_a_merge_writes() {
+    let python = fiftyone_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ws, scratch) = (tmp.path().join("ws"), tmp.path().join("scratch"));
+    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    let data = ws.join("datasets/quickstart");
+    copy_dir(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
+        &data,
+    );
+    std::fs::write(
+        ws.join("annoform.toml"),
+        format!(
+            "default_backend = \"fake\"\n[datasets.quickstart]\npath = \"datasets/quickstart\"\n[backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            test_backend().display(),
+            ws.join("backend.json").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.join("manifests")).unwrap();
+    std::fs::write(
+        ws.join("manifests/run.yaml"),
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\n\
+         view:\n  - limit: 3\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n\
+         load:\n  dest_field: gt_reviewed\n  unexpected: keep\n",
+    )
+    .unwrap();
+    annoform(&ws, &["apply", "--auto-approve"]);
+    let before = Dataset::load(&data).unwrap();
+
+    // Annotators, on every task: relabel the first box, delete the second, draw a bike and a
+    // truck (a class outside the schema).
+    let path = ws.join("backend.json");
+    let mut store = read_json(&path);
+    for t in store["projects"][0]["tasks"].as_array_mut().unwrap() {
+        t["status"] = json!("completed");
+        t["complete"] = json!(true);
+        for (sample, fields) in t["annotations"].as_object_mut().unwrap() {
+            let labels = fields["ground_truth"].as_array_mut().unwrap();
+            labels[0]["label"]["label"] = json!("bike");
+            labels.remove(1);
+            for (n, class) in ["bike", "truck"].iter().enumerate() {
+                labels.push(json!({"backend_id": format!("{sample}-new-{n}"),
+                    "label": {"_cls": "Detection", "label": class, "bounding_box": [0.5, 0.5, 0.25, 0.25]}}));
+            }
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
+    annoform(&ws, &["apply", "--auto-approve"]);
+
+    let after = Dataset::load(&data).unwrap();
+    let dump = scratch.join("dump.json");
+    run_fiftyone(
+        &python,
+        &scratch,
+        &["dump", &data.to_string_lossy(), &dump.to_string_lossy()],
+    );
+    let fo = read_json(&dump);
+    assert_eq!(
+        fo["schema"]["gt_reviewed"],
+        json!(["EmbeddedDocumentField", "Detections"])
+    );
+    assert_eq!(
+        fo["schema"]["detections"],
+        json!(["EmbeddedDocumentField", "Detections"])
+    );
+    let mut merged = 0;
+    for (i, s) in after.samples().iter().enumerate() {
+        let sid = s.id().to_string();
+        for field in ["ground_truth", "gt_reviewed", "detections"] {
+            let ours = norm(s.get(field).unwrap_or(&Value::Null));
+            assert_eq!(
+                fo["samples"][&sid][field], ours,
+                "FiftyOne reads sample {sid} {field} as annoform wrote it"
+            );
+        }
+        // The source field is untouched.
+        let was = before.samples()[i].get("ground_truth").cloned();
+        assert_eq!(s.get("ground_truth").cloned(), was, "sample {sid}");
+        if i >= 3 {
+            assert!(
+                s.get("gt_reviewed").is_none_or(Value::is_null),
+                "outside the view"
+            );
+            continue;
+        }
+        merged += 1;
+        let src = was.unwrap();
+        let reviewed = &fo["samples"][&sid]["gt_reviewed"]["detections"];
+        let labels: Vec<&str> = reviewed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, ["bike", "bike"], "sample {sid}");
+        let ids: Vec<&str> = reviewed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["_id"].as_str().unwrap())
+            .collect();
+        assert!(ids.iter().all(|i| ObjectId::parse(i).is_ok()), "{ids:?}");
+        assert_ne!(
+            ids[0],
+            ejson::oid_str(&src["detections"][0]["_id"]).unwrap(),
+            "the destination holds new labels"
+        );
+        let kept = &fo["samples"][&sid]["detections"]["detections"];
+        assert_eq!(kept[0]["label"], "truck", "sample {sid}");
+    }
+    assert_eq!(merged, 3);
+
+    // A second apply changes nothing FiftyOne could see.
+    annoform(&ws, &["apply", "--auto-approve"]);
+    let again = Dataset::load(&data).unwrap();
+    for (a, b) in after.samples().iter().zip(again.samples()) {
+        assert_eq!(a.as_object(), b.as_object());
+    }
 }

@@ -268,10 +268,15 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                 LabelKey::Id(id)
             }
         };
-        let mut label = d.label.clone();
-        if let (LabelKey::Id(id), Some(o)) = (id, label.as_object_mut()) {
-            o.insert("_id".into(), id.to_ejson());
-        }
+        let label = match (id, d.label.as_object()) {
+            (LabelKey::Id(id), Some(o)) if !o.contains_key("_id") => new_label(id, o),
+            (LabelKey::Id(id), Some(o)) => {
+                let mut o = o.clone();
+                o.insert("_id".into(), id.to_ejson());
+                Value::Object(o)
+            }
+            _ => d.label.clone(),
+        };
         downloaded.insert(id, label);
     }
     out.baseline = downloaded
@@ -389,6 +394,31 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         ));
     }
     out
+}
+
+/// A label created in the backend, as FiftyOne writes a new label: `_id`, `_cls`, then
+/// `attributes` (the classes that have them) and `tags`, empty unless given, then the rest in
+/// the backend's order.
+fn new_label(id: ObjectId, label: &Map<String, Value>) -> Value {
+    let mut out = Map::with_capacity(label.len() + 3);
+    out.insert("_id".into(), id.to_ejson());
+    let cls = label.get("_cls").and_then(Value::as_str);
+    let has_attributes = matches!(cls, Some("Detection" | "Polyline" | "Keypoint"));
+    for (key, empty) in [
+        ("_cls", None),
+        ("attributes", has_attributes.then(|| json!({}))),
+        ("tags", Some(json!([]))),
+    ] {
+        if let Some(v) = label.get(key).cloned().or(empty) {
+            out.insert(key.into(), v);
+        }
+    }
+    for (k, v) in label {
+        if !out.contains_key(k) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// The class of a label that the schema does not list (schemas without classes accept all).
