@@ -99,6 +99,17 @@ pub type Annotations = IndexMap<String, IndexMap<String, Vec<DownloadedLabel>>>;
 /// size, not the number of labels the backend holds.
 pub type PageSink<'a> = dyn FnMut(Annotations) -> Result<(), BackendError> + 'a;
 
+/// What a run's record knows about its project: the schema, the run's (non-secret) settings
+/// and, per task, the sample of each frame in upload order. Backends that keep nothing of
+/// annoform's on the server learn it here; the record stays the one source of truth.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectContext<'a> {
+    pub schema: &'a ResolvedSchema,
+    pub settings: &'a serde_json::Map<String, serde_json::Value>,
+    /// The run's tasks, each with its samples in frame order.
+    pub tasks: &'a [crate::state::TaskRecord],
+}
+
 /// What every backend implements. Calls are synchronous from the engine's point of view;
 /// HTTP backends parallelise inside, within the shared HTTP policy.
 pub trait Backend {
@@ -108,6 +119,9 @@ pub trait Backend {
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError>;
     /// Create a project.
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError>;
+    /// Tell the backend what the run's record knows about an existing project, before other
+    /// calls about it (nothing is sent to the server).
+    fn attach(&mut self, _project: &RemoteProject, _context: ProjectContext<'_>) {}
     /// Every task of a project (to adopt tasks created before a crash and to spot drift).
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError>;
     /// Create a task with its media and existing labels.

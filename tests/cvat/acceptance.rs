@@ -90,7 +90,7 @@ fn new_detections_field_with_attributes() {
     let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
     let labels = cvat.labels(pid);
     let names: Vec<&str> = labels.iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["car", "person", "__annoform__"]);
+    assert_eq!(names, ["car", "person"], "nothing but the schema's labels");
     let car = cvat.label(pid, "car");
     let attrs: Vec<&str> = car["attributes"]
         .as_array()
@@ -355,7 +355,6 @@ fn shared_classes_and_a_cleared_label_id() {
             "bike",
             "car_predictions",
             "truck",
-            "__annoform__"
         ]
     );
     assert!(
@@ -755,7 +754,7 @@ fn existing_project_by_id() {
         .iter()
         .map(|l| l["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names, ["car", "tree", "person", "bike", "__annoform__"]);
+    assert_eq!(names, ["car", "tree", "person", "bike"]);
     assert_eq!(
         cvat.label(pid, "car")["color"],
         "#ff0000",
@@ -822,28 +821,41 @@ fn occluded_and_group_id_attributes() {
     assert!(actions(&ws.plan()).is_empty());
 }
 
-/// A run reusing a project set up for other fields is stopped before anything goes up.
+/// A run reusing a project set up for other fields adds the labels it lacks (keeping the
+/// existing ones and their ids) and keeps its own tasks.
 #[test]
-fn project_name_reused_for_other_fields_is_refused() {
+fn project_name_reused_for_other_fields_adds_their_labels() {
     let cvat = Cvat::start();
     let ws = Ws::new(&cvat, QUICKSTART, "");
-    let run = |key: &str, field: &str| {
+    let run = |key: &str, field: &str, classes: &str| {
         format!(
-            "{}view:\n  - limit: 1\nbackend_config:\n  project_name: team\nlabel_field: {field}\nlabel_type: detections\nclasses: [car, person, bike]\nattributes: false\n",
+            "{}view:\n  - limit: 1\nbackend_config:\n  project_name: team\nlabel_field: {field}\nlabel_type: detections\nclasses: {classes}\nattributes: false\n",
             header(key)
         )
     };
-    ws.manifest("a.yaml", &run("first", "ground_truth"));
-    ws.apply();
-    ws.manifest("b.yaml", &run("second", "other_boxes"));
-    let (ok, _, stderr) = ws.try_run(&["apply", "--auto-approve"]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("was set up for the fields `ground_truth`, not `other_boxes`"),
-        "{stderr}"
+    ws.manifest(
+        "a.yaml",
+        &run("first", "ground_truth", "[car, person, bike]"),
     );
+    ws.apply();
     let pid = cvat.project("team").unwrap();
-    assert_eq!(cvat.tasks(pid).len(), 1);
+    let car = cvat.label(pid, "car")["id"].clone();
+    ws.manifest("b.yaml", &run("second", "other_boxes", "[car, truck]"));
+    ws.apply();
+    let names: Vec<String> = cvat
+        .labels(pid)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["car", "person", "bike", "truck"]);
+    assert_eq!(
+        cvat.label(pid, "car")["id"],
+        car,
+        "existing labels keep their ids"
+    );
+    assert_eq!(cvat.tasks(pid).len(), 2);
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
 }
 
 /// A batch larger than one upload request goes up in groups (Upload-Start / -Multiple /

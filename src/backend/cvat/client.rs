@@ -5,11 +5,11 @@
 //! (`sorting_method=predefined` + `upload_file_order`). Each file goes up as
 //! `<sample id>_<file name>`, so a task's frames map back to samples without local state.
 //!
-//! What downloads need (the resolved schema and the run's non-secret settings) travels with
-//! the project as one extra `tag` label, [`META_LABEL`], whose text attributes hold it
-//! (gzip + base64, in chunks CVAT's 4096-character attribute values can hold). Any later
-//! process — a plan, an apply resuming after a crash — reads it back with the label ids in
-//! one `GET /api/labels`, so the CVAT server is the only state the backend needs.
+//! What downloads need (the resolved schema, the run's non-secret settings, the frames of
+//! imported tasks) comes from the run's record through `attach`; the server holds nothing of
+//! annoform's but task names and the hidden `label_id` attributes. Label ids are read with
+//! one `GET /api/labels` per project and process, and labels a run needs but the project
+//! lacks (a project reused by name, a schema grown in place) are added before tasks go up.
 //!
 //! Auth: `api_key` (`Authorization: Token`), else `username`/`password` traded for a token
 //! at `POST /api/auth/login`. Extra `headers` and `organization` (`X-Organization`) go with
@@ -22,18 +22,12 @@ use crate::backend::labelstudio::convert::ImageSize;
 use crate::backend::*;
 use crate::manifest::{AttributeType, LabelType};
 use crate::schema::ResolvedAttribute;
-use base64::Engine as _;
 use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
-/// The project label carrying annoform's metadata (schema and settings).
-pub const META_LABEL: &str = "__annoform__";
-/// Characters of metadata per attribute (CVAT keeps attribute values in 4096 characters).
-const META_CHUNK: usize = 4000;
 /// Files per upload request; larger batches go up as the SDK sends them (Upload-Start,
 /// Upload-Multiple per group, Upload-Finish), so no single request grows with the batch.
 const UPLOAD_FILES: usize = 16;
@@ -42,20 +36,36 @@ const UPLOAD_BYTES: usize = 32 << 20;
 /// How long a background request (media processing) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// What a project keeps for annoform.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+/// What annoform knows about a project, from the run's record (`attach`) or from creating it.
+/// Nothing of it is stored on the server.
+#[derive(Debug, Clone, Default)]
 struct Meta {
     schema: ResolvedSchema,
-    /// Non-secret settings of the run that created the project.
-    #[serde(default)]
+    /// Non-secret settings of the run.
     settings: serde_json::Map<String, Value>,
     /// Whether annoform created the project (otherwise it was given as `project_id`).
-    #[serde(default)]
     created: bool,
-    /// Tasks made outside annoform and imported: task id → the sample id of each frame
-    /// (their frames are not named after samples).
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Task id → the sample of each frame, in upload order, for frames not named after
+    /// their sample (tasks made outside annoform and imported).
     frames: IndexMap<String, Vec<String>>,
+}
+
+impl Meta {
+    /// The metadata of a run with these settings (workspace defaults first).
+    fn new(
+        schema: &ResolvedSchema,
+        defaults: &serde_json::Map<String, Value>,
+        settings: &serde_json::Map<String, Value>,
+    ) -> Meta {
+        let mut all = defaults.clone();
+        all.extend(settings.clone());
+        Meta {
+            schema: effective_schema(schema, &all),
+            created: !all.contains_key("project_id"),
+            settings: all,
+            frames: IndexMap::new(),
+        }
+    }
 }
 
 /// A task made outside annoform, as `annoform import` finds it.
@@ -72,7 +82,6 @@ pub struct ForeignTask {
 #[derive(Debug, Clone)]
 struct ProjectInfo {
     meta: Meta,
-    labels: Vec<LabelSpec>,
     map: LabelMap,
 }
 
@@ -94,6 +103,8 @@ pub struct CvatBackend {
     /// Workspace settings (non-secret), the fallback for projects without metadata.
     defaults: serde_json::Map<String, Value>,
     projects: HashMap<String, ProjectInfo>,
+    /// What runs' records say about projects not read from the server yet.
+    attached: HashMap<String, Meta>,
     users: HashMap<String, u64>,
 }
 
@@ -150,60 +161,6 @@ pub fn effective_schema(
         }
     }
     out
-}
-
-/// The metadata label spec.
-fn meta_spec(meta: &Meta) -> Result<LabelSpec, String> {
-    let json = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(&json).map_err(|e| e.to_string())?;
-    let packed =
-        base64::engine::general_purpose::STANDARD.encode(gz.finish().map_err(|e| e.to_string())?);
-    let attributes = packed
-        .as_bytes()
-        .chunks(META_CHUNK)
-        .enumerate()
-        .map(|(i, c)| labels::AttributeSpec {
-            id: None,
-            name: format!("annoform_{i}"),
-            input_type: "text".into(),
-            mutable: false,
-            values: vec![String::from_utf8_lossy(c).into_owned()],
-            default_value: String::new(),
-        })
-        .collect();
-    Ok(LabelSpec {
-        id: None,
-        name: META_LABEL.into(),
-        label_type: "tag".into(),
-        color: None,
-        attributes,
-    })
-}
-
-/// The metadata a project's label list carries, if any.
-fn read_meta(server: &[LabelSpec]) -> Option<Result<Meta, String>> {
-    let l = server.iter().find(|l| l.name == META_LABEL)?;
-    let mut parts: Vec<(usize, &str)> = l
-        .attributes
-        .iter()
-        .filter_map(|a| {
-            let i = a.name.strip_prefix("annoform_")?.parse().ok()?;
-            Some((i, a.values.first().map_or("", String::as_str)))
-        })
-        .collect();
-    parts.sort_by_key(|p| p.0);
-    let packed: String = parts.iter().map(|p| p.1).collect();
-    Some((|| {
-        let gz = base64::engine::general_purpose::STANDARD
-            .decode(packed.trim())
-            .map_err(|e| e.to_string())?;
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut json)
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&json).map_err(|e| e.to_string())
-    })())
 }
 
 /// The sample id of a frame uploaded as `<sample id>_<name>`.
@@ -339,6 +296,7 @@ impl CvatBackend {
             rt,
             defaults,
             projects: HashMap::new(),
+            attached: HashMap::new(),
             users: HashMap::new(),
         })
     }
@@ -431,23 +389,15 @@ impl CvatBackend {
         if let Some(p) = self.projects.get(id) {
             return Ok(p.clone());
         }
+        let meta = self.attached.get(id).cloned().ok_or_else(|| {
+            self.error(format!(
+                "project {id}: no run record describes it (annoform attaches one before use)"
+            ))
+        })?;
         let labels = self
             .rt
             .block_on(self.labels_of(id))
             .map_err(|e| self.http_error(e))?;
-        let meta = match read_meta(&labels) {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                return Err(self.error(format!(
-                    "project {id}: the `{META_LABEL}` label cannot be read ({e}); was it edited?"
-                )));
-            }
-            None => {
-                return Err(self.error(format!(
-                    "project {id} has no `{META_LABEL}` label: it was not set up by annoform"
-                )));
-            }
-        };
         self.remember(id, meta, labels)
     }
 
@@ -459,7 +409,7 @@ impl CvatBackend {
     ) -> Result<ProjectInfo, BackendError> {
         let map = LabelMap::new(&meta.schema, &labels)
             .map_err(|e| self.error(format!("project {id}: {e}")))?;
-        let info = ProjectInfo { meta, labels, map };
+        let info = ProjectInfo { meta, map };
         self.projects.insert(id.to_string(), info.clone());
         Ok(info)
     }
@@ -796,11 +746,10 @@ impl CvatBackend {
             .unwrap_or_default();
         for (i, f) in list.iter().enumerate() {
             let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
-            let imported = info.meta.frames.get(tid).and_then(|f| f.get(i));
-            let Some(sid) = imported
-                .map(String::as_str)
-                .or_else(|| sample_of_frame(name))
-            else {
+            // Our uploads name frames after their samples; imported tasks are mapped by the
+            // record, in frame order.
+            let recorded = info.meta.frames.get(tid).and_then(|f| f.get(i));
+            let Some(sid) = sample_of_frame(name).or(recorded.map(String::as_str)) else {
                 continue;
             };
             let size = ImageSize {
@@ -938,17 +887,9 @@ impl Backend for CvatBackend {
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
-        let mut settings = self.defaults.clone();
-        settings.extend(spec.config.clone());
-        let schema = effective_schema(&spec.schema, &settings);
-        let existing = settings.get("project_id").and_then(Value::as_u64);
-        let meta = Meta {
-            schema: schema.clone(),
-            settings,
-            created: existing.is_none(),
-            frames: IndexMap::new(),
-        };
-        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
+        let meta = Meta::new(&spec.schema, &self.defaults, &spec.config);
+        let schema = meta.schema.clone();
+        let existing = meta.settings.get("project_id").and_then(Value::as_u64);
         let (id, name) = match existing {
             Some(pid) => {
                 // An existing project: its labels win; only what the schema lacks is added.
@@ -966,16 +907,12 @@ impl Backend for CvatBackend {
                     .rt
                     .block_on(self.labels_of(&pid.to_string()))
                     .map_err(|e| self.http_error(e))?;
-                let mut patch = label_patch(&current, &labels::label_specs(&schema));
-                if let Some(old) = current.iter().find(|l| l.name == META_LABEL) {
-                    patch.insert(0, json!({"id": old.id, "deleted": true}));
-                }
-                self.patch_labels(&pid.to_string(), patch, &meta_label)?;
+                let patch = label_patch(&current, &labels::label_specs(&schema));
+                self.patch_labels(&pid.to_string(), patch)?;
                 (pid.to_string(), name)
             }
             None => {
-                let mut specs = labels::label_specs(&schema);
-                specs.push(meta_label);
+                let specs = labels::label_specs(&schema);
                 let body = json!({"name": spec.name, "labels": specs});
                 let v = self
                     .rt
@@ -995,6 +932,23 @@ impl Backend for CvatBackend {
             id,
             name,
         })
+    }
+
+    fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
+        let mut meta = Meta::new(context.schema, &self.defaults, context.settings);
+        meta.frames = context
+            .tasks
+            .iter()
+            .map(|t| (t.id.clone(), t.samples.clone()))
+            .collect();
+        match self.projects.get_mut(&project.id) {
+            // Read already with this schema: the label ids stay good.
+            Some(info) if info.meta.schema == meta.schema => info.meta = meta,
+            _ => {
+                self.projects.remove(&project.id);
+                self.attached.insert(project.id.clone(), meta);
+            }
+        }
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
@@ -1022,28 +976,7 @@ impl Backend for CvatBackend {
         project: &RemoteProject,
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
-        let info = self.project(&project.id)?;
-        // A project reused by name was set up for its first run's fields: labels of other
-        // fields could not go up, and their absence would later read as deletions.
-        if let Some(f) = task
-            .samples
-            .iter()
-            .flat_map(|s| s.labels.keys())
-            .find(|f| !info.meta.schema.fields.contains_key(*f))
-        {
-            return Err(self.error(format!(
-                "project `{}` ({}) was set up for the fields {}, not `{f}`: give this run its                  own project_name, or annotate the same fields",
-                project.name,
-                project.id,
-                info.meta
-                    .schema
-                    .fields
-                    .keys()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        let info = self.with_labels(&project.id)?;
         self.resolve_users(&info.meta.settings)?;
         self.rt
             .block_on(self.create_task_async(&project.id, &info, task))
@@ -1054,21 +987,14 @@ impl Backend for CvatBackend {
         project: &RemoteProject,
         schema: &ResolvedSchema,
     ) -> Result<(), BackendError> {
-        let info = self.project(&project.id)?;
-        let mut meta = info.meta.clone();
+        let mut meta = match self.projects.get(&project.id) {
+            Some(info) => info.meta.clone(),
+            None => self.attached.get(&project.id).cloned().unwrap_or_default(),
+        };
         meta.schema = effective_schema(schema, &meta.settings);
-        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
-        let mut patch = label_patch(&info.labels, &labels::label_specs(&meta.schema));
-        if let Some(old) = info.labels.iter().find(|l| l.name == META_LABEL) {
-            patch.insert(0, json!({"id": old.id, "deleted": true}));
-        }
-        self.patch_labels(&project.id, patch, &meta_label)?;
         self.projects.remove(&project.id);
-        let labels = self
-            .rt
-            .block_on(self.labels_of(&project.id))
-            .map_err(|e| self.http_error(e))?;
-        self.remember(&project.id, meta, labels)?;
+        self.attached.insert(project.id.clone(), meta);
+        self.with_labels(&project.id)?;
         Ok(())
     }
 
@@ -1158,9 +1084,10 @@ impl Backend for CvatBackend {
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
-        let info = self.project(&project.id).ok();
-        self.projects.remove(&project.id);
-        let created = info.as_ref().is_none_or(|i| i.meta.created);
+        let created = match self.projects.remove(&project.id) {
+            Some(info) => info.meta.created,
+            None => self.attached.get(&project.id).is_none_or(|m| m.created),
+        };
         let this = &*self;
         this.rt
             .block_on(async {
@@ -1265,22 +1192,11 @@ impl CvatBackend {
             .rt
             .block_on(self.labels_of(&pid))
             .map_err(|e| self.http_error(e))?;
-        let mut meta = match read_meta(&current) {
-            Some(Ok(m)) => m,
-            _ => Meta {
-                schema: effective_schema(schema, settings),
-                settings: settings.clone(),
-                created: false,
-                frames: IndexMap::new(),
-            },
-        };
-        meta.frames.extend(frames);
-        let meta_label = meta_spec(&meta).map_err(|e| self.error(e))?;
-        let mut patch = label_patch(&current, &labels::label_specs(&meta.schema));
-        if let Some(old) = current.iter().find(|l| l.name == META_LABEL) {
-            patch.insert(0, json!({"id": old.id, "deleted": true}));
-        }
-        self.patch_labels(&pid, patch, &meta_label)?;
+        let mut meta = Meta::new(schema, &self.defaults, settings);
+        meta.created = false;
+        meta.frames = frames;
+        let patch = label_patch(&current, &labels::label_specs(&meta.schema));
+        self.patch_labels(&pid, patch)?;
         self.projects.remove(&pid);
         let labels = self
             .rt
@@ -1294,29 +1210,43 @@ impl CvatBackend {
         })
     }
 
-    /// PATCH the project's labels, then replace the metadata label (a separate request: the
-    /// old one must be gone before one of the same name is added).
-    fn patch_labels(
-        &self,
-        project: &str,
-        patch: Vec<Value>,
-        meta_label: &LabelSpec,
-    ) -> Result<(), BackendError> {
-        let path = format!("/api/projects/{project}");
-        if !patch.is_empty() {
-            self.rt
-                .block_on(self.call(Method::PATCH, &path, &[], Some(&json!({ "labels": patch }))))
-                .map_err(|e| self.http_error(e))?;
+    /// PATCH the project's labels (nothing to send: no request).
+    fn patch_labels(&self, project: &str, patch: Vec<Value>) -> Result<(), BackendError> {
+        if patch.is_empty() {
+            return Ok(());
         }
+        let path = format!("/api/projects/{project}");
         self.rt
-            .block_on(self.call(
-                Method::PATCH,
-                &path,
-                &[],
-                Some(&json!({ "labels": [meta_label] })),
-            ))
+            .block_on(self.call(Method::PATCH, &path, &[], Some(&json!({ "labels": patch }))))
             .map_err(|e| self.http_error(e))?;
         Ok(())
+    }
+
+    /// The project with every label its run needs: what is missing (a project reused by name
+    /// for other fields, a schema grown in place) is added first, keeping existing label ids.
+    fn with_labels(&mut self, id: &str) -> Result<ProjectInfo, BackendError> {
+        let meta = match self.projects.get(id) {
+            Some(info) => info.meta.clone(),
+            None => self.attached.get(id).cloned().ok_or_else(|| {
+                self.error(format!(
+                    "project {id}: no run record describes it (annoform attaches one before use)"
+                ))
+            })?,
+        };
+        let current = self
+            .rt
+            .block_on(self.labels_of(id))
+            .map_err(|e| self.http_error(e))?;
+        let patch = label_patch(&current, &labels::label_specs(&meta.schema));
+        if patch.is_empty() {
+            return self.remember(id, meta, current);
+        }
+        self.patch_labels(id, patch)?;
+        let labels = self
+            .rt
+            .block_on(self.labels_of(id))
+            .map_err(|e| self.http_error(e))?;
+        self.remember(id, meta, labels)
     }
 }
 
@@ -1351,25 +1281,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn meta_round_trips_through_labels() {
-        let mut schema = ResolvedSchema::default();
-        schema.fields.insert(
-            "gt".into(),
-            crate::schema::ResolvedField::new(LabelType::Detections, vec!["car".into()]),
+    fn a_run_given_a_project_id_never_owns_it() {
+        let schema = ResolvedSchema::default();
+        let none = serde_json::Map::new();
+        assert!(Meta::new(&schema, &none, &none).created);
+        let mut given = serde_json::Map::new();
+        given.insert("project_id".into(), json!(7));
+        assert!(!Meta::new(&schema, &none, &given).created);
+        assert!(
+            !Meta::new(&schema, &given, &none).created,
+            "a workspace default counts"
         );
-        let meta = Meta {
-            schema,
-            settings: serde_json::Map::new(),
-            created: true,
-            frames: IndexMap::new(),
-        };
-        let mut spec = meta_spec(&meta).unwrap();
-        for (i, a) in spec.attributes.iter_mut().enumerate() {
-            a.id = Some(i as i64);
-        }
-        let back = read_meta(&[spec]).unwrap().unwrap();
-        assert_eq!(back.schema, meta.schema);
-        assert!(back.created);
     }
 
     #[test]

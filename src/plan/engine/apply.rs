@@ -57,7 +57,7 @@ impl Engine<'_> {
                                 && !o.cleaned_up;
                         }
                     }
-                    let b = self.backend(&r.backend)?;
+                    let b = self.attached(r)?;
                     if !shared && b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
                         b.delete_project(&project)?;
                     }
@@ -116,6 +116,7 @@ impl Engine<'_> {
             });
             self.store.put(&mut record)?;
         }
+        self.attached(&record)?;
         if actions.contains(&Action::Update) {
             if record.schema != d.schema {
                 let project = remote(&record);
@@ -360,6 +361,14 @@ impl Engine<'_> {
                 d.backend, d.project_name
             ))
         })?;
+        b.attach(
+            &project,
+            backend::ProjectContext {
+                schema: &d.schema,
+                settings: &d.settings,
+                tasks: &[],
+            },
+        );
         let prefix = batch_prefix(&project.name, &run.key.0);
         let mut tasks: Vec<(u32, backend::RemoteTask)> = b
             .list_tasks(&project)?

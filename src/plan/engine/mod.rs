@@ -177,6 +177,21 @@ impl<'a> Engine<'a> {
         Ok(self.backends.get_mut(name).expect("inserted above"))
     }
 
+    /// The backend of a recorded run, told what the record knows about its project.
+    fn attached(&mut self, record: &RunRecord) -> Result<&mut Box<dyn Backend>, EngineError> {
+        let project = remote(record);
+        let b = self.backend(&record.backend)?;
+        b.attach(
+            &project,
+            backend::ProjectContext {
+                schema: &record.schema,
+                settings: &record.backend_config,
+                tasks: &record.tasks,
+            },
+        );
+        Ok(b)
+    }
+
     fn dataset(&mut self, name: &str) -> Result<&Dataset, EngineError> {
         match self.datasets.get(name) {
             None => Err(EngineError::Run(format!(
@@ -248,7 +263,7 @@ impl<'a> Engine<'a> {
     pub fn status(&mut self, record: &RunRecord) -> Result<Vec<backend::TaskStatus>, EngineError> {
         let project = remote(record);
         let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
-        Ok(self.backend(&record.backend)?.status(&project, &ids)?)
+        Ok(self.attached(record)?.status(&project, &ids)?)
     }
 }
 

@@ -218,7 +218,7 @@ impl Engine<'_> {
         }) else {
             return Ok(());
         };
-        let b = self.backend(&d.backend)?;
+        let b = self.attached(r)?;
         if b.find_project(&project.name)?
             .is_none_or(|p| p.id != project.id)
         {
