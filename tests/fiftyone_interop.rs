@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 #[path = "support/fs.rs"]
 mod fs;
-use fs::copy_dir;
+use fs::{copy_dir, test_backend};
 
 const SCRIPT: &str = "tests/interop/fiftyone_interop.py";
 
@@ -384,22 +384,6 @@ fn fiftyone_reads_what_annoform_writes() {
             &expected.to_string_lossy(),
         ],
     );
-}
-
-/// The test backend (a cargo example): target/debug/deps/THIS → target/debug/examples/.
-fn test_backend() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("examples/test-backend");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo test builds examples",
-        bin.display()
-    );
-    bin
 }
 
 fn annoform(ws: &Path, args: &[&str]) {

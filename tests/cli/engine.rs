@@ -2,27 +2,10 @@
 //! program keeping its objects in a JSON file): create, merge, update, replace, extend,
 //! destroy, drift, stale plans, locks, targets and crash recovery.
 
-use crate::fs::copy_dir;
+use crate::fs::{copy_dir, test_backend};
 use crate::{Output, Workspace, repo};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-
-fn test_backend() -> PathBuf {
-    // target/debug/deps/cli-HASH → target/debug/examples/test-backend
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/test-backend");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo test builds examples",
-        bin.display()
-    );
-    bin
-}
 
 const RUN: &str =
     "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\n";

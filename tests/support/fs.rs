@@ -1,6 +1,26 @@
 //! File helpers shared by the integration-test binaries (included with `#[path]`).
 
-use std::path::Path;
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The test backend (`tests/support/test_backend.rs`, built by `cargo test` as the example
+/// `test-backend`): target/debug/deps/BINARY → target/debug/examples/test-backend.
+pub fn test_backend() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/test-backend");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo test builds examples",
+        bin.display()
+    );
+    bin
+}
 
 /// Copy a directory tree, making every copy writable (fixtures in the repository may be
 /// read-only, and tests edit their copies).

@@ -82,18 +82,7 @@ impl Engine<'_> {
                         config: d.settings.clone(),
                     })?,
                 };
-                let mut r = RunRecord::new(
-                    &d.loaded.run.dataset,
-                    &d.loaded.run.key.0,
-                    &d.backend,
-                    &self.now,
-                    crate::state::new_lineage(),
-                );
-                r.project = Some(BackendObject {
-                    id: project.id,
-                    name: project.name,
-                });
-                self.fill_record(&mut r, &d);
+                let mut r = self.new_record(&d, &project);
                 self.store.put(&mut r)?;
                 r
             }
@@ -387,18 +376,7 @@ impl Engine<'_> {
                 project.name
             )));
         }
-        let mut record = RunRecord::new(
-            &run.dataset,
-            &run.key.0,
-            &d.backend,
-            &self.now,
-            crate::state::new_lineage(),
-        );
-        record.project = Some(BackendObject {
-            id: project.id.clone(),
-            name: project.name.clone(),
-        });
-        self.fill_record(&mut record, &d);
+        let mut record = self.new_record(&d, &project);
         for (batch, task) in tasks {
             let mut samples: Vec<String> = Vec::new();
             self.backend(&d.backend)?.download(
@@ -410,21 +388,52 @@ impl Engine<'_> {
                     Ok(())
                 },
             )?;
-            let spec = self.task_spec(&run.dataset, &d, &task.name, batch, &samples)?;
-            for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
-                record.uploaded.entry(field).or_default().extend(per_sample);
-            }
-            record.samples.extend(samples.iter().cloned());
-            record.tasks.push(TaskRecord {
-                id: task.id,
-                name: task.name,
-                batch,
-                samples,
-                status: None,
-            });
+            self.record_adopted_task(&mut record, &d, task, batch, samples)?;
         }
         self.store.put(&mut record)?;
         Ok(record)
+    }
+
+    /// A new record of the run `d` in `project` (not saved yet).
+    pub(super) fn new_record(&self, d: &Desired, project: &RemoteProject) -> RunRecord {
+        let mut r = RunRecord::new(
+            &d.loaded.run.dataset,
+            &d.loaded.run.key.0,
+            &d.backend,
+            &self.now,
+            crate::state::new_lineage(),
+        );
+        r.project = Some(BackendObject {
+            id: project.id.clone(),
+            name: project.name.clone(),
+        });
+        self.fill_record(&mut r, d);
+        r
+    }
+
+    /// Record a task made before the record (adopted or imported) with its samples in frame
+    /// order; the dataset's current labels are the baseline of its first merge.
+    pub(super) fn record_adopted_task(
+        &mut self,
+        record: &mut RunRecord,
+        d: &Desired,
+        task: backend::RemoteTask,
+        batch: u32,
+        samples: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let spec = self.task_spec(&record.dataset, d, &task.name, batch, &samples)?;
+        for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
+            record.uploaded.entry(field).or_default().extend(per_sample);
+        }
+        record.samples.extend(samples.iter().cloned());
+        record.tasks.push(TaskRecord {
+            id: task.id,
+            name: task.name,
+            batch,
+            samples,
+            status: None,
+        });
+        Ok(())
     }
 }
 

@@ -2,45 +2,8 @@
 //! annoform as a run (FiftyOne's `import_annotations`), mapping their frames to samples by
 //! file name, or by an explicit data map where names differ.
 
+use super::open::open_cvat;
 use super::*;
-use crate::backend::cvat::CvatBackend;
-use crate::backend::cvat::client::Connection;
-
-/// Open the CVAT backend `name` of the workspace.
-pub fn open_cvat(config: &Config, env: &Env, name: &str) -> Result<CvatBackend, EngineError> {
-    let s = config
-        .backend(name)
-        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
-    // Settings hold literal values from the environment or `${env:NAME}` references from
-    // files; both resolve here and never reach a record or a log.
-    let setting = |key: &str| -> Result<Option<String>, EngineError> {
-        match s.values.get(key).and_then(|v| v.value.as_str()) {
-            None => Ok(None),
-            Some(v) => crate::secret::resolve(v, env)
-                .map(Some)
-                .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}"))),
-        }
-    };
-    let mut headers = Vec::new();
-    if let Some(h) = s.values.get("headers").and_then(|v| v.value.as_object()) {
-        for (k, v) in h {
-            let v = crate::secret::resolve(v.as_str().unwrap_or_default(), env)
-                .map_err(|e| EngineError::Run(format!("backend `{name}`: headers: {e}")))?;
-            headers.push((k.clone(), v));
-        }
-    }
-    let conn = Connection {
-        url: setting("url")?.unwrap_or_else(|| "https://app.cvat.ai".into()),
-        username: setting("username")?,
-        password: setting("password")?,
-        api_key: setting("api_key")?,
-        headers,
-        organization: setting("organization")?,
-    };
-    let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
-    let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
-    Ok(CvatBackend::new(name, &conn, defaults, policy)?)
-}
 
 /// What to import.
 #[derive(Debug, Clone, Default)]
@@ -183,32 +146,14 @@ impl Engine<'_> {
         }
 
         let remote = cvat.adopt_project(project, &d.schema, &d.settings, frames.clone())?;
-        let mut record = RunRecord::new(
-            &run.dataset,
-            &run.key.0,
-            &d.backend,
-            &self.now,
-            crate::state::new_lineage(),
-        );
-        record.project = Some(BackendObject {
-            id: remote.id.clone(),
-            name: remote.name.clone(),
-        });
-        self.fill_record(&mut record, &d);
+        let mut record = self.new_record(&d, &remote);
         for (batch, t) in tasks.iter().enumerate() {
             let samples = frames.get(&t.id.to_string()).cloned().unwrap_or_default();
-            let spec = self.task_spec(&run.dataset, &d, &t.name, batch as u32, &samples)?;
-            for (field, per_sample) in apply::uploaded_labels(&spec, &d.schema) {
-                record.uploaded.entry(field).or_default().extend(per_sample);
-            }
-            record.samples.extend(samples.iter().cloned());
-            record.tasks.push(TaskRecord {
+            let task = backend::RemoteTask {
                 id: t.id.to_string(),
                 name: t.name.clone(),
-                batch: batch as u32,
-                samples,
-                status: None,
-            });
+            };
+            self.record_adopted_task(&mut record, &d, task, batch as u32, samples)?;
         }
         self.store.put(&mut record)?;
         Ok(record)

@@ -5,7 +5,10 @@
 
 mod apply;
 pub mod import_cvat;
+mod open;
 mod planner;
+
+pub use open::open_backend;
 
 use super::model::*;
 use crate::backend::{
@@ -290,58 +293,4 @@ fn recordable<'v>(
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-/// Open a backend by name.
-pub fn open_backend(
-    config: &Config,
-    env: &Env,
-    name: &str,
-) -> Result<Box<dyn Backend>, EngineError> {
-    let s = config
-        .backend(name)
-        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
-    match s.kind {
-        BackendKind::Custom => {
-            let command: Vec<String> = s
-                .values
-                .get("command")
-                .and_then(|c| serde_json::from_value(c.value.clone()).ok())
-                .ok_or_else(|| EngineError::Run(format!("backend `{name}` has no `command`")))?;
-            let command = command
-                .iter()
-                .map(|c| {
-                    crate::secret::resolve(c, env)
-                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let settings = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
-            Ok(Box::new(backend::custom::CustomBackend::start(
-                name, &command, &settings,
-            )?))
-        }
-        BackendKind::Labelstudio => {
-            // Settings hold literal values from the environment or `${env:NAME}` references
-            // from files; both resolve here and never reach a record or a log.
-            let setting = |key: &str| -> Result<Option<String>, EngineError> {
-                match s.values.get(key).and_then(|v| v.value.as_str()) {
-                    None => Ok(None),
-                    Some(v) => crate::secret::resolve(v, env)
-                        .map(Some)
-                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}"))),
-                }
-            };
-            let url = setting("url")?.unwrap_or_else(|| "http://localhost:8080".into());
-            let api_key = setting("api_key")?.unwrap_or_default();
-            let root = setting("local_files_root")?.map(std::path::PathBuf::from);
-            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
-            Ok(Box::new(backend::labelstudio::LabelStudioBackend::new(
-                name, &url, &api_key, root, policy,
-            )?))
-        }
-        BackendKind::Cvat => Ok(Box::new(import_cvat::open_cvat(config, env, name)?)),
-        kind => Err(EngineError::Run(format!(
-            "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
-        ))),
-    }
 }
