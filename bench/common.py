@@ -23,11 +23,13 @@ def session(token):
 
 
 def project_tasks(s, url, project_id):
-    """Every task of a project with predictions and annotations, page by page."""
+    """Every task of a project with predictions and annotations, page by page. Pages of 100:
+    on FiftyOne's projects a page of 1000 with `fields=all` fails in Label Studio 1.23.2 on
+    sqlite ("Expression tree is too large (maximum depth 1000)")."""
     out, page = [], 1
     while True:
         r = s.get(f"{url}/api/tasks", params={"project": project_id, "fields": "all",
-                                              "page": page, "page_size": 1000})
+                                              "page": page, "page_size": 100})
         if r.status_code == 404 and page > 1:
             return out
         r.raise_for_status()
