@@ -15,6 +15,7 @@ work="${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/annoform-profile.XXXXXX")}"
 mkdir -p "$out" "$work"
 
 cargo build --release --locked --quiet
+cp "$root/target/release/annoform" "$work/annoform"
 py=$(bench/venv.sh)
 ls_state="$work/ls"
 LS_STATE_DIR="$ls_state" LS_MEDIA_ROOT="$work/ls-media" scripts/labelstudio.sh start >"$work/ls.env"
@@ -25,6 +26,6 @@ echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); load average $(cut -d' ' -f1-3 /proc
 for n in $sizes; do
   how="${PROFILE_ANNOTATE:-$( (( n > 1000 )) && echo bulk || echo simulate)}"
   LS_TOKEN="$LS_TOKEN" PYTHONPATH="$root/bench" "$py" bench/profile.py \
-    --annoform "$root/target/release/annoform" --url "$LS_URL" --work "$work" --n "$n" \
+    --annoform "$work/annoform" --url "$LS_URL" --work "$work" --n "$n" \
     --annotate "$how" --out "$out/profile-n$n.json" | tee "$out/profile-n$n.txt"
 done

@@ -20,7 +20,9 @@ mkdir -p "$out" "$work"
 
 echo "==> building annoform (release)" >&2
 cargo build --release --locked --quiet
-bin="$root/target/release/annoform"
+# A copy: rebuilding while the benchmark runs must not change the binary under it.
+cp "$root/target/release/annoform" "$work/annoform"
+bin="$work/annoform"
 
 echo "==> FiftyOne 1.22.1 + label-studio-sdk venv" >&2
 py=$(bench/venv.sh)
