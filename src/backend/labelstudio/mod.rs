@@ -285,12 +285,12 @@ impl LabelStudioBackend {
 
     /// One JSON request with auth; a 401 under JWT auth refreshes the token and tries again
     /// (the server did not act on a request it refused).
-    async fn call(
+    async fn call<B: serde::Serialize + Sync + ?Sized>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<Value, HttpError> {
         let idempotent = super::http::is_idempotent(&method);
         let mut force = false;
@@ -354,7 +354,7 @@ impl LabelStudioBackend {
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
-        self.call(Method::GET, path, query, None).await
+        self.call(Method::GET, path, query, None::<&Value>).await
     }
 
     /// Every task of a project (optionally filtered), page by page.
@@ -618,7 +618,9 @@ impl LabelStudioBackend {
         if !uploads.is_empty() {
             media.extend(self.upload(pid, &uploads).await?);
         }
-        let mut payload = Vec::with_capacity(todo.len());
+        // Each task is kept as its JSON text: a parsed `Value` of 1000 tasks with predictions
+        // weighs several times its text, and the request needs only the text.
+        let mut payload: Vec<Box<serde_json::value::RawValue>> = Vec::with_capacity(todo.len());
         for s in &todo {
             let size = match (s.width, s.height) {
                 (Some(w), Some(h)) => ImageSize {
@@ -660,16 +662,18 @@ impl LabelStudioBackend {
             if !result.is_empty() {
                 t["predictions"] = json!([{ "model_version": MODEL_VERSION, "result": result }]);
             }
-            payload.push(t);
+            payload.push(
+                serde_json::value::to_raw_value(&t)
+                    .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?,
+            );
         }
         let path = format!("/api/projects/{pid}/import");
         for chunk in payload.chunks(IMPORT_CHUNK) {
-            let body = Value::Array(chunk.to_vec());
             self.call(
                 Method::POST,
                 &path,
                 &[("return_task_ids", "true".into())],
-                Some(&body),
+                Some(chunk),
             )
             .await
             .map_err(|e| self.http_error(e))?;
@@ -1008,7 +1012,7 @@ impl Backend for LabelStudioBackend {
         self.listing = None;
         let path = format!("/api/projects/{}", project.id);
         self.rt
-            .block_on(self.call(Method::DELETE, &path, &[], None))
+            .block_on(self.call(Method::DELETE, &path, &[], None::<&Value>))
             .map_err(|e| self.http_error(e))?;
         Ok(())
     }
