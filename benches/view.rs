@@ -74,8 +74,8 @@ fn main() {
         }
         let m = median(times);
         println!(
-            "  {name:<18} {m:>10.2?}  ({:.1} M samples/s, {kept} samples kept)",
-            n as f64 / m.as_secs_f64() / 1e6
+            "  {name:<18} {m:>10.2?}  ({:.0}k samples/s, {kept} samples kept)",
+            n as f64 / m.as_secs_f64() / 1e3
         );
     }
     println!("  peak RSS {:.0} MiB", peak_rss_mib());
