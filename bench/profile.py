@@ -114,6 +114,9 @@ def main():
     ap.add_argument("--annotate", choices=["simulate", "bulk"], default="simulate")
     ap.add_argument("--noop-repeats", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="leave the run (no destroy)")
+    ap.add_argument("--local-files", metavar="ROOT",
+                    help="the server's local-files document root: the workspace goes under it "
+                         "and annoform serves media from disk instead of uploading them")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     token = os.environ["LS_TOKEN"]
@@ -134,7 +137,7 @@ def main():
                              stdout=subprocess.PIPE, text=True)
     try:
         purl = proxy.stdout.readline().strip()
-        ws = os.path.join(a.work, f"profile-n{a.n}")
+        ws = os.path.join(a.local_files or a.work, f"profile-n{a.n}")
         shutil.rmtree(ws, ignore_errors=True)
         os.makedirs(os.path.join(ws, "home"))
         os.makedirs(os.path.join(ws, "manifests"))
@@ -142,6 +145,8 @@ def main():
         with open(os.path.join(ws, "annoform.toml"), "w") as f:
             f.write(f'default_backend = "labelstudio"\n[datasets.{DATASET}]\npath = "dataset"\n'
                     f'[backends.labelstudio]\nurl = "{purl}"\napi_key = "${{env:LS_KEY}}"\n')
+            if a.local_files:
+                f.write(f'local_files_root = "{os.path.abspath(a.local_files)}"\n')
         with open(os.path.join(ws, "manifests", "run.yaml"), "w") as f:
             f.write(f"apiVersion: annoform/v1\nkind: AnnotationRun\nkey: {KEY}\n"
                     f"dataset: {DATASET}\nbackend: labelstudio\nload:\n  when: always\n"
@@ -159,7 +164,8 @@ def main():
             time.sleep(0.2)  # let the proxy flush its last line
             report[name] = breakdown(name, t0, t1, read_log(log_path), rss)
 
-        print(f"annoform against Label Studio through a timing proxy, N={a.n}")
+        media = "local files" if a.local_files else "uploads"
+        print(f"annoform against Label Studio through a timing proxy, N={a.n}, {media}")
         step("create", ["apply", "--auto-approve"])
         pid = common.project_id_by_title(common.session(token), a.url, PROJECT)
         t = time.perf_counter()

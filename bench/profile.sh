@@ -4,6 +4,7 @@
 # annoform time, with the requests per endpoint. Uses its own Label Studio.
 #
 # Env: PROFILE_N ("1000 10000"), PROFILE_ANNOTATE (simulate for N <= 1000, bulk above),
+#      PROFILE_LOCAL_FILES=1 (media served from disk by Label Studio instead of uploaded),
 #      BENCH_WORK (scratch dir), ANNOFORM_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,6 @@ for n in $sizes; do
   how="${PROFILE_ANNOTATE:-$( (( n > 1000 )) && echo bulk || echo simulate)}"
   LS_TOKEN="$LS_TOKEN" PYTHONPATH="$root/bench" "$py" bench/profile.py \
     --annoform "$work/annoform" --url "$LS_URL" --work "$work" --n "$n" \
-    --annotate "$how" --out "$out/profile-n$n.json" | tee "$out/profile-n$n.txt"
+    --annotate "$how" ${PROFILE_LOCAL_FILES:+--local-files "$LS_MEDIA_ROOT"} \
+    --out "$out/profile-n$n.json" | tee "$out/profile-n$n.txt"
 done

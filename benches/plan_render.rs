@@ -1,6 +1,6 @@
 //! Plan rendering: text (compact and verbose), JSON (and parsing it back) and pull-request
-//! Markdown of a large plan: 1000 runs of 6 fields, every action represented, a quarter of
-//! the runs merging with 200 rejected changes each (50k rejections), drift and details.
+//! Markdown of a large plan: 1000 runs of 6 fields, every action represented, three in eight of
+//! the runs merging with 200 rejected changes each (75k rejections), drift and details.
 //! Prints the median of 5 renders per format and the output sizes.
 //! Run: `cargo bench --bench plan_render`.
 
@@ -89,7 +89,9 @@ fn run(i: usize) -> RunPlan {
             Vec::new()
         },
         details: (0..5)
-            .map(|d| format!("step {d}: a human-readable line explaining what apply will do for run {i}"))
+            .map(|d| {
+                format!("step {d}: a human-readable line explaining what apply will do for run {i}")
+            })
             .collect(),
     }
 }
