@@ -2,82 +2,16 @@
 //! Run with `cargo bench --bench dataset` (prints figures; no statistics harness).
 //! `ANNOFORM_BENCH_SAMPLES` overrides the sample count.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
 use std::time::Instant;
 
+mod support;
+use support::{LABELS_PER_SAMPLE, generate, peak_rss_mib};
+
 use annoform::dataset::dir::Dataset;
-use annoform::dataset::ejson::ObjectId;
-use annoform::dataset::fields::FieldType;
 use annoform::dataset::labels::Label;
 use annoform::dataset::view;
 use annoform::manifest::types::{FilterLabels, ViewStage};
 use serde_json::json;
-
-const LABELS_PER_SAMPLE: usize = 10;
-const CLASSES: [&str; 4] = ["car", "person", "bike", "truck"];
-
-/// Peak resident set size of this process so far, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// A tiny deterministic PRNG so every run writes the same dataset.
-struct Lcg(u64);
-impl Lcg {
-    fn f(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Streams a FiftyOneDataset directory to disk without holding it in memory.
-fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
-    let fields = vec![
-        FieldType::Label("Detections".into()).field_doc("ground_truth"),
-        FieldType::Float.field_doc("uniqueness"),
-    ];
-    let meta = json!({"name": "bench", "version": "1.22.1", "media_type": "image", "sample_fields": fields,
-                      "frame_fields": [], "classes": {}, "default_classes": [], "annotation_runs": {}});
-    std::fs::write(dir.join("metadata.json"), serde_json::to_vec(&meta)?)?;
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join("samples.json"))?);
-    let mut rng = Lcg(42);
-    w.write_all(b"{\"samples\": [")?;
-    for i in 0..n {
-        if i > 0 {
-            w.write_all(b", ")?;
-        }
-        let dets: Vec<_> = (0..LABELS_PER_SAMPLE)
-            .map(|j| {
-                let (x, y) = (rng.f() * 0.8, rng.f() * 0.8);
-                json!({"_id": ObjectId::derive(&[b"label", &(i as u64).to_be_bytes(), &(j as u64).to_be_bytes()]).to_ejson(),
-                       "_cls": "Detection", "attributes": {}, "tags": [], "label": CLASSES[(i + j) % 4],
-                       "bounding_box": [x, y, 0.1 + rng.f() * 0.1, 0.1 + rng.f() * 0.1],
-                       "confidence": rng.f(), "occluded": j % 3 == 0})
-            })
-            .collect();
-        let s = json!({"_id": ObjectId::derive(&[b"sample", &(i as u64).to_be_bytes()]).to_ejson(),
-                       "filepath": format!("/data/images/{i:06}.jpg"), "tags": if i % 10 == 0 { json!(["val"]) } else { json!(["train"]) },
-                       "_media_type": "image", "_rand": rng.f(),
-                       "metadata": {"_cls": "ImageMetadata", "width": 640, "height": 480},
-                       "ground_truth": {"_cls": "Detections", "detections": dets},
-                       "uniqueness": rng.f(),
-                       "created_at": {"$date": "2026-11-22T02:28:50.402Z"},
-                       "last_modified_at": {"$date": "2026-11-22T02:28:50.402Z"}});
-        serde_json::to_writer(&mut w, &s)?;
-    }
-    w.write_all(b"]}")?;
-    w.flush()
-}
 
 fn main() {
     let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES")
