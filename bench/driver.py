@@ -81,12 +81,12 @@ def annoform_run(a, n, dataset, workdir):
            "NO_COLOR": "1", "LS_KEY": a.token}
     log = os.path.join(workdir, "annoform.log")
     af = [a.annoform, "-C", ws]
-    t, rss = {}, []
+    t, rss = {}, {}
 
     def step(name, args, expect=(0,)):
         secs, peak, _, out = run(af + args, env, log, expect)
         t[name] = secs
-        rss.append(peak)
+        rss[name] = peak
         return out
 
     step("create", ["apply", "--auto-approve"])
@@ -104,7 +104,7 @@ def annoform_run(a, n, dataset, workdir):
     except LookupError:
         pass
     return {"side": "annoform", "timings_s": t, "expected": expected, "labels": labels,
-            "peak_rss_mb": max(rss)}
+            "peak_rss_mb": max(rss.values()), "peak_rss_mb_by_command": rss}
 
 
 def median(xs):
@@ -197,7 +197,9 @@ def main():
                 r["n"], r["repeat"] = n, rep
                 results[n].append(r)
                 t = ", ".join(f"{k} {v:.2f}s" for k, v in r["timings_s"].items())
-                print(f"N={n} #{rep} {r['side']}: {t}, peak RSS {r['peak_rss_mb']:.0f} MB",
+                by = r.get("peak_rss_mb_by_command")
+                by = f" ({', '.join(f'{k} {v:.0f}' for k, v in by.items())})" if by else ""
+                print(f"N={n} #{rep} {r['side']}: {t}, peak RSS {r['peak_rss_mb']:.0f} MB{by}",
                       file=sys.stderr, flush=True)
                 with open(a.out, "w") as f:
                     json.dump({str(k): v for k, v in results.items()}, f)
