@@ -247,12 +247,17 @@ fn observed_labels(ds: &Dataset, view: &View, field: &str) -> Vec<serde_json::Ma
         };
         let name = field.strip_prefix("frames.").unwrap_or(field);
         for d in docs {
-            out.extend(
-                d.label_objects(name)
-                    .into_iter()
-                    .filter(|l| keep(l))
-                    .cloned(),
-            );
+            // Parsed for this pass only: caching every sample's parse would keep the whole
+            // dataset parsed (about ten times its JSON) for the rest of the command.
+            let doc = d.project(&[name]);
+            if let Some(v) = doc.get(name) {
+                out.extend(
+                    crate::dataset::labels::label_objects(v)
+                        .into_iter()
+                        .filter(|l| keep(l))
+                        .cloned(),
+                );
+            }
         }
     }
     out
