@@ -14,10 +14,7 @@ use annoform::manifest::types::{FilterLabels, ViewStage};
 use serde_json::json;
 
 fn main() {
-    let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = support::sample_count();
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
 

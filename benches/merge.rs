@@ -12,73 +12,23 @@
 use annoform::backend::{Annotations, DownloadedLabel};
 use annoform::dataset::dir::Dataset;
 use annoform::dataset::ejson::ObjectId;
-use annoform::dataset::fields::FieldType;
 use annoform::manifest::{LabelType, LoadSpec};
 use annoform::merge::run::RunMerger;
 use annoform::merge::{label_digest, label_key, labels_of};
 use annoform::schema::{ResolvedField, ResolvedSchema};
 use annoform::state::{RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
-use serde_json::{Value, json};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use serde_json::json;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{CLASSES, LABELS_PER_SAMPLE};
 
 // The allocator of the annoform binary, so the figures are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PER_SAMPLE: usize = 10;
 const PAGE: usize = 1000;
-const CLASSES: [&str; 4] = ["car", "person", "bike", "truck"];
-
-/// A `/proc/self/status` figure in MiB.
-fn status_mib(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// Resets the peak RSS to the current RSS (Linux `clear_refs` 5).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Streams a FiftyOneDataset directory of `n` samples to disk.
-fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
-    let fields = vec![FieldType::Label("Detections".into()).field_doc("ground_truth")];
-    let meta = json!({"name": "bench", "version": "1.22.1", "media_type": "image", "sample_fields": fields,
-                      "frame_fields": [], "classes": {}, "default_classes": [], "annotation_runs": {}});
-    std::fs::write(dir.join("metadata.json"), serde_json::to_vec(&meta)?)?;
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join("samples.json"))?);
-    w.write_all(b"{\"samples\": [")?;
-    for i in 0..n as u64 {
-        if i > 0 {
-            w.write_all(b", ")?;
-        }
-        let dets: Vec<Value> = (0..PER_SAMPLE as u64)
-            .map(|j| {
-                json!({"_id": ObjectId::derive(&[b"label", &i.to_be_bytes(), &j.to_be_bytes()]).to_ejson(),
-                       "_cls": "Detection", "attributes": {}, "tags": [],
-                       "label": CLASSES[((i + j) % 4) as usize],
-                       "bounding_box": [0.05 * j as f64, 0.2, 0.1, 0.1], "confidence": 0.9})
-            })
-            .collect();
-        let s = json!({"_id": ObjectId::derive(&[b"sample", &i.to_be_bytes()]).to_ejson(),
-                       "filepath": format!("/data/images/{i:06}.jpg"), "tags": [],
-                       "_media_type": "image", "metadata": null,
-                       "ground_truth": {"_cls": "Detections", "detections": dets},
-                       "created_at": {"$date": "2026-11-22T02:28:50.402Z"},
-                       "last_modified_at": {"$date": "2026-11-22T02:28:50.402Z"}});
-        serde_json::to_writer(&mut w, &s)?;
-    }
-    w.write_all(b"]}")?;
-    w.flush()
-}
 
 /// The run record of a run that uploaded every sample's `ground_truth`, in tasks of `PAGE`.
 fn record(ds: &Dataset, field: &ResolvedField) -> RunRecord {
@@ -147,12 +97,9 @@ fn page(ds: &Dataset, task: &TaskRecord, edit: bool) -> Annotations {
 }
 
 fn main() {
-    let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = support::sample_count();
     let dir = tempfile::tempdir().expect("temp dir");
-    generate(dir.path(), n).expect("generate dataset");
+    support::generate(dir.path(), n).expect("generate dataset");
     let mut ds = Dataset::load(dir.path()).expect("load dataset");
     let field = ResolvedField::new(
         LabelType::Detections,
@@ -162,15 +109,15 @@ fn main() {
     let tasks: Vec<String> = r.tasks.iter().map(|t| t.id.clone()).collect();
     println!(
         "merge: {} labels over {n} samples, pages of {PAGE} samples",
-        n * PER_SAMPLE
+        n * LABELS_PER_SAMPLE
     );
     println!(
         "  loaded dataset + run record: RSS {:.0} MiB",
-        status_mib("VmRSS:")
+        support::rss_mib()
     );
     for (name, edit) in [("no edits", false), ("10 % edited", true)] {
-        let before = status_mib("VmRSS:");
-        reset_peak();
+        let before = support::rss_mib();
+        support::reset_peak_rss();
         let mut merger = RunMerger::new(&ds, &r, &LoadSpec::default(), &tasks, true);
         let mut merging = Duration::ZERO;
         for task in &r.tasks {
@@ -182,12 +129,12 @@ fn main() {
         let t = Instant::now();
         let outcome = merger.finish().expect("finish");
         merging += t.elapsed();
-        let added = status_mib("VmHWM:") - before;
+        let added = support::peak_rss_mib() - before;
         let c = &outcome.counts["ground_truth"];
         println!(
             "  {name:<12} merge {:>6.2} s ({:.0} labels/s)  +{added:.0} MiB over the dataset  counts ~{} ={}  writes {}",
             merging.as_secs_f64(),
-            (n * PER_SAMPLE) as f64 / merging.as_secs_f64(),
+            (n * LABELS_PER_SAMPLE) as f64 / merging.as_secs_f64(),
             c.edited,
             c.unchanged,
             outcome.writes.len()
@@ -203,5 +150,5 @@ fn main() {
             );
         }
     }
-    println!("  peak RSS    {:.0} MiB", status_mib("VmHWM:"));
+    println!("  peak RSS    {:.0} MiB", support::peak_rss_mib());
 }

@@ -14,10 +14,7 @@ use std::time::Instant;
 const REPEATS: usize = 5;
 
 fn main() {
-    let n: usize = std::env::var("ANNOFORM_BENCH_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = support::sample_count();
     let tmp = tempfile::tempdir().expect("temp dir");
     generate(tmp.path(), n).expect("generate");
     let t = Instant::now();

@@ -14,14 +14,37 @@ use serde_json::json;
 pub const LABELS_PER_SAMPLE: usize = 10;
 pub const CLASSES: [&str; 4] = ["car", "person", "bike", "truck"];
 
-/// Peak resident set size of this process so far, in MiB.
-pub fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+/// Samples in the synthetic dataset: `ANNOFORM_BENCH_SAMPLES`, else 100k.
+pub fn sample_count() -> usize {
+    std::env::var("ANNOFORM_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+/// A `/proc/self/status` figure (`VmRSS:`, `VmHWM:`...) in MiB.
+fn status_mib(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Peak resident set size of this process so far, in MiB.
+pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Resident set size now, in MiB.
+pub fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// Resets the peak RSS to the current RSS (Linux `clear_refs` 5), to measure one step.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// The median of some timings (the machine is shared: medians, not means).
