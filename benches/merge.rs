@@ -127,7 +127,7 @@ fn main() {
             merging += t.elapsed();
         }
         let t = Instant::now();
-        let outcome = merger.finish().expect("finish");
+        let outcome = merger.finish(None).expect("finish");
         merging += t.elapsed();
         let added = support::peak_rss_mib() - before;
         let c = &outcome.counts["ground_truth"];

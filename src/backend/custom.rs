@@ -18,6 +18,9 @@ struct DownloadPage {
     annotations: Annotations,
     #[serde(default)]
     cursor: Option<String>,
+    /// Every sample the task holds, handed or not (protocol 1.1; optional).
+    #[serde(default)]
+    samples: Option<Vec<String>>,
 }
 
 /// A running custom backend program.
@@ -197,19 +200,35 @@ impl Backend for CustomBackend {
         tasks: &[String],
         since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<Option<String>, BackendError> {
+    ) -> Result<Downloaded, BackendError> {
         // One call per task: each answer is a page. The first call's cursor is the earliest,
         // so nothing changed during the later calls can be missed by the next refresh.
         let mut first = None;
+        // What the tasks hold, when every answer says it.
+        let mut held = Some(std::collections::HashSet::new());
         for (i, task) in tasks.iter().enumerate() {
             let params = json!({ "project": project, "tasks": [task], "since": since });
             let page: DownloadPage = self.call("download", params)?;
             if i == 0 {
                 first = page.cursor;
             }
+            match (&mut held, page.samples) {
+                (Some(h), Some(samples)) => {
+                    if let Some(s) = page.annotations.keys().find(|s| !samples.contains(s)) {
+                        return Err(self.error(format!(
+                            "download of task {task}: sample {s} is handed but not among the task's `samples`"
+                        )));
+                    }
+                    h.extend(samples);
+                }
+                (h, _) => *h = None,
+            }
             sink(page.annotations)?;
         }
-        Ok(first)
+        Ok(Downloaded {
+            cursor: first,
+            held,
+        })
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

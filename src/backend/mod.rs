@@ -94,6 +94,18 @@ pub struct DownloadedLabel {
 /// Annotations of some samples: sample id → field → labels.
 pub type Annotations = IndexMap<String, IndexMap<String, Vec<DownloadedLabel>>>;
 
+/// What a download found besides its pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Downloaded {
+    /// The cursor for the next download (`None` when the backend cannot tell what changed).
+    pub cursor: Option<String>,
+    /// Every sample the downloaded tasks hold on the backend, handed or not, when the backend
+    /// lists them apart from the pages (an incremental download hands only the changed
+    /// ones). `None`: the samples a complete download handed are all the backend holds, and
+    /// an incremental one says nothing of the others.
+    pub held: Option<std::collections::HashSet<String>>,
+}
+
 /// Receives a download page by page. A page holds every label of its samples (a sample never
 /// spans two pages), so the engine merges each page and drops it: memory follows the page
 /// size, not the number of labels the backend holds.
@@ -142,20 +154,26 @@ pub trait Backend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError>;
-    /// The annotations of these tasks, handed to `sink` page by page; returns a cursor for the
-    /// next download (`None` when the backend cannot tell what changed).
+    /// The annotations of these tasks, handed to `sink` page by page; returns the cursor for
+    /// the next download and the samples the tasks hold.
     ///
     /// With `since` (a cursor this backend returned before), the backend may hand only the
     /// samples whose annotations may have changed after it — more is fine, fewer is not — so
     /// a refresh with nothing new downloads next to nothing. Without it, every sample of the
     /// tasks is handed.
+    ///
+    /// A handed sample is evidence: its labels are all the backend holds for it, so a label
+    /// absent from it was deleted. Everything else is unknown, never empty: the download is
+    /// verified complete against what the server itself announces (totals, listings, the ids
+    /// asked for), and a short, missing or inconsistent answer is retried and then an error —
+    /// never the end of the download.
     fn download(
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
         since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<Option<String>, BackendError>;
+    ) -> Result<Downloaded, BackendError>;
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
 }

@@ -13,7 +13,7 @@ use crate::dataset::ejson::{self, ObjectId};
 use crate::dataset::fields::FieldType;
 use crate::manifest::{DestField, LabelType, LoadSpec};
 use crate::plan::{FieldCounts, Rejection};
-use crate::state::{Digest16, LabelKey, RunRecord, UploadedLabel};
+use crate::state::{Digest16, LabelKey, RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,6 +29,15 @@ pub enum MergeError {
     BadSampleId(String),
     #[error("sample {0} disappeared from the dataset")]
     MissingSample(ObjectId),
+    /// The backend lists samples its complete download did not return: their annotations
+    /// are unknown, so nothing is merged.
+    #[error(
+        "the download is incomplete: the backend lists {} sample(s) of the run it did not return ({}{}); nothing was merged",
+        .0.len(),
+        .0.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+        if .0.len() > 5 { ", …" } else { "" }
+    )]
+    Incomplete(Vec<String>),
     #[error(transparent)]
     Dataset(#[from] DatasetError),
 }
@@ -65,6 +74,15 @@ pub struct Write {
     pub derive_ids: Option<String>,
 }
 
+/// A recorded sample the backend no longer holds: drift, its labels kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSample {
+    pub sample: String,
+    /// The record's task (batch) the sample was uploaded in: name and backend id.
+    pub task: String,
+    pub task_id: String,
+}
+
 /// A whole run's merge, computed (not yet written).
 #[derive(Debug, Default)]
 pub struct RunMerge {
@@ -88,6 +106,9 @@ pub struct RunMerge {
     pub digest: String,
     /// How many samples were merged.
     pub samples: usize,
+    /// Recorded samples of the downloaded tasks that the backend no longer holds: unknown,
+    /// so neither merged nor emptied.
+    pub missing: Vec<MissingSample>,
     /// The backend's cursor after this download.
     pub cursor: Option<String>,
 }
@@ -152,9 +173,8 @@ pub struct RunMerger<'a> {
     seed: String,
     /// Per run field, where its merge goes.
     dests: Vec<String>,
-    /// The samples of the downloaded tasks, in record order; with a complete download, those
-    /// no page mentioned merge as having no labels in the backend.
-    wanted: Vec<&'a str>,
+    /// The samples of the downloaded tasks with their record task, in record order.
+    wanted: Vec<(&'a str, &'a TaskRecord)>,
     /// Whether the download holds every sample (not only those changed since a cursor).
     complete: bool,
     /// The wanted samples no page has mentioned yet.
@@ -184,11 +204,11 @@ impl<'a> RunMerger<'a> {
             .unwrap_or(r.dataset.as_str())
             .to_string();
         let tasks: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-        let wanted: Vec<&str> = r
+        let wanted: Vec<(&str, &TaskRecord)> = r
             .tasks
             .iter()
             .filter(|t| tasks.contains(t.id.as_str()))
-            .flat_map(|t| t.samples.iter().map(String::as_str))
+            .flat_map(|t| t.samples.iter().map(move |s| (s.as_str(), t)))
             .collect();
         let mut out = RunMerge::default();
         let mut dests = Vec::new();
@@ -206,7 +226,7 @@ impl<'a> RunMerger<'a> {
             load: load.clone(),
             seed: format!("{dataset_id}/{}", r.key),
             dests,
-            unseen: wanted.iter().copied().collect(),
+            unseen: wanted.iter().map(|(s, _)| *s).collect(),
             wanted,
             complete,
             digests: Vec::new(),
@@ -226,15 +246,34 @@ impl<'a> RunMerger<'a> {
         Ok(())
     }
 
-    /// Finish: samples no page mentioned, unexpected labels kept, the run digest.
-    pub fn finish(mut self) -> Result<RunMerge, MergeError> {
-        let none = IndexMap::new();
-        let wanted = std::mem::take(&mut self.wanted);
-        let complete = self.complete;
-        for sid in wanted.into_iter().filter(|_| complete) {
-            if self.unseen.contains(sid) {
-                self.sample(sid, &none)?;
+    /// Finish: account for the samples no page handed, keep unexpected labels, digest the
+    /// run. `held` is what the backend says the downloaded tasks hold (see
+    /// [`crate::backend::Downloaded::held`]).
+    ///
+    /// Deletion needs evidence: a sample no page handed is never merged as empty. If the
+    /// backend does not hold it, it is missing (drift); if the backend holds it, a complete
+    /// download that did not return it is an error, and an incremental one says it is
+    /// unchanged.
+    pub fn finish(mut self, held: Option<&HashSet<String>>) -> Result<RunMerge, MergeError> {
+        let mut incomplete = Vec::new();
+        for (sid, task) in std::mem::take(&mut self.wanted) {
+            if !self.unseen.contains(sid) {
+                continue;
             }
+            match held.map(|h| h.contains(sid)) {
+                Some(true) if self.complete => incomplete.push(sid.to_string()),
+                Some(true) => {}
+                // Without a listing, an incremental download says nothing of the others.
+                None if !self.complete => {}
+                Some(false) | None => self.out.missing.push(MissingSample {
+                    sample: sid.to_string(),
+                    task: task.name.clone(),
+                    task_id: task.id.clone(),
+                }),
+            }
+        }
+        if !incomplete.is_empty() {
+            return Err(MergeError::Incomplete(incomplete));
         }
         self.keep_unexpected();
         self.out.samples = self.digests.len();
@@ -614,7 +653,7 @@ mod tests {
         for p in pages {
             m.page(p).unwrap();
         }
-        m.finish().unwrap()
+        m.finish(None).unwrap()
     }
 
     proptest! {
@@ -628,7 +667,7 @@ mod tests {
             let (ds, r) = world();
             let load = LoadSpec { unexpected: Unexpected::Keep, ..LoadSpec::default() };
             let mut all = download(&r, &edits);
-            // A sample the backend no longer mentions is one whose labels were all deleted.
+            // A sample the backend no longer mentions is missing: neither merged nor emptied.
             if dropped < SAMPLES {
                 all.remove(dropped);
             }
@@ -652,6 +691,86 @@ mod tests {
             a.sort_by_key(|w| (w.sample, w.field.clone()));
             b.sort_by_key(|w| (w.sample, w.field.clone()));
             prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn samples_missing_from_a_download_never_lose_labels(
+            edits in proptest::collection::vec(0u8..5, SAMPLES),
+            returned in proptest::collection::vec(any::<bool>(), SAMPLES),
+            gone in proptest::collection::vec(any::<bool>(), SAMPLES),
+            cuts in proptest::collection::vec(any::<bool>(), SAMPLES),
+            listed in any::<bool>(),
+            complete in any::<bool>(),
+        ) {
+            let (ds, r) = world();
+            let load = LoadSpec { unexpected: Unexpected::Keep, ..LoadSpec::default() };
+            let all = download(&r, &edits);
+            let full = merge_pages(&ds, &r, vec![all.iter().cloned().collect()], &load);
+            // Pages (or samples) lost on the way: `returned` says which samples arrive.
+            let mut pages: Vec<Annotations> = vec![Annotations::new()];
+            for (i, (sid, fields)) in all.into_iter().enumerate() {
+                if returned[i] {
+                    pages.last_mut().unwrap().insert(sid, fields);
+                }
+                if cuts[i] {
+                    pages.push(Annotations::new());
+                }
+            }
+            let lost: Vec<String> = (0..SAMPLES)
+                .filter(|&i| !returned[i])
+                .map(|i| r.samples[i].clone())
+                .collect();
+            // What the backend lists (when it lists): every sample but the lost ones it no
+            // longer holds.
+            let held: HashSet<String> = (0..SAMPLES)
+                .filter(|&i| returned[i] || !gone[i])
+                .map(|i| r.samples[i].clone())
+                .collect();
+            let held_lost: Vec<String> = lost.iter().filter(|s| held.contains(*s)).cloned().collect();
+            let mut m = RunMerger::new(&ds, &r, &load, &["t0".into(), "t1".into()], complete);
+            for p in pages {
+                m.page(p).unwrap();
+            }
+            match m.finish(listed.then_some(&held)) {
+                Err(MergeError::Incomplete(samples)) => {
+                    prop_assert!(listed && complete);
+                    prop_assert_eq!(samples, held_lost);
+                }
+                Err(e) => prop_assert!(false, "unexpected error {}", e),
+                Ok(out) => {
+                    prop_assert!(!(listed && complete && !held_lost.is_empty()));
+                    // Nothing of a lost sample is written or re-baselined.
+                    for w in &out.writes {
+                        prop_assert!(!lost.contains(&w.sample.to_string()), "{:?}", w);
+                    }
+                    for per_sample in out.baselines.values() {
+                        prop_assert!(per_sample.keys().all(|s| !lost.contains(s)));
+                    }
+                    // Lost samples are drift when the backend does not hold them (or, with
+                    // a complete download and no listing, cannot be told apart).
+                    let missing: Vec<String> = out.missing.iter().map(|m| m.sample.clone()).collect();
+                    let expected: Vec<String> = match (listed, complete) {
+                        (true, _) => lost.iter().filter(|s| !held.contains(*s)).cloned().collect(),
+                        (false, true) => lost.clone(),
+                        (false, false) => Vec::new(),
+                    };
+                    prop_assert_eq!(missing, expected);
+                    // Only labels absent from returned samples are deleted, exactly as the
+                    // complete download deletes them.
+                    let deleted = (0..SAMPLES).filter(|&i| returned[i] && edits[i] == 2).count();
+                    prop_assert_eq!(out.counts["gt"].deleted, deleted);
+                    let mut a = out.writes.clone();
+                    let mut b: Vec<Write> = full
+                        .writes
+                        .iter()
+                        .filter(|w| !lost.contains(&w.sample.to_string()))
+                        .cloned()
+                        .collect();
+                    a.sort_by_key(|w| (w.sample, w.field.clone()));
+                    b.sort_by_key(|w| (w.sample, w.field.clone()));
+                    prop_assert_eq!(a, b);
+                }
+            }
         }
 
         #[test]

@@ -714,7 +714,8 @@ impl CvatBackend {
         Ok(())
     }
 
-    /// One task's annotations per sample.
+    /// One task's annotations per sample; `None` when the task is gone (drift: its samples
+    /// are unknown). A task that is there but whose annotations cannot be read is an error.
     async fn task_annotations(
         &self,
         info: &ProjectInfo,
@@ -732,7 +733,10 @@ impl CvatBackend {
             .await
             .map_err(|e| self.http_error(e))?
         else {
-            return Ok(None);
+            return Err(self.error(format!(
+                "task {tid}: its annotations are not found (HTTP 404) although its data is; \
+                 nothing was merged"
+            )));
         };
         let ann: CvatAnnotations = serde_json::from_value(raw)
             .map_err(|e| self.error(format!("task {tid}: unexpected annotations: {e}")))?;
@@ -744,6 +748,15 @@ impl CvatBackend {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        // A frame list short of the task's size would leave samples unknown.
+        if let Some(size) = meta.get("size").and_then(Value::as_u64)
+            && size != list.len() as u64
+        {
+            return Err(self.error(format!(
+                "task {tid}: data/meta lists {} frame(s) of the task's {size}; nothing was merged",
+                list.len()
+            )));
+        }
         for (i, f) in list.iter().enumerate() {
             let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
             // Our uploads name frames after their samples; imported tasks are mapped by the
@@ -1059,7 +1072,7 @@ impl Backend for CvatBackend {
         tasks: &[String],
         _since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<Option<String>, BackendError> {
+    ) -> Result<Downloaded, BackendError> {
         // No cursor: the recording does not show that `updated_date` reliably follows
         // annotation writes. Task 47's moved somewhere among the task- and job-level writes
         // (31.98 s → 37.65 s) but not with a job's state change (job PATCH at 37.84 s, task
@@ -1074,13 +1087,15 @@ impl Backend for CvatBackend {
             let pages = this.rt.block_on(futures_util::future::try_join_all(
                 group.iter().map(|tid| this.task_annotations(&info, tid)),
             ))?;
+            // A task gone since the listing hands nothing: its samples are missing (drift).
             for page in pages.into_iter().flatten() {
                 if !page.is_empty() {
                     sink(page)?;
                 }
             }
         }
-        Ok(None)
+        // Every frame of every task is handed (with no labels when it has none).
+        Ok(Downloaded::default())
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -15,7 +15,7 @@ pub mod config;
 pub mod convert;
 pub mod rle;
 
-use super::http::{HttpClient, HttpError, HttpPolicy};
+use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy};
 use super::*;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
@@ -37,16 +37,15 @@ const UPLOAD_CHUNK: usize = 100;
 const UPLOAD_REQUESTS_IN_FLIGHT: usize = 4;
 /// Tasks per import request (1000 tasks import in ~2 s).
 const IMPORT_CHUNK: usize = 1000;
-/// Tasks asked for by id in one request (keeps the query string short).
-const SELECT_CHUNK: usize = 100;
 /// Tasks per page when listing without annotations (`include=` keeps such a page cheap:
 /// 1000 tasks in ~0.4 s on 1.23.2, where the full task takes ~2.7 s).
 const PAGE_SIZE: usize = 1000;
 /// What a listing without annotations asks for: all that batches, status and adoption read
 /// (`meta` is a third of the page's server time, and only downloads read it).
 const LISTING_FIELDS: &str = "id,data,is_labeled,updated_at";
-/// Tasks per page when downloading annotations (`fields=all`): 1000-task pages cost the same
-/// server time as ten 100-task ones, but a 100-task page holds a tenth of the memory.
+/// Tasks per page when downloading annotations (`fields=all`, asked for by id, which keeps the
+/// query string short): 1000-task pages cost the same server time as ten 100-task ones, but a
+/// 100-task page holds a tenth of the memory.
 const DOWNLOAD_PAGE_SIZE: usize = 100;
 /// Download pages in flight at once (within `--parallelism`): Label Studio's server answers
 /// them largely one at a time (a no-op plan of 1000 tasks took 4.4-5.4 s with 1, 2 or 4 in
@@ -101,10 +100,27 @@ fn updated_at(task: &Value) -> Option<String> {
 /// One page of a task listing.
 struct TasksPage {
     tasks: Vec<Value>,
-    /// No page follows.
-    last: bool,
-    /// The project's task count as the server reported it.
-    total: Option<u64>,
+    /// The task count (of the project, or of the filter) as the server reported it.
+    total: u64,
+    /// The request, as errors show it.
+    path: String,
+}
+
+/// Why a page of tasks cannot be used.
+enum Fault {
+    /// The request failed (the HTTP client has retried what it retries).
+    Http(HttpError),
+    /// The answer is short of what the server itself announced: fetched again.
+    Incomplete { path: String, message: String },
+}
+
+impl Fault {
+    fn incomplete(path: &str, message: impl Into<String>) -> Fault {
+        Fault::Incomplete {
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// The annoform batch a task belongs to.
@@ -374,30 +390,73 @@ impl LabelStudioBackend {
         self.call(Method::GET, path, query, None::<&Value>).await
     }
 
-    /// Every task of a project (optionally filtered), page by page.
+    /// Every task of a project (optionally filtered), verified complete: the pages must add
+    /// up to the `total` the server announces on each of them. A short, missing (404) or
+    /// inconsistent page is never the end of the listing: the listing is fetched again, with
+    /// the HTTP policy's retries and backoff, and then fails. Without `all_fields` only
+    /// [`LISTING_FIELDS`] are asked for.
     async fn tasks(
         &self,
         project: &str,
         all_fields: bool,
         filter: Option<String>,
     ) -> Result<Vec<Value>, HttpError> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
-            let p = self
-                .tasks_page(project, page, PAGE_SIZE, all_fields, filter.as_deref())
-                .await?;
-            out.extend(p.tasks);
-            if p.last {
-                return Ok(out);
+        let filter = filter.as_deref();
+        self.until_complete(|| async move {
+            let page = |n| async move {
+                let p = self
+                    .tasks_page(project, n, PAGE_SIZE, all_fields, filter)
+                    .await?;
+                let expected = (p.total as usize)
+                    .saturating_sub((n - 1) * PAGE_SIZE)
+                    .min(PAGE_SIZE);
+                if p.tasks.len() != expected {
+                    return Err(Fault::incomplete(
+                        &p.path,
+                        format!(
+                            "the page holds {} task(s) where the server's total of {} means {expected}",
+                            p.tasks.len(),
+                            p.total
+                        ),
+                    ));
+                }
+                Ok(p)
+            };
+            let first = page(1).await?;
+            let total = first.total;
+            let mut out = first.tasks;
+            for n in 2..=(total as usize).div_ceil(PAGE_SIZE) {
+                let p = page(n).await?;
+                if p.total != total {
+                    return Err(Fault::incomplete(
+                        &p.path,
+                        format!(
+                            "the project changed during the listing ({total} task(s), then {})",
+                            p.total
+                        ),
+                    ));
+                }
+                out.extend(p.tasks);
             }
-            page += 1;
-        }
+            let ids: HashSet<Option<String>> = out.iter().map(id_str).collect();
+            if out.len() as u64 != total || ids.len() != out.len() {
+                return Err(Fault::incomplete(
+                    &first.path,
+                    format!(
+                        "the pages hold {} task(s) ({} distinct) where the server counts {total}",
+                        out.len(),
+                        ids.len()
+                    ),
+                ));
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    /// One page of a project's tasks; a page past the end is a 404, which ends the listing
-    /// as well as a short page does. Without `all_fields` only [`LISTING_FIELDS`] are asked
-    /// for.
+    /// One page of a project's tasks (its length is for the caller to check). A page past
+    /// the end is a 404: after the first page, one the caller asks for was announced, so it
+    /// is a fault to retry, never the end.
     async fn tasks_page(
         &self,
         project: &str,
@@ -405,7 +464,7 @@ impl LabelStudioBackend {
         page_size: usize,
         all_fields: bool,
         filter: Option<&str>,
-    ) -> Result<TasksPage, HttpError> {
+    ) -> Result<TasksPage, Fault> {
         let mut q = vec![
             ("project", project.to_string()),
             ("page", page.to_string()),
@@ -419,84 +478,99 @@ impl LabelStudioBackend {
         if let Some(f) = filter {
             q.push(("query", f.to_string()));
         }
+        let path = format!("/api/tasks?project={project}&page={page}&page_size={page_size}");
         let mut v = match self.get("/api/tasks", &q).await {
             Ok(v) => v,
             Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) && page > 1 => {
-                return Ok(TasksPage {
-                    tasks: Vec::new(),
-                    last: true,
-                    total: None,
-                });
+                return Err(Fault::incomplete(&path, "the page is missing (HTTP 404)"));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Fault::Http(e)),
         };
-        let tasks = match v.get_mut("tasks").map(Value::take) {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
+        let Some(Value::Array(tasks)) = v.get_mut("tasks").map(Value::take) else {
+            return Err(Fault::incomplete(&path, "the answer holds no `tasks` list"));
         };
-        let total = v.get("total").and_then(Value::as_u64);
-        let last = tasks.len() < page_size
-            || total.is_some_and(|t| ((page - 1) * page_size + tasks.len()) as u64 >= t);
-        Ok(TasksPage { tasks, last, total })
+        let Some(total) = v.get("total").and_then(Value::as_u64) else {
+            return Err(Fault::incomplete(&path, "the answer holds no `total`"));
+        };
+        Ok(TasksPage { tasks, total, path })
     }
 
-    /// Every task of the `wanted` batches with its annotations.
-    fn download_all(
+    /// These tasks (id and `updated_at` as listed) with their annotations, verified: every
+    /// task asked for comes back, no older than the listing saw it. A short or stale answer
+    /// is fetched again, with the HTTP policy's retries and backoff, and then fails.
+    async fn tasks_by_id(
         &self,
         project: &str,
-        wanted: &HashSet<&str>,
-        sink: &mut PageSink<'_>,
-    ) -> Result<(), BackendError> {
-        // Page by page with annotations (`fields=all`): the first page says how many follow;
-        // those are fetched a few at a time and handed on in order, each converted and
-        // dropped, so memory follows the pages in flight, not the project.
-        let mut handle = |this: &Self, page: TasksPage| {
-            let out: Annotations = page
+        want: &[(u64, Option<String>)],
+    ) -> Result<Vec<Value>, HttpError> {
+        let ids: Vec<u64> = want.iter().map(|(id, _)| *id).collect();
+        let query = json!({"selectedItems": {"all": false, "included": ids}}).to_string();
+        let query = query.as_str();
+        self.until_complete(|| async move {
+            let page = self
+                .tasks_page(project, 1, want.len().max(1), true, Some(query))
+                .await?;
+            let got: HashMap<u64, &Value> = page
                 .tasks
                 .iter()
-                .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
-                .filter_map(|t| this.task_labels(t))
+                .filter_map(|t| Some((t.get("id")?.as_u64()?, t)))
                 .collect();
-            if out.is_empty() { Ok(()) } else { sink(out) }
-        };
-        let this = self;
-        let first = this
-            .rt
-            .block_on(this.tasks_page(project, 1, DOWNLOAD_PAGE_SIZE, true, None))
-            .map_err(|e| this.http_error(e))?;
-        let (last, total) = (first.last, first.total);
-        handle(this, first)?;
-        if last {
-            return Ok(());
+            for (id, listed) in want {
+                let Some(task) = got.get(id) else {
+                    return Err(Fault::incomplete(
+                        &page.path,
+                        format!(
+                            "task {id} was asked for and not returned ({} of {} returned)",
+                            got.len(),
+                            want.len()
+                        ),
+                    ));
+                };
+                if let (Some(listed), Some(now)) = (listed, updated_at(task))
+                    && now < *listed
+                {
+                    return Err(Fault::incomplete(
+                        &page.path,
+                        format!("task {id} came back older ({now}) than listed ({listed})"),
+                    ));
+                }
+            }
+            Ok(page.tasks)
+        })
+        .await
+    }
+
+    /// Runs `fetch` until its answer is complete: an incomplete one is fetched again after
+    /// the HTTP policy's backoff, up to its retries, then reported as a failed request.
+    /// (HTTP failures come back as they are: the HTTP client has retried what it retries.)
+    async fn until_complete<T, Fut>(&self, fetch: impl Fn() -> Fut) -> Result<T, HttpError>
+    where
+        Fut: std::future::Future<Output = Result<T, Fault>>,
+    {
+        let policy = self.http.policy();
+        let mut retry = 0;
+        loop {
+            match fetch().await {
+                Ok(v) => return Ok(v),
+                Err(Fault::Http(e)) => return Err(e),
+                Err(Fault::Incomplete { path, message }) if retry >= policy.max_retries => {
+                    return Err(HttpError::Request {
+                        endpoint: Box::new(Endpoint {
+                            server: self.http.server().to_string(),
+                            base_url: self.http.base_url().to_string(),
+                            method: Method::GET,
+                            path,
+                        }),
+                        message: format!("incomplete answer: {message}"),
+                        attempts: retry + 1,
+                    });
+                }
+                Err(Fault::Incomplete { .. }) => {
+                    tokio::time::sleep(policy.backoff(retry)).await;
+                    retry += 1;
+                }
+            }
         }
-        // Pages the first one announced, a few in flight at once, in order.
-        let pages = total.map_or(1, |t| (t as usize).div_ceil(DOWNLOAD_PAGE_SIZE));
-        let in_flight = this
-            .http
-            .policy()
-            .parallelism
-            .clamp(1, DOWNLOAD_PAGES_IN_FLIGHT);
-        let mut rest = futures_util::stream::iter(2..=pages)
-            .map(|page| this.tasks_page(project, page, DOWNLOAD_PAGE_SIZE, true, None))
-            .buffered(in_flight);
-        let mut last = false;
-        while let Some(page) = this.rt.block_on(rest.next()) {
-            let page = page.map_err(|e| this.http_error(e))?;
-            last = page.last;
-            handle(this, page)?;
-        }
-        // Tasks added meanwhile (or no total given): on, one page at a time.
-        let mut page = pages.max(1) + 1;
-        while !last {
-            let p = this
-                .rt
-                .block_on(this.tasks_page(project, page, DOWNLOAD_PAGE_SIZE, true, None))
-                .map_err(|e| this.http_error(e))?;
-            last = p.last;
-            handle(this, p)?;
-            page += 1;
-        }
-        Ok(())
     }
 
     /// Our tasks grouped by batch name.
@@ -874,7 +948,12 @@ impl LabelStudioBackend {
             width: dim("width").or_else(|| from_result("original_width"))? as u32,
             height: dim("height").or_else(|| from_result("original_height"))? as u32,
         };
-        let fields = Self::task_fields(task)
+        // Without its field types a task says nothing of its labels (not that it has none).
+        let types = Self::task_fields(task);
+        if types.is_empty() {
+            return None;
+        }
+        let fields = types
             .into_iter()
             .map(|(name, f)| {
                 let mut labels = convert::from_results(&name, &f, &results, &prior, size);
@@ -1036,49 +1115,66 @@ impl Backend for LabelStudioBackend {
         tasks: &[String],
         since: Option<&str>,
         sink: &mut PageSink<'_>,
-    ) -> Result<Option<String>, BackendError> {
+    ) -> Result<Downloaded, BackendError> {
         // Label Studio moves a task's `updated_at` whenever one of its annotations is created,
         // changed or deleted: the latest one is the cursor, and a refresh after a merge asks
-        // only for the tasks updated since.
+        // only for the tasks updated since. The verified listing says which tasks (so which
+        // samples) the batches hold; the tasks are then fetched by id, and every id asked for
+        // must come back.
         let listing = self.listing(&project.id)?;
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-        let ours = || {
-            listing
+        let ours: Vec<&Value> = listing
+            .iter()
+            .filter(|(b, _)| wanted.contains(b.as_str()))
+            .flat_map(|(_, ts)| ts)
+            .collect();
+        let cursor = ours.iter().copied().filter_map(updated_at).max();
+        let held = ours
+            .iter()
+            .filter_map(|t| Some(t.get("data")?.get("sample_id")?.as_str()?.to_string()))
+            .collect();
+        let fetch: Vec<(u64, Option<String>)> = ours
+            .iter()
+            .filter(|t| since.is_none_or(|s| updated_at(t).is_none_or(|u| u.as_str() > s)))
+            .filter_map(|t| Some((t.get("id")?.as_u64()?, updated_at(t))))
+            .collect();
+        // A few pages in flight, handed on in order, each converted and dropped: memory
+        // follows the pages in flight, not the project.
+        let this = &*self;
+        let in_flight = this
+            .http
+            .policy()
+            .parallelism
+            .clamp(1, DOWNLOAD_PAGES_IN_FLIGHT);
+        let mut pages = futures_util::stream::iter(fetch.chunks(DOWNLOAD_PAGE_SIZE))
+            .map(|chunk| this.tasks_by_id(&project.id, chunk))
+            .buffered(in_flight);
+        while let Some(page) = this.rt.block_on(pages.next()) {
+            let page = page.map_err(|e| this.http_error(e))?;
+            let mut out = Annotations::new();
+            for t in page
                 .iter()
-                .filter(|(b, _)| wanted.contains(b.as_str()))
-                .flat_map(|(_, ts)| ts)
-        };
-        let cursor = ours().filter_map(updated_at).max();
-        match since {
-            None => self.download_all(&project.id, &wanted, sink)?,
-            Some(since) => {
-                let changed: Vec<u64> = ours()
-                    .filter(|t| updated_at(t).is_none_or(|u| u.as_str() > since))
-                    .filter_map(|t| t.get("id").and_then(Value::as_u64))
-                    .collect();
-                for ids in changed.chunks(SELECT_CHUNK) {
-                    let query = json!({"selectedItems": {"all": false, "included": ids}});
-                    let page = self
-                        .rt
-                        .block_on(self.tasks_page(
-                            &project.id,
-                            1,
-                            SELECT_CHUNK,
-                            true,
-                            Some(&query.to_string()),
-                        ))
-                        .map_err(|e| self.http_error(e))?;
-                    let out: Annotations = page
-                        .tasks
-                        .iter()
-                        .filter_map(|t| self.task_labels(t))
-                        .collect();
-                    drop(page);
-                    sink(out)?;
-                }
+                .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
+            {
+                let (sid, fields) = this.task_labels(t).ok_or_else(|| {
+                    this.error(format!(
+                        "task {} of project {}: its labels cannot be read (no sample id, field \
+                         types or image size in the task); nothing was merged",
+                        id_str(t).unwrap_or_default(),
+                        project.id
+                    ))
+                })?;
+                out.insert(sid, fields);
+            }
+            drop(page);
+            if !out.is_empty() {
+                sink(out)?;
             }
         }
-        Ok(cursor)
+        Ok(Downloaded {
+            cursor,
+            held: Some(held),
+        })
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -2,7 +2,7 @@
 
 use super::apply::view_labels;
 use super::*;
-use crate::merge::run::RunMerger;
+use crate::merge::run::{MergeError, RunMerger};
 
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
@@ -283,7 +283,7 @@ impl Engine<'_> {
         let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
         let mut merger = RunMerger::new(ds, r, &load, &task_ids, since.is_none());
         let mut failed = None;
-        let cursor = b
+        let downloaded = b
             .download(&project, &task_ids, since.as_deref(), &mut |page| {
                 merger.page(page).map_err(|e| {
                     let message = e.to_string();
@@ -298,8 +298,30 @@ impl Engine<'_> {
                 Some(f) => EngineError::Merge(f),
                 None => EngineError::Backend(e),
             })?;
-        let mut outcome = merger.finish()?;
-        outcome.cursor = cursor;
+        let mut outcome = merger
+            .finish(downloaded.held.as_ref())
+            .map_err(|e| match e {
+                MergeError::Incomplete(_) => {
+                    EngineError::Run(format!("run `{}` on {}: {e}", r.key, d.backend))
+                }
+                e => EngineError::Merge(e),
+            })?;
+        for m in &outcome.missing {
+            plan.drift.push(format!(
+                "sample {} of task `{}` ({}) is missing from {}; its labels are kept",
+                m.sample, m.task, m.task_id, d.backend
+            ));
+        }
+        // The cursor moves only past a download where every sample is accounted for: with
+        // samples missing, the next refresh looks again from where this one started.
+        outcome.cursor = if outcome.missing.is_empty() {
+            downloaded.cursor
+        } else {
+            if !plan.actions.contains(&Action::Drift) {
+                plan.actions.push(Action::Drift);
+            }
+            since.clone()
+        };
         let digest = outcome.digest.clone();
         work.guard.annotations_digest = Some(digest.clone());
         // Nothing new: the same annotations as last merged, or nothing changed since then.
