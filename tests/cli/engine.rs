@@ -773,3 +773,85 @@ fn state_record(ws: &Workspace) -> Value {
     let path = ws.path().join(".annoform/state/quickstart/review.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+
+const TWO_TASKS: &str = "view:\n  - limit: 4\nlabel_field: ground_truth\nload:\n  when: always\nbackend_config:\n  task_size: 2\n";
+
+fn ground_truth_of(ws: &Workspace, sample: &str) -> Value {
+    samples(ws)
+        .into_iter()
+        .find(|s| s["_id"]["$oid"] == sample)
+        .map(|s| s["ground_truth"].clone())
+        .unwrap()
+}
+
+#[test]
+fn a_download_page_lost_on_the_way_deletes_nothing() {
+    let ws = engine_workspace(&format!("{RUN}{TWO_TASKS}"));
+    let uploaded = plan_json(&ws)["runs"][0]["fields"]["ground_truth"]["upload"].clone();
+    ok(ws.run(&["apply", "--auto-approve"]));
+    // Annotators delete every label; the answer for the second task then loses its labels on
+    // the way, although the task still lists its samples.
+    annotate(&ws, |_, labels| labels.clear());
+    let before = samples(&ws);
+    let out = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("TEST_BACKEND_DROP", "download:2")],
+    );
+    assert_eq!(out.code, 1, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("run `review`") && out.stderr.contains("incomplete"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(samples(&ws), before, "nothing merged, nothing deleted");
+    assert!(state_record(&ws)["merge"].is_null(), "no checkpoint, no cursor");
+    // The clean re-run merges every deletion: the annotators' are evidence.
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["merge"]));
+    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["deleted"], uploaded);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let left: usize = samples(&ws)
+        .iter()
+        .filter_map(|s| s["ground_truth"]["detections"].as_array())
+        .map(Vec::len)
+        .sum();
+    let had: usize = before
+        .iter()
+        .filter_map(|s| s["ground_truth"]["detections"].as_array())
+        .map(Vec::len)
+        .sum();
+    assert_eq!(json!(had - left), uploaded);
+}
+
+#[test]
+fn a_sample_deleted_by_hand_is_drift_and_keeps_its_labels() {
+    let ws = engine_workspace(&format!("{RUN}{TWO_TASKS}"));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate(&ws, |_, labels| labels.clear());
+    // One sample removed from its task in the backend by hand.
+    let mut store = backend(&ws);
+    let task = &mut store["projects"][0]["tasks"][0];
+    let gone = task["samples"][0].as_str().unwrap().to_string();
+    task["annotations"].as_object_mut().unwrap().remove(&gone);
+    task["samples"].as_array_mut().unwrap().remove(0);
+    save_backend(&ws, &store);
+    let kept = ground_truth_of(&ws, &gone);
+    assert!(!kept.is_null());
+
+    let plan = plan_json(&ws);
+    let run = &plan["runs"][0];
+    assert_eq!(run["actions"], json!(["drift", "merge"]), "{plan:#}");
+    let drift = run["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{plan:#}");
+    assert!(
+        drift[0].as_str().unwrap().contains(&gone) && drift[0].as_str().unwrap().contains("missing"),
+        "{plan:#}"
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(ground_truth_of(&ws, &gone), kept, "the missing sample keeps its labels");
+    // The other samples merged their deletions; the drift stays until it is resolved, and
+    // the cursor waits with it.
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["drift"]), "{plan:#}");
+    assert!(state_record(&ws)["merge"]["cursor"].is_null());
+}

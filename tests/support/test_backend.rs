@@ -10,6 +10,8 @@
 //! - `TEST_BACKEND_CRASH=method:N`: the N-th call of `method` is carried out and saved, then
 //!   the calling process (annoform) is killed with SIGKILL before it hears the answer.
 //! - `TEST_BACKEND_SCHEMA_IN_PLACE=false`: declare that schemas cannot change in place.
+//! - `TEST_BACKEND_DROP=download:N`: the N-th `download` answer loses its annotations on the
+//!   way (a page lost), while still listing the task's samples.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ fn main() {
     };
     let fail = trigger("TEST_BACKEND_FAIL");
     let crash = trigger("TEST_BACKEND_CRASH");
+    let drop = trigger("TEST_BACKEND_DROP");
     let mut calls: HashMap<String, u32> = HashMap::new();
 
     let stdin = std::io::stdin();
@@ -48,8 +51,13 @@ fn main() {
             json!({"id": id, "error": {"message": format!("injected failure of {method} call {n}")}})
         } else {
             let mut store = load(&store_path);
-            let result = handle(&mut store, &method, &req["params"]);
+            let mut result = handle(&mut store, &method, &req["params"]);
             save(&store_path, &store);
+            if drop.as_ref().is_some_and(|(m, k)| *m == method && *k == *n)
+                && let Ok(r) = &mut result
+            {
+                r["annotations"] = json!({});
+            }
             match result {
                 Ok(r) => json!({"id": id, "result": r}),
                 Err(e) => json!({"id": id, "error": {"message": e}}),
@@ -212,10 +220,16 @@ fn handle(store: &mut Value, method: &str, params: &Value) -> Result<Value, Stri
             let clock = store["clock"].as_u64().unwrap_or(0);
             let p = project_mut(store, params)?;
             let mut out = serde_json::Map::new();
+            // Every sample the tasks hold, handed or not.
+            let mut held = Vec::new();
             for t in p["tasks"].as_array().expect("tasks") {
-                let changed = since.is_none_or(|c| t["updated"].as_u64().unwrap_or(0) > c);
-                if changed && wanted.contains(&t["id"].as_str().unwrap_or_default()) {
-                    for (sample, fields) in t["annotations"].as_object().expect("annotations") {
+                if !wanted.contains(&t["id"].as_str().unwrap_or_default()) {
+                    continue;
+                }
+                let annotations = t["annotations"].as_object().expect("annotations");
+                held.extend(annotations.keys().cloned());
+                if since.is_none_or(|c| t["updated"].as_u64().unwrap_or(0) > c) {
+                    for (sample, fields) in annotations {
                         out.insert(sample.clone(), fields.clone());
                     }
                 }
@@ -225,7 +239,7 @@ fn handle(store: &mut Value, method: &str, params: &Value) -> Result<Value, Stri
                 Some(d) => d.push(log),
                 None => store["downloads"] = json!([log]),
             }
-            Ok(json!({"annotations": out, "cursor": clock.to_string()}))
+            Ok(json!({"annotations": out, "cursor": clock.to_string(), "samples": held}))
         }
         "delete_project" => {
             let id = params["project"]["id"].clone();
