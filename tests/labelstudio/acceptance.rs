@@ -10,7 +10,7 @@ use std::time::Duration;
 pub(super) const DEMO_PROJECT: &str = "annoform/demo/demo";
 
 /// The demo run's label schema; `restrictions` is added to every field.
-fn demo_schema(restrictions: &str) -> String {
+pub(super) fn demo_schema(restrictions: &str) -> String {
     [
         ("ground_truth", "detections", "[car, person, bike]"),
         ("scene", "classification", "[street, park, parking]"),
@@ -50,7 +50,7 @@ impl Ws {
     }
 
     /// Run annoform expecting failure; its stderr.
-    fn fail(&self, args: &[&str]) -> String {
+    pub(super) fn fail(&self, args: &[&str]) -> String {
         let out = self.command(args).output().expect("run annoform");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "annoform {args:?} succeeded");
@@ -60,7 +60,7 @@ impl Ws {
     }
 
     /// Every file under `sub` with its bytes (empty when `sub` does not exist).
-    fn snapshot(&self, sub: &str) -> BTreeMap<PathBuf, Vec<u8>> {
+    pub(super) fn snapshot(&self, sub: &str) -> BTreeMap<PathBuf, Vec<u8>> {
         fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 if e.file_type().unwrap().is_dir() {
@@ -76,7 +76,7 @@ impl Ws {
     }
 }
 
-fn oid(v: &Value) -> String {
+pub(super) fn oid(v: &Value) -> String {
     v["_id"]["$oid"].as_str().unwrap_or_default().to_string()
 }
 
@@ -96,7 +96,7 @@ fn manual(from: &str, kind: &str, value: Value) -> Value {
 }
 
 /// The labels the annotators touch, by sample index.
-struct Touched {
+pub(super) struct Touched {
     moved_box: String,
     relabeled_box: String,
     deleted_box: String,
@@ -122,7 +122,7 @@ fn first(sample: &Value, field: &str) -> String {
 /// submits the predictions unchanged. Samples 0 and 4 are annotated twice: a first
 /// annotation with these changes, then a stale one deleting everything, then the first is
 /// updated again, so it is the newest by `updated_at` but not by id.
-fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
+pub(super) fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
     let tasks = ls.tasks(project);
     let task_of = |i: usize| {
         tasks
@@ -223,7 +223,7 @@ fn annotate(ls: &LabelStudio, project: u64, samples: &[Value]) -> Touched {
 }
 
 /// (added, edited, deleted, rejected) of `field` in the first run of `plan`.
-fn counts(plan: &Value, field: &str) -> (u64, u64, u64, u64) {
+pub(super) fn counts(plan: &Value, field: &str) -> (u64, u64, u64, u64) {
     let c = &plan["runs"][0]["fields"][field];
     let n = |k: &str| {
         c[k].as_u64()
@@ -233,7 +233,7 @@ fn counts(plan: &Value, field: &str) -> (u64, u64, u64, u64) {
 }
 
 /// The labels of `field` in `sample`, as (id, label) pairs.
-fn labels(sample: &Value, field: &str) -> Vec<Value> {
+pub(super) fn labels(sample: &Value, field: &str) -> Vec<Value> {
     match field {
         "ground_truth" => sample[field]["detections"]
             .as_array()

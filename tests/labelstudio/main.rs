@@ -4,10 +4,12 @@
 //! environment. A server that cannot be installed or started fails the test: never skipped.
 //!
 //! `acceptance`: the full loop on the generated demo dataset with simulated annotators,
-//! restrictions, a crash after the task import and a misbehaving server; `timings`: the
+//! restrictions, a crash after the task import and a misbehaving server; `evidence`: lost or
+//! emptied download pages and a task deleted by hand never delete labels; `timings`: the
 //! `#[ignore]`d create/merge timings for 20, 200 and 1000 images.
 
 mod acceptance;
+mod evidence;
 mod proxy;
 mod timings;
 

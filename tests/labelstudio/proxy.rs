@@ -1,6 +1,7 @@
 //! A tiny HTTP proxy in front of the real Label Studio, to make it misbehave on cue: answer
-//! one `GET /api/tasks` with a 500, or forward a task import and then never answer it (so
-//! the test can kill annoform while Label Studio already holds the tasks).
+//! one `GET /api/tasks` with a 500, spoil downloads (pages lost or emptied on the way), or
+//! forward a task import and then never answer it (so the test can kill annoform while Label
+//! Studio already holds the tasks).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -26,6 +27,18 @@ pub struct Switches {
     pub hold_import: AtomicBool,
     /// An import was forwarded and Label Studio answered it.
     pub import_done: AtomicBool,
+    /// The next N downloads (`GET /api/tasks` with `fields=all`) answer 404 "Invalid page."
+    pub lose_downloads: AtomicUsize,
+    /// The next N downloads answer with no tasks (the server's `total` kept).
+    pub empty_downloads: AtomicUsize,
+    /// Downloads lost or emptied so far.
+    pub spoiled: AtomicUsize,
+}
+
+/// Takes one from a countdown switch; whether it was armed.
+fn take(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
 }
 
 /// A running proxy; stops with its runtime when dropped.
@@ -93,6 +106,12 @@ async fn forward(
             return respond(500, None, Bytes::from_static(b"{\"detail\":\"injected\"}"));
         }
     }
+    let is_download = is_tasks_get && req.uri().query().unwrap_or_default().contains("fields=all");
+    if is_download && take(&sw.lose_downloads) {
+        sw.spoiled.fetch_add(1, Ordering::SeqCst);
+        return respond(404, None, Bytes::from_static(b"{\"detail\":\"Invalid page.\"}"));
+    }
+    let empty = is_download && take(&sw.empty_downloads);
     // The task import, not the file upload (which goes to the same path, uncommitted).
     let is_import = method == hyper::Method::POST
         && req.uri().path().ends_with("/import")
@@ -132,6 +151,12 @@ async fn forward(
         sw.import_done.store(true, Ordering::SeqCst);
         // annoform is killed meanwhile; the answer it waits for never comes.
         tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    if empty {
+        sw.spoiled.fetch_add(1, Ordering::SeqCst);
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).expect("a task page");
+        v["tasks"] = serde_json::json!([]);
+        return respond(status, ctype.as_deref(), Bytes::from(v.to_string()));
     }
     respond(status, ctype.as_deref(), bytes)
 }

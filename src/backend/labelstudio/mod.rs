@@ -455,8 +455,8 @@ impl LabelStudioBackend {
     }
 
     /// One page of a project's tasks (its length is for the caller to check). A page past
-    /// the end is a 404: after the first page, one the caller asks for was announced, so it
-    /// is a fault to retry, never the end.
+    /// the end is a 404: the pages a caller asks for were announced (by the first page's
+    /// total, or the ids asked for), so a 404 is a fault to retry, never the end.
     async fn tasks_page(
         &self,
         project: &str,
@@ -481,7 +481,11 @@ impl LabelStudioBackend {
         let path = format!("/api/tasks?project={project}&page={page}&page_size={page_size}");
         let mut v = match self.get("/api/tasks", &q).await {
             Ok(v) => v,
-            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) && page > 1 => {
+            // Page 1 of the whole project is there while the project is.
+            Err(e)
+                if e.status() == Some(reqwest::StatusCode::NOT_FOUND)
+                    && (page > 1 || filter.is_some()) =>
+            {
                 return Err(Fault::incomplete(&path, "the page is missing (HTTP 404)"));
             }
             Err(e) => return Err(Fault::Http(e)),
