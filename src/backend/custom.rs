@@ -18,7 +18,7 @@ struct DownloadPage {
     annotations: Annotations,
     #[serde(default)]
     cursor: Option<String>,
-    /// Every sample the task holds, handed or not (protocol 1.1; optional).
+    /// Every sample the task holds, handed or not (optional).
     #[serde(default)]
     samples: Option<Vec<String>>,
 }

@@ -797,18 +797,28 @@ fn a_download_page_lost_on_the_way_deletes_nothing() {
         &["apply", "--auto-approve"],
         &[("TEST_BACKEND_DROP", "download:2")],
     );
-    assert_eq!(out.code, 1, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
     assert!(
         out.stderr.contains("run `review`") && out.stderr.contains("incomplete"),
         "{}",
         out.stderr
     );
     assert_eq!(samples(&ws), before, "nothing merged, nothing deleted");
-    assert!(state_record(&ws)["merge"].is_null(), "no checkpoint, no cursor");
+    assert!(
+        state_record(&ws)["merge"].is_null(),
+        "no checkpoint, no cursor"
+    );
     // The clean re-run merges every deletion: the annotators' are evidence.
     let plan = plan_json(&ws);
     assert_eq!(plan["runs"][0]["actions"], json!(["merge"]));
-    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["deleted"], uploaded);
+    assert_eq!(
+        plan["runs"][0]["fields"]["ground_truth"]["deleted"],
+        uploaded
+    );
     ok(ws.run(&["apply", "--auto-approve"]));
     let left: usize = samples(&ws)
         .iter()
@@ -844,11 +854,16 @@ fn a_sample_deleted_by_hand_is_drift_and_keeps_its_labels() {
     let drift = run["drift"].as_array().unwrap();
     assert_eq!(drift.len(), 1, "{plan:#}");
     assert!(
-        drift[0].as_str().unwrap().contains(&gone) && drift[0].as_str().unwrap().contains("missing"),
+        drift[0].as_str().unwrap().contains(&gone)
+            && drift[0].as_str().unwrap().contains("missing"),
         "{plan:#}"
     );
     ok(ws.run(&["apply", "--auto-approve"]));
-    assert_eq!(ground_truth_of(&ws, &gone), kept, "the missing sample keeps its labels");
+    assert_eq!(
+        ground_truth_of(&ws, &gone),
+        kept,
+        "the missing sample keeps its labels"
+    );
     // The other samples merged their deletions; the drift stays until it is resolved, and
     // the cursor waits with it.
     let plan = plan_json(&ws);

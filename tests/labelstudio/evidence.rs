@@ -120,6 +120,10 @@ fn a_task_deleted_by_hand_is_drift_and_keeps_its_labels() {
         .find(|s| oid(s) == oid(gone))
         .unwrap();
     assert_eq!(kept, *gone, "the missing task's sample keeps its labels");
-    assert_eq!(run_actions(&ws.plan()), ["drift"], "the drift stays visible");
+    assert_eq!(
+        run_actions(&ws.plan()),
+        ["drift"],
+        "the drift stays visible"
+    );
     ws.run(&["destroy", "--auto-approve"]);
 }

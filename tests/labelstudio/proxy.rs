@@ -109,7 +109,11 @@ async fn forward(
     let is_download = is_tasks_get && req.uri().query().unwrap_or_default().contains("fields=all");
     if is_download && take(&sw.lose_downloads) {
         sw.spoiled.fetch_add(1, Ordering::SeqCst);
-        return respond(404, None, Bytes::from_static(b"{\"detail\":\"Invalid page.\"}"));
+        return respond(
+            404,
+            None,
+            Bytes::from_static(b"{\"detail\":\"Invalid page.\"}"),
+        );
     }
     let empty = is_download && take(&sw.empty_downloads);
     // The task import, not the file upload (which goes to the same path, uncommitted).
