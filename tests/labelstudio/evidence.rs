@@ -32,8 +32,9 @@ fn lost_or_empty_download_pages_never_delete_labels() {
     annotate(&ls, pid, &ws.samples());
     let sw = &proxy.switches;
 
-    // One page lost (404) or emptied on the way: fetched again, and the merge is whole.
-    for switch in [&sw.lose_downloads, &sw.empty_downloads] {
+    // One page lost (404) or emptied on the way, or a listing answered as if the project
+    // were empty: fetched again, and the merge is whole.
+    for switch in [&sw.lose_downloads, &sw.empty_downloads, &sw.empty_listings] {
         let spoiled = sw.spoiled.load(SeqCst);
         switch.store(1, SeqCst);
         let plan = ws.plan();
@@ -42,6 +43,13 @@ fn lost_or_empty_download_pages_never_delete_labels() {
         assert_eq!(counts(&plan, "scene"), (0, 1, 1, 0), "{plan:#}");
         assert_eq!(counts(&plan, "regions"), (1, 1, 1, 0), "{plan:#}");
     }
+
+    // Every listing empty: an error, not 24 tasks missing (to be created again).
+    sw.empty_listings.store(usize::MAX, SeqCst);
+    let err = ws.fail(&["apply", "--auto-approve"]);
+    sw.empty_listings.store(0, SeqCst);
+    assert!(err.contains("incomplete answer"), "{err}");
+    assert_eq!(ls.tasks(pid).len(), 24, "no task created again");
 
     // Every answer emptied: the first merge fails naming the incomplete answer, and nothing
     // is merged or checkpointed.

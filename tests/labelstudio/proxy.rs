@@ -31,7 +31,10 @@ pub struct Switches {
     pub lose_downloads: AtomicUsize,
     /// The next N downloads answer with no tasks (the server's `total` kept).
     pub empty_downloads: AtomicUsize,
-    /// Downloads lost or emptied so far.
+    /// The next N listings (`GET /api/tasks` without `fields=all`) answer as if the project
+    /// held no task (`total` 0).
+    pub empty_listings: AtomicUsize,
+    /// Downloads or listings lost or emptied so far.
     pub spoiled: AtomicUsize,
 }
 
@@ -116,6 +119,7 @@ async fn forward(
         );
     }
     let empty = is_download && take(&sw.empty_downloads);
+    let nothing = is_tasks_get && !is_download && take(&sw.empty_listings);
     // The task import, not the file upload (which goes to the same path, uncommitted).
     let is_import = method == hyper::Method::POST
         && req.uri().path().ends_with("/import")
@@ -160,6 +164,11 @@ async fn forward(
         sw.spoiled.fetch_add(1, Ordering::SeqCst);
         let mut v: serde_json::Value = serde_json::from_slice(&bytes).expect("a task page");
         v["tasks"] = serde_json::json!([]);
+        return respond(status, ctype.as_deref(), Bytes::from(v.to_string()));
+    }
+    if nothing {
+        sw.spoiled.fetch_add(1, Ordering::SeqCst);
+        let v = serde_json::json!({"total": 0, "total_annotations": 0, "total_predictions": 0, "tasks": []});
         return respond(status, ctype.as_deref(), Bytes::from(v.to_string()));
     }
     respond(status, ctype.as_deref(), bytes)

@@ -402,56 +402,64 @@ impl LabelStudioBackend {
         filter: Option<String>,
     ) -> Result<Vec<Value>, HttpError> {
         let filter = filter.as_deref();
-        self.until_complete(|| async move {
-            let page = |n| async move {
-                let p = self
-                    .tasks_page(project, n, PAGE_SIZE, all_fields, filter)
-                    .await?;
-                let expected = (p.total as usize)
-                    .saturating_sub((n - 1) * PAGE_SIZE)
-                    .min(PAGE_SIZE);
-                if p.tasks.len() != expected {
-                    return Err(Fault::incomplete(
-                        &p.path,
-                        format!(
-                            "the page holds {} task(s) where the server's total of {} means {expected}",
-                            p.tasks.len(),
-                            p.total
-                        ),
-                    ));
-                }
-                Ok(p)
-            };
-            let first = page(1).await?;
-            let total = first.total;
-            let mut out = first.tasks;
-            for n in 2..=(total as usize).div_ceil(PAGE_SIZE) {
-                let p = page(n).await?;
-                if p.total != total {
-                    return Err(Fault::incomplete(
-                        &p.path,
-                        format!(
-                            "the project changed during the listing ({total} task(s), then {})",
-                            p.total
-                        ),
-                    ));
-                }
-                out.extend(p.tasks);
-            }
-            let ids: HashSet<Option<String>> = out.iter().map(id_str).collect();
-            if out.len() as u64 != total || ids.len() != out.len() {
+        self.until_complete(|| self.tasks_once(project, all_fields, filter))
+            .await
+    }
+
+    /// One attempt at [`Self::tasks`].
+    async fn tasks_once(
+        &self,
+        project: &str,
+        all_fields: bool,
+        filter: Option<&str>,
+    ) -> Result<Vec<Value>, Fault> {
+        let page = |n| async move {
+            let p = self
+                .tasks_page(project, n, PAGE_SIZE, all_fields, filter)
+                .await?;
+            let expected = (p.total as usize)
+                .saturating_sub((n - 1) * PAGE_SIZE)
+                .min(PAGE_SIZE);
+            if p.tasks.len() != expected {
                 return Err(Fault::incomplete(
-                    &first.path,
+                    &p.path,
                     format!(
-                        "the pages hold {} task(s) ({} distinct) where the server counts {total}",
-                        out.len(),
-                        ids.len()
+                        "the page holds {} task(s) where the server's total of {} means {expected}",
+                        p.tasks.len(),
+                        p.total
                     ),
                 ));
             }
-            Ok(out)
-        })
-        .await
+            Ok(p)
+        };
+        let first = page(1).await?;
+        let total = first.total;
+        let mut out = first.tasks;
+        for n in 2..=(total as usize).div_ceil(PAGE_SIZE) {
+            let p = page(n).await?;
+            if p.total != total {
+                return Err(Fault::incomplete(
+                    &p.path,
+                    format!(
+                        "the project changed during the listing ({total} task(s), then {})",
+                        p.total
+                    ),
+                ));
+            }
+            out.extend(p.tasks);
+        }
+        let ids: HashSet<Option<String>> = out.iter().map(id_str).collect();
+        if out.len() as u64 != total || ids.len() != out.len() {
+            return Err(Fault::incomplete(
+                &first.path,
+                format!(
+                    "the pages hold {} task(s) ({} distinct) where the server counts {total}",
+                    out.len(),
+                    ids.len()
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     /// One page of a project's tasks (its length is for the caller to check). A page past
@@ -579,8 +587,32 @@ impl LabelStudioBackend {
 
     /// Our tasks grouped by batch name.
     async fn batches(&self, project: &str) -> Result<IndexMap<String, Vec<Value>>, HttpError> {
+        // The listing's pages add up to their own total; the project's task count is a second
+        // witness, so a listing short of tasks (an empty answer counting none) is caught.
+        let tasks = self
+            .until_complete(|| async move {
+                let tasks = self.tasks_once(project, false, None).await?;
+                let path = format!("/api/projects/{project}");
+                let counted = self
+                    .get(&path, &[])
+                    .await
+                    .map_err(Fault::Http)?
+                    .get("task_number")
+                    .and_then(Value::as_u64);
+                match counted {
+                    Some(n) if n != tasks.len() as u64 => Err(Fault::incomplete(
+                        &path,
+                        format!(
+                            "the project counts {n} task(s) where its listing holds {}",
+                            tasks.len()
+                        ),
+                    )),
+                    _ => Ok(tasks),
+                }
+            })
+            .await?;
         let mut out: IndexMap<String, Vec<Value>> = IndexMap::new();
-        for t in self.tasks(project, false, None).await? {
+        for t in tasks {
             if let Some(b) = batch_of(&t) {
                 out.entry(b.to_string()).or_default().push(t);
             }
