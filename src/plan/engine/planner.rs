@@ -4,6 +4,9 @@ use super::apply::view_labels;
 use super::*;
 use crate::merge::run::{MergeError, RunMerger};
 
+/// Missing samples named per drifted task (the rest are counted).
+const SAMPLES_NAMED: usize = 5;
+
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
     pub fn plan(
@@ -306,10 +309,26 @@ impl Engine<'_> {
                 }
                 e => EngineError::Merge(e),
             })?;
+        // One entry per task, naming its missing samples (the first few).
+        let mut by_task: IndexMap<(&str, &str), Vec<&str>> = IndexMap::new();
         for m in &outcome.missing {
+            by_task
+                .entry((m.task.as_str(), m.task_id.as_str()))
+                .or_default()
+                .push(m.sample.as_str());
+        }
+        for ((task, id), samples) in by_task {
+            let more = samples.len().saturating_sub(SAMPLES_NAMED);
             plan.drift.push(format!(
-                "sample {} of task `{}` ({}) is missing from {}; its labels are kept",
-                m.sample, m.task, m.task_id, d.backend
+                "task `{task}` ({id}): {} sample(s) missing from {}: {}{}; their labels are kept",
+                samples.len(),
+                d.backend,
+                samples[..samples.len().min(SAMPLES_NAMED)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             ));
         }
         // The cursor moves only past a download where every sample is accounted for: with
