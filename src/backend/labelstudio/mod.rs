@@ -934,7 +934,8 @@ impl LabelStudioBackend {
     }
 
     /// One task's labels: the newest annotation (largest `updated_at`, cancelled ones
-    /// skipped), or what we uploaded while nobody has annotated it.
+    /// skipped), or what we uploaded while nobody has annotated it. `None` when the task
+    /// cannot tell (its annotations, predictions, field types or size are not in it).
     fn task_labels(
         &self,
         task: &Value,
@@ -942,20 +943,20 @@ impl LabelStudioBackend {
         let sid = task.get("data")?.get("sample_id")?.as_str()?.to_string();
         let meta = task.get("meta").and_then(|m| m.get("annoform"));
         let dim = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_u64);
-        let prior: Vec<Value> = task
-            .get("predictions")
-            .and_then(Value::as_array)
-            .and_then(|ps| {
-                ps.iter()
-                    .find(|p| p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION))
-            })
-            .and_then(|p| p.get("result")?.as_array().cloned())
-            .unwrap_or_default();
-        let newest = task
-            .get("annotations")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        // A task read without its annotations or predictions says nothing of its labels (not
+        // that it has none): unreadable.
+        let annotations = task.get("annotations")?.as_array()?;
+        let prior: Vec<Value> = match task
+            .get("predictions")?
+            .as_array()?
+            .iter()
+            .find(|p| p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION))
+        {
+            Some(p) => p.get("result")?.as_array()?.clone(),
+            None => Vec::new(),
+        };
+        let newest = annotations
+            .iter()
             .filter(|a| a.get("was_cancelled").and_then(Value::as_bool) != Some(true))
             .max_by(|a, b| {
                 let k = |x: &Value| {
@@ -967,11 +968,7 @@ impl LabelStudioBackend {
                 k(a).cmp(&k(b))
             });
         let results: Vec<Value> = match newest {
-            Some(a) => a
-                .get("result")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+            Some(a) => a.get("result")?.as_array()?.clone(),
             None => prior.clone(),
         };
         // Results say their image size too; meta is the fallback for result-less tasks.
@@ -1194,8 +1191,9 @@ impl Backend for LabelStudioBackend {
             {
                 let (sid, fields) = this.task_labels(t).ok_or_else(|| {
                     this.error(format!(
-                        "task {} of project {}: its labels cannot be read (no sample id, field \
-                         types or image size in the task); nothing was merged",
+                        "task {} of project {}: its labels cannot be read (no sample id, \
+                         annotations, predictions, field types or image size in the task); \
+                         nothing was merged",
                         id_str(t).unwrap_or_default(),
                         project.id
                     ))
@@ -1237,6 +1235,40 @@ mod tests {
         assert!(later < at("2026-11-22T06:33:17+00:00").unwrap());
         // Another time zone: no cursor (every download is then complete).
         assert_eq!(at("2026-11-22T07:33:16.1+01:00"), None);
+    }
+
+    #[test]
+    fn a_task_read_without_its_annotations_is_unreadable_not_empty() {
+        let b = LabelStudioBackend::new(
+            "ls",
+            "http://127.0.0.1:1",
+            "tok-123456",
+            None,
+            HttpPolicy::default(),
+        )
+        .unwrap();
+        let sid = "6b02536263110a1e76c075f7";
+        let task = json!({
+            "id": 7, "data": {"sample_id": sid, "annoform_batch": "b"},
+            "meta": {"annoform": {"fields": {"gt": {"type": "detections"}}, "width": 64, "height": 48}},
+            "annotations": [], "predictions": [],
+        });
+        let (got, fields) = b.task_labels(&task).expect("readable");
+        assert_eq!(got, sid);
+        assert!(fields["gt"].is_empty(), "{fields:?}");
+        for (key, spoiled) in [
+            ("annotations", Value::Null),
+            ("predictions", Value::Null),
+            (
+                "annotations",
+                json!([{"updated_at": "2026-01-01T00:00:00Z"}]),
+            ),
+            ("meta", json!({"annoform": {"width": 64, "height": 48}})),
+        ] {
+            let mut t = task.clone();
+            t[key] = spoiled.clone();
+            assert!(b.task_labels(&t).is_none(), "{key}: {spoiled}");
+        }
     }
 
     #[test]
