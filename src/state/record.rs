@@ -42,6 +42,11 @@ pub struct RunRecord {
     pub project: Option<BackendObject>,
     #[serde(default)]
     pub tasks: Vec<TaskRecord>,
+    /// Batches whose task holds its media but whose labels may not all be uploaded yet: the
+    /// label upload is a step of its own, saved apart, so the next apply finishes it
+    /// (uploading what the backend lacks) and no merge reads such a task before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels_pending: Vec<u32>,
     /// Backend object id → our label id, for backends that cannot carry our ids.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub id_map: IndexMap<String, String>,
@@ -196,6 +201,7 @@ impl RunRecord {
             uploaded: IndexMap::new(),
             project: None,
             tasks: Vec::new(),
+            labels_pending: Vec::new(),
             id_map: IndexMap::new(),
             merge: None,
             prevent_destroy: false,

@@ -931,6 +931,10 @@ impl Backend for LabelStudioBackend {
                         url: Some(this.http.url(&format!("/projects/{id}"))),
                         id,
                         name: name.to_string(),
+                        owner: p
+                            .get("description")
+                            .and_then(Value::as_str)
+                            .and_then(Owner::find_in),
                     }));
                 }
                 if v.get("next").is_none_or(Value::is_null) {
@@ -946,8 +950,14 @@ impl Backend for LabelStudioBackend {
             self.local_files_root = Some(PathBuf::from(root));
         }
         let xml = config::labeling_config(&spec.schema).map_err(|e| self.error(e.to_string()))?;
-        let body = json!({"title": spec.name, "label_config": xml,
-            "description": "Managed by annoform: changes to the labeling setup are overwritten by `annoform apply`."});
+        let mut description =
+            "Managed by annoform: changes to the labeling setup are overwritten by `annoform apply`."
+                .to_string();
+        if let Some(owner) = &spec.owner {
+            // The run's identity, on a line of its own: a run adopts only its own project.
+            description.push_str(&format!("\n\n{}", owner.tag()));
+        }
+        let body = json!({"title": spec.name, "label_config": xml, "description": description});
         let v = self
             .rt
             .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
@@ -958,6 +968,7 @@ impl Backend for LabelStudioBackend {
             url: Some(self.http.url(&format!("/projects/{id}"))),
             id,
             name: spec.name.clone(),
+            owner: spec.owner.clone(),
         })
     }
 
