@@ -26,6 +26,13 @@ pub struct Switches {
     pub hold_import: AtomicBool,
     /// An import was forwarded and Label Studio answered it.
     pub import_done: AtomicBool,
+    /// Forward a file upload (`POST .../import?commit_to_project=false`) but hold the answer
+    /// back (for a long time).
+    pub hold_upload: AtomicBool,
+    /// A file upload was forwarded and Label Studio answered it.
+    pub upload_done: AtomicBool,
+    /// File uploads forwarded so far.
+    pub uploads: AtomicUsize,
 }
 
 /// A running proxy; stops with its runtime when dropped.
@@ -101,6 +108,11 @@ async fn forward(
             .query()
             .unwrap_or_default()
             .contains("commit_to_project=false");
+    let is_upload =
+        method == hyper::Method::POST && req.uri().path().ends_with("/import") && !is_import;
+    if is_upload {
+        sw.uploads.fetch_add(1, Ordering::SeqCst);
+    }
     let mut out = http.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
         format!("{upstream}{path}"),
@@ -131,6 +143,10 @@ async fn forward(
     if is_import && sw.hold_import.load(Ordering::SeqCst) {
         sw.import_done.store(true, Ordering::SeqCst);
         // annoform is killed meanwhile; the answer it waits for never comes.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    if is_upload && sw.hold_upload.load(Ordering::SeqCst) {
+        sw.upload_done.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(600)).await;
     }
     respond(status, ctype.as_deref(), bytes)

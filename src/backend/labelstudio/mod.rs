@@ -156,6 +156,30 @@ fn encode_path(p: &str) -> String {
     out
 }
 
+/// The uploads of a file-upload listing that hold these files (sample id, path), as
+/// (sample id, `/data/...`): each was sent as `<sample id><ext>` and stored as
+/// `<uuid>-<sample id><ext>`.
+fn stored_uploads(listed: &Value, files: &[(String, PathBuf)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for f in listed.as_array().into_iter().flatten() {
+        let Some(file) = f.get("file").and_then(Value::as_str) else {
+            continue;
+        };
+        let stored = file.rsplit('/').next().unwrap_or(file);
+        if let Some((sid, _)) = files.iter().find(|(sid, p)| {
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map_or(String::new(), |e| format!(".{e}"));
+            stored.ends_with(&format!("-{sid}{ext}"))
+        }) && !out.iter().any(|(s, _)| s == sid)
+        {
+            out.push((sid.clone(), format!("/data/{file}")));
+        }
+    }
+    out
+}
+
 /// The field types (and mask targets) a download needs, as kept in task meta.
 fn fields_meta(schema: &ResolvedSchema) -> Value {
     Value::Object(
@@ -609,23 +633,7 @@ impl LabelStudioBackend {
                 )
                 .await
                 .map_err(|e| self.http_error(e))?;
-            let mut out = Vec::new();
-            for f in listed.as_array().into_iter().flatten() {
-                let Some(file) = f.get("file").and_then(Value::as_str) else {
-                    continue;
-                };
-                let stored = file.rsplit('/').next().unwrap_or(file);
-                if let Some((sid, _)) = chunk.iter().find(|(sid, p)| {
-                    let ext = p
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .map_or(String::new(), |e| format!(".{e}"));
-                    stored.ends_with(&format!("-{sid}{ext}"))
-                }) {
-                    out.push((sid.clone(), format!("/data/{file}")));
-                }
-            }
-            Ok::<_, BackendError>(out)
+            Ok::<_, BackendError>(stored_uploads(&listed, chunk))
         });
         let mut map = BTreeMap::new();
         let mut done = futures_util::stream::iter(chunks).buffer_unordered(
@@ -644,6 +652,23 @@ impl LabelStudioBackend {
             )));
         }
         Ok(map)
+    }
+
+    /// The files of `project` already uploaded for these samples (by an apply interrupted
+    /// before its import): sample id → `/data/...`.
+    async fn earlier_uploads(
+        &self,
+        project: &str,
+        files: &[(String, PathBuf)],
+    ) -> Result<BTreeMap<String, String>, BackendError> {
+        let listed = self
+            .get(
+                &format!("/api/projects/{project}/file-uploads"),
+                &[("all", "true".into())],
+            )
+            .await
+            .map_err(|e| self.http_error(e))?;
+        Ok(stored_uploads(&listed, files).into_iter().collect())
     }
 
     async fn create_task_async(
@@ -696,6 +721,12 @@ impl LabelStudioBackend {
             self.ensure_storage(pid, &outer)
                 .await
                 .map_err(|e| self.http_error(e))?;
+        }
+        if !uploads.is_empty() {
+            // Files an interrupted apply uploaded already are used as they are.
+            let earlier = self.earlier_uploads(pid, &uploads).await?;
+            uploads.retain(|(sid, _)| !earlier.contains_key(sid));
+            media.extend(earlier);
         }
         if !uploads.is_empty() {
             media.extend(self.upload(pid, &uploads).await?);

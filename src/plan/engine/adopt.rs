@@ -50,14 +50,14 @@ impl Engine<'_> {
                 return Ok(());
             }
         }
-        Err(EngineError::ForeignProject {
+        Err(EngineError::ForeignProject(Box::new(ForeignProject {
             backend: record.backend.clone(),
             project: project.name.clone(),
             id: project.id.clone(),
             owner: owner.clone(),
             key: record.key.clone(),
             dataset: record.dataset.clone(),
-        })
+        })))
     }
 
     /// Give the record its project: the one an interrupted apply made for it, else a new one

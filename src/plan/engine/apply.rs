@@ -392,6 +392,10 @@ impl Engine<'_> {
             )));
         }
         let mut record = self.new_record(&d, Some(&project));
+        if let Some(owner) = &project.owner {
+            // Taken over on purpose: the record continues the run the project was made for.
+            record.lineage = owner.lineage.clone();
+        }
         for (batch, task) in tasks {
             let mut samples: Vec<String> = Vec::new();
             self.backend(&d.backend)?.download(

@@ -49,17 +49,22 @@ pub enum EngineError {
     #[error("merge: {0}")]
     Merge(#[from] merge::run::MergeError),
     /// A project found by the run's `project_name` was made for a run of another workspace.
-    #[error(
-        "{backend} project `{project}` ({id}) belongs to {owner}, not to run `{key}` of dataset `{dataset}` of this workspace: give this run another project name (backend_config.project_name), or take the project over with `annoform import {key}` if it is really this run's"
-    )]
-    ForeignProject {
-        backend: String,
-        project: String,
-        id: String,
-        owner: backend::Owner,
-        key: String,
-        dataset: String,
-    },
+    #[error(transparent)]
+    ForeignProject(Box<ForeignProject>),
+}
+
+/// A project found by a run's `project_name`, stamped with another workspace's run.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{backend} project `{project}` ({id}) belongs to {owner}, not to run `{key}` of dataset `{dataset}` of this workspace: give this run another project name (backend_config.project_name), or take the project over with `annoform import {key}` if it is really this run's"
+)]
+pub struct ForeignProject {
+    pub backend: String,
+    pub project: String,
+    pub id: String,
+    pub owner: backend::Owner,
+    pub key: String,
+    pub dataset: String,
 }
 
 /// What a saved plan was computed against; `apply PLANFILE` refuses the plan when any differs.
