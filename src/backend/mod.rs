@@ -277,3 +277,34 @@ pub trait Backend {
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_stamps_read_back_from_any_line() {
+        let o = Owner {
+            dataset: "my data&set=1".into(),
+            dataset_id: Some("6b02536163110a1e76c075f6".into()),
+            key: "review".into(),
+            lineage: "0123456789abcdef".into(),
+        };
+        let tag = o.tag();
+        assert!(
+            tag.starts_with("annoform:run?dataset=my%20data%26set%3D1&"),
+            "{tag}"
+        );
+        assert_eq!(Owner::find_in(&tag), Some(o.clone()));
+        let description = format!("Managed by annoform.\n\n{tag}\n");
+        assert_eq!(Owner::find_in(&description), Some(o.clone()));
+        let without_id = Owner {
+            dataset_id: None,
+            ..o
+        };
+        assert_eq!(Owner::find_in(&without_id.tag()), Some(without_id));
+        assert_eq!(Owner::find_in("annoform://review/batch-0000"), None);
+        assert_eq!(Owner::find_in("annoform:run?dataset=a&key=b"), None);
+        assert_eq!(Owner::find_in(""), None);
+    }
+}

@@ -40,6 +40,10 @@ pub struct RunRecord {
     pub uploaded: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<BackendObject>,
+    /// The lineage stamped on the project when another run of this workspace made it
+    /// (`project_name` shared): destroy may delete it once nothing else is in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_maker: Option<String>,
     #[serde(default)]
     pub tasks: Vec<TaskRecord>,
     /// Batches whose task holds its media but whose labels may not all be uploaded yet: the
@@ -200,6 +204,7 @@ impl RunRecord {
             samples: Vec::new(),
             uploaded: IndexMap::new(),
             project: None,
+            project_maker: None,
             tasks: Vec::new(),
             labels_pending: Vec::new(),
             id_map: IndexMap::new(),

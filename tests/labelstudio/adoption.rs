@@ -108,3 +108,67 @@ fn another_workspaces_project_is_refused() {
     assert!(ok);
     assert_eq!(ls.project("vision-review"), None);
 }
+
+/// A batch recorded with its tasks but not its labels (an apply killed between the two
+/// steps): the re-run gives each task its prediction back, once, and nothing merges from the
+/// batch before.
+#[test]
+fn a_batch_left_without_predictions_gets_them_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ls = LabelStudio::start(dir.path());
+    let ws = Ws::demo(dir, &ls.url, &ls.token, 4, SCHEMA);
+    ws.run(&["apply", "--auto-approve"]);
+    let pid = ls.project(DEMO_PROJECT).unwrap();
+    let predicted = |ls: &LabelStudio| -> Vec<(String, usize, usize)> {
+        let mut out: Vec<(String, usize, usize)> = ls
+            .tasks(pid)
+            .iter()
+            .map(|t| {
+                let ps = t["predictions"].as_array().unwrap();
+                let results = ps
+                    .iter()
+                    .map(|p| p["result"].as_array().map_or(0, Vec::len))
+                    .sum();
+                (
+                    t["data"]["sample_id"].as_str().unwrap().to_string(),
+                    ps.len(),
+                    results,
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let uploaded = predicted(&ls);
+    assert!(
+        uploaded.iter().any(|(_, n, r)| *n == 1 && *r > 0),
+        "{uploaded:?}"
+    );
+    for t in ls.tasks(pid) {
+        for p in t["predictions"].as_array().unwrap() {
+            let (status, _) = ls.request(
+                reqwest::Method::DELETE,
+                &format!("/api/predictions/{}", p["id"]),
+                None,
+            );
+            assert_eq!(status, 204);
+        }
+    }
+    let path = ws.path().join(".annoform/state/demo/demo.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record["labels_pending"] = json!([0]);
+    record["uploaded"] = json!({});
+    std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+
+    let plan = ws.plan();
+    assert_eq!(run_actions(&plan), ["extend"], "{plan:#}");
+    ws.run(&["apply", "--auto-approve"]);
+    let expected: Vec<(String, usize, usize)> = uploaded
+        .iter()
+        .map(|(s, n, r)| (s.clone(), *n.min(&1), *r))
+        .collect();
+    assert_eq!(predicted(&ls), expected);
+    assert!(run_actions(&ws.plan()).is_empty());
+    ws.run(&["apply", "--auto-approve"]);
+    assert_eq!(predicted(&ls), expected, "nothing uploaded twice");
+}

@@ -735,34 +735,7 @@ impl LabelStudioBackend {
         // weighs several times its text, and the request needs only the text.
         let mut payload: Vec<Box<serde_json::value::RawValue>> = Vec::with_capacity(todo.len());
         for s in &todo {
-            let size = match (s.width, s.height) {
-                (Some(w), Some(h)) => ImageSize {
-                    width: w,
-                    height: h,
-                },
-                _ => {
-                    let d = imagesize::size(&s.media).map_err(|e| {
-                        self.error(format!("cannot read the size of {}: {e}", s.media))
-                    })?;
-                    ImageSize {
-                        width: d.width as u32,
-                        height: d.height as u32,
-                    }
-                }
-            };
-            let mut result = Vec::new();
-            let mut hidden = serde_json::Map::new();
-            for (field, labels) in &s.labels {
-                let Some(f) = schema.fields.get(field) else {
-                    continue;
-                };
-                let c = convert::to_results(field, f, labels, size)
-                    .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
-                result.extend(c.results);
-                if !c.hidden.is_empty() {
-                    hidden.insert(field.clone(), Value::Array(c.hidden));
-                }
-            }
+            let (size, result, hidden) = self.results_of(s, schema)?;
             let image = media
                 .get(&s.sample_id)
                 .ok_or_else(|| self.error(format!("no media URL for sample {}", s.sample_id)))?;
@@ -789,6 +762,104 @@ impl LabelStudioBackend {
                 Some(chunk),
             )
             .await
+            .map_err(|e| self.http_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// A sample's image size, its labels as Label Studio results, and those Label Studio
+    /// cannot show (kept in task meta), by field.
+    fn results_of(
+        &self,
+        s: &TaskSample,
+        schema: &ResolvedSchema,
+    ) -> Result<(ImageSize, Vec<Value>, serde_json::Map<String, Value>), BackendError> {
+        let size = match (s.width, s.height) {
+            (Some(w), Some(h)) => ImageSize {
+                width: w,
+                height: h,
+            },
+            _ => {
+                let d = imagesize::size(&s.media)
+                    .map_err(|e| self.error(format!("cannot read the size of {}: {e}", s.media)))?;
+                ImageSize {
+                    width: d.width as u32,
+                    height: d.height as u32,
+                }
+            }
+        };
+        let mut result = Vec::new();
+        let mut hidden = serde_json::Map::new();
+        for (field, labels) in &s.labels {
+            let Some(f) = schema.fields.get(field) else {
+                continue;
+            };
+            let c = convert::to_results(field, f, labels, size)
+                .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
+            result.extend(c.results);
+            if !c.hidden.is_empty() {
+                hidden.insert(field.clone(), Value::Array(c.hidden));
+            }
+        }
+        Ok((size, result, hidden))
+    }
+
+    /// Add labels to a batch's tasks as results of their annoform prediction (made when a
+    /// task has none).
+    async fn add_predictions(
+        &self,
+        project: &RemoteProject,
+        batch: &str,
+        spec: &TaskSpec,
+        schema: &ResolvedSchema,
+    ) -> Result<(), BackendError> {
+        let held = self
+            .tasks(
+                &project.id,
+                true,
+                Some(data_filter("annoform_batch", batch)),
+            )
+            .await
+            .map_err(|e| self.http_error(e))?;
+        for s in &spec.samples {
+            let (_, result, _) = self.results_of(s, schema)?;
+            if result.is_empty() {
+                continue;
+            }
+            let task = held
+                .iter()
+                .find(|t| t["data"]["sample_id"].as_str() == Some(s.sample_id.as_str()))
+                .ok_or_else(|| {
+                    self.error(format!(
+                        "batch `{batch}` has no task of sample {}",
+                        s.sample_id
+                    ))
+                })?;
+            let ours = task
+                .get("predictions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION));
+            match ours.and_then(|p| Some((id_str(p)?, p))) {
+                Some((id, p)) => {
+                    let mut all = p
+                        .get("result")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    all.extend(result);
+                    let path = format!("/api/predictions/{id}");
+                    self.call(Method::PATCH, &path, &[], Some(&json!({ "result": all })))
+                        .await
+                }
+                None => {
+                    let body = json!({"task": task["id"], "model_version": MODEL_VERSION,
+                                      "result": result});
+                    self.call(Method::POST, "/api/predictions", &[], Some(&body))
+                        .await
+                }
+            }
             .map_err(|e| self.http_error(e))?;
         }
         Ok(())
@@ -1028,6 +1099,18 @@ impl Backend for LabelStudioBackend {
             id: task.name.clone(),
             name: task.name.clone(),
         })
+    }
+
+    fn upload_labels(
+        &mut self,
+        project: &RemoteProject,
+        task: &RemoteTask,
+        labels: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        let schema = self.schema_for(project, labels)?;
+        self.listing = None;
+        self.rt
+            .block_on(self.add_predictions(project, &task.name, labels, &schema))
     }
 
     fn update_schema(

@@ -71,6 +71,11 @@ impl Engine<'_> {
         let project = match self.backend(&d.backend)?.find_project(&d.project_name)? {
             Some(p) => {
                 self.check_adoptable(&p, record)?;
+                record.project_maker = p
+                    .owner
+                    .as_ref()
+                    .map(|o| o.lineage.clone())
+                    .filter(|l| *l != record.lineage);
                 p
             }
             None => self.backend(&d.backend)?.create_project(&ProjectSpec {

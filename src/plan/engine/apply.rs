@@ -55,11 +55,16 @@ impl Engine<'_> {
                                 && !o.cleaned_up;
                         }
                     }
-                    // Only a project this record owns goes: one stamped with another run's
-                    // identity was made for that run, whatever this record says.
+                    // Only a project this record owns goes: made for it, or for another run of
+                    // this workspace that shared it; one stamped with any other run's identity
+                    // was made for that run, whatever this record says.
                     let b = self.attached(r)?;
                     let owned = b.find_project(&p.name)?.is_some_and(|live| {
-                        live.id == p.id && live.owner.is_none_or(|o| o.lineage == r.lineage)
+                        live.id == p.id
+                            && live.owner.is_none_or(|o| {
+                                o.lineage == r.lineage
+                                    || r.project_maker.as_ref() == Some(&o.lineage)
+                            })
                     });
                     if !shared && owned {
                         b.delete_project(&project)?;
