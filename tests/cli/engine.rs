@@ -950,6 +950,15 @@ fn another_workspaces_project_is_refused_not_adopted() {
         .unwrap()
         .len();
     assert_eq!(tasks, 1, "B added nothing to A's project");
+    // A record B would have made by adopting A's project (as annoform did before projects
+    // carried their run's identity): B's destroy still leaves A's project alone.
+    let mut adopted = state_record(&a);
+    adopted["lineage"] = json!("0000000000000000");
+    adopted["serial"] = json!(1);
+    b.write(
+        ".annoform/state/quickstart/review.json",
+        &serde_json::to_string_pretty(&adopted).unwrap(),
+    );
     let before = std::fs::read(b.path().join("datasets/quickstart/samples.json")).unwrap();
     ok(b.run(&["destroy", "--auto-approve"]));
     assert_eq!(project_count(&a), 1, "B's destroy leaves A's project");

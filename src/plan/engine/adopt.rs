@@ -126,10 +126,27 @@ impl Engine<'_> {
                 .samples
                 .iter()
                 .any(|s| !held.contains_key(&s.sample_id));
-            if absent {
-                // Part of the media only (a batch made of several requests): complete it.
+            if absent && d.kind == BackendKind::Labelstudio {
+                // Part of the batch only (one made of several import requests): complete it.
                 self.backend(&d.backend)?.create_task(project, &spec)?;
                 held = self.held_labels(d, project, &task)?;
+            }
+            let lacking = spec
+                .samples
+                .iter()
+                .filter(|s| !held.contains_key(&s.sample_id))
+                .count();
+            if lacking > 0 {
+                return Err(EngineError::Run(format!(
+                    "run `{}`: task `{}` ({}) in {} project `{}` lacks {lacking} of the {} sample(s) of its batch; delete the task in {} and apply again",
+                    record.key,
+                    t.name,
+                    t.id,
+                    d.backend,
+                    project.name,
+                    spec.samples.len(),
+                    d.backend
+                )));
             }
             let foreign: Vec<&String> = held
                 .keys()
