@@ -98,6 +98,16 @@ fn updated_at(task: &Value) -> Option<String> {
         .then(|| format!("{secs}.{frac:0<9}Z"))
 }
 
+/// A sample's labels as Label Studio takes them.
+struct SampleResults {
+    /// The image size the results are relative to.
+    size: ImageSize,
+    /// The labels Label Studio shows, as prediction results.
+    result: Vec<Value>,
+    /// Field → the labels Label Studio cannot show (kept in task meta).
+    hidden: serde_json::Map<String, Value>,
+}
+
 /// One page of a task listing.
 struct TasksPage {
     tasks: Vec<Value>,
@@ -735,7 +745,11 @@ impl LabelStudioBackend {
         // weighs several times its text, and the request needs only the text.
         let mut payload: Vec<Box<serde_json::value::RawValue>> = Vec::with_capacity(todo.len());
         for s in &todo {
-            let (size, result, hidden) = self.results_of(s, schema)?;
+            let SampleResults {
+                size,
+                result,
+                hidden,
+            } = self.results_of(s, schema)?;
             let image = media
                 .get(&s.sample_id)
                 .ok_or_else(|| self.error(format!("no media URL for sample {}", s.sample_id)))?;
@@ -767,13 +781,12 @@ impl LabelStudioBackend {
         Ok(())
     }
 
-    /// A sample's image size, its labels as Label Studio results, and those Label Studio
-    /// cannot show (kept in task meta), by field.
+    /// A sample's image size and labels as Label Studio takes them.
     fn results_of(
         &self,
         s: &TaskSample,
         schema: &ResolvedSchema,
-    ) -> Result<(ImageSize, Vec<Value>, serde_json::Map<String, Value>), BackendError> {
+    ) -> Result<SampleResults, BackendError> {
         let size = match (s.width, s.height) {
             (Some(w), Some(h)) => ImageSize {
                 width: w,
@@ -801,7 +814,11 @@ impl LabelStudioBackend {
                 hidden.insert(field.clone(), Value::Array(c.hidden));
             }
         }
-        Ok((size, result, hidden))
+        Ok(SampleResults {
+            size,
+            result,
+            hidden,
+        })
     }
 
     /// Add labels to a batch's tasks as results of their annoform prediction (made when a
@@ -822,7 +839,7 @@ impl LabelStudioBackend {
             .await
             .map_err(|e| self.http_error(e))?;
         for s in &spec.samples {
-            let (_, result, _) = self.results_of(s, schema)?;
+            let result = self.results_of(s, schema)?.result;
             if result.is_empty() {
                 continue;
             }
