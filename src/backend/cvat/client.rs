@@ -7,7 +7,8 @@
 //!
 //! What downloads need (the resolved schema, the run's non-secret settings, the frames of
 //! imported tasks) comes from the run's record through `attach`; the server holds nothing of
-//! annoform's but task names and the hidden `label_id` attributes. Label ids are read with
+//! annoform's but task names, the hidden `label_id` attributes and, in the bug tracker field
+//! of a project annoform made, the identity of the run it was made for. Label ids are read with
 //! one `GET /api/labels` per project and process, and labels a run needs but the project
 //! lacks (a project reused by name, a schema grown in place) are added before tasks go up.
 //!
@@ -503,6 +504,8 @@ impl CvatBackend {
                 continue;
             };
             if self.has_data(&t, id).await? {
+                // The interruption may have come before the jobs were assigned.
+                self.assign_jobs(id, info, task).await?;
                 return Ok(RemoteTask {
                     id: id.to_string(),
                     name: task.name.clone(),

@@ -83,11 +83,10 @@ impl Engine<'_> {
             None => {
                 // The record (and its lineage, which the project will carry) is saved before
                 // the project is made, so an interrupted apply finds the project as its own.
-                let r = self.new_record(&d, None);
+                let mut r = self.new_record(&d, None);
                 if let Some(p) = self.backend(&d.backend)?.find_project(&d.project_name)? {
                     self.check_adoptable(&p, &r)?;
                 }
-                let mut r = r;
                 self.store.put(&mut r)?;
                 r
             }
@@ -235,6 +234,10 @@ impl Engine<'_> {
         }
         for batch in record.labels_pending.clone() {
             self.finish_labels(record, d, &project, batch, None, true)?;
+            if let Some(t) = record.tasks.iter().find(|t| t.batch == batch) {
+                let id = t.id.clone();
+                self.map_shapes(record, d, &project, &id)?;
+            }
         }
         progress.finish();
         Ok(())
