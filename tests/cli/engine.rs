@@ -821,6 +821,14 @@ fn a_task_adopted_after_a_kill_gets_its_missing_labels() {
         ],
     );
     assert_ne!(killed.code, 0, "apply should have been killed");
+    // The re-run is killed too, once the missing labels are up and before the record says so:
+    // the third run finds them there and uploads nothing twice.
+    let killed = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("TEST_BACKEND_CRASH", "upload_labels:1")],
+    );
+    assert_ne!(killed.code, 0, "the re-run should have been killed");
+    assert_eq!(state_record(&ws)["labels_pending"], json!([1]));
     ok(ws.run(&["apply", "--auto-approve"]));
     let full = ws.run(&["plan", "--json"]);
     let expected: u64 =
