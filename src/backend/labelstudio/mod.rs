@@ -80,6 +80,8 @@ pub struct LabelStudioBackend {
     /// The last task listing, reused by read-only calls until this client changes the project
     /// (a plan asks for tasks and status in turn: one listing answers both).
     listing: Option<Listing>,
+    /// Projects this client created: no earlier apply can have uploaded files to them.
+    created: HashSet<String>,
 }
 
 /// One project's tasks grouped by batch, as last listed (without annotations).
@@ -278,6 +280,7 @@ impl LabelStudioBackend {
             local_files_root,
             schemas: HashMap::new(),
             listing: None,
+            created: HashSet::new(),
         })
     }
 
@@ -732,7 +735,7 @@ impl LabelStudioBackend {
                 .await
                 .map_err(|e| self.http_error(e))?;
         }
-        if !uploads.is_empty() {
+        if !uploads.is_empty() && !self.created.contains(pid) {
             // Files an interrupted apply uploaded already are used as they are.
             let earlier = self.earlier_uploads(pid, &uploads).await?;
             uploads.retain(|(sid, _)| !earlier.contains_key(sid));
@@ -1083,6 +1086,7 @@ impl Backend for LabelStudioBackend {
             .map_err(|e| self.http_error(e))?;
         let id = id_str(&v).ok_or_else(|| self.error("the created project has no id"))?;
         self.schemas.insert(id.clone(), spec.schema.clone());
+        self.created.insert(id.clone());
         Ok(RemoteProject {
             url: Some(self.http.url(&format!("/projects/{id}"))),
             id,
