@@ -174,6 +174,19 @@ impl Backend for CustomBackend {
         self.call("create_task", json!({ "project": project, "task": task }))
     }
 
+    fn upload_labels(
+        &mut self,
+        project: &RemoteProject,
+        task: &RemoteTask,
+        labels: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        self.call::<Value>(
+            "upload_labels",
+            json!({ "project": project, "task": task, "labels": labels }),
+        )
+        .map(|_| ())
+    }
+
     fn update_schema(
         &mut self,
         project: &RemoteProject,

@@ -30,6 +30,98 @@ pub struct RemoteProject {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The run the project was made for, as stamped on it (`None`: made outside annoform,
+    /// or before projects carried it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// The identity of the run a project was made for, stamped on the project where annotators
+/// do not work with it (CVAT: its bug tracker field; Label Studio: its description), so that
+/// a run adopts only what it made and another workspace's project is refused, not taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The dataset's name in its workspace.
+    pub dataset: String,
+    /// The dataset's own id (FiftyOne's `_id` in `metadata.json`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_id: Option<String>,
+    pub key: String,
+    /// The run record's lineage.
+    pub lineage: String,
+}
+
+/// What an owner stamp starts with.
+const OWNER_TAG: &str = "annoform:run?";
+
+impl Owner {
+    /// The stamp written on a project: `annoform:run?dataset=…&dataset_id=…&key=…&lineage=…`.
+    pub fn tag(&self) -> String {
+        let mut parts = vec![("dataset", self.dataset.as_str())];
+        parts.extend(self.dataset_id.as_deref().map(|id| ("dataset_id", id)));
+        parts.push(("key", &self.key));
+        parts.push(("lineage", &self.lineage));
+        let query: Vec<String> = parts
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect();
+        format!("{OWNER_TAG}{}", query.join("&"))
+    }
+
+    /// The owner stamped somewhere in `text` (a line of a description, a bug tracker).
+    pub fn find_in(text: &str) -> Option<Owner> {
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(OWNER_TAG))?;
+        let mut fields: IndexMap<&str, String> = IndexMap::new();
+        for pair in line.split('&') {
+            let (k, v) = pair.split_once('=')?;
+            fields.insert(k, percent_decode(v)?);
+        }
+        Some(Owner {
+            dataset: fields.shift_remove("dataset")?,
+            dataset_id: fields.shift_remove("dataset_id"),
+            key: fields.shift_remove("key")?,
+            lineage: fields.shift_remove("lineage")?,
+        })
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run `{}` of dataset `{}`", self.key, self.dataset)?;
+        if let Some(id) = &self.dataset_id {
+            write!(f, " ({id})")?;
+        }
+        write!(f, ", record lineage {}", self.lineage)
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A task as the backend reports it.
@@ -47,6 +139,9 @@ pub struct ProjectSpec {
     /// Non-secret backend settings from the manifest and workspace.
     #[serde(default)]
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// The run it is made for, stamped on the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 /// One sample of a task, with its media and existing labels.
@@ -136,12 +231,35 @@ pub trait Backend {
     fn attach(&mut self, _project: &RemoteProject, _context: ProjectContext<'_>) {}
     /// Every task of a project (to adopt tasks created before a crash and to spot drift).
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError>;
-    /// Create a task with its media and existing labels.
+    /// Create a task with its media, and with its existing labels when
+    /// [`labels_with_media`](Backend::labels_with_media) says so. A task of this name left
+    /// with part of its media by an interrupted call is completed, never duplicated.
     fn create_task(
         &mut self,
         project: &RemoteProject,
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError>;
+    /// Whether `create_task` uploads the labels in the same step as the media. When not,
+    /// annoform records the task once its media is up, then calls `upload_labels`.
+    fn labels_with_media(&self) -> bool {
+        true
+    }
+    /// Add these labels to a task (annoform leaves out those the task already holds, so
+    /// nothing is duplicated).
+    fn upload_labels(
+        &mut self,
+        _project: &RemoteProject,
+        task: &RemoteTask,
+        _labels: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        Err(BackendError {
+            backend: String::new(),
+            message: format!(
+                "task `{}` lacks labels annoform uploaded, and this backend cannot add labels to an existing task; delete the task in the backend and apply again",
+                task.name
+            ),
+        })
+    }
     /// Change the project's classes and attributes in place.
     fn update_schema(
         &mut self,
@@ -176,4 +294,35 @@ pub trait Backend {
     ) -> Result<Downloaded, BackendError>;
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_stamps_read_back_from_any_line() {
+        let o = Owner {
+            dataset: "my data&set=1".into(),
+            dataset_id: Some("6b02536163110a1e76c075f6".into()),
+            key: "review".into(),
+            lineage: "0123456789abcdef".into(),
+        };
+        let tag = o.tag();
+        assert!(
+            tag.starts_with("annoform:run?dataset=my%20data%26set%3D1&"),
+            "{tag}"
+        );
+        assert_eq!(Owner::find_in(&tag), Some(o.clone()));
+        let description = format!("Managed by annoform.\n\n{tag}\n");
+        assert_eq!(Owner::find_in(&description), Some(o.clone()));
+        let without_id = Owner {
+            dataset_id: None,
+            ..o
+        };
+        assert_eq!(Owner::find_in(&without_id.tag()), Some(without_id));
+        assert_eq!(Owner::find_in("annoform://review/batch-0000"), None);
+        assert_eq!(Owner::find_in("annoform:run?dataset=a&key=b"), None);
+        assert_eq!(Owner::find_in(""), None);
+    }
 }

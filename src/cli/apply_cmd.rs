@@ -106,8 +106,6 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     print_plan(ctx, &work, &args.output)?;
     if !work.plan.changes && work.runs.iter().all(|r| r.plan.actions.is_empty()) {
         eprintln!("Nothing to apply.");
-        // A download may still need its checkpoint recorded.
-        engine.apply(work, &Bars::new()).map_err(engine_error)?;
         return Ok(());
     }
     if !from_file {

@@ -40,8 +40,17 @@ pub struct RunRecord {
     pub uploaded: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<BackendObject>,
+    /// The lineage stamped on the project when another run of this workspace made it
+    /// (`project_name` shared): destroy may delete it once nothing else is in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_maker: Option<String>,
     #[serde(default)]
     pub tasks: Vec<TaskRecord>,
+    /// Batches whose task holds its media but whose labels may not all be uploaded yet: the
+    /// label upload is a step of its own, saved apart, so the next apply finishes it
+    /// (uploading what the backend lacks) and no merge reads such a task before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels_pending: Vec<u32>,
     /// Backend object id → our label id, for backends that cannot carry our ids.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub id_map: IndexMap<String, String>,
@@ -195,7 +204,9 @@ impl RunRecord {
             samples: Vec::new(),
             uploaded: IndexMap::new(),
             project: None,
+            project_maker: None,
             tasks: Vec::new(),
+            labels_pending: Vec::new(),
             id_map: IndexMap::new(),
             merge: None,
             prevent_destroy: false,

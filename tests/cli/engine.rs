@@ -870,3 +870,207 @@ fn a_sample_deleted_by_hand_is_drift_and_keeps_its_labels() {
     assert_eq!(plan["runs"][0]["actions"], json!(["drift"]), "{plan:#}");
     assert!(state_record(&ws)["merge"]["cursor"].is_null());
 }
+
+/// The labels each sample's annotations hold in the backend, per task name.
+fn held_labels(ws: &Workspace) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for p in backend(ws)["projects"].as_array().unwrap() {
+        for t in p["tasks"].as_array().unwrap() {
+            let n = t["annotations"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|f| f["ground_truth"].as_array().map_or(0, Vec::len))
+                .sum();
+            out.push((t["name"].as_str().unwrap().to_string(), n));
+        }
+    }
+    out
+}
+
+/// Annotators finish every task without changing anything.
+fn complete_all(ws: &Workspace) {
+    let mut store = backend(ws);
+    let clock = store["clock"].as_u64().unwrap_or(0) + 1;
+    store["clock"] = json!(clock);
+    for p in store["projects"].as_array_mut().unwrap() {
+        for t in p["tasks"].as_array_mut().unwrap() {
+            t["updated"] = json!(clock);
+            t["status"] = json!("completed");
+            t["complete"] = json!(true);
+        }
+    }
+    save_backend(ws, &store);
+}
+
+/// Killed after a task's media went up and before its labels did: the re-run adopts the
+/// task, finds its labels missing and uploads them (once), and no later merge deletes them.
+#[test]
+fn a_task_adopted_after_a_kill_gets_its_missing_labels() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 4\nlabel_field: ground_truth\nbackend_config:\n  task_size: 2\n"
+    ));
+    let killed = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[
+            ("TEST_BACKEND_DROP_LABELS", "create_task:2"),
+            ("TEST_BACKEND_CRASH", "create_task:2"),
+        ],
+    );
+    assert_ne!(killed.code, 0, "apply should have been killed");
+    // The re-run is killed too, once the missing labels are up and before the record says so:
+    // the third run finds them there and uploads nothing twice.
+    let killed = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("TEST_BACKEND_CRASH", "upload_labels:1")],
+    );
+    assert_ne!(killed.code, 0, "the re-run should have been killed");
+    assert_eq!(state_record(&ws)["labels_pending"], json!([1]));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let full = ws.run(&["plan", "--json"]);
+    let expected: u64 =
+        serde_json::from_str::<Value>(&ok(full).stdout).unwrap()["runs"][0]["samples"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(expected, 4);
+    let held = held_labels(&ws);
+    assert_eq!(held.len(), 2, "{held:?}");
+    let uploaded: usize = samples(&ws)
+        .iter()
+        .take(4)
+        .map(|s| {
+            s["ground_truth"]["detections"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(
+        held.iter().map(|h| h.1).sum::<usize>(),
+        uploaded,
+        "every label is in the backend, once: {held:?}"
+    );
+    assert!(state_record(&ws).get("labels_pending").is_none());
+
+    // Annotators finish without touching anything: nothing is deleted.
+    complete_all(&ws);
+    let plan = plan_json(&ws);
+    assert_eq!(
+        plan["runs"][0]["fields"]["ground_truth"]["deleted"], 0,
+        "{plan}"
+    );
+    assert_eq!(plan["changes"], false, "{plan}");
+}
+
+/// A task recorded with its media but killed before its labels: the record says so, the plan
+/// finishes it before anything merges from it.
+#[test]
+fn a_recorded_task_without_labels_is_finished_not_merged() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\nload:\n  when: always\n"
+    ));
+    ok(ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("TEST_BACKEND_DROP_LABELS", "create_task:1")],
+    ));
+    // What an apply killed between the two steps leaves: the task recorded, labels pending.
+    let path = ws.path().join(".annoform/state/quickstart/review.json");
+    let mut record = state_record(&ws);
+    record["labels_pending"] = json!([0]);
+    record["uploaded"] = json!({});
+    std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["extend"]), "{plan}");
+    assert_eq!(
+        plan["runs"][0]["fields"]["ground_truth"]["deleted"].as_u64(),
+        None,
+        "nothing merged from the unfinished task: {plan}"
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let uploaded: usize = samples(&ws)
+        .iter()
+        .take(2)
+        .map(|s| {
+            s["ground_truth"]["detections"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(held_labels(&ws)[0].1, uploaded);
+    assert_eq!(plan_json(&ws)["changes"], false);
+}
+
+/// The first apply after a create has nothing to do and writes nothing.
+#[test]
+fn a_no_op_apply_writes_nothing() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\nload:\n  when: always\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let serial = state_record(&ws)["serial"].clone();
+    let before = state_bytes(&ws);
+    let out = ok(ws.run(&["apply", "--auto-approve"]));
+    assert!(out.stderr.contains("Nothing to apply"), "{}", out.stderr);
+    assert_eq!(state_record(&ws)["serial"], serial);
+    assert!(state_bytes(&ws) == before, "the no-op apply rewrote state");
+}
+
+/// Two workspaces, one backend, the same project name and run key, different samples: the
+/// second refuses the first's project (naming it and its owner) instead of adopting it, and
+/// its destroy leaves it alone.
+#[test]
+fn another_workspaces_project_is_refused_not_adopted() {
+    let manifest = format!(
+        "{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\nbackend_config:\n  project_name: ${{env:TEAM}}-review\n"
+    );
+    let a = engine_workspace(&manifest).env("TEAM", "vision");
+    ok(a.run(&["apply", "--auto-approve"]));
+    assert_eq!(
+        backend(&a)["projects"][0]["name"],
+        "vision-review",
+        "`${{env:...}}` in project_name is resolved"
+    );
+    let b = engine_workspace(&manifest.replace("limit: 2", "skip: 2")).env("TEAM", "vision");
+    std::fs::copy(a.path().join("backend.json"), b.path().join("backend.json")).unwrap();
+    // Both workspaces now talk to the same backend store.
+    let shared = a.path().join("backend.json");
+    let toml = std::fs::read_to_string(b.path().join("annoform.toml")).unwrap();
+    b.write(
+        "annoform.toml",
+        &toml.replace(
+            &b.path().join("backend.json").display().to_string(),
+            &shared.display().to_string(),
+        ),
+    );
+    let out = b.run(&["apply", "--auto-approve"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("project `vision-review`")
+            && out.stderr.contains("run `review` of dataset `quickstart`")
+            && out.stderr.contains("project_name"),
+        "{}",
+        out.stderr
+    );
+    let tasks = backend(&a)["projects"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(tasks, 1, "B added nothing to A's project");
+    // A record B would have made by adopting A's project (as annoform did before projects
+    // carried their run's identity): B's destroy still leaves A's project alone.
+    let mut adopted = state_record(&a);
+    adopted["lineage"] = json!("0000000000000000");
+    adopted["serial"] = json!(1);
+    b.write(
+        ".annoform/state/quickstart/review.json",
+        &serde_json::to_string_pretty(&adopted).unwrap(),
+    );
+    let before = std::fs::read(b.path().join("datasets/quickstart/samples.json")).unwrap();
+    ok(b.run(&["destroy", "--auto-approve"]));
+    assert_eq!(project_count(&a), 1, "B's destroy leaves A's project");
+    assert_eq!(
+        std::fs::read(b.path().join("datasets/quickstart/samples.json")).unwrap(),
+        before
+    );
+    // A is untouched and converged.
+    assert_eq!(plan_json(&a)["changes"], false);
+}

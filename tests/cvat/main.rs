@@ -8,6 +8,7 @@ mod cvat_fake;
 mod fs;
 
 mod acceptance;
+mod adoption;
 mod import;
 mod trials;
 

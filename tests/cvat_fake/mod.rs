@@ -76,6 +76,15 @@ impl FakeCvat {
         &self.base_url
     }
 
+    /// Answer the next `times` requests `method path` (path after `/api/`, `*` matching one
+    /// segment, e.g. `tasks/*/annotations`) with HTTP 400 and do nothing: a test's stand-in
+    /// for a server or client that stopped at that request.
+    pub fn refuse(&self, method: &str, path: &str, times: u32) {
+        let mut s = self.state.lock().expect("state");
+        s.refusals
+            .push((method.to_string(), path.to_string(), times));
+    }
+
     /// The admin's API key (what `POST /api/auth/login` answers for the admin).
     pub fn admin_key(&self) -> String {
         let s = self.state.lock().expect("state");
@@ -225,6 +234,9 @@ fn dispatch(state: &mut State, req: &Req) -> Resp {
         return r;
     }
     let seg: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    if refused(state, &req.method, &seg) {
+        return Resp::list_error("refused by the test");
+    }
     match (req.method.as_str(), seg.as_slice()) {
         ("POST", ["auth", "login"]) => return users::login(state, req),
         ("POST", ["auth", "register"]) => return users::register(state, req),
@@ -267,6 +279,24 @@ fn route(state: &mut State, req: &Req, caller: u64, seg: &[&str]) -> Resp {
         (_, ["jobs", j, "annotations"]) => annotations::handle(state, req, Scope::Job(id(j))),
         ("GET", ["requests", rq]) => tasks::request_status(state, rq),
         _ => Resp::detail(404, "Not found."),
+    }
+}
+
+/// Whether a test asked to refuse this request (counting it down).
+fn refused(state: &mut State, method: &str, seg: &[&str]) -> bool {
+    let hit = state.refusals.iter_mut().find(|(m, pattern, left)| {
+        let parts: Vec<&str> = pattern.split('/').collect();
+        *left > 0
+            && m == method
+            && parts.len() == seg.len()
+            && parts.iter().zip(seg).all(|(p, s)| *p == "*" || p == s)
+    });
+    match hit {
+        Some((_, _, left)) => {
+            *left -= 1;
+            true
+        }
+        None => false,
     }
 }
 

@@ -66,6 +66,7 @@ pub struct Label {
 pub struct Project {
     pub id: u64,
     pub name: String,
+    pub bug_tracker: String,
     pub owner: u64,
     pub created: String,
     pub updated: String,
@@ -196,6 +197,9 @@ pub struct State {
     pub requests: BTreeMap<u64, BgRequest>,
     pub annotations: BTreeMap<u64, Annotations>,
     pub tus: BTreeMap<String, Tus>,
+    /// Requests to refuse (a test's fault): method, path pattern (`*` for one segment),
+    /// how many more times.
+    pub refusals: Vec<(String, String, u32)>,
     colors: usize,
     keys: u64,
 }

@@ -308,7 +308,7 @@ fn project_json(state: &State, base: &str, p: &Project) -> Value {
     json!({
         "url": format!("{base}/api/projects/{}", p.id), "id": p.id, "name": p.name,
         "owner": state.user_brief(base, Some(p.owner)), "assignee": null, "guide_id": null,
-        "bug_tracker": "", "created_date": p.created, "updated_date": p.updated,
+        "bug_tracker": p.bug_tracker, "created_date": p.created, "updated_date": p.updated,
         "status": "annotation", "dimension": null, "organization": null,
         "target_storage": null, "source_storage": null,
         "tasks": {"count": tasks.len(), "url": format!("{base}/api/tasks?project_id={}", p.id)},
@@ -329,6 +329,7 @@ pub fn create_project(state: &mut State, req: &Req, caller: u64) -> Resp {
     state.projects.push(Project {
         id,
         name: body["name"].as_str().unwrap_or_default().into(),
+        bug_tracker: body["bug_tracker"].as_str().unwrap_or_default().into(),
         owner: caller,
         created: stamp.clone(),
         updated: stamp,

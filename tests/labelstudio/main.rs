@@ -10,6 +10,7 @@
 
 mod acceptance;
 mod evidence;
+mod adoption;
 mod proxy;
 mod timings;
 
@@ -415,9 +416,20 @@ fn adopts_after_a_lost_record_with_local_files() {
     );
     assert_eq!(status, 200);
 
-    // A crash that lost the record: apply adopts the project and its batch by name.
+    // The record lost: the project carries the identity of a run this workspace no longer
+    // knows, so apply refuses it (it could be another workspace's), and `import` takes it
+    // over with its batch.
     std::fs::remove_dir_all(ws.path().join(".annoform/state")).unwrap();
-    ws.run(&["apply", "--auto-approve"]);
+    let out = ws.command(&["apply", "--auto-approve"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains(&format!(
+                "project `{PROJECT}` ({pid}) belongs to run `review`"
+            )),
+        "{stderr}"
+    );
+    ws.run(&["import", "review"]);
     assert_eq!(ls.project(PROJECT), Some(pid));
     assert_eq!(ls.tasks(pid).len(), 5, "no duplicate tasks");
     let plan = ws.plan();

@@ -36,6 +36,13 @@ pub struct Switches {
     pub empty_listings: AtomicUsize,
     /// Downloads or listings lost or emptied so far.
     pub spoiled: AtomicUsize,
+    /// Forward a file upload (`POST .../import?commit_to_project=false`) but hold the answer
+    /// back (for a long time).
+    pub hold_upload: AtomicBool,
+    /// A file upload was forwarded and Label Studio answered it.
+    pub upload_done: AtomicBool,
+    /// File uploads forwarded so far.
+    pub uploads: AtomicUsize,
 }
 
 /// Takes one from a countdown switch; whether it was armed.
@@ -128,6 +135,11 @@ async fn forward(
             .query()
             .unwrap_or_default()
             .contains("commit_to_project=false");
+    let is_upload =
+        method == hyper::Method::POST && req.uri().path().ends_with("/import") && !is_import;
+    if is_upload {
+        sw.uploads.fetch_add(1, Ordering::SeqCst);
+    }
     let mut out = http.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
         format!("{upstream}{path}"),
@@ -170,6 +182,10 @@ async fn forward(
         sw.spoiled.fetch_add(1, Ordering::SeqCst);
         let v = serde_json::json!({"total": 0, "total_annotations": 0, "total_predictions": 0, "tasks": []});
         return respond(status, ctype.as_deref(), Bytes::from(v.to_string()));
+    }
+    if is_upload && sw.hold_upload.load(Ordering::SeqCst) {
+        sw.upload_done.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(600)).await;
     }
     respond(status, ctype.as_deref(), bytes)
 }

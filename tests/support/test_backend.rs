@@ -12,6 +12,10 @@
 //! - `TEST_BACKEND_SCHEMA_IN_PLACE=false`: declare that schemas cannot change in place.
 //! - `TEST_BACKEND_DROP=download:N`: the N-th `download` answer loses its annotations on the
 //!   way (a page lost), while still listing the task's samples.
+//! - `TEST_BACKEND_DROP_LABELS=create_task:N`: the N-th `create_task` keeps the media but
+//!   none of the labels (a server that stopped between the two).
+//!
+//! Projects keep the `owner` they were created with (the run's identity) and report it.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -33,6 +37,7 @@ fn main() {
     let fail = trigger("TEST_BACKEND_FAIL");
     let crash = trigger("TEST_BACKEND_CRASH");
     let drop = trigger("TEST_BACKEND_DROP");
+    let drop_labels = trigger("TEST_BACKEND_DROP_LABELS");
     let mut calls: HashMap<String, u32> = HashMap::new();
 
     let stdin = std::io::stdin();
@@ -51,7 +56,20 @@ fn main() {
             json!({"id": id, "error": {"message": format!("injected failure of {method} call {n}")}})
         } else {
             let mut store = load(&store_path);
-            let mut result = handle(&mut store, &method, &req["params"]);
+            let mut params = req["params"].clone();
+            if drop_labels
+                .as_ref()
+                .is_some_and(|(m, k)| *m == method && *k == *n)
+            {
+                for s in params["task"]["samples"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    s["labels"] = json!({});
+                }
+            }
+            let mut result = handle(&mut store, &method, &params);
             save(&store_path, &store);
             if drop.as_ref().is_some_and(|(m, k)| *m == method && *k == *n)
                 && let Ok(r) = &mut result
@@ -137,14 +155,41 @@ fn handle(store: &mut Value, method: &str, params: &Value) -> Result<Value, Stri
         "find_project" => Ok(store["projects"]
             .as_array()
             .and_then(|ps| ps.iter().find(|p| p["name"] == params["name"]))
-            .map(|p| json!({"id": p["id"], "name": p["name"]}))
+            .map(|p| json!({"id": p["id"], "name": p["name"], "owner": p["owner"]}))
             .unwrap_or(Value::Null)),
         "create_project" => {
             let id = next_id(store);
-            let p =
-                json!({"id": id, "name": params["name"], "schema": params["schema"], "tasks": []});
+            let p = json!({"id": id, "name": params["name"], "schema": params["schema"],
+                           "owner": params["owner"], "tasks": []});
             store["projects"].as_array_mut().expect("projects").push(p);
-            Ok(json!({"id": id, "name": params["name"]}))
+            Ok(json!({"id": id, "name": params["name"], "owner": params["owner"]}))
+        }
+        "upload_labels" => {
+            let task_id = params["task"]["id"].clone();
+            let samples = params["labels"]["samples"].clone();
+            let p = project_mut(store, params)?;
+            let t = p["tasks"]
+                .as_array_mut()
+                .expect("tasks")
+                .iter_mut()
+                .find(|t| t["id"] == task_id)
+                .ok_or("no such task (HTTP 404)")?;
+            let id = t["id"].as_str().unwrap_or_default().to_string();
+            for s in samples.as_array().ok_or("no samples")? {
+                let sid = s["sample_id"].as_str().ok_or("no sample id")?;
+                for (field, labels) in s["labels"].as_object().ok_or("no labels")? {
+                    let held = &mut t["annotations"][sid][field];
+                    if held.is_null() {
+                        *held = json!([]);
+                    }
+                    let list = held.as_array_mut().expect("labels");
+                    for l in labels.as_array().ok_or("labels not a list")? {
+                        let n = list.len() + 1;
+                        list.push(json!({"backend_id": format!("{id}-{field}-{n}"), "label": l}));
+                    }
+                }
+            }
+            Ok(Value::Null)
         }
         "list_tasks" => {
             let p = project_mut(store, params)?;

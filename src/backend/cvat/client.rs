@@ -7,7 +7,8 @@
 //!
 //! What downloads need (the resolved schema, the run's non-secret settings, the frames of
 //! imported tasks) comes from the run's record through `attach`; the server holds nothing of
-//! annoform's but task names and the hidden `label_id` attributes. Label ids are read with
+//! annoform's but task names, the hidden `label_id` attributes and, in the bug tracker field
+//! of a project annoform made, the identity of the run it was made for. Label ids are read with
 //! one `GET /api/labels` per project and process, and labels a run needs but the project
 //! lacks (a project reused by name, a schema grown in place) are added before tasks go up.
 //!
@@ -490,21 +491,30 @@ impl CvatBackend {
         let pid: u64 = project
             .parse()
             .map_err(|_| self.error(format!("invalid project id `{project}`")))?;
-        // A task left without data by an interrupted apply is useless: replace it.
-        let stale = self
+        // A task of this name left by an interrupted apply: one whose data is attached (or
+        // still being processed) is reused as it is, without uploading its media again; one
+        // left without data cannot take it any more, and is replaced.
+        let earlier = self
             .list("/api/tasks", &[("project_id", project.into())])
             .await
             .map_err(|e| self.http_error(e))?;
-        for t in stale {
-            if our_task_name(&t) == Some(task.name.as_str())
-                && t.get("size").and_then(Value::as_u64).unwrap_or(0) == 0
-                && let Some(id) = id_of(&t)
-            {
-                self.http
-                    .delete(&format!("/api/tasks/{id}"))
-                    .await
-                    .map_err(|e| self.http_error(e))?;
+        for t in earlier {
+            let Some(id) = id_of(&t).filter(|_| our_task_name(&t) == Some(task.name.as_str()))
+            else {
+                continue;
+            };
+            if self.has_data(&t, id).await? {
+                // The interruption may have come before the jobs were assigned.
+                self.assign_jobs(id, info, task).await?;
+                return Ok(RemoteTask {
+                    id: id.to_string(),
+                    name: task.name.clone(),
+                });
             }
+            self.http
+                .delete(&format!("/api/tasks/{id}"))
+                .await
+                .map_err(|e| self.http_error(e))?;
         }
         let name = match s.get("task_name").and_then(Value::as_str) {
             Some(n) if !n.is_empty() => format!("{n} [{}]", task.name),
@@ -543,7 +553,26 @@ impl CvatBackend {
         })
     }
 
-    /// Upload a new task's media and existing labels, and assign its jobs.
+    /// Whether a task holds its media: its frames are counted, or the request processing
+    /// them (`create:task-<id>`, as CVAT names it) is still at work and finishes well.
+    async fn has_data(&self, t: &Value, id: u64) -> Result<bool, BackendError> {
+        if t.get("size").and_then(Value::as_u64).unwrap_or(0) > 0 {
+            return Ok(true);
+        }
+        let rq = format!("create:task-{id}");
+        let status = self
+            .get_opt(&format!("/api/requests/{}", rq.replace(':', "%3A")), &[])
+            .await
+            .map_err(|e| self.http_error(e))?;
+        let at_work = status
+            .as_ref()
+            .and_then(|v| v.get("status"))
+            .and_then(Value::as_str)
+            .is_some_and(|s| matches!(s, "queued" | "started" | "finished"));
+        Ok(at_work && self.wait(&rq).await.is_ok())
+    }
+
+    /// Upload a new task's media and assign its jobs (labels go up apart: `upload_labels`).
     async fn fill_task(
         &self,
         tid: u64,
@@ -635,11 +664,30 @@ impl CvatBackend {
             .and_then(Value::as_str)
             .ok_or_else(|| self.error(format!("POST {path} answered without an rq_id")))?;
         self.wait(rq).await?;
+        self.assign_jobs(tid, info, task).await
+    }
 
-        // Existing labels, one frame per sample, in upload order.
+    /// Add labels to a task, one frame per sample in upload order (`action=create`: what the
+    /// task holds already stays).
+    async fn add_labels(
+        &self,
+        tid: &str,
+        info: &ProjectInfo,
+        task: &TaskSpec,
+        frames: &[String],
+    ) -> Result<(), BackendError> {
         let schema = &info.meta.schema;
         let mut ann = CvatAnnotations::default();
-        for (frame, sample) in task.samples.iter().enumerate() {
+        for sample in &task.samples {
+            let frame = frames
+                .iter()
+                .position(|f| *f == sample.sample_id)
+                .ok_or_else(|| {
+                    self.error(format!(
+                        "task {tid} has no frame of sample {}",
+                        sample.sample_id
+                    ))
+                })?;
             let size = match (sample.width, sample.height) {
                 (Some(w), Some(h)) => ImageSize {
                     width: w,
@@ -668,15 +716,25 @@ impl CvatBackend {
         if !(ann.tags.is_empty() && ann.shapes.is_empty()) {
             let body = serde_json::to_value(&ann).map_err(|e| self.error(e.to_string()))?;
             self.call(
-                Method::PUT,
+                Method::PATCH,
                 &format!("/api/tasks/{tid}/annotations"),
-                &[],
+                &[("action", "create".into())],
                 Some(&body),
             )
             .await
             .map_err(|e| self.http_error(e))?;
         }
+        Ok(())
+    }
 
+    /// Assign a new task's jobs.
+    async fn assign_jobs(
+        &self,
+        tid: u64,
+        info: &ProjectInfo,
+        task: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        let s = &info.meta.settings;
         // Jobs round-robin over `job_assignees`, counting on from earlier batches (each of
         // which is full: `task_size` samples).
         let assignees = strings(s, "job_assignees");
@@ -890,12 +948,16 @@ impl Backend for CvatBackend {
         Ok(found
             .iter()
             .filter(|p| p.get("name").and_then(Value::as_str) == Some(name))
-            .filter_map(id_of)
-            .min()
-            .map(|id| RemoteProject {
+            .filter_map(|p| Some((id_of(p)?, p)))
+            .min_by_key(|(id, _)| *id)
+            .map(|(id, p)| RemoteProject {
                 id: id.to_string(),
                 name: name.to_string(),
                 url: Some(self.http.url(&format!("/projects/{id}"))),
+                owner: p
+                    .get("bug_tracker")
+                    .and_then(Value::as_str)
+                    .and_then(Owner::find_in),
             }))
     }
 
@@ -926,7 +988,12 @@ impl Backend for CvatBackend {
             }
             None => {
                 let specs = labels::label_specs(&schema);
-                let body = json!({"name": spec.name, "labels": specs});
+                let mut body = json!({"name": spec.name, "labels": specs});
+                if let Some(owner) = &spec.owner {
+                    // The project's bug tracker is a link annotators rarely follow: it
+                    // carries the run's identity.
+                    body["bug_tracker"] = json!(owner.tag());
+                }
                 let v = self
                     .rt
                     .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
@@ -942,6 +1009,7 @@ impl Backend for CvatBackend {
         self.remember(&id, meta, labels)?;
         Ok(RemoteProject {
             url: Some(self.http.url(&format!("/projects/{id}"))),
+            owner: existing.is_none().then(|| spec.owner.clone()).flatten(),
             id,
             name,
         })
@@ -993,6 +1061,37 @@ impl Backend for CvatBackend {
         self.resolve_users(&info.meta.settings)?;
         self.rt
             .block_on(self.create_task_async(&project.id, &info, task))
+    }
+
+    fn labels_with_media(&self) -> bool {
+        false
+    }
+
+    fn upload_labels(
+        &mut self,
+        project: &RemoteProject,
+        task: &RemoteTask,
+        labels: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        let info = self.with_labels(&project.id)?;
+        let this = &*self;
+        this.rt.block_on(async {
+            let meta = this
+                .get(&format!("/api/tasks/{}/data/meta", task.id), &[])
+                .await
+                .map_err(|e| this.http_error(e))?;
+            let frames: Vec<String> = meta
+                .get("frames")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+                    sample_of_frame(name).unwrap_or_default().to_string()
+                })
+                .collect();
+            this.add_labels(&task.id, &info, labels, &frames).await
+        })
     }
 
     fn update_schema(
@@ -1222,6 +1321,10 @@ impl CvatBackend {
             url: Some(self.http.url(&format!("/projects/{pid}"))),
             id: pid,
             name,
+            owner: p
+                .get("bug_tracker")
+                .and_then(Value::as_str)
+                .and_then(Owner::find_in),
         })
     }
 

@@ -79,6 +79,8 @@ pub struct LabelStudioBackend {
     /// The last task listing, reused by read-only calls until this client changes the project
     /// (a plan asks for tasks and status in turn: one listing answers both).
     listing: Option<Listing>,
+    /// Projects this client created: no earlier apply can have uploaded files to them.
+    created: HashSet<String>,
 }
 
 /// One project's tasks grouped by batch, as last listed (without annotations).
@@ -95,6 +97,16 @@ fn updated_at(task: &Value) -> Option<String> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     (secs.len() == 19 && frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()))
         .then(|| format!("{secs}.{frac:0<9}Z"))
+}
+
+/// A sample's labels as Label Studio takes them.
+struct SampleResults {
+    /// The image size the results are relative to.
+    size: ImageSize,
+    /// The labels Label Studio shows, as prediction results.
+    result: Vec<Value>,
+    /// Field → the labels Label Studio cannot show (kept in task meta).
+    hidden: serde_json::Map<String, Value>,
 }
 
 /// One page of a task listing.
@@ -167,6 +179,30 @@ fn encode_path(p: &str) -> String {
                 out.push(char::from(b));
             }
             _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The uploads of a file-upload listing that hold these files (sample id, path), as
+/// (sample id, `/data/...`): each was sent as `<sample id><ext>` and stored as
+/// `<uuid>-<sample id><ext>`.
+fn stored_uploads(listed: &Value, files: &[(String, PathBuf)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for f in listed.as_array().into_iter().flatten() {
+        let Some(file) = f.get("file").and_then(Value::as_str) else {
+            continue;
+        };
+        let stored = file.rsplit('/').next().unwrap_or(file);
+        if let Some((sid, _)) = files.iter().find(|(sid, p)| {
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .map_or(String::new(), |e| format!(".{e}"));
+            stored.ends_with(&format!("-{sid}{ext}"))
+        }) && !out.iter().any(|(s, _)| s == sid)
+        {
+            out.push((sid.clone(), format!("/data/{file}")));
         }
     }
     out
@@ -260,6 +296,7 @@ impl LabelStudioBackend {
             local_files_root,
             schemas: HashMap::new(),
             listing: None,
+            created: HashSet::new(),
         })
     }
 
@@ -719,23 +756,7 @@ impl LabelStudioBackend {
                 )
                 .await
                 .map_err(|e| self.http_error(e))?;
-            let mut out = Vec::new();
-            for f in listed.as_array().into_iter().flatten() {
-                let Some(file) = f.get("file").and_then(Value::as_str) else {
-                    continue;
-                };
-                let stored = file.rsplit('/').next().unwrap_or(file);
-                if let Some((sid, _)) = chunk.iter().find(|(sid, p)| {
-                    let ext = p
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .map_or(String::new(), |e| format!(".{e}"));
-                    stored.ends_with(&format!("-{sid}{ext}"))
-                }) {
-                    out.push((sid.clone(), format!("/data/{file}")));
-                }
-            }
-            Ok::<_, BackendError>(out)
+            Ok::<_, BackendError>(stored_uploads(&listed, chunk))
         });
         let mut map = BTreeMap::new();
         let mut done = futures_util::stream::iter(chunks).buffer_unordered(
@@ -754,6 +775,23 @@ impl LabelStudioBackend {
             )));
         }
         Ok(map)
+    }
+
+    /// The files of `project` already uploaded for these samples (by an apply interrupted
+    /// before its import): sample id → `/data/...`.
+    async fn earlier_uploads(
+        &self,
+        project: &str,
+        files: &[(String, PathBuf)],
+    ) -> Result<BTreeMap<String, String>, BackendError> {
+        let listed = self
+            .get(
+                &format!("/api/projects/{project}/file-uploads"),
+                &[("all", "true".into())],
+            )
+            .await
+            .map_err(|e| self.http_error(e))?;
+        Ok(stored_uploads(&listed, files).into_iter().collect())
     }
 
     async fn create_task_async(
@@ -807,6 +845,12 @@ impl LabelStudioBackend {
                 .await
                 .map_err(|e| self.http_error(e))?;
         }
+        if !uploads.is_empty() && !self.created.contains(pid) {
+            // Files an interrupted apply uploaded already are used as they are.
+            let earlier = self.earlier_uploads(pid, &uploads).await?;
+            uploads.retain(|(sid, _)| !earlier.contains_key(sid));
+            media.extend(earlier);
+        }
         if !uploads.is_empty() {
             media.extend(self.upload(pid, &uploads).await?);
         }
@@ -814,34 +858,11 @@ impl LabelStudioBackend {
         // weighs several times its text, and the request needs only the text.
         let mut payload: Vec<Box<serde_json::value::RawValue>> = Vec::with_capacity(todo.len());
         for s in &todo {
-            let size = match (s.width, s.height) {
-                (Some(w), Some(h)) => ImageSize {
-                    width: w,
-                    height: h,
-                },
-                _ => {
-                    let d = imagesize::size(&s.media).map_err(|e| {
-                        self.error(format!("cannot read the size of {}: {e}", s.media))
-                    })?;
-                    ImageSize {
-                        width: d.width as u32,
-                        height: d.height as u32,
-                    }
-                }
-            };
-            let mut result = Vec::new();
-            let mut hidden = serde_json::Map::new();
-            for (field, labels) in &s.labels {
-                let Some(f) = schema.fields.get(field) else {
-                    continue;
-                };
-                let c = convert::to_results(field, f, labels, size)
-                    .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
-                result.extend(c.results);
-                if !c.hidden.is_empty() {
-                    hidden.insert(field.clone(), Value::Array(c.hidden));
-                }
-            }
+            let SampleResults {
+                size,
+                result,
+                hidden,
+            } = self.results_of(s, schema)?;
             let image = media
                 .get(&s.sample_id)
                 .ok_or_else(|| self.error(format!("no media URL for sample {}", s.sample_id)))?;
@@ -868,6 +889,107 @@ impl LabelStudioBackend {
                 Some(chunk),
             )
             .await
+            .map_err(|e| self.http_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// A sample's image size and labels as Label Studio takes them.
+    fn results_of(
+        &self,
+        s: &TaskSample,
+        schema: &ResolvedSchema,
+    ) -> Result<SampleResults, BackendError> {
+        let size = match (s.width, s.height) {
+            (Some(w), Some(h)) => ImageSize {
+                width: w,
+                height: h,
+            },
+            _ => {
+                let d = imagesize::size(&s.media)
+                    .map_err(|e| self.error(format!("cannot read the size of {}: {e}", s.media)))?;
+                ImageSize {
+                    width: d.width as u32,
+                    height: d.height as u32,
+                }
+            }
+        };
+        let mut result = Vec::new();
+        let mut hidden = serde_json::Map::new();
+        for (field, labels) in &s.labels {
+            let Some(f) = schema.fields.get(field) else {
+                continue;
+            };
+            let c = convert::to_results(field, f, labels, size)
+                .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
+            result.extend(c.results);
+            if !c.hidden.is_empty() {
+                hidden.insert(field.clone(), Value::Array(c.hidden));
+            }
+        }
+        Ok(SampleResults {
+            size,
+            result,
+            hidden,
+        })
+    }
+
+    /// Add labels to a batch's tasks as results of their annoform prediction (made when a
+    /// task has none).
+    async fn add_predictions(
+        &self,
+        project: &RemoteProject,
+        batch: &str,
+        spec: &TaskSpec,
+        schema: &ResolvedSchema,
+    ) -> Result<(), BackendError> {
+        let held = self
+            .tasks(
+                &project.id,
+                true,
+                Some(data_filter("annoform_batch", batch)),
+            )
+            .await
+            .map_err(|e| self.http_error(e))?;
+        for s in &spec.samples {
+            let result = self.results_of(s, schema)?.result;
+            if result.is_empty() {
+                continue;
+            }
+            let task = held
+                .iter()
+                .find(|t| t["data"]["sample_id"].as_str() == Some(s.sample_id.as_str()))
+                .ok_or_else(|| {
+                    self.error(format!(
+                        "batch `{batch}` has no task of sample {}",
+                        s.sample_id
+                    ))
+                })?;
+            let ours = task
+                .get("predictions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION));
+            match ours.and_then(|p| Some((id_str(p)?, p))) {
+                Some((id, p)) => {
+                    let mut all = p
+                        .get("result")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    all.extend(result);
+                    let path = format!("/api/predictions/{id}");
+                    self.call(Method::PATCH, &path, &[], Some(&json!({ "result": all })))
+                        .await
+                }
+                None => {
+                    let body = json!({"task": task["id"], "model_version": MODEL_VERSION,
+                                      "result": result});
+                    self.call(Method::POST, "/api/predictions", &[], Some(&body))
+                        .await
+                }
+            }
             .map_err(|e| self.http_error(e))?;
         }
         Ok(())
@@ -1043,6 +1165,10 @@ impl Backend for LabelStudioBackend {
                         url: Some(this.http.url(&format!("/projects/{id}"))),
                         id,
                         name: name.to_string(),
+                        owner: p
+                            .get("description")
+                            .and_then(Value::as_str)
+                            .and_then(Owner::find_in),
                     }));
                 }
                 if v.get("next").is_none_or(Value::is_null) {
@@ -1058,18 +1184,26 @@ impl Backend for LabelStudioBackend {
             self.local_files_root = Some(PathBuf::from(root));
         }
         let xml = config::labeling_config(&spec.schema).map_err(|e| self.error(e.to_string()))?;
-        let body = json!({"title": spec.name, "label_config": xml,
-            "description": "Managed by annoform: changes to the labeling setup are overwritten by `annoform apply`."});
+        let mut description =
+            "Managed by annoform: changes to the labeling setup are overwritten by `annoform apply`."
+                .to_string();
+        if let Some(owner) = &spec.owner {
+            // The run's identity, on a line of its own: a run adopts only its own project.
+            description.push_str(&format!("\n\n{}", owner.tag()));
+        }
+        let body = json!({"title": spec.name, "label_config": xml, "description": description});
         let v = self
             .rt
             .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
             .map_err(|e| self.http_error(e))?;
         let id = id_str(&v).ok_or_else(|| self.error("the created project has no id"))?;
         self.schemas.insert(id.clone(), spec.schema.clone());
+        self.created.insert(id.clone());
         Ok(RemoteProject {
             url: Some(self.http.url(&format!("/projects/{id}"))),
             id,
             name: spec.name.clone(),
+            owner: spec.owner.clone(),
         })
     }
 
@@ -1098,6 +1232,18 @@ impl Backend for LabelStudioBackend {
             id: task.name.clone(),
             name: task.name.clone(),
         })
+    }
+
+    fn upload_labels(
+        &mut self,
+        project: &RemoteProject,
+        task: &RemoteTask,
+        labels: &TaskSpec,
+    ) -> Result<(), BackendError> {
+        let schema = self.schema_for(project, labels)?;
+        self.listing = None;
+        self.rt
+            .block_on(self.add_predictions(project, &task.name, labels, &schema))
     }
 
     fn update_schema(

@@ -12,7 +12,9 @@ impl Engine<'_> {
     ) -> Result<Vec<String>, EngineError> {
         let mut done = Vec::new();
         for w in work.runs {
-            if w.plan.actions.is_empty() && w.merge.is_none() {
+            // Nothing planned, nothing written: not even the checkpoint of a download that
+            // changed nothing (the next plan downloads again and finds the same).
+            if w.plan.actions.is_empty() {
                 continue;
             }
             let summary = format!(
@@ -38,11 +40,7 @@ impl Engine<'_> {
         if actions.contains(&Action::Destroy) || actions.contains(&Action::Replace) {
             if let Some(r) = &record {
                 if let Some(p) = &r.project {
-                    let project = RemoteProject {
-                        id: p.id.clone(),
-                        name: p.name.clone(),
-                        url: None,
-                    };
+                    let project = remote(r);
                     // A project shared with other runs (`project_name` reused) stays until
                     // the last of them goes: deleting it would delete their tasks too.
                     let mut shared = false;
@@ -57,8 +55,18 @@ impl Engine<'_> {
                                 && !o.cleaned_up;
                         }
                     }
+                    // Only a project this record owns goes: made for it, or for another run of
+                    // this workspace that shared it; one stamped with any other run's identity
+                    // was made for that run, whatever this record says.
                     let b = self.attached(r)?;
-                    if !shared && b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
+                    let owned = b.find_project(&p.name)?.is_some_and(|live| {
+                        live.id == p.id
+                            && live.owner.is_none_or(|o| {
+                                o.lineage == r.lineage
+                                    || r.project_maker.as_ref() == Some(&o.lineage)
+                            })
+                    });
+                    if !shared && owned {
                         b.delete_project(&project)?;
                     }
                 }
@@ -73,37 +81,21 @@ impl Engine<'_> {
         let mut record = match record {
             Some(r) => r,
             None => {
-                let b = self.backend(&d.backend)?;
-                let project = match b.find_project(&d.project_name)? {
-                    Some(p) => p, // created before an interruption: adopt it
-                    None => b.create_project(&ProjectSpec {
-                        name: d.project_name.clone(),
-                        schema: d.schema.clone(),
-                        config: d.settings.clone(),
-                    })?,
-                };
-                let mut r = self.new_record(&d, &project);
+                // The record (and its lineage, which the project will carry) is saved before
+                // the project is made, so an interrupted apply finds the project as its own.
+                let mut r = self.new_record(&d, None);
+                if let Some(p) = self.backend(&d.backend)?.find_project(&d.project_name)? {
+                    self.check_adoptable(&p, &r)?;
+                }
                 self.store.put(&mut r)?;
                 r
             }
         };
         self.fill_record_keep_schema(&mut record, &d);
-        if w.missing_project {
-            // Deleted outside annoform: recreate (or adopt one recreated by an interrupted apply).
-            let b = self.backend(&d.backend)?;
-            let project = match b.find_project(&d.project_name)? {
-                Some(p) => p,
-                None => b.create_project(&ProjectSpec {
-                    name: d.project_name.clone(),
-                    schema: record.schema.clone(),
-                    config: d.settings.clone(),
-                })?,
-            };
-            record.project = Some(BackendObject {
-                id: project.id,
-                name: project.name,
-            });
-            self.store.put(&mut record)?;
+        if record.project.is_none() || w.missing_project {
+            // New, or deleted outside annoform: create it (or adopt the one an interrupted
+            // apply made).
+            self.ensure_project(&mut record, &d)?;
         }
         self.attached(&record)?;
         if actions.contains(&Action::Update) {
@@ -151,7 +143,7 @@ impl Engine<'_> {
 
     pub(super) fn fill_record(&self, r: &mut RunRecord, d: &Desired) {
         r.manifest_digest = d.manifest_digest.clone();
-        r.backend_config = d.settings.clone();
+        r.backend_config = d.recorded.clone();
         r.schema = d.schema.clone();
         r.view = d.loaded.run.view.clone();
         r.prevent_destroy = d
@@ -164,7 +156,8 @@ impl Engine<'_> {
     }
 
     /// Create the tasks of new samples (and recreate missing ones), adopting any task that
-    /// already exists under the deterministic name.
+    /// already exists under the deterministic name, and finish the tasks an interrupted apply
+    /// left without their labels.
     fn upload_batches(
         &mut self,
         record: &mut RunRecord,
@@ -183,7 +176,7 @@ impl Engine<'_> {
         for (batch, chunk) in (first..).zip(new_samples.chunks(d.task_size)) {
             batches.push((batch, chunk.to_vec()));
         }
-        if batches.is_empty() {
+        if batches.is_empty() && record.labels_pending.is_empty() {
             return Ok(());
         }
         let project = remote(record);
@@ -200,37 +193,21 @@ impl Engine<'_> {
             let adopt = existing
                 .iter()
                 .find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
-            let task = match adopt {
-                Some(t) => t.clone(),
-                None => self.backend(&d.backend)?.create_task(&project, &spec)?,
+            let b = self.backend(&d.backend)?;
+            // A task found rather than made may lack labels (an apply killed between its
+            // media and its labels): it is verified against the backend before it counts.
+            let (task, labels_done) = match adopt {
+                Some(t) => (t.clone(), false),
+                None => {
+                    let t = b.create_task(&project, &spec)?;
+                    (t, b.labels_with_media())
+                }
             };
-            if d.kind == BackendKind::Cvat {
-                // CVAT's UI resets a shape's attributes, our `label_id` among them, when an
-                // annotator changes its class: record which shape holds which label now, so
-                // the merge still knows it (the recorded shape-id map).
-                let map = &mut record.id_map;
-                self.backend(&d.backend)?.download(
-                    &project,
-                    std::slice::from_ref(&task.id),
-                    None,
-                    &mut |page| {
-                        for labels in page.values().flat_map(|f| f.values()) {
-                            for l in labels {
-                                if let Some(id) = merge::label_id(&l.label) {
-                                    map.insert(l.backend_id.clone(), id.to_string());
-                                }
-                            }
-                        }
-                        Ok(())
-                    },
-                )?;
-            }
-            let uploaded = uploaded_labels(&spec, &d.schema);
             match recreate {
-                Some(i) => record.tasks[i].id = task.id,
+                Some(i) => record.tasks[i].id = task.id.clone(),
                 None => {
                     record.tasks.push(TaskRecord {
-                        id: task.id,
+                        id: task.id.clone(),
                         name,
                         batch,
                         samples: samples.clone(),
@@ -239,14 +216,60 @@ impl Engine<'_> {
                     record.samples.extend(samples.iter().cloned());
                 }
             }
-            for (field, per_sample) in uploaded {
-                record.uploaded.entry(field).or_default().extend(per_sample);
+            record.labels_pending.retain(|b| *b != batch);
+            if labels_done {
+                for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
+                    record.uploaded.entry(field).or_default().extend(per_sample);
+                }
+            } else {
+                record.labels_pending.push(batch);
             }
             record.touch(&self.now);
             self.store.put(record)?;
+            if !labels_done {
+                self.finish_labels(record, d, &project, batch, Some(spec), adopt.is_some())?;
+            }
+            self.map_shapes(record, d, &project, &task.id)?;
             progress.advance(samples.len() as u64);
         }
+        for batch in record.labels_pending.clone() {
+            self.finish_labels(record, d, &project, batch, None, true)?;
+            if let Some(t) = record.tasks.iter().find(|t| t.batch == batch) {
+                let id = t.id.clone();
+                self.map_shapes(record, d, &project, &id)?;
+            }
+        }
         progress.finish();
+        Ok(())
+    }
+
+    /// CVAT's UI resets a shape's attributes, our `label_id` among them, when an annotator
+    /// changes its class: record which shape holds which label now, so the merge still knows
+    /// it (the recorded shape-id map).
+    fn map_shapes(
+        &mut self,
+        record: &mut RunRecord,
+        d: &Desired,
+        project: &RemoteProject,
+        task: &str,
+    ) -> Result<(), EngineError> {
+        if d.kind != BackendKind::Cvat {
+            return Ok(());
+        }
+        let map = &mut record.id_map;
+        self.backend(&d.backend)?
+            .download(project, &[task.to_string()], None, &mut |page| {
+                for labels in page.values().flat_map(|f| f.values()) {
+                    for l in labels {
+                        if let Some(id) = merge::label_id(&l.label) {
+                            map.insert(l.backend_id.clone(), id.to_string());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        record.touch(&self.now);
+        self.store.put(record)?;
         Ok(())
     }
 
@@ -376,7 +399,11 @@ impl Engine<'_> {
                 project.name
             )));
         }
-        let mut record = self.new_record(&d, &project);
+        let mut record = self.new_record(&d, Some(&project));
+        if let Some(owner) = &project.owner {
+            // Taken over on purpose: the record continues the run the project was made for.
+            record.lineage = owner.lineage.clone();
+        }
         for (batch, task) in tasks {
             let mut samples: Vec<String> = Vec::new();
             self.backend(&d.backend)?.download(
@@ -395,7 +422,7 @@ impl Engine<'_> {
     }
 
     /// A new record of the run `d` in `project` (not saved yet).
-    pub(super) fn new_record(&self, d: &Desired, project: &RemoteProject) -> RunRecord {
+    pub(super) fn new_record(&self, d: &Desired, project: Option<&RemoteProject>) -> RunRecord {
         let mut r = RunRecord::new(
             &d.loaded.run.dataset,
             &d.loaded.run.key.0,
@@ -403,9 +430,9 @@ impl Engine<'_> {
             &self.now,
             crate::state::new_lineage(),
         );
-        r.project = Some(BackendObject {
-            id: project.id.clone(),
-            name: project.name.clone(),
+        r.project = project.map(|p| BackendObject {
+            id: p.id.clone(),
+            name: p.name.clone(),
         });
         self.fill_record(&mut r, d);
         r

@@ -146,7 +146,7 @@ impl Engine<'_> {
         }
 
         let remote = cvat.adopt_project(project, &d.schema, &d.settings, frames.clone())?;
-        let mut record = self.new_record(&d, &remote);
+        let mut record = self.new_record(&d, Some(&remote));
         for (batch, t) in tasks.iter().enumerate() {
             let samples = frames.get(&t.id.to_string()).cloned().unwrap_or_default();
             let task = backend::RemoteTask {

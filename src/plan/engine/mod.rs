@@ -3,6 +3,7 @@
 //! carries it out, saving the run record after every step so an interrupted apply resumes,
 //! and naming every backend object deterministically so it is adopted rather than duplicated.
 
+mod adopt;
 mod apply;
 pub mod import_cvat;
 mod open;
@@ -47,6 +48,23 @@ pub enum EngineError {
     Dataset(#[from] crate::dataset::dir::DatasetError),
     #[error("merge: {0}")]
     Merge(#[from] merge::run::MergeError),
+    /// A project found by the run's `project_name` was made for a run of another workspace.
+    #[error(transparent)]
+    ForeignProject(Box<ForeignProject>),
+}
+
+/// A project found by a run's `project_name`, stamped with another workspace's run.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{backend} project `{project}` ({id}) belongs to {owner}, not to run `{key}` of dataset `{dataset}` of this workspace: give this run another project name (backend_config.project_name), or take the project over with `annoform import {key}` if it is really this run's"
+)]
+pub struct ForeignProject {
+    pub backend: String,
+    pub project: String,
+    pub id: String,
+    pub owner: backend::Owner,
+    pub key: String,
+    pub dataset: String,
 }
 
 /// What a saved plan was computed against; `apply PLANFILE` refuses the plan when any differs.
@@ -72,13 +90,16 @@ pub struct Desired {
     pub loaded: LoadedRun,
     pub backend: String,
     pub kind: BackendKind,
-    /// Non-secret backend settings (workspace defaults overridden by the manifest).
+    /// Non-secret backend settings (workspace defaults overridden by the manifest), with
+    /// `${env:...}` references resolved.
     pub settings: serde_json::Map<String, Value>,
     pub schema: ResolvedSchema,
     pub view: View,
     pub manifest_digest: String,
     pub project_name: String,
     pub task_size: usize,
+    /// The settings a record keeps: those without `${env:...}` references.
+    pub recorded: serde_json::Map<String, Value>,
 }
 
 /// Everything apply needs for one run.
@@ -218,8 +239,15 @@ impl<'a> Engine<'a> {
             EngineError::Run(format!("run `{}`: unknown backend `{backend}`", run.key))
         })?;
         let kind = settings_cfg.kind;
-        let mut settings = recordable(settings_cfg.values.iter().map(|(k, v)| (k, &v.value)));
-        settings.extend(recordable(run.backend_config.iter()));
+        let mut given: serde_json::Map<String, Value> = settings_cfg
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        given.extend(run.backend_config.clone());
+        let settings = resolve_settings(&given, self.env)
+            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+        let recorded = recordable(given.iter());
         let ds = self.dataset(&run.dataset)?;
         let view = view::apply(&run.view, ds)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
@@ -259,6 +287,7 @@ impl<'a> Engine<'a> {
             manifest_digest,
             project_name,
             task_size,
+            recorded,
         })
     }
 
@@ -279,7 +308,37 @@ fn remote(r: &RunRecord) -> RemoteProject {
         id: p.id,
         name: p.name,
         url: None,
+        owner: None,
     }
+}
+
+/// The non-secret settings with every `${env:NAME}` in their strings resolved (the docs
+/// promise it for any string), or an error naming the setting.
+fn resolve_settings(
+    settings: &serde_json::Map<String, Value>,
+    env: &Env,
+) -> Result<serde_json::Map<String, Value>, String> {
+    fn resolve(v: &Value, env: &Env) -> Result<Value, crate::secret::RefError> {
+        Ok(match v {
+            Value::String(s) => Value::String(crate::secret::resolve(s, env)?),
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| resolve(x, env))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| Ok((k.clone(), resolve(x, env)?)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+    settings
+        .iter()
+        .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
+        .map(|(k, v)| Ok((k.clone(), resolve(v, env).map_err(|e| format!("{k}: {e}"))?)))
+        .collect()
 }
 
 /// The settings a record and a project may keep: no secrets, and no `${env:...}` references

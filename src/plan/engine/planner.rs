@@ -213,11 +213,22 @@ impl Engine<'_> {
             work.new_samples = new;
         }
 
+        if !r.labels_pending.is_empty() {
+            if !plan.actions.contains(&Action::Extend) {
+                plan.actions.push(Action::Extend);
+            }
+            plan.details.push(format!(
+                "finish {} task(s) an interrupted apply left before their labels were all uploaded",
+                r.labels_pending.len()
+            ));
+        }
+
         // Refresh: what does the backend hold now?
         let Some(project) = r.project.as_ref().map(|p| RemoteProject {
             id: p.id.clone(),
             name: p.name.clone(),
             url: None,
+            owner: None,
         }) else {
             return Ok(());
         };
@@ -247,10 +258,12 @@ impl Engine<'_> {
         if !work.missing_batches.is_empty() {
             plan.actions.push(Action::Drift);
         }
+        // A task whose labels are not all uploaded yet is not merged: its labels would read
+        // as deleted.
         let task_ids: Vec<String> = r
             .tasks
             .iter()
-            .filter(|t| live.contains(&t.id))
+            .filter(|t| live.contains(&t.id) && !r.labels_pending.contains(&t.batch))
             .map(|t| t.id.clone())
             .collect();
         let load = d.loaded.run.load.clone().unwrap_or_default();
