@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod diag;
+pub mod escape;
 pub mod manifest;
 pub mod merge;
 pub mod plan;
