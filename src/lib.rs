@@ -12,4 +12,5 @@ pub mod plan;
 pub mod schema;
 pub mod secret;
 pub mod state;
+pub mod tempfiles;
 pub mod workspace;

@@ -557,3 +557,31 @@ fn unchanged_samples_are_written_byte_for_byte() {
         }
     }
 }
+
+/// A process id no process has (above Linux's largest, 2^22).
+fn dead_pid() -> u32 {
+    4_194_400
+}
+
+#[test]
+fn temporary_files_of_killed_writers_are_removed_on_open_and_save() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let dead = dead_pid();
+    let stale = dir.join(format!(".samples.json.annoform-{dead}.tmp"));
+    // PID 1 always runs: its file may be in the middle of being written.
+    let live = dir.join(".samples.json.annoform-1.tmp");
+    let foreign = dir.join(".samples.json.tmp");
+    for f in [&stale, &live, &foreign] {
+        fs::write(f, b"{\"samples\": [").unwrap();
+    }
+    let mut ds = Dataset::load(&dir).unwrap();
+    assert!(!stale.exists(), "a dead writer's file is removed on open");
+    assert!(live.exists() && foreign.exists());
+
+    fs::write(&stale, b"{").unwrap();
+    let id = ds.samples()[0].id();
+    ds.sample_mut(id).unwrap().set("reviewed", json!(true));
+    ds.save().unwrap();
+    assert!(!stale.exists(), "a dead writer's file is removed on save");
+    assert!(live.exists() && foreign.exists());
+}

@@ -484,6 +484,7 @@ impl Dataset {
         if !meta_path.is_file() {
             return Err(DatasetError::MissingMetadata { dir: root });
         }
+        crate::tempfiles::remove_stale(&root);
         let metadata = read_metadata(&meta_path)?;
         let samples_path = root.join(SAMPLES);
         let (samples, samples_rest) = read_docs(&samples_path, "samples")?;
@@ -996,6 +997,7 @@ impl Dataset {
         if pending.is_empty() {
             return Ok(());
         }
+        crate::tempfiles::remove_stale(&self.root);
         // Every file is complete and on disk before any replaces its original.
         for p in &mut pending {
             p.commit()?;
@@ -1322,8 +1324,7 @@ impl PendingFile {
         dest: &Path,
         body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<PendingFile, DatasetError> {
-        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let tmp = dest.with_file_name(format!(".{name}.annoform-{}.tmp", std::process::id()));
+        let tmp = crate::tempfiles::temp_path(dest, None);
         let io_err = |source| DatasetError::Io {
             path: tmp.clone(),
             source,
