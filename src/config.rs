@@ -309,7 +309,9 @@ impl Config {
                 }
                 let chosen = pick(
                     None,
-                    env_str(env, &format!("ANNOFORM_{upper}")).map(|(v, s)| (typed_env(&v), s)),
+                    env_str(env, &format!("ANNOFORM_{upper}"))
+                        .map(|(v, s)| (typed_env(&v), s))
+                        .or_else(|| empty_secret(env, &param, &format!("ANNOFORM_{upper}"))),
                     env_str(env, &format!("FIFTYONE_{upper}")).map(|(v, _)| {
                         (
                             typed_env(&v),
@@ -403,7 +405,12 @@ impl Config {
                 let key = format!("backends.{name}.{param}");
                 match b.values.get(&param) {
                     Some(s) if is_secret_setting(&param) => {
-                        rows.push(row(&key, "(set)".into(), &s.source))
+                        let shown = if s.value.as_str() == Some("") {
+                            "(set, empty)"
+                        } else {
+                            "(set)"
+                        };
+                        rows.push(row(&key, shown.into(), &s.source))
                     }
                     Some(s) => rows.push(row(&key, shown(&s.value), &s.source)),
                     None if is_secret_setting(&param) => {
@@ -445,6 +452,13 @@ fn pick<T>(
         .or(fo_config)
         .unwrap_or(default);
     Setting::new(value, source)
+}
+
+/// A secret setting's variable that is set to the empty string: kept as "" (so it is
+/// reported as set but empty, and refused where it is used) rather than taken as unset.
+fn empty_secret(env: &Env, param: &str, name: &str) -> Option<(Json, Source)> {
+    (is_secret_setting(param) && env.vars.get(name).is_some_and(String::is_empty))
+        .then(|| (Json::from(""), Source::Env(name.to_string())))
 }
 
 fn env_str(env: &Env, name: &str) -> Option<(String, Source)> {
@@ -782,6 +796,33 @@ mod tests {
         let rendered = crate::diag::render(&problems, crate::diag::Format::Human, false, 100);
         assert!(rendered.contains("password = *********"), "{rendered}");
         assert!(!rendered.contains("hunter2"), "{rendered}");
+    }
+
+    #[test]
+    fn an_empty_secret_variable_is_set_but_empty() {
+        let dir = workspace("");
+        let c = Config::load(
+            dir.path(),
+            &Flags::default(),
+            &env(&[("ANNOFORM_CVAT_PASSWORD", ""), ("ANNOFORM_CVAT_URL", "")]),
+        )
+        .unwrap();
+        let password = &c.backends["cvat"].values["password"];
+        assert_eq!(password.value, Json::from(""));
+        let rows = c.settings();
+        let row = rows
+            .iter()
+            .find(|r| r.0 == "backends.cvat.password")
+            .expect("password row");
+        assert_eq!(
+            (row.1.as_str(), row.2.as_str()),
+            ("(set, empty)", "env ANNOFORM_CVAT_PASSWORD")
+        );
+        // Only secrets: an empty URL still means "use the default".
+        assert_eq!(
+            c.backends["cvat"].values["url"].value,
+            Json::from("https://app.cvat.ai")
+        );
     }
 
     #[test]

@@ -45,12 +45,14 @@ fn valid_name(n: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `text` with every reference replaced by its variable's value.
+/// `text` with every reference replaced by its variable's value. A variable set to the
+/// empty string is set: it resolves to "" and the setting that needs a value says so.
 pub fn resolve(text: &str, env: &Env) -> Result<String, RefError> {
     let mut out = text.to_string();
     for name in references(text)? {
         let value = env
-            .var(name)
+            .vars
+            .get(name)
             .ok_or_else(|| RefError::Unset(name.to_string()))?;
         out = out.replacen(&format!("${{env:{name}}}"), value, 1);
     }
@@ -73,6 +75,11 @@ mod tests {
         );
         assert_eq!(resolve("u=${env:A}!", &env).unwrap(), "u=x!");
         assert_eq!(resolve("${env:B}", &env), Err(RefError::Unset("B".into())));
+        let empty = Env {
+            vars: [("CVAT_PASSWORD".to_string(), String::new())].into(),
+            home: None,
+        };
+        assert_eq!(resolve("${env:CVAT_PASSWORD}", &empty).unwrap(), "");
         assert_eq!(references("a ${env:1x}"), Err(RefError::Malformed(2)));
         assert_eq!(references("${HOME}"), Err(RefError::Malformed(0)));
         assert_eq!(references("no refs $ {}").unwrap(), Vec::<&str>::new());

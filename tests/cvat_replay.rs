@@ -11,7 +11,7 @@ mod behaviour;
 mod cvat_fake;
 
 use base64::Engine;
-use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat, media};
+use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, ANNOTATOR_PASSWORD, FakeCvat, media};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -101,8 +101,18 @@ fn root_kind(path: &str) -> &'static str {
 }
 
 /// Rewrites recorded ids in a request body to the fake's.
+/// Passwords the recording holds redacted, and what the replay sends in their place.
+const REDACTED_PASSWORDS: &[(&str, &str)] = &[
+    ("<redacted:admin password>", ADMIN_PASSWORD),
+    ("<redacted:annotator password>", ANNOTATOR_PASSWORD),
+];
+
 fn map_body(ids: &Ids, kind: &str, v: &Value) -> Value {
     match v {
+        Value::String(s) => REDACTED_PASSWORDS
+            .iter()
+            .find(|(marker, _)| marker == s)
+            .map_or_else(|| v.clone(), |(_, password)| json!(password)),
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, x)| {
@@ -621,4 +631,56 @@ async fn every_recorded_exchange_replays_against_the_fake() {
         "{} exchanges differ from the recording",
         failed.len()
     );
+}
+
+/// The recording is committed: it holds no working credential of the server it came from.
+#[test]
+fn the_recording_holds_no_credentials() {
+    // Deliberately wrong, to record the refusal: not a secret.
+    const NOT_SECRETS: &[&str] = &["wrong-password"];
+    fn check(step: &str, key: &str, v: &Value, found: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| check(step, k, x, found)),
+            Value::Array(a) => a.iter().for_each(|x| check(step, key, x, found)),
+            Value::String(s) => {
+                let k = key.to_lowercase();
+                let secret_key = [
+                    "password", "token", "secret", "key", "cookie", "session", "csrf",
+                ]
+                .iter()
+                .any(|w| k.contains(w))
+                    && k != "keyframe";
+                let credential = ["Token ", "Bearer ", "Basic "]
+                    .iter()
+                    .any(|scheme| s.starts_with(scheme) && !s.ends_with("<redacted>"));
+                if (secret_key && !s.starts_with("<redacted") && !NOT_SECRETS.contains(&s.as_str()))
+                    || credential
+                {
+                    found.push(format!("{step}: {key}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for line in RECORDING.lines() {
+        let e: Value = serde_json::from_str(line).expect("exchange");
+        let step = e["step"].as_str().unwrap_or_default().to_string();
+        for part in [
+            "request_headers",
+            "request_body",
+            "response_headers",
+            "response_body",
+            "query",
+        ] {
+            check(&step, part, &e[part], &mut found);
+        }
+    }
+    assert!(found.is_empty(), "credentials in the recording: {found:#?}");
+    for password in [ADMIN_PASSWORD, ANNOTATOR_PASSWORD] {
+        assert!(
+            !RECORDING.contains(password),
+            "the fake's own password is not the recording's"
+        );
+    }
 }

@@ -557,3 +557,100 @@ fn unchanged_samples_are_written_byte_for_byte() {
         }
     }
 }
+
+/// A process id no process has (above Linux's largest, 2^22).
+fn dead_pid() -> u32 {
+    4_194_400
+}
+
+#[test]
+fn temporary_files_of_killed_writers_are_removed_on_open_and_save() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let dead = dead_pid();
+    let stale = dir.join(format!(".samples.json.annoform-{dead}.tmp"));
+    // PID 1 always runs: its file may be in the middle of being written.
+    let live = dir.join(".samples.json.annoform-1.tmp");
+    let foreign = dir.join(".samples.json.tmp");
+    for f in [&stale, &live, &foreign] {
+        fs::write(f, b"{\"samples\": [").unwrap();
+    }
+    let mut ds = Dataset::load(&dir).unwrap();
+    assert!(!stale.exists(), "a dead writer's file is removed on open");
+    assert!(live.exists() && foreign.exists());
+
+    fs::write(&stale, b"{").unwrap();
+    let id = ds.samples()[0].id();
+    ds.sample_mut(id).unwrap().set("reviewed", json!(true));
+    ds.save().unwrap();
+    assert!(!stale.exists(), "a dead writer's file is removed on save");
+    assert!(live.exists() && foreign.exists());
+}
+
+/// Writes Python-style non-finite literals into the first sample (a float field and a
+/// detection's confidence) and the metadata, as FiftyOne's json writes them; returns the
+/// first sample's text.
+fn with_python_non_finite(dir: &Path) -> String {
+    let path = dir.join("samples.json");
+    let text = fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        r#""filepath": "data/img0.png","#,
+        r#""filepath": "data/img0.png", "score": NaN, "low": -Infinity, "high": Infinity, "note": "NaN","#,
+        1,
+    );
+    let text = text.replacen(r#""confidence": 0.9"#, r#""confidence": NaN"#, 1);
+    fs::write(&path, &text).unwrap();
+    let meta = dir.join("metadata.json");
+    let m = fs::read_to_string(&meta).unwrap();
+    fs::write(&meta, m.replacen('{', r#"{"info_threshold": NaN, "#, 1)).unwrap();
+    let start = text.find(r#"{"_id""#).unwrap();
+    let end = text[start..].find(r#"}, {"_id""#).unwrap() + start + 1;
+    text[start..end].to_string()
+}
+
+#[test]
+fn python_nan_and_infinity_are_read_and_written_back_unchanged() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let first = with_python_non_finite(&dir);
+    let mut ds = Dataset::load(&dir).unwrap();
+    let s0 = &ds.samples()[0];
+    assert_eq!(s0.get("score"), Some(&json!({"$numberDouble": "NaN"})));
+    assert_eq!(s0.get("low"), Some(&json!({"$numberDouble": "-Infinity"})));
+    assert_eq!(s0.get("high"), Some(&json!({"$numberDouble": "Infinity"})));
+    assert_eq!(s0.get("note"), Some(&json!("NaN")));
+    assert_eq!(
+        ds.metadata()["info_threshold"],
+        json!({"$numberDouble": "NaN"})
+    );
+    match s0.label("cls").unwrap() {
+        Some(Label::Classification(c)) => assert!(c.data.confidence.unwrap().is_nan()),
+        other => panic!("{other:?}"),
+    }
+
+    let second = ds.samples()[1].id();
+    ds.sample_mut(second).unwrap().set("reviewed", json!(true));
+    ds.save().unwrap();
+    let saved = fs::read_to_string(dir.join("samples.json")).unwrap();
+    assert!(
+        saved.contains(&first),
+        "an unchanged sample is written back as read"
+    );
+    let again = Dataset::load(&dir).unwrap();
+    assert_eq!(
+        again.samples()[0].get("score"),
+        Some(&json!({"$numberDouble": "NaN"}))
+    );
+    assert_eq!(again.samples()[1].get("reviewed"), Some(&json!(true)));
+
+    // An edited sample with a non-finite value is written in Extended JSON.
+    let mut ds = again;
+    let first_id = ds.samples()[0].id();
+    ds.sample_mut(first_id)
+        .unwrap()
+        .set("reviewed", json!(false));
+    ds.save().unwrap();
+    let saved: Value = read_json(&dir.join("samples.json"));
+    assert_eq!(
+        saved["samples"][0]["score"],
+        json!({"$numberDouble": "NaN"})
+    );
+}

@@ -526,3 +526,72 @@ fn fiftyone_reads_what_a_merge_writes() {
         assert_eq!(a.as_object(), b.as_object());
     }
 }
+
+/// FiftyOne writes NaN and infinities as Python's json does (`NaN`, `Infinity`); annoform reads
+/// them, writes unchanged samples back as read and edited ones in Extended JSON, and FiftyOne
+/// reads both.
+#[test]
+fn fiftyone_reads_non_finite_values_annoform_wrote_back() {
+    let python = fiftyone_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = tmp.path();
+    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    let dir = scratch.join("ds");
+    copy_dir(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
+        &dir,
+    );
+    let samples = dir.join("samples.json");
+    let mut text = std::fs::read_to_string(&samples).unwrap();
+    for img in ["img0", "img1"] {
+        text = text.replacen(
+            &format!(r#""filepath": "data/{img}.png","#),
+            &format!(
+                r#""filepath": "data/{img}.png", "score": NaN, "high": Infinity, "low": -Infinity,"#
+            ),
+            1,
+        );
+    }
+    std::fs::write(&samples, text).unwrap();
+    let mut ds = Dataset::load(&dir).unwrap();
+    let first = ds.samples()[0].id();
+    ds.sample_mut(first).unwrap().set("reviewed", json!(true));
+    ds.save().unwrap();
+    let written = std::fs::read_to_string(&samples).unwrap();
+    assert!(
+        written.contains(r#""score":{"$numberDouble":"NaN"}"#),
+        "edited sample"
+    );
+    assert!(written.contains(r#""score": NaN"#), "unchanged sample");
+
+    let program = r#"
+import json, math, sys
+import fiftyone as fo
+ds = fo.Dataset.from_dir(sys.argv[1], fo.types.FiftyOneDataset)
+out = []
+for s in ds.iter_samples():
+    if s.has_field("score") and s["score"] is not None:
+        out.append([math.isnan(s["score"]), s["high"], s["low"]])
+print(json.dumps(out))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", program, &dir.to_string_lossy()])
+        .env("HOME", scratch.join("home"))
+        .env("FIFTYONE_DATABASE_DIR", scratch.join("db"))
+        .env("FIFTYONE_DO_NOT_TRACK", "true")
+        .current_dir(scratch)
+        .output()
+        .expect("cannot run FiftyOne");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "FiftyOne failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Python's json prints infinities as Infinity/-Infinity: compare the text.
+    assert_eq!(
+        stdout.lines().last().unwrap_or(""),
+        "[[true, Infinity, -Infinity], [true, Infinity, -Infinity]]",
+        "{stdout}"
+    );
+}

@@ -61,6 +61,7 @@ fn fast() -> HttpPolicy {
         max_backoff: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(5),
         parallelism: 8,
+        ..HttpPolicy::default()
     }
 }
 
@@ -406,4 +407,235 @@ async fn delete_of_a_missing_object_is_not_an_error() {
     assert!(c.delete("/api/tasks/1").await.expect("deleted"));
     assert!(!c.delete("/api/tasks/1").await.expect("already gone"));
     assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+/// What a raw connection handler does with one connection (by hit number, from 0).
+type RawHandler = Arc<dyn Fn(usize, tokio::net::TcpStream) -> RawFuture + Send + Sync>;
+type RawFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A loopback server writing raw bytes, for answers hyper would not send (resets, bodies
+/// shorter than their length, endless bodies); it reads the request head first.
+async fn serve_raw(hits: Arc<AtomicUsize>, handler: RawHandler) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = hits.fetch_add(1, Ordering::SeqCst);
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                read_head(&mut stream).await;
+                handler(n, stream).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Reads up to the end of the request head (the tests send no bodies on GET).
+async fn read_head(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn write_raw(stream: &mut tokio::net::TcpStream, bytes: &[u8]) -> bool {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(bytes).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_non_json_success_answer_is_not_read_whole() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    // An endless HTML page: a client reading it whole would only stop at the timeout.
+    let base = serve_raw(
+        hits.clone(),
+        Arc::new(move |_, mut stream| {
+            let w = w.clone();
+            Box::pin(async move {
+                let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n<html>";
+                if !write_raw(&mut stream, head).await {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                while write_raw(&mut stream, &chunk).await {
+                    if w.fetch_add(chunk.len(), Ordering::SeqCst) > 1 << 30 {
+                        return;
+                    }
+                }
+            })
+        }),
+    )
+    .await;
+    let policy = HttpPolicy {
+        max_retries: 0,
+        ..fast()
+    };
+    let err = client(&base, policy)
+        .get_json::<Value>("/api/tasks")
+        .await
+        .expect_err("not JSON");
+    assert!(matches!(err, HttpError::Decode { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("GET /api/tasks"), "{msg}");
+    assert!(msg.contains("not JSON (text/html)"), "{msg}");
+    assert!(msg.contains("<html>xxx"), "{msg}");
+    assert!(
+        msg.len() < 1000,
+        "only the beginning is shown: {}",
+        msg.len()
+    );
+    assert!(
+        written.load(Ordering::SeqCst) < 64 << 20,
+        "read {} bytes of a page that is not JSON",
+        written.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn answers_over_the_size_limit_are_refused_naming_the_limit() {
+    let big: &'static str =
+        Box::leak(format!(r#"{{"pad": "{}"}}"#, "x".repeat(3 << 20)).into_boxed_str());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve(scripted(hits.clone(), vec![(200, &[], big)])).await;
+    let policy = HttpPolicy {
+        max_body: 1 << 20,
+        ..fast()
+    };
+    let err = client(&base, policy.clone())
+        .get_json::<Value>("/api/big?page=1")
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, HttpError::TooLarge { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "labelstudio ({base}): GET /api/big?page=1: the answer is larger than the limit of 1 MiB for one answer"
+        )
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "not retried");
+
+    // Without a declared length the limit holds while reading.
+    let base = serve_raw(
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(|_, mut stream| {
+            Box::pin(async move {
+                let head = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n[";
+                if write_raw(&mut stream, head).await {
+                    let chunk = b"1,".repeat(32 * 1024);
+                    while write_raw(&mut stream, &chunk).await {}
+                }
+            })
+        }),
+    )
+    .await;
+    let err = client(&base, policy)
+        .get_json::<Value>("/api/endless")
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, HttpError::TooLarge { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn resets_and_cut_answers_are_retried_for_get_only() {
+    // Hit 0: closed without an answer; 1: a body shorter than its length; 2: JSON cut off
+    // by the connection closing; 3: the answer.
+    let script: RawHandler = Arc::new(|n, mut stream| {
+        Box::pin(async move {
+            let answer: &[u8] = match n {
+                0 => b"",
+                1 => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\": 1",
+                2 => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"id\": ",
+                _ => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\nconnection: close\r\n\r\n{\"id\": 1}",
+            };
+            write_raw(&mut stream, answer).await;
+        })
+    });
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve_raw(hits.clone(), script.clone()).await;
+    let got: Value = client(&base, fast())
+        .get_json("/api/tasks/1")
+        .await
+        .expect("retried until complete");
+    assert_eq!(got, json!({"id": 1}));
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+
+    // The retries are bounded.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve_raw(hits.clone(), Arc::new(|_, _| Box::pin(async {}))).await;
+    let policy = HttpPolicy {
+        max_retries: 2,
+        ..fast()
+    };
+    let err = client(&base, policy)
+        .get_json::<Value>("/api/tasks/1")
+        .await
+        .expect_err("always reset");
+    assert!(matches!(err, HttpError::Interrupted { .. }), "{err}");
+    assert!(err.to_string().contains("(after 3 attempts)"), "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+
+    // A POST the server may have acted on is not repeated.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve_raw(hits.clone(), script).await;
+    let err = client(&base, fast())
+        .post_json::<_, Value>("/api/tasks", &json!({}))
+        .await
+        .expect_err("reset");
+    assert!(matches!(err, HttpError::Interrupted { .. }), "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn terminal_controls_in_server_text_are_escaped() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve(scripted(
+        hits,
+        vec![(
+            400,
+            &[],
+            "{\"detail\": \"\u{1b}[2J\u{1b}]0;pwned\u{7}bad\rlabel\u{9b}31m\"}",
+        )],
+    ))
+    .await;
+    let err = client(&base, fast())
+        .get_json::<Value>("/api/x")
+        .await
+        .expect_err("400");
+    let msg = err.to_string();
+    assert!(!msg.chars().any(|c| c.is_control()), "{msg:?}");
+    assert!(
+        msg.contains(r"\x1b[2J\x1b]0;pwned\x07bad\rlabel\u{9b}31m"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_one_character_secret_does_not_mask_that_letter_everywhere() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve(scripted(
+        hits,
+        vec![(
+            400,
+            &[],
+            r#"{"detail": "a bad password", "password": "a", "token": "x\"y"}"#,
+        )],
+    ))
+    .await;
+    let c = HttpClient::new("cvat", &base, fast(), vec!["a".into()]).expect("client");
+    let msg = c
+        .post_json::<_, Value>("/api/auth/login", &json!({}))
+        .await
+        .expect_err("400")
+        .to_string();
+    assert!(msg.contains(r#""detail": "a bad password""#), "{msg}");
+    assert!(msg.contains(r#""password": "***""#), "{msg}");
+    assert!(msg.contains(r#""token": "***""#), "{msg}");
 }

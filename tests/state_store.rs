@@ -463,3 +463,20 @@ mod round_trip {
         }
     }
 }
+
+#[test]
+fn temporary_files_of_killed_writers_are_removed_on_write() {
+    let (_dir, store) = store();
+    store.put(&mut record("ds", "a")).expect("put");
+    // Above Linux's largest process id (2^22): no process has it.
+    let dead = 4_194_400;
+    let stale = store
+        .root()
+        .join(format!("ds/.a.json.annoform-{dead}-0011.tmp"));
+    let live = store.root().join("ds/.a.json.annoform-1-0011.tmp");
+    fs::write(&stale, "{").expect("write");
+    fs::write(&live, "{").expect("write");
+    store.put(&mut record("ds", "b")).expect("put");
+    assert!(!stale.exists(), "a dead writer's file is removed");
+    assert!(live.exists(), "a running writer's file is kept");
+}

@@ -6,7 +6,12 @@
 //! in both cases the server did not act on it. Timeouts and `5xx` are retried only for
 //! idempotent requests (GET, PUT, DELETE, HEAD, OPTIONS by default; callers may say
 //! otherwise per call), because a POST that timed out may have created a task already and
-//! repeating it would create a second one. Other `4xx` are never retried.
+//! repeating it would create a second one. A connection reset or an answer cut short is
+//! retried like a `5xx`. Other `4xx` are never retried.
+//!
+//! Answers are read chunk by chunk under a size limit (`HttpPolicy::max_body`); an answer
+//! that is not JSON where JSON is expected is recognised by its first byte and only its
+//! beginning is read, to be shown in the error.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
@@ -24,6 +29,12 @@ const BODY_SHOWN: usize = 300;
 const ERROR_BODY_READ: usize = 64 * 1024;
 /// What a secret is replaced with.
 const MASK: &str = "***";
+/// Secrets shorter than this are not masked wherever their text occurs (a one-letter
+/// password would mask that letter in every message); they are masked only where their
+/// position says what they are (auth headers, URL credentials, secret-named fields).
+const MIN_SUBSTRING_SECRET: usize = 4;
+/// Default limit on one answer's size.
+const MAX_BODY: u64 = 256 * 1024 * 1024;
 
 /// Timeouts, retries and concurrency for one backend server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +51,8 @@ pub struct HttpPolicy {
     pub max_retry_after: Duration,
     /// Requests in flight at once (`--parallelism`).
     pub parallelism: usize,
+    /// Largest answer read, in bytes; a larger one is an error, not a memory spike.
+    pub max_body: u64,
 }
 
 impl Default for HttpPolicy {
@@ -52,6 +65,7 @@ impl Default for HttpPolicy {
             max_backoff: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
             parallelism: 8,
+            max_body: MAX_BODY,
         }
     }
 }
@@ -148,6 +162,19 @@ pub enum HttpError {
         /// The answer, trimmed.
         body: String,
     },
+    /// The connection was reset or closed before the whole answer arrived.
+    #[error("{endpoint}: connection interrupted: {message}{}", attempts_suffix(*attempts))]
+    Interrupted {
+        endpoint: Box<Endpoint>,
+        message: String,
+        attempts: u32,
+    },
+    /// The answer is larger than the policy allows.
+    #[error(
+        "{endpoint}: the answer is larger than the limit of {} for one answer",
+        shown_size(*limit)
+    )]
+    TooLarge { endpoint: Box<Endpoint>, limit: u64 },
     /// Any other failure sending the request or reading the answer.
     #[error("{endpoint}: {message}{}", attempts_suffix(*attempts))]
     Request {
@@ -161,14 +188,20 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    /// Whether the failure is transient: connect errors, timeouts, 429 and 5xx.
+    /// Whether the failure is transient: connect errors, timeouts, interrupted answers, 429
+    /// and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HttpError::Connect { .. } | HttpError::Timeout { .. } => true,
+            HttpError::Connect { .. }
+            | HttpError::Timeout { .. }
+            | HttpError::Interrupted { .. } => true,
             HttpError::Status { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
-            HttpError::Decode { .. } | HttpError::Request { .. } | HttpError::Setup { .. } => false,
+            HttpError::Decode { .. }
+            | HttpError::TooLarge { .. }
+            | HttpError::Request { .. }
+            | HttpError::Setup { .. } => false,
         }
     }
 
@@ -194,8 +227,9 @@ impl HttpError {
             HttpError::Status { attempts, .. }
             | HttpError::Connect { attempts, .. }
             | HttpError::Timeout { attempts, .. }
+            | HttpError::Interrupted { attempts, .. }
             | HttpError::Request { attempts, .. } => *attempts = n,
-            HttpError::Decode { .. } | HttpError::Setup { .. } => {}
+            HttpError::Decode { .. } | HttpError::TooLarge { .. } | HttpError::Setup { .. } => {}
         }
         self
     }
@@ -213,6 +247,17 @@ fn shown_body(body: &str) -> &str {
     if body.is_empty() { "(empty)" } else { body }
 }
 
+/// A byte count as MiB or KiB when exact, else bytes.
+fn shown_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 fn attempts_suffix(attempts: u32) -> String {
     if attempts > 1 {
         format!(" (after {attempts} attempts)")
@@ -221,9 +266,11 @@ fn attempts_suffix(attempts: u32) -> String {
     }
 }
 
-/// Replaces secrets in text: the configured ones (also URL-encoded) and any credential
-/// after `Token `, `Bearer ` or `Basic ` (case-sensitive: "a basic error" is prose), or
-/// in a secret-named query parameter.
+/// Replaces secrets in text: the configured ones (also URL-encoded; only those of at least
+/// `MIN_SUBSTRING_SECRET` characters) and any credential after `Token `, `Bearer ` or
+/// `Basic ` (case-sensitive: "a basic error" is prose), in a secret-named query parameter
+/// or in a secret-named JSON string field. Terminal control characters are escaped too:
+/// everything redacted is on its way to the user.
 #[derive(Clone, Default)]
 struct Redactor {
     /// Longest first, so a secret containing another is masked whole.
@@ -236,6 +283,12 @@ static SCHEME_CREDENTIAL: LazyLock<regex::Regex> = LazyLock::new(|| {
 static QUERY_CREDENTIAL: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"([?&](?:api_key|apikey|key|token|access_token|password|secret)=)[^&#\s]+")
         .expect("static regex")
+});
+static FIELD_CREDENTIAL: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r#"("(?:password|api_key|apikey|key|token|access|refresh|access_token|refresh_token|secret|sessionid|csrftoken)"\s*:\s*")(?:[^"\\]|\\.)*""#,
+    )
+    .expect("static regex")
 });
 
 // Hand-written so `{:?}` of a client never prints the secrets it protects.
@@ -255,7 +308,7 @@ impl Redactor {
     }
 
     fn add(&mut self, secret: &str) {
-        if secret.is_empty() {
+        if secret.chars().count() < MIN_SUBSTRING_SECRET {
             return;
         }
         for form in [
@@ -278,9 +331,9 @@ impl Redactor {
             }
         }
         let out = SCHEME_CREDENTIAL.replace_all(&out, format!("${{1}}${{2}}{MASK}"));
-        QUERY_CREDENTIAL
-            .replace_all(&out, format!("${{1}}{MASK}"))
-            .into_owned()
+        let out = QUERY_CREDENTIAL.replace_all(&out, format!("${{1}}{MASK}"));
+        let out = FIELD_CREDENTIAL.replace_all(&out, format!("${{1}}{MASK}\""));
+        crate::escape::controls(&out).into_owned()
     }
 }
 
@@ -325,6 +378,8 @@ pub struct HttpClient {
     server: String,
     /// Without trailing slash; paths are appended to it.
     base_url: String,
+    /// The base URL as shown in errors: its password masked by position.
+    shown_base_url: String,
     policy: HttpPolicy,
     headers: HeaderMap,
     client: Client,
@@ -351,14 +406,21 @@ impl HttpClient {
                 redactor.redact(base_url)
             ))
         })?;
+        let mut shown = parsed.clone();
         if let Some(password) = parsed.password() {
             redactor.add(password);
+            let _ = shown.set_password(Some(MASK));
         }
+        let shown_base_url = match shown.as_str().strip_suffix('/') {
+            Some(s) if !base_url.ends_with('/') => s.to_string(),
+            _ => shown.to_string(),
+        };
         let headers = HeaderMap::new();
         let client = build_client(&policy, &headers).map_err(|e| setup(e.to_string()))?;
         Ok(HttpClient {
             server: server_name.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
+            shown_base_url: shown_base_url.trim_end_matches('/').to_string(),
             limit: Arc::new(Semaphore::new(policy.parallelism.max(1))),
             policy,
             headers,
@@ -459,17 +521,152 @@ impl HttpClient {
         idempotent: bool,
         build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
     ) -> Result<T, HttpError> {
-        let body = self.send_read(&method, path, idempotent, &build).await?;
+        let (method, build) = (&method, &build);
+        // Reading and decoding happen inside each attempt, so an answer cut short is retried.
+        self.with_retries(method, path, idempotent, move || async move {
+            let response = self.attempt(method, path, build).await?;
+            let body = self.read_json(method, path, response).await?;
+            self.decode(method, path, &body)
+        })
+        .await
+    }
+
+    /// Decodes a JSON answer (an empty answer decodes as `null`); JSON that ends early is an
+    /// interrupted answer (a connection closed mid-body without a declared length).
+    fn decode<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, HttpError> {
         let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
             b"null"
         } else {
-            &body
+            body
         };
-        serde_json::from_slice(text).map_err(|e| HttpError::Decode {
-            endpoint: Box::new(self.endpoint(&method, path)),
-            message: self.redact(&e.to_string()),
-            body: trim_body(&self.redact(&String::from_utf8_lossy(&body))),
+        serde_json::from_slice(text).map_err(|e| {
+            let endpoint = Box::new(self.endpoint(method, path));
+            if e.is_eof() {
+                HttpError::Interrupted {
+                    endpoint,
+                    message: format!("the answer ended after {} bytes", body.len()),
+                    attempts: 1,
+                }
+            } else {
+                HttpError::Decode {
+                    endpoint,
+                    message: self.redact(&e.to_string()),
+                    body: self.shown_body(body),
+                }
+            }
         })
+    }
+
+    /// The beginning of an answer as shown in errors: redacted and trimmed.
+    fn shown_body(&self, body: &[u8]) -> String {
+        let head = &body[..body.len().min(ERROR_BODY_READ)];
+        trim_body(&self.redact(&String::from_utf8_lossy(head)))
+    }
+
+    /// Reads a JSON answer chunk by chunk under the size limit. An answer whose first byte
+    /// cannot start JSON is read no further than needed to show it.
+    async fn read_json(
+        &self,
+        method: &Method,
+        path: &str,
+        mut response: Response,
+    ) -> Result<Vec<u8>, HttpError> {
+        self.check_length(method, path, &response)?;
+        let mut body = Vec::new();
+        let mut checked_start = false;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(method, path, e))?
+        {
+            body.extend_from_slice(&chunk);
+            if !checked_start {
+                if let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) {
+                    checked_start = true;
+                    if !may_start_json(*first) {
+                        return Err(self.not_json(method, path, response, body).await);
+                    }
+                }
+            }
+            if body.len() as u64 > self.policy.max_body {
+                return Err(self.too_large(method, path));
+            }
+        }
+        Ok(body)
+    }
+
+    /// Reads and drops an answer (under the size limit), so a body cut short still fails.
+    async fn drain(
+        &self,
+        method: &Method,
+        path: &str,
+        mut response: Response,
+    ) -> Result<(), HttpError> {
+        self.check_length(method, path, &response)?;
+        let mut read = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(method, path, e))?
+        {
+            read += chunk.len() as u64;
+            if read > self.policy.max_body {
+                return Err(self.too_large(method, path));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an answer whose declared length is over the limit before reading it.
+    fn check_length(
+        &self,
+        method: &Method,
+        path: &str,
+        response: &Response,
+    ) -> Result<(), HttpError> {
+        match response.content_length() {
+            Some(n) if n > self.policy.max_body => Err(self.too_large(method, path)),
+            _ => Ok(()),
+        }
+    }
+
+    fn too_large(&self, method: &Method, path: &str) -> HttpError {
+        HttpError::TooLarge {
+            endpoint: Box::new(self.endpoint(method, path)),
+            limit: self.policy.max_body,
+        }
+    }
+
+    /// The error for a success answer that is not JSON: its content type and beginning.
+    async fn not_json(
+        &self,
+        method: &Method,
+        path: &str,
+        mut response: Response,
+        mut head: Vec<u8>,
+    ) -> HttpError {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| format!(" ({})", self.redact(t)))
+            .unwrap_or_default();
+        while head.len() < ERROR_BODY_READ {
+            match response.chunk().await {
+                Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        HttpError::Decode {
+            endpoint: Box::new(self.endpoint(method, path)),
+            message: format!("the answer is not JSON{content_type}"),
+            body: self.shown_body(&head),
+        }
     }
 
     /// GET `path` and decode its JSON.
@@ -511,34 +708,19 @@ impl HttpClient {
 
     /// DELETE `path`; `Ok(false)` if it was already gone (404), so destroy can repeat.
     pub async fn delete(&self, path: &str) -> Result<bool, HttpError> {
+        let method = &Method::DELETE;
+        let build = &|r: RequestBuilder| r;
         match self
-            .send_read(&Method::DELETE, path, true, &|r: RequestBuilder| r)
+            .with_retries(method, path, true, move || async move {
+                let response = self.attempt(method, path, build).await?;
+                self.drain(method, path, response).await
+            })
             .await
         {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    /// Sends with retries and reads the whole answer inside each attempt, so a body that
-    /// times out half-way is retried like any other timeout.
-    async fn send_read(
-        &self,
-        method: &Method,
-        path: &str,
-        idempotent: bool,
-        build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
-    ) -> Result<Vec<u8>, HttpError> {
-        self.with_retries(method, path, idempotent, move || async move {
-            let response = self.attempt(method, path, build).await?;
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(method, path, e))?;
-            Ok(body.to_vec())
-        })
-        .await
     }
 
     /// The retry loop around `attempt`, which is called again for every try.
@@ -620,7 +802,7 @@ impl HttpClient {
         let shown = url.strip_prefix(&self.base_url).unwrap_or(&url);
         Endpoint {
             server: self.server.clone(),
-            base_url: self.redact(&self.base_url),
+            base_url: self.redact(&self.shown_base_url),
             method: method.clone(),
             path: self.redact(shown),
         }
@@ -639,6 +821,16 @@ impl HttpClient {
             HttpError::Timeout {
                 endpoint,
                 after: self.policy.timeout,
+                attempts: 1,
+            }
+        } else if (e.is_body() || e.is_decode() || e.is_request())
+            && !e.is_builder()
+            && !e.is_redirect()
+        {
+            // Reset, closed or cut short after the connection was made.
+            HttpError::Interrupted {
+                endpoint,
+                message: self.redact(&error_chain(&e)),
                 attempts: 1,
             }
         } else {
@@ -706,6 +898,14 @@ fn message_without_url(e: &reqwest::Error) -> String {
     text
 }
 
+/// Whether a JSON text can begin with this byte (after whitespace).
+fn may_start_json(b: u8) -> bool {
+    matches!(
+        b,
+        b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+    )
+}
+
 /// Reads up to `ERROR_BODY_READ` bytes of an error answer (best effort: it is only shown).
 async fn read_error_body(mut response: Response) -> String {
     let mut body = Vec::new();
@@ -755,6 +955,17 @@ mod tests {
             "/api?x=1&api_key=***&y=2"
         );
         assert_eq!(r.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn short_secrets_are_masked_by_position_only() {
+        let r = Redactor::new(vec!["a".into(), "xyz".into()]);
+        assert_eq!(r.redact("a lazy xyz"), "a lazy xyz");
+        assert_eq!(
+            r.redact(r#"{"password": "a", "key": "xyz", "name": "a"}"#),
+            r#"{"password": "***", "key": "***", "name": "a"}"#
+        );
+        assert_eq!(r.redact("/login?password=a&x=a"), "/login?password=***&x=a");
     }
 
     #[test]

@@ -248,9 +248,10 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "error: {}", e.message);
+            // Messages may quote a server's answer: no terminal control gets through.
+            let _ = writeln!(err, "error: {}", crate::escape::controls(&e.message));
             for h in &e.hints {
-                let _ = writeln!(err, "hint: {h}");
+                let _ = writeln!(err, "hint: {}", crate::escape::controls(h));
             }
             e.exit_code()
         }

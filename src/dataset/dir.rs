@@ -158,6 +158,9 @@ enum Body {
         span: Range<usize>,
         cache: OnceLock<Object>,
         edited: bool,
+        /// The span spells `NaN`/`Infinity` as Python's `json` does: parsed through
+        /// [`ejson::finite_json`], written back as read.
+        nonfinite: bool,
     },
     /// Created or changed in memory.
     Owned(Object),
@@ -184,10 +187,19 @@ impl fmt::Debug for Body {
 }
 
 impl Body {
-    fn parse(text: &str, span: &Range<usize>) -> Object {
+    fn parse(text: &str, span: &Range<usize>, nonfinite: bool) -> Object {
         // The span was parsed and validated as an object at load; a failure here would be a
         // bug, and an empty object is the least harmful answer.
-        serde_json::from_str(&text[span.clone()]).unwrap_or_default()
+        serde_json::from_str(&json_text(text, span, nonfinite)).unwrap_or_default()
+    }
+}
+
+/// A document's JSON as serde reads it (non-finite literals rewritten when it has any).
+fn json_text<'t>(text: &'t str, span: &Range<usize>, nonfinite: bool) -> Cow<'t, str> {
+    let doc = &text[span.clone()];
+    match nonfinite.then(|| ejson::finite_json(doc)).flatten() {
+        Some(f) => Cow::Owned(f.text),
+        None => Cow::Borrowed(doc),
     }
 }
 
@@ -206,8 +218,12 @@ impl Document {
     pub fn as_object(&self) -> &Object {
         match &self.body {
             Body::Text {
-                text, span, cache, ..
-            } => cache.get_or_init(|| Body::parse(text, span)),
+                text,
+                span,
+                cache,
+                nonfinite,
+                ..
+            } => cache.get_or_init(|| Body::parse(text, span, *nonfinite)),
             Body::Owned(o) => o,
         }
     }
@@ -217,10 +233,14 @@ impl Document {
     pub fn object(&self) -> Cow<'_, Object> {
         match &self.body {
             Body::Text {
-                cache, text, span, ..
+                cache,
+                text,
+                span,
+                nonfinite,
+                ..
             } => match cache.get() {
                 Some(o) => Cow::Borrowed(o),
-                None => Cow::Owned(Body::parse(text, span)),
+                None => Cow::Owned(Body::parse(text, span, *nonfinite)),
             },
             Body::Owned(o) => Cow::Borrowed(o),
         }
@@ -232,9 +252,14 @@ impl Document {
     pub fn project(&self, keys: &[&str]) -> Cow<'_, Object> {
         match &self.body {
             Body::Text {
-                text, span, cache, ..
+                text,
+                span,
+                cache,
+                nonfinite,
+                ..
             } if cache.get().is_none() => {
-                let mut de = serde_json::Deserializer::from_str(&text[span.clone()]);
+                let json = json_text(text, span, *nonfinite);
+                let mut de = serde_json::Deserializer::from_str(&json);
                 // Validated at load; an empty object is the least harmful answer to a bug.
                 let keep = |k: &str| keys.contains(&k);
                 Cow::Owned(
@@ -251,9 +276,14 @@ impl Document {
     fn project_with(&self, keep: &dyn Fn(&str) -> bool) -> Cow<'_, Object> {
         match &self.body {
             Body::Text {
-                text, span, cache, ..
+                text,
+                span,
+                cache,
+                nonfinite,
+                ..
             } if cache.get().is_none() => {
-                let mut de = serde_json::Deserializer::from_str(&text[span.clone()]);
+                let json = json_text(text, span, *nonfinite);
+                let mut de = serde_json::Deserializer::from_str(&json);
                 Cow::Owned(Projection { keep }.deserialize(&mut de).unwrap_or_default())
             }
             _ => Cow::Borrowed(self.as_object()),
@@ -291,10 +321,14 @@ impl Document {
     fn edit<R>(&mut self, f: impl FnOnce(&mut Object) -> R) -> R {
         let mut obj = match std::mem::replace(&mut self.body, Body::Owned(Object::new())) {
             Body::Text {
-                text, span, cache, ..
+                text,
+                span,
+                cache,
+                nonfinite,
+                ..
             } => cache
                 .into_inner()
-                .unwrap_or_else(|| Body::parse(&text, &span)),
+                .unwrap_or_else(|| Body::parse(&text, &span, nonfinite)),
             Body::Owned(o) => o,
         };
         let r = f(&mut obj);
@@ -304,6 +338,7 @@ impl Document {
                 text: Arc::new(text),
                 cache: OnceLock::new(),
                 edited: true,
+                nonfinite: false,
             },
             // Unreachable for maps with string keys; keeping the tree is still correct.
             Err(_) => Body::Owned(obj),
@@ -484,6 +519,7 @@ impl Dataset {
         if !meta_path.is_file() {
             return Err(DatasetError::MissingMetadata { dir: root });
         }
+        crate::tempfiles::remove_stale(&root);
         let metadata = read_metadata(&meta_path)?;
         let samples_path = root.join(SAMPLES);
         let (samples, samples_rest) = read_docs(&samples_path, "samples")?;
@@ -996,6 +1032,7 @@ impl Dataset {
         if pending.is_empty() {
             return Ok(());
         }
+        crate::tempfiles::remove_stale(&self.root);
         // Every file is complete and on disk before any replaces its original.
         for p in &mut pending {
             p.commit()?;
@@ -1045,7 +1082,10 @@ fn read_metadata(path: &Path) -> Result<Object, DatasetError> {
         path: path.to_owned(),
         source,
     })?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(path, &e))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let finite = ejson::finite_json(&text);
+    let json = finite.as_ref().map_or(&*text, |f| f.text.as_str());
+    let v: Value = serde_json::from_str(json).map_err(|e| json_error(path, &e))?;
     match v {
         Value::Object(o) => Ok(o),
         _ => Err(DatasetError::Json {
@@ -1078,8 +1118,12 @@ fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
             msg: "invalid UTF-8".into(),
         }
     })?;
+    // Python's `json` spells NaN and infinities bare; FiftyOne reads them. Spans are found in
+    // the rewritten text and mapped back, so documents are written back as read.
+    let finite = ejson::finite_json(&text);
+    let parsed = finite.as_ref().map_or(text.as_str(), |f| f.text.as_str());
     let (spans, rest) = {
-        let mut de = serde_json::Deserializer::from_str(&text);
+        let mut de = serde_json::Deserializer::from_str(parsed);
         let out = TopLevel { key }
             .deserialize(&mut de)
             .map_err(|e| json_error(path, &e))?;
@@ -1092,12 +1136,20 @@ fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
                 msg: format!("missing the top-level \"{key}\" list"),
             });
         };
-        let base = text.as_ptr() as usize;
-        let spans: Vec<Range<usize>> = raws
+        let base = parsed.as_ptr() as usize;
+        let spans: Vec<(Range<usize>, bool)> = raws
             .iter()
             .map(|r| {
                 let start = r.get().as_ptr() as usize - base;
-                start..start + r.get().len()
+                let end = start + r.get().len();
+                match &finite {
+                    Some(f) => {
+                        let span = f.original(start)..f.original(end);
+                        let nonfinite = span.len() != end - start;
+                        (span, nonfinite)
+                    }
+                    None => (start..end, false),
+                }
             })
             .collect();
         (spans, out.rest)
@@ -1105,8 +1157,9 @@ fn read_docs(path: &Path, key: &'static str) -> Result<DocsFile, DatasetError> {
     let text = Arc::new(text);
     let bodies = spans
         .into_iter()
-        .map(|span| Body::Text {
+        .map(|(span, nonfinite)| Body::Text {
             edited: false,
+            nonfinite,
             text: Arc::clone(&text),
             span,
             cache: OnceLock::new(),
@@ -1191,7 +1244,12 @@ fn checked_object<'a>(
 ) -> Result<Cow<'a, Object>, DatasetError> {
     match body {
         Body::Owned(o) => Ok(Cow::Borrowed(o)),
-        Body::Text { text, span, .. } => match serde_json::from_str::<Value>(&text[span.clone()]) {
+        Body::Text {
+            text,
+            span,
+            nonfinite,
+            ..
+        } => match serde_json::from_str::<Value>(&json_text(text, span, *nonfinite)) {
             Ok(Value::Object(o)) => Ok(Cow::Owned(o)),
             Ok(other) => Err(DatasetError::Invalid {
                 path: path.to_owned(),
@@ -1322,8 +1380,7 @@ impl PendingFile {
         dest: &Path,
         body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<PendingFile, DatasetError> {
-        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let tmp = dest.with_file_name(format!(".{name}.annoform-{}.tmp", std::process::id()));
+        let tmp = crate::tempfiles::temp_path(dest, None);
         let io_err = |source| DatasetError::Io {
             path: tmp.clone(),
             source,

@@ -250,6 +250,76 @@ pub fn as_f64(v: &Value) -> Option<f64> {
     }
 }
 
+/// JSON text with the non-finite literals Python's `json` writes and FiftyOne reads (`NaN`,
+/// `Infinity`, `-Infinity`) rewritten as `{"$numberDouble": ...}`, which means the same to
+/// FiftyOne; `None` when the text has none (strings are left alone).
+pub fn finite_json(text: &str) -> Option<FiniteJson> {
+    // Fast path: most files never spell either word.
+    if !text.contains("NaN") && !text.contains("Infinity") {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = FiniteJson {
+        text: String::with_capacity(text.len() + 64),
+        shifts: Vec::new(),
+    };
+    let (mut copied, mut i, mut in_string) = (0, 0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        let literal = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|l| bytes[i..].starts_with(l.as_bytes()));
+        match (b, literal) {
+            (b'"', _) => {
+                in_string = true;
+                i += 1;
+            }
+            (_, Some(l)) => {
+                out.text.push_str(&text[copied..i]);
+                out.text.push_str(&format!(r#"{{"$numberDouble":"{l}"}}"#));
+                i += l.len();
+                copied = i;
+                out.shifts
+                    .push((out.text.len(), out.text.len() as isize - i as isize));
+            }
+            _ => i += 1,
+        }
+    }
+    if out.shifts.is_empty() {
+        return None;
+    }
+    out.text.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// JSON text rewritten by [`finite_json`], with the way back to positions in the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiniteJson {
+    pub text: String,
+    /// (end of a rewritten literal in `text`, `text` position minus original position from
+    /// there on), ascending.
+    shifts: Vec<(usize, isize)>,
+}
+
+impl FiniteJson {
+    /// The original position of a position in the rewritten text that is not inside a
+    /// rewritten literal.
+    pub fn original(&self, at: usize) -> usize {
+        let n = self.shifts.partition_point(|(end, _)| *end <= at);
+        let shift = n.checked_sub(1).map_or(0, |k| self.shifts[k].1);
+        (at as isize - shift) as usize
+    }
+}
+
 /// A float as JSON: plain when finite, `{"$numberDouble": ...}` for NaN and infinities (JSON
 /// has no spelling for them; this is what FiftyOne writes for missing keypoints).
 pub fn from_f64(x: f64) -> Value {
@@ -362,6 +432,24 @@ mod tests {
         // Pinned so ids stay stable across releases (ids are persisted in datasets).
         // Computed independently: sha256("annoform-objectid-v1" + be64(3) "run" + be64(2) "42").
         assert_eq!(a.to_string(), "f1d7cf0d35b23388eb454631");
+    }
+
+    #[test]
+    fn python_non_finite_literals_read_as_extended_json() {
+        assert_eq!(finite_json(r#"{"a": [1, 2.5e3], "s": "NaN"}"#), None);
+        let text = r#"{"a": NaN, "s": "x\" NaN Infinity", "b": [-Infinity, Infinity], "c": 1}"#;
+        let f = finite_json(text).expect("rewritten");
+        let v: Value = serde_json::from_str(&f.text).expect("valid JSON");
+        assert!(as_f64(&v["a"]).unwrap().is_nan());
+        assert_eq!(v["s"], json!("x\" NaN Infinity"));
+        assert_eq!(as_f64(&v["b"][0]), Some(f64::NEG_INFINITY));
+        assert_eq!(as_f64(&v["b"][1]), Some(f64::INFINITY));
+        // Positions after each literal map back to the original text.
+        for key in ["\"s\"", "\"b\"", "\"c\"", "}"] {
+            let at = f.text.rfind(key).unwrap();
+            assert_eq!(f.original(at), text.rfind(key).unwrap(), "{key}");
+        }
+        assert_eq!(f.original(0), 0);
     }
 
     #[test]

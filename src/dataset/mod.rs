@@ -15,4 +15,5 @@ pub mod fields;
 pub mod labels;
 pub mod mask;
 pub mod media;
+pub mod sendable;
 pub mod view;

@@ -327,7 +327,11 @@ impl RunCheck<'_> {
                         }
                     }
                     if let Some(kind) = kind {
-                        if let Err(errors) = resolve::resolve(run, ds, &v, kind) {
+                        let resolved = resolve::resolve(run, ds, &v, kind);
+                        if let Ok(schema) = &resolved {
+                            found.extend(unsendable(ds, &v, schema, &run.dataset));
+                        }
+                        if let Err(errors) = resolved {
                             for e in errors {
                                 let (path, at_key) = fields(run)
                                     .into_iter()
@@ -653,6 +657,28 @@ impl RunCheck<'_> {
             _ => {}
         }
     }
+}
+
+/// Labels of the run a backend cannot round-trip (see [`crate::dataset::sendable`]).
+fn unsendable(
+    ds: &crate::dataset::dir::Dataset,
+    view: &view::View,
+    schema: &crate::schema::ResolvedSchema,
+    dataset: &str,
+) -> Vec<(Vec<PathItem<'static>>, bool, String, String)> {
+    use crate::dataset::sendable::{SHOWN, unsendable_labels};
+    let fields = schema.fields.keys().map(String::as_str);
+    unsendable_labels(ds, view, view.sample_ids.iter().copied(), fields, SHOWN)
+        .into_iter()
+        .map(|u| {
+            (
+                vec![Key("label_field")],
+                false,
+                format!("{u} (dataset `{dataset}`): a backend cannot take it back unchanged"),
+                "cannot upload".to_string(),
+            )
+        })
+        .collect()
 }
 
 fn special_counts(a: &AttributesSpec) -> (usize, usize) {

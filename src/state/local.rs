@@ -253,11 +253,9 @@ fn to_json(record: &RunRecord, path: &Path) -> Result<String> {
 fn write_atomic(path: &Path, contents: &str, replace: Replace) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     fs::create_dir_all(dir).map_err(StateError::io("create directory", dir))?;
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    crate::tempfiles::remove_stale(dir);
     // Random suffix: threads of one process may write the same record.
-    let tmp = dir.join(format!(".{name}.tmp-{}", new_lineage()));
+    let tmp = crate::tempfiles::temp_path(path, Some(&new_lineage()));
     let result = write_synced(&tmp, contents).and_then(|()| {
         if replace == Replace::Yes {
             fs::rename(&tmp, path).map_err(StateError::io("replace", path))

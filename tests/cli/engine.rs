@@ -1074,3 +1074,34 @@ fn another_workspaces_project_is_refused_not_adopted() {
     // A is untouched and converged.
     assert_eq!(plan_json(&a)["changes"], false);
 }
+
+#[test]
+fn coordinates_no_backend_can_round_trip_are_refused_before_upload() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - match_tags: train\nlabel_field: ground_truth\n"
+    ));
+    let path = ws.path().join("datasets/quickstart/samples.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        r#""bounding_box": [0.1, 0.2, 0.3, 0.4]"#,
+        r#""bounding_box": [1e308, 1e308, 1e308, 1e308]"#,
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let named = |out: &Output| {
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert_ne!(out.code, 0, "{all}");
+        for part in [
+            FIRST,
+            "field `ground_truth`",
+            "label 6b02535c63110a1e76c075c0",
+            "1e308",
+        ] {
+            assert!(all.contains(part), "{part} missing from:\n{all}");
+        }
+    };
+    named(&ws.run(&["validate"]));
+    named(&ws.run(&["plan"]));
+    named(&ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(project_count_or_zero(&ws), 0, "nothing was uploaded");
+}

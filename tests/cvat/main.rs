@@ -89,7 +89,7 @@ impl Cvat {
             "/api/auth/register",
             Some(
                 &json!({"username": username, "email": format!("{username}@example.com"),
-                "password1": "Annot-Pass-123!", "password2": "Annot-Pass-123!",
+                "password1": cvat_fake::ANNOTATOR_PASSWORD, "password2": cvat_fake::ANNOTATOR_PASSWORD,
                 "first_name": "Anno", "last_name": "Tator"}),
             ),
         );

@@ -9,7 +9,7 @@
 //! cross-job id conflict, the TUS Location without `data/`.
 //!
 //! Use: `let cvat = FakeCvat::start();` then talk to `cvat.base_url()` as `admin` /
-//! `Admin12345!` (or with `cvat.admin_key()`); the server stops when `cvat` is dropped.
+//! [`ADMIN_PASSWORD`] (or with `cvat.admin_key()`); the server stops when `cvat` is dropped.
 //!
 //! Where it simplifies:
 //! * no permissions or organisations (the recording ran with the allow-all policy);
@@ -43,7 +43,7 @@ use model::State;
 use std::sync::{Arc, Mutex};
 use users::Caller;
 
-pub use model::{ADMIN_PASSWORD, ADMIN_USERNAME};
+pub use model::{ADMIN_PASSWORD, ADMIN_USERNAME, ANNOTATOR_PASSWORD};
 
 /// A running fake CVAT server; dropping it stops the server.
 pub struct FakeCvat {

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 /// The admin account every fresh fake starts with (the recording logged in as it).
 pub const ADMIN_USERNAME: &str = "admin";
-/// The admin's password, as used by the recording.
-pub const ADMIN_PASSWORD: &str = "Admin12345!";
+/// The admin's password (the recording's own is redacted; the replay sends this one).
+pub const ADMIN_PASSWORD: &str = "fake-admin-pass-1";
+/// The password annotator accounts are registered with in tests and the replay.
+pub const ANNOTATOR_PASSWORD: &str = "fake-annotator-pass-1";
 
 /// Colours the real server picked for labels sent without one, in the order it picked them.
 const AUTO_COLORS: &[&str] = &[

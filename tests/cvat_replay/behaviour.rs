@@ -17,7 +17,7 @@ impl Api {
         let http = reqwest::Client::new();
         let r: Value = http
             .post(format!("{}/api/auth/login", fake.base_url()))
-            .json(&json!({"username": "admin", "password": "Admin12345!"}))
+            .json(&json!({"username": super::ADMIN_USERNAME, "password": super::ADMIN_PASSWORD}))
             .send()
             .await
             .expect("login")

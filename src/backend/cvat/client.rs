@@ -276,11 +276,23 @@ impl CvatBackend {
                 }
             }
             _ => {
-                return Err(err(
-                    "no credentials: set ANNOFORM_CVAT_API_KEY, or ANNOFORM_CVAT_USERNAME and \
-                     ANNOFORM_CVAT_PASSWORD (or `${env:NAME}` references in annoform.toml)"
-                        .into(),
-                ));
+                let empty: Vec<String> = [
+                    ("api_key", &conn.api_key),
+                    ("username", &conn.username),
+                    ("password", &conn.password),
+                ]
+                .iter()
+                .filter(|(_, v)| v.as_deref() == Some(""))
+                .map(|(k, _)| format!("`{k}`"))
+                .collect();
+                let why = match empty.as_slice() {
+                    [] => "no credentials".to_string(),
+                    e => format!("no usable credentials ({} set but empty)", e.join(", ")),
+                };
+                return Err(err(format!(
+                    "{why}: set ANNOFORM_CVAT_API_KEY, or ANNOFORM_CVAT_USERNAME and \
+                     ANNOFORM_CVAT_PASSWORD (or `${{env:NAME}}` references in annoform.toml)"
+                )));
             }
         };
         let http = http
@@ -1409,6 +1421,24 @@ mod tests {
         assert!(
             !Meta::new(&schema, &given, &none).created,
             "a workspace default counts"
+        );
+    }
+
+    #[test]
+    fn an_empty_password_is_reported_as_set_but_empty() {
+        let conn = Connection {
+            url: "http://127.0.0.1:9".into(),
+            username: Some("admin".into()),
+            password: Some(String::new()),
+            ..Connection::default()
+        };
+        let err = CvatBackend::new("cvat", &conn, Default::default(), HttpPolicy::default())
+            .err()
+            .expect("refused before any request")
+            .to_string();
+        assert!(
+            err.contains("no usable credentials (`password` set but empty)"),
+            "{err}"
         );
     }
 

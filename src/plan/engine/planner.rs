@@ -117,7 +117,7 @@ impl Engine<'_> {
                 work.new_samples = d.view.sample_ids.iter().map(ToString::to_string).collect();
                 plan.samples = work.new_samples.len();
                 plan.tasks = work.new_samples.len().div_ceil(d.task_size);
-                count_uploads(ds, d, &work.new_samples, &mut plan);
+                count_uploads(ds, d, &work.new_samples, &mut plan)?;
                 plan.details.push(format!(
                     "create project `{}`; upload {} sample(s) in {} task(s)",
                     d.project_name, plan.samples, plan.tasks
@@ -181,7 +181,7 @@ impl Engine<'_> {
             work.new_samples = d.view.sample_ids.iter().map(ToString::to_string).collect();
             plan.samples = work.new_samples.len();
             plan.tasks = work.new_samples.len().div_ceil(d.task_size);
-            count_uploads(ds, d, &work.new_samples, plan);
+            count_uploads(ds, d, &work.new_samples, plan)?;
             if r.merge.is_none() && !r.tasks.is_empty() {
                 plan.details.push(format!(
                     "annotations not yet merged in the {} old task(s) are discarded",
@@ -202,7 +202,7 @@ impl Engine<'_> {
         if !new.is_empty() {
             plan.actions.push(Action::Extend);
             let ds = self.dataset(&r.dataset)?;
-            count_uploads(ds, d, &new, plan);
+            count_uploads(ds, d, &new, plan)?;
             let batches = new.len().div_ceil(d.task_size);
             plan.details.push(format!(
                 "upload {} new sample(s) in {batches} new task(s)",
@@ -444,7 +444,26 @@ fn additive(old: &ResolvedSchema, new: &ResolvedSchema) -> bool {
     }) && new.fields.keys().all(|k| old.fields.contains_key(k))
 }
 
-fn count_uploads(ds: &Dataset, d: &Desired, samples: &[String], plan: &mut RunPlan) {
+/// Counts the labels to upload, refusing labels a backend cannot round-trip.
+fn count_uploads(
+    ds: &Dataset,
+    d: &Desired,
+    samples: &[String],
+    plan: &mut RunPlan,
+) -> Result<(), EngineError> {
+    use crate::dataset::sendable::{SHOWN, unsendable_labels};
+    let ids = samples.iter().filter_map(|s| ObjectId::parse(s).ok());
+    let fields = d.schema.fields.keys().map(String::as_str);
+    let bad = unsendable_labels(ds, &d.view, ids, fields, SHOWN);
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        return Err(EngineError::Run(format!(
+            "run `{}` (dataset `{}`): labels no backend can take back unchanged; fix or exclude them:\n  {}",
+            plan.key,
+            plan.dataset,
+            list.join("\n  ")
+        )));
+    }
     for (field, f) in &d.schema.fields {
         let n: usize = samples
             .iter()
@@ -453,4 +472,5 @@ fn count_uploads(ds: &Dataset, d: &Desired, samples: &[String], plan: &mut RunPl
             .sum();
         plan.fields.entry(field.clone()).or_default().upload += n;
     }
+    Ok(())
 }
