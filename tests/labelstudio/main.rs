@@ -8,8 +8,11 @@
 //! `#[ignore]`d create/merge timings for 20, 200 and 1000 images.
 
 mod acceptance;
-mod proxy;
+mod faults;
 mod timings;
+
+#[path = "../support/faultproxy.rs"]
+mod faultproxy;
 
 /// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
 #[path = "../../examples/make-demo-dataset.rs"]
