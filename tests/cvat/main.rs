@@ -7,7 +7,11 @@ mod cvat_fake;
 #[path = "../support/fs.rs"]
 mod fs;
 
+#[path = "../support/faultproxy.rs"]
+mod faultproxy;
+
 mod acceptance;
+mod faults;
 mod import;
 mod trials;
 

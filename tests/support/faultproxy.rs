@@ -478,3 +478,40 @@ pub fn endpoint_of(target: &str) -> Target {
     re.push('$');
     Target::regex(&re)
 }
+
+/// Runs `cmd` until `hold` holds one of its requests, then kills it with SIGKILL. An error
+/// says what happened instead: the command ended first (with its output), or `timeout`
+/// passed.
+pub fn kill_when_held(
+    cmd: &mut std::process::Command,
+    hold: &RuleHandle,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the command: {e}"))?;
+    let end = Instant::now() + timeout;
+    loop {
+        if hold.wait_held(Duration::from_millis(50)) {
+            child.kill().map_err(|e| format!("kill: {e}"))?;
+            child.wait().map_err(|e| format!("wait: {e}"))?;
+            return Ok(());
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            return Err(format!(
+                "ended ({}) before the hold:\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no hold within {timeout:?}"));
+        }
+    }
+}
