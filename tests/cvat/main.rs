@@ -13,6 +13,7 @@ mod faultproxy;
 mod acceptance;
 mod faults;
 mod import;
+mod kills;
 mod trials;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};

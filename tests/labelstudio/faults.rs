@@ -100,7 +100,7 @@ fn changed_besides(before: &[Value], after: &[Value], edited: &[usize]) -> Vec<S
 
 /// A demo workspace of `n` images under its own dataset name (so runs on one server have
 /// their own projects), talking to `url`.
-fn workspace(ls: &LabelStudio, url: &str, n: u32, dataset: &str) -> Ws {
+pub(super) fn workspace(ls: &LabelStudio, url: &str, n: u32, dataset: &str) -> Ws {
     let ws = Ws::demo(
         tempfile::tempdir().unwrap(),
         url,
@@ -127,7 +127,7 @@ fn rename_dataset(ws: &Ws, name: &str) {
 }
 
 /// `annoform apply` that may fail: (success, stdout + stderr).
-fn try_apply(ws: &Ws) -> (bool, String) {
+pub(super) fn try_apply(ws: &Ws) -> (bool, String) {
     let out = ws
         .command(&["apply", "--auto-approve"])
         .output()

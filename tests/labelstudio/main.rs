@@ -9,6 +9,7 @@
 
 mod acceptance;
 mod faults;
+mod kills;
 mod timings;
 
 #[path = "../support/faultproxy.rs"]

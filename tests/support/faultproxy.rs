@@ -466,6 +466,10 @@ async fn forward(
 /// A rule target matching the same endpoint as `target` (a logged `path?query`) on another
 /// run: every number may differ (ids, pages), everything else is literal.
 pub fn endpoint_of(target: &str) -> Target {
+    Target::regex(&endpoint_regex(target))
+}
+
+fn endpoint_regex(target: &str) -> String {
     let digits = Regex::new(r"\d+").unwrap();
     let mut re = String::from("^");
     let mut last = 0;
@@ -476,7 +480,7 @@ pub fn endpoint_of(target: &str) -> Target {
     }
     re.push_str(&regex::escape(&target[last..]));
     re.push('$');
-    Target::regex(&re)
+    re
 }
 
 /// Runs `cmd` until `hold` holds one of its requests, then kills it with SIGKILL. An error
@@ -514,4 +518,43 @@ pub fn kill_when_held(
             return Err(format!("no hold within {timeout:?}"));
         }
     }
+}
+
+/// A request of a clean run where another run can be stopped: the `nth` request to the same
+/// endpoint (same method, same path and query but for numbers).
+#[derive(Clone, Debug)]
+pub struct Boundary {
+    pub method: String,
+    pub endpoint: String,
+    pub nth: usize,
+    /// `METHOD path?query` as the clean run sent it.
+    pub label: String,
+}
+
+impl Boundary {
+    /// A rule doing `action` to this request of another run (counting from the rule's
+    /// installation).
+    pub fn rule(&self, action: Action) -> Rule {
+        Rule::new(&self.method, Target::regex(&self.endpoint), action).nth(self.nth)
+    }
+}
+
+/// The requests of `log` (a clean run's) that `keep` selects, as boundaries.
+pub fn boundaries(log: &[(String, String)], keep: impl Fn(&str, &str) -> bool) -> Vec<Boundary> {
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (method, target) in log {
+        let endpoint = endpoint_regex(target);
+        let n = seen.entry((method.clone(), endpoint.clone())).or_default();
+        *n += 1;
+        if keep(method, target) {
+            out.push(Boundary {
+                method: method.clone(),
+                endpoint,
+                nth: *n,
+                label: format!("{method} {target}"),
+            });
+        }
+    }
+    out
 }
