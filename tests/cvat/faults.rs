@@ -190,3 +190,41 @@ fn an_env_reference_in_project_name_is_expanded_or_refused() {
         assert!(stderr.contains("project_name"), "{stderr}");
     }
 }
+
+/// An empty answer to the project's task listing is not "every task deleted": apply does not
+/// recreate the tasks (which would duplicate them and their labels, and leave annotators'
+/// work in the orphaned originals).
+#[test]
+fn an_empty_task_listing_recreates_nothing() {
+    let cvat = Cvat::start();
+    let proxy = FaultProxy::start(cvat.url());
+    let ws = Ws::new(&cvat, DEMO, "");
+    via(&ws, &cvat, &proxy.url);
+    ws.manifest("run.yaml", &small_run("listing"));
+    ws.apply();
+    let pid = cvat.project("annoform/ds/listing").unwrap();
+    let tasks: Vec<u64> = cvat
+        .tasks(pid)
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    let labels: usize = tasks.iter().map(|t| backend_labels(&cvat, *t)).sum();
+    let listing = proxy.rule(Rule::new(
+        "GET",
+        Target::regex(r"^/api/tasks\?"),
+        Action::EmptyBody,
+    ));
+    let (ok, out, err) = ws.try_run(&["apply", "--auto-approve"]);
+    assert_eq!(listing.fired(), 1);
+    proxy.clear();
+    let now: Vec<u64> = cvat
+        .tasks(pid)
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    let held: usize = now.iter().map(|t| backend_labels(&cvat, *t)).sum();
+    assert!(
+        now == tasks && held == labels,
+        "after an empty listing, apply (success: {ok}) left tasks {now:?} (were {tasks:?}) holding {held} labels (were {labels}):\n{out}{err}"
+    );
+}

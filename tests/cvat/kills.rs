@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 const SAMPLES: usize = 3;
 
-struct Scenario {
-    ws: Ws,
+pub(super) struct Scenario {
+    pub(super) ws: Ws,
     project: String,
 }
 
 impl Scenario {
-    fn new(cvat: &Cvat, proxy: &FaultProxy, n: usize) -> Scenario {
+    pub(super) fn new(cvat: &Cvat, proxy: &FaultProxy, n: usize) -> Scenario {
         let ws = Ws::new(cvat, DEMO, "");
         via(&ws, cvat, &proxy.url);
         let key = format!("k{n}");
@@ -35,7 +35,7 @@ impl Scenario {
     }
 
     /// The run's tasks, in batch order.
-    fn tasks(&self, cvat: &Cvat) -> Vec<Value> {
+    pub(super) fn tasks(&self, cvat: &Cvat) -> Vec<Value> {
         let pid = cvat.project(&self.project).expect("project");
         let mut tasks = cvat.tasks(pid);
         tasks.sort_by_key(|t| t["name"].as_str().unwrap_or_default().to_string());
@@ -43,7 +43,7 @@ impl Scenario {
     }
 
     /// Annotators' work before merge `phase` (1 or 2).
-    fn annotate(&self, cvat: &Cvat, phase: usize) {
+    pub(super) fn annotate(&self, cvat: &Cvat, phase: usize) {
         let pid = cvat.project(&self.project).unwrap();
         let tasks: Vec<u64> = self
             .tasks(cvat)
@@ -87,7 +87,7 @@ impl Scenario {
 
 /// The dataset's labels of the run's samples, comparable across runs: labels minted by a
 /// merge are "new".
-fn summary(samples: &[Value], original: &[Value]) -> Vec<Vec<String>> {
+pub(super) fn summary(samples: &[Value], original: &[Value]) -> Vec<Vec<String>> {
     let ids = |s: &Value| -> Vec<(String, String, String)> {
         let mut out = Vec::new();
         for (field, list) in [("ground_truth", "detections"), ("regions", "polylines")] {
@@ -141,7 +141,7 @@ fn summary(samples: &[Value], original: &[Value]) -> Vec<Vec<String>> {
 
 /// Duplicates or missing objects in CVAT for a scenario whose uninterrupted twin holds
 /// `labels` shapes and tags.
-fn backend_faults(cvat: &Cvat, s: &Scenario, labels: usize) -> Vec<String> {
+pub(super) fn backend_faults(cvat: &Cvat, s: &Scenario, labels: usize) -> Vec<String> {
     let mut wrong = Vec::new();
     let projects = cvat
         .projects()

@@ -14,6 +14,7 @@ mod acceptance;
 mod faults;
 mod import;
 mod kills;
+mod matrix;
 mod trials;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 const SAMPLES: usize = 3;
 
 /// One run of the suite in its own workspace and project.
-struct Scenario {
-    ws: Ws,
+pub(super) struct Scenario {
+    pub(super) ws: Ws,
     project: String,
 }
 
 impl Scenario {
-    fn new(ls: &LabelStudio, proxy: &FaultProxy, n: usize) -> Scenario {
+    pub(super) fn new(ls: &LabelStudio, proxy: &FaultProxy, n: usize) -> Scenario {
         let dataset = format!("k{n}");
         let ws = workspace(ls, &proxy.url, SAMPLES as u32, &dataset);
         Scenario {
@@ -34,7 +34,7 @@ impl Scenario {
     }
 
     /// Annotators' work before merge `phase` (1 or 2).
-    fn annotate(&self, ls: &LabelStudio, phase: usize) {
+    pub(super) fn annotate(&self, ls: &LabelStudio, phase: usize) {
         let pid = ls.project(&self.project).expect("project");
         let samples = self.ws.samples();
         let edit = |i: usize, change: &dyn Fn(&mut Vec<Value>)| {
@@ -92,7 +92,7 @@ impl Scenario {
 }
 
 /// The dataset's labels, comparable across runs: labels minted by a merge are "new".
-fn summary(samples: &[Value], original: &[Value]) -> Vec<Vec<String>> {
+pub(super) fn summary(samples: &[Value], original: &[Value]) -> Vec<Vec<String>> {
     let known: Vec<String> = original
         .iter()
         .flat_map(super::faults::label_set)
@@ -119,7 +119,7 @@ fn summary(samples: &[Value], original: &[Value]) -> Vec<Vec<String>> {
 }
 
 /// Duplicates or missing objects in Label Studio for a scenario.
-fn backend_faults(ls: &LabelStudio, s: &Scenario) -> Vec<String> {
+pub(super) fn backend_faults(ls: &LabelStudio, s: &Scenario) -> Vec<String> {
     let mut wrong = Vec::new();
     let projects = ls.get("/api/projects?page_size=1000")["results"]
         .as_array()

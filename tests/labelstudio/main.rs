@@ -10,6 +10,7 @@
 mod acceptance;
 mod faults;
 mod kills;
+mod matrix;
 mod timings;
 
 #[path = "../support/faultproxy.rs"]

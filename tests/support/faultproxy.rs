@@ -558,3 +558,48 @@ pub fn boundaries(log: &[(String, String)], keep: impl Fn(&str, &str) -> bool) -
     }
     out
 }
+
+/// One fault of each kind the matrix injects; the stall lasts `stall` (longer than the
+/// client's timeout).
+pub fn fault_kinds(stall: Duration) -> Vec<Action> {
+    vec![
+        Action::Status(503, r#"{"detail":"injected: service unavailable"}"#.into()),
+        Action::Status(429, r#"{"detail":"injected: too many requests"}"#.into()),
+        Action::ResetAfterForward,
+        Action::Truncated,
+        Action::EmptyBody,
+        Action::Stall(stall),
+    ]
+}
+
+/// Runs `apply` (success, output) until it succeeds, at most `tries` times, printing each
+/// outcome. Each failure must be a clear error: it names one of `names` (the server, the
+/// backend) and does not panic. Problems go to `wrong` (prefixed with `context`); returns
+/// whether it succeeded.
+pub fn converge(
+    apply: impl Fn() -> (bool, String),
+    names: &[&str],
+    tries: usize,
+    context: &str,
+    wrong: &mut Vec<String>,
+) -> bool {
+    for attempt in 1..=tries {
+        let (ok, out) = apply();
+        let error = out
+            .lines()
+            .find(|l| l.starts_with("error") || l.contains("panicked"))
+            .unwrap_or("");
+        eprintln!(
+            "{context}: apply {attempt}: {}",
+            if ok { "ok" } else { error }
+        );
+        if ok {
+            return true;
+        }
+        if out.contains("panicked") || !names.iter().any(|n| error.contains(n)) {
+            wrong.push(format!("{context}: an unclear error:\n{out}"));
+        }
+    }
+    wrong.push(format!("{context}: apply failed {tries} times in a row"));
+    false
+}
