@@ -3,7 +3,8 @@
 //! endpoint of a create and a merge. Every apply either succeeds or fails with a clear error;
 //! re-runs converge to the dataset and the backend objects of a run without faults.
 //!
-//! Per kind, one run: every endpoint's rule is armed at once (each fires once), and apply is
+//! Per kind, one run; in each phase every endpoint's rule is armed at once (each fires once)
+//! and apply is
 //! re-run until it succeeds, so each fault is met by the apply that reaches it.
 
 use super::faultproxy::{FaultProxy, Rule, Target, converge, fault_kinds};
@@ -16,18 +17,21 @@ use std::time::{Duration, Instant};
 const TIMEOUT_MS: &str = "1000";
 const STALL: Duration = Duration::from_millis(1500);
 
-const CREATE: [(&str, &str); 6] = [
-    ("POST", r"^/api/auth/login"),
-    ("GET", r"^/api/projects\?"),
-    ("POST", r"^/api/projects$"),
-    ("POST", r"^/api/tasks$"),
-    ("POST", r"^/api/tasks/\d+/data"),
-    ("PUT", r"^/api/tasks/\d+/annotations"),
-];
-const MERGE: [(&str, &str); 3] = [
-    ("GET", r"^/api/tasks\?"),
-    ("GET", r"^/api/tasks/\d+/data/meta"),
-    ("GET", r"^/api/tasks/\d+/annotations"),
+/// Per phase (the create, then merges after annotators' work), the endpoints faulted.
+const PHASES: [&[(&str, &str)]; 3] = [
+    &[
+        ("POST", r"^/api/auth/login"),
+        ("GET", r"^/api/projects\?"),
+        ("POST", r"^/api/projects$"),
+        ("POST", r"^/api/tasks$"),
+        ("POST", r"^/api/tasks/\d+/data"),
+        ("PUT", r"^/api/tasks/\d+/annotations"),
+    ],
+    &[("GET", r"^/api/tasks\?")],
+    &[
+        ("GET", r"^/api/tasks/\d+/data/meta"),
+        ("GET", r"^/api/tasks/\d+/annotations"),
+    ],
 ];
 
 fn apply(ws: &Ws) -> (bool, String) {
@@ -53,8 +57,10 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
     let reference = Scenario::new(&cvat, &proxy, 100);
     let original = reference.ws.samples();
     reference.ws.apply();
-    reference.annotate(&cvat, 1);
-    reference.ws.apply();
+    for phase in 1..PHASES.len() {
+        reference.annotate(&cvat, phase);
+        reference.ws.apply();
+    }
     let expected = summary(&reference.ws.samples(), &original);
     let held: usize = reference
         .tasks(&cvat)
@@ -66,9 +72,9 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
     let mut unreached = Vec::new();
     for (k, action) in fault_kinds(STALL).into_iter().enumerate() {
         let s = Scenario::new(&cvat, &proxy, 101 + k);
-        for (phase, endpoints) in [("create", &CREATE[..]), ("merge", &MERGE[..])] {
-            if phase == "merge" {
-                s.annotate(&cvat, 1);
+        for (phase, endpoints) in PHASES.iter().enumerate() {
+            if phase > 0 {
+                s.annotate(&cvat, phase);
             }
             let rules: Vec<_> = endpoints
                 .iter()
@@ -79,7 +85,11 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
                     )
                 })
                 .collect();
-            let context = format!("{} in the {phase}", action.kind());
+            let context = format!(
+                "{} in the {}",
+                action.kind(),
+                ["create", "merge 1", "merge 2", "merge 3"][phase]
+            );
             converge(
                 || apply(&s.ws),
                 &[proxy.url.as_str(), "cvat"],

@@ -33,7 +33,7 @@ impl Scenario {
         }
     }
 
-    /// Annotators' work before merge `phase` (1 or 2).
+    /// Annotators' work before merge `phase` (1, 2 or 3).
     pub(super) fn annotate(&self, ls: &LabelStudio, phase: usize) {
         let pid = ls.project(&self.project).expect("project");
         let samples = self.ws.samples();
@@ -80,6 +80,9 @@ impl Scenario {
                         "rectanglelabels": ["person"]}}),
                 );
             });
+        } else if phase == 3 {
+            // Sample 2 again: its scene deleted (a newer annotation, without the drawn box).
+            edit(2, &|r| r.retain(|x| x["from_name"] != "scene"));
         } else {
             // Sample 1 again: its scene deleted too (a newer annotation).
             edit(1, &|r| {

@@ -1,9 +1,10 @@
 //! The fault matrix on a real Label Studio: each kind of fault (5xx, 429, a reset after the
 //! server acted, a truncated body, an empty body, a stall past the client's timeout) on each
-//! main endpoint of a create and a merge. Every apply either succeeds or fails with a clear
+//! main endpoint of a create and of merges. Every apply either succeeds or fails with a clear
 //! error; re-runs converge to the dataset and the backend objects of a run without faults.
 //!
-//! Per kind, one run: every endpoint's rule is armed at once (each fires once), and apply is
+//! Per kind, one run; in each phase every endpoint's rule is armed at once (each fires once)
+//! and apply is
 //! re-run until it succeeds, so each fault is met by the apply that reaches it.
 
 use super::faultproxy::{FaultProxy, Rule, Target, converge, fault_kinds};
@@ -16,15 +17,19 @@ use std::time::{Duration, Instant};
 const TIMEOUT_MS: &str = "2000";
 const STALL: Duration = Duration::from_millis(3000);
 
-const CREATE: [(&str, &str); 4] = [
-    ("GET", r"^/api/projects\?"),
-    ("POST", r"^/api/projects$"),
-    ("POST", r"/import\?commit_to_project=false"),
-    ("POST", r"/import\?return_task_ids"),
-];
-const MERGE: [(&str, &str); 2] = [
-    ("GET", r"^/api/tasks\?.*include="),
-    ("GET", r"^/api/tasks\?.*fields=all"),
+/// Per phase (the create, then merges after annotators' work), the endpoints faulted: the
+/// full download's page, the task listing, the incremental query each in a merge of their
+/// own, as a fault on one can end an apply before it reaches the next.
+const PHASES: [&[(&str, &str)]; 4] = [
+    &[
+        ("GET", r"^/api/projects\?"),
+        ("POST", r"^/api/projects$"),
+        ("POST", r"/import\?commit_to_project=false"),
+        ("POST", r"/import\?return_task_ids"),
+    ],
+    &[("GET", r"^/api/tasks\?.*fields=all")],
+    &[("GET", r"^/api/tasks\?.*include=")],
+    &[("GET", r"^/api/tasks\?.*query=")],
 ];
 
 fn apply(ws: &Ws) -> (bool, String) {
@@ -51,17 +56,19 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
     let reference = Scenario::new(&ls, &proxy, 100);
     let original = reference.ws.samples();
     reference.ws.run(&["apply", "--auto-approve"]);
-    reference.annotate(&ls, 1);
-    reference.ws.run(&["apply", "--auto-approve"]);
+    for phase in 1..PHASES.len() {
+        reference.annotate(&ls, phase);
+        reference.ws.run(&["apply", "--auto-approve"]);
+    }
     let expected = summary(&reference.ws.samples(), &original);
 
     let mut wrong = Vec::new();
     let mut unreached = Vec::new();
     for (k, action) in fault_kinds(STALL).into_iter().enumerate() {
         let s = Scenario::new(&ls, &proxy, 101 + k);
-        for (phase, endpoints) in [("create", &CREATE[..]), ("merge", &MERGE[..])] {
-            if phase == "merge" {
-                s.annotate(&ls, 1);
+        for (phase, endpoints) in PHASES.iter().enumerate() {
+            if phase > 0 {
+                s.annotate(&ls, phase);
             }
             let rules: Vec<_> = endpoints
                 .iter()
@@ -72,7 +79,11 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
                     )
                 })
                 .collect();
-            let context = format!("{} in the {phase}", action.kind());
+            let context = format!(
+                "{} in the {}",
+                action.kind(),
+                ["create", "merge 1", "merge 2", "merge 3"][phase]
+            );
             converge(
                 || apply(&s.ws),
                 &[proxy.url.as_str(), "labelstudio"],
