@@ -3,9 +3,8 @@
 //! main endpoint of a create and of merges. Every apply either succeeds or fails with a clear
 //! error; re-runs converge to the dataset and the backend objects of a run without faults.
 //!
-//! Per kind, one run; in each phase every endpoint's rule is armed at once (each fires once)
-//! and apply is
-//! re-run until it succeeds, so each fault is met by the apply that reaches it.
+//! Per kind, one run: in each phase every endpoint's rule is armed at once (each fires once)
+//! and apply is re-run until it succeeds, so each fault is met by the apply that reaches it.
 
 use super::faultproxy::{FaultProxy, Rule, Target, converge, fault_kinds};
 use super::faults::try_apply;
