@@ -200,8 +200,8 @@ fn killed_at_every_step_boundary_then_rerun() {
         points.push((0, b.clone(), Action::HoldRequest));
         points.push((0, b, Action::HoldAnswer));
     }
-    for phase in 1..=2 {
-        for b in boundaries(&logs[phase], |_, _| true) {
+    for (phase, log) in logs.iter().enumerate().skip(1) {
+        for b in boundaries(log, |_, _| true) {
             points.push((phase, b, Action::HoldRequest));
         }
     }

@@ -463,12 +463,8 @@ async fn forward(
     }
 }
 
-/// A rule target matching the same endpoint as `target` (a logged `path?query`) on another
-/// run: every number may differ (ids, pages), everything else is literal.
-pub fn endpoint_of(target: &str) -> Target {
-    Target::regex(&endpoint_regex(target))
-}
-
+/// A regular expression matching the same endpoint as `target` (a logged `path?query`) on
+/// another run: every number may differ (ids, pages), everything else is literal.
 fn endpoint_regex(target: &str) -> String {
     let digits = Regex::new(r"\d+").unwrap();
     let mut re = String::from("^");
