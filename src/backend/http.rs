@@ -71,10 +71,16 @@ impl Default for HttpPolicy {
 }
 
 impl HttpPolicy {
-    /// The default policy with `--parallelism` applied.
+    /// The default policy with `--parallelism` applied. `ANNOFORM_HTTP_TIMEOUT_MS` shortens
+    /// the request timeout, so tests can make a server stall past it in little time.
     pub fn with_parallelism(parallelism: usize) -> HttpPolicy {
+        let timeout = std::env::var("ANNOFORM_HTTP_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis);
         HttpPolicy {
             parallelism,
+            timeout: timeout.unwrap_or(HttpPolicy::default().timeout),
             ..HttpPolicy::default()
         }
     }

@@ -58,8 +58,8 @@ fn all_label_types_round_trip() {
     assert_eq!(cvat.project("annoform/ds/review"), None);
 }
 
-const DEMO: &str = "datasets/demo";
-const QUICKSTART: &str = "datasets/quickstart";
+pub(super) const DEMO: &str = "datasets/demo";
+pub(super) const QUICKSTART: &str = "datasets/quickstart";
 
 fn header(key: &str) -> String {
     format!("apiVersion: annoform/v1\nkind: AnnotationRun\nkey: {key}\ndataset: ds\n")

@@ -7,9 +7,15 @@ mod cvat_fake;
 #[path = "../support/fs.rs"]
 mod fs;
 
+#[path = "../support/faultproxy.rs"]
+mod faultproxy;
+
 mod acceptance;
 mod adoption;
+mod faults;
 mod import;
+mod kills;
+mod matrix;
 mod trials;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};

@@ -1,10 +1,9 @@
 //! Issue 5's acceptance on the real server: the demo dataset (24 generated images), annotators
 //! simulated through the REST API exactly as the editor saves their work.
 
-use super::proxy::Proxy;
+use super::faultproxy::{Action, FaultProxy, Rule, Target};
 use super::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub(super) const DEMO_PROJECT: &str = "annoform/demo/demo";
@@ -494,35 +493,30 @@ fn restrictions_reject_and_keep_the_originals() {
 fn killed_after_the_task_import_then_adopted() {
     let dir = tempfile::tempdir().unwrap();
     let ls = LabelStudio::start(dir.path());
-    let proxy = Proxy::start(&ls.url);
+    let proxy = FaultProxy::start(&ls.url);
     let ws = Ws::demo(dir, &proxy.url, &ls.token, 24, &demo_schema(""));
-    proxy.switches.hold_import.store(true, Ordering::SeqCst);
+    // The task import, not the file upload (which goes to the same path, uncommitted).
+    let import = proxy.rule(Rule::new(
+        "POST",
+        Target::regex(r"/import\?return_task_ids"),
+        Action::HoldAnswer,
+    ));
     let mut child = ws
         .command(&["apply", "--auto-approve"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn annoform apply");
-    let t0 = Instant::now();
     // Label Studio has imported the tasks; annoform waits for the answer. Kill it there.
-    loop {
-        let imported = proxy.switches.import_done.load(Ordering::SeqCst)
-            && ls
-                .project(DEMO_PROJECT)
-                .is_some_and(|p| ls.tasks(p).len() == 24);
-        if imported {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "annoform ended before the import"
-        );
-        assert!(t0.elapsed() < Duration::from_secs(120), "no import seen");
-        std::thread::sleep(Duration::from_millis(50));
+    let held = import.wait_held(Duration::from_secs(120));
+    if !held {
+        let _ = child.kill();
     }
+    assert!(held, "no import seen");
+    assert_eq!(ls.tasks(ls.project(DEMO_PROJECT).unwrap()).len(), 24);
     child.kill().expect("kill annoform by its pid");
     child.wait().unwrap();
-    proxy.switches.hold_import.store(false, Ordering::SeqCst);
+    proxy.clear();
     let pid = ls.project(DEMO_PROJECT).unwrap();
 
     // The record never learnt of the tasks: the re-run adopts them instead of importing again.
@@ -585,7 +579,7 @@ fn misbehaving_servers() {
     assert_eq!(ls.project(DEMO_PROJECT), None);
 
     // A 500 on a page of the download is retried.
-    let proxy = Proxy::start(&ls.url);
+    let proxy = FaultProxy::start(&ls.url);
     let ws = Ws::demo(
         tempfile::tempdir().unwrap(),
         &proxy.url,
@@ -596,34 +590,31 @@ fn misbehaving_servers() {
     ws.run(&["apply", "--auto-approve"]);
     let pid = ls.project(DEMO_PROJECT).unwrap();
     annotate(&ls, pid, &ws.samples());
+    let tasks_list = Target::regex(r"^/api/tasks(\?|$)");
+    let tasks_gets = proxy.rule(Rule::count("GET", tasks_list.clone()));
     // One plain listing answers the task list and their status; one more brings annotations.
-    let before = proxy.switches.tasks_gets.load(Ordering::SeqCst);
+    let before = tasks_gets.matched();
     ws.plan();
     assert_eq!(
-        proxy.switches.tasks_gets.load(Ordering::SeqCst) - before,
+        tasks_gets.matched() - before,
         2,
         "a plan lists the project's tasks twice"
     );
-    let gets = proxy.switches.tasks_gets.load(Ordering::SeqCst);
-    proxy
-        .switches
-        .fail_next_tasks_get
-        .store(true, Ordering::SeqCst);
+    let gets = tasks_gets.matched();
+    let failing = proxy.rule(Rule::new(
+        "GET",
+        tasks_list.clone(),
+        Action::Status(500, r#"{"detail":"injected"}"#.into()),
+    ));
     let plan = ws.plan();
-    assert_eq!(
-        proxy.switches.failed.load(Ordering::SeqCst),
-        1,
-        "the 500 was served"
-    );
-    assert!(
-        proxy.switches.tasks_gets.load(Ordering::SeqCst) >= gets + 2,
-        "and the page asked again"
-    );
+    assert_eq!(failing.fired(), 1, "the 500 was served");
+    assert!(tasks_gets.matched() >= gets + 2, "and the page asked again");
     assert_eq!(counts(&plan, "ground_truth"), (1, 2, 1, 0), "{plan:#}");
-    proxy
-        .switches
-        .fail_next_tasks_get
-        .store(true, Ordering::SeqCst);
+    proxy.rule(Rule::new(
+        "GET",
+        tasks_list,
+        Action::Status(500, r#"{"detail":"injected"}"#.into()),
+    ));
     ws.run(&["apply", "--auto-approve"]);
     assert!(run_actions(&ws.plan()).is_empty());
     ws.run(&["destroy", "--auto-approve"]);

@@ -12,7 +12,13 @@ mod acceptance;
 mod evidence;
 mod adoption;
 mod proxy;
+mod faults;
+mod kills;
+mod matrix;
 mod timings;
+
+#[path = "../support/faultproxy.rs"]
+mod faultproxy;
 
 /// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
 #[path = "../../examples/make-demo-dataset.rs"]
