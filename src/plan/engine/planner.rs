@@ -307,7 +307,7 @@ impl Engine<'_> {
             m.cursor == outcome.cursor
                 && (m.annotations_digest == digest || (since.is_some() && outcome.samples == 0))
         });
-        if unchanged {
+        if unchanged && !load.cleanup {
             return Ok(());
         }
         if !outcome.unexpected_errors.is_empty() {
@@ -336,7 +336,8 @@ impl Engine<'_> {
             e.rejected = c.rejected;
             e.unchanged = c.unchanged;
         }
-        if outcome.changes_anything() {
+        // `load.cleanup` deletes the project after the final merge, with or without changes.
+        if outcome.changes_anything() || load.cleanup {
             plan.actions.push(Action::Merge);
             plan.rejected = outcome.rejected.clone();
             // Per-sample detail for reviewers, bounded so huge merges keep plans small.
