@@ -43,3 +43,57 @@ fn cleanup_runs_when_the_final_merge_has_no_changes() {
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");
 }
+
+/// A run naming its own server (`backend_config.url`) goes there, with the workspace
+/// backend's credentials; the other runs stay on the workspace's server. Status, merge and
+/// destroy follow the run to its server.
+#[test]
+fn a_run_with_its_own_url_goes_to_that_server() {
+    let main = Cvat::start();
+    let other = Cvat::start();
+    let ws = Ws::new(&main, DEMO, "");
+    ws.manifest("here.yaml", &boxes("here", "load:\n  when: always\n"));
+    ws.manifest(
+        "there.yaml",
+        &boxes(
+            "there",
+            &format!(
+                "backend_config:\n  url: {}\nload:\n  when: always\n",
+                other.url()
+            ),
+        ),
+    );
+    ws.apply();
+    assert!(main.project("annoform/ds/here").is_some());
+    assert_eq!(
+        main.project("annoform/ds/there"),
+        None,
+        "not on the workspace's server"
+    );
+    let pid = other
+        .project("annoform/ds/there")
+        .expect("on the run's server");
+    assert_eq!(other.project("annoform/ds/here"), None);
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+
+    // An annotator draws a box on the run's server: the merge reads it from there.
+    let tid = other.tasks(pid)[0]["id"].as_u64().unwrap();
+    let samples = ws.samples();
+    let f = other.frame_of(tid, oid(&samples[0]));
+    other.edit(
+        tid,
+        "create",
+        vec![json!({"type": "rectangle", "frame": f,
+            "label_id": other.label(pid, "truck")["id"], "points": [0, 0, 16, 12]})],
+        vec![],
+    );
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    let status = ws.run(&["status", "there"]);
+    assert!(status.contains("0/1 task(s) complete"), "{status}");
+    ws.apply();
+    ws.run(&["destroy", "--target", "there", "--auto-approve"]);
+    assert_eq!(other.project("annoform/ds/there"), None);
+    assert!(main.project("annoform/ds/here").is_some());
+}

@@ -52,12 +52,12 @@ impl Engine<'_> {
                             continue;
                         }
                         if let Some(o) = self.store.get(&dataset, &key)? {
-                            shared |= o.backend == r.backend
+                            shared |= Connection::of_record(&o) == Connection::of_record(r)
                                 && o.project.as_ref().is_some_and(|op| op.id == p.id)
                                 && !o.cleaned_up;
                         }
                     }
-                    let b = self.attached(r)?;
+                    let b = self.attached(r, &Connection::of_record(r))?;
                     if !shared && b.find_project(&p.name)?.is_some_and(|live| live.id == p.id) {
                         b.delete_project(&project)?;
                     }
@@ -73,7 +73,7 @@ impl Engine<'_> {
         let mut record = match record {
             Some(r) => r,
             None => {
-                let b = self.backend(&d.backend)?;
+                let b = self.backend(&d.connection)?;
                 let project = match b.find_project(&d.project_name)? {
                     Some(p) => p, // created before an interruption: adopt it
                     None => b.create_project(&ProjectSpec {
@@ -90,7 +90,7 @@ impl Engine<'_> {
         self.fill_record_keep_schema(&mut record, &d);
         if w.missing_project {
             // Deleted outside annoform: recreate (or adopt one recreated by an interrupted apply).
-            let b = self.backend(&d.backend)?;
+            let b = self.backend(&d.connection)?;
             let project = match b.find_project(&d.project_name)? {
                 Some(p) => p,
                 None => b.create_project(&ProjectSpec {
@@ -105,11 +105,11 @@ impl Engine<'_> {
             });
             self.store.put(&mut record)?;
         }
-        self.attached(&record)?;
+        self.attached(&record, &d.connection)?;
         if actions.contains(&Action::Update) {
             if record.schema != d.schema {
                 let project = remote(&record);
-                self.backend(&d.backend)?
+                self.backend(&d.connection)?
                     .update_schema(&project, &d.schema)?;
                 // Restrictions may have changed: the next refresh looks at everything again.
                 if let Some(m) = record.merge.as_mut() {
@@ -132,7 +132,7 @@ impl Engine<'_> {
                 && w.plan.actions.contains(&Action::Merge)
             {
                 let project = remote(&record);
-                self.backend(&d.backend)?.delete_project(&project)?;
+                self.backend(&d.connection)?.delete_project(&project)?;
                 record.cleaned_up = true;
                 record.touch(&self.now);
                 self.store.put(&mut record)?;
@@ -187,7 +187,7 @@ impl Engine<'_> {
             return Ok(());
         }
         let project = remote(record);
-        let existing = self.backend(&d.backend)?.list_tasks(&project)?;
+        let existing = self.backend(&d.connection)?.list_tasks(&project)?;
         progress.start("uploading", batches.iter().map(|b| b.1.len() as u64).sum());
         let prefix = batch_prefix(
             record.project.as_ref().map_or("", |p| p.name.as_str()),
@@ -202,14 +202,14 @@ impl Engine<'_> {
                 .find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
             let task = match adopt {
                 Some(t) => t.clone(),
-                None => self.backend(&d.backend)?.create_task(&project, &spec)?,
+                None => self.backend(&d.connection)?.create_task(&project, &spec)?,
             };
             if d.kind == BackendKind::Cvat {
                 // CVAT's UI resets a shape's attributes, our `label_id` among them, when an
                 // annotator changes its class: record which shape holds which label now, so
                 // the merge still knows it (the recorded shape-id map).
                 let map = &mut record.id_map;
-                self.backend(&d.backend)?.download(
+                self.backend(&d.connection)?.download(
                     &project,
                     std::slice::from_ref(&task.id),
                     None,
@@ -343,7 +343,7 @@ impl Engine<'_> {
             )));
         }
         let d = self.desired(loaded)?;
-        let b = self.backend(&d.backend)?;
+        let b = self.backend(&d.connection)?;
         let project = b.find_project(&d.project_name)?.ok_or_else(|| {
             EngineError::Run(format!(
                 "{} has no project `{}` to import",
@@ -379,7 +379,7 @@ impl Engine<'_> {
         let mut record = self.new_record(&d, &project);
         for (batch, task) in tasks {
             let mut samples: Vec<String> = Vec::new();
-            self.backend(&d.backend)?.download(
+            self.backend(&d.connection)?.download(
                 &project,
                 std::slice::from_ref(&task.id),
                 None,

@@ -8,7 +8,7 @@ pub mod import_cvat;
 mod open;
 mod planner;
 
-pub use open::open_backend;
+pub use open::{Connection, open_backend};
 
 use super::model::*;
 use crate::backend::{
@@ -71,6 +71,8 @@ pub struct PlanFile {
 pub struct Desired {
     pub loaded: LoadedRun,
     pub backend: String,
+    /// The server the run talks to (the workspace backend, or the run's own `url`...).
+    pub connection: Connection,
     pub kind: BackendKind,
     /// Non-secret backend settings (workspace defaults overridden by the manifest).
     pub settings: serde_json::Map<String, Value>,
@@ -145,7 +147,7 @@ pub struct Engine<'a> {
     env: &'a Env,
     store: &'a LocalStore,
     datasets: Datasets,
-    backends: HashMap<String, Box<dyn Backend>>,
+    backends: HashMap<Connection, Box<dyn Backend>>,
     now: String,
 }
 
@@ -172,18 +174,22 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn backend(&mut self, name: &str) -> Result<&mut Box<dyn Backend>, EngineError> {
-        if !self.backends.contains_key(name) {
-            let b = open_backend(self.config, self.env, name)?;
-            self.backends.insert(name.to_string(), b);
+    fn backend(&mut self, conn: &Connection) -> Result<&mut Box<dyn Backend>, EngineError> {
+        if !self.backends.contains_key(conn) {
+            let b = open_backend(self.config, self.env, conn)?;
+            self.backends.insert(conn.clone(), b);
         }
-        Ok(self.backends.get_mut(name).expect("inserted above"))
+        Ok(self.backends.get_mut(conn).expect("inserted above"))
     }
 
-    /// The backend of a recorded run, told what the record knows about its project.
-    fn attached(&mut self, record: &RunRecord) -> Result<&mut Box<dyn Backend>, EngineError> {
+    /// The backend of a recorded run on `conn`, told what the record knows about its project.
+    fn attached(
+        &mut self,
+        record: &RunRecord,
+        conn: &Connection,
+    ) -> Result<&mut Box<dyn Backend>, EngineError> {
         let project = remote(record);
-        let b = self.backend(&record.backend)?;
+        let b = self.backend(conn)?;
         b.attach(
             &project,
             backend::ProjectContext {
@@ -249,9 +255,11 @@ impl<'a> Engine<'a> {
             .and_then(Value::as_u64)
             .map_or(DEFAULT_TASK_SIZE, |n| n.max(1) as usize);
         let manifest_digest = merge::digest(&serde_json::to_value(run).unwrap_or_default());
+        let connection = Connection::new(&backend, &run.backend_config);
         Ok(Desired {
             loaded: loaded.clone(),
             backend,
+            connection,
             kind,
             settings,
             schema,
@@ -266,7 +274,8 @@ impl<'a> Engine<'a> {
     pub fn status(&mut self, record: &RunRecord) -> Result<Vec<backend::TaskStatus>, EngineError> {
         let project = remote(record);
         let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
-        Ok(self.attached(record)?.status(&project, &ids)?)
+        let conn = Connection::of_record(record);
+        Ok(self.attached(record, &conn)?.status(&project, &ids)?)
     }
 }
 

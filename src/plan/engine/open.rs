@@ -1,18 +1,54 @@
 //! Opening a workspace backend by name: its settings, with secrets resolved here (from the
-//! environment or `${env:NAME}` references) and never passed on to a record or a log.
+//! environment or `${env:NAME}` references) and never passed on to a record or a log. A run
+//! may name its own server (`backend_config.url`, `organization`, `local_files_root`): it
+//! then gets a backend of its own, opened with the workspace backend's other settings.
 
 use super::*;
 use crate::backend::cvat::CvatBackend;
-use crate::backend::cvat::client::Connection;
-use crate::config::BackendSettings;
+use crate::config::{BackendSettings, Setting, Source};
 
-/// Open a backend by name.
+/// The settings that choose where a backend connects; a run may override each of them.
+pub const CONNECTION_SETTINGS: [&str; 3] = ["url", "organization", "local_files_root"];
+
+/// The server a run talks to: a workspace backend, with the connection settings the run
+/// overrides (`url`, `organization`, `local_files_root`). Runs with equal connections share
+/// one opened backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Connection {
+    /// The workspace backend's name.
+    pub backend: String,
+    /// The overridden connection settings, in [`CONNECTION_SETTINGS`] order.
+    overrides: Vec<(String, String)>,
+}
+
+impl Connection {
+    /// The backend `backend` with the connection settings found in `settings` (a manifest's
+    /// `backend_config`, or a record's settings).
+    pub fn new(backend: &str, settings: &serde_json::Map<String, Value>) -> Self {
+        let overrides = CONNECTION_SETTINGS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), settings.get(*k)?.as_str()?.to_string())))
+            .collect();
+        Connection {
+            backend: backend.to_string(),
+            overrides,
+        }
+    }
+
+    /// The connection a record's project lives on: the settings it was created with.
+    pub fn of_record(record: &RunRecord) -> Self {
+        Connection::new(&record.backend, &record.backend_config)
+    }
+}
+
+/// Open the backend of a connection.
 pub fn open_backend(
     config: &Config,
     env: &Env,
-    name: &str,
+    conn: &Connection,
 ) -> Result<Box<dyn Backend>, EngineError> {
-    let s = settings(config, name)?;
+    let name = conn.backend.as_str();
+    let s = &settings(config, conn)?;
     match s.kind {
         BackendKind::Custom => {
             let command: Vec<String> = s
@@ -42,16 +78,21 @@ pub fn open_backend(
                 name, &url, &api_key, root, policy,
             )?))
         }
-        BackendKind::Cvat => Ok(Box::new(open_cvat(config, env, name)?)),
+        BackendKind::Cvat => Ok(Box::new(open_cvat(config, env, conn)?)),
         kind => Err(EngineError::Run(format!(
             "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
         ))),
     }
 }
 
-/// Open the CVAT backend `name` of the workspace.
-pub fn open_cvat(config: &Config, env: &Env, name: &str) -> Result<CvatBackend, EngineError> {
-    let s = settings(config, name)?;
+/// Open a CVAT backend.
+pub fn open_cvat(
+    config: &Config,
+    env: &Env,
+    conn: &Connection,
+) -> Result<CvatBackend, EngineError> {
+    let name = conn.backend.as_str();
+    let s = &settings(config, conn)?;
     let setting = |key: &str| resolved(s, env, name, key);
     let mut headers = Vec::new();
     if let Some(h) = s.values.get("headers").and_then(|v| v.value.as_object()) {
@@ -61,7 +102,7 @@ pub fn open_cvat(config: &Config, env: &Env, name: &str) -> Result<CvatBackend, 
             headers.push((k.clone(), v));
         }
     }
-    let conn = Connection {
+    let cvat = backend::cvat::client::Connection {
         url: setting("url")?.unwrap_or_else(|| "https://app.cvat.ai".into()),
         username: setting("username")?,
         password: setting("password")?,
@@ -71,13 +112,23 @@ pub fn open_cvat(config: &Config, env: &Env, name: &str) -> Result<CvatBackend, 
     };
     let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
     let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
-    Ok(CvatBackend::new(name, &conn, defaults, policy)?)
+    Ok(CvatBackend::new(name, &cvat, defaults, policy)?)
 }
 
-fn settings<'c>(config: &'c Config, name: &str) -> Result<&'c BackendSettings, EngineError> {
-    config
+/// The workspace backend's settings with the connection's overrides.
+fn settings(config: &Config, conn: &Connection) -> Result<BackendSettings, EngineError> {
+    let name = &conn.backend;
+    let mut s = config
         .backend(name)
-        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))
+        .cloned()
+        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
+    for (k, v) in &conn.overrides {
+        s.values.insert(
+            k.clone(),
+            Setting::new(Value::from(v.as_str()), Source::Manifest),
+        );
+    }
+    Ok(s)
 }
 
 /// A string setting: a literal (from the environment) or a `${env:NAME}` reference (from

@@ -160,7 +160,7 @@ impl Engine<'_> {
             ));
         } else if !same_schema(&r.schema, &d.schema) {
             let caps_in_place = self
-                .backend(&d.backend)?
+                .backend(&d.connection)?
                 .capabilities()
                 .schema_update_in_place;
             if caps_in_place && additive(&r.schema, &d.schema) {
@@ -218,7 +218,7 @@ impl Engine<'_> {
         }) else {
             return Ok(());
         };
-        let b = self.attached(r)?;
+        let b = self.attached(r, &d.connection)?;
         if b.find_project(&project.name)?
             .is_none_or(|p| p.id != project.id)
         {
@@ -277,7 +277,7 @@ impl Engine<'_> {
         };
         let b = self
             .backends
-            .get_mut(&d.backend)
+            .get_mut(&d.connection)
             .expect("opened by the drift check above");
         // After a merge, ask only for what changed since (when the backend can tell).
         let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
