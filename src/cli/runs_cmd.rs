@@ -11,12 +11,15 @@ use std::time::Duration;
 pub enum RunsCommand {
     /// One line per recorded run.
     List,
-    /// A run's record as JSON (never contains secrets).
+    /// A run's record, like FiftyOne's get_annotation_info (never contains secrets).
     Info {
         key: String,
         /// The dataset, when several have a run with this key.
         #[arg(long)]
         dataset: Option<String>,
+        /// The whole record as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Rename a run's key (like FiftyOne's rename_annotation_run); backends are untouched.
     Rename {
@@ -93,6 +96,56 @@ pub fn table(records: &[RunRecord]) -> String {
     out
 }
 
+/// A record as people read it: what FiftyOne's `get_annotation_info()` shows (key, times,
+/// backend and its settings, label schema) and what annoform adds (project, tasks, merges).
+pub fn info(r: &RunRecord) -> String {
+    let mut out = format!(
+        "key:        {}\ndataset:    {}\nbackend:    {}\ncreated:    {}\nupdated:    {}\n",
+        r.key, r.dataset, r.backend, r.created_at, r.updated_at
+    );
+    if let Some(p) = &r.project {
+        out.push_str(&format!("project:    {} ({})\n", p.name, p.id));
+    }
+    out.push_str(&format!(
+        "samples:    {} in {} task(s)\n",
+        r.samples.len(),
+        r.tasks.len()
+    ));
+    out.push_str(&match &r.merge {
+        Some(m) => format!(
+            "last merge: {} ({} rejected change(s))\n",
+            m.merged_at,
+            m.rejected.len()
+        ),
+        None => "last merge: never\n".into(),
+    });
+    if r.cleaned_up {
+        out.push_str("cleaned up: yes (the backend objects were deleted)\n");
+    }
+    out.push_str("label schema:\n");
+    for (field, f) in &r.schema.fields {
+        out.push_str(&format!(
+            "  {field}: {}{}\n",
+            f.label_type,
+            if f.existing { " (existing field)" } else { "" }
+        ));
+        if !f.classes.is_empty() {
+            out.push_str(&format!("    classes: {}\n", f.classes.join(", ")));
+        }
+        for (name, a) in &f.attributes {
+            out.push_str(&format!(
+                "    attribute {name}: {}\n",
+                serde_json::to_string(a).unwrap_or_default()
+            ));
+        }
+    }
+    out.push_str("backend config:\n");
+    for (k, v) in &r.backend_config {
+        out.push_str(&format!("  {k}: {v}\n"));
+    }
+    out
+}
+
 /// Run a `runs` subcommand.
 pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
     let (config, store) = Session::store_only(ctx)?;
@@ -104,9 +157,14 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             }
             super::print(&table(&records))
         }
-        RunsCommand::Info { key, dataset } => {
+        RunsCommand::Info { key, dataset, json } => {
             let r = find(&store, key, dataset.as_deref())?;
-            super::print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"))
+            if *json {
+                return super::print(
+                    &(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"),
+                );
+            }
+            super::print(&info(&r))
         }
         RunsCommand::Rename { old, new, dataset } => {
             let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;

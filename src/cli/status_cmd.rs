@@ -43,19 +43,30 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
             continue;
         }
         let status = engine.status(&r).map_err(engine_error)?;
+        let links = engine.links(&r).map_err(engine_error)?;
         let done = status.iter().filter(|s| s.complete).count();
         out.push_str(&format!(
             "{d}/{k} ({}): {done}/{} task(s) complete\n",
             r.backend,
             r.tasks.len()
         ));
+        if let Some(p) = &links.project {
+            out.push_str(&format!("  project: {p}\n"));
+        }
         for t in &r.tasks {
             let s = status.iter().find(|s| s.id == t.id);
             let shown = s.map_or("missing".to_string(), |s| s.status.clone());
             out.push_str(&format!("  {:<40} {:>8}  {shown}\n", t.name, t.id));
+            if let Some(updated) = s.and_then(|s| s.updated.as_deref()) {
+                out.push_str(&format!("  {:<40} {:>8}  last updated {updated}\n", "", ""));
+            }
+            if let Some((_, url)) = links.tasks.iter().find(|(name, _)| *name == t.name) {
+                out.push_str(&format!("  {:<40} {:>8}  {url}\n", "", ""));
+            }
         }
         json.push(
-            serde_json::json!({"dataset": d, "key": k, "backend": r.backend, "tasks": status}),
+            serde_json::json!({"dataset": d, "key": k, "backend": r.backend,
+            "project_url": links.project, "tasks": status}),
         );
     }
     if args.key.is_some() && out.is_empty() {

@@ -97,3 +97,49 @@ fn a_run_with_its_own_url_goes_to_that_server() {
     assert_eq!(other.project("annoform/ds/there"), None);
     assert!(main.project("annoform/ds/here").is_some());
 }
+
+/// `apply` names the project and task URLs, and the editor's when the manifest sets
+/// `launch_editor`; `status` shows each task's last update and URL like FiftyOne's
+/// `print_status()`; `runs info` reads like `get_annotation_info()`.
+#[test]
+fn apply_status_and_info_show_where_the_run_is() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest(
+        "run.yaml",
+        &boxes("links", "launch_editor: true\nload:\n  when: complete\n"),
+    );
+    let out = ws.run(&["apply", "--auto-approve"]);
+    let pid = cvat.project("annoform/ds/links").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let project_url = format!("{}/projects/{pid}", cvat.url());
+    let task_url = format!("{}/tasks/{tid}", cvat.url());
+    assert!(
+        out.contains(&format!("links: project {project_url}"))
+            && out.contains(&format!("task annoform/ds/links/batch-0000: {task_url}"))
+            && out.contains(&format!("links: open the editor at {task_url}")),
+        "{out}"
+    );
+    let status = ws.run(&["status", "links"]);
+    let updated = cvat.get(&format!("/api/tasks/{tid}"))["updated_date"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        status.contains(&format!("project: {project_url}"))
+            && status.contains("last updated ")
+            && status.contains(&task_url),
+        "{status}"
+    );
+    assert!(status.contains(&updated[..10]), "{status}");
+    let info = ws.run(&["runs", "info", "links"]);
+    assert!(
+        info.contains("key:        links")
+            && info.contains("backend:    cvat")
+            && info.contains("  ground_truth: detections")
+            && info.contains("classes: car, person, bike, truck"),
+        "{info}"
+    );
+    let json: Value = serde_json::from_str(&ws.run(&["runs", "info", "links", "--json"])).unwrap();
+    assert_eq!(json["key"], "links");
+}

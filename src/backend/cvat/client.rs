@@ -1048,6 +1048,11 @@ impl Backend for CvatBackend {
                         per_job.join("; ")
                     ),
                     complete: status == "completed",
+                    updated: std::iter::once(&t)
+                        .chain(&jobs)
+                        .filter_map(|o| o.get("updated_date").and_then(Value::as_str))
+                        .max()
+                        .map(String::from),
                 }
             })
             .collect())
@@ -1081,6 +1086,14 @@ impl Backend for CvatBackend {
             }
         }
         Ok(None)
+    }
+
+    fn project_url(&self, project: &RemoteProject) -> Option<String> {
+        Some(self.http.url(&format!("/projects/{}", project.id)))
+    }
+
+    fn task_url(&self, _project: &RemoteProject, task: &str) -> Option<String> {
+        Some(self.http.url(&format!("/tasks/{task}")))
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -1025,6 +1025,7 @@ impl Backend for LabelStudioBackend {
                     id: name.clone(),
                     status: format!("{labeled}/{} labeled", ts.len()),
                     complete: !ts.is_empty() && labeled == ts.len(),
+                    updated: ts.iter().filter_map(updated_at).max(),
                 })
             })
             .collect())
@@ -1079,6 +1080,10 @@ impl Backend for LabelStudioBackend {
             }
         }
         Ok(cursor)
+    }
+
+    fn project_url(&self, project: &RemoteProject) -> Option<String> {
+        Some(self.http.url(&format!("/projects/{}", project.id)))
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -5,9 +5,11 @@
 
 mod apply;
 pub mod import_cvat;
+mod links;
 mod open;
 mod planner;
 
+pub use links::Links;
 pub use open::{Connection, open_backend};
 
 use super::model::*;
