@@ -11,15 +11,15 @@ use std::time::Duration;
 pub enum RunsCommand {
     /// One line per recorded run.
     List,
-    /// A run's record, like FiftyOne's get_annotation_info (never contains secrets).
+    /// A run's record as JSON, like FiftyOne's get_annotation_info (never contains secrets).
     Info {
         key: String,
         /// The dataset, when several have a run with this key.
         #[arg(long)]
         dataset: Option<String>,
-        /// The whole record as JSON.
+        /// A readable summary instead: times, project, tasks, merges, label schema, settings.
         #[arg(long)]
-        json: bool,
+        summary: bool,
     },
     /// Rename a run's key (like FiftyOne's rename_annotation_run); backends are untouched.
     Rename {
@@ -157,14 +157,16 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             }
             super::print(&table(&records))
         }
-        RunsCommand::Info { key, dataset, json } => {
+        RunsCommand::Info {
+            key,
+            dataset,
+            summary,
+        } => {
             let r = find(&store, key, dataset.as_deref())?;
-            if *json {
-                return super::print(
-                    &(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"),
-                );
+            if *summary {
+                return super::print(&info(&r));
             }
-            super::print(&info(&r))
+            super::print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"))
         }
         RunsCommand::Rename { old, new, dataset } => {
             let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;

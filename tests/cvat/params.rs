@@ -100,7 +100,7 @@ fn a_run_with_its_own_url_goes_to_that_server() {
 
 /// `apply` names the project and task URLs, and the editor's when the manifest sets
 /// `launch_editor`; `status` shows each task's last update and URL like FiftyOne's
-/// `print_status()`; `runs info` reads like `get_annotation_info()`.
+/// `print_status()`; `runs info --summary` reads like `get_annotation_info()`.
 #[test]
 fn apply_status_and_info_show_where_the_run_is() {
     let cvat = Cvat::start();
@@ -132,7 +132,7 @@ fn apply_status_and_info_show_where_the_run_is() {
         "{status}"
     );
     assert!(status.contains(&updated[..10]), "{status}");
-    let info = ws.run(&["runs", "info", "links"]);
+    let info = ws.run(&["runs", "info", "links", "--summary"]);
     assert!(
         info.contains("key:        links")
             && info.contains("backend:    cvat")
@@ -140,6 +140,76 @@ fn apply_status_and_info_show_where_the_run_is() {
             && info.contains("classes: car, person, bike, truck"),
         "{info}"
     );
-    let json: Value = serde_json::from_str(&ws.run(&["runs", "info", "links", "--json"])).unwrap();
+    let json: Value = serde_json::from_str(&ws.run(&["runs", "info", "links"])).unwrap();
     assert_eq!(json["key"], "links");
+}
+
+/// `FIFTYONE_CVAT_EMAIL` (or `ANNOFORM_CVAT_EMAIL`) goes with the username and password at
+/// login, as FiftyOne sends it.
+#[test]
+fn the_login_sends_the_email() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest("run.yaml", &boxes("mail", "load:\n  when: complete\n"));
+    let run = |email: &str| {
+        let out = ws
+            .command(&["apply", "--auto-approve"])
+            .env("FIFTYONE_CVAT_EMAIL", email)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = run("someone-else@example.com");
+    assert!(!ok && stderr.contains("refused the login"), "{stderr}");
+    assert!(
+        !stderr.contains("someone-else@example.com"),
+        "the email is a credential: {stderr}"
+    );
+    let (ok, stderr) = run("admin@localhost.localdomain");
+    assert!(ok, "{stderr}");
+    let shown = ws
+        .command(&["config", "show"])
+        .env("FIFTYONE_CVAT_EMAIL", "x@y.z")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.lines().any(|l| l.contains("backends.cvat.email")
+            && l.contains("(set)")
+            && l.contains("FIFTYONE_CVAT_EMAIL")),
+        "{shown}"
+    );
+}
+
+/// `job_reviewers` (CVAT v1 only, FiftyOne says) is refused with a note, in a manifest or in
+/// annoform.toml, rather than ignored.
+#[test]
+fn job_reviewers_is_refused_with_a_note() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest(
+        "run.yaml",
+        &boxes("rev", "backend_config:\n  job_reviewers: [anna]\n"),
+    );
+    let (ok, _, stderr) = ws.try_run(&["validate"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`backend_config.job_reviewers` is not supported")
+            && stderr.contains("CVAT 2.x has no job reviewers")
+            && stderr.contains("run.yaml"),
+        "{stderr}"
+    );
+    ws.manifest("run.yaml", &boxes("rev", ""));
+    let ws2 = Ws::new(&cvat, DEMO, "job_reviewers = [\"anna\"]\n");
+    ws2.manifest("run.yaml", &boxes("rev", ""));
+    let (ok, _, stderr) = ws2.try_run(&["apply", "--auto-approve"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`job_reviewers` is not supported") && stderr.contains("job_assignees"),
+        "{stderr}"
+    );
+    assert_eq!(cvat.project("annoform/ds/rev"), None);
 }

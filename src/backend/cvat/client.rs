@@ -91,6 +91,8 @@ pub struct Connection {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Sent with the username and password at login, as FiftyOne sends it.
+    pub email: Option<String>,
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub organization: Option<String>,
@@ -215,6 +217,7 @@ impl CvatBackend {
         };
         let mut secrets: Vec<String> = Vec::new();
         secrets.extend(conn.password.clone());
+        secrets.extend(conn.email.clone());
         secrets.extend(conn.api_key.clone());
         secrets.extend(conn.headers.iter().map(|(_, v)| v.clone()));
         let mut http =
@@ -240,7 +243,10 @@ impl CvatBackend {
         let key = match (&conn.api_key, &conn.username, &conn.password) {
             (Some(k), _, _) if !k.is_empty() => k.clone(),
             (_, Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
-                let body = json!({"username": u, "password": p});
+                let mut body = json!({"username": u, "password": p});
+                if let Some(email) = conn.email.as_deref().filter(|e| !e.is_empty()) {
+                    body["email"] = json!(email);
+                }
                 let got: Result<Value, HttpError> =
                     rt.block_on(http.post_json("/api/auth/login", &body));
                 match got {

@@ -49,6 +49,13 @@ pub fn open_backend(
 ) -> Result<Box<dyn Backend>, EngineError> {
     let name = conn.backend.as_str();
     let s = &settings(config, conn)?;
+    for k in s.values.keys() {
+        if let Some(why) = backend::capabilities::refused_setting(s.kind, k) {
+            return Err(EngineError::Run(format!(
+                "backend `{name}`: `{k}` is not supported: {why}"
+            )));
+        }
+    }
     match s.kind {
         BackendKind::Custom => {
             let command: Vec<String> = s
@@ -106,6 +113,7 @@ pub fn open_cvat(
         url: setting("url")?.unwrap_or_else(|| "https://app.cvat.ai".into()),
         username: setting("username")?,
         password: setting("password")?,
+        email: setting("email")?,
         api_key: setting("api_key")?,
         headers,
         organization: setting("organization")?,
