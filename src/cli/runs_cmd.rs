@@ -1,9 +1,11 @@
 //! `annoform runs`: list, inspect, rename and forget run records (never touching backends).
 
-use super::session::{Session, lock};
+use super::session::{Session, engine_error, lock};
 use super::{CommandError, Context};
+use crate::plan::engine::Engine;
 use crate::state::RunRecord;
 use crate::state::local::LocalStore;
+use crate::workspace::Datasets;
 use std::time::Duration;
 
 /// `runs` subcommands.
@@ -146,6 +148,24 @@ pub fn info(r: &RunRecord) -> String {
     out
 }
 
+/// Bring the dataset's `annotation_runs` (what FiftyOne lists) in line with the records of
+/// `keys`, as FiftyOne's rename/delete_annotation_run change them.
+fn sync_dataset(
+    config: &crate::config::Config,
+    ctx: &Context,
+    store: &LocalStore,
+    dataset: &str,
+    keys: &[&str],
+) -> Result<(), CommandError> {
+    let mut engine = Engine::new(config, &ctx.ui.env, store, Datasets::new(config));
+    for key in keys {
+        engine
+            .sync_annotation_run(dataset, key)
+            .map_err(engine_error)?;
+    }
+    Ok(())
+}
+
 /// Run a `runs` subcommand.
 pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
     let (config, store) = Session::store_only(ctx)?;
@@ -172,6 +192,7 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;
             let r = find(&store, old, dataset.as_deref())?;
             store.rename(&r.dataset, old, new).map_err(err)?;
+            sync_dataset(&config, ctx, &store, &r.dataset, &[old, new])?;
             super::print(&format!(
                 "Renamed run `{old}` to `{new}` in dataset `{}`; update its manifest's `key` to match.\n",
                 r.dataset
@@ -181,6 +202,7 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             let _lock = lock(&config, "runs delete", Duration::from_secs(5))?;
             let r = find(&store, key, dataset.as_deref())?;
             store.delete(&r.dataset, key).map_err(err)?;
+            sync_dataset(&config, ctx, &store, &r.dataset, &[key])?;
             super::print(&format!(
                 "Forgot run `{key}` of dataset `{}`; its backend objects were not touched.\n",
                 r.dataset

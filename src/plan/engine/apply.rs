@@ -26,7 +26,9 @@ impl Engine<'_> {
                 w.plan.dataset,
                 w.plan.key
             );
+            let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
             self.apply_run(w, progress)?;
+            self.sync_annotation_run(&dataset, &key)?;
             done.push(summary);
         }
         Ok(done)

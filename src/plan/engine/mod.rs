@@ -4,6 +4,7 @@
 //! and naming every backend object deterministically so it is adopted rather than duplicated.
 
 mod apply;
+mod fiftyone_runs;
 pub mod import_cvat;
 mod links;
 mod open;
