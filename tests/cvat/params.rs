@@ -213,3 +213,76 @@ fn job_reviewers_is_refused_with_a_note() {
     );
     assert_eq!(cvat.project("annoform/ds/rev"), None);
 }
+
+fn pixels(m: &annoform::dataset::mask::Mask) -> Vec<Vec<u64>> {
+    (0..m.shape[0])
+        .map(|r| (0..m.shape[1]).map(|c| m.get(r, c).unwrap()).collect())
+        .collect()
+}
+
+/// Segmentations whose masks FiftyOne keeps in PNG files (`mask_path`) go up as their pixels
+/// and come back exactly; a repainted mask is written to a new PNG file (the old file stays)
+/// and the label's `mask_path` points at it.
+#[test]
+fn mask_path_segmentations_round_trip_through_png_files() {
+    use annoform::dataset::mask::mask_of;
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, "datasets/quickstart", "");
+    ws.manifest(
+        "run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: segs\ndataset: ds\nview:\n  - limit: 2\nlabel_schema:\n  seg_path: {}\nload:\n  when: always\n",
+    );
+    let root = ws.path().join(&ws.dataset);
+    let before = ws.samples();
+    let old_file =
+        std::fs::read(root.join(before[0]["seg_path"]["mask_path"].as_str().unwrap())).unwrap();
+    ws.apply();
+    let plan = ws.plan();
+    assert!(
+        actions(&plan).is_empty(),
+        "an unedited round trip changes nothing: {plan:#}"
+    );
+    let pid = cvat.project("annoform/ds/segs").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let f0 = cvat.frame_of(tid, oid(&before[0]));
+    let sky = cvat.label(pid, "sky");
+    let shape = cvat.annotations(tid)["shapes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label_id"] == sky["id"] && s["frame"] == f0)
+        .expect("the sky of sample 0 went up as a mask shape")
+        .clone();
+    let mut moved = shape.clone();
+    moved["points"] = json!([0, 4, 0, 0, 1, 1]);
+    cvat.edit(tid, "update", vec![moved], vec![]);
+    let plan = ws.plan();
+    assert_eq!(counts(&plan, "seg_path"), [0, 1, 0, 0, 1], "{plan:#}");
+    ws.apply();
+    let after = ws.samples();
+    let label = &after[0]["seg_path"];
+    assert!(label.get("mask").is_none_or(Value::is_null), "{label}");
+    let path = label["mask_path"].as_str().unwrap();
+    assert_ne!(path, before[0]["seg_path"]["mask_path"].as_str().unwrap());
+    assert!(
+        path.starts_with("fields/seg_path/") && path.ends_with(".png"),
+        "{path}"
+    );
+    let old = pixels(&mask_of(&before[0]["seg_path"], &root).unwrap().unwrap());
+    let new = pixels(&mask_of(label, &root).unwrap().unwrap());
+    for (y, row) in old.iter().enumerate() {
+        for (x, v) in row.iter().enumerate() {
+            let want = if *v == 2 { 0 } else { *v };
+            let want = if x < 2 && y < 2 { 2 } else { want };
+            assert_eq!(new[y][x], want, "pixel ({x}, {y})");
+        }
+    }
+    assert_eq!(
+        std::fs::read(root.join(before[0]["seg_path"]["mask_path"].as_str().unwrap())).unwrap(),
+        old_file,
+        "the old file stays as it was"
+    );
+    assert_eq!(after[1]["seg_path"], before[1]["seg_path"], "untouched");
+    let plan = ws.plan();
+    assert!(actions(&plan).is_empty(), "{plan:#}");
+}

@@ -285,12 +285,17 @@ impl Engine<'_> {
                 .fields
                 .iter()
                 .map(|(field, f)| {
-                    (
-                        field.clone(),
-                        view_labels(ds, &d.view, id, field, f.label_type),
-                    )
+                    // Masks kept in files (`mask_path`) go up as their pixels.
+                    let labels = view_labels(ds, &d.view, id, field, f.label_type)
+                        .iter()
+                        .map(|l| crate::dataset::mask_path::inline(l, ds.root()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| {
+                            EngineError::Run(format!("sample {sid} field `{field}`: {e}"))
+                        })?;
+                    Ok((field.clone(), labels))
                 })
-                .collect();
+                .collect::<Result<_, EngineError>>()?;
             out.push(TaskSample {
                 sample_id: sid.clone(),
                 media: ds.media_path(media).display().to_string(),
