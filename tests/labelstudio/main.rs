@@ -8,6 +8,7 @@
 //! `#[ignore]`d create/merge timings for 20, 200 and 1000 images.
 
 mod acceptance;
+mod params;
 mod proxy;
 mod timings;
 
