@@ -185,7 +185,7 @@ fn the_login_sends_the_email() {
 }
 
 /// `job_reviewers` (CVAT v1 only, FiftyOne says) is refused with a note, in a manifest or in
-/// annoform.toml, rather than ignored.
+/// annoform.toml, rather than ignored; so are video frame ranges.
 #[test]
 fn job_reviewers_is_refused_with_a_note() {
     let cvat = Cvat::start();
@@ -202,7 +202,18 @@ fn job_reviewers_is_refused_with_a_note() {
             && stderr.contains("run.yaml"),
         "{stderr}"
     );
-    ws.manifest("run.yaml", &boxes("rev", ""));
+    // Video frame ranges would be ignored on image runs: refused too.
+    ws.manifest(
+        "run.yaml",
+        &boxes("rev", "backend_config:\n  frame_step: 2\n"),
+    );
+    let (ok, _, stderr) = ws.try_run(&["validate"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`backend_config.frame_step` is not supported")
+            && stderr.contains("video runs are not supported yet"),
+        "{stderr}"
+    );
     let ws2 = Ws::new(&cvat, DEMO, "job_reviewers = [\"anna\"]\n");
     ws2.manifest("run.yaml", &boxes("rev", ""));
     let (ok, _, stderr) = ws2.try_run(&["apply", "--auto-approve"]);
@@ -285,4 +296,35 @@ fn mask_path_segmentations_round_trip_through_png_files() {
     assert_eq!(after[1]["seg_path"], before[1]["seg_path"], "untouched");
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");
+}
+
+/// A run's own credentials (`${env:NAME}` references in `backend_config`) are the ones it logs
+/// in with.
+#[test]
+fn a_run_logs_in_with_its_own_credentials() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, DEMO, "");
+    ws.manifest(
+        "run.yaml",
+        &boxes(
+            "own",
+            "backend_config:\n  password: \"${env:RUN_PASS}\"\nload:\n  when: complete\n",
+        ),
+    );
+    let apply = |pass: &str| {
+        let out = ws
+            .command(&["apply", "--auto-approve"])
+            .env("RUN_PASS", pass)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains(pass), "the password leaked: {stderr}");
+        (out.status.success(), stderr)
+    };
+    let (ok, stderr) = apply("Not-The-Run-Password-7");
+    assert!(!ok && stderr.contains("refused the login"), "{stderr}");
+    assert_eq!(cvat.project("annoform/ds/own"), None);
+    let (ok, stderr) = apply(ADMIN_PASSWORD);
+    assert!(ok, "{stderr}");
+    assert!(cvat.project("annoform/ds/own").is_some());
 }

@@ -1,23 +1,34 @@
 //! Opening a workspace backend by name: its settings, with secrets resolved here (from the
 //! environment or `${env:NAME}` references) and never passed on to a record or a log. A run
-//! may name its own server (`backend_config.url`, `organization`, `local_files_root`): it
-//! then gets a backend of its own, opened with the workspace backend's other settings.
+//! may name its own server and login (`backend_config.url`, `organization`,
+//! `local_files_root`, and credentials as `${env:NAME}` references): it then gets a backend
+//! of its own, opened with the workspace backend's other settings.
 
 use super::*;
 use crate::backend::cvat::CvatBackend;
 use crate::config::{BackendSettings, Setting, Source};
 
-/// The settings that choose where a backend connects; a run may override each of them.
-pub const CONNECTION_SETTINGS: [&str; 3] = ["url", "organization", "local_files_root"];
+/// The settings that choose where and as whom a backend connects; a run may override each
+/// of them (credentials only as `${env:NAME}` references, which `validate` enforces).
+pub const CONNECTION_SETTINGS: [&str; 8] = [
+    "url",
+    "organization",
+    "local_files_root",
+    "username",
+    "password",
+    "email",
+    "api_key",
+    "headers",
+];
 
 /// The server a run talks to: a workspace backend, with the connection settings the run
-/// overrides (`url`, `organization`, `local_files_root`). Runs with equal connections share
-/// one opened backend.
+/// overrides. Runs with equal connections share one opened backend. Credentials are held as
+/// the run wrote them (`${env:NAME}` references), never resolved here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Connection {
     /// The workspace backend's name.
     pub backend: String,
-    /// The overridden connection settings, in [`CONNECTION_SETTINGS`] order.
+    /// The overridden connection settings (as JSON text), in [`CONNECTION_SETTINGS`] order.
     overrides: Vec<(String, String)>,
 }
 
@@ -27,7 +38,7 @@ impl Connection {
     pub fn new(backend: &str, settings: &serde_json::Map<String, Value>) -> Self {
         let overrides = CONNECTION_SETTINGS
             .iter()
-            .filter_map(|k| Some((k.to_string(), settings.get(*k)?.as_str()?.to_string())))
+            .filter_map(|k| Some((k.to_string(), settings.get(*k)?.to_string())))
             .collect();
         Connection {
             backend: backend.to_string(),
@@ -35,7 +46,8 @@ impl Connection {
         }
     }
 
-    /// The connection a record's project lives on: the settings it was created with.
+    /// The connection a record's project lives on: the settings it was created with (a
+    /// record holds no credentials: the workspace backend's are used).
     pub fn of_record(record: &RunRecord) -> Self {
         Connection::new(&record.backend, &record.backend_config)
     }
@@ -131,10 +143,9 @@ fn settings(config: &Config, conn: &Connection) -> Result<BackendSettings, Engin
         .cloned()
         .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
     for (k, v) in &conn.overrides {
-        s.values.insert(
-            k.clone(),
-            Setting::new(Value::from(v.as_str()), Source::Manifest),
-        );
+        let value = serde_json::from_str(v).unwrap_or(Value::Null);
+        s.values
+            .insert(k.clone(), Setting::new(value, Source::Manifest));
     }
     Ok(s)
 }
