@@ -306,9 +306,6 @@ pub fn refused_setting(kind: BackendKind, name: &str) -> Option<&'static str> {
             "CVAT 2.x has no job reviewers (FiftyOne: \"only available in CVAT v1 servers\"); \
              assign reviews in CVAT's UI, or use `job_assignees`",
         ),
-        (BackendKind::Cvat, "frame_start" | "frame_stop" | "frame_step") => {
-            Some("frame ranges apply to video tasks, and video runs are not supported yet")
-        }
         _ => None,
     }
 }

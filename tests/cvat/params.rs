@@ -185,7 +185,7 @@ fn the_login_sends_the_email() {
 }
 
 /// `job_reviewers` (CVAT v1 only, FiftyOne says) is refused with a note, in a manifest or in
-/// annoform.toml, rather than ignored; so are video frame ranges.
+/// annoform.toml, rather than ignored.
 #[test]
 fn job_reviewers_is_refused_with_a_note() {
     let cvat = Cvat::start();
@@ -200,18 +200,6 @@ fn job_reviewers_is_refused_with_a_note() {
         stderr.contains("`backend_config.job_reviewers` is not supported")
             && stderr.contains("CVAT 2.x has no job reviewers")
             && stderr.contains("run.yaml"),
-        "{stderr}"
-    );
-    // Video frame ranges would be ignored on image runs: refused too.
-    ws.manifest(
-        "run.yaml",
-        &boxes("rev", "backend_config:\n  frame_step: 2\n"),
-    );
-    let (ok, _, stderr) = ws.try_run(&["validate"]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("`backend_config.frame_step` is not supported")
-            && stderr.contains("video runs are not supported yet"),
         "{stderr}"
     );
     let ws2 = Ws::new(&cvat, DEMO, "job_reviewers = [\"anna\"]\n");
