@@ -3,7 +3,7 @@
 use super::plan_cmd::{OutputArgs, print_plan};
 use super::session::{Bars, Session, confirm, engine_error};
 use super::{CommandError, Context};
-use crate::plan::engine::{Engine, Goal, Links, PlanFile};
+use crate::plan::engine::{Connection, Engine, Goal, Links, PlanFile};
 use crate::plan::model::Action;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -137,7 +137,15 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         else {
             continue;
         };
-        let links = engine.links(&record).map_err(engine_error)?;
+        let conn = Connection::of_run(&record, &session.runs);
+        // The run is applied: a link that cannot be fetched is a note, not a failure.
+        let links = match engine.links(&record, &conn) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("note: no links for run `{key}`: {e}");
+                continue;
+            }
+        };
         let launch = session
             .runs
             .iter()

@@ -291,7 +291,7 @@ fn mask_path_segmentations_round_trip_through_png_files() {
 #[test]
 fn a_run_logs_in_with_its_own_credentials() {
     let cvat = Cvat::start();
-    let ws = Ws::new(&cvat, DEMO, "");
+    let mut ws = Ws::new(&cvat, DEMO, "");
     ws.manifest(
         "run.yaml",
         &boxes(
@@ -315,4 +315,24 @@ fn a_run_logs_in_with_its_own_credentials() {
     let (ok, stderr) = apply(ADMIN_PASSWORD);
     assert!(ok, "{stderr}");
     assert!(cvat.project("annoform/ds/own").is_some());
+
+    // With the workspace's own login broken, the run still reaches its project: status and
+    // plan use the run's credentials.
+    ws.password = "Not-The-Workspace-Password-9".into();
+    let with_run_pass = |args: &[&str]| {
+        let out = ws
+            .command(args)
+            .env("RUN_PASS", ADMIN_PASSWORD)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        stdout
+    };
+    let status = with_run_pass(&["status", "own"]);
+    assert!(status.contains("0/1 task(s) complete"), "{status}");
+    with_run_pass(&["plan"]);
 }

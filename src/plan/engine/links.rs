@@ -22,13 +22,13 @@ impl Links {
 }
 
 impl Engine<'_> {
-    /// The addresses of a recorded run's project and tasks (none once cleaned up).
-    pub fn links(&mut self, record: &RunRecord) -> Result<Links, EngineError> {
+    /// The addresses of a recorded run's project and tasks on `conn` (none once cleaned up).
+    pub fn links(&mut self, record: &RunRecord, conn: &Connection) -> Result<Links, EngineError> {
         if record.cleaned_up || record.project.is_none() {
             return Ok(Links::default());
         }
         let project = remote(record);
-        let b = self.backend(&Connection::of_record(record))?;
+        let b = self.backend(conn)?;
         Ok(Links {
             project: b.project_url(&project),
             tasks: record

@@ -273,12 +273,15 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// The status of a run's tasks as the backend reports them.
-    pub fn status(&mut self, record: &RunRecord) -> Result<Vec<backend::TaskStatus>, EngineError> {
+    /// The status of a run's tasks as the backend (on `conn`) reports them.
+    pub fn status(
+        &mut self,
+        record: &RunRecord,
+        conn: &Connection,
+    ) -> Result<Vec<backend::TaskStatus>, EngineError> {
         let project = remote(record);
         let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
-        let conn = Connection::of_record(record);
-        Ok(self.attached(record, &conn)?.status(&project, &ids)?)
+        Ok(self.attached(record, conn)?.status(&project, &ids)?)
     }
 }
 

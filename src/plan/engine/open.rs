@@ -51,6 +51,19 @@ impl Connection {
     pub fn of_record(record: &RunRecord) -> Self {
         Connection::new(&record.backend, &record.backend_config)
     }
+
+    /// The connection of a recorded run: its manifest's (with the run's own credentials)
+    /// while the manifest names the same backend, else the record's.
+    pub fn of_run(record: &RunRecord, runs: &[LoadedRun]) -> Self {
+        runs.iter()
+            .map(|l| &l.run)
+            .find(|r| r.dataset == record.dataset && r.key.0 == record.key)
+            .filter(|r| r.backend.as_deref().is_none_or(|b| b == record.backend))
+            .map_or_else(
+                || Connection::of_record(record),
+                |r| Connection::new(&record.backend, &r.backend_config),
+            )
+    }
 }
 
 /// Open the backend of a connection.
