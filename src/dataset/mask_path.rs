@@ -335,6 +335,22 @@ mod tests {
         }
     }
 
+    /// An instance mask file (0/255 or 0/1 pixels) is a boolean mask inline, as FiftyOne keeps
+    /// instance masks; a segmentation's keeps its values.
+    #[test]
+    fn instance_masks_inline_as_booleans() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mask::zeros(vec![2, 2], Dtype::U8);
+        m.data = vec![0, 255, 1, 0];
+        std::fs::write(dir.path().join("m.png"), write_png(&m).unwrap()).unwrap();
+        let det = json!({"_cls": "Detection", "mask_path": "m.png"});
+        let seen = Mask::from_ejson(&inline(&det, dir.path()).unwrap()["mask"]).unwrap();
+        assert_eq!((seen.dtype, seen.data), (Dtype::Bool, vec![0, 1, 1, 0]));
+        let seg = json!({"_cls": "Segmentation", "mask_path": "m.png"});
+        let seen = Mask::from_ejson(&inline(&seg, dir.path()).unwrap()["mask"]).unwrap();
+        assert_eq!((seen.dtype, seen.data), (Dtype::U8, vec![0, 255, 1, 0]));
+    }
+
     #[test]
     fn png_round_trips_8_and_16_bit() {
         for (dtype, values) in [
@@ -357,10 +373,20 @@ mod tests {
     fn colour_images_and_missing_files_are_errors_naming_the_file() {
         let e = mask_of(&json!({"mask_path": "fields/none.png"}), &root()).unwrap_err();
         assert!(e.to_string().contains("fields/none.png"), "{e}");
-        let e = mask_of(&json!({"mask_path": "data/img0.png"}), &root());
-        if let Err(e) = e {
-            assert!(e.to_string().contains("data/img0.png"), "{e}");
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut rgb = Vec::new();
+        let mut enc = png::Encoder::new(&mut rgb, 1, 1);
+        enc.set_color(png::ColorType::Rgb);
+        enc.write_header()
+            .unwrap()
+            .write_image_data(&[1, 2, 3])
+            .unwrap();
+        std::fs::write(dir.path().join("rgb.png"), rgb).unwrap();
+        let e = mask_of(&json!({"mask_path": "rgb.png"}), dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("rgb.png") && e.to_string().contains("grayscale"),
+            "{e}"
+        );
     }
 
     #[test]
