@@ -35,6 +35,8 @@ pub enum Source {
     Env(String),
     /// A command-line flag.
     Flag(&'static str),
+    /// A run's `backend_config` in a manifest.
+    Manifest,
 }
 
 impl fmt::Display for Source {
@@ -45,6 +47,7 @@ impl fmt::Display for Source {
             Source::File(line) => write!(f, "{FILE_NAME}:{line}"),
             Source::FiftyoneEnv(v) | Source::Env(v) => write!(f, "env {v}"),
             Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Manifest => f.write_str("manifest"),
         }
     }
 }
@@ -57,7 +60,7 @@ pub struct Setting<T> {
 }
 
 impl<T> Setting<T> {
-    fn new(value: T, source: Source) -> Self {
+    pub(crate) fn new(value: T, source: Source) -> Self {
         Setting { value, source }
     }
 }

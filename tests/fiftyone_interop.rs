@@ -18,6 +18,9 @@ use annoform::dataset::mask::{Dtype, Mask};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+#[allow(unused_imports)]
+#[path = "cvat_fake/mod.rs"]
+mod cvat_fake;
 #[path = "support/fs.rs"]
 mod fs;
 use fs::{copy_dir, test_backend};
@@ -594,4 +597,126 @@ print(json.dumps(out))
         "[[true, Infinity, -Infinity], [true, Infinity, -Infinity]]",
         "{stdout}"
     );
+}
+
+/// annoform's runs appear in the dataset's `annotation_runs` as FiftyOne writes them:
+/// FiftyOne still loads the dataset, `list_annotation_runs()` lists the runs (next to one
+/// FiftyOne made itself, which stays), `get_annotation_info(key)` has the backend's config
+/// and label schema, and `load_annotation_view(key)` selects the run's samples. Renaming or
+/// destroying a run changes the list as FiftyOne's rename/delete_annotation_run do.
+#[test]
+fn fiftyone_lists_annoforms_runs() {
+    let python = fiftyone_python();
+    let cvat = cvat_fake::FakeCvat::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ws, scratch) = (tmp.path().join("ws"), tmp.path().join("scratch"));
+    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    let data = ws.join("datasets/ds");
+    copy_dir(&repo().join("datasets/quickstart"), &data);
+    // A run FiftyOne made itself (from a FiftyOne export), which annoform must leave alone.
+    let fo_made = read_json(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/with-labelstudio-run/metadata.json"),
+    )["annotation_runs"]
+        .clone();
+    let mut meta = read_json(&data.join("metadata.json"));
+    meta["annotation_runs"] = fo_made;
+    std::fs::write(
+        data.join("metadata.json"),
+        serde_json::to_vec(&meta).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        ws.join("annoform.toml"),
+        format!(
+            "default_backend = \"cvat\"\n[datasets.ds]\npath = \"datasets/ds\"\n\
+             [backends.cvat]\nurl = \"{}\"\nusername = \"${{env:CVAT_USER}}\"\npassword = \"${{env:CVAT_PASS}}\"\n\
+             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            cvat.base_url(),
+            test_backend().display(),
+            ws.join("backend.json").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(ws.join("manifests")).unwrap();
+    let run = |key: &str, backend: &str, view: &str| {
+        format!(
+            "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: {key}\ndataset: ds\nbackend: {backend}\n\
+             view:\n  - {view}\nlabel_field: ground_truth\nclasses: [car, person, bike, truck]\nattributes: false\n"
+        )
+    };
+    std::fs::write(
+        ws.join("manifests/a.yaml"),
+        run("on_cvat", "cvat", "limit: 2"),
+    )
+    .unwrap();
+    std::fs::write(
+        ws.join("manifests/b.yaml"),
+        run("on_fake", "fake", "skip: 2"),
+    )
+    .unwrap();
+    let annoform = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_annoform"))
+            .args(args)
+            .current_dir(&ws)
+            .env("NO_COLOR", "1")
+            .env("CVAT_USER", cvat_fake::ADMIN_USERNAME)
+            .env("CVAT_PASS", cvat_fake::ADMIN_PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "annoform {args:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    annoform(&["apply", "--auto-approve"]);
+    let ids: Vec<String> = Dataset::load(&data)
+        .unwrap()
+        .samples()
+        .iter()
+        .map(|s| s.id().to_string())
+        .collect();
+    let dump = scratch.join("runs.json");
+    let runs = || {
+        run_fiftyone(
+            &python,
+            &scratch,
+            &["runs", &data.to_string_lossy(), &dump.to_string_lossy()],
+        );
+        read_json(&dump)
+    };
+    let got = runs();
+    assert_eq!(got["samples"], ids.len());
+    let keys: Vec<&String> = got["runs"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 3, "{got:#}");
+    for k in ["keep_run", "on_cvat", "on_fake"] {
+        assert!(got["runs"].get(k).is_some(), "{k}: {got:#}");
+    }
+    let c = &got["runs"]["on_cvat"];
+    assert_eq!(c["method"], "cvat");
+    assert_eq!(c["cls"], "fiftyone.utils.cvat.CVATBackendConfig");
+    assert_eq!(c["url"], cvat.base_url());
+    assert_eq!(c["label_schema"]["ground_truth"]["type"], "detections");
+    assert_eq!(
+        c["label_schema"]["ground_truth"]["classes"],
+        json!(["car", "person", "bike", "truck"])
+    );
+    let mut first: Vec<String> = ids[..2].to_vec();
+    first.sort();
+    assert_eq!(c["view"], json!(first));
+    let mut rest: Vec<String> = ids[2..].to_vec();
+    rest.sort();
+    assert_eq!(got["runs"]["on_fake"]["view"], json!(rest));
+    assert_eq!(
+        got["runs"]["keep_run"]["method"], "labelstudio",
+        "FiftyOne's own run stays"
+    );
+
+    annoform(&["runs", "rename", "on_fake", "renamed"]);
+    std::fs::remove_file(ws.join("manifests/a.yaml")).unwrap();
+    annoform(&["destroy", "--target", "on_cvat", "--auto-approve"]);
+    let got = runs();
+    let keys: Vec<&String> = got["runs"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["keep_run", "renamed"], "{got:#}");
 }

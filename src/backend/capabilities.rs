@@ -202,6 +202,9 @@ pub struct CvatConfig {
     pub password: Option<SecretRef>,
     /// Access token, as `${env:NAME}` (instead of username/password).
     pub api_key: Option<SecretRef>,
+    /// Email sent with the username and password at login (as FiftyOne sends it), as
+    /// `${env:NAME}`.
+    pub email: Option<SecretRef>,
     /// Extra HTTP headers; values as `${env:NAME}`.
     pub headers: Option<IndexMap<String, SecretRef>>,
     /// Organization slug sent as `X-Organization`.
@@ -226,7 +229,7 @@ pub struct CvatConfig {
     pub task_assignee: Option<OneOrList>,
     /// Usernames to assign jobs to (round-robin).
     pub job_assignees: Option<Vec<String>>,
-    /// Usernames to assign job reviews to (round-robin).
+    /// Refused: CVAT 2.x has no job reviewers (FiftyOne: CVAT v1 servers only).
     pub job_reviewers: Option<Vec<String>>,
     /// Project to upload into: reused by name, created otherwise.
     pub project_name: Option<String>,
@@ -295,8 +298,20 @@ pub struct CustomConfig {
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Why annoform refuses a setting FiftyOne documents, if it does: a setting is honoured,
+/// or refused with this note, never ignored.
+pub fn refused_setting(kind: BackendKind, name: &str) -> Option<&'static str> {
+    match (kind, name) {
+        (BackendKind::Cvat, "job_reviewers") => Some(
+            "CVAT 2.x has no job reviewers (FiftyOne: \"only available in CVAT v1 servers\"); \
+             assign reviews in CVAT's UI, or use `job_assignees`",
+        ),
+        _ => None,
+    }
+}
+
 /// Setting names whose values are secrets.
-pub const SECRET_SETTINGS: [&str; 4] = ["username", "password", "api_key", "headers"];
+pub const SECRET_SETTINGS: [&str; 5] = ["username", "password", "api_key", "headers", "email"];
 
 /// Whether a setting name holds a secret.
 pub fn is_secret_setting(name: &str) -> bool {

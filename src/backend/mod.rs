@@ -175,6 +175,9 @@ pub struct TaskStatus {
     /// The backend's own word (`annotation`, `completed`, `3/10 labeled`...).
     pub status: String,
     pub complete: bool,
+    /// When the task (or any of its parts) last changed, as the backend reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
 }
 
 /// A downloaded label: FiftyOne JSON plus the backend object's id.
@@ -294,6 +297,14 @@ pub trait Backend {
     ) -> Result<Downloaded, BackendError>;
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
+    /// Where people open a project in the backend's UI.
+    fn project_url(&self, project: &RemoteProject) -> Option<String> {
+        project.url.clone()
+    }
+    /// Where people open one of a project's tasks in the backend's UI.
+    fn task_url(&self, _project: &RemoteProject, _task: &str) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 use super::plan_cmd::{OutputArgs, print_plan};
 use super::session::{Bars, Session, confirm, engine_error};
 use super::{CommandError, Context};
-use crate::plan::engine::{Engine, Goal, PlanFile};
+use crate::plan::engine::{Connection, Engine, Goal, Links, PlanFile};
+use crate::plan::model::Action;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ pub struct Args {
     pub change: ChangeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Open the editor of each run applied (the first task, or the project) with the
+    /// system's opener, as FiftyOne's `launch_editor` does.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// `destroy` arguments.
@@ -114,8 +119,88 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
             args.change.auto_approve,
         )?;
     }
+    let applied: Vec<(String, String)> = work
+        .runs
+        .iter()
+        .filter(|w| !w.plan.actions.is_empty() && !w.plan.actions.contains(&Action::Destroy))
+        .map(|w| (w.plan.dataset.clone(), w.plan.key.clone()))
+        .collect();
     let done = engine.apply(work, &Bars::new()).map_err(engine_error)?;
-    super::print(&format!("Apply complete: {} run(s) changed.\n", done.len()))
+    let mut out = format!("Apply complete: {} run(s) changed.\n", done.len());
+    for (dataset, key) in applied {
+        let Some(record) = session
+            .store
+            .get(&dataset, &key)
+            .map_err(|e| CommandError::failed(e.to_string()))?
+        else {
+            continue;
+        };
+        let conn = Connection::of_run(&record, &session.runs);
+        // The run is applied: a link that cannot be fetched is a note, not a failure.
+        let links = match engine.links(&record, &conn) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("note: no links for run `{key}`: {e}");
+                continue;
+            }
+        };
+        let launch = session
+            .runs
+            .iter()
+            .any(|r| r.run.dataset == dataset && r.run.key.0 == key && r.run.launch_editor);
+        out.push_str(&links_text(&key, &links, launch));
+        if args.open
+            && let Some(url) = links.editor()
+        {
+            open_url(url)?;
+        }
+    }
+    super::print(&out)
+}
+
+/// Task links shown after apply; more are listed by `annoform status`.
+const SHOWN_TASKS: usize = 10;
+
+/// A run's project and task URLs, and its editor URL when the manifest asks for it.
+fn links_text(key: &str, links: &Links, launch_editor: bool) -> String {
+    let mut out = String::new();
+    if let Some(p) = &links.project {
+        out.push_str(&format!("{key}: project {p}\n"));
+    }
+    for (name, url) in links.tasks.iter().take(SHOWN_TASKS) {
+        out.push_str(&format!("  task {name}: {url}\n"));
+    }
+    if links.tasks.len() > SHOWN_TASKS {
+        out.push_str(&format!(
+            "  … and {} more task(s) (`annoform status {key}` lists them)\n",
+            links.tasks.len() - SHOWN_TASKS
+        ));
+    }
+    if launch_editor && let Some(url) = links.editor() {
+        out.push_str(&format!(
+            "{key}: open the editor at {url} (or apply with --open)\n"
+        ));
+    }
+    out
+}
+
+/// Open a URL with the platform's opener, without waiting for it.
+fn open_url(url: &str) -> Result<(), CommandError> {
+    let (program, args): (&str, &[&str]) = if cfg!(target_os = "macos") {
+        ("open", &[])
+    } else if cfg!(windows) {
+        ("cmd", &["/C", "start", ""])
+    } else {
+        ("xdg-open", &[])
+    };
+    std::process::Command::new(program)
+        .args(args)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| CommandError::failed(format!("cannot open {url} with `{program}`: {e}")))
 }
 
 /// Plan destruction, confirm and apply it.

@@ -1,9 +1,11 @@
 //! `annoform runs`: list, inspect, rename and forget run records (never touching backends).
 
-use super::session::{Session, lock};
+use super::session::{Session, engine_error, lock};
 use super::{CommandError, Context};
+use crate::plan::engine::Engine;
 use crate::state::RunRecord;
 use crate::state::local::LocalStore;
+use crate::workspace::Datasets;
 use std::time::Duration;
 
 /// `runs` subcommands.
@@ -11,12 +13,15 @@ use std::time::Duration;
 pub enum RunsCommand {
     /// One line per recorded run.
     List,
-    /// A run's record as JSON (never contains secrets).
+    /// A run's record as JSON, like FiftyOne's get_annotation_info (never contains secrets).
     Info {
         key: String,
         /// The dataset, when several have a run with this key.
         #[arg(long)]
         dataset: Option<String>,
+        /// A readable summary instead: times, project, tasks, merges, label schema, settings.
+        #[arg(long)]
+        summary: bool,
     },
     /// Rename a run's key (like FiftyOne's rename_annotation_run); backends are untouched.
     Rename {
@@ -93,6 +98,74 @@ pub fn table(records: &[RunRecord]) -> String {
     out
 }
 
+/// A record as people read it: what FiftyOne's `get_annotation_info()` shows (key, times,
+/// backend and its settings, label schema) and what annoform adds (project, tasks, merges).
+pub fn info(r: &RunRecord) -> String {
+    let mut out = format!(
+        "key:        {}\ndataset:    {}\nbackend:    {}\ncreated:    {}\nupdated:    {}\n",
+        r.key, r.dataset, r.backend, r.created_at, r.updated_at
+    );
+    if let Some(p) = &r.project {
+        out.push_str(&format!("project:    {} ({})\n", p.name, p.id));
+    }
+    out.push_str(&format!(
+        "samples:    {} in {} task(s)\n",
+        r.samples.len(),
+        r.tasks.len()
+    ));
+    out.push_str(&match &r.merge {
+        Some(m) => format!(
+            "last merge: {} ({} rejected change(s))\n",
+            m.merged_at,
+            m.rejected.len()
+        ),
+        None => "last merge: never\n".into(),
+    });
+    if r.cleaned_up {
+        out.push_str("cleaned up: yes (the backend objects were deleted)\n");
+    }
+    out.push_str("label schema:\n");
+    for (field, f) in &r.schema.fields {
+        out.push_str(&format!(
+            "  {field}: {}{}\n",
+            f.label_type,
+            if f.existing { " (existing field)" } else { "" }
+        ));
+        if !f.classes.is_empty() {
+            out.push_str(&format!("    classes: {}\n", f.classes.join(", ")));
+        }
+        for (name, a) in &f.attributes {
+            out.push_str(&format!(
+                "    attribute {name}: {}\n",
+                serde_json::to_string(a).unwrap_or_default()
+            ));
+        }
+    }
+    out.push_str("backend config:\n");
+    for (k, v) in &r.backend_config {
+        out.push_str(&format!("  {k}: {v}\n"));
+    }
+    out
+}
+
+/// Bring the dataset's `annotation_runs` (what FiftyOne lists) in line with the records of
+/// `keys`, as FiftyOne's rename/delete_annotation_run change them.
+fn sync_dataset(
+    config: &crate::config::Config,
+    ctx: &Context,
+    store: &LocalStore,
+    dataset: &str,
+    keys: &[&str],
+) -> Result<(), CommandError> {
+    let mut engine = Engine::new(config, &ctx.ui.env, store, Datasets::new(config));
+    for key in keys {
+        engine
+            .sync_annotation_run(dataset, key)
+            .map_err(engine_error)?;
+    }
+    Ok(())
+}
+
 /// Run a `runs` subcommand.
 pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
     let (config, store) = Session::store_only(ctx)?;
@@ -104,14 +177,22 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             }
             super::print(&table(&records))
         }
-        RunsCommand::Info { key, dataset } => {
+        RunsCommand::Info {
+            key,
+            dataset,
+            summary,
+        } => {
             let r = find(&store, key, dataset.as_deref())?;
+            if *summary {
+                return super::print(&info(&r));
+            }
             super::print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"))
         }
         RunsCommand::Rename { old, new, dataset } => {
             let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;
             let r = find(&store, old, dataset.as_deref())?;
             store.rename(&r.dataset, old, new).map_err(err)?;
+            sync_dataset(&config, ctx, &store, &r.dataset, &[old, new])?;
             super::print(&format!(
                 "Renamed run `{old}` to `{new}` in dataset `{}`; update its manifest's `key` to match.\n",
                 r.dataset
@@ -121,6 +202,7 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             let _lock = lock(&config, "runs delete", Duration::from_secs(5))?;
             let r = find(&store, key, dataset.as_deref())?;
             store.delete(&r.dataset, key).map_err(err)?;
+            sync_dataset(&config, ctx, &store, &r.dataset, &[key])?;
             super::print(&format!(
                 "Forgot run `{key}` of dataset `{}`; its backend objects were not touched.\n",
                 r.dataset

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use super::ejson::Binary;
 
+pub use super::mask_path::mask_of;
+
 /// The element type of a mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dtype {

@@ -5,7 +5,8 @@
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
 //! - [`view`]: view stages ([`view::apply`]) → selected sample and label ids.
 //! - [`expr`]: the `where`/`expr` language ([`expr::parse`], [`expr::eval`]).
-//! - [`ejson`], [`mask`], [`media`], [`fields`]: Extended JSON and ObjectIds, zlib'd npy masks,
+//! - [`ejson`], [`mask`], [`mask_path`], [`media`], [`fields`]: Extended JSON and ObjectIds,
+//!   zlib'd npy masks, FiftyOne's PNG mask files,
 //!   media sizes, FiftyOne field declarations.
 
 pub mod dir;
@@ -14,6 +15,7 @@ pub mod expr;
 pub mod fields;
 pub mod labels;
 pub mod mask;
+pub mod mask_path;
 pub mod media;
 pub mod sendable;
 pub mod view;

@@ -30,6 +30,10 @@ pub struct AnnotationRun {
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub backend_config: serde_json::Map<String, serde_json::Value>,
+    /// Print the editor's URL after apply (`apply --open` opens it), as FiftyOne's
+    /// `launch_editor` opens the editor after uploading.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub launch_editor: bool,
     /// Sample field holding the media path (default `filepath`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_field: Option<String>,

@@ -219,6 +219,15 @@ impl RunCheck<'_> {
             }
         }
         for (k, v) in &run.backend_config {
+            if let Some(why) = crate::backend::capabilities::refused_setting(kind, k) {
+                self.err(
+                    &[Key("backend_config"), Key(k)],
+                    true,
+                    format!("`backend_config.{k}` is not supported"),
+                    "not supported",
+                    Some(why.into()),
+                );
+            }
             if let Some(s) = v.as_str() {
                 if let Err(e) = crate::secret::references(s) {
                     self.err(

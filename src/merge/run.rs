@@ -11,6 +11,7 @@ use crate::backend::{Annotations, DownloadedLabel};
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::{self, ObjectId};
 use crate::dataset::fields::FieldType;
+use crate::dataset::mask_path;
 use crate::manifest::{DestField, LabelType, LoadSpec};
 use crate::plan::{FieldCounts, Rejection};
 use crate::state::{Digest16, LabelKey, RunRecord, TaskRecord, UploadedLabel};
@@ -40,6 +41,8 @@ pub enum MergeError {
     Incomplete(Vec<String>),
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    MaskFile(#[from] crate::dataset::mask_path::MaskFileError),
 }
 
 /// One label of a changed list field.
@@ -144,7 +147,12 @@ impl RunMerge {
                 .sample_by_id(w.sample)
                 .ok_or(MergeError::MissingSample(w.sample))?;
             let base = sample.project(&[w.base.as_str()]);
-            let value = expand(&w.value, base.get(&w.base), w.label_type);
+            let mut value = expand(&w.value, base.get(&w.base), w.label_type);
+            if let Some(v) = value.as_mut() {
+                // A mask the dataset kept in a file goes back to a file.
+                let list_key = super::container(w.label_type).1;
+                mask_path::store_field(v, base.get(&w.base), list_key, ds.root(), &w.field)?;
+            }
             let value = match (&w.derive_ids, value) {
                 (Some(seed), Some(v)) => Some(with_derived_ids(v, w.label_type, seed)),
                 (_, v) => v,
@@ -315,7 +323,10 @@ impl<'a> RunMerger<'a> {
                 .get(field)
                 .and_then(|u| u.get(sid))
                 .map_or(&[][..], Vec::as_slice);
-            let current = doc.get(field);
+            // Masks kept in files are compared by their pixels, as uploaded.
+            let list_key = super::container(schema.label_type).1;
+            let on_disk = mask_path::inline_field(doc.get(field), list_key, ds.root())?;
+            let current = on_disk.as_ref().or(doc.get(field));
             let o = merge_field(&FieldInput {
                 field,
                 schema,

@@ -16,6 +16,7 @@ mod faults;
 mod import;
 mod kills;
 mod matrix;
+mod params;
 mod trials;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};

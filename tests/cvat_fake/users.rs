@@ -47,11 +47,13 @@ pub fn login(state: &mut State, req: &Req) -> Resp {
     let body = req.json();
     let name = body["username"].as_str().unwrap_or_default();
     let pass = body["password"].as_str().unwrap_or_default();
+    // An email, when sent (FiftyOne sends `FIFTYONE_CVAT_EMAIL`), must be the user's.
+    let email = body["email"].as_str();
     let stamp = now();
     match state
         .users
         .iter_mut()
-        .find(|u| u.username == name && u.password == pass)
+        .find(|u| u.username == name && u.password == pass && email.is_none_or(|e| e == u.email))
     {
         Some(u) => {
             u.last_login = Some(stamp);

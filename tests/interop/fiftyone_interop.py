@@ -175,6 +175,21 @@ def main():
                 print("  " + p)
             sys.exit(1)
         print(f"verified {len(got['samples'])} samples of {target}: identical to the expected dump")
+    elif mode == "runs":
+        ds = fo.Dataset.from_dir(target, fo.types.FiftyOneDataset)
+        runs = {}
+        for key in ds.list_annotation_runs():
+            info = ds.get_annotation_info(key)
+            runs[key] = {
+                "key": info.key,
+                "method": info.config.method,
+                "cls": type(info.config).__module__ + "." + type(info.config).__name__,
+                "label_schema": info.config.label_schema,
+                "url": getattr(info.config, "url", None),
+                "view": sorted(str(i) for i in ds.load_annotation_view(key).values("id")),
+            }
+        with open(dump_path, "w") as f:
+            json.dump({"samples": len(ds), "runs": runs}, f)
     elif mode == "dump":
         with open(dump_path, "w") as f:
             json.dump(dump(fo.Dataset.from_dir(target, fo.types.FiftyOneDataset)), f)

@@ -11,6 +11,7 @@
 mod acceptance;
 mod evidence;
 mod adoption;
+mod params;
 mod proxy;
 mod faults;
 mod kills;

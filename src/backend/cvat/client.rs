@@ -92,6 +92,8 @@ pub struct Connection {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Sent with the username and password at login, as FiftyOne sends it.
+    pub email: Option<String>,
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub organization: Option<String>,
@@ -216,6 +218,7 @@ impl CvatBackend {
         };
         let mut secrets: Vec<String> = Vec::new();
         secrets.extend(conn.password.clone());
+        secrets.extend(conn.email.clone());
         secrets.extend(conn.api_key.clone());
         secrets.extend(conn.headers.iter().map(|(_, v)| v.clone()));
         let mut http =
@@ -241,7 +244,10 @@ impl CvatBackend {
         let key = match (&conn.api_key, &conn.username, &conn.password) {
             (Some(k), _, _) if !k.is_empty() => k.clone(),
             (_, Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
-                let body = json!({"username": u, "password": p});
+                let mut body = json!({"username": u, "password": p});
+                if let Some(email) = conn.email.as_deref().filter(|e| !e.is_empty()) {
+                    body["email"] = json!(email);
+                }
                 let got: Result<Value, HttpError> =
                     rt.block_on(http.post_json("/api/auth/login", &body));
                 match got {
@@ -1172,6 +1178,11 @@ impl Backend for CvatBackend {
                         per_job.join("; ")
                     ),
                     complete: status == "completed",
+                    updated: std::iter::once(&t)
+                        .chain(&jobs)
+                        .filter_map(|o| o.get("updated_date").and_then(Value::as_str))
+                        .max()
+                        .map(String::from),
                 }
             })
             .collect())
@@ -1207,6 +1218,14 @@ impl Backend for CvatBackend {
         }
         // Every frame of every task is handed (with no labels when it has none).
         Ok(Downloaded::default())
+    }
+
+    fn project_url(&self, project: &RemoteProject) -> Option<String> {
+        Some(self.http.url(&format!("/projects/{}", project.id)))
+    }
+
+    fn task_url(&self, _project: &RemoteProject, task: &str) -> Option<String> {
+        Some(self.http.url(&format!("/tasks/{task}")))
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -1283,6 +1283,7 @@ impl Backend for LabelStudioBackend {
                     id: name.clone(),
                     status: format!("{labeled}/{} labeled", ts.len()),
                     complete: !ts.is_empty() && labeled == ts.len(),
+                    updated: ts.iter().filter_map(updated_at).max(),
                 })
             })
             .collect())
@@ -1355,6 +1356,10 @@ impl Backend for LabelStudioBackend {
             cursor,
             held: Some(held),
         })
+    }
+
+    fn project_url(&self, project: &RemoteProject) -> Option<String> {
+        Some(self.http.url(&format!("/projects/{}", project.id)))
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {

@@ -68,7 +68,7 @@ impl Engine<'_> {
         d: &Desired,
     ) -> Result<(), EngineError> {
         let owner = self.owner_of(record);
-        let project = match self.backend(&d.backend)?.find_project(&d.project_name)? {
+        let project = match self.backend(&d.connection)?.find_project(&d.project_name)? {
             Some(p) => {
                 self.check_adoptable(&p, record)?;
                 record.project_maker = p
@@ -78,7 +78,7 @@ impl Engine<'_> {
                     .filter(|l| *l != record.lineage);
                 p
             }
-            None => self.backend(&d.backend)?.create_project(&ProjectSpec {
+            None => self.backend(&d.connection)?.create_project(&ProjectSpec {
                 name: d.project_name.clone(),
                 schema: record.schema.clone(),
                 config: d.settings.clone(),
@@ -91,7 +91,7 @@ impl Engine<'_> {
         });
         record.touch(&self.now);
         self.store.put(record)?;
-        self.attached(record)?;
+        self.attached(record, &d.connection)?;
         Ok(())
     }
 
@@ -128,7 +128,7 @@ impl Engine<'_> {
                 .any(|s| !held.contains_key(&s.sample_id));
             if absent && d.kind == BackendKind::Labelstudio {
                 // Part of the batch only (one made of several import requests): complete it.
-                self.backend(&d.backend)?.create_task(project, &spec)?;
+                self.backend(&d.connection)?.create_task(project, &spec)?;
                 held = self.held_labels(d, project, &task)?;
             }
             let lacking = spec
@@ -172,7 +172,7 @@ impl Engine<'_> {
             .iter()
             .any(|s| s.labels.values().any(|l| !l.is_empty()))
         {
-            self.backend(&d.backend)?
+            self.backend(&d.connection)?
                 .upload_labels(project, &task, &todo)?;
         }
         for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
@@ -194,7 +194,7 @@ impl Engine<'_> {
     ) -> Result<HashMap<String, HashMap<String, Held>>, EngineError> {
         let schema = d.schema.clone();
         let mut held: HashMap<String, HashMap<String, Held>> = HashMap::new();
-        self.backend(&d.backend)?.download(
+        self.backend(&d.connection)?.download(
             project,
             std::slice::from_ref(&task.id),
             None,

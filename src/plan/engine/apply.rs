@@ -28,7 +28,9 @@ impl Engine<'_> {
                 w.plan.dataset,
                 w.plan.key
             );
+            let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
             self.apply_run(w, progress)?;
+            self.sync_annotation_run(&dataset, &key)?;
             done.push(summary);
         }
         Ok(done)
@@ -50,7 +52,7 @@ impl Engine<'_> {
                             continue;
                         }
                         if let Some(o) = self.store.get(&dataset, &key)? {
-                            shared |= o.backend == r.backend
+                            shared |= Connection::of_record(&o) == Connection::of_record(r)
                                 && o.project.as_ref().is_some_and(|op| op.id == p.id)
                                 && !o.cleaned_up;
                         }
@@ -58,7 +60,7 @@ impl Engine<'_> {
                     // Only a project this record owns goes: made for it, or for another run of
                     // this workspace that shared it; one stamped with any other run's identity
                     // was made for that run, whatever this record says.
-                    let b = self.attached(r)?;
+                    let b = self.attached(r, &Connection::of_record(r))?;
                     let owned = b.find_project(&p.name)?.is_some_and(|live| {
                         live.id == p.id
                             && live.owner.is_none_or(|o| {
@@ -84,7 +86,7 @@ impl Engine<'_> {
                 // The record (and its lineage, which the project will carry) is saved before
                 // the project is made, so an interrupted apply finds the project as its own.
                 let mut r = self.new_record(&d, None);
-                if let Some(p) = self.backend(&d.backend)?.find_project(&d.project_name)? {
+                if let Some(p) = self.backend(&d.connection)?.find_project(&d.project_name)? {
                     self.check_adoptable(&p, &r)?;
                 }
                 self.store.put(&mut r)?;
@@ -97,11 +99,11 @@ impl Engine<'_> {
             // apply made).
             self.ensure_project(&mut record, &d)?;
         }
-        self.attached(&record)?;
+        self.attached(&record, &d.connection)?;
         if actions.contains(&Action::Update) {
             if record.schema != d.schema {
                 let project = remote(&record);
-                self.backend(&d.backend)?
+                self.backend(&d.connection)?
                     .update_schema(&project, &d.schema)?;
                 // Restrictions may have changed: the next refresh looks at everything again.
                 if let Some(m) = record.merge.as_mut() {
@@ -124,7 +126,7 @@ impl Engine<'_> {
                 && w.plan.actions.contains(&Action::Merge)
             {
                 let project = remote(&record);
-                self.backend(&d.backend)?.delete_project(&project)?;
+                self.backend(&d.connection)?.delete_project(&project)?;
                 record.cleaned_up = true;
                 record.touch(&self.now);
                 self.store.put(&mut record)?;
@@ -180,7 +182,7 @@ impl Engine<'_> {
             return Ok(());
         }
         let project = remote(record);
-        let existing = self.backend(&d.backend)?.list_tasks(&project)?;
+        let existing = self.backend(&d.connection)?.list_tasks(&project)?;
         progress.start("uploading", batches.iter().map(|b| b.1.len() as u64).sum());
         let prefix = batch_prefix(
             record.project.as_ref().map_or("", |p| p.name.as_str()),
@@ -193,7 +195,7 @@ impl Engine<'_> {
             let adopt = existing
                 .iter()
                 .find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
-            let b = self.backend(&d.backend)?;
+            let b = self.backend(&d.connection)?;
             // A task found rather than made may lack labels (an apply killed between its
             // media and its labels): it is verified against the backend before it counts.
             let (task, labels_done) = match adopt {
@@ -257,7 +259,7 @@ impl Engine<'_> {
             return Ok(());
         }
         let map = &mut record.id_map;
-        self.backend(&d.backend)?
+        self.backend(&d.connection)?
             .download(project, &[task.to_string()], None, &mut |page| {
                 for labels in page.values().flat_map(|f| f.values()) {
                     for l in labels {
@@ -306,12 +308,17 @@ impl Engine<'_> {
                 .fields
                 .iter()
                 .map(|(field, f)| {
-                    (
-                        field.clone(),
-                        view_labels(ds, &d.view, id, field, f.label_type),
-                    )
+                    // Masks kept in files (`mask_path`) go up as their pixels.
+                    let labels = view_labels(ds, &d.view, id, field, f.label_type)
+                        .iter()
+                        .map(|l| crate::dataset::mask_path::inline(l, ds.root()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| {
+                            EngineError::Run(format!("sample {sid} field `{field}`: {e}"))
+                        })?;
+                    Ok((field.clone(), labels))
                 })
-                .collect();
+                .collect::<Result<_, EngineError>>()?;
             out.push(TaskSample {
                 sample_id: sid.clone(),
                 media: ds.media_path(media).display().to_string(),
@@ -366,7 +373,7 @@ impl Engine<'_> {
             )));
         }
         let d = self.desired(loaded)?;
-        let b = self.backend(&d.backend)?;
+        let b = self.backend(&d.connection)?;
         let project = b.find_project(&d.project_name)?.ok_or_else(|| {
             EngineError::Run(format!(
                 "{} has no project `{}` to import",
@@ -406,7 +413,7 @@ impl Engine<'_> {
         }
         for (batch, task) in tasks {
             let mut samples: Vec<String> = Vec::new();
-            self.backend(&d.backend)?.download(
+            self.backend(&d.connection)?.download(
                 &project,
                 std::slice::from_ref(&task.id),
                 None,

@@ -54,7 +54,7 @@ impl Engine<'_> {
         if what.task_ids.is_empty() && what.project_id.is_none() {
             return Err(EngineError::Run("give --task-id or --project-id".into()));
         }
-        let mut cvat = open_cvat(self.config, self.env, &d.backend)?;
+        let mut cvat = open_cvat(self.config, self.env, &d.connection)?;
         let tasks = cvat.foreign_tasks(&what.task_ids, what.project_id)?;
         if tasks.is_empty() {
             return Err(EngineError::Run("no tasks to import".into()));

@@ -5,11 +5,14 @@
 
 mod adopt;
 mod apply;
+mod fiftyone_runs;
 pub mod import_cvat;
+mod links;
 mod open;
 mod planner;
 
-pub use open::open_backend;
+pub use links::Links;
+pub use open::{Connection, open_backend};
 
 use super::model::*;
 use crate::backend::{
@@ -89,6 +92,8 @@ pub struct PlanFile {
 pub struct Desired {
     pub loaded: LoadedRun,
     pub backend: String,
+    /// The server the run talks to (the workspace backend, or the run's own `url`...).
+    pub connection: Connection,
     pub kind: BackendKind,
     /// Non-secret backend settings (workspace defaults overridden by the manifest), with
     /// `${env:...}` references resolved.
@@ -166,7 +171,7 @@ pub struct Engine<'a> {
     env: &'a Env,
     store: &'a LocalStore,
     datasets: Datasets,
-    backends: HashMap<String, Box<dyn Backend>>,
+    backends: HashMap<Connection, Box<dyn Backend>>,
     now: String,
 }
 
@@ -193,18 +198,22 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn backend(&mut self, name: &str) -> Result<&mut Box<dyn Backend>, EngineError> {
-        if !self.backends.contains_key(name) {
-            let b = open_backend(self.config, self.env, name)?;
-            self.backends.insert(name.to_string(), b);
+    fn backend(&mut self, conn: &Connection) -> Result<&mut Box<dyn Backend>, EngineError> {
+        if !self.backends.contains_key(conn) {
+            let b = open_backend(self.config, self.env, conn)?;
+            self.backends.insert(conn.clone(), b);
         }
-        Ok(self.backends.get_mut(name).expect("inserted above"))
+        Ok(self.backends.get_mut(conn).expect("inserted above"))
     }
 
-    /// The backend of a recorded run, told what the record knows about its project.
-    fn attached(&mut self, record: &RunRecord) -> Result<&mut Box<dyn Backend>, EngineError> {
+    /// The backend of a recorded run on `conn`, told what the record knows about its project.
+    fn attached(
+        &mut self,
+        record: &RunRecord,
+        conn: &Connection,
+    ) -> Result<&mut Box<dyn Backend>, EngineError> {
         let project = remote(record);
-        let b = self.backend(&record.backend)?;
+        let b = self.backend(conn)?;
         b.attach(
             &project,
             backend::ProjectContext {
@@ -277,9 +286,11 @@ impl<'a> Engine<'a> {
             .and_then(Value::as_u64)
             .map_or(DEFAULT_TASK_SIZE, |n| n.max(1) as usize);
         let manifest_digest = merge::digest(&serde_json::to_value(run).unwrap_or_default());
+        let connection = Connection::new(&backend, &run.backend_config);
         Ok(Desired {
             loaded: loaded.clone(),
             backend,
+            connection,
             kind,
             settings,
             schema,
@@ -291,11 +302,15 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// The status of a run's tasks as the backend reports them.
-    pub fn status(&mut self, record: &RunRecord) -> Result<Vec<backend::TaskStatus>, EngineError> {
+    /// The status of a run's tasks as the backend (on `conn`) reports them.
+    pub fn status(
+        &mut self,
+        record: &RunRecord,
+        conn: &Connection,
+    ) -> Result<Vec<backend::TaskStatus>, EngineError> {
         let project = remote(record);
         let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
-        Ok(self.attached(record)?.status(&project, &ids)?)
+        Ok(self.attached(record, conn)?.status(&project, &ids)?)
     }
 }
 

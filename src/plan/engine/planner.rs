@@ -163,7 +163,7 @@ impl Engine<'_> {
             ));
         } else if !same_schema(&r.schema, &d.schema) {
             let caps_in_place = self
-                .backend(&d.backend)?
+                .backend(&d.connection)?
                 .capabilities()
                 .schema_update_in_place;
             if caps_in_place && additive(&r.schema, &d.schema) {
@@ -232,7 +232,7 @@ impl Engine<'_> {
         }) else {
             return Ok(());
         };
-        let b = self.attached(r)?;
+        let b = self.attached(r, &d.connection)?;
         if b.find_project(&project.name)?
             .is_none_or(|p| p.id != project.id)
         {
@@ -293,7 +293,7 @@ impl Engine<'_> {
         };
         let b = self
             .backends
-            .get_mut(&d.backend)
+            .get_mut(&d.connection)
             .expect("opened by the drift check above");
         // After a merge, ask only for what changed since (when the backend can tell).
         let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
@@ -361,7 +361,7 @@ impl Engine<'_> {
             m.cursor == outcome.cursor
                 && (m.annotations_digest == digest || (since.is_some() && outcome.samples == 0))
         });
-        if unchanged {
+        if unchanged && !load.cleanup {
             return Ok(());
         }
         if !outcome.unexpected_errors.is_empty() {
@@ -390,7 +390,8 @@ impl Engine<'_> {
             e.rejected = c.rejected;
             e.unchanged = c.unchanged;
         }
-        if outcome.changes_anything() {
+        // `load.cleanup` deletes the project after the final merge, with or without changes.
+        if outcome.changes_anything() || load.cleanup {
             plan.actions.push(Action::Merge);
             plan.rejected = outcome.rejected.clone();
             // Per-sample detail for reviewers, bounded so huge merges keep plans small.
