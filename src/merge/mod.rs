@@ -6,7 +6,7 @@
 use crate::backend::DownloadedLabel;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
-use crate::plan::{FieldCounts, Rejection};
+use crate::plan::{FieldCounts, Rejection, UnexpectedLabel};
 use crate::schema::ResolvedField;
 use crate::state::{Digest16, LabelKey, UploadedLabel};
 use indexmap::IndexMap;
@@ -206,7 +206,7 @@ pub struct FieldInput<'a> {
     /// created in the backend.
     pub id_seed: &'a [u8],
     pub conflicts: Conflicts,
-    /// What to do with added labels whose class is outside the schema.
+    /// What to do with labels of a class or a type outside the schema.
     pub unexpected: Unexpected,
 }
 
@@ -217,10 +217,13 @@ pub struct FieldOutcome {
     pub rejected: Vec<Rejection>,
     /// Labels changed both in the dataset and in the backend (with `conflicts: error`).
     pub conflicts: Vec<String>,
-    /// Added labels whose class is outside the schema, to keep in a field named after their
-    /// type (`load.unexpected: keep`, as FiftyOne does).
-    pub unexpected: Vec<Value>,
-    /// Such labels that make the plan fail (`load.unexpected: error`).
+    /// Labels outside the schema that do not go into the field (see [`unexpected`]).
+    pub unexpected: Vec<UnexpectedLabel>,
+    /// Labels of an unexpected type to keep, by the type of the field named after it.
+    pub kept: Vec<(LabelType, Value)>,
+    /// Labels set aside by `load.unexpected: return`.
+    pub returned: Vec<unexpected::Returned>,
+    /// Labels outside the schema that make the plan fail (`load.unexpected: error`).
     pub unexpected_errors: Vec<String>,
     /// What changes, one entry per label: `+id (class)`, `~id (label, geometry)`, `-id`.
     pub changes: Vec<String>,
@@ -249,7 +252,8 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
 
     // Resolve every downloaded label to our id.
     let mut downloaded: IndexMap<LabelKey, Value> = IndexMap::new();
-    for d in input.downloaded {
+    let mut backend_ids: HashMap<LabelKey, &str> = HashMap::new();
+    for d in input.downloaded.iter().filter(|d| d.misfit.is_none()) {
         let mapped = || {
             let id = input.id_map.get(&d.backend_id)?;
             ObjectId::parse(id).ok()
@@ -277,6 +281,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             }
             _ => d.label.clone(),
         };
+        backend_ids.insert(id, &d.backend_id);
         downloaded.insert(id, label);
     }
     out.baseline = downloaded
@@ -286,6 +291,9 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             digest: label_digest(l, input.schema),
         })
         .collect();
+    for d in input.downloaded.iter().filter(|d| d.misfit.is_some()) {
+        unexpected::misfit(input, d, &mut out);
+    }
 
     let uploaded: HashMap<LabelKey, Digest16> =
         input.uploaded.iter().map(|u| (u.id, u.digest)).collect();
@@ -340,28 +348,18 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             continue;
         }
         let single = container(t).1.is_none();
-        if let Some(class) = outside_schema(dl, input.schema) {
-            match input.unexpected {
-                Unexpected::Ignore => {}
-                Unexpected::Report => {
-                    out.counts.rejected += 1;
-                    reject(
-                        &mut out,
-                        id,
-                        "add",
-                        &format!("class `{class}` is not in the schema (load.unexpected=report)"),
-                    );
-                }
-                Unexpected::Error => out.unexpected_errors.push(format!(
-                    "{} label {id} of class `{class}` (sample {})",
-                    input.field, input.sample_id
-                )),
-                Unexpected::Keep if r.allow_additions => out.unexpected.push(dl.clone()),
-                Unexpected::Keep => {
-                    out.counts.rejected += 1;
-                    reject(&mut out, id, "add", "allow_additions=false");
-                }
-            }
+        let outside = outside_schema(dl, input.schema);
+        if let Some(class) = &outside
+            && input.unexpected != Unexpected::Keep
+        {
+            let found = unexpected::Found {
+                backend_id: backend_ids.get(id).copied().unwrap_or_default(),
+                key: *id,
+                label: dl.clone(),
+                label_type: t,
+                reason: format!("class `{class}` is not in the schema of `{}`", input.field),
+            };
+            unexpected::settle(input, &mut out, found, false);
             continue;
         }
         if !r.allow_additions {
@@ -377,10 +375,16 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             );
         } else {
             out.counts.added += 1;
+            // A class outside the schema is kept in the field (`keep`), as FiftyOne does.
+            let note = if outside.is_some() {
+                ", outside the schema"
+            } else {
+                ""
+            };
             let class = dl
                 .get("label")
                 .and_then(Value::as_str)
-                .map(|c| format!(" ({c})"))
+                .map(|c| format!(" ({c}{note})"))
                 .unwrap_or_default();
             out.changes.push(format!("+{id}{class}"));
             result.push(Cow::Borrowed(dl));
@@ -561,8 +565,20 @@ fn merge_label<'v>(
         applied: Vec::new(),
         rejected: Vec::new(),
     };
-    // A class outside the schema is never merged into the field (the server may accept one).
-    let unknown_class = outside_schema(dl, schema).is_some();
+    // A relabel to a class outside the schema is merged only with `keep`, as FiftyOne merges
+    // any class; `error` names it.
+    let unknown_class = match outside_schema(dl, schema) {
+        Some(class) if input.unexpected != Unexpected::Keep => {
+            if input.unexpected == Unexpected::Error {
+                out.unexpected_errors.push(format!(
+                    "sample {} {} label {id}: relabelled to class `{class}`, which is not in the schema",
+                    input.sample_id, input.field
+                ));
+            }
+            true
+        }
+        _ => false,
+    };
     let (allowed, reason) = match (r.allow_label_edits, unknown_class) {
         (_, true) => (false, "the new class is not in the schema"),
         (false, _) => (false, "allow_label_edits=false"),
@@ -599,6 +615,7 @@ fn merge_label<'v>(
 }
 
 pub mod run;
+pub mod unexpected;
 
 #[cfg(test)]
 mod rules_tests;

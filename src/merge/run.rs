@@ -77,6 +77,10 @@ pub struct RunMerge {
     /// Change lines beyond those kept.
     pub more_changes: usize,
     pub unexpected_errors: Vec<String>,
+    /// Labels outside the schema that do not go into their field, with what happens to them.
+    pub unexpected: Vec<crate::plan::UnexpectedLabel>,
+    /// Labels set aside by `load.unexpected: return`, written to a file on apply.
+    pub returned: Vec<super::unexpected::Returned>,
     pub writes: Vec<Write>,
     /// Fields to declare (new destination and unexpected-label fields).
     pub declare: Vec<(String, LabelType)>,
@@ -97,7 +101,7 @@ impl RunMerge {
     pub fn changes_anything(&self) -> bool {
         self.counts
             .values()
-            .any(|c| c.added + c.edited + c.deleted + c.rejected > 0)
+            .any(|c| c.added + c.edited + c.deleted + c.rejected + c.unexpected > 0)
     }
 
     /// Write the merge into the dataset (in memory; the caller saves).
@@ -162,8 +166,9 @@ pub struct RunMerger<'a> {
     /// (sample id, digest of what the backend holds for it), for the order-independent run
     /// digest.
     digests: Vec<(String, Digest16)>,
-    /// Unexpected labels to keep: (sample id, field named after the type) → labels.
-    kept: IndexMap<(ObjectId, String), Vec<Value>>,
+    /// Labels of an unexpected type to keep: (sample id, type of the field named after it)
+    /// → labels.
+    kept: IndexMap<(ObjectId, LabelType), Vec<Value>>,
     out: RunMerge,
 }
 
@@ -297,6 +302,7 @@ impl<'a> RunMerger<'a> {
             counts.deleted += o.counts.deleted;
             counts.rejected += o.counts.rejected;
             counts.unchanged += o.counts.unchanged;
+            counts.unexpected += o.counts.unexpected;
             out.rejected.extend(o.rejected);
             if !o.changes.is_empty() {
                 if out.changes.len() < MAX_DETAIL_LINES {
@@ -308,13 +314,10 @@ impl<'a> RunMerger<'a> {
             }
             out.conflicts.extend(o.conflicts);
             out.unexpected_errors.extend(o.unexpected_errors);
-            if !o.unexpected.is_empty() {
-                // FiftyOne keeps unexpected labels in a field named after their type.
-                let target = schema.label_type.as_str().to_string();
-                self.kept
-                    .entry((id, target))
-                    .or_default()
-                    .extend(o.unexpected);
+            out.unexpected.extend(o.unexpected);
+            out.returned.extend(o.returned);
+            for (t, label) in o.kept {
+                self.kept.entry((id, t)).or_default().push(label);
             }
             out.new_ids.extend(o.new_ids);
             held.update(field.as_bytes());
@@ -370,20 +373,15 @@ impl<'a> RunMerger<'a> {
         Ok(())
     }
 
-    /// Unexpected labels, kept in fields named after their type.
+    /// Labels of an unexpected type, kept in fields named after their type (as FiftyOne's
+    /// `keep`).
     fn keep_unexpected(&mut self) {
-        let (ds, r) = (self.ds, self.r);
-        for ((id, target), labels) in std::mem::take(&mut self.kept) {
+        let ds = self.ds;
+        for ((id, t), labels) in std::mem::take(&mut self.kept) {
             let Some(sample) = ds.sample_by_id(id) else {
                 continue;
             };
-            let t = r
-                .schema
-                .fields
-                .values()
-                .map(|f| f.label_type)
-                .find(|t| t.as_str() == target)
-                .unwrap_or(LabelType::Detections);
+            let target = t.as_str().to_string();
             let doc = sample.project(&[target.as_str()]);
             let current = doc.get(&target);
             let mut all = labels_of(current, t);
@@ -594,10 +592,7 @@ mod tests {
                 let dl = labels
                     .into_iter()
                     .enumerate()
-                    .map(|(j, label)| DownloadedLabel {
-                        backend_id: format!("{i}-{j}"),
-                        label,
-                    })
+                    .map(|(j, label)| DownloadedLabel::new(format!("{i}-{j}"), label))
                     .collect();
                 (sid.clone(), IndexMap::from([("gt".to_string(), dl)]))
             })

@@ -874,7 +874,9 @@ impl LabelStudioBackend {
             width: dim("width").or_else(|| from_result("original_width"))? as u32,
             height: dim("height").or_else(|| from_result("original_height"))? as u32,
         };
-        let fields = Self::task_fields(task)
+        let schema = Self::task_fields(task);
+        let misfits = convert::misfits(&schema, &results, size);
+        let mut fields: IndexMap<String, Vec<DownloadedLabel>> = schema
             .into_iter()
             .map(|(name, f)| {
                 let mut labels = convert::from_results(&name, &f, &results, &prior, size);
@@ -888,6 +890,9 @@ impl LabelStudioBackend {
                 (name, labels)
             })
             .collect();
+        for (field, m) in misfits {
+            fields.entry(field).or_default().push(m);
+        }
         Some((sid, fields))
     }
 }

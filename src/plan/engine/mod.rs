@@ -7,8 +7,10 @@ mod apply;
 pub mod import_cvat;
 mod open;
 mod planner;
+mod returned;
 
 pub use open::open_backend;
+pub use returned::returned_path;
 
 use super::model::*;
 use crate::backend::{

@@ -69,6 +69,7 @@ impl Engine<'_> {
             tasks: record.as_ref().map_or(0, |r| r.tasks.len()),
             fields: IndexMap::new(),
             rejected: Vec::new(),
+            unexpected: Vec::new(),
             drift: Vec::new(),
             details: Vec::new(),
         };
@@ -312,10 +313,10 @@ impl Engine<'_> {
         }
         if !outcome.unexpected_errors.is_empty() {
             return Err(EngineError::Run(format!(
-                "run `{}`: {} label(s) of classes outside the schema (load.unexpected=error): {}",
+                "run `{}`: {} label(s) outside the schema (load.unexpected=error):\n  {}",
                 r.key,
                 outcome.unexpected_errors.len(),
-                outcome.unexpected_errors.join(", ")
+                outcome.unexpected_errors.join("\n  ")
             )));
         }
         if !outcome.conflicts.is_empty() {
@@ -335,10 +336,19 @@ impl Engine<'_> {
             e.deleted = c.deleted;
             e.rejected = c.rejected;
             e.unchanged = c.unchanged;
+            e.unexpected = c.unexpected;
         }
         if outcome.changes_anything() {
             plan.actions.push(Action::Merge);
             plan.rejected = outcome.rejected.clone();
+            plan.unexpected = outcome.unexpected.clone();
+            if !outcome.returned.is_empty() {
+                plan.details.push(format!(
+                    "write {} unexpected label(s) to {} (load.unexpected=return)",
+                    outcome.returned.len(),
+                    super::returned_path(&r.dataset, &r.key)
+                ));
+            }
             // Per-sample detail for reviewers, bounded so huge merges keep plans small.
             plan.details.extend(outcome.changes.iter().cloned());
             if outcome.more_changes > 0 {
