@@ -10,6 +10,7 @@ mod fs;
 mod acceptance;
 mod import;
 mod trials;
+mod unexpected;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
 use fs::copy_dir;
