@@ -426,16 +426,15 @@ impl<'s> Walker<'s> {
         let help = refused.or_else(|| {
             suggest(&text, names.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"))
         });
-        self.push(
-            node.span,
-            format!(
+        let message = match names.as_slice() {
+            [only] => format!("{} must be `{only}`, found `{text}`", display_path(path)),
+            _ => format!(
                 "{} must be one of: {}; found `{text}`",
                 display_path(path),
                 names.join(", ")
             ),
-            "invalid value",
-            help,
-        );
+        };
+        self.push(node.span, message, "invalid value", help);
     }
 
     /// The single key of an externally tagged enum variant (`{match_tags: ...}`).
