@@ -10,6 +10,7 @@
 mod acceptance;
 mod proxy;
 mod timings;
+mod unexpected;
 
 /// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
 #[path = "../../examples/make-demo-dataset.rs"]
