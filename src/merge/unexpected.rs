@@ -175,3 +175,211 @@ fn reject(input: &FieldInput<'_>, out: &mut FieldOutcome, key: &LabelKey, reason
         reason: reason.to_string(),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    //! The promise, stated as a property: for any annotator output (labels of any type and
+    //! class, valid or not), every downloaded label ends in exactly one of merged, rejected or
+    //! unexpected, and no label leaves the dataset unless annotators deleted it.
+
+    use super::super::{field_value, label_digest, label_key, labels_of, merge_field};
+    use super::*;
+    use crate::backend::Misfit;
+    use crate::manifest::Conflicts;
+    use crate::schema::{ResolvedField, Restrictions};
+    use indexmap::IndexMap;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use std::collections::HashSet;
+
+    const SAMPLE: &str = "5f0000000000000000000001";
+    const SEED: &[u8] = b"dataset/run";
+    const CLASSES: [&str; 4] = ["a", "b", "truck", ""];
+
+    fn oid(n: usize) -> String {
+        format!("{n:024x}")
+    }
+
+    fn det(id: Option<&str>, class: &str, x: f64) -> Value {
+        let mut l =
+            json!({"_cls": "Detection", "label": class, "bounding_box": [x, 0.2, 0.3, 0.4]});
+        if let Some(id) = id {
+            l["_id"] = json!({ "$oid": id });
+        }
+        l
+    }
+
+    /// What annotators did to an uploaded label.
+    #[derive(Debug, Clone)]
+    enum Fate {
+        Kept,
+        Deleted,
+        Relabelled(usize),
+        Moved,
+    }
+
+    /// Something annotators drew.
+    #[derive(Debug, Clone)]
+    enum Drawn {
+        Box(usize),
+        /// Another label type (`None`: an object that converts to no label).
+        Misfit(Option<LabelType>),
+    }
+
+    fn fate() -> impl Strategy<Value = Fate> {
+        prop_oneof![
+            Just(Fate::Kept),
+            Just(Fate::Deleted),
+            (0..CLASSES.len()).prop_map(Fate::Relabelled),
+            Just(Fate::Moved),
+        ]
+    }
+
+    fn drawn() -> impl Strategy<Value = Drawn> {
+        let types = prop_oneof![
+            Just(None),
+            Just(Some(LabelType::Polylines)),
+            Just(Some(LabelType::Classifications)),
+            Just(Some(LabelType::Keypoints)),
+            Just(Some(LabelType::Instances)),
+        ];
+        prop_oneof![
+            (0..CLASSES.len()).prop_map(Drawn::Box),
+            types.prop_map(Drawn::Misfit),
+        ]
+    }
+
+    fn policy() -> impl Strategy<Value = Unexpected> {
+        prop_oneof![
+            Just(Unexpected::Keep),
+            Just(Unexpected::Ignore),
+            Just(Unexpected::Error),
+            Just(Unexpected::Report),
+            Just(Unexpected::Return),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_downloaded_label_is_accounted_for_and_nothing_is_lost(
+            fates in proptest::collection::vec(fate(), 0..6),
+            others in 0usize..3,
+            drawn in proptest::collection::vec(drawn(), 0..6),
+            unexpected in policy(),
+            additions in any::<bool>(),
+            deletions in any::<bool>(),
+            edits in any::<bool>(),
+        ) {
+            let mut schema = ResolvedField::new(LabelType::Detections, vec!["a".into(), "b".into()]);
+            schema.restrictions = Restrictions {
+                allow_additions: additions,
+                allow_deletions: deletions,
+                allow_label_edits: edits,
+                ..Restrictions::default()
+            };
+            // The run uploaded one label per fate; the field also holds labels of no run.
+            let uploaded: Vec<Value> =
+                (0..fates.len()).map(|i| det(Some(&oid(i + 1)), "a", 0.1)).collect();
+            let foreign: Vec<Value> =
+                (0..others).map(|i| det(Some(&oid(100 + i)), "b", 0.5)).collect();
+            let current_labels: Vec<Value> = uploaded.iter().chain(&foreign).cloned().collect();
+            let current = field_value(current_labels.clone(), LabelType::Detections);
+            let baseline: Vec<UploadedLabel> = uploaded
+                .iter()
+                .map(|l| UploadedLabel {
+                    id: label_key(l, LabelType::Detections).unwrap(),
+                    digest: label_digest(l, &schema),
+                })
+                .collect();
+            let mut downloaded = Vec::new();
+            for (i, (l, f)) in uploaded.iter().zip(&fates).enumerate() {
+                let mut l = l.clone();
+                match f {
+                    Fate::Deleted => continue,
+                    Fate::Kept => {}
+                    Fate::Relabelled(c) => l["label"] = json!(CLASSES[*c]),
+                    Fate::Moved => l["bounding_box"][0] = json!(0.6),
+                }
+                downloaded.push(DownloadedLabel::new(format!("shape:{i}"), l));
+            }
+            for (j, d) in drawn.iter().enumerate() {
+                let backend_id = format!("new:{j}");
+                downloaded.push(match d {
+                    Drawn::Box(c) => DownloadedLabel::new(backend_id, det(None, CLASSES[*c], 0.3)),
+                    Drawn::Misfit(t) => DownloadedLabel {
+                        backend_id,
+                        label: match t {
+                            Some(_) => json!({"_cls": "Polyline", "label": "a", "points": [[[0.1, 0.1]]]}),
+                            None => Value::Null,
+                        },
+                        misfit: Some(Misfit { label_type: *t, reason: "drawn".into() }),
+                    },
+                });
+            }
+            let id_map = IndexMap::new();
+            let out = merge_field(&FieldInput {
+                field: "gt",
+                schema: &schema,
+                sample_id: SAMPLE,
+                current: current.as_ref(),
+                uploaded: &baseline,
+                downloaded: &downloaded,
+                id_map: &id_map,
+                id_seed: SEED,
+                conflicts: Conflicts::Error,
+                unexpected,
+            });
+            let after = match &out.new_value {
+                Some(v) => labels_of(v.as_ref(), LabelType::Detections),
+                None => current_labels.clone(),
+            };
+            let in_field: HashSet<String> = after
+                .iter()
+                .filter_map(|l| super::super::label_id(l).map(|i| i.to_string()))
+                .collect();
+            let rejected_adds: HashSet<&str> = out
+                .rejected
+                .iter()
+                .filter(|r| r.change == "add")
+                .map(|r| r.label_id.as_str())
+                .collect();
+            let listed: Vec<&str> = out.unexpected.iter().map(|u| u.backend_id.as_str()).collect();
+            for d in &downloaded {
+                let id = d
+                    .label
+                    .get("_id")
+                    .filter(|_| d.misfit.is_none())
+                    .and_then(crate::dataset::ejson::oid_str)
+                    .map(String::from)
+                    .unwrap_or_else(|| {
+                        ObjectId::derive(&[SEED, SAMPLE.as_bytes(), d.backend_id.as_bytes()])
+                            .to_string()
+                    });
+                let ends = [
+                    in_field.contains(&id),
+                    rejected_adds.contains(id.as_str()),
+                    listed.contains(&d.backend_id.as_str()),
+                    out.unexpected_errors.iter().any(|e| e.contains(&d.backend_id)),
+                ];
+                prop_assert_eq!(
+                    ends.iter().filter(|e| **e).count(),
+                    1,
+                    "{} ({}) ends in {:?} (merged, rejected, unexpected, error): {:#?}",
+                    d.backend_id, d.label, ends, out
+                );
+            }
+            prop_assert_eq!(out.counts.unexpected, out.unexpected.len());
+            let kept = out.unexpected.iter().filter(|u| u.action == UnexpectedAction::Kept).count();
+            prop_assert_eq!(kept, out.kept.len());
+            let returned = out.unexpected.iter().filter(|u| u.action == UnexpectedAction::Returned).count();
+            prop_assert_eq!(returned, out.returned.len());
+            // Nothing lost: a label leaves the field only when annotators deleted it and
+            // deletions are allowed.
+            for (i, l) in current_labels.iter().enumerate() {
+                let id = super::super::label_id(l).unwrap().to_string();
+                let deleted = i < fates.len() && matches!(fates[i], Fate::Deleted) && deletions;
+                prop_assert_eq!(in_field.contains(&id), !deleted, "label {} ({:?})", id, fates.get(i));
+            }
+        }
+    }
+}
