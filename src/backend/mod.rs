@@ -109,6 +109,15 @@ impl DownloadedLabel {
     }
 }
 
+/// A label as the backend holds it after upload (what a download with no edit gives back),
+/// given its field and image size; `None` when it does not convert. The merge compares a
+/// dataset label with its download through it, so a round trip without edits changes
+/// nothing even where the backend cannot hold the exact geometry (pixel-aligned masks).
+pub type AsHeld =
+    fn(&crate::schema::ResolvedField, &serde_json::Value, ImageSize) -> Option<serde_json::Value>;
+
+pub use labelstudio::convert::ImageSize;
+
 /// Why a downloaded object does not fit the field it is listed under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Misfit {
@@ -144,6 +153,11 @@ pub struct ProjectContext<'a> {
 pub trait Backend {
     /// What the backend supports.
     fn capabilities(&self) -> &Capabilities;
+    /// How a label looks once the backend holds it, for backends that cannot give a label
+    /// back exactly as uploaded (see [`AsHeld`]); `None` when every label comes back exact.
+    fn as_held(&self) -> Option<AsHeld> {
+        None
+    }
     /// The project called `name`, if it exists (adoption after a crash, or reuse by name).
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError>;
     /// Create a project.

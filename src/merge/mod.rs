@@ -208,6 +208,9 @@ pub struct FieldInput<'a> {
     pub conflicts: Conflicts,
     /// What to do with labels of a class or a type outside the schema.
     pub unexpected: Unexpected,
+    /// A label as the backend holds it once uploaded, for backends that cannot hold every
+    /// label exactly (see [`crate::backend::AsHeld`]).
+    pub as_held: Option<&'a dyn Fn(&Value) -> Option<Value>>,
 }
 
 /// One field's merge for one sample.
@@ -283,6 +286,17 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         };
         backend_ids.insert(id, &d.backend_id);
         downloaded.insert(id, label);
+    }
+    if let Some(as_held) = input.as_held {
+        let current: HashMap<LabelKey, &Value> = label_slice(input.current, t)
+            .iter()
+            .filter_map(|c| Some((label_key(c, t)?, c)))
+            .collect();
+        for (id, dl) in downloaded.iter_mut() {
+            if let Some(cur) = current.get(id) {
+                held_geometry(cur, dl, t, as_held);
+            }
+        }
     }
     out.baseline = downloaded
         .iter()
@@ -398,6 +412,39 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         ));
     }
     out
+}
+
+/// Gives a downloaded label the dataset label's geometry when the backend holds exactly that
+/// label's geometry as it can (a backend that cannot hold every geometry exactly, see
+/// [`crate::backend::AsHeld`]): nobody moved it, so the baseline and the merge see the
+/// dataset's own geometry.
+fn held_geometry(
+    cur: &Value,
+    dl: &mut Value,
+    t: LabelType,
+    as_held: &dyn Fn(&Value) -> Option<Value>,
+) {
+    let keys = geometry_keys(t);
+    let geometry = |l: &Value| -> Vec<Option<Value>> {
+        keys.iter()
+            .map(|k| l.get(*k).filter(|v| !v.is_null()).map(|v| compared(k, v)))
+            .collect()
+    };
+    let theirs = geometry(dl);
+    if keys.is_empty() || geometry(cur) == theirs {
+        return;
+    }
+    if as_held(cur).is_none_or(|h| geometry(&h) != theirs) {
+        return;
+    }
+    if let Some(o) = dl.as_object_mut() {
+        for k in keys {
+            match cur.get(*k).filter(|v| !v.is_null()) {
+                Some(v) => o.insert((*k).to_string(), v.clone()),
+                None => o.remove(*k),
+            };
+        }
+    }
 }
 
 /// A label created in the backend, as FiftyOne writes a new label: `_id`, `_cls`, then

@@ -151,6 +151,7 @@ fn merge_with(
         id_seed: b"seed",
         conflicts,
         unexpected,
+        as_held: None,
     });
     let after = match &out.new_value {
         Some(v) => v.clone(),
@@ -669,7 +670,7 @@ proptest! {
         let again = merge_field(&FieldInput {
             field: "f", schema: &f, sample_id: "s", current: value.as_ref(), uploaded: &first.out.baseline,
             downloaded: &downloaded, id_map: &IndexMap::new(), id_seed: b"seed",
-            conflicts: Conflicts::Error, unexpected: Unexpected::Keep,
+            conflicts: Conflicts::Error, unexpected: Unexpected::Keep, as_held: None,
         });
         prop_assert!(again.new_value.is_none(), "second merge changed {:?}", again.new_value);
         prop_assert_eq!(again.counts.added + again.counts.edited + again.counts.deleted, 0);

@@ -169,6 +169,8 @@ pub struct RunMerger<'a> {
     /// Labels of an unexpected type to keep: (sample id, type of the field named after it)
     /// → labels.
     kept: IndexMap<(ObjectId, LabelType), Vec<Value>>,
+    /// How the backend holds a label, when it cannot hold every label exactly.
+    as_held: Option<crate::backend::AsHeld>,
     out: RunMerge,
 }
 
@@ -216,8 +218,16 @@ impl<'a> RunMerger<'a> {
             complete,
             digests: Vec::new(),
             kept: IndexMap::new(),
+            as_held: None,
             out,
         }
+    }
+
+    /// Compare dataset labels with their downloads as the backend holds them (see
+    /// [`crate::backend::AsHeld`]).
+    pub fn with_as_held(mut self, as_held: Option<crate::backend::AsHeld>) -> Self {
+        self.as_held = as_held;
+        self
     }
 
     /// Merge one downloaded page (samples outside the downloaded tasks are ignored).
@@ -282,6 +292,16 @@ impl<'a> RunMerger<'a> {
                 .and_then(|u| u.get(sid))
                 .map_or(&[][..], Vec::as_slice);
             let current = doc.get(field);
+            // The image size is read only when a label differs from its download.
+            let size = std::cell::OnceCell::new();
+            let as_held = |label: &Value| {
+                let d = size.get_or_init(|| ds.image_size(id).ok()).as_ref()?;
+                let size = crate::backend::ImageSize {
+                    width: d.width,
+                    height: d.height,
+                };
+                (self.as_held?)(schema, label, size)
+            };
             let o = merge_field(&FieldInput {
                 field,
                 schema,
@@ -293,6 +313,9 @@ impl<'a> RunMerger<'a> {
                 id_seed: self.seed.as_bytes(),
                 conflicts: self.load.conflicts,
                 unexpected: self.load.unexpected,
+                as_held: self
+                    .as_held
+                    .map(|_| &as_held as &dyn Fn(&Value) -> Option<Value>),
             });
             let out = &mut self.out;
             let counts = out.counts.entry(field.clone()).or_default();

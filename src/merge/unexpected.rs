@@ -328,6 +328,7 @@ mod tests {
                 id_seed: SEED,
                 conflicts: Conflicts::Error,
                 unexpected,
+                as_held: None,
             });
             let after = match &out.new_value {
                 Some(v) => labels_of(v.as_ref(), LabelType::Detections),

@@ -450,6 +450,58 @@ fn instance(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Strin
     Ok(s)
 }
 
+/// A label's geometry as CVAT holds it once uploaded (what a download with no edit gives
+/// back): masks and boxes are pixel-aligned there, so an instance whose box is not, or whose
+/// mask has another resolution than its box in pixels, comes back otherwise. The merge
+/// compares a dataset label to its download through this, so such a label is unchanged when
+/// nobody edited it. `None` when the label does not convert.
+pub fn as_held(field: &ResolvedField, label: &Value, size: ImageSize) -> Option<Value> {
+    let base = Shape {
+        id: None,
+        shape_type: String::new(),
+        frame: 0,
+        label_id: 0,
+        points: Vec::new(),
+        occluded: false,
+        outside: false,
+        z_order: 0,
+        rotation: 0.0,
+        group: None,
+        source: manual(),
+        attributes: Vec::new(),
+        elements: Vec::new(),
+        keyframe: None,
+    };
+    let mut held = label.as_object()?.clone();
+    let mut g = Map::new();
+    match field.label_type {
+        LabelType::Detections => {
+            rectangle_geometry(&rectangle(label, size, base).ok()?, size, &mut g).ok()?;
+        }
+        LabelType::Instances => {
+            instance_geometry(&instance(label, size, base).ok()?, size, &mut g).ok()?;
+        }
+        LabelType::Polylines | LabelType::Polygons => {
+            let shapes = polylines(label, size, base).ok()?;
+            let points: Vec<Value> = shapes.iter().map(|s| shape_points(s, size)).collect();
+            g.insert("points".into(), Value::Array(points));
+        }
+        LabelType::Keypoints => {
+            let s = keypoints(label, size, base).ok()?;
+            // CVAT holds no NaN point: the hidden attribute puts them back.
+            let nan = nan_positions(label).and_then(|p| nan_template(&p));
+            keypoint_geometry(&s, size, &HashMap::new(), nan, &mut g);
+        }
+        LabelType::Classification
+        | LabelType::Classifications
+        | LabelType::Segmentation
+        | LabelType::Scalar => return None,
+    }
+    g.remove("_cls");
+    held.extend(g);
+    Some(Value::Object(held))
+}
+
 /// A non-negative pixel coordinate rounded to the nearest pixel.
 fn pixel(x: f64) -> u32 {
     x.round().clamp(0.0, f64::from(u32::MAX)) as u32
@@ -1418,7 +1470,7 @@ mod tests {
     }
 
     /// Every label type, with every attribute type, and class names shared between fields.
-    fn schema() -> ResolvedSchema {
+    pub(super) fn schema() -> ResolvedSchema {
         let mut dets = field(LabelType::Detections, &["car", "bus"]);
         let make = vec![s("audi"), Scalar::Int(3), Scalar::Float(2.5)];
         dets.attributes
@@ -1609,7 +1661,7 @@ mod tests {
         }
     }
 
-    fn round_trip(
+    pub(super) fn round_trip(
         schema: &ResolvedSchema,
         labels: &IndexMap<String, Vec<Value>>,
     ) -> (Annotations, Downloaded) {
@@ -2026,6 +2078,121 @@ mod tests {
                 for (g, w) in got.iter().zip(want) {
                     prop_assert!(close(g, w), "{}: {} vs {}", name, g, w);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod untouched {
+    //! Upload, download with no edit, merge: nothing changes, for every label type, however
+    //! the boxes and masks sit on the pixel grid.
+
+    use super::tests::{round_trip, schema};
+    use super::*;
+    use crate::merge::{FieldInput, field_value, label_digest, label_key, merge_field};
+    use crate::state::UploadedLabel;
+    use proptest::prelude::*;
+
+    const SIZE: ImageSize = ImageSize {
+        width: 64,
+        height: 48,
+    };
+
+    fn oid(n: usize) -> Value {
+        json!({ "$oid": format!("{n:024x}") })
+    }
+
+    fn unit() -> impl Strategy<Value = f64> {
+        (0u32..1000).prop_map(|n| f64::from(n) / 1999.0)
+    }
+
+    /// A box-sized mask of any resolution: FiftyOne's masks need not match the box's pixels.
+    fn mask() -> impl Strategy<Value = Value> {
+        (1usize..7, 1usize..7)
+            .prop_flat_map(|(h, w)| {
+                (
+                    Just((h, w)),
+                    proptest::collection::vec(any::<bool>(), h * w),
+                )
+            })
+            .prop_map(|((h, w), bits)| {
+                let data = bits.into_iter().map(u8::from).collect();
+                Mask {
+                    shape: vec![h, w],
+                    dtype: Dtype::Bool,
+                    data,
+                }
+                .to_ejson()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn an_untouched_label_merges_as_nothing(
+            boxes in proptest::collection::vec((unit(), unit(), unit(), unit()), 0..4),
+            instances in proptest::collection::vec((unit(), unit(), unit(), unit(), proptest::option::of(mask())), 0..4),
+            points in proptest::collection::vec(proptest::collection::vec((unit(), unit()), 2..5), 0..3),
+        ) {
+            let bbox = |x: &f64, y: &f64, w: &f64, h: &f64| json!([x, y, w.max(0.02), h.max(0.02)]);
+            let mut labels: IndexMap<String, Vec<Value>> = IndexMap::new();
+            labels.insert("dets".into(), boxes.iter().enumerate().map(|(i, (x, y, w, h))| json!({
+                "_id": oid(i + 1), "_cls": "Detection", "label": "bus", "bounding_box": bbox(x, y, w, h)})).collect());
+            labels.insert("inst".into(), instances.iter().enumerate().map(|(i, (x, y, w, h, m))| {
+                let mut l = json!({"_id": oid(i + 10), "_cls": "Detection", "label": "blob", "bounding_box": bbox(x, y, w, h)});
+                if let Some(m) = m { l["mask"] = m.clone(); }
+                l
+            }).collect());
+            let pts = |p: &Vec<(f64, f64)>| p.iter().map(|(x, y)| json!([x, y])).collect::<Vec<_>>();
+            labels.insert("lines".into(), points.iter().enumerate().map(|(i, p)| json!({
+                "_id": oid(i + 20), "_cls": "Polyline", "label": "road", "points": [pts(p)], "closed": false, "filled": false})).collect());
+            labels.insert("kps".into(), points.iter().enumerate().map(|(i, p)| json!({
+                "_id": oid(i + 30), "_cls": "Keypoint", "label": "person", "points": pts(p)})).collect());
+            let schema = schema();
+            let (_, down) = round_trip(&schema, &labels);
+            prop_assert!(down.misfits().is_empty());
+            for (name, uploaded) in &labels {
+                let field = &schema.fields[name];
+                let current = field_value(uploaded.clone(), field.label_type);
+                let baseline: Vec<UploadedLabel> = uploaded.iter().map(|l| UploadedLabel {
+                    id: label_key(l, field.label_type).unwrap(),
+                    digest: label_digest(l, field),
+                }).collect();
+                let held = |l: &Value| as_held(field, l, SIZE);
+                let out = merge_field(&FieldInput {
+                    field: name,
+                    schema: field,
+                    sample_id: "5f0000000000000000000001",
+                    current: current.as_ref(),
+                    uploaded: &baseline,
+                    downloaded: down.labels.get(name).map_or(&[][..], Vec::as_slice),
+                    id_map: &IndexMap::new(),
+                    id_seed: b"seed",
+                    conflicts: crate::manifest::Conflicts::Error,
+                    unexpected: crate::manifest::Unexpected::Keep,
+                    as_held: Some(&held),
+                });
+                let c = out.counts;
+                prop_assert_eq!((c.added, c.edited, c.deleted, c.rejected), (0, 0, 0, 0), "{}: {:?}", name, out.changes);
+                prop_assert!(out.new_value.is_none() && out.conflicts.is_empty(), "{}", name);
+                // The next merge starts from what the backend holds: still nothing to do.
+                let again = merge_field(&FieldInput {
+                    uploaded: &out.baseline,
+                    ..FieldInput {
+                        field: name,
+                        schema: field,
+                        sample_id: "5f0000000000000000000001",
+                        current: current.as_ref(),
+                        uploaded: &baseline,
+                        downloaded: down.labels.get(name).map_or(&[][..], Vec::as_slice),
+                        id_map: &IndexMap::new(),
+                        id_seed: b"seed",
+                        conflicts: crate::manifest::Conflicts::Error,
+                        unexpected: crate::manifest::Unexpected::Keep,
+                        as_held: Some(&held),
+                    }
+                });
+                prop_assert!(again.new_value.is_none() && again.conflicts.is_empty(), "{}", name);
             }
         }
     }

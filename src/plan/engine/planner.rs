@@ -282,7 +282,8 @@ impl Engine<'_> {
             .expect("opened by the drift check above");
         // After a merge, ask only for what changed since (when the backend can tell).
         let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
-        let mut merger = RunMerger::new(ds, r, &load, &task_ids, since.is_none());
+        let mut merger =
+            RunMerger::new(ds, r, &load, &task_ids, since.is_none()).with_as_held(b.as_held());
         let mut failed = None;
         let cursor = b
             .download(&project, &task_ids, since.as_deref(), &mut |page| {
