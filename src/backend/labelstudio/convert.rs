@@ -1238,6 +1238,69 @@ mod tests {
         Ok(())
     }
 
+    /// Upload, download with no edit, merge: nothing changes.
+    fn merges_as_nothing(t: LabelType, labels: &[Value]) -> Result<(), TestCaseError> {
+        use crate::merge::{FieldInput, field_value, label_digest, label_key, merge_field};
+        let s = spec(t);
+        let converted = to_results("f", &s, labels, SIZE).expect("to_results");
+        let mut back = from_results("f", &s, &converted.results, &converted.results, SIZE);
+        back.extend(hidden_labels(&converted.hidden));
+        let current = field_value(labels.to_vec(), t);
+        let baseline: Vec<crate::state::UploadedLabel> = labels
+            .iter()
+            .map(|l| crate::state::UploadedLabel {
+                id: label_key(l, t).unwrap(),
+                digest: label_digest(l, &s),
+            })
+            .collect();
+        let out = merge_field(&FieldInput {
+            field: "f",
+            schema: &s,
+            sample_id: "5f0000000000000000000001",
+            current: current.as_ref(),
+            uploaded: &baseline,
+            downloaded: &back,
+            id_map: &IndexMap::new(),
+            id_seed: b"seed",
+            conflicts: crate::manifest::Conflicts::Error,
+            unexpected: crate::manifest::Unexpected::Keep,
+            as_held: None,
+        });
+        let c = out.counts;
+        prop_assert_eq!(
+            (c.added, c.edited, c.deleted, c.rejected),
+            (0, 0, 0, 0),
+            "{:?}: {:?}",
+            t,
+            out.changes
+        );
+        prop_assert!(out.new_value.is_none() && out.conflicts.is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn untouched_labels_merge_as_nothing(
+            dets in prop::collection::vec(detection(), 0..4),
+            insts in prop::collection::vec(instance(), 0..3),
+            lines in prop::collection::vec(polyline(LabelType::Polylines), 0..3),
+            polys in prop::collection::vec(polyline(LabelType::Polygons), 0..3),
+            kps in prop::collection::vec(keypoint(), 0..3),
+            seg in segmentation(),
+            x in -1e12..1e12f64,
+        ) {
+            merges_as_nothing(LabelType::Detections, &dets)?;
+            merges_as_nothing(LabelType::Instances, &insts)?;
+            merges_as_nothing(LabelType::Polylines, &lines)?;
+            merges_as_nothing(LabelType::Polygons, &polys)?;
+            merges_as_nothing(LabelType::Keypoints, &kps)?;
+            merges_as_nothing(LabelType::Segmentation, &[seg])?;
+            merges_as_nothing(LabelType::Scalar, &[json!(x)])?;
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
