@@ -192,6 +192,9 @@ pub fn label_key(label: &Value, t: LabelType) -> Option<LabelKey> {
     }
 }
 
+/// A label as the backend holds it (see [`crate::backend::AsHeld`]), for one sample.
+pub type HeldFn<'a> = dyn Fn(&Value) -> Option<Value> + 'a;
+
 /// Everything one field's merge needs for one sample.
 pub struct FieldInput<'a> {
     pub field: &'a str,
@@ -210,7 +213,7 @@ pub struct FieldInput<'a> {
     pub unexpected: Unexpected,
     /// A label as the backend holds it once uploaded, for backends that cannot hold every
     /// label exactly (see [`crate::backend::AsHeld`]).
-    pub as_held: Option<&'a dyn Fn(&Value) -> Option<Value>>,
+    pub as_held: Option<&'a HeldFn<'a>>,
 }
 
 /// One field's merge for one sample.
@@ -418,12 +421,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
 /// label's geometry as it can (a backend that cannot hold every geometry exactly, see
 /// [`crate::backend::AsHeld`]): nobody moved it, so the baseline and the merge see the
 /// dataset's own geometry.
-fn held_geometry(
-    cur: &Value,
-    dl: &mut Value,
-    t: LabelType,
-    as_held: &dyn Fn(&Value) -> Option<Value>,
-) {
+fn held_geometry(cur: &Value, dl: &mut Value, t: LabelType, as_held: &HeldFn<'_>) {
     let keys = geometry_keys(t);
     let geometry = |l: &Value| -> Vec<Option<Value>> {
         keys.iter()

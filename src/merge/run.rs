@@ -313,9 +313,7 @@ impl<'a> RunMerger<'a> {
                 id_seed: self.seed.as_bytes(),
                 conflicts: self.load.conflicts,
                 unexpected: self.load.unexpected,
-                as_held: self
-                    .as_held
-                    .map(|_| &as_held as &dyn Fn(&Value) -> Option<Value>),
+                as_held: self.as_held.map(|_| &as_held as &super::HeldFn<'_>),
             });
             let out = &mut self.out;
             let counts = out.counts.entry(field.clone()).or_default();

@@ -731,7 +731,11 @@ impl Rebuild {
             Some((l, t)) => (l, Some(t)),
             None => (Map::new(), None),
         };
-        let field = if field.is_empty() { &self.first } else { field };
+        let field = if field.is_empty() {
+            self.first.clone()
+        } else {
+            field.to_string()
+        };
         // The object's id is listed beside the reason.
         let reason = match reason.strip_prefix(&format!("{backend_id}: ")) {
             Some(r) => r.to_string(),
@@ -739,7 +743,7 @@ impl Rebuild {
         };
         push(
             self,
-            &field.to_string(),
+            &field,
             Pending {
                 backend_id,
                 label,
