@@ -5,8 +5,13 @@
 //! the floats it is given), so they come back within float error (1e-9 relative). Masks are
 //! pixel-aligned: an instance's mask is placed at its box's top-left rounded to the nearest
 //! pixel and the mask's own shape is the box size, so its box comes back as
-//! `[left/W, top/H, mask_w/W, mask_h/H]`; exact for pixel-aligned boxes. A detection in an
-//! instances field without a mask is sent as a filled mask of its rounded box. Segmentation
+//! `[left/W, top/H, mask_w/W, mask_h/H]`. A detection in an instances field without a mask is
+//! sent as a filled mask of its rounded box. What comes back is what [`as_held`] computes from
+//! the dataset's label, so the merge sees an untouched label as unchanged, exactly, whatever
+//! its box and mask resolution.
+//!
+//! Objects that are not labels of their field (another shape type, a tag on a spatial field,
+//! a label no field has, tracks, corrupt masks) are listed as misfits, never left out. Segmentation
 //! masks are one mask shape per class, cropped to the class's pixels, and are rebuilt as an
 //! image-sized `uint8` mask.
 //!
