@@ -403,9 +403,20 @@ impl<'a> RunMerger<'a> {
                 continue;
             };
             let target = t.as_str().to_string();
-            let doc = sample.project(&[target.as_str()]);
-            let current = doc.get(&target);
-            let mut all = labels_of(current, t);
+            // The field may be one this merge writes already (a field of the run of that
+            // type): the labels join that write rather than overwrite it.
+            let written = self
+                .out
+                .writes
+                .iter()
+                .position(|w| w.sample == id && w.field == target);
+            let base = written.map_or(target.clone(), |i| self.out.writes[i].base.clone());
+            let doc = sample.project(&[target.as_str(), base.as_str()]);
+            let current = match written {
+                Some(i) => expand(&self.out.writes[i].value, doc.get(&base), t),
+                None => doc.get(&target).cloned(),
+            };
+            let mut all = labels_of(current.as_ref(), t);
             let before = all.len();
             for l in labels {
                 if !all.iter().any(|x| label_id(x) == label_id(&l)) {
@@ -418,14 +429,18 @@ impl<'a> RunMerger<'a> {
             }
             let out = &mut self.out;
             out.counts.entry(target.clone()).or_default().added += added;
-            out.writes.push(Write {
-                sample: id,
-                field: target.clone(),
-                base: target.clone(),
-                label_type: t,
-                value: shrink(field_value(all, t), current, t),
-                derive_ids: None,
-            });
+            let value = shrink(field_value(all, t), doc.get(&base), t);
+            match written {
+                Some(i) => out.writes[i].value = value,
+                None => out.writes.push(Write {
+                    sample: id,
+                    field: target.clone(),
+                    base,
+                    label_type: t,
+                    value,
+                    derive_ids: None,
+                }),
+            }
             if !ds.field_exists(&target) && !out.declare.iter().any(|d| d.0 == target) {
                 out.declare.push((target, t));
             }
