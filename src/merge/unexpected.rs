@@ -383,4 +383,97 @@ mod tests {
             }
         }
     }
+
+    /// A run of a detections field `gt` and a polylines field `polylines`: a polyline drawn in
+    /// `gt` is kept in `polylines`, next to the edit the run merges into that field.
+    #[test]
+    fn a_kept_label_joins_the_runs_own_write_of_its_field() {
+        use super::super::run::RunMerger;
+        use crate::backend::Annotations;
+        use crate::dataset::dir::Dataset;
+        use crate::dataset::fields::FieldType;
+        use crate::manifest::LoadSpec;
+        use crate::state::{RunRecord, TaskRecord};
+
+        let sid = ObjectId::derive(&[b"sample"]);
+        let line = json!({"_id": {"$oid": oid(1)}, "_cls": "Polyline", "label": "a",
+            "points": [[[0.1, 0.1], [0.2, 0.2]]], "closed": false, "filled": false});
+        let lines = ResolvedField::new(LabelType::Polylines, vec!["a".into(), "b".into()]);
+        let mut r = RunRecord::new("d", "k", "b", "now", "lineage".into());
+        r.schema.fields.insert(
+            "gt".into(),
+            ResolvedField::new(LabelType::Detections, vec!["a".into()]),
+        );
+        r.schema.fields.insert("polylines".into(), lines.clone());
+        r.samples.push(sid.to_string());
+        r.uploaded.entry("polylines".into()).or_default().insert(
+            sid.to_string(),
+            vec![UploadedLabel {
+                id: label_key(&line, LabelType::Polylines).unwrap(),
+                digest: label_digest(&line, &lines),
+            }],
+        );
+        r.tasks.push(TaskRecord {
+            id: "t".into(),
+            name: "batch-0".into(),
+            batch: 0,
+            samples: vec![sid.to_string()],
+            status: None,
+        });
+        let doc = json!({"_id": sid.to_ejson(), "filepath": "/d/0.jpg", "tags": [],
+            "polylines": {"_cls": "Polylines", "polylines": [line.clone()]}});
+        let fields = vec![
+            FieldType::Label("Detections".into()).field_doc("gt"),
+            FieldType::Label("Polylines".into()).field_doc("polylines"),
+        ];
+        let meta = json!({"name": "d", "version": "1.22.1", "media_type": "image", "sample_fields": fields});
+        let mut ds = Dataset::from_docs(
+            "/nonexistent",
+            meta.as_object().unwrap().clone(),
+            vec![doc.as_object().unwrap().clone()],
+            None,
+        )
+        .unwrap();
+        // Annotators relabel the polyline and draw another one in the detections field.
+        let mut relabelled = line.clone();
+        relabelled["label"] = json!("b");
+        let drawn = DownloadedLabel {
+            backend_id: "shape:9".into(),
+            label: json!({"_cls": "Polyline", "label": "a", "points": [[[0.5, 0.5], [0.6, 0.6]]],
+                "closed": false, "filled": false}),
+            misfit: Some(Misfit {
+                label_type: Some(LabelType::Polylines),
+                reason: "a polyline".into(),
+            }),
+        };
+        let page: Annotations = [(
+            sid.to_string(),
+            IndexMap::from([
+                ("gt".to_string(), vec![drawn]),
+                (
+                    "polylines".to_string(),
+                    vec![DownloadedLabel::new("shape:1", relabelled)],
+                ),
+            ]),
+        )]
+        .into_iter()
+        .collect();
+        let load = LoadSpec::default();
+        let mut m = RunMerger::new(&ds, &r, &load, &["t".into()], true);
+        m.page(page).unwrap();
+        let merge = m.finish().unwrap();
+        merge.write(&mut ds).unwrap();
+        let after = ds.sample_by_id(sid).unwrap().project(&["polylines"]);
+        let labels: Vec<&str> = after["polylines"]["polylines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            labels,
+            ["b", "a"],
+            "the relabel and the kept polyline: {after:#?}"
+        );
+    }
 }
