@@ -434,7 +434,7 @@ mod tests {
             None,
         )
         .unwrap();
-        // Annotators relabel the polyline and draw another one in the detections field.
+        // Annotators relabel the polyline, add one, and draw another in the detections field.
         let mut relabelled = line.clone();
         relabelled["label"] = json!("b");
         let drawn = DownloadedLabel {
@@ -452,7 +452,14 @@ mod tests {
                 ("gt".to_string(), vec![drawn]),
                 (
                     "polylines".to_string(),
-                    vec![DownloadedLabel::new("shape:1", relabelled)],
+                    vec![
+                        DownloadedLabel::new("shape:1", relabelled),
+                        DownloadedLabel::new(
+                            "shape:2",
+                            json!({"_cls": "Polyline", "label": "b", "points": [[[0.7, 0.7], [0.8, 0.8]]],
+                                "closed": false, "filled": false}),
+                        ),
+                    ],
                 ),
             ]),
         )]
@@ -472,8 +479,8 @@ mod tests {
             .collect();
         assert_eq!(
             labels,
-            ["b", "a"],
-            "the relabel and the kept polyline: {after:#?}"
+            ["b", "b", "a"],
+            "the relabel, the addition and the kept polyline: {after:#?}"
         );
     }
 }
