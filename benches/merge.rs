@@ -82,10 +82,7 @@ fn page(ds: &Dataset, task: &TaskRecord, edit: bool) -> Annotations {
                         let class = if l["label"] == "car" { "person" } else { "car" };
                         l["label"] = json!(class);
                     }
-                    DownloadedLabel {
-                        backend_id: format!("{sid}-{i}"),
-                        label: l,
-                    }
+                    DownloadedLabel::new(format!("{sid}-{i}"), l)
                 })
                 .collect();
             (

@@ -81,6 +81,7 @@ fn run(i: usize) -> RunPlan {
         tasks: 50,
         fields,
         rejected,
+        unexpected: Vec::new(),
         drift: if actions.contains(&Action::Drift) {
             vec![format!(
                 "task annoform/dataset/review_batch_{i:04}/batch-0003 is missing on the server"

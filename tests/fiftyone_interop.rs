@@ -406,8 +406,9 @@ fn annoform(ws: &Path, args: &[&str]) {
 
 /// A merge through the whole engine, read back by FiftyOne: an edited box keeps its id, a
 /// deleted one is gone, a box drawn by an annotator gets a valid ObjectId, a class outside the
-/// schema lands in a new `detections` field, and `dest_field` creates a new field while the
-/// source stays as it was. FiftyOne must see exactly what annoform wrote.
+/// schema is merged like any class (as FiftyOne merges it), a label of another type lands in the
+/// field named after its type (`polylines`, next to its labels), and `dest_field` creates a
+/// new field while the source stays as it was. FiftyOne must see exactly what annoform wrote.
 #[test]
 fn fiftyone_reads_what_a_merge_writes() {
     let python = fiftyone_python();
@@ -439,8 +440,9 @@ fn fiftyone_reads_what_a_merge_writes() {
     annoform(&ws, &["apply", "--auto-approve"]);
     let before = Dataset::load(&data).unwrap();
 
-    // Annotators, on every task: relabel the first box, delete the second, draw a bike and a
-    // truck (a class outside the schema).
+    // Annotators, on every task: relabel the first box, delete the second, draw a bike, a
+    // truck (a class outside the schema) and a polyline (another label type, as a backend
+    // lists it).
     let path = ws.join("backend.json");
     let mut store = read_json(&path);
     for t in store["projects"][0]["tasks"].as_array_mut().unwrap() {
@@ -454,6 +456,10 @@ fn fiftyone_reads_what_a_merge_writes() {
                 labels.push(json!({"backend_id": format!("{sample}-new-{n}"),
                     "label": {"_cls": "Detection", "label": class, "bounding_box": [0.5, 0.5, 0.25, 0.25]}}));
             }
+            labels.push(json!({"backend_id": format!("{sample}-line"),
+                "label": {"_cls": "Polyline", "label": "lane", "points": [[[0.1, 0.2], [0.3, 0.4]]],
+                    "closed": false, "filled": false},
+                "misfit": {"label_type": "polylines", "reason": "a polyline in a detections field"}}));
         }
     }
     std::fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
@@ -472,13 +478,13 @@ fn fiftyone_reads_what_a_merge_writes() {
         json!(["EmbeddedDocumentField", "Detections"])
     );
     assert_eq!(
-        fo["schema"]["detections"],
-        json!(["EmbeddedDocumentField", "Detections"])
+        fo["schema"]["polylines"],
+        json!(["EmbeddedDocumentField", "Polylines"])
     );
     let mut merged = 0;
     for (i, s) in after.samples().iter().enumerate() {
         let sid = s.id().to_string();
-        for field in ["ground_truth", "gt_reviewed", "detections"] {
+        for field in ["ground_truth", "gt_reviewed", "polylines"] {
             let ours = norm(s.get(field).unwrap_or(&Value::Null));
             assert_eq!(
                 fo["samples"][&sid][field], ours,
@@ -504,7 +510,7 @@ fn fiftyone_reads_what_a_merge_writes() {
             .iter()
             .map(|d| d["label"].as_str().unwrap())
             .collect();
-        assert_eq!(labels, ["bike", "bike"], "sample {sid}");
+        assert_eq!(labels, ["bike", "bike", "truck"], "sample {sid}");
         let ids: Vec<&str> = reviewed
             .as_array()
             .unwrap()
@@ -517,8 +523,10 @@ fn fiftyone_reads_what_a_merge_writes() {
             ejson::oid_str(&src["detections"][0]["_id"]).unwrap(),
             "the destination holds new labels"
         );
-        let kept = &fo["samples"][&sid]["detections"]["detections"];
-        assert_eq!(kept[0]["label"], "truck", "sample {sid}");
+        let kept = fo["samples"][&sid]["polylines"]["polylines"]
+            .as_array()
+            .unwrap();
+        assert_eq!(kept.last().unwrap()["label"], "lane", "sample {sid}");
     }
     assert_eq!(merged, 3);
 

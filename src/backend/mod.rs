@@ -11,6 +11,7 @@ pub mod labelstudio;
 
 pub use capabilities::{BackendKind, Capabilities};
 
+use crate::manifest::LabelType;
 use crate::schema::ResolvedSchema;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -185,8 +186,45 @@ pub struct TaskStatus {
 pub struct DownloadedLabel {
     /// The backend's id of the object (shape, region, ...).
     pub backend_id: String,
-    /// The label in FiftyOne JSON; `_id` is present when the backend carried our id.
+    /// The label in FiftyOne JSON; `_id` is present when the backend carried our id. Null
+    /// for an object that converts to no label (then `misfit` says why).
     pub label: serde_json::Value,
+    /// Set when the object is not a label its field can hold (another label type, an object
+    /// of no field of the run, one that cannot be converted): the merge handles it as
+    /// `load.unexpected` says, never silently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misfit: Option<Misfit>,
+}
+
+impl DownloadedLabel {
+    /// A label that fits its field.
+    pub fn new(backend_id: impl Into<String>, label: serde_json::Value) -> Self {
+        DownloadedLabel {
+            backend_id: backend_id.into(),
+            label,
+            misfit: None,
+        }
+    }
+}
+
+/// A label as the backend holds it after upload (what a download with no edit gives back),
+/// given its field and image size; `None` when it does not convert. The merge compares a
+/// dataset label with its download through it, so a round trip without edits changes
+/// nothing even where the backend cannot hold the exact geometry (pixel-aligned masks).
+pub type AsHeld =
+    fn(&crate::schema::ResolvedField, &serde_json::Value, ImageSize) -> Option<serde_json::Value>;
+
+pub use labelstudio::convert::ImageSize;
+
+/// Why a downloaded object does not fit the field it is listed under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Misfit {
+    /// The label type the object converts to (FiftyOne's type for `load.unexpected: keep`),
+    /// `None` when it converts to no label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_type: Option<LabelType>,
+    /// What the object is and why it does not fit, in the backend's terms.
+    pub reason: String,
 }
 
 /// Annotations of some samples: sample id → field → labels.
@@ -225,6 +263,11 @@ pub struct ProjectContext<'a> {
 pub trait Backend {
     /// What the backend supports.
     fn capabilities(&self) -> &Capabilities;
+    /// How a label looks once the backend holds it, for backends that cannot give a label
+    /// back exactly as uploaded (see [`AsHeld`]); `None` when every label comes back exact.
+    fn as_held(&self) -> Option<AsHeld> {
+        None
+    }
     /// The project called `name`, if it exists (adoption after a crash, or reuse by name).
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError>;
     /// Create a project.

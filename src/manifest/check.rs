@@ -55,6 +55,15 @@ const PATTERN_HELP: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Values FiftyOne accepts that annoform refuses, with why: (path, value, explanation).
+const REFUSED_VALUES: &[(&str, &str, &str)] = &[(
+    "load.unexpected",
+    "prompt",
+    "`prompt` asks at an interactive prompt in FiftyOne; plan and apply never prompt, so \
+     choose the answer here: `keep`, `ignore`, `error`, `report`, or `return` to write \
+     the unexpected labels to a JSON file",
+)];
+
 struct Walker<'s> {
     root: &'s Json,
     out: Vec<Finding>,
@@ -201,7 +210,11 @@ impl<'s> Walker<'s> {
             .or_else(|| schema.get("oneOf"))
             .and_then(Json::as_array)
         {
-            self.union(node, branches, path);
+            // An enum whose variants are documented is a union of constants: one list.
+            match self.choices(branches) {
+                Some(values) => self.enumeration(node, &values, path),
+                None => self.union(node, branches, path),
+            }
             return;
         }
         if let Some(values) = schema.get("enum").and_then(Json::as_array) {
@@ -386,26 +399,42 @@ impl<'s> Walker<'s> {
         }
     }
 
+    /// The values of a union whose every branch is a constant or an enum, in order.
+    fn choices(&self, branches: &'s [Json]) -> Option<Vec<Json>> {
+        let mut out = Vec::new();
+        for b in branches {
+            let b = self.resolve(b);
+            match (b.get("const"), b.get("enum").and_then(Json::as_array)) {
+                (Some(c), _) => out.push(c.clone()),
+                (None, Some(values)) => out.extend(values.iter().cloned()),
+                (None, None) => return None,
+            }
+        }
+        Some(out)
+    }
+
     fn enumeration(&mut self, node: &Node, values: &[Json], path: &str) {
         if values.iter().any(|v| json_matches(v, node)) {
             return;
         }
         let names: Vec<String> = values.iter().map(json_text).collect();
-        let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
         let text = node_text(node);
-        let help = suggest(&text, names.iter().map(String::as_str))
-            .map(|s| format!("did you mean `{s}`?"))
-            .unwrap_or_else(|| format!("expected {}", or_list(&listed)));
-        self.push(
-            node.span,
-            format!(
-                "invalid {}: `{text}` is not one of {}",
+        let refused = REFUSED_VALUES
+            .iter()
+            .find(|(p, v, _)| (path == *p || path.ends_with(&format!(".{p}"))) && *v == text)
+            .map(|(_, _, why)| (*why).to_string());
+        let help = refused.or_else(|| {
+            suggest(&text, names.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"))
+        });
+        let message = match names.as_slice() {
+            [only] => format!("{} must be `{only}`, found `{text}`", display_path(path)),
+            _ => format!(
+                "{} must be one of: {}; found `{text}`",
                 display_path(path),
-                or_list(&listed)
+                names.join(", ")
             ),
-            "invalid value",
-            Some(help),
-        );
+        };
+        self.push(node.span, message, "invalid value", help);
     }
 
     /// The single key of an externally tagged enum variant (`{match_tags: ...}`).
@@ -449,6 +478,9 @@ impl<'s> Walker<'s> {
 
     fn describe(&self, branch: &'s Json) -> Vec<String> {
         let b = self.resolve(branch);
+        if let Some(c) = b.get("const") {
+            return vec![format!("`{}`", json_text(c))];
+        }
         if let Some(tag) = self.tag_of(b) {
             return vec![format!("`{tag}: ...`")];
         }

@@ -450,19 +450,36 @@ pub enum DestField {
     Map(IndexMap<String, String>),
 }
 
-/// Policy for unexpected labels.
+/// Policy for unexpected labels: those of a class or a type outside the run's schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unexpected {
-    /// Merge them into a field named after their type.
+    /// Merge them: a class outside the schema into the run's field, another label type
+    /// into a field named after that type (as FiftyOne's `keep`).
     #[default]
     Keep,
-    /// Drop them.
+    /// Leave them out of the dataset; the plan counts and lists them.
     Ignore,
-    /// Fail the plan, naming them.
+    /// Fail the plan, naming each one.
     Error,
-    /// List them in the plan without merging.
+    /// List them in the plan as rejected, without merging.
     Report,
+    /// Leave them out of the dataset and write them to
+    /// `.annoform/unexpected/<dataset>/<key>.json` when the merge is applied.
+    Return,
+}
+
+impl Unexpected {
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unexpected::Keep => "keep",
+            Unexpected::Ignore => "ignore",
+            Unexpected::Error => "error",
+            Unexpected::Report => "report",
+            Unexpected::Return => "return",
+        }
+    }
 }
 
 /// Policy for labels changed both in the dataset and in the backend.

@@ -6,7 +6,7 @@
 use crate::backend::DownloadedLabel;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
-use crate::plan::{FieldCounts, Rejection};
+use crate::plan::{FieldCounts, Rejection, UnexpectedLabel};
 use crate::schema::ResolvedField;
 use crate::state::{Digest16, LabelKey, UploadedLabel};
 use indexmap::IndexMap;
@@ -192,6 +192,9 @@ pub fn label_key(label: &Value, t: LabelType) -> Option<LabelKey> {
     }
 }
 
+/// A label as the backend holds it (see [`crate::backend::AsHeld`]), for one sample.
+pub type HeldFn<'a> = dyn Fn(&Value) -> Option<Value> + 'a;
+
 /// Everything one field's merge needs for one sample.
 pub struct FieldInput<'a> {
     pub field: &'a str,
@@ -206,8 +209,11 @@ pub struct FieldInput<'a> {
     /// created in the backend.
     pub id_seed: &'a [u8],
     pub conflicts: Conflicts,
-    /// What to do with added labels whose class is outside the schema.
+    /// What to do with labels of a class or a type outside the schema.
     pub unexpected: Unexpected,
+    /// A label as the backend holds it once uploaded, for backends that cannot hold every
+    /// label exactly (see [`crate::backend::AsHeld`]).
+    pub as_held: Option<&'a HeldFn<'a>>,
 }
 
 /// One field's merge for one sample.
@@ -217,10 +223,13 @@ pub struct FieldOutcome {
     pub rejected: Vec<Rejection>,
     /// Labels changed both in the dataset and in the backend (with `conflicts: error`).
     pub conflicts: Vec<String>,
-    /// Added labels whose class is outside the schema, to keep in a field named after their
-    /// type (`load.unexpected: keep`, as FiftyOne does).
-    pub unexpected: Vec<Value>,
-    /// Such labels that make the plan fail (`load.unexpected: error`).
+    /// Labels outside the schema that do not go into the field (see [`unexpected`]).
+    pub unexpected: Vec<UnexpectedLabel>,
+    /// Labels of an unexpected type to keep, by the type of the field named after it.
+    pub kept: Vec<(LabelType, Value)>,
+    /// Labels set aside by `load.unexpected: return`.
+    pub returned: Vec<unexpected::Returned>,
+    /// Labels outside the schema that make the plan fail (`load.unexpected: error`).
     pub unexpected_errors: Vec<String>,
     /// What changes, one entry per label: `+id (class)`, `~id (label, geometry)`, `-id`.
     pub changes: Vec<String>,
@@ -249,7 +258,8 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
 
     // Resolve every downloaded label to our id.
     let mut downloaded: IndexMap<LabelKey, Value> = IndexMap::new();
-    for d in input.downloaded {
+    let mut backend_ids: HashMap<LabelKey, &str> = HashMap::new();
+    for d in input.downloaded.iter().filter(|d| d.misfit.is_none()) {
         let mapped = || {
             let id = input.id_map.get(&d.backend_id)?;
             ObjectId::parse(id).ok()
@@ -277,7 +287,19 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             }
             _ => d.label.clone(),
         };
+        backend_ids.insert(id, &d.backend_id);
         downloaded.insert(id, label);
+    }
+    if let Some(as_held) = input.as_held {
+        let current: HashMap<LabelKey, &Value> = label_slice(input.current, t)
+            .iter()
+            .filter_map(|c| Some((label_key(c, t)?, c)))
+            .collect();
+        for (id, dl) in downloaded.iter_mut() {
+            if let Some(cur) = current.get(id) {
+                held_geometry(cur, dl, t, as_held);
+            }
+        }
     }
     out.baseline = downloaded
         .iter()
@@ -286,6 +308,9 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             digest: label_digest(l, input.schema),
         })
         .collect();
+    for d in input.downloaded.iter().filter(|d| d.misfit.is_some()) {
+        unexpected::misfit(input, d, &mut out);
+    }
 
     let uploaded: HashMap<LabelKey, Digest16> =
         input.uploaded.iter().map(|u| (u.id, u.digest)).collect();
@@ -340,28 +365,18 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             continue;
         }
         let single = container(t).1.is_none();
-        if let Some(class) = outside_schema(dl, input.schema) {
-            match input.unexpected {
-                Unexpected::Ignore => {}
-                Unexpected::Report => {
-                    out.counts.rejected += 1;
-                    reject(
-                        &mut out,
-                        id,
-                        "add",
-                        &format!("class `{class}` is not in the schema (load.unexpected=report)"),
-                    );
-                }
-                Unexpected::Error => out.unexpected_errors.push(format!(
-                    "{} label {id} of class `{class}` (sample {})",
-                    input.field, input.sample_id
-                )),
-                Unexpected::Keep if r.allow_additions => out.unexpected.push(dl.clone()),
-                Unexpected::Keep => {
-                    out.counts.rejected += 1;
-                    reject(&mut out, id, "add", "allow_additions=false");
-                }
-            }
+        let outside = outside_schema(dl, input.schema);
+        if let Some(class) = &outside
+            && input.unexpected != Unexpected::Keep
+        {
+            let found = unexpected::Found {
+                backend_id: backend_ids.get(id).copied().unwrap_or_default(),
+                key: *id,
+                label: dl.clone(),
+                label_type: t,
+                reason: format!("class `{class}` is not in the schema of `{}`", input.field),
+            };
+            unexpected::settle(input, &mut out, found, false);
             continue;
         }
         if !r.allow_additions {
@@ -377,10 +392,16 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
             );
         } else {
             out.counts.added += 1;
+            // A class outside the schema is kept in the field (`keep`), as FiftyOne does.
+            let note = if outside.is_some() {
+                ", outside the schema"
+            } else {
+                ""
+            };
             let class = dl
                 .get("label")
                 .and_then(Value::as_str)
-                .map(|c| format!(" ({c})"))
+                .map(|c| format!(" ({c}{note})"))
                 .unwrap_or_default();
             out.changes.push(format!("+{id}{class}"));
             result.push(Cow::Borrowed(dl));
@@ -394,6 +415,34 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         ));
     }
     out
+}
+
+/// Gives a downloaded label the dataset label's geometry when the backend holds exactly that
+/// label's geometry as it can (a backend that cannot hold every geometry exactly, see
+/// [`crate::backend::AsHeld`]): nobody moved it, so the baseline and the merge see the
+/// dataset's own geometry.
+fn held_geometry(cur: &Value, dl: &mut Value, t: LabelType, as_held: &HeldFn<'_>) {
+    let keys = geometry_keys(t);
+    let geometry = |l: &Value| -> Vec<Option<Value>> {
+        keys.iter()
+            .map(|k| l.get(*k).filter(|v| !v.is_null()).map(|v| compared(k, v)))
+            .collect()
+    };
+    let theirs = geometry(dl);
+    if keys.is_empty() || geometry(cur) == theirs {
+        return;
+    }
+    if as_held(cur).is_none_or(|h| geometry(&h) != theirs) {
+        return;
+    }
+    if let Some(o) = dl.as_object_mut() {
+        for k in keys {
+            match cur.get(*k).filter(|v| !v.is_null()) {
+                Some(v) => o.insert((*k).to_string(), v.clone()),
+                None => o.remove(*k),
+            };
+        }
+    }
 }
 
 /// A label created in the backend, as FiftyOne writes a new label: `_id`, `_cls`, then
@@ -561,8 +610,20 @@ fn merge_label<'v>(
         applied: Vec::new(),
         rejected: Vec::new(),
     };
-    // A class outside the schema is never merged into the field (the server may accept one).
-    let unknown_class = outside_schema(dl, schema).is_some();
+    // A relabel to a class outside the schema is merged only with `keep`, as FiftyOne merges
+    // any class; `error` names it.
+    let unknown_class = match outside_schema(dl, schema) {
+        Some(class) if input.unexpected != Unexpected::Keep => {
+            if input.unexpected == Unexpected::Error {
+                out.unexpected_errors.push(format!(
+                    "sample {} {} label {id}: relabelled to class `{class}`, which is not in the schema",
+                    input.sample_id, input.field
+                ));
+            }
+            true
+        }
+        _ => false,
+    };
     let (allowed, reason) = match (r.allow_label_edits, unknown_class) {
         (_, true) => (false, "the new class is not in the schema"),
         (false, _) => (false, "allow_label_edits=false"),
@@ -599,6 +660,7 @@ fn merge_label<'v>(
 }
 
 pub mod run;
+pub mod unexpected;
 
 #[cfg(test)]
 mod rules_tests;

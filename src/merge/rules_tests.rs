@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::manifest::AttributeType;
-use crate::plan::EditKinds;
+use crate::plan::{EditKinds, UnexpectedAction};
 use crate::schema::{ResolvedAttribute, Restrictions};
 use proptest::prelude::*;
 
@@ -138,10 +138,7 @@ fn merge_with(
     let downloaded: Vec<DownloadedLabel> = download
         .iter()
         .enumerate()
-        .map(|(i, l)| DownloadedLabel {
-            backend_id: format!("obj-{i}"),
-            label: l.clone(),
-        })
+        .map(|(i, l)| DownloadedLabel::new(format!("obj-{i}"), l.clone()))
         .collect();
     let mut out = merge_field(&FieldInput {
         field: "f",
@@ -154,6 +151,7 @@ fn merge_with(
         id_seed: b"seed",
         conflicts,
         unexpected,
+        as_held: None,
     });
     let after = match &out.new_value {
         Some(v) => v.clone(),
@@ -216,6 +214,7 @@ fn counts(
         deleted,
         rejected,
         unchanged,
+        unexpected: 0,
         edits: EditKinds::default(),
     }
 }
@@ -255,24 +254,38 @@ fn class_edits_follow_allow_label_edits() {
 }
 
 #[test]
-fn a_relabel_to_a_class_outside_the_schema_is_rejected() {
+fn a_relabel_to_a_class_outside_the_schema_follows_the_policy() {
     for t in TYPES {
         let f = field(t, Restrictions::default());
         let up = label(t, A, "a", 0);
         let mut dl = up.clone();
         dl["label"] = json!("zebra");
-        let m = merge(
-            &f,
-            std::slice::from_ref(&up),
-            std::slice::from_ref(&up),
-            &[dl],
-        );
-        assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
-        assert_eq!(
-            m.out.rejected[0].reason,
-            "the new class is not in the schema"
-        );
-        assert_eq!(m.labels[0]["label"], "a");
+        let run = |u| {
+            merge_with(
+                &f,
+                std::slice::from_ref(&up),
+                std::slice::from_ref(&up),
+                std::slice::from_ref(&dl),
+                Conflicts::Error,
+                u,
+            )
+        };
+        // `keep`: merged, as FiftyOne merges any class.
+        let m = run(Unexpected::Keep);
+        assert_eq!(m.out.counts.edited, 1, "{t}");
+        assert_eq!(m.labels[0]["label"], "zebra");
+        for u in [Unexpected::Ignore, Unexpected::Report, Unexpected::Return] {
+            let m = run(u);
+            assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
+            assert_eq!(
+                m.out.rejected[0].reason,
+                "the new class is not in the schema"
+            );
+            assert_eq!(m.labels[0]["label"], "a");
+        }
+        let m = run(Unexpected::Error);
+        assert_eq!(m.out.unexpected_errors.len(), 1, "{t}");
+        assert!(m.out.unexpected_errors[0].contains("zebra"));
     }
 }
 
@@ -536,14 +549,30 @@ fn unexpected_classes_follow_the_policy() {
             u,
         )
     };
+    // `keep`: into the run's field, as FiftyOne merges any class.
     let keep = run(Unexpected::Keep);
-    assert_eq!(keep.out.unexpected.len(), 1);
+    assert!(keep.out.unexpected.is_empty());
+    assert_eq!(keep.out.counts.added, 1);
+    assert_eq!(keep.labels.len(), 2);
+    assert_eq!(keep.labels[1]["label"], "truck");
     assert!(
-        keep.out.new_value.is_none(),
-        "the field itself is unchanged"
+        keep.out.changes[0].contains("outside the schema"),
+        "{:?}",
+        keep.out.changes
     );
-    let ignore = run(Unexpected::Ignore);
-    assert!(ignore.out.unexpected.is_empty() && ignore.out.rejected.is_empty());
+    // `ignore` and `return`: left out, counted and listed.
+    for (u, action) in [
+        (Unexpected::Ignore, UnexpectedAction::Ignored),
+        (Unexpected::Return, UnexpectedAction::Returned),
+    ] {
+        let m = run(u);
+        assert!(m.out.new_value.is_none(), "the field itself is unchanged");
+        assert!(m.out.rejected.is_empty());
+        assert_eq!(m.out.counts.unexpected, 1);
+        assert_eq!(m.out.unexpected[0].action, action);
+        assert_eq!(m.out.unexpected[0].label, "detections `truck`");
+        assert_eq!(m.out.returned.len(), usize::from(u == Unexpected::Return));
+    }
     let report = run(Unexpected::Report);
     assert_eq!(report.out.counts.rejected, 1);
     assert!(report.out.rejected[0].reason.contains("not in the schema"));
@@ -560,6 +589,7 @@ fn unexpected_classes_follow_the_policy() {
     );
     assert!(m.out.unexpected.is_empty());
     assert_eq!(m.out.counts.rejected, 1);
+    assert_eq!(m.out.rejected[0].reason, "allow_additions=false");
 }
 
 /// A download: for each uploaded label, keep/relabel/move/delete; plus new labels.
@@ -636,11 +666,11 @@ proptest! {
         // The second merge starts from the first's result and baseline.
         let value = field_value(first.labels.clone(), LabelType::Detections);
         let downloaded: Vec<DownloadedLabel> = download.iter().enumerate()
-            .map(|(i, l)| DownloadedLabel { backend_id: format!("obj-{i}"), label: l.clone() }).collect();
+            .map(|(i, l)| DownloadedLabel::new(format!("obj-{i}"), l.clone())).collect();
         let again = merge_field(&FieldInput {
             field: "f", schema: &f, sample_id: "s", current: value.as_ref(), uploaded: &first.out.baseline,
             downloaded: &downloaded, id_map: &IndexMap::new(), id_seed: b"seed",
-            conflicts: Conflicts::Error, unexpected: Unexpected::Keep,
+            conflicts: Conflicts::Error, unexpected: Unexpected::Keep, as_held: None,
         });
         prop_assert!(again.new_value.is_none(), "second merge changed {:?}", again.new_value);
         prop_assert_eq!(again.counts.added + again.counts.edited + again.counts.deleted, 0);

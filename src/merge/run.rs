@@ -98,6 +98,10 @@ pub struct RunMerge {
     /// Change lines beyond those kept.
     pub more_changes: usize,
     pub unexpected_errors: Vec<String>,
+    /// Labels outside the schema that do not go into their field, with what happens to them.
+    pub unexpected: Vec<crate::plan::UnexpectedLabel>,
+    /// Labels set aside by `load.unexpected: return`, written to a file on apply.
+    pub returned: Vec<super::unexpected::Returned>,
     pub writes: Vec<Write>,
     /// Fields to declare (new destination and unexpected-label fields).
     pub declare: Vec<(String, LabelType)>,
@@ -121,7 +125,7 @@ impl RunMerge {
     pub fn changes_anything(&self) -> bool {
         self.counts
             .values()
-            .any(|c| c.added + c.edited + c.deleted + c.rejected > 0)
+            .any(|c| c.added + c.edited + c.deleted + c.rejected + c.unexpected > 0)
     }
 
     /// Write the merge into the dataset (in memory; the caller saves).
@@ -190,8 +194,11 @@ pub struct RunMerger<'a> {
     /// (sample id, digest of what the backend holds for it), for the order-independent run
     /// digest.
     digests: Vec<(String, Digest16)>,
-    /// Unexpected labels to keep: (sample id, field named after the type) → labels.
-    kept: IndexMap<(ObjectId, String), Vec<Value>>,
+    /// Labels of an unexpected type to keep: (sample id, type of the field named after it)
+    /// → labels.
+    kept: IndexMap<(ObjectId, LabelType), Vec<Value>>,
+    /// How the backend holds a label, when it cannot hold every label exactly.
+    as_held: Option<crate::backend::AsHeld>,
     out: RunMerge,
 }
 
@@ -239,8 +246,16 @@ impl<'a> RunMerger<'a> {
             complete,
             digests: Vec::new(),
             kept: IndexMap::new(),
+            as_held: None,
             out,
         }
+    }
+
+    /// Compare dataset labels with their downloads as the backend holds them (see
+    /// [`crate::backend::AsHeld`]).
+    pub fn with_as_held(mut self, as_held: Option<crate::backend::AsHeld>) -> Self {
+        self.as_held = as_held;
+        self
     }
 
     /// Merge one downloaded page (samples outside the downloaded tasks are ignored).
@@ -327,6 +342,16 @@ impl<'a> RunMerger<'a> {
             let list_key = super::container(schema.label_type).1;
             let on_disk = mask_path::inline_field(doc.get(field), list_key, ds.root())?;
             let current = on_disk.as_ref().or(doc.get(field));
+            // The image size is read only when a label differs from its download.
+            let size = std::cell::OnceCell::new();
+            let as_held = |label: &Value| {
+                let d = size.get_or_init(|| ds.image_size(id).ok()).as_ref()?;
+                let size = crate::backend::ImageSize {
+                    width: d.width,
+                    height: d.height,
+                };
+                (self.as_held?)(schema, label, size)
+            };
             let o = merge_field(&FieldInput {
                 field,
                 schema,
@@ -338,6 +363,7 @@ impl<'a> RunMerger<'a> {
                 id_seed: self.seed.as_bytes(),
                 conflicts: self.load.conflicts,
                 unexpected: self.load.unexpected,
+                as_held: self.as_held.map(|_| &as_held as &super::HeldFn<'_>),
             });
             let out = &mut self.out;
             let counts = out.counts.entry(field.clone()).or_default();
@@ -347,6 +373,7 @@ impl<'a> RunMerger<'a> {
             counts.deleted += o.counts.deleted;
             counts.rejected += o.counts.rejected;
             counts.unchanged += o.counts.unchanged;
+            counts.unexpected += o.counts.unexpected;
             out.rejected.extend(o.rejected);
             if !o.changes.is_empty() {
                 if out.changes.len() < MAX_DETAIL_LINES {
@@ -358,13 +385,10 @@ impl<'a> RunMerger<'a> {
             }
             out.conflicts.extend(o.conflicts);
             out.unexpected_errors.extend(o.unexpected_errors);
-            if !o.unexpected.is_empty() {
-                // FiftyOne keeps unexpected labels in a field named after their type.
-                let target = schema.label_type.as_str().to_string();
-                self.kept
-                    .entry((id, target))
-                    .or_default()
-                    .extend(o.unexpected);
+            out.unexpected.extend(o.unexpected);
+            out.returned.extend(o.returned);
+            for (t, label) in o.kept {
+                self.kept.entry((id, t)).or_default().push(label);
             }
             out.new_ids.extend(o.new_ids);
             held.update(field.as_bytes());
@@ -420,23 +444,29 @@ impl<'a> RunMerger<'a> {
         Ok(())
     }
 
-    /// Unexpected labels, kept in fields named after their type.
+    /// Labels of an unexpected type, kept in fields named after their type (as FiftyOne's
+    /// `keep`).
     fn keep_unexpected(&mut self) {
-        let (ds, r) = (self.ds, self.r);
-        for ((id, target), labels) in std::mem::take(&mut self.kept) {
+        let ds = self.ds;
+        for ((id, t), labels) in std::mem::take(&mut self.kept) {
             let Some(sample) = ds.sample_by_id(id) else {
                 continue;
             };
-            let t = r
-                .schema
-                .fields
-                .values()
-                .map(|f| f.label_type)
-                .find(|t| t.as_str() == target)
-                .unwrap_or(LabelType::Detections);
-            let doc = sample.project(&[target.as_str()]);
-            let current = doc.get(&target);
-            let mut all = labels_of(current, t);
+            let target = t.as_str().to_string();
+            // The field may be one this merge writes already (a field of the run of that
+            // type): the labels join that write rather than overwrite it.
+            let written = self
+                .out
+                .writes
+                .iter()
+                .position(|w| w.sample == id && w.field == target);
+            let base = written.map_or(target.clone(), |i| self.out.writes[i].base.clone());
+            let doc = sample.project(&[target.as_str(), base.as_str()]);
+            let current = match written {
+                Some(i) => expand(&self.out.writes[i].value, doc.get(&base), t),
+                None => doc.get(&target).cloned(),
+            };
+            let mut all = labels_of(current.as_ref(), t);
             let before = all.len();
             for l in labels {
                 if !all.iter().any(|x| label_id(x) == label_id(&l)) {
@@ -449,14 +479,18 @@ impl<'a> RunMerger<'a> {
             }
             let out = &mut self.out;
             out.counts.entry(target.clone()).or_default().added += added;
-            out.writes.push(Write {
-                sample: id,
-                field: target.clone(),
-                base: target.clone(),
-                label_type: t,
-                value: shrink(field_value(all, t), current, t),
-                derive_ids: None,
-            });
+            let value = shrink(field_value(all, t), doc.get(&base), t);
+            match written {
+                Some(i) => out.writes[i].value = value,
+                None => out.writes.push(Write {
+                    sample: id,
+                    field: target.clone(),
+                    base,
+                    label_type: t,
+                    value,
+                    derive_ids: None,
+                }),
+            }
             if !ds.field_exists(&target) && !out.declare.iter().any(|d| d.0 == target) {
                 out.declare.push((target, t));
             }
@@ -644,10 +678,7 @@ mod tests {
                 let dl = labels
                     .into_iter()
                     .enumerate()
-                    .map(|(j, label)| DownloadedLabel {
-                        backend_id: format!("{i}-{j}"),
-                        label,
-                    })
+                    .map(|(j, label)| DownloadedLabel::new(format!("{i}-{j}"), label))
                     .collect();
                 (sid.clone(), IndexMap::from([("gt".to_string(), dl)]))
             })

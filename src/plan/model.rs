@@ -31,6 +31,10 @@ pub struct RunPlan {
     pub tasks: usize,
     pub fields: IndexMap<String, FieldCounts>,
     pub rejected: Vec<Rejection>,
+    /// Labels outside the schema that the merge does not put in their field, each with what
+    /// happens to it (`load.unexpected`).
+    #[serde(default)]
+    pub unexpected: Vec<UnexpectedLabel>,
     pub drift: Vec<String>,
     /// Human-readable lines explaining the actions (shown with --verbose).
     pub details: Vec<String>,
@@ -97,6 +101,10 @@ pub struct FieldCounts {
     pub deleted: usize,
     pub rejected: usize,
     pub unchanged: usize,
+    /// Downloaded labels outside the schema that do not go into the field (kept in a field
+    /// named after their type, ignored or returned); each is itemised in `unexpected`.
+    #[serde(default)]
+    pub unexpected: usize,
     /// The applied edits by kind (a label edited in two ways counts in both; absent when
     /// nothing is edited).
     #[serde(default, skip_serializing_if = "EditKinds::is_empty")]
@@ -161,6 +169,49 @@ pub struct Rejection {
     pub change: String,
     /// e.g. `allow_deletions=false`.
     pub reason: String,
+}
+
+/// A downloaded label outside the run's schema (a class or a label type the field does not
+/// have) that does not go into its field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnexpectedLabel {
+    pub sample_id: String,
+    /// The run's field it was drawn for.
+    pub field: String,
+    /// The backend's id of the object.
+    pub backend_id: String,
+    /// Its label type and class, e.g. ``polylines `car` ``.
+    pub label: String,
+    /// Why it does not fit.
+    pub reason: String,
+    pub action: UnexpectedAction,
+    /// The field a kept label goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest: Option<String>,
+}
+
+/// What the merge does with an unexpected label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnexpectedAction {
+    /// Written to `dest` (`load.unexpected: keep`).
+    Kept,
+    /// Left out of the dataset (`load.unexpected: ignore`).
+    Ignored,
+    /// Left out of the dataset and written to the run's unexpected-labels file
+    /// (`load.unexpected: return`).
+    Returned,
+}
+
+impl UnexpectedAction {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnexpectedAction::Kept => "kept",
+            UnexpectedAction::Ignored => "ignored",
+            UnexpectedAction::Returned => "returned",
+        }
+    }
 }
 
 /// Runs per action.

@@ -160,7 +160,7 @@ fn create_merge_and_converge() {
     assert_eq!(
         plan["runs"][0]["fields"]["ground_truth"],
         json!({"upload": 0, "added": 1, "edited": 1, "deleted": 1, "rejected": 0, "unchanged": 4,
-               "edits": {"label": 1, "geometry": 0, "index": 0, "attributes": 0}})
+               "unexpected": 0, "edits": {"label": 1, "geometry": 0, "index": 0, "attributes": 0}})
     );
     let details = plan["runs"][0]["details"].as_array().unwrap();
     assert_eq!(details.len(), 1, "{details:?}");
@@ -241,27 +241,43 @@ fn unexpected_labels_follow_load_unexpected() {
     };
     let truck = || json!({"backend_id": "t-1", "label": {"_cls": "Detection", "label": "truck", "bounding_box": [0.2, 0.2, 0.1, 0.1]}});
 
+    // A polyline drawn in the detections field, as a backend lists a label of another type.
+    let polyline = || {
+        json!({"backend_id": "p-1", "label": {"_cls": "Polyline", "label": "car",
+        "points": [[[0.1, 0.1], [0.2, 0.2]]], "closed": false, "filled": false},
+        "misfit": {"label_type": "polylines", "reason": "a polyline in a detections field"}})
+    };
+
     let ws = engine_workspace(&manifest("keep"));
     ok(ws.run(&["apply", "--auto-approve"]));
-    annotate(&ws, |_, labels| labels.push(truck()));
+    annotate(&ws, |_, labels| {
+        labels.push(truck());
+        labels.push(polyline());
+    });
     let plan = plan_json(&ws);
+    let gt = &plan["runs"][0]["fields"]["ground_truth"];
     assert_eq!(
-        plan["runs"][0]["fields"]["detections"]["added"], 1,
+        (&gt["added"], &gt["unexpected"]),
+        (&json!(1), &json!(1)),
         "{plan:#}"
     );
-    assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["added"], 0);
+    assert_eq!(
+        plan["runs"][0]["unexpected"][0]["dest"], "polylines",
+        "{plan:#}"
+    );
     ok(ws.run(&["apply", "--auto-approve"]));
     let first = &samples(&ws)[0];
+    let gt = first["ground_truth"]["detections"].as_array().unwrap();
+    assert_eq!(gt.len(), 3);
     assert_eq!(
-        first["detections"]["detections"][0]["label"], "truck",
-        "kept in a field named after the type"
+        gt[2]["label"], "truck",
+        "a class outside the schema goes into the run's field, as FiftyOne merges it"
     );
+    let lines = first["polylines"]["polylines"].as_array().unwrap();
     assert_eq!(
-        first["ground_truth"]["detections"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+        lines.last().unwrap()["label"],
+        "car",
+        "another type is kept in a field named after the type, next to its labels"
     );
     assert_eq!(plan_json(&ws)["changes"], false);
 

@@ -112,7 +112,7 @@ fn all_problems_are_reported_at_once_in_json() {
     assert_eq!(
         problems,
         vec![
-            "manifests/sub/three.yml:2:7 invalid `kind`: `Run` is not one of `AnnotationRun`",
+            "manifests/sub/three.yml:2:7 `kind` must be `AnnotationRun`, found `Run`",
             "manifests/sub/three.yml:5:1 unknown key `label_fields`",
             "manifests/two.yaml:4:10 unknown dataset `nope`",
             "manifests/two.yaml:6:14 `select` attribute `c` needs `values`",

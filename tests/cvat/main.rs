@@ -18,6 +18,7 @@ mod kills;
 mod matrix;
 mod params;
 mod trials;
+mod unexpected;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
 use fs::copy_dir;

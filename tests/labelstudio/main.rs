@@ -17,6 +17,7 @@ mod faults;
 mod kills;
 mod matrix;
 mod timings;
+mod unexpected;
 
 #[path = "../support/faultproxy.rs"]
 mod faultproxy;

@@ -958,6 +958,10 @@ impl Backend for CvatBackend {
         BackendKind::Cvat.capabilities()
     }
 
+    fn as_held(&self) -> Option<crate::backend::AsHeld> {
+        Some(convert::as_held)
+    }
+
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
         let found = self
             .rt

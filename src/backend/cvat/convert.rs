@@ -5,8 +5,13 @@
 //! the floats it is given), so they come back within float error (1e-9 relative). Masks are
 //! pixel-aligned: an instance's mask is placed at its box's top-left rounded to the nearest
 //! pixel and the mask's own shape is the box size, so its box comes back as
-//! `[left/W, top/H, mask_w/W, mask_h/H]`; exact for pixel-aligned boxes. A detection in an
-//! instances field without a mask is sent as a filled mask of its rounded box. Segmentation
+//! `[left/W, top/H, mask_w/W, mask_h/H]`. A detection in an instances field without a mask is
+//! sent as a filled mask of its rounded box. What comes back is what [`as_held`] computes from
+//! the dataset's label, so the merge sees an untouched label as unchanged, exactly, whatever
+//! its box and mask resolution.
+//!
+//! Objects that are not labels of their field (another shape type, a tag on a spatial field,
+//! a label no field has, tracks, corrupt masks) are listed as misfits, never left out. Segmentation
 //! masks are one mask shape per class, cropped to the class's pixels, and are rebuilt as an
 //! image-sized `uint8` mask.
 //!
@@ -34,8 +39,8 @@ use super::labels::{
 };
 use super::labels::{attributes_of, scalar_string};
 use super::rle::{self, BoxMask};
-use crate::backend::DownloadedLabel;
 use crate::backend::labelstudio::convert::ImageSize;
+use crate::backend::{DownloadedLabel, Misfit};
 use crate::dataset::ejson::{as_f64, from_f64, oid_str};
 use crate::dataset::mask::{Dtype, Mask};
 use crate::manifest::{AttributeType, LabelType, Scalar};
@@ -157,12 +162,23 @@ pub struct ConvertError {
     pub message: String,
 }
 
-/// What one frame's annotations gave: labels per field, and what was left out and why.
+/// What one frame's annotations gave: labels per field. Objects that are not labels of the
+/// schema (another shape type, a label no field has, a bad RLE) are listed too, under the
+/// field they were drawn for, as misfits: nothing the server holds is left out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Downloaded {
     pub labels: IndexMap<String, Vec<DownloadedLabel>>,
-    /// Objects that are not labels of the schema (unknown label, wrong shape type, bad RLE).
-    pub skipped: Vec<String>,
+}
+
+impl Downloaded {
+    /// The objects that do not fit their field.
+    pub fn misfits(&self) -> Vec<&DownloadedLabel> {
+        self.labels
+            .values()
+            .flatten()
+            .filter(|d| d.misfit.is_some())
+            .collect()
+    }
 }
 
 /// The shape and tag fields a label's attributes set.
@@ -439,6 +455,58 @@ fn instance(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Strin
     Ok(s)
 }
 
+/// A label's geometry as CVAT holds it once uploaded (what a download with no edit gives
+/// back): masks and boxes are pixel-aligned there, so an instance whose box is not, or whose
+/// mask has another resolution than its box in pixels, comes back otherwise. The merge
+/// compares a dataset label to its download through this, so such a label is unchanged when
+/// nobody edited it. `None` when the label does not convert.
+pub fn as_held(field: &ResolvedField, label: &Value, size: ImageSize) -> Option<Value> {
+    let base = Shape {
+        id: None,
+        shape_type: String::new(),
+        frame: 0,
+        label_id: 0,
+        points: Vec::new(),
+        occluded: false,
+        outside: false,
+        z_order: 0,
+        rotation: 0.0,
+        group: None,
+        source: manual(),
+        attributes: Vec::new(),
+        elements: Vec::new(),
+        keyframe: None,
+    };
+    let mut held = label.as_object()?.clone();
+    let mut g = Map::new();
+    match field.label_type {
+        LabelType::Detections => {
+            rectangle_geometry(&rectangle(label, size, base).ok()?, size, &mut g).ok()?;
+        }
+        LabelType::Instances => {
+            instance_geometry(&instance(label, size, base).ok()?, size, &mut g).ok()?;
+        }
+        LabelType::Polylines | LabelType::Polygons => {
+            let shapes = polylines(label, size, base).ok()?;
+            let points: Vec<Value> = shapes.iter().map(|s| shape_points(s, size)).collect();
+            g.insert("points".into(), Value::Array(points));
+        }
+        LabelType::Keypoints => {
+            let s = keypoints(label, size, base).ok()?;
+            // CVAT holds no NaN point: the hidden attribute puts them back.
+            let nan = nan_positions(label).and_then(|p| nan_template(&p));
+            keypoint_geometry(&s, size, &HashMap::new(), nan, &mut g);
+        }
+        LabelType::Classification
+        | LabelType::Classifications
+        | LabelType::Segmentation
+        | LabelType::Scalar => return None,
+    }
+    g.remove("_cls");
+    held.extend(g);
+    Some(Value::Object(held))
+}
+
 /// A non-negative pixel coordinate rounded to the nearest pixel.
 fn pixel(x: f64) -> u32 {
     x.round().clamp(0.0, f64::from(u32::MAX)) as u32
@@ -629,6 +697,19 @@ struct Pending {
     label: Map<String, Value>,
     /// Segmentation only: the image-sized mask painted so far.
     canvas: Option<Mask>,
+    /// Set for an object its field cannot hold.
+    misfit: Option<Misfit>,
+}
+
+impl Pending {
+    fn label(backend_id: String, label: Map<String, Value>) -> Pending {
+        Pending {
+            backend_id,
+            label,
+            canvas: None,
+            misfit: None,
+        }
+    }
 }
 
 /// Labels being rebuilt, per field, in the order their first object came.
@@ -637,7 +718,45 @@ struct Rebuild {
     fields: IndexMap<String, Vec<Pending>>,
     /// (field, our label id) → position, for labels made of several shapes.
     parts: HashMap<(String, String), usize>,
-    skipped: Vec<String>,
+    /// The first field of the schema: where objects of no field are listed.
+    first: String,
+}
+
+impl Rebuild {
+    /// Lists an object its field cannot hold: `label` is what it converts to (empty when it
+    /// converts to nothing), `label_type` that label's type.
+    fn misfit(
+        &mut self,
+        field: &str,
+        backend_id: String,
+        label: Option<(Map<String, Value>, LabelType)>,
+        reason: String,
+    ) {
+        let (label, label_type) = match label {
+            Some((l, t)) => (l, Some(t)),
+            None => (Map::new(), None),
+        };
+        let field = if field.is_empty() {
+            self.first.clone()
+        } else {
+            field.to_string()
+        };
+        // The object's id is listed beside the reason.
+        let reason = match reason.strip_prefix(&format!("{backend_id}: ")) {
+            Some(r) => r.to_string(),
+            None => reason,
+        };
+        push(
+            self,
+            &field,
+            Pending {
+                backend_id,
+                label,
+                canvas: None,
+                misfit: Some(Misfit { label_type, reason }),
+            },
+        );
+    }
 }
 
 /// The labels of one frame's annotations, per field. `uploaded` holds the labels we sent,
@@ -650,10 +769,30 @@ pub fn from_cvat(
     map: &LabelMap,
     uploaded: &HashMap<String, Value>,
 ) -> Downloaded {
-    let mut rb = Rebuild::default();
+    let mut rb = Rebuild {
+        first: schema.fields.keys().next().cloned().unwrap_or_default(),
+        ..Rebuild::default()
+    };
     if size.width == 0 || size.height == 0 {
-        rb.skipped
-            .push(format!("frame {frame}: image size unknown"));
+        let ids = ann
+            .tags
+            .iter()
+            .filter(|t| t.frame == frame)
+            .map(|t| (t.label_id, backend_id("tag", t.id)))
+            .chain(
+                ann.shapes
+                    .iter()
+                    .filter(|s| s.frame == frame)
+                    .map(|s| (s.label_id, backend_id("shape", s.id))),
+            );
+        for (label_id, what) in ids.collect::<Vec<_>>() {
+            let field = map
+                .label(label_id)
+                .map(|m| m.field.clone())
+                .unwrap_or_default();
+            let reason = format!("{what}: frame {frame}: image size unknown");
+            rb.misfit(&field, what, None, reason);
+        }
         return finish(rb);
     }
     let mut tags: Vec<&Tag> = ann.tags.iter().filter(|t| t.frame == frame).collect();
@@ -670,8 +809,12 @@ pub fn from_cvat(
     }
     for tr in ann.tracks.iter().filter(|tr| tr.frame == frame) {
         let what = backend_id("track", tr.id);
-        rb.skipped
-            .push(format!("{what}: tracks (video) are not supported yet"));
+        let field = map
+            .label(tr.label_id)
+            .map(|m| m.field.clone())
+            .unwrap_or_default();
+        let reason = format!("{what}: tracks (video) are not supported yet");
+        rb.misfit(&field, what, None, reason);
     }
     finish(rb)
 }
@@ -723,19 +866,23 @@ fn finish(rb: Rebuild) -> Downloaded {
                         Some(v) => v,
                         None => Value::Object(p.label),
                     };
+                    let label = match (&p.misfit, label) {
+                        (Some(m), Value::Object(o)) if m.label_type.is_none() && o.is_empty() => {
+                            Value::Null
+                        }
+                        (_, label) => label,
+                    };
                     DownloadedLabel {
                         backend_id: p.backend_id,
                         label,
+                        misfit: p.misfit,
                     }
                 })
                 .collect();
             (field, labels)
         })
         .collect();
-    Downloaded {
-        labels,
-        skipped: rb.skipped,
-    }
+    Downloaded { labels }
 }
 
 /// The schema label and field of a CVAT label id.
@@ -751,11 +898,12 @@ fn lookup<'a>(
 /// A tag as a classification or a scalar value.
 fn tag_label(schema: &ResolvedSchema, t: &Tag, map: &LabelMap, rb: &mut Rebuild) {
     let what = backend_id("tag", t.id);
-    let Some((mapped, field)) = lookup(schema, map, t.label_id) else {
-        rb.skipped.push(format!(
-            "{what}: CVAT label {} is not in the schema",
-            t.label_id
-        ));
+    let other = outside(schema, map, t.label_id, "tag");
+    let found = lookup(schema, map, t.label_id);
+    let Some((mapped, field)) = found.or(other.as_ref().map(|(m, f)| (m, *f))) else {
+        let reason = format!("{what}: CVAT label {} is not in the schema", t.label_id);
+        let label = classification(&unknown_name(map, t.label_id));
+        rb.misfit("", what, Some((label, LabelType::Classifications)), reason);
         return;
     };
     let mut label = Map::new();
@@ -767,7 +915,11 @@ fn tag_label(schema: &ResolvedSchema, t: &Tag, map: &LabelMap, rb: &mut Rebuild)
                 .find(|a| mapped.attributes.get(&a.spec_id).map(String::as_str) == Some(VALUE_ATTR))
                 .and_then(|a| parse_scalar(&a.value, field));
             let Some(value) = value else {
-                rb.skipped.push(format!("{what}: no value"));
+                let reason = format!(
+                    "{what}: a tag of scalar field `{}` without a value",
+                    mapped.field
+                );
+                rb.misfit(&mapped.field, what, None, reason);
                 return;
             };
             label.insert("_scalar".into(), value);
@@ -779,20 +931,62 @@ fn tag_label(schema: &ResolvedSchema, t: &Tag, map: &LabelMap, rb: &mut Rebuild)
             set_group(field, &mapped.class, t.group, &mut label);
         }
         other => {
-            rb.skipped
-                .push(format!("{what}: a tag on a {} field", other.as_str()));
+            let reason = format!(
+                "{what}: a tag `{}` on {} field `{}`",
+                mapped.class,
+                other.as_str(),
+                mapped.field
+            );
+            let mut label = classification(&mapped.class);
+            read_attributes(field, mapped, &t.attributes, &mut label);
+            let label = Some((label, LabelType::Classifications));
+            rb.misfit(&mapped.field, what, label, reason);
             return;
         }
     }
-    push(
-        rb,
-        &mapped.field,
-        Pending {
-            backend_id: what,
-            label,
-            canvas: None,
-        },
-    );
+    push(rb, &mapped.field, Pending::label(what, label));
+}
+
+/// A classification of `class`.
+fn classification(class: &str) -> Map<String, Value> {
+    let mut label = Map::new();
+    label.insert("_cls".into(), json!("Classification"));
+    label.insert("label".into(), json!(class));
+    label
+}
+
+/// The name of a CVAT label, or its id when the server did not list it.
+fn unknown_name(map: &LabelMap, label_id: i64) -> String {
+    map.other_name(label_id)
+        .map_or_else(|| format!("CVAT label {label_id}"), String::from)
+}
+
+/// A server label no field has (added in CVAT), as a class outside the schema of the first
+/// field that can hold `kind` (a shape type, or `tag`): the merge then sees a label of an
+/// unexpected class, as FiftyOne does.
+fn outside<'a>(
+    schema: &'a ResolvedSchema,
+    map: &LabelMap,
+    label_id: i64,
+    kind: &str,
+) -> Option<(MappedLabel, &'a ResolvedField)> {
+    let name = map.other_name(label_id)?;
+    let (field, f) = schema.fields.iter().find(|(_, f)| match kind {
+        "tag" => matches!(
+            f.label_type,
+            LabelType::Classification | LabelType::Classifications
+        ),
+        shape => f.label_type != LabelType::Segmentation && fits(f.label_type, shape),
+    })?;
+    let mapped = MappedLabel {
+        field: field.clone(),
+        class: name.to_string(),
+        id: label_id,
+        attributes: HashMap::new(),
+        spec_ids: HashMap::new(),
+        defaults: HashMap::new(),
+    };
+    Some((mapped, f))
 }
 
 /// Appends a rebuilt label to its field.
@@ -936,20 +1130,32 @@ fn shape_label(
     rb: &mut Rebuild,
 ) {
     let what = backend_id("shape", s.id);
-    let Some((mapped, field)) = lookup(schema, map, s.label_id) else {
-        rb.skipped.push(format!(
-            "{what}: CVAT label {} is not in the schema",
-            s.label_id
-        ));
+    let other = outside(schema, map, s.label_id, &s.shape_type);
+    let found = lookup(schema, map, s.label_id);
+    let Some((mapped, field)) = found.or(other.as_ref().map(|(m, f)| (m, *f))) else {
+        let name = unknown_name(map, s.label_id);
+        let reason = format!(
+            "{what}: a {} of `{name}`, a label no field has",
+            s.shape_type
+        );
+        let label = standalone(s, size, &name);
+        rb.misfit("", what, label, reason);
         return;
     };
     let t = field.label_type;
     if !fits(t, &s.shape_type) {
-        rb.skipped.push(format!(
-            "{what}: a {} on a {} field",
+        let reason = format!(
+            "{what}: a {} `{}` in {} field `{}`",
             s.shape_type,
-            t.as_str()
-        ));
+            mapped.class,
+            t.as_str(),
+            mapped.field
+        );
+        let label = standalone(s, size, &mapped.class).map(|(mut l, lt)| {
+            read_attributes(field, mapped, &s.attributes, &mut l);
+            (l, lt)
+        });
+        rb.misfit(&mapped.field, what, label, reason);
         return;
     }
     let mut label = Map::new();
@@ -980,17 +1186,47 @@ fn shape_label(
         }
     };
     match geometry {
-        Ok(()) => push(
-            rb,
-            &mapped.field,
-            Pending {
-                backend_id: what,
-                label,
-                canvas: None,
-            },
-        ),
-        Err(e) => rb.skipped.push(format!("{what}: {e}")),
+        Ok(()) => push(rb, &mapped.field, Pending::label(what, label)),
+        Err(e) => {
+            let reason = format!("{what}: {e}");
+            rb.misfit(&mapped.field, what, None, reason);
+        }
     }
+}
+
+/// A shape as the label FiftyOne would read it as, whatever field it was drawn for: its
+/// label type and the label (no attributes); `None` for shape types no label has.
+fn standalone(s: &Shape, size: ImageSize, class: &str) -> Option<(Map<String, Value>, LabelType)> {
+    let mut label = Map::new();
+    label.insert("label".into(), json!(class));
+    let t = match s.shape_type.as_str() {
+        "rectangle" => {
+            rectangle_geometry(s, size, &mut label).ok()?;
+            LabelType::Detections
+        }
+        "mask" => {
+            instance_geometry(s, size, &mut label).ok()?;
+            LabelType::Instances
+        }
+        "polygon" | "polyline" => {
+            let closed = s.shape_type == "polygon";
+            label.insert("_cls".into(), json!("Polyline"));
+            label.insert("points".into(), json!([shape_points(s, size)]));
+            label.insert("closed".into(), json!(closed));
+            label.insert("filled".into(), json!(closed));
+            if closed {
+                LabelType::Polygons
+            } else {
+                LabelType::Polylines
+            }
+        }
+        "points" => {
+            keypoint_geometry(s, size, &HashMap::new(), None, &mut label);
+            LabelType::Keypoints
+        }
+        _ => return None,
+    };
+    Some((label, t))
 }
 
 /// Pixels to relative coordinates, each the shortest decimal that converts back to the same
@@ -1157,15 +1393,7 @@ fn polyline_part(
     if let Some(k) = key {
         rb.parts.insert(k, at);
     }
-    push(
-        rb,
-        &mapped.field,
-        Pending {
-            backend_id: what,
-            label,
-            canvas: None,
-        },
-    );
+    push(rb, &mapped.field, Pending::label(what, label));
 }
 
 /// A class's mask shape painted into the field's segmentation of the frame.
@@ -1180,34 +1408,43 @@ fn segmentation_part(
 ) {
     let (m, value) = match (rle::decode(&s.points), target_value(field, &mapped.class)) {
         (Ok(m), Some(v)) => (m, v),
-        (Err(e), _) => return rb.skipped.push(format!("{what}: {e}")),
-        (_, None) => {
+        (Err(e), _) => return rb.misfit(&mapped.field, what.clone(), None, format!("{what}: {e}")),
+        (Ok(_), None) => {
             let c = &mapped.class;
-            return rb
-                .skipped
-                .push(format!("{what}: class `{c}` has no mask value"));
+            let reason = format!("{what}: class `{c}` has no value in the mask targets");
+            let label = standalone(s, size, c);
+            return rb.misfit(&mapped.field, what, label, reason);
         }
     };
     let pending = rb.fields.entry(mapped.field.clone()).or_default();
-    if pending.is_empty() {
-        label.remove("label");
-        label.insert("_cls".into(), json!("Segmentation"));
-        let (w, h) = (size.width as usize, size.height as usize);
-        let canvas = Mask {
-            shape: vec![h, w],
-            dtype: Dtype::U8,
-            data: vec![0; w * h],
-        };
-        pending.push(Pending {
-            backend_id: what,
-            label,
-            canvas: Some(canvas),
-        });
-    } else if let (Some(first), Some(id)) = (pending.first_mut(), label.get("_id")) {
-        // Whichever class shape still carries our id identifies the segmentation.
-        first.label.entry("_id").or_insert_with(|| id.clone());
-    }
-    if let Some(canvas) = pending.first_mut().and_then(|p| p.canvas.as_mut()) {
+    // The field's one segmentation (misfits listed in the field are not it).
+    let at = match pending.iter().position(|p| p.canvas.is_some()) {
+        Some(at) => {
+            if let Some(id) = label.get("_id") {
+                // Whichever class shape still carries our id identifies the segmentation.
+                pending[at].label.entry("_id").or_insert_with(|| id.clone());
+            }
+            at
+        }
+        None => {
+            label.remove("label");
+            label.insert("_cls".into(), json!("Segmentation"));
+            let (w, h) = (size.width as usize, size.height as usize);
+            let canvas = Mask {
+                shape: vec![h, w],
+                dtype: Dtype::U8,
+                data: vec![0; w * h],
+            };
+            pending.push(Pending {
+                backend_id: what,
+                label,
+                canvas: Some(canvas),
+                misfit: None,
+            });
+            pending.len() - 1
+        }
+    };
+    if let Some(canvas) = pending[at].canvas.as_mut() {
         paint(canvas, &m, value);
     }
 }
@@ -1242,7 +1479,7 @@ mod tests {
     }
 
     /// Every label type, with every attribute type, and class names shared between fields.
-    fn schema() -> ResolvedSchema {
+    pub(super) fn schema() -> ResolvedSchema {
         let mut dets = field(LabelType::Detections, &["car", "bus"]);
         let make = vec![s("audi"), Scalar::Int(3), Scalar::Float(2.5)];
         dets.attributes
@@ -1433,7 +1670,7 @@ mod tests {
         }
     }
 
-    fn round_trip(
+    pub(super) fn round_trip(
         schema: &ResolvedSchema,
         labels: &IndexMap<String, Vec<Value>>,
     ) -> (Annotations, Downloaded) {
@@ -1448,7 +1685,7 @@ mod tests {
     }
 
     fn assert_same(labels: &IndexMap<String, Vec<Value>>, down: &Downloaded) {
-        assert!(down.skipped.is_empty(), "{:?}", down.skipped);
+        assert!(down.misfits().is_empty(), "{:?}", down.misfits());
         for (name, want) in labels {
             let got: Vec<&Value> = down
                 .labels
@@ -1593,8 +1830,9 @@ mod tests {
                        {"id": 3, "type": "mask", "frame": 0, "label_id": 102, "points": [4, 0, 0, 2, 2]}],
             "tracks": []})).unwrap();
         let down = from_cvat(&schema, &bad, 0, SIZE, &map, &HashMap::new());
-        assert!(down.labels.is_empty());
-        assert_eq!(down.skipped.len(), 3, "{:?}", down.skipped);
+        let all: Vec<&DownloadedLabel> = down.labels.values().flatten().collect();
+        assert_eq!(down.misfits(), all, "every object is listed, as a misfit");
+        assert_eq!(all.len(), 3, "{all:?}");
     }
 
     /// The recorded five-image task: its labels, frame sizes and annotations as the server
@@ -1680,7 +1918,7 @@ mod tests {
             height: meta["frames"][f]["height"].as_u64().unwrap() as u32,
         };
         let f0 = from_cvat(&schema, &ann, 0, size(0), &map, &HashMap::new());
-        assert!(f0.skipped.is_empty(), "{:?}", f0.skipped);
+        assert!(f0.misfits().is_empty(), "{:?}", f0.misfits());
         let v = &f0.labels["vehicles"];
         assert_eq!(v[0].backend_id, "shape:105");
         assert!(
@@ -1736,8 +1974,10 @@ mod tests {
         );
         // Frame 4 holds an ellipse, a cuboid and a skeleton: no schema label for them.
         let f4 = from_cvat(&schema, &ann, 4, size(4), &map, &HashMap::new());
-        assert!(f4.labels.is_empty());
-        assert_eq!(f4.skipped.len(), 3);
+        let misfits = f4.misfits();
+        assert_eq!(misfits.len(), 3, "{misfits:?}");
+        assert_eq!(f4.labels.values().flatten().count(), 3);
+        assert!(misfits.iter().all(|m| m.label.is_null()), "{misfits:?}");
         let frames = by_frame(ann.clone());
         assert_eq!(
             frames.keys().copied().collect::<Vec<_>>(),
@@ -1840,13 +2080,128 @@ mod tests {
             }).collect());
             ls.insert("num".to_string(), vec![scalar]);
             let (_, down) = round_trip(&schema(), &ls);
-            prop_assert!(down.skipped.is_empty());
+            prop_assert!(down.misfits().is_empty());
             for (name, want) in &ls {
                 let got: Vec<&Value> = down.labels.get(name).map(|v| v.iter().map(|d| &d.label).collect()).unwrap_or_default();
                 prop_assert_eq!(got.len(), want.len());
                 for (g, w) in got.iter().zip(want) {
                     prop_assert!(close(g, w), "{}: {} vs {}", name, g, w);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod untouched {
+    //! Upload, download with no edit, merge: nothing changes, for every label type, however
+    //! the boxes and masks sit on the pixel grid.
+
+    use super::tests::{round_trip, schema};
+    use super::*;
+    use crate::merge::{FieldInput, field_value, label_digest, label_key, merge_field};
+    use crate::state::UploadedLabel;
+    use proptest::prelude::*;
+
+    const SIZE: ImageSize = ImageSize {
+        width: 64,
+        height: 48,
+    };
+
+    fn oid(n: usize) -> Value {
+        json!({ "$oid": format!("{n:024x}") })
+    }
+
+    fn unit() -> impl Strategy<Value = f64> {
+        (0u32..1000).prop_map(|n| f64::from(n) / 1999.0)
+    }
+
+    /// A box-sized mask of any resolution: FiftyOne's masks need not match the box's pixels.
+    fn mask() -> impl Strategy<Value = Value> {
+        (1usize..7, 1usize..7)
+            .prop_flat_map(|(h, w)| {
+                (
+                    Just((h, w)),
+                    proptest::collection::vec(any::<bool>(), h * w),
+                )
+            })
+            .prop_map(|((h, w), bits)| {
+                let data = bits.into_iter().map(u8::from).collect();
+                Mask {
+                    shape: vec![h, w],
+                    dtype: Dtype::Bool,
+                    data,
+                }
+                .to_ejson()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn an_untouched_label_merges_as_nothing(
+            boxes in proptest::collection::vec((unit(), unit(), unit(), unit()), 0..4),
+            instances in proptest::collection::vec((unit(), unit(), unit(), unit(), proptest::option::of(mask())), 0..4),
+            points in proptest::collection::vec(proptest::collection::vec((unit(), unit()), 2..5), 0..3),
+        ) {
+            let bbox = |x: &f64, y: &f64, w: &f64, h: &f64| json!([x, y, w.max(0.02), h.max(0.02)]);
+            let mut labels: IndexMap<String, Vec<Value>> = IndexMap::new();
+            labels.insert("dets".into(), boxes.iter().enumerate().map(|(i, (x, y, w, h))| json!({
+                "_id": oid(i + 1), "_cls": "Detection", "label": "bus", "bounding_box": bbox(x, y, w, h)})).collect());
+            labels.insert("inst".into(), instances.iter().enumerate().map(|(i, (x, y, w, h, m))| {
+                let mut l = json!({"_id": oid(i + 10), "_cls": "Detection", "label": "blob", "bounding_box": bbox(x, y, w, h)});
+                if let Some(m) = m { l["mask"] = m.clone(); }
+                l
+            }).collect());
+            let pts = |p: &Vec<(f64, f64)>| p.iter().map(|(x, y)| json!([x, y])).collect::<Vec<_>>();
+            labels.insert("lines".into(), points.iter().enumerate().map(|(i, p)| json!({
+                "_id": oid(i + 20), "_cls": "Polyline", "label": "road", "points": [pts(p)], "closed": false, "filled": false})).collect());
+            labels.insert("kps".into(), points.iter().enumerate().map(|(i, p)| json!({
+                "_id": oid(i + 30), "_cls": "Keypoint", "label": "person", "points": pts(p)})).collect());
+            let schema = schema();
+            let (_, down) = round_trip(&schema, &labels);
+            prop_assert!(down.misfits().is_empty());
+            for (name, uploaded) in &labels {
+                let field = &schema.fields[name];
+                let current = field_value(uploaded.clone(), field.label_type);
+                let baseline: Vec<UploadedLabel> = uploaded.iter().map(|l| UploadedLabel {
+                    id: label_key(l, field.label_type).unwrap(),
+                    digest: label_digest(l, field),
+                }).collect();
+                let held = |l: &Value| as_held(field, l, SIZE);
+                let out = merge_field(&FieldInput {
+                    field: name,
+                    schema: field,
+                    sample_id: "5f0000000000000000000001",
+                    current: current.as_ref(),
+                    uploaded: &baseline,
+                    downloaded: down.labels.get(name).map_or(&[][..], Vec::as_slice),
+                    id_map: &IndexMap::new(),
+                    id_seed: b"seed",
+                    conflicts: crate::manifest::Conflicts::Error,
+                    unexpected: crate::manifest::Unexpected::Keep,
+                    as_held: Some(&held),
+                });
+                let c = out.counts;
+                prop_assert_eq!((c.added, c.edited, c.deleted, c.rejected), (0, 0, 0, 0), "{}: {:?}", name, out.changes);
+                prop_assert!(out.new_value.is_none() && out.conflicts.is_empty(), "{}", name);
+                // The next merge starts from what the backend holds: still nothing to do.
+                let again = merge_field(&FieldInput {
+                    uploaded: &out.baseline,
+                    ..FieldInput {
+                        field: name,
+                        schema: field,
+                        sample_id: "5f0000000000000000000001",
+                        current: current.as_ref(),
+                        uploaded: &baseline,
+                        downloaded: down.labels.get(name).map_or(&[][..], Vec::as_slice),
+                        id_map: &IndexMap::new(),
+                        id_seed: b"seed",
+                        conflicts: crate::manifest::Conflicts::Error,
+                        unexpected: crate::manifest::Unexpected::Keep,
+                        as_held: Some(&held),
+                    }
+                });
+                prop_assert!(again.new_value.is_none() && again.conflicts.is_empty(), "{}", name);
             }
         }
     }

@@ -281,6 +281,8 @@ pub struct MappedLabel {
 pub struct LabelMap {
     by_id: HashMap<i64, MappedLabel>,
     by_class: IndexMap<(String, String), i64>,
+    /// Names of the server's labels that no field of the schema has (added in CVAT).
+    others: HashMap<i64, String>,
 }
 
 /// Server labels that do not match the schema.
@@ -327,12 +329,22 @@ impl LabelMap {
             map.by_class.insert((field, class), id);
             map.by_id.insert(id, mapped);
         }
+        for l in server {
+            if let Some(id) = l.id.filter(|id| !map.by_id.contains_key(id)) {
+                map.others.insert(id, l.name.clone());
+            }
+        }
         Ok(map)
     }
 
     /// The label with this CVAT id.
     pub fn label(&self, id: i64) -> Option<&MappedLabel> {
         self.by_id.get(&id)
+    }
+
+    /// The name of a server label that no field of the schema has.
+    pub fn other_name(&self, id: i64) -> Option<&str> {
+        self.others.get(&id).map(String::as_str)
     }
 
     /// The CVAT label of (field, class).

@@ -14,7 +14,7 @@
 //! box that was not pixel-aligned, and a box-sized mask of another resolution).
 
 use super::rle;
-use crate::backend::DownloadedLabel;
+use crate::backend::{DownloadedLabel, Misfit};
 use crate::dataset::ejson::{ObjectId, as_f64, from_f64};
 use crate::dataset::mask::{Dtype, Mask};
 use crate::manifest::LabelType;
@@ -128,12 +128,7 @@ pub fn to_results(
 pub fn hidden_labels(hidden: &[Value]) -> Vec<DownloadedLabel> {
     hidden
         .iter()
-        .filter_map(|l| {
-            Some(DownloadedLabel {
-                backend_id: oid(l)?,
-                label: l.clone(),
-            })
-        })
+        .filter_map(|l| Some(DownloadedLabel::new(oid(l)?, l.clone())))
         .collect()
 }
 
@@ -528,10 +523,7 @@ fn downloaded(
     if let Some(id) = our_id {
         label.insert("_id".into(), json!({ "$oid": id }));
     }
-    DownloadedLabel {
-        backend_id: backend_id.to_string(),
-        label: Value::Object(label),
-    }
+    DownloadedLabel::new(backend_id, Value::Object(label))
 }
 
 /// The labels of one field in an annotation's results. `prior` holds the task's prediction
@@ -582,10 +574,7 @@ pub fn from_results(
                 .iter()
                 .find_map(|r| finite(r.get("value")?.get("number")))
             {
-                out.push(DownloadedLabel {
-                    backend_id: "value".into(),
-                    label: from_f64(x),
-                });
+                out.push(DownloadedLabel::new("value", from_f64(x)));
             }
         }
         LabelType::Classification => {
@@ -878,6 +867,86 @@ pub fn from_results(
     out
 }
 
+/// The label type a result type stands for (FiftyOne's reading of it), if any.
+fn natural_type(result_type: &str) -> Option<LabelType> {
+    Some(match result_type {
+        "rectanglelabels" | "rectangle" => LabelType::Detections,
+        "polygonlabels" | "polygon" => LabelType::Polygons,
+        "keypointlabels" | "keypoint" => LabelType::Keypoints,
+        "brushlabels" | "brush" => LabelType::Instances,
+        "choices" => LabelType::Classifications,
+        "number" => LabelType::Scalar,
+        _ => return None,
+    })
+}
+
+/// The results of an annotation that are no label of the run's fields: a result of another
+/// type under a field's name, or under a name no field has (the labeling config was edited).
+/// Each is listed under its field (else the first field) as a misfit, with the label it
+/// converts to, so the merge accounts for it as `load.unexpected` says.
+pub fn misfits(
+    fields: &IndexMap<String, ResolvedField>,
+    results: &[Value],
+    size: ImageSize,
+) -> Vec<(String, DownloadedLabel)> {
+    let mut out = Vec::new();
+    for r in results {
+        // Relations and other results that are no region of a control have no `from_name`.
+        let Some(from) = r.get("from_name").and_then(Value::as_str) else {
+            continue;
+        };
+        let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
+        let own = fields.get(from);
+        if own.is_some_and(|f| result_type(f.label_type) == ty) {
+            continue;
+        }
+        let Some(field) = own
+            .map(|_| from.to_string())
+            .or_else(|| fields.keys().next().cloned())
+        else {
+            continue;
+        };
+        let natural = natural_type(ty);
+        let reason = match own {
+            Some(f) => format!(
+                "a `{ty}` result in `{from}`, a {} field",
+                f.label_type.as_str()
+            ),
+            None => format!("a `{ty}` result of `{from}`, which is no field of the run"),
+        };
+        let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+        // Read as the label type it stands for, under a name of its own.
+        let converted = natural.and_then(|t| {
+            let mut alone = r.clone();
+            alone["from_name"] = json!("~misfit");
+            alone["type"] = json!(result_type(t));
+            let spec = ResolvedField::new(t, Vec::new());
+            from_results("~misfit", &spec, &[alone], &[], size)
+                .into_iter()
+                .next()
+                .map(|d| (d.label, t))
+        });
+        let (label, label_type) = match converted {
+            Some((mut label, t)) => {
+                if let Some(o) = label.as_object_mut() {
+                    o.remove("_id");
+                }
+                (label, Some(t))
+            }
+            None => (Value::Null, None),
+        };
+        out.push((
+            field,
+            DownloadedLabel {
+                backend_id: id.to_string(),
+                label,
+                misfit: Some(Misfit { label_type, reason }),
+            },
+        ));
+    }
+    out
+}
+
 fn brush_bits(r: &Value, w: usize, h: usize) -> Option<Vec<bool>> {
     let v = r.get("value")?;
     if v.get("format")
@@ -1167,6 +1236,69 @@ mod tests {
             "{t:?}\nwant {want:#?}\ngot  {got:#?}"
         );
         Ok(())
+    }
+
+    /// Upload, download with no edit, merge: nothing changes.
+    fn merges_as_nothing(t: LabelType, labels: &[Value]) -> Result<(), TestCaseError> {
+        use crate::merge::{FieldInput, field_value, label_digest, label_key, merge_field};
+        let s = spec(t);
+        let converted = to_results("f", &s, labels, SIZE).expect("to_results");
+        let mut back = from_results("f", &s, &converted.results, &converted.results, SIZE);
+        back.extend(hidden_labels(&converted.hidden));
+        let current = field_value(labels.to_vec(), t);
+        let baseline: Vec<crate::state::UploadedLabel> = labels
+            .iter()
+            .map(|l| crate::state::UploadedLabel {
+                id: label_key(l, t).unwrap(),
+                digest: label_digest(l, &s),
+            })
+            .collect();
+        let out = merge_field(&FieldInput {
+            field: "f",
+            schema: &s,
+            sample_id: "5f0000000000000000000001",
+            current: current.as_ref(),
+            uploaded: &baseline,
+            downloaded: &back,
+            id_map: &IndexMap::new(),
+            id_seed: b"seed",
+            conflicts: crate::manifest::Conflicts::Error,
+            unexpected: crate::manifest::Unexpected::Keep,
+            as_held: None,
+        });
+        let c = out.counts;
+        prop_assert_eq!(
+            (c.added, c.edited, c.deleted, c.rejected),
+            (0, 0, 0, 0),
+            "{:?}: {:?}",
+            t,
+            out.changes
+        );
+        prop_assert!(out.new_value.is_none() && out.conflicts.is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn untouched_labels_merge_as_nothing(
+            dets in prop::collection::vec(detection(), 0..4),
+            insts in prop::collection::vec(instance(), 0..3),
+            lines in prop::collection::vec(polyline(LabelType::Polylines), 0..3),
+            polys in prop::collection::vec(polyline(LabelType::Polygons), 0..3),
+            kps in prop::collection::vec(keypoint(), 0..3),
+            seg in segmentation(),
+            x in -1e12..1e12f64,
+        ) {
+            merges_as_nothing(LabelType::Detections, &dets)?;
+            merges_as_nothing(LabelType::Instances, &insts)?;
+            merges_as_nothing(LabelType::Polylines, &lines)?;
+            merges_as_nothing(LabelType::Polygons, &polys)?;
+            merges_as_nothing(LabelType::Keypoints, &kps)?;
+            merges_as_nothing(LabelType::Segmentation, &[seg])?;
+            merges_as_nothing(LabelType::Scalar, &[json!(x)])?;
+        }
     }
 
     proptest! {

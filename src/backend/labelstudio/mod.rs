@@ -1108,7 +1108,8 @@ impl LabelStudioBackend {
         if types.is_empty() {
             return None;
         }
-        let fields = types
+        let misfits = convert::misfits(&types, &results, size);
+        let mut fields: IndexMap<String, Vec<DownloadedLabel>> = types
             .into_iter()
             .map(|(name, f)| {
                 let mut labels = convert::from_results(&name, &f, &results, &prior, size);
@@ -1122,6 +1123,9 @@ impl LabelStudioBackend {
                 (name, labels)
             })
             .collect();
+        for (field, m) in misfits {
+            fields.entry(field).or_default().push(m);
+        }
         Some((sid, fields))
     }
 }

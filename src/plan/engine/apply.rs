@@ -350,6 +350,12 @@ impl Engine<'_> {
             outcome.write(ds)?;
             ds.save()?;
         }
+        super::returned::write(
+            &self.config.root,
+            &record.dataset,
+            &record.key,
+            &outcome.returned,
+        )?;
         outcome.record(record);
         record.merge = Some(MergeCheckpoint {
             annotations_digest: outcome.digest,

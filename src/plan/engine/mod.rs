@@ -10,9 +10,11 @@ pub mod import_cvat;
 mod links;
 mod open;
 mod planner;
+mod returned;
 
 pub use links::Links;
 pub use open::{Connection, open_backend};
+pub use returned::returned_path;
 
 use super::model::*;
 use crate::backend::{

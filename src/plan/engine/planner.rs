@@ -72,6 +72,7 @@ impl Engine<'_> {
             tasks: record.as_ref().map_or(0, |r| r.tasks.len()),
             fields: IndexMap::new(),
             rejected: Vec::new(),
+            unexpected: Vec::new(),
             drift: Vec::new(),
             details: Vec::new(),
         };
@@ -297,7 +298,8 @@ impl Engine<'_> {
             .expect("opened by the drift check above");
         // After a merge, ask only for what changed since (when the backend can tell).
         let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
-        let mut merger = RunMerger::new(ds, r, &load, &task_ids, since.is_none());
+        let mut merger =
+            RunMerger::new(ds, r, &load, &task_ids, since.is_none()).with_as_held(b.as_held());
         let mut failed = None;
         let downloaded = b
             .download(&project, &task_ids, since.as_deref(), &mut |page| {
@@ -366,10 +368,10 @@ impl Engine<'_> {
         }
         if !outcome.unexpected_errors.is_empty() {
             return Err(EngineError::Run(format!(
-                "run `{}`: {} label(s) of classes outside the schema (load.unexpected=error): {}",
+                "run `{}`: {} label(s) outside the schema (load.unexpected=error):\n  {}",
                 r.key,
                 outcome.unexpected_errors.len(),
-                outcome.unexpected_errors.join(", ")
+                outcome.unexpected_errors.join("\n  ")
             )));
         }
         if !outcome.conflicts.is_empty() {
@@ -389,11 +391,20 @@ impl Engine<'_> {
             e.deleted = c.deleted;
             e.rejected = c.rejected;
             e.unchanged = c.unchanged;
+            e.unexpected = c.unexpected;
         }
         // `load.cleanup` deletes the project after the final merge, with or without changes.
         if outcome.changes_anything() || load.cleanup {
             plan.actions.push(Action::Merge);
             plan.rejected = outcome.rejected.clone();
+            plan.unexpected = outcome.unexpected.clone();
+            if !outcome.returned.is_empty() {
+                plan.details.push(format!(
+                    "write {} unexpected label(s) to {} (load.unexpected=return)",
+                    outcome.returned.len(),
+                    super::returned_path(&r.dataset, &r.key)
+                ));
+            }
             // Per-sample detail for reviewers, bounded so huge merges keep plans small.
             plan.details.extend(outcome.changes.iter().cloned());
             if outcome.more_changes > 0 {

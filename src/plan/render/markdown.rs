@@ -5,7 +5,9 @@
 //! table rows or list items, never inside one; each piece re-opens its `<details>` and
 //! repeats its table header, so every comment renders on its own.
 
-use super::{NO_CHANGES, has_changes, plural, shows_merge, shows_upload, summary_sentence};
+use super::{
+    NO_CHANGES, has_changes, plural, shows_merge, shows_upload, summary_sentence, unexpected_action,
+};
 use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 
 /// The heading of the first comment.
@@ -166,6 +168,33 @@ fn run_details(run: &RunPlan) -> Option<Block> {
             rows,
         ));
     }
+    if !run.unexpected.is_empty() {
+        what.push(plural(
+            run.unexpected.len(),
+            "unexpected label",
+            "unexpected labels",
+        ));
+        let rows = run
+            .unexpected
+            .iter()
+            .map(|u| {
+                format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    escape(&u.sample_id),
+                    escape(&u.backend_id),
+                    escape(&u.field),
+                    escape(&u.label),
+                    escape(&unexpected_action(u)),
+                    escape(&u.reason)
+                )
+            })
+            .collect();
+        sections.push(Section::new(
+            "**Unexpected labels** (outside the schema, `load.unexpected`)\n\n\
+             | sample | object | field | label | action | reason |\n|:--|:--|:--|:--|:--|:--|\n",
+            rows,
+        ));
+    }
     if !run.drift.is_empty() {
         what.push(plural(run.drift.len(), "drift", "drifts"));
         sections.push(list_section("**Drift**", &run.drift));
@@ -227,8 +256,12 @@ fn merge_counts(c: &FieldCounts) -> String {
         k if k.is_empty() => k,
         k => format!(" ({k})"),
     };
+    let unexpected = match c.unexpected {
+        0 => String::new(),
+        n => format!(" ?{n} unexpected"),
+    };
     format!(
-        "+{} added \\~{} edited{kinds} -{} deleted !{} rejected, {} unchanged",
+        "+{} added \\~{} edited{kinds} -{} deleted !{} rejected{unexpected}, {} unchanged",
         c.added, c.edited, c.deleted, c.rejected, c.unchanged
     )
 }

@@ -10,7 +10,7 @@ pub mod text;
 #[cfg(test)]
 mod tests;
 
-use super::model::{Action, FieldCounts, Plan, RunPlan, Summary};
+use super::model::{Action, FieldCounts, Plan, RunPlan, Summary, UnexpectedLabel};
 
 /// The closing line of a plan without changes.
 pub const NO_CHANGES: &str = "No changes. Runs match the manifests.";
@@ -37,7 +37,8 @@ fn run_name(run: &RunPlan) -> String {
 
 /// Whether a field line should show merge counts for this run.
 fn shows_merge(run: &RunPlan, c: &FieldCounts) -> bool {
-    run.actions.contains(&Action::Merge) || c.added + c.edited + c.deleted + c.rejected > 0
+    run.actions.contains(&Action::Merge)
+        || c.added + c.edited + c.deleted + c.rejected + c.unexpected > 0
 }
 
 /// Whether a field line should show an upload count for this run.
@@ -48,4 +49,12 @@ fn shows_upload(run: &RunPlan, c: &FieldCounts) -> bool {
 /// `n thing` or `n things`.
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What happens to an unexpected label: `kept in polylines`, `ignored`, `returned`.
+fn unexpected_action(u: &UnexpectedLabel) -> String {
+    match &u.dest {
+        Some(dest) => format!("{} in {dest}", u.action.as_str()),
+        None => u.action.as_str().to_string(),
+    }
 }

@@ -5,7 +5,9 @@ use indexmap::IndexMap;
 
 use super::text::TextOptions;
 use super::{json, markdown, text};
-use crate::plan::model::{Action, EditKinds, FieldCounts, Plan, Rejection, RunPlan};
+use crate::plan::model::{
+    Action, EditKinds, FieldCounts, Plan, Rejection, RunPlan, UnexpectedAction, UnexpectedLabel,
+};
 
 /// GitHub's comment limit, less headroom: what the CLI passes.
 const MAX_CHARS: usize = 65_000;
@@ -20,6 +22,7 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         tasks,
         fields: IndexMap::new(),
         rejected: Vec::new(),
+        unexpected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
     }
@@ -80,6 +83,7 @@ fn fixture() -> Plan {
             deleted: 1,
             rejected: 4,
             unchanged: 5,
+            unexpected: 0,
             edits: EditKinds {
                 label: 1,
                 geometry: 2,
@@ -103,6 +107,27 @@ fn fixture() -> Plan {
         rejection(5, "keypoints", "add", "allow_additions=false"),
     ];
     merge.details = lines(&["annotations digest 9f2c…e1 (3 jobs completed)"]);
+    merge.fields["keypoints"].unexpected = 2;
+    merge.unexpected = vec![
+        UnexpectedLabel {
+            sample_id: "64f1c0a2e4b0c3d2a1000006".into(),
+            field: "keypoints".into(),
+            backend_id: "shape:41".into(),
+            label: "polylines `person`".into(),
+            reason: "a polyline `person` in keypoints field `keypoints`".into(),
+            action: UnexpectedAction::Kept,
+            dest: Some("polylines".into()),
+        },
+        UnexpectedLabel {
+            sample_id: "64f1c0a2e4b0c3d2a1000007".into(),
+            field: "keypoints".into(),
+            backend_id: "tag:9".into(),
+            label: "classifications `blurry`".into(),
+            reason: "a tag `blurry` on keypoints field `keypoints`".into(),
+            action: UnexpectedAction::Ignored,
+            dest: None,
+        },
+    ];
 
     let mut destroy = run("old_run", "labelstudio", &[Action::Destroy], 8, 1);
     destroy.details = lines(&["delete project 14 and its task; labels stay in the dataset"]);
@@ -435,6 +460,7 @@ mod properties {
                         deleted: c[3].into(),
                         rejected: rejected.len(),
                         unchanged: c[5].into(),
+                        unexpected: 0,
                         edits: EditKinds {
                             label: c[2].into(),
                             ..EditKinds::default()
@@ -442,6 +468,7 @@ mod properties {
                     },
                 );
                 RunPlan {
+                    unexpected: Vec::new(),
                     key: names.0,
                     dataset: names.1,
                     backend: names.2,

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use super::{
     NO_CHANGES, has_changes, plural, run_name, shows_merge, shows_upload, summary_sentence,
+    unexpected_action,
 };
-use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan};
+use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan, UnexpectedLabel};
 
 /// How to render text: the CLI fills this from the terminal and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,7 @@ impl Renderer<'_> {
         );
         self.fields(out, run);
         self.rejections(out, &run.rejected);
+        self.unexpected(out, &run.unexpected);
         for d in &run.drift {
             self.wrapped(out, &self.paint.code(RED, "!"), 1, &clean(d));
         }
@@ -149,7 +151,7 @@ impl Renderer<'_> {
             if n > 0 { self.paint.code(color, &s) } else { s }
         };
         format!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {}{}",
             count(c.added, "+", "added", GREEN),
             match c.edits.describe() {
                 kinds if kinds.is_empty() => count(c.edited, "~", "edited", YELLOW),
@@ -157,9 +159,50 @@ impl Renderer<'_> {
             },
             count(c.deleted, "-", "deleted", RED),
             count(c.rejected, "!", "rejected", RED),
+            match c.unexpected {
+                0 => String::new(),
+                n => format!("{} ", count(n, "?", "unexpected", YELLOW)),
+            },
             self.paint
                 .code(DIM, &format!("({} unchanged)", c.unchanged))
         )
+    }
+
+    /// The count of labels outside the schema, then each (the first few without
+    /// `verbose`): field, what happens, sample, object, label and why.
+    fn unexpected(&self, out: &mut String, unexpected: &[UnexpectedLabel]) {
+        if unexpected.is_empty() {
+            return;
+        }
+        let head = format!(
+            "{} outside the schema (load.unexpected):",
+            plural(unexpected.len(), "unexpected label", "unexpected labels")
+        );
+        self.wrapped(out, &self.paint.code(YELLOW, "?"), 1, &head);
+        let limit = if self.opts.verbose {
+            unexpected.len()
+        } else {
+            COMPACT_REJECTIONS
+        };
+        for u in unexpected.iter().take(limit) {
+            let line = format!(
+                "{}  {}  sample {}  {} {}: {}",
+                clean(&u.field),
+                unexpected_action(u),
+                clean(&u.sample_id),
+                clean(&u.backend_id),
+                clean(&u.label),
+                clean(&u.reason)
+            );
+            self.wrapped(out, "", 2, &line);
+        }
+        if unexpected.len() > limit {
+            let more = format!(
+                "… and {} more (--verbose lists all)",
+                unexpected.len() - limit
+            );
+            self.wrapped(out, "", 2, &more);
+        }
     }
 
     /// The count, then the first few (all with `verbose`) in aligned columns.
