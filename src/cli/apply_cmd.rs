@@ -1,7 +1,7 @@
 //! `annoform apply` and `annoform destroy`.
 
 use super::plan_cmd::{OutputArgs, print_plan};
-use super::session::{Bars, Session, confirm, engine_error};
+use super::session::{Bars, Session, confirm, engine_error, failed_runs};
 use super::{CommandError, Context};
 use crate::plan::engine::{Engine, Goal, PlanFile};
 use std::path::PathBuf;
@@ -80,6 +80,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         &session.store,
         session.datasets,
     );
+    engine.set_failed(session.failed);
     let (work, from_file) = match &args.plan_file {
         None => (
             engine
@@ -104,11 +105,12 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         }
     };
     print_plan(ctx, &work, &args.output)?;
+    let planned = work.plan.clone();
     if !work.plan.changes && work.runs.iter().all(|r| r.plan.actions.is_empty()) {
         eprintln!("Nothing to apply.");
         // A download may still need its checkpoint recorded.
         engine.apply(work, &Bars::new()).map_err(engine_error)?;
-        return Ok(());
+        return failed_runs(&planned);
     }
     if !from_file {
         confirm(
@@ -117,7 +119,8 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         )?;
     }
     let done = engine.apply(work, &Bars::new()).map_err(engine_error)?;
-    super::print(&format!("Apply complete: {} run(s) changed.\n", done.len()))
+    super::print(&format!("Apply complete: {} run(s) changed.\n", done.len()))?;
+    failed_runs(&planned)
 }
 
 /// Plan destruction, confirm and apply it.
@@ -131,6 +134,7 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
         &session.store,
         session.datasets,
     );
+    engine.set_failed(session.failed);
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Destroy)
         .map_err(engine_error)?;
@@ -143,8 +147,9 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
             verbose: true,
         },
     )?;
+    let planned = work.plan.clone();
     if !work.plan.changes {
-        return Ok(());
+        return failed_runs(&planned);
     }
     confirm(
         "Do you really want to destroy these runs?",
@@ -154,5 +159,6 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     super::print(&format!(
         "Destroy complete: {} run(s) destroyed.\n",
         done.len()
-    ))
+    ))?;
+    failed_runs(&planned)
 }

@@ -147,6 +147,8 @@ pub struct Engine<'a> {
     datasets: Datasets,
     backends: HashMap<String, Box<dyn Backend>>,
     now: String,
+    /// Runs (dataset, key) known not to be plannable, with the reason.
+    failed: HashMap<(String, String), String>,
 }
 
 impl<'a> Engine<'a> {
@@ -169,7 +171,14 @@ impl<'a> Engine<'a> {
             datasets,
             backends: HashMap::new(),
             now,
+            failed: HashMap::new(),
         }
+    }
+
+    /// Mark runs that cannot be planned (their manifests do not resolve against their
+    /// datasets): plans report them, apply leaves them alone, the other runs go ahead.
+    pub fn set_failed(&mut self, failed: HashMap<(String, String), String>) {
+        self.failed = failed;
     }
 
     fn backend(&mut self, name: &str) -> Result<&mut Box<dyn Backend>, EngineError> {
@@ -220,10 +229,11 @@ impl<'a> Engine<'a> {
         let kind = settings_cfg.kind;
         let mut settings = recordable(settings_cfg.values.iter().map(|(k, v)| (k, &v.value)));
         settings.extend(recordable(run.backend_config.iter()));
+        let recorded = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
         let ds = self.dataset(&run.dataset)?;
         let view = view::apply(&run.view, ds)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
-        let schema = resolve::resolve(run, ds, &view, kind).map_err(|errs| {
+        let schema = resolve::resolve(run, ds, &view, kind, recorded.as_ref()).map_err(|errs| {
             EngineError::Run(format!(
                 "run `{}`: {}",
                 run.key,

@@ -36,15 +36,30 @@ impl Engine<'_> {
             let loaded = runs
                 .iter()
                 .find(|r| r.run.dataset == dataset && r.run.key.0 == key);
-            let desired = match (goal, loaded) {
-                (Goal::Converge, Some(l)) => Some(self.desired(l)?),
-                _ => None,
+            // One run that cannot be planned is reported; the others are planned and applied.
+            let planned = match self.failed.get(&(dataset.clone(), key.clone())) {
+                Some(message) => Err(EngineError::Run(message.clone())),
+                None => self.plan_one(&dataset, &key, loaded, goal),
             };
-            let record = self.store.get(&dataset, &key)?;
-            out.push(self.plan_run(&dataset, &key, desired, record, goal)?);
+            out.push(planned.unwrap_or_else(|e| failed_work(&dataset, &key, loaded, e)));
         }
         let plan = Plan::new(out.iter().map(|w| w.plan.clone()).collect());
         Ok(Work { plan, runs: out })
+    }
+
+    fn plan_one(
+        &mut self,
+        dataset: &str,
+        key: &str,
+        loaded: Option<&LoadedRun>,
+        goal: Goal,
+    ) -> Result<RunWork, EngineError> {
+        let desired = match (goal, loaded) {
+            (Goal::Converge, Some(l)) => Some(self.desired(l)?),
+            _ => None,
+        };
+        let record = self.store.get(dataset, key)?;
+        self.plan_run(dataset, key, desired, record, goal)
     }
 
     fn plan_run(
@@ -71,6 +86,8 @@ impl Engine<'_> {
             rejected: Vec::new(),
             drift: Vec::new(),
             details: Vec::new(),
+            schema: desired.as_ref().map(|d| d.schema.clone()),
+            error: None,
         };
         let mut work = RunWork {
             guard: Guard {
@@ -357,6 +374,44 @@ impl Engine<'_> {
         // Remember the merge: apply writes exactly this (or records the checkpoint).
         work.merge = Some(outcome);
         Ok(())
+    }
+}
+
+/// The work of a run that could not be planned: nothing to do, the error in the plan.
+fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineError) -> RunWork {
+    let message = e.to_string();
+    let plan = RunPlan {
+        key: key.to_string(),
+        dataset: dataset.to_string(),
+        backend: loaded
+            .and_then(|l| l.run.backend.clone())
+            .unwrap_or_default(),
+        actions: Vec::new(),
+        samples: 0,
+        tasks: 0,
+        fields: IndexMap::new(),
+        rejected: Vec::new(),
+        drift: Vec::new(),
+        details: Vec::new(),
+        schema: None,
+        error: Some(message),
+    };
+    RunWork {
+        guard: Guard {
+            dataset: dataset.to_string(),
+            key: key.to_string(),
+            serial: None,
+            lineage: None,
+            manifest_digest: None,
+            annotations_digest: None,
+        },
+        plan,
+        desired: None,
+        record: None,
+        new_samples: Vec::new(),
+        missing_batches: Vec::new(),
+        missing_project: false,
+        merge: None,
     }
 }
 

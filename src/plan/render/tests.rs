@@ -22,6 +22,8 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         rejected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
+        schema: None,
+        error: None,
     }
 }
 
@@ -452,6 +454,8 @@ mod properties {
                     rejected,
                     drift,
                     details,
+                    schema: None,
+                    error: None,
                 }
             })
     }
