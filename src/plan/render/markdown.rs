@@ -113,7 +113,7 @@ fn unchanged_block(plan: &Plan) -> Option<Block> {
     let rows: Vec<String> = plan
         .runs
         .iter()
-        .filter(|r| r.actions.is_empty())
+        .filter(|r| r.actions.is_empty() && r.error.is_none())
         .map(|r| {
             format!(
                 "| {} | {} | {} | {} | {} |\n",

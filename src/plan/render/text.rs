@@ -80,7 +80,10 @@ impl Renderer<'_> {
             out,
             "{}{}  {} ({})",
             pad(HEAD_INDENT),
-            self.actions(&run.actions),
+            match run.error {
+                Some(_) => self.paint.code(RED, "x not planned"),
+                None => self.actions(&run.actions),
+            },
             self.paint.bold(&clean(&run_name(run))),
             clean(&run.backend)
         );
