@@ -9,6 +9,7 @@ mod fs;
 
 mod acceptance;
 mod import;
+mod schema;
 mod trials;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
