@@ -259,6 +259,9 @@ impl RunCheck<'_> {
                 self.out.push(Problem::from_finding(&self.r.file, f));
             }
         }
+        if kind == BackendKind::Labelstudio {
+            self.local_files_root(settings);
+        }
         for (k, v) in &run.backend_config {
             if let Some(s) = v.as_str() {
                 if let Err(e) = crate::secret::references(s) {
@@ -273,6 +276,43 @@ impl RunCheck<'_> {
             }
         }
         Some(kind)
+    }
+
+    /// Label Studio's `local_files_root` is the server's document root: an absolute path,
+    /// against which the absolute paths of the media are compared.
+    fn local_files_root(&mut self, settings: &crate::config::BackendSettings) {
+        const KEY: &str = "local_files_root";
+        let relative = |v: &serde_json::Value| {
+            v.as_str()
+                .is_some_and(|p| !p.contains("${env:") && !std::path::Path::new(p).is_absolute())
+        };
+        let help = Some(
+            "give the server's LOCAL_FILES_DOCUMENT_ROOT as an absolute path; media under it are served by Label Studio instead of uploaded".to_string(),
+        );
+        if let Some(v) = self.r.run.backend_config.get(KEY) {
+            if relative(v) {
+                self.err(
+                    &[Key("backend_config"), Key(KEY)],
+                    false,
+                    format!("`backend_config.{KEY}` must be an absolute path"),
+                    "relative path",
+                    help,
+                );
+            }
+        } else if let Some(s) = settings.values.get(KEY) {
+            if relative(&s.value) {
+                self.err(
+                    &[Key("key")],
+                    false,
+                    format!(
+                        "`{KEY}` of this run's backend ({}) must be an absolute path",
+                        s.source
+                    ),
+                    "in this run",
+                    help,
+                );
+            }
+        }
     }
 
     /// Checks view stages on their own; false when an expression does not parse.

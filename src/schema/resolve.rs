@@ -110,14 +110,67 @@ fn resolve_field(
         }
         (None, None) => return Err("is a new field and needs `type`".into()),
     };
-    // The record speaks for a field of the type it recorded; a manifest that changed the type
-    // starts afresh.
-    let rec = rec.filter(|r| r.label_type == label_type);
-    let labels = if existing {
+    let mut labels = if existing {
         observed_labels(ds, view, f.name)
     } else {
         Vec::new()
     };
+    // Detections and polylines fields may hold labels of two types: the run annotates one,
+    // and only its labels.
+    let seen = subtypes(label_type, &labels);
+    let narrows = |t: LabelType| narrowing(t) && seen.len() > 1;
+    let label_type = match (f.spec.label_type, rec) {
+        (Some(t), _) if narrowing(t) && !seen.is_empty() && !seen.contains(&t) => {
+            let held: Vec<&str> = seen.iter().map(|t| t.as_str()).collect();
+            return Err(format!(
+                "the dataset holds {} labels here, not {t}",
+                held.join(" and ")
+            ));
+        }
+        (Some(t), _) => t,
+        (None, Some(r)) if compatible(label_type, r.label_type) => r.label_type,
+        // Unlike FiftyOne (which picks detections or polygons and leaves the other labels
+        // out), a field whose type is not given is annotated whole, as its container type.
+        (None, _) => label_type,
+    };
+    if f.spec.label_type.is_some() && narrows(label_type) {
+        labels.retain(|l| label_subtype(label_type, l) == Some(label_type));
+    }
+    // The record speaks for a field of the type it recorded; a manifest that changed the type
+    // starts afresh.
+    let rec = rec.filter(|r| r.label_type == label_type);
+    // (A type given with them is refused by validation already.)
+    if f.spec.mask_targets.is_some()
+        && f.spec.label_type.is_none()
+        && label_type != LabelType::Segmentation
+    {
+        return Err(format!(
+            "`mask_targets` apply only to segmentation fields, and this field holds {label_type}"
+        ));
+    }
+    // (`classes` on such a field is refused by validation already.)
+    if label_type == LabelType::Scalar
+        && !backend.capabilities().string_scalars
+        && existing
+        && f.spec.classes.is_none()
+    {
+        let other: BTreeSet<&str> = observed_scalars(ds, view, f.name)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Number(_) => None,
+                Value::Bool(_) => Some("booleans"),
+                Value::String(_) => Some("strings"),
+                _ => Some("non-scalar values"),
+            })
+            .collect();
+        if !other.is_empty() {
+            let held: Vec<&str> = other.into_iter().collect();
+            return Err(format!(
+                "{backend} annotates only numeric scalar fields, and the dataset holds {} here",
+                held.join(" and ")
+            ));
+        }
+    }
 
     let mask_targets = f
         .spec
@@ -278,37 +331,148 @@ fn observed_type(ds: &Dataset, field: &str) -> Option<LabelType> {
         })
 }
 
+/// Call `f` with each selected sample's id and its value of `field` (frame fields: every
+/// frame's value).
+fn for_each_value(ds: &Dataset, view: &View, field: &str, mut f: impl FnMut(ObjectId, &Value)) {
+    let name = field.strip_prefix("frames.").unwrap_or(field);
+    for id in &view.sample_ids {
+        let docs: Vec<&crate::dataset::dir::Document> = match field.strip_prefix("frames.") {
+            Some(_) => ds.frames(*id),
+            None => ds.sample_by_id(*id).into_iter().collect(),
+        };
+        for d in docs {
+            // Parsed for this pass only: caching every sample's parse would keep the whole
+            // dataset parsed (about ten times its JSON) for the rest of the command.
+            let doc = d.project(&[name]);
+            if let Some(v) = doc.get(name) {
+                f(*id, v);
+            }
+        }
+    }
+}
+
 /// The label objects of `field` the view includes (frame fields: over every frame).
 fn observed_labels(ds: &Dataset, view: &View, field: &str) -> Vec<serde_json::Map<String, Value>> {
     let mut out = Vec::new();
     let filtered = view.filtered.get(field);
-    for id in &view.sample_ids {
-        let keep = |l: &serde_json::Map<String, Value>| match filtered.and_then(|f| f.get(id)) {
+    for_each_value(ds, view, field, |id, v| {
+        let keep = |l: &serde_json::Map<String, Value>| match filtered.and_then(|f| f.get(&id)) {
             Some(ids) => l
                 .get("_id")
                 .and_then(ObjectId::from_ejson)
                 .is_some_and(|lid| ids.contains(&lid)),
             None => filtered.is_none(),
         };
-        let docs: Vec<&crate::dataset::dir::Document> = match field.strip_prefix("frames.") {
-            Some(_) => ds.frames(*id),
-            None => ds.sample_by_id(*id).into_iter().collect(),
-        };
-        let name = field.strip_prefix("frames.").unwrap_or(field);
-        for d in docs {
-            // Parsed for this pass only: caching every sample's parse would keep the whole
-            // dataset parsed (about ten times its JSON) for the rest of the command.
-            let doc = d.project(&[name]);
-            if let Some(v) = doc.get(name) {
-                out.extend(
-                    crate::dataset::labels::label_objects(v)
-                        .into_iter()
-                        .filter(|l| keep(l))
-                        .cloned(),
-                );
+        out.extend(
+            crate::dataset::labels::label_objects(v)
+                .into_iter()
+                .filter(|l| keep(l))
+                .cloned(),
+        );
+    });
+    out
+}
+
+/// What a label of a `Detections` or `Polylines` field is annotated as (FiftyOne: a
+/// detection with a mask is an instance, a filled polyline a polygon); `None` for others.
+pub fn label_subtype(
+    container: LabelType,
+    label: &serde_json::Map<String, Value>,
+) -> Option<LabelType> {
+    let set = |k: &str| label.get(k).is_some_and(|v| !v.is_null());
+    match container {
+        LabelType::Detections | LabelType::Instances => Some(if set("mask") || set("mask_path") {
+            LabelType::Instances
+        } else {
+            LabelType::Detections
+        }),
+        LabelType::Polylines | LabelType::Polygons => Some(
+            if label.get("filled").and_then(Value::as_bool) == Some(true) {
+                LabelType::Polygons
+            } else {
+                LabelType::Polylines
+            },
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a field given this type holds only the labels of the type (FiftyOne's
+/// `_select_labels_with_type`). Detections are the exception: a detection with a mask can be
+/// annotated as a box, and runs that ask for boxes on such fields annotate every label.
+fn narrowing(t: LabelType) -> bool {
+    matches!(
+        t,
+        LabelType::Instances | LabelType::Polylines | LabelType::Polygons
+    )
+}
+
+/// The label types a field's labels hold, as FiftyOne tells them apart (in the order of
+/// [`LabelType::ALL`]).
+fn subtypes(container: LabelType, labels: &[serde_json::Map<String, Value>]) -> Vec<LabelType> {
+    let found: Vec<LabelType> = labels
+        .iter()
+        .filter_map(|l| label_subtype(container, l))
+        .collect();
+    LabelType::ALL
+        .into_iter()
+        .filter(|t| found.contains(t))
+        .collect()
+}
+
+/// `view` narrowed, for each field whose manifest gives a type and whose labels are of
+/// several types, to the labels of that type (the others stay out of the run, untouched).
+pub fn narrow_to_types(
+    run: &AnnotationRun,
+    schema: &ResolvedSchema,
+    ds: &Dataset,
+    view: &View,
+) -> View {
+    let mut out = view.clone();
+    let declared: Vec<String> = fields(run)
+        .into_iter()
+        .filter(|f| f.spec.label_type.is_some())
+        .map(|f| f.name.to_string())
+        .collect();
+    for (field, f) in schema.fields.iter().filter(|(n, _)| declared.contains(n)) {
+        if !narrowing(f.label_type) || field.starts_with("frames.") {
+            continue;
+        }
+        let mut kept: std::collections::HashMap<ObjectId, Vec<ObjectId>> =
+            std::collections::HashMap::new();
+        let mut mixed = false;
+        let before = view.filtered.get(field.as_str());
+        for_each_value(ds, view, field, |id, v| {
+            let ids = kept.entry(id).or_default();
+            for l in crate::dataset::labels::label_objects(v) {
+                let Some(lid) = l.get("_id").and_then(ObjectId::from_ejson) else {
+                    continue;
+                };
+                if before.is_some_and(|b| !b.get(&id).is_some_and(|k| k.contains(&lid))) {
+                    continue;
+                }
+                if label_subtype(f.label_type, l) == Some(f.label_type) {
+                    ids.push(lid);
+                } else {
+                    mixed = true;
+                }
             }
+        });
+        if mixed {
+            out.filtered.insert(field.clone(), kept);
         }
     }
+    out
+}
+
+/// The scalar values of `field` the view includes.
+fn observed_scalars(ds: &Dataset, view: &View, field: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for_each_value(ds, view, field, |_, v| {
+        if !v.is_null() {
+            out.push(v.clone());
+        }
+    });
     out
 }
 

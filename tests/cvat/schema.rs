@@ -79,7 +79,10 @@ fn classes_of_existing_fields_cover_the_observed_labels() {
     let ws = Ws::new(&cvat, ALL_TYPES, "");
     ws.manifest(
         "run.yaml",
-        &format!("{}view:\n  - limit: 2\nlabel_field: clss\n", run_header("scenes")),
+        &format!(
+            "{}view:\n  - limit: 2\nlabel_field: clss\n",
+            run_header("scenes")
+        ),
     );
     let plan = ws.plan();
     assert_eq!(
@@ -146,7 +149,10 @@ fn deleted_fields_and_broken_runs_block_nothing() {
     );
     ws.manifest(
         "b.yaml",
-        &format!("{}view:\n  - limit: 1\nlabel_field: n_float\n", run_header("score")),
+        &format!(
+            "{}view:\n  - limit: 1\nlabel_field: n_float\n",
+            run_header("score")
+        ),
     );
     ws.apply();
     let recorded = ws.record("boxes")["schema"].clone();

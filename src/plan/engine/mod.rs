@@ -243,6 +243,7 @@ impl<'a> Engine<'a> {
                     .join("; ")
             ))
         })?;
+        let view = resolve::narrow_to_types(run, &schema, ds, &view);
         if schema.fields.keys().any(|f| f.starts_with("frames.")) {
             return Err(EngineError::Run(format!(
                 "run `{}`: video runs are not supported yet",
