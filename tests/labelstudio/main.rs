@@ -9,6 +9,7 @@
 
 mod acceptance;
 mod proxy;
+mod schema;
 mod timings;
 
 /// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
