@@ -265,6 +265,10 @@ pub struct CvatConfig {
     pub project_name: Option<String>,
     /// Existing project to upload into.
     pub project_id: Option<u64>,
+    /// With `project_id`, or a `project_name` that already exists: add the run's classes and
+    /// attributes to that project. By default (false) the project's own labels are the run's
+    /// schema and the manifest's classes and attributes are not used, as in FiftyOne.
+    pub extend_project_schema: Option<bool>,
     /// Task name (a batch suffix is added when a run has several tasks).
     pub task_name: Option<String>,
     /// Attribute holding existing / receiving downloaded occluded values.

@@ -331,6 +331,54 @@ fn observed_type(ds: &Dataset, field: &str) -> Option<LabelType> {
         })
 }
 
+/// `schema` for a run uploading into a project it did not create: every label field's
+/// classes and attributes are the project's (FiftyOne: "the schema of the project is
+/// automatically applied"); types, restrictions and mask targets stay the run's. Attributes
+/// every class has are the field's, the others belong to their classes.
+pub fn with_project_classes(
+    schema: &ResolvedSchema,
+    classes: &[(String, IndexMap<String, ResolvedAttribute>)],
+) -> ResolvedSchema {
+    let mut out = schema.clone();
+    for f in out.fields.values_mut() {
+        if matches!(f.label_type, LabelType::Scalar | LabelType::Segmentation) {
+            continue;
+        }
+        f.classes = classes.iter().map(|(c, _)| c.clone()).collect();
+        let common: IndexMap<String, ResolvedAttribute> = classes
+            .first()
+            .map(|(_, attrs)| {
+                attrs
+                    .iter()
+                    .filter(|(n, a)| classes.iter().all(|(_, o)| o.get(*n) == Some(a)))
+                    .map(|(n, a)| (n.clone(), a.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The attributes CVAT keeps apart from labels (occluded, group id) stay the run's.
+        f.attributes.retain(|_, a| {
+            matches!(
+                a.attr_type,
+                AttributeType::Occluded | AttributeType::GroupId
+            )
+        });
+        f.attributes.extend(common.clone());
+        f.class_attributes = classes
+            .iter()
+            .map(|(c, attrs)| {
+                let own: IndexMap<String, ResolvedAttribute> = attrs
+                    .iter()
+                    .filter(|(n, _)| !common.contains_key(*n))
+                    .map(|(n, a)| (n.clone(), a.clone()))
+                    .collect();
+                (c.clone(), own)
+            })
+            .filter(|(_, own)| !own.is_empty())
+            .collect();
+    }
+    out
+}
+
 /// Call `f` with each selected sample's id and its value of `field` (frame fields: every
 /// frame's value).
 fn for_each_value(ds: &Dataset, view: &View, field: &str, mut f: impl FnMut(ObjectId, &Value)) {

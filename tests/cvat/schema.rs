@@ -212,3 +212,105 @@ fn deleted_fields_and_broken_runs_block_nothing() {
     assert!(stderr.contains("run `broken`"), "{stderr}");
     assert_eq!(cvat.project("annoform/ds/broken"), None);
 }
+
+/// A project someone else made, with these labels (name, visible text attributes).
+fn foreign_project(cvat: &Cvat, name: &str, labels: &[(&str, &[&str])]) -> u64 {
+    let labels: Vec<Value> = labels
+        .iter()
+        .map(|(l, attrs)| {
+            json!({"name": l, "type": "rectangle", "attributes": attrs.iter().map(|a| json!({
+                "name": a, "input_type": "text", "mutable": true, "values": [""], "default_value": ""
+            })).collect::<Vec<_>>()})
+        })
+        .collect();
+    cvat.send(
+        reqwest::Method::POST,
+        "/api/projects",
+        &json!({"name": name, "labels": labels}),
+    )["id"]
+        .as_u64()
+        .unwrap()
+}
+
+fn label_names(cvat: &Cvat, pid: u64) -> Vec<String> {
+    cvat.labels(pid)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A run uploading into an existing project (by `project_name` or `project_id`) takes the
+/// project's labels as its schema, as FiftyOne does: the manifest's classes and attributes
+/// are not added to someone else's project unless `extend_project_schema` says so, and the
+/// plan says which. Labels the project cannot hold stop the plan before anything is created.
+#[test]
+fn an_existing_projects_schema_wins() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, ALL_TYPES, "");
+    let pid = foreign_project(
+        &cvat,
+        "shared",
+        &[("car", &["make"]), ("person", &["make"])],
+    );
+    ws.manifest(
+        "reuse.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nbackend_config:\n  project_name: shared\nlabel_field: ground_truth\nclasses: [car, person, bike, truck]\nattributes:\n  color: {{type: text}}\n",
+            run_header("reuse")
+        ),
+    );
+    let text = ws.run(&["plan", "-v"]);
+    assert!(
+        text.contains("upload into the existing project `shared`"),
+        "{text}"
+    );
+    let plan = ws.plan();
+    let field = &plan["runs"][0]["schema"]["fields"]["ground_truth"];
+    assert_eq!(field["classes"], json!(["car", "person"]), "{plan:#}");
+    assert_eq!(field["attributes"]["make"]["type"], "text", "{plan:#}");
+    assert!(field["attributes"].get("color").is_none(), "{plan:#}");
+    ws.apply();
+    assert_eq!(label_names(&cvat, pid), ["car", "person"], "no label added");
+    let car = cvat.label(pid, "car");
+    let visible: Vec<&str> = car["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .filter(|n| !["label_id", "index"].contains(n))
+        .collect();
+    assert_eq!(visible, ["make"], "{car:#}");
+    assert_eq!(cvat.tasks(pid).len(), 1);
+    assert!(actions(&ws.plan()).is_empty());
+
+    // A project that cannot hold the run's labels (by id): refused at plan, nothing created.
+    let narrow = foreign_project(&cvat, "cars only", &[("car", &[])]);
+    ws.manifest(
+        "narrow.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nbackend_config:\n  project_id: {narrow}\nlabel_field: ground_truth\n",
+            run_header("narrow")
+        ),
+    );
+    let (ok, stdout, stderr) = ws.try_run(&["apply", "--auto-approve"]);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("has no labels for classes `person` of field `ground_truth`"),
+        "{stderr}"
+    );
+    assert!(cvat.tasks(narrow).is_empty(), "nothing created");
+
+    // The opt-in: the run's classes are added to the project.
+    ws.manifest(
+        "narrow.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nbackend_config:\n  project_id: {narrow}\n  extend_project_schema: true\nlabel_field: ground_truth\n",
+            run_header("narrow")
+        ),
+    );
+    let text = ws.run(&["plan", "-v"]);
+    assert!(text.contains("adding the run's missing classes"), "{text}");
+    ws.apply();
+    assert_eq!(label_names(&cvat, narrow), ["car", "person", "bike"]);
+    assert_eq!(cvat.tasks(pid).len(), 1, "the first run is untouched");
+}

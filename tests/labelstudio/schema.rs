@@ -26,8 +26,7 @@ fn polygons_on_a_mixed_field_upload_only_polygons() {
     let before = ws.samples();
     let plan = ws.plan();
     assert_eq!(
-        plan["runs"][0]["fields"]["polylines"]["upload"],
-        5,
+        plan["runs"][0]["fields"]["polylines"]["upload"], 5,
         "one filled polygon per sample: {plan:#}"
     );
     ws.run(&["apply", "--auto-approve"]);

@@ -886,6 +886,48 @@ impl Backend for CvatBackend {
             }))
     }
 
+    fn existing_project(
+        &mut self,
+        settings: &serde_json::Map<String, Value>,
+    ) -> Result<Option<ExistingProject>, BackendError> {
+        let mut all = self.defaults.clone();
+        all.extend(settings.clone());
+        let project = match (
+            all.get("project_id").and_then(Value::as_u64),
+            all.get("project_name").and_then(Value::as_str),
+        ) {
+            (Some(pid), _) => {
+                let p = self
+                    .rt
+                    .block_on(self.get_opt(&format!("/api/projects/{pid}"), &[]))
+                    .map_err(|e| self.http_error(e))?
+                    .ok_or_else(|| self.error(format!("there is no CVAT project {pid}")))?;
+                RemoteProject {
+                    id: pid.to_string(),
+                    name: p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    url: Some(self.http.url(&format!("/projects/{pid}"))),
+                }
+            }
+            (None, Some(name)) => match self.find_project(name)? {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        let labels = self
+            .rt
+            .block_on(self.labels_of(&project.id))
+            .map_err(|e| self.http_error(e))?;
+        Ok(Some(ExistingProject {
+            project,
+            classes: labels::project_classes(&labels),
+        }))
+    }
+
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
         let meta = Meta::new(&spec.schema, &self.defaults, &spec.config);
         let schema = meta.schema.clone();

@@ -349,6 +349,54 @@ impl LabelMap {
     }
 }
 
+/// The classes of an existing project and their visible attributes, as a run would annotate
+/// them (annoform's hidden attributes left out; CVAT's `number` inputs are text).
+pub fn project_classes(labels: &[LabelSpec]) -> Vec<(String, IndexMap<String, ResolvedAttribute>)> {
+    const HIDDEN: [&str; 4] = [LABEL_ID_ATTR, INDEX_ATTR, NAN_ATTR, FILLED_ATTR];
+    labels
+        .iter()
+        .map(|l| {
+            let attrs = l
+                .attributes
+                .iter()
+                .filter(|a| !HIDDEN.contains(&a.name.as_str()))
+                .map(|a| {
+                    let attr_type = match a.input_type.as_str() {
+                        "select" => AttributeType::Select,
+                        "radio" => AttributeType::Radio,
+                        "checkbox" => AttributeType::Checkbox,
+                        _ => AttributeType::Text,
+                    };
+                    let listed = matches!(attr_type, AttributeType::Select | AttributeType::Radio);
+                    let values: Vec<Scalar> = if listed {
+                        a.values
+                            .iter()
+                            .filter(|v| *v != UNSET)
+                            .map(|v| Scalar::Str(v.clone()))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let default =
+                        (listed && !a.default_value.is_empty() && a.default_value != UNSET)
+                            .then(|| Scalar::Str(a.default_value.clone()));
+                    (
+                        a.name.clone(),
+                        ResolvedAttribute {
+                            attr_type,
+                            values,
+                            default,
+                            read_only: false,
+                            mutable: a.mutable,
+                        },
+                    )
+                })
+                .collect();
+            (l.name.clone(), attrs)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -66,10 +66,14 @@ impl Engine<'_> {
         &mut self,
         dataset: &str,
         key: &str,
-        desired: Option<Desired>,
+        mut desired: Option<Desired>,
         record: Option<RunRecord>,
         goal: Goal,
     ) -> Result<RunWork, EngineError> {
+        let mut project_notes = Vec::new();
+        if let Some(d) = desired.as_mut() {
+            project_notes = self.project_schema(d, record.as_ref())?;
+        }
         let backend_name = desired
             .as_ref()
             .map(|d| d.backend.clone())
@@ -89,6 +93,7 @@ impl Engine<'_> {
             schema: desired.as_ref().map(|d| d.schema.clone()),
             error: None,
         };
+        plan.details.extend(project_notes);
         let mut work = RunWork {
             guard: Guard {
                 dataset: dataset.to_string(),
@@ -155,6 +160,101 @@ impl Engine<'_> {
         work.desired = desired;
         work.record = record;
         Ok(work)
+    }
+
+    /// A run that names its project (`project_id`, `project_name`) shares a project it may
+    /// not have created: unless `extend_project_schema` is set, the project's labels are the
+    /// run's classes and attributes, and the manifest's are not used (FiftyOne's rule).
+    /// Returns what the plan says about it.
+    fn project_schema(
+        &mut self,
+        d: &mut Desired,
+        record: Option<&RunRecord>,
+    ) -> Result<Vec<String>, EngineError> {
+        let names_project =
+            d.settings.contains_key("project_id") || d.settings.contains_key("project_name");
+        if d.kind != BackendKind::Cvat || !names_project {
+            return Ok(Vec::new());
+        }
+        let extend = d
+            .settings
+            .get("extend_project_schema")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if let Some(r) = record {
+            if extend || same_schema(&r.schema, &d.schema) {
+                return Ok(Vec::new());
+            }
+            // Keep the recorded classes and attributes: the project is not the run's to grow.
+            let mut schema = r.schema.clone();
+            for (name, f) in schema.fields.iter_mut() {
+                if let Some(want) = d.schema.fields.get(name) {
+                    f.restrictions = want.restrictions;
+                }
+            }
+            let changed = !same_schema(&schema, &d.schema);
+            d.schema = schema;
+            return Ok(changed
+                .then(|| {
+                    "the manifest's classes or attributes differ from the shared project's; not applied (set `extend_project_schema: true` to add them to the project)".to_string()
+                })
+                .into_iter()
+                .collect());
+        }
+        let Some(existing) = self.backend(&d.backend)?.existing_project(&d.settings)? else {
+            return Ok(Vec::new());
+        };
+        let p = &existing.project;
+        if extend {
+            return Ok(vec![format!(
+                "upload into the existing project `{}` ({}), adding the run's missing classes and attributes to it (extend_project_schema)",
+                p.name, p.id
+            )]);
+        }
+        let schema = resolve::with_project_classes(&d.schema, &existing.classes);
+        let ds = self.dataset(&d.loaded.run.dataset)?;
+        for (field, f) in &schema.fields {
+            if matches!(f.label_type, LabelType::Scalar | LabelType::Segmentation) {
+                continue;
+            }
+            let mut missing: Vec<String> = Vec::new();
+            for id in &d.view.sample_ids {
+                for l in view_labels(ds, &d.view, *id, field, f.label_type) {
+                    if let Some(c) = l.get("label").and_then(Value::as_str) {
+                        if !f.classes.iter().any(|x| x == c) && !missing.iter().any(|m| m == c) {
+                            missing.push(c.to_string());
+                        }
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                missing.sort();
+                return Err(EngineError::Run(format!(
+                    "run `{}`: the existing project `{}` ({}) has no labels for classes {} of field `{field}` that the run would upload; add them to the project, or set `backend_config.extend_project_schema: true` to let annoform add them",
+                    d.loaded.run.key,
+                    p.name,
+                    p.id,
+                    missing
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let note = format!(
+            "upload into the existing project `{}` ({}): its labels ({}) are the run's classes and attributes; the manifest's are not used (set `extend_project_schema: true` to add them to the project)",
+            p.name,
+            p.id,
+            existing
+                .classes
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        d.schema = schema;
+        Ok(vec![note])
     }
 
     fn plan_existing(
