@@ -232,7 +232,7 @@ fn restrictions_and_read_only_attributes() {
 }
 
 /// Numbers equal within float error (pixels drawn in CVAT need not be short decimals).
-fn close(v: &Value, want: &[f64]) {
+pub(crate) fn close(v: &Value, want: &[f64]) {
     let got: Vec<f64> = v
         .as_array()
         .unwrap()

@@ -314,3 +314,37 @@ fn an_existing_projects_schema_wins() {
     assert_eq!(label_names(&cvat, narrow), ["car", "person", "bike"]);
     assert_eq!(cvat.tasks(pid).len(), 1, "the first run is untouched");
 }
+
+/// A merge into a field deleted from the dataset since upload restores the run's labels into
+/// it, with their ids, as FiftyOne's `load_annotations` does.
+#[test]
+fn a_merge_restores_a_deleted_field() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, ALL_TYPES, "");
+    ws.manifest(
+        "a.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nlabel_field: ground_truth\nload:\n  when: always\n",
+            run_header("boxes")
+        ),
+    );
+    let before = ws.samples();
+    ws.apply();
+    delete_field(&ws, "ground_truth");
+    let pid = cvat.project("annoform/ds/boxes").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    let gt = before[0]["ground_truth"]["detections"].as_array().unwrap();
+    let mut car = cvat.shape_of(tid, pid, oid(&gt[0]));
+    car["points"] = json!([0, 0, 32, 24]);
+    cvat.edit(tid, "update", vec![car], vec![]);
+    let plan = ws.plan();
+    assert_eq!(actions(&plan), ["merge"], "{plan:#}");
+    assert_eq!(counts(&plan, "ground_truth")[0], 2, "{plan:#}");
+    ws.apply();
+    let after = ws.samples();
+    let restored = after[0]["ground_truth"]["detections"].as_array().unwrap();
+    let ids: Vec<&str> = restored.iter().map(oid).collect();
+    assert_eq!(ids, [oid(&gt[0]), oid(&gt[1])], "{restored:#?}");
+    crate::acceptance::close(&restored[0]["bounding_box"], &[0.0, 0.0, 0.5, 0.5]);
+    assert!(actions(&ws.plan()).is_empty());
+}
