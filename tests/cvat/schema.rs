@@ -349,3 +349,35 @@ fn a_merge_restores_a_deleted_field() {
     crate::acceptance::close(&restored[0]["bounding_box"], &[0.0, 0.0, 0.5, 0.5]);
     assert!(actions(&ws.plan()).is_empty());
 }
+
+/// A run failing at apply (here: an assignee the server does not know) stops only itself:
+/// the other runs are applied, and apply exits 1 naming the failure.
+#[test]
+fn a_run_failing_at_apply_does_not_stop_the_others() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, ALL_TYPES, "");
+    ws.manifest(
+        "a.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nbackend_config:\n  task_assignee: nobody_here\nlabel_field: cls\n",
+            run_header("assigned")
+        ),
+    );
+    ws.manifest(
+        "b.yaml",
+        &format!(
+            "{}view:\n  - limit: 1\nlabel_field: kps\n",
+            run_header("points")
+        ),
+    );
+    let (ok, _, stderr) = ws.try_run(&["apply", "--auto-approve"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("there is no CVAT user `nobody_here`"),
+        "{stderr}"
+    );
+    let points = cvat
+        .project("annoform/ds/points")
+        .expect("the other run was applied");
+    assert_eq!(cvat.tasks(points).len(), 1);
+}

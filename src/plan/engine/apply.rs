@@ -11,6 +11,9 @@ impl Engine<'_> {
         progress: &dyn Progress,
     ) -> Result<Vec<String>, EngineError> {
         let mut done = Vec::new();
+        // One run failing stops only that run: the others are applied, then the failure is
+        // reported (each step of the failed run is saved, so it resumes on the next apply).
+        let mut failed: Vec<(String, EngineError)> = Vec::new();
         for w in work.runs {
             if w.plan.actions.is_empty() && w.merge.is_none() {
                 continue;
@@ -26,10 +29,24 @@ impl Engine<'_> {
                 w.plan.dataset,
                 w.plan.key
             );
-            self.apply_run(w, progress)?;
-            done.push(summary);
+            let key = w.plan.key.clone();
+            match self.apply_run(w, progress) {
+                Ok(()) => done.push(summary),
+                Err(e) => failed.push((key, e)),
+            }
         }
-        Ok(done)
+        match failed.len() {
+            0 => Ok(done),
+            1 => Err(failed.remove(0).1),
+            n => Err(EngineError::Run(format!(
+                "{n} runs failed: {}",
+                failed
+                    .iter()
+                    .map(|(key, e)| format!("run `{key}`: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        }
     }
 
     fn apply_run(&mut self, w: RunWork, progress: &dyn Progress) -> Result<(), EngineError> {
