@@ -830,6 +830,51 @@ mod tests {
         );
     }
 
+    /// A run in an existing project takes the project's classes; attributes every class has
+    /// are the field's, the others their class's; CVAT's occluded flag stays the run's.
+    #[test]
+    fn a_projects_classes_replace_the_runs() {
+        let s = resolved("label_field: ground_truth\n", BackendKind::Cvat).unwrap();
+        let text = || BackendKind::Cvat.recommend_attribute("x", &Value::Null);
+        let common: IndexMap<String, ResolvedAttribute> = [("make".to_string(), text())].into();
+        let mut truck = common.clone();
+        truck.insert("axles".into(), text());
+        let adopted = with_project_classes(&s, &[("car".into(), common), ("truck".into(), truck)]);
+        let f = &adopted.fields["ground_truth"];
+        assert_eq!(f.classes, ["car", "truck"]);
+        let names: Vec<&str> = f.attributes.keys().map(String::as_str).collect();
+        assert_eq!(names, ["occluded", "make"]);
+        assert_eq!(f.class_attributes.len(), 1);
+        assert!(f.class_attributes["truck"].contains_key("axles"));
+        assert_eq!(f.restrictions, s.fields["ground_truth"].restrictions);
+    }
+
+    /// A declared `polygons` on a field of polygons and open polylines keeps only the
+    /// polygons in the run; without a type the field is annotated whole.
+    #[test]
+    fn declared_types_narrow_mixed_fields() {
+        let ds = fixture();
+        let r = run("label_field: polylines\nlabel_type: polygons\n");
+        let v = view::apply(&r.view, &ds).unwrap();
+        let s = resolve(&r, &ds, &v, BackendKind::Cvat, None).unwrap();
+        assert_eq!(
+            s.fields["polylines"].classes,
+            ["car", "person", "bike", "cat", "pool"]
+        );
+        let narrowed = narrow_to_types(&r, &s, &ds, &v);
+        let kept = &narrowed.filtered["polylines"];
+        assert_eq!(kept.len(), v.sample_ids.len());
+        assert!(kept.values().all(|ids| ids.len() == 1), "{kept:?}");
+        let r = run("label_field: polylines\n");
+        let s = resolve(&r, &ds, &v, BackendKind::Cvat, None).unwrap();
+        assert_eq!(s.fields["polylines"].label_type, LabelType::Polylines);
+        assert!(
+            !narrow_to_types(&r, &s, &ds, &v)
+                .filtered
+                .contains_key("polylines")
+        );
+    }
+
     #[test]
     fn observed_labels_follow_filter_labels() {
         let s = resolved(
