@@ -19,7 +19,7 @@ fn existing_attributes_get_fiftyones_widgets() {
     ws.manifest(
         "run.yaml",
         &format!(
-            "{}view:\n  - limit: 1\nlabel_field: ground_truth\n",
+            "{}view:\n  - limit: 1\nlabel_field: ground_truth\nload:\n  when: always\n",
             run_header("attrs")
         ),
     );
@@ -67,7 +67,11 @@ fn existing_attributes_get_fiftyones_widgets() {
         .find(|s| s["label_id"] == car["id"])
         .expect("the car box");
     assert_eq!(car_box["occluded"], true, "{car_box:#}");
+    // The round trip through the widgets changes nothing.
+    let before = ws.samples();
+    ws.apply();
     assert!(actions(&ws.plan()).is_empty());
+    assert_eq!(ws.samples(), before);
 }
 
 /// An existing field without `classes` gets the dataset's declared classes and every
