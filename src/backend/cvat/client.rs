@@ -141,10 +141,16 @@ pub fn effective_schema(
             continue;
         };
         for f in out.fields.values_mut() {
+            // As in FiftyOne, only fields without an attribute of that kind of their own (given
+            // or inferred, such as a boolean `occluded`) get one.
             if matches!(
                 f.label_type,
                 LabelType::Classification | LabelType::Classifications | LabelType::Scalar
-            ) {
+            ) || f
+                .attributes
+                .iter()
+                .any(|(n, a)| a.attr_type == t && n != name)
+            {
                 continue;
             }
             let read_only = f.attributes.get(name).is_some_and(|a| a.read_only);
@@ -1321,6 +1327,30 @@ fn label_patch(current: &[LabelSpec], wanted: &[LabelSpec]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::schema::ResolvedField;
+
+    /// `occluded_attr` applies to the fields without an occluded attribute of their own.
+    #[test]
+    fn occluded_attr_leaves_fields_with_their_own_alone() {
+        let mut own = ResolvedField::new(LabelType::Detections, vec!["car".into()]);
+        own.attributes.insert(
+            "occluded".into(),
+            BackendKind::Cvat.recommend_attribute("occluded", &json!(true)),
+        );
+        let other = ResolvedField::new(LabelType::Detections, vec!["car".into()]);
+        let mut schema = ResolvedSchema::default();
+        schema.fields.insert("own".into(), own);
+        schema.fields.insert("other".into(), other);
+        let mut settings = serde_json::Map::new();
+        settings.insert("occluded_attr".into(), json!("hidden"));
+        let out = effective_schema(&schema, &settings);
+        assert!(!out.fields["own"].attributes.contains_key("hidden"));
+        assert_eq!(
+            out.fields["other"].attributes["hidden"].attr_type,
+            AttributeType::Occluded
+        );
+    }
 
     #[test]
     fn a_run_given_a_project_id_never_owns_it() {
