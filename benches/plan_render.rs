@@ -94,6 +94,8 @@ fn run(i: usize) -> RunPlan {
                 format!("step {d}: a human-readable line explaining what apply will do for run {i}")
             })
             .collect(),
+        schema: None,
+        error: None,
     }
 }
 

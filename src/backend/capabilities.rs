@@ -2,6 +2,7 @@
 //! (and without) talking to a server.
 
 use crate::manifest::{AttributeType, LabelType};
+use crate::schema::ResolvedAttribute;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,38 @@ impl BackendKind {
             BackendKind::Labelstudio => &LABELSTUDIO,
             BackendKind::Darwin => &DARWIN,
             BackendKind::Custom => &CUSTOM,
+        }
+    }
+
+    /// The widget this backend recommends for an existing attribute named `name` whose first
+    /// value is `value` (FiftyOne's `recommend_attr_tool`; `Value::Null` for a name alone).
+    pub fn recommend_attribute(self, name: &str, value: &serde_json::Value) -> ResolvedAttribute {
+        use serde_json::Value;
+        let caps = self.capabilities();
+        let attr_type = match value {
+            Value::Bool(_)
+                if name == "occluded" && caps.supports_attribute_type(AttributeType::Occluded) =>
+            {
+                AttributeType::Occluded
+            }
+            Value::Number(n)
+                if name == "group_id"
+                    && n.is_i64()
+                    && caps.supports_attribute_type(AttributeType::GroupId) =>
+            {
+                AttributeType::GroupId
+            }
+            Value::Bool(_) if caps.supports_attribute_type(AttributeType::Checkbox) => {
+                AttributeType::Checkbox
+            }
+            _ => AttributeType::Text,
+        };
+        ResolvedAttribute {
+            attr_type,
+            values: Vec::new(),
+            default: None,
+            read_only: false,
+            mutable: true,
         }
     }
 
@@ -235,6 +268,10 @@ pub struct CvatConfig {
     pub project_name: Option<String>,
     /// Existing project to upload into.
     pub project_id: Option<u64>,
+    /// With `project_id`, or a `project_name` that already exists: add the run's classes and
+    /// attributes to that project. By default (false) the project's own labels are the run's
+    /// schema and the manifest's classes and attributes are not used, as in FiftyOne.
+    pub extend_project_schema: Option<bool>,
     /// Task name (a batch suffix is added when a run has several tasks).
     pub task_name: Option<String>,
     /// Attribute holding existing / receiving downloaded occluded values.

@@ -258,6 +258,14 @@ pub struct ProjectContext<'a> {
     pub tasks: &'a [crate::state::TaskRecord],
 }
 
+/// A project that exists before the run, as [`Backend::existing_project`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExistingProject {
+    pub project: RemoteProject,
+    /// Its classes (label names) in the server's order, each with its visible attributes.
+    pub classes: Vec<(String, IndexMap<String, crate::schema::ResolvedAttribute>)>,
+}
+
 /// What every backend implements. Calls are synchronous from the engine's point of view;
 /// HTTP backends parallelise inside, within the shared HTTP policy.
 pub trait Backend {
@@ -272,6 +280,15 @@ pub trait Backend {
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError>;
     /// Create a project.
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError>;
+    /// The project a new run would upload into although annoform did not create it for the
+    /// run (CVAT: `project_id`, or a project found by `project_name`), with its classes and
+    /// their attributes; `None` when the run gets a project of its own.
+    fn existing_project(
+        &mut self,
+        _settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<ExistingProject>, BackendError> {
+        Ok(None)
+    }
     /// Tell the backend what the run's record knows about an existing project, before other
     /// calls about it (nothing is sent to the server).
     fn attach(&mut self, _project: &RemoteProject, _context: ProjectContext<'_>) {}

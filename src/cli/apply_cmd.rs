@@ -1,7 +1,7 @@
 //! `annoform apply` and `annoform destroy`.
 
 use super::plan_cmd::{OutputArgs, print_plan};
-use super::session::{Bars, Session, confirm, engine_error};
+use super::session::{Bars, Session, confirm, engine_error, failed_runs};
 use super::{CommandError, Context};
 use crate::plan::engine::{Connection, Engine, Goal, Links, PlanFile};
 use crate::plan::model::Action;
@@ -85,6 +85,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         &session.store,
         session.datasets,
     );
+    engine.set_failed(session.failed);
     let (work, from_file) = match &args.plan_file {
         None => (
             engine
@@ -109,9 +110,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         }
     };
     print_plan(ctx, &work, &args.output)?;
+    let planned = work.plan.clone();
     if !work.plan.changes && work.runs.iter().all(|r| r.plan.actions.is_empty()) {
         eprintln!("Nothing to apply.");
-        return Ok(());
+        return failed_runs(&planned);
     }
     if !from_file {
         confirm(
@@ -155,7 +157,8 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
             open_url(url)?;
         }
     }
-    super::print(&out)
+    super::print(&out)?;
+    failed_runs(&planned)
 }
 
 /// Task links shown after apply; more are listed by `annoform status`.
@@ -214,6 +217,7 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
         &session.store,
         session.datasets,
     );
+    engine.set_failed(session.failed);
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Destroy)
         .map_err(engine_error)?;
@@ -226,8 +230,9 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
             verbose: true,
         },
     )?;
+    let planned = work.plan.clone();
     if !work.plan.changes {
-        return Ok(());
+        return failed_runs(&planned);
     }
     confirm(
         "Do you really want to destroy these runs?",
@@ -237,5 +242,6 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     super::print(&format!(
         "Destroy complete: {} run(s) destroyed.\n",
         done.len()
-    ))
+    ))?;
+    failed_runs(&planned)
 }

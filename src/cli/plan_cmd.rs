@@ -57,6 +57,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
         &session.store,
         session.datasets,
     );
+    engine.set_failed(session.failed);
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Converge)
         .map_err(engine_error)?;
@@ -72,6 +73,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
             path.display()
         );
     }
+    super::session::failed_runs(&work.plan)?;
     Ok(work.plan.changes)
 }
 

@@ -3,12 +3,15 @@
 
 use super::{CommandError, Context};
 use crate::config::Config;
+use crate::diag::Problem;
 use crate::manifest::load::{self, LoadedRun};
 use crate::manifest::validate;
 use crate::plan::engine::{EngineError, Progress};
+use crate::schema::RecordedSchemas;
 use crate::state::local::LocalStore;
 use crate::state::lock::{Lock, LockGuard};
 use crate::workspace::Datasets;
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -19,6 +22,42 @@ pub struct Session {
     pub store: LocalStore,
     /// The datasets validation loaded, handed on to the engine.
     pub datasets: Datasets,
+    /// Runs (dataset, key) whose manifests do not resolve against their datasets, with why.
+    pub failed: HashMap<(String, String), String>,
+}
+
+/// The schemas recorded for the runs of a state store (unreadable records are left to the
+/// commands that read them).
+pub fn recorded_schemas(store: &LocalStore) -> RecordedSchemas {
+    store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(dataset, key)| {
+            let r = store.get(&dataset, &key).ok()??;
+            Some(((dataset, key), r.schema))
+        })
+        .collect()
+}
+
+/// Report the runs a plan could not plan; an error (exit 1) when there are any.
+pub fn failed_runs(plan: &crate::plan::model::Plan) -> Result<(), CommandError> {
+    let failed: Vec<_> = plan.failed().collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for r in &failed {
+        eprintln!(
+            "error: run `{}` (dataset `{}`) was not planned: {}",
+            r.key,
+            r.dataset,
+            r.error.as_deref().unwrap_or_default()
+        );
+    }
+    Err(CommandError::failed(format!(
+        "{} run(s) could not be planned; the others were",
+        failed.len()
+    )))
 }
 
 impl Session {
@@ -27,8 +66,15 @@ impl Session {
         let config = ctx.config()?;
         let loaded = load::load(&[config.manifest_dir()], &config.root);
         let mut datasets = Datasets::new(&config);
+        let store = LocalStore::new(config.root.join(&config.state_path.value));
+        let v = validate::validate_split(
+            &loaded.runs,
+            &config,
+            &mut datasets,
+            &recorded_schemas(&store),
+        );
         let mut problems = loaded.problems;
-        problems.extend(validate::validate(&loaded.runs, &config, &mut datasets));
+        problems.extend(v.problems);
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.position());
             ctx.ui.report(&problems);
@@ -38,12 +84,24 @@ impl Session {
             ))
             .hint("run `annoform validate` for the full report"));
         }
-        let store = LocalStore::new(config.root.join(&config.state_path.value));
+        // A run that does not resolve against its dataset stops only itself.
+        let mut per_run: Vec<Problem> = v.per_run.iter().map(|(_, p)| p.clone()).collect();
+        per_run.sort_by_key(|p| p.position());
+        ctx.ui.report(&per_run);
+        let mut failed: HashMap<(String, String), String> = HashMap::new();
+        for (run, p) in v.per_run {
+            let e = failed.entry(run).or_default();
+            if !e.is_empty() {
+                e.push_str("; ");
+            }
+            e.push_str(&p.message);
+        }
         Ok(Session {
             runs: loaded.runs,
             store,
             config,
             datasets,
+            failed,
         })
     }
 

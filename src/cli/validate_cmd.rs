@@ -37,10 +37,12 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     };
     let loaded = load::load(&paths, &config.root);
     let mut problems = loaded.problems;
-    problems.extend(validate::validate(
+    let store = crate::state::local::LocalStore::new(config.root.join(&config.state_path.value));
+    problems.extend(validate::validate_with(
         &loaded.runs,
         &config,
         &mut crate::workspace::Datasets::new(&config),
+        &super::session::recorded_schemas(&store),
     ));
     problems.sort_by_key(|p| p.position());
 

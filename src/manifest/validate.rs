@@ -9,7 +9,7 @@ use crate::backend::{BackendKind, Capabilities};
 use crate::config::Config;
 use crate::dataset::{expr, view};
 use crate::diag::Problem;
-use crate::schema::resolve;
+use crate::schema::{RecordedSchemas, ResolvedSchema, resolve};
 use crate::workspace::Datasets;
 use std::collections::HashMap;
 
@@ -77,7 +77,41 @@ const SHORTHAND: [&str; 10] = [
 
 /// Validate loaded runs against the workspace; returns every problem found.
 pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &mut Datasets) -> Vec<Problem> {
+    validate_with(runs, config, datasets, &RecordedSchemas::new())
+}
+
+/// [`validate`], resolving runs that have a record from the schema recorded for them.
+pub fn validate_with(
+    runs: &[LoadedRun],
+    config: &Config,
+    datasets: &mut Datasets,
+    recorded: &RecordedSchemas,
+) -> Vec<Problem> {
+    let v = validate_split(runs, config, datasets, recorded);
+    let mut problems = v.problems;
+    problems.extend(v.per_run.into_iter().map(|(_, p)| p));
+    problems
+}
+
+/// Problems of the manifests, apart from those that concern one run against its dataset.
+#[derive(Debug, Default)]
+pub struct Validation {
+    /// Problems of the manifests themselves: nothing can be planned while they stand.
+    pub problems: Vec<Problem>,
+    /// Problems of one run against its dataset (dataset, key): that run cannot be planned,
+    /// the others can.
+    pub per_run: Vec<((String, String), Problem)>,
+}
+
+/// [`validate_with`], keeping the problems of one run against its dataset apart.
+pub fn validate_split(
+    runs: &[LoadedRun],
+    config: &Config,
+    datasets: &mut Datasets,
+    recorded: &RecordedSchemas,
+) -> Validation {
     let mut problems = Vec::new();
+    let mut per_run = Vec::new();
     let mut seen: HashMap<(&str, &str), &LoadedRun> = HashMap::new();
     for r in runs {
         let key = (r.run.dataset.as_str(), r.run.key.0.as_str());
@@ -101,22 +135,29 @@ pub fn validate(runs: &[LoadedRun], config: &Config, datasets: &mut Datasets) ->
                 seen.insert(key, r);
             }
         }
-        RunCheck {
+        let mut check = RunCheck {
             r,
             config,
             datasets,
+            recorded: recorded.get(&(r.run.dataset.clone(), r.run.key.0.clone())),
             out: &mut problems,
-        }
-        .run();
+            dataset_out: Vec::new(),
+        };
+        check.run();
+        let key = (r.run.dataset.clone(), r.run.key.0.clone());
+        per_run.extend(check.dataset_out.into_iter().map(|p| (key.clone(), p)));
     }
-    problems
+    Validation { problems, per_run }
 }
 
 struct RunCheck<'a> {
     r: &'a LoadedRun,
     config: &'a Config,
     datasets: &'a mut Datasets,
+    recorded: Option<&'a ResolvedSchema>,
     out: &'a mut Vec<Problem>,
+    /// Problems of the run against its dataset (see [`Validation::per_run`]).
+    dataset_out: Vec<Problem>,
 }
 
 impl RunCheck<'_> {
@@ -218,6 +259,9 @@ impl RunCheck<'_> {
                 self.out.push(Problem::from_finding(&self.r.file, f));
             }
         }
+        if kind == BackendKind::Labelstudio {
+            self.local_files_root(settings);
+        }
         for (k, v) in &run.backend_config {
             if let Some(why) = crate::backend::capabilities::refused_setting(kind, k) {
                 self.err(
@@ -241,6 +285,43 @@ impl RunCheck<'_> {
             }
         }
         Some(kind)
+    }
+
+    /// Label Studio's `local_files_root` is the server's document root: an absolute path,
+    /// against which the absolute paths of the media are compared.
+    fn local_files_root(&mut self, settings: &crate::config::BackendSettings) {
+        const KEY: &str = "local_files_root";
+        let relative = |v: &serde_json::Value| {
+            v.as_str()
+                .is_some_and(|p| !p.contains("${env:") && !std::path::Path::new(p).is_absolute())
+        };
+        let help = Some(
+            "give the server's LOCAL_FILES_DOCUMENT_ROOT as an absolute path; media under it are served by Label Studio instead of uploaded".to_string(),
+        );
+        if let Some(v) = self.r.run.backend_config.get(KEY) {
+            if relative(v) {
+                self.err(
+                    &[Key("backend_config"), Key(KEY)],
+                    false,
+                    format!("`backend_config.{KEY}` must be an absolute path"),
+                    "relative path",
+                    help,
+                );
+            }
+        } else if let Some(s) = settings.values.get(KEY) {
+            if relative(&s.value) {
+                self.err(
+                    &[Key("key")],
+                    false,
+                    format!(
+                        "`{KEY}` of this run's backend ({}) must be an absolute path",
+                        s.source
+                    ),
+                    "in this run",
+                    help,
+                );
+            }
+        }
     }
 
     /// Checks view stages on their own; false when an expression does not parse.
@@ -336,7 +417,7 @@ impl RunCheck<'_> {
                         }
                     }
                     if let Some(kind) = kind {
-                        let resolved = resolve::resolve(run, ds, &v, kind);
+                        let resolved = resolve::resolve(run, ds, &v, kind, self.recorded);
                         if let Ok(schema) = &resolved {
                             found.extend(unsendable(ds, &v, schema, &run.dataset));
                         }
@@ -359,7 +440,8 @@ impl RunCheck<'_> {
             },
         }
         for (path, at_key, msg, label) in found {
-            self.err(&path, at_key, msg, &label, None);
+            let p = self.r.problem(&path, at_key, msg, &label);
+            self.dataset_out.push(p);
         }
     }
 

@@ -333,10 +333,14 @@ impl<'a> RunMerger<'a> {
         // What the backend holds for the sample, as the run digest sees it: the baselines.
         let mut held = Sha256::new();
         for ((field, schema), dest) in r.schema.fields.iter().zip(&self.dests) {
+            // A field deleted from the dataset since upload gets the run's labels back, with
+            // their ids, as FiftyOne's load_annotations recreates it: nothing is a deletion
+            // made in the dataset then.
             let uploaded = r
                 .uploaded
                 .get(field)
                 .and_then(|u| u.get(sid))
+                .filter(|_| ds.field_exists(field))
                 .map_or(&[][..], Vec::as_slice);
             // Masks kept in files are compared by their pixels, as uploaded.
             let list_key = super::container(schema.label_type).1;

@@ -1,6 +1,7 @@
 //! The plan as data: what `plan` computed and `apply` carries out. Renderers (text, JSON,
 //! Markdown) are pure functions of it. The JSON form is a versioned contract (DESIGN §6).
 
+use crate::schema::ResolvedSchema;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,13 @@ pub struct RunPlan {
     pub drift: Vec<String>,
     /// Human-readable lines explaining the actions (shown with --verbose).
     pub details: Vec<String>,
+    /// The label schema the run uses, resolved (absent when the run is destroyed or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<ResolvedSchema>,
+    /// Why the run could not be planned: nothing is done to it, the other runs go ahead, and
+    /// the command exits 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The kinds of action a run can need.
@@ -259,6 +267,11 @@ impl Summary {
 }
 
 impl Plan {
+    /// The runs that could not be planned.
+    pub fn failed(&self) -> impl Iterator<Item = &RunPlan> {
+        self.runs.iter().filter(|r| r.error.is_some())
+    }
+
     /// A plan of these runs, with summary and `changes` derived.
     pub fn new(runs: Vec<RunPlan>) -> Plan {
         let summary = Summary::of(&runs);

@@ -7,6 +7,9 @@ pub mod resolve;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+/// The schemas recorded for runs, by (dataset, key).
+pub type RecordedSchemas = std::collections::HashMap<(String, String), ResolvedSchema>;
+
 /// The resolved schema of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedSchema {

@@ -232,7 +232,7 @@ fn restrictions_and_read_only_attributes() {
 }
 
 /// Numbers equal within float error (pixels drawn in CVAT need not be short decimals).
-fn close(v: &Value, want: &[f64]) {
+pub(crate) fn close(v: &Value, want: &[f64]) {
     let got: Vec<f64> = v
         .as_array()
         .unwrap()
@@ -727,8 +727,9 @@ fn schema_update_in_place() {
     assert!(actions(&ws.plan()).is_empty());
 }
 
-/// `project_id`: tasks go into a project made by hand, whose labels win; destroy removes
-/// our tasks and leaves the project.
+/// `project_id` with `extend_project_schema`: tasks go into a project made by hand, whose
+/// labels win and get the run's missing ones; destroy removes our tasks and leaves the
+/// project.
 #[test]
 fn existing_project_by_id() {
     let cvat = Cvat::start();
@@ -744,7 +745,7 @@ fn existing_project_by_id() {
     ws.manifest(
         "run.yaml",
         &format!(
-            "{}view:\n  - limit: 2\nbackend_config:\n  project_id: {pid}\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike]\nattributes: false\nload:\n  when: always\n",
+            "{}view:\n  - limit: 2\nbackend_config:\n  project_id: {pid}\n  extend_project_schema: true\nlabel_field: ground_truth\nlabel_type: detections\nclasses: [car, person, bike]\nattributes: false\nload:\n  when: always\n",
             header("into_existing")
         ),
     );
@@ -821,8 +822,8 @@ fn occluded_and_group_id_attributes() {
     assert!(actions(&ws.plan()).is_empty());
 }
 
-/// A run reusing a project set up for other fields adds the labels it lacks (keeping the
-/// existing ones and their ids) and keeps its own tasks.
+/// A run reusing a project set up for other fields, with `extend_project_schema`, adds the
+/// labels it lacks (keeping the existing ones and their ids) and keeps its own tasks.
 #[test]
 fn project_name_reused_for_other_fields_adds_their_labels() {
     let cvat = Cvat::start();
@@ -840,7 +841,13 @@ fn project_name_reused_for_other_fields_adds_their_labels() {
     ws.apply();
     let pid = cvat.project("team").unwrap();
     let car = cvat.label(pid, "car")["id"].clone();
-    ws.manifest("b.yaml", &run("second", "other_boxes", "[car, truck]"));
+    ws.manifest(
+        "b.yaml",
+        &run("second", "other_boxes", "[car, truck]").replace(
+            "project_name: team\n",
+            "project_name: team\n  extend_project_schema: true\n",
+        ),
+    );
     ws.apply();
     let names: Vec<String> = cvat
         .labels(pid)

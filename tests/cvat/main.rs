@@ -17,6 +17,7 @@ mod import;
 mod kills;
 mod matrix;
 mod params;
+mod schema;
 mod trials;
 mod unexpected;
 

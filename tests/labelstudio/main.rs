@@ -9,13 +9,14 @@
 //! `#[ignore]`d create/merge timings for 20, 200 and 1000 images.
 
 mod acceptance;
-mod evidence;
 mod adoption;
-mod params;
-mod proxy;
+mod evidence;
 mod faults;
 mod kills;
 mod matrix;
+mod params;
+mod proxy;
+mod schema;
 mod timings;
 mod unexpected;
 

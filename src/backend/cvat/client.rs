@@ -144,10 +144,16 @@ pub fn effective_schema(
             continue;
         };
         for f in out.fields.values_mut() {
+            // As in FiftyOne, only fields without an attribute of that kind of their own (given
+            // or inferred, such as a boolean `occluded`) get one.
             if matches!(
                 f.label_type,
                 LabelType::Classification | LabelType::Classifications | LabelType::Scalar
-            ) {
+            ) || f
+                .attributes
+                .iter()
+                .any(|(n, a)| a.attr_type == t && n != name)
+            {
                 continue;
             }
             let read_only = f.attributes.get(name).is_some_and(|a| a.read_only);
@@ -983,6 +989,52 @@ impl Backend for CvatBackend {
             }))
     }
 
+    fn existing_project(
+        &mut self,
+        settings: &serde_json::Map<String, Value>,
+    ) -> Result<Option<ExistingProject>, BackendError> {
+        let mut all = self.defaults.clone();
+        all.extend(settings.clone());
+        let project = match (
+            all.get("project_id").and_then(Value::as_u64),
+            all.get("project_name").and_then(Value::as_str),
+        ) {
+            (Some(pid), _) => {
+                let p = self
+                    .rt
+                    .block_on(self.get_opt(&format!("/api/projects/{pid}"), &[]))
+                    .map_err(|e| self.http_error(e))?
+                    .ok_or_else(|| self.error(format!("there is no CVAT project {pid}")))?;
+                RemoteProject {
+                    id: pid.to_string(),
+                    name: p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    url: Some(self.http.url(&format!("/projects/{pid}"))),
+                    owner: p
+                        .get("bug_tracker")
+                        .and_then(Value::as_str)
+                        .and_then(Owner::find_in),
+                }
+            }
+            (None, Some(name)) => match self.find_project(name)? {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        let labels = self
+            .rt
+            .block_on(self.labels_of(&project.id))
+            .map_err(|e| self.http_error(e))?;
+        Ok(Some(ExistingProject {
+            project,
+            classes: labels::project_classes(&labels),
+        }))
+    }
+
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
         let meta = Meta::new(&spec.schema, &self.defaults, &spec.config);
         let schema = meta.schema.clone();
@@ -1432,6 +1484,30 @@ fn label_patch(current: &[LabelSpec], wanted: &[LabelSpec]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::schema::ResolvedField;
+
+    /// `occluded_attr` applies to the fields without an occluded attribute of their own.
+    #[test]
+    fn occluded_attr_leaves_fields_with_their_own_alone() {
+        let mut own = ResolvedField::new(LabelType::Detections, vec!["car".into()]);
+        own.attributes.insert(
+            "occluded".into(),
+            BackendKind::Cvat.recommend_attribute("occluded", &json!(true)),
+        );
+        let other = ResolvedField::new(LabelType::Detections, vec!["car".into()]);
+        let mut schema = ResolvedSchema::default();
+        schema.fields.insert("own".into(), own);
+        schema.fields.insert("other".into(), other);
+        let mut settings = serde_json::Map::new();
+        settings.insert("occluded_attr".into(), json!("hidden"));
+        let out = effective_schema(&schema, &settings);
+        assert!(!out.fields["own"].attributes.contains_key("hidden"));
+        assert_eq!(
+            out.fields["other"].attributes["hidden"].attr_type,
+            AttributeType::Occluded
+        );
+    }
 
     #[test]
     fn a_run_given_a_project_id_never_owns_it() {

@@ -361,9 +361,96 @@ impl LabelMap {
     }
 }
 
+/// The classes of an existing project and their visible attributes, as a run would annotate
+/// them (annoform's hidden attributes left out; CVAT's `number` inputs are text).
+pub fn project_classes(labels: &[LabelSpec]) -> Vec<(String, IndexMap<String, ResolvedAttribute>)> {
+    const HIDDEN: [&str; 4] = [LABEL_ID_ATTR, INDEX_ATTR, NAN_ATTR, FILLED_ATTR];
+    labels
+        .iter()
+        .map(|l| {
+            let attrs = l
+                .attributes
+                .iter()
+                .filter(|a| !HIDDEN.contains(&a.name.as_str()))
+                .map(|a| {
+                    let attr_type = match a.input_type.as_str() {
+                        "select" => AttributeType::Select,
+                        "radio" => AttributeType::Radio,
+                        "checkbox" => AttributeType::Checkbox,
+                        _ => AttributeType::Text,
+                    };
+                    let listed = matches!(attr_type, AttributeType::Select | AttributeType::Radio);
+                    let values: Vec<Scalar> = if listed {
+                        a.values
+                            .iter()
+                            .filter(|v| *v != UNSET)
+                            .map(|v| Scalar::Str(v.clone()))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let default =
+                        (listed && !a.default_value.is_empty() && a.default_value != UNSET)
+                            .then(|| Scalar::Str(a.default_value.clone()));
+                    (
+                        a.name.clone(),
+                        ResolvedAttribute {
+                            attr_type,
+                            values,
+                            default,
+                            read_only: false,
+                            mutable: a.mutable,
+                        },
+                    )
+                })
+                .collect();
+            (l.name.clone(), attrs)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn project_classes_leave_out_hidden_attributes() {
+        let spec = |name: &str, input_type: &str, values: &[&str], default: &str| AttributeSpec {
+            id: Some(1),
+            name: name.into(),
+            input_type: input_type.into(),
+            mutable: false,
+            values: values.iter().map(|v| v.to_string()).collect(),
+            default_value: default.into(),
+        };
+        let labels = vec![LabelSpec {
+            id: Some(3),
+            name: "car".into(),
+            label_type: "rectangle".into(),
+            color: None,
+            attributes: vec![
+                spec(LABEL_ID_ATTR, "text", &[""], ""),
+                spec("kind", "select", &["sedan", "suv", UNSET], "sedan"),
+                spec("make", "text", &[""], ""),
+                spec("speed", "number", &["0", "100", "1"], "0"),
+            ],
+        }];
+        let classes = project_classes(&labels);
+        assert_eq!(classes.len(), 1);
+        let (name, attrs) = &classes[0];
+        assert_eq!(name, "car");
+        let names: Vec<&str> = attrs.keys().map(String::as_str).collect();
+        assert_eq!(names, ["kind", "make", "speed"]);
+        assert_eq!(attrs["kind"].attr_type, AttributeType::Select);
+        assert_eq!(
+            attrs["kind"].values,
+            vec![Scalar::Str("sedan".into()), Scalar::Str("suv".into())]
+        );
+        assert_eq!(attrs["kind"].default, Some(Scalar::Str("sedan".into())));
+        assert!(!attrs["kind"].mutable);
+        assert_eq!(attrs["speed"].attr_type, AttributeType::Text);
+        assert!(attrs["speed"].values.is_empty());
+    }
 
     pub(crate) fn attr(
         t: AttributeType,

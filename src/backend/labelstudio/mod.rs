@@ -661,6 +661,8 @@ impl LabelStudioBackend {
     /// it needs (a strict subdirectory of the document root).
     fn local_file(&self, media: &Path) -> Option<(String, PathBuf)> {
         let root = self.local_files_root.as_ref()?;
+        // Media of a workspace opened by a relative path are relative too; the root is not.
+        let media = &std::path::absolute(media).ok()?;
         let rel = media.strip_prefix(root).ok()?;
         let dir = media.parent()?;
         if dir == root.as_path() || !dir.starts_with(root) {

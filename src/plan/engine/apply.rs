@@ -11,6 +11,9 @@ impl Engine<'_> {
         progress: &dyn Progress,
     ) -> Result<Vec<String>, EngineError> {
         let mut done = Vec::new();
+        // One run failing stops only that run: the others are applied, then the failure is
+        // reported (each step of the failed run is saved, so it resumes on the next apply).
+        let mut failed: Vec<(String, EngineError)> = Vec::new();
         for w in work.runs {
             // Nothing planned, nothing written: not even the checkpoint of a download that
             // changed nothing (the next plan downloads again and finds the same).
@@ -29,11 +32,26 @@ impl Engine<'_> {
                 w.plan.key
             );
             let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
-            self.apply_run(w, progress)?;
-            self.sync_annotation_run(&dataset, &key)?;
-            done.push(summary);
+            match self
+                .apply_run(w, progress)
+                .and_then(|()| self.sync_annotation_run(&dataset, &key))
+            {
+                Ok(()) => done.push(summary),
+                Err(e) => failed.push((key, e)),
+            }
         }
-        Ok(done)
+        match failed.len() {
+            0 => Ok(done),
+            1 => Err(failed.remove(0).1),
+            n => Err(EngineError::Run(format!(
+                "{n} runs failed: {}",
+                failed
+                    .iter()
+                    .map(|(key, e)| format!("run `{key}`: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        }
     }
 
     fn apply_run(&mut self, w: RunWork, progress: &dyn Progress) -> Result<(), EngineError> {

@@ -175,6 +175,8 @@ pub struct Engine<'a> {
     datasets: Datasets,
     backends: HashMap<Connection, Box<dyn Backend>>,
     now: String,
+    /// Runs (dataset, key) known not to be plannable, with the reason.
+    failed: HashMap<(String, String), String>,
 }
 
 impl<'a> Engine<'a> {
@@ -197,7 +199,14 @@ impl<'a> Engine<'a> {
             datasets,
             backends: HashMap::new(),
             now,
+            failed: HashMap::new(),
         }
+    }
+
+    /// Mark runs that cannot be planned (their manifests do not resolve against their
+    /// datasets): plans report them, apply leaves them alone, the other runs go ahead.
+    pub fn set_failed(&mut self, failed: HashMap<(String, String), String>) {
+        self.failed = failed;
     }
 
     fn backend(&mut self, conn: &Connection) -> Result<&mut Box<dyn Backend>, EngineError> {
@@ -259,19 +268,22 @@ impl<'a> Engine<'a> {
         let settings = resolve_settings(&given, self.env)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
         let recorded = recordable(given.iter());
+        let recorded_schema = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
         let ds = self.dataset(&run.dataset)?;
         let view = view::apply(&run.view, ds)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
-        let schema = resolve::resolve(run, ds, &view, kind).map_err(|errs| {
-            EngineError::Run(format!(
-                "run `{}`: {}",
-                run.key,
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })?;
+        let schema =
+            resolve::resolve(run, ds, &view, kind, recorded_schema.as_ref()).map_err(|errs| {
+                EngineError::Run(format!(
+                    "run `{}`: {}",
+                    run.key,
+                    errs.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ))
+            })?;
+        let view = resolve::narrow_to_types(run, &schema, ds, &view);
         if schema.fields.keys().any(|f| f.starts_with("frames.")) {
             return Err(EngineError::Run(format!(
                 "run `{}`: video runs are not supported yet",

@@ -39,25 +39,44 @@ impl Engine<'_> {
             let loaded = runs
                 .iter()
                 .find(|r| r.run.dataset == dataset && r.run.key.0 == key);
-            let desired = match (goal, loaded) {
-                (Goal::Converge, Some(l)) => Some(self.desired(l)?),
-                _ => None,
+            // One run that cannot be planned is reported; the others are planned and applied.
+            let planned = match self.failed.get(&(dataset.clone(), key.clone())) {
+                Some(message) => Err(EngineError::Run(message.clone())),
+                None => self.plan_one(&dataset, &key, loaded, goal),
             };
-            let record = self.store.get(&dataset, &key)?;
-            out.push(self.plan_run(&dataset, &key, desired, record, goal)?);
+            out.push(planned.unwrap_or_else(|e| failed_work(&dataset, &key, loaded, e)));
         }
         let plan = Plan::new(out.iter().map(|w| w.plan.clone()).collect());
         Ok(Work { plan, runs: out })
+    }
+
+    fn plan_one(
+        &mut self,
+        dataset: &str,
+        key: &str,
+        loaded: Option<&LoadedRun>,
+        goal: Goal,
+    ) -> Result<RunWork, EngineError> {
+        let desired = match (goal, loaded) {
+            (Goal::Converge, Some(l)) => Some(self.desired(l)?),
+            _ => None,
+        };
+        let record = self.store.get(dataset, key)?;
+        self.plan_run(dataset, key, desired, record, goal)
     }
 
     fn plan_run(
         &mut self,
         dataset: &str,
         key: &str,
-        desired: Option<Desired>,
+        mut desired: Option<Desired>,
         record: Option<RunRecord>,
         goal: Goal,
     ) -> Result<RunWork, EngineError> {
+        let mut project_notes = Vec::new();
+        if let Some(d) = desired.as_mut() {
+            project_notes = self.project_schema(d, record.as_ref())?;
+        }
         let backend_name = desired
             .as_ref()
             .map(|d| d.backend.clone())
@@ -75,7 +94,10 @@ impl Engine<'_> {
             unexpected: Vec::new(),
             drift: Vec::new(),
             details: Vec::new(),
+            schema: desired.as_ref().map(|d| d.schema.clone()),
+            error: None,
         };
+        plan.details.extend(project_notes);
         let mut work = RunWork {
             guard: Guard {
                 dataset: dataset.to_string(),
@@ -142,6 +164,101 @@ impl Engine<'_> {
         work.desired = desired;
         work.record = record;
         Ok(work)
+    }
+
+    /// A run that names its project (`project_id`, `project_name`) shares a project it may
+    /// not have created: unless `extend_project_schema` is set, the project's labels are the
+    /// run's classes and attributes, and the manifest's are not used (FiftyOne's rule).
+    /// Returns what the plan says about it.
+    fn project_schema(
+        &mut self,
+        d: &mut Desired,
+        record: Option<&RunRecord>,
+    ) -> Result<Vec<String>, EngineError> {
+        let names_project =
+            d.settings.contains_key("project_id") || d.settings.contains_key("project_name");
+        if d.kind != BackendKind::Cvat || !names_project {
+            return Ok(Vec::new());
+        }
+        let extend = d
+            .settings
+            .get("extend_project_schema")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if let Some(r) = record {
+            if extend || same_schema(&r.schema, &d.schema) {
+                return Ok(Vec::new());
+            }
+            // Keep the recorded classes and attributes: the project is not the run's to grow.
+            let mut schema = r.schema.clone();
+            for (name, f) in schema.fields.iter_mut() {
+                if let Some(want) = d.schema.fields.get(name) {
+                    f.restrictions = want.restrictions;
+                }
+            }
+            let changed = !same_schema(&schema, &d.schema);
+            d.schema = schema;
+            return Ok(changed
+                .then(|| {
+                    "the manifest's classes or attributes differ from the shared project's; not applied (set `extend_project_schema: true` to add them to the project)".to_string()
+                })
+                .into_iter()
+                .collect());
+        }
+        let Some(existing) = self.backend(&d.connection)?.existing_project(&d.settings)? else {
+            return Ok(Vec::new());
+        };
+        let p = &existing.project;
+        if extend {
+            return Ok(vec![format!(
+                "upload into the existing project `{}` ({}), adding the run's missing classes and attributes to it (extend_project_schema)",
+                p.name, p.id
+            )]);
+        }
+        let schema = resolve::with_project_classes(&d.schema, &existing.classes);
+        let ds = self.dataset(&d.loaded.run.dataset)?;
+        for (field, f) in &schema.fields {
+            if matches!(f.label_type, LabelType::Scalar | LabelType::Segmentation) {
+                continue;
+            }
+            let mut missing: Vec<String> = Vec::new();
+            for id in &d.view.sample_ids {
+                for l in view_labels(ds, &d.view, *id, field, f.label_type) {
+                    if let Some(c) = l.get("label").and_then(Value::as_str) {
+                        if !f.classes.iter().any(|x| x == c) && !missing.iter().any(|m| m == c) {
+                            missing.push(c.to_string());
+                        }
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                missing.sort();
+                return Err(EngineError::Run(format!(
+                    "run `{}`: the existing project `{}` ({}) has no labels for classes {} of field `{field}` that the run would upload; add them to the project, or set `backend_config.extend_project_schema: true` to let annoform add them",
+                    d.loaded.run.key,
+                    p.name,
+                    p.id,
+                    missing
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let note = format!(
+            "upload into the existing project `{}` ({}): its labels ({}) are the run's classes and attributes; the manifest's are not used (set `extend_project_schema: true` to add them to the project)",
+            p.name,
+            p.id,
+            existing
+                .classes
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        d.schema = schema;
+        Ok(vec![note])
     }
 
     fn plan_existing(
@@ -423,6 +540,45 @@ impl Engine<'_> {
         // Remember the merge: apply writes exactly this (or records the checkpoint).
         work.merge = Some(outcome);
         Ok(())
+    }
+}
+
+/// The work of a run that could not be planned: nothing to do, the error in the plan.
+fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineError) -> RunWork {
+    let message = e.to_string();
+    let plan = RunPlan {
+        key: key.to_string(),
+        dataset: dataset.to_string(),
+        backend: loaded
+            .and_then(|l| l.run.backend.clone())
+            .unwrap_or_default(),
+        actions: Vec::new(),
+        samples: 0,
+        tasks: 0,
+        fields: IndexMap::new(),
+        rejected: Vec::new(),
+        unexpected: Vec::new(),
+        drift: Vec::new(),
+        details: Vec::new(),
+        schema: None,
+        error: Some(message),
+    };
+    RunWork {
+        guard: Guard {
+            dataset: dataset.to_string(),
+            key: key.to_string(),
+            serial: None,
+            lineage: None,
+            manifest_digest: None,
+            annotations_digest: None,
+        },
+        plan,
+        desired: None,
+        record: None,
+        new_samples: Vec::new(),
+        missing_batches: Vec::new(),
+        missing_project: false,
+        merge: None,
     }
 }
 

@@ -6,7 +6,8 @@
 //! repeats its table header, so every comment renders on its own.
 
 use super::{
-    NO_CHANGES, has_changes, plural, shows_merge, shows_upload, summary_sentence, unexpected_action,
+    NO_CHANGES, has_changes, plural, schema_blocks, shows_merge, shows_upload, summary_sentence,
+    unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 
@@ -113,7 +114,7 @@ fn unchanged_block(plan: &Plan) -> Option<Block> {
     let rows: Vec<String> = plan
         .runs
         .iter()
-        .filter(|r| r.actions.is_empty())
+        .filter(|r| r.actions.is_empty() && r.error.is_none())
         .map(|r| {
             format!(
                 "| {} | {} | {} | {} | {} |\n",
@@ -202,6 +203,27 @@ fn run_details(run: &RunPlan) -> Option<Block> {
     if !run.details.is_empty() {
         what.push(plural(run.details.len(), "detail", "details"));
         sections.push(list_section("**Details**", &run.details));
+    }
+    if let Some(e) = &run.error {
+        what.push("error".into());
+        sections.push(list_section(
+            "**Error** (not planned)",
+            std::slice::from_ref(e),
+        ));
+    }
+    if let Some(schema) = &run.schema {
+        what.push("schema".into());
+        let rows = schema_blocks(schema)
+            .into_iter()
+            .map(|(head, lines)| {
+                let mut row = format!("- **{}**\n", escape(&head));
+                for l in lines {
+                    row.push_str(&format!("  - {}\n", escape(&l)));
+                }
+                row
+            })
+            .collect();
+        sections.push(Section::new("**Label schema**\n\n", rows));
     }
     if sections.is_empty() {
         return None;

@@ -11,6 +11,7 @@ pub mod text;
 mod tests;
 
 use super::model::{Action, FieldCounts, Plan, RunPlan, Summary, UnexpectedLabel};
+use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
 
 /// The closing line of a plan without changes.
 pub const NO_CHANGES: &str = "No changes. Runs match the manifests.";
@@ -57,4 +58,82 @@ fn unexpected_action(u: &UnexpectedLabel) -> String {
         Some(dest) => format!("{} in {dest}", u.action.as_str()),
         None => u.action.as_str().to_string(),
     }
+}
+
+/// The resolved schema as one block per field: a heading (`ground_truth: detections, existing
+/// field`) and lines for its classes, attributes, mask targets and restrictions.
+fn schema_blocks(schema: &ResolvedSchema) -> Vec<(String, Vec<String>)> {
+    schema
+        .fields
+        .iter()
+        .map(|(name, f)| (field_heading(name, f), field_lines(f)))
+        .collect()
+}
+
+fn field_heading(name: &str, f: &ResolvedField) -> String {
+    let kind = if f.existing {
+        "existing field"
+    } else {
+        "new field"
+    };
+    format!("{name}: {}, {kind}", f.label_type)
+}
+
+fn field_lines(f: &ResolvedField) -> Vec<String> {
+    let mut out = Vec::new();
+    if !f.classes.is_empty() {
+        out.push(format!("classes: {}", f.classes.join(", ")));
+    }
+    for (name, a) in &f.attributes {
+        out.push(format!("attribute {name}: {}", describe_attribute(a)));
+    }
+    for (class, attrs) in &f.class_attributes {
+        for (name, a) in attrs {
+            out.push(format!(
+                "attribute {name} (class {class}): {}",
+                describe_attribute(a)
+            ));
+        }
+    }
+    if let Some(m) = &f.mask_targets {
+        let targets: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push(format!("mask targets: {}", targets.join(", ")));
+    }
+    let r = &f.restrictions;
+    let forbidden: Vec<&str> = [
+        (r.allow_additions, "additions"),
+        (r.allow_deletions, "deletions"),
+        (r.allow_label_edits, "label edits"),
+        (r.allow_index_edits, "index edits"),
+        (r.allow_spatial_edits, "spatial edits"),
+    ]
+    .iter()
+    .filter(|(allowed, _)| !allowed)
+    .map(|(_, what)| *what)
+    .collect();
+    out.push(if forbidden.is_empty() {
+        "restrictions: none".to_string()
+    } else {
+        format!("restrictions: no {}", forbidden.join(", no "))
+    });
+    out
+}
+
+/// `select [sedan, suv], default sedan, read-only, immutable`.
+fn describe_attribute(a: &ResolvedAttribute) -> String {
+    let mut parts = vec![a.attr_type.to_string()];
+    if !a.values.is_empty() {
+        let values: Vec<String> = a.values.iter().map(ToString::to_string).collect();
+        parts[0] = format!("{} [{}]", a.attr_type, values.join(", "));
+    }
+    if let Some(d) = &a.default {
+        parts.push(format!("default {d}"));
+    }
+    if a.read_only {
+        parts.push("read-only".into());
+    }
+    if !a.mutable {
+        parts.push("immutable".into());
+    }
+    parts.join(", ")
 }

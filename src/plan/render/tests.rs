@@ -25,6 +25,8 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         unexpected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
+        schema: None,
+        error: None,
     }
 }
 
@@ -479,6 +481,8 @@ mod properties {
                     rejected,
                     drift,
                     details,
+                    schema: None,
+                    error: None,
                 }
             })
     }
@@ -516,4 +520,79 @@ mod properties {
             prop_assert!(out.chars().all(|c| c == '\n' || !c.is_control()), "{:?}", out);
         }
     }
+}
+
+/// A run with its resolved schema and a run that could not be planned.
+fn schema_fixture() -> Plan {
+    use crate::manifest::{AttributeType, LabelType, Scalar};
+    use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
+    let attr = |t: AttributeType| ResolvedAttribute {
+        attr_type: t,
+        values: Vec::new(),
+        default: None,
+        read_only: false,
+        mutable: true,
+    };
+    let mut gt = ResolvedField::new(LabelType::Detections, lines(&["car", "person", "indoor"]));
+    gt.attributes
+        .insert("occluded".into(), attr(AttributeType::Occluded));
+    gt.attributes
+        .insert("color".into(), attr(AttributeType::Text));
+    gt.attributes.insert(
+        "kind".into(),
+        ResolvedAttribute {
+            values: vec![Scalar::Str("sedan".into()), Scalar::Str("suv".into())],
+            default: Some(Scalar::Str("sedan".into())),
+            read_only: true,
+            mutable: false,
+            ..attr(AttributeType::Select)
+        },
+    );
+    gt.class_attributes.insert(
+        "car".into(),
+        [("make".to_string(), attr(AttributeType::Text))]
+            .into_iter()
+            .collect(),
+    );
+    gt.restrictions.allow_deletions = false;
+    gt.restrictions.allow_spatial_edits = false;
+    let mut seg = ResolvedField::new(LabelType::Segmentation, lines(&["road", "sky"]));
+    seg.existing = false;
+    seg.mask_targets = Some(
+        [("1", "road"), ("2", "sky")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let mut schema = ResolvedSchema::default();
+    schema.fields.insert("ground_truth".into(), gt);
+    schema.fields.insert("seg".into(), seg);
+    let mut create = run("fix_gt", "cvat", &[Action::Create], 4, 1);
+    create.fields.insert("ground_truth".into(), upload(8));
+    create.schema = Some(schema);
+    let mut broken = run("old_review", "cvat", &[], 0, 0);
+    broken.error = Some("field `ground_truth`: is a new field and needs `type`".into());
+    Plan::new(vec![create, broken])
+}
+
+#[test]
+fn schema_and_errors_text() {
+    insta::assert_snapshot!(text::render(&schema_fixture(), &opts(false, true)));
+    // Without --verbose the schema is left out, the error is not.
+    let compact = text::render(&schema_fixture(), &opts(false, false));
+    assert!(!compact.contains("schema:"), "{compact}");
+    assert!(compact.contains("error: field `ground_truth`"), "{compact}");
+}
+
+#[test]
+fn schema_and_errors_markdown() {
+    insta::assert_snapshot!(markdown::render(&schema_fixture(), MAX_CHARS).join("\n---\n"));
+}
+
+#[test]
+fn schema_and_errors_json() {
+    let plan = schema_fixture();
+    let text = json::render(&plan);
+    insta::assert_snapshot!(text);
+    assert_eq!(json::parse(&text).unwrap(), plan);
 }

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::{
-    NO_CHANGES, has_changes, plural, run_name, shows_merge, shows_upload, summary_sentence,
-    unexpected_action,
+    NO_CHANGES, has_changes, plural, run_name, schema_blocks, shows_merge, shows_upload,
+    summary_sentence, unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan, UnexpectedLabel};
 
@@ -50,7 +50,7 @@ pub fn render(plan: &Plan, opts: &TextOptions) -> String {
     for run in plan
         .runs
         .iter()
-        .filter(|run| opts.verbose || !run.actions.is_empty())
+        .filter(|run| opts.verbose || !run.actions.is_empty() || run.error.is_some())
     {
         r.run(&mut out, run);
         out.push('\n');
@@ -80,7 +80,10 @@ impl Renderer<'_> {
             out,
             "{}{}  {} ({})",
             pad(HEAD_INDENT),
-            self.actions(&run.actions),
+            match run.error {
+                Some(_) => self.paint.code(RED, "x not planned"),
+                None => self.actions(&run.actions),
+            },
             self.paint.bold(&clean(&run_name(run))),
             clean(&run.backend)
         );
@@ -97,9 +100,21 @@ impl Renderer<'_> {
         for d in &run.drift {
             self.wrapped(out, &self.paint.code(RED, "!"), 1, &clean(d));
         }
+        if let Some(e) = &run.error {
+            self.wrapped(out, &self.paint.code(RED, "error:"), 6, &clean(e));
+        }
         if self.opts.verbose {
             for d in &run.details {
                 self.wrapped(out, &self.paint.code(DIM, "#"), 1, &clean(d));
+            }
+            if let Some(schema) = &run.schema {
+                let _ = writeln!(out, "{}schema:", pad(BODY_INDENT));
+                for (head, lines) in schema_blocks(schema) {
+                    let _ = writeln!(out, "{}{}", pad(BODY_INDENT + 2), clean(&head));
+                    for l in lines {
+                        self.wrapped(out, "", 4, &clean(&l));
+                    }
+                }
             }
         }
     }
