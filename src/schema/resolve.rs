@@ -197,7 +197,10 @@ fn resolve_field(
                 .filter(|c| !classes.contains(c))
                 .map(|c| format!("`{c}`"))
                 .collect();
-            if !outside.is_empty() && !matches!(label_type, LabelType::Scalar) {
+            // Once the run exists, labels merged back from the backend (a class outside the
+            // schema kept by `load.unexpected: keep`) are the run's own work, not a reason to
+            // refuse planning it.
+            if rec.is_none() && !outside.is_empty() && !matches!(label_type, LabelType::Scalar) {
                 return Err(format!(
                     "labels in the run have classes that are not in its `classes`: {} (add them to `classes`, or leave them out of the run with a `filter_labels` view stage)",
                     outside.join(", ")
@@ -223,9 +226,13 @@ fn resolve_field(
                         .unwrap_or_default(),
                 };
                 let mut classes = declared;
-                for c in observed {
-                    if !classes.contains(&c) {
-                        classes.push(c);
+                // A recorded run keeps the classes it was created with: labels merged back
+                // since (classes kept by `load.unexpected: keep`) do not change its schema.
+                if rec.is_none() {
+                    for c in observed {
+                        if !classes.contains(&c) {
+                            classes.push(c);
+                        }
                     }
                 }
                 classes

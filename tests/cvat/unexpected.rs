@@ -3,6 +3,7 @@
 //! each follows `load.unexpected`.
 
 use super::*;
+use annoform::dataset::mask::Dtype;
 
 const DEMO: &str = "datasets/demo";
 
@@ -207,6 +208,19 @@ fn an_untouched_instances_run_has_nothing_to_merge() {
         "run.yaml",
         "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: inst\ndataset: ds\nview:\n  - limit: 4\nlabel_field: ground_truth\nlabel_type: instances\nload:\n  when: always\n",
     );
+    // Instance masks at a resolution of their own, on boxes off CVAT's pixel grid.
+    let path = ws.path().join(&ws.dataset).join("samples.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for sample in doc["samples"].as_array_mut().unwrap().iter_mut().take(4) {
+        for d in sample["ground_truth"]["detections"].as_array_mut().unwrap() {
+            let mut m = annoform::dataset::mask::Mask::zeros(vec![5, 7], Dtype::Bool);
+            for (i, px) in m.data.iter_mut().enumerate() {
+                *px = u8::from(i % 3 != 0);
+            }
+            d["mask"] = m.to_ejson();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
     let before = ws.samples();
     ws.apply();
     let plan = ws.plan();
