@@ -69,7 +69,8 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold a workspace: annoform.toml, manifests/, schema/ and .gitignore.
-    Init,
+    #[command(after_help = init_cmd::AFTER_HELP)]
+    Init(init_cmd::Args),
     /// Check manifests and annoform.toml; report every problem at once.
     #[command(after_help = validate_cmd::AFTER_HELP)]
     Validate(validate_cmd::Args),
@@ -228,7 +229,7 @@ pub fn main() -> ExitCode {
         ui,
     };
     let result = match cli.command {
-        Command::Init => init_cmd::run(&ctx),
+        Command::Init(args) => init_cmd::run(&ctx, &args),
         Command::Validate(args) => validate_cmd::run(&ctx, &args),
         Command::Plan(args) => match plan_cmd::run(&ctx, &args) {
             Ok(true) if args.detailed_exitcode => return ExitCode::from(2),
