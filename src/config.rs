@@ -166,6 +166,18 @@ pub struct FileConfig {
 pub struct BackendSettings {
     pub kind: BackendKind,
     pub values: IndexMap<String, Setting<Json>>,
+    /// Secret settings whose `${env:NAME}` reference names an unset variable: setting → NAME.
+    pub unset: IndexMap<String, String>,
+}
+
+impl BackendSettings {
+    /// `backends.<name>.<setting> needs $VAR` for every secret whose variable is unset.
+    pub fn missing_secrets(&self, name: &str) -> Vec<String> {
+        self.unset
+            .iter()
+            .map(|(param, var)| format!("backends.{name}.{param} needs ${var}"))
+            .collect()
+    }
 }
 
 /// The resolved configuration.
@@ -301,6 +313,7 @@ impl Config {
             let kind = backend_kind(&name, &table).unwrap_or(BackendKind::Custom);
             let fo_table = fo.backends.get(&name);
             let mut values = IndexMap::new();
+            let mut unset = IndexMap::new();
             for param in kind.setting_names() {
                 let upper = format!("{}_{}", env_name(&name), param.to_uppercase());
                 let from_fo = fo_table.and_then(|t| t.get(&param)).cloned();
@@ -330,11 +343,21 @@ impl Config {
                         .map(|v| (v, Source::FiftyoneConfig(fo.shown.clone()))),
                     (default_setting(kind, &param), Source::Default),
                 );
+                if let Some(var) = unset_reference(env, &param, &chosen.value) {
+                    unset.insert(param.clone(), var);
+                }
                 if !chosen.value.is_null() {
                     values.insert(param, chosen);
                 }
             }
-            backends.insert(name, BackendSettings { kind, values });
+            backends.insert(
+                name,
+                BackendSettings {
+                    kind,
+                    values,
+                    unset,
+                },
+            );
         }
 
         Ok(Config {
@@ -361,7 +384,8 @@ impl Config {
         self.backends.get(name)
     }
 
-    /// Every effective setting as (name, shown value, source); secrets show as `(set)`.
+    /// Every effective setting as (name, shown value, source); secrets show as `(set)`, or
+    /// `(not set: $NAME)` when they refer to an unset variable.
     pub fn settings(&self) -> Vec<(String, String, String)> {
         let mut rows = vec![
             row(
@@ -408,12 +432,12 @@ impl Config {
                 let key = format!("backends.{name}.{param}");
                 match b.values.get(&param) {
                     Some(s) if is_secret_setting(&param) => {
-                        let shown = if s.value.as_str() == Some("") {
-                            "(set, empty)"
-                        } else {
-                            "(set)"
+                        let shown = match b.unset.get(&param) {
+                            Some(var) => format!("(not set: ${var})"),
+                            None if s.value.as_str() == Some("") => "(set, empty)".into(),
+                            None => "(set)".into(),
                         };
-                        rows.push(row(&key, shown.into(), &s.source))
+                        rows.push(row(&key, shown, &s.source))
                     }
                     Some(s) => rows.push(row(&key, shown(&s.value), &s.source)),
                     None if is_secret_setting(&param) => {
@@ -455,6 +479,16 @@ fn pick<T>(
         .or(fo_config)
         .unwrap_or(default);
     Setting::new(value, source)
+}
+
+/// The first variable a secret's `${env:NAME}` references that is not set.
+fn unset_reference(env: &Env, param: &str, value: &Json) -> Option<String> {
+    let text = value.as_str().filter(|_| is_secret_setting(param))?;
+    crate::secret::references(text)
+        .ok()?
+        .into_iter()
+        .find(|name| !env.vars.contains_key(*name))
+        .map(str::to_string)
 }
 
 /// A secret setting's variable that is set to the empty string: kept as "" (so it is

@@ -61,3 +61,67 @@ fn init_with_a_dataset_names_it_and_its_example_run_validates() {
         "nothing written"
     );
 }
+
+/// A workspace on the demo dataset whose CVAT secrets are `${env:...}` references.
+fn cvat_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"cvat\"\n[datasets.quickstart]\npath = \"{}\"\n[backends.cvat]\nurl = \"http://127.0.0.1:9\"\nusername = \"${{env:CVAT_USERNAME}}\"\npassword = \"${{env:CVAT_PASSWORD}}\"\n",
+            repo().join("datasets/quickstart").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\nlabel_field: ground_truth\n",
+    );
+    ws
+}
+
+#[test]
+fn config_show_names_the_unset_variable_of_a_secret() {
+    let ws = cvat_workspace();
+    let out = ok(ws.run(&["config", "show"]));
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        line("backends.cvat.username").contains("(not set: $CVAT_USERNAME)"),
+        "{}",
+        out.stdout
+    );
+    let set = ok(ws.run_with(&["config", "show"], &[("CVAT_USERNAME", "ann")]));
+    let username = set
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("backends.cvat.username"))
+        .unwrap();
+    assert!(
+        username.contains("(set)") && !username.contains("ann "),
+        "{username}"
+    );
+    assert!(!set.stdout.contains("\nann"), "{}", set.stdout);
+}
+
+#[test]
+fn plan_warns_about_a_needed_backend_whose_secrets_are_unset() {
+    let ws = cvat_workspace();
+    let out = ok(ws.run(&["plan"]));
+    assert!(
+        out.stderr.contains(
+            "warning: apply needs backend `cvat`, whose secrets are not set: backends.cvat.username needs $CVAT_USERNAME, backends.cvat.password needs $CVAT_PASSWORD"
+        ),
+        "{}",
+        out.stderr
+    );
+    let set = ok(ws.run_with(
+        &["plan"],
+        &[("CVAT_USERNAME", "ann"), ("CVAT_PASSWORD", "pw")],
+    ));
+    assert!(!set.stderr.contains("warning"), "{}", set.stderr);
+}
