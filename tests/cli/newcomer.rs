@@ -125,3 +125,78 @@ fn plan_warns_about_a_needed_backend_whose_secrets_are_unset() {
     ));
     assert!(!set.stderr.contains("warning"), "{}", set.stderr);
 }
+
+/// The demo dataset and the test backend (a custom-protocol program) as default.
+fn engine_workspace() -> Workspace {
+    let ws = Workspace::empty().env("ANNOFORM_NOW", "2026-01-01T00:00:00.000Z");
+    copy_dir(
+        &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
+        &ws.path().join("datasets/quickstart"),
+    );
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.quickstart]\npath = \"datasets/quickstart\"\n[backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            crate::fs::test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\nlabel_field: ground_truth\n",
+    );
+    ws
+}
+
+#[test]
+fn only_transient_failures_are_worth_a_rerun() {
+    let ws = engine_workspace();
+    let refused = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("TEST_BACKEND_REFUSE", "create_project:1")],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the schema is not accepted"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("re-run the command"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("hint: the backend refused the request: change what the error names"),
+        "{}",
+        refused.stderr
+    );
+
+    let transient = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("TEST_BACKEND_FAIL", "create_project:1")],
+    );
+    assert_eq!(transient.code, 1, "{}", transient.stderr);
+    assert!(
+        transient
+            .stderr
+            .contains("hint: nothing was lost: re-run the command to resume"),
+        "{}",
+        transient.stderr
+    );
+}
+
+#[test]
+fn plan_on_invalid_manifests_does_not_send_to_validate_for_what_it_printed() {
+    let ws = engine_workspace();
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: nowhere\nlabel_field: ground_truth\n",
+    );
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("nowhere"), "{}", out.stderr);
+    assert!(!out.stderr.contains("annoform validate"), "{}", out.stderr);
+}

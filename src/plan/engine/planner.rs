@@ -423,10 +423,7 @@ impl Engine<'_> {
                 merger.page(page).map_err(|e| {
                     let message = e.to_string();
                     failed = Some(e);
-                    backend::BackendError {
-                        backend: d.backend.clone(),
-                        message,
-                    }
+                    backend::BackendError::new(&d.backend, message)
                 })
             })
             .map_err(|e| match failed.take() {
