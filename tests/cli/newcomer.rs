@@ -200,3 +200,48 @@ fn plan_on_invalid_manifests_does_not_send_to_validate_for_what_it_printed() {
     assert!(out.stderr.contains("nowhere"), "{}", out.stderr);
     assert!(!out.stderr.contains("annoform validate"), "{}", out.stderr);
 }
+
+#[test]
+fn the_manifest_present_decides_prevent_destroy() {
+    let protected = "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\nlabel_field: ground_truth\nview: [{limit: 1}]\nlifecycle:\n  prevent_destroy: true\n";
+    let ws = engine_workspace();
+    ws.write("manifests/run.yaml", protected);
+    ok(ws.run(&["apply", "--auto-approve"]));
+
+    let refused = ws.run(&["destroy", "--auto-approve"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains(
+            "run `review` (dataset `quickstart`) was not planned: protected from destroy: manifests/run.yaml sets `lifecycle.prevent_destroy: true`; set it to false there to destroy it"
+        ),
+        "{}",
+        refused.stderr
+    );
+
+    ws.write(
+        "manifests/run.yaml",
+        &protected.replace("prevent_destroy: true", "prevent_destroy: false"),
+    );
+    let out = ok(ws.run(&["destroy", "--auto-approve"]));
+    assert!(out.stdout.contains("1 run(s) destroyed"), "{}", out.stdout);
+}
+
+#[test]
+fn a_run_whose_manifest_is_gone_keeps_its_recorded_protection() {
+    let ws = engine_workspace();
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\nlabel_field: ground_truth\nview: [{limit: 1}]\nlifecycle:\n  prevent_destroy: true\n",
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    std::fs::remove_file(ws.path().join("manifests/run.yaml")).unwrap();
+    let refused = ws.run(&["destroy", "--auto-approve"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains(
+            "its manifest is gone and its record keeps `lifecycle.prevent_destroy: true`"
+        ),
+        "{}",
+        refused.stderr
+    );
+}
