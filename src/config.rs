@@ -171,13 +171,41 @@ pub struct BackendSettings {
 }
 
 impl BackendSettings {
-    /// `backends.<name>.<setting> needs $VAR` for every secret whose variable is unset.
+    /// What is missing for backend `name` to connect: each secret whose `${env:NAME}`
+    /// variable is unset, or else the credentials a built-in backend needs and has none of,
+    /// by their primary variable names.
     pub fn missing_secrets(&self, name: &str) -> Vec<String> {
-        self.unset
-            .iter()
-            .map(|(param, var)| format!("backends.{name}.{param} needs ${var}"))
-            .collect()
+        if !self.unset.is_empty() {
+            return self
+                .unset
+                .iter()
+                .map(|(param, var)| format!("backends.{name}.{param} needs ${var}"))
+                .collect();
+        }
+        let has = |param: &str| self.values.contains_key(param);
+        let var = |param: &str| format!("${}", secret_env_var(name, param));
+        let missing = match self.kind {
+            BackendKind::Cvat if !has("api_key") && !(has("username") && has("password")) => {
+                format!(
+                    "set {}, or {} and {}",
+                    var("api_key"),
+                    var("username"),
+                    var("password")
+                )
+            }
+            BackendKind::Labelstudio | BackendKind::Darwin if !has("api_key") => {
+                format!("set {}", var("api_key"))
+            }
+            _ => return Vec::new(),
+        };
+        vec![missing]
     }
+}
+
+/// The one documented variable of a backend's secret: `ANNOFORM_<BACKEND>_<SETTING>`
+/// (FiftyOne's `FIFTYONE_<BACKEND>_<SETTING>` and `${env:NAME}` references also work).
+pub fn secret_env_var(backend: &str, param: &str) -> String {
+    format!("ANNOFORM_{}_{}", env_name(backend), param.to_uppercase())
 }
 
 /// The resolved configuration.
@@ -440,9 +468,11 @@ impl Config {
                         rows.push(row(&key, shown, &s.source))
                     }
                     Some(s) => rows.push(row(&key, shown(&s.value), &s.source)),
-                    None if is_secret_setting(&param) => {
-                        rows.push((key, "(not set)".into(), "-".into()))
-                    }
+                    None if is_secret_setting(&param) => rows.push((
+                        key,
+                        format!("(not set: ${})", secret_env_var(name, &param)),
+                        "-".into(),
+                    )),
                     None => {}
                 }
             }

@@ -19,7 +19,8 @@ Examples:
   annoform init --dataset datasets/mydata    a workspace whose example run validates as is
   annoform init                              no dataset yet: the example run is left commented";
 
-const TOML_HEAD: &str = r#"# annoform workspace. Secrets never go here: use ${env:NAME} references.
+const TOML_HEAD: &str = r#"# annoform workspace. Secrets never go here: set them in the environment as
+# ANNOFORM_<BACKEND>_<SETTING>; `annoform config show` names any that is missing.
 manifests = "manifests"
 default_backend = "cvat"
 
@@ -30,10 +31,9 @@ path = ".annoform/state"
 "#;
 
 const TOML_BACKEND: &str = r#"
+# Credentials: ANNOFORM_CVAT_USERNAME and ANNOFORM_CVAT_PASSWORD (or ANNOFORM_CVAT_API_KEY).
 [backends.cvat]
 url = "http://localhost:8080"
-username = "${env:CVAT_USERNAME}"
-password = "${env:CVAT_PASSWORD}"
 "#;
 
 /// Without a dataset, the table is written commented out: a declared dataset that does not
@@ -128,8 +128,9 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         )?;
     }
     let next = match &dataset {
-        Some(_) => "Next: `annoform validate`, set CVAT_USERNAME and CVAT_PASSWORD (or point \
-                    default_backend elsewhere), then `annoform plan`."
+        Some(_) => "Next: `annoform validate`, set ANNOFORM_CVAT_USERNAME and \
+                    ANNOFORM_CVAT_PASSWORD (or point default_backend elsewhere), then \
+                    `annoform plan`."
             .to_string(),
         None => format!(
             "Next: export your dataset, then follow the steps at the top of {EXAMPLE_NAME} \

@@ -245,3 +245,61 @@ fn a_run_whose_manifest_is_gone_keeps_its_recorded_protection() {
         refused.stderr
     );
 }
+
+#[test]
+fn each_missing_secret_is_shown_with_its_one_variable() {
+    let ws = Workspace::empty();
+    ws.write("annoform.toml", "default_backend = \"labelstudio\"\n");
+    let out = ok(ws.run(&["config", "show"]));
+    for (setting, var) in [
+        (
+            "backends.labelstudio.api_key",
+            "$ANNOFORM_LABELSTUDIO_API_KEY",
+        ),
+        ("backends.cvat.username", "$ANNOFORM_CVAT_USERNAME"),
+        ("backends.cvat.password", "$ANNOFORM_CVAT_PASSWORD"),
+    ] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(setting))
+            .unwrap_or_else(|| panic!("{setting} in {}", out.stdout));
+        assert!(line.contains(&format!("(not set: {var})")), "{line}");
+    }
+}
+
+#[test]
+fn the_example_workspace_gives_each_backend_its_own_url_and_no_secret_aliases() {
+    let text = std::fs::read_to_string(repo().join("annoform.toml")).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let url = |b: &str| doc["backends"][b]["url"].as_str().unwrap().to_string();
+    assert_ne!(url("cvat"), url("labelstudio"));
+    assert!(
+        !text.contains("${env:"),
+        "secrets go by their ANNOFORM_ names: {text}"
+    );
+}
+
+#[test]
+fn plan_warns_when_a_needed_backend_has_no_credentials_at_all() {
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"labelstudio\"\n[datasets.quickstart]\npath = \"{}\"\n",
+            repo().join("datasets/quickstart").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quickstart\nlabel_field: ground_truth\n",
+    );
+    let out = ok(ws.run(&["plan"]));
+    assert!(
+        out.stderr.contains(
+            "warning: apply needs backend `labelstudio`, whose secrets are not set: set $ANNOFORM_LABELSTUDIO_API_KEY"
+        ),
+        "{}",
+        out.stderr
+    );
+}
