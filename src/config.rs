@@ -185,7 +185,7 @@ impl BackendSettings {
         let has = |param: &str| self.values.contains_key(param);
         let var = |param: &str| format!("${}", secret_env_var(name, param));
         let missing = match self.kind {
-            BackendKind::Cvat if !has("api_key") && !(has("username") && has("password")) => {
+            BackendKind::Cvat if !(has("api_key") || (has("username") && has("password"))) => {
                 format!(
                     "set {}, or {} and {}",
                     var("api_key"),
