@@ -425,6 +425,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_transient_http_failures_are_transient() {
+        use http::{Endpoint, HttpError};
+        let endpoint = || {
+            Box::new(Endpoint {
+                server: "labelstudio".into(),
+                base_url: "http://127.0.0.1:1".into(),
+                method: reqwest::Method::POST,
+                path: "/api/projects".into(),
+            })
+        };
+        let status = |code: u16| HttpError::Status {
+            endpoint: endpoint(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            body: String::new(),
+            retry_after: None,
+            attempts: 1,
+        };
+        assert_eq!(Cause::of(&status(401)), Cause::Credentials);
+        assert_eq!(Cause::of(&status(403)), Cause::Credentials);
+        assert_eq!(Cause::of(&status(400)), Cause::Refused);
+        assert_eq!(Cause::of(&status(429)), Cause::Transient);
+        assert_eq!(Cause::of(&status(502)), Cause::Transient);
+        let timeout = HttpError::Timeout {
+            endpoint: endpoint(),
+            after: std::time::Duration::from_secs(1),
+            attempts: 3,
+        };
+        assert_eq!(Cause::of(&timeout), Cause::Transient);
+        let decode = HttpError::Decode {
+            endpoint: endpoint(),
+            message: "expected value".into(),
+            body: "<html>".into(),
+        };
+        assert_eq!(Cause::of(&decode), Cause::Other);
+    }
+
+    #[test]
     fn owner_stamps_read_back_from_any_line() {
         let o = Owner {
             dataset: "my data&set=1".into(),
