@@ -160,17 +160,22 @@ impl Found {
     }
 
     fn manifest(&self) -> String {
-        let field = match &self.label_field {
-            Some(f) => format!(
-                "# An example run: review the existing `{f}` labels of `{}`.\nlabel_field: {f}\n",
-                self.name
+        let (what, field) = match &self.label_field {
+            Some(f) => (
+                format!("review the existing `{f}` labels of `{}`", self.name),
+                format!("label_field: {f}\n"),
             ),
-            None => "# The dataset has no label field yet: this run creates `annotations`.\n\
-                     label_field: annotations\nlabel_type: detections\nclasses: [object]\n"
-                .to_string(),
+            None => (
+                format!(
+                    "`{}` has no label field yet: draw boxes into a new `annotations` field",
+                    self.name
+                ),
+                "label_field: annotations\nlabel_type: detections\nclasses: [object]\n".to_string(),
+            ),
         };
         format!(
             "# yaml-language-server: $schema=../schema/manifest.schema.json\n\
+             # An example run: {what}.\n\
              apiVersion: annoform/v1\nkind: AnnotationRun\nkey: first_run\ndataset: {}\n{field}",
             self.name
         )
