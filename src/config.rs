@@ -166,6 +166,46 @@ pub struct FileConfig {
 pub struct BackendSettings {
     pub kind: BackendKind,
     pub values: IndexMap<String, Setting<Json>>,
+    /// Secret settings whose `${env:NAME}` reference names an unset variable: setting → NAME.
+    pub unset: IndexMap<String, String>,
+}
+
+impl BackendSettings {
+    /// What is missing for backend `name` to connect: each secret whose `${env:NAME}`
+    /// variable is unset, or else the credentials a built-in backend needs and has none of,
+    /// by their primary variable names.
+    pub fn missing_secrets(&self, name: &str) -> Vec<String> {
+        if !self.unset.is_empty() {
+            return self
+                .unset
+                .iter()
+                .map(|(param, var)| format!("backends.{name}.{param} needs ${var}"))
+                .collect();
+        }
+        let has = |param: &str| self.values.contains_key(param);
+        let var = |param: &str| format!("${}", secret_env_var(name, param));
+        let missing = match self.kind {
+            BackendKind::Cvat if !(has("api_key") || (has("username") && has("password"))) => {
+                format!(
+                    "set {}, or {} and {}",
+                    var("api_key"),
+                    var("username"),
+                    var("password")
+                )
+            }
+            BackendKind::Labelstudio | BackendKind::Darwin if !has("api_key") => {
+                format!("set {}", var("api_key"))
+            }
+            _ => return Vec::new(),
+        };
+        vec![missing]
+    }
+}
+
+/// The one documented variable of a backend's secret: `ANNOFORM_<BACKEND>_<SETTING>`
+/// (FiftyOne's `FIFTYONE_<BACKEND>_<SETTING>` and `${env:NAME}` references also work).
+pub fn secret_env_var(backend: &str, param: &str) -> String {
+    format!("ANNOFORM_{}_{}", env_name(backend), param.to_uppercase())
 }
 
 /// The resolved configuration.
@@ -301,6 +341,7 @@ impl Config {
             let kind = backend_kind(&name, &table).unwrap_or(BackendKind::Custom);
             let fo_table = fo.backends.get(&name);
             let mut values = IndexMap::new();
+            let mut unset = IndexMap::new();
             for param in kind.setting_names() {
                 let upper = format!("{}_{}", env_name(&name), param.to_uppercase());
                 let from_fo = fo_table.and_then(|t| t.get(&param)).cloned();
@@ -330,11 +371,21 @@ impl Config {
                         .map(|v| (v, Source::FiftyoneConfig(fo.shown.clone()))),
                     (default_setting(kind, &param), Source::Default),
                 );
+                if let Some(var) = unset_reference(env, &param, &chosen.value) {
+                    unset.insert(param.clone(), var);
+                }
                 if !chosen.value.is_null() {
                     values.insert(param, chosen);
                 }
             }
-            backends.insert(name, BackendSettings { kind, values });
+            backends.insert(
+                name,
+                BackendSettings {
+                    kind,
+                    values,
+                    unset,
+                },
+            );
         }
 
         Ok(Config {
@@ -361,7 +412,8 @@ impl Config {
         self.backends.get(name)
     }
 
-    /// Every effective setting as (name, shown value, source); secrets show as `(set)`.
+    /// Every effective setting as (name, shown value, source); secrets show as `(set)`, or
+    /// `(not set: $NAME)` when they refer to an unset variable.
     pub fn settings(&self) -> Vec<(String, String, String)> {
         let mut rows = vec![
             row(
@@ -408,17 +460,19 @@ impl Config {
                 let key = format!("backends.{name}.{param}");
                 match b.values.get(&param) {
                     Some(s) if is_secret_setting(&param) => {
-                        let shown = if s.value.as_str() == Some("") {
-                            "(set, empty)"
-                        } else {
-                            "(set)"
+                        let shown = match b.unset.get(&param) {
+                            Some(var) => format!("(not set: ${var})"),
+                            None if s.value.as_str() == Some("") => "(set, empty)".into(),
+                            None => "(set)".into(),
                         };
-                        rows.push(row(&key, shown.into(), &s.source))
+                        rows.push(row(&key, shown, &s.source))
                     }
                     Some(s) => rows.push(row(&key, shown(&s.value), &s.source)),
-                    None if is_secret_setting(&param) => {
-                        rows.push((key, "(not set)".into(), "-".into()))
-                    }
+                    None if is_secret_setting(&param) => rows.push((
+                        key,
+                        format!("(not set: ${})", secret_env_var(name, &param)),
+                        "-".into(),
+                    )),
                     None => {}
                 }
             }
@@ -455,6 +509,16 @@ fn pick<T>(
         .or(fo_config)
         .unwrap_or(default);
     Setting::new(value, source)
+}
+
+/// The first variable a secret's `${env:NAME}` references that is not set.
+fn unset_reference(env: &Env, param: &str, value: &Json) -> Option<String> {
+    let text = value.as_str().filter(|_| is_secret_setting(param))?;
+    crate::secret::references(text)
+        .ok()?
+        .into_iter()
+        .find(|name| !env.vars.contains_key(*name))
+        .map(str::to_string)
 }
 
 /// A secret setting's variable that is set to the empty string: kept as "" (so it is

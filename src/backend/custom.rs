@@ -40,10 +40,7 @@ impl CustomBackend {
         command: &[String],
         settings: &serde_json::Map<String, Value>,
     ) -> Result<Self, BackendError> {
-        let err = |message: String| BackendError {
-            backend: name.to_string(),
-            message,
-        };
+        let err = |message: String| BackendError::new(name, message);
         let (program, args) = command
             .split_first()
             .ok_or_else(|| err("`command` is empty".into()))?;
@@ -73,10 +70,7 @@ impl CustomBackend {
     }
 
     fn error(&self, message: String) -> BackendError {
-        BackendError {
-            backend: self.name.clone(),
-            message,
-        }
+        BackendError::new(&self.name, message)
     }
 
     fn call<T: DeserializeOwned>(
@@ -87,10 +81,10 @@ impl CustomBackend {
         self.next_id += 1;
         let id = self.next_id;
         let line = json!({"id": id, "method": method, "params": params}).to_string();
-        let stdin = self.stdin.as_mut().ok_or_else(|| BackendError {
-            backend: self.name.clone(),
-            message: "closed".into(),
-        })?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| BackendError::new(&self.name, "closed"))?;
         if let Err(e) = writeln!(stdin, "{line}").and_then(|()| stdin.flush()) {
             return Err(self.error(format!(
                 "{method}: the program stopped accepting requests ({e})"
@@ -121,7 +115,13 @@ impl CustomBackend {
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("unknown error");
-            return Err(self.error(format!("{method}: {msg}")));
+            // The program says whether trying again can help; otherwise it refused the request.
+            let cause = if e.get("transient").and_then(Value::as_bool) == Some(true) {
+                Cause::Transient
+            } else {
+                Cause::Refused
+            };
+            return Err(self.error(format!("{method}: {msg}")).because(cause));
         }
         let result = reply.get("result").cloned().unwrap_or(Value::Null);
         serde_json::from_value(result.clone()).map_err(|e| {

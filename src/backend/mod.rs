@@ -22,6 +22,59 @@ use serde::{Deserialize, Serialize};
 pub struct BackendError {
     pub backend: String,
     pub message: String,
+    /// Whether trying again can help, and if not, what to change.
+    pub cause: Cause,
+}
+
+/// Why a backend request failed, as far as what the user should do next goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The server could not be reached or failed for now (connection, timeout, interrupted
+    /// answer, 429, 5xx): the same request may succeed later.
+    Transient,
+    /// The server refused the credentials (401, 403).
+    Credentials,
+    /// The server refused the request itself (another 4xx: a schema, a setting, a value).
+    Refused,
+    /// Anything else (an answer that cannot be understood, a setup error): trying again
+    /// fails the same way.
+    Other,
+}
+
+impl Cause {
+    /// The cause of a failed HTTP request.
+    pub fn of(e: &http::HttpError) -> Cause {
+        if e.is_retryable() {
+            return Cause::Transient;
+        }
+        match e.status() {
+            Some(s)
+                if s == reqwest::StatusCode::UNAUTHORIZED
+                    || s == reqwest::StatusCode::FORBIDDEN =>
+            {
+                Cause::Credentials
+            }
+            Some(s) if s.is_client_error() => Cause::Refused,
+            _ => Cause::Other,
+        }
+    }
+}
+
+impl BackendError {
+    /// A failure of backend `backend` that trying again does not fix.
+    pub fn new(backend: impl Into<String>, message: impl Into<String>) -> BackendError {
+        BackendError {
+            backend: backend.into(),
+            message: message.into(),
+            cause: Cause::Other,
+        }
+    }
+
+    /// The same failure with its cause.
+    pub fn because(mut self, cause: Cause) -> BackendError {
+        self.cause = cause;
+        self
+    }
 }
 
 /// A project (or the backend's equivalent container) holding a run's tasks.
@@ -315,13 +368,13 @@ pub trait Backend {
         task: &RemoteTask,
         _labels: &TaskSpec,
     ) -> Result<(), BackendError> {
-        Err(BackendError {
-            backend: String::new(),
-            message: format!(
+        Err(BackendError::new(
+            String::new(),
+            format!(
                 "task `{}` lacks labels annoform uploaded, and this backend cannot add labels to an existing task; delete the task in the backend and apply again",
                 task.name
             ),
-        })
+        ))
     }
     /// Change the project's classes and attributes in place.
     fn update_schema(
@@ -370,6 +423,43 @@ pub trait Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_transient_http_failures_are_transient() {
+        use http::{Endpoint, HttpError};
+        let endpoint = || {
+            Box::new(Endpoint {
+                server: "labelstudio".into(),
+                base_url: "http://127.0.0.1:1".into(),
+                method: reqwest::Method::POST,
+                path: "/api/projects".into(),
+            })
+        };
+        let status = |code: u16| HttpError::Status {
+            endpoint: endpoint(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            body: String::new(),
+            retry_after: None,
+            attempts: 1,
+        };
+        assert_eq!(Cause::of(&status(401)), Cause::Credentials);
+        assert_eq!(Cause::of(&status(403)), Cause::Credentials);
+        assert_eq!(Cause::of(&status(400)), Cause::Refused);
+        assert_eq!(Cause::of(&status(429)), Cause::Transient);
+        assert_eq!(Cause::of(&status(502)), Cause::Transient);
+        let timeout = HttpError::Timeout {
+            endpoint: endpoint(),
+            after: std::time::Duration::from_secs(1),
+            attempts: 3,
+        };
+        assert_eq!(Cause::of(&timeout), Cause::Transient);
+        let decode = HttpError::Decode {
+            endpoint: endpoint(),
+            message: "expected value".into(),
+            body: "<html>".into(),
+        };
+        assert_eq!(Cause::of(&decode), Cause::Other);
+    }
 
     #[test]
     fn owner_stamps_read_back_from_any_line() {

@@ -21,7 +21,8 @@ Examples:
 
 pub const DESTROY_HELP: &str = "\
 Deletes the backend projects/tasks of the runs and forgets their records. Labels already merged
-into datasets stay. Runs with lifecycle.prevent_destroy are refused.
+into datasets stay. Runs with lifecycle.prevent_destroy are refused: the manifest decides when
+it is present; a run whose manifest is gone keeps the flag of its last apply.
 
 Examples:
   annoform destroy --target old_review

@@ -9,7 +9,10 @@ pub enum ConfigCommand {
     ///
     /// Precedence, highest first: flags > ANNOFORM_* env > FIFTYONE_* env > annoform.toml >
     /// ~/.fiftyone/annotation_config.json (or $FIFTYONE_ANNOTATION_CONFIG_PATH) > defaults.
-    /// Secrets are shown as (set) or (not set), never their value.
+    /// Secrets are shown as (set), or (not set: $NAME) naming the variable to set, never their
+    /// value. Each secret has one documented variable, ANNOFORM_<BACKEND>_<SETTING> (e.g.
+    /// ANNOFORM_LABELSTUDIO_API_KEY); FIFTYONE_<BACKEND>_<SETTING> and ${env:NAME} references
+    /// in annoform.toml also work.
     #[command(
         after_help = "Examples:\n  annoform config show\n  FIFTYONE_CVAT_URL=http://localhost:8080 annoform config show --json"
     )]

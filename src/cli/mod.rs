@@ -2,6 +2,7 @@
 //! Commands live one per file; domain modules never print.
 
 mod apply_cmd;
+mod completions_cmd;
 mod config_cmd;
 mod import_cmd;
 mod init_cmd;
@@ -69,7 +70,8 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scaffold a workspace: annoform.toml, manifests/, schema/ and .gitignore.
-    Init,
+    #[command(after_help = init_cmd::AFTER_HELP)]
+    Init(init_cmd::Args),
     /// Check manifests and annoform.toml; report every problem at once.
     #[command(after_help = validate_cmd::AFTER_HELP)]
     Validate(validate_cmd::Args),
@@ -100,6 +102,12 @@ pub enum Command {
     /// Print the manifest JSON Schema (or annoform.toml's, with --config).
     #[command(after_help = schema_cmd::AFTER_HELP)]
     Schema(schema_cmd::Args),
+    /// Print the shell completion script for bash, zsh or fish.
+    #[command(after_help = completions_cmd::COMPLETIONS_HELP)]
+    Completions(completions_cmd::CompletionsArgs),
+    /// Print the man page (or write every page with --out-dir).
+    #[command(after_help = completions_cmd::MAN_HELP)]
+    Man(completions_cmd::ManArgs),
 }
 
 /// What went wrong, which picks the exit code.
@@ -228,7 +236,7 @@ pub fn main() -> ExitCode {
         ui,
     };
     let result = match cli.command {
-        Command::Init => init_cmd::run(&ctx),
+        Command::Init(args) => init_cmd::run(&ctx, &args),
         Command::Validate(args) => validate_cmd::run(&ctx, &args),
         Command::Plan(args) => match plan_cmd::run(&ctx, &args) {
             Ok(true) if args.detailed_exitcode => return ExitCode::from(2),
@@ -243,6 +251,8 @@ pub fn main() -> ExitCode {
         Command::State(cmd) => state_cmd::run(&ctx, &cmd),
         Command::Config(cmd) => config_cmd::run(&ctx, &cmd),
         Command::Schema(args) => schema_cmd::run(&args),
+        Command::Completions(args) => completions_cmd::completions(&args),
+        Command::Man(args) => completions_cmd::man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

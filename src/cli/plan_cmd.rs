@@ -62,6 +62,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
         .plan(&session.runs, &args.targets, Goal::Converge)
         .map_err(engine_error)?;
     print_plan(ctx, &work, &args.output)?;
+    warn_missing_secrets(&session.config, &work.plan);
     if let Some(path) = &args.out {
         let path = session.config.root.join(path);
         let text = serde_json::to_string_pretty(&work.plan_file()).unwrap_or_default() + "\n";
@@ -75,6 +76,30 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
     }
     super::session::failed_runs(&work.plan)?;
     Ok(work.plan.changes)
+}
+
+/// Warn (stderr) about each backend that runs with changes will use and whose secrets refer
+/// to unset variables: the plan is computed without them, apply would fail on them.
+fn warn_missing_secrets(config: &crate::config::Config, plan: &crate::plan::model::Plan) {
+    let needed: std::collections::BTreeSet<&str> = plan
+        .runs
+        .iter()
+        .filter(|r| !r.actions.is_empty())
+        .map(|r| r.backend.as_str())
+        .collect();
+    for name in needed {
+        let Some(missing) = config
+            .backend(name)
+            .map(|b| b.missing_secrets(name))
+            .filter(|m| !m.is_empty())
+        else {
+            continue;
+        };
+        eprintln!(
+            "warning: apply needs backend `{name}`, whose secrets are not set: {}",
+            missing.join(", ")
+        );
+    }
 }
 
 /// Print a plan in the requested format.

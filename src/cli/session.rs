@@ -2,6 +2,7 @@
 //! confirmation prompts and progress bars.
 
 use super::{CommandError, Context};
+use crate::backend::{BackendError, Cause};
 use crate::config::Config;
 use crate::diag::Problem;
 use crate::manifest::load::{self, LoadedRun};
@@ -78,11 +79,11 @@ impl Session {
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.position());
             ctx.ui.report(&problems);
+            // The report above is the whole of `annoform validate`'s: no hint to run it.
             return Err(CommandError::invalid(format!(
                 "the manifests are invalid ({} problem(s))",
                 problems.len()
-            ))
-            .hint("run `annoform validate` for the full report"));
+            )));
         }
         // A run that does not resolve against its dataset stops only itself.
         let mut per_run: Vec<Problem> = v.per_run.iter().map(|(_, p)| p.clone()).collect();
@@ -134,19 +135,40 @@ pub fn lock(config: &Config, command: &str, wait: Duration) -> Result<LockGuard,
 
 /// Engine errors become command errors with a hint where one helps.
 pub fn engine_error(e: EngineError) -> CommandError {
-    let hint = match &e {
-        EngineError::State(crate::state::StateError::Locked { .. }) => {
-            Some("if no annoform is running, `annoform state unlock --force`")
+    CommandError::from(e)
+}
+
+impl From<EngineError> for CommandError {
+    /// Only a failure that may pass on its own is worth re-running; the others say what to
+    /// change.
+    fn from(e: EngineError) -> CommandError {
+        let hint = match &e {
+            EngineError::State(crate::state::StateError::Locked { .. }) => {
+                Some("if no annoform is running, `annoform state unlock --force`".to_string())
+            }
+            EngineError::Backend(b) => Some(backend_hint(b)),
+            _ => None,
+        };
+        let err = CommandError::failed(e.to_string());
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
         }
-        EngineError::Backend(_) => {
-            Some("nothing was lost: re-run the command to resume where it stopped")
+    }
+}
+
+/// What to do after a backend failure, by its cause.
+fn backend_hint(e: &BackendError) -> String {
+    match e.cause {
+        Cause::Transient => {
+            "nothing was lost: re-run the command to resume where it stopped".to_string()
         }
-        _ => None,
-    };
-    let err = CommandError::failed(e.to_string());
-    match hint {
-        Some(h) => err.hint(h),
-        None => err,
+        Cause::Credentials => format!(
+            "the server refused the credentials: fix the secrets of backend `{}` (`annoform config show` lists them and where each comes from), then re-run",
+            e.backend
+        ),
+        Cause::Refused => "the backend refused the request: change what the error names (the manifest or the backend's settings), then `annoform plan`".to_string(),
+        Cause::Other => "re-running alone fails the same way: check the backend's settings with `annoform config show` (is `url` the right server?)".to_string(),
     }
 }
 

@@ -61,6 +61,9 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
                 loaded.runs.len(),
                 loaded.files
             ))?;
+            if loaded.files == 0 && args.paths.is_empty() {
+                eprintln!("{}", no_runs_note(&config));
+            }
         }
         Ok(())
     } else {
@@ -73,5 +76,20 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
             problems.len(),
             files.len().max(1)
         )))
+    }
+}
+
+/// What to do in a workspace with no manifests yet.
+fn no_runs_note(config: &crate::config::Config) -> String {
+    let example = super::init_cmd::EXAMPLE_NAME;
+    if config.root.join(example).exists() {
+        format!(
+            "note: no runs yet: {example} is an example; follow the steps at its top to make it a run"
+        )
+    } else {
+        format!(
+            "note: no runs yet: a run is a `kind: AnnotationRun` document in a *.yaml file under {} (docs/manifest.md)",
+            config.manifests.value.display()
+        )
     }
 }

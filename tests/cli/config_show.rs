@@ -158,7 +158,7 @@ fn secrets_are_never_printed() {
     );
     assert_eq!(
         setting(&ws, "backends.darwin.api_key"),
-        ("(not set)".into(), "-".into())
+        ("(not set: $ANNOFORM_DARWIN_API_KEY)".into(), "-".into())
     );
 }
 

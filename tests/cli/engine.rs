@@ -415,7 +415,7 @@ fn prevent_destroy_is_honoured() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("protected by lifecycle.prevent_destroy"),
+            .contains("protected from destroy: its manifest is gone"),
         "{}",
         out.stderr
     );

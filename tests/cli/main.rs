@@ -7,6 +7,7 @@ mod engine;
 mod fs;
 mod fuzz;
 mod help;
+mod newcomer;
 mod schema;
 mod validate;
 

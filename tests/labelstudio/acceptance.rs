@@ -576,6 +576,10 @@ fn misbehaving_servers() {
         err.contains("api_key") && err.contains("ANNOFORM_LABELSTUDIO_API_KEY"),
         "says what to set: {err}"
     );
+    assert!(
+        !err.contains("re-run the command") && err.contains("refused the credentials"),
+        "a refused key is not worth a re-run: {err}"
+    );
     assert_eq!(ls.project(DEMO_PROJECT), None);
 
     // A 500 on a page of the download is retried.

@@ -34,7 +34,9 @@ fn main() {
         let (m, n) = v.split_once(':')?;
         Some((m.to_string(), n.parse().ok()?))
     };
+    // A failure that passes (`transient`), and one that comes back on every try.
     let fail = trigger("TEST_BACKEND_FAIL");
+    let refuse = trigger("TEST_BACKEND_REFUSE");
     let crash = trigger("TEST_BACKEND_CRASH");
     let drop = trigger("TEST_BACKEND_DROP");
     let drop_labels = trigger("TEST_BACKEND_DROP_LABELS");
@@ -53,7 +55,9 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(latency));
         }
         let answer = if fail.as_ref().is_some_and(|(m, k)| *m == method && *k == *n) {
-            json!({"id": id, "error": {"message": format!("injected failure of {method} call {n}")}})
+            json!({"id": id, "error": {"message": format!("injected failure of {method} call {n}"), "transient": true}})
+        } else if refuse.as_ref().is_some_and(|(m, _)| *m == method) {
+            json!({"id": id, "error": {"message": format!("{method} refused: the schema is not accepted")}})
         } else {
             let mut store = load(&store_path);
             let mut params = req["params"].clone();

@@ -218,10 +218,7 @@ impl CvatBackend {
         defaults: serde_json::Map<String, Value>,
         policy: HttpPolicy,
     ) -> Result<Self, BackendError> {
-        let err = |message: String| BackendError {
-            backend: name.to_string(),
-            message,
-        };
+        let err = |message: String| BackendError::new(name, message);
         let mut secrets: Vec<String> = Vec::new();
         secrets.extend(conn.password.clone());
         secrets.extend(conn.email.clone());
@@ -327,14 +324,12 @@ impl CvatBackend {
     }
 
     fn error(&self, message: impl Into<String>) -> BackendError {
-        BackendError {
-            backend: self.http.server().to_string(),
-            message: self.http.redact(&message.into()),
-        }
+        BackendError::new(self.http.server(), self.http.redact(&message.into()))
     }
 
     fn http_error(&self, e: HttpError) -> BackendError {
-        self.error(explain(&self.http, e))
+        let cause = Cause::of(&e);
+        self.error(explain(&self.http, e)).because(cause)
     }
 
     async fn call(

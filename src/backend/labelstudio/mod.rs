@@ -260,10 +260,7 @@ impl LabelStudioBackend {
         local_files_root: Option<PathBuf>,
         policy: HttpPolicy,
     ) -> Result<Self, BackendError> {
-        let err = |message: String| BackendError {
-            backend: name.to_string(),
-            message,
-        };
+        let err = |message: String| BackendError::new(name, message);
         if api_key.is_empty() {
             return Err(err(
                 "no API key: set ANNOFORM_LABELSTUDIO_API_KEY (or api_key = \"${env:NAME}\")"
@@ -301,13 +298,15 @@ impl LabelStudioBackend {
     }
 
     fn error(&self, message: impl Into<String>) -> BackendError {
-        BackendError {
-            backend: self.http.server().to_string(),
-            message: self.http.redact(&message.into()),
-        }
+        BackendError::new(self.http.server(), self.http.redact(&message.into()))
     }
 
     fn http_error(&self, e: HttpError) -> BackendError {
+        let cause = Cause::of(&e);
+        self.described(e).because(cause)
+    }
+
+    fn described(&self, e: HttpError) -> BackendError {
         // A refused key is a setup problem, not a server failure: say what to set, without
         // the server's JSON.
         if let HttpError::Status {

@@ -53,9 +53,41 @@ pub enum EngineError {
     Dataset(#[from] crate::dataset::dir::DatasetError),
     #[error("merge: {0}")]
     Merge(#[from] merge::run::MergeError),
+    /// A destroy of a run that `lifecycle.prevent_destroy` protects (reported under the run's
+    /// name, so the message does not repeat it).
+    #[error("protected from destroy: {by}")]
+    PreventDestroy {
+        key: String,
+        dataset: String,
+        by: Protection,
+    },
     /// A project found by the run's `project_name` was made for a run of another workspace.
     #[error(transparent)]
     ForeignProject(Box<ForeignProject>),
+}
+
+/// What protects a run from destroy, with what to change to lift it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protection {
+    /// `lifecycle.prevent_destroy: true` in the run's manifest (this file).
+    Manifest(String),
+    /// The run has no manifest any more, and its record remembers the flag from its last
+    /// apply.
+    Record,
+}
+
+impl std::fmt::Display for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Protection::Manifest(file) => write!(
+                f,
+                "{file} sets `lifecycle.prevent_destroy: true`; set it to false there to destroy it"
+            ),
+            Protection::Record => f.write_str(
+                "its manifest is gone and its record keeps `lifecycle.prevent_destroy: true` from its last apply; to destroy it, put its manifest back with `prevent_destroy: false` (a manifest present is what counts) and destroy again",
+            ),
+        }
+    }
 }
 
 /// A project found by a run's `project_name`, stamped with another workspace's run.

@@ -62,7 +62,21 @@ impl Engine<'_> {
             _ => None,
         };
         let record = self.store.get(dataset, key)?;
-        self.plan_run(dataset, key, desired, record, goal)
+        // The manifest is the desired state: when present, its lifecycle decides; the
+        // record's remembered flag protects only a run whose manifest is gone.
+        let protection = match loaded {
+            Some(l) => l
+                .run
+                .lifecycle
+                .as_ref()
+                .is_some_and(|lc| lc.prevent_destroy)
+                .then(|| Protection::Manifest(l.file.name.clone())),
+            None => record
+                .as_ref()
+                .is_some_and(|r| r.prevent_destroy)
+                .then_some(Protection::Record),
+        };
+        self.plan_run(dataset, key, desired, record, protection)
     }
 
     fn plan_run(
@@ -71,7 +85,7 @@ impl Engine<'_> {
         key: &str,
         mut desired: Option<Desired>,
         record: Option<RunRecord>,
-        goal: Goal,
+        protection: Option<Protection>,
     ) -> Result<RunWork, EngineError> {
         let mut project_notes = Vec::new();
         if let Some(d) = desired.as_mut() {
@@ -118,15 +132,12 @@ impl Engine<'_> {
         match (&desired, &record) {
             (None, None) => {}
             (None, Some(r)) => {
-                if r.prevent_destroy {
-                    let why = if goal == Goal::Destroy {
-                        "cannot be destroyed"
-                    } else {
-                        "was removed from the manifests but"
-                    };
-                    return Err(EngineError::Run(format!(
-                        "run `{key}` (dataset `{dataset}`) {why} is protected by lifecycle.prevent_destroy; set `prevent_destroy: false` and apply before destroying it"
-                    )));
+                if let Some(by) = protection {
+                    return Err(EngineError::PreventDestroy {
+                        key: key.to_string(),
+                        dataset: dataset.to_string(),
+                        by,
+                    });
                 }
                 plan.actions.push(Action::Destroy);
                 plan.details.push(match &r.project {
@@ -423,10 +434,7 @@ impl Engine<'_> {
                 merger.page(page).map_err(|e| {
                     let message = e.to_string();
                     failed = Some(e);
-                    backend::BackendError {
-                        backend: d.backend.clone(),
-                        message,
-                    }
+                    backend::BackendError::new(&d.backend, message)
                 })
             })
             .map_err(|e| match failed.take() {
