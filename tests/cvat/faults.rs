@@ -228,3 +228,41 @@ fn an_empty_task_listing_recreates_nothing() {
         "after an empty listing, apply (success: {ok}) left tasks {now:?} (were {tasks:?}) holding {held} labels (were {labels}):\n{out}{err}"
     );
 }
+
+/// A listing that looks whole but omits the run's tasks (as if the project held none) is not
+/// "every task deleted": each task absent from it is asked for by itself, and only a task the
+/// server says is gone would be drift.
+#[test]
+fn a_listing_that_omits_tasks_recreates_nothing() {
+    let cvat = Cvat::start();
+    let proxy = FaultProxy::start(cvat.url());
+    let ws = Ws::new(&cvat, DEMO, "");
+    via(&ws, &cvat, &proxy.url);
+    ws.manifest("run.yaml", &small_run("omitted"));
+    ws.apply();
+    let pid = cvat.project("annoform/ds/omitted").unwrap();
+    let tasks = cvat.tasks(pid).len();
+    let listing = proxy.rule(
+        Rule::new(
+            "GET",
+            Target::regex(r"^/api/tasks\?"),
+            Action::Status(
+                200,
+                r#"{"count":0,"next":null,"previous":null,"results":[]}"#.into(),
+            ),
+        )
+        .always(),
+    );
+    let plan = ws.plan();
+    ws.apply();
+    assert!(listing.fired() >= 2, "the listing was emptied");
+    proxy.clear();
+    assert!(
+        actions(&plan).is_empty()
+            && plan["runs"][0]["drift"]
+                .as_array()
+                .is_none_or(Vec::is_empty),
+        "a listing without the tasks made drift: {plan:#}"
+    );
+    assert_eq!(cvat.tasks(pid).len(), tasks, "no task recreated");
+}

@@ -18,7 +18,7 @@
 
 use super::convert::{self, Annotations as CvatAnnotations};
 use super::labels::{self, LabelMap, LabelSpec};
-use crate::backend::http::{HttpClient, HttpError, HttpPolicy};
+use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
 use crate::backend::labelstudio::convert::ImageSize;
 use crate::backend::*;
 use crate::manifest::{AttributeType, LabelType};
@@ -563,7 +563,14 @@ impl CvatBackend {
             .call(Method::POST, "/api/tasks", &[], Some(&body))
             .await
             .map_err(|e| self.http_error(e))?;
-        let tid = id_of(&created).ok_or_else(|| self.error("the created task has no id"))?;
+        let tid = id_of(&created).ok_or_else(|| {
+            self.error(answered_without(
+                &Method::POST,
+                "/api/tasks",
+                "an id",
+                &created,
+            ))
+        })?;
         let result = self.fill_task(tid, info, task).await;
         if let Err(e) = result {
             // A task whose data failed cannot take data again: remove it so a retry starts
@@ -683,10 +690,9 @@ impl CvatBackend {
                 .await
                 .map_err(|e| self.http_error(e))?
         };
-        let rq = answer
-            .get("rq_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.error(format!("POST {path} answered without an rq_id")))?;
+        let rq = answer.get("rq_id").and_then(Value::as_str).ok_or_else(|| {
+            self.error(answered_without(&Method::POST, &path, "an rq_id", &answer))
+        })?;
         self.wait(rq).await?;
         self.assign_jobs(tid, info, task).await
     }
@@ -1072,7 +1078,14 @@ impl Backend for CvatBackend {
                     .rt
                     .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
                     .map_err(|e| self.http_error(e))?;
-                let id = id_of(&v).ok_or_else(|| self.error("the created project has no id"))?;
+                let id = id_of(&v).ok_or_else(|| {
+                    self.error(answered_without(
+                        &Method::POST,
+                        "/api/projects",
+                        "an id",
+                        &v,
+                    ))
+                })?;
                 (id.to_string(), spec.name.clone())
             }
         };
@@ -1124,6 +1137,31 @@ impl Backend for CvatBackend {
             .collect();
         out.sort_by_key(|t| t.id.parse::<u64>().unwrap_or(0));
         Ok(out)
+    }
+
+    fn confirm_missing(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Vec<String>, BackendError> {
+        let this = &*self;
+        this.rt.block_on(async {
+            let mut gone = Vec::new();
+            for id in tasks {
+                let task = this
+                    .get_opt(&format!("/api/tasks/{id}"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+                let in_project = task
+                    .as_ref()
+                    .and_then(|t| t.get("project_id"))
+                    .is_some_and(|p| p.to_string().trim_matches('"') == project.id);
+                if !in_project {
+                    gone.push(id.clone());
+                }
+            }
+            Ok(gone)
+        })
     }
 
     fn create_task(
