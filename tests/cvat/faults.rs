@@ -56,8 +56,8 @@ fn killed_between_a_tasks_data_and_its_labels() {
     ws.manifest("run.yaml", &small_run("kill"));
     let before = ws.samples();
     let labels = proxy.rule(Rule::new(
-        "PUT",
-        Target::regex(r"^/api/tasks/\d+/annotations"),
+        "PATCH",
+        Target::regex(r"^/api/tasks/\d+/annotations\?action=create"),
         Action::HoldRequest,
     ));
     kill_when_held(

@@ -24,7 +24,7 @@ const PHASES: [&[(&str, &str)]; 3] = [
         ("POST", r"^/api/projects$"),
         ("POST", r"^/api/tasks$"),
         ("POST", r"^/api/tasks/\d+/data"),
-        ("PUT", r"^/api/tasks/\d+/annotations"),
+        ("PATCH", r"^/api/tasks/\d+/annotations\?action=create"),
     ],
     &[("GET", r"^/api/tasks\?")],
     &[
