@@ -15,7 +15,6 @@ mod faults;
 mod kills;
 mod matrix;
 mod params;
-mod proxy;
 mod schema;
 mod timings;
 mod unexpected;
