@@ -4,6 +4,7 @@
 
 use super::acceptance::{DEMO, QUICKSTART};
 use super::faultproxy::{Action, FaultProxy, Rule, Target, kill_when_held};
+use super::faultsuite::planned_deletions;
 use super::*;
 use std::time::Duration;
 
@@ -79,14 +80,7 @@ fn killed_between_a_tasks_data_and_its_labels() {
         .iter()
         .map(|t| backend_labels(&cvat, t["id"].as_u64().unwrap()))
         .sum();
-    let deleted: u64 = ["ground_truth", "scene", "regions"]
-        .iter()
-        .map(|f| {
-            plan["runs"][0]["fields"][f]["deleted"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let deleted = planned_deletions(&plan, &["ground_truth", "scene", "regions"]);
     let mut wrong = Vec::new();
     if tasks.len() != 3 {
         wrong.push(format!("{} tasks, not 3", tasks.len()));

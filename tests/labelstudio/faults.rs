@@ -4,6 +4,7 @@
 
 use super::acceptance::demo_schema;
 use super::faultproxy::{Action, FaultProxy, Rule, Target};
+use super::faultsuite::{outcome, planned_deletions};
 use super::*;
 
 /// The labels the demo runs carry, per sample: (field, label id, class).
@@ -128,18 +129,9 @@ fn rename_dataset(ws: &Ws, name: &str) {
 
 /// `annoform apply` that may fail: (success, stdout + stderr).
 pub(super) fn try_apply(ws: &Ws) -> (bool, String) {
-    let out = ws
-        .command(&["apply", "--auto-approve"])
-        .output()
-        .expect("run annoform");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = outcome(&mut ws.command(&["apply", "--auto-approve"]), &ws.token);
     assert!(!text.contains("panicked"), "{text}");
-    assert!(!text.contains(&ws.token), "the token leaked: {text}");
-    (out.status.success(), text)
+    (ok, text)
 }
 
 /// A download page missing (a 404, as past the end) or empty in the middle of the first
@@ -269,14 +261,7 @@ fn a_task_deleted_by_hand_is_drift_not_a_deletion() {
     assert_eq!(status, 204);
     let plan = ws.plan();
     let drift = plan["runs"][0]["drift"].to_string();
-    let deleted: u64 = ["ground_truth", "scene", "regions"]
-        .iter()
-        .map(|f| {
-            plan["runs"][0]["fields"][f]["deleted"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let deleted = planned_deletions(&plan, &["ground_truth", "scene", "regions"]);
     let (ok, out) = try_apply(&ws);
     let after = ws.samples();
     let mut wrong = Vec::new();

@@ -21,6 +21,8 @@ mod unexpected;
 
 #[path = "../support/faultproxy.rs"]
 mod faultproxy;
+#[path = "../support/faultsuite.rs"]
+mod faultsuite;
 
 /// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
 #[path = "../../examples/make-demo-dataset.rs"]

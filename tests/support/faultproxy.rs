@@ -278,6 +278,13 @@ impl FaultProxy {
         self.inner.shared.lock().unwrap().log.clone()
     }
 
+    /// The requests `act` sends, in arrival order.
+    pub fn log_of(&self, act: impl FnOnce()) -> Vec<(String, String)> {
+        let start = self.log().len();
+        act();
+        self.log()[start..].to_vec()
+    }
+
     /// Faults injected so far, by kind (holds included).
     pub fn injected(&self) -> BTreeMap<&'static str, usize> {
         self.inner.shared.lock().unwrap().injected.clone()
