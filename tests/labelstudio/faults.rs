@@ -142,8 +142,8 @@ fn a_missing_or_empty_download_page_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ls = LabelStudio::start(dir.path());
     let proxy = FaultProxy::start(&ls.url);
-    // 110 tasks: two download pages of 100 and 10.
-    let page2 = Target::regex(r"^/api/tasks\?(.*&)?page=2&.*fields=all");
+    // 110 tasks: downloaded by id in two pages of 100 and 10 (the second one faulted).
+    let download = Target::regex(r"^/api/tasks\?.*fields=all");
     let faults = [
         (
             "a 404",
@@ -161,7 +161,7 @@ fn a_missing_or_empty_download_page_deletes_nothing() {
         let pid = ls.project(&format!("annoform/pages{k}/demo")).unwrap();
         let before = ws.samples();
         let edits = [3, 105].map(|i| (i, relabel_first_box(&ls, pid, &before[i])));
-        let fault = proxy.rule(Rule::new("GET", page2.clone(), action));
+        let fault = proxy.rule(Rule::new("GET", download.clone(), action).nth(2));
         let (ok, out) = try_apply(&ws);
         assert_eq!(fault.fired(), 1, "{what} was not served: {out}");
         for lost in changed_besides(&before, &ws.samples(), &[3, 105]) {
