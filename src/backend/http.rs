@@ -523,6 +523,16 @@ impl HttpClient {
         }
     }
 
+    /// The error for an answer that is not whole although the server sent it as a success
+    /// (a list short of the count it announces, a page without its list).
+    pub fn incomplete(&self, method: &Method, path: &str, message: &str) -> HttpError {
+        HttpError::Request {
+            endpoint: Box::new(self.endpoint(method, path)),
+            message: format!("incomplete answer: {}", self.redact(message)),
+            attempts: 1,
+        }
+    }
+
     /// `text` with every known secret masked.
     pub fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)

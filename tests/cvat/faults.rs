@@ -260,3 +260,64 @@ fn a_listing_that_omits_tasks_recreates_nothing() {
     );
     assert_eq!(cvat.tasks(pid).len(), tasks, "no task recreated");
 }
+
+/// Killed once a task holds its data, before the task is recorded; the re-run meets a task
+/// listing short of the count it announces. The short listing is an error, not "no task
+/// yet": the task is adopted once the listing is whole, never created a second time.
+#[test]
+fn a_short_task_listing_never_duplicates_a_task() {
+    let cvat = Cvat::start();
+    let proxy = FaultProxy::start(cvat.url());
+    let ws = Ws::new(&cvat, DEMO, "");
+    via(&ws, &cvat, &proxy.url);
+    ws.manifest("run.yaml", &small_run("short"));
+    let data = proxy.rule(Rule::new(
+        "POST",
+        Target::regex(r"^/api/tasks/\d+/data"),
+        Action::HoldAnswer,
+    ));
+    kill_when_held(
+        &mut ws.command(&["apply", "--auto-approve"]),
+        &data,
+        Duration::from_secs(60),
+    )
+    .expect("killed once the first task's data was sent");
+    proxy.clear();
+    let pid = cvat.project("annoform/ds/short").expect("project");
+    assert_eq!(cvat.tasks(pid).len(), 1);
+
+    let short = proxy.rule(
+        Rule::new(
+            "GET",
+            Target::regex(r"^/api/tasks\?"),
+            Action::Rewrite(|page| page["results"] = json!([])),
+        )
+        .always(),
+    );
+    let (ok, out, err) = ws.try_run(&["apply", "--auto-approve"]);
+    assert!(short.fired() > 0, "the listing was cut short");
+    proxy.clear();
+    let names = |cvat: &Cvat| -> Vec<String> {
+        cvat.tasks(pid)
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&cvat).len(),
+        1,
+        "after a short listing, apply (success: {ok}) created tasks again {:?}:\n{out}{err}",
+        names(&cvat)
+    );
+    assert!(
+        err.contains("incomplete answer") && err.contains("GET /api/tasks?project_id="),
+        "{err}"
+    );
+
+    ws.apply();
+    let mut all = names(&cvat);
+    all.dedup();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(cvat.tasks(pid).len(), 3);
+    assert!(actions(&ws.plan()).is_empty());
+}

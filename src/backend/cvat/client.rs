@@ -376,26 +376,47 @@ impl CvatBackend {
     }
 
     /// Every result of a list endpoint (`page_size=all`, following `next` if the server
-    /// pages anyway).
+    /// pages anyway), verified whole: each page holds its `results`, and they add up to the
+    /// `count` the first page announces. A short list is an error, never fewer objects (a
+    /// task missing from it would be created again).
     async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, HttpError> {
         let mut q: Vec<(&str, String)> = query.to_vec();
         q.push(("page_size", "all".into()));
+        let shown = |page: &str| {
+            let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{page}?{}", query.join("&"))
+        };
+        let mut page = shown(path);
         let mut v = self.get(path, &q).await?;
+        let count = v.get("count").and_then(Value::as_u64);
         let mut out = Vec::new();
         loop {
-            out.extend(
-                v.get("results")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            let Some(results) = v.get_mut("results").and_then(Value::as_array_mut) else {
+                return Err(self.http.incomplete(
+                    &Method::GET,
+                    &page,
+                    "the answer holds no `results` list",
+                ));
+            };
+            out.append(results);
             match v.get("next").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => {
-                    let next = next.to_string();
-                    v = self.get(&next, &[]).await?;
+                    page = next.to_string();
+                    v = self.get(&page, &[]).await?;
                 }
-                _ => return Ok(out),
+                _ => break,
             }
+        }
+        match count {
+            Some(n) if n != out.len() as u64 => Err(self.http.incomplete(
+                &Method::GET,
+                &shown(path),
+                &format!(
+                    "the list holds {} object(s) where the server counts {n}",
+                    out.len()
+                ),
+            )),
+            _ => Ok(out),
         }
     }
 
