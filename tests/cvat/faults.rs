@@ -3,7 +3,7 @@
 //! name.
 
 use super::acceptance::{DEMO, QUICKSTART};
-use super::faultproxy::{Action, FaultProxy, Rule, Target, kill_when_held};
+use super::faultproxy::{Action, FaultProxy, Rule, Target};
 use super::faultsuite::planned_deletions;
 use super::*;
 use std::time::Duration;
@@ -56,18 +56,17 @@ fn killed_between_a_tasks_data_and_its_labels() {
     via(&ws, &cvat, &proxy.url);
     ws.manifest("run.yaml", &small_run("kill"));
     let before = ws.samples();
-    let labels = proxy.rule(Rule::new(
-        "PATCH",
-        Target::regex(r"^/api/tasks/\d+/annotations\?action=create"),
-        Action::HoldRequest,
-    ));
-    kill_when_held(
-        &mut ws.command(&["apply", "--auto-approve"]),
-        &labels,
-        Duration::from_secs(60),
-    )
-    .expect("killed before the first task's labels");
-    proxy.clear();
+    proxy
+        .kill_at(
+            Rule::new(
+                "PATCH",
+                Target::regex(r"^/api/tasks/\d+/annotations\?action=create"),
+                Action::HoldRequest,
+            ),
+            &mut ws.command(&["apply", "--auto-approve"]),
+            Duration::from_secs(60),
+        )
+        .expect("killed before the first task's labels");
     let pid = cvat.project("annoform/ds/kill").expect("project");
     let first = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
     assert!(cvat.tasks(pid)[0]["size"].as_u64() > Some(0), "data ready");
@@ -271,18 +270,17 @@ fn a_short_task_listing_never_duplicates_a_task() {
     let ws = Ws::new(&cvat, DEMO, "");
     via(&ws, &cvat, &proxy.url);
     ws.manifest("run.yaml", &small_run("short"));
-    let data = proxy.rule(Rule::new(
-        "POST",
-        Target::regex(r"^/api/tasks/\d+/data"),
-        Action::HoldAnswer,
-    ));
-    kill_when_held(
-        &mut ws.command(&["apply", "--auto-approve"]),
-        &data,
-        Duration::from_secs(60),
-    )
-    .expect("killed once the first task's data was sent");
-    proxy.clear();
+    proxy
+        .kill_at(
+            Rule::new(
+                "POST",
+                Target::regex(r"^/api/tasks/\d+/data"),
+                Action::HoldAnswer,
+            ),
+            &mut ws.command(&["apply", "--auto-approve"]),
+            Duration::from_secs(60),
+        )
+        .expect("killed once the first task's data was sent");
     let pid = cvat.project("annoform/ds/short").expect("project");
     assert_eq!(cvat.tasks(pid).len(), 1);
 

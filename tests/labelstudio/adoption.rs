@@ -2,7 +2,7 @@
 //! Studio.
 
 use super::acceptance::DEMO_PROJECT;
-use super::faultproxy::{Action, FaultProxy, Rule, Target, kill_when_held};
+use super::faultproxy::{Action, FaultProxy, Rule, Target};
 use super::*;
 use std::time::Duration;
 
@@ -17,21 +17,18 @@ fn killed_after_the_upload_reuses_the_uploaded_files() {
     let proxy = FaultProxy::start(&ls.url);
     let ws = Ws::demo(dir, &proxy.url, &ls.token, 12, SCHEMA);
     // The file upload (the task import goes to the same path, committed).
-    let upload = proxy.rule(
-        Rule::new(
-            "POST",
-            Target::regex(r"^/api/projects/\d+/import\?.*\bcommit_to_project=false"),
-            Action::HoldAnswer,
+    let upload = proxy
+        .kill_at(
+            Rule::new(
+                "POST",
+                Target::regex(r"^/api/projects/\d+/import\?.*\bcommit_to_project=false"),
+                Action::HoldAnswer,
+            )
+            .always(),
+            &mut ws.command(&["apply", "--auto-approve"]),
+            Duration::from_secs(120),
         )
-        .always(),
-    );
-    kill_when_held(
-        &mut ws.command(&["apply", "--auto-approve"]),
-        &upload,
-        Duration::from_secs(120),
-    )
-    .expect("killed once Label Studio stored the upload");
-    proxy.clear();
+        .expect("killed once Label Studio stored the upload");
     let pid = ls.project(DEMO_PROJECT).unwrap();
     assert!(ls.tasks(pid).is_empty(), "killed before the import");
     let uploads = upload.matched();

@@ -285,6 +285,21 @@ impl FaultProxy {
         self.log()[start..].to_vec()
     }
 
+    /// Installs `hold` (a rule that holds a request or its answer), runs `cmd` until the rule
+    /// holds one of its requests, kills it with SIGKILL (see [`kill_when_held`]), then clears
+    /// every rule. Returns the rule, to read its counts.
+    pub fn kill_at(
+        &self,
+        hold: Rule,
+        cmd: &mut std::process::Command,
+        timeout: Duration,
+    ) -> Result<RuleHandle, String> {
+        let handle = self.rule(hold);
+        let killed = kill_when_held(cmd, &handle, timeout);
+        self.clear();
+        killed.map(|()| handle)
+    }
+
     /// Faults injected so far, by kind (holds included).
     pub fn injected(&self) -> BTreeMap<&'static str, usize> {
         self.inner.shared.lock().unwrap().injected.clone()

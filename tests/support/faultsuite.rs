@@ -4,9 +4,7 @@
 
 #![allow(dead_code)]
 
-use super::faultproxy::{
-    Action, Boundary, FaultProxy, Rule, Target, boundaries, converge, kill_when_held,
-};
+use super::faultproxy::{Action, Boundary, FaultProxy, Rule, Target, boundaries, converge};
 use serde_json::Value;
 use std::fmt::Debug;
 use std::process::Command;
@@ -47,10 +45,10 @@ impl KillPoint {
     /// Runs `apply` until the point's request is held, then kills it with SIGKILL; the
     /// rules are cleared after. An error says what happened instead.
     pub fn kill(&self, proxy: &FaultProxy, apply: &mut Command) -> Result<(), String> {
-        let hold = proxy.rule(self.rule());
-        let killed = kill_when_held(apply, &hold, Duration::from_secs(60));
-        proxy.clear();
-        killed.map_err(|e| format!("{}: {e}", self.describe()))
+        proxy
+            .kill_at(self.rule(), apply, Duration::from_secs(60))
+            .map(drop)
+            .map_err(|e| format!("{}: {e}", self.describe()))
     }
 
     /// "killed in merge 1 at GET /api/… (before it was sent)".
