@@ -639,3 +639,61 @@ async fn a_one_character_secret_does_not_mask_that_letter_everywhere() {
     assert!(msg.contains(r#""password": "***""#), "{msg}");
     assert!(msg.contains(r#""token": "***""#), "{msg}");
 }
+
+#[tokio::test]
+async fn an_empty_answer_where_json_is_expected_is_retried_then_an_error() {
+    // An empty 200 to a listing is an answer lost on the way, not an empty list.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve(scripted(
+        hits.clone(),
+        vec![(200, &[], ""), (200, &[], r#"{"count": 1}"#)],
+    ))
+    .await;
+    let got: Value = client(&base, fast())
+        .get_json("/api/tasks?project_id=1")
+        .await
+        .expect("retried until answered");
+    assert_eq!(got, json!({"count": 1}));
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+    // Always empty: an error naming server, method and path, after the retries.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve(scripted(hits.clone(), vec![(200, &[], "  ")])).await;
+    let err = client(&base, fast())
+        .get_json::<Value>("/api/tasks?project_id=1")
+        .await
+        .expect_err("never answered");
+    assert!(matches!(err, HttpError::Empty { .. }), "{err}");
+    let text = err.to_string();
+    for part in [
+        "labelstudio",
+        "GET /api/tasks?project_id=1",
+        "empty",
+        "(after 5 attempts)",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 5);
+
+    // A create answered with nothing is not repeated, and says so.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let base = serve(scripted(hits.clone(), vec![(201, &[], "")])).await;
+    let err = client(&base, fast())
+        .post_json::<_, Value>("/api/projects", &json!({}))
+        .await
+        .expect_err("empty");
+    assert!(
+        err.to_string()
+            .contains("POST /api/projects: the answer was empty (HTTP 201"),
+        "{err}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // 204 No Content is empty by definition.
+    let base = serve(scripted(Arc::default(), vec![(204, &[], "")])).await;
+    let got: Value = client(&base, fast())
+        .send_json(Method::PATCH, "/api/jobs/1", false, |r| r)
+        .await
+        .expect("no content");
+    assert_eq!(got, Value::Null);
+}

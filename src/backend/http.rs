@@ -7,7 +7,9 @@
 //! idempotent requests (GET, PUT, DELETE, HEAD, OPTIONS by default; callers may say
 //! otherwise per call), because a POST that timed out may have created a task already and
 //! repeating it would create a second one. A connection reset or an answer cut short is
-//! retried like a `5xx`. Other `4xx` are never retried.
+//! retried like a `5xx`, and so is an empty answer where JSON is expected (only `204 No
+//! Content` may be empty: an empty `200` to a listing is an answer lost on the way, not an
+//! empty list). Other `4xx` are never retried.
 //!
 //! Answers are read chunk by chunk under a size limit (`HttpPolicy::max_body`); an answer
 //! that is not JSON where JSON is expected is recognised by its first byte and only its
@@ -175,6 +177,16 @@ pub enum HttpError {
         message: String,
         attempts: u32,
     },
+    /// A success answer with an empty body where JSON was expected.
+    #[error(
+        "{endpoint}: the answer was empty (HTTP {status}) where JSON was expected{}",
+        attempts_suffix(*attempts)
+    )]
+    Empty {
+        endpoint: Box<Endpoint>,
+        status: StatusCode,
+        attempts: u32,
+    },
     /// The answer is larger than the policy allows.
     #[error(
         "{endpoint}: the answer is larger than the limit of {} for one answer",
@@ -194,13 +206,14 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    /// Whether the failure is transient: connect errors, timeouts, interrupted answers, 429
-    /// and 5xx.
+    /// Whether the failure is transient: connect errors, timeouts, interrupted or empty
+    /// answers, 429 and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {
             HttpError::Connect { .. }
             | HttpError::Timeout { .. }
-            | HttpError::Interrupted { .. } => true,
+            | HttpError::Interrupted { .. }
+            | HttpError::Empty { .. } => true,
             HttpError::Status { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
@@ -234,6 +247,7 @@ impl HttpError {
             | HttpError::Connect { attempts, .. }
             | HttpError::Timeout { attempts, .. }
             | HttpError::Interrupted { attempts, .. }
+            | HttpError::Empty { attempts, .. }
             | HttpError::Request { attempts, .. } => *attempts = n,
             HttpError::Decode { .. } | HttpError::TooLarge { .. } | HttpError::Setup { .. } => {}
         }
@@ -251,6 +265,21 @@ fn body_suffix(body: &str) -> String {
 
 fn shown_body(body: &str) -> &str {
     if body.is_empty() { "(empty)" } else { body }
+}
+
+/// The error text for a success answer that lacks what the request is for (`what`: "an
+/// id"), naming the request and showing the answer (say "empty" when there was none).
+pub fn answered_without(
+    method: &Method,
+    path: &str,
+    what: &str,
+    answer: &serde_json::Value,
+) -> String {
+    let shown = match answer {
+        serde_json::Value::Null => "the answer was empty".to_string(),
+        v => format!("the answer was {}", trim_body(&v.to_string())),
+    };
+    format!("{method} {path} answered without {what} ({shown})")
 }
 
 /// A byte count as MiB or KiB when exact, else bytes.
@@ -494,6 +523,16 @@ impl HttpClient {
         }
     }
 
+    /// The error for an answer that is not whole although the server sent it as a success
+    /// (a list short of the count it announces, a page without its list).
+    pub fn incomplete(&self, method: &Method, path: &str, message: &str) -> HttpError {
+        HttpError::Request {
+            endpoint: Box::new(self.endpoint(method, path)),
+            message: format!("incomplete answer: {}", self.redact(message)),
+            attempts: 1,
+        }
+    }
+
     /// `text` with every known secret masked.
     pub fn redact(&self, text: &str) -> String {
         self.redactor.redact(text)
@@ -519,7 +558,9 @@ impl HttpClient {
         .await
     }
 
-    /// Sends a request and decodes the JSON answer (an empty answer decodes as `null`).
+    /// Sends a request and decodes the JSON answer. Only a `204 No Content` answer may be
+    /// empty (it decodes as `null`); any other empty answer is an error, retried where the
+    /// request may be repeated.
     pub async fn send_json<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -531,24 +572,33 @@ impl HttpClient {
         // Reading and decoding happen inside each attempt, so an answer cut short is retried.
         self.with_retries(method, path, idempotent, move || async move {
             let response = self.attempt(method, path, build).await?;
+            let status = response.status();
             let body = self.read_json(method, path, response).await?;
-            self.decode(method, path, &body)
+            self.decode(method, path, status, &body)
         })
         .await
     }
 
-    /// Decodes a JSON answer (an empty answer decodes as `null`); JSON that ends early is an
-    /// interrupted answer (a connection closed mid-body without a declared length).
+    /// Decodes a JSON answer. An empty answer is `null` for `204 No Content` and an error for
+    /// any other status; JSON that ends early is an interrupted answer (a connection closed
+    /// mid-body without a declared length).
     fn decode<T: DeserializeOwned>(
         &self,
         method: &Method,
         path: &str,
+        status: StatusCode,
         body: &[u8],
     ) -> Result<T, HttpError> {
-        let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        let text: &[u8] = if !body.iter().all(u8::is_ascii_whitespace) {
+            body
+        } else if status == StatusCode::NO_CONTENT {
             b"null"
         } else {
-            body
+            return Err(HttpError::Empty {
+                endpoint: Box::new(self.endpoint(method, path)),
+                status,
+                attempts: 1,
+            });
         };
         serde_json::from_slice(text).map_err(|e| {
             let endpoint = Box::new(self.endpoint(method, path));

@@ -347,6 +347,17 @@ pub trait Backend {
     fn attach(&mut self, _project: &RemoteProject, _context: ProjectContext<'_>) {}
     /// Every task of a project (to adopt tasks created before a crash and to spot drift).
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError>;
+    /// Which of these tasks (ids), absent from the project's listing, are really gone. A
+    /// task is drift to recreate only once the backend confirms it missing, so a listing
+    /// that lost tasks on the way never duplicates them. Backends whose listing is verified
+    /// complete already trust it.
+    fn confirm_missing(
+        &mut self,
+        _project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Vec<String>, BackendError> {
+        Ok(tasks.to_vec())
+    }
     /// Create a task with its media, and with its existing labels when
     /// [`labels_with_media`](Backend::labels_with_media) says so. A task of this name left
     /// with part of its media by an interrupted call is completed, never duplicated.

@@ -692,6 +692,58 @@ fn an_interrupted_merge_never_duplicates_labels() {
     assert_eq!(plan_json(&ws)["changes"], false);
 }
 
+/// Killed between a merge's dataset save and its record save (no request happens there, so
+/// a test hook ends the process): the re-run merges once, and the dataset ends as an
+/// uninterrupted twin's, with no label duplicated or lost.
+#[test]
+fn killed_between_the_merges_dataset_and_record_saves() {
+    let manifest = format!("{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\n");
+    let edit = |_: &str, labels: &mut Vec<Value>| {
+        labels.remove(0);
+        labels[0]["label"]["label"] = json!("bike");
+        labels.push(json!({"backend_id": "new-1", "label": {"_cls": "Detection", "label": "car", "bounding_box": [0.6, 0.6, 0.1, 0.1]}}));
+    };
+    // (label, box) of every detection, sorted: label ids are made anew by each merge.
+    let detections = |ws: &Workspace| -> Vec<String> {
+        let mut out: Vec<String> = samples(ws)
+            .iter()
+            .flat_map(|s| {
+                s["ground_truth"]["detections"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .map(|d| format!("{} {}", d["label"], d["bounding_box"]))
+            .collect();
+        out.sort();
+        out
+    };
+    let twin = engine_workspace(&manifest);
+    ok(twin.run(&["apply", "--auto-approve"]));
+    annotate(&twin, edit);
+    ok(twin.run(&["apply", "--auto-approve"]));
+    let expected = detections(&twin);
+
+    let ws = engine_workspace(&manifest);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let before = detections(&ws);
+    assert_ne!(before, expected, "the merge changes the dataset");
+    annotate(&ws, edit);
+    let crashed = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[("ANNOFORM_TEST_CRASH_AT", "merge-saved")],
+    );
+    assert_ne!(crashed.code, 0, "killed at the hook: {}", crashed.stdout);
+    assert_eq!(detections(&ws), expected, "the dataset was saved");
+    assert!(state_record(&ws)["merge"].is_null(), "the record was not");
+
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(detections(&ws), expected, "merged once");
+    assert_eq!(plan_json(&ws)["changes"], false);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(detections(&ws), expected, "nothing merged twice");
+}
+
 /// Edit the annotations of one task only (by index), as an annotator working on one task.
 fn annotate_task(ws: &Workspace, task: usize, mut edit: impl FnMut(&mut Vec<Value>)) {
     let mut store = backend(ws);

@@ -3,7 +3,8 @@
 //! name.
 
 use super::acceptance::{DEMO, QUICKSTART};
-use super::faultproxy::{Action, FaultProxy, Rule, Target, kill_when_held};
+use super::faultproxy::{Action, FaultProxy, Rule, Target};
+use super::faultsuite::planned_deletions;
 use super::*;
 use std::time::Duration;
 
@@ -55,18 +56,17 @@ fn killed_between_a_tasks_data_and_its_labels() {
     via(&ws, &cvat, &proxy.url);
     ws.manifest("run.yaml", &small_run("kill"));
     let before = ws.samples();
-    let labels = proxy.rule(Rule::new(
-        "PUT",
-        Target::regex(r"^/api/tasks/\d+/annotations"),
-        Action::HoldRequest,
-    ));
-    kill_when_held(
-        &mut ws.command(&["apply", "--auto-approve"]),
-        &labels,
-        Duration::from_secs(60),
-    )
-    .expect("killed before the first task's labels");
-    proxy.clear();
+    proxy
+        .kill_at(
+            Rule::new(
+                "PATCH",
+                Target::regex(r"^/api/tasks/\d+/annotations\?action=create"),
+                Action::HoldRequest,
+            ),
+            &mut ws.command(&["apply", "--auto-approve"]),
+            Duration::from_secs(60),
+        )
+        .expect("killed before the first task's labels");
     let pid = cvat.project("annoform/ds/kill").expect("project");
     let first = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
     assert!(cvat.tasks(pid)[0]["size"].as_u64() > Some(0), "data ready");
@@ -79,14 +79,7 @@ fn killed_between_a_tasks_data_and_its_labels() {
         .iter()
         .map(|t| backend_labels(&cvat, t["id"].as_u64().unwrap()))
         .sum();
-    let deleted: u64 = ["ground_truth", "scene", "regions"]
-        .iter()
-        .map(|f| {
-            plan["runs"][0]["fields"][f]["deleted"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let deleted = planned_deletions(&plan, &["ground_truth", "scene", "regions"]);
     let mut wrong = Vec::new();
     if tasks.len() != 3 {
         wrong.push(format!("{} tasks, not 3", tasks.len()));
@@ -227,4 +220,102 @@ fn an_empty_task_listing_recreates_nothing() {
         now == tasks && held == labels,
         "after an empty listing, apply (success: {ok}) left tasks {now:?} (were {tasks:?}) holding {held} labels (were {labels}):\n{out}{err}"
     );
+}
+
+/// A listing that looks whole but omits the run's tasks (as if the project held none) is not
+/// "every task deleted": each task absent from it is asked for by itself, and only a task the
+/// server says is gone would be drift.
+#[test]
+fn a_listing_that_omits_tasks_recreates_nothing() {
+    let cvat = Cvat::start();
+    let proxy = FaultProxy::start(cvat.url());
+    let ws = Ws::new(&cvat, DEMO, "");
+    via(&ws, &cvat, &proxy.url);
+    ws.manifest("run.yaml", &small_run("omitted"));
+    ws.apply();
+    let pid = cvat.project("annoform/ds/omitted").unwrap();
+    let tasks = cvat.tasks(pid).len();
+    let listing = proxy.rule(
+        Rule::new(
+            "GET",
+            Target::regex(r"^/api/tasks\?"),
+            Action::Status(
+                200,
+                r#"{"count":0,"next":null,"previous":null,"results":[]}"#.into(),
+            ),
+        )
+        .always(),
+    );
+    let plan = ws.plan();
+    ws.apply();
+    assert!(listing.fired() >= 2, "the listing was emptied");
+    proxy.clear();
+    assert!(
+        actions(&plan).is_empty()
+            && plan["runs"][0]["drift"]
+                .as_array()
+                .is_none_or(Vec::is_empty),
+        "a listing without the tasks made drift: {plan:#}"
+    );
+    assert_eq!(cvat.tasks(pid).len(), tasks, "no task recreated");
+}
+
+/// Killed once a task holds its data, before the task is recorded; the re-run meets a task
+/// listing short of the count it announces. The short listing is an error, not "no task
+/// yet": the task is adopted once the listing is whole, never created a second time.
+#[test]
+fn a_short_task_listing_never_duplicates_a_task() {
+    let cvat = Cvat::start();
+    let proxy = FaultProxy::start(cvat.url());
+    let ws = Ws::new(&cvat, DEMO, "");
+    via(&ws, &cvat, &proxy.url);
+    ws.manifest("run.yaml", &small_run("short"));
+    proxy
+        .kill_at(
+            Rule::new(
+                "POST",
+                Target::regex(r"^/api/tasks/\d+/data"),
+                Action::HoldAnswer,
+            ),
+            &mut ws.command(&["apply", "--auto-approve"]),
+            Duration::from_secs(60),
+        )
+        .expect("killed once the first task's data was sent");
+    let pid = cvat.project("annoform/ds/short").expect("project");
+    assert_eq!(cvat.tasks(pid).len(), 1);
+
+    let short = proxy.rule(
+        Rule::new(
+            "GET",
+            Target::regex(r"^/api/tasks\?"),
+            Action::Rewrite(|page| page["results"] = json!([])),
+        )
+        .always(),
+    );
+    let (ok, out, err) = ws.try_run(&["apply", "--auto-approve"]);
+    assert!(short.fired() > 0, "the listing was cut short");
+    proxy.clear();
+    let names = |cvat: &Cvat| -> Vec<String> {
+        cvat.tasks(pid)
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&cvat).len(),
+        1,
+        "after a short listing, apply (success: {ok}) created tasks again {:?}:\n{out}{err}",
+        names(&cvat)
+    );
+    assert!(
+        err.contains("incomplete answer") && err.contains("GET /api/tasks?project_id="),
+        "{err}"
+    );
+
+    ws.apply();
+    let mut all = names(&cvat);
+    all.dedup();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(cvat.tasks(pid).len(), 3);
+    assert!(actions(&ws.plan()).is_empty());
 }

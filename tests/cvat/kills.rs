@@ -10,10 +10,11 @@
 //! (held before it is forwarded; a merge writes nothing to the server).
 
 use super::acceptance::DEMO;
-use super::faultproxy::{Action, Boundary, FaultProxy, boundaries, kill_when_held};
+use super::faultproxy::FaultProxy;
 use super::faults::{backend_labels, small_run, via};
+use super::faultsuite::{Tally, differing_samples, kill_points};
 use super::*;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const SAMPLES: usize = 3;
 
@@ -184,13 +185,6 @@ pub(super) fn backend_faults(cvat: &Cvat, s: &Scenario, labels: usize) -> Vec<St
     wrong
 }
 
-/// Apply, recording the requests it sends.
-fn logged_apply(ws: &Ws, proxy: &FaultProxy) -> Vec<(String, String)> {
-    let start = proxy.log().len();
-    ws.apply();
-    proxy.log()[start..].to_vec()
-}
-
 #[test]
 fn killed_at_every_step_boundary_then_rerun() {
     let t0 = Instant::now();
@@ -207,12 +201,16 @@ fn killed_at_every_step_boundary_then_rerun() {
             .map(|t| backend_labels(&cvat, t["id"].as_u64().unwrap()))
             .sum()
     };
-    let mut logs = vec![logged_apply(&reference.ws, &proxy)];
+    let mut logs = vec![proxy.log_of(|| {
+        reference.ws.apply();
+    })];
     let mut expected = vec![summary(&reference.ws.samples(), &original)];
     let mut held = vec![count(&reference)];
     for phase in 1..=2 {
         reference.annotate(&cvat, phase);
-        logs.push(logged_apply(&reference.ws, &proxy));
+        logs.push(proxy.log_of(|| {
+            reference.ws.apply();
+        }));
         expected.push(summary(&reference.ws.samples(), &original));
         held.push(count(&reference));
     }
@@ -227,49 +225,22 @@ fn killed_at_every_step_boundary_then_rerun() {
     );
 
     let changes = |m: &str, t: &str| m != "GET" && !t.starts_with("/api/auth/");
-    let mut points: Vec<(usize, Boundary, Action)> = Vec::new();
-    for b in boundaries(&logs[0], changes) {
-        points.push((0, b.clone(), Action::HoldRequest));
-        points.push((0, b, Action::HoldAnswer));
-    }
-    for (phase, log) in logs.iter().enumerate().skip(1) {
-        for b in boundaries(log, |_, _| true) {
-            points.push((phase, b, Action::HoldRequest));
-        }
-    }
+    let points = kill_points(&logs, changes);
 
     let mut wrong: Vec<String> = Vec::new();
-    let mut survived = 0;
-    for (n, (phase, boundary, action)) in points.iter().enumerate() {
+    let mut tally = Tally::default();
+    for (n, point) in points.iter().enumerate() {
+        let phase = point.phase;
         let s = Scenario::new(&cvat, &proxy, n + 1);
-        for p in 0..*phase {
-            if p > 0 {
-                s.annotate(&cvat, p);
-            }
-            s.ws.apply();
-        }
-        if *phase > 0 {
-            s.annotate(&cvat, *phase);
-        }
-        let at = format!(
-            "killed in {} at {} ({})",
-            ["create", "merge 1", "merge 2"][*phase],
-            boundary.label,
-            if matches!(action, Action::HoldAnswer) {
-                "answer held"
-            } else {
-                "before it was sent"
-            }
+        point.reach(
+            |p| s.annotate(&cvat, p),
+            || {
+                s.ws.apply();
+            },
         );
-        let hold = proxy.rule(boundary.rule(action.clone()));
-        let killed = kill_when_held(
-            &mut s.ws.command(&["apply", "--auto-approve"]),
-            &hold,
-            Duration::from_secs(60),
-        );
-        proxy.clear();
-        if let Err(e) = killed {
-            wrong.push(format!("{at}: {e}"));
+        let at = point.describe();
+        if let Err(e) = point.kill(&proxy, &mut s.ws.command(&["apply", "--auto-approve"])) {
+            wrong.push(e);
             continue;
         }
         let before = wrong.len();
@@ -287,33 +258,12 @@ fn killed_at_every_step_boundary_then_rerun() {
             ));
         }
         let now = summary(&s.ws.samples(), &original);
-        for (i, (e, g)) in expected[*phase].iter().zip(&now).enumerate() {
-            if e != g {
-                wrong.push(format!("{at}: sample {i} has {g:?}, expected {e:?}"));
-            }
-        }
-        for w in backend_faults(&cvat, &s, held[*phase]) {
+        wrong.extend(differing_samples(&at, &expected[phase], &now));
+        for w in backend_faults(&cvat, &s, held[phase]) {
             wrong.push(format!("{at}: {w}"));
         }
-        if wrong.len() == before {
-            survived += 1;
-        }
-        eprintln!(
-            "{at}: {}",
-            if wrong.len() == before {
-                "ok"
-            } else {
-                "FAILED"
-            }
-        );
+        tally.record(&at, &wrong, before);
     }
-    eprintln!(
-        "kill suite (CVAT fake): {survived}/{} kills survived ({} in the create, {} in merges), faults injected {:?}, {:?}",
-        points.len(),
-        points.iter().filter(|p| p.0 == 0).count(),
-        points.iter().filter(|p| p.0 > 0).count(),
-        proxy.injected(),
-        t0.elapsed()
-    );
+    tally.report("CVAT fake", &points, &proxy, t0.elapsed());
     assert!(wrong.is_empty(), "{wrong:#?}");
 }

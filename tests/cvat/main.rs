@@ -9,6 +9,8 @@ mod fs;
 
 #[path = "../support/faultproxy.rs"]
 mod faultproxy;
+#[path = "../support/faultsuite.rs"]
+mod faultsuite;
 
 mod acceptance;
 mod adoption;

@@ -6,8 +6,9 @@
 //! Per kind, one run: in each phase every endpoint's rule is armed at once (each fires once)
 //! and apply is re-run until it succeeds, so each fault is met by the apply that reaches it.
 
-use super::faultproxy::{FaultProxy, Rule, Target, converge, fault_kinds};
+use super::faultproxy::{FaultProxy, fault_kinds};
 use super::faults::backend_labels;
+use super::faultsuite::{PHASES as PHASE_NAMES, fault_phase, outcome};
 use super::kills::{Scenario, backend_faults, summary};
 use super::*;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ const PHASES: [&[(&str, &str)]; 3] = [
         ("POST", r"^/api/projects$"),
         ("POST", r"^/api/tasks$"),
         ("POST", r"^/api/tasks/\d+/data"),
-        ("PUT", r"^/api/tasks/\d+/annotations"),
+        ("PATCH", r"^/api/tasks/\d+/annotations\?action=create"),
     ],
     &[("GET", r"^/api/tasks\?")],
     &[
@@ -34,18 +35,11 @@ const PHASES: [&[(&str, &str)]; 3] = [
 ];
 
 fn apply(ws: &Ws) -> (bool, String) {
-    let out = ws
-        .command(&["apply", "--auto-approve"])
-        .env("ANNOFORM_HTTP_TIMEOUT_MS", TIMEOUT_MS)
-        .output()
-        .expect("run annoform");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains(&ws.password), "the password leaked: {text}");
-    (out.status.success(), text)
+    outcome(
+        ws.command(&["apply", "--auto-approve"])
+            .env("ANNOFORM_HTTP_TIMEOUT_MS", TIMEOUT_MS),
+        &ws.password,
+    )
 }
 
 #[test]
@@ -75,40 +69,21 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
             if phase > 0 {
                 s.annotate(&cvat, phase);
             }
-            let rules: Vec<_> = endpoints
-                .iter()
-                .map(|(m, re)| {
-                    (
-                        format!("{m} {re}"),
-                        proxy.rule(Rule::new(m, Target::regex(re), action.clone())),
-                    )
-                })
-                .collect();
-            let context = format!(
-                "{} in the {}",
-                action.kind(),
-                ["create", "merge 1", "merge 2", "merge 3"][phase]
-            );
-            let converged = converge(
-                || apply(&s.ws),
-                &[proxy.url.as_str(), "cvat"],
-                1 + endpoints.len(),
+            let context = format!("{} in the {}", action.kind(), PHASE_NAMES[phase]);
+            let (ok, err) = fault_phase(
+                &proxy,
+                endpoints,
+                &action,
                 &context,
+                &[proxy.url.as_str(), "cvat"],
+                || apply(&s.ws),
+                || {
+                    let (ok, _, err) = s.ws.try_run(&["apply", "--auto-approve"]);
+                    (ok, err)
+                },
                 &mut wrong,
+                &mut unreached,
             );
-            unreached.extend(
-                rules
-                    .iter()
-                    .filter(|(_, r)| r.fired() == 0)
-                    .map(|(what, _)| format!("{context}: {what}")),
-            );
-            proxy.clear();
-            // A clean re-run when the faulty ones did not get through.
-            let (ok, _, err) = if converged {
-                (true, String::new(), String::new())
-            } else {
-                s.ws.try_run(&["apply", "--auto-approve"])
-            };
             let plan = s.ws.plan();
             if !ok || !actions(&plan).is_empty() {
                 wrong.push(format!(

@@ -2,9 +2,8 @@
 //! Studio.
 
 use super::acceptance::DEMO_PROJECT;
-use super::proxy::Proxy;
+use super::faultproxy::{Action, FaultProxy, Rule, Target};
 use super::*;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const SCHEMA: &str = "  ground_truth: {type: detections, classes: [car, person, bike]}\n";
@@ -15,37 +14,27 @@ const SCHEMA: &str = "  ground_truth: {type: detections, classes: [car, person, 
 fn killed_after_the_upload_reuses_the_uploaded_files() {
     let dir = tempfile::tempdir().unwrap();
     let ls = LabelStudio::start(dir.path());
-    let proxy = Proxy::start(&ls.url);
+    let proxy = FaultProxy::start(&ls.url);
     let ws = Ws::demo(dir, &proxy.url, &ls.token, 12, SCHEMA);
-    proxy.switches.hold_upload.store(true, Ordering::SeqCst);
-    let mut child = ws
-        .command(&["apply", "--auto-approve"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn annoform apply");
-    let t0 = Instant::now();
-    while !proxy.switches.upload_done.load(Ordering::SeqCst) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "annoform ended before the upload"
-        );
-        assert!(t0.elapsed() < Duration::from_secs(120), "no upload seen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("kill annoform by its pid");
-    child.wait().unwrap();
-    proxy.switches.hold_upload.store(false, Ordering::SeqCst);
+    // The file upload (the task import goes to the same path, committed).
+    let upload = proxy
+        .kill_at(
+            Rule::new(
+                "POST",
+                Target::regex(r"^/api/projects/\d+/import\?.*\bcommit_to_project=false"),
+                Action::HoldAnswer,
+            )
+            .always(),
+            &mut ws.command(&["apply", "--auto-approve"]),
+            Duration::from_secs(120),
+        )
+        .expect("killed once Label Studio stored the upload");
     let pid = ls.project(DEMO_PROJECT).unwrap();
     assert!(ls.tasks(pid).is_empty(), "killed before the import");
-    let uploads = proxy.switches.uploads.load(Ordering::SeqCst);
+    let uploads = upload.matched();
 
     ws.run(&["apply", "--auto-approve"]);
-    assert_eq!(
-        proxy.switches.uploads.load(Ordering::SeqCst),
-        uploads,
-        "no image uploaded again"
-    );
+    assert_eq!(upload.matched(), uploads, "no image uploaded again");
     let files = ls.get(&format!("/api/projects/{pid}/file-uploads?all=true"));
     assert_eq!(files.as_array().unwrap().len(), 12, "{files}");
     let tasks = ls.tasks(pid);

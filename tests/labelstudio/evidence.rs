@@ -3,9 +3,44 @@
 //! verified merge, and a task deleted by hand is drift that keeps its sample's labels.
 
 use super::acceptance::{DEMO_PROJECT, annotate, counts, demo_schema, labels, oid};
-use super::proxy::Proxy;
+use super::faultproxy::{Action, FaultProxy, Rule, Target};
 use super::*;
-use std::sync::atomic::Ordering::SeqCst;
+
+/// Downloads: task pages asked for with every field.
+fn downloads() -> Target {
+    Target::regex(r"^/api/tasks\?.*\bfields=all")
+}
+
+/// Listings: task pages asked for with the listing's few fields.
+fn listings() -> Target {
+    Target::regex(r"^/api/tasks\?.*\binclude=")
+}
+
+/// A download page lost on the way: Label Studio's answer for a page past the end.
+fn lost() -> Action {
+    Action::Status(404, r#"{"detail":"Invalid page."}"#.into())
+}
+
+/// A download page that arrives without its tasks (the server's `total` kept).
+fn emptied() -> Action {
+    Action::Rewrite(|page| page["tasks"] = json!([]))
+}
+
+/// A listing answered as if the project held no task (`total` 0).
+fn nothing() -> Action {
+    Action::Status(
+        200,
+        r#"{"total":0,"total_annotations":0,"total_predictions":0,"tasks":[]}"#.into(),
+    )
+}
+
+/// Runs `act` with `rule` firing on every request it matches, then disables it.
+fn always<T>(proxy: &FaultProxy, rule: Rule, act: impl FnOnce() -> T) -> T {
+    proxy.rule(rule.always());
+    let out = act();
+    proxy.clear();
+    out
+}
 
 /// The demo run's record.
 fn record(ws: &Ws) -> Value {
@@ -25,38 +60,40 @@ fn task_of(ls: &LabelStudio, project: u64, sample: &Value) -> Value {
 fn lost_or_empty_download_pages_never_delete_labels() {
     let dir = tempfile::tempdir().unwrap();
     let ls = LabelStudio::start(dir.path());
-    let proxy = Proxy::start(&ls.url);
+    let proxy = FaultProxy::start(&ls.url);
     let ws = Ws::demo(dir, &proxy.url, &ls.token, 24, &demo_schema(""));
     ws.run(&["apply", "--auto-approve"]);
     let pid = ls.project(DEMO_PROJECT).unwrap();
     annotate(&ls, pid, &ws.samples());
-    let sw = &proxy.switches;
 
     // One page lost (404) or emptied on the way, or a listing answered as if the project
     // were empty: fetched again, and the merge is whole.
-    for switch in [&sw.lose_downloads, &sw.empty_downloads, &sw.empty_listings] {
-        let spoiled = sw.spoiled.load(SeqCst);
-        switch.store(1, SeqCst);
+    for (target, action) in [
+        (downloads(), lost()),
+        (downloads(), emptied()),
+        (listings(), nothing()),
+    ] {
+        let fault = proxy.rule(Rule::new("GET", target, action));
         let plan = ws.plan();
-        assert_eq!(sw.spoiled.load(SeqCst), spoiled + 1, "the fault was served");
+        assert_eq!(fault.fired(), 1, "the fault was served");
         assert_eq!(counts(&plan, "ground_truth"), (1, 2, 1, 0), "{plan:#}");
         assert_eq!(counts(&plan, "scene"), (0, 1, 1, 0), "{plan:#}");
         assert_eq!(counts(&plan, "regions"), (1, 1, 1, 0), "{plan:#}");
     }
 
     // Every listing empty: an error, not 24 tasks missing (to be created again).
-    sw.empty_listings.store(usize::MAX, SeqCst);
-    let err = ws.fail(&["apply", "--auto-approve"]);
-    sw.empty_listings.store(0, SeqCst);
+    let err = always(&proxy, Rule::new("GET", listings(), nothing()), || {
+        ws.fail(&["apply", "--auto-approve"])
+    });
     assert!(err.contains("incomplete answer"), "{err}");
     assert_eq!(ls.tasks(pid).len(), 24, "no task created again");
 
     // Every answer emptied: the first merge fails naming the incomplete answer, and nothing
     // is merged or checkpointed.
     let data = ws.snapshot("datasets/demo");
-    sw.empty_downloads.store(usize::MAX, SeqCst);
-    let err = ws.fail(&["apply", "--auto-approve"]);
-    sw.empty_downloads.store(0, SeqCst);
+    let err = always(&proxy, Rule::new("GET", downloads(), emptied()), || {
+        ws.fail(&["apply", "--auto-approve"])
+    });
     assert!(err.contains("incomplete answer"), "{err}");
     assert!(data == ws.snapshot("datasets/demo"), "dataset untouched");
     assert!(record(&ws)["merge"].is_null(), "no checkpoint");
@@ -77,9 +114,9 @@ fn lost_or_empty_download_pages_never_delete_labels() {
         &json!({"result": [], "was_cancelled": false, "ground_truth": false}),
     );
     let data = ws.snapshot("datasets/demo");
-    sw.empty_downloads.store(usize::MAX, SeqCst);
-    let err = ws.fail(&["apply", "--auto-approve"]);
-    sw.empty_downloads.store(0, SeqCst);
+    let err = always(&proxy, Rule::new("GET", downloads(), emptied()), || {
+        ws.fail(&["apply", "--auto-approve"])
+    });
     assert!(err.contains("incomplete answer"), "{err}");
     assert!(data == ws.snapshot("datasets/demo"), "dataset untouched");
     assert_eq!(record(&ws)["merge"]["cursor"], cursor, "the cursor waits");

@@ -4,6 +4,7 @@
 
 use super::acceptance::demo_schema;
 use super::faultproxy::{Action, FaultProxy, Rule, Target};
+use super::faultsuite::{outcome, planned_deletions};
 use super::*;
 
 /// The labels the demo runs carry, per sample: (field, label id, class).
@@ -128,18 +129,9 @@ fn rename_dataset(ws: &Ws, name: &str) {
 
 /// `annoform apply` that may fail: (success, stdout + stderr).
 pub(super) fn try_apply(ws: &Ws) -> (bool, String) {
-    let out = ws
-        .command(&["apply", "--auto-approve"])
-        .output()
-        .expect("run annoform");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = outcome(&mut ws.command(&["apply", "--auto-approve"]), &ws.token);
     assert!(!text.contains("panicked"), "{text}");
-    assert!(!text.contains(&ws.token), "the token leaked: {text}");
-    (out.status.success(), text)
+    (ok, text)
 }
 
 /// A download page missing (a 404, as past the end) or empty in the middle of the first
@@ -150,8 +142,8 @@ fn a_missing_or_empty_download_page_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ls = LabelStudio::start(dir.path());
     let proxy = FaultProxy::start(&ls.url);
-    // 110 tasks: two download pages of 100 and 10.
-    let page2 = Target::regex(r"^/api/tasks\?(.*&)?page=2&.*fields=all");
+    // 110 tasks: downloaded by id in two pages of 100 and 10 (the second one faulted).
+    let download = Target::regex(r"^/api/tasks\?.*fields=all");
     let faults = [
         (
             "a 404",
@@ -169,7 +161,7 @@ fn a_missing_or_empty_download_page_deletes_nothing() {
         let pid = ls.project(&format!("annoform/pages{k}/demo")).unwrap();
         let before = ws.samples();
         let edits = [3, 105].map(|i| (i, relabel_first_box(&ls, pid, &before[i])));
-        let fault = proxy.rule(Rule::new("GET", page2.clone(), action));
+        let fault = proxy.rule(Rule::new("GET", download.clone(), action).nth(2));
         let (ok, out) = try_apply(&ws);
         assert_eq!(fault.fired(), 1, "{what} was not served: {out}");
         for lost in changed_besides(&before, &ws.samples(), &[3, 105]) {
@@ -269,14 +261,7 @@ fn a_task_deleted_by_hand_is_drift_not_a_deletion() {
     assert_eq!(status, 204);
     let plan = ws.plan();
     let drift = plan["runs"][0]["drift"].to_string();
-    let deleted: u64 = ["ground_truth", "scene", "regions"]
-        .iter()
-        .map(|f| {
-            plan["runs"][0]["fields"][f]["deleted"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let deleted = planned_deletions(&plan, &["ground_truth", "scene", "regions"]);
     let (ok, out) = try_apply(&ws);
     let after = ws.samples();
     let mut wrong = Vec::new();

@@ -9,11 +9,11 @@
 //! before it is forwarded, and after, with the answer kept back), each request of a merge
 //! (held before it is forwarded; a merge writes nothing to the server).
 
-use super::faultproxy::{Action, Boundary, FaultProxy, RuleHandle, boundaries, kill_when_held};
+use super::faultproxy::FaultProxy;
 use super::faults::{sample_id, try_apply, workspace};
+use super::faultsuite::{Tally, differing_samples, kill_points};
 use super::*;
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const SAMPLES: usize = 3;
 
@@ -159,13 +159,6 @@ pub(super) fn backend_faults(ls: &LabelStudio, s: &Scenario) -> Vec<String> {
     wrong
 }
 
-/// Apply, recording the requests it sends.
-fn logged_apply(ws: &Ws, proxy: &FaultProxy) -> Vec<(String, String)> {
-    let start = proxy.log().len();
-    ws.run(&["apply", "--auto-approve"]);
-    proxy.log()[start..].to_vec()
-}
-
 #[test]
 fn killed_at_every_step_boundary_then_rerun() {
     let t0 = Instant::now();
@@ -176,11 +169,15 @@ fn killed_at_every_step_boundary_then_rerun() {
     // The uninterrupted run: its requests per phase and its dataset after each.
     let reference = Scenario::new(&ls, &proxy, 0);
     let original = reference.ws.samples();
-    let mut logs = vec![logged_apply(&reference.ws, &proxy)];
+    let mut logs = vec![proxy.log_of(|| {
+        reference.ws.run(&["apply", "--auto-approve"]);
+    })];
     let mut expected = vec![summary(&reference.ws.samples(), &original)];
     for phase in 1..=2 {
         reference.annotate(&ls, phase);
-        logs.push(logged_apply(&reference.ws, &proxy));
+        logs.push(proxy.log_of(|| {
+            reference.ws.run(&["apply", "--auto-approve"]);
+        }));
         expected.push(summary(&reference.ws.samples(), &original));
     }
     assert!(run_actions(&reference.ws.plan()).is_empty());
@@ -193,51 +190,23 @@ fn killed_at_every_step_boundary_then_rerun() {
         "the second merge changed the dataset"
     );
 
-    // (phase, boundary, hold the answer too)
     let changes = |m: &str, _: &str| m != "GET";
-    let mut points: Vec<(usize, Boundary, Action)> = Vec::new();
-    for b in boundaries(&logs[0], changes) {
-        points.push((0, b.clone(), Action::HoldRequest));
-        points.push((0, b, Action::HoldAnswer));
-    }
-    for (phase, log) in logs.iter().enumerate().skip(1) {
-        for b in boundaries(log, |_, _| true) {
-            points.push((phase, b, Action::HoldRequest));
-        }
-    }
+    let points = kill_points(&logs, changes);
 
     let mut wrong: Vec<String> = Vec::new();
-    let mut survived = 0;
-    for (n, (phase, boundary, action)) in points.iter().enumerate() {
+    let mut tally = Tally::default();
+    for (n, point) in points.iter().enumerate() {
+        let phase = point.phase;
         let s = Scenario::new(&ls, &proxy, n + 1);
-        for p in 0..*phase {
-            if p > 0 {
-                s.annotate(&ls, p);
-            }
-            s.ws.run(&["apply", "--auto-approve"]);
-        }
-        if *phase > 0 {
-            s.annotate(&ls, *phase);
-        }
-        let at = format!(
-            "killed in {} at {} ({})",
-            ["create", "merge 1", "merge 2"][*phase],
-            boundary.label,
-            if matches!(action, Action::HoldAnswer) {
-                "answer held"
-            } else {
-                "before it was sent"
-            }
+        point.reach(
+            |p| s.annotate(&ls, p),
+            || {
+                s.ws.run(&["apply", "--auto-approve"]);
+            },
         );
-        let hold: RuleHandle = proxy.rule(boundary.rule(action.clone()));
-        let killed = kill_when_held(
-            &mut s.ws.command(&["apply", "--auto-approve"]),
-            &hold,
-            Duration::from_secs(60),
-        );
-        proxy.clear();
-        if let Err(e) = killed {
-            wrong.push(format!("{at}: {e}"));
+        let at = point.describe();
+        if let Err(e) = point.kill(&proxy, &mut s.ws.command(&["apply", "--auto-approve"])) {
+            wrong.push(e);
             continue;
         }
         let before = wrong.len();
@@ -251,33 +220,12 @@ fn killed_at_every_step_boundary_then_rerun() {
             wrong.push(format!("{at}: the plan after the re-run is {plan}"));
         }
         let now = summary(&s.ws.samples(), &original);
-        for (i, (e, g)) in expected[*phase].iter().zip(&now).enumerate() {
-            if e != g {
-                wrong.push(format!("{at}: sample {i} has {g:?}, expected {e:?}"));
-            }
-        }
+        wrong.extend(differing_samples(&at, &expected[phase], &now));
         for w in backend_faults(&ls, &s) {
             wrong.push(format!("{at}: {w}"));
         }
-        if wrong.len() == before {
-            survived += 1;
-        }
-        eprintln!(
-            "{at}: {}",
-            if wrong.len() == before {
-                "ok"
-            } else {
-                "FAILED"
-            }
-        );
+        tally.record(&at, &wrong, before);
     }
-    let injected: BTreeMap<&str, usize> = proxy.injected();
-    eprintln!(
-        "kill suite (Label Studio): {survived}/{} kills survived ({} in the create, {} in merges), faults injected {injected:?}, {:?}",
-        points.len(),
-        points.iter().filter(|p| p.0 == 0).count(),
-        points.iter().filter(|p| p.0 > 0).count(),
-        t0.elapsed()
-    );
+    tally.report("Label Studio", &points, &proxy, t0.elapsed());
     assert!(wrong.is_empty(), "{wrong:#?}");
 }

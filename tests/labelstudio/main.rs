@@ -15,13 +15,14 @@ mod faults;
 mod kills;
 mod matrix;
 mod params;
-mod proxy;
 mod schema;
 mod timings;
 mod unexpected;
 
 #[path = "../support/faultproxy.rs"]
 mod faultproxy;
+#[path = "../support/faultsuite.rs"]
+mod faultsuite;
 
 /// The demo dataset generator (`examples/make-demo-dataset.rs`), reused to make datasets.
 #[path = "../../examples/make-demo-dataset.rs"]

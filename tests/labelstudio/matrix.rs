@@ -6,8 +6,9 @@
 //! Per kind, one run: in each phase every endpoint's rule is armed at once (each fires once)
 //! and apply is re-run until it succeeds, so each fault is met by the apply that reaches it.
 
-use super::faultproxy::{FaultProxy, Rule, Target, converge, fault_kinds};
+use super::faultproxy::{FaultProxy, fault_kinds};
 use super::faults::try_apply;
+use super::faultsuite::{PHASES as PHASE_NAMES, fault_phase, outcome};
 use super::kills::{Scenario, backend_faults, summary};
 use super::*;
 use std::time::{Duration, Instant};
@@ -32,18 +33,11 @@ const PHASES: [&[(&str, &str)]; 4] = [
 ];
 
 fn apply(ws: &Ws) -> (bool, String) {
-    let out = ws
-        .command(&["apply", "--auto-approve"])
-        .env("ANNOFORM_HTTP_TIMEOUT_MS", TIMEOUT_MS)
-        .output()
-        .expect("run annoform");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains(&ws.token), "the token leaked: {text}");
-    (out.status.success(), text)
+    outcome(
+        ws.command(&["apply", "--auto-approve"])
+            .env("ANNOFORM_HTTP_TIMEOUT_MS", TIMEOUT_MS),
+        &ws.token,
+    )
 }
 
 #[test]
@@ -69,40 +63,18 @@ fn every_fault_kind_on_the_main_endpoints_converges() {
             if phase > 0 {
                 s.annotate(&ls, phase);
             }
-            let rules: Vec<_> = endpoints
-                .iter()
-                .map(|(m, re)| {
-                    (
-                        format!("{m} {re}"),
-                        proxy.rule(Rule::new(m, Target::regex(re), action.clone())),
-                    )
-                })
-                .collect();
-            let context = format!(
-                "{} in the {}",
-                action.kind(),
-                ["create", "merge 1", "merge 2", "merge 3"][phase]
-            );
-            let converged = converge(
-                || apply(&s.ws),
-                &[proxy.url.as_str(), "labelstudio"],
-                1 + endpoints.len(),
+            let context = format!("{} in the {}", action.kind(), PHASE_NAMES[phase]);
+            let (ok, out) = fault_phase(
+                &proxy,
+                endpoints,
+                &action,
                 &context,
+                &[proxy.url.as_str(), "labelstudio"],
+                || apply(&s.ws),
+                || try_apply(&s.ws),
                 &mut wrong,
+                &mut unreached,
             );
-            unreached.extend(
-                rules
-                    .iter()
-                    .filter(|(_, r)| r.fired() == 0)
-                    .map(|(what, _)| format!("{context}: {what}")),
-            );
-            proxy.clear();
-            // A clean re-run when the faulty ones did not get through.
-            let (ok, out) = if converged {
-                (true, String::new())
-            } else {
-                try_apply(&s.ws)
-            };
             let plan = s.ws.plan();
             if !ok || !run_actions(&plan).is_empty() {
                 wrong.push(format!("{context}: no convergence: {out}\nplan {plan}"));

@@ -5,10 +5,10 @@
 //! over path and query), optionally from its nth occurrence on and a bounded number of times;
 //! the first rule that fires decides the answer. Requests no rule takes are forwarded as
 //! they are. Actions: an answer of the proxy's own (status and body), the server's answer
-//! with its body emptied or cut short, a connection reset (before or after the server acted),
-//! a stall, and holds: a held request waits (before it is forwarded, or after, with the
-//! server's answer kept back) until the test releases it, and the test can wait for it to
-//! arrive — so a test can kill annoform at an exact step, not at a moment in time.
+//! with its body emptied, cut short or rewritten, a connection reset (before or after the
+//! server acted), a stall, and holds: a held request waits (before it is forwarded, or
+//! after, with the server's answer kept back) until the test releases it, and the test can
+//! wait for it to arrive — so a test can kill annoform at an exact step, not at a moment in time.
 //!
 //! Every request is logged (method and target) and counted per rule; faults are counted by
 //! kind. The proxy stops when dropped.
@@ -70,6 +70,9 @@ pub enum Action {
     HoldRequest,
     /// Forward, then keep the server's answer back until released.
     HoldAnswer,
+    /// Forward; answer the server's status and headers with its JSON body edited (an answer
+    /// that is not JSON goes through as it is).
+    Rewrite(fn(&mut serde_json::Value)),
 }
 
 impl Action {
@@ -84,6 +87,7 @@ impl Action {
             Action::Reset | Action::ResetAfterForward => "reset",
             Action::Stall(_) => "stall",
             Action::HoldRequest | Action::HoldAnswer => "hold",
+            Action::Rewrite(_) => "rewritten",
         }
     }
 }
@@ -274,6 +278,28 @@ impl FaultProxy {
         self.inner.shared.lock().unwrap().log.clone()
     }
 
+    /// The requests `act` sends, in arrival order.
+    pub fn log_of(&self, act: impl FnOnce()) -> Vec<(String, String)> {
+        let start = self.log().len();
+        act();
+        self.log()[start..].to_vec()
+    }
+
+    /// Installs `hold` (a rule that holds a request or its answer), runs `cmd` until the rule
+    /// holds one of its requests, kills it with SIGKILL (see [`kill_when_held`]), then clears
+    /// every rule. Returns the rule, to read its counts.
+    pub fn kill_at(
+        &self,
+        hold: Rule,
+        cmd: &mut std::process::Command,
+        timeout: Duration,
+    ) -> Result<RuleHandle, String> {
+        let handle = self.rule(hold);
+        let killed = kill_when_held(cmd, &handle, timeout);
+        self.clear();
+        killed.map(|()| handle)
+    }
+
     /// Faults injected so far, by kind (holds included).
     pub fn injected(&self) -> BTreeMap<&'static str, usize> {
         self.inner.shared.lock().unwrap().injected.clone()
@@ -396,6 +422,16 @@ async fn handle(
         }
         Some(Action::HoldAnswer) => {
             hold(inner, index).await;
+            Full::new(body).map_err(|e| match e {}).boxed()
+        }
+        Some(Action::Rewrite(edit)) => {
+            let body = match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(mut v) => {
+                    edit(&mut v);
+                    Bytes::from(v.to_string())
+                }
+                Err(_) => body,
+            };
             Full::new(body).map_err(|e| match e {}).boxed()
         }
         _ => Full::new(body).map_err(|e| match e {}).boxed(),

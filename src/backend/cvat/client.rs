@@ -18,7 +18,7 @@
 
 use super::convert::{self, Annotations as CvatAnnotations};
 use super::labels::{self, LabelMap, LabelSpec};
-use crate::backend::http::{HttpClient, HttpError, HttpPolicy};
+use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
 use crate::backend::labelstudio::convert::ImageSize;
 use crate::backend::*;
 use crate::manifest::{AttributeType, LabelType};
@@ -371,26 +371,47 @@ impl CvatBackend {
     }
 
     /// Every result of a list endpoint (`page_size=all`, following `next` if the server
-    /// pages anyway).
+    /// pages anyway), verified whole: each page holds its `results`, and they add up to the
+    /// `count` the first page announces. A short list is an error, never fewer objects (a
+    /// task missing from it would be created again).
     async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, HttpError> {
         let mut q: Vec<(&str, String)> = query.to_vec();
         q.push(("page_size", "all".into()));
+        let shown = |page: &str| {
+            let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{page}?{}", query.join("&"))
+        };
+        let mut page = shown(path);
         let mut v = self.get(path, &q).await?;
+        let count = v.get("count").and_then(Value::as_u64);
         let mut out = Vec::new();
         loop {
-            out.extend(
-                v.get("results")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            let Some(results) = v.get_mut("results").and_then(Value::as_array_mut) else {
+                return Err(self.http.incomplete(
+                    &Method::GET,
+                    &page,
+                    "the answer holds no `results` list",
+                ));
+            };
+            out.append(results);
             match v.get("next").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => {
-                    let next = next.to_string();
-                    v = self.get(&next, &[]).await?;
+                    page = next.to_string();
+                    v = self.get(&page, &[]).await?;
                 }
-                _ => return Ok(out),
+                _ => break,
             }
+        }
+        match count {
+            Some(n) if n != out.len() as u64 => Err(self.http.incomplete(
+                &Method::GET,
+                &shown(path),
+                &format!(
+                    "the list holds {} object(s) where the server counts {n}",
+                    out.len()
+                ),
+            )),
+            _ => Ok(out),
         }
     }
 
@@ -558,7 +579,14 @@ impl CvatBackend {
             .call(Method::POST, "/api/tasks", &[], Some(&body))
             .await
             .map_err(|e| self.http_error(e))?;
-        let tid = id_of(&created).ok_or_else(|| self.error("the created task has no id"))?;
+        let tid = id_of(&created).ok_or_else(|| {
+            self.error(answered_without(
+                &Method::POST,
+                "/api/tasks",
+                "an id",
+                &created,
+            ))
+        })?;
         let result = self.fill_task(tid, info, task).await;
         if let Err(e) = result {
             // A task whose data failed cannot take data again: remove it so a retry starts
@@ -678,10 +706,9 @@ impl CvatBackend {
                 .await
                 .map_err(|e| self.http_error(e))?
         };
-        let rq = answer
-            .get("rq_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.error(format!("POST {path} answered without an rq_id")))?;
+        let rq = answer.get("rq_id").and_then(Value::as_str).ok_or_else(|| {
+            self.error(answered_without(&Method::POST, &path, "an rq_id", &answer))
+        })?;
         self.wait(rq).await?;
         self.assign_jobs(tid, info, task).await
     }
@@ -1067,7 +1094,14 @@ impl Backend for CvatBackend {
                     .rt
                     .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
                     .map_err(|e| self.http_error(e))?;
-                let id = id_of(&v).ok_or_else(|| self.error("the created project has no id"))?;
+                let id = id_of(&v).ok_or_else(|| {
+                    self.error(answered_without(
+                        &Method::POST,
+                        "/api/projects",
+                        "an id",
+                        &v,
+                    ))
+                })?;
                 (id.to_string(), spec.name.clone())
             }
         };
@@ -1119,6 +1153,31 @@ impl Backend for CvatBackend {
             .collect();
         out.sort_by_key(|t| t.id.parse::<u64>().unwrap_or(0));
         Ok(out)
+    }
+
+    fn confirm_missing(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Vec<String>, BackendError> {
+        let this = &*self;
+        this.rt.block_on(async {
+            let mut gone = Vec::new();
+            for id in tasks {
+                let task = this
+                    .get_opt(&format!("/api/tasks/{id}"), &[])
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+                let in_project = task
+                    .as_ref()
+                    .and_then(|t| t.get("project_id"))
+                    .is_some_and(|p| p.to_string().trim_matches('"') == project.id);
+                if !in_project {
+                    gone.push(id.clone());
+                }
+            }
+            Ok(gone)
+        })
     }
 
     fn create_task(

@@ -15,7 +15,7 @@ pub mod config;
 pub mod convert;
 pub mod rle;
 
-use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy};
+use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without};
 use super::*;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
@@ -1201,7 +1201,14 @@ impl Backend for LabelStudioBackend {
             .rt
             .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
             .map_err(|e| self.http_error(e))?;
-        let id = id_str(&v).ok_or_else(|| self.error("the created project has no id"))?;
+        let id = id_str(&v).ok_or_else(|| {
+            self.error(answered_without(
+                &Method::POST,
+                "/api/projects",
+                "an id",
+                &v,
+            ))
+        })?;
         self.schemas.insert(id.clone(), spec.schema.clone());
         self.created.insert(id.clone());
         Ok(RemoteProject {

@@ -367,6 +367,7 @@ impl Engine<'_> {
             };
             outcome.write(ds)?;
             ds.save()?;
+            crash_point("merge-saved");
         }
         super::returned::write(
             &self.config.root,
@@ -498,6 +499,15 @@ impl Engine<'_> {
 /// What a run's task names start with: `<project>/batch-` in the run's own project (whose
 /// default name ends with the key), `<project>/<key>/batch-` in a project shared by name
 /// with other runs, so no run adopts another's tasks.
+/// A test hook: `ANNOFORM_TEST_CRASH_AT=<point>` ends the process at once, as a SIGKILL
+/// would, where no request happens that a test could hold. Points: `merge-saved` (a merge's
+/// dataset saved, its record not yet).
+fn crash_point(point: &str) {
+    if std::env::var("ANNOFORM_TEST_CRASH_AT").is_ok_and(|p| p == point) {
+        std::process::abort();
+    }
+}
+
 fn batch_prefix(project: &str, key: &str) -> String {
     if project.ends_with(&format!("/{key}")) || project == key {
         format!("{project}/batch-")

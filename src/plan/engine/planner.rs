@@ -374,7 +374,20 @@ impl Engine<'_> {
             work.missing_project = true;
             return Ok(());
         }
-        let live: HashSet<String> = b.list_tasks(&project)?.into_iter().map(|t| t.id).collect();
+        let mut live: HashSet<String> = b.list_tasks(&project)?.into_iter().map(|t| t.id).collect();
+        let unlisted: Vec<String> = r
+            .tasks
+            .iter()
+            .filter(|t| !live.contains(&t.id))
+            .map(|t| t.id.clone())
+            .collect();
+        if !unlisted.is_empty() {
+            let gone: HashSet<String> = b
+                .confirm_missing(&project, &unlisted)?
+                .into_iter()
+                .collect();
+            live.extend(unlisted.into_iter().filter(|t| !gone.contains(t)));
+        }
         for t in &r.tasks {
             if !live.contains(&t.id) {
                 plan.drift.push(format!(
