@@ -742,6 +742,24 @@ fn killed_between_the_merges_dataset_and_record_saves() {
     assert_eq!(plan_json(&ws)["changes"], false);
     ok(ws.run(&["apply", "--auto-approve"]));
     assert_eq!(detections(&ws), expected, "nothing merged twice");
+    assert!(
+        !state_record(&ws)["merge"].is_null(),
+        "the re-run recorded the merge the crash left unrecorded"
+    );
+
+    // The annotators then delete the boxes they drew: the deletions reach the dataset, as in
+    // the run that never crashed.
+    let undo = |_: &str, labels: &mut Vec<Value>| labels.retain(|l| l["backend_id"] != "new-1");
+    annotate(&twin, undo);
+    ok(twin.run(&["apply", "--auto-approve"]));
+    annotate(&ws, undo);
+    let plan = plan_json(&ws);
+    assert_eq!(
+        plan["runs"][0]["fields"]["ground_truth"]["deleted"], 2,
+        "{plan:#}"
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(detections(&ws), detections(&twin));
 }
 
 /// Edit the annotations of one task only (by index), as an annotator working on one task.

@@ -531,6 +531,18 @@ impl Engine<'_> {
             e.unchanged = c.unchanged;
             e.unexpected = c.unexpected;
         }
+        // The dataset already holds what the backend holds, but the record does not know it
+        // (an apply stopped between saving the dataset and saving the record): the merge is
+        // recorded, or later deletions of those labels would find no baseline to delete from.
+        let unrecorded = !outcome.changes_anything()
+            && (!outcome.baselines.is_empty() || !outcome.new_ids.is_empty());
+        if unrecorded {
+            plan.actions.push(Action::Merge);
+            plan.details.push(
+                "record the merged annotations: the dataset holds them already (an earlier apply stopped before saving its record)"
+                    .into(),
+            );
+        }
         // `load.cleanup` deletes the project after the final merge, with or without changes.
         if outcome.changes_anything() || load.cleanup {
             plan.actions.push(Action::Merge);
