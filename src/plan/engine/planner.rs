@@ -3,6 +3,7 @@
 use super::apply::view_labels;
 use super::*;
 use crate::merge::run::{MergeError, RunMerger};
+use crate::state::LabelKey;
 
 /// Missing samples named per drifted task (the rest are counted).
 const SAMPLES_NAMED: usize = 5;
@@ -534,8 +535,7 @@ impl Engine<'_> {
         // The dataset already holds what the backend holds, but the record does not know it
         // (an apply stopped between saving the dataset and saving the record): the merge is
         // recorded, or later deletions of those labels would find no baseline to delete from.
-        let unrecorded = !outcome.changes_anything()
-            && (!outcome.baselines.is_empty() || !outcome.new_ids.is_empty());
+        let unrecorded = !outcome.changes_anything() && holds_unrecorded_labels(&outcome, r);
         if unrecorded {
             plan.actions.push(Action::Merge);
             plan.details.push(
@@ -674,4 +674,24 @@ fn count_uploads(
         plan.fields.entry(field.clone()).or_default().upload += n;
     }
     Ok(())
+}
+
+/// Whether the dataset holds labels of a merge the record never saw: a baseline naming other
+/// labels than the record's (labels drawn or deleted in the backend and already merged), or
+/// backend objects whose ids were never recorded. A baseline that differs only in digests (the
+/// backend's rendering of the same labels) is not one.
+fn holds_unrecorded_labels(m: &merge::run::RunMerge, r: &RunRecord) -> bool {
+    let ids =
+        |labels: &[UploadedLabel]| -> HashSet<LabelKey> { labels.iter().map(|l| l.id).collect() };
+    !m.new_ids.is_empty()
+        || m.baselines.iter().any(|(field, samples)| {
+            samples.iter().any(|(sample, labels)| {
+                let recorded = r
+                    .uploaded
+                    .get(field)
+                    .and_then(|f| f.get(sample))
+                    .map_or(&[][..], Vec::as_slice);
+                ids(labels) != ids(recorded)
+            })
+        })
 }
