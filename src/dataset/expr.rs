@@ -765,12 +765,12 @@ fn count(v: &Val) -> Val<'static> {
 }
 
 /// Evaluates an expression on a document (a label object, or a sample).
-pub fn eval<'a>(e: &Expr, doc: &'a Object) -> Val<'a> {
+pub fn eval<'a>(e: &'a Expr, doc: &'a Object) -> Val<'a> {
     match e {
         Expr::Null => Val::Null,
         Expr::Bool(b) => Val::Bool(*b),
         Expr::Num(n) => Val::Num(*n),
-        Expr::Str(s) => Val::Str(Cow::Owned(s.clone())),
+        Expr::Str(s) => Val::Str(Cow::Borrowed(s)),
         Expr::List(items) => Val::List(items.iter().map(|i| eval(i, doc)).collect()),
         Expr::Path(segs) => {
             let mut v = Val::Obj(doc);
