@@ -290,6 +290,30 @@ impl Document {
         }
     }
 
+    /// Like [`Self::project`], with some fields parsed only in part: for a top-level key,
+    /// `part` says whether to skip it (`None`), parse it whole, or parse it as a label value
+    /// keeping, in each label object, only `_id`, `_cls` and the given keys. A
+    /// value of another shape than a label value makes the fields parse whole.
+    pub fn project_parts<'k>(&self, part: &dyn Fn(&str) -> Option<Part<'k>>) -> Cow<'_, Object> {
+        match &self.body {
+            Body::Text {
+                text,
+                span,
+                cache,
+                nonfinite,
+                ..
+            } if cache.get().is_none() => {
+                let json = json_text(text, span, *nonfinite);
+                let mut de = serde_json::Deserializer::from_str(&json);
+                match (PartsProjection { part }).deserialize(&mut de) {
+                    Ok(o) => Cow::Owned(o),
+                    Err(_) => self.project_with(&|k| part(k).is_some()),
+                }
+            }
+            _ => Cow::Borrowed(self.as_object()),
+        }
+    }
+
     /// Whether the document may have this top-level key (a cheap text pre-check; false means
     /// it certainly does not).
     fn may_have(&self, key: &str) -> bool {
@@ -1232,6 +1256,126 @@ impl<'de> Visitor<'de> for Projection<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// How much of a top-level value [`Document::project_parts`] parses.
+#[derive(Clone, Copy)]
+pub enum Part<'k> {
+    /// All of it.
+    Whole,
+    /// A label value, with only `_id`, `_cls` and the given keys in each label.
+    Labels(&'k [String]),
+}
+
+/// Deserializes an object keeping some keys whole and some label values in part.
+struct PartsProjection<'p, 'k> {
+    part: &'p dyn Fn(&str) -> Option<Part<'k>>,
+}
+
+impl<'de> DeserializeSeed<'de> for PartsProjection<'_, '_> {
+    type Value = Object;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PartsProjection<'_, '_> {
+    type Value = Object;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let mut out = Object::new();
+        while let Some(k) = map.next_key::<String>()? {
+            match (self.part)(&k) {
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Some(Part::Whole) => {
+                    let v = map.next_value()?;
+                    out.insert(k, v);
+                }
+                Some(Part::Labels(keep)) => {
+                    let v = map.next_value_seed(LabelPart { keep, top: true })?;
+                    out.insert(k, v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A label value (`top`: a field's value, whose list of labels is projected too) or one label
+/// of a list, with only `_id`, `_cls` and the kept keys; null stays null.
+struct LabelPart<'k> {
+    keep: &'k [String],
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for LabelPart<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelPart<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a label or null")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let is_list_key = |k: &str| {
+            ["Classifications", "Detections", "Polylines", "Keypoints"]
+                .into_iter()
+                .any(|cls| labels::label_list_key(cls) == Some(k))
+        };
+        let mut out = Object::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if k == "_id" || k == "_cls" || self.keep.contains(&k) {
+                let v = map.next_value()?;
+                out.insert(k, v);
+            } else if self.top && is_list_key(&k) {
+                let v = map.next_value_seed(LabelList { keep: self.keep })?;
+                out.insert(k, v);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The list of a list label class (`detections`...), each label projected.
+struct LabelList<'k> {
+    keep: &'k [String],
+}
+
+impl<'de> DeserializeSeed<'de> for LabelList<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelList<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of labels")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(LabelPart {
+            keep: self.keep,
+            top: false,
+        })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::dir::Dataset;
+use super::dir::{Dataset, Part};
 use super::ejson::ObjectId;
 use super::expr::{self, Expr, ExprError, Val};
 use super::labels::{self, Object};
@@ -121,27 +121,44 @@ struct Ctx<'a> {
     frames: Vec<Cow<'a, Object>>,
 }
 
+/// Label fields a pass reads only through label-level expressions (`frames.<name>` for frame
+/// fields), with the label keys those read: their labels are parsed with only these keys
+/// (and `_id`, `_cls`).
+type Trim = [(String, Vec<String>)];
+
 impl<'a> Ctx<'a> {
     /// Parses the fields a stage reads (`frames.<name>` for frame fields), nothing else.
     fn new<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S]) -> Self {
+        Self::trimmed(ds, idx, fields, &[])
+    }
+
+    /// Like [`Self::new`], the label fields in `trim` parsed only in part.
+    fn trimmed<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S], trim: &Trim) -> Self {
         let s = &ds.samples()[idx];
-        let (mut sample_keys, mut frame_keys) = (Vec::new(), Vec::new());
-        for f in fields {
-            match f.as_ref().strip_prefix("frames.") {
-                Some(name) => frame_keys.push(name),
-                None => sample_keys.push(f.as_ref()),
-            }
-        }
-        let frames = if frame_keys.is_empty() {
-            Vec::new()
-        } else {
+        // What to parse of a top-level key of the sample (`prefix` "") or of a frame.
+        let part = |prefix: &str, key: &str| -> Option<Part<'_>> {
+            let is = |f: &str| match prefix {
+                "" => !f.starts_with("frames.") && f == key,
+                _ => f.strip_prefix(prefix) == Some(key),
+            };
+            fields
+                .iter()
+                .any(|f| is(f.as_ref()))
+                .then(|| match trim.iter().find(|(f, _)| is(f)) {
+                    Some((_, keys)) => Part::Labels(keys),
+                    None => Part::Whole,
+                })
+        };
+        let frames = if fields.iter().any(|f| f.as_ref().starts_with("frames.")) {
             ds.frames(s.id())
                 .into_iter()
-                .map(|f| f.project(&frame_keys))
+                .map(|f| f.project_parts(&|k| part("frames.", k)))
                 .collect()
+        } else {
+            Vec::new()
         };
         Ctx {
-            sample: s.project(&sample_keys),
+            sample: s.project_parts(&|k| part("", k)),
             frames,
         }
     }
@@ -393,9 +410,10 @@ impl<'a> State<'a> {
         }
     }
 
-    /// Parses what `fields` name on sample `idx`, with filtered label fields narrowed.
-    fn ctx(&self, idx: usize, fields: &[String]) -> Ctx<'a> {
-        let mut ctx = Ctx::new(self.ds, idx, fields);
+    /// Parses what `fields` name on sample `idx` (`trim`: in part), with filtered label
+    /// fields narrowed.
+    fn ctx(&self, idx: usize, fields: &[String], trim: &Trim) -> Ctx<'a> {
+        let mut ctx = Ctx::trimmed(self.ds, idx, fields, trim);
         for f in fields {
             self.narrow(&mut ctx, idx, f);
         }
@@ -420,6 +438,7 @@ impl<'a> State<'a> {
                 }
             }
         }
+        let trim = label_only_reads(self.ds, rest, sort, &fields);
         let tags_only = ["tags"];
         let order = std::mem::take(&mut self.order);
         let mut keys = Vec::new();
@@ -430,7 +449,7 @@ impl<'a> State<'a> {
                     continue;
                 }
             }
-            let mut ctx = self.ctx(s, &fields);
+            let mut ctx = self.ctx(s, &fields, &trim);
             if !rest.iter().all(|step| self.passes(step, &mut ctx, s)) {
                 continue;
             }
@@ -497,6 +516,65 @@ impl<'a> State<'a> {
             | Step::Take(..) => true,
         }
     }
+}
+
+/// The label fields that `steps` (and a sort expression after them) read only through
+/// label-level expressions or for their shape (set or not, how many labels), with the label
+/// keys those read.
+fn label_only_reads(
+    ds: &Dataset,
+    steps: &[Step<'_>],
+    sort: Option<&Expr>,
+    fields: &[String],
+) -> Vec<(String, Vec<String>)> {
+    let mut whole = Vec::new();
+    for step in steps {
+        match step {
+            Step::Exists(e) => whole.extend(
+                e.root_fields()
+                    .into_iter()
+                    .filter(|r| !e.reads_only_shape(r)),
+            ),
+            Step::MatchTags(_) => whole.push("tags".to_owned()),
+            Step::FrameExists(_)
+            | Step::FilterLabels { .. }
+            | Step::MatchLabels { .. }
+            | Step::Select(_)
+            | Step::Sort { .. }
+            | Step::Skip(_)
+            | Step::Limit(_)
+            | Step::Take(..) => {}
+        }
+    }
+    if let Some(e) = sort {
+        whole.extend(
+            e.root_fields()
+                .into_iter()
+                .filter(|r| !e.reads_only_shape(r)),
+        );
+    }
+    let mut trim: Vec<(String, Vec<String>)> = fields
+        .iter()
+        .filter(|f| !whole.contains(f) && ds.field_label_class(f).is_some())
+        .map(|f| (f.clone(), Vec::new()))
+        .collect();
+    let mut add = |field: &str, e: &Expr| {
+        if let Some((_, have)) = trim.iter_mut().find(|(f, _)| f == field) {
+            for k in e.root_fields() {
+                if !have.contains(&k) {
+                    have.push(k);
+                }
+            }
+        }
+    };
+    for step in steps {
+        match step {
+            Step::FilterLabels { field, expr, .. } => add(field, expr),
+            Step::MatchLabels { fields, expr } => fields.iter().for_each(|f| add(f, expr)),
+            _ => {}
+        }
+    }
+    trim
 }
 
 fn parse_expr(stage: usize, name: &'static str, src: &str) -> Result<Expr, ViewError> {
@@ -1033,6 +1111,7 @@ mod tests {
             "ground_truth",
             "nope",
             "ground_truth.detections",
+            "count(ground_truth) > 2 || null",
         ])
         .prop_map(|f| ViewStage::Exists(f.into()));
         let wheres = prop::sample::select(vec![
@@ -1042,6 +1121,7 @@ mod tests {
             "label in ['car', 'truck'] && confidence < 0.25",
             "!(confidence > 0.2)",
             "true",
+            "exists(bounding_box) && id != ''",
         ]);
         let filter = (wheres.clone(), prop::option::of(any::<bool>()))
             .prop_map(|(w, only)| filter("ground_truth", w, only));
@@ -1056,6 +1136,8 @@ mod tests {
                 "count(ground_truth)",
                 "n_int",
                 "count(ground_truth) * 10 - n_int / 7",
+                "ground_truth",
+                "ground_truth.detections[1].confidence",
             ]),
             any::<bool>(),
         )
@@ -1127,7 +1209,12 @@ mod tests {
     proptest! {
         #[test]
         fn fused_evaluation_matches_the_reference(n in 0usize..25, stages in prop::collection::vec(any_stage(), 0..7)) {
-            same_as_reference(&stages, &synthetic(n))?;
+            let mut ds = synthetic(n);
+            same_as_reference(&stages, &ds)?;
+            // Read back from its files, samples are parsed only in part.
+            let dir = tempfile::tempdir().unwrap();
+            ds.save_as(dir.path()).unwrap();
+            same_as_reference(&stages, &Dataset::load(dir.path()).unwrap())?;
         }
 
         #[test]
