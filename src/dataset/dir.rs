@@ -314,6 +314,23 @@ impl Document {
         }
     }
 
+    /// Whether the document may hold the string `s`, as a key or a value anywhere (a cheap text
+    /// pre-check; false means it certainly does not, true is all a parsed document says).
+    pub fn may_contain_string(&self, s: &str) -> bool {
+        match &self.body {
+            // As in `may_have`: only plain strings are searched for verbatim.
+            Body::Text {
+                text, span, cache, ..
+            } if cache.get().is_none()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                text[span.clone()].contains(&format!("\"{s}\""))
+            }
+            _ => true,
+        }
+    }
+
     /// Whether the document may have this top-level key (a cheap text pre-check; false means
     /// it certainly does not).
     fn may_have(&self, key: &str) -> bool {
@@ -1229,6 +1246,29 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 }
 
+/// An object key, borrowed from the text unless it has escapes (projections allocate only
+/// the keys they keep).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Deserializes an object keeping only some keys.
 struct Projection<'k> {
     keep: &'k dyn Fn(&str) -> bool,
@@ -1248,9 +1288,9 @@ impl<'de> Visitor<'de> for Projection<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
         let mut out = Object::new();
-        while let Some(k) = map.next_key::<String>()? {
+        while let Some(Key(k)) = map.next_key()? {
             if (self.keep)(&k) {
-                out.insert(k, map.next_value()?);
+                out.insert(k.into_owned(), map.next_value()?);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
@@ -1287,18 +1327,18 @@ impl<'de> Visitor<'de> for PartsProjection<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
         let mut out = Object::new();
-        while let Some(k) = map.next_key::<String>()? {
+        while let Some(Key(k)) = map.next_key()? {
             match (self.part)(&k) {
                 None => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
                 Some(Part::Whole) => {
                     let v = map.next_value()?;
-                    out.insert(k, v);
+                    out.insert(k.into_owned(), v);
                 }
                 Some(Part::Labels(keep)) => {
                     let v = map.next_value_seed(LabelPart { keep, top: true })?;
-                    out.insert(k, v);
+                    out.insert(k.into_owned(), v);
                 }
             }
         }
@@ -1335,13 +1375,13 @@ impl<'de> Visitor<'de> for LabelPart<'_> {
                 .any(|cls| labels::label_list_key(cls) == Some(k))
         };
         let mut out = Object::new();
-        while let Some(k) = map.next_key::<String>()? {
-            if k == "_id" || k == "_cls" || self.keep.contains(&k) {
+        while let Some(Key(k)) = map.next_key()? {
+            if k == "_id" || k == "_cls" || self.keep.iter().any(|x| *x == k) {
                 let v = map.next_value()?;
-                out.insert(k, v);
+                out.insert(k.into_owned(), v);
             } else if self.top && is_list_key(&k) {
                 let v = map.next_value_seed(LabelList { keep: self.keep })?;
-                out.insert(k, v);
+                out.insert(k.into_owned(), v);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }

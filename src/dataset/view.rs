@@ -444,6 +444,15 @@ impl<'a> State<'a> {
         let mut keys = Vec::new();
         for s in order {
             if !tag_steps.is_empty() {
+                // Most samples without the tags are told by their text alone.
+                let doc = &self.ds.samples()[s];
+                let may_match = |step: &Step<'_>| match step {
+                    Step::MatchTags(want) => want.iter().any(|w| doc.may_contain_string(w)),
+                    _ => true,
+                };
+                if !tag_steps.iter().all(may_match) {
+                    continue;
+                }
                 let mut ctx = Ctx::new(self.ds, s, &tags_only);
                 if !tag_steps.iter().all(|step| self.passes(step, &mut ctx, s)) {
                     continue;
