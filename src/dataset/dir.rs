@@ -292,7 +292,7 @@ impl Document {
 
     /// Like [`Self::project`], with some fields parsed only in part: for a top-level key,
     /// `part` says whether to skip it (`None`), parse it whole, or parse it as a label value
-    /// keeping, in each label object, only `_id`, `_cls` and the given keys. A
+    /// keeping its `_cls` and, in each label object, only the given keys. A
     /// value of another shape than a label value makes the fields parse whole.
     pub fn project_parts<'k>(&self, part: &dyn Fn(&str) -> Option<Part<'k>>) -> Cow<'_, Object> {
         match &self.body {
@@ -1304,7 +1304,7 @@ impl<'de> Visitor<'de> for Projection<'_> {
 pub enum Part<'k> {
     /// All of it.
     Whole,
-    /// A label value, with only `_id`, `_cls` and the given keys in each label.
+    /// A label value: its `_cls` and, in each label, only the given keys.
     Labels(&'k [String]),
 }
 
@@ -1346,8 +1346,8 @@ impl<'de> Visitor<'de> for PartsProjection<'_, '_> {
     }
 }
 
-/// A label value (`top`: a field's value, whose list of labels is projected too) or one label
-/// of a list, with only `_id`, `_cls` and the kept keys; null stays null.
+/// A label value (`top`: a field's value, with its `_cls`, whose list of labels is projected
+/// too) or one label of a list, with only the kept keys; null stays null.
 struct LabelPart<'k> {
     keep: &'k [String],
     top: bool,
@@ -1376,7 +1376,7 @@ impl<'de> Visitor<'de> for LabelPart<'_> {
         };
         let mut out = Object::new();
         while let Some(Key(k)) = map.next_key()? {
-            if k == "_id" || k == "_cls" || self.keep.iter().any(|x| *x == k) {
+            if (self.top && k == "_cls") || self.keep.iter().any(|x| *x == k) {
                 let v = map.next_value()?;
                 out.insert(k.into_owned(), v);
             } else if self.top && is_list_key(&k) {

@@ -122,8 +122,8 @@ struct Ctx<'a> {
 }
 
 /// Label fields a pass reads only through label-level expressions (`frames.<name>` for frame
-/// fields), with the label keys those read: their labels are parsed with only these keys
-/// (and `_id`, `_cls`).
+/// fields), with the label keys those read (`_id` when the field is filtered): their labels
+/// are parsed with only these keys (and the field's `_cls`).
 type Trim = [(String, Vec<String>)];
 
 impl<'a> Ctx<'a> {
@@ -438,7 +438,8 @@ impl<'a> State<'a> {
                 }
             }
         }
-        let trim = label_only_reads(self.ds, rest, sort, &fields);
+        let filtered: Vec<&str> = self.filters.keys().map(String::as_str).collect();
+        let trim = label_only_reads(self.ds, rest, sort, &fields, &filtered);
         let tags_only = ["tags"];
         let order = std::mem::take(&mut self.order);
         let mut keys = Vec::new();
@@ -535,6 +536,7 @@ fn label_only_reads(
     steps: &[Step<'_>],
     sort: Option<&Expr>,
     fields: &[String],
+    filtered: &[&str],
 ) -> Vec<(String, Vec<String>)> {
     let mut whole = Vec::new();
     for step in steps {
@@ -562,10 +564,14 @@ fn label_only_reads(
                 .filter(|r| !e.reads_only_shape(r)),
         );
     }
+    // Filtered fields are looked up by label id.
     let mut trim: Vec<(String, Vec<String>)> = fields
         .iter()
         .filter(|f| !whole.contains(f) && ds.field_label_class(f).is_some())
-        .map(|f| (f.clone(), Vec::new()))
+        .map(|f| {
+            let ids = filtered.contains(&f.as_str()).then(|| "_id".to_owned());
+            (f.clone(), ids.into_iter().collect())
+        })
         .collect();
     let mut add = |field: &str, e: &Expr| {
         if let Some((_, have)) = trim.iter_mut().find(|(f, _)| f == field) {
