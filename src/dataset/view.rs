@@ -346,6 +346,27 @@ impl Kept {
     }
 }
 
+/// What the filters of a pass decided for one sample, by filter index.
+type Local = Vec<(usize, Kept)>;
+
+/// A sample that stays after a pass: its filters' decisions and its sort key.
+type Outcome = (Local, Option<SortKey>);
+
+/// Selections this large are evaluated on several threads (tests use them on tiny ones).
+const PARALLEL_MIN: usize = if cfg!(test) { 2 } else { 2048 };
+
+/// A run of per-sample steps, compiled for a pass over the samples.
+struct Pass<'p, 's> {
+    /// Leading `match_tags` steps: they read only the tags.
+    tag_steps: &'p [Step<'s>],
+    rest: &'p [Step<'s>],
+    /// The expression of a `sort_by` right after the steps.
+    sort: Option<&'p Expr>,
+    /// What `rest` and `sort` read, and which of those label fields in part.
+    fields: &'p [String],
+    trim: &'p Trim,
+}
+
 /// Evaluation state: sample positions in view order and, per filtered field, the remaining
 /// labels by sample position (`None` until a filter on the field has seen the sample).
 struct State<'a> {
@@ -355,28 +376,35 @@ struct State<'a> {
 }
 
 impl<'a> State<'a> {
-    /// What the filters on `field` so far keep of sample `idx` (`None`: every label).
-    fn kept(&self, field: &str, idx: usize) -> Option<&Kept> {
-        self.filters.get(field).and_then(|p| p[idx].as_ref())
-    }
-
-    /// Whether the filters on `field` so far keep the label on sample `idx`.
-    fn keeps(&self, field: &str, idx: usize, l: &Object) -> bool {
-        self.kept(field, idx)
-            .is_none_or(|kept| label_id(l).is_some_and(|id| kept.contains(&id)))
+    /// What the filters on `field` so far keep of sample `idx` (`None`: every label), `local`
+    /// holding what filters of the current pass decided (by filter index).
+    fn kept<'k>(&'k self, field: &str, idx: usize, local: &'k Local) -> Option<&'k Kept> {
+        let (fi, _, per_sample) = self.filters.get_full(field)?;
+        match local.iter().find(|(i, _)| *i == fi) {
+            Some((_, kept)) => Some(kept),
+            None => per_sample[idx].as_ref(),
+        }
     }
 
     /// Labels of a field as the view currently sees them.
-    fn labels<'c>(&self, ctx: &'c Ctx<'_>, idx: usize, field: &str) -> Vec<&'c Object> {
+    fn labels<'c>(
+        &self,
+        ctx: &'c Ctx<'_>,
+        idx: usize,
+        field: &str,
+        local: &Local,
+    ) -> Vec<&'c Object> {
         let mut all = ctx.raw_labels(field);
-        all.retain(|l| self.keeps(field, idx, l));
+        if let Some(kept) = self.kept(field, idx, local) {
+            all.retain(|l| label_id(l).is_some_and(|id| kept.contains(&id)));
+        }
         all
     }
 
     /// Narrows a sample-level label field of the parsed sample to the labels its filter
     /// keeps, so that expressions over the sample see only those.
-    fn narrow(&self, ctx: &mut Ctx<'_>, idx: usize, field: &str) {
-        let Some(kept) = self.kept(field, idx) else {
+    fn narrow(&self, ctx: &mut Ctx<'_>, idx: usize, field: &str, local: &Local) {
+        let Some(kept) = self.kept(field, idx, local) else {
             return;
         };
         if field.starts_with("frames.")
@@ -415,7 +443,7 @@ impl<'a> State<'a> {
     fn ctx(&self, idx: usize, fields: &[String], trim: &Trim) -> Ctx<'a> {
         let mut ctx = Ctx::trimmed(self.ds, idx, fields, trim);
         for f in fields {
-            self.narrow(&mut ctx, idx, f);
+            self.narrow(&mut ctx, idx, f, &Local::new());
         }
         ctx
     }
@@ -440,39 +468,87 @@ impl<'a> State<'a> {
         }
         let filtered: Vec<&str> = self.filters.keys().map(String::as_str).collect();
         let trim = label_only_reads(self.ds, rest, sort, &fields, &filtered);
-        let tags_only = ["tags"];
         let order = std::mem::take(&mut self.order);
+        let pass = Pass {
+            tag_steps,
+            rest,
+            sort,
+            fields: &fields,
+            trim: &trim,
+        };
+        // Samples are independent: the pass runs on as many threads as there are cores,
+        // each on a consecutive part of the selection, and the results join in order.
+        let threads = if order.len() >= PARALLEL_MIN {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let this = &*self;
+        let parts: Vec<Vec<(usize, Outcome)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = order
+                .chunks(order.len().div_ceil(threads).max(1))
+                .map(|part| {
+                    let pass = &pass;
+                    scope.spawn(move || {
+                        part.iter()
+                            .filter_map(|&s| this.sample(pass, s).map(|o| (s, o)))
+                            .collect()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
         let mut keys = Vec::new();
-        for s in order {
-            if !tag_steps.is_empty() {
-                // Most samples without the tags are told by their text alone.
-                let doc = &self.ds.samples()[s];
-                let may_match = |step: &Step<'_>| match step {
-                    Step::MatchTags(want) => want.iter().any(|w| doc.may_contain_string(w)),
-                    _ => true,
-                };
-                if !tag_steps.iter().all(may_match) {
-                    continue;
-                }
-                let mut ctx = Ctx::new(self.ds, s, &tags_only);
-                if !tag_steps.iter().all(|step| self.passes(step, &mut ctx, s)) {
-                    continue;
-                }
+        for (s, (local, key)) in parts.into_iter().flatten() {
+            for (fi, kept) in local {
+                self.filters[fi][s] = Some(kept);
             }
-            let mut ctx = self.ctx(s, &fields, &trim);
-            if !rest.iter().all(|step| self.passes(step, &mut ctx, s)) {
-                continue;
-            }
-            if let Some(e) = sort {
-                keys.push(SortKey::from(expr::eval(e, &ctx.sample)));
-            }
+            keys.extend(key);
             self.order.push(s);
         }
         keys
     }
 
+    /// One sample through a pass: `None` when a step drops it, else what its filters kept and
+    /// its sort key.
+    fn sample(&self, pass: &Pass<'_, '_>, s: usize) -> Option<Outcome> {
+        let mut local = Local::new();
+        if !pass.tag_steps.is_empty() {
+            // Most samples without the tags are told by their text alone.
+            let doc = &self.ds.samples()[s];
+            let may_match = |step: &Step<'_>| match step {
+                Step::MatchTags(want) => want.iter().any(|w| doc.may_contain_string(w)),
+                _ => true,
+            };
+            if !pass.tag_steps.iter().all(may_match) {
+                return None;
+            }
+            let mut ctx = Ctx::new(self.ds, s, &["tags"]);
+            if !pass
+                .tag_steps
+                .iter()
+                .all(|step| self.passes(step, &mut ctx, s, &mut local))
+            {
+                return None;
+            }
+        }
+        let mut ctx = self.ctx(s, pass.fields, pass.trim);
+        if !pass
+            .rest
+            .iter()
+            .all(|step| self.passes(step, &mut ctx, s, &mut local))
+        {
+            return None;
+        }
+        let key = pass.sort.map(|e| SortKey::from(expr::eval(e, &ctx.sample)));
+        Some((local, key))
+    }
+
     /// Applies one per-sample step to a parsed sample: whether the sample stays.
-    fn passes(&mut self, step: &Step<'_>, ctx: &mut Ctx<'_>, s: usize) -> bool {
+    fn passes(&self, step: &Step<'_>, ctx: &mut Ctx<'_>, s: usize, local: &mut Local) -> bool {
         match step {
             Step::MatchTags(want) => {
                 let tags = ctx.sample.get("tags").and_then(Value::as_array);
@@ -491,7 +567,7 @@ impl<'a> State<'a> {
                 expr: e,
                 only_matches,
             } => {
-                let visible = self.labels(ctx, s, field);
+                let visible = self.labels(ctx, s, field, local);
                 let matching: Vec<ObjectId> = visible
                     .iter()
                     .filter(|l| expr::matches(e, l))
@@ -508,14 +584,15 @@ impl<'a> State<'a> {
                 let stays = !(*only_matches && kept.is_empty());
                 let kept = Kept::new(kept);
                 // Every filtered field has its entry (see `apply`).
-                if let Some(per_sample) = self.filters.get_mut(*field) {
-                    per_sample[s] = Some(kept);
+                if let Some(fi) = self.filters.get_index_of(*field) {
+                    local.retain(|(i, _)| *i != fi);
+                    local.push((fi, kept));
                 }
-                self.narrow(ctx, s, field);
+                self.narrow(ctx, s, field, local);
                 stays
             }
             Step::MatchLabels { fields, expr: e } => fields.iter().any(|f| {
-                self.labels(ctx, s, f)
+                self.labels(ctx, s, f, local)
                     .into_iter()
                     .any(|l| expr::matches(e, l))
             }),
