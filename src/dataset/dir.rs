@@ -807,6 +807,12 @@ impl Dataset {
         }
     }
 
+    /// The label class of a field the dataset's schema declares as a label field (no look at
+    /// the samples, unlike [`Self::field_label_class`]).
+    pub fn declared_label_class(&self, name: &str) -> Option<String> {
+        self.declaration(name).and_then(declared_label_class)
+    }
+
     /// The label class of a field from its declaration (`Detections`), falling back to the
     /// first label found in the data.
     pub fn field_label_class(&self, name: &str) -> Option<String> {

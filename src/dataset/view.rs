@@ -357,12 +357,12 @@ const PARALLEL_MIN: usize = if cfg!(test) { 2 } else { 2048 };
 
 /// A run of per-sample steps, compiled for a pass over the samples.
 struct Pass<'p, 's> {
-    /// Leading `match_tags` steps: they read only the tags.
+    /// Leading `match_tags` steps: most samples they drop are told by their text alone.
     tag_steps: &'p [Step<'s>],
     rest: &'p [Step<'s>],
     /// The expression of a `sort_by` right after the steps.
     sort: Option<&'p Expr>,
-    /// What `rest` and `sort` read, and which of those label fields in part.
+    /// What the steps and `sort` read, and which of those label fields in part.
     fields: &'p [String],
     trim: &'p Trim,
 }
@@ -450,7 +450,7 @@ impl<'a> State<'a> {
 
     /// Runs consecutive per-sample steps (and the sort key of a `sort_by` right after them)
     /// in one pass: each sample is parsed once, for the fields any of them reads, and leaves
-    /// at the first step that drops it. Leading `match_tags` steps read only the tags.
+    /// at the first step that drops it. Leading `match_tags` steps first look at the text.
     fn run_segment(&mut self, steps: &[Step<'_>], sort: Option<&Expr>) -> Vec<SortKey> {
         let lead = steps
             .iter()
@@ -458,7 +458,7 @@ impl<'a> State<'a> {
             .count();
         let (tag_steps, rest) = steps.split_at(lead);
         let mut fields = Vec::new();
-        rest.iter().for_each(|s| s.fields(&mut fields));
+        steps.iter().for_each(|s| s.fields(&mut fields));
         if let Some(e) = sort {
             for f in e.root_fields() {
                 if !fields.contains(&f) {
@@ -467,7 +467,7 @@ impl<'a> State<'a> {
             }
         }
         let filtered: Vec<&str> = self.filters.keys().map(String::as_str).collect();
-        let trim = label_only_reads(self.ds, rest, sort, &fields, &filtered);
+        let trim = label_only_reads(self.ds, steps, sort, &fields, &filtered);
         let order = std::mem::take(&mut self.order);
         let pass = Pass {
             tag_steps,
@@ -526,19 +526,13 @@ impl<'a> State<'a> {
             if !pass.tag_steps.iter().all(may_match) {
                 return None;
             }
-            let mut ctx = Ctx::new(self.ds, s, &["tags"]);
-            if !pass
-                .tag_steps
-                .iter()
-                .all(|step| self.passes(step, &mut ctx, s, &mut local))
-            {
-                return None;
-            }
         }
+        // One parse for the tags and what the other steps read.
         let mut ctx = self.ctx(s, pass.fields, pass.trim);
         if !pass
-            .rest
+            .tag_steps
             .iter()
+            .chain(pass.rest)
             .all(|step| self.passes(step, &mut ctx, s, &mut local))
         {
             return None;
@@ -641,10 +635,20 @@ fn label_only_reads(
                 .filter(|r| !e.reads_only_shape(r)),
         );
     }
+    // Label fields: those label stages read (checked at compile) or the schema declares.
+    let label_stage_target = |f: &String| {
+        steps.iter().any(|s| match s {
+            Step::FilterLabels { field, .. } => field == f,
+            Step::MatchLabels { fields, .. } => fields.contains(f),
+            _ => false,
+        })
+    };
     // Filtered fields are looked up by label id.
     let mut trim: Vec<(String, Vec<String>)> = fields
         .iter()
-        .filter(|f| !whole.contains(f) && ds.field_label_class(f).is_some())
+        .filter(|f| {
+            !whole.contains(f) && (label_stage_target(f) || ds.declared_label_class(f).is_some())
+        })
         .map(|f| {
             let ids = filtered.contains(&f.as_str()).then(|| "_id".to_owned());
             (f.clone(), ids.into_iter().collect())
