@@ -1,6 +1,12 @@
 //! View evaluation: the stages a manifest can chain, over a synthetic 100k-sample,
 //! 1M-detection dataset (`ANNOFORM_BENCH_SAMPLES` overrides the count). Prints the median of
 //! 5 evaluations per view and peak RSS. Run: `cargo bench --bench view`.
+//!
+//! Beside each view, FiftyOne 1.22.1's own aggregations on the same dataset, the same view
+//! written with its stages (`bench/view_fo.py`): `len(view)` and
+//! `view.count("ground_truth.detections")`, medians of 3, the import into its database not
+//! timed. The python is `ANNOFORM_BENCH_FIFTYONE` (empty: leave FiftyOne out), else the venv
+//! in `~/.cache/annoform/fiftyone-1.22.1` when there is one.
 
 mod support;
 use support::{LABELS_PER_SAMPLE, generate, median, peak_rss_mib};
@@ -8,7 +14,10 @@ use support::{LABELS_PER_SAMPLE, generate, median, peak_rss_mib};
 use annoform::dataset::dir::Dataset;
 use annoform::dataset::view;
 use annoform::manifest::types::ViewStage;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 const REPEATS: usize = 5;
@@ -59,21 +68,123 @@ fn main() {
             ]),
         ),
     ];
+    let names: Vec<&str> = views.iter().map(|(name, _)| *name).collect();
+    let fiftyone = fiftyone_python().map(|py| fiftyone_side(&py, tmp.path(), &names));
+    println!(
+        "  {:<18} {:>10} {:>8} {:>9}   {:>10} {:>10} {:>10}  {:>7}",
+        "view", "annoform", "samples", "labels", "FO len", "FO count", "FO both", "FO/af"
+    );
     for (name, stages) in views {
         let stages: Vec<ViewStage> = serde_json::from_value(stages).expect("view stages");
         let mut times = Vec::new();
-        let mut kept = 0;
+        let mut kept = (0, 0);
         for _ in 0..REPEATS {
             let t = Instant::now();
             let v = view::apply(&stages, &ds).expect("view");
             times.push(t.elapsed());
-            kept = v.len();
+            // Unfiltered samples keep all their labels.
+            let labels = v
+                .filtered
+                .get("ground_truth")
+                .map_or(v.len() * LABELS_PER_SAMPLE, |f| {
+                    f.values().map(Vec::len).sum()
+                });
+            kept = (v.len(), labels);
         }
         let m = median(times);
-        println!(
-            "  {name:<18} {m:>10.2?}  ({:.0}k samples/s, {kept} samples kept)",
-            n as f64 / m.as_secs_f64() / 1e3
-        );
+        print!("  {name:<18} {m:>10.2?} {:>8} {:>9}", kept.0, kept.1);
+        match fiftyone.as_ref().and_then(|fo| fo.get(name)) {
+            Some(fo) => {
+                let both = fo.len_s + fo.count_s;
+                println!(
+                    "   {:>9.3}s {:>9.3}s {:>9.3}s  {:>6.1}×{}",
+                    fo.len_s,
+                    fo.count_s,
+                    both,
+                    both / m.as_secs_f64(),
+                    if (fo.len, fo.count) == kept {
+                        ""
+                    } else {
+                        "  (FiftyOne selects differently!)"
+                    }
+                );
+            }
+            None => println!(),
+        }
     }
     println!("  peak RSS {:.0} MiB", peak_rss_mib());
+}
+
+/// FiftyOne's figures for one view.
+struct FoFigures {
+    len_s: f64,
+    count_s: f64,
+    len: usize,
+    count: usize,
+}
+
+/// The FiftyOne python to compare with, if any.
+fn fiftyone_python() -> Option<PathBuf> {
+    match std::env::var_os("ANNOFORM_BENCH_FIFTYONE") {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            let home = PathBuf::from(std::env::var_os("HOME")?);
+            let py = home.join(".cache/annoform/fiftyone-1.22.1/bin/python");
+            py.exists().then_some(py)
+        }
+    }
+}
+
+/// Runs `bench/view_fo.py` on the dataset in a scratch HOME and database.
+fn fiftyone_side(python: &Path, dataset: &Path, names: &[&str]) -> HashMap<String, FoFigures> {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/view_fo.py");
+    let t = Instant::now();
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(dataset)
+        .arg("3")
+        .args(names)
+        .env("HOME", scratch.path().join("home"))
+        .env("FIFTYONE_DATABASE_DIR", scratch.path().join("db"))
+        .env("FIFTYONE_DO_NOT_TRACK", "true")
+        .output()
+        .expect("run the FiftyOne python");
+    assert!(
+        out.status.success(),
+        "bench/view_fo.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut figures = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let Some(s) = v.get("import_s").and_then(Value::as_f64) {
+            println!(
+                "FiftyOne 1.22.1: imported in {s:.1} s (not timed below), whole run {:.1?}",
+                t.elapsed()
+            );
+        }
+        let (Some(name), Some(len_s), Some(count_s), Some(len), Some(count)) = (
+            v.get("name").and_then(Value::as_str),
+            v.get("len_s").and_then(Value::as_f64),
+            v.get("count_s").and_then(Value::as_f64),
+            v.get("len").and_then(Value::as_u64),
+            v.get("count").and_then(Value::as_u64),
+        ) else {
+            continue;
+        };
+        figures.insert(
+            name.to_owned(),
+            FoFigures {
+                len_s,
+                count_s,
+                len: len as usize,
+                count: count as usize,
+            },
+        );
+    }
+    figures
 }

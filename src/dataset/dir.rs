@@ -290,6 +290,47 @@ impl Document {
         }
     }
 
+    /// Like [`Self::project`], with some fields parsed only in part: for a top-level key,
+    /// `part` says whether to skip it (`None`), parse it whole, or parse it as a label value
+    /// keeping its `_cls` and, in each label object, only the given keys. A
+    /// value of another shape than a label value makes the fields parse whole.
+    pub fn project_parts<'k>(&self, part: &dyn Fn(&str) -> Option<Part<'k>>) -> Cow<'_, Object> {
+        match &self.body {
+            Body::Text {
+                text,
+                span,
+                cache,
+                nonfinite,
+                ..
+            } if cache.get().is_none() => {
+                let json = json_text(text, span, *nonfinite);
+                let mut de = serde_json::Deserializer::from_str(&json);
+                match (PartsProjection { part }).deserialize(&mut de) {
+                    Ok(o) => Cow::Owned(o),
+                    Err(_) => self.project_with(&|k| part(k).is_some()),
+                }
+            }
+            _ => Cow::Borrowed(self.as_object()),
+        }
+    }
+
+    /// Whether the document may hold the string `s`, as a key or a value anywhere (a cheap text
+    /// pre-check; false means it certainly does not, true is all a parsed document says).
+    pub fn may_contain_string(&self, s: &str) -> bool {
+        match &self.body {
+            // As in `may_have`: only plain strings are searched for verbatim.
+            Body::Text {
+                text, span, cache, ..
+            } if cache.get().is_none()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                text[span.clone()].contains(&format!("\"{s}\""))
+            }
+            _ => true,
+        }
+    }
+
     /// Whether the document may have this top-level key (a cheap text pre-check; false means
     /// it certainly does not).
     fn may_have(&self, key: &str) -> bool {
@@ -766,6 +807,12 @@ impl Dataset {
         }
     }
 
+    /// The label class of a field the dataset's schema declares as a label field (no look at
+    /// the samples, unlike [`Self::field_label_class`]).
+    pub fn declared_label_class(&self, name: &str) -> Option<String> {
+        self.declaration(name).and_then(declared_label_class)
+    }
+
     /// The label class of a field from its declaration (`Detections`), falling back to the
     /// first label found in the data.
     pub fn field_label_class(&self, name: &str) -> Option<String> {
@@ -1205,6 +1252,29 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 }
 
+/// An object key, borrowed from the text unless it has escapes (projections allocate only
+/// the keys they keep).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Deserializes an object keeping only some keys.
 struct Projection<'k> {
     keep: &'k dyn Fn(&str) -> bool,
@@ -1224,14 +1294,134 @@ impl<'de> Visitor<'de> for Projection<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
         let mut out = Object::new();
-        while let Some(k) = map.next_key::<String>()? {
+        while let Some(Key(k)) = map.next_key()? {
             if (self.keep)(&k) {
-                out.insert(k, map.next_value()?);
+                out.insert(k.into_owned(), map.next_value()?);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
         Ok(out)
+    }
+}
+
+/// How much of a top-level value [`Document::project_parts`] parses.
+#[derive(Clone, Copy)]
+pub enum Part<'k> {
+    /// All of it.
+    Whole,
+    /// A label value: its `_cls` and, in each label, only the given keys.
+    Labels(&'k [String]),
+}
+
+/// Deserializes an object keeping some keys whole and some label values in part.
+struct PartsProjection<'p, 'k> {
+    part: &'p dyn Fn(&str) -> Option<Part<'k>>,
+}
+
+impl<'de> DeserializeSeed<'de> for PartsProjection<'_, '_> {
+    type Value = Object;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PartsProjection<'_, '_> {
+    type Value = Object;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+        let mut out = Object::new();
+        while let Some(Key(k)) = map.next_key()? {
+            match (self.part)(&k) {
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Some(Part::Whole) => {
+                    let v = map.next_value()?;
+                    out.insert(k.into_owned(), v);
+                }
+                Some(Part::Labels(keep)) => {
+                    let v = map.next_value_seed(LabelPart { keep, top: true })?;
+                    out.insert(k.into_owned(), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A label value (`top`: a field's value, with its `_cls`, whose list of labels is projected
+/// too) or one label of a list, with only the kept keys; null stays null.
+struct LabelPart<'k> {
+    keep: &'k [String],
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for LabelPart<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelPart<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a label or null")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let is_list_key = |k: &str| {
+            ["Classifications", "Detections", "Polylines", "Keypoints"]
+                .into_iter()
+                .any(|cls| labels::label_list_key(cls) == Some(k))
+        };
+        let mut out = Object::new();
+        while let Some(Key(k)) = map.next_key()? {
+            if (self.top && k == "_cls") || self.keep.iter().any(|x| *x == k) {
+                let v = map.next_value()?;
+                out.insert(k.into_owned(), v);
+            } else if self.top && is_list_key(&k) {
+                let v = map.next_value_seed(LabelList { keep: self.keep })?;
+                out.insert(k.into_owned(), v);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The list of a list label class (`detections`...), each label projected.
+struct LabelList<'k> {
+    keep: &'k [String],
+}
+
+impl<'de> DeserializeSeed<'de> for LabelList<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelList<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of labels")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(LabelPart {
+            keep: self.keep,
+            top: false,
+        })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
     }
 }
 

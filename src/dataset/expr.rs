@@ -91,6 +91,28 @@ impl Expr {
         out
     }
 
+    /// Whether the expression reads the top-level field `root` only for whether it is set and
+    /// how many labels it holds — as the whole expression, or as `count(root)` /
+    /// `exists(root)` — so that what its labels contain cannot change the result.
+    pub fn reads_only_shape(&self, root: &str) -> bool {
+        self.is_bare(root) || self.shape_inside(root)
+    }
+
+    fn is_bare(&self, root: &str) -> bool {
+        matches!(self, Expr::Path(segs) if matches!(segs.as_slice(), [Seg::Key(k)] if k == root))
+    }
+
+    fn shape_inside(&self, root: &str) -> bool {
+        match self {
+            Expr::Call(Func::Count | Func::Exists, a) if a.is_bare(root) => true,
+            Expr::Path(_) => !self.root_fields().iter().any(|r| r == root),
+            Expr::List(items) => items.iter().all(|i| i.shape_inside(root)),
+            Expr::Not(a) | Expr::Neg(a) | Expr::Call(_, a) => a.shape_inside(root),
+            Expr::Bin(_, a, b) => a.shape_inside(root) && b.shape_inside(root),
+            Expr::Null | Expr::Bool(_) | Expr::Num(_) | Expr::Str(_) => true,
+        }
+    }
+
     fn collect_roots(&self, out: &mut Vec<String>) {
         match self {
             Expr::Path(segs) => {
@@ -765,12 +787,12 @@ fn count(v: &Val) -> Val<'static> {
 }
 
 /// Evaluates an expression on a document (a label object, or a sample).
-pub fn eval<'a>(e: &Expr, doc: &'a Object) -> Val<'a> {
+pub fn eval<'a>(e: &'a Expr, doc: &'a Object) -> Val<'a> {
     match e {
         Expr::Null => Val::Null,
         Expr::Bool(b) => Val::Bool(*b),
         Expr::Num(n) => Val::Num(*n),
-        Expr::Str(s) => Val::Str(Cow::Owned(s.clone())),
+        Expr::Str(s) => Val::Str(Cow::Borrowed(s)),
         Expr::List(items) => Val::List(items.iter().map(|i| eval(i, doc)).collect()),
         Expr::Path(segs) => {
             let mut v = Val::Obj(doc);
@@ -868,6 +890,30 @@ mod tests {
             &parse(src).unwrap_or_else(|e| panic!("{}", e.render(src))),
             doc,
         )
+    }
+
+    #[test]
+    fn shape_reads_are_set_and_count_only() {
+        let shape = |src: &str| parse(src).unwrap().reads_only_shape("gt");
+        for src in [
+            "gt",
+            "count(gt) > 2",
+            "exists(gt) && n > 1",
+            "count(gt) * 10 - n / 7",
+            "n",
+        ] {
+            assert!(shape(src), "{src}");
+        }
+        for src in [
+            "gt.detections",
+            "count(gt.detections)",
+            "gt == null",
+            "!gt",
+            "len(gt)",
+            "[gt]",
+        ] {
+            assert!(!shape(src), "{src}");
+        }
     }
 
     #[test]

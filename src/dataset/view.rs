@@ -4,16 +4,20 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::dir::Dataset;
+use super::dir::{Dataset, Part};
 use super::ejson::ObjectId;
 use super::expr::{self, Expr, ExprError, Val};
 use super::labels::{self, Object};
 use crate::manifest::types::{SortBy, ViewStage};
+
+#[cfg(test)]
+#[path = "view_reference.rs"]
+mod reference;
 
 /// The result of applying view stages to a dataset.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -117,27 +121,44 @@ struct Ctx<'a> {
     frames: Vec<Cow<'a, Object>>,
 }
 
+/// Label fields a pass reads only through label-level expressions (`frames.<name>` for frame
+/// fields), with the label keys those read (`_id` when the field is filtered): their labels
+/// are parsed with only these keys (and the field's `_cls`).
+type Trim = [(String, Vec<String>)];
+
 impl<'a> Ctx<'a> {
     /// Parses the fields a stage reads (`frames.<name>` for frame fields), nothing else.
     fn new<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S]) -> Self {
+        Self::trimmed(ds, idx, fields, &[])
+    }
+
+    /// Like [`Self::new`], the label fields in `trim` parsed only in part.
+    fn trimmed<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S], trim: &Trim) -> Self {
         let s = &ds.samples()[idx];
-        let (mut sample_keys, mut frame_keys) = (Vec::new(), Vec::new());
-        for f in fields {
-            match f.as_ref().strip_prefix("frames.") {
-                Some(name) => frame_keys.push(name),
-                None => sample_keys.push(f.as_ref()),
-            }
-        }
-        let frames = if frame_keys.is_empty() {
-            Vec::new()
-        } else {
+        // What to parse of a top-level key of the sample (`prefix` "") or of a frame.
+        let part = |prefix: &str, key: &str| -> Option<Part<'_>> {
+            let is = |f: &str| match prefix {
+                "" => !f.starts_with("frames.") && f == key,
+                _ => f.strip_prefix(prefix) == Some(key),
+            };
+            fields
+                .iter()
+                .any(|f| is(f.as_ref()))
+                .then(|| match trim.iter().find(|(f, _)| is(f)) {
+                    Some((_, keys)) => Part::Labels(keys),
+                    None => Part::Whole,
+                })
+        };
+        let frames = if fields.iter().any(|f| f.as_ref().starts_with("frames.")) {
             ds.frames(s.id())
                 .into_iter()
-                .map(|f| f.project(&frame_keys))
+                .map(|f| f.project_parts(&|k| part("frames.", k)))
                 .collect()
+        } else {
+            Vec::new()
         };
         Ctx {
-            sample: s.project(&sample_keys),
+            sample: s.project_parts(&|k| part("", k)),
             frames,
         }
     }
@@ -163,90 +184,76 @@ fn label_id(l: &Object) -> Option<ObjectId> {
     l.get("_id").and_then(ObjectId::from_ejson)
 }
 
-/// Evaluation state: sample positions in view order and the surviving labels of filtered
-/// fields (by sample position).
-struct State<'a> {
-    ds: &'a Dataset,
-    order: Vec<usize>,
-    filters: IndexMap<String, HashMap<usize, HashSet<ObjectId>>>,
+/// A stage checked and compiled once: expressions parsed, ids resolved.
+enum Step<'s> {
+    MatchTags(&'s [String]),
+    /// `exists` on a frame field (`frames.<name>` without the prefix).
+    FrameExists(&'s str),
+    Exists(Expr),
+    FilterLabels {
+        field: &'s str,
+        expr: Expr,
+        only_matches: bool,
+    },
+    MatchLabels {
+        fields: &'s [String],
+        expr: Expr,
+    },
+    Select(Vec<ObjectId>),
+    Sort {
+        expr: Expr,
+        reverse: bool,
+    },
+    Skip(usize),
+    Limit(usize),
+    Take(usize, u64),
 }
 
-impl<'a> State<'a> {
-    /// Labels of a field as the view currently sees them.
-    fn labels<'c>(&self, ctx: &'c Ctx<'_>, idx: usize, field: &str) -> Vec<&'c Object> {
-        let all = ctx.raw_labels(field);
-        match self.filters.get(field) {
-            None => all,
-            Some(keep) => {
-                let keep = keep.get(&idx);
-                all.into_iter()
-                    .filter(|l| label_id(l).is_some_and(|id| keep.is_some_and(|k| k.contains(&id))))
-                    .collect()
-            }
-        }
+impl Step<'_> {
+    /// Whether the step decides each sample on its own (it can share a parse of the sample
+    /// with its neighbours).
+    fn per_sample(&self) -> bool {
+        matches!(
+            self,
+            Step::MatchTags(_)
+                | Step::FrameExists(_)
+                | Step::Exists(_)
+                | Step::FilterLabels { .. }
+                | Step::MatchLabels { .. }
+        )
     }
 
-    /// The sample as expressions see it: filtered label fields show only remaining labels.
-    fn sample_doc<'c>(&self, ctx: &'c Ctx<'_>, idx: usize) -> Cow<'c, Object> {
-        let obj: &'c Object = &ctx.sample;
-        let touched: Vec<&String> = self
-            .filters
-            .keys()
-            .filter(|f| {
-                !f.starts_with("frames.") && obj.get(f.as_str()).is_some_and(labels::is_label_value)
-            })
-            .collect();
-        if touched.is_empty() {
-            return Cow::Borrowed(obj);
-        }
-        let mut copy = obj.clone();
-        for field in touched {
-            let keep: HashSet<ObjectId> = self
-                .labels(ctx, idx, field)
-                .into_iter()
-                .filter_map(label_id)
-                .collect();
-            let Some(v) = copy.get_mut(field.as_str()) else {
-                continue;
-            };
-            let list_key = v
-                .get("_cls")
-                .and_then(Value::as_str)
-                .and_then(labels::label_list_key);
-            match list_key {
-                Some(key) => {
-                    if let Some(items) = v.get_mut(key).and_then(Value::as_array_mut) {
-                        items.retain(|l| {
-                            l.as_object()
-                                .and_then(label_id)
-                                .is_some_and(|id| keep.contains(&id))
-                        });
-                    }
-                }
-                None => {
-                    if !v
-                        .as_object()
-                        .and_then(label_id)
-                        .is_some_and(|id| keep.contains(&id))
-                    {
-                        *v = Value::Null;
-                    }
-                }
+    /// The fields the step reads (`frames.<name>` for frame fields).
+    fn fields(&self, out: &mut Vec<String>) {
+        let mut add = |f: String| {
+            if !out.contains(&f) {
+                out.push(f);
             }
+        };
+        match self {
+            Step::MatchTags(_) => add("tags".to_owned()),
+            Step::FrameExists(f) => add(format!("frames.{f}")),
+            Step::Exists(e) | Step::Sort { expr: e, .. } => {
+                e.root_fields().into_iter().for_each(add)
+            }
+            Step::FilterLabels { field, .. } => add((*field).to_owned()),
+            Step::MatchLabels { fields, .. } => fields.iter().cloned().for_each(add),
+            Step::Select(_) | Step::Skip(_) | Step::Limit(_) | Step::Take(..) => {}
         }
-        Cow::Owned(copy)
     }
+}
 
-    fn check_label_field(
-        &self,
-        stage: usize,
-        name: &'static str,
-        field: &str,
-    ) -> Result<(), ViewError> {
-        if self.ds.field_label_class(field).is_some() {
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Checks every stage in order (the first problem is the one reported) and compiles it.
+fn compile<'s>(stages: &'s [ViewStage], ds: &Dataset) -> Result<Vec<Step<'s>>, ViewError> {
+    let check_label_field = |stage: usize, name: &'static str, field: &str| {
+        if ds.field_label_class(field).is_some() {
             return Ok(());
         }
-        let problem = if self.ds.field_exists(field) {
+        let problem = if ds.field_exists(field) {
             format!("field '{field}' is not a label field")
         } else {
             format!("field '{field}' does not exist")
@@ -256,100 +263,32 @@ impl<'a> State<'a> {
             name,
             problem,
         })
-    }
-}
-
-fn parse_expr(stage: usize, name: &'static str, src: &str) -> Result<Expr, ViewError> {
-    expr::parse(src).map_err(|source| ViewError::Expr {
-        stage,
-        name,
-        rendered: source.render(src),
-        source,
-    })
-}
-
-/// Applies the stages in order and returns the selected samples and labels.
-pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
-    let mut st = State {
-        ds,
-        order: (0..ds.len()).collect(),
-        filters: IndexMap::new(),
     };
+    let mut steps = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter().enumerate() {
         let name = stage_name(stage);
-        match stage {
-            ViewStage::MatchTags(tags) => {
-                let want = tags.as_slice();
-                st.order.retain(|&s| {
-                    let ctx = Ctx::new(ds, s, &["tags"]);
-                    let tags = ctx.sample.get("tags").and_then(Value::as_array);
-                    tags.is_some_and(|t| {
-                        t.iter()
-                            .any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str())))
-                    })
-                });
-            }
+        steps.push(match stage {
+            ViewStage::MatchTags(tags) => Step::MatchTags(tags.as_slice()),
             ViewStage::Exists(field) => match field.strip_prefix("frames.") {
-                Some(f) => st.order.retain(|&s| {
-                    ds.frames(ds.samples()[s].id())
-                        .iter()
-                        .any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
-                }),
-                None => {
-                    let e = parse_expr(i, name, field)?;
-                    let roots = e.root_fields();
-                    let docs: Vec<bool> = st
-                        .order
-                        .iter()
-                        .map(|&s| {
-                            let ctx = Ctx::new(ds, s, &roots);
-                            !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
-                        })
-                        .collect();
-                    let mut keep = docs.into_iter();
-                    st.order.retain(|_| keep.next().unwrap_or(false));
-                }
+                Some(f) => Step::FrameExists(f),
+                None => Step::Exists(parse_expr(i, name, field)?),
             },
             ViewStage::FilterLabels(f) => {
-                st.check_label_field(i, name, &f.field)?;
-                let e = parse_expr(i, name, &f.where_)?;
-                let mut kept: HashMap<usize, HashSet<ObjectId>> = HashMap::new();
-                for &s in &st.order {
-                    let ctx = Ctx::new(ds, s, std::slice::from_ref(&f.field));
-                    let ids: HashSet<ObjectId> = st
-                        .labels(&ctx, s, &f.field)
-                        .into_iter()
-                        .filter(|l| expr::matches(&e, l))
-                        .filter_map(label_id)
-                        .collect();
-                    kept.insert(s, ids);
+                check_label_field(i, name, &f.field)?;
+                Step::FilterLabels {
+                    field: &f.field,
+                    expr: parse_expr(i, name, &f.where_)?,
+                    only_matches: f.only_matches.unwrap_or(true),
                 }
-                if f.only_matches.unwrap_or(true) {
-                    st.order
-                        .retain(|s| kept.get(s).is_some_and(|k| !k.is_empty()));
-                }
-                st.filters.insert(f.field.clone(), kept);
             }
             ViewStage::MatchLabels(m) => {
                 for field in m.fields.as_slice() {
-                    st.check_label_field(i, name, field)?;
+                    check_label_field(i, name, field)?;
                 }
-                let e = parse_expr(i, name, &m.where_)?;
-                let fields = m.fields.as_slice();
-                let keep: Vec<bool> = st
-                    .order
-                    .iter()
-                    .map(|&s| {
-                        let ctx = Ctx::new(ds, s, fields);
-                        fields.iter().any(|f| {
-                            st.labels(&ctx, s, f)
-                                .into_iter()
-                                .any(|l| expr::matches(&e, l))
-                        })
-                    })
-                    .collect();
-                let mut keep = keep.into_iter();
-                st.order.retain(|_| keep.next().unwrap_or(false));
+                Step::MatchLabels {
+                    fields: m.fields.as_slice(),
+                    expr: parse_expr(i, name, &m.where_)?,
+                }
             }
             ViewStage::Select(ids) => {
                 let mut wanted = Vec::new();
@@ -365,6 +304,429 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                         wanted.push(id);
                     }
                 }
+                Step::Select(wanted)
+            }
+            ViewStage::SortBy(sort) => {
+                let (src, reverse) = match sort {
+                    SortBy::Field(f) => (f.as_str(), false),
+                    SortBy::Expr(e) => (e.expr.as_str(), e.reverse),
+                };
+                Step::Sort {
+                    expr: parse_expr(i, name, src)?,
+                    reverse,
+                }
+            }
+            ViewStage::Skip(n) => Step::Skip(to_usize(*n)),
+            ViewStage::Limit(n) => Step::Limit(to_usize(*n)),
+            ViewStage::Take(t) => Step::Take(to_usize(t.size), t.seed),
+        });
+    }
+    Ok(steps)
+}
+
+/// The labels of a filtered field that remain on one sample.
+#[derive(Clone)]
+struct Kept {
+    /// The ids of its labels whose id a `filter_labels` kept, in dataset order (ids may
+    /// repeat when labels share one).
+    ordered: Vec<ObjectId>,
+    /// The same ids sorted, to look them up.
+    sorted: Vec<ObjectId>,
+}
+
+impl Kept {
+    fn new(ordered: Vec<ObjectId>) -> Self {
+        let mut sorted = ordered.clone();
+        sorted.sort_unstable();
+        Kept { ordered, sorted }
+    }
+
+    fn contains(&self, id: &ObjectId) -> bool {
+        self.sorted.binary_search(id).is_ok()
+    }
+}
+
+/// What the filters of a pass decided for one sample, by filter index.
+type Local = Vec<(usize, Kept)>;
+
+/// A sample that stays after a pass: its filters' decisions and its sort key.
+type Outcome = (Local, Option<SortKey>);
+
+/// Selections this large are evaluated on several threads (tests use them on tiny ones).
+const PARALLEL_MIN: usize = if cfg!(test) { 2 } else { 2048 };
+
+/// A run of per-sample steps, compiled for a pass over the samples.
+struct Pass<'p, 's> {
+    /// Leading `match_tags` steps: most samples they drop are told by their text alone.
+    tag_steps: &'p [Step<'s>],
+    rest: &'p [Step<'s>],
+    /// The expression of a `sort_by` right after the steps.
+    sort: Option<&'p Expr>,
+    /// What the steps and `sort` read, and which of those label fields in part.
+    fields: &'p [String],
+    trim: &'p Trim,
+}
+
+/// Evaluation state: sample positions in view order and, per filtered field, the remaining
+/// labels by sample position (`None` until a filter on the field has seen the sample).
+struct State<'a> {
+    ds: &'a Dataset,
+    order: Vec<usize>,
+    filters: IndexMap<String, Vec<Option<Kept>>>,
+}
+
+impl<'a> State<'a> {
+    /// What the filters on `field` so far keep of sample `idx` (`None`: every label), `local`
+    /// holding what filters of the current pass decided (by filter index).
+    fn kept<'k>(&'k self, field: &str, idx: usize, local: &'k Local) -> Option<&'k Kept> {
+        let (fi, _, per_sample) = self.filters.get_full(field)?;
+        match local.iter().find(|(i, _)| *i == fi) {
+            Some((_, kept)) => Some(kept),
+            None => per_sample[idx].as_ref(),
+        }
+    }
+
+    /// Labels of a field as the view currently sees them.
+    fn labels<'c>(
+        &self,
+        ctx: &'c Ctx<'_>,
+        idx: usize,
+        field: &str,
+        local: &Local,
+    ) -> Vec<&'c Object> {
+        let mut all = ctx.raw_labels(field);
+        if let Some(kept) = self.kept(field, idx, local) {
+            all.retain(|l| label_id(l).is_some_and(|id| kept.contains(&id)));
+        }
+        all
+    }
+
+    /// Narrows a sample-level label field of the parsed sample to the labels its filter
+    /// keeps, so that expressions over the sample see only those.
+    fn narrow(&self, ctx: &mut Ctx<'_>, idx: usize, field: &str, local: &Local) {
+        let Some(kept) = self.kept(field, idx, local) else {
+            return;
+        };
+        if field.starts_with("frames.")
+            || !ctx.sample.get(field).is_some_and(labels::is_label_value)
+        {
+            return;
+        }
+        let keep = |v: &Value| {
+            v.as_object()
+                .and_then(label_id)
+                .is_some_and(|id| kept.contains(&id))
+        };
+        let Some(v) = ctx.sample.to_mut().get_mut(field) else {
+            return;
+        };
+        let list_key = v
+            .get("_cls")
+            .and_then(Value::as_str)
+            .and_then(labels::label_list_key);
+        match list_key {
+            Some(key) => {
+                if let Some(items) = v.get_mut(key).and_then(Value::as_array_mut) {
+                    items.retain(keep);
+                }
+            }
+            None => {
+                if !keep(v) {
+                    *v = Value::Null;
+                }
+            }
+        }
+    }
+
+    /// Parses what `fields` name on sample `idx` (`trim`: in part), with filtered label
+    /// fields narrowed.
+    fn ctx(&self, idx: usize, fields: &[String], trim: &Trim) -> Ctx<'a> {
+        let mut ctx = Ctx::trimmed(self.ds, idx, fields, trim);
+        for f in fields {
+            self.narrow(&mut ctx, idx, f, &Local::new());
+        }
+        ctx
+    }
+
+    /// Runs consecutive per-sample steps (and the sort key of a `sort_by` right after them)
+    /// in one pass: each sample is parsed once, for the fields any of them reads, and leaves
+    /// at the first step that drops it. Leading `match_tags` steps first look at the text.
+    fn run_segment(&mut self, steps: &[Step<'_>], sort: Option<&Expr>) -> Vec<SortKey> {
+        let lead = steps
+            .iter()
+            .take_while(|s| matches!(s, Step::MatchTags(_)))
+            .count();
+        let (tag_steps, rest) = steps.split_at(lead);
+        let mut fields = Vec::new();
+        steps.iter().for_each(|s| s.fields(&mut fields));
+        if let Some(e) = sort {
+            for f in e.root_fields() {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
+            }
+        }
+        let filtered: Vec<&str> = self.filters.keys().map(String::as_str).collect();
+        let trim = label_only_reads(self.ds, steps, sort, &fields, &filtered);
+        let order = std::mem::take(&mut self.order);
+        let pass = Pass {
+            tag_steps,
+            rest,
+            sort,
+            fields: &fields,
+            trim: &trim,
+        };
+        // Samples are independent: the pass runs on as many threads as there are cores,
+        // each on a consecutive part of the selection, and the results join in order.
+        let threads = if order.len() >= PARALLEL_MIN {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let this = &*self;
+        let parts: Vec<Vec<(usize, Outcome)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = order
+                .chunks(order.len().div_ceil(threads).max(1))
+                .map(|part| {
+                    let pass = &pass;
+                    scope.spawn(move || {
+                        part.iter()
+                            .filter_map(|&s| this.sample(pass, s).map(|o| (s, o)))
+                            .collect()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut keys = Vec::new();
+        for (s, (local, key)) in parts.into_iter().flatten() {
+            for (fi, kept) in local {
+                self.filters[fi][s] = Some(kept);
+            }
+            keys.extend(key);
+            self.order.push(s);
+        }
+        keys
+    }
+
+    /// One sample through a pass: `None` when a step drops it, else what its filters kept and
+    /// its sort key.
+    fn sample(&self, pass: &Pass<'_, '_>, s: usize) -> Option<Outcome> {
+        let mut local = Local::new();
+        if !pass.tag_steps.is_empty() {
+            // Most samples without the tags are told by their text alone.
+            let doc = &self.ds.samples()[s];
+            let may_match = |step: &Step<'_>| match step {
+                Step::MatchTags(want) => want.iter().any(|w| doc.may_contain_string(w)),
+                _ => true,
+            };
+            if !pass.tag_steps.iter().all(may_match) {
+                return None;
+            }
+        }
+        // One parse for the tags and what the other steps read.
+        let mut ctx = self.ctx(s, pass.fields, pass.trim);
+        if !pass
+            .tag_steps
+            .iter()
+            .chain(pass.rest)
+            .all(|step| self.passes(step, &mut ctx, s, &mut local))
+        {
+            return None;
+        }
+        let key = pass.sort.map(|e| SortKey::from(expr::eval(e, &ctx.sample)));
+        Some((local, key))
+    }
+
+    /// Applies one per-sample step to a parsed sample: whether the sample stays.
+    fn passes(&self, step: &Step<'_>, ctx: &mut Ctx<'_>, s: usize, local: &mut Local) -> bool {
+        match step {
+            Step::MatchTags(want) => {
+                let tags = ctx.sample.get("tags").and_then(Value::as_array);
+                tags.is_some_and(|t| {
+                    t.iter()
+                        .any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str())))
+                })
+            }
+            Step::FrameExists(f) => ctx
+                .frames
+                .iter()
+                .any(|fr| fr.get(*f).is_some_and(|v| !v.is_null())),
+            Step::Exists(e) => !matches!(expr::eval(e, &ctx.sample), Val::Null),
+            Step::FilterLabels {
+                field,
+                expr: e,
+                only_matches,
+            } => {
+                let visible = self.labels(ctx, s, field, local);
+                let matching: Vec<ObjectId> = visible
+                    .iter()
+                    .filter(|l| expr::matches(e, l))
+                    .filter_map(|l| label_id(l))
+                    .collect();
+                // In dataset order, every label whose id matched (ids may repeat).
+                let matching = Kept::new(matching);
+                let kept: Vec<ObjectId> = ctx
+                    .raw_labels(field)
+                    .into_iter()
+                    .filter_map(label_id)
+                    .filter(|id| matching.contains(id))
+                    .collect();
+                let stays = !(*only_matches && kept.is_empty());
+                let kept = Kept::new(kept);
+                // Every filtered field has its entry (see `apply`).
+                if let Some(fi) = self.filters.get_index_of(*field) {
+                    local.retain(|(i, _)| *i != fi);
+                    local.push((fi, kept));
+                }
+                self.narrow(ctx, s, field, local);
+                stays
+            }
+            Step::MatchLabels { fields, expr: e } => fields.iter().any(|f| {
+                self.labels(ctx, s, f, local)
+                    .into_iter()
+                    .any(|l| expr::matches(e, l))
+            }),
+            Step::Select(_)
+            | Step::Sort { .. }
+            | Step::Skip(_)
+            | Step::Limit(_)
+            | Step::Take(..) => true,
+        }
+    }
+}
+
+/// The label fields that `steps` (and a sort expression after them) read only through
+/// label-level expressions or for their shape (set or not, how many labels), with the label
+/// keys those read.
+fn label_only_reads(
+    ds: &Dataset,
+    steps: &[Step<'_>],
+    sort: Option<&Expr>,
+    fields: &[String],
+    filtered: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    let mut whole = Vec::new();
+    for step in steps {
+        match step {
+            Step::Exists(e) => whole.extend(
+                e.root_fields()
+                    .into_iter()
+                    .filter(|r| !e.reads_only_shape(r)),
+            ),
+            Step::MatchTags(_) => whole.push("tags".to_owned()),
+            Step::FrameExists(_)
+            | Step::FilterLabels { .. }
+            | Step::MatchLabels { .. }
+            | Step::Select(_)
+            | Step::Sort { .. }
+            | Step::Skip(_)
+            | Step::Limit(_)
+            | Step::Take(..) => {}
+        }
+    }
+    if let Some(e) = sort {
+        whole.extend(
+            e.root_fields()
+                .into_iter()
+                .filter(|r| !e.reads_only_shape(r)),
+        );
+    }
+    // Label fields: those label stages read (checked at compile) or the schema declares.
+    let label_stage_target = |f: &String| {
+        steps.iter().any(|s| match s {
+            Step::FilterLabels { field, .. } => field == f,
+            Step::MatchLabels { fields, .. } => fields.contains(f),
+            _ => false,
+        })
+    };
+    // Filtered fields are looked up by label id.
+    let mut trim: Vec<(String, Vec<String>)> = fields
+        .iter()
+        .filter(|f| {
+            !whole.contains(f) && (label_stage_target(f) || ds.declared_label_class(f).is_some())
+        })
+        .map(|f| {
+            let ids = filtered.contains(&f.as_str()).then(|| "_id".to_owned());
+            (f.clone(), ids.into_iter().collect())
+        })
+        .collect();
+    let mut add = |field: &str, e: &Expr| {
+        if let Some((_, have)) = trim.iter_mut().find(|(f, _)| f == field) {
+            for k in e.root_fields() {
+                if !have.contains(&k) {
+                    have.push(k);
+                }
+            }
+        }
+    };
+    for step in steps {
+        match step {
+            Step::FilterLabels { field, expr, .. } => add(field, expr),
+            Step::MatchLabels { fields, expr } => fields.iter().for_each(|f| add(f, expr)),
+            _ => {}
+        }
+    }
+    trim
+}
+
+fn parse_expr(stage: usize, name: &'static str, src: &str) -> Result<Expr, ViewError> {
+    expr::parse(src).map_err(|source| ViewError::Expr {
+        stage,
+        name,
+        rendered: source.render(src),
+        source,
+    })
+}
+
+/// Applies the stages in order and returns the selected samples and labels.
+///
+/// Stages are checked and compiled first; then runs of per-sample stages (`match_tags`,
+/// `exists`, `filter_labels`, `match_labels`, and the keys of a `sort_by` after them) share
+/// one parse of each sample, while `select`, `sort_by`, `skip`, `limit` and `take` only
+/// reorder or cut the selection.
+pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
+    let steps = compile(stages, ds)?;
+    let mut st = State {
+        ds,
+        order: (0..ds.len()).collect(),
+        filters: IndexMap::new(),
+    };
+    // Filtered fields are listed in the order their first filter appears.
+    for step in &steps {
+        if let Step::FilterLabels { field, .. } = step {
+            st.filters
+                .entry((*field).to_owned())
+                .or_insert_with(|| vec![None; ds.len()]);
+        }
+    }
+    let mut i = 0;
+    while i < steps.len() {
+        let run = steps[i..].iter().take_while(|s| s.per_sample()).count();
+        if run > 0 || matches!(steps[i], Step::Sort { .. }) {
+            let sort = match steps.get(i + run) {
+                Some(Step::Sort { expr, reverse }) => Some((expr, *reverse)),
+                _ => None,
+            };
+            let keys = st.run_segment(&steps[i..i + run], sort.map(|(e, _)| e));
+            i += run;
+            if let Some((_, reverse)) = sort {
+                let mut perm: Vec<usize> = (0..st.order.len()).collect();
+                // Stable in both directions: ties keep their current order.
+                perm.sort_by(|&a, &b| {
+                    let o = keys[a].cmp(&keys[b]);
+                    if reverse { o.reverse() } else { o }
+                });
+                st.order = perm.into_iter().map(|p| st.order[p]).collect();
+                i += 1;
+            }
+            continue;
+        }
+        match &steps[i] {
+            Step::Select(wanted) => {
                 let present: HashMap<ObjectId, usize> = st
                     .order
                     .iter()
@@ -375,41 +737,14 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     .filter_map(|id| present.get(id).copied())
                     .collect();
             }
-            ViewStage::SortBy(sort) => {
-                let (src, reverse) = match sort {
-                    SortBy::Field(f) => (f.as_str(), false),
-                    SortBy::Expr(e) => (e.expr.as_str(), e.reverse),
-                };
-                let e = parse_expr(i, name, src)?;
-                let roots = e.root_fields();
-                let keys: Vec<SortKey> = st
-                    .order
-                    .iter()
-                    .map(|&s| {
-                        let ctx = Ctx::new(ds, s, &roots);
-                        SortKey::from(expr::eval(&e, &st.sample_doc(&ctx, s)))
-                    })
-                    .collect();
-                let mut perm: Vec<usize> = (0..st.order.len()).collect();
-                // Stable in both directions: ties keep their current order.
-                perm.sort_by(|&a, &b| {
-                    let o = keys[a].cmp(&keys[b]);
-                    if reverse { o.reverse() } else { o }
-                });
-                st.order = perm.into_iter().map(|p| st.order[p]).collect();
-            }
-            ViewStage::Skip(n) => {
-                let n = usize::try_from(*n)
-                    .unwrap_or(usize::MAX)
-                    .min(st.order.len());
+            Step::Skip(n) => {
+                let n = (*n).min(st.order.len());
                 st.order.drain(..n);
             }
-            ViewStage::Limit(n) => st.order.truncate(usize::try_from(*n).unwrap_or(usize::MAX)),
-            ViewStage::Take(t) => {
-                let k = usize::try_from(t.size)
-                    .unwrap_or(usize::MAX)
-                    .min(st.order.len());
-                let mut rng = SplitMix64(t.seed);
+            Step::Limit(n) => st.order.truncate(*n),
+            Step::Take(size, seed) => {
+                let k = (*size).min(st.order.len());
+                let mut rng = SplitMix64(*seed);
                 // Partial Fisher-Yates: the first k positions become a uniform random sample.
                 for j in 0..k {
                     let r = j + rng.below(st.order.len() - j);
@@ -417,28 +752,29 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 }
                 st.order.truncate(k);
             }
+            _ => unreachable!("per-sample steps and sorts run as segments"),
         }
+        i += 1;
     }
     let sample_ids = st.order.iter().map(|&s| ds.samples()[s].id()).collect();
     let filtered = st
         .filters
-        .keys()
-        .map(|field| {
-            let per_sample = st
+        .iter()
+        .map(|(field, per_sample)| {
+            let kept = st
                 .order
                 .iter()
                 .map(|&s| {
-                    let ctx = Ctx::new(ds, s, std::slice::from_ref(field));
                     (
                         ds.samples()[s].id(),
-                        st.labels(&ctx, s, field)
-                            .into_iter()
-                            .filter_map(label_id)
-                            .collect(),
+                        per_sample[s]
+                            .as_ref()
+                            .map(|k| k.ordered.clone())
+                            .unwrap_or_default(),
                     )
                 })
                 .collect();
-            (field.clone(), per_sample)
+            (field.clone(), kept)
         })
         .collect();
     Ok(View {
@@ -446,7 +782,6 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
         filtered,
     })
 }
-
 /// An owned sort key (the samples it came from are not kept parsed).
 #[derive(Debug, Clone, PartialEq)]
 enum SortKey {
@@ -528,6 +863,7 @@ mod tests {
     use crate::manifest::types::{FilterLabels, MatchLabels, OneOrMany, SortExpr, Take};
     use proptest::prelude::*;
     use serde_json::json;
+    use std::collections::HashSet;
     use std::path::Path;
 
     fn fixture(name: &str) -> Dataset {
@@ -843,7 +1179,140 @@ mod tests {
         assert_eq!(r.next(), 0x6E78_9E6A_A1B9_65F4);
     }
 
+    /// Asserts that the fused evaluation selects the same samples and labels as the
+    /// straightforward one, filtered fields in the same order.
+    fn same_as_reference(stages: &[ViewStage], ds: &Dataset) -> Result<(), TestCaseError> {
+        let fused = apply(stages, ds);
+        let plain = reference::apply(stages, ds);
+        match (fused, plain) {
+            (Ok(f), Ok(p)) => {
+                prop_assert_eq!(
+                    f.filtered.keys().collect::<Vec<_>>(),
+                    p.filtered.keys().collect::<Vec<_>>()
+                );
+                prop_assert_eq!(f, p);
+            }
+            (f, p) => prop_assert_eq!(f.map_err(|e| e.to_string()), p.map_err(|e| e.to_string())),
+        }
+        Ok(())
+    }
+
+    /// One stage of any kind over [`synthetic`] datasets.
+    fn any_stage() -> impl Strategy<Value = ViewStage> {
+        let tags = prop::sample::subsequence(vec!["t0", "t1", "t2", "t9"], 1..3).prop_map(|t| {
+            ViewStage::MatchTags(OneOrMany::Many(t.into_iter().map(String::from).collect()))
+        });
+        let exists = prop::sample::select(vec![
+            "n_int",
+            "ground_truth",
+            "nope",
+            "ground_truth.detections",
+            "count(ground_truth) > 2 || null",
+        ])
+        .prop_map(|f| ViewStage::Exists(f.into()));
+        let wheres = prop::sample::select(vec![
+            "confidence > 0.15",
+            "label == 'car'",
+            "label == 'bus' || confidence >= 0.3",
+            "label in ['car', 'truck'] && confidence < 0.25",
+            "!(confidence > 0.2)",
+            "true",
+            "exists(bounding_box) && id != ''",
+        ]);
+        let filter = (wheres.clone(), prop::option::of(any::<bool>()))
+            .prop_map(|(w, only)| filter("ground_truth", w, only));
+        let match_labels = wheres.prop_map(|w| {
+            ViewStage::MatchLabels(MatchLabels {
+                fields: OneOrMany::One("ground_truth".into()),
+                where_: w.into(),
+            })
+        });
+        let sort = (
+            prop::sample::select(vec![
+                "count(ground_truth)",
+                "n_int",
+                "count(ground_truth) * 10 - n_int / 7",
+                "ground_truth",
+                "ground_truth.detections[1].confidence",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(e, reverse)| {
+                ViewStage::SortBy(SortBy::Expr(SortExpr {
+                    expr: e.into(),
+                    reverse,
+                }))
+            });
+        prop_oneof![
+            tags,
+            exists,
+            filter,
+            match_labels,
+            sort,
+            Just(ViewStage::SortBy(SortBy::Field("filepath".into()))),
+            (0u64..8).prop_map(ViewStage::Skip),
+            (0u64..12).prop_map(ViewStage::Limit),
+            (0u64..12, any::<u64>()).prop_map(|(size, seed)| ViewStage::Take(Take { size, seed })),
+        ]
+    }
+
+    #[test]
+    fn fused_evaluation_matches_the_reference_on_files() {
+        let ds = fixture("image-all-label-types");
+        let chains = [
+            vec![
+                filter("cls", "label == 'dog'", Some(false)),
+                filter("ground_truth", "label == 'car'", None),
+            ],
+            vec![
+                filter("ground_truth", "true", None),
+                ViewStage::Exists("ground_truth".into()),
+                ViewStage::Limit(3),
+            ],
+            vec![
+                ViewStage::Skip(1),
+                filter("ground_truth", "label == ", None),
+            ],
+            vec![
+                filter("ground_truth", "label != 'car'", Some(false)),
+                ViewStage::SortBy(SortBy::Expr(SortExpr {
+                    expr: "count(ground_truth)".into(),
+                    reverse: true,
+                })),
+                filter("ground_truth", "true", None),
+            ],
+        ];
+        for chain in &chains {
+            same_as_reference(chain, &ds).unwrap();
+        }
+        let video = fixture("video-tracks");
+        let chains = [
+            vec![filter("frames.dets", "label == 'car' && keyframe", None)],
+            vec![
+                ViewStage::Exists("frames.dets".into()),
+                filter("frames.dets", "true", Some(false)),
+                ViewStage::MatchLabels(MatchLabels {
+                    fields: OneOrMany::One("frames.dets".into()),
+                    where_: "label == 'car'".into(),
+                }),
+            ],
+        ];
+        for chain in &chains {
+            same_as_reference(chain, &video).unwrap();
+        }
+    }
+
     proptest! {
+        #[test]
+        fn fused_evaluation_matches_the_reference(n in 0usize..25, stages in prop::collection::vec(any_stage(), 0..7)) {
+            let mut ds = synthetic(n);
+            same_as_reference(&stages, &ds)?;
+            // Read back from its files, samples are parsed only in part.
+            let dir = tempfile::tempdir().unwrap();
+            ds.save_as(dir.path()).unwrap();
+            same_as_reference(&stages, &Dataset::load(dir.path()).unwrap())?;
+        }
+
         #[test]
         fn skip_and_limit_partition(n in 0usize..30, k in 0u64..35) {
             let ds = synthetic(n);
