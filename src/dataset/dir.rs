@@ -261,9 +261,9 @@ impl Document {
                 let json = json_text(text, span, *nonfinite);
                 let mut de = serde_json::Deserializer::from_str(&json);
                 // Validated at load; an empty object is the least harmful answer to a bug.
-                let keep = |k: &str| keys.contains(&k);
+                let part = |k: &str| keys.contains(&k).then_some(Part::Whole);
                 Cow::Owned(
-                    Projection { keep: &keep }
+                    PartsProjection { part: &part }
                         .deserialize(&mut de)
                         .unwrap_or_default(),
                 )
@@ -284,7 +284,12 @@ impl Document {
             } if cache.get().is_none() => {
                 let json = json_text(text, span, *nonfinite);
                 let mut de = serde_json::Deserializer::from_str(&json);
-                Cow::Owned(Projection { keep }.deserialize(&mut de).unwrap_or_default())
+                let part = |k: &str| keep(k).then_some(Part::Whole);
+                Cow::Owned(
+                    PartsProjection { part: &part }
+                        .deserialize(&mut de)
+                        .unwrap_or_default(),
+                )
             }
             _ => Cow::Borrowed(self.as_object()),
         }
@@ -1272,36 +1277,6 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Deserializes an object keeping only some keys.
-struct Projection<'k> {
-    keep: &'k dyn Fn(&str) -> bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Projection<'_> {
-    type Value = Object;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Projection<'_> {
-    type Value = Object;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
-        let mut out = Object::new();
-        while let Some(Key(k)) = map.next_key()? {
-            if (self.keep)(&k) {
-                out.insert(k.into_owned(), map.next_value()?);
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(out)
     }
 }
 
