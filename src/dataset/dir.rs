@@ -250,26 +250,7 @@ impl Document {
     /// else a partial parse that skips other values without building them (fast passes over
     /// every sample that read one or two fields).
     pub fn project(&self, keys: &[&str]) -> Cow<'_, Object> {
-        match &self.body {
-            Body::Text {
-                text,
-                span,
-                cache,
-                nonfinite,
-                ..
-            } if cache.get().is_none() => {
-                let json = json_text(text, span, *nonfinite);
-                let mut de = serde_json::Deserializer::from_str(&json);
-                // Validated at load; an empty object is the least harmful answer to a bug.
-                let part = |k: &str| keys.contains(&k).then_some(Part::Whole);
-                Cow::Owned(
-                    PartsProjection { part: &part }
-                        .deserialize(&mut de)
-                        .unwrap_or_default(),
-                )
-            }
-            _ => Cow::Borrowed(self.as_object()),
-        }
+        self.project_with(&|k| keys.contains(&k))
     }
 
     /// The top-level entries whose keys pass `keep`, without caching (see [`Self::project`]).
@@ -284,6 +265,7 @@ impl Document {
             } if cache.get().is_none() => {
                 let json = json_text(text, span, *nonfinite);
                 let mut de = serde_json::Deserializer::from_str(&json);
+                // Validated at load; an empty object is the least harmful answer to a bug.
                 let part = |k: &str| keep(k).then_some(Part::Whole);
                 Cow::Owned(
                     PartsProjection { part: &part }

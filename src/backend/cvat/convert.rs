@@ -2168,7 +2168,7 @@ mod untouched {
                     digest: label_digest(l, field),
                 }).collect();
                 let held = |l: &Value| as_held(field, l, SIZE);
-                let out = merge_field(&FieldInput {
+                let input = FieldInput {
                     field: name,
                     schema: field,
                     sample_id: "5f0000000000000000000001",
@@ -2180,27 +2180,13 @@ mod untouched {
                     conflicts: crate::manifest::Conflicts::Error,
                     unexpected: crate::manifest::Unexpected::Keep,
                     as_held: Some(&held),
-                });
+                };
+                let out = merge_field(&input);
                 let c = out.counts;
                 prop_assert_eq!((c.added, c.edited, c.deleted, c.rejected), (0, 0, 0, 0), "{}: {:?}", name, out.changes);
                 prop_assert!(out.new_value.is_none() && out.conflicts.is_empty(), "{}", name);
                 // The next merge starts from what the backend holds: still nothing to do.
-                let again = merge_field(&FieldInput {
-                    uploaded: &out.baseline,
-                    ..FieldInput {
-                        field: name,
-                        schema: field,
-                        sample_id: "5f0000000000000000000001",
-                        current: current.as_ref(),
-                        uploaded: &baseline,
-                        downloaded: down.labels.get(name).map_or(&[][..], Vec::as_slice),
-                        id_map: &IndexMap::new(),
-                        id_seed: b"seed",
-                        conflicts: crate::manifest::Conflicts::Error,
-                        unexpected: crate::manifest::Unexpected::Keep,
-                        as_held: Some(&held),
-                    }
-                });
+                let again = merge_field(&FieldInput { uploaded: &out.baseline, ..input });
                 prop_assert!(again.new_value.is_none() && again.conflicts.is_empty(), "{}", name);
             }
         }
