@@ -53,7 +53,15 @@ pub fn resolve(
         if backend == BackendKind::Cvat {
             // CVAT's `occluded_attr`/`group_id_attr` name the attributes that hold its
             // occluded flag and group id on every object field.
-            out = crate::backend::cvat::client::effective_schema(&out, &run.backend_config);
+            use crate::backend::settings::Settings;
+            let settings = crate::backend::capabilities::CvatConfig::read(&run.backend_config)
+                .map_err(|e| {
+                    vec![SchemaError {
+                        field: "backend_config".into(),
+                        message: e.to_string(),
+                    }]
+                })?;
+            out = crate::backend::cvat::client::effective_schema(&out, &settings);
         }
         Ok(out)
     } else {
