@@ -24,11 +24,11 @@ use std::collections::{BTreeSet, HashMap};
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::super::convert::{AttributeValue, ConvertError, Shape, Track, to_cvat};
+use super::super::convert::{AttributeValue, Shape, Track, to_cvat};
 use super::super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap};
 use super::interpolate;
+use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::cvat::convert::Annotations;
-use crate::backend::labelstudio::convert::ImageSize;
 use crate::dataset::ejson::oid_str;
 use crate::schema::ResolvedField;
 
