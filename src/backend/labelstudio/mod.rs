@@ -21,7 +21,6 @@ use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
 use base64::Engine as _;
-use convert::ImageSize;
 use futures_util::StreamExt as _;
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
@@ -902,20 +901,7 @@ impl LabelStudioBackend {
         s: &TaskSample,
         schema: &ResolvedSchema,
     ) -> Result<SampleResults, BackendError> {
-        let size = match (s.width, s.height) {
-            (Some(w), Some(h)) => ImageSize {
-                width: w,
-                height: h,
-            },
-            _ => {
-                let d = imagesize::size(&s.media)
-                    .map_err(|e| self.error(format!("cannot read the size of {}: {e}", s.media)))?;
-                ImageSize {
-                    width: d.width as u32,
-                    height: d.height as u32,
-                }
-            }
-        };
+        let size = ImageSize::of_sample(s).map_err(|e| self.error(e))?;
         let mut result = Vec::new();
         let mut hidden = serde_json::Map::new();
         for (field, labels) in &s.labels {
