@@ -651,7 +651,12 @@ pub fn from_cvat(
     uploaded: &HashMap<String, Value>,
 ) -> Downloaded {
     let mut rb = Rebuild {
-        first: schema.fields.keys().next().cloned().unwrap_or_default(),
+        first: schema
+            .fields
+            .keys()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         ..Rebuild::default()
     };
     if size.width == 0 || size.height == 0 {
@@ -860,7 +865,7 @@ fn outside<'a>(
         shape => f.label_type != LabelType::Segmentation && fits(f.label_type, shape),
     })?;
     let mapped = MappedLabel {
-        field: field.clone(),
+        field: field.to_string(),
         class: name.to_string(),
         id: label_id,
         attributes: HashMap::new(),

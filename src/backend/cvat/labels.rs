@@ -104,7 +104,7 @@ pub fn label_names(schema: &ResolvedSchema) -> Vec<(String, String, String)> {
     let pairs: Vec<(String, String)> = schema
         .fields
         .iter()
-        .flat_map(|(name, f)| classes_of(f).into_iter().map(|c| (name.clone(), c)))
+        .flat_map(|(name, f)| classes_of(f).into_iter().map(|c| (name.to_string(), c)))
         .collect();
     let mut seen: HashMap<String, HashSet<&str>> = HashMap::new();
     for (field, class) in &pairs {

@@ -17,6 +17,7 @@ pub mod rle;
 
 use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without};
 use super::*;
+use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
 use base64::Engine as _;
@@ -218,7 +219,7 @@ fn fields_meta(schema: &ResolvedSchema) -> Value {
                 if let Some(t) = &f.mask_targets {
                     m["mask_targets"] = json!(t);
                 }
-                (name.clone(), m)
+                (name.to_string(), m)
             })
             .collect(),
     )
@@ -1022,6 +1023,9 @@ impl LabelStudioBackend {
             config::fields_of(xml, task)
         } else {
             from_tasks
+                .into_iter()
+                .map(|(k, f)| (FieldPath::parse(&k), f))
+                .collect()
         };
         let schema = ResolvedSchema { fields };
         self.schemas.insert(project.id.clone(), schema.clone());
