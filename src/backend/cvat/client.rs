@@ -856,7 +856,7 @@ impl CvatBackend {
             let mut fields: IndexMap<String, Vec<DownloadedLabel>> = schema
                 .fields
                 .keys()
-                .map(|k| (k.clone(), Vec::new()))
+                .map(|k| (k.to_string(), Vec::new()))
                 .collect();
             for (k, v) in got.labels {
                 fields.insert(k, v);

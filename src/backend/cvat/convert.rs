@@ -110,6 +110,10 @@ pub struct Shape {
     /// Tracked shapes only; CVAT 2.23.1 drops it (every tracked shape is a keyframe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe: Option<bool>,
+    /// Not CVAT's: the track a frame of a downloaded track came from (see `video`), so its
+    /// label is named `track:<id>@<frame>` and keeps its keyframe mark.
+    #[serde(skip)]
+    pub track: Option<i64>,
 }
 
 /// A CVAT tag (a frame-level label).
@@ -244,6 +248,7 @@ pub fn to_cvat(
             attributes: carried.attributes,
             elements: Vec::new(),
             keyframe: None,
+            track: None,
         };
         match field.label_type {
             LabelType::Classification | LabelType::Classifications => out.tags.push(Tag {
@@ -438,6 +443,7 @@ pub fn as_held(field: &ResolvedField, label: &Value, size: ImageSize) -> Option<
         attributes: Vec::new(),
         elements: Vec::new(),
         keyframe: None,
+        track: None,
     };
     let mut held = label.as_object()?.clone();
     let mut g = Map::new();
@@ -560,6 +566,7 @@ fn segmentation_shapes(
             attributes: carried.attributes,
             elements: Vec::new(),
             keyframe: None,
+            track: None,
         });
     }
     Ok(())
@@ -644,7 +651,12 @@ pub fn from_cvat(
     uploaded: &HashMap<String, Value>,
 ) -> Downloaded {
     let mut rb = Rebuild {
-        first: schema.fields.keys().next().cloned().unwrap_or_default(),
+        first: schema
+            .fields
+            .keys()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         ..Rebuild::default()
     };
     if size.width == 0 || size.height == 0 {
@@ -853,12 +865,13 @@ fn outside<'a>(
         shape => f.label_type != LabelType::Segmentation && fits(f.label_type, shape),
     })?;
     let mapped = MappedLabel {
-        field: field.clone(),
+        field: field.to_string(),
         class: name.to_string(),
         id: label_id,
         attributes: HashMap::new(),
         spec_ids: HashMap::new(),
         defaults: HashMap::new(),
+        immutable: Default::default(),
     };
     Some((mapped, f))
 }
@@ -1003,7 +1016,10 @@ fn shape_label(
     uploaded: &HashMap<String, Value>,
     rb: &mut Rebuild,
 ) {
-    let what = backend_id("shape", s.id);
+    let what = match s.track {
+        Some(t) => format!("track:{t}@{}", s.frame),
+        None => backend_id("shape", s.id),
+    };
     let other = outside(schema, map, s.label_id, &s.shape_type);
     let found = lookup(schema, map, s.label_id);
     let Some((mapped, field)) = found.or(other.as_ref().map(|(m, f)| (m, *f))) else {
@@ -1035,6 +1051,9 @@ fn shape_label(
     let mut label = Map::new();
     label.insert("label".into(), json!(mapped.class));
     read_attributes(field, mapped, &s.attributes, &mut label);
+    if s.track.is_some() && s.keyframe == Some(true) {
+        label.insert("keyframe".into(), json!(true));
+    }
     set_occluded(field, &mapped.class, s.occluded, &mut label);
     set_group(field, &mapped.class, s.group, &mut label);
     let geometry = match t {

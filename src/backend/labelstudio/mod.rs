@@ -19,6 +19,7 @@ use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without}
 use super::*;
 use crate::backend::capabilities::LabelStudioConfig;
 use crate::backend::settings::Settings;
+use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
 use base64::Engine as _;
@@ -220,7 +221,7 @@ fn fields_meta(schema: &ResolvedSchema) -> Value {
                 if let Some(t) = &f.mask_targets {
                     m["mask_targets"] = json!(t);
                 }
-                (name.clone(), m)
+                (name.to_string(), m)
             })
             .collect(),
     )
@@ -1024,6 +1025,9 @@ impl LabelStudioBackend {
             config::fields_of(xml, task)
         } else {
             from_tasks
+                .into_iter()
+                .map(|(k, f)| (FieldPath::parse(&k), f))
+                .collect()
         };
         let schema = ResolvedSchema { fields };
         self.schemas.insert(project.id.clone(), schema.clone());
