@@ -6,7 +6,6 @@
 
 use crate::backend::BackendKind;
 use crate::backend::capabilities::is_secret_setting;
-use crate::backend::capabilities::{CvatConfig, DarwinConfig, LabelStudioConfig};
 use crate::diag::{Problem, SourceFile};
 use crate::manifest::check;
 use crate::manifest::yaml::{Entry, Node, Span, Value};
@@ -185,21 +184,15 @@ impl BackendSettings {
         }
         let has = |param: &str| self.values.contains_key(param);
         let var = |param: &str| format!("${}", secret_env_var(name, param));
-        let missing = match self.kind {
-            BackendKind::Cvat if !(has("api_key") || (has("username") && has("password"))) => {
-                format!(
-                    "set {}, or {} and {}",
-                    var("api_key"),
-                    var("username"),
-                    var("password")
-                )
-            }
-            BackendKind::Labelstudio | BackendKind::Darwin if !has("api_key") => {
-                format!("set {}", var("api_key"))
-            }
-            _ => return Vec::new(),
-        };
-        vec![missing]
+        let ways = self.kind.entry().credentials;
+        if ways.is_empty() || ways.iter().any(|set| set.iter().all(|p| has(p))) {
+            return Vec::new();
+        }
+        let ways: Vec<String> = ways
+            .iter()
+            .map(|set| set.iter().map(|p| var(p)).collect::<Vec<_>>().join(" and "))
+            .collect();
+        vec![format!("set {}", ways.join(", or "))]
     }
 }
 
@@ -325,8 +318,7 @@ impl Config {
             })
             .collect();
 
-        let mut names: Vec<String> = BackendKind::BUILTIN
-            .iter()
+        let mut names: Vec<String> = BackendKind::builtins()
             .map(|k| k.as_str().to_string())
             .collect();
         let extra: Vec<String> = file
@@ -548,10 +540,8 @@ fn typed_env(raw: &str) -> Json {
 }
 
 fn default_setting(kind: BackendKind, param: &str) -> Json {
-    match (kind, param) {
-        (BackendKind::Cvat, "url") => Json::from(CvatConfig::DEFAULT_URL),
-        (BackendKind::Labelstudio, "url") => Json::from(LabelStudioConfig::DEFAULT_URL),
-        (BackendKind::Darwin, "url") => Json::from(DarwinConfig::DEFAULT_URL),
+    match (kind.entry().default_url, param) {
+        (Some(url), "url") => Json::from(url),
         _ => Json::Null,
     }
 }

@@ -20,36 +20,28 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// The built-in backends, addressable by these names without configuration.
-    pub const BUILTIN: [BackendKind; 3] = [
-        BackendKind::Cvat,
-        BackendKind::Labelstudio,
-        BackendKind::Darwin,
-    ];
+    /// The built-in backends (every kind but custom ones), addressable by their names without
+    /// configuration, in the registry's order.
+    pub fn builtins() -> impl Iterator<Item = BackendKind> {
+        super::registry::KINDS
+            .iter()
+            .map(|k| k.kind)
+            .filter(|k| *k != BackendKind::Custom)
+    }
 
     /// The backend's name in manifests and environment variables.
     pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Cvat => "cvat",
-            BackendKind::Labelstudio => "labelstudio",
-            BackendKind::Darwin => "darwin",
-            BackendKind::Custom => "custom",
-        }
+        self.entry().name
     }
 
     /// A built-in backend by name.
     pub fn builtin(name: &str) -> Option<BackendKind> {
-        Self::BUILTIN.into_iter().find(|k| k.as_str() == name)
+        Self::builtins().find(|k| k.as_str() == name)
     }
 
     /// What the backend supports.
     pub fn capabilities(self) -> &'static Capabilities {
-        match self {
-            BackendKind::Cvat => &CVAT,
-            BackendKind::Labelstudio => &LABELSTUDIO,
-            BackendKind::Darwin => &DARWIN,
-            BackendKind::Custom => &CUSTOM,
-        }
+        self.entry().capabilities
     }
 
     /// The widget this backend recommends for an existing attribute named `name` whose first
@@ -86,13 +78,7 @@ impl BackendKind {
 
     /// The JSON Schema of this backend's `backend_config` (and `[backends.<name>]` table).
     pub fn config_schema(self) -> serde_json::Value {
-        let schema = match self {
-            BackendKind::Cvat => schemars::schema_for!(CvatConfig),
-            BackendKind::Labelstudio => schemars::schema_for!(LabelStudioConfig),
-            BackendKind::Darwin => schemars::schema_for!(DarwinConfig),
-            BackendKind::Custom => schemars::schema_for!(CustomConfig),
-        };
-        serde_json::to_value(schema).unwrap_or_default()
+        serde_json::to_value((self.entry().config_schema)()).unwrap_or_default()
     }
 
     /// The names of the settings this backend takes (for environment variable lookup).
@@ -142,7 +128,7 @@ impl Capabilities {
     }
 }
 
-static CVAT: Capabilities = Capabilities {
+pub static CVAT: Capabilities = Capabilities {
     label_types: Cow::Borrowed(&LabelType::ALL),
     attribute_types: Cow::Borrowed(&AttributeType::ALL),
     video: true,
@@ -152,7 +138,7 @@ static CVAT: Capabilities = Capabilities {
     schema_update_in_place: true,
 };
 
-static LABELSTUDIO: Capabilities = Capabilities {
+pub static LABELSTUDIO: Capabilities = Capabilities {
     label_types: Cow::Borrowed(&[
         LabelType::Classification,
         LabelType::Classifications,
@@ -172,7 +158,7 @@ static LABELSTUDIO: Capabilities = Capabilities {
     schema_update_in_place: true,
 };
 
-static DARWIN: Capabilities = Capabilities {
+pub static DARWIN: Capabilities = Capabilities {
     label_types: Cow::Borrowed(&[
         LabelType::Classification,
         LabelType::Classifications,
@@ -333,18 +319,6 @@ pub struct CustomConfig {
     pub project_name: Option<String>,
     /// Free-form settings passed to the program.
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// Why annoform refuses a setting FiftyOne documents, if it does: a setting is honoured,
-/// or refused with this note, never ignored.
-pub fn refused_setting(kind: BackendKind, name: &str) -> Option<&'static str> {
-    match (kind, name) {
-        (BackendKind::Cvat, "job_reviewers") => Some(
-            "CVAT 2.x has no job reviewers (FiftyOne: \"only available in CVAT v1 servers\"); \
-             assign reviews in CVAT's UI, or use `job_assignees`",
-        ),
-        _ => None,
-    }
 }
 
 /// Setting names whose values are secrets.

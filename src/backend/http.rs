@@ -348,8 +348,8 @@ impl Redactor {
         }
         for form in [
             secret.to_string(),
-            percent_encode(secret, false),
-            percent_encode(secret, true),
+            percent_encode(secret, Escape::Component),
+            percent_encode(secret, Escape::Form),
         ] {
             if !self.secrets.contains(&form) {
                 self.secrets.push(form);
@@ -372,15 +372,27 @@ impl Redactor {
     }
 }
 
-/// Percent-encodes all but unreserved characters (`plus_space`: form encoding's `+`).
-fn percent_encode(s: &str, plus_space: bool) -> String {
+/// What [`percent_encode`] leaves as it is besides the unreserved characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// A URL component: nothing else.
+    Component,
+    /// A form value: a space becomes `+`.
+    Form,
+    /// A path: `/` stays.
+    Path,
+}
+
+/// Percent-encodes all but unreserved characters (and what `how` keeps).
+pub fn percent_encode(s: &str, how: Escape) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 out.push(char::from(b));
             }
-            b' ' if plus_space => out.push('+'),
+            b' ' if how == Escape::Form => out.push('+'),
+            b'/' if how == Escape::Path => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -3,12 +3,14 @@
 //! backend carried our id back), so each adapter converts only at its own edge and the engine
 //! and the merge never see backend formats.
 
+pub mod base;
 pub mod capabilities;
 pub mod convert;
 pub mod custom;
 pub mod cvat;
 pub mod http;
 pub mod labelstudio;
+pub mod registry;
 pub mod settings;
 
 pub use capabilities::{BackendKind, Capabilities};
@@ -119,7 +121,7 @@ impl Owner {
         parts.push(("lineage", &self.lineage));
         let query: Vec<String> = parts
             .iter()
-            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .map(|(k, v)| format!("{k}={}", http::percent_encode(v, http::Escape::Path)))
             .collect();
         format!("{OWNER_TAG}{}", query.join("&"))
     }
@@ -151,19 +153,6 @@ impl std::fmt::Display for Owner {
         }
         write!(f, ", record lineage {}", self.lineage)
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 fn percent_decode(s: &str) -> Option<String> {

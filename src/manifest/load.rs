@@ -215,7 +215,7 @@ pub fn published_schema() -> serde_json::Value {
     use serde_json::json;
     let mut schema = run_schema();
     let mut all_of = Vec::new();
-    for kind in BackendKind::BUILTIN {
+    for kind in BackendKind::builtins() {
         let mut cfg = kind.config_schema();
         let def_name = format!("{}BackendConfig", kind.as_str());
         if let Some(defs) = cfg

@@ -215,7 +215,7 @@ impl RunCheck<'_> {
             self.local_files_root(settings);
         }
         for (k, v) in &run.backend_config {
-            if let Some(why) = crate::backend::capabilities::refused_setting(kind, k) {
+            if let Some(why) = kind.refused(k) {
                 self.err(
                     &[Key("backend_config"), Key(k)],
                     true,

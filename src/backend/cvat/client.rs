@@ -18,6 +18,7 @@
 
 use super::convert::{self, Annotations as CvatAnnotations};
 use super::labels::{self, LabelMap, LabelSpec};
+use crate::backend::base::{self, HttpBackend};
 use crate::backend::capabilities::CvatConfig;
 use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
 use crate::backend::settings::{Settings, SettingsError};
@@ -224,11 +225,7 @@ impl CvatBackend {
                 .with_header("X-Organization", org, false)
                 .map_err(|e| err(e.to_string()))?;
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
+        let rt = base::runtime(name)?;
         let key = match (&conn.api_key, &conn.username, &conn.password) {
             (Some(k), _, _) if !k.is_empty() => k.clone(),
             (_, Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
@@ -308,15 +305,6 @@ impl CvatBackend {
         })
     }
 
-    fn error(&self, message: impl Into<String>) -> BackendError {
-        BackendError::new(self.http.server(), self.http.redact(&message.into()))
-    }
-
-    fn http_error(&self, e: HttpError) -> BackendError {
-        let cause = Cause::of(&e);
-        self.error(explain(&self.http, e)).because(cause)
-    }
-
     async fn call(
         &self,
         method: Method,
@@ -324,35 +312,19 @@ impl CvatBackend {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, HttpError> {
-        let idempotent = crate::backend::http::is_idempotent(&method);
-        self.http
-            .send_json::<Value>(method, path, idempotent, |mut r| {
-                if !query.is_empty() {
-                    r = r.query(query);
-                }
-                if let Some(b) = body {
-                    r = r.json(b);
-                }
-                r
-            })
-            .await
+        base::call_json(&self.http, method, path, query, body).await
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
         self.call(Method::GET, path, query, None).await
     }
 
-    /// GET that maps 404 to `None`.
     async fn get_opt(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Option<Value>, HttpError> {
-        match self.get(path, query).await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
-            Err(e) => Err(e),
-        }
+        base::get_opt(&self.http, path, query).await
     }
 
     /// Every result of a list endpoint (`page_size=all`, following `next` if the server
@@ -884,9 +856,25 @@ fn upload_groups(files: &[(String, Vec<u8>)]) -> Vec<&[(String, Vec<u8>)]> {
     out
 }
 
-/// A readable error: HTML where CVAT's JSON was expected, refused credentials.
+impl HttpBackend for CvatBackend {
+    fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    fn describe(&self, e: &HttpError) -> Option<String> {
+        described(e)
+    }
+}
+
+/// A readable error (see [`described`]), else the policy's, redacted.
 fn explain(http: &HttpClient, e: HttpError) -> String {
-    match &e {
+    described(&e).unwrap_or_else(|| http.redact(&e.to_string()))
+}
+
+/// CVAT's words for failures it recognises: HTML where CVAT's JSON was expected, refused
+/// credentials.
+fn described(e: &HttpError) -> Option<String> {
+    Some(match e {
         HttpError::Decode { endpoint, body, .. } if body.trim_start().starts_with('<') => {
             format!(
                 "{} answered an HTML page where CVAT answers JSON ({} {}): is `url` = {} the \
@@ -921,8 +909,8 @@ fn explain(http: &HttpClient, e: HttpError) -> String {
                 endpoint.base_url, endpoint.method, endpoint.path, endpoint.base_url
             )
         }
-        _ => http.redact(&e.to_string()),
-    }
+        _ => return None,
+    })
 }
 
 /// The text of a CVAT error body (a string, a list, `{"detail"}` or a field map).

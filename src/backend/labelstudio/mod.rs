@@ -15,7 +15,10 @@ pub mod config;
 pub mod convert;
 pub mod rle;
 
-use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without};
+use super::base::{self, HttpBackend};
+use super::http::{
+    Endpoint, Escape, HttpClient, HttpError, HttpPolicy, answered_without, percent_encode,
+};
 use super::*;
 use crate::backend::capabilities::LabelStudioConfig;
 use crate::backend::settings::Settings;
@@ -172,20 +175,6 @@ fn data_filter(key: &str, value: &str) -> String {
     .to_string()
 }
 
-/// Percent-encodes a path for `/data/local-files/?d=` (keeps `/`).
-fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for b in p.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// The uploads of a file-upload listing that hold these files (sample id, path), as
 /// (sample id, `/data/...`): each was sent as `<sample id><ext>` and stored as
 /// `<uuid>-<sample id><ext>`.
@@ -283,11 +272,7 @@ impl LabelStudioBackend {
                 .map_err(|e| err(e.to_string()))?;
             (http, Auth::Legacy)
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
+        let rt = base::runtime(name)?;
         Ok(LabelStudioBackend {
             http,
             auth,
@@ -297,34 +282,6 @@ impl LabelStudioBackend {
             listing: None,
             created: HashSet::new(),
         })
-    }
-
-    fn error(&self, message: impl Into<String>) -> BackendError {
-        BackendError::new(self.http.server(), self.http.redact(&message.into()))
-    }
-
-    fn http_error(&self, e: HttpError) -> BackendError {
-        let cause = Cause::of(&e);
-        self.described(e).because(cause)
-    }
-
-    fn described(&self, e: HttpError) -> BackendError {
-        // A refused key is a setup problem, not a server failure: say what to set, without
-        // the server's JSON.
-        if let HttpError::Status {
-            endpoint, status, ..
-        } = &e
-            && *status == reqwest::StatusCode::UNAUTHORIZED
-        {
-            return self.error(format!(
-                "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
-                 [backends.labelstudio] in annoform.toml, or ANNOFORM_LABELSTUDIO_API_KEY, to a \
-                 token of that server (Account & Settings: a personal access token or, if the \
-                 organization allows it, a legacy token)",
-                endpoint.base_url, endpoint.method, endpoint.path
-            ));
-        }
-        self.error(e.to_string())
     }
 
     /// The `Authorization` header for JWT auth (legacy tokens are a default header).
@@ -367,17 +324,12 @@ impl LabelStudioBackend {
         let mut force = false;
         loop {
             let bearer = self.bearer(force).await?;
+            let json = base::with_json(query, body);
             let build = |mut r: reqwest::RequestBuilder| {
                 if let Some(b) = &bearer {
                     r = r.header(AUTHORIZATION, b);
                 }
-                if !query.is_empty() {
-                    r = r.query(query);
-                }
-                if let Some(b) = body {
-                    r = r.json(b);
-                }
-                r
+                json(r)
             };
             let out = if method == Method::DELETE {
                 match self.http.send(method.clone(), path, true, build).await {
@@ -671,7 +623,7 @@ impl LabelStudioBackend {
         }
         let rel = rel.to_str()?;
         Some((
-            format!("/data/local-files/?d={}", encode_path(rel)),
+            format!("/data/local-files/?d={}", percent_encode(rel, Escape::Path)),
             dir.to_path_buf(),
         ))
     }
@@ -1120,6 +1072,32 @@ impl LabelStudioBackend {
             fields.entry(field).or_default().push(m);
         }
         Some((sid, fields))
+    }
+}
+
+impl HttpBackend for LabelStudioBackend {
+    fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    fn describe(&self, e: &HttpError) -> Option<String> {
+        // A refused key is a setup problem, not a server failure: say what to set, without
+        // the server's JSON.
+        let HttpError::Status {
+            endpoint, status, ..
+        } = e
+        else {
+            return None;
+        };
+        (*status == reqwest::StatusCode::UNAUTHORIZED).then(|| {
+            format!(
+                "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
+                 [backends.labelstudio] in annoform.toml, or ANNOFORM_LABELSTUDIO_API_KEY, to a \
+                 token of that server (Account & Settings: a personal access token or, if the \
+                 organization allows it, a legacy token)",
+                endpoint.base_url, endpoint.method, endpoint.path
+            )
+        })
     }
 }
 

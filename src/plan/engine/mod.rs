@@ -300,7 +300,7 @@ impl<'a> Engine<'a> {
         given.extend(run.backend_config.clone());
         let settings = resolve_settings(&given, self.env)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
-        let recorded = recordable(given.iter());
+        let recorded = backend::registry::recordable(given.iter());
         let recorded_schema = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
         let ds = self.dataset(&run.dataset)?;
         let view = view::apply(&run.view, ds)
@@ -400,18 +400,5 @@ fn resolve_settings(
         .iter()
         .filter(|(k, _)| !backend::capabilities::is_secret_setting(k))
         .map(|(k, v)| Ok((k.clone(), resolve(v, env).map_err(|e| format!("{k}: {e}"))?)))
-        .collect()
-}
-
-/// The settings a record and a project may keep: no secrets, and no `${env:...}` references
-/// (they are resolved at run time and never stored).
-fn recordable<'v>(
-    settings: impl Iterator<Item = (&'v String, &'v Value)>,
-) -> serde_json::Map<String, Value> {
-    settings
-        .filter(|(k, v)| {
-            !backend::capabilities::is_secret_setting(k) && !v.to_string().contains("${env:")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -5,9 +5,8 @@
 //! of its own, opened with the workspace backend's other settings.
 
 use super::*;
-use crate::backend::capabilities::{CvatConfig, LabelStudioConfig, SecretRef};
 use crate::backend::cvat::CvatBackend;
-use crate::backend::settings::Settings;
+use crate::backend::registry::{self, OpenArgs, OpenError};
 use crate::config::{BackendSettings, Setting, Source};
 
 /// The settings that choose where and as whom a backend connects; a run may override each
@@ -68,59 +67,14 @@ impl Connection {
     }
 }
 
-/// Open the backend of a connection.
+/// Open the backend of a connection (its kind's opener, see `backend::registry`).
 pub fn open_backend(
     config: &Config,
     env: &Env,
     conn: &Connection,
 ) -> Result<Box<dyn Backend>, EngineError> {
-    let name = conn.backend.as_str();
     let s = &settings(config, conn)?;
-    for k in s.values.keys() {
-        if let Some(why) = backend::capabilities::refused_setting(s.kind, k) {
-            return Err(EngineError::Run(format!(
-                "backend `{name}`: `{k}` is not supported: {why}"
-            )));
-        }
-    }
-    match s.kind {
-        BackendKind::Custom => {
-            let command: Vec<String> = s
-                .values
-                .get("command")
-                .and_then(|c| serde_json::from_value(c.value.clone()).ok())
-                .ok_or_else(|| EngineError::Run(format!("backend `{name}` has no `command`")))?;
-            let command = command
-                .iter()
-                .map(|c| {
-                    crate::secret::resolve(c, env)
-                        .map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let settings = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
-            Ok(Box::new(backend::custom::CustomBackend::start(
-                name, &command, &settings,
-            )?))
-        }
-        BackendKind::Labelstudio => {
-            let c: LabelStudioConfig = typed(s, name)?;
-            let resolve = |key: &str, v: Option<&str>| resolved(v, env, name, key);
-            let url = resolve("url", c.url.as_deref())?
-                .unwrap_or_else(|| LabelStudioConfig::DEFAULT_URL.into());
-            let api_key =
-                resolve("api_key", c.api_key.as_ref().map(|r| r.0.as_str()))?.unwrap_or_default();
-            let root = resolve("local_files_root", c.local_files_root.as_deref())?
-                .map(std::path::PathBuf::from);
-            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
-            Ok(Box::new(backend::labelstudio::LabelStudioBackend::new(
-                name, &url, &api_key, root, policy,
-            )?))
-        }
-        BackendKind::Cvat => Ok(Box::new(open_cvat(config, env, conn)?)),
-        kind => Err(EngineError::Run(format!(
-            "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
-        ))),
-    }
+    Ok((s.kind.entry().open)(&open_args(config, env, conn, s))?)
 }
 
 /// Open a CVAT backend.
@@ -129,29 +83,28 @@ pub fn open_cvat(
     env: &Env,
     conn: &Connection,
 ) -> Result<CvatBackend, EngineError> {
-    let name = conn.backend.as_str();
     let s = &settings(config, conn)?;
-    let c: CvatConfig = typed(s, name)?;
-    let resolve = |key: &str, v: Option<&str>| resolved(v, env, name, key);
-    let secret = |key: &str, v: &Option<SecretRef>| resolve(key, v.as_ref().map(|r| r.0.as_str()));
-    let mut headers = Vec::new();
-    for (k, v) in c.headers.iter().flatten() {
-        let v = crate::secret::resolve(&v.0, env)
-            .map_err(|e| EngineError::Run(format!("backend `{name}`: headers: {e}")))?;
-        headers.push((k.clone(), v));
+    Ok(registry::open_cvat(&open_args(config, env, conn, s))?)
+}
+
+/// What a backend is opened with.
+fn open_args<'a>(
+    config: &Config,
+    env: &'a Env,
+    conn: &'a Connection,
+    s: &BackendSettings,
+) -> OpenArgs<'a> {
+    OpenArgs {
+        name: &conn.backend,
+        kind: s.kind,
+        settings: s
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+        env,
+        policy: backend::http::HttpPolicy::with_parallelism(config.parallelism.value),
     }
-    let cvat = backend::cvat::client::Connection {
-        url: resolve("url", c.url.as_deref())?.unwrap_or_else(|| CvatConfig::DEFAULT_URL.into()),
-        username: secret("username", &c.username)?,
-        password: secret("password", &c.password)?,
-        email: secret("email", &c.email)?,
-        api_key: secret("api_key", &c.api_key)?,
-        headers,
-        organization: resolve("organization", c.organization.as_deref())?,
-    };
-    let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
-    let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
-    Ok(CvatBackend::new(name, &cvat, defaults, policy)?)
 }
 
 /// The workspace backend's settings with the connection's overrides.
@@ -169,26 +122,11 @@ fn settings(config: &Config, conn: &Connection) -> Result<BackendSettings, Engin
     Ok(s)
 }
 
-/// The backend's settings in its config struct, read once (a setting that does not fit is
-/// an error naming it).
-fn typed<T: Settings>(s: &BackendSettings, name: &str) -> Result<T, EngineError> {
-    let values = s
-        .values
-        .iter()
-        .map(|(k, v)| (k.clone(), v.value.clone()))
-        .collect();
-    T::read(&values).map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
-}
-
-/// A string setting `key`: a literal (from the environment) or a `${env:NAME}` reference
-/// (from files), resolved.
-fn resolved(
-    v: Option<&str>,
-    env: &Env,
-    name: &str,
-    key: &str,
-) -> Result<Option<String>, EngineError> {
-    v.map(|v| crate::secret::resolve(v, env))
-        .transpose()
-        .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}")))
+impl From<OpenError> for EngineError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Setting(message) => EngineError::Run(message),
+            OpenError::Backend(e) => EngineError::Backend(e),
+        }
+    }
 }

@@ -1,0 +1,95 @@
+//! What every HTTP backend (Label Studio, CVAT, V7 Darwin) shares around the shared HTTP
+//! policy ([`super::http`]): the async runtime its synchronous calls run on, the mapping of
+//! a failed request to a [`BackendError`] with its [`Cause`] (the backend only adds its own
+//! words for failures it knows, such as a refused key), and JSON calls with a query and a
+//! body, retried as their method allows.
+
+use super::http::{HttpClient, HttpError, is_idempotent};
+use super::{BackendError, Cause};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A backend that talks to its server over HTTP.
+pub trait HttpBackend {
+    /// The client, under the shared policy.
+    fn http(&self) -> &HttpClient;
+
+    /// The backend's own words for a failure it recognises (a refused key, a page that is
+    /// not its API); `None`: the policy's message.
+    fn describe(&self, _e: &HttpError) -> Option<String> {
+        None
+    }
+
+    /// A failure of this backend that trying again does not fix, secrets redacted.
+    fn error(&self, message: impl Into<String>) -> BackendError
+    where
+        Self: Sized,
+    {
+        let http = self.http();
+        BackendError::new(http.server(), http.redact(&message.into()))
+    }
+
+    /// A failed request, with its cause.
+    fn http_error(&self, e: HttpError) -> BackendError
+    where
+        Self: Sized,
+    {
+        let cause = Cause::of(&e);
+        let message = self.describe(&e).unwrap_or_else(|| e.to_string());
+        self.error(message).because(cause)
+    }
+}
+
+/// The runtime a backend's synchronous calls run on (two workers: the requests in flight are
+/// bounded by the policy, not by threads).
+pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BackendError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| BackendError::new(name, format!("cannot start the async runtime: {e}")))
+}
+
+/// A request builder adding `query` and a JSON `body`.
+pub fn with_json<'a, B: Serialize + Sync + ?Sized>(
+    query: &'a [(&'a str, String)],
+    body: Option<&'a B>,
+) -> impl Fn(RequestBuilder) -> RequestBuilder + Sync + 'a {
+    move |mut r| {
+        if !query.is_empty() {
+            r = r.query(query);
+        }
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r
+    }
+}
+
+/// One JSON call: `query`, a JSON `body`, the answer decoded; retried on timeouts and 5xx only
+/// when `method` is idempotent.
+pub async fn call_json<B: Serialize + Sync + ?Sized>(
+    http: &HttpClient,
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<&B>,
+) -> Result<Value, HttpError> {
+    let idempotent = is_idempotent(&method);
+    http.send_json::<Value>(method, path, idempotent, with_json(query, body))
+        .await
+}
+
+/// A GET whose 404 is `None`.
+pub async fn get_opt(
+    http: &HttpClient,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<Option<Value>, HttpError> {
+    match call_json(http, Method::GET, path, query, None::<&Value>).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
