@@ -550,7 +550,7 @@ fn default_setting(kind: BackendKind, param: &str) -> Json {
     match (kind, param) {
         (BackendKind::Cvat, "url") => Json::from("https://app.cvat.ai"),
         (BackendKind::Labelstudio, "url") => Json::from("http://localhost:8080"),
-        (BackendKind::Darwin, "url") => Json::from("https://darwin.v7labs.com/api/v2"),
+        (BackendKind::Darwin, "url") => Json::from("https://darwin.v7labs.com"),
         _ => Json::Null,
     }
 }

@@ -111,9 +111,20 @@ pub fn open_backend(
             )?))
         }
         BackendKind::Cvat => Ok(Box::new(open_cvat(config, env, conn)?)),
-        kind => Err(EngineError::Run(format!(
-            "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
-        ))),
+        BackendKind::Darwin => {
+            let setting = |key: &str| resolved(s, env, name, key);
+            let url = setting("url")?.unwrap_or_else(|| "https://darwin.v7labs.com".into());
+            let api_key = setting("api_key")?.unwrap_or_default();
+            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
+            let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
+            Ok(Box::new(backend::darwin::DarwinBackend::new(
+                name,
+                &url,
+                &api_key,
+                policy,
+                backend::darwin::RunSettings::of(&defaults),
+            )?))
+        }
     }
 }
 
