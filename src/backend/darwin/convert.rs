@@ -13,8 +13,9 @@
 //! and the points of a keypoint label come back as one label (its parts carry one label id).
 
 use super::ids;
+use crate::backend::convert::geometry::{self, Point};
 use crate::backend::{DownloadedLabel, ImageSize, Misfit};
-use crate::dataset::ejson::{ObjectId, as_f64};
+use crate::dataset::ejson::ObjectId;
 use crate::manifest::LabelType;
 use crate::schema::ResolvedField;
 use indexmap::IndexMap;
@@ -94,24 +95,20 @@ pub struct Outgoing {
     pub data: Value,
 }
 
-fn xy(p: [f64; 2], size: ImageSize) -> Value {
-    json!({"x": p[0] * f64::from(size.width), "y": p[1] * f64::from(size.height)})
+/// A relative point as Darwin's `{x, y}` in pixels.
+fn xy(p: Point, size: ImageSize) -> Value {
+    let px = geometry::to_pixels(&[p], size);
+    json!({"x": px[0], "y": px[1]})
 }
 
-fn path(points: &[[f64; 2]], size: ImageSize) -> Value {
-    Value::Array(points.iter().map(|p| xy(*p, size)).collect())
-}
-
-/// `[[x, y], ...]`, NaN (`{"$numberDouble": "NaN"}` or null) kept as NaN.
-fn point_list(v: &Value) -> Option<Vec<[f64; 2]>> {
-    v.as_array()?
-        .iter()
-        .map(|p| {
-            let a = p.as_array().filter(|a| a.len() == 2)?;
-            let c = |i: usize| as_f64(&a[i]).unwrap_or(f64::NAN);
-            Some([c(0), c(1)])
-        })
-        .collect()
+/// Relative points as a Darwin path.
+fn path(points: &[Point], size: ImageSize) -> Value {
+    Value::Array(
+        geometry::to_pixels(points, size)
+            .chunks_exact(2)
+            .map(|c| json!({"x": c[0], "y": c[1]}))
+            .collect(),
+    )
 }
 
 /// The Darwin annotations of one label of a `t` field, drawn on an image of `size`.
@@ -131,7 +128,7 @@ pub fn to_darwin(t: LabelType, label: &Value, size: ImageSize) -> Result<Vec<Out
         }]
     };
     let spatial = !matches!(t, LabelType::Classification | LabelType::Classifications);
-    if spatial && (size.width == 0 || size.height == 0) {
+    if spatial && !size.is_known() {
         return Err("the image size is unknown".into());
     }
     Ok(match t {
@@ -139,9 +136,7 @@ pub fn to_darwin(t: LabelType, label: &Value, size: ImageSize) -> Result<Vec<Out
             one(Kind::Tag, json!({"tag": {}}))
         }
         LabelType::Detections => {
-            let b = label
-                .get("bounding_box")
-                .and_then(point_list_flat)
+            let b = geometry::bounding_box(label)
                 .ok_or("a detection without a 4-number `bounding_box`")?;
             let (w, h) = (f64::from(size.width), f64::from(size.height));
             one(
@@ -153,12 +148,12 @@ pub fn to_darwin(t: LabelType, label: &Value, size: ImageSize) -> Result<Vec<Out
             let shapes: Vec<Vec<[f64; 2]>> = label
                 .get("points")
                 .and_then(Value::as_array)
-                .and_then(|s| s.iter().map(point_list).collect())
+                .and_then(|s| s.iter().map(geometry::point_list).collect())
                 .ok_or("a polyline without `points` shapes")?;
             if shapes.is_empty() || shapes.iter().any(Vec::is_empty) {
                 return Err("a polyline with an empty shape".into());
             }
-            let flag = |k: &str| label.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let flag = |k: &str| geometry::flag(label, k);
             if t == LabelType::Polygons || flag("closed") || flag("filled") {
                 let rest: Vec<Value> = shapes[1..].iter().map(|s| path(s, size)).collect();
                 let mut polygon = json!({"path": path(&shapes[0], size)});
@@ -181,12 +176,12 @@ pub fn to_darwin(t: LabelType, label: &Value, size: ImageSize) -> Result<Vec<Out
         LabelType::Keypoints => {
             let points = label
                 .get("points")
-                .and_then(point_list)
+                .and_then(geometry::point_list)
                 .ok_or("a keypoint label without `points`")?;
             let out: Vec<Outgoing> = points
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p[0].is_finite() && p[1].is_finite())
+                .filter(|(_, p)| geometry::is_present(**p))
                 .map(|(i, p)| Outgoing {
                     id: ids::annotation_id(id, i as u16),
                     class: class.clone(),
@@ -201,12 +196,6 @@ pub fn to_darwin(t: LabelType, label: &Value, size: ImageSize) -> Result<Vec<Out
         }
         other => return Err(format!("Darwin has no annotation type for {other} fields")),
     })
-}
-
-fn point_list_flat(v: &Value) -> Option<[f64; 4]> {
-    let a = v.as_array().filter(|a| a.len() == 4)?;
-    let n = |i: usize| as_f64(&a[i]).filter(|x| x.is_finite());
-    Some([n(0)?, n(1)?, n(2)?, n(3)?])
 }
 
 /// An import annotation's data in the export form (the polygon's `path` and
@@ -241,20 +230,16 @@ pub fn exported(data: &Value) -> Map<String, Value> {
     out
 }
 
-fn relative(p: &Value, size: ImageSize) -> Option<[f64; 2]> {
-    let c = |k: &str| p.get(k).and_then(Value::as_f64);
-    Some([
-        c("x")? / f64::from(size.width),
-        c("y")? / f64::from(size.height),
-    ])
+/// Darwin's `{x, y}` pixels as a relative point.
+fn relative(p: &Value, size: ImageSize) -> Option<Point> {
+    let c = |k: &str| p.get(k).and_then(Value::as_f64).filter(|v| v.is_finite());
+    Some(geometry::relative(c("x")?, c("y")?, size))
 }
 
+/// A Darwin path as relative points (FiftyOne JSON).
 fn rel_path(p: &Value, size: ImageSize) -> Option<Value> {
-    p.as_array()?
-        .iter()
-        .map(|pt| relative(pt, size).map(|[x, y]| json!([x, y])))
-        .collect::<Option<Vec<_>>>()
-        .map(Value::Array)
+    let pts: Option<Vec<Point>> = p.as_array()?.iter().map(|pt| relative(pt, size)).collect();
+    Some(geometry::points_json(&pts?))
 }
 
 /// The FiftyOne label (without `_id`) an annotation of `kind` converts to.
@@ -264,16 +249,17 @@ fn label_of(kind: Kind, a: &Value, size: Option<ImageSize>) -> Result<Value, Str
         return Ok(json!({"_cls": "Classification", "label": class}));
     }
     let size = size
-        .filter(|s| s.width > 0 && s.height > 0)
+        .filter(|s| s.is_known())
         .ok_or("its item's image size is unknown")?;
     let bad = || format!("its `{}` is not valid Darwin JSON", kind.as_str());
     let g = &a[kind.as_str()];
     Ok(match kind {
         Kind::BoundingBox => {
+            // Darwin keeps `w`, `h` as sizes (not far corners): each scales on its own.
             let n = |k: &str| g.get(k).and_then(Value::as_f64).ok_or_else(bad);
-            let (w, h) = (f64::from(size.width), f64::from(size.height));
-            json!({"_cls": "Detection", "label": class,
-                   "bounding_box": [n("x")? / w, n("y")? / h, n("w")? / w, n("h")? / h]})
+            let [x, y] = geometry::relative(n("x")?, n("y")?, size);
+            let [w, h] = geometry::relative(n("w")?, n("h")?, size);
+            json!({"_cls": "Detection", "label": class, "bounding_box": [x, y, w, h]})
         }
         Kind::Polygon => {
             let paths = g
@@ -296,7 +282,7 @@ fn label_of(kind: Kind, a: &Value, size: Option<ImageSize>) -> Result<Value, Str
         }
         Kind::Keypoint => {
             let p = relative(g, size).ok_or_else(bad)?;
-            json!({"_cls": "Keypoint", "label": class, "points": [p]})
+            json!({"_cls": "Keypoint", "label": class, "points": geometry::points_json(&[p])})
         }
         Kind::Tag => unreachable!("handled above"),
     })
@@ -307,10 +293,6 @@ fn with_id(mut label: Value, id: ObjectId) -> Value {
         o.insert("_id".into(), id.to_ejson());
     }
     label
-}
-
-fn nan() -> Value {
-    json!({"$numberDouble": "NaN"})
 }
 
 /// The labels of a `t` field in one item's annotations (export form), the image being
@@ -378,7 +360,11 @@ pub fn from_darwin(
                     label: label.clone(),
                     points: Vec::new(),
                 });
-                entry.points.push((part, label["points"][0].clone()));
+                if let Some(p) =
+                    geometry::point_list(&label["points"]).and_then(|p| p.first().copied())
+                {
+                    entry.points.push((part, p));
+                }
             }
             (Some((oid, _)), _) => out.push(DownloadedLabel::new(backend_id, with_id(label, oid))),
             (None, _) => out.push(DownloadedLabel::new(backend_id, label)),
@@ -387,11 +373,11 @@ pub fn from_darwin(
     for (oid, mut k) in keypoints {
         k.points.sort_by_key(|(i, _)| *i);
         let n = k.points.last().map_or(0, |(i, _)| usize::from(*i) + 1);
-        let mut points = vec![json!([nan(), nan()]); n];
+        let mut points = vec![[f64::NAN, f64::NAN]; n];
         for (i, p) in k.points {
             points[usize::from(i)] = p;
         }
-        k.label["points"] = Value::Array(points);
+        k.label["points"] = geometry::points_json(&points);
         out.push(DownloadedLabel::new(k.backend_id, with_id(k.label, oid)));
     }
     out
@@ -404,7 +390,7 @@ struct KeypointParts {
     /// The label as its first part converts.
     label: Value,
     /// (part number, point).
-    points: Vec<(u16, Value)>,
+    points: Vec<(u16, Point)>,
 }
 
 fn misfit(

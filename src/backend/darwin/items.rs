@@ -4,6 +4,7 @@
 use super::client::{Item, Registered};
 use super::convert::{self, Outgoing};
 use super::*;
+use crate::backend::convert::geometry;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -277,16 +278,12 @@ impl DarwinBackend {
                     task.name, s.sample_id
                 ))
             })?;
-            let size = ImageSize {
-                width: s.width.unwrap_or(0),
-                height: s.height.unwrap_or(0),
-            };
+            let size = ImageSize::of_sample(s)
+                .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
             let mut out = Vec::new();
             for l in labels {
                 let converted = convert::to_darwin(t, l, size).map_err(|why| {
-                    let id = crate::merge::label_id(l)
-                        .map(|i| i.to_string())
-                        .unwrap_or_default();
+                    let id = geometry::label_id(l).unwrap_or_default();
                     self.error(format!(
                         "sample {} field `{field}` label {id}: {why}",
                         s.sample_id
