@@ -1367,6 +1367,7 @@ impl Backend for LabelStudioBackend {
         Ok(Downloaded {
             cursor,
             held: Some(held),
+            strays: Vec::new(),
         })
     }
 
