@@ -14,5 +14,6 @@ pub mod cursor;
 pub mod labels;
 pub mod pages;
 pub mod rle;
+pub mod video;
 
 pub use client::CvatBackend;
