@@ -306,7 +306,7 @@ pub struct LabelStudioConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DarwinConfig {
-    /// API base URL (default https://darwin.v7labs.com/api/v2).
+    /// The V7 host's root URL (default https://darwin.v7labs.com).
     pub url: Option<String>,
     /// API key, as `${env:NAME}`.
     pub api_key: Option<SecretRef>,

@@ -9,6 +9,7 @@ pub mod custom;
 pub mod cvat;
 pub mod http;
 pub mod labelstudio;
+pub mod settings;
 
 pub use capabilities::{BackendKind, Capabilities};
 

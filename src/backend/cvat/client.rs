@@ -20,7 +20,9 @@ use super::convert::{self, Annotations as CvatAnnotations};
 use super::cursor::{self, Cursor};
 use super::labels::{self, LabelMap, LabelSpec};
 use super::pages::{self, Page};
+use crate::backend::capabilities::CvatConfig;
 use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
+use crate::backend::settings::{Settings, SettingsError};
 use crate::backend::*;
 use crate::manifest::{AttributeType, LabelType};
 use crate::schema::ResolvedAttribute;
@@ -44,8 +46,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Clone, Default)]
 struct Meta {
     schema: ResolvedSchema,
-    /// Non-secret settings of the run.
-    settings: serde_json::Map<String, Value>,
+    /// Non-secret settings of the run, typed.
+    settings: CvatConfig,
     /// Whether annoform created the project (otherwise it was given as `project_id`).
     created: bool,
     /// Task id → the sample of each frame, in upload order, for frames not named after
@@ -59,15 +61,14 @@ impl Meta {
         schema: &ResolvedSchema,
         defaults: &serde_json::Map<String, Value>,
         settings: &serde_json::Map<String, Value>,
-    ) -> Meta {
-        let mut all = defaults.clone();
-        all.extend(settings.clone());
-        Meta {
-            schema: effective_schema(schema, &all),
-            created: !all.contains_key("project_id"),
-            settings: all,
+    ) -> Result<Meta, SettingsError> {
+        let settings = CvatConfig::overlaid(defaults, settings)?;
+        Ok(Meta {
+            schema: effective_schema(schema, &settings),
+            created: settings.creates_project(),
+            settings,
             frames: IndexMap::new(),
-        }
+        })
     }
 }
 
@@ -108,25 +109,13 @@ pub struct CvatBackend {
     /// Workspace settings (non-secret), the fallback for projects without metadata.
     defaults: serde_json::Map<String, Value>,
     projects: HashMap<String, ProjectInfo>,
-    /// What runs' records say about projects not read from the server yet.
-    attached: HashMap<String, Meta>,
+    /// What runs' records say about projects not read from the server yet (or why their
+    /// settings do not fit).
+    attached: HashMap<String, Result<Meta, BackendError>>,
     users: HashMap<String, u64>,
     /// Task id → the latest `updated_date` of its jobs right after annoform's own last write
     /// to it in this process (tasks it created here): a later date is someone else's edit.
     stamps: HashMap<String, String>,
-}
-
-/// A setting as a string list (one string or a list).
-fn strings(settings: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
-    match settings.get(key) {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// Integer id of a JSON object.
@@ -136,16 +125,13 @@ fn id_of(v: &Value) -> Option<u64> {
 
 /// The schema as CVAT labels it: `occluded_attr`/`group_id_attr` become attributes of that
 /// type on every object field (FiftyOne's meaning of the two settings).
-pub fn effective_schema(
-    schema: &ResolvedSchema,
-    settings: &serde_json::Map<String, Value>,
-) -> ResolvedSchema {
+pub fn effective_schema(schema: &ResolvedSchema, settings: &CvatConfig) -> ResolvedSchema {
     let mut out = schema.clone();
-    for (key, t) in [
-        ("occluded_attr", AttributeType::Occluded),
-        ("group_id_attr", AttributeType::GroupId),
+    for (name, t) in [
+        (&settings.occluded_attr, AttributeType::Occluded),
+        (&settings.group_id_attr, AttributeType::GroupId),
     ] {
-        let Some(name) = settings.get(key).and_then(Value::as_str) else {
+        let Some(name) = name.as_deref() else {
             continue;
         };
         for f in out.fields.values_mut() {
@@ -465,11 +451,7 @@ impl CvatBackend {
         if let Some(p) = self.projects.get(id) {
             return Ok(p.clone());
         }
-        let meta = self.attached.get(id).cloned().ok_or_else(|| {
-            self.error(format!(
-                "project {id}: no run record describes it (annoform attaches one before use)"
-            ))
-        })?;
+        let meta = self.attached_meta(id)?;
         let labels = self
             .rt
             .block_on(self.labels_of(id))
@@ -507,12 +489,18 @@ impl CvatBackend {
     }
 
     /// The ids of every username of these settings, resolved once.
-    fn resolve_users(
-        &mut self,
-        settings: &serde_json::Map<String, Value>,
-    ) -> Result<(), BackendError> {
-        let mut names = strings(settings, "task_assignee");
-        names.extend(strings(settings, "job_assignees"));
+    /// What the run's record said about project `id` (see `attach`).
+    fn attached_meta(&self, id: &str) -> Result<Meta, BackendError> {
+        self.attached.get(id).cloned().unwrap_or_else(|| {
+            Err(self.error(format!(
+                "project {id}: no run record describes it (annoform attaches one before use)"
+            )))
+        })
+    }
+
+    fn resolve_users(&mut self, settings: &CvatConfig) -> Result<(), BackendError> {
+        let mut names = settings.task_assignees();
+        names.extend(settings.job_assignees().iter().cloned());
         for n in names {
             if !self.users.contains_key(&n) {
                 let id = self.rt.block_on(self.user_id(&n))?;
@@ -592,21 +580,21 @@ impl CvatBackend {
                 .await
                 .map_err(|e| self.http_error(e))?;
         }
-        let name = match s.get("task_name").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => format!("{n} [{}]", task.name),
-            _ => task.name.clone(),
+        let name = match s.task_name() {
+            Some(n) => format!("{n} [{}]", task.name),
+            None => task.name.clone(),
         };
         let mut body = json!({"name": name, "project_id": pid});
-        if let Some(n) = s.get("segment_size").and_then(Value::as_u64) {
+        if let Some(n) = s.segment_size {
             body["segment_size"] = json!(n);
         }
-        let trackers = strings(s, "issue_tracker");
+        let trackers = s.issue_trackers();
         body["bug_tracker"] = if trackers.is_empty() {
             json!(format!("{TRACKER_SCHEME}{}", task.name))
         } else {
             json!(trackers[task.batch as usize % trackers.len()])
         };
-        let assignees = strings(s, "task_assignee");
+        let assignees = s.task_assignees();
         if !assignees.is_empty() {
             let who = &assignees[task.batch as usize % assignees.len()];
             body["assignee_id"] = json!(self.users.get(who).copied());
@@ -671,10 +659,10 @@ impl CvatBackend {
                 .map_err(|e| self.error(format!("cannot read {}: {e}", sample.media)))?;
             files.push((upload_name(&sample.sample_id, &sample.media), bytes));
         }
-        let quality = s.get("image_quality").and_then(Value::as_u64).unwrap_or(75);
-        let use_cache = s.get("use_cache").and_then(Value::as_bool).unwrap_or(true);
-        let zip = s.get("use_zip_chunks").and_then(Value::as_bool);
-        let chunk = s.get("chunk_size").and_then(Value::as_u64);
+        let quality = s.image_quality();
+        let use_cache = s.use_cache();
+        let zip = s.use_zip_chunks;
+        let chunk = s.chunk_size;
         let path = format!("/api/tasks/{tid}/data");
         let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
         let groups = upload_groups(&files);
@@ -806,7 +794,7 @@ impl CvatBackend {
         let s = &info.meta.settings;
         // Jobs round-robin over `job_assignees`, counting on from earlier batches (each of
         // which is full: `task_size` samples).
-        let assignees = strings(s, "job_assignees");
+        let assignees = s.job_assignees();
         if !assignees.is_empty() {
             let jobs: Vec<pages::Job> = self
                 .list(
@@ -815,9 +803,7 @@ impl CvatBackend {
                 )
                 .await
                 .map_err(|e| self.http_error(e))?;
-            let task_size = s.get("task_size").and_then(Value::as_u64);
-            let segment = s.get("segment_size").and_then(Value::as_u64);
-            let per_task = match (task_size, segment) {
+            let per_task = match (s.task_size, s.segment_size) {
                 (Some(t), Some(g)) if g > 0 => t.div_ceil(g),
                 _ => 1,
             };
@@ -1120,12 +1106,9 @@ impl Backend for CvatBackend {
         &mut self,
         settings: &serde_json::Map<String, Value>,
     ) -> Result<Option<ExistingProject>, BackendError> {
-        let mut all = self.defaults.clone();
-        all.extend(settings.clone());
-        let project = match (
-            all.get("project_id").and_then(Value::as_u64),
-            all.get("project_name").and_then(Value::as_str),
-        ) {
+        let all = CvatConfig::overlaid(&self.defaults, settings)
+            .map_err(|e| self.error(e.to_string()))?;
+        let project = match (all.project_id, all.project_name.as_deref()) {
             (Some(pid), _) => {
                 let p: pages::Project = self
                     .rt
@@ -1151,9 +1134,10 @@ impl Backend for CvatBackend {
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
-        let meta = Meta::new(&spec.schema, &self.defaults, &spec.config);
+        let meta = Meta::new(&spec.schema, &self.defaults, &spec.config)
+            .map_err(|e| self.error(e.to_string()))?;
         let schema = meta.schema.clone();
-        let existing = meta.settings.get("project_id").and_then(Value::as_u64);
+        let existing = meta.settings.project_id;
         let (id, name) = match existing {
             Some(pid) => {
                 // An existing project: its labels win; only what the schema lacks is added.
@@ -1212,7 +1196,16 @@ impl Backend for CvatBackend {
     }
 
     fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
-        let mut meta = Meta::new(context.schema, &self.defaults, context.settings);
+        let mut meta = match Meta::new(context.schema, &self.defaults, context.settings) {
+            Ok(meta) => meta,
+            Err(e) => {
+                // Said by the first call about the project.
+                self.projects.remove(&project.id);
+                let e = self.error(format!("the run's settings: {e}"));
+                self.attached.insert(project.id.clone(), Err(e));
+                return;
+            }
+        };
         meta.frames = context
             .tasks
             .iter()
@@ -1223,7 +1216,7 @@ impl Backend for CvatBackend {
             Some(info) if info.meta.schema == meta.schema => info.meta = meta,
             _ => {
                 self.projects.remove(&project.id);
-                self.attached.insert(project.id.clone(), meta);
+                self.attached.insert(project.id.clone(), Ok(meta));
             }
         }
     }
@@ -1330,11 +1323,11 @@ impl Backend for CvatBackend {
     ) -> Result<(), BackendError> {
         let mut meta = match self.projects.get(&project.id) {
             Some(info) => info.meta.clone(),
-            None => self.attached.get(&project.id).cloned().unwrap_or_default(),
+            None => self.attached_meta(&project.id)?,
         };
         meta.schema = effective_schema(schema, &meta.settings);
         self.projects.remove(&project.id);
-        self.attached.insert(project.id.clone(), meta);
+        self.attached.insert(project.id.clone(), Ok(meta));
         self.with_labels(&project.id)?;
         Ok(())
     }
@@ -1475,7 +1468,10 @@ impl Backend for CvatBackend {
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
         let created = match self.projects.remove(&project.id) {
             Some(info) => info.meta.created,
-            None => self.attached.get(&project.id).is_none_or(|m| m.created),
+            None => match self.attached.get(&project.id) {
+                Some(m) => m.as_ref().map_err(Clone::clone)?.created,
+                None => true,
+            },
         };
         let this = &*self;
         this.rt
@@ -1573,7 +1569,8 @@ impl CvatBackend {
             .rt
             .block_on(self.labels_of(&pid))
             .map_err(|e| self.http_error(e))?;
-        let mut meta = Meta::new(schema, &self.defaults, settings);
+        let mut meta =
+            Meta::new(schema, &self.defaults, settings).map_err(|e| self.error(e.to_string()))?;
         meta.created = false;
         meta.frames = frames;
         let patch = label_patch(&current, &labels::label_specs(&meta.schema));
@@ -1604,11 +1601,7 @@ impl CvatBackend {
     fn with_labels(&mut self, id: &str) -> Result<ProjectInfo, BackendError> {
         let meta = match self.projects.get(id) {
             Some(info) => info.meta.clone(),
-            None => self.attached.get(id).cloned().ok_or_else(|| {
-                self.error(format!(
-                    "project {id}: no run record describes it (annoform attaches one before use)"
-                ))
-            })?,
+            None => self.attached_meta(id)?,
         };
         let current = self
             .rt
@@ -1671,8 +1664,10 @@ mod tests {
         let mut schema = ResolvedSchema::default();
         schema.fields.insert("own".into(), own);
         schema.fields.insert("other".into(), other);
-        let mut settings = serde_json::Map::new();
-        settings.insert("occluded_attr".into(), json!("hidden"));
+        let settings = CvatConfig {
+            occluded_attr: Some("hidden".into()),
+            ..CvatConfig::default()
+        };
         let out = effective_schema(&schema, &settings);
         assert!(!out.fields["own"].attributes.contains_key("hidden"));
         assert_eq!(
@@ -1685,12 +1680,12 @@ mod tests {
     fn a_run_given_a_project_id_never_owns_it() {
         let schema = ResolvedSchema::default();
         let none = serde_json::Map::new();
-        assert!(Meta::new(&schema, &none, &none).created);
+        assert!(Meta::new(&schema, &none, &none).unwrap().created);
         let mut given = serde_json::Map::new();
         given.insert("project_id".into(), json!(7));
-        assert!(!Meta::new(&schema, &none, &given).created);
+        assert!(!Meta::new(&schema, &none, &given).unwrap().created);
         assert!(
-            !Meta::new(&schema, &given, &none).created,
+            !Meta::new(&schema, &given, &none).unwrap().created,
             "a workspace default counts"
         );
     }
