@@ -46,7 +46,7 @@ impl DarwinBackend {
         let slug = project.name.clone();
         let name = format!("annoform-{}", crate::dataset::ejson::ObjectId::new());
         self.run(self.api.start_export(&team, &slug, &name))?;
-        let timeout = self.context.settings.export_timeout();
+        let timeout = self.context.settings.export_wait();
         let start = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
@@ -189,6 +189,7 @@ impl DarwinBackend {
         Ok(Downloaded {
             cursor: None,
             held: Some(held),
+            strays: Vec::new(),
         })
     }
 }

@@ -220,7 +220,7 @@ impl DarwinBackend {
         project: &RemoteProject,
         task: &str,
     ) -> Result<IndexMap<String, Item>, BackendError> {
-        let timeout = self.context.settings.processing_timeout();
+        let timeout = self.context.settings.processing_wait();
         let start = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {

@@ -19,61 +19,18 @@ pub mod zip;
 
 use super::http::{HttpClient, HttpError, HttpPolicy};
 use super::*;
+use crate::backend::capabilities::DarwinConfig;
+use crate::backend::settings::Settings;
 use client::Api;
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// The run's settings that shape calls (the connection's are read when the backend opens).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct RunSettings {
-    /// External storage slug: items are registered from it, not uploaded.
-    pub external_storage: Option<String>,
-    /// Seconds to wait for uploaded items to be processed.
-    pub processing_timeout: Option<f64>,
-    /// Seconds to wait for an export to complete.
-    pub export_timeout: Option<f64>,
-}
-
-impl RunSettings {
-    /// The settings of a settings map (keys of other backends' settings are ignored).
-    pub fn of(settings: &serde_json::Map<String, serde_json::Value>) -> RunSettings {
-        let pick = |k: &str| settings.get(k).cloned();
-        RunSettings {
-            external_storage: pick("external_storage").and_then(|v| v.as_str().map(String::from)),
-            processing_timeout: pick("processing_timeout").and_then(|v| v.as_f64()),
-            export_timeout: pick("export_timeout").and_then(|v| v.as_f64()),
-        }
-    }
-
-    /// These settings where the run's record gives none, with the waits of `current` (the
-    /// workspace's settings now: a wait is not part of what a run made).
-    fn over(self, current: &RunSettings) -> RunSettings {
-        RunSettings {
-            external_storage: self
-                .external_storage
-                .or_else(|| current.external_storage.clone()),
-            processing_timeout: current.processing_timeout.or(self.processing_timeout),
-            export_timeout: current.export_timeout.or(self.export_timeout),
-        }
-    }
-
-    /// How long items may stay `processing` (default 10 minutes).
-    pub fn processing_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.processing_timeout.unwrap_or(600.0).max(0.0))
-    }
-
-    /// How long an export may take (default 10 minutes).
-    pub fn export_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.export_timeout.unwrap_or(600.0).max(0.0))
-    }
-}
 
 /// What the run's record says about the project in use.
 #[derive(Debug, Clone, Default)]
 struct Context {
     project: String,
     schema: ResolvedSchema,
-    settings: RunSettings,
+    settings: DarwinConfig,
     tasks: Vec<String>,
     /// The run created the dataset (destroy archives it only then).
     created: bool,
@@ -87,7 +44,7 @@ pub struct DarwinBackend {
     rt: tokio::runtime::Runtime,
     team: Option<String>,
     /// The workspace's settings of this backend, as opened.
-    defaults: RunSettings,
+    defaults: DarwinConfig,
     context: Context,
     /// Class ids by (name, kind), per dataset id.
     classes: HashMap<u64, HashMap<(String, convert::Kind), u64>>,
@@ -112,7 +69,7 @@ impl DarwinBackend {
         url: &str,
         api_key: &str,
         policy: HttpPolicy,
-        defaults: RunSettings,
+        defaults: DarwinConfig,
     ) -> Result<Self, BackendError> {
         let err = |message: String| BackendError::new(name, message);
         if api_key.is_empty() {
@@ -252,7 +209,9 @@ impl Backend for DarwinBackend {
         self.context = Context {
             project: project.id.clone(),
             schema: spec.schema.clone(),
-            settings: RunSettings::of(&spec.config).over(&self.defaults),
+            settings: DarwinConfig::read(&spec.config)
+                .unwrap_or_default()
+                .with_waits_of(&self.defaults),
             tasks: Vec::new(),
             created: true,
         };
@@ -264,7 +223,9 @@ impl Backend for DarwinBackend {
         self.context = Context {
             project: project.id.clone(),
             schema: context.schema.clone(),
-            settings: RunSettings::of(context.settings).over(&self.defaults),
+            settings: DarwinConfig::read(context.settings)
+                .unwrap_or_default()
+                .with_waits_of(&self.defaults),
             tasks: context.tasks.iter().map(|t| t.name.clone()).collect(),
             created: context.created,
         };
