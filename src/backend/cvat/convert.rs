@@ -720,6 +720,14 @@ pub fn by_frame(ann: Annotations) -> std::collections::BTreeMap<u64, Annotations
     out
 }
 
+/// The backend ids (`kind:<id>`) of every object of these annotations.
+pub fn object_ids(ann: &Annotations) -> Vec<String> {
+    let tags = ann.tags.iter().map(|t| backend_id("tag", t.id));
+    let shapes = ann.shapes.iter().map(|s| backend_id("shape", s.id));
+    let tracks = ann.tracks.iter().map(|t| backend_id("track", t.id));
+    tags.chain(shapes).chain(tracks).collect()
+}
+
 /// Uploaded labels by our id (the `uploaded` argument of `from_cvat`), from field → labels.
 pub fn uploaded_by_id<'a>(
     labels: impl IntoIterator<Item = &'a Vec<Value>>,
