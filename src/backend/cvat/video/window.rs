@@ -10,6 +10,9 @@
 //! frames from the keyframe before it to the keyframe after it (CVAT interpolates between
 //! neighbours), a changed header or a track without a print every frame of the track.
 
+// Lists of frame ranges, often of one range.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
