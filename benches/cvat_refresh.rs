@@ -13,7 +13,7 @@
 //! 300 by default).
 
 #[path = "../tests/cvat_fake/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod cvat_fake;
 
 mod support;

@@ -177,6 +177,7 @@ static DARWIN: Capabilities = Capabilities {
         LabelType::Classification,
         LabelType::Classifications,
         LabelType::Detections,
+        LabelType::Polylines,
         LabelType::Polygons,
         LabelType::Keypoints,
     ]),
@@ -310,10 +311,18 @@ pub struct DarwinConfig {
     pub url: Option<String>,
     /// API key, as `${env:NAME}`.
     pub api_key: Option<SecretRef>,
-    /// The Darwin dataset to use or create (default: the run key).
+    /// The Darwin dataset to use, or create when missing (default: the run key, lower case,
+    /// spaces as `-`). Only a dataset the run created is archived by destroy.
     pub dataset_slug: Option<String>,
-    /// Slug of a Darwin external storage holding the media.
+    /// Slug of a Darwin external storage holding the media: items are registered from it
+    /// (storage key = the media path without `scheme://bucket/`), not uploaded.
     pub external_storage: Option<String>,
+    /// Seconds to wait for uploaded items to be processed (default 600).
+    #[schemars(range(min = 0))]
+    pub processing_timeout: Option<f64>,
+    /// Seconds to wait for a download's export to complete (default 600).
+    #[schemars(range(min = 0))]
+    pub export_timeout: Option<f64>,
 }
 
 /// A custom backend: an executable speaking annoform's JSON-lines protocol.

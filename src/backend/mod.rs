@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod convert;
 pub mod custom;
 pub mod cvat;
+pub mod darwin;
 pub mod http;
 pub mod labelstudio;
 pub mod settings;
@@ -326,6 +327,9 @@ pub struct ProjectContext<'a> {
     pub settings: &'a serde_json::Map<String, serde_json::Value>,
     /// The run's tasks, each with its samples in frame order.
     pub tasks: &'a [crate::state::TaskRecord],
+    /// Whether the run created the project (rather than finding it in place): only then may
+    /// a backend whose projects are shared datasets (Darwin) delete it.
+    pub created: bool,
 }
 
 /// A project that exists before the run, as [`Backend::existing_project`] reads it.

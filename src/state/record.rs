@@ -64,6 +64,10 @@ pub struct RunRecord {
     /// Remembered from the manifest so a run removed from the manifests is still protected.
     #[serde(default)]
     pub prevent_destroy: bool,
+    /// The run created its project, rather than finding it in place (a Darwin dataset named
+    /// by `dataset_slug` may be anyone's): only then does destroy delete it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub project_created: bool,
     /// The backend objects were deleted after the final merge (`load.cleanup`).
     #[serde(default)]
     pub cleaned_up: bool,
@@ -216,6 +220,7 @@ impl RunRecord {
             merge: None,
             created_cursor: None,
             prevent_destroy: false,
+            project_created: false,
             cleaned_up: false,
         }
     }

@@ -450,6 +450,7 @@ impl Engine<'_> {
                 schema: &d.schema,
                 settings: &d.settings,
                 tasks: &[],
+                created: false,
             },
         );
         let prefix = batch_prefix(&project.name, &run.key.0);

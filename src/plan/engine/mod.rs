@@ -264,6 +264,7 @@ impl<'a> Engine<'a> {
                 schema: &record.schema,
                 settings: &record.backend_config,
                 tasks: &record.tasks,
+                created: record.project_created,
             },
         );
         Ok(b)
@@ -323,11 +324,19 @@ impl<'a> Engine<'a> {
                 run.key
             )));
         }
-        let project_name = settings
-            .get("project_name")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key));
+        let project_name = match kind {
+            // A Darwin run's project is the dataset named by its slug (FiftyOne's default:
+            // the key, lower case, spaces as dashes).
+            BackendKind::Darwin => settings
+                .get("dataset_slug")
+                .and_then(Value::as_str)
+                .map_or_else(|| run.key.0.to_lowercase().replace(' ', "-"), String::from),
+            _ => settings
+                .get("project_name")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key)),
+        };
         let task_size = settings
             .get("task_size")
             .and_then(Value::as_u64)

@@ -5,7 +5,7 @@
 //! of its own, opened with the workspace backend's other settings.
 
 use super::*;
-use crate::backend::capabilities::{CvatConfig, LabelStudioConfig, SecretRef};
+use crate::backend::capabilities::{CvatConfig, DarwinConfig, LabelStudioConfig, SecretRef};
 use crate::backend::cvat::CvatBackend;
 use crate::backend::settings::Settings;
 use crate::config::{BackendSettings, Setting, Source};
@@ -117,9 +117,18 @@ pub fn open_backend(
             )?))
         }
         BackendKind::Cvat => Ok(Box::new(open_cvat(config, env, conn)?)),
-        kind => Err(EngineError::Run(format!(
-            "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
-        ))),
+        BackendKind::Darwin => {
+            let c: DarwinConfig = typed(s, name)?;
+            let resolve = |key: &str, v: Option<&str>| resolved(v, env, name, key);
+            let url = resolve("url", c.url.as_deref())?
+                .unwrap_or_else(|| DarwinConfig::DEFAULT_URL.into());
+            let api_key =
+                resolve("api_key", c.api_key.as_ref().map(|r| r.0.as_str()))?.unwrap_or_default();
+            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
+            Ok(Box::new(backend::darwin::DarwinBackend::new(
+                name, &url, &api_key, policy, c,
+            )?))
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //!   resolved per video) and the way between task frames and FiftyOne frame numbers.
 //! * `tracks`: a field's frame labels ↔ CVAT tracks and per-frame shapes.
 //! * `interpolate`: CVAT's own interpolation of a track between its keyframes.
+//! * `window`: which frames of a downloaded track can differ from the upload.
 
 pub mod frames;
 pub mod interpolate;
 pub mod tracks;
+pub mod window;

@@ -20,6 +20,7 @@
 //! forward, which names another frame's label.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -188,17 +189,29 @@ impl UploadedFrames {
     }
 }
 
+/// What [`flatten`] needs besides the tracks.
+pub struct Flatten<'a> {
+    /// The task's size.
+    pub end_frame: u64,
+    pub map: &'a LabelMap,
+    /// The index recorded for each track id at upload.
+    pub recorded: &'a HashMap<i64, i64>,
+    pub uploaded: &'a UploadedFrames,
+    /// The indexes in use per field by labels that are not tracks.
+    pub used: &'a HashMap<String, BTreeSet<i64>>,
+}
+
 /// The visible frames of a task's tracks as plain shapes (in track order, then frame),
-/// ready for `from_cvat`; `end_frame` is the task's size, `recorded` the index of each track
-/// id uploaded, `used` the indexes in use per field by labels that are not tracks.
-pub fn flatten(
-    tracks: &[Track],
-    end_frame: u64,
-    map: &LabelMap,
-    recorded: &HashMap<i64, i64>,
-    uploaded: &UploadedFrames,
-    used: &HashMap<String, BTreeSet<i64>>,
-) -> Vec<Shape> {
+/// ready for `from_cvat`; with `only`, just the frames of each track in its ranges (see
+/// `window`).
+pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>>]>) -> Vec<Shape> {
+    let Flatten {
+        end_frame,
+        map,
+        recorded,
+        uploaded,
+        used,
+    } = *cx;
     let field_of = |t: &Track| {
         map.label(t.label_id)
             .map(|m| m.field.clone())
@@ -261,7 +274,11 @@ pub fn flatten(
             next
         });
         let (id_spec, ix_spec) = (spec(t, LABEL_ID_ATTR), spec(t, INDEX_ATTR));
+        let wanted = |f: u64| only.is_none_or(|o| o[i].iter().any(|r| r.contains(&f)));
         for mut s in interpolate::expand(&t.shapes, end_frame) {
+            if !wanted(s.frame) {
+                continue;
+            }
             let named = value(&s, id_spec)
                 .filter(|id| s.keyframe == Some(true) && uploaded.on_frame(id, s.frame).is_some());
             let id = named.or_else(|| {
@@ -446,7 +463,15 @@ mod tests {
                 uploaded.add("dets", f, l);
             }
         }
-        let shapes = flatten(tracks, end, &map, recorded, &uploaded, &HashMap::new());
+        let used = HashMap::new();
+        let cx = Flatten {
+            end_frame: end,
+            map: &map,
+            recorded,
+            uploaded: &uploaded,
+            used: &used,
+        };
+        let shapes = flatten(tracks, &cx, None);
         let ann = Annotations {
             shapes,
             ..Annotations::default()
