@@ -177,9 +177,9 @@ fn main() {
         let before = support::rss_mib();
         support::reset_peak_rss();
         let t = Instant::now();
-        let windows: Vec<Vec<Range<u64>>> = down
+        let windows: Vec<Range<u64>> = down
             .iter()
-            .map(|tr| {
+            .flat_map(|tr| {
                 let print = TrackPrint::of(tr, &map);
                 let b = tr.id.and_then(|id| printed.get(&id).copied());
                 changed(b, &print, n)

@@ -152,15 +152,36 @@ fn build_track(
     }
 }
 
-/// The labels uploaded on a video's frames, by (field, task frame, index) and by id.
+/// The labels uploaded on a video's frames, by (field, frame, index) and by id, and the
+/// frames that held labels sent as per-frame shapes or tags.
 #[derive(Debug, Default)]
 pub struct UploadedFrames {
     slots: HashMap<(String, u64, i64), String>,
     ids: HashMap<String, (u64, Option<i64>)>,
+    plain: BTreeSet<u64>,
 }
 
 impl UploadedFrames {
-    /// Records a label uploaded in `field` on task frame `frame`.
+    /// Records a frame that held a label sent as a shape or tag of its own.
+    pub fn add_plain_frame(&mut self, frame: u64) {
+        self.plain.insert(frame);
+    }
+
+    /// The frames that held labels sent as shapes or tags of their own.
+    pub fn plain_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.plain.iter().copied()
+    }
+
+    /// Every index uploaded, per field.
+    pub fn indexes(&self) -> HashMap<String, BTreeSet<i64>> {
+        let mut out: HashMap<String, BTreeSet<i64>> = HashMap::new();
+        for (field, _, i) in self.slots.keys() {
+            out.entry(field.clone()).or_default().insert(*i);
+        }
+        out
+    }
+
+    /// Records a label uploaded in `field` on `frame`.
     pub fn add(&mut self, field: &str, frame: u64, label: &Value) {
         let Some(id) = label.get("_id").and_then(oid_str) else {
             return;
@@ -197,14 +218,13 @@ pub struct Flatten<'a> {
     /// The index recorded for each track id at upload.
     pub recorded: &'a HashMap<i64, i64>,
     pub uploaded: &'a UploadedFrames,
-    /// The indexes in use per field by labels that are not tracks.
+    /// Indexes a new track must not take, per field (every index uploaded).
     pub used: &'a HashMap<String, BTreeSet<i64>>,
 }
 
 /// The visible frames of a task's tracks as plain shapes (in track order, then frame),
-/// ready for `from_cvat`; with `only`, just the frames of each track in its ranges (see
-/// `window`).
-pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>>]>) -> Vec<Shape> {
+/// ready for `from_cvat`; with `only`, just the frames in those ranges (see `window`).
+pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) -> Vec<Shape> {
     let Flatten {
         end_frame,
         map,
@@ -244,8 +264,8 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
         })
         .collect();
     // The index each track keeps: the recorded one for its id, else its source's, first come
-    // first served; the others get new ones.
-    let mut taken = used.clone();
+    // first served; the others get new ones, after every index in use.
+    let mut taken: HashMap<String, BTreeSet<i64>> = HashMap::new();
     let mut index: Vec<Option<i64>> = vec![None; tracks.len()];
     for by_id in [true, false] {
         for (i, t) in tracks.iter().enumerate() {
@@ -267,14 +287,15 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
     let mut out = Vec::new();
     for (i, t) in tracks.iter().enumerate() {
         let field = field_of(t);
-        let set = taken.entry(field.clone()).or_default();
         let ix = index[i].unwrap_or_else(|| {
-            let next = set.last().map_or(1, |m| m + 1);
+            let set = taken.entry(field.clone()).or_default();
+            let before = used.get(&field).and_then(|u| u.last());
+            let next = set.last().max(before).map_or(1, |m| m + 1);
             set.insert(next);
             next
         });
         let (id_spec, ix_spec) = (spec(t, LABEL_ID_ATTR), spec(t, INDEX_ATTR));
-        let wanted = |f: u64| only.is_none_or(|o| o[i].iter().any(|r| r.contains(&f)));
+        let wanted = |f: u64| only.is_none_or(|o| o.iter().any(|r| r.contains(&f)));
         for mut s in interpolate::expand(&t.shapes, end_frame) {
             if !wanted(s.frame) {
                 continue;
