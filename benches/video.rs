@@ -1,38 +1,81 @@
 //! CVAT video figures: a 30-minute 30 fps video (54,000 frames) with 20 tracks visible on
 //! every frame (1.08M frame labels), every 10th frame a keyframe.
 //!
-//! Up: the frame labels become 20 CVAT tracks of keyframes (`tracks::video_to_cvat`), each
-//! printed for the run record (`window::TrackPrint`). Down: the server's tracks, after
-//! annotators moved one keyframe in two tracks, deleted a track and drew a new one over 300
-//! frames, are compared with the prints and only the frames that can differ are expanded
-//! with CVAT's interpolation and converted to labels; for comparison the same download is
-//! expanded whole, as a download without the prints must do. Each step prints its time and
-//! the memory it added (peak RSS reset before it).
+//! Up (`video::task::upload`): the frame labels become 20 CVAT tracks of keyframes, and the
+//! tracks are recorded (`track_records`: id, index, print). Down (`video::task::download`):
+//! the server's tracks, after annotators moved one keyframe in two tracks, deleted a track
+//! and drew a new one over 300 frames, are compared with the records; only the frames a
+//! change can reach are handed, with every label on them, expanded with CVAT's
+//! interpolation. A deleted track hands every frame it was on (its labels there are
+//! deleted); without records (every track new, as a download that cannot tell must treat
+//! it) every frame is handed. Each step prints its time and
+//! the memory it added at its peak (bytes allocated, counted by the global allocator).
 //!
 //! What this does not cover: the engine's plan and merge of those labels (the frame axis of
 //! the dataset store and merge is another part of the work).
 //!
 //! Run: `cargo bench --bench video` (`ANNOFORM_BENCH_FRAMES` overrides the frame count).
 
-use std::collections::HashMap;
-use std::ops::Range;
+use std::alloc::{GlobalAlloc, Layout};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use annoform::backend::ImageSize;
-use annoform::backend::cvat::convert::{Annotations, Shape, Track, from_cvat};
+use annoform::backend::cvat::convert::{Annotations, Shape, Track};
 use annoform::backend::cvat::labels::{LabelMap, label_specs};
-use annoform::backend::cvat::video::tracks::{Flatten, UploadedFrames, flatten, video_to_cvat};
-use annoform::backend::cvat::video::window::{TrackPrint, changed};
+use annoform::backend::cvat::video::frames::FrameRange;
+use annoform::backend::cvat::video::task::{TrackRecord, Video, download, track_records, upload};
 use annoform::manifest::LabelType;
 use annoform::schema::{ResolvedField, ResolvedSchema};
+use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 mod support;
 
+/// The binary's allocator, counting the bytes live and their peak: RSS cannot show what a
+/// step adds once an earlier step freed memory the allocator keeps.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Starts measuring a step: the bytes live now, with the peak reset to them.
+fn start() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// What the step started at `live` added at its peak, in MiB.
+fn added(live: usize) -> f64 {
+    mib(PEAK.load(Ordering::Relaxed).saturating_sub(live))
+}
 
 const TRACKS: usize = 20;
+const FIELD: &str = "frames.dets";
 const KEY_EVERY: u64 = 10;
 const SIZE: ImageSize = ImageSize {
     width: 1920,
@@ -49,7 +92,7 @@ fn frame_count() -> u64 {
 fn setup() -> (ResolvedSchema, LabelMap) {
     let mut schema = ResolvedSchema::default();
     schema.fields.insert(
-        "dets".into(),
+        FIELD.into(),
         ResolvedField::new(LabelType::Detections, vec!["car".into()]),
     );
     let mut specs = label_specs(&schema);
@@ -95,61 +138,60 @@ fn served(mut tracks: Vec<Track>) -> Vec<Track> {
 fn main() {
     let n = frame_count();
     let (schema, map) = setup();
-    let field = &schema.fields["dets"];
     println!(
         "video: {n} frames × {TRACKS} tracks = {} frame labels, keyframes every {KEY_EVERY}",
         n as usize * TRACKS
     );
+    let video = Video {
+        frame_count: n,
+        size: SIZE,
+        range: FrameRange::default(),
+    };
 
-    // The dataset's frames, as the upload reads them.
-    let frames: Vec<(u64, Vec<Value>)> = (0..n)
-        .map(|f| (f, (0..TRACKS).map(|t| label(t, f)).collect()))
+    // The dataset's frames, as the upload reads them (FiftyOne frame numbers from 1).
+    let frames: BTreeMap<u64, Vec<Value>> = (0..n)
+        .map(|f| (f + 1, (0..TRACKS).map(|t| label(t, f)).collect()))
         .collect();
+    let fields = IndexMap::from([(FIELD.to_string(), frames)]);
     println!(
-        "  frame labels in memory: RSS {:.0} MiB",
-        support::rss_mib()
+        "  frame labels in memory: {:.0} MiB allocated",
+        mib(LIVE.load(Ordering::Relaxed))
     );
 
-    let before = support::rss_mib();
-    support::reset_peak_rss();
+    let before = start();
     let t = Instant::now();
-    let slices: Vec<(u64, &[Value])> = frames.iter().map(|(f, l)| (*f, l.as_slice())).collect();
-    let mut up = Annotations::default();
-    video_to_cvat("dets", field, &slices, SIZE, &map, n, &mut up).expect("convert");
-    let prints: Vec<TrackPrint> = up.tracks.iter().map(|t| TrackPrint::of(t, &map)).collect();
-    let mut uploaded = UploadedFrames::default();
-    for (f, ls) in &frames {
-        for l in ls {
-            uploaded.add("dets", *f, l);
-        }
-    }
-    let shapes: usize = up.tracks.iter().map(|t| t.shapes.len()).sum();
+    let up = upload(&schema, &fields, &video, &map).expect("upload");
+    let echo = Annotations {
+        tracks: served(up.annotations.tracks.clone()),
+        ..Annotations::default()
+    };
+    let records = track_records(&echo, &map);
+    let keyframes: usize = echo.tracks.iter().map(|t| t.shapes.len()).sum();
     println!(
-        "  upload: {} tracks, {shapes} keyframes, prints and frame index in {:.2} s, +{:.0} MiB",
-        up.tracks.len(),
+        "  upload: {} tracks, {keyframes} keyframes, recorded in {:.2} s, +{:.0} MiB",
+        records.len(),
         t.elapsed().as_secs_f64(),
-        support::peak_rss_mib() - before
+        added(before)
     );
-    drop(slices);
+    drop(fields);
 
-    // What annotators did: one keyframe moved in tracks 1 and 2, track 3 deleted, a new
-    // track of two keyframes 300 frames apart.
-    let mut down = served(up.tracks.clone());
-    for t in &mut down[1..3] {
+    // What annotators did: one keyframe moved in tracks 1 and 2, a new track of two
+    // keyframes 300 frames apart; then also track 3 (on every frame) deleted.
+    let mut edited = echo.tracks;
+    for t in &mut edited[1..3] {
         let mid = t.shapes.len() / 2;
         t.shapes[mid].points[0] += 5.0;
     }
-    let deleted = down.remove(3);
     let key = |frame: u64, x: f64| -> Shape {
         serde_json::from_value(json!({"type": "rectangle", "frame": frame,
             "points": [x, 10.0, x + 50.0, 60.0]}))
         .expect("shape")
     };
     let mid = n / 2;
-    down.push(Track {
+    edited.push(Track {
         id: Some(999),
         frame: mid,
-        label_id: up.tracks[0].label_id,
+        label_id: edited[0].label_id,
         group: None,
         source: "manual".into(),
         attributes: Vec::new(),
@@ -160,55 +202,33 @@ fn main() {
         }],
         elements: Vec::new(),
     });
-    let recorded: HashMap<i64, i64> = (0..TRACKS as i64).map(|i| (i + 1, i + 1)).collect();
-    let printed: HashMap<i64, &TrackPrint> = (0..TRACKS as i64)
-        .map(|i| (i + 1, &prints[i as usize]))
-        .collect();
-    let used = HashMap::new();
-    let cx = Flatten {
-        end_frame: n,
-        map: &map,
-        recorded: &recorded,
-        uploaded: &uploaded,
-        used: &used,
-    };
+    let mut deleted = edited.clone();
+    deleted.remove(3);
 
-    for (name, windowed) in [("changed frames", true), ("every frame", false)] {
-        let before = support::rss_mib();
-        support::reset_peak_rss();
-        let t = Instant::now();
-        let windows: Vec<Range<u64>> = down
-            .iter()
-            .flat_map(|tr| {
-                let print = TrackPrint::of(tr, &map);
-                let b = tr.id.and_then(|id| printed.get(&id).copied());
-                changed(b, &print, n)
-            })
-            .collect();
-        let only = windowed.then_some(windows.as_slice());
-        let shapes = flatten(&down, &cx, only);
-        let mut by_frame: std::collections::BTreeMap<u64, Vec<Shape>> = Default::default();
-        for s in shapes {
-            by_frame.entry(s.frame).or_default().push(s);
-        }
-        let mut labels = 0;
-        for (f, shapes) in by_frame {
-            let ann = Annotations {
-                shapes,
-                ..Annotations::default()
-            };
-            let got = from_cvat(&schema, &ann, f, SIZE, &map, &HashMap::new());
-            labels += got.labels.values().map(Vec::len).sum::<usize>();
-        }
-        let deleted_frames = if windowed {
-            deleted.shapes.first().map_or(0, |s| n - s.frame)
-        } else {
-            0
+    let cases: [(&str, &[Track], &[TrackRecord]); 3] = [
+        ("2 keyframes moved, 1 track drawn", &edited, &records),
+        ("the same and a track deleted", &deleted, &records),
+        ("the same, without records", &deleted, &[]),
+    ];
+    for (name, tracks, recorded) in cases {
+        let ann = Annotations {
+            tracks: tracks.to_vec(),
+            ..Annotations::default()
         };
+        let before = start();
+        let t = Instant::now();
+        let d = download(&schema, ann, &video, &map, recorded, &up.uploaded);
+        let handed: u64 = d.handed.iter().map(|r| r.end - r.start).sum();
+        let labels: usize = d
+            .frames
+            .values()
+            .flat_map(|f| f.labels.values())
+            .map(Vec::len)
+            .sum();
         println!(
-            "  download, {name:<14}: {labels:>8} labels (+{deleted_frames} frames of the deleted track) in {:.2} s, +{:.0} MiB",
+            "  download, {name:<33}: {handed:>6} frames handed, {labels:>8} labels in {:.2} s, +{:.0} MiB",
             t.elapsed().as_secs_f64(),
-            support::peak_rss_mib() - before
+            added(before)
         );
     }
     println!("  peak RSS {:.0} MiB", support::peak_rss_mib());

@@ -270,8 +270,8 @@ fn video_a_relabelled_track_keeps_its_index_and_label_ids() {
     let d = u.download();
     assert_eq!(
         d.handed,
-        vec![2..11],
-        "the track's frames, to the end of the task"
+        vec![2..8],
+        "the track's frames 3-7, the shape's frame 2"
     );
     for n in 3..=7 {
         let l = at(&d, n);
@@ -291,7 +291,11 @@ fn video_a_deleted_track_hands_its_frames_empty_of_it() {
         &json!({"version": 0, "tags": [], "shapes": [], "tracks": [track]}),
     );
     let d = u.download();
-    assert_eq!(d.handed, vec![2..11]);
+    assert_eq!(
+        d.handed,
+        vec![2..8],
+        "the track's frames 3-7, the shape's frame 2"
+    );
     for n in 3..=7 {
         assert!(at(&d, n).iter().all(|l| l["index"] == 1), "frame {n}");
     }

@@ -111,7 +111,7 @@ pub struct Shape {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe: Option<bool>,
     /// Not CVAT's: the track a frame of a downloaded track came from (see `video`), so its
-    /// label is named `track:<id>@<frame>` and keeps its keyframe mark.
+    /// label is named `track:<id>` (one object over many frames) and keeps its keyframe mark.
     #[serde(skip)]
     pub track: Option<i64>,
 }
@@ -1025,7 +1025,7 @@ fn shape_label(
     rb: &mut Rebuild,
 ) {
     let what = match s.track {
-        Some(t) => format!("track:{t}@{}", s.frame),
+        Some(t) => format!("track:{t}"),
         None => backend_id("shape", s.id),
     };
     let other = outside(schema, map, s.label_id, &s.shape_type);

@@ -206,6 +206,7 @@ pub fn download(
         let empty = TrackPrint {
             header: gone.print.header,
             keys: Vec::new(),
+            ends: gone.print.ends,
         };
         let windows = changed(Some(&gone.print), &empty, task_size);
         handed.extend(windows.iter().map(|r| video.video_range(r)));
@@ -463,7 +464,11 @@ mod tests {
             ..Annotations::default()
         };
         let d = download(&schema, ann, &v, &map, &records, &up);
-        assert_eq!(d.handed, vec![12..31, 41..61]);
+        assert_eq!(
+            d.handed,
+            vec![12..31, 41..52],
+            "the new track ends at its outside key"
+        );
         assert_eq!(get(&d, 5), Vec::<Value>::new(), "not handed");
         assert_eq!(get(&d, 25).len(), 3, "every label of a handed frame");
         let new: Vec<Value> = (41..=52)

@@ -30,7 +30,7 @@ use super::super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap};
 use super::interpolate;
 use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::cvat::convert::Annotations;
-use crate::dataset::ejson::oid_str;
+use crate::dataset::ejson::ObjectId;
 use crate::schema::ResolvedField;
 
 /// Adds a video field's labels to `out`: `frames` holds (task frame, that frame's labels),
@@ -48,7 +48,7 @@ pub fn video_to_cvat(
         .iter()
         .flat_map(|(_, ls)| ls.iter())
         .any(|l| l.get("keyframe").and_then(Value::as_bool) == Some(true));
-    let mut tracks: IndexMap<(i64, i64), Vec<(Shape, bool)>> = IndexMap::new();
+    let mut tracks: IndexMap<(i64, i64), Building> = IndexMap::new();
     for (frame, labels) in frames {
         for label in labels.iter() {
             let mut one = Annotations::default();
@@ -63,101 +63,126 @@ pub fn video_to_cvat(
             )?;
             let index = label.get("index").and_then(Value::as_i64);
             let keyframe = label.get("keyframe").and_then(Value::as_bool) == Some(true);
-            match (index, one.shapes.as_slice(), one.tags.is_empty()) {
-                (Some(i), [s], true) => {
-                    let shapes = tracks.entry((s.label_id, i)).or_default();
-                    // One shape per frame and track; a second one on a frame stays a shape.
-                    if shapes.last().is_some_and(|(p, _)| p.frame == *frame) {
-                        out.shapes.extend(one.shapes);
-                    } else {
-                        shapes.push((s.clone(), keyframe));
+            match (
+                index,
+                one.shapes.pop(),
+                one.shapes.is_empty() && one.tags.is_empty(),
+            ) {
+                (Some(i), Some(s), true) => {
+                    let key = (s.label_id, i);
+                    match tracks.get_mut(&key) {
+                        // One shape per frame and track; a second one on a frame stays a
+                        // shape.
+                        Some(b) if b.last.frame == *frame => out.shapes.push(s),
+                        Some(b) => b.push(s, keyframe || !only_keyframes),
+                        None => {
+                            tracks.insert(key, Building::new(s, map));
+                        }
                     }
                 }
-                _ => {
+                (_, last, _) => {
                     out.tags.extend(one.tags);
                     out.shapes.extend(one.shapes);
+                    out.shapes.extend(last);
                 }
             }
         }
     }
-    for ((label_id, _), shapes) in tracks {
-        out.tracks.push(build_track(
-            label_id,
-            &shapes,
-            only_keyframes,
-            task_size,
-            map,
-        ));
-    }
+    out.tracks
+        .extend(tracks.into_values().map(|b| b.finish(task_size)));
     Ok(())
 }
 
-/// One track from its frames' shapes (sorted by frame).
-fn build_track(
-    label_id: i64,
-    shapes: &[(Shape, bool)],
-    only_keyframes: bool,
-    task_size: u64,
-    map: &LabelMap,
-) -> Track {
-    let immutable = map.label(label_id).map(|m| &m.immutable);
-    let is_immutable = |a: &AttributeValue| immutable.is_some_and(|i| i.contains(&a.spec_id));
-    let tracked = |s: &Shape, frame: u64, outside: bool| Shape {
-        frame,
-        label_id: 0,
-        group: None,
-        outside,
-        attributes: s
-            .attributes
-            .iter()
-            .filter(|a| !is_immutable(a))
-            .cloned()
-            .collect(),
-        ..s.clone()
-    };
-    let mut out = Vec::new();
-    let mut prev: Option<&Shape> = None;
-    for (s, keyframe) in shapes {
-        let starts = match prev {
-            None => true,
-            Some(p) if s.frame > p.frame + 1 => {
-                out.push(tracked(p, p.frame + 1, true));
-                true
-            }
-            Some(_) => false,
+/// A track being built frame by frame: only the shapes it sends are kept, and the last
+/// one (a gap or the end copies it as the `outside` shape, towards which CVAT moves the
+/// last keyframe).
+struct Building {
+    track: Track,
+    immutable: std::collections::HashSet<i64>,
+    last: Shape,
+}
+
+impl Building {
+    fn new(first: Shape, map: &LabelMap) -> Building {
+        let immutable = map
+            .label(first.label_id)
+            .map(|m| m.immutable.clone())
+            .unwrap_or_default();
+        let track = Track {
+            id: None,
+            frame: first.frame,
+            label_id: first.label_id,
+            group: first.group,
+            source: first.source.clone(),
+            attributes: first
+                .attributes
+                .iter()
+                .filter(|a| immutable.contains(&a.spec_id))
+                .cloned()
+                .collect(),
+            shapes: Vec::new(),
+            elements: Vec::new(),
         };
-        if starts || *keyframe || !only_keyframes {
-            out.push(tracked(s, s.frame, false));
-        }
-        prev = Some(s);
+        let mut b = Building {
+            track,
+            immutable,
+            last: first.clone(),
+        };
+        b.send(&first, first.frame, false);
+        b
     }
-    if let Some(p) = prev.filter(|p| p.frame + 1 < task_size) {
-        out.push(tracked(p, p.frame + 1, true));
-    }
-    let first = &shapes[0].0;
-    Track {
-        id: None,
-        frame: first.frame,
-        label_id,
-        group: first.group,
-        source: first.source.clone(),
-        attributes: first
+
+    /// Adds `s` as a tracked shape on `frame`.
+    fn send(&mut self, s: &Shape, frame: u64, outside: bool) {
+        let attributes = s
             .attributes
             .iter()
-            .filter(|a| is_immutable(a))
+            .filter(|a| !self.immutable.contains(&a.spec_id))
             .cloned()
-            .collect(),
-        shapes: out,
-        elements: Vec::new(),
+            .collect();
+        self.track.shapes.push(Shape {
+            id: None,
+            frame,
+            label_id: 0,
+            group: None,
+            outside,
+            attributes,
+            ..s.clone()
+        });
+    }
+
+    /// The next frame's shape; `send`: it is sent (a keyframe, or every frame is).
+    fn push(&mut self, s: Shape, send: bool) {
+        let last = std::mem::replace(&mut self.last, s);
+        // A gap ends the stretch with an outside shape; the next frame starts a new one.
+        let starts = self.last.frame > last.frame + 1;
+        if starts {
+            self.send(&last, last.frame + 1, true);
+        }
+        if starts || send {
+            let s = self.last.clone();
+            self.send(&s, s.frame, false);
+        }
+    }
+
+    /// The track, closed with an outside shape when it ends before the task does.
+    fn finish(mut self, task_size: u64) -> Track {
+        if self.last.frame + 1 < task_size {
+            let last = self.last.clone();
+            self.send(&last, last.frame + 1, true);
+        }
+        self.track
     }
 }
 
 /// The labels uploaded on a video's frames, by (field, frame, index) and by id, and the
-/// frames that held labels sent as per-frame shapes or tags.
+/// frames that held labels sent as per-frame shapes or tags. Kept small (12-byte ids, fields
+/// by position): a video holds a label per track and frame.
 #[derive(Debug, Default)]
 pub struct UploadedFrames {
-    slots: HashMap<(String, u64, i64), String>,
-    ids: HashMap<String, (u64, Option<i64>)>,
+    fields: Vec<String>,
+    slots: HashMap<(u16, u64, i64), ObjectId>,
+    ids: HashMap<ObjectId, (u64, Option<i64>)>,
     plain: BTreeSet<u64>,
 }
 
@@ -176,35 +201,46 @@ impl UploadedFrames {
     pub fn indexes(&self) -> HashMap<String, BTreeSet<i64>> {
         let mut out: HashMap<String, BTreeSet<i64>> = HashMap::new();
         for (field, _, i) in self.slots.keys() {
-            out.entry(field.clone()).or_default().insert(*i);
+            let name = self.fields[usize::from(*field)].clone();
+            out.entry(name).or_default().insert(*i);
         }
         out
     }
 
+    fn field(&self, name: &str) -> Option<u16> {
+        let i = self.fields.iter().position(|f| f == name)?;
+        u16::try_from(i).ok()
+    }
+
     /// Records a label uploaded in `field` on `frame`.
     pub fn add(&mut self, field: &str, frame: u64, label: &Value) {
-        let Some(id) = label.get("_id").and_then(oid_str) else {
+        let Some(id) = label.get("_id").and_then(ObjectId::from_ejson) else {
             return;
         };
         let index = label.get("index").and_then(Value::as_i64);
         if let Some(i) = index {
-            self.slots
-                .insert((field.to_string(), frame, i), id.to_string());
+            let f = match self.field(field) {
+                Some(f) => f,
+                None => {
+                    self.fields.push(field.to_string());
+                    u16::try_from(self.fields.len() - 1).unwrap_or(u16::MAX)
+                }
+            };
+            self.slots.insert((f, frame, i), id);
         }
-        self.ids.insert(id.to_string(), (frame, index));
+        self.ids.insert(id, (frame, index));
     }
 
     /// The id of the label uploaded in `field` on `frame` with `index`.
-    fn at(&self, field: &str, frame: u64, index: i64) -> Option<&str> {
-        self.slots
-            .get(&(field.to_string(), frame, index))
-            .map(String::as_str)
+    fn at(&self, field: &str, frame: u64, index: i64) -> Option<String> {
+        let f = self.field(field)?;
+        self.slots.get(&(f, frame, index)).map(ObjectId::to_string)
     }
 
     /// The uploaded label `id` names, when it was uploaded on `frame`: its index.
     fn on_frame(&self, id: &str, frame: u64) -> Option<Option<i64>> {
         self.ids
-            .get(id)
+            .get(&ObjectId::parse(id).ok()?)
             .filter(|(f, _)| *f == frame)
             .map(|(_, i)| *i)
     }
@@ -302,9 +338,7 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) 
             }
             let named = value(&s, id_spec)
                 .filter(|id| s.keyframe == Some(true) && uploaded.on_frame(id, s.frame).is_some());
-            let id = named.or_else(|| {
-                source[i].and_then(|src| uploaded.at(&field, s.frame, src).map(String::from))
-            });
+            let id = named.or_else(|| source[i].and_then(|src| uploaded.at(&field, s.frame, src)));
             s.attributes
                 .retain(|a| Some(a.spec_id) != id_spec && Some(a.spec_id) != ix_spec);
             if let Some(spec_id) = ix_spec {
@@ -534,7 +568,7 @@ mod tests {
             );
             assert!((x - y).abs() < 1e-9, "frame {f}: {x} vs {y}");
         }
-        assert_eq!(labels[4]["backend"], "track:500@4");
+        assert_eq!(labels[4]["backend"], "track:500");
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct TrackPrint {
     pub header: Digest16,
     /// (frame, digest) of each keyframe, by frame.
     pub keys: Vec<(u64, Digest16)>,
+    /// The frame of the last keyframe when it is `outside` (the track ends there); `None`
+    /// when the track runs to the end of the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends: Option<u64>,
 }
 
 impl TrackPrint {
@@ -59,6 +63,7 @@ impl TrackPrint {
         }));
         let mut shapes: Vec<&Shape> = track.shapes.iter().collect();
         shapes.sort_by_key(|s| s.frame);
+        let ends = shapes.last().filter(|s| s.outside).map(|s| s.frame);
         let mut carried = default_of(true);
         let mut keys: Vec<(u64, Digest16)> = Vec::with_capacity(shapes.len());
         for s in shapes {
@@ -77,13 +82,14 @@ impl TrackPrint {
             }));
             keys.push((s.frame, d));
         }
-        TrackPrint { header, keys }
+        TrackPrint { header, keys, ends }
     }
 
-    /// The frames from the first keyframe to `end`.
+    /// The frames from the first keyframe to where the track ends (or `end`).
     fn whole(&self, end: u64) -> Vec<Range<u64>> {
+        let to = self.ends.map_or(end, |e| e.min(end));
         match self.keys.first() {
-            Some((first, _)) if *first < end => vec![*first..end],
+            Some((first, _)) if *first < to => vec![*first..to],
             _ => Vec::new(),
         }
     }
@@ -107,6 +113,11 @@ pub fn changed(before: Option<&TrackPrint>, after: &TrackPrint, end: u64) -> Vec
         after.keys.iter().copied().collect(),
     );
     let frames: BTreeSet<u64> = b.keys().chain(a.keys()).copied().collect();
+    // Past the later end of two tracks that both end, neither shows anything.
+    let end = match (before.ends, after.ends) {
+        (Some(x), Some(y)) => end.min(x.max(y)),
+        _ => end,
+    };
     let mut out = Vec::new();
     for &f in frames.iter().filter(|f| b.get(f) != a.get(f)) {
         let from = frames.range(..f).next_back().map_or(f, |p| p + 1);
@@ -192,6 +203,19 @@ mod tests {
             "held to the end"
         );
         assert_eq!(changed(None, &up, 100), vec![0..100]);
+    }
+
+    #[test]
+    fn a_track_that_ends_changes_nothing_past_its_end() {
+        let m = map();
+        let mut drawn = track(&[(40, 0.0), (50, 5.0), (51, 5.0)]);
+        drawn.shapes[2].outside = true;
+        let drawn = TrackPrint::of(&drawn, &m);
+        assert_eq!(changed(None, &drawn, 100), vec![40..51]);
+        let mut longer = track(&[(40, 0.0), (50, 5.0), (60, 5.0)]);
+        longer.shapes[2].outside = true;
+        let longer = TrackPrint::of(&longer, &m);
+        assert_eq!(changed(Some(&drawn), &longer, 100), vec![51..60]);
     }
 
     #[test]
