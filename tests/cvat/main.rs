@@ -23,6 +23,7 @@ mod refresh;
 mod schema;
 mod trials;
 mod unexpected;
+mod video;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
 use fs::copy_dir;
