@@ -212,3 +212,24 @@ fn the_fake_moves_dates_as_cvat_does() {
     ));
     assert!(newer.is_empty(), "{newer:#?}");
 }
+
+#[test]
+fn a_no_op_plan_of_two_runs_is_one_request_each() {
+    let cvat = Cvat::start();
+    let ws = Ws::new(&cvat, "datasets/quickstart", "task_size = 1\n");
+    ws.manifest("run.yaml", RUN);
+    ws.manifest("other.yaml", &RUN.replace("key: boxes", "key: others"));
+    ws.apply();
+    let mut expected = ["boxes", "others"].map(|key| {
+        format!(
+            "GET /api/projects/{}",
+            cvat.project(&format!("annoform/ds/{key}")).unwrap()
+        )
+    });
+    expected.sort();
+    let mut plan = Value::Null;
+    let mut requests = requests_of(&cvat, || plan = ws.plan());
+    requests.sort();
+    assert_eq!(actions(&plan), Vec::<String>::new(), "{plan:#}");
+    assert_eq!(requests, expected, "{plan:#}");
+}
