@@ -300,3 +300,84 @@ fn video_a_deleted_track_hands_its_frames_empty_of_it() {
         assert!(at(&d, n).iter().all(|l| l["index"] == 1), "frame {n}");
     }
 }
+
+/// The backend itself against the fake, as the engine drives it.
+fn backend(cvat: &Cvat) -> annoform::backend::cvat::CvatBackend {
+    use annoform::backend::cvat::client::Connection;
+    let conn = Connection {
+        url: cvat.url().to_string(),
+        username: Some(super::ADMIN_USERNAME.into()),
+        password: Some(super::ADMIN_PASSWORD.into()),
+        email: None,
+        api_key: None,
+        headers: Vec::new(),
+        organization: None,
+    };
+    annoform::backend::cvat::CvatBackend::new("cvat", &conn, Default::default(), Default::default())
+        .expect("log in to the fake")
+}
+
+fn video_task(name: &str, batch: u32, media: &[&std::path::Path]) -> annoform::backend::TaskSpec {
+    let samples: Vec<Value> = media
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            json!({"sample_id": format!("{:024x}", i + 1), "media": m.to_str().unwrap(),
+                "width": 64, "height": 48, "labels": {}})
+        })
+        .collect();
+    serde_json::from_value(json!({"name": name, "batch": batch, "samples": samples})).unwrap()
+}
+
+#[test]
+fn video_tasks_hold_the_frames_of_frame_start_stop_step_one_video_each_and_are_adopted() {
+    use annoform::backend::{Backend, ProjectSpec};
+    let cvat = Cvat::start();
+    let mut b = backend(&cvat);
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one.mp4"), dir.path().join("two.mp4"));
+    std::fs::write(&one, TINY_MP4).unwrap();
+    std::fs::write(&two, TINY_MP4).unwrap();
+    let config = json!({"frame_start": [1, 0], "frame_step": 5,
+        "frame_stop": {two.to_str().unwrap(): 4}});
+    let spec = ProjectSpec {
+        name: "video-ranges".into(),
+        schema: schema(),
+        config: config.as_object().unwrap().clone(),
+        owner: None,
+    };
+    let project = b.create_project(&spec).unwrap();
+    let meta = |task: &annoform::backend::RemoteTask| {
+        cvat.get(&format!("/api/tasks/{}/data/meta", task.id))
+    };
+    let t1 = b
+        .create_task(&project, &video_task("v-0", 0, &[&one]))
+        .unwrap();
+    let m = meta(&t1);
+    assert_eq!(
+        (m["size"].as_u64(), m["start_frame"].as_u64()),
+        (Some(2), Some(1)),
+        "{m}"
+    );
+    assert_eq!(m["frame_filter"], "step=5", "frames 1 and 6 of 0-9");
+    let t2 = b
+        .create_task(&project, &video_task("v-1", 1, &[&two]))
+        .unwrap();
+    let m = meta(&t2);
+    assert_eq!(
+        (m["size"].as_u64(), m["stop_frame"].as_u64()),
+        (Some(1), Some(0)),
+        "{m}"
+    );
+    // A re-run after a crash right after the task was made adopts it: no second task.
+    let again = b
+        .create_task(&project, &video_task("v-0", 0, &[&one]))
+        .unwrap();
+    assert_eq!(again.id, t1.id);
+    let pid: u64 = project.id.parse().unwrap();
+    assert_eq!(cvat.tasks(pid).len(), 2);
+    let err = b
+        .create_task(&project, &video_task("v-2", 2, &[&one, &two]))
+        .unwrap_err();
+    assert!(err.message.contains("one video per task"), "{err}");
+}

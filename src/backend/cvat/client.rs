@@ -20,6 +20,7 @@ use super::convert::{self, Annotations as CvatAnnotations};
 use super::cursor::{self, Cursor};
 use super::labels::{self, LabelMap, LabelSpec};
 use super::pages::{self, Page};
+use super::video::frames::FrameRange;
 use crate::backend::capabilities::CvatConfig;
 use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
 use crate::backend::settings::{Settings, SettingsError};
@@ -193,6 +194,32 @@ fn our_name(cvat_name: &str) -> &str {
 }
 
 /// The file name a sample's media is uploaded as.
+/// Media CVAT takes as a video (one per task).
+const VIDEO_EXTENSIONS: [&str; 6] = ["mp4", "m4v", "mov", "avi", "mkv", "webm"];
+
+/// The frames a task's video holds (`frame_start`/`frame_stop`/`frame_step` for the video at
+/// the task's position); `None` for a task of images. A video is alone in its task.
+fn video_range(task: &TaskSpec, s: &CvatConfig) -> Result<Option<FrameRange>, String> {
+    let is_video = |m: &str| {
+        std::path::Path::new(m)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    };
+    let videos = task.samples.iter().filter(|t| is_video(&t.media)).count();
+    match (videos, task.samples.as_slice()) {
+        (0, _) => Ok(None),
+        (1, [sample]) => FrameRange::of(s, task.batch as usize, &sample.media)
+            .map(Some)
+            .map_err(|e| format!("video {}: {e}", sample.media)),
+        _ => Err(format!(
+            "task `{}`: CVAT takes one video per task, and this one would hold {} sample(s)",
+            task.name,
+            task.samples.len()
+        )),
+    }
+}
+
 fn upload_name(sample_id: &str, media: &str) -> String {
     let base = std::path::Path::new(media)
         .file_name()
@@ -659,6 +686,8 @@ impl CvatBackend {
                 .map_err(|e| self.error(format!("cannot read {}: {e}", sample.media)))?;
             files.push((upload_name(&sample.sample_id, &sample.media), bytes));
         }
+        let range = video_range(task, s).map_err(|e| self.error(e))?;
+        let range_fields = range.map(|r| r.upload_fields()).unwrap_or_default();
         let quality = s.image_quality();
         let use_cache = s.use_cache();
         let zip = s.use_zip_chunks;
@@ -678,6 +707,9 @@ impl CvatBackend {
                     }
                     if let Some(c) = chunk {
                         form = form.text("chunk_size", c.to_string());
+                    }
+                    for (k, v) in &range_fields {
+                        form = form.text(*k, v.clone());
                     }
                     for name in &names {
                         form = form.text("upload_file_order", name.clone());
@@ -723,6 +755,9 @@ impl CvatBackend {
             }
             if let Some(c) = chunk {
                 body["chunk_size"] = json!(c);
+            }
+            for (k, v) in &range_fields {
+                body[*k] = v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n));
             }
             self.http
                 .send_json(Method::POST, &path, false, |r| {
