@@ -216,6 +216,19 @@ pub enum PerVideo {
     ByFilepath(IndexMap<String, u64>),
 }
 
+/// `frame_step`'s schema: a [`PerVideo`] of steps of at least 1 (FiftyOne: "'frame_step'
+/// must be >= 1"), or nothing.
+fn per_video_step(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let step = serde_json::json!({"type": "integer", "format": "uint64", "minimum": 1});
+    let schema = serde_json::json!({"anyOf": [
+        step,
+        {"type": "array", "items": step},
+        {"type": "object", "additionalProperties": step},
+        {"type": "null"},
+    ]});
+    schemars::Schema::try_from(schema).expect("an object is a schema")
+}
+
 /// One or several usernames / URLs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -286,6 +299,8 @@ pub struct CvatConfig {
     /// Video: last frame to upload.
     pub frame_stop: Option<PerVideo>,
     /// Video: upload every Nth frame.
+    #[serde(default)]
+    #[schemars(schema_with = "per_video_step")]
     pub frame_step: Option<PerVideo>,
 }
 
