@@ -6,6 +6,7 @@
 
 use crate::backend::BackendKind;
 use crate::backend::capabilities::is_secret_setting;
+use crate::backend::capabilities::{CvatConfig, DarwinConfig, LabelStudioConfig};
 use crate::diag::{Problem, SourceFile};
 use crate::manifest::check;
 use crate::manifest::yaml::{Entry, Node, Span, Value};
@@ -669,9 +670,9 @@ fn typed_env(raw: &str) -> Json {
 
 fn default_setting(kind: BackendKind, param: &str) -> Json {
     match (kind, param) {
-        (BackendKind::Cvat, "url") => Json::from("https://app.cvat.ai"),
-        (BackendKind::Labelstudio, "url") => Json::from("http://localhost:8080"),
-        (BackendKind::Darwin, "url") => Json::from("https://darwin.v7labs.com/api/v2"),
+        (BackendKind::Cvat, "url") => Json::from(CvatConfig::DEFAULT_URL),
+        (BackendKind::Labelstudio, "url") => Json::from(LabelStudioConfig::DEFAULT_URL),
+        (BackendKind::Darwin, "url") => Json::from(DarwinConfig::DEFAULT_URL),
         _ => Json::Null,
     }
 }

@@ -113,6 +113,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     print_plan(ctx, &work, &args.output)?;
     let planned = work.plan.clone();
     if !work.plan.changes && work.runs.iter().all(|r| r.plan.actions.is_empty()) {
+        engine.keep_cursors(work).map_err(engine_error)?;
         eprintln!("Nothing to apply.");
         return failed_runs(&planned);
     }

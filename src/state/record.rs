@@ -1,5 +1,6 @@
 //! Run records: what was created for a run and what was merged. Never holds secrets.
 
+use crate::dataset::FieldPath;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::ViewStage;
 use crate::plan::Rejection;
@@ -38,7 +39,7 @@ pub struct RunRecord {
     pub samples: Vec<String>,
     /// field → sample id → labels uploaded (id and content digest).
     #[serde(default)]
-    pub uploaded: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
+    pub uploaded: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<BackendObject>,
     /// The lineage stamped on the project when another run of this workspace made it
@@ -57,9 +58,17 @@ pub struct RunRecord {
     pub id_map: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeCheckpoint>,
+    /// The backend's cursor once the run's tasks were up, before any merge: the first refresh
+    /// asks only for what annotators changed since (after a merge, the merge's cursor counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_cursor: Option<String>,
     /// Remembered from the manifest so a run removed from the manifests is still protected.
     #[serde(default)]
     pub prevent_destroy: bool,
+    /// The run created its project, rather than finding it in place (a Darwin dataset named
+    /// by `dataset_slug` may be anyone's): only then does destroy delete it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub project_created: bool,
     /// The backend objects were deleted after the final merge (`load.cleanup`).
     #[serde(default)]
     pub cleaned_up: bool,
@@ -210,8 +219,27 @@ impl RunRecord {
             labels_pending: Vec::new(),
             id_map: IndexMap::new(),
             merge: None,
+            created_cursor: None,
             prevent_destroy: false,
+            project_created: false,
             cleaned_up: false,
+        }
+    }
+
+    /// The cursor the next refresh starts from: the last merge's, else the one taken when
+    /// the tasks were created (`None`: download everything).
+    pub fn refresh_cursor(&self) -> Option<&str> {
+        match &self.merge {
+            Some(m) => m.cursor.as_deref(),
+            None => self.created_cursor.as_deref(),
+        }
+    }
+
+    /// Move the refresh cursor (where [`refresh_cursor`](RunRecord::refresh_cursor) reads it).
+    pub fn set_refresh_cursor(&mut self, cursor: Option<String>) {
+        match &mut self.merge {
+            Some(m) => m.cursor = cursor,
+            None => self.created_cursor = cursor,
         }
     }
 

@@ -17,10 +17,12 @@ pub mod rle;
 
 use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without};
 use super::*;
+use crate::backend::capabilities::LabelStudioConfig;
+use crate::backend::settings::Settings;
+use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
 use base64::Engine as _;
-use convert::ImageSize;
 use futures_util::StreamExt as _;
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
@@ -219,7 +221,7 @@ fn fields_meta(schema: &ResolvedSchema) -> Value {
                 if let Some(t) = &f.mask_targets {
                     m["mask_targets"] = json!(t);
                 }
-                (name.clone(), m)
+                (name.to_string(), m)
             })
             .collect(),
     )
@@ -901,20 +903,7 @@ impl LabelStudioBackend {
         s: &TaskSample,
         schema: &ResolvedSchema,
     ) -> Result<SampleResults, BackendError> {
-        let size = match (s.width, s.height) {
-            (Some(w), Some(h)) => ImageSize {
-                width: w,
-                height: h,
-            },
-            _ => {
-                let d = imagesize::size(&s.media)
-                    .map_err(|e| self.error(format!("cannot read the size of {}: {e}", s.media)))?;
-                ImageSize {
-                    width: d.width as u32,
-                    height: d.height as u32,
-                }
-            }
-        };
+        let size = ImageSize::of_sample(s).map_err(|e| self.error(e))?;
         let mut result = Vec::new();
         let mut hidden = serde_json::Map::new();
         for (field, labels) in &s.labels {
@@ -1036,6 +1025,9 @@ impl LabelStudioBackend {
             config::fields_of(xml, task)
         } else {
             from_tasks
+                .into_iter()
+                .map(|(k, f)| (FieldPath::parse(&k), f))
+                .collect()
         };
         let schema = ResolvedSchema { fields };
         self.schemas.insert(project.id.clone(), schema.clone());
@@ -1185,7 +1177,9 @@ impl Backend for LabelStudioBackend {
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
-        if let Some(root) = spec.config.get("local_files_root").and_then(Value::as_str) {
+        let settings = LabelStudioConfig::read(&spec.config)
+            .map_err(|e| self.error(format!("the run's settings: {e}")))?;
+        if let Some(root) = settings.local_files_root {
             self.local_files_root = Some(PathBuf::from(root));
         }
         let xml = config::labeling_config(&spec.schema).map_err(|e| self.error(e.to_string()))?;
@@ -1367,6 +1361,7 @@ impl Backend for LabelStudioBackend {
         Ok(Downloaded {
             cursor,
             held: Some(held),
+            strays: Vec::new(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Applying: each step saved to the run record before the next starts.
 
 use super::*;
+use crate::dataset::FieldPath;
 use crate::merge::run::RunMerge;
 
 impl Engine<'_> {
@@ -15,9 +16,12 @@ impl Engine<'_> {
         // reported (each step of the failed run is saved, so it resumes on the next apply).
         let mut failed: Vec<(String, EngineError)> = Vec::new();
         for w in work.runs {
-            // Nothing planned, nothing written: not even the checkpoint of a download that
-            // changed nothing (the next plan downloads again and finds the same).
+            // Nothing planned, nothing written but a cursor the refresh moved.
             if w.plan.actions.is_empty() {
+                let key = w.plan.key.clone();
+                if let Err(e) = self.keep_cursor(w) {
+                    failed.push((key, e));
+                }
                 continue;
             }
             let summary = format!(
@@ -52,6 +56,35 @@ impl Engine<'_> {
                     .join("; ")
             ))),
         }
+    }
+
+    /// Save the cursors of runs with nothing to apply (see [`Engine::keep_cursor`]).
+    pub fn keep_cursors(&mut self, work: Work) -> Result<(), EngineError> {
+        work.runs
+            .into_iter()
+            .filter(|w| w.plan.actions.is_empty())
+            .try_for_each(|w| self.keep_cursor(w))
+    }
+
+    /// A refresh that found only what is merged already (an edit undone, a write that changed
+    /// nothing) still moved the backend's cursor: saving it lets the next plan ask from there
+    /// (a no-op in one request) instead of downloading the same again. Only a cursor the
+    /// record holds moves (a run without one downloads everything until its first merge);
+    /// the dataset is not touched.
+    fn keep_cursor(&mut self, w: RunWork) -> Result<(), EngineError> {
+        let (Some(mut record), Some(merge)) = (w.record, w.merge) else {
+            return Ok(());
+        };
+        if merge.cursor.is_none()
+            || record.refresh_cursor().is_none()
+            || record.refresh_cursor() == merge.cursor.as_deref()
+        {
+            return Ok(());
+        }
+        record.set_refresh_cursor(merge.cursor);
+        record.touch(&self.now);
+        self.store.put(&mut record)?;
+        Ok(())
     }
 
     fn apply_run(&mut self, w: RunWork, progress: &dyn Progress) -> Result<(), EngineError> {
@@ -124,9 +157,7 @@ impl Engine<'_> {
                 self.backend(&d.connection)?
                     .update_schema(&project, &d.schema)?;
                 // Restrictions may have changed: the next refresh looks at everything again.
-                if let Some(m) = record.merge.as_mut() {
-                    m.cursor = None;
-                }
+                record.set_refresh_cursor(None);
             }
             self.fill_record(&mut record, &d);
             self.store.put(&mut record)?;
@@ -260,6 +291,14 @@ impl Engine<'_> {
             }
         }
         progress.finish();
+        // The first refresh starts from here, not from every task (the merge's cursor, once
+        // there is one, is older than the new tasks, which it therefore includes).
+        if record.merge.is_none() && record.created_cursor.is_none() {
+            let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
+            record.created_cursor = self.backend(&d.connection)?.cursor(&project, &ids)?;
+            record.touch(&self.now);
+            self.store.put(record)?;
+        }
         Ok(())
     }
 
@@ -334,7 +373,7 @@ impl Engine<'_> {
                         .map_err(|e| {
                             EngineError::Run(format!("sample {sid} field `{field}`: {e}"))
                         })?;
-                    Ok((field.clone(), labels))
+                    Ok((field.to_string(), labels))
                 })
                 .collect::<Result<_, EngineError>>()?;
             out.push(TaskSample {
@@ -411,6 +450,7 @@ impl Engine<'_> {
                 schema: &d.schema,
                 settings: &d.settings,
                 tasks: &[],
+                created: false,
             },
         );
         let prefix = batch_prefix(&project.name, &run.key.0);
@@ -521,14 +561,14 @@ pub(super) fn view_labels(
     ds: &Dataset,
     view: &View,
     id: ObjectId,
-    field: &str,
+    field: &FieldPath,
     t: LabelType,
 ) -> Vec<Value> {
     let Some(sample) = ds.sample_by_id(id) else {
         return Vec::new();
     };
-    let all = merge::labels_of(sample.get(field), t);
-    match view.filtered.get(field) {
+    let all = merge::labels_of(sample.get(field.name()), t);
+    match view.filtered.get(field.as_str()) {
         Some(per_sample) => {
             let keep = per_sample.get(&id).cloned().unwrap_or_default();
             all.into_iter()
@@ -542,11 +582,11 @@ pub(super) fn view_labels(
 pub(super) fn uploaded_labels(
     spec: &TaskSpec,
     schema: &ResolvedSchema,
-) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {
-    let mut out: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
+) -> IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>> {
+    let mut out: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
     for s in &spec.samples {
         for (field, labels) in &s.labels {
-            let Some(f) = schema.fields.get(field) else {
+            let Some((field, f)) = schema.fields.get_key_value(field) else {
                 continue;
             };
             // Labels without an id cannot be matched again; they are not part of the run.

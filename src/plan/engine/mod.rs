@@ -21,6 +21,7 @@ use crate::backend::{
     self, Backend, BackendKind, ProjectSpec, RemoteProject, TaskSample, TaskSpec,
 };
 use crate::config::{Config, Env};
+use crate::dataset::FieldPath;
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::view::{self, View};
@@ -263,6 +264,7 @@ impl<'a> Engine<'a> {
                 schema: &record.schema,
                 settings: &record.backend_config,
                 tasks: &record.tasks,
+                created: record.project_created,
             },
         );
         Ok(b)
@@ -316,17 +318,25 @@ impl<'a> Engine<'a> {
                 ))
             })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
-        if schema.fields.keys().any(|f| f.starts_with("frames.")) {
+        if schema.fields.keys().any(FieldPath::is_frame) {
             return Err(EngineError::Run(format!(
                 "run `{}`: video runs are not supported yet",
                 run.key
             )));
         }
-        let project_name = settings
-            .get("project_name")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key));
+        let project_name = match kind {
+            // A Darwin run's project is the dataset named by its slug (FiftyOne's default:
+            // the key, lower case, spaces as dashes).
+            BackendKind::Darwin => settings
+                .get("dataset_slug")
+                .and_then(Value::as_str)
+                .map_or_else(|| run.key.0.to_lowercase().replace(' ', "-"), String::from),
+            _ => settings
+                .get("project_name")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key)),
+        };
         let task_size = settings
             .get("task_size")
             .and_then(Value::as_u64)
