@@ -6,11 +6,11 @@ mod engine;
 #[path = "../support/fs.rs"]
 mod fs;
 mod fuzz;
-#[path = "../support/cli.rs"]
-mod support_cli;
 mod help;
 mod newcomer;
 mod schema;
+#[path = "../support/cli.rs"]
+mod support_cli;
 mod validate;
 
 pub use support_cli::*;
