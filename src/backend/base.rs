@@ -8,6 +8,7 @@ use super::http::{HttpClient, HttpError, is_idempotent};
 use super::{BackendError, Cause};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// A backend that talks to its server over HTTP.
@@ -67,26 +68,26 @@ pub fn with_json<'a, B: Serialize + Sync + ?Sized>(
     }
 }
 
-/// One JSON call: `query`, a JSON `body`, the answer decoded; retried on timeouts and 5xx only
-/// when `method` is idempotent.
-pub async fn call_json<B: Serialize + Sync + ?Sized>(
+/// One JSON call: `query`, a JSON `body`, the answer decoded into `T`; retried on timeouts
+/// and 5xx only when `method` is idempotent.
+pub async fn call_json<T: DeserializeOwned, B: Serialize + Sync + ?Sized>(
     http: &HttpClient,
     method: Method,
     path: &str,
     query: &[(&str, String)],
     body: Option<&B>,
-) -> Result<Value, HttpError> {
+) -> Result<T, HttpError> {
     let idempotent = is_idempotent(&method);
-    http.send_json::<Value>(method, path, idempotent, with_json(query, body))
+    http.send_json::<T>(method, path, idempotent, with_json(query, body))
         .await
 }
 
-/// A GET whose 404 is `None`.
-pub async fn get_opt(
+/// A GET decoded into `T`, whose 404 is `None`.
+pub async fn get_opt<T: DeserializeOwned>(
     http: &HttpClient,
     path: &str,
     query: &[(&str, String)],
-) -> Result<Option<Value>, HttpError> {
+) -> Result<Option<T>, HttpError> {
     match call_json(http, Method::GET, path, query, None::<&Value>).await {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),

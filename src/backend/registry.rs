@@ -70,13 +70,7 @@ pub static KINDS: [Kind; 4] = [
         default_url: Some(DarwinConfig::DEFAULT_URL),
         credentials: &[&["api_key"]],
         refused: &[],
-        open: |_| {
-            Err(OpenError::Setting(
-                "the darwin backend client is not available in this version of annoform yet; \
-                 use a custom backend (see docs)"
-                    .into(),
-            ))
-        },
+        open: open_darwin,
     },
     Kind {
         kind: BackendKind::Custom,
@@ -221,6 +215,22 @@ fn open_labelstudio(a: &OpenArgs<'_>) -> Result<Box<dyn Backend>, OpenError> {
         &api_key,
         root,
         a.policy.clone(),
+    )?))
+}
+
+/// Opens a V7 Darwin team (its API key checked by the first call).
+fn open_darwin(a: &OpenArgs<'_>) -> Result<Box<dyn Backend>, OpenError> {
+    let c: DarwinConfig = a.typed()?;
+    let url = a
+        .resolve("url", c.url.as_deref())?
+        .unwrap_or_else(|| DarwinConfig::DEFAULT_URL.into());
+    let api_key = a.secret("api_key", &c.api_key)?.unwrap_or_default();
+    Ok(Box::new(super::darwin::DarwinBackend::new(
+        a.name,
+        &url,
+        &api_key,
+        a.policy.clone(),
+        c,
     )?))
 }
 

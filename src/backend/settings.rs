@@ -123,6 +123,38 @@ impl LabelStudioConfig {
 impl DarwinConfig {
     /// The V7 host's root when `url` is unset.
     pub const DEFAULT_URL: &str = "https://darwin.v7labs.com";
+    /// Seconds to wait for processing or an export when unset (FiftyOne waits forever).
+    pub const DEFAULT_WAIT_SECS: f64 = 600.0;
+
+    /// How long uploaded items may stay `processing`.
+    pub fn processing_wait(&self) -> std::time::Duration {
+        wait(self.processing_timeout)
+    }
+
+    /// How long a download's export may take.
+    pub fn export_wait(&self) -> std::time::Duration {
+        wait(self.export_timeout)
+    }
+
+    /// The run's settings (from its record) with the waits of `current` (the workspace's
+    /// settings now, when set there: a wait is not part of what a run made).
+    pub fn with_waits_of(self, current: &DarwinConfig) -> DarwinConfig {
+        DarwinConfig {
+            processing_timeout: current.processing_timeout.or(self.processing_timeout),
+            export_timeout: current.export_timeout.or(self.export_timeout),
+            external_storage: self
+                .external_storage
+                .or_else(|| current.external_storage.clone()),
+            ..self
+        }
+    }
+}
+
+fn wait(secs: Option<f64>) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(
+        secs.unwrap_or(DarwinConfig::DEFAULT_WAIT_SECS)
+            .clamp(0.0, 1e9),
+    )
 }
 
 #[cfg(test)]

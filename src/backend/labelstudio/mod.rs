@@ -1339,6 +1339,7 @@ impl Backend for LabelStudioBackend {
         Ok(Downloaded {
             cursor,
             held: Some(held),
+            strays: Vec::new(),
         })
     }
 
