@@ -77,6 +77,8 @@ impl Postgres {
             dir = dir.display(),
             parent = std::process::id(),
         );
+        // The watchdog outlives this process by design: it is what stops the server.
+        #[allow(clippy::zombie_processes)]
         Command::new("bash")
             .arg("-c")
             .arg(script)
