@@ -110,6 +110,10 @@ pub struct Shape {
     /// Tracked shapes only; CVAT 2.23.1 drops it (every tracked shape is a keyframe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe: Option<bool>,
+    /// Not CVAT's: the track a frame of a downloaded track came from (see `video`), so its
+    /// label is named `track:<id>` (one object over many frames) and keeps its keyframe mark.
+    #[serde(skip)]
+    pub track: Option<i64>,
 }
 
 /// A CVAT tag (a frame-level label).
@@ -244,6 +248,7 @@ pub fn to_cvat(
             attributes: carried.attributes,
             elements: Vec::new(),
             keyframe: None,
+            track: None,
         };
         match field.label_type {
             LabelType::Classification | LabelType::Classifications => out.tags.push(Tag {
@@ -438,6 +443,7 @@ pub fn as_held(field: &ResolvedField, label: &Value, size: ImageSize) -> Option<
         attributes: Vec::new(),
         elements: Vec::new(),
         keyframe: None,
+        track: None,
     };
     let mut held = label.as_object()?.clone();
     let mut g = Map::new();
@@ -560,6 +566,7 @@ fn segmentation_shapes(
             attributes: carried.attributes,
             elements: Vec::new(),
             keyframe: None,
+            track: None,
         });
     }
     Ok(())
@@ -711,6 +718,14 @@ pub fn by_frame(ann: Annotations) -> std::collections::BTreeMap<u64, Annotations
         out.entry(tr.frame).or_default().tracks.push(tr);
     }
     out
+}
+
+/// The backend ids (`kind:<id>`) of every object of these annotations.
+pub fn object_ids(ann: &Annotations) -> Vec<String> {
+    let tags = ann.tags.iter().map(|t| backend_id("tag", t.id));
+    let shapes = ann.shapes.iter().map(|s| backend_id("shape", s.id));
+    let tracks = ann.tracks.iter().map(|t| backend_id("track", t.id));
+    tags.chain(shapes).chain(tracks).collect()
 }
 
 /// Uploaded labels by our id (the `uploaded` argument of `from_cvat`), from field → labels.
@@ -865,6 +880,7 @@ fn outside<'a>(
         attributes: HashMap::new(),
         spec_ids: HashMap::new(),
         defaults: HashMap::new(),
+        immutable: Default::default(),
     };
     Some((mapped, f))
 }
@@ -1009,7 +1025,10 @@ fn shape_label(
     uploaded: &HashMap<String, Value>,
     rb: &mut Rebuild,
 ) {
-    let what = backend_id("shape", s.id);
+    let what = match s.track {
+        Some(t) => format!("track:{t}"),
+        None => backend_id("shape", s.id),
+    };
     let other = outside(schema, map, s.label_id, &s.shape_type);
     let found = lookup(schema, map, s.label_id);
     let Some((mapped, field)) = found.or(other.as_ref().map(|(m, f)| (m, *f))) else {
@@ -1041,6 +1060,9 @@ fn shape_label(
     let mut label = Map::new();
     label.insert("label".into(), json!(mapped.class));
     read_attributes(field, mapped, &s.attributes, &mut label);
+    if s.track.is_some() && s.keyframe == Some(true) {
+        label.insert("keyframe".into(), json!(true));
+    }
     set_occluded(field, &mapped.class, s.occluded, &mut label);
     set_group(field, &mapped.class, s.group, &mut label);
     let geometry = match t {

@@ -274,6 +274,9 @@ pub struct MappedLabel {
     pub spec_ids: HashMap<String, i64>,
     /// Attribute name → the default the server fills in.
     pub defaults: HashMap<String, String>,
+    /// Spec ids of the attributes that are the same on every frame of a track (video):
+    /// CVAT takes them on the track, the others on each tracked shape.
+    pub immutable: HashSet<i64>,
 }
 
 /// The server's labels mapped to the schema, both ways.
@@ -317,9 +320,13 @@ impl LabelMap {
                 attributes: HashMap::new(),
                 spec_ids: HashMap::new(),
                 defaults: HashMap::new(),
+                immutable: HashSet::new(),
             };
             for a in &spec.attributes {
                 let Some(aid) = a.id else { continue };
+                if !a.mutable {
+                    mapped.immutable.insert(aid);
+                }
                 mapped.attributes.insert(aid, a.name.clone());
                 mapped.spec_ids.insert(a.name.clone(), aid);
                 mapped

@@ -10,7 +10,10 @@
 
 pub mod client;
 pub mod convert;
+pub mod cursor;
 pub mod labels;
+pub mod pages;
 pub mod rle;
+pub mod video;
 
 pub use client::CvatBackend;

@@ -364,6 +364,19 @@ impl Engine<'_> {
             return Ok(());
         };
         let b = self.attached(r, &d.connection)?;
+        // Nothing written and no task come or gone since the cursor: nothing to refresh, and
+        // the backend may tell so in one request. Not while the status still decides
+        // something: a run waiting for its tasks to complete (annotators finishing without an
+        // edit touch no annotation), or one to clean up after its final merge.
+        let since = r.refresh_cursor().map(String::from);
+        let load = d.loaded.run.load.clone().unwrap_or_default();
+        let status_decides = load.cleanup || (load.when == LoadWhen::Complete && r.merge.is_none());
+        if let Some(cursor) = &since
+            && !status_decides
+            && b.unchanged_since(&project, cursor)?
+        {
+            return Ok(());
+        }
         if b.find_project(&project.name)?
             .is_none_or(|p| p.id != project.id)
         {
@@ -410,7 +423,6 @@ impl Engine<'_> {
             .filter(|t| live.contains(&t.id) && !r.labels_pending.contains(&t.batch))
             .map(|t| t.id.clone())
             .collect();
-        let load = d.loaded.run.load.clone().unwrap_or_default();
         if task_ids.is_empty() || load.when == LoadWhen::Never {
             return Ok(());
         }
@@ -439,8 +451,7 @@ impl Engine<'_> {
             .backends
             .get_mut(&d.connection)
             .expect("opened by the drift check above");
-        // After a merge, ask only for what changed since (when the backend can tell).
-        let since = r.merge.as_ref().and_then(|m| m.cursor.clone());
+        // Ask only for what changed since the cursor (when the backend can tell).
         let mut merger =
             RunMerger::new(ds, r, &load, &task_ids, since.is_none()).with_as_held(b.as_held());
         let mut failed = None;
@@ -496,6 +507,16 @@ impl Engine<'_> {
             }
             since.clone()
         };
+        // Objects no sample takes are part of what the backend holds: new ones make the run
+        // dirty, so the plan lists them.
+        if !downloaded.strays.is_empty() {
+            let strays: Vec<serde_json::Value> = downloaded
+                .strays
+                .iter()
+                .map(|s| serde_json::json!([s.task, s.backend_id, s.reason]))
+                .collect();
+            outcome.digest = merge::digest(&serde_json::json!([outcome.digest, strays]));
+        }
         let digest = outcome.digest.clone();
         work.guard.annotations_digest = Some(digest.clone());
         // Nothing new: the same annotations as last merged, or nothing changed since then.
@@ -545,8 +566,14 @@ impl Engine<'_> {
             );
         }
         // `load.cleanup` deletes the project after the final merge, with or without changes.
-        if outcome.changes_anything() || load.cleanup {
+        if outcome.changes_anything() || load.cleanup || !downloaded.strays.is_empty() {
             plan.actions.push(Action::Merge);
+            for s in &downloaded.strays {
+                plan.details.push(format!(
+                    "not merged: {} object {} in task {} is {}, where no sample of the run takes it",
+                    d.backend, s.backend_id, s.task, s.reason
+                ));
+            }
             plan.rejected = outcome.rejected.clone();
             plan.unexpected = outcome.unexpected.clone();
             if !outcome.returned.is_empty() {
