@@ -419,6 +419,18 @@ pub trait Backend {
         since: Option<&str>,
         sink: &mut PageSink<'_>,
     ) -> Result<Downloaded, BackendError>;
+    /// A cursor for [`download`](Backend::download) taken right after a run's tasks were
+    /// created: a download since it hands every sample whose annotations changed after the
+    /// tasks were made, so a run's first refresh downloads only what annotators touched.
+    /// `None` when the backend cannot tell, or annotations already exist (then the first
+    /// refresh downloads everything).
+    fn created_cursor(
+        &mut self,
+        _project: &RemoteProject,
+        _tasks: &[String],
+    ) -> Result<Option<String>, BackendError> {
+        Ok(None)
+    }
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;
     /// Where people open a project in the backend's UI.

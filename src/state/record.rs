@@ -56,6 +56,11 @@ pub struct RunRecord {
     pub id_map: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeCheckpoint>,
+    /// The backend's cursor once the run's tasks were created: until a merge records its
+    /// own, the first refresh asks only for what changed since (absent when the backend
+    /// cannot tell, or annotations came in before it was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_cursor: Option<String>,
     /// Remembered from the manifest so a run removed from the manifests is still protected.
     #[serde(default)]
     pub prevent_destroy: bool,
@@ -209,6 +214,7 @@ impl RunRecord {
             labels_pending: Vec::new(),
             id_map: IndexMap::new(),
             merge: None,
+            created_cursor: None,
             prevent_destroy: false,
             cleaned_up: false,
         }
@@ -218,6 +224,23 @@ impl RunRecord {
     /// so that a plan and its apply can share one clock reading.
     pub fn touch(&mut self, now: &str) {
         self.updated_at = now.to_string();
+    }
+
+    /// The cursor the next refresh starts from: the last merge's, else the one taken when the
+    /// tasks were created; `None`: everything is downloaded.
+    pub fn refresh_cursor(&self) -> Option<&str> {
+        match &self.merge {
+            Some(m) => m.cursor.as_deref(),
+            None => self.created_cursor.as_deref(),
+        }
+    }
+
+    /// The next refresh downloads everything (restrictions or the schema changed).
+    pub fn forget_cursor(&mut self) {
+        if let Some(m) = self.merge.as_mut() {
+            m.cursor = None;
+        }
+        self.created_cursor = None;
     }
 }
 

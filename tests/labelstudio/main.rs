@@ -15,6 +15,7 @@ mod faults;
 mod kills;
 mod matrix;
 mod params;
+mod refresh;
 mod schema;
 mod timings;
 mod unexpected;

@@ -81,6 +81,32 @@ pub struct LabelStudioBackend {
     listing: Option<Listing>,
     /// Projects this client created: no earlier apply can have uploaded files to them.
     created: HashSet<String>,
+    /// Task counts of projects as `find_project` read them with the project (no request of
+    /// their own), until this client changes the project.
+    counts: HashMap<String, Counts>,
+    /// Per project, what the run's record holds of it (from `attach`).
+    recorded: HashMap<String, Recorded>,
+}
+
+/// A project's task counts, as Label Studio reports them with the project.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct Counts {
+    /// Tasks in the project.
+    task_number: u64,
+    /// Tasks labeled (`is_labeled`).
+    finished_task_number: u64,
+}
+
+/// The batches a run's record holds in a project, each with its sample count (one Label
+/// Studio task per sample).
+struct Recorded {
+    batches: Vec<(String, u64)>,
+}
+
+impl Recorded {
+    fn samples(&self) -> u64 {
+        self.batches.iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// One project's tasks grouped by batch, as last listed (without annotations).
@@ -167,6 +193,20 @@ fn data_filter(key: &str, value: &str) -> String {
     json!({"filters": {"conjunction": "and", "items": [{
         "filter": format!("filter:tasks:data.{key}"), "operator": "equal",
         "type": "String", "value": value}]}})
+    .to_string()
+}
+
+/// A filter for `GET /api/tasks?query=...`: the tasks updated after `cursor` (as
+/// [`updated_at`] normalises it; Label Studio compares to the microsecond).
+fn updated_after(cursor: &str) -> String {
+    let (secs, frac) = cursor
+        .trim_end_matches('Z')
+        .split_once('.')
+        .unwrap_or((cursor.trim_end_matches('Z'), ""));
+    let micros: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    json!({"filters": {"conjunction": "and", "items": [{
+        "filter": "filter:tasks:updated_at", "operator": "greater",
+        "type": "Datetime", "value": format!("{secs}.{micros}Z")}]}})
     .to_string()
 }
 
@@ -294,6 +334,8 @@ impl LabelStudioBackend {
             schemas: HashMap::new(),
             listing: None,
             created: HashSet::new(),
+            counts: HashMap::new(),
+            recorded: HashMap::new(),
         })
     }
 
@@ -399,6 +441,23 @@ impl LabelStudioBackend {
                 other => return other,
             }
         }
+    }
+
+    /// Forget what this client knows of its projects' tasks: it is changing them.
+    fn changing(&mut self) {
+        self.listing = None;
+        self.counts.clear();
+    }
+
+    /// The project's counts when they show that it holds exactly the tasks its record knows
+    /// (one per recorded sample): drift, status and what changed are then answered without
+    /// listing every task. (A task deleted and another added outside annoform in between go
+    /// unnoticed until the counts differ; counts never make a label deleted: deletions need a
+    /// downloaded task.)
+    fn whole(&self, project: &str) -> Option<Counts> {
+        let c = self.counts.get(project)?;
+        let r = self.recorded.get(project)?;
+        (c.task_number == r.samples()).then_some(*c)
     }
 
     /// The project's tasks by batch (without annotations): the cached listing of this
@@ -1138,7 +1197,7 @@ impl Backend for LabelStudioBackend {
 
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
         let this = &*self;
-        this.rt.block_on(async {
+        let found = this.rt.block_on(async {
             let mut page = 1;
             loop {
                 let v = match this
@@ -1166,7 +1225,9 @@ impl Backend for LabelStudioBackend {
                     .find(|p| p.get("title").and_then(Value::as_str) == Some(name))
                 {
                     let id = id_str(p).ok_or_else(|| this.error("a project without id"))?;
-                    return Ok(Some(RemoteProject {
+                    // The listing counts the project's tasks too: kept for a plan's refresh.
+                    let counts = Counts::deserialize(p).ok();
+                    let project = RemoteProject {
                         url: Some(this.http.url(&format!("/projects/{id}"))),
                         id,
                         name: name.to_string(),
@@ -1174,14 +1235,32 @@ impl Backend for LabelStudioBackend {
                             .get("description")
                             .and_then(Value::as_str)
                             .and_then(Owner::find_in),
-                    }));
+                    };
+                    return Ok(Some((project, counts)));
                 }
                 if v.get("next").is_none_or(Value::is_null) {
                     return Ok(None);
                 }
                 page += 1;
             }
-        })
+        })?;
+        Ok(found.map(|(project, counts)| {
+            match counts {
+                Some(c) => self.counts.insert(project.id.clone(), c),
+                None => self.counts.remove(&project.id),
+            };
+            project
+        }))
+    }
+
+    fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
+        let batches = context
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.samples.len() as u64))
+            .collect();
+        self.recorded
+            .insert(project.id.clone(), Recorded { batches });
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
@@ -1220,6 +1299,17 @@ impl Backend for LabelStudioBackend {
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
+        if self.whole(&project.id).is_some() {
+            let recorded = &self.recorded[&project.id];
+            return Ok(recorded
+                .batches
+                .iter()
+                .map(|(name, _)| RemoteTask {
+                    id: name.clone(),
+                    name: name.clone(),
+                })
+                .collect());
+        }
         let batches = self.listing(&project.id)?;
         Ok(batches
             .keys()
@@ -1237,7 +1327,7 @@ impl Backend for LabelStudioBackend {
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
         let schema = self.schema_for(project, task)?;
-        self.listing = None;
+        self.changing();
         self.rt
             .block_on(self.create_task_async(project, task, &schema))?;
         Ok(RemoteTask {
@@ -1253,7 +1343,7 @@ impl Backend for LabelStudioBackend {
         labels: &TaskSpec,
     ) -> Result<(), BackendError> {
         let schema = self.schema_for(project, labels)?;
-        self.listing = None;
+        self.changing();
         self.rt
             .block_on(self.add_predictions(project, &task.name, labels, &schema))
     }
@@ -1282,6 +1372,25 @@ impl Backend for LabelStudioBackend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError> {
+        // Every task labeled: the counts say it for each batch.
+        if self
+            .whole(&project.id)
+            .is_some_and(|c| c.finished_task_number == c.task_number)
+        {
+            let recorded = &self.recorded[&project.id];
+            return Ok(tasks
+                .iter()
+                .filter_map(|name| {
+                    let (_, n) = recorded.batches.iter().find(|(b, _)| b == name)?;
+                    Some(TaskStatus {
+                        id: name.clone(),
+                        status: format!("{n}/{n} labeled"),
+                        complete: *n > 0,
+                        updated: None,
+                    })
+                })
+                .collect());
+        }
         let batches = self.listing(&project.id)?;
         Ok(tasks
             .iter()
@@ -1313,23 +1422,50 @@ impl Backend for LabelStudioBackend {
         // only for the tasks updated since. The verified listing says which tasks (so which
         // samples) the batches hold; the tasks are then fetched by id, and every id asked for
         // must come back.
-        let listing = self.listing(&project.id)?;
+        //
+        // When the project's counts show it holds just the run's tasks, the server itself
+        // lists the tasks updated after the cursor (none: one small request), and says
+        // nothing of the others (`held` unknown).
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-        let ours: Vec<&Value> = listing
-            .iter()
-            .filter(|(b, _)| wanted.contains(b.as_str()))
-            .flat_map(|(_, ts)| ts)
-            .collect();
-        let cursor = ours.iter().copied().filter_map(updated_at).max();
-        let held = ours
-            .iter()
-            .filter_map(|t| Some(t.get("data")?.get("sample_id")?.as_str()?.to_string()))
-            .collect();
+        let (ours, held, cursor) = match since {
+            Some(since) if self.whole(&project.id).is_some() => {
+                let changed = self
+                    .rt
+                    .block_on(self.tasks(&project.id, false, Some(updated_after(since))))
+                    .map_err(|e| self.http_error(e))?;
+                let ours: Vec<Value> = changed
+                    .into_iter()
+                    .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
+                    .collect();
+                // Never behind where it started: the next refresh asks from here.
+                let cursor = ours
+                    .iter()
+                    .filter_map(updated_at)
+                    .chain(Some(since.to_string()))
+                    .max();
+                (ours, None, cursor)
+            }
+            _ => {
+                let listing = self.listing(&project.id)?;
+                let ours: Vec<Value> = listing
+                    .iter()
+                    .filter(|(b, _)| wanted.contains(b.as_str()))
+                    .flat_map(|(_, ts)| ts.iter().cloned())
+                    .collect();
+                let cursor = ours.iter().filter_map(updated_at).max();
+                let held = ours
+                    .iter()
+                    .filter_map(|t| Some(t.get("data")?.get("sample_id")?.as_str()?.to_string()))
+                    .collect();
+                (ours, Some(held), cursor)
+            }
+        };
         let fetch: Vec<(u64, Option<String>)> = ours
             .iter()
             .filter(|t| since.is_none_or(|s| updated_at(t).is_none_or(|u| u.as_str() > s)))
             .filter_map(|t| Some((t.get("id")?.as_u64()?, updated_at(t))))
             .collect();
+        drop(ours);
         // A few pages in flight, handed on in order, each converted and dropped: memory
         // follows the pages in flight, not the project.
         let this = &*self;
@@ -1364,10 +1500,38 @@ impl Backend for LabelStudioBackend {
                 sink(out)?;
             }
         }
-        Ok(Downloaded {
-            cursor,
-            held: Some(held),
-        })
+        Ok(Downloaded { cursor, held })
+    }
+
+    fn created_cursor(
+        &mut self,
+        project: &RemoteProject,
+        _tasks: &[String],
+    ) -> Result<Option<String>, BackendError> {
+        // The task updated last, and the project's annotation count: with no annotation yet,
+        // every task holds what was uploaded, and any later annotation moves its task past
+        // this cursor. With annotations already, no cursor (they may predate it).
+        let q = [
+            ("project", project.id.clone()),
+            ("page", "1".to_string()),
+            ("page_size", "1".to_string()),
+            ("include", "id,updated_at".to_string()),
+            (
+                "query",
+                json!({"ordering": ["-tasks:updated_at"]}).to_string(),
+            ),
+        ];
+        let v = self
+            .rt
+            .block_on(self.get("/api/tasks", &q))
+            .map_err(|e| self.http_error(e))?;
+        let annotated = v.get("total_annotations").and_then(Value::as_u64) != Some(0);
+        let newest = v
+            .get("tasks")
+            .and_then(Value::as_array)
+            .and_then(|t| t.first())
+            .and_then(updated_at);
+        Ok(newest.filter(|_| !annotated))
     }
 
     fn project_url(&self, project: &RemoteProject) -> Option<String> {
@@ -1375,7 +1539,7 @@ impl Backend for LabelStudioBackend {
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
-        self.listing = None;
+        self.changing();
         let path = format!("/api/projects/{}", project.id);
         self.rt
             .block_on(self.call(Method::DELETE, &path, &[], None::<&Value>))

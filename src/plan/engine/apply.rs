@@ -32,10 +32,12 @@ impl Engine<'_> {
                 w.plan.key
             );
             let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
-            match self
+            let applied = self
                 .apply_run(w, progress)
-                .and_then(|()| self.sync_annotation_run(&dataset, &key))
-            {
+                .and_then(|()| self.sync_annotation_run(&dataset, &key));
+            // The record moved on: no kept download matches it any more.
+            self.cache.forget(&dataset, &key);
+            match applied {
                 Ok(()) => done.push(summary),
                 Err(e) => failed.push((key, e)),
             }
@@ -124,9 +126,7 @@ impl Engine<'_> {
                 self.backend(&d.connection)?
                     .update_schema(&project, &d.schema)?;
                 // Restrictions may have changed: the next refresh looks at everything again.
-                if let Some(m) = record.merge.as_mut() {
-                    m.cursor = None;
-                }
+                record.forget_cursor();
             }
             self.fill_record(&mut record, &d);
             self.store.put(&mut record)?;
@@ -196,6 +196,10 @@ impl Engine<'_> {
         for (batch, chunk) in (first..).zip(new_samples.chunks(d.task_size)) {
             batches.push((batch, chunk.to_vec()));
         }
+        // A run's first tasks: once they are all up, the backend's cursor lets the first
+        // refresh ask only for what annotators changed (not for tasks taken over from an
+        // interrupted apply: annotations may predate the cursor then).
+        let mut first = record.tasks.is_empty() && record.merge.is_none();
         if batches.is_empty() && record.labels_pending.is_empty() {
             return Ok(());
         }
@@ -217,7 +221,10 @@ impl Engine<'_> {
             // A task found rather than made may lack labels (an apply killed between its
             // media and its labels): it is verified against the backend before it counts.
             let (task, labels_done) = match adopt {
-                Some(t) => (t.clone(), false),
+                Some(t) => {
+                    first = false;
+                    (t.clone(), false)
+                }
                 None => {
                     let t = b.create_task(&project, &spec)?;
                     (t, b.labels_with_media())
@@ -260,6 +267,16 @@ impl Engine<'_> {
             }
         }
         progress.finish();
+        if first && record.labels_pending.is_empty() && !record.tasks.is_empty() {
+            let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
+            record.created_cursor = self
+                .backend(&d.connection)?
+                .created_cursor(&project, &ids)?;
+            if record.created_cursor.is_some() {
+                record.touch(&self.now);
+                self.store.put(record)?;
+            }
+        }
         Ok(())
     }
 
