@@ -251,10 +251,16 @@ impl Ws {
     /// Drop the cursor taken when the run's tasks were created (as in a record made before
     /// cursors existed): the run's first merge then downloads every task.
     fn forget_created_cursor(&self, dataset: &str, key: &str) {
-        let path = self.path().join(format!(".annoform/state/{dataset}/{key}.json"));
+        let path = self
+            .path()
+            .join(format!(".annoform/state/{dataset}/{key}.json"));
         let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert!(
-            record.as_object_mut().unwrap().remove("created_cursor").is_some(),
+            record
+                .as_object_mut()
+                .unwrap()
+                .remove("created_cursor")
+                .is_some(),
             "{record}"
         );
         std::fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();

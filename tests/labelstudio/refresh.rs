@@ -85,8 +85,7 @@ fn plan_then_apply_downloads_once_and_a_no_op_plan_is_two_requests() {
     let merged = ws.samples();
     assert!(!labels(&merged[3], "ground_truth").is_empty());
     assert_eq!(
-        std::fs::read_dir(ws.path().join(".annoform/cache/demo/demo"))
-            .map_or(0, |d| d.count()),
+        std::fs::read_dir(ws.path().join(".annoform/cache/demo/demo")).map_or(0, |d| d.count()),
         0,
         "the applied download is forgotten"
     );
@@ -148,7 +147,11 @@ fn a_change_after_the_plan_refuses_its_file_and_plain_apply_merges_and_shows_it(
             .expect("the plan apply shows")
             .unwrap();
     });
-    assert_eq!(counts(&shown, "ground_truth"), (1, 2, 1 + boxes, 0), "{shown:#}");
+    assert_eq!(
+        counts(&shown, "ground_truth"),
+        (1, 2, 1 + boxes, 0),
+        "{shown:#}"
+    );
     let got = downloads(&log);
     assert_eq!(got.len(), 1, "{log:#?}");
     assert_eq!(asked_ids(got[0]), 1, "only the changed task: {}", got[0]);

@@ -675,10 +675,7 @@ impl LabelStudioBackend {
     }
 
     /// Our tasks grouped by batch name.
-    async fn batches(
-        &self,
-        project: &str,
-    ) -> Result<IndexMap<String, Vec<ListedTask>>, HttpError> {
+    async fn batches(&self, project: &str) -> Result<IndexMap<String, Vec<ListedTask>>, HttpError> {
         // The listing's pages add up to their own total; the project's task count is a second
         // witness, so a listing short of tasks (an empty answer counting none) is caught.
         let tasks = self
@@ -1037,8 +1034,13 @@ impl LabelStudioBackend {
                         .unwrap_or_default();
                     all.extend(result);
                     let path = format!("/api/predictions/{id}");
-                    self.call::<Value, _>(Method::PATCH, &path, &[], Some(&json!({ "result": all })))
-                        .await
+                    self.call::<Value, _>(
+                        Method::PATCH,
+                        &path,
+                        &[],
+                        Some(&json!({ "result": all })),
+                    )
+                    .await
                 }
                 None => {
                     let body = json!({"task": task["id"], "model_version": MODEL_VERSION,
@@ -1365,7 +1367,10 @@ impl Backend for LabelStudioBackend {
                     .flat_map(|(_, ts)| ts.iter().cloned())
                     .collect();
                 let cursor = ours.iter().filter_map(ListedTask::updated).max();
-                let held = ours.iter().filter_map(|t| t.data.sample_id.clone()).collect();
+                let held = ours
+                    .iter()
+                    .filter_map(|t| t.data.sample_id.clone())
+                    .collect();
                 (ours, Some(held), cursor)
             }
         };

@@ -173,7 +173,9 @@ pub(super) fn normalised_time(s: &str) -> Option<String> {
 }
 
 /// The field types a task's meta records.
-pub(super) fn meta_fields(fields: &serde_json::Map<String, Value>) -> IndexMap<String, ResolvedField> {
+pub(super) fn meta_fields(
+    fields: &serde_json::Map<String, Value>,
+) -> IndexMap<String, ResolvedField> {
     fields
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), field_from_meta(v)?)))
@@ -309,6 +311,9 @@ mod tests {
             json!({"id": 9, "data": {"image": "x", "sample_id": [1]}, "is_labeled": null}),
         )
         .unwrap();
-        assert_eq!((foreign.data.sample_id, foreign.data.annoform_batch), (None, None));
+        assert_eq!(
+            (foreign.data.sample_id, foreign.data.annoform_batch),
+            (None, None)
+        );
     }
 }

@@ -45,9 +45,7 @@ impl CacheKey {
         tasks: &[String],
         since: Option<&str>,
     ) -> CacheKey {
-        let what = serde_json::json!([
-            FORMAT, r.lineage, r.serial, backend, project, tasks, since
-        ]);
+        let what = serde_json::json!([FORMAT, r.lineage, r.serial, backend, project, tasks, since]);
         CacheKey {
             run: Path::new(&r.dataset).join(&r.key),
             what: hex16(&Sha256::digest(what.to_string().as_bytes())),
@@ -75,7 +73,9 @@ pub struct Cached {
 impl Cached {
     /// The cached pages, one at a time (memory follows a page, not the download).
     pub fn pages(&self) -> impl Iterator<Item = Option<Annotations>> + '_ {
-        let lines = File::open(&self.path).ok().map(|f| BufReader::new(f).lines());
+        let lines = File::open(&self.path)
+            .ok()
+            .map(|f| BufReader::new(f).lines());
         let mut lines = lines.into_iter().flatten();
         (0..self.pages).map(move |_| {
             let line = lines.next()?.ok()?;
@@ -309,7 +309,12 @@ mod tests {
         w.page(&pages[0]).unwrap();
         drop(w);
         assert!(cache.open(&key).is_none());
-        assert_eq!(std::fs::read_dir(dir.path().join("ds/run")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("ds/run"))
+                .unwrap()
+                .count(),
+            0
+        );
         cache.forget("ds", "run");
         assert!(!dir.path().join("ds/run").exists());
     }
