@@ -34,7 +34,7 @@ const PAGE: usize = 1000;
 fn record(ds: &Dataset, field: &ResolvedField) -> RunRecord {
     let mut r = RunRecord::new("bench", "merge", "bench", "now", "lineage".into());
     r.schema = ResolvedSchema {
-        fields: IndexMap::from([("ground_truth".to_string(), field.clone())]),
+        fields: IndexMap::from([("ground_truth".into(), field.clone())]),
     };
     let mut uploaded = IndexMap::new();
     for (batch, chunk) in ds.samples().chunks(PAGE).enumerate() {

@@ -37,7 +37,7 @@ fn run(i: usize) -> RunPlan {
         _ => &[Action::Drift],
     };
     let merging = actions.contains(&Action::Merge);
-    let fields: IndexMap<String, FieldCounts> = FIELDS
+    let fields: IndexMap<annoform::dataset::FieldPath, FieldCounts> = FIELDS
         .iter()
         .enumerate()
         .map(|(f, name)| {
@@ -56,7 +56,7 @@ fn run(i: usize) -> RunPlan {
                     ..FieldCounts::default()
                 }
             };
-            (name.to_string(), c)
+            ((*name).into(), c)
         })
         .collect();
     let rejected = if merging {

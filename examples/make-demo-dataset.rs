@@ -100,7 +100,7 @@ pub fn write_dataset(out: &Path, n: u32, w: u32, h: u32) -> Result<(), Box<dyn s
         ("scene", "Classification"),
         ("regions", "Polylines"),
     ] {
-        ds.declare_field(field, &FieldType::Label(cls.into()))?;
+        ds.declare_field(&field.into(), &FieldType::Label(cls.into()))?;
     }
     fix_dates(ds.metadata_mut());
     ds.save()?;

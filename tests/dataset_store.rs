@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use annoform::dataset::FrameNumber;
 use annoform::dataset::dir::{Dataset, DatasetError};
 use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::fields::FieldType;
@@ -89,16 +90,23 @@ fn accessors_on_the_current_format() {
     assert_eq!(ds.media_type(), "image");
     assert!(!ds.is_legacy());
     assert_eq!(
-        ds.field_label_class("ground_truth").as_deref(),
+        ds.field_label_class(&"ground_truth".into()).as_deref(),
         Some("Detections")
     );
     assert_eq!(
-        ds.field_label_class("cls").as_deref(),
+        ds.field_label_class(&"cls".into()).as_deref(),
         Some("Classification")
     );
-    assert_eq!(ds.field_label_class("seg").as_deref(), Some("Segmentation"));
-    assert_eq!(ds.field_label_class("n_int"), None);
-    assert!(ds.field_exists("n_int") && ds.field_exists("kps") && !ds.field_exists("nope"));
+    assert_eq!(
+        ds.field_label_class(&"seg".into()).as_deref(),
+        Some("Segmentation")
+    );
+    assert_eq!(ds.field_label_class(&"n_int".into()), None);
+    assert!(
+        ds.field_exists(&"n_int".into())
+            && ds.field_exists(&"kps".into())
+            && !ds.field_exists(&"nope".into())
+    );
     assert_eq!(
         ds.classes("ground_truth").unwrap(),
         ["car", "person", "bike"]
@@ -126,7 +134,10 @@ fn accessors_on_the_current_format() {
 fn accessors_on_the_legacy_format() {
     let ds = Dataset::load(fixture("legacy-format")).unwrap();
     assert!(ds.is_legacy());
-    assert_eq!(ds.field_label_class("kps").as_deref(), Some("Keypoints"));
+    assert_eq!(
+        ds.field_label_class(&"kps".into()).as_deref(),
+        Some("Keypoints")
+    );
     assert_eq!(
         ds.classes("ground_truth").unwrap(),
         ["car", "person", "bike"]
@@ -149,16 +160,16 @@ fn video_frames() {
     assert_eq!(
         frames
             .iter()
-            .map(|f| f.frame_number().unwrap())
+            .map(|f| f.frame_number().unwrap().get())
             .collect::<Vec<_>>(),
         [1, 2, 3]
     );
     assert_eq!(
-        ds.field_label_class("frames.dets").as_deref(),
+        ds.field_label_class(&"frames.dets".into()).as_deref(),
         Some("Detections")
     );
     assert_eq!(
-        ds.field_label_class("vid_label").as_deref(),
+        ds.field_label_class(&"vid_label".into()).as_deref(),
         Some("Classification")
     );
     let Some(Label::Detections(d)) = frames[0].label("dets").unwrap() else {
@@ -290,7 +301,7 @@ fn new_fields_are_declared_as_fiftyone_does() {
     );
     let ds = Dataset::load(&dir).unwrap();
     assert_eq!(
-        ds.field_label_class("review").as_deref(),
+        ds.field_label_class(&"review".into()).as_deref(),
         Some("Classification")
     );
     // A declared field cannot change class.
@@ -307,7 +318,7 @@ fn legacy_datasets_get_legacy_declarations() {
     let (_tmp, dir) = scratch("legacy-format");
     let mut ds = Dataset::load(&dir).unwrap();
     let id = ds.samples()[0].id();
-    ds.declare_field("flag", &FieldType::Bool).unwrap();
+    ds.declare_field(&"flag".into(), &FieldType::Bool).unwrap();
     ds.sample_mut(id).unwrap().set("flag", json!(true));
     ds.save().unwrap();
     let meta = read_json(&dir.join("metadata.json"));
@@ -353,7 +364,7 @@ fn escaped_keys_are_found() {
     let mut ds = Dataset::load(&dir).unwrap();
     let id = ds.samples()[0].id();
     assert_eq!(
-        ds.field_label_class("gröund").as_deref(),
+        ds.field_label_class(&"gröund".into()).as_deref(),
         Some("Detections")
     );
     let s = ds.sample_mut(id).unwrap();
@@ -368,7 +379,7 @@ fn frame_edits_are_saved() {
     let (_tmp, dir) = scratch("video-tracks");
     let mut ds = Dataset::load(&dir).unwrap();
     let sid = ds.samples()[0].id();
-    let f = ds.frame_mut(sid, 2).unwrap();
+    let f = ds.frame_mut(sid, FrameNumber::new(2).unwrap()).unwrap();
     let lid = f.label_objects("dets")[0]["_id"].clone();
     assert_eq!(
         f.remove_labels("dets", &[ObjectId::from_ejson(&lid).unwrap()]),
@@ -378,6 +389,113 @@ fn frame_edits_are_saved() {
     let ds = Dataset::load(&dir).unwrap();
     assert_eq!(ds.frames(sid)[1].label_objects("dets").len(), 1);
     assert_eq!(ds.frames(sid)[0].label_objects("dets").len(), 2);
+}
+
+/// New frames are written as FiftyOne 1.22.1 writes them: a derived `_id`, `frame_number`, the
+/// field, `_sample_id`, `_dataset_id`, the dates; frames.json stays in FiftyOne's order
+/// (sample by sample, by number); frames nobody touched keep their bytes; a new frame field is
+/// declared in `frame_fields`; a second save of the same edits writes the same file.
+#[test]
+fn new_frames_follow_fiftyone() {
+    let (_tmp, dir) = scratch("video-tracks");
+    let original = fs::read_to_string(dir.join("frames.json")).unwrap();
+    let frame_text = |text: &str, id: &str| -> String {
+        let start = text
+            .find(&format!("{{\"_id\": {{\"$oid\": \"{id}\"}}"))
+            .unwrap();
+        // A frame document ends with its `last_modified_at` date.
+        let last = start + text[start..].find("\"last_modified_at\"").unwrap();
+        let end = last + text[last..].find("}}").unwrap() + 2;
+        text[start..end].to_string()
+    };
+    let (first, third) = ("6b0253a830264767f156f4d2", "6b0253a830264767f156f4d5");
+    let edit = |dir: &Path| {
+        let mut ds = Dataset::load(dir).unwrap();
+        let sid = ds.samples()[0].id();
+        let n = |i| FrameNumber::new(i).unwrap();
+        let qa = json!({"_cls": "Detections", "detections": []});
+        ds.set_frame_field(sid, n(5), "qa", qa.clone()).unwrap();
+        ds.set_frame_field(sid, n(4), "qa", qa.clone()).unwrap();
+        ds.set_frame_field(sid, n(2), "qa", qa).unwrap();
+        ds.save().unwrap();
+        sid
+    };
+    let sid = edit(&dir);
+    let saved = fs::read_to_string(dir.join("frames.json")).unwrap();
+    for id in [first, third] {
+        assert!(
+            saved.contains(&frame_text(&original, id)),
+            "frame {id} kept its bytes"
+        );
+    }
+    let ds = Dataset::load(&dir).unwrap();
+    let numbers: Vec<u32> = read_json(&dir.join("frames.json"))["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["frame_number"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5]);
+    let new = ds.frame(sid, FrameNumber::new(4).unwrap()).unwrap();
+    let keys: Vec<&str> = new.as_object().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "_id",
+            "frame_number",
+            "qa",
+            "_sample_id",
+            "_dataset_id",
+            "created_at",
+            "last_modified_at"
+        ]
+    );
+    assert_eq!(new.get("_sample_id"), Some(&sid.to_ejson()));
+    let old = ds.frame(sid, FrameNumber::new(2).unwrap()).unwrap();
+    assert_eq!(
+        old.as_object().keys().next_back().map(String::as_str),
+        Some("qa")
+    );
+    assert!(ds.field_exists(&"frames.qa".into()));
+    assert_eq!(
+        ds.field_label_class(&"frames.qa".into()).as_deref(),
+        Some("Detections")
+    );
+    let decl = read_json(&dir.join("metadata.json"))["frame_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "qa");
+    assert!(decl, "the new frame field is declared");
+    // The same edits on another copy give the same frame ids.
+    let (_tmp2, dir2) = scratch("video-tracks");
+    edit(&dir2);
+    let ids = |d: &Path| -> Vec<Value> {
+        read_json(&d.join("frames.json"))["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["_id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&dir), ids(&dir2));
+}
+
+/// A video with two frames of the same number is refused, naming the sample.
+#[test]
+fn duplicate_frame_numbers_are_refused() {
+    let (_tmp, dir) = scratch("video-tracks");
+    let text = fs::read_to_string(dir.join("frames.json")).unwrap();
+    fs::write(
+        dir.join("frames.json"),
+        text.replace("\"frame_number\": 2,", "\"frame_number\": 1,"),
+    )
+    .unwrap();
+    let e = Dataset::load(&dir).unwrap_err().to_string();
+    assert!(
+        e.ends_with("frames.json: sample 6b0253a82ba0e75ca6518020: two frames numbered 1"),
+        "{e}"
+    );
 }
 
 // ---- corrupt datasets ----

@@ -223,7 +223,9 @@ fn edit_images(ds: &mut Dataset) -> Vec<(ObjectId, String)> {
 fn edit_video(ds: &mut Dataset) -> Vec<(ObjectId, u64, String)> {
     let sid = ds.samples()[0].id();
     let mut changed = Vec::new();
-    let f = ds.frame_mut(sid, 2).unwrap();
+    let f = ds
+        .frame_mut(sid, annoform::dataset::FrameNumber::new(2).unwrap())
+        .unwrap();
     let Some(Label::Detections(mut dets)) = f.label("dets").unwrap() else {
         panic!("dets")
     };
@@ -235,7 +237,9 @@ fn edit_video(ds: &mut Dataset) -> Vec<(ObjectId, u64, String)> {
     dets.items.remove(1);
     f.set_label("dets", Some(&Label::Detections(dets)));
     changed.push((sid, 2, "dets".to_owned()));
-    let f = ds.frame_mut(sid, 3).unwrap();
+    let f = ds
+        .frame_mut(sid, annoform::dataset::FrameNumber::new(3).unwrap())
+        .unwrap();
     let mut d = Detection::new("dog", [0.7, 0.7, 0.1, 0.1]);
     d.base.index = Some(3);
     d.base.extra.insert("keyframe".into(), json!(true));
@@ -370,7 +374,7 @@ fn fiftyone_reads_what_annoform_writes() {
         let frames = saved.frames(*sid);
         let frame = frames
             .iter()
-            .find(|f| f.frame_number() == Some(*n))
+            .find(|f| f.frame_number().map(|n| n.get() as u64) == Some(*n))
             .unwrap();
         want["frames"][sid.to_string()][n.to_string()][field] = norm(frame.get(field).unwrap());
     }

@@ -4,6 +4,7 @@
 //! and the merge never see backend formats.
 
 pub mod capabilities;
+pub mod convert;
 pub mod custom;
 pub mod cvat;
 pub mod http;
@@ -267,7 +268,7 @@ impl DownloadedLabel {
 pub type AsHeld =
     fn(&crate::schema::ResolvedField, &serde_json::Value, ImageSize) -> Option<serde_json::Value>;
 
-pub use labelstudio::convert::ImageSize;
+pub use convert::ImageSize;
 
 /// Why a downloaded object does not fit the field it is listed under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -215,7 +215,7 @@ fn inspect(root: &Path, path: &Path) -> Result<Found, CommandError> {
     let fields = sample_field_names(&dataset);
     let reviewable = |f: &&String| {
         dataset
-            .field_label_class(f)
+            .field_label_class(&crate::dataset::FieldPath::sample(f))
             .is_some_and(|c| REVIEWABLE.contains(&c.as_str()))
     };
     let label_field = fields

@@ -20,6 +20,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::ejson::{self, IdMap, ObjectId};
+use super::field_path::{FieldPath, FrameNumber, Level};
 use super::fields::{FieldType, declared_label_class};
 use super::labels::{self, Label, LabelError, Object};
 use super::media::{self, Dimensions};
@@ -101,6 +102,16 @@ pub enum DatasetError {
         frame: ObjectId,
         /// The missing sample id.
         sample: ObjectId,
+    },
+    /// A video has two frame documents with the same number.
+    #[error("{}: sample {sample}: two frames numbered {frame_number}", path.display())]
+    DuplicateFrame {
+        /// frames.json.
+        path: PathBuf,
+        /// The video sample.
+        sample: ObjectId,
+        /// The repeated number.
+        frame_number: FrameNumber,
     },
     /// A sample's media cannot be sized.
     #[error("sample {sample}: {source}")]
@@ -394,8 +405,11 @@ impl Document {
     }
 
     /// `frame_number` of a frame.
-    pub fn frame_number(&self) -> Option<u64> {
-        self.as_object().get("frame_number").and_then(Value::as_u64)
+    pub fn frame_number(&self) -> Option<FrameNumber> {
+        self.as_object()
+            .get("frame_number")
+            .and_then(Value::as_u64)
+            .and_then(FrameNumber::new)
     }
 
     /// The label in `field`; `Ok(None)` when absent or null or not a label.
@@ -503,7 +517,11 @@ pub struct Dataset {
     samples_rest: Vec<(String, Value)>,
     frames: Option<Vec<Frame>>,
     frames_rest: Vec<(String, Value)>,
-    frames_by_sample: IdMap<Vec<usize>>,
+    /// Per video sample, its frames' positions in `frames` and their numbers, by number.
+    frames_by_sample: IdMap<Vec<(FrameNumber, usize)>>,
+    /// Frames were created in memory: frames.json is written in FiftyOne's order (samples
+    /// in order, each sample's frames by number) rather than as read.
+    frames_added: Flag,
     dirty_metadata: Flag,
     dirty_samples: Flag,
     dirty_frames: Flag,
@@ -539,6 +557,14 @@ const BUILTIN_FIELDS: [&str; 7] = [
 const SAMPLES: &str = "samples.json";
 const FRAMES: &str = "frames.json";
 
+/// The metadata.json key declaring the fields of a level.
+fn declarations_key(level: Level) -> &'static str {
+    match level {
+        Level::Sample => "sample_fields",
+        Level::Frame => "frame_fields",
+    }
+}
+
 impl Dataset {
     /// Reads a FiftyOneDataset directory (current or legacy format), validating ids and labels.
     pub fn load(path: impl AsRef<Path>) -> Result<Dataset, DatasetError> {
@@ -567,6 +593,7 @@ impl Dataset {
             frames: None,
             frames_rest,
             frames_by_sample: IdMap::default(),
+            frames_added: Flag::new(false),
             dirty_metadata: Flag::new(false),
             dirty_samples: Flag::new(false),
             dirty_frames: Flag::new(false),
@@ -592,6 +619,7 @@ impl Dataset {
             frames: None,
             frames_rest: Vec::new(),
             frames_by_sample: IdMap::default(),
+            frames_added: Flag::new(false),
             dirty_metadata: Flag::new(true),
             dirty_samples: Flag::new(true),
             dirty_frames: Flag::new(frames.is_some()),
@@ -628,17 +656,20 @@ impl Dataset {
             let frames_path = self.root.join(FRAMES);
             let mut seen = IdMap::default();
             let mut docs = Vec::with_capacity(frames.len());
-            let mut numbers = Vec::with_capacity(frames.len());
             for (i, body) in frames.into_iter().enumerate() {
                 let (id, sample, number) = {
                     let obj = checked_object(&frames_path, "frame", i, &body)?;
                     let id = validate_doc(&frames_path, "frame", i, &obj, &mut label_ids)?;
                     let sample = obj.get("_sample_id").and_then(ObjectId::from_ejson);
-                    (
-                        id,
-                        sample,
-                        obj.get("frame_number").and_then(Value::as_u64).unwrap_or(0),
-                    )
+                    let number = obj.get("frame_number").and_then(Value::as_u64);
+                    (id, sample, number.and_then(FrameNumber::new))
+                };
+                let Some(number) = number else {
+                    return Err(DatasetError::Invalid {
+                        path: frames_path,
+                        doc: format!("frame {id}"),
+                        msg: "frame_number: expected an integer from 1".into(),
+                    });
                 };
                 let Some(sample) = sample else {
                     return Err(DatasetError::Invalid {
@@ -663,12 +694,21 @@ impl Dataset {
                         second: i,
                     });
                 }
-                self.frames_by_sample.entry(sample).or_default().push(i);
+                self.frames_by_sample
+                    .entry(sample)
+                    .or_default()
+                    .push((number, i));
                 docs.push(Document { id, body });
-                numbers.push(number);
             }
-            for idx in self.frames_by_sample.values_mut() {
-                idx.sort_by_key(|i| numbers[*i]);
+            for (sample, idx) in self.frames_by_sample.iter_mut() {
+                idx.sort_unstable();
+                if let Some(w) = idx.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return Err(DatasetError::DuplicateFrame {
+                        path: frames_path,
+                        sample: *sample,
+                        frame_number: w[0].0,
+                    });
+                }
             }
             self.frames = Some(docs);
         }
@@ -742,28 +782,86 @@ impl Dataset {
     /// The frames of a video sample, by frame number (empty for images).
     pub fn frames(&self, sample: ObjectId) -> Vec<&Frame> {
         match (&self.frames, self.frames_by_sample.get(&sample)) {
-            (Some(frames), Some(idx)) => idx.iter().map(|i| &frames[*i]).collect(),
+            (Some(frames), Some(idx)) => idx.iter().map(|(_, i)| &frames[*i]).collect(),
             _ => Vec::new(),
         }
     }
 
-    /// Mutable access to one frame; marks frames.json for saving.
-    pub fn frame_mut(&mut self, sample: ObjectId, frame_number: u64) -> Option<&mut Frame> {
-        let idx = self.frames_by_sample.get(&sample)?;
-        let frames = self.frames.as_mut()?;
-        let i = *idx
-            .iter()
-            .find(|i| frames[**i].frame_number() == Some(frame_number))?;
-        self.dirty_frames.set(true);
-        Some(&mut frames[i])
+    /// Every frame of every video, in file order (empty for images).
+    pub fn all_frames(&self) -> &[Frame] {
+        self.frames.as_deref().unwrap_or_default()
     }
 
-    /// The declaration of a sample field, or of a frame field written `frames.<name>`.
-    fn declaration(&self, name: &str) -> Option<&Value> {
-        let (key, field) = match name.strip_prefix("frames.") {
-            Some(f) => ("frame_fields", f),
-            None => ("sample_fields", name),
+    /// One frame of a video sample, if the dataset has a document for it (FiftyOne stores
+    /// only frames that were ever given a field).
+    pub fn frame(&self, sample: ObjectId, number: FrameNumber) -> Option<&Frame> {
+        let idx = self.frames_by_sample.get(&sample)?;
+        let at = idx.binary_search_by_key(&number, |(n, _)| *n).ok()?;
+        Some(&self.frames.as_ref()?[idx[at].1])
+    }
+
+    /// Mutable access to one frame; marks frames.json for saving.
+    pub fn frame_mut(&mut self, sample: ObjectId, number: FrameNumber) -> Option<&mut Frame> {
+        let idx = self.frames_by_sample.get(&sample)?;
+        let at = idx.binary_search_by_key(&number, |(n, _)| *n).ok()?;
+        let i = idx[at].1;
+        self.dirty_frames.set(true);
+        Some(&mut self.frames.as_mut()?[i])
+    }
+
+    /// Sets a field of one frame of a video sample, creating the frame document when the
+    /// dataset has none for it, as FiftyOne does: `_id`, `frame_number`, the field, then
+    /// `_sample_id` (and `_dataset_id` when the sample has one), `created_at` and
+    /// `last_modified_at`. The new frame's id is derived from the sample and the number, so
+    /// writing the same merge twice gives the same file. An existing frame gets the field
+    /// appended (a MongoDB `$set`).
+    pub fn set_frame_field(
+        &mut self,
+        sample: ObjectId,
+        number: FrameNumber,
+        name: &str,
+        value: Value,
+    ) -> Result<(), DatasetError> {
+        if let Some(f) = self.frame_mut(sample, number) {
+            f.set(name, value);
+            return Ok(());
+        }
+        let s = self
+            .sample_by_id(sample)
+            .ok_or(DatasetError::UnknownSample(sample))?;
+        let dataset_id = s.get("_dataset_id").cloned();
+        let id = ObjectId::derive(&[b"frame", &sample.bytes(), &number.get().to_be_bytes()]);
+        let mut doc = Object::new();
+        doc.insert("_id".into(), id.to_ejson());
+        doc.insert("frame_number".into(), Value::from(number.get()));
+        doc.insert(name.to_owned(), value);
+        doc.insert("_sample_id".into(), sample.to_ejson());
+        if let Some(d) = dataset_id {
+            doc.insert("_dataset_id".into(), d);
+        }
+        let now = ejson::date_now();
+        doc.insert("created_at".into(), now.clone());
+        doc.insert("last_modified_at".into(), now);
+        let frames = self.frames.get_or_insert_with(Vec::new);
+        let i = frames.len();
+        let mut created = Document {
+            id,
+            body: Body::Owned(Object::new()),
         };
+        // Kept as compact text like any edited document (a parsed tree costs ten times it).
+        created.edit(|o| *o = doc);
+        frames.push(created);
+        let idx = self.frames_by_sample.entry(sample).or_default();
+        let at = idx.partition_point(|(n, _)| *n < number);
+        idx.insert(at, (number, i));
+        self.frames_added.set(true);
+        self.dirty_frames.set(true);
+        Ok(())
+    }
+
+    /// The declaration of a sample or frame field.
+    fn declaration(&self, path: &FieldPath) -> Option<&Value> {
+        let (key, field) = (declarations_key(path.level()), path.name());
         match self.metadata.get(key)? {
             Value::Array(docs) => docs
                 .iter()
@@ -773,52 +871,53 @@ impl Dataset {
         }
     }
 
-    /// Whether a sample field (or `frames.<name>` frame field) is declared or, for datasets
-    /// that do not declare everything, present on some sample.
-    pub fn field_exists(&self, name: &str) -> bool {
-        if self.declaration(name).is_some()
-            || matches!(name, "id" | "_id" | "filepath" | "tags" | "metadata")
-        {
+    /// Whether a sample or frame field is declared or, for datasets that do not declare
+    /// everything, present on some sample (frame).
+    pub fn field_exists(&self, path: &FieldPath) -> bool {
+        let name = path.name();
+        let builtin = match path.level() {
+            Level::Sample => matches!(name, "id" | "_id" | "filepath" | "tags" | "metadata"),
+            Level::Frame => matches!(name, "id" | "_id" | "frame_number"),
+        };
+        if builtin || self.declaration(path).is_some() {
             return true;
         }
-        match name.strip_prefix("frames.") {
-            Some(f) => self
-                .frames
-                .iter()
-                .flatten()
-                .any(|d| d.may_have(f) && d.object().contains_key(f)),
-            None => self
-                .samples
-                .iter()
-                .any(|s| s.may_have(name) && s.object().contains_key(name)),
+        self.documents(path.level())
+            .iter()
+            .any(|d| d.may_have(name) && d.object().contains_key(name))
+    }
+
+    /// The documents holding fields of this level: samples, or every frame.
+    fn documents(&self, level: Level) -> &[Document] {
+        match level {
+            Level::Sample => &self.samples,
+            Level::Frame => self.all_frames(),
         }
     }
 
     /// The label class of a field the dataset's schema declares as a label field (no look at
     /// the samples, unlike [`Self::field_label_class`]).
-    pub fn declared_label_class(&self, name: &str) -> Option<String> {
-        self.declaration(name).and_then(declared_label_class)
+    pub fn declared_label_class(&self, path: &FieldPath) -> Option<String> {
+        self.declaration(path).and_then(declared_label_class)
     }
 
     /// The label class of a field from its declaration (`Detections`), falling back to the
     /// first label found in the data.
-    pub fn field_label_class(&self, name: &str) -> Option<String> {
-        if let Some(decl) = self.declaration(name) {
+    pub fn field_label_class(&self, path: &FieldPath) -> Option<String> {
+        if let Some(decl) = self.declaration(path) {
             return declared_label_class(decl);
         }
-        fn first<'a>(docs: impl Iterator<Item = &'a Document>, f: &str) -> Option<String> {
-            docs.filter(|d| d.may_have(f)).find_map(|d| {
+        let f = path.name();
+        self.documents(path.level())
+            .iter()
+            .filter(|d| d.may_have(f))
+            .find_map(|d| {
                 let obj = d.object();
                 let v = obj.get(f)?;
                 labels::is_label_value(v)
                     .then(|| v.get("_cls")?.as_str().map(str::to_owned))
                     .flatten()
             })
-        }
-        match name.strip_prefix("frames.") {
-            Some(f) => first(self.frames.iter().flatten(), f),
-            None => first(self.samples.iter(), name),
-        }
     }
 
     /// A dataset-level setting, looked up at the top level (current format) or in `info`
@@ -894,15 +993,19 @@ impl Dataset {
         }
     }
 
-    /// Declares a field (`frames.<name>` for a frame field) with FiftyOne's field doc; a field
-    /// already declared with the same type is left alone, another type is an error.
-    pub fn declare_field(&mut self, name: &str, ftype: &FieldType) -> Result<(), DatasetError> {
-        if let Some(decl) = self.declaration(name) {
+    /// Declares a sample or frame field with FiftyOne's field doc; a field already declared
+    /// with the same type is left alone, another type is an error.
+    pub fn declare_field(
+        &mut self,
+        path: &FieldPath,
+        ftype: &FieldType,
+    ) -> Result<(), DatasetError> {
+        if let Some(decl) = self.declaration(path) {
             let existing = declared_label_class(decl);
             return match (ftype, existing) {
                 (FieldType::Label(want), Some(have)) if *want != have => {
                     Err(DatasetError::FieldType {
-                        field: name.to_owned(),
+                        field: path.to_string(),
                         declared: have,
                         found: want.clone(),
                     })
@@ -910,10 +1013,7 @@ impl Dataset {
                 _ => Ok(()),
             };
         }
-        let (key, field) = match name.strip_prefix("frames.") {
-            Some(f) => ("frame_fields", f),
-            None => ("sample_fields", name),
-        };
+        let (key, field) = (declarations_key(path.level()), path.name());
         let legacy = self.is_legacy();
         let slot = self.metadata.entry(key).or_insert_with(|| {
             if legacy {
@@ -941,7 +1041,8 @@ impl Dataset {
         label: Option<&Label>,
     ) -> Result<(), DatasetError> {
         if let Some(l) = label {
-            self.declare_field(field, &FieldType::Label(l.cls().to_owned()))?;
+            let path = FieldPath::sample(field);
+            self.declare_field(&path, &FieldType::Label(l.cls().to_owned()))?;
         }
         let s = self
             .sample_mut(sample)
@@ -953,27 +1054,27 @@ impl Dataset {
     /// The fields that samples or frames carry but metadata.json does not declare, with their
     /// inferred types. Only datasets that declare fields at all need this (without
     /// `sample_fields` FiftyOne infers the schema on import).
-    fn undeclared_fields(&self) -> Result<Vec<(String, FieldType)>, DatasetError> {
-        let mut todo: Vec<(String, FieldType)> = Vec::new();
-        let mut scan = |docs: &[Document], prefix: &str, file: &str| -> Result<(), DatasetError> {
+    fn undeclared_fields(&self) -> Result<Vec<(FieldPath, FieldType)>, DatasetError> {
+        let mut todo: Vec<(FieldPath, FieldType)> = Vec::new();
+        let mut scan = |docs: &[Document], level: Level, file: &str| -> Result<(), DatasetError> {
             // Only documents changed in memory can carry fields the file did not declare.
             // FiftyOne declares its private `_` fields itself; `id`/`frame_number` are built in.
             let candidate = |k: &str| {
                 !k.starts_with('_')
                     && !BUILTIN_FIELDS.contains(&k)
-                    && self.declaration(&format!("{prefix}{k}")).is_none()
+                    && self.declaration(&FieldPath::at(level, k)).is_none()
             };
             for d in docs.iter().filter(|d| d.is_edited()) {
                 // Parses only undeclared fields, and does not cache the document.
                 for (k, v) in d.project_with(&candidate).iter() {
-                    let name = format!("{prefix}{k}");
+                    let name = FieldPath::at(level, k);
                     if v.is_null() || !candidate(k) || todo.iter().any(|(n, _)| *n == name) {
                         continue;
                     }
                     let t = FieldType::infer(v).ok_or_else(|| DatasetError::UndeclaredField {
                         path: self.root.join(file),
                         sample: d.id,
-                        field: name.clone(),
+                        field: name.to_string(),
                         value: trimmed(v),
                     })?;
                     todo.push((name, t));
@@ -982,11 +1083,11 @@ impl Dataset {
             Ok(())
         };
         if self.metadata.contains_key("sample_fields") && self.dirty_samples.get() {
-            scan(&self.samples, "", SAMPLES)?;
+            scan(&self.samples, Level::Sample, SAMPLES)?;
         }
         if let Some(frames) = &self.frames {
             if self.metadata.contains_key("frame_fields") && self.dirty_frames.get() {
-                scan(frames, "frames.", FRAMES)?;
+                scan(frames, Level::Frame, FRAMES)?;
             }
         }
         Ok(todo)
@@ -1009,6 +1110,7 @@ impl Dataset {
             frames: None,
             frames_rest: Vec::new(),
             frames_by_sample: IdMap::default(),
+            frames_added: Flag::new(false),
             dirty_metadata: Flag::new(false),
             dirty_samples: Flag::new(false),
             dirty_frames: Flag::new(false),
@@ -1055,12 +1157,24 @@ impl Dataset {
         }
         if self.dirty_samples.get() {
             pending.push(PendingFile::write(&self.root.join(SAMPLES), |w| {
-                write_docs(w, "samples", &self.samples, &self.samples_rest)
+                write_docs(w, "samples", self.samples.iter(), &self.samples_rest)
             })?);
         }
         if let (Some(frames), true) = (&self.frames, self.dirty_frames.get()) {
             pending.push(PendingFile::write(&self.root.join(FRAMES), |w| {
-                write_docs(w, "frames", frames, &self.frames_rest)
+                if self.frames_added.get() {
+                    // FiftyOne exports frames sample by sample, each by frame number.
+                    let ordered = self.samples.iter().flat_map(|s| {
+                        self.frames_by_sample
+                            .get(&s.id)
+                            .into_iter()
+                            .flatten()
+                            .map(|(_, i)| &frames[*i])
+                    });
+                    write_docs(w, "frames", ordered, &self.frames_rest)
+                } else {
+                    write_docs(w, "frames", frames.iter(), &self.frames_rest)
+                }
             })?);
         }
         if pending.is_empty() {
@@ -1489,14 +1603,14 @@ fn label_error_msg(field: &str, e: &LabelError) -> String {
     }
 }
 
-fn write_docs(
+fn write_docs<'d>(
     w: &mut dyn Write,
     key: &str,
-    docs: &[Document],
+    docs: impl Iterator<Item = &'d Document>,
     rest: &[(String, Value)],
 ) -> io::Result<()> {
     write!(w, "{{\"{key}\": [")?;
-    for (i, d) in docs.iter().enumerate() {
+    for (i, d) in docs.enumerate() {
         if i > 0 {
             // FiftyOne streams samples with a bare comma between them.
             w.write_all(b",")?;

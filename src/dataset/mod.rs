@@ -3,6 +3,7 @@
 //!
 //! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
+//! - [`field_path`]: where a field lives ([`FieldPath`]: sample or frame) and frame numbers.
 //! - [`view`]: view stages ([`view::apply`]) → selected sample and label ids.
 //! - [`expr`]: the `where`/`expr` language ([`expr::parse`], [`expr::eval`]).
 //! - [`ejson`], [`mask`], [`mask_path`], [`media`], [`fields`]: Extended JSON and ObjectIds,
@@ -12,6 +13,7 @@
 pub mod dir;
 pub mod ejson;
 pub mod expr;
+pub mod field_path;
 pub mod fields;
 pub mod labels;
 pub mod mask;
@@ -19,3 +21,5 @@ pub mod mask_path;
 pub mod media;
 pub mod sendable;
 pub mod view;
+
+pub use field_path::{FieldPath, FrameNumber, Level};

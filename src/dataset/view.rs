@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::dir::{Dataset, Part};
 use super::ejson::ObjectId;
 use super::expr::{self, Expr, ExprError, Val};
+use super::field_path::{FieldPath, Level};
 use super::labels::{self, Object};
 use crate::manifest::types::{SortBy, ViewStage};
 
@@ -135,12 +136,9 @@ impl<'a> Ctx<'a> {
     /// Like [`Self::new`], the label fields in `trim` parsed only in part.
     fn trimmed<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S], trim: &Trim) -> Self {
         let s = &ds.samples()[idx];
-        // What to parse of a top-level key of the sample (`prefix` "") or of a frame.
-        let part = |prefix: &str, key: &str| -> Option<Part<'_>> {
-            let is = |f: &str| match prefix {
-                "" => !f.starts_with("frames.") && f == key,
-                _ => f.strip_prefix(prefix) == Some(key),
-            };
+        // What to parse of a top-level key of the sample or of a frame.
+        let part = |level: Level, key: &str| -> Option<Part<'_>> {
+            let is = |f: &str| FieldPath::split(f) == (level, key);
             fields
                 .iter()
                 .any(|f| is(f.as_ref()))
@@ -149,31 +147,34 @@ impl<'a> Ctx<'a> {
                     None => Part::Whole,
                 })
         };
-        let frames = if fields.iter().any(|f| f.as_ref().starts_with("frames.")) {
+        let frames = if fields
+            .iter()
+            .any(|f| FieldPath::split(f.as_ref()).0 == Level::Frame)
+        {
             ds.frames(s.id())
                 .into_iter()
-                .map(|f| f.project_parts(&|k| part("frames.", k)))
+                .map(|f| f.project_parts(&|k| part(Level::Frame, k)))
                 .collect()
         } else {
             Vec::new()
         };
         Ctx {
-            sample: s.project_parts(&|k| part("", k)),
+            sample: s.project_parts(&|k| part(Level::Sample, k)),
             frames,
         }
     }
 
     /// The label objects of a field; `frames.<name>` gathers them over all frames.
     fn raw_labels(&self, field: &str) -> Vec<&Object> {
-        match field.strip_prefix("frames.") {
-            Some(f) => self
+        match FieldPath::split(field) {
+            (Level::Frame, f) => self
                 .frames
                 .iter()
                 .flat_map(|fr| fr.get(f).map(labels::label_objects).unwrap_or_default())
                 .collect(),
-            None => self
+            (Level::Sample, f) => self
                 .sample
-                .get(field)
+                .get(f)
                 .map(labels::label_objects)
                 .unwrap_or_default(),
         }
@@ -232,7 +233,7 @@ impl Step<'_> {
         };
         match self {
             Step::MatchTags(_) => add("tags".to_owned()),
-            Step::FrameExists(f) => add(format!("frames.{f}")),
+            Step::FrameExists(f) => add(FieldPath::frame(f).to_string()),
             Step::Exists(e) | Step::Sort { expr: e, .. } => {
                 e.root_fields().into_iter().for_each(add)
             }
@@ -250,10 +251,11 @@ fn to_usize(n: u64) -> usize {
 /// Checks every stage in order (the first problem is the one reported) and compiles it.
 fn compile<'s>(stages: &'s [ViewStage], ds: &Dataset) -> Result<Vec<Step<'s>>, ViewError> {
     let check_label_field = |stage: usize, name: &'static str, field: &str| {
-        if ds.field_label_class(field).is_some() {
+        let path = FieldPath::parse(field);
+        if ds.field_label_class(&path).is_some() {
             return Ok(());
         }
-        let problem = if ds.field_exists(field) {
+        let problem = if ds.field_exists(&path) {
             format!("field '{field}' is not a label field")
         } else {
             format!("field '{field}' does not exist")
@@ -269,9 +271,9 @@ fn compile<'s>(stages: &'s [ViewStage], ds: &Dataset) -> Result<Vec<Step<'s>>, V
         let name = stage_name(stage);
         steps.push(match stage {
             ViewStage::MatchTags(tags) => Step::MatchTags(tags.as_slice()),
-            ViewStage::Exists(field) => match field.strip_prefix("frames.") {
-                Some(f) => Step::FrameExists(f),
-                None => Step::Exists(parse_expr(i, name, field)?),
+            ViewStage::Exists(field) => match FieldPath::split(field) {
+                (Level::Frame, f) => Step::FrameExists(f),
+                (Level::Sample, _) => Step::Exists(parse_expr(i, name, field)?),
             },
             ViewStage::FilterLabels(f) => {
                 check_label_field(i, name, &f.field)?;
@@ -407,7 +409,7 @@ impl<'a> State<'a> {
         let Some(kept) = self.kept(field, idx, local) else {
             return;
         };
-        if field.starts_with("frames.")
+        if FieldPath::split(field).0 == Level::Frame
             || !ctx.sample.get(field).is_some_and(labels::is_label_value)
         {
             return;
@@ -647,7 +649,9 @@ fn label_only_reads(
     let mut trim: Vec<(String, Vec<String>)> = fields
         .iter()
         .filter(|f| {
-            !whole.contains(f) && (label_stage_target(f) || ds.declared_label_class(f).is_some())
+            !whole.contains(f)
+                && (label_stage_target(f)
+                    || ds.declared_label_class(&FieldPath::parse(f)).is_some())
         })
         .map(|f| {
             let ids = filtered.contains(&f.as_str()).then(|| "_id".to_owned());

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::super::dir::Dataset;
 use super::super::ejson::ObjectId;
 use super::super::expr::{self, Val};
+use super::super::field_path::{FieldPath, Level};
 use super::super::labels::{self, Object};
 use super::{Ctx, SortKey, SplitMix64, View, ViewError, label_id, parse_expr, stage_name};
 use crate::manifest::types::{SortBy, ViewStage};
@@ -44,7 +45,8 @@ impl<'a> State<'a> {
             .filters
             .keys()
             .filter(|f| {
-                !f.starts_with("frames.") && obj.get(f.as_str()).is_some_and(labels::is_label_value)
+                FieldPath::split(f).0 == Level::Sample
+                    && obj.get(f.as_str()).is_some_and(labels::is_label_value)
             })
             .collect();
         if touched.is_empty() {
@@ -94,10 +96,11 @@ impl<'a> State<'a> {
         name: &'static str,
         field: &str,
     ) -> Result<(), ViewError> {
-        if self.ds.field_label_class(field).is_some() {
+        let path = FieldPath::parse(field);
+        if self.ds.field_label_class(&path).is_some() {
             return Ok(());
         }
-        let problem = if self.ds.field_exists(field) {
+        let problem = if self.ds.field_exists(&path) {
             format!("field '{field}' is not a label field")
         } else {
             format!("field '{field}' does not exist")
@@ -131,13 +134,13 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     })
                 });
             }
-            ViewStage::Exists(field) => match field.strip_prefix("frames.") {
-                Some(f) => st.order.retain(|&s| {
+            ViewStage::Exists(field) => match FieldPath::split(field) {
+                (Level::Frame, f) => st.order.retain(|&s| {
                     ds.frames(ds.samples()[s].id())
                         .iter()
                         .any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
                 }),
-                None => {
+                (Level::Sample, _) => {
                     let e = parse_expr(i, name, field)?;
                     let roots = e.root_fields();
                     let docs: Vec<bool> = st

@@ -2,6 +2,7 @@
 //! capabilities, other runs and (through [`DatasetInfo`]) the datasets themselves.
 
 use super::check;
+use super::fields::{FieldRef, fields};
 use super::load::LoadedRun;
 use super::types::*;
 use super::yaml::PathItem::{self, Index, Key};
@@ -12,55 +13,6 @@ use crate::diag::Problem;
 use crate::schema::{RecordedSchemas, ResolvedSchema, resolve};
 use crate::workspace::Datasets;
 use std::collections::HashMap;
-
-/// One field of a run, as written (full form or shorthand).
-pub struct FieldRef<'a> {
-    pub name: &'a str,
-    pub spec: FieldSpec,
-    /// Where the field's spec is in the document (`label_schema.<name>` or the top level).
-    pub path: Vec<PathItem<'a>>,
-}
-
-impl<'a> FieldRef<'a> {
-    /// Where to point at the field itself: its `label_schema` key, or `label_field`'s value.
-    pub fn location(&self) -> (Vec<PathItem<'a>>, bool) {
-        if self.path.is_empty() {
-            (vec![Key("label_field")], false)
-        } else {
-            (self.path.clone(), true)
-        }
-    }
-}
-
-/// The fields a run annotates, whichever form it uses.
-pub fn fields(run: &AnnotationRun) -> Vec<FieldRef<'_>> {
-    match (&run.label_schema, &run.label_field) {
-        (Some(schema), _) => schema
-            .iter()
-            .map(|(name, spec)| FieldRef {
-                name,
-                spec: spec.clone(),
-                path: vec![Key("label_schema"), Key(name)],
-            })
-            .collect(),
-        (None, Some(name)) => vec![FieldRef {
-            name,
-            spec: FieldSpec {
-                label_type: run.label_type,
-                classes: run.classes.clone(),
-                attributes: run.attributes.clone(),
-                mask_targets: run.mask_targets.clone(),
-                allow_additions: run.allow_additions,
-                allow_deletions: run.allow_deletions,
-                allow_label_edits: run.allow_label_edits,
-                allow_index_edits: run.allow_index_edits,
-                allow_spatial_edits: run.allow_spatial_edits,
-            },
-            path: Vec::new(),
-        }],
-        (None, None) => Vec::new(),
-    }
-}
 
 const SHORTHAND: [&str; 10] = [
     "label_field",
@@ -404,7 +356,7 @@ impl RunCheck<'_> {
                     let video = ds.media_type() == "video";
                     for f in fields(run) {
                         let (path, at_key) = f.location();
-                        if f.name.starts_with("frames.") && !video {
+                        if f.name.is_frame() && !video {
                             found.push((
                                 path,
                                 at_key,
@@ -487,12 +439,9 @@ impl RunCheck<'_> {
             }));
             p
         };
-        let name = f.name;
-        let (base, is_frame) = match name.strip_prefix("frames.") {
-            Some(rest) => (rest, true),
-            None => (name, false),
-        };
-        if base.is_empty() || base.contains('.') || base.starts_with('_') {
+        let name = &f.name;
+        let is_frame = name.is_frame();
+        if name.naming_problem().is_some() {
             let (path, at_key) = f.location();
             self.err(
                 &path,
@@ -703,7 +652,7 @@ impl RunCheck<'_> {
 
     fn dest_field(&mut self, fields: &[FieldRef<'_>]) {
         let Some(load) = &self.r.run.load else { return };
-        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
         match &load.dest_field {
             Some(DestField::One(dest)) if fields.len() > 1 => {
                 self.err(
@@ -758,7 +707,7 @@ fn unsendable(
     dataset: &str,
 ) -> Vec<(Vec<PathItem<'static>>, bool, String, String)> {
     use crate::dataset::sendable::{SHOWN, unsendable_labels};
-    let fields = schema.fields.keys().map(String::as_str);
+    let fields = schema.fields.keys().map(crate::dataset::FieldPath::as_str);
     unsendable_labels(ds, view, view.sample_ids.iter().copied(), fields, SHOWN)
         .into_iter()
         .map(|u| {

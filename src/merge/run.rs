@@ -8,6 +8,7 @@
 
 use super::{FieldInput, field_value, label_id, label_slice, labels_of, merge_field};
 use crate::backend::{Annotations, DownloadedLabel};
+use crate::dataset::FieldPath;
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::{self, ObjectId};
 use crate::dataset::fields::FieldType;
@@ -68,9 +69,9 @@ pub enum NewValue {
 pub struct Write {
     pub sample: ObjectId,
     /// The field written.
-    pub field: String,
+    pub field: FieldPath,
     /// The field whose current labels `Item::Same` refers to.
-    pub base: String,
+    pub base: FieldPath,
     pub label_type: LabelType,
     pub value: NewValue,
     /// With a destination field: labels get ids derived from this seed and their own ids.
@@ -89,7 +90,7 @@ pub struct MissingSample {
 /// A whole run's merge, computed (not yet written).
 #[derive(Debug, Default)]
 pub struct RunMerge {
-    pub counts: IndexMap<String, FieldCounts>,
+    pub counts: IndexMap<FieldPath, FieldCounts>,
     pub rejected: Vec<Rejection>,
     pub conflicts: Vec<String>,
     /// Per sample and field, the label changes (for `plan --verbose`), at most
@@ -104,9 +105,9 @@ pub struct RunMerge {
     pub returned: Vec<super::unexpected::Returned>,
     pub writes: Vec<Write>,
     /// Fields to declare (new destination and unexpected-label fields).
-    pub declare: Vec<(String, LabelType)>,
+    pub declare: Vec<(FieldPath, LabelType)>,
     /// Baselines that differ from the record's: field → sample → labels.
-    pub baselines: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
+    pub baselines: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>>,
     /// Backend object id → our label id, for labels the backend could not carry ids for.
     pub new_ids: Vec<(String, String)>,
     /// A digest of what the backend holds for the merged samples, independent of page order.
@@ -150,12 +151,13 @@ impl RunMerge {
             let sample = ds
                 .sample_by_id(w.sample)
                 .ok_or(MergeError::MissingSample(w.sample))?;
-            let base = sample.project(&[w.base.as_str()]);
-            let mut value = expand(&w.value, base.get(&w.base), w.label_type);
+            let base = sample.project(&[w.base.name()]);
+            let mut value = expand(&w.value, base.get(w.base.name()), w.label_type);
             if let Some(v) = value.as_mut() {
                 // A mask the dataset kept in a file goes back to a file.
                 let list_key = super::container(w.label_type).1;
-                mask_path::store_field(v, base.get(&w.base), list_key, ds.root(), &w.field)?;
+                let (base, root) = (base.get(w.base.name()), ds.root());
+                mask_path::store_field(v, base, list_key, root, w.field.as_str())?;
             }
             let value = match (&w.derive_ids, value) {
                 (Some(seed), Some(v)) => Some(with_derived_ids(v, w.label_type, seed)),
@@ -163,7 +165,7 @@ impl RunMerge {
             };
             ds.sample_mut(w.sample)
                 .ok_or(MergeError::MissingSample(w.sample))?
-                .set(&w.field, value.unwrap_or(Value::Null));
+                .set(w.field.name(), value.unwrap_or(Value::Null));
         }
         Ok(())
     }
@@ -184,7 +186,7 @@ pub struct RunMerger<'a> {
     load: LoadSpec,
     seed: String,
     /// Per run field, where its merge goes.
-    dests: Vec<String>,
+    dests: Vec<FieldPath>,
     /// The samples of the downloaded tasks with their record task, in record order.
     wanted: Vec<(&'a str, &'a TaskRecord)>,
     /// Whether the download holds every sample (not only those changed since a cursor).
@@ -230,8 +232,10 @@ impl<'a> RunMerger<'a> {
         for field in r.schema.fields.keys() {
             out.counts.insert(field.clone(), FieldCounts::default());
             dests.push(match &load.dest_field {
-                Some(DestField::One(f)) => f.clone(),
-                Some(DestField::Map(m)) => m.get(field).cloned().unwrap_or_else(|| field.clone()),
+                Some(DestField::One(f)) => FieldPath::parse(f),
+                Some(DestField::Map(m)) => m
+                    .get(field.as_str())
+                    .map_or_else(|| field.clone(), |f| FieldPath::parse(f)),
                 None => field.clone(),
             });
         }
@@ -327,7 +331,7 @@ impl<'a> RunMerger<'a> {
             .fields
             .keys()
             .chain(&self.dests)
-            .map(String::as_str)
+            .map(FieldPath::name)
             .collect();
         let doc = sample.project(&keys);
         // What the backend holds for the sample, as the run digest sees it: the baselines.
@@ -344,8 +348,8 @@ impl<'a> RunMerger<'a> {
                 .map_or(&[][..], Vec::as_slice);
             // Masks kept in files are compared by their pixels, as uploaded.
             let list_key = super::container(schema.label_type).1;
-            let on_disk = mask_path::inline_field(doc.get(field), list_key, ds.root())?;
-            let current = on_disk.as_ref().or(doc.get(field));
+            let on_disk = mask_path::inline_field(doc.get(field.name()), list_key, ds.root())?;
+            let current = on_disk.as_ref().or(doc.get(field.name()));
             // The image size is read only when a label differs from its download.
             let size = std::cell::OnceCell::new();
             let as_held = |label: &Value| {
@@ -357,12 +361,14 @@ impl<'a> RunMerger<'a> {
                 (self.as_held?)(schema, label, size)
             };
             let o = merge_field(&FieldInput {
-                field,
+                field: field.as_str(),
                 schema,
                 sample_id: sid,
                 current,
                 uploaded,
-                downloaded: downloaded.get(field).map_or(&[][..], Vec::as_slice),
+                downloaded: downloaded
+                    .get(field.as_str())
+                    .map_or(&[][..], Vec::as_slice),
                 id_map: &r.id_map,
                 id_seed: self.seed.as_bytes(),
                 conflicts: self.load.conflicts,
@@ -395,7 +401,7 @@ impl<'a> RunMerger<'a> {
                 self.kept.entry((id, t)).or_default().push(label);
             }
             out.new_ids.extend(o.new_ids);
-            held.update(field.as_bytes());
+            held.update(field.as_str().as_bytes());
             for b in &o.baseline {
                 match b.id {
                     LabelKey::Id(id) => held.update(id.bytes()),
@@ -428,7 +434,7 @@ impl<'a> RunMerger<'a> {
                 Some(v) => v.as_ref(),
                 None => value.as_ref(),
             };
-            if doc.get(dest.as_str()) == after {
+            if doc.get(dest.name()) == after {
                 continue;
             }
             if !ds.field_exists(dest) && !out.declare.iter().any(|d| &d.0 == dest) {
@@ -456,7 +462,7 @@ impl<'a> RunMerger<'a> {
             let Some(sample) = ds.sample_by_id(id) else {
                 continue;
             };
-            let target = t.as_str().to_string();
+            let target = FieldPath::sample(t.as_str());
             // The field may be one this merge writes already (a field of the run of that
             // type): the labels join that write rather than overwrite it.
             let written = self
@@ -465,10 +471,10 @@ impl<'a> RunMerger<'a> {
                 .iter()
                 .position(|w| w.sample == id && w.field == target);
             let base = written.map_or(target.clone(), |i| self.out.writes[i].base.clone());
-            let doc = sample.project(&[target.as_str(), base.as_str()]);
+            let doc = sample.project(&[target.name(), base.name()]);
             let current = match written {
-                Some(i) => expand(&self.out.writes[i].value, doc.get(&base), t),
-                None => doc.get(&target).cloned(),
+                Some(i) => expand(&self.out.writes[i].value, doc.get(base.name()), t),
+                None => doc.get(target.name()).cloned(),
             };
             let mut all = labels_of(current.as_ref(), t);
             let before = all.len();
@@ -483,7 +489,7 @@ impl<'a> RunMerger<'a> {
             }
             let out = &mut self.out;
             out.counts.entry(target.clone()).or_default().added += added;
-            let value = shrink(field_value(all, t), doc.get(&base), t);
+            let value = shrink(field_value(all, t), doc.get(base.name()), t);
             match written {
                 Some(i) => out.writes[i].value = value,
                 None => out.writes.push(Write {

@@ -1,6 +1,7 @@
 //! The plan as data: what `plan` computed and `apply` carries out. Renderers (text, JSON,
 //! Markdown) are pure functions of it. The JSON form is a versioned contract (DESIGN §6).
 
+use crate::dataset::FieldPath;
 use crate::schema::ResolvedSchema;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ pub struct RunPlan {
     pub samples: usize,
     /// Backend tasks of the run (after apply).
     pub tasks: usize,
-    pub fields: IndexMap<String, FieldCounts>,
+    pub fields: IndexMap<FieldPath, FieldCounts>,
     pub rejected: Vec<Rejection>,
     /// Labels outside the schema that the merge does not put in their field, each with what
     /// happens to it (`load.unexpected`).

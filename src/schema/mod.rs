@@ -1,6 +1,7 @@
 //! Label schemas resolved against a dataset: every field's type, classes, attributes and
 //! restrictions made explicit, so plans, records and backends never guess.
 
+use crate::dataset::FieldPath;
 use crate::manifest::{AttributeType, LabelType, Scalar};
 pub mod resolve;
 
@@ -13,7 +14,8 @@ pub type RecordedSchemas = std::collections::HashMap<(String, String), ResolvedS
 /// The resolved schema of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedSchema {
-    pub fields: IndexMap<String, ResolvedField>,
+    /// By field (sample or frame field), in the manifest's order.
+    pub fields: IndexMap<FieldPath, ResolvedField>,
 }
 
 /// One field, fully resolved.

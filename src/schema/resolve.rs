@@ -6,7 +6,8 @@ use crate::backend::BackendKind;
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::view::View;
-use crate::manifest::validate::{FieldRef, fields};
+use crate::dataset::{FieldPath, Level};
+use crate::manifest::fields::{FieldRef, fields};
 use crate::manifest::{
     AnnotationRun, AttributeSpec, AttributeType, AttributesSpec, ClassEntry, LabelType, Scalar,
 };
@@ -18,7 +19,7 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field `{field}`: {message}")]
 pub struct SchemaError {
-    pub field: String,
+    pub field: FieldPath,
     pub message: String,
 }
 
@@ -38,13 +39,13 @@ pub fn resolve(
     let mut out = ResolvedSchema::default();
     let mut errors = Vec::new();
     for f in fields(run) {
-        let rec = recorded.and_then(|s| s.fields.get(f.name));
+        let rec = recorded.and_then(|s| s.fields.get(&f.name));
         match resolve_field(&f, ds, view, backend, rec) {
             Ok(r) => {
-                out.fields.insert(f.name.to_string(), r);
+                out.fields.insert(f.name.clone(), r);
             }
             Err(message) => errors.push(SchemaError {
-                field: f.name.to_string(),
+                field: f.name.clone(),
                 message,
             }),
         }
@@ -92,9 +93,9 @@ fn resolve_field(
     backend: BackendKind,
     rec: Option<&ResolvedField>,
 ) -> Result<ResolvedField, String> {
-    let existing = ds.field_exists(f.name);
+    let existing = ds.field_exists(&f.name);
     let observed_type = if existing {
-        observed_type(ds, f.name)
+        observed_type(ds, &f.name)
     } else {
         None
     };
@@ -111,7 +112,7 @@ fn resolve_field(
         (None, None) => return Err("is a new field and needs `type`".into()),
     };
     let mut labels = if existing {
-        observed_labels(ds, view, f.name)
+        observed_labels(ds, view, &f.name)
     } else {
         Vec::new()
     };
@@ -154,7 +155,7 @@ fn resolve_field(
         && existing
         && f.spec.classes.is_none()
     {
-        let other: BTreeSet<&str> = observed_scalars(ds, view, f.name)
+        let other: BTreeSet<&str> = observed_scalars(ds, view, &f.name)
             .iter()
             .filter_map(|v| match v {
                 Value::Number(_) => None,
@@ -179,7 +180,10 @@ fn resolve_field(
         .or_else(|| rec.and_then(|r| r.mask_targets.clone()))
         .or_else(|| {
             (label_type == LabelType::Segmentation)
-                .then(|| ds.mask_targets(f.name).map(|m| m.into_iter().collect()))
+                .then(|| {
+                    ds.mask_targets(f.name.as_str())
+                        .map(|m| m.into_iter().collect())
+                })
                 .flatten()
         });
     let observed = observed_classes(&labels);
@@ -221,7 +225,7 @@ fn resolve_field(
                 let declared = match rec {
                     Some(r) => r.classes.clone(),
                     None => ds
-                        .classes(f.name)
+                        .classes(f.name.as_str())
                         .or_else(|| ds.default_classes())
                         .unwrap_or_default(),
                 };
@@ -325,16 +329,20 @@ fn scalar_matches(s: &Scalar, v: &Value) -> bool {
     }
 }
 
-fn observed_type(ds: &Dataset, field: &str) -> Option<LabelType> {
+fn observed_type(ds: &Dataset, field: &FieldPath) -> Option<LabelType> {
     ds.field_label_class(field)
         .as_deref()
         .and_then(label_type_of_class)
         .or_else(|| {
             // Undeclared scalar fields: look at the values.
-            ds.samples().iter().find_map(|s| match s.get(field)? {
+            let scalar = |d: &crate::dataset::dir::Document| match d.get(field.name())? {
                 Value::Bool(_) | Value::Number(_) | Value::String(_) => Some(LabelType::Scalar),
                 _ => None,
-            })
+            };
+            match field.level() {
+                Level::Sample => ds.samples().iter().find_map(scalar),
+                Level::Frame => ds.all_frames().iter().find_map(scalar),
+            }
         })
 }
 
@@ -388,12 +396,17 @@ pub fn with_project_classes(
 
 /// Call `f` with each selected sample's id and its value of `field` (frame fields: every
 /// frame's value).
-fn for_each_value(ds: &Dataset, view: &View, field: &str, mut f: impl FnMut(ObjectId, &Value)) {
-    let name = field.strip_prefix("frames.").unwrap_or(field);
+fn for_each_value(
+    ds: &Dataset,
+    view: &View,
+    field: &FieldPath,
+    mut f: impl FnMut(ObjectId, &Value),
+) {
+    let name = field.name();
     for id in &view.sample_ids {
-        let docs: Vec<&crate::dataset::dir::Document> = match field.strip_prefix("frames.") {
-            Some(_) => ds.frames(*id),
-            None => ds.sample_by_id(*id).into_iter().collect(),
+        let docs: Vec<&crate::dataset::dir::Document> = match field.level() {
+            Level::Frame => ds.frames(*id),
+            Level::Sample => ds.sample_by_id(*id).into_iter().collect(),
         };
         for d in docs {
             // Parsed for this pass only: caching every sample's parse would keep the whole
@@ -407,9 +420,13 @@ fn for_each_value(ds: &Dataset, view: &View, field: &str, mut f: impl FnMut(Obje
 }
 
 /// The label objects of `field` the view includes (frame fields: over every frame).
-fn observed_labels(ds: &Dataset, view: &View, field: &str) -> Vec<serde_json::Map<String, Value>> {
+fn observed_labels(
+    ds: &Dataset,
+    view: &View,
+    field: &FieldPath,
+) -> Vec<serde_json::Map<String, Value>> {
     let mut out = Vec::new();
-    let filtered = view.filtered.get(field);
+    let filtered = view.filtered.get(field.as_str());
     for_each_value(ds, view, field, |id, v| {
         let keep = |l: &serde_json::Map<String, Value>| match filtered.and_then(|f| f.get(&id)) {
             Some(ids) => l
@@ -484,13 +501,13 @@ pub fn narrow_to_types(
     view: &View,
 ) -> View {
     let mut out = view.clone();
-    let declared: Vec<String> = fields(run)
+    let declared: Vec<FieldPath> = fields(run)
         .into_iter()
         .filter(|f| f.spec.label_type.is_some())
-        .map(|f| f.name.to_string())
+        .map(|f| f.name)
         .collect();
     for (field, f) in schema.fields.iter().filter(|(n, _)| declared.contains(n)) {
-        if !narrowing(f.label_type) || field.starts_with("frames.") {
+        if !narrowing(f.label_type) || field.is_frame() {
             continue;
         }
         let mut kept: std::collections::HashMap<ObjectId, Vec<ObjectId>> =
@@ -514,14 +531,14 @@ pub fn narrow_to_types(
             }
         });
         if mixed {
-            out.filtered.insert(field.clone(), kept);
+            out.filtered.insert(field.to_string(), kept);
         }
     }
     out
 }
 
 /// The scalar values of `field` the view includes.
-fn observed_scalars(ds: &Dataset, view: &View, field: &str) -> Vec<Value> {
+fn observed_scalars(ds: &Dataset, view: &View, field: &FieldPath) -> Vec<Value> {
     let mut out = Vec::new();
     for_each_value(ds, view, field, |_, v| {
         if !v.is_null() {

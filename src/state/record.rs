@@ -1,5 +1,6 @@
 //! Run records: what was created for a run and what was merged. Never holds secrets.
 
+use crate::dataset::FieldPath;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::ViewStage;
 use crate::plan::Rejection;
@@ -37,7 +38,7 @@ pub struct RunRecord {
     pub samples: Vec<String>,
     /// field → sample id → labels uploaded (id and content digest).
     #[serde(default)]
-    pub uploaded: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>>,
+    pub uploaded: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<BackendObject>,
     /// The lineage stamped on the project when another run of this workspace made it

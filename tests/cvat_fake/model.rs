@@ -87,6 +87,9 @@ pub struct Frame {
 #[derive(Clone, Debug)]
 pub struct TaskData {
     pub size: u32,
+    /// Video: the first frame of the video the task holds, and the step between its frames.
+    pub start_frame: u64,
+    pub step: u64,
     pub image_quality: u64,
     pub chunk_size: Option<u64>,
     pub video: bool,

@@ -252,6 +252,22 @@ struct DataParams {
     chunk_size: Option<u64>,
     sorting: Option<String>,
     order: Option<Vec<String>>,
+    /// Video only: `start_frame`, `stop_frame` and the step of `frame_filter` (`step=N`).
+    start_frame: Option<u64>,
+    stop_frame: Option<u64>,
+    frame_filter: Option<String>,
+}
+
+impl DataParams {
+    /// The step of a `step=N` frame filter (1 without one).
+    fn step(&self) -> u64 {
+        self.frame_filter
+            .as_deref()
+            .and_then(|f| f.split(',').find_map(|s| s.strip_prefix("step=")))
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1)
+    }
 }
 
 fn params_from_parts(parts: &[super::http::Part]) -> DataParams {
@@ -262,6 +278,9 @@ fn params_from_parts(parts: &[super::http::Part]) -> DataParams {
             "image_quality" => p.image_quality = v.parse().ok(),
             "chunk_size" => p.chunk_size = v.parse().ok(),
             "sorting_method" => p.sorting = Some(v),
+            "start_frame" => p.start_frame = v.parse().ok(),
+            "stop_frame" => p.stop_frame = v.parse().ok(),
+            "frame_filter" => p.frame_filter = Some(v),
             "upload_file_order" | "upload_file_order[]" => {
                 p.order.get_or_insert_with(Vec::new).push(v)
             }
@@ -283,6 +302,9 @@ fn params_from_json(body: &Value) -> DataParams {
                 .filter_map(|v| v.as_str().map(String::from))
                 .collect()
         }),
+        start_frame: body["start_frame"].as_u64(),
+        stop_frame: body["stop_frame"].as_u64(),
+        frame_filter: body["frame_filter"].as_str().map(String::from),
     }
 }
 
@@ -357,10 +379,16 @@ fn process_data(state: &mut State, id: u64, params: DataParams) -> Resp {
     let data = match &outcome {
         Ok((frames, video)) => TaskData {
             size: if *video {
-                frames.first().map(|f| f.1).unwrap_or(0)
+                video_size(frames.first().map(|f| f.1).unwrap_or(0), &params)
             } else {
                 frames.len() as u32
             },
+            start_frame: if *video {
+                params.start_frame.unwrap_or(0)
+            } else {
+                0
+            },
+            step: if *video { params.step() } else { 1 },
             image_quality: quality,
             chunk_size: Some(params.chunk_size.unwrap_or(if *video {
                 VIDEO_CHUNK
@@ -373,6 +401,8 @@ fn process_data(state: &mut State, id: u64, params: DataParams) -> Resp {
         },
         Err(_) => TaskData {
             size: 0,
+            start_frame: 0,
+            step: 1,
             image_quality: quality,
             chunk_size: None,
             video: false,
@@ -408,6 +438,18 @@ fn process_data(state: &mut State, id: u64, params: DataParams) -> Resp {
         },
     );
     Resp::json(202, json!({ "rq_id": format!("create:task-{id}") }))
+}
+
+/// The frames of a video a task holds: every `step`th from `start_frame` to `stop_frame`
+/// (inclusive, clamped to the video).
+fn video_size(frames: u32, params: &DataParams) -> u32 {
+    let last = u64::from(frames.saturating_sub(1));
+    let start = params.start_frame.unwrap_or(0);
+    let stop = params.stop_frame.unwrap_or(last).min(last);
+    if frames == 0 || start > stop {
+        return 0;
+    }
+    ((stop - start) / params.step() + 1) as u32
 }
 
 fn check_order(files: &[Upload], order: &[String]) -> Result<(), Resp> {
@@ -648,6 +690,8 @@ pub fn meta(state: &State, task: u64, job: Option<&Job>) -> Resp {
     };
     let empty = TaskData {
         size: 0,
+        start_frame: 0,
+        step: 1,
         image_quality: 70,
         chunk_size: None,
         video: false,
@@ -674,12 +718,25 @@ pub fn meta(state: &State, task: u64, job: Option<&Job>) -> Resp {
             .collect()
     };
     let size = if d.size == 0 { 0 } else { stop - start + 1 };
+    // A task's video range is told in the video's own frame numbers.
+    let (start, stop, filter) = match job {
+        None if d.video => (
+            d.start_frame,
+            d.start_frame + u64::from(d.size.saturating_sub(1)) * d.step,
+            if d.step > 1 {
+                format!("step={}", d.step)
+            } else {
+                String::new()
+            },
+        ),
+        _ => (u64::from(start), u64::from(stop), String::new()),
+    };
     Resp::json(
         200,
         json!({
             "chunks_updated_date": d.updated, "chunk_size": d.chunk_size, "size": size,
             "image_quality": d.image_quality, "start_frame": start, "stop_frame": stop,
-            "frame_filter": "", "frames": frames, "deleted_frames": [], "included_frames": null,
+            "frame_filter": filter, "frames": frames, "deleted_frames": [], "included_frames": null,
         }),
     )
 }

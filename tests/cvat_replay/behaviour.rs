@@ -300,3 +300,43 @@ async fn dropping_the_fake_stops_the_server() {
     drop(api);
     assert!(http.get(&url).send().await.is_err());
 }
+
+/// FiftyOne's `frame_start`/`frame_stop`/`frame_step` arrive as `start_frame`, `stop_frame`
+/// and `frame_filter=step=N`: the task holds every Nth frame of the range, and the task's
+/// meta tells the range in the video's frame numbers (what FiftyOne remaps frames with).
+#[tokio::test]
+async fn a_video_range_and_step_choose_the_task_frames() {
+    let api = Api::login().await;
+    let labels = json!([{"name": "car", "type": "rectangle", "attributes": []}]);
+    let (status, task) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/tasks",
+            Some(json!({"name": "v", "labels": labels})),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["id"].as_u64().unwrap();
+    let form = Form::new()
+        .text("image_quality", "75")
+        .text("start_frame", "2")
+        .text("stop_frame", "8")
+        .text("frame_filter", "step=3")
+        .part(
+            "client_files[0]",
+            Part::bytes(super::TINY_MP4.to_vec()).file_name("tiny.mp4"),
+        );
+    let r = api
+        .req(reqwest::Method::POST, &format!("/api/tasks/{id}/data"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 202);
+    let meta = api.get(&format!("/api/tasks/{id}/data/meta")).await;
+    assert_eq!(meta["size"], 3, "frames 2, 5 and 8: {meta}");
+    assert_eq!(meta["start_frame"], 2);
+    assert_eq!(meta["stop_frame"], 8);
+    assert_eq!(meta["frame_filter"], "step=3");
+    assert_eq!(api.get(&format!("/api/tasks/{id}")).await["size"], 3);
+}

@@ -632,7 +632,7 @@ fn the_committed_demo_dataset_is_the_generators_output() {
     assert_eq!(ds.len(), 24);
     ds.check_media().expect("every image is there");
     for f in ["ground_truth", "scene", "regions"] {
-        assert!(ds.field_exists(f), "{f} declared");
+        assert!(ds.field_exists(&f.into()), "{f} declared");
     }
     for file in [
         "metadata.json",

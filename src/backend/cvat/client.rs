@@ -19,7 +19,6 @@
 use super::convert::{self, Annotations as CvatAnnotations};
 use super::labels::{self, LabelMap, LabelSpec};
 use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
-use crate::backend::labelstudio::convert::ImageSize;
 use crate::backend::*;
 use crate::manifest::{AttributeType, LabelType};
 use crate::schema::ResolvedAttribute;
@@ -734,21 +733,7 @@ impl CvatBackend {
                         sample.sample_id
                     ))
                 })?;
-            let size = match (sample.width, sample.height) {
-                (Some(w), Some(h)) => ImageSize {
-                    width: w,
-                    height: h,
-                },
-                _ => {
-                    let d = imagesize::size(&sample.media).map_err(|e| {
-                        self.error(format!("cannot read the size of {}: {e}", sample.media))
-                    })?;
-                    ImageSize {
-                        width: d.width as u32,
-                        height: d.height as u32,
-                    }
-                }
-            };
+            let size = ImageSize::of_sample(sample).map_err(|e| self.error(e))?;
             convert::sample_to_cvat(
                 schema,
                 &sample.labels,
@@ -885,7 +870,7 @@ impl CvatBackend {
             let mut fields: IndexMap<String, Vec<DownloadedLabel>> = schema
                 .fields
                 .keys()
-                .map(|k| (k.clone(), Vec::new()))
+                .map(|k| (k.to_string(), Vec::new()))
                 .collect();
             for (k, v) in got.labels {
                 fields.insert(k, v);

@@ -38,10 +38,15 @@ use super::labels::{
     FILLED_ATTR, INDEX_ATTR, LABEL_ID_ATTR, LabelMap, MappedLabel, NAN_ATTR, UNSET, VALUE_ATTR,
 };
 use super::labels::{attributes_of, scalar_string};
-use super::rle::{self, BoxMask};
-use crate::backend::labelstudio::convert::ImageSize;
+use super::rle;
+use crate::backend::convert::geometry::{
+    bounding_box, box_corners, box_from_corners, flag, is_present, point_list, points_json,
+    refill_missing, relative_points, target_class, target_value, to_pixels,
+};
+use crate::backend::convert::mask::{BoxMask, class_values, classes_present, instance_box};
+use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::{DownloadedLabel, Misfit};
-use crate::dataset::ejson::{as_f64, from_f64, oid_str};
+use crate::dataset::ejson::{from_f64, oid_str};
 use crate::dataset::mask::{Dtype, Mask};
 use crate::manifest::{AttributeType, LabelType, Scalar};
 use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
@@ -105,6 +110,10 @@ pub struct Shape {
     /// Tracked shapes only; CVAT 2.23.1 drops it (every tracked shape is a keyframe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe: Option<bool>,
+    /// Not CVAT's: the track a frame of a downloaded track came from (see `video`), so its
+    /// label is named `track:<id>@<frame>` and keeps its keyframe mark.
+    #[serde(skip)]
+    pub track: Option<i64>,
 }
 
 /// A CVAT tag (a frame-level label).
@@ -152,14 +161,6 @@ pub struct Annotations {
     pub shapes: Vec<Shape>,
     #[serde(default)]
     pub tracks: Vec<Track>,
-}
-
-/// A label that cannot be converted.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("field `{field}`: {message}")]
-pub struct ConvertError {
-    pub field: String,
-    pub message: String,
 }
 
 /// What one frame's annotations gave: labels per field. Objects that are not labels of the
@@ -247,6 +248,7 @@ pub fn to_cvat(
             attributes: carried.attributes,
             elements: Vec::new(),
             keyframe: None,
+            track: None,
         };
         match field.label_type {
             LabelType::Classification | LabelType::Classifications => out.tags.push(Tag {
@@ -397,25 +399,11 @@ fn carry(
     Ok(c)
 }
 
-/// `n` finite numbers of a JSON array.
-fn numbers<const N: usize>(v: Option<&Value>) -> Option<[f64; N]> {
-    let a = v?.as_array()?;
-    if a.len() != N {
-        return None;
-    }
-    let mut out = [0.0; N];
-    for (o, x) in out.iter_mut().zip(a) {
-        *o = as_f64(x).filter(|f| f.is_finite())?;
-    }
-    Some(out)
-}
-
 /// A detection as a rectangle (unrounded pixels); a `rotation` key (degrees) is CVAT's.
 fn rectangle(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, String> {
-    let [x, y, w, h] = numbers(label.get("bounding_box")).ok_or("invalid bounding_box")?;
-    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
+    let b = bounding_box(label).ok_or("invalid bounding_box")?;
     s.shape_type = "rectangle".into();
-    s.points = vec![x * sw, y * sh, (x + w) * sw, (y + h) * sh];
+    s.points = box_corners(b, size).to_vec();
     // CVAT only takes 0–360.
     let rotation = label.get("rotation").and_then(Value::as_f64).unwrap_or(0.0);
     s.rotation = if rotation.is_finite() {
@@ -428,28 +416,7 @@ fn rectangle(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, Stri
 
 /// An instance as a mask shape at its box's rounded top-left.
 fn instance(label: &Value, size: ImageSize, mut s: Shape) -> Result<Shape, String> {
-    let [x, y, w, h] = numbers(label.get("bounding_box")).ok_or("invalid bounding_box")?;
-    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
-    let (left, top) = (pixel(x * sw), pixel(y * sh));
-    let boxed = match label.get("mask").filter(|v| !v.is_null()) {
-        Some(m) => {
-            let mask = Mask::from_ejson(m).map_err(|e| e.to_string())?;
-            rle::from_instance_mask(&mask, left, top).map_err(|e| e.to_string())?
-        }
-        None => {
-            // At least a pixel, at most the image.
-            let bw = (w * sw).round().clamp(1.0, sw.max(1.0));
-            let bh = (h * sh).round().clamp(1.0, sh.max(1.0));
-            let (bw, bh) = (bw as usize, bh as usize);
-            BoxMask {
-                left,
-                top,
-                width: bw,
-                height: bh,
-                bits: vec![true; bw * bh],
-            }
-        }
-    };
+    let boxed = instance_box(label, size)?;
     s.shape_type = "mask".into();
     s.points = rle::encode(&boxed).map_err(|e| e.to_string())?;
     Ok(s)
@@ -476,6 +443,7 @@ pub fn as_held(field: &ResolvedField, label: &Value, size: ImageSize) -> Option<
         attributes: Vec::new(),
         elements: Vec::new(),
         keyframe: None,
+        track: None,
     };
     let mut held = label.as_object()?.clone();
     let mut g = Map::new();
@@ -507,26 +475,6 @@ pub fn as_held(field: &ResolvedField, label: &Value, size: ImageSize) -> Option<
     Some(Value::Object(held))
 }
 
-/// A non-negative pixel coordinate rounded to the nearest pixel.
-fn pixel(x: f64) -> u32 {
-    x.round().clamp(0.0, f64::from(u32::MAX)) as u32
-}
-
-/// The `[[x, y], ...]` points of a JSON list (NaN as `{"$numberDouble": "NaN"}` or null).
-fn point_list(v: &Value) -> Option<Vec<[f64; 2]>> {
-    v.as_array()?
-        .iter()
-        .map(|p| {
-            let a = p.as_array()?;
-            let c = |i: usize| {
-                a.get(i)
-                    .map_or(Some(f64::NAN), |x| as_f64(x).or(Some(f64::NAN)))
-            };
-            (a.len() == 2).then_some([c(0)?, c(1)?])
-        })
-        .collect()
-}
-
 /// One polyline/polygon shape per sub-shape of a FiftyOne polyline.
 fn polylines(label: &Value, size: ImageSize, base: Shape) -> Result<Vec<Shape>, String> {
     let shapes = label
@@ -543,20 +491,6 @@ fn polylines(label: &Value, size: ImageSize, base: Shape) -> Result<Vec<Shape>, 
         out.push(s);
     }
     Ok(out)
-}
-
-/// A boolean key of a label (false when absent).
-fn flag(label: &Value, key: &str) -> bool {
-    label.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// Flat pixel coordinates of the finite points.
-fn to_pixels(pts: &[[f64; 2]], size: ImageSize) -> Vec<f64> {
-    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
-    pts.iter()
-        .filter(|p| p[0].is_finite() && p[1].is_finite())
-        .flat_map(|p| [p[0] * sw, p[1] * sh])
-        .collect()
 }
 
 /// Keypoints as one points shape, NaN points left out (CVAT only stores numbers).
@@ -576,7 +510,7 @@ fn nan_positions(label: &Value) -> Option<String> {
     let nan: Vec<String> = pts
         .iter()
         .enumerate()
-        .filter(|(_, p)| !(p[0].is_finite() && p[1].is_finite()))
+        .filter(|(_, p)| !is_present(**p))
         .map(|(i, _)| i.to_string())
         .collect();
     (!nan.is_empty()).then(|| format!("{}:{}", pts.len(), nan.join(",")))
@@ -594,26 +528,6 @@ fn nan_template(s: &str) -> Option<Vec<[f64; 2]>> {
     Some(pts)
 }
 
-/// The class of a segmentation value (`mask_targets`, else the number itself).
-fn target_class(field: &ResolvedField, v: u64) -> String {
-    let key = v.to_string();
-    field
-        .mask_targets
-        .as_ref()
-        .and_then(|t| t.get(&key).cloned())
-        .unwrap_or(key)
-}
-
-/// The segmentation value of a class (inverse of `target_class`).
-fn target_value(field: &ResolvedField, class: &str) -> Option<u8> {
-    let from_targets = field
-        .mask_targets
-        .as_ref()
-        .and_then(|t| t.iter().find(|(_, c)| *c == class))
-        .and_then(|(k, _)| k.parse().ok());
-    from_targets.or_else(|| class.parse().ok())
-}
-
 /// A segmentation as one mask shape per class present, each cropped to its pixels.
 fn segmentation_shapes(
     name: &str,
@@ -628,26 +542,15 @@ fn segmentation_shapes(
         .filter(|v| !v.is_null())
         .ok_or("segmentation without an inline `mask` (load `mask_path` masks first)")?;
     let mask = Mask::from_ejson(m).map_err(|e| e.to_string())?;
-    let [h, w] = mask.shape.as_slice() else {
-        return Err(format!("mask of shape {:?} is not 2-D", mask.shape));
-    };
-    let mut values: Vec<u64> = Vec::new();
-    for r in 0..*h {
-        for c in 0..*w {
-            let v = mask.get(r, c).ok_or("segmentation mask is not integral")?;
-            if v != 0 && !values.contains(&v) {
-                values.push(v);
-            }
-        }
-    }
-    values.sort_unstable();
-    for v in values {
+    let (h, w) = crate::backend::convert::mask::hw(&mask)?;
+    let values = class_values(&mask)?;
+    for v in classes_present(&values) {
         let class = target_class(field, v);
         let mapped = map
             .label_of(name, &class)
             .ok_or_else(|| format!("class `{class}` has no CVAT label"))?;
         let carried = carry(field, &class, label, mapped)?;
-        let boxed = crop(&mask, v).ok_or("empty class mask")?;
+        let boxed = BoxMask::tight(w, h, |i| values[i] == v).ok_or("empty class mask")?;
         out.shapes.push(Shape {
             id: None,
             shape_type: "mask".into(),
@@ -663,32 +566,10 @@ fn segmentation_shapes(
             attributes: carried.attributes,
             elements: Vec::new(),
             keyframe: None,
+            track: None,
         });
     }
     Ok(())
-}
-
-/// The pixels equal to `v`, cropped to their tight box.
-fn crop(mask: &Mask, v: u64) -> Option<BoxMask> {
-    let [h, w] = mask.shape.as_slice() else {
-        return None;
-    };
-    let hits = |r: usize, c: usize| mask.get(r, c) == Some(v);
-    let rows: Vec<usize> = (0..*h).filter(|&r| (0..*w).any(|c| hits(r, c))).collect();
-    let cols: Vec<usize> = (0..*w).filter(|&c| (0..*h).any(|r| hits(r, c))).collect();
-    let (&top, &bottom) = (rows.first()?, rows.last()?);
-    let (&left, &right) = (cols.first()?, cols.last()?);
-    let mut bits = Vec::new();
-    for r in top..=bottom {
-        bits.extend((left..=right).map(|c| hits(r, c)));
-    }
-    Some(BoxMask {
-        left: left as u32,
-        top: top as u32,
-        width: right - left + 1,
-        height: bottom - top + 1,
-        bits,
-    })
 }
 
 /// A label being rebuilt from one or more CVAT objects.
@@ -770,7 +651,12 @@ pub fn from_cvat(
     uploaded: &HashMap<String, Value>,
 ) -> Downloaded {
     let mut rb = Rebuild {
-        first: schema.fields.keys().next().cloned().unwrap_or_default(),
+        first: schema
+            .fields
+            .keys()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         ..Rebuild::default()
     };
     if size.width == 0 || size.height == 0 {
@@ -979,12 +865,13 @@ fn outside<'a>(
         shape => f.label_type != LabelType::Segmentation && fits(f.label_type, shape),
     })?;
     let mapped = MappedLabel {
-        field: field.clone(),
+        field: field.to_string(),
         class: name.to_string(),
         id: label_id,
         attributes: HashMap::new(),
         spec_ids: HashMap::new(),
         defaults: HashMap::new(),
+        immutable: Default::default(),
     };
     Some((mapped, f))
 }
@@ -1129,7 +1016,10 @@ fn shape_label(
     uploaded: &HashMap<String, Value>,
     rb: &mut Rebuild,
 ) {
-    let what = backend_id("shape", s.id);
+    let what = match s.track {
+        Some(t) => format!("track:{t}@{}", s.frame),
+        None => backend_id("shape", s.id),
+    };
     let other = outside(schema, map, s.label_id, &s.shape_type);
     let found = lookup(schema, map, s.label_id);
     let Some((mapped, field)) = found.or(other.as_ref().map(|(m, f)| (m, *f))) else {
@@ -1161,6 +1051,9 @@ fn shape_label(
     let mut label = Map::new();
     label.insert("label".into(), json!(mapped.class));
     read_attributes(field, mapped, &s.attributes, &mut label);
+    if s.track.is_some() && s.keyframe == Some(true) {
+        label.insert("keyframe".into(), json!(true));
+    }
     set_occluded(field, &mapped.class, s.occluded, &mut label);
     set_group(field, &mapped.class, s.group, &mut label);
     let geometry = match t {
@@ -1229,54 +1122,20 @@ fn standalone(s: &Shape, size: ImageSize, class: &str) -> Option<(Map<String, Va
     Some((label, t))
 }
 
-/// Pixels to relative coordinates, each the shortest decimal that converts back to the same
-/// pixel value (see [`snap`]).
-fn relative(x: f64, y: f64, size: ImageSize) -> [f64; 2] {
-    let (w, h) = (f64::from(size.width), f64::from(size.height));
-    [snap(x / w, |r| r * w == x), snap(y / h, |r| r * h == y)]
-}
-
-/// The shortest decimal near `r` that `fits`, else `r` itself.
-///
-/// Upload multiplies relative coordinates by the image size, which is not exact in binary
-/// floating point: `0.1 + 0.3` goes up as `25.6` px and `25.6 / 64 - 0.1` comes back as
-/// `0.30000000000000004`. The value a dataset holds is almost always the shortest decimal
-/// that maps to the pixels CVAT stored, so choosing that one makes an untouched label come
-/// back bit for bit, and a moved one as short a number as its pixels allow.
-fn snap(r: f64, fits: impl Fn(f64) -> bool) -> f64 {
-    if !r.is_finite() {
-        return r;
-    }
-    for digits in 1..=17 {
-        if let Ok(c) = format!("{:.*e}", digits - 1, r).parse::<f64>()
-            && fits(c)
-        {
-            return c;
-        }
-    }
-    r
-}
-
 /// A rectangle's box (and rotation, when there is one).
 fn rectangle_geometry(
     s: &Shape,
     size: ImageSize,
     label: &mut Map<String, Value>,
 ) -> Result<(), String> {
-    let [a, b, c, d] = s.points[..] else {
-        return Err(format!(
-            "a rectangle needs 4 numbers, got {}",
-            s.points.len()
-        ));
-    };
-    let [x1, y1] = relative(a.min(c), b.min(d), size);
-    let (sw, sh) = (f64::from(size.width), f64::from(size.height));
-    // The size as upload computed the far corner: `(x + w) * width`.
-    let (px2, py2) = (a.max(c), b.max(d));
-    let w = snap(px2 / sw - x1, |w| (x1 + w) * sw == px2);
-    let h = snap(py2 / sh - y1, |h| (y1 + h) * sh == py2);
+    let corners: [f64; 4] = s.points[..]
+        .try_into()
+        .map_err(|_| format!("a rectangle needs 4 numbers, got {}", s.points.len()))?;
     label.insert("_cls".into(), json!("Detection"));
-    label.insert("bounding_box".into(), json!([x1, y1, w, h]));
+    label.insert(
+        "bounding_box".into(),
+        json!(box_from_corners(corners, size)),
+    );
     if s.rotation != 0.0 {
         label.insert("rotation".into(), json!(s.rotation));
     }
@@ -1290,11 +1149,9 @@ fn instance_geometry(
     label: &mut Map<String, Value>,
 ) -> Result<(), String> {
     let m = rle::decode(&s.points).map_err(|e| e.to_string())?;
-    let [x, y] = relative(f64::from(m.left), f64::from(m.top), size);
-    let [w, h] = relative(m.width as f64, m.height as f64, size);
     label.insert("_cls".into(), json!("Detection"));
-    label.insert("bounding_box".into(), json!([x, y, w, h]));
-    label.insert("mask".into(), rle::to_instance_mask(&m).to_ejson());
+    label.insert("bounding_box".into(), json!(m.bounding_box(size)));
+    label.insert("mask".into(), m.to_instance_mask().to_ejson());
     Ok(())
 }
 
@@ -1307,11 +1164,7 @@ fn keypoint_geometry(
     nan: Option<Vec<[f64; 2]>>,
     label: &mut Map<String, Value>,
 ) {
-    let pts: Vec<[f64; 2]> = s
-        .points
-        .chunks_exact(2)
-        .map(|c| relative(c[0], c[1], size))
-        .collect();
+    let pts = relative_points(&s.points, size);
     let before = label
         .get("_id")
         .and_then(oid_str)
@@ -1320,38 +1173,16 @@ fn keypoint_geometry(
         .and_then(point_list)
         .or(nan);
     let pts = match before {
-        Some(b)
-            if b.iter()
-                .filter(|p| p[0].is_finite() && p[1].is_finite())
-                .count()
-                == pts.len() =>
-        {
-            let mut it = pts.into_iter();
-            b.iter()
-                .map(|p| match p[0].is_finite() && p[1].is_finite() {
-                    true => it.next().unwrap_or([f64::NAN, f64::NAN]),
-                    false => [f64::NAN, f64::NAN],
-                })
-                .collect()
-        }
-        _ => pts,
+        Some(b) => refill_missing(&b, pts.clone()).unwrap_or(pts),
+        None => pts,
     };
-    let json_pts: Vec<Value> = pts
-        .iter()
-        .map(|p| json!([from_f64(p[0]), from_f64(p[1])]))
-        .collect();
     label.insert("_cls".into(), json!("Keypoint"));
-    label.insert("points".into(), Value::Array(json_pts));
+    label.insert("points".into(), points_json(&pts));
 }
 
 /// The relative `[[x, y], ...]` of a shape's flat pixel points.
 fn shape_points(s: &Shape, size: ImageSize) -> Value {
-    let pts: Vec<Value> = s
-        .points
-        .chunks_exact(2)
-        .map(|c| json!(relative(c[0], c[1], size)))
-        .collect();
-    Value::Array(pts)
+    json!(relative_points(&s.points, size))
 }
 
 /// A polyline/polygon shape: a new polyline, or another sub-shape of one already seen with
@@ -1445,20 +1276,7 @@ fn segmentation_part(
         }
     };
     if let Some(canvas) = pending[at].canvas.as_mut() {
-        paint(canvas, &m, value);
-    }
-}
-
-/// Sets the mask's pixels to `value` in an image-sized `uint8` canvas (outside is ignored).
-fn paint(canvas: &mut Mask, m: &BoxMask, value: u8) {
-    let (h, w) = (canvas.shape[0], canvas.shape[1]);
-    for r in 0..m.height {
-        for c in 0..m.width {
-            let (y, x) = (m.top as usize + r, m.left as usize + c);
-            if m.bits[r * m.width + c] && y < h && x < w {
-                canvas.data[y * w + x] = value;
-            }
-        }
+        m.paint(&mut canvas.data, size, value);
     }
 }
 
@@ -1467,6 +1285,7 @@ mod tests {
     use super::*;
     use crate::backend::cvat::labels::tests::{attr, field, serve};
     use crate::backend::cvat::labels::{LabelSpec, label_specs};
+    use crate::dataset::ejson::as_f64;
     use proptest::prelude::*;
 
     const SIZE: ImageSize = ImageSize {

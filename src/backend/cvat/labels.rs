@@ -104,7 +104,7 @@ pub fn label_names(schema: &ResolvedSchema) -> Vec<(String, String, String)> {
     let pairs: Vec<(String, String)> = schema
         .fields
         .iter()
-        .flat_map(|(name, f)| classes_of(f).into_iter().map(|c| (name.clone(), c)))
+        .flat_map(|(name, f)| classes_of(f).into_iter().map(|c| (name.to_string(), c)))
         .collect();
     let mut seen: HashMap<String, HashSet<&str>> = HashMap::new();
     for (field, class) in &pairs {
@@ -274,6 +274,9 @@ pub struct MappedLabel {
     pub spec_ids: HashMap<String, i64>,
     /// Attribute name → the default the server fills in.
     pub defaults: HashMap<String, String>,
+    /// Spec ids of the attributes that are the same on every frame of a track (video):
+    /// CVAT takes them on the track, the others on each tracked shape.
+    pub immutable: HashSet<i64>,
 }
 
 /// The server's labels mapped to the schema, both ways.
@@ -317,9 +320,13 @@ impl LabelMap {
                 attributes: HashMap::new(),
                 spec_ids: HashMap::new(),
                 defaults: HashMap::new(),
+                immutable: HashSet::new(),
             };
             for a in &spec.attributes {
                 let Some(aid) = a.id else { continue };
+                if !a.mutable {
+                    mapped.immutable.insert(aid);
+                }
                 mapped.attributes.insert(aid, a.name.clone());
                 mapped.spec_ids.insert(a.name.clone(), aid);
                 mapped

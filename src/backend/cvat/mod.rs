@@ -12,5 +12,6 @@ pub mod client;
 pub mod convert;
 pub mod labels;
 pub mod rle;
+pub mod video;
 
 pub use client::CvatBackend;

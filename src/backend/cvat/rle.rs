@@ -2,25 +2,10 @@
 //! bottom]`, box corners inclusive, runs over the box row by row, alternating 0s and 1s and
 //! starting with a (possibly empty) run of 0s. The server does not check it, so we do.
 
-use crate::dataset::mask::{Dtype, Mask};
+use crate::backend::convert::mask::BoxMask;
 
 /// The largest box we decode (pixels): a gigapixel.
 const MAX_AREA: usize = 1 << 30;
-
-/// A binary mask over a pixel box of the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoxMask {
-    /// Left column of the box (pixels).
-    pub left: u32,
-    /// Top row of the box (pixels).
-    pub top: u32,
-    /// Box width in pixels (at least 1).
-    pub width: usize,
-    /// Box height in pixels (at least 1).
-    pub height: usize,
-    /// `width * height` pixels, row by row.
-    pub bits: Vec<bool>,
-}
 
 /// A mask RLE that cannot be decoded or a mask that cannot be encoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -125,43 +110,6 @@ fn expand(runs: &[u64], area: usize) -> Result<Vec<bool>, RleError> {
     Ok(bits)
 }
 
-/// A box mask from a FiftyOne instance mask (box-sized, any nonzero pixel set) placed at
-/// `(left, top)`.
-pub fn from_instance_mask(mask: &Mask, left: u32, top: u32) -> Result<BoxMask, RleError> {
-    let [height, width] = mask.shape.as_slice() else {
-        return Err(RleError(format!(
-            "mask of shape {:?} is not 2-D",
-            mask.shape
-        )));
-    };
-    let (height, width) = (*height, *width);
-    let mut bits = Vec::with_capacity(width * height);
-    for row in 0..height {
-        for col in 0..width {
-            let v = mask
-                .get(row, col)
-                .ok_or_else(|| RleError(format!("mask dtype {:?} is not integral", mask.dtype)))?;
-            bits.push(v != 0);
-        }
-    }
-    Ok(BoxMask {
-        left,
-        top,
-        width,
-        height,
-        bits,
-    })
-}
-
-/// The FiftyOne instance mask (bool, box-sized) of a box mask.
-pub fn to_instance_mask(mask: &BoxMask) -> Mask {
-    Mask {
-        shape: vec![mask.height, mask.width],
-        dtype: Dtype::Bool,
-        data: mask.bits.iter().map(|&b| u8::from(b)).collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,9 +164,9 @@ mod tests {
     #[test]
     fn instance_mask_round_trip() {
         let m = recorded();
-        let inst = to_instance_mask(&m);
+        let inst = m.to_instance_mask();
         assert_eq!(inst.shape, vec![4, 6]);
-        assert_eq!(from_instance_mask(&inst, 10, 20).unwrap(), m);
+        assert_eq!(BoxMask::from_instance_mask(&inst, 10, 20).unwrap(), m);
     }
 
     proptest! {

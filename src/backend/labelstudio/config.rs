@@ -2,6 +2,7 @@
 //! image, one control per field named after the field, classes as `Label`/`Choice` values.
 
 use crate::backend::TaskSpec;
+use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, ResolvedSchema};
 use indexmap::IndexMap;
@@ -49,7 +50,7 @@ pub fn labeling_config(schema: &ResolvedSchema) -> Result<String, ConfigError> {
     let mut xml = format!("<View>\n  <Image name=\"{IMAGE}\" value=\"${IMAGE}\"/>\n");
     for (name, f) in &schema.fields {
         let err = |message: &str| ConfigError {
-            field: name.clone(),
+            field: name.to_string(),
             message: message.to_string(),
         };
         if name == IMAGE {
@@ -57,7 +58,7 @@ pub fn labeling_config(schema: &ResolvedSchema) -> Result<String, ConfigError> {
                 "the name `image` is taken by the image itself in Label Studio",
             ));
         }
-        let n = escape(name);
+        let n = escape(name.as_str());
         let (tag, item, extra) = match f.label_type {
             LabelType::Scalar => {
                 xml.push_str(&format!("  <Number name=\"{n}\" toName=\"{IMAGE}\"/>\n"));
@@ -91,7 +92,7 @@ pub fn labeling_config(schema: &ResolvedSchema) -> Result<String, ConfigError> {
 /// Field types read back from a labeling config we generated; brushes and polygons are
 /// ambiguous in XML, so the labels about to be uploaded decide (instance masks are
 /// `Detection`s; a polyline that is not closed is a polyline).
-pub fn fields_of(xml: &str, task: &TaskSpec) -> IndexMap<String, ResolvedField> {
+pub fn fields_of(xml: &str, task: &TaskSpec) -> IndexMap<FieldPath, ResolvedField> {
     let tag =
         regex::Regex::new(r#"<(\w+) name="([^"]*)" toName="image"([^>]*)>"#).expect("static regex");
     let labels_of = |field: &str| {
@@ -129,7 +130,7 @@ pub fn fields_of(xml: &str, task: &TaskSpec) -> IndexMap<String, ResolvedField> 
             _ => continue,
         };
         out.insert(
-            name,
+            FieldPath::parse(&name),
             ResolvedField {
                 label_type: t,
                 existing: true,

@@ -14,6 +14,12 @@
 //! box that was not pixel-aligned, and a box-sized mask of another resolution).
 
 use super::rle;
+use crate::backend::convert::geometry::{
+    bounding_box, box_from_percent, box_to_percent, class_of, finite, from_percent, is_present,
+    label_id, point_list, points_json, target_class, target_value, to_percent,
+};
+use crate::backend::convert::mask::{self, BoxMask, class_values, classes_present, instance_box};
+use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::{DownloadedLabel, Misfit};
 use crate::dataset::ejson::{ObjectId, as_f64, from_f64};
 use crate::dataset::mask::{Dtype, Mask};
@@ -25,21 +31,6 @@ use serde_json::{Map, Value, json};
 /// The width Label Studio's editor gives keypoints (percent of the image).
 const KEYPOINT_WIDTH: f64 = 0.34;
 
-/// Pixel size of the image a task shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageSize {
-    pub width: u32,
-    pub height: u32,
-}
-
-/// A label that cannot be sent to Label Studio.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("field `{field}`: {message}")]
-pub struct ConvertError {
-    pub field: String,
-    pub message: String,
-}
-
 /// The Label Studio result `type` of a label type.
 pub fn result_type(t: LabelType) -> &'static str {
     match t {
@@ -50,22 +41,6 @@ pub fn result_type(t: LabelType) -> &'static str {
         LabelType::Keypoints => "keypointlabels",
         LabelType::Scalar => "number",
     }
-}
-
-fn oid(label: &Value) -> Option<String> {
-    ObjectId::from_ejson(label.get("_id")?).map(|i| i.to_string())
-}
-
-fn num(v: Option<&Value>) -> Option<f64> {
-    v.and_then(as_f64)
-}
-
-fn label_str(label: &Value) -> String {
-    label
-        .get("label")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// The id of part `i` of `n` results of one label.
@@ -128,7 +103,7 @@ pub fn to_results(
 pub fn hidden_labels(hidden: &[Value]) -> Vec<DownloadedLabel> {
     hidden
         .iter()
-        .filter_map(|l| Some(DownloadedLabel::new(oid(l)?, l.clone())))
+        .filter_map(|l| Some(DownloadedLabel::new(label_id(l)?, l.clone())))
         .collect()
 }
 
@@ -177,17 +152,17 @@ fn label_results(
         }
         LabelType::Classification => {
             for l in labels {
-                let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                out.push(base(id, json!({"choices": [label_str(l)]}), index_extra(l)));
+                let id = label_id(l).ok_or_else(|| err("a label has no `_id`".into()))?;
+                out.push(base(id, json!({"choices": [class_of(l)]}), index_extra(l)));
             }
         }
         LabelType::Classifications => {
             if !labels.is_empty() {
                 let ids = labels
                     .iter()
-                    .map(|l| oid(l).ok_or_else(|| err("a label has no `_id`".into())))
+                    .map(|l| label_id(l).ok_or_else(|| err("a label has no `_id`".into())))
                     .collect::<Result<Vec<_>, _>>()?;
-                let choices: Vec<String> = labels.iter().map(label_str).collect();
+                let choices: Vec<String> = labels.iter().map(class_of).collect();
                 out.push(base(
                     ids.join("+"),
                     json!({ "choices": choices }),
@@ -197,14 +172,15 @@ fn label_results(
         }
         LabelType::Detections => {
             for l in labels {
-                let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                let [x, y, w, h] =
-                    bbox(l).ok_or_else(|| err(format!("label {id} has no valid bounding_box")))?;
-                let rotation = num(l.get("rotation")).unwrap_or(0.0);
+                let id = label_id(l).ok_or_else(|| err("a label has no `_id`".into()))?;
+                let [x, y, w, h] = bounding_box(l)
+                    .map(box_to_percent)
+                    .ok_or_else(|| err(format!("label {id} has no valid bounding_box")))?;
+                let rotation = finite(l.get("rotation")).unwrap_or(0.0);
                 out.push(base(
                     id,
-                    json!({"x": x * 100.0, "y": y * 100.0, "width": w * 100.0, "height": h * 100.0,
-                           "rotation": rotation, "rectanglelabels": [label_str(l)]}),
+                    json!({"x": x, "y": y, "width": w, "height": h,
+                           "rotation": rotation, "rectanglelabels": [class_of(l)]}),
                     with_geometry(
                         index_extra(l),
                         l,
@@ -215,9 +191,10 @@ fn label_results(
         }
         LabelType::Instances => {
             for l in labels {
-                let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
-                let full =
-                    instance_to_full(l, size).map_err(|m| err(format!("label {id}: {m}")))?;
+                let id = label_id(l).ok_or_else(|| err("a label has no `_id`".into()))?;
+                let full = instance_box(l, size)
+                    .map_err(|m| err(format!("label {id}: {m}")))?
+                    .full(size);
                 let mut extra = index_extra(l);
                 let mut geometry = Map::new();
                 for k in ["bounding_box", "mask"] {
@@ -228,14 +205,14 @@ fn label_results(
                 extra.insert("geometry".into(), Value::Object(geometry));
                 out.push(base(
                     id,
-                    json!({"format": "rle", "rle": rle::encode_mask(&full), "brushlabels": [label_str(l)]}),
+                    json!({"format": "rle", "rle": rle::encode_mask(&full), "brushlabels": [class_of(l)]}),
                     extra,
                 ));
             }
         }
         LabelType::Segmentation => {
             for l in labels {
-                let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
+                let id = label_id(l).ok_or_else(|| err("a label has no `_id`".into()))?;
                 let mask = match l.get("mask").filter(|v| !v.is_null()) {
                     Some(m) => Mask::from_ejson(m).map_err(|e| err(format!("label {id}: {e}")))?,
                     None if l.get("mask_path").is_some_and(|p| !p.is_null()) => {
@@ -245,21 +222,15 @@ fn label_results(
                     }
                     None => continue,
                 };
-                let (mh, mw) =
-                    mask_hw(&mask).ok_or_else(|| err(format!("label {id}: mask is not 2-D")))?;
+                let (mh, mw) = mask::hw(&mask).map_err(|m| err(format!("label {id}: {m}")))?;
                 if (mw, mh) != (size.width as usize, size.height as usize) {
                     return Err(err(format!(
                         "label {id}: mask is {mw}x{mh} but the image is {}x{}",
                         size.width, size.height
                     )));
                 }
-                let values = mask_values(&mask);
-                let classes: Vec<u64> = {
-                    let mut v: Vec<u64> = values.iter().copied().filter(|&v| v != 0).collect();
-                    v.sort_unstable();
-                    v.dedup();
-                    v
-                };
+                let values = class_values(&mask).map_err(|m| err(format!("label {id}: {m}")))?;
+                let classes = classes_present(&values);
                 let n = classes.len();
                 for (i, class) in classes.iter().enumerate() {
                     let bits: Vec<bool> = values.iter().map(|v| v == class).collect();
@@ -271,7 +242,7 @@ fn label_results(
                     out.push(base(
                         part_id(&id, i, n),
                         json!({"format": "rle", "rle": rle::encode_mask(&bits),
-                               "brushlabels": [target_label(spec, *class)]}),
+                               "brushlabels": [target_class(spec, *class)]}),
                         extra,
                     ));
                 }
@@ -279,7 +250,7 @@ fn label_results(
         }
         LabelType::Polylines | LabelType::Polygons => {
             for l in labels {
-                let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
+                let id = label_id(l).ok_or_else(|| err("a label has no `_id`".into()))?;
                 let shapes = l
                     .get("points")
                     .and_then(Value::as_array)
@@ -287,10 +258,11 @@ fn label_results(
                     .unwrap_or_default();
                 let n = shapes.len();
                 for (i, shape) in shapes.iter().enumerate() {
-                    let pts =
-                        points(shape).ok_or_else(|| err(format!("label {id}: invalid points")))?;
-                    let pts: Vec<[f64; 2]> =
-                        pts.iter().map(|p| [p[0] * 100.0, p[1] * 100.0]).collect();
+                    let pts: Vec<[f64; 2]> = point_list(shape)
+                        .ok_or_else(|| err(format!("label {id}: invalid points")))?
+                        .into_iter()
+                        .map(to_percent)
+                        .collect();
                     let mut extra = index_extra(l);
                     for k in ["closed", "filled"] {
                         if let Some(v) = l.get(k) {
@@ -302,7 +274,7 @@ fn label_results(
                     }
                     out.push(base(
                         part_id(&id, i, n),
-                        json!({"points": pts, "polygonlabels": [label_str(l)]}),
+                        json!({"points": pts, "polygonlabels": [class_of(l)]}),
                         extra,
                     ));
                 }
@@ -310,21 +282,22 @@ fn label_results(
         }
         LabelType::Keypoints => {
             for l in labels {
-                let id = oid(l).ok_or_else(|| err("a label has no `_id`".into()))?;
+                let id = label_id(l).ok_or_else(|| err("a label has no `_id`".into()))?;
                 let pts = l
                     .get("points")
-                    .and_then(points)
+                    .and_then(point_list)
                     .ok_or_else(|| err(format!("label {id}: invalid points")))?;
                 let n = pts.len();
                 for (i, p) in pts.iter().enumerate() {
                     // Missing points (NaN) have no region; their place is kept by the part index.
-                    if !(p[0].is_finite() && p[1].is_finite()) {
+                    if !is_present(*p) {
                         continue;
                     }
+                    let [x, y] = to_percent(*p);
                     out.push(base(
                         part_id(&id, i, n),
-                        json!({"x": p[0] * 100.0, "y": p[1] * 100.0, "width": KEYPOINT_WIDTH,
-                               "keypointlabels": [label_str(l)]}),
+                        json!({"x": x, "y": y, "width": KEYPOINT_WIDTH,
+                               "keypointlabels": [class_of(l)]}),
                         with_geometry(index_extra(l), l, &["points"]),
                     ));
                 }
@@ -392,114 +365,6 @@ fn restore_geometry(out: &mut [DownloadedLabel], mine: &[&Value], prior: &IndexM
     }
 }
 
-fn bbox(l: &Value) -> Option<[f64; 4]> {
-    let b = l.get("bounding_box")?.as_array()?;
-    if b.len() != 4 {
-        return None;
-    }
-    let v: Vec<f64> = b.iter().filter_map(as_f64).collect();
-    (v.len() == 4 && v.iter().all(|x| x.is_finite())).then(|| [v[0], v[1], v[2], v[3]])
-}
-
-fn points(v: &Value) -> Option<Vec<[f64; 2]>> {
-    v.as_array()?
-        .iter()
-        .map(|p| {
-            let p = p.as_array()?;
-            Some([as_f64(p.first()?)?, as_f64(p.get(1)?)?])
-        })
-        .collect()
-}
-
-fn mask_hw(m: &Mask) -> Option<(usize, usize)> {
-    match m.shape.as_slice() {
-        [h, w] => Some((*h, *w)),
-        _ => None,
-    }
-}
-
-/// Every element as an integer (nonzero floats count as 1).
-fn mask_values(m: &Mask) -> Vec<u64> {
-    (0..m.len())
-        .map(|i| {
-            let b = &m.data[i * m.dtype.size()..(i + 1) * m.dtype.size()];
-            match m.dtype {
-                Dtype::Bool | Dtype::U8 => u64::from(b[0]),
-                Dtype::U16 => u64::from(u16::from_le_bytes([b[0], b[1]])),
-                Dtype::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as u64,
-                Dtype::I64 => {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    i64::from_le_bytes(a).max(0) as u64
-                }
-                Dtype::F32 => u64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]) != 0.0),
-                Dtype::F64 => {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    u64::from(f64::from_le_bytes(a) != 0.0)
-                }
-            }
-        })
-        .collect()
-}
-
-/// The class name of a segmentation value (`mask_targets`, else the number itself).
-fn target_label(spec: &ResolvedField, value: u64) -> String {
-    spec.mask_targets
-        .as_ref()
-        .and_then(|t| t.get(&value.to_string()).cloned())
-        .unwrap_or_else(|| value.to_string())
-}
-
-/// The segmentation value of a class name (inverse of `target_label`).
-fn target_value(spec: &ResolvedField, label: &str) -> Option<u64> {
-    if let Some(t) = &spec.mask_targets {
-        if let Some((k, _)) = t.iter().find(|(_, v)| v.as_str() == label) {
-            return k.parse().ok();
-        }
-    }
-    label.parse().ok().filter(|&v: &u64| v > 0 && v < 256)
-}
-
-/// An instance's box-sized mask placed in a full-image binary mask (FiftyOne's placement:
-/// the box's top-left rounded to pixels); a box without mask is filled.
-fn instance_to_full(l: &Value, size: ImageSize) -> Result<Vec<bool>, String> {
-    let (w, h) = (size.width as usize, size.height as usize);
-    let [bx, by, bw, bh] = bbox(l).ok_or("no valid bounding_box")?;
-    let x0 = (bx * w as f64).round() as i64;
-    let y0 = (by * h as f64).round() as i64;
-    let mut full = vec![false; w * h];
-    let mut set = |x: i64, y: i64| {
-        if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
-            full[y as usize * w + x as usize] = true;
-        }
-    };
-    match l.get("mask").filter(|v| !v.is_null()) {
-        Some(m) => {
-            let mask = Mask::from_ejson(m).map_err(|e| e.to_string())?;
-            let (mh, mw) = mask_hw(&mask).ok_or("mask is not 2-D")?;
-            let values = mask_values(&mask);
-            for r in 0..mh {
-                for c in 0..mw {
-                    if values[r * mw + c] != 0 {
-                        set(x0 + c as i64, y0 + r as i64);
-                    }
-                }
-            }
-        }
-        None => {
-            let x1 = ((bx + bw) * w as f64).round() as i64;
-            let y1 = ((by + bh) * h as f64).round() as i64;
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    set(x, y);
-                }
-            }
-        }
-    }
-    Ok(full)
-}
-
 /// The result's single label (`<type>[0]` or `choices[0]`).
 fn result_label(r: &Value, key: &str) -> Option<String> {
     r.get("value")?
@@ -508,10 +373,6 @@ fn result_label(r: &Value, key: &str) -> Option<String> {
         .first()?
         .as_str()
         .map(String::from)
-}
-
-fn finite(v: Option<&Value>) -> Option<f64> {
-    num(v).filter(|x| x.is_finite())
 }
 
 /// A label with `_id` when the result carried ours.
@@ -663,7 +524,7 @@ pub fn from_results(
                 );
                 m.insert(
                     "bounding_box".into(),
-                    json!([x / 100.0, y / 100.0, bw / 100.0, bh / 100.0]),
+                    json!(box_from_percent([x, y, bw, bh])),
                 );
                 if let Some(rot) = finite(v.get("rotation")).filter(|x| *x != 0.0) {
                     m.insert("rotation".into(), json!(rot));
@@ -692,11 +553,11 @@ pub fn from_results(
                         let Some(bits) = brush_bits(r, w, h) else {
                             continue;
                         };
-                        let Some((bbox, mask)) = crop(&bits, w, h) else {
+                        let Some(tight) = BoxMask::tight(w, h, |i| bits[i]) else {
                             continue;
                         };
-                        m.insert("bounding_box".into(), json!(bbox));
-                        m.insert("mask".into(), mask.to_ejson());
+                        m.insert("bounding_box".into(), json!(tight.bounding_box(size)));
+                        m.insert("mask".into(), tight.to_instance_mask().to_ejson());
                     }
                 }
                 with_index(&mut m, r);
@@ -747,6 +608,7 @@ pub fn from_results(
                         for r in &parts {
                             let value = result_label(r, "brushlabels")
                                 .and_then(|l| target_value(spec, &l))
+                                .map(u64::from)
                                 .or_else(|| extra(r, "value").and_then(|v| v.as_u64()))
                                 .unwrap_or(1)
                                 .min(255) as u8;
@@ -787,8 +649,8 @@ pub fn from_results(
                 let shapes: Vec<Vec<[f64; 2]>> = parts
                     .iter()
                     .filter_map(|r| {
-                        let pts = points(r.get("value")?.get("points")?)?;
-                        Some(pts.iter().map(|p| [p[0] / 100.0, p[1] / 100.0]).collect())
+                        let pts = point_list(r.get("value")?.get("points")?)?;
+                        Some(pts.into_iter().map(from_percent).collect())
                     })
                     .collect();
                 if shapes.is_empty() {
@@ -847,17 +709,13 @@ pub fn from_results(
                     if let (Some(x), Some(y), Some(slot)) =
                         (finite(v.get("x")), finite(v.get("y")), pts.get_mut(i))
                     {
-                        *slot = [x / 100.0, y / 100.0];
+                        *slot = from_percent([x, y]);
                     }
                 }
-                let pts: Vec<Value> = pts
-                    .iter()
-                    .map(|p| json!([from_f64(p[0]), from_f64(p[1])]))
-                    .collect();
                 let mut m = Map::new();
                 m.insert("_cls".into(), json!("Keypoint"));
                 m.insert("label".into(), json!(label));
-                m.insert("points".into(), Value::Array(pts));
+                m.insert("points".into(), points_json(&pts));
                 with_index(&mut m, parts[0]);
                 out.push(downloaded(&key, ours.as_deref(), m));
             }
@@ -962,42 +820,6 @@ fn brush_bits(r: &Value, w: usize, h: usize) -> Option<Vec<bool>> {
         .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
         .collect::<Option<_>>()?;
     rle::decode_mask(&bytes, w, h).ok()
-}
-
-/// The tight box of a full-image mask (relative) and the mask cropped to it.
-fn crop(bits: &[bool], w: usize, h: usize) -> Option<([f64; 4], Mask)> {
-    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-    for (i, _) in bits.iter().enumerate().filter(|(_, b)| **b) {
-        let (x, y) = (i % w, i / w);
-        x0 = x0.min(x);
-        y0 = y0.min(y);
-        x1 = x1.max(x + 1);
-        y1 = y1.max(y + 1);
-    }
-    if x0 == usize::MAX {
-        return None;
-    }
-    let (mw, mh) = (x1 - x0, y1 - y0);
-    let mut data = Vec::with_capacity(mw * mh);
-    for y in y0..y1 {
-        for x in x0..x1 {
-            data.push(u8::from(bits[y * w + x]));
-        }
-    }
-    let bbox = [
-        x0 as f64 / w as f64,
-        y0 as f64 / h as f64,
-        mw as f64 / w as f64,
-        mh as f64 / h as f64,
-    ];
-    Some((
-        bbox,
-        Mask {
-            shape: vec![mh, mw],
-            dtype: Dtype::Bool,
-            data,
-        },
-    ))
 }
 
 #[cfg(test)]

@@ -18,10 +18,10 @@ mod tasks;
 
 use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without};
 use super::*;
+use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
 use base64::Engine as _;
-use convert::ImageSize;
 use futures_util::StreamExt as _;
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
@@ -246,7 +246,7 @@ fn fields_meta(schema: &ResolvedSchema) -> Value {
                 if let Some(t) = &f.mask_targets {
                     m["mask_targets"] = json!(t);
                 }
-                (name.clone(), m)
+                (name.to_string(), m)
             })
             .collect(),
     )
@@ -954,20 +954,7 @@ impl LabelStudioBackend {
         s: &TaskSample,
         schema: &ResolvedSchema,
     ) -> Result<SampleResults, BackendError> {
-        let size = match (s.width, s.height) {
-            (Some(w), Some(h)) => ImageSize {
-                width: w,
-                height: h,
-            },
-            _ => {
-                let d = imagesize::size(&s.media)
-                    .map_err(|e| self.error(format!("cannot read the size of {}: {e}", s.media)))?;
-                ImageSize {
-                    width: d.width as u32,
-                    height: d.height as u32,
-                }
-            }
-        };
+        let size = ImageSize::of_sample(s).map_err(|e| self.error(e))?;
         let mut result = Vec::new();
         let mut hidden = serde_json::Map::new();
         for (field, labels) in &s.labels {
@@ -1095,6 +1082,9 @@ impl LabelStudioBackend {
             config::fields_of(xml, task)
         } else {
             from_tasks
+                .into_iter()
+                .map(|(k, f)| (FieldPath::parse(&k), f))
+                .collect()
         };
         let schema = ResolvedSchema { fields };
         self.schemas.insert(project.id.clone(), schema.clone());

@@ -1,6 +1,7 @@
 //! Applying: each step saved to the run record before the next starts.
 
 use super::*;
+use crate::dataset::FieldPath;
 use crate::merge::run::RunMerge;
 
 impl Engine<'_> {
@@ -351,7 +352,7 @@ impl Engine<'_> {
                         .map_err(|e| {
                             EngineError::Run(format!("sample {sid} field `{field}`: {e}"))
                         })?;
-                    Ok((field.clone(), labels))
+                    Ok((field.to_string(), labels))
                 })
                 .collect::<Result<_, EngineError>>()?;
             out.push(TaskSample {
@@ -538,14 +539,14 @@ pub(super) fn view_labels(
     ds: &Dataset,
     view: &View,
     id: ObjectId,
-    field: &str,
+    field: &FieldPath,
     t: LabelType,
 ) -> Vec<Value> {
     let Some(sample) = ds.sample_by_id(id) else {
         return Vec::new();
     };
-    let all = merge::labels_of(sample.get(field), t);
-    match view.filtered.get(field) {
+    let all = merge::labels_of(sample.get(field.name()), t);
+    match view.filtered.get(field.as_str()) {
         Some(per_sample) => {
             let keep = per_sample.get(&id).cloned().unwrap_or_default();
             all.into_iter()
@@ -559,11 +560,11 @@ pub(super) fn view_labels(
 pub(super) fn uploaded_labels(
     spec: &TaskSpec,
     schema: &ResolvedSchema,
-) -> IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> {
-    let mut out: IndexMap<String, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
+) -> IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>> {
+    let mut out: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
     for s in &spec.samples {
         for (field, labels) in &s.labels {
-            let Some(f) = schema.fields.get(field) else {
+            let Some((field, f)) = schema.fields.get_key_value(field) else {
                 continue;
             };
             // Labels without an id cannot be matched again; they are not part of the run.

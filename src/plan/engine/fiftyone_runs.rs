@@ -86,7 +86,7 @@ fn label_schema(schema: &ResolvedSchema) -> Value {
             if let Some(m) = &f.mask_targets {
                 v["mask_targets"] = json!(m);
             }
-            (name.clone(), v)
+            (name.to_string(), v)
         })
         .collect();
     Value::Object(fields)

@@ -23,6 +23,7 @@ use crate::backend::{
     self, Backend, BackendKind, ProjectSpec, RemoteProject, TaskSample, TaskSpec,
 };
 use crate::config::{Config, Env};
+use crate::dataset::FieldPath;
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::view::{self, View};
@@ -330,7 +331,7 @@ impl<'a> Engine<'a> {
                 ))
             })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
-        if schema.fields.keys().any(|f| f.starts_with("frames.")) {
+        if schema.fields.keys().any(FieldPath::is_frame) {
             return Err(EngineError::Run(format!(
                 "run `{}`: video runs are not supported yet",
                 run.key

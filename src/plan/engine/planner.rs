@@ -3,6 +3,7 @@
 use super::apply::view_labels;
 use super::download_cache::{CacheKey, CacheWriter};
 use super::*;
+use crate::dataset::FieldPath;
 use crate::merge::run::{MergeError, RunMerger};
 use crate::state::LabelKey;
 
@@ -706,7 +707,7 @@ fn count_uploads(
 ) -> Result<(), EngineError> {
     use crate::dataset::sendable::{SHOWN, unsendable_labels};
     let ids = samples.iter().filter_map(|s| ObjectId::parse(s).ok());
-    let fields = d.schema.fields.keys().map(String::as_str);
+    let fields = d.schema.fields.keys().map(FieldPath::as_str);
     let bad = unsendable_labels(ds, &d.view, ids, fields, SHOWN);
     if !bad.is_empty() {
         let list: Vec<String> = bad.iter().map(ToString::to_string).collect();

@@ -262,7 +262,7 @@ fn field_cell(run: &RunPlan) -> String {
             if shows_merge(run, c) {
                 parts.push(merge_counts(c));
             }
-            (!parts.is_empty()).then(|| format!("{}: {}", escape(name), parts.join("; ")))
+            (!parts.is_empty()).then(|| format!("{}: {}", escape(name.as_str()), parts.join("; ")))
         })
         .collect();
     if lines.is_empty() {

@@ -66,7 +66,7 @@ fn schema_blocks(schema: &ResolvedSchema) -> Vec<(String, Vec<String>)> {
     schema
         .fields
         .iter()
-        .map(|(name, f)| (field_heading(name, f), field_lines(f)))
+        .map(|(name, f)| (field_heading(name.as_str(), f), field_lines(f)))
         .collect()
 }
 

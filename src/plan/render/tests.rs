@@ -454,7 +454,7 @@ mod properties {
             .prop_map(|((names, actions, counts, drift, details), rejected, c)| {
                 let mut fields = IndexMap::new();
                 fields.insert(
-                    names.0.clone(),
+                    crate::dataset::FieldPath::parse(&names.0),
                     FieldCounts {
                         upload: c[0].into(),
                         added: c[1].into(),

@@ -140,7 +140,7 @@ impl Renderer<'_> {
             .fields
             .iter()
             .filter(|(_, c)| shows_upload(run, c) || shows_merge(run, c))
-            .map(|(name, c)| (format!("{}:", clean(name)), c))
+            .map(|(name, c)| (format!("{}:", clean(name.as_str())), c))
             .collect();
         let w = shown
             .iter()

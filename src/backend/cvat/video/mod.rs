@@ -1,0 +1,10 @@
+//! CVAT video: one video per task, frame labels as tracks.
+//!
+//! * `frames`: which frames of a video a task holds (`frame_start`/`frame_stop`/`frame_step`
+//!   resolved per video) and the way between task frames and FiftyOne frame numbers.
+//! * `tracks`: a field's frame labels ↔ CVAT tracks and per-frame shapes.
+//! * `interpolate`: CVAT's own interpolation of a track between its keyframes.
+
+pub mod frames;
+pub mod interpolate;
+pub mod tracks;

@@ -1,0 +1,536 @@
+//! A video field's frame labels ↔ CVAT tracks, as FiftyOne does it.
+//!
+//! Up: labels sharing an `index` (per CVAT label, i.e. per class) become one track whose
+//! shapes are the labels' frames; a gap ends the track with an `outside` shape and the next
+//! frame starts it again, and a track ending before the task does gets a closing `outside`
+//! shape. When any label of the field has `keyframe` set, only keyframes are sent (plus the
+//! first frame of each stretch and the `outside` shapes), else every frame is a keyframe.
+//! Immutable attributes (and the group) go on the track, mutable ones on each shape: CVAT
+//! answers a mutable attribute on a track with a 400. Labels without an index, and labels
+//! that are several shapes, stay per-frame shapes (their index, if any, travels in the
+//! `index` attribute as for images).
+//!
+//! Down: each track expands with CVAT's interpolation ([`super::interpolate`]) to plain
+//! shapes, one per visible frame, with the track's label, group and immutable attributes,
+//! `keyframe` on keyframes. The index of a track is the one recorded for its id at upload (a
+//! track relabelled in CVAT's UI loses every attribute but keeps its id), else the `index`
+//! attribute of its shapes, else a new one after every index in use; a second track claiming
+//! an index keeps none of it and gets a new one too. A frame's label is the one uploaded on
+//! that frame with that index: an interpolated frame carries its keyframe's `label_id`
+//! forward, which names another frame's label.
+
+use std::collections::{BTreeSet, HashMap};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::super::convert::{AttributeValue, Shape, Track, to_cvat};
+use super::super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap};
+use super::interpolate;
+use crate::backend::convert::{ConvertError, ImageSize};
+use crate::backend::cvat::convert::Annotations;
+use crate::dataset::ejson::oid_str;
+use crate::schema::ResolvedField;
+
+/// Adds a video field's labels to `out`: `frames` holds (task frame, that frame's labels),
+/// frames in increasing order; `task_size` is the number of frames in the task.
+pub fn video_to_cvat(
+    name: &str,
+    field: &ResolvedField,
+    frames: &[(u64, &[Value])],
+    size: ImageSize,
+    map: &LabelMap,
+    task_size: u64,
+    out: &mut Annotations,
+) -> Result<(), ConvertError> {
+    let only_keyframes = frames
+        .iter()
+        .flat_map(|(_, ls)| ls.iter())
+        .any(|l| l.get("keyframe").and_then(Value::as_bool) == Some(true));
+    let mut tracks: IndexMap<(i64, i64), Vec<(Shape, bool)>> = IndexMap::new();
+    for (frame, labels) in frames {
+        for label in labels.iter() {
+            let mut one = Annotations::default();
+            to_cvat(
+                name,
+                field,
+                std::slice::from_ref(label),
+                *frame,
+                size,
+                map,
+                &mut one,
+            )?;
+            let index = label.get("index").and_then(Value::as_i64);
+            let keyframe = label.get("keyframe").and_then(Value::as_bool) == Some(true);
+            match (index, one.shapes.as_slice(), one.tags.is_empty()) {
+                (Some(i), [s], true) => {
+                    let shapes = tracks.entry((s.label_id, i)).or_default();
+                    // One shape per frame and track; a second one on a frame stays a shape.
+                    if shapes.last().is_some_and(|(p, _)| p.frame == *frame) {
+                        out.shapes.extend(one.shapes);
+                    } else {
+                        shapes.push((s.clone(), keyframe));
+                    }
+                }
+                _ => {
+                    out.tags.extend(one.tags);
+                    out.shapes.extend(one.shapes);
+                }
+            }
+        }
+    }
+    for ((label_id, _), shapes) in tracks {
+        out.tracks.push(build_track(
+            label_id,
+            &shapes,
+            only_keyframes,
+            task_size,
+            map,
+        ));
+    }
+    Ok(())
+}
+
+/// One track from its frames' shapes (sorted by frame).
+fn build_track(
+    label_id: i64,
+    shapes: &[(Shape, bool)],
+    only_keyframes: bool,
+    task_size: u64,
+    map: &LabelMap,
+) -> Track {
+    let immutable = map.label(label_id).map(|m| &m.immutable);
+    let is_immutable = |a: &AttributeValue| immutable.is_some_and(|i| i.contains(&a.spec_id));
+    let tracked = |s: &Shape, frame: u64, outside: bool| Shape {
+        frame,
+        label_id: 0,
+        group: None,
+        outside,
+        attributes: s
+            .attributes
+            .iter()
+            .filter(|a| !is_immutable(a))
+            .cloned()
+            .collect(),
+        ..s.clone()
+    };
+    let mut out = Vec::new();
+    let mut prev: Option<&Shape> = None;
+    for (s, keyframe) in shapes {
+        let starts = match prev {
+            None => true,
+            Some(p) if s.frame > p.frame + 1 => {
+                out.push(tracked(p, p.frame + 1, true));
+                true
+            }
+            Some(_) => false,
+        };
+        if starts || *keyframe || !only_keyframes {
+            out.push(tracked(s, s.frame, false));
+        }
+        prev = Some(s);
+    }
+    if let Some(p) = prev.filter(|p| p.frame + 1 < task_size) {
+        out.push(tracked(p, p.frame + 1, true));
+    }
+    let first = &shapes[0].0;
+    Track {
+        id: None,
+        frame: first.frame,
+        label_id,
+        group: first.group,
+        source: first.source.clone(),
+        attributes: first
+            .attributes
+            .iter()
+            .filter(|a| is_immutable(a))
+            .cloned()
+            .collect(),
+        shapes: out,
+        elements: Vec::new(),
+    }
+}
+
+/// The labels uploaded on a video's frames, by (field, task frame, index) and by id.
+#[derive(Debug, Default)]
+pub struct UploadedFrames {
+    slots: HashMap<(String, u64, i64), String>,
+    ids: HashMap<String, (u64, Option<i64>)>,
+}
+
+impl UploadedFrames {
+    /// Records a label uploaded in `field` on task frame `frame`.
+    pub fn add(&mut self, field: &str, frame: u64, label: &Value) {
+        let Some(id) = label.get("_id").and_then(oid_str) else {
+            return;
+        };
+        let index = label.get("index").and_then(Value::as_i64);
+        if let Some(i) = index {
+            self.slots
+                .insert((field.to_string(), frame, i), id.to_string());
+        }
+        self.ids.insert(id.to_string(), (frame, index));
+    }
+
+    /// The id of the label uploaded in `field` on `frame` with `index`.
+    fn at(&self, field: &str, frame: u64, index: i64) -> Option<&str> {
+        self.slots
+            .get(&(field.to_string(), frame, index))
+            .map(String::as_str)
+    }
+
+    /// The uploaded label `id` names, when it was uploaded on `frame`: its index.
+    fn on_frame(&self, id: &str, frame: u64) -> Option<Option<i64>> {
+        self.ids
+            .get(id)
+            .filter(|(f, _)| *f == frame)
+            .map(|(_, i)| *i)
+    }
+}
+
+/// The visible frames of a task's tracks as plain shapes (in track order, then frame),
+/// ready for `from_cvat`; `end_frame` is the task's size, `recorded` the index of each track
+/// id uploaded, `used` the indexes in use per field by labels that are not tracks.
+pub fn flatten(
+    tracks: &[Track],
+    end_frame: u64,
+    map: &LabelMap,
+    recorded: &HashMap<i64, i64>,
+    uploaded: &UploadedFrames,
+    used: &HashMap<String, BTreeSet<i64>>,
+) -> Vec<Shape> {
+    let field_of = |t: &Track| {
+        map.label(t.label_id)
+            .map(|m| m.field.clone())
+            .unwrap_or_default()
+    };
+    let spec = |t: &Track, name: &str| map.label(t.label_id)?.spec_ids.get(name).copied();
+    let value = |s: &Shape, spec_id: Option<i64>| {
+        s.attributes
+            .iter()
+            .find(|a| Some(a.spec_id) == spec_id)
+            .map(|a| a.value.clone())
+    };
+    // Where each track came from: the index of the uploaded labels its keyframes name (on
+    // their own frames), else the index recorded for its id, else the one its shapes carry.
+    let source: Vec<Option<i64>> = tracks
+        .iter()
+        .map(|t| {
+            let named = t.shapes.iter().find_map(|s| {
+                let id = value(s, spec(t, LABEL_ID_ATTR))?;
+                uploaded.on_frame(&id, s.frame)?
+            });
+            let carried = || {
+                t.shapes
+                    .iter()
+                    .find_map(|s| value(s, spec(t, INDEX_ATTR))?.parse().ok())
+            };
+            named
+                .or_else(|| t.id.and_then(|id| recorded.get(&id).copied()))
+                .or_else(carried)
+        })
+        .collect();
+    // The index each track keeps: the recorded one for its id, else its source's, first come
+    // first served; the others get new ones.
+    let mut taken = used.clone();
+    let mut index: Vec<Option<i64>> = vec![None; tracks.len()];
+    for by_id in [true, false] {
+        for (i, t) in tracks.iter().enumerate() {
+            if index[i].is_some() {
+                continue;
+            }
+            let claim = if by_id {
+                t.id.and_then(|id| recorded.get(&id).copied())
+            } else {
+                source[i]
+            };
+            if let Some(ix) = claim
+                && taken.entry(field_of(t)).or_default().insert(ix)
+            {
+                index[i] = Some(ix);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, t) in tracks.iter().enumerate() {
+        let field = field_of(t);
+        let set = taken.entry(field.clone()).or_default();
+        let ix = index[i].unwrap_or_else(|| {
+            let next = set.last().map_or(1, |m| m + 1);
+            set.insert(next);
+            next
+        });
+        let (id_spec, ix_spec) = (spec(t, LABEL_ID_ATTR), spec(t, INDEX_ATTR));
+        for mut s in interpolate::expand(&t.shapes, end_frame) {
+            let named = value(&s, id_spec)
+                .filter(|id| s.keyframe == Some(true) && uploaded.on_frame(id, s.frame).is_some());
+            let id = named.or_else(|| {
+                source[i].and_then(|src| uploaded.at(&field, s.frame, src).map(String::from))
+            });
+            s.attributes
+                .retain(|a| Some(a.spec_id) != id_spec && Some(a.spec_id) != ix_spec);
+            if let Some(spec_id) = ix_spec {
+                s.attributes.push(AttributeValue {
+                    spec_id,
+                    value: ix.to_string(),
+                });
+            }
+            if let (Some(spec_id), Some(value)) = (id_spec, id) {
+                s.attributes.push(AttributeValue { spec_id, value });
+            }
+            s.attributes.extend(t.attributes.iter().cloned());
+            s.label_id = t.label_id;
+            s.group = t.group;
+            s.source = t.source.clone();
+            s.track = Some(t.id.unwrap_or_default());
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cvat::convert::from_cvat;
+    use crate::backend::cvat::labels::label_specs;
+    use crate::backend::cvat::labels::tests::{attr, field, serve};
+    use crate::manifest::{AttributeType, LabelType};
+    use crate::schema::ResolvedSchema;
+    use serde_json::json;
+
+    const SIZE: ImageSize = ImageSize {
+        width: 100,
+        height: 100,
+    };
+
+    /// `frames.dets`: vehicles with an immutable `kind` and a mutable `moving`.
+    fn setup() -> (ResolvedSchema, LabelMap) {
+        let mut dets = field(LabelType::Detections, &["vehicle"]);
+        let mut kind = attr(AttributeType::Text, vec![], None);
+        kind.mutable = false;
+        dets.attributes.insert("kind".into(), kind);
+        dets.attributes
+            .insert("moving".into(), attr(AttributeType::Checkbox, vec![], None));
+        let mut schema = ResolvedSchema::default();
+        schema.fields.insert("dets".into(), dets);
+        let map = LabelMap::new(&schema, &serve(&label_specs(&schema))).unwrap();
+        (schema, map)
+    }
+
+    fn oid(n: u64) -> String {
+        format!("{n:024x}")
+    }
+
+    fn det(id: u64, index: i64, x: f64, keyframe: bool) -> Value {
+        let mut l = json!({"_id": {"$oid": oid(id)}, "_cls": "Detection", "label": "vehicle",
+            "bounding_box": [x, 0.1, 0.2, 0.2], "index": index, "kind": "truck",
+            "moving": true});
+        if keyframe {
+            l["keyframe"] = json!(true);
+        }
+        l
+    }
+
+    fn spec(map: &LabelMap, name: &str) -> i64 {
+        map.label_of("dets", "vehicle").unwrap().spec_ids[name]
+    }
+
+    /// Frames 0..=9 of one track moving 0.01 a frame, keyframes every 3rd, then frame 12.
+    fn frames() -> Vec<(u64, Vec<Value>)> {
+        (0..10)
+            .map(|f| (f, vec![det(f + 1, 1, 0.1 + 0.01 * f as f64, f % 3 == 0)]))
+            .chain([(12, vec![det(13, 1, 0.3, true)])])
+            .collect()
+    }
+
+    fn upload(frames: &[(u64, Vec<Value>)], map: &LabelMap, task_size: u64) -> Annotations {
+        let (schema, _) = setup();
+        let slices: Vec<(u64, &[Value])> = frames.iter().map(|(f, l)| (*f, l.as_slice())).collect();
+        let mut out = Annotations::default();
+        video_to_cvat(
+            "dets",
+            &schema.fields["dets"],
+            &slices,
+            SIZE,
+            map,
+            task_size,
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn keyframes_up_immutable_attributes_on_the_track_outside_on_gaps_and_at_the_end() {
+        let (_, map) = setup();
+        let out = upload(&frames(), &map, 20);
+        assert!(out.shapes.is_empty());
+        let [t] = out.tracks.as_slice() else {
+            panic!("one track: {out:?}")
+        };
+        let frames: Vec<(u64, bool)> = t.shapes.iter().map(|s| (s.frame, s.outside)).collect();
+        assert_eq!(
+            frames,
+            [
+                (0, false),
+                (3, false),
+                (6, false),
+                (9, false),
+                (10, true),
+                (12, false),
+                (13, true)
+            ]
+        );
+        let kind = spec(&map, "kind");
+        assert_eq!(
+            t.attributes.iter().map(|a| a.spec_id).collect::<Vec<_>>(),
+            vec![kind]
+        );
+        assert!(
+            t.shapes
+                .iter()
+                .all(|s| s.label_id == 0 && s.group.is_none())
+        );
+        assert!(
+            t.shapes
+                .iter()
+                .all(|s| s.attributes.iter().all(|a| a.spec_id != kind))
+        );
+        assert!(
+            t.shapes[0]
+                .attributes
+                .iter()
+                .any(|a| a.spec_id == spec(&map, "moving"))
+        );
+    }
+
+    #[test]
+    fn without_keyframe_marks_every_frame_is_sent_and_no_index_means_shapes() {
+        let (_, map) = setup();
+        let mut fs = frames();
+        for (_, ls) in &mut fs {
+            ls[0].as_object_mut().unwrap().remove("keyframe");
+        }
+        fs[0].1.push(
+            json!({"_id": {"$oid": oid(99)}, "_cls": "Detection", "label": "vehicle",
+            "bounding_box": [0.5, 0.5, 0.1, 0.1]}),
+        );
+        let out = upload(&fs, &map, 13);
+        assert_eq!(out.shapes.len(), 1);
+        assert_eq!(
+            out.tracks[0].shapes.len(),
+            12,
+            "11 frames, one gap, no closing shape"
+        );
+    }
+
+    /// The server's answer to a PUT of `up`, as GET returns it: ids assigned, mutable
+    /// attributes carried forward.
+    fn served(mut up: Annotations) -> Vec<Track> {
+        for (i, t) in up.tracks.iter_mut().enumerate() {
+            t.id = Some(500 + i as i64);
+            t.frame = t.shapes[0].frame;
+            for (j, s) in t.shapes.iter_mut().enumerate() {
+                s.id = Some(700 + j as i64);
+            }
+        }
+        up.tracks
+    }
+
+    fn down(tracks: &[Track], recorded: &HashMap<i64, i64>, end: u64) -> Vec<Value> {
+        let (schema, map) = setup();
+        let mut uploaded = UploadedFrames::default();
+        for (f, ls) in frames() {
+            for l in &ls {
+                uploaded.add("dets", f, l);
+            }
+        }
+        let shapes = flatten(tracks, end, &map, recorded, &uploaded, &HashMap::new());
+        let ann = Annotations {
+            shapes,
+            ..Annotations::default()
+        };
+        (0..end)
+            .flat_map(|f| {
+                let got = from_cvat(&schema, &ann, f, SIZE, &map, &HashMap::new());
+                got.labels
+                    .get("dets")
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        let mut l = d.label.clone();
+                        l["backend"] = json!(d.backend_id);
+                        l["frame"] = json!(f);
+                        l
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_untouched_track_comes_back_label_for_label() {
+        let (_, map) = setup();
+        let tracks = served(upload(&frames(), &map, 20));
+        let labels = down(&tracks, &HashMap::new(), 20);
+        assert_eq!(labels.len(), 11, "frames 0-9 and 12");
+        for (l, (f, sent)) in labels.iter().zip(frames()) {
+            let sent = &sent[0];
+            assert_eq!(l["frame"], f);
+            assert_eq!(l["_id"], sent["_id"], "frame {f}");
+            assert_eq!(l["index"], 1);
+            assert_eq!(l["kind"], "truck");
+            assert_eq!(l.get("keyframe"), sent.get("keyframe"), "frame {f}");
+            let (x, y) = (
+                l["bounding_box"][0].as_f64().unwrap(),
+                sent["bounding_box"][0].as_f64().unwrap(),
+            );
+            assert!((x - y).abs() < 1e-9, "frame {f}: {x} vs {y}");
+        }
+        assert_eq!(labels[4]["backend"], "track:500@4");
+    }
+
+    #[test]
+    fn a_relabelled_track_keeps_its_index_and_label_ids_through_its_recorded_id() {
+        let (_, map) = setup();
+        let mut tracks = served(upload(&frames(), &map, 20));
+        for s in &mut tracks[0].shapes {
+            s.attributes.clear();
+        }
+        tracks[0].attributes.clear();
+        let recorded = HashMap::from([(500, 1)]);
+        let labels = down(&tracks, &recorded, 20);
+        assert!(labels.iter().all(|l| l["index"] == 1));
+        assert_eq!(labels[5]["_id"], json!({"$oid": oid(6)}));
+        // Without the record, FiftyOne's loss: no label ids (every label deleted, re-added).
+        let lost = down(&tracks, &HashMap::new(), 20);
+        assert!(lost.iter().all(|l| l.get("_id").is_none()));
+    }
+
+    #[test]
+    fn a_split_track_gives_its_second_part_a_new_index_and_keeps_the_label_ids() {
+        let (_, map) = setup();
+        let whole = served(upload(&frames(), &map, 20)).remove(0);
+        let (mut a, mut b) = (whole.clone(), whole);
+        a.id = Some(600);
+        a.shapes.retain(|s| s.frame <= 3);
+        a.shapes.push(Shape {
+            frame: 4,
+            outside: true,
+            ..a.shapes[1].clone()
+        });
+        b.id = Some(601);
+        b.shapes.retain(|s| s.frame >= 6);
+        let labels = down(&[a, b], &HashMap::from([(500, 1)]), 20);
+        let at = |f: u64| labels.iter().find(|l| l["frame"] == f).unwrap();
+        assert_eq!(at(2)["index"], 1);
+        assert_eq!(at(7)["index"], 2);
+        assert_eq!(
+            at(7)["_id"],
+            json!({"$oid": oid(8)}),
+            "the label moved tracks"
+        );
+        assert!(labels.iter().all(|l| l["frame"] != 4 && l["frame"] != 5));
+    }
+}
