@@ -3,9 +3,10 @@
 //! (drafts, comments, users, storage links), which are skipped as they are parsed instead of
 //! being built into maps first. Label results stay JSON: the conversions read them.
 
-use super::convert::{self, ImageSize};
+use super::convert;
 use super::{MODEL_VERSION, field_from_meta};
 use crate::backend::DownloadedLabel;
+use crate::backend::convert::ImageSize;
 use crate::schema::ResolvedField;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
