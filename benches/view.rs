@@ -6,7 +6,8 @@
 //! written with its stages (`bench/view_fo.py`): `len(view)` and
 //! `view.count("ground_truth.detections")`, medians of 3, the import into its database not
 //! timed. The python is `ANNOFORM_BENCH_FIFTYONE` (empty: leave FiftyOne out), else the venv
-//! in `~/.cache/annoform/fiftyone-1.22.1` when there is one.
+//! in `~/.cache/annoform/fiftyone-1.22.1` when there is one. `ANNOFORM_BENCH_VIEWS` (names,
+//! comma-separated) runs only those views, e.g. to count instructions of one with `perf stat`.
 
 mod support;
 use support::{LABELS_PER_SAMPLE, generate, median, peak_rss_mib};
@@ -68,6 +69,16 @@ fn main() {
             ]),
         ),
     ];
+    let views: Vec<_> = match std::env::var("ANNOFORM_BENCH_VIEWS") {
+        Ok(only) => {
+            let only: Vec<&str> = only.split(',').map(str::trim).collect();
+            views
+                .into_iter()
+                .filter(|(name, _)| only.contains(name))
+                .collect()
+        }
+        Err(_) => views.into(),
+    };
     let names: Vec<&str> = views.iter().map(|(name, _)| *name).collect();
     let fiftyone = fiftyone_python().map(|py| fiftyone_side(&py, tmp.path(), &names));
     println!(

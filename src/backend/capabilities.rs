@@ -177,6 +177,7 @@ static DARWIN: Capabilities = Capabilities {
         LabelType::Classification,
         LabelType::Classifications,
         LabelType::Detections,
+        LabelType::Polylines,
         LabelType::Polygons,
         LabelType::Keypoints,
     ]),
@@ -213,6 +214,19 @@ pub enum PerVideo {
     All(u64),
     InOrder(Vec<u64>),
     ByFilepath(IndexMap<String, u64>),
+}
+
+/// `frame_step`'s schema: a [`PerVideo`] of steps of at least 1 (FiftyOne: "'frame_step'
+/// must be >= 1"), or nothing.
+fn per_video_step(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let step = serde_json::json!({"type": "integer", "format": "uint64", "minimum": 1});
+    let schema = serde_json::json!({"anyOf": [
+        step,
+        {"type": "array", "items": step},
+        {"type": "object", "additionalProperties": step},
+        {"type": "null"},
+    ]});
+    schemars::Schema::try_from(schema).expect("an object is a schema")
 }
 
 /// One or several usernames / URLs.
@@ -285,6 +299,8 @@ pub struct CvatConfig {
     /// Video: last frame to upload.
     pub frame_stop: Option<PerVideo>,
     /// Video: upload every Nth frame.
+    #[serde(default)]
+    #[schemars(schema_with = "per_video_step")]
     pub frame_step: Option<PerVideo>,
 }
 
@@ -306,14 +322,22 @@ pub struct LabelStudioConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DarwinConfig {
-    /// API base URL (default https://darwin.v7labs.com/api/v2).
+    /// The V7 host's root URL (default https://darwin.v7labs.com).
     pub url: Option<String>,
     /// API key, as `${env:NAME}`.
     pub api_key: Option<SecretRef>,
-    /// The Darwin dataset to use or create (default: the run key).
+    /// The Darwin dataset to use, or create when missing (default: the run key, lower case,
+    /// spaces as `-`). Only a dataset the run created is archived by destroy.
     pub dataset_slug: Option<String>,
-    /// Slug of a Darwin external storage holding the media.
+    /// Slug of a Darwin external storage holding the media: items are registered from it
+    /// (storage key = the media path without `scheme://bucket/`), not uploaded.
     pub external_storage: Option<String>,
+    /// Seconds to wait for uploaded items to be processed (default 600).
+    #[schemars(range(min = 0))]
+    pub processing_timeout: Option<f64>,
+    /// Seconds to wait for a download's export to complete (default 600).
+    #[schemars(range(min = 0))]
+    pub export_timeout: Option<f64>,
 }
 
 /// A custom backend: an executable speaking annoform's JSON-lines protocol.

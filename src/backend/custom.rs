@@ -241,6 +241,7 @@ impl Backend for CustomBackend {
         Ok(Downloaded {
             cursor: first,
             held,
+            strays: Vec::new(),
         })
     }
 

@@ -7,8 +7,10 @@ pub mod capabilities;
 pub mod convert;
 pub mod custom;
 pub mod cvat;
+pub mod darwin;
 pub mod http;
 pub mod labelstudio;
+pub mod settings;
 
 pub use capabilities::{BackendKind, Capabilities};
 
@@ -294,6 +296,21 @@ pub struct Downloaded {
     /// ones). `None`: the samples a complete download handed are all the backend holds, and
     /// an incremental one says nothing of the others.
     pub held: Option<std::collections::HashSet<String>>,
+    /// Objects the backend holds in the downloaded tasks that no sample of the run can take:
+    /// the plan lists them, so none is dropped in silence.
+    pub strays: Vec<Stray>,
+}
+
+/// An object no sample of the run can take (CVAT: one on a frame beyond its task's frames,
+/// which job-level writes do not refuse): not merged, but listed in the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stray {
+    /// The backend task holding it.
+    pub task: String,
+    /// The backend's id of the object.
+    pub backend_id: String,
+    /// Where it is and why no sample takes it, in the backend's terms.
+    pub reason: String,
 }
 
 /// Receives a download page by page. A page holds every label of its samples (a sample never
@@ -310,6 +327,9 @@ pub struct ProjectContext<'a> {
     pub settings: &'a serde_json::Map<String, serde_json::Value>,
     /// The run's tasks, each with its samples in frame order.
     pub tasks: &'a [crate::state::TaskRecord],
+    /// Whether the run created the project (rather than finding it in place): only then may
+    /// a backend whose projects are shared datasets (Darwin) delete it.
+    pub created: bool,
 }
 
 /// A project that exists before the run, as [`Backend::existing_project`] reads it.
@@ -420,17 +440,27 @@ pub trait Backend {
         since: Option<&str>,
         sink: &mut PageSink<'_>,
     ) -> Result<Downloaded, BackendError>;
-    /// A cursor for [`download`](Backend::download) taken right after a run's tasks were
-    /// created: a download since it hands every sample whose annotations changed after the
-    /// tasks were made, so a run's first refresh downloads only what annotators touched.
-    /// `None` when the backend cannot tell, or annotations already exist (then the first
-    /// refresh downloads everything).
-    fn created_cursor(
+    /// The cursor a run's first refresh starts from, taken once its tasks (`tasks`, ids) are
+    /// up with their labels: a [`download`](Backend::download) since it hands every sample
+    /// annotators changed after annoform's own writes, so the first refresh does not download
+    /// every task. `None`: the backend cannot tell, and the first refresh downloads everything.
+    fn cursor(
         &mut self,
         _project: &RemoteProject,
         _tasks: &[String],
     ) -> Result<Option<String>, BackendError> {
         Ok(None)
+    }
+    /// Whether nothing a refresh looks at changed since `cursor` (a cursor this backend
+    /// returned): no annotation written, no task added, changed or removed, the project still
+    /// there. Backends that can answer it in one request let a no-op plan cost one request per
+    /// project; `false` (the default) means "look".
+    fn unchanged_since(
+        &mut self,
+        _project: &RemoteProject,
+        _cursor: &str,
+    ) -> Result<bool, BackendError> {
+        Ok(false)
     }
     /// Delete the project and everything in it.
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError>;

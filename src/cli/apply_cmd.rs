@@ -83,7 +83,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let mut engine = Engine::new(
         &session.config,
         &ctx.ui.env,
-        &session.store,
+        session.store.as_ref(),
         session.datasets,
     );
     engine.set_failed(session.failed);
@@ -113,6 +113,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     print_plan(ctx, &work, &args.output)?;
     let planned = work.plan.clone();
     if !work.plan.changes && work.runs.iter().all(|r| r.plan.actions.is_empty()) {
+        engine.keep_cursors(work).map_err(engine_error)?;
         eprintln!("Nothing to apply.");
         return failed_runs(&planned);
     }
@@ -215,7 +216,7 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     let mut engine = Engine::new(
         &session.config,
         &ctx.ui.env,
-        &session.store,
+        session.store.as_ref(),
         session.datasets,
     );
     engine.set_failed(session.failed);

@@ -24,6 +24,7 @@ use super::field_path::{FieldPath, FrameNumber, Level};
 use super::fields::{FieldType, declared_label_class};
 use super::labels::{self, Label, LabelError, Object};
 use super::media::{self, Dimensions};
+use super::scan;
 
 /// Why a dataset could not be loaded, changed or saved. Messages name the file and, where one
 /// is involved, the sample.
@@ -266,33 +267,25 @@ impl Document {
 
     /// The top-level entries whose keys pass `keep`, without caching (see [`Self::project`]).
     fn project_with(&self, keep: &dyn Fn(&str) -> bool) -> Cow<'_, Object> {
-        match &self.body {
-            Body::Text {
-                text,
-                span,
-                cache,
-                nonfinite,
-                ..
-            } if cache.get().is_none() => {
-                let json = json_text(text, span, *nonfinite);
-                let mut de = serde_json::Deserializer::from_str(&json);
-                // Validated at load; an empty object is the least harmful answer to a bug.
-                let part = |k: &str| keep(k).then_some(Part::Whole);
-                Cow::Owned(
-                    PartsProjection { part: &part }
-                        .deserialize(&mut de)
-                        .unwrap_or_default(),
-                )
-            }
-            _ => Cow::Borrowed(self.as_object()),
-        }
+        self.project_parts(&|k| keep(k).then_some(Part::Whole))
     }
 
     /// Like [`Self::project`], with some fields parsed only in part: for a top-level key,
     /// `part` says whether to skip it (`None`), parse it whole, or parse it as a label value
     /// keeping its `_cls` and, in each label object, only the given keys. A
-    /// value of another shape than a label value makes the fields parse whole.
+    /// value of another shape than a label value makes that field parse whole. Fields asked
+    /// as [`Part::Text`] are left out (see [`Self::project_text`]).
     pub fn project_parts<'k>(&self, part: &dyn Fn(&str) -> Option<Part<'k>>) -> Cow<'_, Object> {
+        self.project_text(part).0
+    }
+
+    /// Like [`Self::project_parts`], the fields `part` asks as [`Part::Text`] not parsed:
+    /// their JSON text comes back beside the object. A document parsed already has no text
+    /// to give: the object is then the whole document, and the list is empty.
+    pub fn project_text<'k>(
+        &self,
+        part: &dyn Fn(&str) -> Option<Part<'k>>,
+    ) -> (Cow<'_, Object>, Vec<(String, Cow<'_, str>)>) {
         match &self.body {
             Body::Text {
                 text,
@@ -302,13 +295,35 @@ impl Document {
                 ..
             } if cache.get().is_none() => {
                 let json = json_text(text, span, *nonfinite);
-                let mut de = serde_json::Deserializer::from_str(&json);
-                match (PartsProjection { part }).deserialize(&mut de) {
-                    Ok(o) => Cow::Owned(o),
-                    Err(_) => self.project_with(&|k| part(k).is_some()),
+                let borrowed = match &json {
+                    Cow::Borrowed(t) => Some(*t),
+                    Cow::Owned(_) => None,
+                };
+                // Validated at load: skipping needs no second check. An empty object is the
+                // least harmful answer to a bug.
+                let mut out = Object::new();
+                let mut texts = Vec::new();
+                for (k, span) in scan::members(&json) {
+                    let value = &json[span.clone()];
+                    let v = match part(&k) {
+                        None => continue,
+                        Some(Part::Text) => {
+                            let value = borrowed.map_or_else(
+                                || Cow::Owned(value.to_owned()),
+                                |t| Cow::Borrowed(&t[span]),
+                            );
+                            texts.push((k.into_owned(), value));
+                            continue;
+                        }
+                        Some(Part::Whole) => serde_json::from_str(value).ok(),
+                        Some(Part::Labels(keep)) => label_part(value, keep, true)
+                            .or_else(|| serde_json::from_str(value).ok()),
+                    };
+                    out.insert(k.into_owned(), v.unwrap_or_default());
                 }
+                (Cow::Owned(out), texts)
             }
-            _ => Cow::Borrowed(self.as_object()),
+            _ => (Cow::Borrowed(self.as_object()), Vec::new()),
         }
     }
 
@@ -1353,29 +1368,6 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 }
 
-/// An object key, borrowed from the text unless it has escapes (projections allocate only
-/// the keys they keep).
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
 /// How much of a top-level value [`Document::project_parts`] parses.
 #[derive(Clone, Copy)]
 pub enum Part<'k> {
@@ -1383,117 +1375,40 @@ pub enum Part<'k> {
     Whole,
     /// A label value: its `_cls` and, in each label, only the given keys.
     Labels(&'k [String]),
+    /// Not parsed: its JSON text (see [`Document::project_text`]).
+    Text,
 }
 
-/// Deserializes an object keeping some keys whole and some label values in part.
-struct PartsProjection<'p, 'k> {
-    part: &'p dyn Fn(&str) -> Option<Part<'k>>,
-}
-
-impl<'de> DeserializeSeed<'de> for PartsProjection<'_, '_> {
-    type Value = Object;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
-        d.deserialize_map(self)
+/// The label value in `text` (`top`: a field's value, with its `_cls`, whose list of labels
+/// is projected too; else one label of a list) with only the kept keys; null stays null.
+/// `None` for a value of another shape.
+fn label_part(text: &str, keep: &[String], top: bool) -> Option<Value> {
+    match text.as_bytes().first() {
+        Some(b'n') => return Some(Value::Null),
+        Some(b'{') => {}
+        _ => return None,
     }
-}
-
-impl<'de> Visitor<'de> for PartsProjection<'_, '_> {
-    type Value = Object;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
-        let mut out = Object::new();
-        while let Some(Key(k)) = map.next_key()? {
-            match (self.part)(&k) {
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-                Some(Part::Whole) => {
-                    let v = map.next_value()?;
-                    out.insert(k.into_owned(), v);
-                }
-                Some(Part::Labels(keep)) => {
-                    let v = map.next_value_seed(LabelPart { keep, top: true })?;
-                    out.insert(k.into_owned(), v);
-                }
+    let is_list_key = |k: &str| {
+        ["Classifications", "Detections", "Polylines", "Keypoints"]
+            .into_iter()
+            .any(|cls| labels::label_list_key(cls) == Some(k))
+    };
+    let mut out = Object::new();
+    for (k, span) in scan::members(text) {
+        let value = &text[span];
+        if (top && k == "_cls") || keep.iter().any(|x| *x == k) {
+            out.insert(k.into_owned(), serde_json::from_str(value).ok()?);
+        } else if top && is_list_key(&k) {
+            if !value.starts_with('[') {
+                return None;
             }
+            let items = scan::items(value)
+                .map(|s| label_part(&value[s], keep, false))
+                .collect::<Option<Vec<_>>>()?;
+            out.insert(k.into_owned(), Value::Array(items));
         }
-        Ok(out)
     }
-}
-
-/// A label value (`top`: a field's value, with its `_cls`, whose list of labels is projected
-/// too) or one label of a list, with only the kept keys; null stays null.
-struct LabelPart<'k> {
-    keep: &'k [String],
-    top: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for LabelPart<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LabelPart<'_> {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a label or null")
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let is_list_key = |k: &str| {
-            ["Classifications", "Detections", "Polylines", "Keypoints"]
-                .into_iter()
-                .any(|cls| labels::label_list_key(cls) == Some(k))
-        };
-        let mut out = Object::new();
-        while let Some(Key(k)) = map.next_key()? {
-            if (self.top && k == "_cls") || self.keep.iter().any(|x| *x == k) {
-                let v = map.next_value()?;
-                out.insert(k.into_owned(), v);
-            } else if self.top && is_list_key(&k) {
-                let v = map.next_value_seed(LabelList { keep: self.keep })?;
-                out.insert(k.into_owned(), v);
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-/// The list of a list label class (`detections`...), each label projected.
-struct LabelList<'k> {
-    keep: &'k [String],
-}
-
-impl<'de> DeserializeSeed<'de> for LabelList<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LabelList<'_> {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of labels")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(LabelPart {
-            keep: self.keep,
-            top: false,
-        })? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
+    Some(Value::Object(out))
 }
 
 /// A document's object, parsed for validation (borrowed when already an object).

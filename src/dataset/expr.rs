@@ -714,16 +714,52 @@ impl<'a> Val<'a> {
     }
 }
 
+/// What expressions read: a label or a sample, parsed ([`Object`]) or read in part from its
+/// text (`rows::Row`).
+pub trait Doc {
+    /// The value of a top-level key; `None` when the document does not have it.
+    fn get(&self, key: &str) -> Option<Val<'_>>;
+
+    /// The whole document, for an empty path.
+    fn whole(&self) -> Val<'_> {
+        Val::Null
+    }
+}
+
+impl<D: Doc + ?Sized> Doc for &D {
+    fn get(&self, key: &str) -> Option<Val<'_>> {
+        (**self).get(key)
+    }
+
+    fn whole(&self) -> Val<'_> {
+        (**self).whole()
+    }
+}
+
+impl Doc for Object {
+    fn get(&self, key: &str) -> Option<Val<'_>> {
+        serde_json::Map::get(self, key).map(Val::from_json)
+    }
+
+    fn whole(&self) -> Val<'_> {
+        Val::Obj(self)
+    }
+}
+
+/// A name of a document: its value, else the legacy `attributes` dict's `value`.
+fn key_of<'a, D: Doc + ?Sized>(doc: &'a D, k: &str) -> Val<'a> {
+    doc.get(k).unwrap_or_else(|| match doc.get("attributes") {
+        Some(Val::Obj(a)) => a
+            .get(k)
+            .and_then(|a| a.get("value"))
+            .map_or(Val::Null, Val::from_json),
+        _ => Val::Null,
+    })
+}
+
 fn key<'a>(v: &Val<'a>, k: &str) -> Val<'a> {
     match v {
-        Val::Obj(o) => match o.get(k) {
-            Some(x) => Val::from_json(x),
-            None => o
-                .get("attributes")
-                .and_then(|a| a.get(k))
-                .and_then(|a| a.get("value"))
-                .map_or(Val::Null, Val::from_json),
-        },
+        Val::Obj(o) => key_of(*o, k),
         // A name after a list maps over it.
         Val::List(items) => Val::List(items.iter().map(|i| key(i, k)).collect()),
         _ => Val::Null,
@@ -786,8 +822,8 @@ fn count(v: &Val) -> Val<'static> {
     Val::Num(n as f64)
 }
 
-/// Evaluates an expression on a document (a label object, or a sample).
-pub fn eval<'a>(e: &'a Expr, doc: &'a Object) -> Val<'a> {
+/// Evaluates an expression on a document (a label, or a sample).
+pub fn eval<'a, D: Doc + ?Sized>(e: &'a Expr, doc: &'a D) -> Val<'a> {
     match e {
         Expr::Null => Val::Null,
         Expr::Bool(b) => Val::Bool(*b),
@@ -795,10 +831,16 @@ pub fn eval<'a>(e: &'a Expr, doc: &'a Object) -> Val<'a> {
         Expr::Str(s) => Val::Str(Cow::Borrowed(s)),
         Expr::List(items) => Val::List(items.iter().map(|i| eval(i, doc)).collect()),
         Expr::Path(segs) => {
-            let mut v = Val::Obj(doc);
-            for (i, s) in segs.iter().enumerate() {
+            let (mut v, rest) = match segs.split_first() {
+                None => return doc.whole(),
+                Some((Seg::Key(k), rest)) if k == "id" && doc.get("id").is_none() => {
+                    (key_of(doc, "_id"), rest)
+                }
+                Some((Seg::Key(k), rest)) => (key_of(doc, k), rest),
+                Some((Seg::Index(_), rest)) => (Val::Null, rest),
+            };
+            for s in rest {
                 v = match s {
-                    Seg::Key(k) if i == 0 && k == "id" && !doc.contains_key("id") => key(&v, "_id"),
                     Seg::Key(k) => key(&v, k),
                     Seg::Index(n) => index(&v, *n),
                 };
@@ -862,7 +904,7 @@ fn arith<'a>(op: BinOp, x: Val<'a>, y: Val<'a>) -> Val<'a> {
 }
 
 /// Whether the expression holds for the document.
-pub fn matches(e: &Expr, doc: &Object) -> bool {
+pub fn matches<D: Doc + ?Sized>(e: &Expr, doc: &D) -> bool {
     eval(e, doc).truthy()
 }
 

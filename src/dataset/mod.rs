@@ -19,6 +19,8 @@ pub mod labels;
 pub mod mask;
 pub mod mask_path;
 pub mod media;
+mod rows;
+mod scan;
 pub mod sendable;
 pub mod view;
 

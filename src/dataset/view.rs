@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use super::dir::{Dataset, Part};
 use super::ejson::ObjectId;
-use super::expr::{self, Expr, ExprError, Val};
+use super::expr::{self, Doc, Expr, ExprError, Val};
 use super::field_path::{FieldPath, Level};
 use super::labels::{self, Object};
+use super::rows::{LabelRows, Row};
 use crate::manifest::types::{SortBy, ViewStage};
 
 #[cfg(test)]
@@ -120,12 +121,48 @@ fn stage_name(s: &ViewStage) -> &'static str {
 struct Ctx<'a> {
     sample: Cow<'a, Object>,
     frames: Vec<Cow<'a, Object>>,
+    /// Sample label fields read in part straight from the text (see [`Trim`]); `sample`
+    /// holds only their shape (see [`LabelRows::shape`]).
+    rows: Vec<(String, LabelRows<'a>)>,
 }
 
 /// Label fields a pass reads only through label-level expressions (`frames.<name>` for frame
 /// fields), with the label keys those read (`_id` when the field is filtered): their labels
-/// are parsed with only these keys (and the field's `_cls`).
+/// are read with only these keys (and the field's `_cls`), as [`LabelRows`] for sample
+/// fields of documents not parsed yet.
 type Trim = [(String, Vec<String>)];
+
+/// A label as expressions see it: parsed, or read in part from its text.
+#[derive(Clone, Copy)]
+enum LabelRef<'c> {
+    Obj(&'c Object),
+    Row(Row<'c>),
+}
+
+impl LabelRef<'_> {
+    fn id(&self) -> Option<ObjectId> {
+        match self {
+            LabelRef::Obj(o) => label_id(o),
+            LabelRef::Row(r) => r.id(),
+        }
+    }
+}
+
+impl Doc for LabelRef<'_> {
+    fn get(&self, key: &str) -> Option<Val<'_>> {
+        match self {
+            LabelRef::Obj(o) => Doc::get(*o, key),
+            LabelRef::Row(r) => r.get(key),
+        }
+    }
+
+    fn whole(&self) -> Val<'_> {
+        match self {
+            LabelRef::Obj(o) => o.whole(),
+            LabelRef::Row(r) => r.whole(),
+        }
+    }
+}
 
 impl<'a> Ctx<'a> {
     /// Parses the fields a stage reads (`frames.<name>` for frame fields), nothing else.
@@ -133,7 +170,7 @@ impl<'a> Ctx<'a> {
         Self::trimmed(ds, idx, fields, &[])
     }
 
-    /// Like [`Self::new`], the label fields in `trim` parsed only in part.
+    /// Like [`Self::new`], the label fields in `trim` read only in part.
     fn trimmed<S: AsRef<str>>(ds: &'a Dataset, idx: usize, fields: &[S], trim: &Trim) -> Self {
         let s = &ds.samples()[idx];
         // What to parse of a top-level key of the sample or of a frame.
@@ -143,6 +180,7 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .any(|f| is(f.as_ref()))
                 .then(|| match trim.iter().find(|(f, _)| is(f)) {
+                    Some(_) if level == Level::Sample => Part::Text,
                     Some((_, keys)) => Part::Labels(keys),
                     None => Part::Whole,
                 })
@@ -158,9 +196,46 @@ impl<'a> Ctx<'a> {
         } else {
             Vec::new()
         };
+        let (mut sample, texts) = s.project_text(&|k| part(Level::Sample, k));
+        let mut rows = Vec::new();
+        for (field, text) in texts {
+            let keys = trim
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map_or(&[][..], |(_, k)| k);
+            let value = match LabelRows::read(text.clone(), keys) {
+                Some(r) => {
+                    let shape = r.shape(r.rows().count());
+                    rows.push((field.clone(), r));
+                    shape
+                }
+                // Not shaped like a label value: parsed whole.
+                None => serde_json::from_str(&text).unwrap_or_default(),
+            };
+            sample.to_mut().insert(field, value);
+        }
         Ctx {
-            sample: s.project_parts(&|k| part(Level::Sample, k)),
+            sample,
             frames,
+            rows,
+        }
+    }
+
+    /// The field's labels read in part, if it was.
+    fn rows(&self, field: &str) -> Option<&LabelRows<'a>> {
+        self.rows.iter().find(|(f, _)| f == field).map(|(_, r)| r)
+    }
+
+    /// The labels of a field, however they were read; `frames.<name>` gathers them over all
+    /// frames.
+    fn labels(&self, field: &str) -> Vec<LabelRef<'_>> {
+        match self.rows(field) {
+            Some(rows) => rows.rows().map(LabelRef::Row).collect(),
+            None => self
+                .raw_labels(field)
+                .into_iter()
+                .map(LabelRef::Obj)
+                .collect(),
         }
     }
 
@@ -395,10 +470,10 @@ impl<'a> State<'a> {
         idx: usize,
         field: &str,
         local: &Local,
-    ) -> Vec<&'c Object> {
-        let mut all = ctx.raw_labels(field);
+    ) -> Vec<LabelRef<'c>> {
+        let mut all = ctx.labels(field);
         if let Some(kept) = self.kept(field, idx, local) {
-            all.retain(|l| label_id(l).is_some_and(|id| kept.contains(&id)));
+            all.retain(|l| l.id().is_some_and(|id| kept.contains(&id)));
         }
         all
     }
@@ -412,6 +487,15 @@ impl<'a> State<'a> {
         if FieldPath::split(field).0 == Level::Frame
             || !ctx.sample.get(field).is_some_and(labels::is_label_value)
         {
+            return;
+        }
+        if let Some(rows) = ctx.rows(field) {
+            let visible = rows
+                .rows()
+                .filter(|r| r.id().is_some_and(|id| kept.contains(&id)))
+                .count();
+            let shape = rows.shape(visible);
+            ctx.sample.to_mut().insert(field.to_owned(), shape);
             return;
         }
         let keep = |v: &Value| {
@@ -539,7 +623,9 @@ impl<'a> State<'a> {
         {
             return None;
         }
-        let key = pass.sort.map(|e| SortKey::from(expr::eval(e, &ctx.sample)));
+        let key = pass
+            .sort
+            .map(|e| SortKey::from(expr::eval(e, &*ctx.sample)));
         Some((local, key))
     }
 
@@ -557,7 +643,7 @@ impl<'a> State<'a> {
                 .frames
                 .iter()
                 .any(|fr| fr.get(*f).is_some_and(|v| !v.is_null())),
-            Step::Exists(e) => !matches!(expr::eval(e, &ctx.sample), Val::Null),
+            Step::Exists(e) => !matches!(expr::eval(e, &*ctx.sample), Val::Null),
             Step::FilterLabels {
                 field,
                 expr: e,
@@ -566,15 +652,15 @@ impl<'a> State<'a> {
                 let visible = self.labels(ctx, s, field, local);
                 let matching: Vec<ObjectId> = visible
                     .iter()
-                    .filter(|l| expr::matches(e, l))
-                    .filter_map(|l| label_id(l))
+                    .filter(|l| expr::matches(e, *l))
+                    .filter_map(LabelRef::id)
                     .collect();
                 // In dataset order, every label whose id matched (ids may repeat).
                 let matching = Kept::new(matching);
                 let kept: Vec<ObjectId> = ctx
-                    .raw_labels(field)
-                    .into_iter()
-                    .filter_map(label_id)
+                    .labels(field)
+                    .iter()
+                    .filter_map(LabelRef::id)
                     .filter(|id| matching.contains(id))
                     .collect();
                 let stays = !(*only_matches && kept.is_empty());
@@ -589,7 +675,7 @@ impl<'a> State<'a> {
             }
             Step::MatchLabels { fields, expr: e } => fields.iter().any(|f| {
                 self.labels(ctx, s, f, local)
-                    .into_iter()
+                    .iter()
                     .any(|l| expr::matches(e, l))
             }),
             Step::Select(_)
@@ -655,7 +741,9 @@ fn label_only_reads(
         })
         .map(|f| {
             let ids = filtered.contains(&f.as_str()).then(|| "_id".to_owned());
-            (f.clone(), ids.into_iter().collect())
+            // Names missing from a label are looked up in its legacy `attributes` dict.
+            let keys = ids.into_iter().chain(["attributes".to_owned()]).collect();
+            (f.clone(), keys)
         })
         .collect();
     let mut add = |field: &str, e: &Expr| {
@@ -880,7 +968,8 @@ mod tests {
     }
 
     /// n samples; sample i has tag `t{i%3}`, `n_int` = i, and i%4 detections with confidence
-    /// 0.1, 0.2, ... labelled car/bus alternately.
+    /// 0.1, 0.2, ... labelled car/bus alternately, the first of each made by `vw` in the
+    /// legacy `attributes` dict.
     fn synthetic(n: usize) -> Dataset {
         let samples = (0..n)
             .map(|i| {
@@ -888,7 +977,8 @@ mod tests {
                     .map(|j| {
                         json!({"_id": ObjectId::derive(&[b"l", &i.to_be_bytes(), &j.to_be_bytes()]).to_ejson(),
                                "_cls": "Detection", "label": if j % 2 == 0 { "car" } else { "bus" },
-                               "bounding_box": [0.1, 0.1, 0.2, 0.2], "confidence": (j + 1) as f64 / 10.0})
+                               "bounding_box": [0.1, 0.1, 0.2, 0.2], "confidence": (j + 1) as f64 / 10.0,
+                               "attributes": if j == 0 { json!({"make": {"_cls": "CategoricalAttribute", "value": "vw"}}) } else { json!({}) }})
                     })
                     .collect();
                 let v = json!({"_id": ObjectId::derive(&[b"s", &i.to_be_bytes()]).to_ejson(),
@@ -1222,6 +1312,7 @@ mod tests {
             "!(confidence > 0.2)",
             "true",
             "exists(bounding_box) && id != ''",
+            "make == 'vw'",
         ]);
         let filter = (wheres.clone(), prop::option::of(any::<bool>()))
             .prop_map(|(w, only)| filter("ground_truth", w, only));

@@ -148,7 +148,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                         .iter()
                         .map(|&s| {
                             let ctx = Ctx::new(ds, s, &roots);
-                            !matches!(expr::eval(&e, &st.sample_doc(&ctx, s)), Val::Null)
+                            !matches!(expr::eval(&e, &*st.sample_doc(&ctx, s)), Val::Null)
                         })
                         .collect();
                     let mut keep = docs.into_iter();
@@ -232,7 +232,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                     .iter()
                     .map(|&s| {
                         let ctx = Ctx::new(ds, s, &roots);
-                        SortKey::from(expr::eval(&e, &st.sample_doc(&ctx, s)))
+                        SortKey::from(expr::eval(&e, &*st.sample_doc(&ctx, s)))
                     })
                     .collect();
                 let mut perm: Vec<usize> = (0..st.order.len()).collect();

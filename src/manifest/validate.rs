@@ -366,6 +366,17 @@ impl RunCheck<'_> {
                                 ),
                                 "frame field".into(),
                             ));
+                        } else if !f.name.is_frame() && video && kind == Some(BackendKind::Cvat) {
+                            // FiftyOne: CVAT does not annotate a video's sample fields.
+                            found.push((
+                                path,
+                                at_key,
+                                format!(
+                                    "`{}` is a sample field but dataset `{}` holds videos, whose labels CVAT takes on frames only: use `frames.{}`",
+                                    f.name, run.dataset, f.name
+                                ),
+                                "sample field".into(),
+                            ));
                         }
                     }
                     if let Some(kind) = kind {

@@ -54,7 +54,13 @@ pub fn resolve(
         if backend == BackendKind::Cvat {
             // CVAT's `occluded_attr`/`group_id_attr` name the attributes that hold its
             // occluded flag and group id on every object field.
-            out = crate::backend::cvat::client::effective_schema(&out, &run.backend_config);
+            // Settings that do not fit are validate's to report, with their span.
+            use crate::backend::settings::Settings;
+            if let Ok(settings) =
+                crate::backend::capabilities::CvatConfig::read(&run.backend_config)
+            {
+                out = crate::backend::cvat::client::effective_schema(&out, &settings);
+            }
         }
         Ok(out)
     } else {

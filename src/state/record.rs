@@ -5,6 +5,7 @@ use crate::dataset::ejson::ObjectId;
 use crate::manifest::ViewStage;
 use crate::plan::Rejection;
 use crate::schema::ResolvedSchema;
+use crate::state::error::{Result, StateError};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -57,14 +58,17 @@ pub struct RunRecord {
     pub id_map: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeCheckpoint>,
-    /// The backend's cursor once the run's tasks were created: until a merge records its
-    /// own, the first refresh asks only for what changed since (absent when the backend
-    /// cannot tell, or annotations came in before it was read).
+    /// The backend's cursor once the run's tasks were up, before any merge: the first refresh
+    /// asks only for what annotators changed since (after a merge, the merge's cursor counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_cursor: Option<String>,
     /// Remembered from the manifest so a run removed from the manifests is still protected.
     #[serde(default)]
     pub prevent_destroy: bool,
+    /// The run created its project, rather than finding it in place (a Darwin dataset named
+    /// by `dataset_slug` may be anyone's): only then does destroy delete it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub project_created: bool,
     /// The backend objects were deleted after the final merge (`load.cleanup`).
     #[serde(default)]
     pub cleaned_up: bool,
@@ -217,7 +221,25 @@ impl RunRecord {
             merge: None,
             created_cursor: None,
             prevent_destroy: false,
+            project_created: false,
             cleaned_up: false,
+        }
+    }
+
+    /// The cursor the next refresh starts from: the last merge's, else the one taken when
+    /// the tasks were created (`None`: download everything).
+    pub fn refresh_cursor(&self) -> Option<&str> {
+        match &self.merge {
+            Some(m) => m.cursor.as_deref(),
+            None => self.created_cursor.as_deref(),
+        }
+    }
+
+    /// Move the refresh cursor (where [`refresh_cursor`](RunRecord::refresh_cursor) reads it).
+    pub fn set_refresh_cursor(&mut self, cursor: Option<String>) {
+        match &mut self.merge {
+            Some(m) => m.cursor = cursor,
+            None => self.created_cursor = cursor,
         }
     }
 
@@ -226,28 +248,46 @@ impl RunRecord {
     pub fn touch(&mut self, now: &str) {
         self.updated_at = now.to_string();
     }
+}
 
-    /// The cursor the next refresh starts from: the last merge's, else the one taken when the
-    /// tasks were created; `None`: everything is downloaded.
-    pub fn refresh_cursor(&self) -> Option<&str> {
-        match &self.merge {
-            Some(m) => m.cursor.as_deref(),
-            None => self.created_cursor.as_deref(),
+/// Parses and checks a stored record; `place` names where it is kept, for errors.
+pub fn from_json(text: &str, place: &str) -> Result<RunRecord> {
+    let corrupt = |message: String| StateError::Corrupt {
+        place: place.to_string(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+    // The version is checked before the shape so a newer format reads as "upgrade", not
+    // as a pile of field errors.
+    match value.get("format_version").map(serde_json::Value::as_u64) {
+        Some(Some(v)) if v == u64::from(RECORD_VERSION) => {}
+        Some(Some(found)) => {
+            return Err(StateError::UnknownVersion {
+                place: place.to_string(),
+                found,
+                supported: RECORD_VERSION,
+            });
         }
+        _ => return Err(corrupt("no numeric `format_version`".to_string())),
     }
+    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+}
 
-    /// The next refresh downloads everything (restrictions or the schema changed).
-    pub fn forget_cursor(&mut self) {
-        if let Some(m) = self.merge.as_mut() {
-            m.cursor = None;
-        }
-        self.created_cursor = None;
-    }
+/// A record as stored: pretty JSON with a trailing newline, fields in declaration order and
+/// maps in their own order (so every store holds, and gives back, the same bytes).
+pub fn to_json(record: &RunRecord, place: &str) -> Result<String> {
+    serde_json::to_string_pretty(record)
+        .map(|s| s + "\n")
+        .map_err(|e| StateError::Corrupt {
+            place: place.to_string(),
+            message: format!("cannot serialise: {e}"),
+        })
 }
 
 /// The current time as stored in records: RFC 3339, UTC, whole seconds.
 pub fn now_rfc3339() -> String {
-    crate::state::lock::rfc3339(std::time::SystemTime::now())
+    crate::state::holder::rfc3339(std::time::SystemTime::now())
 }
 
 /// A fresh lineage id: 16 random hex characters.

@@ -202,6 +202,7 @@ fn an_empty_task_listing_recreates_nothing() {
         .map(|t| t["id"].as_u64().unwrap())
         .collect();
     let labels: usize = tasks.iter().map(|t| backend_labels(&cvat, *t)).sum();
+    cvat.touch_project(pid);
     let listing = proxy.rule(Rule::new(
         "GET",
         Target::regex(r"^/api/tasks\?"),
@@ -235,6 +236,7 @@ fn a_listing_that_omits_tasks_recreates_nothing() {
     ws.apply();
     let pid = cvat.project("annoform/ds/omitted").unwrap();
     let tasks = cvat.tasks(pid).len();
+    cvat.touch_project(pid);
     let listing = proxy.rule(
         Rule::new(
             "GET",

@@ -19,9 +19,11 @@ mod import;
 mod kills;
 mod matrix;
 mod params;
+mod refresh;
 mod schema;
 mod trials;
 mod unexpected;
+mod video;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
 use fs::copy_dir;
@@ -235,6 +237,16 @@ impl Cvat {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         panic!("task {tid} was not processed");
+    }
+
+    /// Move the project's `updated_date` (as any annotation write or task change does), so
+    /// the next plan refreshes instead of answering "unchanged" from the project alone.
+    fn touch_project(&self, project: u64) {
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/api/projects/{project}"),
+            &json!({}),
+        );
     }
 
     /// Accept every job of a task, as a reviewer would.

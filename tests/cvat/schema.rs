@@ -162,6 +162,14 @@ fn deleted_fields_and_broken_runs_block_nothing() {
     let recorded = ws.record("boxes")["schema"].clone();
     delete_field(&ws, "ground_truth");
     delete_field(&ws, "n_float");
+    // An annotator saves the boxes task again, unchanged: the refresh downloads it.
+    let pid = cvat.project("annoform/ds/boxes").unwrap();
+    let tid = cvat.tasks(pid)[0]["id"].as_u64().unwrap();
+    cvat.send(
+        reqwest::Method::PUT,
+        &format!("/api/tasks/{tid}/annotations"),
+        &cvat.annotations(tid),
+    );
     // Both still plan, from their records; the boxes run's next merge restores its labels.
     let plan = ws.plan();
     assert_eq!(actions(&plan), ["merge"], "{plan:#}");

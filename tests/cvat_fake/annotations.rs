@@ -86,8 +86,19 @@ pub fn handle(state: &mut State, req: &Req, scope: Scope) -> Resp {
         "GET" => Resp::json(200, render(state, task, job)),
         "DELETE" => {
             let a = state.annotations.entry(task).or_default();
+            let mut held = std::collections::BTreeSet::new();
             for k in Kind::ALL {
-                rows_mut(a, k).retain(|r| job.is_some_and(|j| r.job != j));
+                rows_mut(a, k).retain(|r| {
+                    let keep = job.is_some_and(|j| r.job != j);
+                    if !keep {
+                        held.insert(r.job);
+                    }
+                    keep
+                });
+            }
+            // `JobAnnotation.delete()` moves the dates of a job that held anything.
+            for j in held {
+                state.touch_job(j);
             }
             Resp::empty(204)
         }
@@ -126,12 +137,25 @@ fn write(state: &mut State, req: &Req, task: u64, job: Option<u64>, action: Opti
             incoming.push((k, target, obj.clone()));
         }
     }
+    // The jobs whose dates the write moves (cvat/apps/dataset_manager/task.py,
+    // `JobAnnotation.create/update/delete/put`): every job given a non-empty part of the
+    // request, even one naming ids it does not hold (delete) or changing nothing; for a PUT
+    // also every job that held anything before, and none when a job held nothing and gets
+    // nothing.
+    let mut touched: std::collections::BTreeSet<u64> =
+        incoming.iter().map(|(_, target, _)| *target).collect();
     if action.is_none() {
         if conflicting_ids(&next, &incoming) {
             return Resp::html(500, SERVER_ERROR_HTML);
         }
         for k in Kind::ALL {
-            rows_mut(&mut next, k).retain(|r| job.is_some_and(|j| r.job != j));
+            rows_mut(&mut next, k).retain(|r| {
+                let keep = job.is_some_and(|j| r.job != j);
+                if !keep {
+                    touched.insert(r.job);
+                }
+                keep
+            });
         }
     }
     for (k, target, obj) in incoming {
@@ -159,6 +183,9 @@ fn write(state: &mut State, req: &Req, task: u64, job: Option<u64>, action: Opti
         echo[k.key()].as_array_mut().expect("array").push(body);
     }
     state.annotations.insert(task, next);
+    for j in touched {
+        state.touch_job(j);
+    }
     Resp::json(200, echo)
 }
 

@@ -352,6 +352,11 @@ fn eval(rule: &Value, item: &Value, field: &impl Fn(&Value, &str) -> Option<Valu
         "and" => json!(args.iter().all(truthy)),
         "or" => json!(args.iter().any(truthy)),
         "!" => json!(!truthy(&arg(0))),
+        // Dates compare as the ISO strings the server writes.
+        "<" => json!(cmp_values(&arg(0), &arg(1)).is_lt()),
+        "<=" => json!(cmp_values(&arg(0), &arg(1)).is_le()),
+        ">" => json!(cmp_values(&arg(0), &arg(1)).is_gt()),
+        ">=" => json!(cmp_values(&arg(0), &arg(1)).is_ge()),
         "in" => match (arg(0), arg(1)) {
             (needle, Value::Array(list)) => json!(list.iter().any(|v| loose_eq(&needle, v))),
             (Value::String(n), Value::String(h)) => json!(h.contains(&n)),

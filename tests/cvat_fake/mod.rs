@@ -85,6 +85,18 @@ impl FakeCvat {
             .push((method.to_string(), path.to_string(), times));
     }
 
+    /// The requests answered since the last call (`METHOD /api/path`, no query), oldest
+    /// first.
+    pub fn take_requests(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().expect("state").log)
+    }
+
+    /// Let the server's clock run `by` further ahead: what it stamps from now on is that much
+    /// later, as if annotators came back after a while.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.state.lock().expect("state").clock += by;
+    }
+
     /// The admin's API key (what `POST /api/auth/login` answers for the admin).
     pub fn admin_key(&self) -> String {
         let s = self.state.lock().expect("state");
@@ -140,6 +152,8 @@ async fn respond(
     let req = decode(r).await;
     let resp = {
         let mut s = state.lock().expect("state");
+        s.log
+            .push(format!("{} /api/{}", req.method, req.segments.join("/")));
         dispatch(&mut s, &req)
     };
     let mut b = hyper::Response::builder().status(resp.status);

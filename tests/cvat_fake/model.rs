@@ -205,6 +205,11 @@ pub struct State {
     /// Requests to refuse (a test's fault): method, path pattern (`*` for one segment),
     /// how many more times.
     pub refusals: Vec<(String, String, u32)>,
+    /// Every request answered, as `METHOD /api/path` (no query), for tests that count them.
+    pub log: Vec<String>,
+    /// How far the server's clock runs ahead of the machine's: a test's way to let time pass
+    /// (annotators coming back later) without waiting.
+    pub clock: std::time::Duration,
     colors: usize,
     keys: u64,
 }
@@ -224,7 +229,7 @@ impl State {
             password: ADMIN_PASSWORD.into(),
             key,
             admin: true,
-            date_joined: now(),
+            date_joined: s.now(),
             last_login: None,
         });
         s
@@ -268,6 +273,44 @@ impl State {
         self.jobs.iter().filter(|j| j.task == task).collect()
     }
 
+    /// Move `updated_date` as an annotation write that changed job `job` does in CVAT 2.23.1
+    /// (`JobAnnotation._set_updated_date`, cvat/apps/dataset_manager/task.py): the job, its
+    /// task and the task's project, in one transaction.
+    pub fn touch_job(&mut self, job: u64) {
+        let stamp = self.now();
+        let Some(j) = self.jobs.iter_mut().find(|j| j.id == job) else {
+            return;
+        };
+        j.updated = stamp.clone();
+        let task = j.task;
+        if let Some(t) = self.task_mut(task) {
+            t.updated = stamp.clone();
+            if let Some(p) = t.project {
+                self.touch_project(p, &stamp);
+            }
+        }
+    }
+
+    /// Move a project's `updated_date` to `stamp`, as `Project.touch()` does when a task of it
+    /// is created, changed or deleted (cvat/apps/engine/views.py `TaskViewSet.perform_create`
+    /// and `perform_update`, signals.py `__delete_task_handler`).
+    pub fn touch_project(&mut self, project: u64, stamp: &str) {
+        if let Some(p) = self.projects.iter_mut().find(|p| p.id == project) {
+            p.updated = stamp.to_string();
+        }
+    }
+
+    /// The server's current time in its format (`2026-11-22T03:08:27.898701Z`).
+    pub fn now(&self) -> String {
+        self.later(0)
+    }
+
+    /// The server's time `secs` seconds from now, in its format.
+    pub fn later(&self, secs: u64) -> String {
+        let t = std::time::SystemTime::now() + self.clock + std::time::Duration::from_secs(secs);
+        humantime::format_rfc3339_micros(t).to_string()
+    }
+
     /// The label set a task uses: its project's if it has one.
     pub fn task_label_owner(&self, task: &Task) -> LabelOwner {
         match task.project {
@@ -294,15 +337,4 @@ impl State {
             None => Value::Null,
         }
     }
-}
-
-/// The current time in the server's format (`2026-11-22T03:08:27.898701Z`).
-pub fn now() -> String {
-    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
-}
-
-/// A time `secs` seconds from now, in the server's format.
-pub fn later(secs: u64) -> String {
-    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(secs);
-    humantime::format_rfc3339_micros(t).to_string()
 }

@@ -1,7 +1,7 @@
 //! Projects and labels: label sets with attribute specs, skeleton sublabels, label patches.
 
 use super::http::{Req, Resp, json_logic_filter, paginate};
-use super::model::{Attr, Label, LabelOwner, Project, State, now};
+use super::model::{Attr, Label, LabelOwner, Project, State};
 use serde_json::{Map, Value, json};
 
 const INPUT_TYPES: &[&str] = &["select", "radio", "checkbox", "number", "text"];
@@ -325,7 +325,7 @@ pub fn create_project(state: &mut State, req: &Req, caller: u64) -> Resp {
         return e;
     }
     let id = state.seq.next("project");
-    let stamp = now();
+    let stamp = state.now();
     state.projects.push(Project {
         id,
         name: body["name"].as_str().unwrap_or_default().into(),
@@ -391,11 +391,12 @@ pub fn one_project(state: &mut State, req: &Req, id: u64) -> Resp {
                     return e;
                 }
             }
+            let stamp = state.now();
             let p = &mut state.projects[pos];
             if let Some(n) = body["name"].as_str() {
                 p.name = n.into();
             }
-            p.updated = now();
+            p.updated = stamp;
             let p = p.clone();
             Resp::json(200, project_json(state, &req.base, &p))
         }

@@ -5,9 +5,7 @@ use super::http::{
     Req, Resp, SERVER_ERROR_HTML, json_logic_filter, multipart, paginate, sort_items,
 };
 use super::media::{self, Media};
-use super::model::{
-    BgRequest, Frame, Job, LabelOwner, State, Task, TaskData, Tus, Upload, later, now,
-};
+use super::model::{BgRequest, Frame, Job, LabelOwner, State, Task, TaskData, Tus, Upload};
 use super::projects::{create_label, patch_labels, validate_labels};
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -43,7 +41,7 @@ pub fn create_task(state: &mut State, req: &Req, caller: u64) -> Resp {
         return e;
     }
     let id = state.seq.next("task");
-    let stamp = now();
+    let stamp = state.now();
     let assignee = body["assignee_id"].as_u64();
     state.tasks.push(Task {
         id,
@@ -57,12 +55,15 @@ pub fn create_task(state: &mut State, req: &Req, caller: u64) -> Resp {
         segment_size: body["segment_size"].as_u64().unwrap_or(0),
         overlap: body["overlap"].as_u64(),
         created: stamp.clone(),
-        updated: stamp,
+        updated: stamp.clone(),
         data: None,
         uploads: vec![],
     });
     for l in &labels {
         create_label(state, LabelOwner::Task(id), None, l);
+    }
+    if let Some(p) = project {
+        state.touch_project(p, &stamp);
     }
     let url = format!("{}/api/tasks/{id}", req.base);
     Resp::json(201, task_json(state, &req.base, id)).with("location", &url)
@@ -72,17 +73,23 @@ fn job_done(j: &Job) -> bool {
     j.stage == "acceptance" && j.state == "completed"
 }
 
+/// A task's status, from its jobs: `completed` once every job is accepted.
+fn task_status(state: &State, id: u64) -> &'static str {
+    let jobs = state.task_jobs(id);
+    if !jobs.is_empty() && jobs.iter().all(|j| job_done(j)) {
+        "completed"
+    } else {
+        "annotation"
+    }
+}
+
 /// A task as the API shows it; the data fields appear once data was attached.
 pub fn task_json(state: &State, base: &str, id: u64) -> Value {
     let t = state.task(id).expect("task exists");
     let jobs = state.task_jobs(id);
     let completed = jobs.iter().filter(|j| job_done(j)).count();
     let validation = jobs.iter().filter(|j| j.stage == "validation").count();
-    let status = if !jobs.is_empty() && completed == jobs.len() {
-        "completed"
-    } else {
-        "annotation"
-    };
+    let status = task_status(state, id);
     let mode = match &t.data {
         Some(d) if d.size > 0 && d.video => "interpolation",
         Some(d) if d.size > 0 => "annotation",
@@ -216,8 +223,9 @@ fn patch_task(state: &mut State, req: &Req, id: u64) -> Resp {
             return e;
         }
     }
-    let stamp = now();
+    let stamp = state.now();
     let t = state.task_mut(id).expect("exists");
+    let before = t.project;
     for (k, v) in body.as_object().into_iter().flatten() {
         match (k.as_str(), v) {
             ("name", Value::String(s)) => t.name = s.clone(),
@@ -231,12 +239,21 @@ fn patch_task(state: &mut State, req: &Req, id: u64) -> Resp {
             _ => {}
         }
     }
-    t.updated = stamp;
+    t.updated = stamp.clone();
+    // `TaskViewSet.perform_update` touches the project the task was in and the one it is in.
+    let after = t.project;
+    for p in before.into_iter().chain(after) {
+        state.touch_project(p, &stamp);
+    }
     Resp::json(200, task_json(state, &req.base, id))
 }
 
 /// Removes a task with its jobs, own labels, annotations and requests.
 pub fn delete_task(state: &mut State, id: u64) {
+    // signals.py `__delete_task_handler` touches the task's project.
+    if let Some(p) = state.task(id).and_then(|t| t.project) {
+        state.touch_project(p, &state.now());
+    }
     state.tasks.retain(|t| t.id != id);
     state.jobs.retain(|j| j.task != id);
     state.labels.retain(|l| l.owner != LabelOwner::Task(id));
@@ -375,7 +392,7 @@ fn process_data(state: &mut State, id: u64, params: DataParams) -> Resp {
     }
     let outcome = decode_all(id, &files);
     let quality = params.image_quality.unwrap_or(70);
-    let stamp = now();
+    let stamp = state.now();
     let data = match &outcome {
         Ok((frames, video)) => TaskData {
             size: if *video {
@@ -434,7 +451,7 @@ fn process_data(state: &mut State, id: u64, params: DataParams) -> Resp {
             failure: outcome.err(),
             polls: 0,
             created: stamp,
-            finished: now(),
+            finished: state.now(),
         },
     );
     Resp::json(202, json!({ "rq_id": format!("create:task-{id}") }))
@@ -527,7 +544,7 @@ fn make_jobs(state: &mut State, id: u64) {
     while start < size {
         let stop = (start + seg).min(size) - 1;
         let jid = state.seq.next("job");
-        let stamp = now();
+        let stamp = state.now();
         state.jobs.push(Job {
             id: jid,
             task: id,
@@ -661,13 +678,13 @@ pub fn request_status(state: &mut State, rq: &str) -> Resp {
             "finished",
             String::new(),
             json!(r.finished),
-            json!(later(500)),
+            json!(state.later(500)),
         ),
         (Some(m), false) => (
             "failed",
             m.clone(),
             json!(r.finished),
-            json!(later(2_592_000)),
+            json!(state.later(2_592_000)),
         ),
     };
     Resp::json(
@@ -876,7 +893,8 @@ fn patch_job(state: &mut State, req: &Req, pos: usize) -> Resp {
     if !errors.is_empty() {
         return Resp::json(400, Value::Object(errors));
     }
-    let stamp = now();
+    let stamp = state.now();
+    let status_before = task_status(state, state.jobs[pos].task);
     let j = &mut state.jobs[pos];
     if let Some(s) = stage {
         j.stage = s;
@@ -895,7 +913,14 @@ fn patch_job(state: &mut State, req: &Req, pos: usize) -> Resp {
         }
         j.assignee = a.as_u64();
     }
-    j.updated = stamp;
+    j.updated = stamp.clone();
     let j = state.jobs[pos].clone();
+    // signals.py `__save_job_handler`: the task's date moves only when its status does
+    // (`save(update_fields=["status", "updated_date"])`); the project's never moves.
+    if task_status(state, j.task) != status_before
+        && let Some(t) = state.task_mut(j.task)
+    {
+        t.updated = stamp;
+    }
     Resp::json(200, job_json(state, &req.base, &j))
 }

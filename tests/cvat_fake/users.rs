@@ -1,7 +1,7 @@
 //! Auth and users: login, registration, `users/self`, the user list.
 
 use super::http::{Req, Resp, paginate};
-use super::model::{State, User, now};
+use super::model::{State, User};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ pub fn login(state: &mut State, req: &Req) -> Resp {
     let pass = body["password"].as_str().unwrap_or_default();
     // An email, when sent (FiftyOne sends `FIFTYONE_CVAT_EMAIL`), must be the user's.
     let email = body["email"].as_str();
-    let stamp = now();
+    let stamp = state.now();
     match state
         .users
         .iter_mut()
@@ -94,7 +94,7 @@ pub fn register(state: &mut State, req: &Req) -> Resp {
     }
     let id = state.seq.next("user");
     let key = state.new_key();
-    let stamp = now();
+    let stamp = state.now();
     let user = User {
         id,
         username: s("username"),

@@ -17,15 +17,21 @@
 //! every request. Secrets only ever appear redacted.
 
 use super::convert::{self, Annotations as CvatAnnotations};
+use super::cursor::{self, Cursor};
 use super::labels::{self, LabelMap, LabelSpec};
+use super::pages::{self, Page};
+use super::video::frames::FrameRange;
+use crate::backend::capabilities::CvatConfig;
 use crate::backend::http::{HttpClient, HttpError, HttpPolicy, answered_without};
+use crate::backend::settings::{Settings, SettingsError};
 use crate::backend::*;
 use crate::manifest::{AttributeType, LabelType};
 use crate::schema::ResolvedAttribute;
 use reqwest::Method;
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Files per upload request; larger batches go up as the SDK sends them (Upload-Start,
@@ -41,8 +47,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Clone, Default)]
 struct Meta {
     schema: ResolvedSchema,
-    /// Non-secret settings of the run.
-    settings: serde_json::Map<String, Value>,
+    /// Non-secret settings of the run, typed.
+    settings: CvatConfig,
     /// Whether annoform created the project (otherwise it was given as `project_id`).
     created: bool,
     /// Task id → the sample of each frame, in upload order, for frames not named after
@@ -56,15 +62,14 @@ impl Meta {
         schema: &ResolvedSchema,
         defaults: &serde_json::Map<String, Value>,
         settings: &serde_json::Map<String, Value>,
-    ) -> Meta {
-        let mut all = defaults.clone();
-        all.extend(settings.clone());
-        Meta {
-            schema: effective_schema(schema, &all),
-            created: !all.contains_key("project_id"),
-            settings: all,
+    ) -> Result<Meta, SettingsError> {
+        let settings = CvatConfig::overlaid(defaults, settings)?;
+        Ok(Meta {
+            schema: effective_schema(schema, &settings),
+            created: settings.creates_project(),
+            settings,
             frames: IndexMap::new(),
-        }
+        })
     }
 }
 
@@ -105,22 +110,13 @@ pub struct CvatBackend {
     /// Workspace settings (non-secret), the fallback for projects without metadata.
     defaults: serde_json::Map<String, Value>,
     projects: HashMap<String, ProjectInfo>,
-    /// What runs' records say about projects not read from the server yet.
-    attached: HashMap<String, Meta>,
+    /// What runs' records say about projects not read from the server yet (or why their
+    /// settings do not fit).
+    attached: HashMap<String, Result<Meta, BackendError>>,
     users: HashMap<String, u64>,
-}
-
-/// A setting as a string list (one string or a list).
-fn strings(settings: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
-    match settings.get(key) {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect(),
-        _ => Vec::new(),
-    }
+    /// Task id → the latest `updated_date` of its jobs right after annoform's own last write
+    /// to it in this process (tasks it created here): a later date is someone else's edit.
+    stamps: HashMap<String, String>,
 }
 
 /// Integer id of a JSON object.
@@ -130,16 +126,13 @@ fn id_of(v: &Value) -> Option<u64> {
 
 /// The schema as CVAT labels it: `occluded_attr`/`group_id_attr` become attributes of that
 /// type on every object field (FiftyOne's meaning of the two settings).
-pub fn effective_schema(
-    schema: &ResolvedSchema,
-    settings: &serde_json::Map<String, Value>,
-) -> ResolvedSchema {
+pub fn effective_schema(schema: &ResolvedSchema, settings: &CvatConfig) -> ResolvedSchema {
     let mut out = schema.clone();
-    for (key, t) in [
-        ("occluded_attr", AttributeType::Occluded),
-        ("group_id_attr", AttributeType::GroupId),
+    for (name, t) in [
+        (&settings.occluded_attr, AttributeType::Occluded),
+        (&settings.group_id_attr, AttributeType::GroupId),
     ] {
-        let Some(name) = settings.get(key).and_then(Value::as_str) else {
+        let Some(name) = name.as_deref() else {
             continue;
         };
         for f in out.fields.values_mut() {
@@ -181,14 +174,14 @@ fn sample_of_frame(name: &str) -> Option<&str> {
 /// a rename in CVAT's UI.
 const TRACKER_SCHEME: &str = "annoform://";
 
-/// annoform's name of a task (JSON from the server): from its bug tracker, else its name.
-fn our_task_name(t: &Value) -> Option<&str> {
+/// annoform's name of a task: from its bug tracker, else its name.
+fn our_task_name(t: &pages::Task) -> &str {
     let tracked = t
-        .get("bug_tracker")
-        .and_then(Value::as_str)
+        .bug_tracker
+        .as_deref()
         .and_then(|b| b.strip_prefix(TRACKER_SCHEME))
         .filter(|n| !n.is_empty());
-    tracked.or_else(|| t.get("name").and_then(Value::as_str).map(our_name))
+    tracked.unwrap_or_else(|| our_name(&t.name))
 }
 
 /// annoform's name of a task by its CVAT name: all of it, or with `task_name` set, the
@@ -201,6 +194,32 @@ fn our_name(cvat_name: &str) -> &str {
 }
 
 /// The file name a sample's media is uploaded as.
+/// Media CVAT takes as a video (one per task).
+const VIDEO_EXTENSIONS: [&str; 6] = ["mp4", "m4v", "mov", "avi", "mkv", "webm"];
+
+/// The frames a task's video holds (`frame_start`/`frame_stop`/`frame_step` for the video at
+/// the task's position); `None` for a task of images. A video is alone in its task.
+fn video_range(task: &TaskSpec, s: &CvatConfig) -> Result<Option<FrameRange>, String> {
+    let is_video = |m: &str| {
+        std::path::Path::new(m)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    };
+    let videos = task.samples.iter().filter(|t| is_video(&t.media)).count();
+    match (videos, task.samples.as_slice()) {
+        (0, _) => Ok(None),
+        (1, [sample]) => FrameRange::of(s, task.batch as usize, &sample.media)
+            .map(Some)
+            .map_err(|e| format!("video {}: {e}", sample.media)),
+        _ => Err(format!(
+            "task `{}`: CVAT takes one video per task, and this one would hold {} sample(s)",
+            task.name,
+            task.samples.len()
+        )),
+    }
+}
+
 fn upload_name(sample_id: &str, media: &str) -> String {
     let base = std::path::Path::new(media)
         .file_name()
@@ -319,7 +338,18 @@ impl CvatBackend {
             projects: HashMap::new(),
             attached: HashMap::new(),
             users: HashMap::new(),
+            stamps: HashMap::new(),
         })
+    }
+
+    /// A project as the backend trait shows it.
+    fn remote_project(&self, p: &pages::Project) -> RemoteProject {
+        RemoteProject {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            url: Some(self.http.url(&format!("/projects/{}", p.id))),
+            owner: p.bug_tracker.as_deref().and_then(Owner::find_in),
+        }
     }
 
     fn error(&self, message: impl Into<String>) -> BackendError {
@@ -338,9 +368,20 @@ impl CvatBackend {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, HttpError> {
+        self.call_as(method, path, query, body).await
+    }
+
+    /// A request whose answer decodes straight into `T`.
+    async fn call_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, HttpError> {
         let idempotent = crate::backend::http::is_idempotent(&method);
         self.http
-            .send_json::<Value>(method, path, idempotent, |mut r| {
+            .send_json::<T>(method, path, idempotent, |mut r| {
                 if !query.is_empty() {
                     r = r.query(query);
                 }
@@ -362,7 +403,16 @@ impl CvatBackend {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Option<Value>, HttpError> {
-        match self.get(path, query).await {
+        self.fetch(path, query).await
+    }
+
+    /// GET decoded into `T`, 404 mapped to `None`.
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<T>, HttpError> {
+        match self.call_as(Method::GET, path, query, None).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
             Err(e) => Err(e),
@@ -373,7 +423,11 @@ impl CvatBackend {
     /// pages anyway), verified whole: each page holds its `results`, and they add up to the
     /// `count` the first page announces. A short list is an error, never fewer objects (a
     /// task missing from it would be created again).
-    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, HttpError> {
+    async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<T>, HttpError> {
         let mut q: Vec<(&str, String)> = query.to_vec();
         q.push(("page_size", "all".into()));
         let shown = |page: &str| {
@@ -381,22 +435,22 @@ impl CvatBackend {
             format!("{page}?{}", query.join("&"))
         };
         let mut page = shown(path);
-        let mut v = self.get(path, &q).await?;
-        let count = v.get("count").and_then(Value::as_u64);
+        let mut v: Page<T> = self.call_as(Method::GET, path, &q, None).await?;
+        let count = v.count;
         let mut out = Vec::new();
         loop {
-            let Some(results) = v.get_mut("results").and_then(Value::as_array_mut) else {
+            let Some(results) = v.results.take() else {
                 return Err(self.http.incomplete(
                     &Method::GET,
                     &page,
                     "the answer holds no `results` list",
                 ));
             };
-            out.append(results);
-            match v.get("next").and_then(Value::as_str) {
+            out.extend(results);
+            match v.next.take() {
                 Some(next) if !next.is_empty() => {
-                    page = next.to_string();
-                    v = self.get(&page, &[]).await?;
+                    page = next;
+                    v = self.call_as(Method::GET, &page, &[], None).await?;
                 }
                 _ => break,
             }
@@ -415,13 +469,8 @@ impl CvatBackend {
     }
 
     async fn labels_of(&self, project: &str) -> Result<Vec<LabelSpec>, HttpError> {
-        let raw = self
-            .list("/api/labels", &[("project_id", project.to_string())])
-            .await?;
-        Ok(raw
-            .into_iter()
-            .filter_map(|l| serde_json::from_value(l).ok())
-            .collect())
+        self.list("/api/labels", &[("project_id", project.to_string())])
+            .await
     }
 
     /// The project's metadata and label ids: cached, else read from the server.
@@ -429,11 +478,7 @@ impl CvatBackend {
         if let Some(p) = self.projects.get(id) {
             return Ok(p.clone());
         }
-        let meta = self.attached.get(id).cloned().ok_or_else(|| {
-            self.error(format!(
-                "project {id}: no run record describes it (annoform attaches one before use)"
-            ))
-        })?;
+        let meta = self.attached_meta(id)?;
         let labels = self
             .rt
             .block_on(self.labels_of(id))
@@ -459,24 +504,30 @@ impl CvatBackend {
         if let Some(id) = self.users.get(username) {
             return Ok(*id);
         }
-        let found = self
+        let found: Vec<pages::UserBrief> = self
             .list("/api/users", &[("username", username.to_string())])
             .await
             .map_err(|e| self.http_error(e))?;
         found
             .iter()
-            .find(|u| u.get("username").and_then(Value::as_str) == Some(username))
-            .and_then(id_of)
+            .find(|u| u.username == username)
+            .and_then(|u| u.id)
             .ok_or_else(|| self.error(format!("there is no CVAT user `{username}`")))
     }
 
     /// The ids of every username of these settings, resolved once.
-    fn resolve_users(
-        &mut self,
-        settings: &serde_json::Map<String, Value>,
-    ) -> Result<(), BackendError> {
-        let mut names = strings(settings, "task_assignee");
-        names.extend(strings(settings, "job_assignees"));
+    /// What the run's record said about project `id` (see `attach`).
+    fn attached_meta(&self, id: &str) -> Result<Meta, BackendError> {
+        self.attached.get(id).cloned().unwrap_or_else(|| {
+            Err(self.error(format!(
+                "project {id}: no run record describes it (annoform attaches one before use)"
+            )))
+        })
+    }
+
+    fn resolve_users(&mut self, settings: &CvatConfig) -> Result<(), BackendError> {
+        let mut names = settings.task_assignees();
+        names.extend(settings.job_assignees().iter().cloned());
         for n in names {
             if !self.users.contains_key(&n) {
                 let id = self.rt.block_on(self.user_id(&n))?;
@@ -525,7 +576,7 @@ impl CvatBackend {
         project: &str,
         info: &ProjectInfo,
         task: &TaskSpec,
-    ) -> Result<RemoteTask, BackendError> {
+    ) -> Result<(RemoteTask, bool), BackendError> {
         let s = &info.meta.settings;
         let pid: u64 = project
             .parse()
@@ -533,43 +584,44 @@ impl CvatBackend {
         // A task of this name left by an interrupted apply: one whose data is attached (or
         // still being processed) is reused as it is, without uploading its media again; one
         // left without data cannot take it any more, and is replaced.
-        let earlier = self
+        let earlier: Vec<pages::Task> = self
             .list("/api/tasks", &[("project_id", project.into())])
             .await
             .map_err(|e| self.http_error(e))?;
         for t in earlier {
-            let Some(id) = id_of(&t).filter(|_| our_task_name(&t) == Some(task.name.as_str()))
-            else {
+            if our_task_name(&t) != task.name {
                 continue;
-            };
-            if self.has_data(&t, id).await? {
+            }
+            let id = t.id;
+            if self.has_data(&t).await? {
                 // The interruption may have come before the jobs were assigned.
                 self.assign_jobs(id, info, task).await?;
-                return Ok(RemoteTask {
+                let found = RemoteTask {
                     id: id.to_string(),
                     name: task.name.clone(),
-                });
+                };
+                return Ok((found, false));
             }
             self.http
                 .delete(&format!("/api/tasks/{id}"))
                 .await
                 .map_err(|e| self.http_error(e))?;
         }
-        let name = match s.get("task_name").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => format!("{n} [{}]", task.name),
-            _ => task.name.clone(),
+        let name = match s.task_name() {
+            Some(n) => format!("{n} [{}]", task.name),
+            None => task.name.clone(),
         };
         let mut body = json!({"name": name, "project_id": pid});
-        if let Some(n) = s.get("segment_size").and_then(Value::as_u64) {
+        if let Some(n) = s.segment_size {
             body["segment_size"] = json!(n);
         }
-        let trackers = strings(s, "issue_tracker");
+        let trackers = s.issue_trackers();
         body["bug_tracker"] = if trackers.is_empty() {
             json!(format!("{TRACKER_SCHEME}{}", task.name))
         } else {
             json!(trackers[task.batch as usize % trackers.len()])
         };
-        let assignees = strings(s, "task_assignee");
+        let assignees = s.task_assignees();
         if !assignees.is_empty() {
             let who = &assignees[task.batch as usize % assignees.len()];
             body["assignee_id"] = json!(self.users.get(who).copied());
@@ -593,19 +645,20 @@ impl CvatBackend {
             let _ = self.http.delete(&format!("/api/tasks/{tid}")).await;
             return Err(e);
         }
-        Ok(RemoteTask {
+        let made = RemoteTask {
             id: tid.to_string(),
             name: task.name.clone(),
-        })
+        };
+        Ok((made, true))
     }
 
     /// Whether a task holds its media: its frames are counted, or the request processing
     /// them (`create:task-<id>`, as CVAT names it) is still at work and finishes well.
-    async fn has_data(&self, t: &Value, id: u64) -> Result<bool, BackendError> {
-        if t.get("size").and_then(Value::as_u64).unwrap_or(0) > 0 {
+    async fn has_data(&self, t: &pages::Task) -> Result<bool, BackendError> {
+        if t.has_frames() {
             return Ok(true);
         }
-        let rq = format!("create:task-{id}");
+        let rq = format!("create:task-{}", t.id);
         let status = self
             .get_opt(&format!("/api/requests/{}", rq.replace(':', "%3A")), &[])
             .await
@@ -633,10 +686,12 @@ impl CvatBackend {
                 .map_err(|e| self.error(format!("cannot read {}: {e}", sample.media)))?;
             files.push((upload_name(&sample.sample_id, &sample.media), bytes));
         }
-        let quality = s.get("image_quality").and_then(Value::as_u64).unwrap_or(75);
-        let use_cache = s.get("use_cache").and_then(Value::as_bool).unwrap_or(true);
-        let zip = s.get("use_zip_chunks").and_then(Value::as_bool);
-        let chunk = s.get("chunk_size").and_then(Value::as_u64);
+        let range = video_range(task, s).map_err(|e| self.error(e))?;
+        let range_fields = range.map(|r| r.upload_fields()).unwrap_or_default();
+        let quality = s.image_quality();
+        let use_cache = s.use_cache();
+        let zip = s.use_zip_chunks;
+        let chunk = s.chunk_size;
         let path = format!("/api/tasks/{tid}/data");
         let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
         let groups = upload_groups(&files);
@@ -652,6 +707,9 @@ impl CvatBackend {
                     }
                     if let Some(c) = chunk {
                         form = form.text("chunk_size", c.to_string());
+                    }
+                    for (k, v) in &range_fields {
+                        form = form.text(*k, v.clone());
                     }
                     for name in &names {
                         form = form.text("upload_file_order", name.clone());
@@ -697,6 +755,9 @@ impl CvatBackend {
             }
             if let Some(c) = chunk {
                 body["chunk_size"] = json!(c);
+            }
+            for (k, v) in &range_fields {
+                body[*k] = v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n));
             }
             self.http
                 .send_json(Method::POST, &path, false, |r| {
@@ -768,18 +829,16 @@ impl CvatBackend {
         let s = &info.meta.settings;
         // Jobs round-robin over `job_assignees`, counting on from earlier batches (each of
         // which is full: `task_size` samples).
-        let assignees = strings(s, "job_assignees");
+        let assignees = s.job_assignees();
         if !assignees.is_empty() {
-            let jobs = self
+            let jobs: Vec<pages::Job> = self
                 .list(
                     "/api/jobs",
                     &[("task_id", tid.to_string()), ("sort", "id".into())],
                 )
                 .await
                 .map_err(|e| self.http_error(e))?;
-            let task_size = s.get("task_size").and_then(Value::as_u64);
-            let segment = s.get("segment_size").and_then(Value::as_u64);
-            let per_task = match (task_size, segment) {
+            let per_task = match (s.task_size, s.segment_size) {
                 (Some(t), Some(g)) if g > 0 => t.div_ceil(g),
                 _ => 1,
             };
@@ -789,7 +848,7 @@ impl CvatBackend {
                 let Some(uid) = self.users.get(who) else {
                     continue;
                 };
-                let Some(jid) = id_of(j) else { continue };
+                let jid = j.id;
                 self.call(
                     Method::PATCH,
                     &format!("/api/jobs/{jid}"),
@@ -803,15 +862,49 @@ impl CvatBackend {
         Ok(())
     }
 
-    /// One task's annotations per sample; `None` when the task is gone (drift: its samples
-    /// are unknown). A task that is there but whose annotations cannot be read is an error.
+    /// The project as the server shows it now; `None` when it is gone.
+    async fn project_now(&self, id: &str) -> Result<Option<pages::Project>, HttpError> {
+        self.fetch(&format!("/api/projects/{id}"), &[]).await
+    }
+
+    /// Every job of a project, or with a cursor those written since (less its margin).
+    async fn project_jobs(
+        &self,
+        project: &str,
+        since: Option<&Cursor>,
+    ) -> Result<Vec<pages::Job>, HttpError> {
+        let mut q = vec![("project_id", project.to_string())];
+        q.extend(since.map(|c| ("filter", c.jobs_filter())));
+        self.list("/api/jobs", &q).await
+    }
+
+    /// Remember the date of a task's jobs right after annoform wrote to it, so that
+    /// [`Backend::cursor`] tells an annotator's later edit from annoform's own writes.
+    fn note_stamp(&mut self, task: &str) -> Result<(), BackendError> {
+        let jobs: Vec<pages::Job> = self
+            .rt
+            .block_on(self.list("/api/jobs", &[("task_id", task.to_string())]))
+            .map_err(|e| self.http_error(e))?;
+        if let Some(last) = jobs
+            .into_iter()
+            .map(|j| j.updated_date)
+            .reduce(cursor::latest)
+        {
+            self.stamps.insert(task.to_string(), last);
+        }
+        Ok(())
+    }
+
+    /// One task's annotations per sample, and the objects no sample takes; `None` when the
+    /// task is gone (drift: its samples are unknown). A task that is there but whose
+    /// annotations cannot be read is an error.
     async fn task_annotations(
         &self,
         info: &ProjectInfo,
         tid: &str,
-    ) -> Result<Option<Annotations>, BackendError> {
+    ) -> Result<Option<(Annotations, Vec<Stray>)>, BackendError> {
         let Some(meta) = self
-            .get_opt(&format!("/api/tasks/{tid}/data/meta"), &[])
+            .fetch::<pages::DataMeta>(&format!("/api/tasks/{tid}/data/meta"), &[])
             .await
             .map_err(|e| self.http_error(e))?
         else {
@@ -832,13 +925,17 @@ impl CvatBackend {
         let mut frames = convert::by_frame(ann);
         let schema = &info.meta.schema;
         let mut out = Annotations::new();
-        let list = meta
-            .get("frames")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let mut strays = Vec::new();
+        let mut stray = |objects: &CvatAnnotations, reason: String| {
+            strays.extend(convert::object_ids(objects).into_iter().map(|id| Stray {
+                task: tid.to_string(),
+                backend_id: id,
+                reason: reason.clone(),
+            }));
+        };
+        let list = meta.frames;
         // A frame list short of the task's size would leave samples unknown.
-        if let Some(size) = meta.get("size").and_then(Value::as_u64)
+        if let Some(size) = meta.size
             && size != list.len() as u64
         {
             return Err(self.error(format!(
@@ -847,18 +944,24 @@ impl CvatBackend {
             )));
         }
         for (i, f) in list.iter().enumerate() {
-            let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
             // Our uploads name frames after their samples; imported tasks are mapped by the
             // record, in frame order.
             let recorded = info.meta.frames.get(tid).and_then(|f| f.get(i));
-            let Some(sid) = sample_of_frame(name).or(recorded.map(String::as_str)) else {
+            let frame_ann = frames.remove(&(i as u64)).unwrap_or_default();
+            let Some(sid) = sample_of_frame(&f.name).or(recorded.map(String::as_str)) else {
+                stray(
+                    &frame_ann,
+                    format!(
+                        "on frame {i} (`{}`), which shows no sample of the run",
+                        f.name
+                    ),
+                );
                 continue;
             };
             let size = ImageSize {
-                width: f.get("width").and_then(Value::as_u64).unwrap_or(0) as u32,
-                height: f.get("height").and_then(Value::as_u64).unwrap_or(0) as u32,
+                width: f.width,
+                height: f.height,
             };
-            let frame_ann = frames.remove(&(i as u64)).unwrap_or_default();
             let got = convert::from_cvat(
                 schema,
                 &frame_ann,
@@ -877,7 +980,54 @@ impl CvatBackend {
             }
             out.insert(sid.to_string(), fields);
         }
-        Ok(Some(out))
+        // Objects on frames past the task's last (job-level writes do not check frames).
+        for (frame, objects) in frames {
+            stray(
+                &objects,
+                format!("on frame {frame}, past the task's {} frame(s)", list.len()),
+            );
+        }
+        Ok(Some((out, strays)))
+    }
+}
+
+/// A task's status from its jobs (in id order), as CVAT derives it
+/// (signals.py `__save_job_handler`).
+fn task_status(id: &str, jobs: &[&pages::Job]) -> TaskStatus {
+    let completed = jobs.iter().filter(|j| j.done()).count();
+    let word = if completed == jobs.len() {
+        "completed"
+    } else if jobs.iter().any(|j| j.stage == "annotation") {
+        "annotation"
+    } else {
+        "validation"
+    };
+    let per_job: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let who = j
+                .assignee
+                .as_ref()
+                .map_or("unassigned", |a| a.username.as_str());
+            format!(
+                "job {} frames {}-{} {}/{} ({who})",
+                j.id, j.start_frame, j.stop_frame, j.stage, j.state
+            )
+        })
+        .collect();
+    TaskStatus {
+        id: id.to_string(),
+        status: format!(
+            "{word}, {completed}/{} job(s) completed; {}",
+            jobs.len(),
+            per_job.join("; ")
+        ),
+        complete: completed == jobs.len(),
+        updated: jobs
+            .iter()
+            .map(|j| j.updated_date.as_str())
+            .max()
+            .map(String::from),
     }
 }
 
@@ -976,55 +1126,31 @@ impl Backend for CvatBackend {
     }
 
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
-        let found = self
+        let found: Vec<pages::Project> = self
             .rt
             .block_on(self.list("/api/projects", &[("name", name.to_string())]))
             .map_err(|e| self.http_error(e))?;
         Ok(found
             .iter()
-            .filter(|p| p.get("name").and_then(Value::as_str) == Some(name))
-            .filter_map(|p| Some((id_of(p)?, p)))
-            .min_by_key(|(id, _)| *id)
-            .map(|(id, p)| RemoteProject {
-                id: id.to_string(),
-                name: name.to_string(),
-                url: Some(self.http.url(&format!("/projects/{id}"))),
-                owner: p
-                    .get("bug_tracker")
-                    .and_then(Value::as_str)
-                    .and_then(Owner::find_in),
-            }))
+            .filter(|p| p.name == name)
+            .min_by_key(|p| p.id)
+            .map(|p| self.remote_project(p)))
     }
 
     fn existing_project(
         &mut self,
         settings: &serde_json::Map<String, Value>,
     ) -> Result<Option<ExistingProject>, BackendError> {
-        let mut all = self.defaults.clone();
-        all.extend(settings.clone());
-        let project = match (
-            all.get("project_id").and_then(Value::as_u64),
-            all.get("project_name").and_then(Value::as_str),
-        ) {
+        let all = CvatConfig::overlaid(&self.defaults, settings)
+            .map_err(|e| self.error(e.to_string()))?;
+        let project = match (all.project_id, all.project_name.as_deref()) {
             (Some(pid), _) => {
-                let p = self
+                let p: pages::Project = self
                     .rt
-                    .block_on(self.get_opt(&format!("/api/projects/{pid}"), &[]))
+                    .block_on(self.fetch(&format!("/api/projects/{pid}"), &[]))
                     .map_err(|e| self.http_error(e))?
                     .ok_or_else(|| self.error(format!("there is no CVAT project {pid}")))?;
-                RemoteProject {
-                    id: pid.to_string(),
-                    name: p
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    url: Some(self.http.url(&format!("/projects/{pid}"))),
-                    owner: p
-                        .get("bug_tracker")
-                        .and_then(Value::as_str)
-                        .and_then(Owner::find_in),
-                }
+                self.remote_project(&p)
             }
             (None, Some(name)) => match self.find_project(name)? {
                 Some(p) => p,
@@ -1043,9 +1169,10 @@ impl Backend for CvatBackend {
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
-        let meta = Meta::new(&spec.schema, &self.defaults, &spec.config);
+        let meta = Meta::new(&spec.schema, &self.defaults, &spec.config)
+            .map_err(|e| self.error(e.to_string()))?;
         let schema = meta.schema.clone();
-        let existing = meta.settings.get("project_id").and_then(Value::as_u64);
+        let existing = meta.settings.project_id;
         let (id, name) = match existing {
             Some(pid) => {
                 // An existing project: its labels win; only what the schema lacks is added.
@@ -1104,7 +1231,16 @@ impl Backend for CvatBackend {
     }
 
     fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
-        let mut meta = Meta::new(context.schema, &self.defaults, context.settings);
+        let mut meta = match Meta::new(context.schema, &self.defaults, context.settings) {
+            Ok(meta) => meta,
+            Err(e) => {
+                // Said by the first call about the project.
+                self.projects.remove(&project.id);
+                let e = self.error(format!("the run's settings: {e}"));
+                self.attached.insert(project.id.clone(), Err(e));
+                return;
+            }
+        };
         meta.frames = context
             .tasks
             .iter()
@@ -1115,29 +1251,26 @@ impl Backend for CvatBackend {
             Some(info) if info.meta.schema == meta.schema => info.meta = meta,
             _ => {
                 self.projects.remove(&project.id);
-                self.attached.insert(project.id.clone(), meta);
+                self.attached.insert(project.id.clone(), Ok(meta));
             }
         }
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
-        let tasks = self
+        let mut tasks: Vec<pages::Task> = self
             .rt
             .block_on(self.list("/api/tasks", &[("project_id", project.id.clone())]))
             .map_err(|e| self.http_error(e))?;
+        tasks.sort_by_key(|t| t.id);
         // Tasks without data (an interrupted upload) are not adoptable.
-        let mut out: Vec<RemoteTask> = tasks
+        Ok(tasks
             .iter()
-            .filter(|t| t.get("size").and_then(Value::as_u64).unwrap_or(0) > 0)
-            .filter_map(|t| {
-                Some(RemoteTask {
-                    id: id_of(t)?.to_string(),
-                    name: our_task_name(t)?.to_string(),
-                })
+            .filter(|t| t.has_frames())
+            .map(|t| RemoteTask {
+                id: t.id.to_string(),
+                name: our_task_name(t).to_string(),
             })
-            .collect();
-        out.sort_by_key(|t| t.id.parse::<u64>().unwrap_or(0));
-        Ok(out)
+            .collect())
     }
 
     fn confirm_missing(
@@ -1149,14 +1282,13 @@ impl Backend for CvatBackend {
         this.rt.block_on(async {
             let mut gone = Vec::new();
             for id in tasks {
-                let task = this
-                    .get_opt(&format!("/api/tasks/{id}"), &[])
+                let task: Option<pages::Task> = this
+                    .fetch(&format!("/api/tasks/{id}"), &[])
                     .await
                     .map_err(|e| this.http_error(e))?;
                 let in_project = task
-                    .as_ref()
-                    .and_then(|t| t.get("project_id"))
-                    .is_some_and(|p| p.to_string().trim_matches('"') == project.id);
+                    .and_then(|t| t.project_id)
+                    .is_some_and(|p| p.to_string() == project.id);
                 if !in_project {
                     gone.push(id.clone());
                 }
@@ -1172,8 +1304,15 @@ impl Backend for CvatBackend {
     ) -> Result<RemoteTask, BackendError> {
         let info = self.with_labels(&project.id)?;
         self.resolve_users(&info.meta.settings)?;
-        self.rt
-            .block_on(self.create_task_async(&project.id, &info, task))
+        let (task, made) = self
+            .rt
+            .block_on(self.create_task_async(&project.id, &info, task))?;
+        // A task found from an interrupted apply may hold edits made since: no stamp, so the
+        // first refresh downloads it.
+        if made {
+            self.note_stamp(&task.id)?;
+        }
+        Ok(task)
     }
 
     fn labels_with_media(&self) -> bool {
@@ -1189,22 +1328,27 @@ impl Backend for CvatBackend {
         let info = self.with_labels(&project.id)?;
         let this = &*self;
         this.rt.block_on(async {
-            let meta = this
-                .get(&format!("/api/tasks/{}/data/meta", task.id), &[])
+            let meta: pages::DataMeta = this
+                .call_as(
+                    Method::GET,
+                    &format!("/api/tasks/{}/data/meta", task.id),
+                    &[],
+                    None,
+                )
                 .await
                 .map_err(|e| this.http_error(e))?;
             let frames: Vec<String> = meta
-                .get("frames")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|f| {
-                    let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
-                    sample_of_frame(name).unwrap_or_default().to_string()
-                })
+                .frames
+                .iter()
+                .map(|f| sample_of_frame(&f.name).unwrap_or_default().to_string())
                 .collect();
             this.add_labels(&task.id, &info, labels, &frames).await
-        })
+        })?;
+        // Only a task made in this process: one found may hold edits made before.
+        if self.stamps.contains_key(&task.id) {
+            self.note_stamp(&task.id)?;
+        }
+        Ok(())
     }
 
     fn update_schema(
@@ -1214,105 +1358,138 @@ impl Backend for CvatBackend {
     ) -> Result<(), BackendError> {
         let mut meta = match self.projects.get(&project.id) {
             Some(info) => info.meta.clone(),
-            None => self.attached.get(&project.id).cloned().unwrap_or_default(),
+            None => self.attached_meta(&project.id)?,
         };
         meta.schema = effective_schema(schema, &meta.settings);
         self.projects.remove(&project.id);
-        self.attached.insert(project.id.clone(), meta);
+        self.attached.insert(project.id.clone(), Ok(meta));
         self.with_labels(&project.id)?;
         Ok(())
     }
 
     fn status(
         &mut self,
-        _project: &RemoteProject,
+        project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError> {
-        let this = &*self;
-        let got = this
+        // One listing of the project's jobs answers for every task: a task is complete when
+        // each of its jobs is (`jobs.completed == jobs.count`), and one without jobs is gone.
+        let jobs = self
             .rt
-            .block_on(futures_util::future::try_join_all(tasks.iter().map(
-                |id| async move {
-                    let t = this.get_opt(&format!("/api/tasks/{id}"), &[]).await?;
-                    let Some(t) = t else { return Ok(None) };
-                    let jobs = this
-                        .list(
-                            "/api/jobs",
-                            &[("task_id", id.clone()), ("sort", "id".into())],
-                        )
-                        .await?;
-                    Ok::<_, HttpError>(Some((id.clone(), t, jobs)))
-                },
-            )));
-        let got = got.map_err(|e| self.http_error(e))?;
-        Ok(got
-            .into_iter()
-            .flatten()
-            .map(|(id, t, jobs)| {
-                let status = t.get("status").and_then(Value::as_str).unwrap_or("unknown");
-                let count = t["jobs"]["count"].as_u64().unwrap_or(0);
-                let completed = t["jobs"]["completed"].as_u64().unwrap_or(0);
-                let per_job: Vec<String> = jobs
-                    .iter()
-                    .map(|j| {
-                        let who = j["assignee"]["username"].as_str().unwrap_or("unassigned");
-                        format!(
-                            "job {} frames {}-{} {}/{} ({who})",
-                            j["id"],
-                            j["start_frame"],
-                            j["stop_frame"],
-                            j["stage"].as_str().unwrap_or("?"),
-                            j["state"].as_str().unwrap_or("?"),
-                        )
-                    })
-                    .collect();
-                TaskStatus {
-                    id,
-                    status: format!(
-                        "{status}, {completed}/{count} job(s) completed; {}",
-                        per_job.join("; ")
-                    ),
-                    complete: status == "completed",
-                    updated: std::iter::once(&t)
-                        .chain(&jobs)
-                        .filter_map(|o| o.get("updated_date").and_then(Value::as_str))
-                        .max()
-                        .map(String::from),
-                }
+            .block_on(self.project_jobs(&project.id, None))
+            .map_err(|e| self.http_error(e))?;
+        let mut by_task: HashMap<String, Vec<&pages::Job>> = HashMap::new();
+        for j in jobs.iter().filter(|j| j.counts()) {
+            by_task.entry(j.task_id.to_string()).or_default().push(j);
+        }
+        Ok(tasks
+            .iter()
+            .filter_map(|id| {
+                let mut jobs = by_task.remove(id)?;
+                jobs.sort_by_key(|j| j.id);
+                Some(task_status(id, &jobs))
             })
             .collect())
+    }
+
+    fn cursor(
+        &mut self,
+        project: &RemoteProject,
+        tasks: &[String],
+    ) -> Result<Option<String>, BackendError> {
+        let this = &*self;
+        let (now, jobs) = this
+            .rt
+            .block_on(async {
+                let Some(now) = this.project_now(&project.id).await? else {
+                    return Ok((None, Vec::new()));
+                };
+                Ok((Some(now), this.project_jobs(&project.id, None).await?))
+            })
+            .map_err(|e: HttpError| this.http_error(e))?;
+        let Some(now) = now else { return Ok(None) };
+        Ok(Some(
+            Cursor::at_create(&now, &jobs, tasks, &self.stamps).encode(),
+        ))
+    }
+
+    fn unchanged_since(
+        &mut self,
+        project: &RemoteProject,
+        cursor: &str,
+    ) -> Result<bool, BackendError> {
+        let Some(seen) = Cursor::parse(cursor).and_then(|c| c.project) else {
+            return Ok(false);
+        };
+        let now = self
+            .rt
+            .block_on(self.project_now(&project.id))
+            .map_err(|e| self.http_error(e))?;
+        Ok(now.is_some_and(|p| p.updated_date == seen))
     }
 
     fn download(
         &mut self,
         project: &RemoteProject,
         tasks: &[String],
-        _since: Option<&str>,
+        since: Option<&str>,
         sink: &mut PageSink<'_>,
     ) -> Result<Downloaded, BackendError> {
-        // No cursor: the recording does not show that `updated_date` reliably follows
-        // annotation writes. Task 47's moved somewhere among the task- and job-level writes
-        // (31.98 s → 37.65 s) but not with a job's state change (job PATCH at 37.84 s, task
-        // still 37.65 s), no job was read after a write, and the in-repo fake moves neither.
-        // A cursor that misses an edit loses it silently; a full download costs one GET per
-        // task.
         let info = self.project(&project.id)?;
+        let this = &*self;
+        // The project's date is read before anything else: an edit landing during the
+        // download moves it past the new cursor, so the next refresh looks again.
+        let since = since.and_then(Cursor::parse);
+        let (cursor, tasks) = this
+            .rt
+            .block_on(async {
+                let Some(now) = this.project_now(&project.id).await? else {
+                    // Gone: every task reads as missing (drift).
+                    return Ok((None, tasks.to_vec()));
+                };
+                // The jobs written since the cursor (or, for a first download, inside the
+                // new cursor's margin: those it sees).
+                let from = since
+                    .clone()
+                    .unwrap_or_else(|| Cursor::after_download(&now, &[]));
+                let asked: HashSet<&str> = tasks.iter().map(String::as_str).collect();
+                let mut jobs = this.project_jobs(&project.id, Some(&from)).await?;
+                jobs.retain(|j| asked.contains(j.task_id.to_string().as_str()));
+                let cursor = Cursor::after_download(&now, &jobs).encode();
+                let Some(since) = &since else {
+                    return Ok((Some(cursor), tasks.to_vec()));
+                };
+                let changed: HashSet<String> = jobs
+                    .iter()
+                    .filter(|j| since.is_new(j))
+                    .map(|j| j.task_id.to_string())
+                    .collect();
+                // In the run's order.
+                let changed = tasks.iter().filter(|t| changed.contains(*t)).cloned();
+                Ok((Some(cursor), changed.collect()))
+            })
+            .map_err(|e: HttpError| this.http_error(e))?;
         // A few tasks in flight at once (the HTTP policy bounds the requests), handed on in
         // order: memory follows `--parallelism` tasks, not the run.
-        let this = &*self;
+        let mut strays = Vec::new();
         for group in tasks.chunks(this.http.policy().parallelism.max(1)) {
             let pages = this.rt.block_on(futures_util::future::try_join_all(
                 group.iter().map(|tid| this.task_annotations(&info, tid)),
             ))?;
             // A task gone since the listing hands nothing: its samples are missing (drift).
-            for page in pages.into_iter().flatten() {
+            for (page, stray) in pages.into_iter().flatten() {
+                strays.extend(stray);
                 if !page.is_empty() {
                     sink(page)?;
                 }
             }
         }
-        // Every frame of every task is handed (with no labels when it has none).
-        Ok(Downloaded::default())
+        // Every frame of every handed task is handed (with no labels when it has none).
+        Ok(Downloaded {
+            cursor,
+            held: None,
+            strays,
+        })
     }
 
     fn project_url(&self, project: &RemoteProject) -> Option<String> {
@@ -1326,18 +1503,21 @@ impl Backend for CvatBackend {
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
         let created = match self.projects.remove(&project.id) {
             Some(info) => info.meta.created,
-            None => self.attached.get(&project.id).is_none_or(|m| m.created),
+            None => match self.attached.get(&project.id) {
+                Some(m) => m.as_ref().map_err(Clone::clone)?.created,
+                None => true,
+            },
         };
         let this = &*self;
         this.rt
             .block_on(async {
-                let tasks = this
+                let tasks: Vec<pages::Task> = this
                     .list("/api/tasks", &[("project_id", project.id.clone())])
                     .await?;
                 let prefix = format!("{}/", project.name);
-                let (ours, others): (Vec<&Value>, Vec<&Value>) = tasks
+                let (ours, others): (Vec<&pages::Task>, Vec<&pages::Task>) = tasks
                     .iter()
-                    .partition(|t| our_task_name(t).is_some_and(|n| n.starts_with(&prefix)));
+                    .partition(|t| our_task_name(t).starts_with(&prefix));
                 if created && others.is_empty() {
                     this.http
                         .delete(&format!("/api/projects/{}", project.id))
@@ -1345,9 +1525,7 @@ impl Backend for CvatBackend {
                     return Ok(());
                 }
                 for t in ours {
-                    if let Some(id) = id_of(t) {
-                        this.http.delete(&format!("/api/tasks/{id}")).await?;
-                    }
+                    this.http.delete(&format!("/api/tasks/{}", t.id)).await?;
                 }
                 Ok(())
             })
@@ -1364,9 +1542,9 @@ impl CvatBackend {
     ) -> Result<Vec<ForeignTask>, BackendError> {
         let this = &*self;
         this.rt.block_on(async {
-            let mut tasks: Vec<Value> = Vec::new();
+            let mut tasks: Vec<pages::Task> = Vec::new();
             if let Some(p) = project {
-                this.get_opt(&format!("/api/projects/{p}"), &[])
+                this.fetch::<pages::Project>(&format!("/api/projects/{p}"), &[])
                     .await
                     .map_err(|e| this.http_error(e))?
                     .ok_or_else(|| this.error(format!("there is no CVAT project {p}")))?;
@@ -1380,7 +1558,7 @@ impl CvatBackend {
             }
             for id in ids {
                 let t = this
-                    .get_opt(&format!("/api/tasks/{id}"), &[])
+                    .fetch(&format!("/api/tasks/{id}"), &[])
                     .await
                     .map_err(|e| this.http_error(e))?
                     .ok_or_else(|| this.error(format!("there is no CVAT task {id}")))?;
@@ -1388,25 +1566,20 @@ impl CvatBackend {
             }
             let mut out = Vec::new();
             for t in tasks {
-                let id = id_of(&t).ok_or_else(|| this.error("a task without id"))?;
-                let meta = this
-                    .get(&format!("/api/tasks/{id}/data/meta"), &[])
+                let meta: pages::DataMeta = this
+                    .call_as(
+                        Method::GET,
+                        &format!("/api/tasks/{}/data/meta", t.id),
+                        &[],
+                        None,
+                    )
                     .await
                     .map_err(|e| this.http_error(e))?;
-                let frames = meta
-                    .get("frames")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .map(|f| f["name"].as_str().unwrap_or_default().to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 out.push(ForeignTask {
-                    id,
-                    name: t["name"].as_str().unwrap_or_default().to_string(),
-                    project: t["project_id"].as_u64(),
-                    frames,
+                    id: t.id,
+                    name: t.name,
+                    project: t.project_id,
+                    frames: meta.frames.into_iter().map(|f| f.name).collect(),
                 });
             }
             Ok(out)
@@ -1423,16 +1596,16 @@ impl CvatBackend {
         frames: IndexMap<String, Vec<String>>,
     ) -> Result<RemoteProject, BackendError> {
         let pid = project.to_string();
-        let p = self
+        let p: pages::Project = self
             .rt
-            .block_on(self.get(&format!("/api/projects/{pid}"), &[]))
+            .block_on(self.call_as(Method::GET, &format!("/api/projects/{pid}"), &[], None))
             .map_err(|e| self.http_error(e))?;
-        let name = p["name"].as_str().unwrap_or_default().to_string();
         let current = self
             .rt
             .block_on(self.labels_of(&pid))
             .map_err(|e| self.http_error(e))?;
-        let mut meta = Meta::new(schema, &self.defaults, settings);
+        let mut meta =
+            Meta::new(schema, &self.defaults, settings).map_err(|e| self.error(e.to_string()))?;
         meta.created = false;
         meta.frames = frames;
         let patch = label_patch(&current, &labels::label_specs(&meta.schema));
@@ -1443,15 +1616,7 @@ impl CvatBackend {
             .block_on(self.labels_of(&pid))
             .map_err(|e| self.http_error(e))?;
         self.remember(&pid, meta, labels)?;
-        Ok(RemoteProject {
-            url: Some(self.http.url(&format!("/projects/{pid}"))),
-            id: pid,
-            name,
-            owner: p
-                .get("bug_tracker")
-                .and_then(Value::as_str)
-                .and_then(Owner::find_in),
-        })
+        Ok(self.remote_project(&p))
     }
 
     /// PATCH the project's labels (nothing to send: no request).
@@ -1471,11 +1636,7 @@ impl CvatBackend {
     fn with_labels(&mut self, id: &str) -> Result<ProjectInfo, BackendError> {
         let meta = match self.projects.get(id) {
             Some(info) => info.meta.clone(),
-            None => self.attached.get(id).cloned().ok_or_else(|| {
-                self.error(format!(
-                    "project {id}: no run record describes it (annoform attaches one before use)"
-                ))
-            })?,
+            None => self.attached_meta(id)?,
         };
         let current = self
             .rt
@@ -1538,8 +1699,10 @@ mod tests {
         let mut schema = ResolvedSchema::default();
         schema.fields.insert("own".into(), own);
         schema.fields.insert("other".into(), other);
-        let mut settings = serde_json::Map::new();
-        settings.insert("occluded_attr".into(), json!("hidden"));
+        let settings = CvatConfig {
+            occluded_attr: Some("hidden".into()),
+            ..CvatConfig::default()
+        };
         let out = effective_schema(&schema, &settings);
         assert!(!out.fields["own"].attributes.contains_key("hidden"));
         assert_eq!(
@@ -1552,12 +1715,12 @@ mod tests {
     fn a_run_given_a_project_id_never_owns_it() {
         let schema = ResolvedSchema::default();
         let none = serde_json::Map::new();
-        assert!(Meta::new(&schema, &none, &none).created);
+        assert!(Meta::new(&schema, &none, &none).unwrap().created);
         let mut given = serde_json::Map::new();
         given.insert("project_id".into(), json!(7));
-        assert!(!Meta::new(&schema, &none, &given).created);
+        assert!(!Meta::new(&schema, &none, &given).unwrap().created);
         assert!(
-            !Meta::new(&schema, &given, &none).created,
+            !Meta::new(&schema, &given, &none).unwrap().created,
             "a workspace default counts"
         );
     }

@@ -111,7 +111,7 @@ pub struct Shape {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe: Option<bool>,
     /// Not CVAT's: the track a frame of a downloaded track came from (see `video`), so its
-    /// label is named `track:<id>@<frame>` and keeps its keyframe mark.
+    /// label is named `track:<id>` (one object over many frames) and keeps its keyframe mark.
     #[serde(skip)]
     pub track: Option<i64>,
 }
@@ -720,6 +720,14 @@ pub fn by_frame(ann: Annotations) -> std::collections::BTreeMap<u64, Annotations
     out
 }
 
+/// The backend ids (`kind:<id>`) of every object of these annotations.
+pub fn object_ids(ann: &Annotations) -> Vec<String> {
+    let tags = ann.tags.iter().map(|t| backend_id("tag", t.id));
+    let shapes = ann.shapes.iter().map(|s| backend_id("shape", s.id));
+    let tracks = ann.tracks.iter().map(|t| backend_id("track", t.id));
+    tags.chain(shapes).chain(tracks).collect()
+}
+
 /// Uploaded labels by our id (the `uploaded` argument of `from_cvat`), from field → labels.
 pub fn uploaded_by_id<'a>(
     labels: impl IntoIterator<Item = &'a Vec<Value>>,
@@ -1017,7 +1025,7 @@ fn shape_label(
     rb: &mut Rebuild,
 ) {
     let what = match s.track {
-        Some(t) => format!("track:{t}@{}", s.frame),
+        Some(t) => format!("track:{t}"),
         None => backend_id("shape", s.id),
     };
     let other = outside(schema, map, s.label_id, &s.shape_type);

@@ -10,7 +10,9 @@
 
 pub mod client;
 pub mod convert;
+pub mod cursor;
 pub mod labels;
+pub mod pages;
 pub mod rle;
 pub mod video;
 

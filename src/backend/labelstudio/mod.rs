@@ -18,6 +18,8 @@ mod tasks;
 
 use super::http::{Endpoint, HttpClient, HttpError, HttpPolicy, answered_without};
 use super::*;
+use crate::backend::capabilities::LabelStudioConfig;
+use crate::backend::settings::Settings;
 use crate::dataset::FieldPath;
 use crate::manifest::LabelType;
 use crate::schema::{ResolvedField, Restrictions};
@@ -1166,7 +1168,9 @@ impl Backend for LabelStudioBackend {
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
-        if let Some(root) = spec.config.get("local_files_root").and_then(Value::as_str) {
+        let settings = LabelStudioConfig::read(&spec.config)
+            .map_err(|e| self.error(format!("the run's settings: {e}")))?;
+        if let Some(root) = settings.local_files_root {
             self.local_files_root = Some(PathBuf::from(root));
         }
         let xml = config::labeling_config(&spec.schema).map_err(|e| self.error(e.to_string()))?;
@@ -1405,10 +1409,14 @@ impl Backend for LabelStudioBackend {
                 sink(out)?;
             }
         }
-        Ok(Downloaded { cursor, held })
+        Ok(Downloaded {
+            cursor,
+            held,
+            strays: Vec::new(),
+        })
     }
 
-    fn created_cursor(
+    fn cursor(
         &mut self,
         project: &RemoteProject,
         _tasks: &[String],

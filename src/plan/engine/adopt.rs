@@ -78,12 +78,16 @@ impl Engine<'_> {
                     .filter(|l| *l != record.lineage);
                 p
             }
-            None => self.backend(&d.connection)?.create_project(&ProjectSpec {
-                name: d.project_name.clone(),
-                schema: record.schema.clone(),
-                config: d.settings.clone(),
-                owner: Some(owner),
-            })?,
+            None => {
+                let p = self.backend(&d.connection)?.create_project(&ProjectSpec {
+                    name: d.project_name.clone(),
+                    schema: record.schema.clone(),
+                    config: d.settings.clone(),
+                    owner: Some(owner),
+                })?;
+                record.project_created = true;
+                p
+            }
         };
         record.project = Some(BackendObject {
             id: project.id,

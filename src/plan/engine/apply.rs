@@ -16,9 +16,12 @@ impl Engine<'_> {
         // reported (each step of the failed run is saved, so it resumes on the next apply).
         let mut failed: Vec<(String, EngineError)> = Vec::new();
         for w in work.runs {
-            // Nothing planned, nothing written: not even the checkpoint of a download that
-            // changed nothing (the next plan downloads again and finds the same).
+            // Nothing planned, nothing written but a cursor the refresh moved.
             if w.plan.actions.is_empty() {
+                let key = w.plan.key.clone();
+                if let Err(e) = self.keep_cursor(w) {
+                    failed.push((key, e));
+                }
                 continue;
             }
             let summary = format!(
@@ -55,6 +58,35 @@ impl Engine<'_> {
                     .join("; ")
             ))),
         }
+    }
+
+    /// Save the cursors of runs with nothing to apply (see [`Engine::keep_cursor`]).
+    pub fn keep_cursors(&mut self, work: Work) -> Result<(), EngineError> {
+        work.runs
+            .into_iter()
+            .filter(|w| w.plan.actions.is_empty())
+            .try_for_each(|w| self.keep_cursor(w))
+    }
+
+    /// A refresh that found only what is merged already (an edit undone, a write that changed
+    /// nothing) still moved the backend's cursor: saving it lets the next plan ask from there
+    /// (a no-op in one request) instead of downloading the same again. Only a cursor the
+    /// record holds moves (a run without one downloads everything until its first merge);
+    /// the dataset is not touched.
+    fn keep_cursor(&mut self, w: RunWork) -> Result<(), EngineError> {
+        let (Some(mut record), Some(merge)) = (w.record, w.merge) else {
+            return Ok(());
+        };
+        if merge.cursor.is_none()
+            || record.refresh_cursor().is_none()
+            || record.refresh_cursor() == merge.cursor.as_deref()
+        {
+            return Ok(());
+        }
+        record.set_refresh_cursor(merge.cursor);
+        record.touch(&self.now);
+        self.store.put(&mut record)?;
+        Ok(())
     }
 
     fn apply_run(&mut self, w: RunWork, progress: &dyn Progress) -> Result<(), EngineError> {
@@ -127,7 +159,7 @@ impl Engine<'_> {
                 self.backend(&d.connection)?
                     .update_schema(&project, &d.schema)?;
                 // Restrictions may have changed: the next refresh looks at everything again.
-                record.forget_cursor();
+                record.set_refresh_cursor(None);
             }
             self.fill_record(&mut record, &d);
             self.store.put(&mut record)?;
@@ -197,10 +229,6 @@ impl Engine<'_> {
         for (batch, chunk) in (first..).zip(new_samples.chunks(d.task_size)) {
             batches.push((batch, chunk.to_vec()));
         }
-        // A run's first tasks: once they are all up, the backend's cursor lets the first
-        // refresh ask only for what annotators changed (not for tasks taken over from an
-        // interrupted apply: annotations may predate the cursor then).
-        let mut first = record.tasks.is_empty() && record.merge.is_none();
         if batches.is_empty() && record.labels_pending.is_empty() {
             return Ok(());
         }
@@ -222,10 +250,7 @@ impl Engine<'_> {
             // A task found rather than made may lack labels (an apply killed between its
             // media and its labels): it is verified against the backend before it counts.
             let (task, labels_done) = match adopt {
-                Some(t) => {
-                    first = false;
-                    (t.clone(), false)
-                }
+                Some(t) => (t.clone(), false),
                 None => {
                     let t = b.create_task(&project, &spec)?;
                     (t, b.labels_with_media())
@@ -268,15 +293,13 @@ impl Engine<'_> {
             }
         }
         progress.finish();
-        if first && record.labels_pending.is_empty() && !record.tasks.is_empty() {
+        // The first refresh starts from here, not from every task (the merge's cursor, once
+        // there is one, is older than the new tasks, which it therefore includes).
+        if record.merge.is_none() && record.created_cursor.is_none() {
             let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
-            record.created_cursor = self
-                .backend(&d.connection)?
-                .created_cursor(&project, &ids)?;
-            if record.created_cursor.is_some() {
-                record.touch(&self.now);
-                self.store.put(record)?;
-            }
+            record.created_cursor = self.backend(&d.connection)?.cursor(&project, &ids)?;
+            record.touch(&self.now);
+            self.store.put(record)?;
         }
         Ok(())
     }
@@ -429,6 +452,7 @@ impl Engine<'_> {
                 schema: &d.schema,
                 settings: &d.settings,
                 tasks: &[],
+                created: false,
             },
         );
         let prefix = batch_prefix(&project.name, &run.key.0);

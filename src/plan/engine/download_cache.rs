@@ -106,7 +106,12 @@ impl CacheWriter {
     }
 
     /// Close the file with where the download ended, and replace the run's older downloads.
+    /// A download with strays (objects no sample takes, per task) is not kept: a later
+    /// download since its cursor could not tell which of them are gone.
     pub fn finish(mut self, downloaded: &Downloaded) -> std::io::Result<()> {
+        if !downloaded.strays.is_empty() {
+            return Ok(());
+        }
         let mut held: Option<Vec<String>> = downloaded
             .held
             .as_ref()
@@ -186,6 +191,7 @@ impl DownloadCache {
             downloaded: Downloaded {
                 cursor: trailer.cursor,
                 held: trailer.held.map(|h| h.into_iter().collect::<HashSet<_>>()),
+                strays: Vec::new(),
             },
             pages: trailer.pages,
         })
@@ -275,6 +281,7 @@ mod tests {
         let downloaded = Downloaded {
             cursor: Some("2026-01-01T00:00:01.000000000Z".into()),
             held: Some(["s1".to_string(), "s2".to_string()].into()),
+            strays: Vec::new(),
         };
         w.finish(&downloaded).unwrap();
 

@@ -31,7 +31,7 @@ use crate::manifest::load::LoadedRun;
 use crate::manifest::{LabelType, LoadWhen};
 use crate::merge;
 use crate::schema::{ResolvedSchema, resolve};
-use crate::state::local::LocalStore;
+use crate::state::StateStore;
 use crate::state::{BackendObject, MergeCheckpoint, RunRecord, TaskRecord, UploadedLabel};
 use crate::workspace::Datasets;
 use indexmap::IndexMap;
@@ -206,7 +206,7 @@ impl Progress for Silent {
 pub struct Engine<'a> {
     config: &'a Config,
     env: &'a Env,
-    store: &'a LocalStore,
+    store: &'a dyn StateStore,
     datasets: Datasets,
     backends: HashMap<Connection, Box<dyn Backend>>,
     now: String,
@@ -224,7 +224,7 @@ impl<'a> Engine<'a> {
     pub fn new(
         config: &'a Config,
         env: &'a Env,
-        store: &'a LocalStore,
+        store: &'a dyn StateStore,
         datasets: Datasets,
     ) -> Self {
         let now = env
@@ -278,6 +278,7 @@ impl<'a> Engine<'a> {
                 schema: &record.schema,
                 settings: &record.backend_config,
                 tasks: &record.tasks,
+                created: record.project_created,
             },
         );
         Ok(b)
@@ -337,11 +338,19 @@ impl<'a> Engine<'a> {
                 run.key
             )));
         }
-        let project_name = settings
-            .get("project_name")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key));
+        let project_name = match kind {
+            // A Darwin run's project is the dataset named by its slug (FiftyOne's default:
+            // the key, lower case, spaces as dashes).
+            BackendKind::Darwin => settings
+                .get("dataset_slug")
+                .and_then(Value::as_str)
+                .map_or_else(|| run.key.0.to_lowercase().replace(' ', "-"), String::from),
+            _ => settings
+                .get("project_name")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key)),
+        };
         let task_size = settings
             .get("task_size")
             .and_then(Value::as_u64)

@@ -5,7 +5,9 @@
 //! of its own, opened with the workspace backend's other settings.
 
 use super::*;
+use crate::backend::capabilities::{CvatConfig, DarwinConfig, LabelStudioConfig, SecretRef};
 use crate::backend::cvat::CvatBackend;
+use crate::backend::settings::Settings;
 use crate::config::{BackendSettings, Setting, Source};
 
 /// The settings that choose where and as whom a backend connects; a run may override each
@@ -101,19 +103,32 @@ pub fn open_backend(
             )?))
         }
         BackendKind::Labelstudio => {
-            let setting = |key: &str| resolved(s, env, name, key);
-            let url = setting("url")?.unwrap_or_else(|| "http://localhost:8080".into());
-            let api_key = setting("api_key")?.unwrap_or_default();
-            let root = setting("local_files_root")?.map(std::path::PathBuf::from);
+            let c: LabelStudioConfig = typed(s, name)?;
+            let resolve = |key: &str, v: Option<&str>| resolved(v, env, name, key);
+            let url = resolve("url", c.url.as_deref())?
+                .unwrap_or_else(|| LabelStudioConfig::DEFAULT_URL.into());
+            let api_key =
+                resolve("api_key", c.api_key.as_ref().map(|r| r.0.as_str()))?.unwrap_or_default();
+            let root = resolve("local_files_root", c.local_files_root.as_deref())?
+                .map(std::path::PathBuf::from);
             let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
             Ok(Box::new(backend::labelstudio::LabelStudioBackend::new(
                 name, &url, &api_key, root, policy,
             )?))
         }
         BackendKind::Cvat => Ok(Box::new(open_cvat(config, env, conn)?)),
-        kind => Err(EngineError::Run(format!(
-            "the {kind} backend client is not available in this version of annoform yet; use a custom backend (see docs)"
-        ))),
+        BackendKind::Darwin => {
+            let c: DarwinConfig = typed(s, name)?;
+            let resolve = |key: &str, v: Option<&str>| resolved(v, env, name, key);
+            let url = resolve("url", c.url.as_deref())?
+                .unwrap_or_else(|| DarwinConfig::DEFAULT_URL.into());
+            let api_key =
+                resolve("api_key", c.api_key.as_ref().map(|r| r.0.as_str()))?.unwrap_or_default();
+            let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
+            Ok(Box::new(backend::darwin::DarwinBackend::new(
+                name, &url, &api_key, policy, c,
+            )?))
+        }
     }
 }
 
@@ -125,23 +140,23 @@ pub fn open_cvat(
 ) -> Result<CvatBackend, EngineError> {
     let name = conn.backend.as_str();
     let s = &settings(config, conn)?;
-    let setting = |key: &str| resolved(s, env, name, key);
+    let c: CvatConfig = typed(s, name)?;
+    let resolve = |key: &str, v: Option<&str>| resolved(v, env, name, key);
+    let secret = |key: &str, v: &Option<SecretRef>| resolve(key, v.as_ref().map(|r| r.0.as_str()));
     let mut headers = Vec::new();
-    if let Some(h) = s.values.get("headers").and_then(|v| v.value.as_object()) {
-        for (k, v) in h {
-            let v = crate::secret::resolve(v.as_str().unwrap_or_default(), env)
-                .map_err(|e| EngineError::Run(format!("backend `{name}`: headers: {e}")))?;
-            headers.push((k.clone(), v));
-        }
+    for (k, v) in c.headers.iter().flatten() {
+        let v = crate::secret::resolve(&v.0, env)
+            .map_err(|e| EngineError::Run(format!("backend `{name}`: headers: {e}")))?;
+        headers.push((k.clone(), v));
     }
     let cvat = backend::cvat::client::Connection {
-        url: setting("url")?.unwrap_or_else(|| "https://app.cvat.ai".into()),
-        username: setting("username")?,
-        password: setting("password")?,
-        email: setting("email")?,
-        api_key: setting("api_key")?,
+        url: resolve("url", c.url.as_deref())?.unwrap_or_else(|| CvatConfig::DEFAULT_URL.into()),
+        username: secret("username", &c.username)?,
+        password: secret("password", &c.password)?,
+        email: secret("email", &c.email)?,
+        api_key: secret("api_key", &c.api_key)?,
         headers,
-        organization: setting("organization")?,
+        organization: resolve("organization", c.organization.as_deref())?,
     };
     let defaults = recordable(s.values.iter().map(|(k, v)| (k, &v.value)));
     let policy = backend::http::HttpPolicy::with_parallelism(config.parallelism.value);
@@ -163,18 +178,26 @@ fn settings(config: &Config, conn: &Connection) -> Result<BackendSettings, Engin
     Ok(s)
 }
 
-/// A string setting: a literal (from the environment) or a `${env:NAME}` reference (from
-/// files), resolved.
+/// The backend's settings in its config struct, read once (a setting that does not fit is
+/// an error naming it).
+fn typed<T: Settings>(s: &BackendSettings, name: &str) -> Result<T, EngineError> {
+    let values = s
+        .values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
+    T::read(&values).map_err(|e| EngineError::Run(format!("backend `{name}`: {e}")))
+}
+
+/// A string setting `key`: a literal (from the environment) or a `${env:NAME}` reference
+/// (from files), resolved.
 fn resolved(
-    s: &BackendSettings,
+    v: Option<&str>,
     env: &Env,
     name: &str,
     key: &str,
 ) -> Result<Option<String>, EngineError> {
-    match s.values.get(key).and_then(|v| v.value.as_str()) {
-        None => Ok(None),
-        Some(v) => crate::secret::resolve(v, env)
-            .map(Some)
-            .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}"))),
-    }
+    v.map(|v| crate::secret::resolve(v, env))
+        .transpose()
+        .map_err(|e| EngineError::Run(format!("backend `{name}`: {key}: {e}")))
 }

@@ -365,6 +365,19 @@ impl Engine<'_> {
             return Ok(());
         };
         let b = self.attached(r, &d.connection)?;
+        // Nothing written and no task come or gone since the cursor: nothing to refresh, and
+        // the backend may tell so in one request. Not while the status still decides
+        // something: a run waiting for its tasks to complete (annotators finishing without an
+        // edit touch no annotation), or one to clean up after its final merge.
+        let since = r.refresh_cursor().map(String::from);
+        let load = d.loaded.run.load.clone().unwrap_or_default();
+        let status_decides = load.cleanup || (load.when == LoadWhen::Complete && r.merge.is_none());
+        if let Some(cursor) = &since
+            && !status_decides
+            && b.unchanged_since(&project, cursor)?
+        {
+            return Ok(());
+        }
         if b.find_project(&project.name)?
             .is_none_or(|p| p.id != project.id)
         {
@@ -411,7 +424,6 @@ impl Engine<'_> {
             .filter(|t| live.contains(&t.id) && !r.labels_pending.contains(&t.batch))
             .map(|t| t.id.clone())
             .collect();
-        let load = d.loaded.run.load.clone().unwrap_or_default();
         if task_ids.is_empty() || load.when == LoadWhen::Never {
             return Ok(());
         }
@@ -444,7 +456,6 @@ impl Engine<'_> {
         // (when the backend can tell). A plan's download kept for this record state is
         // replayed, and only what changed after it is asked for: plan then apply downloads
         // once.
-        let since = r.refresh_cursor().map(String::from);
         let key = CacheKey::new(r, &d.backend, &project.id, &task_ids, since.as_deref());
         let cached = self
             .cache
@@ -541,6 +552,16 @@ impl Engine<'_> {
             }
             since.clone()
         };
+        // Objects no sample takes are part of what the backend holds: new ones make the run
+        // dirty, so the plan lists them.
+        if !downloaded.strays.is_empty() {
+            let strays: Vec<serde_json::Value> = downloaded
+                .strays
+                .iter()
+                .map(|s| serde_json::json!([s.task, s.backend_id, s.reason]))
+                .collect();
+            outcome.digest = merge::digest(&serde_json::json!([outcome.digest, strays]));
+        }
         let digest = outcome.digest.clone();
         work.guard.annotations_digest = Some(digest.clone());
         // Nothing new: the same annotations as last merged, or nothing changed since then.
@@ -590,8 +611,14 @@ impl Engine<'_> {
             );
         }
         // `load.cleanup` deletes the project after the final merge, with or without changes.
-        if outcome.changes_anything() || load.cleanup {
+        if outcome.changes_anything() || load.cleanup || !downloaded.strays.is_empty() {
             plan.actions.push(Action::Merge);
+            for s in &downloaded.strays {
+                plan.details.push(format!(
+                    "not merged: {} object {} in task {} is {}, where no sample of the run takes it",
+                    d.backend, s.backend_id, s.task, s.reason
+                ));
+            }
             plan.rejected = outcome.rejected.clone();
             plan.unexpected = outcome.unexpected.clone();
             if !outcome.returned.is_empty() {

@@ -20,6 +20,7 @@
 //! forward, which names another frame's label.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -29,7 +30,7 @@ use super::super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap};
 use super::interpolate;
 use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::cvat::convert::Annotations;
-use crate::dataset::ejson::oid_str;
+use crate::dataset::ejson::ObjectId;
 use crate::schema::ResolvedField;
 
 /// Adds a video field's labels to `out`: `frames` holds (task frame, that frame's labels),
@@ -47,7 +48,7 @@ pub fn video_to_cvat(
         .iter()
         .flat_map(|(_, ls)| ls.iter())
         .any(|l| l.get("keyframe").and_then(Value::as_bool) == Some(true));
-    let mut tracks: IndexMap<(i64, i64), Vec<(Shape, bool)>> = IndexMap::new();
+    let mut tracks: IndexMap<(i64, i64), Building> = IndexMap::new();
     for (frame, labels) in frames {
         for label in labels.iter() {
             let mut one = Annotations::default();
@@ -62,143 +63,211 @@ pub fn video_to_cvat(
             )?;
             let index = label.get("index").and_then(Value::as_i64);
             let keyframe = label.get("keyframe").and_then(Value::as_bool) == Some(true);
-            match (index, one.shapes.as_slice(), one.tags.is_empty()) {
-                (Some(i), [s], true) => {
-                    let shapes = tracks.entry((s.label_id, i)).or_default();
-                    // One shape per frame and track; a second one on a frame stays a shape.
-                    if shapes.last().is_some_and(|(p, _)| p.frame == *frame) {
-                        out.shapes.extend(one.shapes);
-                    } else {
-                        shapes.push((s.clone(), keyframe));
+            match (
+                index,
+                one.shapes.pop(),
+                one.shapes.is_empty() && one.tags.is_empty(),
+            ) {
+                (Some(i), Some(s), true) => {
+                    let key = (s.label_id, i);
+                    match tracks.get_mut(&key) {
+                        // One shape per frame and track; a second one on a frame stays a
+                        // shape.
+                        Some(b) if b.last.frame == *frame => out.shapes.push(s),
+                        Some(b) => b.push(s, keyframe || !only_keyframes),
+                        None => {
+                            tracks.insert(key, Building::new(s, map));
+                        }
                     }
                 }
-                _ => {
+                (_, last, _) => {
                     out.tags.extend(one.tags);
                     out.shapes.extend(one.shapes);
+                    out.shapes.extend(last);
                 }
             }
         }
     }
-    for ((label_id, _), shapes) in tracks {
-        out.tracks.push(build_track(
-            label_id,
-            &shapes,
-            only_keyframes,
-            task_size,
-            map,
-        ));
-    }
+    out.tracks
+        .extend(tracks.into_values().map(|b| b.finish(task_size)));
     Ok(())
 }
 
-/// One track from its frames' shapes (sorted by frame).
-fn build_track(
-    label_id: i64,
-    shapes: &[(Shape, bool)],
-    only_keyframes: bool,
-    task_size: u64,
-    map: &LabelMap,
-) -> Track {
-    let immutable = map.label(label_id).map(|m| &m.immutable);
-    let is_immutable = |a: &AttributeValue| immutable.is_some_and(|i| i.contains(&a.spec_id));
-    let tracked = |s: &Shape, frame: u64, outside: bool| Shape {
-        frame,
-        label_id: 0,
-        group: None,
-        outside,
-        attributes: s
-            .attributes
-            .iter()
-            .filter(|a| !is_immutable(a))
-            .cloned()
-            .collect(),
-        ..s.clone()
-    };
-    let mut out = Vec::new();
-    let mut prev: Option<&Shape> = None;
-    for (s, keyframe) in shapes {
-        let starts = match prev {
-            None => true,
-            Some(p) if s.frame > p.frame + 1 => {
-                out.push(tracked(p, p.frame + 1, true));
-                true
-            }
-            Some(_) => false,
+/// A track being built frame by frame: only the shapes it sends are kept, and the last
+/// one (a gap or the end copies it as the `outside` shape, towards which CVAT moves the
+/// last keyframe).
+struct Building {
+    track: Track,
+    immutable: std::collections::HashSet<i64>,
+    last: Shape,
+}
+
+impl Building {
+    fn new(first: Shape, map: &LabelMap) -> Building {
+        let immutable = map
+            .label(first.label_id)
+            .map(|m| m.immutable.clone())
+            .unwrap_or_default();
+        let track = Track {
+            id: None,
+            frame: first.frame,
+            label_id: first.label_id,
+            group: first.group,
+            source: first.source.clone(),
+            attributes: first
+                .attributes
+                .iter()
+                .filter(|a| immutable.contains(&a.spec_id))
+                .cloned()
+                .collect(),
+            shapes: Vec::new(),
+            elements: Vec::new(),
         };
-        if starts || *keyframe || !only_keyframes {
-            out.push(tracked(s, s.frame, false));
-        }
-        prev = Some(s);
+        let mut b = Building {
+            track,
+            immutable,
+            last: first.clone(),
+        };
+        b.send(&first, first.frame, false);
+        b
     }
-    if let Some(p) = prev.filter(|p| p.frame + 1 < task_size) {
-        out.push(tracked(p, p.frame + 1, true));
-    }
-    let first = &shapes[0].0;
-    Track {
-        id: None,
-        frame: first.frame,
-        label_id,
-        group: first.group,
-        source: first.source.clone(),
-        attributes: first
+
+    /// Adds `s` as a tracked shape on `frame`.
+    fn send(&mut self, s: &Shape, frame: u64, outside: bool) {
+        let attributes = s
             .attributes
             .iter()
-            .filter(|a| is_immutable(a))
+            .filter(|a| !self.immutable.contains(&a.spec_id))
             .cloned()
-            .collect(),
-        shapes: out,
-        elements: Vec::new(),
+            .collect();
+        self.track.shapes.push(Shape {
+            id: None,
+            frame,
+            label_id: 0,
+            group: None,
+            outside,
+            attributes,
+            ..s.clone()
+        });
+    }
+
+    /// The next frame's shape; `send`: it is sent (a keyframe, or every frame is).
+    fn push(&mut self, s: Shape, send: bool) {
+        let last = std::mem::replace(&mut self.last, s);
+        // A gap ends the stretch with an outside shape; the next frame starts a new one.
+        let starts = self.last.frame > last.frame + 1;
+        if starts {
+            self.send(&last, last.frame + 1, true);
+        }
+        if starts || send {
+            let s = self.last.clone();
+            self.send(&s, s.frame, false);
+        }
+    }
+
+    /// The track, closed with an outside shape when it ends before the task does.
+    fn finish(mut self, task_size: u64) -> Track {
+        if self.last.frame + 1 < task_size {
+            let last = self.last.clone();
+            self.send(&last, last.frame + 1, true);
+        }
+        self.track
     }
 }
 
-/// The labels uploaded on a video's frames, by (field, task frame, index) and by id.
+/// The labels uploaded on a video's frames, by (field, frame, index) and by id, and the
+/// frames that held labels sent as per-frame shapes or tags. Kept small (12-byte ids, fields
+/// by position): a video holds a label per track and frame.
 #[derive(Debug, Default)]
 pub struct UploadedFrames {
-    slots: HashMap<(String, u64, i64), String>,
-    ids: HashMap<String, (u64, Option<i64>)>,
+    fields: Vec<String>,
+    slots: HashMap<(u16, u64, i64), ObjectId>,
+    ids: HashMap<ObjectId, (u64, Option<i64>)>,
+    plain: BTreeSet<u64>,
 }
 
 impl UploadedFrames {
-    /// Records a label uploaded in `field` on task frame `frame`.
+    /// Records a frame that held a label sent as a shape or tag of its own.
+    pub fn add_plain_frame(&mut self, frame: u64) {
+        self.plain.insert(frame);
+    }
+
+    /// The frames that held labels sent as shapes or tags of their own.
+    pub fn plain_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.plain.iter().copied()
+    }
+
+    /// Every index uploaded, per field.
+    pub fn indexes(&self) -> HashMap<String, BTreeSet<i64>> {
+        let mut out: HashMap<String, BTreeSet<i64>> = HashMap::new();
+        for (field, _, i) in self.slots.keys() {
+            let name = self.fields[usize::from(*field)].clone();
+            out.entry(name).or_default().insert(*i);
+        }
+        out
+    }
+
+    fn field(&self, name: &str) -> Option<u16> {
+        let i = self.fields.iter().position(|f| f == name)?;
+        u16::try_from(i).ok()
+    }
+
+    /// Records a label uploaded in `field` on `frame`.
     pub fn add(&mut self, field: &str, frame: u64, label: &Value) {
-        let Some(id) = label.get("_id").and_then(oid_str) else {
+        let Some(id) = label.get("_id").and_then(ObjectId::from_ejson) else {
             return;
         };
         let index = label.get("index").and_then(Value::as_i64);
         if let Some(i) = index {
-            self.slots
-                .insert((field.to_string(), frame, i), id.to_string());
+            let f = match self.field(field) {
+                Some(f) => f,
+                None => {
+                    self.fields.push(field.to_string());
+                    u16::try_from(self.fields.len() - 1).unwrap_or(u16::MAX)
+                }
+            };
+            self.slots.insert((f, frame, i), id);
         }
-        self.ids.insert(id.to_string(), (frame, index));
+        self.ids.insert(id, (frame, index));
     }
 
     /// The id of the label uploaded in `field` on `frame` with `index`.
-    fn at(&self, field: &str, frame: u64, index: i64) -> Option<&str> {
-        self.slots
-            .get(&(field.to_string(), frame, index))
-            .map(String::as_str)
+    fn at(&self, field: &str, frame: u64, index: i64) -> Option<String> {
+        let f = self.field(field)?;
+        self.slots.get(&(f, frame, index)).map(ObjectId::to_string)
     }
 
     /// The uploaded label `id` names, when it was uploaded on `frame`: its index.
     fn on_frame(&self, id: &str, frame: u64) -> Option<Option<i64>> {
         self.ids
-            .get(id)
+            .get(&ObjectId::parse(id).ok()?)
             .filter(|(f, _)| *f == frame)
             .map(|(_, i)| *i)
     }
 }
 
+/// What [`flatten`] needs besides the tracks.
+pub struct Flatten<'a> {
+    /// The task's size.
+    pub end_frame: u64,
+    pub map: &'a LabelMap,
+    /// The index recorded for each track id at upload.
+    pub recorded: &'a HashMap<i64, i64>,
+    pub uploaded: &'a UploadedFrames,
+    /// Indexes a new track must not take, per field (every index uploaded).
+    pub used: &'a HashMap<String, BTreeSet<i64>>,
+}
+
 /// The visible frames of a task's tracks as plain shapes (in track order, then frame),
-/// ready for `from_cvat`; `end_frame` is the task's size, `recorded` the index of each track
-/// id uploaded, `used` the indexes in use per field by labels that are not tracks.
-pub fn flatten(
-    tracks: &[Track],
-    end_frame: u64,
-    map: &LabelMap,
-    recorded: &HashMap<i64, i64>,
-    uploaded: &UploadedFrames,
-    used: &HashMap<String, BTreeSet<i64>>,
-) -> Vec<Shape> {
+/// ready for `from_cvat`; with `only`, just the frames in those ranges (see `window`).
+pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) -> Vec<Shape> {
+    let Flatten {
+        end_frame,
+        map,
+        recorded,
+        uploaded,
+        used,
+    } = *cx;
     let field_of = |t: &Track| {
         map.label(t.label_id)
             .map(|m| m.field.clone())
@@ -231,8 +300,8 @@ pub fn flatten(
         })
         .collect();
     // The index each track keeps: the recorded one for its id, else its source's, first come
-    // first served; the others get new ones.
-    let mut taken = used.clone();
+    // first served; the others get new ones, after every index in use.
+    let mut taken: HashMap<String, BTreeSet<i64>> = HashMap::new();
     let mut index: Vec<Option<i64>> = vec![None; tracks.len()];
     for by_id in [true, false] {
         for (i, t) in tracks.iter().enumerate() {
@@ -254,19 +323,22 @@ pub fn flatten(
     let mut out = Vec::new();
     for (i, t) in tracks.iter().enumerate() {
         let field = field_of(t);
-        let set = taken.entry(field.clone()).or_default();
         let ix = index[i].unwrap_or_else(|| {
-            let next = set.last().map_or(1, |m| m + 1);
+            let set = taken.entry(field.clone()).or_default();
+            let before = used.get(&field).and_then(|u| u.last());
+            let next = set.last().max(before).map_or(1, |m| m + 1);
             set.insert(next);
             next
         });
         let (id_spec, ix_spec) = (spec(t, LABEL_ID_ATTR), spec(t, INDEX_ATTR));
+        let wanted = |f: u64| only.is_none_or(|o| o.iter().any(|r| r.contains(&f)));
         for mut s in interpolate::expand(&t.shapes, end_frame) {
+            if !wanted(s.frame) {
+                continue;
+            }
             let named = value(&s, id_spec)
                 .filter(|id| s.keyframe == Some(true) && uploaded.on_frame(id, s.frame).is_some());
-            let id = named.or_else(|| {
-                source[i].and_then(|src| uploaded.at(&field, s.frame, src).map(String::from))
-            });
+            let id = named.or_else(|| source[i].and_then(|src| uploaded.at(&field, s.frame, src)));
             s.attributes
                 .retain(|a| Some(a.spec_id) != id_spec && Some(a.spec_id) != ix_spec);
             if let Some(spec_id) = ix_spec {
@@ -446,7 +518,15 @@ mod tests {
                 uploaded.add("dets", f, l);
             }
         }
-        let shapes = flatten(tracks, end, &map, recorded, &uploaded, &HashMap::new());
+        let used = HashMap::new();
+        let cx = Flatten {
+            end_frame: end,
+            map: &map,
+            recorded,
+            uploaded: &uploaded,
+            used: &used,
+        };
+        let shapes = flatten(tracks, &cx, None);
         let ann = Annotations {
             shapes,
             ..Annotations::default()
@@ -488,7 +568,7 @@ mod tests {
             );
             assert!((x - y).abs() < 1e-9, "frame {f}: {x} vs {y}");
         }
-        assert_eq!(labels[4]["backend"], "track:500@4");
+        assert_eq!(labels[4]["backend"], "track:500");
     }
 
     #[test]
