@@ -10,6 +10,9 @@ use crate::backend::capabilities::{CvatConfig, DarwinConfig, LabelStudioConfig};
 use crate::diag::{Problem, SourceFile};
 use crate::manifest::check;
 use crate::manifest::yaml::{Entry, Node, Span, Value};
+use crate::state::StateError;
+use crate::state::StoreSettings;
+use crate::state::postgres::PostgresSettings;
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -126,6 +129,18 @@ fn default_dataset_store() -> DatasetStore {
 pub enum StateStore {
     /// JSON files in the workspace.
     Local,
+    /// A PostgreSQL database a team shares.
+    Postgres,
+}
+
+impl StateStore {
+    /// The name as written in `annoform.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateStore::Local => "local",
+            StateStore::Postgres => "postgres",
+        }
+    }
 }
 
 /// The `[state]` table.
@@ -136,6 +151,14 @@ pub struct StateConfig {
     pub store: Option<StateStore>,
     /// Where the local store keeps records (default `.annoform/state`).
     pub path: Option<String>,
+    /// The PostgreSQL connection URL, as a `${env:NAME}` reference (it holds a password);
+    /// `ANNOFORM_STATE_URL` wins over it.
+    pub url: Option<String>,
+    /// The PostgreSQL schema of annoform's tables (default `annoform`).
+    pub schema: Option<String>,
+    /// The name the workspace's records and lock are kept under in PostgreSQL (default: the
+    /// workspace directory's name); clones that share it share state.
+    pub workspace: Option<String>,
 }
 
 /// `annoform.toml` as written.
@@ -221,6 +244,10 @@ pub struct Config {
     pub parallelism: Setting<usize>,
     pub state_store: Setting<String>,
     pub state_path: Setting<PathBuf>,
+    /// The PostgreSQL URL as written (a secret, or a `${env:NAME}` reference to one).
+    pub state_url: Option<Setting<String>>,
+    pub state_schema: Setting<String>,
+    pub state_workspace: Setting<String>,
     pub datasets: IndexMap<String, Setting<DatasetConfig>>,
     pub backends: IndexMap<String, BackendSettings>,
     /// Things worth telling the user that are not errors.
@@ -299,7 +326,7 @@ impl Config {
             None,
             state
                 .store
-                .map(|_| ("local".to_string(), Source::File(line("state.store")))),
+                .map(|s| (s.as_str().to_string(), Source::File(line("state.store")))),
             None,
             ("local".to_string(), Source::Default),
         );
@@ -313,6 +340,39 @@ impl Config {
                 .map(|p| (PathBuf::from(p), Source::File(line("state.path")))),
             None,
             (PathBuf::from(".annoform/state"), Source::Default),
+        );
+        let state_url = [
+            env_str(env, "ANNOFORM_STATE_URL"),
+            state
+                .url
+                .clone()
+                .map(|u| (u, Source::File(line("state.url")))),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|(v, s)| Setting::new(v, s));
+        let state_schema = pick(
+            None,
+            env_str(env, "ANNOFORM_STATE_SCHEMA"),
+            None,
+            state
+                .schema
+                .clone()
+                .map(|v| (v, Source::File(line("state.schema")))),
+            None,
+            ("annoform".to_string(), Source::Default),
+        );
+        let state_workspace = pick(
+            None,
+            env_str(env, "ANNOFORM_STATE_WORKSPACE"),
+            None,
+            state
+                .workspace
+                .clone()
+                .map(|v| (v, Source::File(line("state.workspace")))),
+            None,
+            (workspace_name(root), Source::Default),
         );
         let datasets = file
             .datasets
@@ -397,10 +457,42 @@ impl Config {
             parallelism,
             state_store,
             state_path,
+            state_url,
+            state_schema,
+            state_workspace,
             datasets,
             backends,
             notes,
         })
+    }
+
+    /// The settings of the state store `store` names (`local` or `postgres`), with the
+    /// PostgreSQL URL's `${env:NAME}` references resolved.
+    pub fn store_settings(&self, store: &str, env: &Env) -> Result<StoreSettings, StateError> {
+        match store {
+            "local" => Ok(StoreSettings::Local {
+                root: self.root.join(&self.state_path.value),
+            }),
+            "postgres" => {
+                let url = self.state_url.as_ref().ok_or_else(|| {
+                    StateError::Settings(
+                        "`[state] store = \"postgres\"` needs the database URL: set ANNOFORM_STATE_URL, or `url = \"${env:NAME}\"` in the [state] table of annoform.toml".to_string(),
+                    )
+                })?;
+                let url = crate::secret::resolve(&url.value, env).map_err(|e| {
+                    StateError::Settings(format!("`[state] url` ({}): {e}", url.source))
+                })?;
+                Ok(StoreSettings::Postgres(PostgresSettings {
+                    url,
+                    schema: self.state_schema.value.clone(),
+                    workspace: self.state_workspace.value.clone(),
+                }))
+            }
+            other => Err(StateError::Settings(format!(
+                "unknown state store `{other}` ({}): use `local` or `postgres`",
+                self.state_store.source
+            ))),
+        }
     }
 
     /// The manifest directory, resolved against the workspace root.
@@ -443,6 +535,26 @@ impl Config {
                 &self.state_path.source,
             ),
         ];
+        if self.state_store.value == "postgres" {
+            rows.push(match &self.state_url {
+                Some(u) => row("state.url", "(set)".into(), &u.source),
+                None => (
+                    "state.url".into(),
+                    "(not set: $ANNOFORM_STATE_URL)".into(),
+                    "-".into(),
+                ),
+            });
+            rows.push(row(
+                "state.schema",
+                self.state_schema.value.clone(),
+                &self.state_schema.source,
+            ));
+            rows.push(row(
+                "state.workspace",
+                self.state_workspace.value.clone(),
+                &self.state_workspace.source,
+            ));
+        }
         for (name, d) in &self.datasets {
             rows.push(row(
                 &format!("datasets.{name}.path"),
@@ -480,6 +592,15 @@ impl Config {
         }
         rows
     }
+}
+
+/// The default workspace name: the workspace directory's name.
+fn workspace_name(root: &Path) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    root.file_name().map_or_else(
+        || "default".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn row(name: &str, value: String, source: &Source) -> (String, String, String) {

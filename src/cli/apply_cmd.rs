@@ -83,7 +83,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let mut engine = Engine::new(
         &session.config,
         &ctx.ui.env,
-        &session.store,
+        session.store.as_ref(),
         session.datasets,
     );
     engine.set_failed(session.failed);
@@ -216,7 +216,7 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
     let mut engine = Engine::new(
         &session.config,
         &ctx.ui.env,
-        &session.store,
+        session.store.as_ref(),
         session.datasets,
     );
     engine.set_failed(session.failed);

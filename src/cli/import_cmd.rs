@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let mut engine = Engine::new(
         &session.config,
         &ctx.ui.env,
-        &session.store,
+        session.store.as_ref(),
         session.datasets,
     );
     for key in &args.keys {

@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
     let mut engine = Engine::new(
         &session.config,
         &ctx.ui.env,
-        &session.store,
+        session.store.as_ref(),
         session.datasets,
     );
     engine.set_failed(session.failed);

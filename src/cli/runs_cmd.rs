@@ -4,7 +4,7 @@ use super::session::{Session, engine_error, lock};
 use super::{CommandError, Context};
 use crate::plan::engine::Engine;
 use crate::state::RunRecord;
-use crate::state::local::LocalStore;
+use crate::state::StateStore;
 use crate::workspace::Datasets;
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ fn err(e: impl std::fmt::Display) -> CommandError {
 
 /// The single record with `key` (in `dataset` when given).
 pub fn find(
-    store: &LocalStore,
+    store: &dyn StateStore,
     key: &str,
     dataset: Option<&str>,
 ) -> Result<RunRecord, CommandError> {
@@ -153,7 +153,7 @@ pub fn info(r: &RunRecord) -> String {
 fn sync_dataset(
     config: &crate::config::Config,
     ctx: &Context,
-    store: &LocalStore,
+    store: &dyn StateStore,
     dataset: &str,
     keys: &[&str],
 ) -> Result<(), CommandError> {
@@ -182,27 +182,27 @@ pub fn run(ctx: &Context, cmd: &RunsCommand) -> Result<(), CommandError> {
             dataset,
             summary,
         } => {
-            let r = find(&store, key, dataset.as_deref())?;
+            let r = find(store.as_ref(), key, dataset.as_deref())?;
             if *summary {
                 return super::print(&info(&r));
             }
             super::print(&(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"))
         }
         RunsCommand::Rename { old, new, dataset } => {
-            let _lock = lock(&config, "runs rename", Duration::from_secs(5))?;
-            let r = find(&store, old, dataset.as_deref())?;
+            let _lock = lock(store.as_ref(), "runs rename", Duration::from_secs(5))?;
+            let r = find(store.as_ref(), old, dataset.as_deref())?;
             store.rename(&r.dataset, old, new).map_err(err)?;
-            sync_dataset(&config, ctx, &store, &r.dataset, &[old, new])?;
+            sync_dataset(&config, ctx, store.as_ref(), &r.dataset, &[old, new])?;
             super::print(&format!(
                 "Renamed run `{old}` to `{new}` in dataset `{}`; update its manifest's `key` to match.\n",
                 r.dataset
             ))
         }
         RunsCommand::Delete { key, dataset } => {
-            let _lock = lock(&config, "runs delete", Duration::from_secs(5))?;
-            let r = find(&store, key, dataset.as_deref())?;
+            let _lock = lock(store.as_ref(), "runs delete", Duration::from_secs(5))?;
+            let r = find(store.as_ref(), key, dataset.as_deref())?;
             store.delete(&r.dataset, key).map_err(err)?;
-            sync_dataset(&config, ctx, &store, &r.dataset, &[key])?;
+            sync_dataset(&config, ctx, store.as_ref(), &r.dataset, &[key])?;
             super::print(&format!(
                 "Forgot run `{key}` of dataset `{}`; its backend objects were not touched.\n",
                 r.dataset

@@ -9,8 +9,7 @@ use crate::manifest::load::{self, LoadedRun};
 use crate::manifest::validate;
 use crate::plan::engine::{EngineError, Progress};
 use crate::schema::RecordedSchemas;
-use crate::state::local::LocalStore;
-use crate::state::lock::{Lock, LockGuard};
+use crate::state::{HeldLock, StateError, StateStore};
 use crate::workspace::Datasets;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -20,7 +19,7 @@ use std::time::Duration;
 pub struct Session {
     pub config: Config,
     pub runs: Vec<LoadedRun>,
-    pub store: LocalStore,
+    pub store: Box<dyn StateStore>,
     /// The datasets validation loaded, handed on to the engine.
     pub datasets: Datasets,
     /// Runs (dataset, key) whose manifests do not resolve against their datasets, with why.
@@ -29,7 +28,7 @@ pub struct Session {
 
 /// The schemas recorded for the runs of a state store (unreadable records are left to the
 /// commands that read them).
-pub fn recorded_schemas(store: &LocalStore) -> RecordedSchemas {
+pub fn recorded_schemas(store: &dyn StateStore) -> RecordedSchemas {
     store
         .list()
         .unwrap_or_default()
@@ -67,12 +66,12 @@ impl Session {
         let config = ctx.config()?;
         let loaded = load::load(&[config.manifest_dir()], &config.root);
         let mut datasets = Datasets::new(&config);
-        let store = LocalStore::new(config.root.join(&config.state_path.value));
+        let store = open_store(&config, ctx)?;
         let v = validate::validate_split(
             &loaded.runs,
             &config,
             &mut datasets,
-            &recorded_schemas(&store),
+            &recorded_schemas(store.as_ref()),
         );
         let mut problems = loaded.problems;
         problems.extend(v.problems);
@@ -107,23 +106,40 @@ impl Session {
     }
 
     /// The state store of a workspace, without reading manifests.
-    pub fn store_only(ctx: &Context) -> Result<(Config, LocalStore), CommandError> {
+    pub fn store_only(ctx: &Context) -> Result<(Config, Box<dyn StateStore>), CommandError> {
         let config = ctx.config()?;
-        let store = LocalStore::new(config.root.join(&config.state_path.value));
+        let store = open_store(&config, ctx)?;
         Ok((config, store))
     }
 
     /// Take the workspace lock for a command that changes state.
-    pub fn lock(&self, command: &str, wait: Duration) -> Result<LockGuard, CommandError> {
-        lock(&self.config, command, wait)
+    pub fn lock(&self, command: &str, wait: Duration) -> Result<Box<dyn HeldLock>, CommandError> {
+        lock(self.store.as_ref(), command, wait)
     }
 }
 
-/// Take the workspace lock (`.annoform/lock` beside the state directory).
-pub fn lock(config: &Config, command: &str, wait: Duration) -> Result<LockGuard, CommandError> {
-    let path = crate::state::lock::default_path(&config.root.join(&config.state_path.value));
-    let guard =
-        Lock::acquire(&path, command, wait).map_err(|e| CommandError::failed(e.to_string()))?;
+/// Open the state store the workspace config names.
+pub fn open_store(config: &Config, ctx: &Context) -> Result<Box<dyn StateStore>, CommandError> {
+    open_store_named(config, ctx, &config.state_store.value)
+}
+
+/// Open the state store `store` (`local` or `postgres`) with the workspace's settings.
+pub fn open_store_named(
+    config: &Config,
+    ctx: &Context,
+    store: &str,
+) -> Result<Box<dyn StateStore>, CommandError> {
+    let settings = config.store_settings(store, &ctx.ui.env)?;
+    Ok(crate::state::store::open(&settings)?)
+}
+
+/// Take the workspace lock of a state store.
+pub fn lock(
+    store: &dyn StateStore,
+    command: &str,
+    wait: Duration,
+) -> Result<Box<dyn HeldLock>, CommandError> {
+    let guard = store.lock(command, wait)?;
     if let Some(h) = guard.took_over() {
         eprintln!(
             "note: took over a stale lock left by pid {} ({})",
@@ -143,9 +159,7 @@ impl From<EngineError> for CommandError {
     /// change.
     fn from(e: EngineError) -> CommandError {
         let hint = match &e {
-            EngineError::State(crate::state::StateError::Locked { .. }) => {
-                Some("if no annoform is running, `annoform state unlock --force`".to_string())
-            }
+            EngineError::State(s) => state_hint(s),
             EngineError::Backend(b) => Some(backend_hint(b)),
             _ => None,
         };
@@ -154,6 +168,30 @@ impl From<EngineError> for CommandError {
             Some(h) => err.hint(h),
             None => err,
         }
+    }
+}
+
+impl From<StateError> for CommandError {
+    fn from(e: StateError) -> CommandError {
+        let hint = state_hint(&e);
+        let err = CommandError::failed(e.to_string());
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+/// What to do after a state failure, where the message alone does not say.
+fn state_hint(e: &StateError) -> Option<String> {
+    match e {
+        StateError::Locked { .. } => {
+            Some("if no annoform is running, `annoform state unlock --force`".to_string())
+        }
+        StateError::Unreachable { .. } | StateError::Credentials { .. } => Some(
+            "`annoform config show` lists the state settings and where each comes from".to_string(),
+        ),
+        _ => None,
     }
 }
 

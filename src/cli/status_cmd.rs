@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let mut engine = Engine::new(
         &config,
         &ctx.ui.env,
-        &store,
+        store.as_ref(),
         crate::workspace::Datasets::new(&config),
     );
     let mut out = String::new();

@@ -37,12 +37,16 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     };
     let loaded = load::load(&paths, &config.root);
     let mut problems = loaded.problems;
-    let store = crate::state::local::LocalStore::new(config.root.join(&config.state_path.value));
+    // Validation works offline: a store it cannot open (a database out of reach) only
+    // means no recorded schemas to check against.
+    let recorded = super::session::open_store(&config, ctx)
+        .map(|store| super::session::recorded_schemas(store.as_ref()))
+        .unwrap_or_default();
     problems.extend(validate::validate_with(
         &loaded.runs,
         &config,
         &mut crate::workspace::Datasets::new(&config),
-        &super::session::recorded_schemas(&store),
+        &recorded,
     ));
     problems.sort_by_key(|p| p.position());
 

@@ -1,6 +1,7 @@
-//! Errors of the state stores and the workspace lock.
+//! Errors of the state stores and their locks. They name a place (a file, or a store's table
+//! and workspace), never assume a file system.
 
-use crate::state::lock::Holder;
+use crate::state::holder::Holder;
 use std::io;
 use std::path::PathBuf;
 
@@ -30,16 +31,16 @@ pub enum StateError {
         name: String,
         reason: &'static str,
     },
-    /// A record file that is not valid record JSON.
-    #[error("{}: corrupt state record: {message}", path.display())]
-    Corrupt { path: PathBuf, message: String },
-    /// A record file written by another (newer) annoform.
+    /// A stored record that is not valid record JSON (`place`: its file, or where a store
+    /// keeps it).
+    #[error("{place}: corrupt state record: {message}")]
+    Corrupt { place: String, message: String },
+    /// A record written by another (newer) annoform.
     #[error(
-        "{}: state record format version {found} is not supported (this annoform reads version {supported})",
-        path.display()
+        "{place}: state record format version {found} is not supported (this annoform reads version {supported})"
     )]
     UnknownVersion {
-        path: PathBuf,
+        place: String,
         found: u64,
         supported: u32,
     },
@@ -54,14 +55,53 @@ pub enum StateError {
     },
     /// Another process holds the workspace lock.
     #[error(
-        "{}: the workspace is locked by {}; if that process is gone, run `annoform state unlock --force`",
-        path.display(),
+        "{place}: the workspace is locked by {}; {after}",
         holder.as_ref().map_or_else(|| "an unreadable holder".to_string(), |h| h.to_string())
     )]
     Locked {
-        path: PathBuf,
-        /// `None` when the lock file exists but cannot be read (e.g. being written).
+        /// The lock file, or the store and workspace whose lock it is.
+        place: String,
+        /// `None` when the holder cannot be read (e.g. its lock file is being written).
         holder: Option<Holder>,
+        /// What to do if the holder is gone: depends on whether the store frees a dead
+        /// holder's lock by itself.
+        after: &'static str,
+    },
+    /// `state migrate` found records in the target that differ from the source's.
+    #[error(
+        "{target} already holds records that differ from the ones to copy: {}; nothing was copied",
+        records.join(", ")
+    )]
+    MigrationTargetDiffers {
+        target: String,
+        records: Vec<String>,
+    },
+    /// The store's settings are missing or malformed (`what` names the setting to fix).
+    #[error("{0}")]
+    Settings(String),
+    /// The store's server cannot be reached.
+    #[error(
+        "cannot reach {server}: {reason}; check the host and port of the state URL and that the server is running"
+    )]
+    Unreachable { server: String, reason: String },
+    /// The server refused the credentials.
+    #[error(
+        "{server} refused the credentials of user `{user}`: {reason}; fix the user name or password in the state URL (ANNOFORM_STATE_URL or the variable `[state] url` names)"
+    )]
+    Credentials {
+        server: String,
+        user: String,
+        reason: String,
+    },
+    /// The server's user lacks a privilege the store needs.
+    #[error(transparent)]
+    Permission(Box<PermissionDenied>),
+    /// Any other failure of the store's server.
+    #[error("{server}: {action}: {reason}")]
+    Database {
+        server: String,
+        action: &'static str,
+        reason: String,
     },
     /// A file-system operation failed.
     #[error("{action} {}: {source}", path.display())]
@@ -71,6 +111,17 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What a store's user may not do, and how to grant it.
+#[derive(Debug, thiserror::Error)]
+#[error("{server}: user `{user}` may not {action}: {reason}; {fix}")]
+pub struct PermissionDenied {
+    pub server: String,
+    pub user: String,
+    pub action: String,
+    pub reason: String,
+    pub fix: String,
 }
 
 impl StateError {

@@ -4,7 +4,7 @@
 //! so a killed apply leaves either the old or the new record, never half of one.
 
 use crate::state::error::{Result, StateError};
-use crate::state::record::{RECORD_VERSION, RunRecord, new_lineage};
+use crate::state::record::{self, RECORD_VERSION, RunRecord, from_json, new_lineage};
 use crate::state::secrets::assert_no_secrets;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -66,7 +66,7 @@ impl LocalStore {
         };
         if record.dataset != dataset || record.key != key {
             return Err(StateError::Corrupt {
-                path,
+                place: path.display().to_string(),
                 message: format!(
                     "holds the record of {}/{}, not {dataset}/{key}",
                     record.dataset, record.key
@@ -115,6 +115,21 @@ impl LocalStore {
         })?;
         *record = next;
         Ok(())
+    }
+
+    /// Writes a record as it is (serial and lineage kept) where there is none yet.
+    pub fn import(&self, record: &RunRecord) -> Result<()> {
+        let path = self.path(&record.dataset, &record.key)?;
+        assert_no_secrets(record)?;
+        write_atomic(&path, &to_json(record, &path)?, Replace::No).map_err(|e| match e {
+            StateError::Io { source, .. } if source.kind() == ErrorKind::AlreadyExists => {
+                StateError::Exists {
+                    dataset: record.dataset.clone(),
+                    key: record.key.clone(),
+                }
+            }
+            e => e,
+        })
     }
 
     /// Forgets a record; `Ok(false)` if there was none.
@@ -215,38 +230,12 @@ fn read_record(path: &Path) -> Result<Option<RunRecord>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StateError::io("read", path)(e)),
     };
-    let corrupt = |message: String| StateError::Corrupt {
-        path: path.to_path_buf(),
-        message,
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-    // The version is checked before the shape so a newer format reads as "upgrade", not
-    // as a pile of field errors.
-    match value.get("format_version").map(serde_json::Value::as_u64) {
-        Some(Some(v)) if v == u64::from(RECORD_VERSION) => {}
-        Some(Some(found)) => {
-            return Err(StateError::UnknownVersion {
-                path: path.to_path_buf(),
-                found,
-                supported: RECORD_VERSION,
-            });
-        }
-        _ => return Err(corrupt("no numeric `format_version`".to_string())),
-    }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| corrupt(e.to_string()))
+    from_json(&text, &path.display().to_string()).map(Some)
 }
 
 /// Pretty JSON with a trailing newline; field order is the record's declaration order.
 fn to_json(record: &RunRecord, path: &Path) -> Result<String> {
-    serde_json::to_string_pretty(record)
-        .map(|s| s + "\n")
-        .map_err(|e| StateError::Corrupt {
-            path: path.to_path_buf(),
-            message: format!("cannot serialise: {e}"),
-        })
+    record::to_json(record, &path.display().to_string())
 }
 
 /// Writes `path` via a synced temporary file in the same directory, then syncs the directory.

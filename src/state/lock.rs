@@ -5,60 +5,19 @@
 //! fails naming the holder so a person can decide (`annoform state unlock --force`).
 
 use crate::state::error::{Result, StateError};
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use crate::state::holder::Holder;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How often a waiting process looks at the lock again.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Who holds (or held) the lock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub pid: u32,
-    pub host: String,
-    /// The annoform command that took the lock, e.g. `apply`.
-    pub command: String,
-    /// When the lock was taken (RFC 3339, UTC).
-    pub since: String,
-}
-
-impl Holder {
-    /// This process, running `command`, now.
-    pub fn current(command: &str) -> Holder {
-        Holder {
-            pid: std::process::id(),
-            host: this_host(),
-            command: command.to_string(),
-            since: rfc3339(SystemTime::now()),
-        }
-    }
-
-    /// Whether the holder is a process on this host that no longer exists.
-    ///
-    /// Only decidable where `/proc` is mounted; elsewhere every holder counts as alive, so
-    /// a lock is never broken on a guess.
-    pub fn is_stale(&self) -> bool {
-        if self.host != this_host() || !Path::new("/proc/self").exists() {
-            return false;
-        }
-        !Path::new(&format!("/proc/{}", self.pid)).exists()
-    }
-}
-
-impl fmt::Display for Holder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "pid {} on host {} (`annoform {}`) since {}",
-            self.pid, self.host, self.command, self.since
-        )
-    }
-}
+/// What to do about a lock file whose holder is gone (a process on another host, or one
+/// whose death this host cannot see).
+const UNLOCK_HINT: &str = "if that process is gone, run `annoform state unlock --force`";
 
 /// The default lock path for a state directory: `.annoform/state` → `.annoform/lock`.
 pub fn default_path(state_root: &Path) -> PathBuf {
@@ -84,7 +43,7 @@ impl Lock {
             // Stamped per attempt so `since` says when the lock was actually taken.
             let holder = Holder::current(command);
             let body = serde_json::to_string_pretty(&holder).map_err(|e| StateError::Corrupt {
-                path: path.to_path_buf(),
+                place: path.display().to_string(),
                 message: e.to_string(),
             })? + "\n";
             match try_create(path, &body)? {
@@ -105,8 +64,9 @@ impl Lock {
                     }
                     if Instant::now() >= deadline {
                         return Err(StateError::Locked {
-                            path: path.to_path_buf(),
+                            place: path.display().to_string(),
                             holder: current,
+                            after: UNLOCK_HINT,
                         });
                     }
                     thread::sleep(POLL);
@@ -224,21 +184,6 @@ fn remove_if_held_by(path: &Path, stale: &Holder) -> Result<bool> {
     Ok(ours)
 }
 
-/// This machine's host name, for lock holders.
-fn this_host() -> String {
-    fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// RFC 3339 UTC time with seconds, e.g. `2026-11-22T04:06:42Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,41 +195,5 @@ mod tests {
             PathBuf::from(".annoform/lock")
         );
         assert_eq!(default_path(Path::new("state")), PathBuf::from("lock"));
-    }
-
-    #[test]
-    fn holder_display_names_everything() {
-        let h = Holder {
-            pid: 42,
-            host: "box".into(),
-            command: "apply".into(),
-            since: "2026-01-01T00:00:00Z".into(),
-        };
-        assert_eq!(
-            h.to_string(),
-            "pid 42 on host box (`annoform apply`) since 2026-01-01T00:00:00Z"
-        );
-    }
-
-    #[test]
-    fn holders_on_other_hosts_are_never_stale() {
-        let h = Holder {
-            pid: u32::MAX,
-            host: format!("{}-elsewhere", this_host()),
-            command: "apply".into(),
-            since: rfc3339(SystemTime::now()),
-        };
-        assert!(!h.is_stale());
-    }
-
-    #[test]
-    fn this_process_is_not_stale() {
-        assert!(!Holder::current("plan").is_stale());
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
     }
 }

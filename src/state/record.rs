@@ -5,6 +5,7 @@ use crate::dataset::ejson::ObjectId;
 use crate::manifest::ViewStage;
 use crate::plan::Rejection;
 use crate::schema::ResolvedSchema;
+use crate::state::error::{Result, StateError};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -249,9 +250,44 @@ impl RunRecord {
     }
 }
 
+/// Parses and checks a stored record; `place` names where it is kept, for errors.
+pub fn from_json(text: &str, place: &str) -> Result<RunRecord> {
+    let corrupt = |message: String| StateError::Corrupt {
+        place: place.to_string(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+    // The version is checked before the shape so a newer format reads as "upgrade", not
+    // as a pile of field errors.
+    match value.get("format_version").map(serde_json::Value::as_u64) {
+        Some(Some(v)) if v == u64::from(RECORD_VERSION) => {}
+        Some(Some(found)) => {
+            return Err(StateError::UnknownVersion {
+                place: place.to_string(),
+                found,
+                supported: RECORD_VERSION,
+            });
+        }
+        _ => return Err(corrupt("no numeric `format_version`".to_string())),
+    }
+    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+}
+
+/// A record as stored: pretty JSON with a trailing newline, fields in declaration order and
+/// maps in their own order (so every store holds, and gives back, the same bytes).
+pub fn to_json(record: &RunRecord, place: &str) -> Result<String> {
+    serde_json::to_string_pretty(record)
+        .map(|s| s + "\n")
+        .map_err(|e| StateError::Corrupt {
+            place: place.to_string(),
+            message: format!("cannot serialise: {e}"),
+        })
+}
+
 /// The current time as stored in records: RFC 3339, UTC, whole seconds.
 pub fn now_rfc3339() -> String {
-    crate::state::lock::rfc3339(std::time::SystemTime::now())
+    crate::state::holder::rfc3339(std::time::SystemTime::now())
 }
 
 /// A fresh lineage id: 16 random hex characters.

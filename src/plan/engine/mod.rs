@@ -29,7 +29,7 @@ use crate::manifest::load::LoadedRun;
 use crate::manifest::{LabelType, LoadWhen};
 use crate::merge;
 use crate::schema::{ResolvedSchema, resolve};
-use crate::state::local::LocalStore;
+use crate::state::StateStore;
 use crate::state::{BackendObject, MergeCheckpoint, RunRecord, TaskRecord, UploadedLabel};
 use crate::workspace::Datasets;
 use indexmap::IndexMap;
@@ -204,7 +204,7 @@ impl Progress for Silent {
 pub struct Engine<'a> {
     config: &'a Config,
     env: &'a Env,
-    store: &'a LocalStore,
+    store: &'a dyn StateStore,
     datasets: Datasets,
     backends: HashMap<Connection, Box<dyn Backend>>,
     now: String,
@@ -218,7 +218,7 @@ impl<'a> Engine<'a> {
     pub fn new(
         config: &'a Config,
         env: &'a Env,
-        store: &'a LocalStore,
+        store: &'a dyn StateStore,
         datasets: Datasets,
     ) -> Self {
         let now = env
