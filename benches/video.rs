@@ -152,7 +152,11 @@ fn main() {
     let frames: BTreeMap<u64, Vec<Value>> = (0..n)
         .map(|f| (f + 1, (0..TRACKS).map(|t| label(t, f)).collect()))
         .collect();
-    let fields = IndexMap::from([(FIELD.to_string(), frames)]);
+    let labels: Vec<(u64, &Value)> = frames
+        .iter()
+        .flat_map(|(n, ls)| ls.iter().map(|l| (*n, l)))
+        .collect();
+    let fields = IndexMap::from([(FIELD.to_string(), labels)]);
     println!(
         "  frame labels in memory: {:.0} MiB allocated",
         mib(LIVE.load(Ordering::Relaxed))
@@ -174,6 +178,7 @@ fn main() {
         added(before)
     );
     drop(fields);
+    drop(frames);
 
     // What annotators did: one keyframe moved in tracks 1 and 2, a new track of two
     // keyframes 300 frames apart; then also track 3 (on every frame) deleted.

@@ -110,7 +110,18 @@ fn uploaded() -> Uploaded {
         },
         range: FrameRange::default(),
     };
-    let up = upload(&s, &labels(), &video, &map).unwrap();
+    let owned = labels();
+    let by_label: IndexMap<String, Vec<(u64, &Value)>> = owned
+        .iter()
+        .map(|(k, frames)| {
+            let ls = frames
+                .iter()
+                .flat_map(|(n, ls)| ls.iter().map(|l| (*n, l)))
+                .collect();
+            (k.clone(), ls)
+        })
+        .collect();
+    let up = upload(&s, &by_label, &video, &map).unwrap();
     let echo = cvat.send(
         reqwest::Method::PATCH,
         &format!("/api/tasks/{task}/annotations?action=create"),

@@ -88,34 +88,29 @@ pub struct VideoUpload {
     pub uploaded: UploadedFrames,
 }
 
-/// A video's labels (field → FiftyOne frame number → labels) as its task's annotations.
+/// A video's labels (field → (FiftyOne frame number, label), by frame) as its task's
+/// annotations.
 /// Frames the task does not hold are left out; existing tracks with a `frame_step` are
 /// refused, as FiftyOne refuses them (their labels between the task's frames could not be
 /// told apart from deleted ones).
 pub fn upload(
     schema: &ResolvedSchema,
-    fields: &IndexMap<String, BTreeMap<u64, Vec<Value>>>,
+    fields: &IndexMap<String, Vec<(u64, &Value)>>,
     video: &Video,
     map: &LabelMap,
 ) -> Result<VideoUpload, ConvertError> {
     let mut out = VideoUpload::default();
-    for (name, frames) in fields {
+    for (name, labels) in fields {
         let Some(field) = schema.fields.get(name.as_str()) else {
             continue;
         };
-        let held: Vec<(u64, &[Value])> = frames
+        let held: Vec<(u64, &Value)> = labels
             .iter()
-            .filter_map(|(n, ls)| {
-                Some((
-                    video.range.task_frame(*n, video.frame_count)?,
-                    ls.as_slice(),
-                ))
-            })
+            .filter_map(|(n, l)| Some((video.range.task_frame(*n, video.frame_count)?, *l)))
             .collect();
         let tracked = held
             .iter()
-            .flat_map(|(_, ls)| ls.iter())
-            .any(|l| l.get("index").is_some_and(Value::is_i64));
+            .any(|(_, l)| l.get("index").is_some_and(Value::is_i64));
         if tracked && video.range.step > 1 {
             return Err(ConvertError {
                 field: name.clone(),
@@ -126,10 +121,8 @@ pub fn upload(
                 ),
             });
         }
-        for (f, ls) in &held {
-            for l in ls.iter() {
-                out.uploaded.add(name, video.index(*f), l);
-            }
+        for (f, l) in &held {
+            out.uploaded.add(name, video.index(*f), l);
         }
         let before = (out.annotations.shapes.len(), out.annotations.tags.len());
         video_to_cvat(
@@ -343,10 +336,27 @@ mod tests {
         IndexMap::from([(FIELD.to_string(), frames)])
     }
 
+    /// The labels one by one with their frame numbers, as `upload` takes them.
+    fn by_label(
+        fields: &IndexMap<String, BTreeMap<u64, Vec<Value>>>,
+    ) -> IndexMap<String, Vec<(u64, &Value)>> {
+        fields
+            .iter()
+            .map(|(k, frames)| {
+                let ls = frames
+                    .iter()
+                    .flat_map(|(n, ls)| ls.iter().map(|l| (*n, l)))
+                    .collect();
+                (k.clone(), ls)
+            })
+            .collect()
+    }
+
     /// Uploads, lets the "server" give ids, and returns its tracks and what was recorded.
     fn uploaded(v: &Video) -> (Vec<Track>, Vec<TrackRecord>, UploadedFrames) {
         let (schema, map) = setup();
-        let up = upload(&schema, &labels(), v, &map).unwrap();
+        let owned = labels();
+        let up = upload(&schema, &by_label(&owned), v, &map).unwrap();
         let mut echo = up.annotations.clone();
         for (i, t) in echo.tracks.iter_mut().enumerate() {
             t.id = Some(10 + i as i64);
@@ -485,7 +495,8 @@ mod tests {
     fn frame_step_five_on_sixty_frames() {
         let (schema, map) = setup();
         let v = video(5);
-        let err = upload(&schema, &labels(), &v, &map).unwrap_err();
+        let owned = labels();
+        let err = upload(&schema, &by_label(&owned), &v, &map).unwrap_err();
         assert!(err.message.contains("frame_step 5"), "{err}");
         // A new field: nothing uploaded; a track drawn on task frames 2 and 4 (video frames
         // 11 and 21) arrives on every video frame between, as FiftyOne interpolates it.

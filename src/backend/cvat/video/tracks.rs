@@ -33,30 +33,29 @@ use crate::backend::cvat::convert::Annotations;
 use crate::dataset::ejson::ObjectId;
 use crate::schema::ResolvedField;
 
-/// Adds a video field's labels to `out`: `frames` holds (task frame, that frame's labels),
-/// frames in increasing order; `task_size` is the number of frames in the task.
+/// Adds a video field's labels to `out`: `labels` holds (task frame, label), frames in
+/// increasing order; `task_size` is the number of frames in the task.
 pub fn video_to_cvat(
     name: &str,
     field: &ResolvedField,
-    frames: &[(u64, &[Value])],
+    labels: &[(u64, &Value)],
     size: ImageSize,
     map: &LabelMap,
     task_size: u64,
     out: &mut Annotations,
 ) -> Result<(), ConvertError> {
-    let only_keyframes = frames
+    let only_keyframes = labels
         .iter()
-        .flat_map(|(_, ls)| ls.iter())
-        .any(|l| l.get("keyframe").and_then(Value::as_bool) == Some(true));
+        .any(|(_, l)| l.get("keyframe").and_then(Value::as_bool) == Some(true));
     let mut tracks: IndexMap<(i64, i64), Building> = IndexMap::new();
-    for (frame, labels) in frames {
-        for label in labels.iter() {
+    for &(frame, label) in labels {
+        {
             let mut one = Annotations::default();
             to_cvat(
                 name,
                 field,
                 std::slice::from_ref(label),
-                *frame,
+                frame,
                 size,
                 map,
                 &mut one,
@@ -73,7 +72,7 @@ pub fn video_to_cvat(
                     match tracks.get_mut(&key) {
                         // One shape per frame and track; a second one on a frame stays a
                         // shape.
-                        Some(b) if b.last.frame == *frame => out.shapes.push(s),
+                        Some(b) if b.last.frame == frame => out.shapes.push(s),
                         Some(b) => b.push(s, keyframe || !only_keyframes),
                         None => {
                             tracks.insert(key, Building::new(s, map));
@@ -418,7 +417,10 @@ mod tests {
 
     fn upload(frames: &[(u64, Vec<Value>)], map: &LabelMap, task_size: u64) -> Annotations {
         let (schema, _) = setup();
-        let slices: Vec<(u64, &[Value])> = frames.iter().map(|(f, l)| (*f, l.as_slice())).collect();
+        let slices: Vec<(u64, &Value)> = frames
+            .iter()
+            .flat_map(|(f, ls)| ls.iter().map(|l| (*f, l)))
+            .collect();
         let mut out = Annotations::default();
         video_to_cvat(
             "dets",
