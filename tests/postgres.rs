@@ -305,3 +305,55 @@ fn a_new_users_mistakes_get_one_clear_error_each() {
         );
     }
 }
+
+/// Two clones of one repository (as two laptops) sharing one database and one backend.
+fn two_clones(db: &str) -> (Workspace, Workspace) {
+    let url = pg::server().admin_url(db);
+    let a = workspace(db, &url);
+    let b = workspace(db, &url);
+    // One backend for both, as two laptops share one annotation server.
+    let shared = a.path().join("backend.json").display().to_string();
+    for ws in [&a, &b] {
+        let toml = std::fs::read_to_string(ws.path().join("annoform.toml")).unwrap();
+        let own = ws.path().join("backend.json").display().to_string();
+        ws.write("annoform.toml", &toml.replace(&own, &shared));
+    }
+    (a, b)
+}
+
+#[test]
+fn two_clones_share_one_state() {
+    let db = pg::server().database("team");
+    let (a, b) = two_clones(&db);
+    ok(a.run(&["apply", "--auto-approve"]));
+    let projects = || {
+        let text = std::fs::read_to_string(a.path().join("backend.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["projects"].clone()
+    };
+    let created = projects();
+    let out = ok(b.run(&["plan", "--json"]));
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["summary"]["create"], json!(0), "{plan}");
+    // The other clone's apply creates nothing a second time.
+    ok(b.run(&["apply", "--auto-approve"]));
+    assert_eq!(projects(), created, "no second project or task");
+
+    // A plan file made in one clone is stale once the other has applied a change.
+    ok(a.run(&["plan", "--out", "a.plan"]));
+    let store = open(&db, "annoform", &format!("team-{db}"));
+    let mut r = store.get("quickstart", "review").unwrap().unwrap();
+    store.put(&mut r).unwrap();
+    let out = a.run(&["apply", "a.plan"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("stale"), "{}", out.stderr);
+
+    // While one clone holds the lock, the other waits, then fails naming it.
+    let held = store.lock("apply", Duration::ZERO).unwrap();
+    let out = b.run(&["apply", "--auto-approve", "--lock-timeout", "1"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pid {}", held.holder().pid)),
+        "{}",
+        out.stderr
+    );
+}

@@ -36,10 +36,12 @@ impl Engine<'_> {
                 w.plan.key
             );
             let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
-            match self
+            let applied = self
                 .apply_run(w, progress)
-                .and_then(|()| self.sync_annotation_run(&dataset, &key))
-            {
+                .and_then(|()| self.sync_annotation_run(&dataset, &key));
+            // The record moved on: no kept download matches it any more.
+            self.cache.forget(&dataset, &key);
+            match applied {
                 Ok(()) => done.push(summary),
                 Err(e) => failed.push((key, e)),
             }
