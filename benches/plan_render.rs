@@ -63,6 +63,7 @@ fn run(i: usize) -> RunPlan {
         (0..REJECTIONS)
             .map(|j| Rejection {
                 sample_id: format!("64f1c0a2e4b0{i:06}{j:06}"),
+                frame: None,
                 label_id: format!("64f1c0a2e4b1{i:06}{j:06}"),
                 field: FIELDS[j % FIELDS.len()].to_string(),
                 change: ["delete", "label", "geometry", "attribute:occluded"][j % 4].to_string(),

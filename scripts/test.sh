@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The PostgreSQL state-store tests run a real server from Debian's packages (tests/postgres.rs
+# starts its own on a free loopback port; nothing is configured system-wide).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Plain `cargo test` (not --all-targets): it builds the test backend example where the engine

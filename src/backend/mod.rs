@@ -16,6 +16,8 @@ pub mod settings;
 
 pub use capabilities::{BackendKind, Capabilities};
 
+use crate::dataset::FrameNumber;
+use crate::dataset::video::VideoInfo;
 use crate::manifest::LabelType;
 use crate::schema::ResolvedSchema;
 use indexmap::IndexMap;
@@ -200,8 +202,24 @@ pub struct TaskSample {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
-    /// field → labels in FiftyOne JSON (each with `_id`); scalars as a one-element list.
+    /// A video's frame count, frame size and frame rate (`None` for images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoInfo>,
+    /// Sample field → labels in FiftyOne JSON (each with `_id`); scalars as a one-element
+    /// list.
     pub labels: IndexMap<String, Vec<serde_json::Value>>,
+    /// Frame field (`frames.<name>`) → its labels on the video's frames, by frame number
+    /// (tracks are the labels sharing an `index` across frames).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub frame_labels: IndexMap<String, Vec<FrameLabel>>,
+}
+
+/// A label on one frame of a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameLabel {
+    pub frame: FrameNumber,
+    /// The label in FiftyOne JSON (with `_id`).
+    pub label: serde_json::Value,
 }
 
 /// A task to create: a deterministic batch of samples.
@@ -229,8 +247,12 @@ pub struct TaskStatus {
 /// A downloaded label: FiftyOne JSON plus the backend object's id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DownloadedLabel {
-    /// The backend's id of the object (shape, region, ...).
+    /// The backend's id of the object (shape, region, track, ...).
     pub backend_id: String,
+    /// The video frame the label is on (`None` for a sample field's label). A backend object
+    /// that spans frames (a track) gives one label per frame, all with its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
     /// The label in FiftyOne JSON; `_id` is present when the backend carried our id. Null
     /// for an object that converts to no label (then `misfit` says why).
     pub label: serde_json::Value,
@@ -246,8 +268,24 @@ impl DownloadedLabel {
     pub fn new(backend_id: impl Into<String>, label: serde_json::Value) -> Self {
         DownloadedLabel {
             backend_id: backend_id.into(),
+            frame: None,
             label,
             misfit: None,
+        }
+    }
+
+    /// The same label on a video frame.
+    pub fn on_frame(mut self, frame: FrameNumber) -> Self {
+        self.frame = Some(frame);
+        self
+    }
+
+    /// What identifies the label among the backend's: the object id, and the frame for a
+    /// frame label (`<id>@<frame>`: a track is one object over many frames).
+    pub fn backend_key(&self) -> std::borrow::Cow<'_, str> {
+        match self.frame {
+            Some(f) => format!("{}@{f}", self.backend_id).into(),
+            None => self.backend_id.as_str().into(),
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
         session.datasets,
     );
     engine.set_failed(session.failed);
+    engine.keep_downloads();
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Converge)
         .map_err(engine_error)?;

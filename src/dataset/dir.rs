@@ -25,6 +25,7 @@ use super::fields::{FieldType, declared_label_class};
 use super::labels::{self, Label, LabelError, Object};
 use super::media::{self, Dimensions};
 use super::scan;
+use super::video::{self, VideoInfo};
 
 /// Why a dataset could not be loaded, changed or saved. Messages name the file and, where one
 /// is involved, the sample.
@@ -983,6 +984,24 @@ impl Dataset {
             msg: "filepath: missing".into(),
         })?;
         media::from_file(&self.media_path(fp))
+            .map_err(|source| DatasetError::Media { sample: id, source })
+    }
+
+    /// Frame count, frame size and frame rate of a video sample: from its `metadata`, else
+    /// from the video file's headers; an error names the sample and the file.
+    pub fn video_info(&self, id: ObjectId) -> Result<VideoInfo, DatasetError> {
+        let s = self
+            .sample_by_id(id)
+            .ok_or(DatasetError::UnknownSample(id))?;
+        if let Some(v) = video::from_metadata(s.get("metadata")) {
+            return Ok(v);
+        }
+        let fp = s.filepath().ok_or_else(|| DatasetError::Invalid {
+            path: self.root.join(SAMPLES),
+            doc: format!("sample {id}"),
+            msg: "filepath: missing".into(),
+        })?;
+        video::from_file(&self.media_path(fp))
             .map_err(|source| DatasetError::Media { sample: id, source })
     }
 

@@ -16,8 +16,10 @@ pub struct Dimensions {
 
 /// A media file whose size cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the size of {}: {reason}", path.display())]
+#[error("cannot read {what} of {}: {reason}", path.display())]
 pub struct MediaError {
+    /// What was being read (`the size`, `the video metadata`).
+    pub what: &'static str,
     /// The file.
     pub path: PathBuf,
     /// Why.
@@ -44,6 +46,7 @@ pub fn from_metadata(metadata: Option<&Value>) -> Option<Dimensions> {
 /// Dimensions from the image file's header (PNG, JPEG, GIF, BMP, WebP, TIFF, ...).
 pub fn from_file(path: &Path) -> Result<Dimensions, MediaError> {
     let err = |reason: String| MediaError {
+        what: "the size",
         path: path.to_owned(),
         reason,
     };

@@ -4,6 +4,7 @@
 //! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
 //! - [`field_path`]: where a field lives ([`FieldPath`]: sample or frame) and frame numbers.
+//! - [`video`]: video metadata (frame count, size, rate) from `metadata` or the MP4 file.
 //! - [`view`]: view stages ([`view::apply`]) → selected sample and label ids.
 //! - [`expr`]: the `where`/`expr` language ([`expr::parse`], [`expr::eval`]).
 //! - [`ejson`], [`mask`], [`mask_path`], [`media`], [`fields`]: Extended JSON and ObjectIds,
@@ -22,6 +23,7 @@ pub mod media;
 mod rows;
 mod scan;
 pub mod sendable;
+pub mod video;
 pub mod view;
 
 pub use field_path::{FieldPath, FrameNumber, Level};

@@ -354,6 +354,17 @@ impl RunCheck<'_> {
                 }
                 Ok(v) => {
                     let video = ds.media_type() == "video";
+                    if let Some(kind) = kind.filter(|k| video && !k.capabilities().video) {
+                        found.push((
+                            vec![Key("key")],
+                            false,
+                            format!(
+                                "run `{}`: {kind} does not annotate videos, and dataset `{}` holds videos",
+                                run.key, run.dataset
+                            ),
+                            "video dataset".into(),
+                        ));
+                    }
                     for f in fields(run) {
                         let (path, at_key) = f.location();
                         if f.name.is_frame() && !video {

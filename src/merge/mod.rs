@@ -4,6 +4,7 @@
 //! exactly what apply does, and merging the same download twice changes nothing.
 
 use crate::backend::DownloadedLabel;
+use crate::dataset::FrameNumber;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
 use crate::plan::{FieldCounts, Rejection, UnexpectedLabel};
@@ -200,6 +201,8 @@ pub struct FieldInput<'a> {
     pub field: &'a str,
     pub schema: &'a ResolvedField,
     pub sample_id: &'a str,
+    /// The video frame merged, for a frame field (one merge per frame).
+    pub frame: Option<FrameNumber>,
     /// The field's current value in the dataset (the source field, even with `dest_field`).
     pub current: Option<&'a Value>,
     pub uploaded: &'a [UploadedLabel],
@@ -249,6 +252,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     let reject = |out: &mut FieldOutcome, label_id: &LabelKey, change: &str, reason: &str| {
         out.rejected.push(Rejection {
             sample_id: input.sample_id.to_string(),
+            frame: input.frame,
             label_id: label_id.to_string(),
             field: input.field.to_string(),
             change: change.to_string(),
@@ -260,8 +264,10 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     let mut downloaded: IndexMap<LabelKey, Value> = IndexMap::new();
     let mut backend_ids: HashMap<LabelKey, &str> = HashMap::new();
     for d in input.downloaded.iter().filter(|d| d.misfit.is_none()) {
+        // A frame label's backend key names its frame: one track is a label per frame.
+        let backend_key = d.backend_key();
         let mapped = || {
-            let id = input.id_map.get(&d.backend_id)?;
+            let id = input.id_map.get(backend_key.as_ref())?;
             ObjectId::parse(id).ok()
         };
         let id = match label_key(&d.label, t).or_else(|| mapped().map(LabelKey::Id)) {
@@ -272,9 +278,9 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                 let id = ObjectId::derive(&[
                     input.id_seed,
                     input.sample_id.as_bytes(),
-                    d.backend_id.as_bytes(),
+                    backend_key.as_bytes(),
                 ]);
-                out.new_ids.push((d.backend_id.clone(), id.to_string()));
+                out.new_ids.push((backend_key.to_string(), id.to_string()));
                 LabelKey::Id(id)
             }
         };
@@ -555,6 +561,7 @@ fn merge_label<'v>(
     for n in &read_only_changed {
         out.rejected.push(Rejection {
             sample_id: input.sample_id.to_string(),
+            frame: input.frame,
             label_id: id.to_string(),
             field: input.field.to_string(),
             change: format!("attribute:{n}"),
@@ -649,6 +656,7 @@ fn merge_label<'v>(
     out.rejected
         .extend(m.rejected.into_iter().map(|(change, reason)| Rejection {
             sample_id: input.sample_id.to_string(),
+            frame: input.frame,
             label_id: id.to_string(),
             field: input.field.to_string(),
             change: change.to_string(),

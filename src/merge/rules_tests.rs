@@ -142,6 +142,7 @@ fn merge_with(
         .collect();
     let mut out = merge_field(&FieldInput {
         field: "f",
+        frame: None,
         schema: f,
         sample_id: "s",
         current: value.as_ref(),
@@ -669,6 +670,7 @@ proptest! {
             .map(|(i, l)| DownloadedLabel::new(format!("obj-{i}"), l.clone())).collect();
         let again = merge_field(&FieldInput {
             field: "f", schema: &f, sample_id: "s", current: value.as_ref(), uploaded: &first.out.baseline,
+            frame: None,
             downloaded: &downloaded, id_map: &IndexMap::new(), id_seed: b"seed",
             conflicts: Conflicts::Error, unexpected: Unexpected::Keep, as_held: None,
         });

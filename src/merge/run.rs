@@ -362,6 +362,7 @@ impl<'a> RunMerger<'a> {
             };
             let o = merge_field(&FieldInput {
                 field: field.as_str(),
+                frame: None,
                 schema,
                 sample_id: sid,
                 current,

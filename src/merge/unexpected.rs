@@ -37,6 +37,8 @@ pub fn kept_type(t: LabelType) -> LabelType {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Returned {
     pub sample_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<crate::dataset::FrameNumber>,
     pub field: String,
     pub backend_id: String,
     /// FiftyOne's type of the label (`detections`, `polylines`...).
@@ -64,7 +66,7 @@ pub(super) fn misfit(input: &FieldInput<'_>, d: &DownloadedLabel, out: &mut Fiel
     let id = ObjectId::derive(&[
         input.id_seed,
         input.sample_id.as_bytes(),
-        d.backend_id.as_bytes(),
+        d.backend_key().as_bytes(),
     ]);
     let key = LabelKey::Id(id);
     if input.uploaded.iter().any(|u| u.id == key) {
@@ -143,6 +145,7 @@ pub(super) fn settle(
     out.counts.unexpected += 1;
     out.unexpected.push(UnexpectedLabel {
         sample_id: input.sample_id.to_string(),
+        frame: input.frame,
         field: input.field.to_string(),
         backend_id: found.backend_id.to_string(),
         label: what,
@@ -154,6 +157,7 @@ pub(super) fn settle(
         UnexpectedAction::Kept => out.kept.push((side, found.label)),
         UnexpectedAction::Returned => out.returned.push(Returned {
             sample_id: input.sample_id.to_string(),
+            frame: input.frame,
             field: input.field.to_string(),
             backend_id: found.backend_id.to_string(),
             label_type: side.as_str().to_string(),
@@ -169,6 +173,7 @@ fn reject(input: &FieldInput<'_>, out: &mut FieldOutcome, key: &LabelKey, reason
     out.counts.rejected += 1;
     out.rejected.push(Rejection {
         sample_id: input.sample_id.to_string(),
+        frame: input.frame,
         label_id: key.to_string(),
         field: input.field.to_string(),
         change: "add".to_string(),
@@ -308,6 +313,7 @@ mod tests {
                     Drawn::Box(c) => DownloadedLabel::new(backend_id, det(None, CLASSES[*c], 0.3)),
                     Drawn::Misfit(t) => DownloadedLabel {
                         backend_id,
+                        frame: None,
                         label: match t {
                             Some(_) => json!({"_cls": "Polyline", "label": "a", "points": [[[0.1, 0.1]]]}),
                             None => Value::Null,
@@ -319,6 +325,7 @@ mod tests {
             let id_map = IndexMap::new();
             let out = merge_field(&FieldInput {
                 field: "gt",
+                frame: None,
                 schema: &schema,
                 sample_id: SAMPLE,
                 current: current.as_ref(),
@@ -439,6 +446,7 @@ mod tests {
         relabelled["label"] = json!("b");
         let drawn = DownloadedLabel {
             backend_id: "shape:9".into(),
+            frame: None,
             label: json!({"_cls": "Polyline", "label": "a", "points": [[[0.5, 0.5], [0.6, 0.6]]],
                 "closed": false, "filled": false}),
             misfit: Some(Misfit {

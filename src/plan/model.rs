@@ -1,7 +1,7 @@
 //! The plan as data: what `plan` computed and `apply` carries out. Renderers (text, JSON,
 //! Markdown) are pure functions of it. The JSON form is a versioned contract (DESIGN §6).
 
-use crate::dataset::FieldPath;
+use crate::dataset::{FieldPath, FrameNumber};
 use crate::schema::ResolvedSchema;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -172,6 +172,9 @@ impl EditKinds {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     pub sample_id: String,
+    /// The video frame of a frame field's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
     pub label_id: String,
     pub field: String,
     /// `add`, `delete`, `label`, `geometry`, `index`, `attribute:<name>`.
@@ -185,6 +188,9 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnexpectedLabel {
     pub sample_id: String,
+    /// The video frame of a frame field's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
     /// The run's field it was drawn for.
     pub field: String,
     /// The backend's id of the object.

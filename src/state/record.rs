@@ -1,7 +1,7 @@
 //! Run records: what was created for a run and what was merged. Never holds secrets.
 
-use crate::dataset::FieldPath;
 use crate::dataset::ejson::ObjectId;
+use crate::dataset::{FieldPath, FrameNumber};
 use crate::manifest::ViewStage;
 use crate::plan::Rejection;
 use crate::schema::ResolvedSchema;
@@ -37,9 +37,13 @@ pub struct RunRecord {
     pub view: Vec<ViewStage>,
     /// Samples uploaded, in task order.
     pub samples: Vec<String>,
-    /// field → sample id → labels uploaded (id and content digest).
+    /// Sample field → sample id → labels uploaded (id and content digest).
     #[serde(default)]
     pub uploaded: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>>,
+    /// Frame field → video sample id → frame number → labels uploaded on that frame (only
+    /// frames that hold some).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub uploaded_frames: IndexMap<FieldPath, IndexMap<String, FrameLabels>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<BackendObject>,
     /// The lineage stamped on the project when another run of this workspace made it
@@ -73,6 +77,9 @@ pub struct RunRecord {
     #[serde(default)]
     pub cleaned_up: bool,
 }
+
+/// The labels of one video's frames, by frame number.
+pub type FrameLabels = std::collections::BTreeMap<FrameNumber, Vec<UploadedLabel>>;
 
 /// A label as uploaded (or as the backend held it at the last merge): 28 bytes, since a record
 /// holds one per label of the run.
@@ -213,6 +220,7 @@ impl RunRecord {
             view: Vec::new(),
             samples: Vec::new(),
             uploaded: IndexMap::new(),
+            uploaded_frames: IndexMap::new(),
             project: None,
             project_maker: None,
             tasks: Vec::new(),

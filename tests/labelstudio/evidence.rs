@@ -65,14 +65,17 @@ fn lost_or_empty_download_pages_never_delete_labels() {
     ws.run(&["apply", "--auto-approve"]);
     let pid = ls.project(DEMO_PROJECT).unwrap();
     annotate(&ls, pid, &ws.samples());
+    // The first merge lists and downloads every task (as without a cursor from create).
+    ws.forget_created_cursor("demo", "demo");
 
     // One page lost (404) or emptied on the way, or a listing answered as if the project
-    // were empty: fetched again, and the merge is whole.
+    // were empty: fetched again, and the merge is whole. (Each plan downloads afresh.)
     for (target, action) in [
         (downloads(), lost()),
         (downloads(), emptied()),
         (listings(), nothing()),
     ] {
+        ws.forget_kept_downloads();
         let fault = proxy.rule(Rule::new("GET", target, action));
         let plan = ws.plan();
         assert_eq!(fault.fired(), 1, "the fault was served");
@@ -82,6 +85,7 @@ fn lost_or_empty_download_pages_never_delete_labels() {
     }
 
     // Every listing empty: an error, not 24 tasks missing (to be created again).
+    ws.forget_kept_downloads();
     let err = always(&proxy, Rule::new("GET", listings(), nothing()), || {
         ws.fail(&["apply", "--auto-approve"])
     });
@@ -90,6 +94,7 @@ fn lost_or_empty_download_pages_never_delete_labels() {
 
     // Every answer emptied: the first merge fails naming the incomplete answer, and nothing
     // is merged or checkpointed.
+    ws.forget_kept_downloads();
     let data = ws.snapshot("datasets/demo");
     let err = always(&proxy, Rule::new("GET", downloads(), emptied()), || {
         ws.fail(&["apply", "--auto-approve"])

@@ -47,7 +47,9 @@ impl Postgres {
         let as_root = is_root();
         if as_root {
             // PostgreSQL refuses to run as root: the postgres user owns the directory.
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir));
         }
         run(as_server_user(as_root, &bin.join("initdb"))
             .arg("-D")
@@ -75,6 +77,8 @@ impl Postgres {
             dir = dir.display(),
             parent = std::process::id(),
         );
+        // The watchdog outlives this process by design: it is what stops the server.
+        #[allow(clippy::zombie_processes)]
         Command::new("bash")
             .arg("-c")
             .arg(script)
@@ -137,9 +141,7 @@ impl Postgres {
     /// A login role with `password` and no privileges beyond PUBLIC's.
     pub fn role(&self, name: &str, password: &str) {
         self.admin("postgres")
-            .batch_execute(&format!(
-                "CREATE ROLE {name} LOGIN PASSWORD '{password}'"
-            ))
+            .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
             .expect("create role");
     }
 }

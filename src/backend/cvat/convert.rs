@@ -768,6 +768,7 @@ fn finish(rb: Rebuild) -> Downloaded {
                     };
                     DownloadedLabel {
                         backend_id: p.backend_id,
+                        frame: None,
                         label,
                         misfit: p.misfit,
                     }
@@ -1997,6 +1998,7 @@ mod untouched {
                 let held = |l: &Value| as_held(field, l, SIZE);
                 let input = FieldInput {
                     field: name,
+                    frame: None,
                     schema: field,
                     sample_id: "5f0000000000000000000001",
                     current: current.as_ref(),

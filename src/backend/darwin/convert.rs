@@ -401,6 +401,7 @@ fn misfit(
 ) -> DownloadedLabel {
     DownloadedLabel {
         backend_id,
+        frame: None,
         label,
         misfit: Some(Misfit { label_type, reason }),
     }

@@ -797,6 +797,7 @@ pub fn misfits(
             field,
             DownloadedLabel {
                 backend_id: id.to_string(),
+                frame: None,
                 label,
                 misfit: Some(Misfit { label_type, reason }),
             },
@@ -1077,6 +1078,7 @@ mod tests {
             .collect();
         let out = merge_field(&FieldInput {
             field: "f",
+            frame: None,
             schema: &s,
             sample_id: "5f0000000000000000000001",
             current: current.as_ref(),

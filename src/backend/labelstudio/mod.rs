@@ -14,6 +14,7 @@
 pub mod config;
 pub mod convert;
 pub mod rle;
+mod tasks;
 
 use super::base::{self, HttpBackend};
 use super::http::{
@@ -33,6 +34,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tasks::{FullTask, ListedTask, Page, TaskId, normalised_time};
 
 /// Files per upload request (Label Studio's default `DATA_UPLOAD_MAX_NUMBER_FILES`).
 const UPLOAD_CHUNK: usize = 100;
@@ -86,22 +88,38 @@ pub struct LabelStudioBackend {
     listing: Option<Listing>,
     /// Projects this client created: no earlier apply can have uploaded files to them.
     created: HashSet<String>,
+    /// Task counts of projects as `find_project` read them with the project (no request of
+    /// their own), until this client changes the project.
+    counts: HashMap<String, Counts>,
+    /// Per project, what the run's record holds of it (from `attach`).
+    recorded: HashMap<String, Recorded>,
+}
+
+/// A project's task counts, as Label Studio reports them with the project.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct Counts {
+    /// Tasks in the project.
+    task_number: u64,
+    /// Tasks labeled (`is_labeled`).
+    finished_task_number: u64,
+}
+
+/// The batches a run's record holds in a project, each with its sample count (one Label
+/// Studio task per sample).
+struct Recorded {
+    batches: Vec<(String, u64)>,
+}
+
+impl Recorded {
+    fn samples(&self) -> u64 {
+        self.batches.iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// One project's tasks grouped by batch, as last listed (without annotations).
 struct Listing {
     project: String,
-    batches: std::sync::Arc<IndexMap<String, Vec<Value>>>,
-}
-
-/// When a task last changed, normalised so that strings order as times do (Django writes
-/// `2026-11-22T06:33:16.478748Z`, and drops the fraction when it is zero).
-fn updated_at(task: &Value) -> Option<String> {
-    let s = task.get("updated_at")?.as_str()?;
-    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    (secs.len() == 19 && frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| format!("{secs}.{frac:0<9}Z"))
+    batches: std::sync::Arc<IndexMap<String, Vec<ListedTask>>>,
 }
 
 /// A sample's labels as Label Studio takes them.
@@ -114,9 +132,9 @@ struct SampleResults {
     hidden: serde_json::Map<String, Value>,
 }
 
-/// One page of a task listing.
-struct TasksPage {
-    tasks: Vec<Value>,
+/// One page of a task listing, checked to hold its list and total.
+struct TasksPage<T> {
+    tasks: Vec<T>,
     /// The task count (of the project, or of the filter) as the server reported it.
     total: u64,
     /// The request, as errors show it.
@@ -138,11 +156,6 @@ impl Fault {
             message: message.into(),
         }
     }
-}
-
-/// The annoform batch a task belongs to.
-fn batch_of(task: &Value) -> Option<&str> {
-    task.get("data")?.get("annoform_batch")?.as_str()
 }
 
 /// Seconds since the epoch.
@@ -172,6 +185,20 @@ fn data_filter(key: &str, value: &str) -> String {
     json!({"filters": {"conjunction": "and", "items": [{
         "filter": format!("filter:tasks:data.{key}"), "operator": "equal",
         "type": "String", "value": value}]}})
+    .to_string()
+}
+
+/// A filter for `GET /api/tasks?query=...`: the tasks updated after `cursor` (as
+/// [`updated_at`] normalises it; Label Studio compares to the microsecond).
+fn updated_after(cursor: &str) -> String {
+    let (secs, frac) = cursor
+        .trim_end_matches('Z')
+        .split_once('.')
+        .unwrap_or((cursor.trim_end_matches('Z'), ""));
+    let micros: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    json!({"filters": {"conjunction": "and", "items": [{
+        "filter": "filter:tasks:updated_at", "operator": "greater",
+        "type": "Datetime", "value": format!("{secs}.{micros}Z")}]}})
     .to_string()
 }
 
@@ -281,6 +308,8 @@ impl LabelStudioBackend {
             schemas: HashMap::new(),
             listing: None,
             created: HashSet::new(),
+            counts: HashMap::new(),
+            recorded: HashMap::new(),
         })
     }
 
@@ -313,13 +342,18 @@ impl LabelStudioBackend {
 
     /// One JSON request with auth; a 401 under JWT auth refreshes the token and tries again
     /// (the server did not act on a request it refused).
-    async fn call<B: serde::Serialize + Sync + ?Sized>(
+    /// (A DELETE answers `T::default()`.)
+    async fn call<T, B>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&B>,
-    ) -> Result<Value, HttpError> {
+    ) -> Result<T, HttpError>
+    where
+        T: serde::de::DeserializeOwned + Default,
+        B: serde::Serialize + Sync + ?Sized,
+    {
         let idempotent = super::http::is_idempotent(&method);
         let mut force = false;
         loop {
@@ -333,13 +367,15 @@ impl LabelStudioBackend {
             };
             let out = if method == Method::DELETE {
                 match self.http.send(method.clone(), path, true, build).await {
-                    Ok(_) => Ok(Value::Null),
-                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(Value::Null),
+                    Ok(_) => Ok(T::default()),
+                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                        Ok(T::default())
+                    }
                     Err(e) => Err(e),
                 }
             } else {
                 self.http
-                    .send_json::<Value>(method.clone(), path, idempotent, build)
+                    .send_json::<T>(method.clone(), path, idempotent, build)
                     .await
             };
             match out {
@@ -355,12 +391,29 @@ impl LabelStudioBackend {
         }
     }
 
+    /// Forget what this client knows of its projects' tasks: it is changing them.
+    fn changing(&mut self) {
+        self.listing = None;
+        self.counts.clear();
+    }
+
+    /// The project's counts when they show that it holds exactly the tasks its record knows
+    /// (one per recorded sample): drift, status and what changed are then answered without
+    /// listing every task. (A task deleted and another added outside annoform in between go
+    /// unnoticed until the counts differ; counts never make a label deleted: deletions need a
+    /// downloaded task.)
+    fn whole(&self, project: &str) -> Option<Counts> {
+        let c = self.counts.get(project)?;
+        let r = self.recorded.get(project)?;
+        (c.task_number == r.samples()).then_some(*c)
+    }
+
     /// The project's tasks by batch (without annotations): the cached listing of this
     /// project, else a fresh one.
     fn listing(
         &mut self,
         project: &str,
-    ) -> Result<std::sync::Arc<IndexMap<String, Vec<Value>>>, BackendError> {
+    ) -> Result<std::sync::Arc<IndexMap<String, Vec<ListedTask>>>, BackendError> {
         if let Some(l) = self.listing.as_ref().filter(|l| l.project == project) {
             return Ok(l.batches.clone());
         }
@@ -376,7 +429,11 @@ impl LabelStudioBackend {
         Ok(batches)
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
+    async fn get<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, HttpError> {
         self.call(Method::GET, path, query, None::<&Value>).await
     }
 
@@ -385,24 +442,24 @@ impl LabelStudioBackend {
     /// inconsistent page is never the end of the listing: the listing is fetched again, with
     /// the HTTP policy's retries and backoff, and then fails. Without `all_fields` only
     /// [`LISTING_FIELDS`] are asked for.
-    async fn tasks(
+    async fn tasks<T: serde::de::DeserializeOwned + TaskId>(
         &self,
         project: &str,
         all_fields: bool,
         filter: Option<String>,
-    ) -> Result<Vec<Value>, HttpError> {
+    ) -> Result<Vec<T>, HttpError> {
         let filter = filter.as_deref();
         self.until_complete(|| self.tasks_once(project, all_fields, filter))
             .await
     }
 
     /// One attempt at [`Self::tasks`].
-    async fn tasks_once(
+    async fn tasks_once<T: serde::de::DeserializeOwned + TaskId>(
         &self,
         project: &str,
         all_fields: bool,
         filter: Option<&str>,
-    ) -> Result<Vec<Value>, Fault> {
+    ) -> Result<Vec<T>, Fault> {
         let page = |n| async move {
             let p = self
                 .tasks_page(project, n, PAGE_SIZE, all_fields, filter)
@@ -438,7 +495,7 @@ impl LabelStudioBackend {
             }
             out.extend(p.tasks);
         }
-        let ids: HashSet<Option<String>> = out.iter().map(id_str).collect();
+        let ids: HashSet<Option<u64>> = out.iter().map(TaskId::task_id).collect();
         if out.len() as u64 != total || ids.len() != out.len() {
             return Err(Fault::incomplete(
                 &first.path,
@@ -455,14 +512,14 @@ impl LabelStudioBackend {
     /// One page of a project's tasks (its length is for the caller to check). A page past
     /// the end is a 404: the pages a caller asks for were announced (by the first page's
     /// total, or the ids asked for), so a 404 is a fault to retry, never the end.
-    async fn tasks_page(
+    async fn tasks_page<T: serde::de::DeserializeOwned>(
         &self,
         project: &str,
         page: usize,
         page_size: usize,
         all_fields: bool,
         filter: Option<&str>,
-    ) -> Result<TasksPage, Fault> {
+    ) -> Result<TasksPage<T>, Fault> {
         let mut q = vec![
             ("project", project.to_string()),
             ("page", page.to_string()),
@@ -477,7 +534,7 @@ impl LabelStudioBackend {
             q.push(("query", f.to_string()));
         }
         let path = format!("/api/tasks?project={project}&page={page}&page_size={page_size}");
-        let mut v = match self.get("/api/tasks", &q).await {
+        let v: Page<T> = match self.get("/api/tasks", &q).await {
             Ok(v) => v,
             // Page 1 of the whole project is there while the project is.
             Err(e)
@@ -488,10 +545,10 @@ impl LabelStudioBackend {
             }
             Err(e) => return Err(Fault::Http(e)),
         };
-        let Some(Value::Array(tasks)) = v.get_mut("tasks").map(Value::take) else {
+        let Some(tasks) = v.tasks else {
             return Err(Fault::incomplete(&path, "the answer holds no `tasks` list"));
         };
-        let Some(total) = v.get("total").and_then(Value::as_u64) else {
+        let Some(total) = v.total else {
             return Err(Fault::incomplete(&path, "the answer holds no `total`"));
         };
         Ok(TasksPage { tasks, total, path })
@@ -504,19 +561,15 @@ impl LabelStudioBackend {
         &self,
         project: &str,
         want: &[(u64, Option<String>)],
-    ) -> Result<Vec<Value>, HttpError> {
+    ) -> Result<Vec<FullTask>, HttpError> {
         let ids: Vec<u64> = want.iter().map(|(id, _)| *id).collect();
         let query = json!({"selectedItems": {"all": false, "included": ids}}).to_string();
         let query = query.as_str();
         self.until_complete(|| async move {
             let page = self
-                .tasks_page(project, 1, want.len().max(1), true, Some(query))
+                .tasks_page::<FullTask>(project, 1, want.len().max(1), true, Some(query))
                 .await?;
-            let got: HashMap<u64, &Value> = page
-                .tasks
-                .iter()
-                .filter_map(|t| Some((t.get("id")?.as_u64()?, t)))
-                .collect();
+            let got: HashMap<u64, &FullTask> = page.tasks.iter().map(|t| (t.id, t)).collect();
             for (id, listed) in want {
                 let Some(task) = got.get(id) else {
                     return Err(Fault::incomplete(
@@ -528,7 +581,7 @@ impl LabelStudioBackend {
                         ),
                     ));
                 };
-                if let (Some(listed), Some(now)) = (listed, updated_at(task))
+                if let (Some(listed), Some(now)) = (listed, task.updated())
                     && now < *listed
                 {
                     return Err(Fault::incomplete(
@@ -576,15 +629,15 @@ impl LabelStudioBackend {
     }
 
     /// Our tasks grouped by batch name.
-    async fn batches(&self, project: &str) -> Result<IndexMap<String, Vec<Value>>, HttpError> {
+    async fn batches(&self, project: &str) -> Result<IndexMap<String, Vec<ListedTask>>, HttpError> {
         // The listing's pages add up to their own total; the project's task count is a second
         // witness, so a listing short of tasks (an empty answer counting none) is caught.
         let tasks = self
             .until_complete(|| async move {
-                let tasks = self.tasks_once(project, false, None).await?;
+                let tasks: Vec<ListedTask> = self.tasks_once(project, false, None).await?;
                 let path = format!("/api/projects/{project}");
                 let counted = self
-                    .get(&path, &[])
+                    .get::<Value>(&path, &[])
                     .await
                     .map_err(Fault::Http)?
                     .get("task_number")
@@ -601,10 +654,10 @@ impl LabelStudioBackend {
                 }
             })
             .await?;
-        let mut out: IndexMap<String, Vec<Value>> = IndexMap::new();
+        let mut out: IndexMap<String, Vec<ListedTask>> = IndexMap::new();
         for t in tasks {
-            if let Some(b) = batch_of(&t) {
-                out.entry(b.to_string()).or_default().push(t);
+            if let Some(b) = t.data.annoform_batch.clone() {
+                out.entry(b).or_default().push(t);
             }
         }
         Ok(out)
@@ -630,7 +683,7 @@ impl LabelStudioBackend {
 
     /// Make sure a local-files storage of `project` covers `dir`.
     async fn ensure_storage(&self, project: &str, dirs: &[PathBuf]) -> Result<(), HttpError> {
-        let existing = self
+        let existing: Value = self
             .get(
                 "/api/storages/localfiles",
                 &[("project", project.to_string())],
@@ -654,7 +707,7 @@ impl LabelStudioBackend {
             let body = json!({"project": id,
                 "title": format!("annoform {}", dir.display()), "path": dir.display().to_string(),
                 "use_blob_urls": false, "recursive_scan": true});
-            self.call(Method::POST, "/api/storages/localfiles", &[], Some(&body))
+            self.call::<Value, _>(Method::POST, "/api/storages/localfiles", &[], Some(&body))
                 .await?;
         }
         Ok(())
@@ -704,7 +757,7 @@ impl LabelStudioBackend {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_u64).collect())
                 .unwrap_or_default();
-            let listed = self
+            let listed: Value = self
                 .get(
                     &format!("/api/projects/{project}/file-uploads"),
                     &[("ids", json!(ids).to_string())],
@@ -739,7 +792,7 @@ impl LabelStudioBackend {
         project: &str,
         files: &[(String, PathBuf)],
     ) -> Result<BTreeMap<String, String>, BackendError> {
-        let listed = self
+        let listed: Value = self
             .get(
                 &format!("/api/projects/{project}/file-uploads"),
                 &[("all", "true".into())],
@@ -758,11 +811,11 @@ impl LabelStudioBackend {
         let pid = project.id.as_str();
         // An import interrupted half-way left some of the batch: create only the rest.
         let present: Vec<String> = self
-            .tasks(pid, false, Some(data_filter("annoform_batch", &task.name)))
+            .tasks::<ListedTask>(pid, false, Some(data_filter("annoform_batch", &task.name)))
             .await
             .map_err(|e| self.http_error(e))?
-            .iter()
-            .filter_map(|t| Some(t.get("data")?.get("sample_id")?.as_str()?.to_string()))
+            .into_iter()
+            .filter_map(|t| t.data.sample_id)
             .collect();
         let todo: Vec<&TaskSample> = task
             .samples
@@ -837,7 +890,7 @@ impl LabelStudioBackend {
         }
         let path = format!("/api/projects/{pid}/import");
         for chunk in payload.chunks(IMPORT_CHUNK) {
-            self.call(
+            self.call::<Value, _>(
                 Method::POST,
                 &path,
                 &[("return_task_ids", "true".into())],
@@ -885,7 +938,7 @@ impl LabelStudioBackend {
         spec: &TaskSpec,
         schema: &ResolvedSchema,
     ) -> Result<(), BackendError> {
-        let held = self
+        let held: Vec<Value> = self
             .tasks(
                 &project.id,
                 true,
@@ -922,13 +975,18 @@ impl LabelStudioBackend {
                         .unwrap_or_default();
                     all.extend(result);
                     let path = format!("/api/predictions/{id}");
-                    self.call(Method::PATCH, &path, &[], Some(&json!({ "result": all })))
-                        .await
+                    self.call::<Value, _>(
+                        Method::PATCH,
+                        &path,
+                        &[],
+                        Some(&json!({ "result": all })),
+                    )
+                    .await
                 }
                 None => {
                     let body = json!({"task": task["id"], "model_version": MODEL_VERSION,
                                       "result": result});
-                    self.call(Method::POST, "/api/predictions", &[], Some(&body))
+                    self.call::<Value, _>(Method::POST, "/api/predictions", &[], Some(&body))
                         .await
                 }
             }
@@ -956,8 +1014,8 @@ impl LabelStudioBackend {
                     ("page", "1".to_string()),
                     ("page_size", "1".to_string()),
                 ];
-                let tasks = self.get("/api/tasks", &q).await?;
-                let p = self
+                let tasks: Value = self.get("/api/tasks", &q).await?;
+                let p: Value = self
                     .get(&format!("/api/projects/{}", project.id), &[])
                     .await?;
                 Ok::<_, HttpError>((tasks, p))
@@ -967,7 +1025,8 @@ impl LabelStudioBackend {
             .get("tasks")
             .and_then(Value::as_array)
             .and_then(|a| a.first())
-            .map(Self::task_fields)
+            .and_then(|t| t.get("meta")?.get("annoform")?.get("fields")?.as_object())
+            .map(tasks::meta_fields)
             .unwrap_or_default();
         let fields = if from_tasks.is_empty() {
             let xml = config
@@ -984,94 +1043,6 @@ impl LabelStudioBackend {
         let schema = ResolvedSchema { fields };
         self.schemas.insert(project.id.clone(), schema.clone());
         Ok(schema)
-    }
-
-    /// The project's schema as a task recorded it.
-    fn task_fields(task: &Value) -> IndexMap<String, ResolvedField> {
-        task.get("meta")
-            .and_then(|m| m.get("annoform"))
-            .and_then(|a| a.get("fields"))
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), field_from_meta(v)?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// One task's labels: the newest annotation (largest `updated_at`, cancelled ones
-    /// skipped), or what we uploaded while nobody has annotated it. `None` when the task
-    /// cannot tell (its annotations, predictions, field types or size are not in it).
-    fn task_labels(
-        &self,
-        task: &Value,
-    ) -> Option<(String, IndexMap<String, Vec<DownloadedLabel>>)> {
-        let sid = task.get("data")?.get("sample_id")?.as_str()?.to_string();
-        let meta = task.get("meta").and_then(|m| m.get("annoform"));
-        let dim = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_u64);
-        // A task read without its annotations or predictions says nothing of its labels (not
-        // that it has none): unreadable.
-        let annotations = task.get("annotations")?.as_array()?;
-        let prior: Vec<Value> = match task
-            .get("predictions")?
-            .as_array()?
-            .iter()
-            .find(|p| p.get("model_version").and_then(Value::as_str) == Some(MODEL_VERSION))
-        {
-            Some(p) => p.get("result")?.as_array()?.clone(),
-            None => Vec::new(),
-        };
-        let newest = annotations
-            .iter()
-            .filter(|a| a.get("was_cancelled").and_then(Value::as_bool) != Some(true))
-            .max_by(|a, b| {
-                let k = |x: &Value| {
-                    x.get("updated_at")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                k(a).cmp(&k(b))
-            });
-        let results: Vec<Value> = match newest {
-            Some(a) => a.get("result")?.as_array()?.clone(),
-            None => prior.clone(),
-        };
-        // Results say their image size too; meta is the fallback for result-less tasks.
-        let from_result = |k: &str| {
-            results
-                .iter()
-                .find_map(|r| r.get(k).and_then(Value::as_u64))
-        };
-        let size = ImageSize {
-            width: dim("width").or_else(|| from_result("original_width"))? as u32,
-            height: dim("height").or_else(|| from_result("original_height"))? as u32,
-        };
-        // Without its field types a task says nothing of its labels (not that it has none).
-        let types = Self::task_fields(task);
-        if types.is_empty() {
-            return None;
-        }
-        let misfits = convert::misfits(&types, &results, size);
-        let mut fields: IndexMap<String, Vec<DownloadedLabel>> = types
-            .into_iter()
-            .map(|(name, f)| {
-                let mut labels = convert::from_results(&name, &f, &results, &prior, size);
-                if let Some(h) = meta
-                    .and_then(|m| m.get("hidden"))
-                    .and_then(|h| h.get(&name))
-                    .and_then(Value::as_array)
-                {
-                    labels.extend(convert::hidden_labels(h));
-                }
-                (name, labels)
-            })
-            .collect();
-        for (field, m) in misfits {
-            fields.entry(field).or_default().push(m);
-        }
-        Some((sid, fields))
     }
 }
 
@@ -1108,10 +1079,10 @@ impl Backend for LabelStudioBackend {
 
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
         let this = &*self;
-        this.rt.block_on(async {
+        let found = this.rt.block_on(async {
             let mut page = 1;
             loop {
-                let v = match this
+                let v: Value = match this
                     .get(
                         "/api/projects",
                         &[
@@ -1136,7 +1107,9 @@ impl Backend for LabelStudioBackend {
                     .find(|p| p.get("title").and_then(Value::as_str) == Some(name))
                 {
                     let id = id_str(p).ok_or_else(|| this.error("a project without id"))?;
-                    return Ok(Some(RemoteProject {
+                    // The listing counts the project's tasks too: kept for a plan's refresh.
+                    let counts = Counts::deserialize(p).ok();
+                    let project = RemoteProject {
                         url: Some(this.http.url(&format!("/projects/{id}"))),
                         id,
                         name: name.to_string(),
@@ -1144,14 +1117,32 @@ impl Backend for LabelStudioBackend {
                             .get("description")
                             .and_then(Value::as_str)
                             .and_then(Owner::find_in),
-                    }));
+                    };
+                    return Ok(Some((project, counts)));
                 }
                 if v.get("next").is_none_or(Value::is_null) {
                     return Ok(None);
                 }
                 page += 1;
             }
-        })
+        })?;
+        Ok(found.map(|(project, counts)| {
+            match counts {
+                Some(c) => self.counts.insert(project.id.clone(), c),
+                None => self.counts.remove(&project.id),
+            };
+            project
+        }))
+    }
+
+    fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
+        let batches = context
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.samples.len() as u64))
+            .collect();
+        self.recorded
+            .insert(project.id.clone(), Recorded { batches });
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {
@@ -1171,7 +1162,7 @@ impl Backend for LabelStudioBackend {
         let body = json!({"title": spec.name, "label_config": xml, "description": description});
         let v = self
             .rt
-            .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
+            .block_on(self.call::<Value, _>(Method::POST, "/api/projects", &[], Some(&body)))
             .map_err(|e| self.http_error(e))?;
         let id = id_str(&v).ok_or_else(|| {
             self.error(answered_without(
@@ -1192,6 +1183,17 @@ impl Backend for LabelStudioBackend {
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
+        if self.whole(&project.id).is_some() {
+            let recorded = &self.recorded[&project.id];
+            return Ok(recorded
+                .batches
+                .iter()
+                .map(|(name, _)| RemoteTask {
+                    id: name.clone(),
+                    name: name.clone(),
+                })
+                .collect());
+        }
         let batches = self.listing(&project.id)?;
         Ok(batches
             .keys()
@@ -1209,7 +1211,7 @@ impl Backend for LabelStudioBackend {
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
         let schema = self.schema_for(project, task)?;
-        self.listing = None;
+        self.changing();
         self.rt
             .block_on(self.create_task_async(project, task, &schema))?;
         Ok(RemoteTask {
@@ -1225,7 +1227,7 @@ impl Backend for LabelStudioBackend {
         labels: &TaskSpec,
     ) -> Result<(), BackendError> {
         let schema = self.schema_for(project, labels)?;
-        self.listing = None;
+        self.changing();
         self.rt
             .block_on(self.add_predictions(project, &task.name, labels, &schema))
     }
@@ -1238,7 +1240,7 @@ impl Backend for LabelStudioBackend {
         let xml = config::labeling_config(schema).map_err(|e| self.error(e.to_string()))?;
         let path = format!("/api/projects/{}", project.id);
         self.rt
-            .block_on(self.call(
+            .block_on(self.call::<Value, _>(
                 Method::PATCH,
                 &path,
                 &[],
@@ -1254,20 +1256,36 @@ impl Backend for LabelStudioBackend {
         project: &RemoteProject,
         tasks: &[String],
     ) -> Result<Vec<TaskStatus>, BackendError> {
+        // Every task labeled: the counts say it for each batch.
+        if self
+            .whole(&project.id)
+            .is_some_and(|c| c.finished_task_number == c.task_number)
+        {
+            let recorded = &self.recorded[&project.id];
+            return Ok(tasks
+                .iter()
+                .filter_map(|name| {
+                    let (_, n) = recorded.batches.iter().find(|(b, _)| b == name)?;
+                    Some(TaskStatus {
+                        id: name.clone(),
+                        status: format!("{n}/{n} labeled"),
+                        complete: *n > 0,
+                        updated: None,
+                    })
+                })
+                .collect());
+        }
         let batches = self.listing(&project.id)?;
         Ok(tasks
             .iter()
             .filter_map(|name| {
                 let ts = batches.get(name)?;
-                let labeled = ts
-                    .iter()
-                    .filter(|t| t.get("is_labeled").and_then(Value::as_bool) == Some(true))
-                    .count();
+                let labeled = ts.iter().filter(|t| t.is_labeled == Some(true)).count();
                 Some(TaskStatus {
                     id: name.clone(),
                     status: format!("{labeled}/{} labeled", ts.len()),
                     complete: !ts.is_empty() && labeled == ts.len(),
-                    updated: ts.iter().filter_map(updated_at).max(),
+                    updated: ts.iter().filter_map(ListedTask::updated).max(),
                 })
             })
             .collect())
@@ -1285,23 +1303,55 @@ impl Backend for LabelStudioBackend {
         // only for the tasks updated since. The verified listing says which tasks (so which
         // samples) the batches hold; the tasks are then fetched by id, and every id asked for
         // must come back.
-        let listing = self.listing(&project.id)?;
+        //
+        // When the project's counts show it holds just the run's tasks, the server itself
+        // lists the tasks updated after the cursor (none: one small request), and says
+        // nothing of the others (`held` unknown).
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-        let ours: Vec<&Value> = listing
-            .iter()
-            .filter(|(b, _)| wanted.contains(b.as_str()))
-            .flat_map(|(_, ts)| ts)
-            .collect();
-        let cursor = ours.iter().copied().filter_map(updated_at).max();
-        let held = ours
-            .iter()
-            .filter_map(|t| Some(t.get("data")?.get("sample_id")?.as_str()?.to_string()))
-            .collect();
+        let (ours, held, cursor) = match since {
+            Some(since) if self.whole(&project.id).is_some() => {
+                let changed: Vec<ListedTask> = self
+                    .rt
+                    .block_on(self.tasks(&project.id, false, Some(updated_after(since))))
+                    .map_err(|e| self.http_error(e))?;
+                let ours: Vec<ListedTask> = changed
+                    .into_iter()
+                    .filter(|t| {
+                        t.data
+                            .annoform_batch
+                            .as_deref()
+                            .is_some_and(|b| wanted.contains(b))
+                    })
+                    .collect();
+                // Never behind where it started: the next refresh asks from here.
+                let cursor = ours
+                    .iter()
+                    .filter_map(ListedTask::updated)
+                    .chain(Some(since.to_string()))
+                    .max();
+                (ours, None, cursor)
+            }
+            _ => {
+                let listing = self.listing(&project.id)?;
+                let ours: Vec<ListedTask> = listing
+                    .iter()
+                    .filter(|(b, _)| wanted.contains(b.as_str()))
+                    .flat_map(|(_, ts)| ts.iter().cloned())
+                    .collect();
+                let cursor = ours.iter().filter_map(ListedTask::updated).max();
+                let held = ours
+                    .iter()
+                    .filter_map(|t| t.data.sample_id.clone())
+                    .collect();
+                (ours, Some(held), cursor)
+            }
+        };
         let fetch: Vec<(u64, Option<String>)> = ours
             .iter()
-            .filter(|t| since.is_none_or(|s| updated_at(t).is_none_or(|u| u.as_str() > s)))
-            .filter_map(|t| Some((t.get("id")?.as_u64()?, updated_at(t))))
+            .map(|t| (t.id, t.updated()))
+            .filter(|(_, u)| since.is_none_or(|s| u.as_deref().is_none_or(|u| u > s)))
             .collect();
+        drop(ours);
         // A few pages in flight, handed on in order, each converted and dropped: memory
         // follows the pages in flight, not the project.
         let this = &*self;
@@ -1316,31 +1366,63 @@ impl Backend for LabelStudioBackend {
         while let Some(page) = this.rt.block_on(pages.next()) {
             let page = page.map_err(|e| this.http_error(e))?;
             let mut out = Annotations::new();
-            for t in page
-                .iter()
-                .filter(|t| batch_of(t).is_some_and(|b| wanted.contains(b)))
-            {
-                let (sid, fields) = this.task_labels(t).ok_or_else(|| {
+            for t in page.into_iter().filter(|t| {
+                t.data
+                    .annoform_batch
+                    .as_deref()
+                    .is_some_and(|b| wanted.contains(b))
+            }) {
+                let id = t.id;
+                let (sid, fields) = t.labels().ok_or_else(|| {
                     this.error(format!(
-                        "task {} of project {}: its labels cannot be read (no sample id, \
+                        "task {id} of project {}: its labels cannot be read (no sample id, \
                          annotations, predictions, field types or image size in the task); \
                          nothing was merged",
-                        id_str(t).unwrap_or_default(),
                         project.id
                     ))
                 })?;
                 out.insert(sid, fields);
             }
-            drop(page);
             if !out.is_empty() {
                 sink(out)?;
             }
         }
         Ok(Downloaded {
             cursor,
-            held: Some(held),
+            held,
             strays: Vec::new(),
         })
+    }
+
+    fn cursor(
+        &mut self,
+        project: &RemoteProject,
+        _tasks: &[String],
+    ) -> Result<Option<String>, BackendError> {
+        // The task updated last, and the project's annotation count: with no annotation yet,
+        // every task holds what was uploaded, and any later annotation moves its task past
+        // this cursor. With annotations already, no cursor (they may predate it).
+        let q = [
+            ("project", project.id.clone()),
+            ("page", "1".to_string()),
+            ("page_size", "1".to_string()),
+            ("include", "id,updated_at".to_string()),
+            (
+                "query",
+                json!({"ordering": ["-tasks:updated_at"]}).to_string(),
+            ),
+        ];
+        let v: Value = self
+            .rt
+            .block_on(self.get("/api/tasks", &q))
+            .map_err(|e| self.http_error(e))?;
+        let annotated = v.get("total_annotations").and_then(Value::as_u64) != Some(0);
+        let newest = v
+            .get("tasks")
+            .and_then(Value::as_array)
+            .and_then(|t| t.first())
+            .and_then(|t| normalised_time(t.get("updated_at")?.as_str()?));
+        Ok(newest.filter(|_| !annotated))
     }
 
     fn project_url(&self, project: &RemoteProject) -> Option<String> {
@@ -1348,10 +1430,10 @@ impl Backend for LabelStudioBackend {
     }
 
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
-        self.listing = None;
+        self.changing();
         let path = format!("/api/projects/{}", project.id);
         self.rt
-            .block_on(self.call(Method::DELETE, &path, &[], None::<&Value>))
+            .block_on(self.call::<Value, _>(Method::DELETE, &path, &[], None::<&Value>))
             .map_err(|e| self.http_error(e))?;
         Ok(())
     }
@@ -1360,52 +1442,6 @@ impl Backend for LabelStudioBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn update_times_order_as_strings() {
-        let at = |s: &str| updated_at(&json!({ "updated_at": s }));
-        let whole = at("2026-11-22T06:33:16Z").unwrap();
-        let later = at("2026-11-22T06:33:16.478748Z").unwrap();
-        assert_eq!(later, "2026-11-22T06:33:16.478748000Z");
-        assert!(whole < later, "{whole} < {later}");
-        assert!(later < at("2026-11-22T06:33:17+00:00").unwrap());
-        // Another time zone: no cursor (every download is then complete).
-        assert_eq!(at("2026-11-22T07:33:16.1+01:00"), None);
-    }
-
-    #[test]
-    fn a_task_read_without_its_annotations_is_unreadable_not_empty() {
-        let b = LabelStudioBackend::new(
-            "ls",
-            "http://127.0.0.1:1",
-            "tok-123456",
-            None,
-            HttpPolicy::default(),
-        )
-        .unwrap();
-        let sid = "6b02536263110a1e76c075f7";
-        let task = json!({
-            "id": 7, "data": {"sample_id": sid, "annoform_batch": "b"},
-            "meta": {"annoform": {"fields": {"gt": {"type": "detections"}}, "width": 64, "height": 48}},
-            "annotations": [], "predictions": [],
-        });
-        let (got, fields) = b.task_labels(&task).expect("readable");
-        assert_eq!(got, sid);
-        assert!(fields["gt"].is_empty(), "{fields:?}");
-        for (key, spoiled) in [
-            ("annotations", Value::Null),
-            ("predictions", Value::Null),
-            (
-                "annotations",
-                json!([{"updated_at": "2026-01-01T00:00:00Z"}]),
-            ),
-            ("meta", json!({"annoform": {"width": 64, "height": 48}})),
-        ] {
-            let mut t = task.clone();
-            t[key] = spoiled.clone();
-            assert!(b.task_labels(&t).is_none(), "{key}: {spoiled}");
-        }
-    }
 
     #[test]
     fn personal_access_tokens_are_refresh_jwts() {

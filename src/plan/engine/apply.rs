@@ -36,10 +36,12 @@ impl Engine<'_> {
                 w.plan.key
             );
             let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
-            match self
+            let applied = self
                 .apply_run(w, progress)
-                .and_then(|()| self.sync_annotation_run(&dataset, &key))
-            {
+                .and_then(|()| self.sync_annotation_run(&dataset, &key));
+            // The record moved on: no kept download matches it any more.
+            self.cache.forget(&dataset, &key);
+            match applied {
                 Ok(()) => done.push(summary),
                 Err(e) => failed.push((key, e)),
             }
@@ -359,11 +361,37 @@ impl Engine<'_> {
                 .ok_or_else(|| {
                     EngineError::Run(format!("sample {sid} has no `{media_field}` (media_field)"))
                 })?;
-            let dims = ds.image_size(id).ok();
+            let video = match ds.media_type() {
+                "video" => Some(
+                    ds.video_info(id)
+                        .map_err(|e| EngineError::Run(e.to_string()))?,
+                ),
+                _ => None,
+            };
+            let dims = match video {
+                Some(v) => Some(crate::dataset::media::Dimensions {
+                    width: v.width,
+                    height: v.height,
+                }),
+                None => ds.image_size(id).ok(),
+            };
+            let frame_labels = d
+                .schema
+                .fields
+                .iter()
+                .filter(|(field, _)| field.is_frame())
+                .map(|(field, f)| {
+                    (
+                        field.to_string(),
+                        view_frame_labels(ds, &d.view, id, field, f.label_type),
+                    )
+                })
+                .collect();
             let labels = d
                 .schema
                 .fields
                 .iter()
+                .filter(|(field, _)| !field.is_frame())
                 .map(|(field, f)| {
                     // Masks kept in files (`mask_path`) go up as their pixels.
                     let labels = view_labels(ds, &d.view, id, field, f.label_type)
@@ -381,7 +409,9 @@ impl Engine<'_> {
                 media: ds.media_path(media).display().to_string(),
                 width: dims.as_ref().map(|x| x.width),
                 height: dims.as_ref().map(|x| x.height),
+                video,
                 labels,
+                frame_labels,
             });
         }
         Ok(TaskSpec {
@@ -577,6 +607,39 @@ pub(super) fn view_labels(
         }
         None => all,
     }
+}
+
+/// The labels of a frame field on a video sample that the view includes, frame by frame.
+pub(super) fn view_frame_labels(
+    ds: &Dataset,
+    view: &View,
+    id: ObjectId,
+    field: &FieldPath,
+    t: LabelType,
+) -> Vec<backend::FrameLabel> {
+    let kept = view
+        .filtered
+        .get(field.as_str())
+        .map(|per_sample| per_sample.get(&id).cloned().unwrap_or_default());
+    let mut out = Vec::new();
+    for frame in ds.frames(id) {
+        let Some(number) = frame.frame_number() else {
+            continue;
+        };
+        let doc = frame.project(&[field.name()]);
+        for label in merge::labels_of(doc.get(field.name()), t) {
+            let included = kept
+                .as_ref()
+                .is_none_or(|k| merge::label_id(&label).is_some_and(|i| k.contains(&i)));
+            if included {
+                out.push(backend::FrameLabel {
+                    frame: number,
+                    label,
+                });
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn uploaded_labels(

@@ -5,6 +5,7 @@
 
 mod adopt;
 mod apply;
+mod download_cache;
 mod fiftyone_runs;
 pub mod import_cvat;
 mod links;
@@ -12,6 +13,7 @@ mod open;
 mod planner;
 mod returned;
 
+pub use download_cache::DownloadCache;
 pub use links::Links;
 pub use open::{Connection, open_backend};
 pub use returned::returned_path;
@@ -210,6 +212,10 @@ pub struct Engine<'a> {
     now: String,
     /// Runs (dataset, key) known not to be plannable, with the reason.
     failed: HashMap<(String, String), String>,
+    /// Downloads a plan keeps for the apply after it.
+    cache: DownloadCache,
+    /// Whether this engine's plans keep their downloads (`plan`: for the apply that follows).
+    keep_downloads: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -233,7 +239,15 @@ impl<'a> Engine<'a> {
             backends: HashMap::new(),
             now,
             failed: HashMap::new(),
+            cache: DownloadCache::new(config.root.join(".annoform/cache")),
+            keep_downloads: false,
         }
+    }
+
+    /// Keep what plans download, so the apply after them asks the backends only for what
+    /// changed since.
+    pub fn keep_downloads(&mut self) {
+        self.keep_downloads = true;
     }
 
     /// Mark runs that cannot be planned (their manifests do not resolve against their

@@ -1,6 +1,7 @@
 //! Planning: desired runs against records and the live backends.
 
 use super::apply::view_labels;
+use super::download_cache::{CacheKey, CacheWriter};
 use super::*;
 use crate::dataset::FieldPath;
 use crate::merge::run::{MergeError, RunMerger};
@@ -451,12 +452,35 @@ impl Engine<'_> {
             .backends
             .get_mut(&d.connection)
             .expect("opened by the drift check above");
-        // Ask only for what changed since the cursor (when the backend can tell).
+        // After a merge (or since the tasks were created), ask only for what changed since
+        // (when the backend can tell). A plan's download kept for this record state is
+        // replayed, and only what changed after it is asked for: plan then apply downloads
+        // once.
+        let key = CacheKey::new(r, &d.backend, &project.id, &task_ids, since.as_deref());
+        let cached = self
+            .cache
+            .open(&key)
+            .filter(|c| c.downloaded.cursor.is_some());
+        let mut keep = if self.keep_downloads {
+            self.cache.writer(&key)
+        } else {
+            None
+        };
+        let ask = match &cached {
+            Some(c) => c.downloaded.cursor.clone(),
+            None => since.clone(),
+        };
         let mut merger =
             RunMerger::new(ds, r, &load, &task_ids, since.is_none()).with_as_held(b.as_held());
+        let replay = cached.is_some();
+        let mut fresh: HashSet<String> = HashSet::new();
         let mut failed = None;
-        let downloaded = b
-            .download(&project, &task_ids, since.as_deref(), &mut |page| {
+        let mut downloaded = b
+            .download(&project, &task_ids, ask.as_deref(), &mut |page| {
+                if replay {
+                    fresh.extend(page.keys().cloned());
+                }
+                keep_page(&mut keep, &page);
                 merger.page(page).map_err(|e| {
                     let message = e.to_string();
                     failed = Some(e);
@@ -467,6 +491,23 @@ impl Engine<'_> {
                 Some(f) => EngineError::Merge(f),
                 None => EngineError::Backend(e),
             })?;
+        if let Some(c) = &cached {
+            // What changed after the plan supersedes what the plan downloaded.
+            for page in c.pages() {
+                let Some(mut page) = page else {
+                    return Err(EngineError::Run(format!(
+                        "run `{}`: the download the last plan kept cannot be read back; run `annoform plan` again",
+                        r.key
+                    )));
+                };
+                page.retain(|sid, _| !fresh.contains(sid));
+                keep_page(&mut keep, &page);
+                merger.page(page)?;
+            }
+            if downloaded.held.is_none() {
+                downloaded.held = c.downloaded.held.clone();
+            }
+        }
         let mut outcome = merger
             .finish(downloaded.held.as_ref())
             .map_err(|e| match e {
@@ -475,6 +516,10 @@ impl Engine<'_> {
                 }
                 e => EngineError::Merge(e),
             })?;
+        if let Some(w) = keep {
+            // Only a time saver: a download that cannot be kept is downloaded again.
+            let _ = w.finish(&downloaded);
+        }
         // One entry per task, naming its missing samples (the first few).
         let mut by_task: IndexMap<(&str, &str), Vec<&str>> = IndexMap::new();
         for m in &outcome.missing {
@@ -601,6 +646,13 @@ impl Engine<'_> {
         // Remember the merge: apply writes exactly this (or records the checkpoint).
         work.merge = Some(outcome);
         Ok(())
+    }
+}
+
+/// Append a page to the download being kept; a page that cannot be written drops the file.
+fn keep_page(keep: &mut Option<CacheWriter>, page: &backend::Annotations) {
+    if keep.as_mut().is_some_and(|w| w.page(page).is_err()) {
+        *keep = None;
     }
 }
 

@@ -40,6 +40,7 @@ fn upload(n: usize) -> FieldCounts {
 fn rejection(n: usize, field: &str, change: &str, reason: &str) -> Rejection {
     Rejection {
         sample_id: format!("64f1c0a2e4b0c3d2a1{n:06}"),
+        frame: None,
         label_id: format!("64f1c0a2e4b0c3d2b2{n:06}"),
         field: field.to_string(),
         change: change.to_string(),
@@ -113,6 +114,7 @@ fn fixture() -> Plan {
     merge.unexpected = vec![
         UnexpectedLabel {
             sample_id: "64f1c0a2e4b0c3d2a1000006".into(),
+            frame: None,
             field: "keypoints".into(),
             backend_id: "shape:41".into(),
             label: "polylines `person`".into(),
@@ -122,6 +124,7 @@ fn fixture() -> Plan {
         },
         UnexpectedLabel {
             sample_id: "64f1c0a2e4b0c3d2a1000007".into(),
+            frame: None,
             field: "keypoints".into(),
             backend_id: "tag:9".into(),
             label: "classifications `blurry`".into(),
@@ -425,6 +428,7 @@ mod properties {
         (user_string(), user_string(), user_string(), user_string()).prop_map(
             move |(sample, field, change, reason)| Rejection {
                 sample_id: sample,
+                frame: None,
                 // Unique, so each one can be counted in the output.
                 label_id: format!("label{i:05}x"),
                 field,
