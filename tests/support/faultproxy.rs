@@ -148,6 +148,8 @@ struct RuleState {
     /// Requests this rule holds right now (arrived, not released).
     holding: usize,
     released: bool,
+    /// Held requests are dropped, not forwarded, when released: their client was killed.
+    drop_held: bool,
 }
 
 #[derive(Default)]
@@ -255,6 +257,7 @@ impl FaultProxy {
             fired: 0,
             holding: 0,
             released: false,
+            drop_held: false,
         });
         RuleHandle {
             inner: self.inner.clone(),
@@ -296,6 +299,8 @@ impl FaultProxy {
     ) -> Result<RuleHandle, String> {
         let handle = self.rule(hold);
         let killed = kill_when_held(cmd, &handle, timeout);
+        // A request held before it was sent never reaches the server: its sender is dead.
+        self.inner.shared.lock().unwrap().rules[handle.index].drop_held = true;
         self.clear();
         killed.map(|()| handle)
     }
@@ -395,7 +400,12 @@ async fn handle(
         Some(Action::Status(code, body)) => return Some(answer(code, Full::new(body.into()))),
         Some(Action::Reset) => return None,
         Some(Action::Stall(d)) => tokio::time::sleep(d).await,
-        Some(Action::HoldRequest) => hold(inner, index).await,
+        Some(Action::HoldRequest) => {
+            hold(inner, index).await;
+            if index.is_some_and(|i| inner.shared.lock().unwrap().rules[i].drop_held) {
+                return None;
+            }
+        }
         _ => {}
     }
     let (status, headers, body) = forward(req, upstream, http).await;
