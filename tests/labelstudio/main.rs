@@ -13,6 +13,7 @@ mod adoption;
 mod evidence;
 mod faults;
 mod kills;
+mod live;
 mod matrix;
 mod params;
 mod refresh;
@@ -32,6 +33,8 @@ mod demo_gen;
 
 #[path = "../support/fs.rs"]
 mod fs;
+#[path = "../support/mongo.rs"]
+mod mongo;
 use fs::copy_dir;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -167,6 +170,8 @@ struct Ws {
     token: String,
     /// The dataset's directory under the workspace.
     dataset: String,
+    /// More environment for annoform.
+    env: Vec<(String, String)>,
 }
 
 const FIELDS: [&str; 7] = [
@@ -185,6 +190,7 @@ impl Ws {
             dir,
             token: ls.token.clone(),
             dataset: "datasets/quickstart".into(),
+            env: Vec::new(),
         };
         copy_dir(
             &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
@@ -222,6 +228,7 @@ impl Ws {
             .env("COLUMNS", "100")
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LS_KEY", &self.token)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("-C")
             .arg(self.path())
             .args(args);

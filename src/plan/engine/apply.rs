@@ -429,13 +429,14 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let dataset = record.dataset.clone();
         if !outcome.writes.is_empty() {
-            let Some(Ok(ds)) = self.datasets.get_mut(&dataset) else {
-                return Err(EngineError::Run(format!(
-                    "dataset `{dataset}` is not loaded"
-                )));
-            };
-            outcome.write(ds)?;
-            ds.save()?;
+            let touched: Vec<_> = outcome
+                .writes
+                .iter()
+                .map(|w| (w.sample, w.field.clone()))
+                .collect();
+            self.datasets.update(&dataset, &touched, |ds| {
+                outcome.write(ds).map_err(EngineError::from)
+            })?;
             crash_point("merge-saved");
         }
         super::returned::write(

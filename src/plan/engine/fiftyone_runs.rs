@@ -144,7 +144,11 @@ impl Engine<'_> {
                 .backend(&r.backend)
                 .map_or(BackendKind::Custom, |b| b.kind)
         });
-        let Some(Ok(ds)) = self.datasets.get_mut(dataset) else {
+        // A live dataset's run record lives in FiftyOne's `runs` collection: not written yet.
+        if self.datasets.is_live(dataset) {
+            return Ok(());
+        }
+        let Some(Ok(ds)) = self.datasets.get(dataset) else {
             return Ok(());
         };
         let current = ds
@@ -161,21 +165,22 @@ impl Engine<'_> {
         if current == wanted.as_ref() {
             return Ok(());
         }
-        let meta = ds.metadata_mut();
-        let runs = meta.entry("annotation_runs").or_insert_with(|| json!({}));
-        if !runs.is_object() {
-            *runs = json!({});
-        }
-        let runs = runs.as_object_mut().expect("an object");
-        match wanted {
-            Some(w) => {
-                runs.insert(key.to_string(), w);
+        self.datasets.update(dataset, &[], |ds| {
+            let meta = ds.metadata_mut();
+            let runs = meta.entry("annotation_runs").or_insert_with(|| json!({}));
+            if !runs.is_object() {
+                *runs = json!({});
             }
-            None => {
-                runs.shift_remove(key);
+            let runs = runs.as_object_mut().expect("an object");
+            match wanted {
+                Some(w) => {
+                    runs.insert(key.to_string(), w);
+                }
+                None => {
+                    runs.shift_remove(key);
+                }
             }
-        }
-        ds.save()?;
-        Ok(())
+            Ok::<(), EngineError>(())
+        })
     }
 }

@@ -56,6 +56,8 @@ pub enum EngineError {
     Dataset(#[from] crate::dataset::dir::DatasetError),
     #[error("merge: {0}")]
     Merge(#[from] merge::run::MergeError),
+    #[error("dataset: {0}")]
+    Store(#[from] crate::workspace::StoreError),
     /// A destroy of a run that `lifecycle.prevent_destroy` protects (reported under the run's
     /// name, so the message does not repeat it).
     #[error("protected from destroy: {by}")]

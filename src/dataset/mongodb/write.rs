@@ -1,0 +1,396 @@
+//! Writing a merge back to a live dataset: new fields declared first, then per sample the
+//! changed labels addressed by id, every update a compare-and-swap on `last_modified_at`,
+//! sent as bulk `update` commands.
+
+use std::collections::HashSet;
+
+use ::mongodb::bson::{self, Bson, DateTime, Document, doc};
+use serde_json::Value;
+
+use super::{Live, LiveError, bson_id, our_id};
+use crate::dataset::FieldPath;
+use crate::dataset::dir::Dataset;
+use crate::dataset::ejson::{IdMap, ObjectId};
+use crate::dataset::labels::{self, Object};
+
+/// Update statements per `update` command, and their size bound (a command is at most 16 MB).
+const BATCH: usize = 1000;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// A field of a sample as it was before the merge changed it in memory.
+#[derive(Debug, Clone)]
+pub struct Before {
+    pub sample: ObjectId,
+    pub field: FieldPath,
+    pub value: Option<Value>,
+}
+
+/// What a write sent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Samples updated.
+    pub samples: usize,
+    /// Update statements sent.
+    pub updates: usize,
+    /// Fields declared in the dataset document.
+    pub declared: usize,
+}
+
+/// The sample field names a `datasets` document declares.
+pub(super) fn declared_names(meta: &Document) -> Vec<String> {
+    meta.get_array("sample_fields")
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_document()?.get_str("name").ok().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One sample's changes, split the way MongoDB accepts them (a path may not be both pushed
+/// and pulled in one update).
+#[derive(Default)]
+struct SampleUpdate {
+    set: Document,
+    array_filters: Vec<Document>,
+    pull: Document,
+    push: Document,
+}
+
+impl Live {
+    /// Writes the fields listed in `before` as `ds` now holds them. Samples another process
+    /// changed since they were read are left alone and reported as [`LiveError::Conflicts`]
+    /// after every other sample is written.
+    pub fn write(&mut self, ds: &Dataset, before: &[Before]) -> Result<Written, LiveError> {
+        let mut per_sample: IdMap<SampleUpdate> = IdMap::default();
+        let mut order: Vec<ObjectId> = Vec::new();
+        for b in before {
+            if b.field.is_frame() {
+                return Err(LiveError::Unsupported {
+                    name: self.name.clone(),
+                    msg: format!(
+                        "writing frame field `{}` to a live video dataset is not supported yet",
+                        b.field
+                    ),
+                });
+            }
+            let sample = ds.sample_by_id(b.sample).ok_or_else(|| {
+                self.invalid(format!("sample {} is not in the dataset read", b.sample))
+            })?;
+            let name = b.field.name();
+            let now = sample.project(&[name]);
+            let after = now.get(name).filter(|v| !v.is_null());
+            let was = b.value.as_ref().filter(|v| !v.is_null());
+            if was == after {
+                continue;
+            }
+            let update = per_sample.entry(b.sample).or_insert_with(|| {
+                order.push(b.sample);
+                SampleUpdate::default()
+            });
+            self.field_update(update, name, was, after)?;
+        }
+        let mut written = Written {
+            declared: self.declare_fields(ds)?,
+            ..Written::default()
+        };
+        if order.is_empty() {
+            return Ok(written);
+        }
+        let stamp = self.stamp(&order);
+        let mut statements = Vec::new();
+        for id in &order {
+            let update = per_sample.remove(id).expect("collected above");
+            self.statements(*id, update, stamp, &mut statements);
+        }
+        written.updates = statements.len();
+        let conflicts = self.send(statements, stamp)?;
+        let conflicted: HashSet<ObjectId> = conflicts.iter().copied().collect();
+        for id in &order {
+            if !conflicted.contains(id) {
+                self.seen.insert(*id, Bson::DateTime(stamp));
+                written.samples += 1;
+            }
+        }
+        if conflicts.is_empty() {
+            Ok(written)
+        } else {
+            Err(LiveError::Conflicts {
+                name: self.name.clone(),
+                samples: conflicts,
+            })
+        }
+    }
+
+    /// Adds one field's change: label lists by label id, anything else as a whole value.
+    fn field_update(
+        &self,
+        update: &mut SampleUpdate,
+        name: &str,
+        was: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<(), LiveError> {
+        if let (Some(Value::Object(a)), Some(Value::Object(b))) = (was, after) {
+            if let Some(diff) = list_diff(a, b) {
+                let path = format!("{name}.{}", diff.key);
+                for (id, label) in diff.edited {
+                    let var = format!("l{}", update.array_filters.len());
+                    update
+                        .set
+                        .insert(format!("{path}.$[{var}]"), self.bson(label)?);
+                    update
+                        .array_filters
+                        .push(doc! { format!("{var}._id"): bson_id(id) });
+                }
+                if !diff.removed.is_empty() {
+                    let ids: Vec<Bson> = diff
+                        .removed
+                        .into_iter()
+                        .map(|i| bson_id(i).into())
+                        .collect();
+                    update.pull.insert(path.clone(), doc! {"_id": {"$in": ids}});
+                }
+                if !diff.added.is_empty() {
+                    let docs = diff
+                        .added
+                        .into_iter()
+                        .map(|l| self.bson(l))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    update.push.insert(path, doc! {"$each": docs});
+                }
+                return Ok(());
+            }
+        }
+        let value = match after {
+            Some(v) => self.bson(v)?,
+            None => Bson::Null,
+        };
+        update.set.insert(name, value);
+        Ok(())
+    }
+
+    /// A JSON value (FiftyOne's Extended JSON) as BSON: `$oid`, `$date`, `$binary` become
+    /// their types, integers Int32 (Int64 beyond), other numbers doubles — as pymongo
+    /// encodes Python values.
+    fn bson(&self, v: &Value) -> Result<Bson, LiveError> {
+        Bson::try_from(v.clone())
+            .map_err(|e| self.invalid(format!("cannot convert a value to BSON: {e}")))
+    }
+
+    fn invalid(&self, msg: String) -> LiveError {
+        LiveError::Invalid {
+            place: self.place.clone(),
+            name: self.name.clone(),
+            msg,
+        }
+    }
+
+    fn failed(&self, action: &'static str) -> impl Fn(::mongodb::error::Error) -> LiveError + '_ {
+        move |e| LiveError::Database {
+            place: self.place.clone(),
+            name: self.name.clone(),
+            action,
+            reason: super::first_line(&e.to_string()),
+        }
+    }
+
+    /// Declares, in the dataset document, the sample fields `ds` declares and the database
+    /// did not: each pushed only if no field of that name is there yet (FiftyOne may have
+    /// declared it meanwhile).
+    fn declare_fields(&mut self, ds: &Dataset) -> Result<usize, LiveError> {
+        let new: Vec<(String, Value)> = ds
+            .metadata()
+            .get("sample_fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| Some((f.get("name")?.as_str()?.to_string(), f.clone())))
+            .filter(|(n, _)| !self.declared.contains(n))
+            .collect();
+        let datasets = self.db.collection::<Document>("datasets");
+        for (name, field) in &new {
+            let field = self.bson(field)?;
+            datasets
+                .update_one(
+                    doc! {"_id": self.dataset_id, "sample_fields.name": {"$ne": name}},
+                    doc! {"$push": {"sample_fields": field}, "$set": {"last_modified_at": DateTime::now()}},
+                )
+                .run()
+                .map_err(self.failed("declaring a field"))?;
+            self.declared.push(name.clone());
+        }
+        Ok(new.len())
+    }
+
+    /// This write's `last_modified_at`: now, and later than every stamp read from the
+    /// samples written (so a compare-and-swap never confuses ours with one seen).
+    fn stamp(&self, samples: &[ObjectId]) -> DateTime {
+        let latest = samples
+            .iter()
+            .filter_map(|id| match self.seen.get(id) {
+                Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        DateTime::from_millis(DateTime::now().timestamp_millis().max(latest + 1))
+    }
+
+    /// A sample's update statements: sets (and edits by id), then pulls, then pushes, each
+    /// guarded by the `last_modified_at` the previous one left.
+    fn statements(&self, id: ObjectId, u: SampleUpdate, stamp: DateTime, out: &mut Vec<Document>) {
+        let mut guard = self.seen.get(&id).cloned().unwrap_or(Bson::Null);
+        let mut add = |op: &str, body: Document, filters: Vec<Document>| {
+            let mut set = if op == "$set" {
+                body.clone()
+            } else {
+                Document::new()
+            };
+            set.insert("last_modified_at", stamp);
+            let mut u = doc! {"$set": set};
+            if op != "$set" {
+                u.insert(op, body);
+            }
+            let mut s = doc! {"q": {"_id": bson_id(id), "last_modified_at": guard.clone()}, "u": u};
+            if !filters.is_empty() {
+                s.insert("arrayFilters", filters);
+            }
+            out.push(s);
+            guard = Bson::DateTime(stamp);
+        };
+        if !u.set.is_empty() {
+            add("$set", u.set, u.array_filters);
+        }
+        if !u.pull.is_empty() {
+            add("$pull", u.pull, Vec::new());
+        }
+        if !u.push.is_empty() {
+            add("$push", u.push, Vec::new());
+        }
+    }
+
+    /// Sends the statements in ordered bulk `update` commands; returns the samples whose
+    /// compare-and-swap failed (their `last_modified_at` is not this write's stamp).
+    fn send(&self, statements: Vec<Document>, stamp: DateTime) -> Result<Vec<ObjectId>, LiveError> {
+        let mut conflicts = Vec::new();
+        let mut batch: Vec<Document> = Vec::new();
+        let mut bytes = 0;
+        let mut it = statements.into_iter().peekable();
+        while let Some(s) = it.next() {
+            bytes += bson::to_vec(&s).map_or(0, |v| v.len());
+            batch.push(s);
+            if batch.len() >= BATCH || bytes >= BATCH_BYTES || it.peek().is_none() {
+                conflicts.extend(self.send_batch(std::mem::take(&mut batch), stamp)?);
+                bytes = 0;
+            }
+        }
+        Ok(conflicts)
+    }
+
+    fn send_batch(
+        &self,
+        batch: Vec<Document>,
+        stamp: DateTime,
+    ) -> Result<Vec<ObjectId>, LiveError> {
+        let count = batch.len() as i64;
+        let ids: Vec<Bson> = batch
+            .iter()
+            .filter_map(|s| s.get_document("q").ok()?.get("_id").cloned())
+            .collect();
+        let reply = self
+            .db
+            .run_command(doc! {"update": &self.samples, "updates": batch, "ordered": true})
+            .run()
+            .map_err(self.failed("writing samples"))?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            let first = errors
+                .first()
+                .and_then(Bson::as_document)
+                .and_then(|e| e.get_str("errmsg").ok())
+                .unwrap_or("write error");
+            return Err(LiveError::Database {
+                place: self.place.clone(),
+                name: self.name.clone(),
+                action: "writing samples",
+                reason: first.to_string(),
+            });
+        }
+        let matched = match reply.get("n") {
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            _ => 0,
+        };
+        if matched == count {
+            return Ok(Vec::new());
+        }
+        let cursor = self
+            .db
+            .collection::<Document>(&self.samples)
+            .find(doc! {"_id": {"$in": ids}, "last_modified_at": {"$ne": stamp}})
+            .projection(doc! {"_id": 1})
+            .run()
+            .map_err(self.failed("checking for concurrent writes"))?;
+        let mut out = Vec::new();
+        for d in cursor {
+            let d = d.map_err(self.failed("checking for concurrent writes"))?;
+            if let Ok(id) = d.get_object_id("_id") {
+                out.push(our_id(id));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How a label list changed, by label id.
+struct ListDiff<'a> {
+    key: &'static str,
+    edited: Vec<(ObjectId, &'a Value)>,
+    removed: Vec<ObjectId>,
+    added: Vec<&'a Value>,
+}
+
+/// The change from one label-list value (`{"_cls": "Detections", "detections": [...]}`) to
+/// another, when only the list changed and every label has an id; `None` otherwise (the
+/// field is then written whole).
+fn list_diff<'a>(was: &'a Object, after: &'a Object) -> Option<ListDiff<'a>> {
+    let cls = was.get("_cls")?.as_str()?;
+    if after.get("_cls")?.as_str()? != cls {
+        return None;
+    }
+    let key = labels::label_list_key(cls)?;
+    let rest_equal = was.len() == after.len()
+        && was
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .all(|(k, v)| after.get(k) == Some(v));
+    if !rest_equal {
+        return None;
+    }
+    let id = |l: &Value| l.get("_id").and_then(ObjectId::from_ejson);
+    let old: IdMap<&Value> = was
+        .get(key)?
+        .as_array()?
+        .iter()
+        .map(|l| Some((id(l)?, l)))
+        .collect::<Option<_>>()?;
+    let new = after.get(key)?.as_array()?;
+    let mut diff = ListDiff {
+        key,
+        edited: Vec::new(),
+        removed: Vec::new(),
+        added: Vec::new(),
+    };
+    let mut kept = HashSet::new();
+    for l in new {
+        let lid = id(l)?;
+        kept.insert(lid);
+        match old.get(&lid) {
+            Some(o) if *o == l => {}
+            Some(_) => diff.edited.push((lid, l)),
+            None => diff.added.push(l),
+        }
+    }
+    diff.removed = old.keys().filter(|k| !kept.contains(*k)).copied().collect();
+    diff.removed.sort_unstable();
+    Some(diff)
+}

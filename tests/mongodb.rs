@@ -1,0 +1,355 @@
+//! The `mongodb` dataset store against a real mongod (FiftyOne's own, one server for this
+//! binary, a database per test) with datasets made and read back by real FiftyOne 1.22.1:
+//! writes by label id with compare-and-swap on `last_modified_at`, field declarations that
+//! FiftyOne loads, and the errors a new user meets.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/mongo.rs"]
+mod mongo;
+
+use annoform::dataset::FieldPath;
+use annoform::dataset::ejson::ObjectId;
+use annoform::dataset::mongodb::{self as store, Address, Before, LiveError};
+use cli::{Workspace, repo};
+use mongodb::bson::{Bson, Document, doc};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+const FIXTURE: &str = "tests/fixtures/fiftyone-1.22.1/image-all-label-types";
+
+fn script() -> PathBuf {
+    repo().join("tests/interop/fiftyone_live.py")
+}
+
+/// A new database holding FiftyOne's import of the all-label-types fixture as `name`.
+fn fiftyone_dataset(prefix: &str, name: &str) -> String {
+    let m = mongo::server();
+    let db = m.database(prefix);
+    let fixture = repo().join(FIXTURE);
+    m.fiftyone(&db, &script(), &["create", name, fixture.to_str().unwrap()]);
+    db
+}
+
+/// What a fresh FiftyOne process loads.
+fn dump(db: &str, name: &str) -> Value {
+    let out = mongo::server().fiftyone(db, &script(), &["dump", name]);
+    serde_json::from_str(out.lines().last().unwrap_or_default()).expect("dump JSON")
+}
+
+/// Every sample's `last_modified_at`, straight from the database.
+fn stamps(db: &str) -> Vec<(Bson, Bson)> {
+    let client = mongo::server().client();
+    let d = client.database(db);
+    let mut out = Vec::new();
+    for ds in d
+        .collection::<Document>("datasets")
+        .find(doc! {})
+        .run()
+        .unwrap()
+    {
+        let ds = ds.unwrap();
+        let coll = ds.get_str("sample_collection_name").unwrap();
+        for s in d.collection::<Document>(coll).find(doc! {}).run().unwrap() {
+            let s = s.unwrap();
+            out.push((
+                s.get("_id").cloned().unwrap(),
+                s.get("last_modified_at").cloned().unwrap(),
+            ));
+        }
+        out.push((
+            ds.get("_id").cloned().unwrap(),
+            ds.get("last_modified_at").cloned().unwrap(),
+        ));
+    }
+    out
+}
+
+fn oid(v: &Value) -> &str {
+    v["_id"]["$oid"].as_str().expect("an _id")
+}
+
+#[test]
+fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() {
+    let db = fiftyone_dataset("cas", "quick");
+    let m = mongo::server();
+    let uri = m.uri();
+    let at = Address {
+        uri: &uri,
+        uri_setting: "FIFTYONE_DATABASE_URI",
+        database: &db,
+        name: "quick",
+    };
+    let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
+    let ids: Vec<ObjectId> = ds.samples().iter().map(|s| s.id()).collect();
+    let (s0, s1) = (ids[0], ids[1]);
+    let gt = FieldPath::sample("ground_truth");
+    let fresh = FieldPath::sample("reviewed");
+    let before: Vec<Before> = [(s0, &gt), (s1, &gt), (s1, &fresh)]
+        .iter()
+        .map(|(s, f)| Before {
+            sample: *s,
+            field: (*f).clone(),
+            value: ds.sample_by_id(*s).unwrap().get(f.name()).cloned(),
+        })
+        .collect();
+
+    // In memory: on both samples relabel the first box, drop the second, add one; sample 1
+    // also gets a new field, declared as FiftyOne declares it.
+    let added = ObjectId::new();
+    for s in [s0, s1] {
+        let mut v = ds
+            .sample_by_id(s)
+            .unwrap()
+            .get("ground_truth")
+            .cloned()
+            .unwrap();
+        let dets = v["detections"].as_array_mut().unwrap();
+        dets[0]["label"] = json!("bike");
+        dets.remove(1);
+        dets.push(
+            json!({"_id": {"$oid": added.to_string()}, "_cls": "Detection", "attributes": {},
+            "tags": [], "label": "car", "bounding_box": [0.0, 0.5, 0.25, 0.5], "confidence": 1.0}),
+        );
+        ds.sample_mut(s).unwrap().set("ground_truth", v);
+    }
+    let label =
+        annoform::dataset::labels::from_json(&json!({"_id": {"$oid": ObjectId::new().to_string()},
+        "_cls": "Classification", "tags": [], "label": "ok"}))
+        .unwrap();
+    ds.set_label(s1, "reviewed", Some(&label)).unwrap();
+    let gt0 = dump(&db, "quick")["samples"][0]["ground_truth"]["detections"].clone();
+
+    // FiftyOne changes sample 0 after annoform read it.
+    m.fiftyone(&db, &script(), &["tag", "quick", &s0.to_string(), "busy"]);
+    let stamp0 = stamps(&db);
+
+    let err = live
+        .write(&ds, &before)
+        .expect_err("sample 0 changed meanwhile");
+    match &err {
+        LiveError::Conflicts { samples, .. } => assert_eq!(samples, &vec![s0]),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains(&s0.to_string()), "{err}");
+
+    let after = dump(&db, "quick");
+    let (a0, a1) = (&after["samples"][0], &after["samples"][1]);
+    // Sample 0 is exactly as FiftyOne left it.
+    assert_eq!(a0["tags"], json!(["train", "busy"]));
+    assert_eq!(a0["ground_truth"]["detections"], gt0);
+    assert_eq!(stamps(&db)[0], stamp0[0]);
+    // Sample 1 has the merge: ids kept, the new label with its ObjectId, types exact.
+    let dets = a1["ground_truth"]["detections"].as_array().unwrap();
+    assert_eq!(dets.len(), 2, "{dets:#?}");
+    assert_eq!(dets[0]["label"], "bike");
+    assert_eq!(oid(&dets[1]), added.to_string());
+    assert_eq!(a1["reviewed"]["label"], "ok");
+    assert_eq!(
+        after["schema"]["reviewed"],
+        "EmbeddedDocumentField(Classification)"
+    );
+    let raw = m
+        .client()
+        .database(&db)
+        .collection::<Document>(&format!("samples.{}", dump_id(&db)))
+        .find_one(doc! {"_id": mongodb::bson::oid::ObjectId::parse_str(s1.to_string()).unwrap()})
+        .run()
+        .unwrap()
+        .unwrap();
+    let new = raw
+        .get_document("ground_truth")
+        .unwrap()
+        .get_array("detections")
+        .unwrap()[1]
+        .as_document()
+        .unwrap()
+        .clone();
+    assert!(matches!(new.get("_id"), Some(Bson::ObjectId(_))), "{new}");
+    assert!(
+        matches!(new.get("confidence"), Some(Bson::Double(_))),
+        "{new}"
+    );
+    assert!(matches!(
+        raw.get("last_modified_at"),
+        Some(Bson::DateTime(_))
+    ));
+
+    // Nothing left to write: a second write sends nothing.
+    let before_again: Vec<Before> = before
+        .iter()
+        .filter(|b| b.sample == s1)
+        .map(|b| Before {
+            value: ds
+                .sample_by_id(b.sample)
+                .unwrap()
+                .get(b.field.name())
+                .cloned(),
+            ..b.clone()
+        })
+        .collect();
+    let stamps_now = stamps(&db);
+    let written = live.write(&ds, &before_again).unwrap();
+    assert_eq!(
+        (written.samples, written.updates, written.declared),
+        (0, 0, 0)
+    );
+    assert_eq!(stamps(&db), stamps_now);
+}
+
+/// The `_id` of the only dataset of `db`.
+fn dump_id(db: &str) -> String {
+    let d = mongo::server()
+        .client()
+        .database(db)
+        .collection::<Document>("datasets")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    d.get_object_id("_id").unwrap().to_hex()
+}
+
+/// A workspace whose dataset `live` is the FiftyOne dataset `name`, with one run on it.
+fn workspace(name: &str) -> Workspace {
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"labelstudio\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"{name}\"\n[backends.labelstudio]\nurl = \"http://127.0.0.1:9\"\n"
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\nbackend: labelstudio\nlabel_schema:\n  ground_truth: {}\n",
+    );
+    ws
+}
+
+/// A server that answers every connection with an HTTP error, as a web server would.
+fn not_mongodb() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn a_new_users_mistakes_get_one_clear_error_each_and_nothing_is_written() {
+    let db = fiftyone_dataset("newuser", "quick");
+    let m = mongo::server();
+    let client = m.client();
+    let other = m.database("other");
+    client
+        .database(&other)
+        .collection::<Document>("stuff")
+        .insert_one(doc! {"x": 1})
+        .run()
+        .unwrap();
+    let databases = || {
+        let mut d = client.list_database_names().run().unwrap();
+        d.sort();
+        d
+    };
+    let (dbs0, stamps0) = (databases(), stamps(&db));
+    let ws = workspace("quick");
+    let http = format!("mongodb://127.0.0.1:{}", not_mongodb());
+    // A password in the URI is never shown.
+    let wrong_port = format!(
+        "mongodb://annoform:s3cret-pw@127.0.0.1:{}",
+        mongo::free_port()
+    );
+    let uri = m.uri();
+    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 5] = [
+        (
+            "a URI without its scheme",
+            vec![
+                ("FIFTYONE_DATABASE_URI", "127.0.0.1:27017"),
+                ("FIFTYONE_DATABASE_NAME", &db),
+            ],
+            &["FIFTYONE_DATABASE_URI: not a MongoDB URI"],
+        ),
+        (
+            "a server that is not MongoDB",
+            vec![
+                ("FIFTYONE_DATABASE_URI", &http),
+                ("FIFTYONE_DATABASE_NAME", &db),
+            ],
+            &[
+                "cannot reach a MongoDB server at 127.0.0.1:",
+                "is it a MongoDB server",
+            ],
+        ),
+        (
+            "nothing listening",
+            vec![
+                ("FIFTYONE_DATABASE_URI", &wrong_port),
+                ("FIFTYONE_DATABASE_NAME", &db),
+            ],
+            &["cannot reach a MongoDB server at 127.0.0.1:"],
+        ),
+        (
+            "a database that is not FiftyOne's",
+            vec![
+                ("FIFTYONE_DATABASE_URI", &uri),
+                ("FIFTYONE_DATABASE_NAME", &other),
+            ],
+            &[
+                "is not a FiftyOne database (it has no `config` document)",
+                "FIFTYONE_DATABASE_NAME",
+            ],
+        ),
+        (
+            "a dataset name that does not exist",
+            vec![
+                ("FIFTYONE_DATABASE_URI", &uri),
+                ("FIFTYONE_DATABASE_NAME", &db),
+            ],
+            &["no FiftyOne dataset named `quick2`", "(it has: quick)"],
+        ),
+    ];
+    for (what, env, expected) in cases {
+        let ws = if what.starts_with("a dataset name") {
+            workspace("quick2")
+        } else {
+            workspace("quick")
+        };
+        let out = ws.run_with(&["validate"], &env);
+        assert_eq!(out.code, 1, "{what}: {out:?}");
+        // The message as one line (the terminal rendering wraps it).
+        let said = out
+            .stderr
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for e in expected {
+            assert!(said.contains(e), "{what}: {e:?} missing: {out:?}");
+        }
+        assert!(
+            !out.stderr.contains("s3cret-pw") && !out.stdout.contains("s3cret-pw"),
+            "{what}: password shown"
+        );
+        assert_eq!(databases(), dbs0, "{what}: a database was created");
+        assert_eq!(stamps(&db), stamps0, "{what}: something was written");
+    }
+    // Where the settings come from, the URI shown as a secret.
+    let out = ws.run_with(&["config", "show"], &[("FIFTYONE_DATABASE_URI", &uri)]);
+    assert!(
+        out.stdout.contains("datasets.live.uri") && out.stdout.contains("(set)"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("env FIFTYONE_DATABASE_URI"), "{out:?}");
+    assert!(
+        out.stdout.contains("datasets.live.database") && out.stdout.contains("fiftyone"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("s3cret-pw"), "{out:?}");
+}
