@@ -1381,7 +1381,7 @@ impl Backend for LabelStudioBackend {
                         project.id
                     ))
                 })?;
-                out.insert(sid, fields);
+                out.insert(sid, fields.into());
             }
             if !out.is_empty() {
                 sink(out)?;
