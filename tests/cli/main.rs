@@ -13,5 +13,6 @@ mod schema;
 #[path = "../support/cli.rs"]
 mod support_cli;
 mod validate;
+mod video;
 
 pub use support_cli::*;
