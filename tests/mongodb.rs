@@ -267,7 +267,9 @@ fn a_new_users_mistakes_get_one_clear_error_each_and_nothing_is_written() {
         mongo::free_port()
     );
     let uri = m.uri();
-    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 5] = [
+    // (what the user got wrong, their environment, what the error must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 5] = [
         (
             "a URI without its scheme",
             vec![
