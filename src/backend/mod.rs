@@ -12,6 +12,7 @@ pub mod darwin;
 pub mod http;
 pub mod labelstudio;
 pub mod registry;
+pub mod rendered;
 pub mod settings;
 
 pub use capabilities::{BackendKind, Capabilities};
