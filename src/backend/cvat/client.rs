@@ -950,7 +950,7 @@ impl CvatBackend {
             for (k, v) in got.labels {
                 fields.insert(k, v);
             }
-            out.insert(sid.to_string(), fields);
+            out.insert(sid.to_string(), fields.into());
         }
         // Objects on frames past the task's last (job-level writes do not check frames).
         for (frame, objects) in frames {
@@ -1023,6 +1023,10 @@ fn upload_groups(files: &[(String, Vec<u8>)]) -> Vec<&[(String, Vec<u8>)]> {
 impl HttpBackend for CvatBackend {
     fn http(&self) -> &HttpClient {
         &self.http
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
     }
 
     fn describe(&self, e: &HttpError) -> Option<String> {

@@ -1051,6 +1051,10 @@ impl HttpBackend for LabelStudioBackend {
         &self.http
     }
 
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
     fn describe(&self, e: &HttpError) -> Option<String> {
         // A refused key is a setup problem, not a server failure: say what to set, without
         // the server's JSON.
@@ -1381,7 +1385,7 @@ impl Backend for LabelStudioBackend {
                         project.id
                     ))
                 })?;
-                out.insert(sid, fields);
+                out.insert(sid, fields.into());
             }
             if !out.is_empty() {
                 sink(out)?;
