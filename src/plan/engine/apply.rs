@@ -265,6 +265,7 @@ impl Engine<'_> {
                         batch,
                         samples: samples.clone(),
                         status: None,
+                        notes: None,
                     });
                     record.samples.extend(samples.iter().cloned());
                 }
@@ -561,6 +562,7 @@ impl Engine<'_> {
             batch,
             samples,
             status: None,
+            notes: None,
         });
         Ok(())
     }
