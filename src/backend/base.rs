@@ -16,6 +16,9 @@ pub trait HttpBackend {
     /// The client, under the shared policy.
     fn http(&self) -> &HttpClient;
 
+    /// The runtime its synchronous calls run on (made by [`runtime`]).
+    fn runtime(&self) -> &tokio::runtime::Runtime;
+
     /// The backend's own words for a failure it recognises (a refused key, a page that is
     /// not its API); `None`: the policy's message.
     fn describe(&self, _e: &HttpError) -> Option<String> {
@@ -39,6 +42,15 @@ pub trait HttpBackend {
         let cause = Cause::of(&e);
         let message = self.describe(&e).unwrap_or_else(|| e.to_string());
         self.error(message).because(cause)
+    }
+
+    /// Runs requests to their end on the backend's runtime, a failure mapped by
+    /// [`http_error`](HttpBackend::http_error).
+    fn run<T>(&self, f: impl Future<Output = Result<T, HttpError>>) -> Result<T, BackendError>
+    where
+        Self: Sized,
+    {
+        self.runtime().block_on(f).map_err(|e| self.http_error(e))
     }
 }
 

@@ -1039,6 +1039,10 @@ impl HttpBackend for CvatBackend {
         &self.http
     }
 
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
     fn describe(&self, e: &HttpError) -> Option<String> {
         described(e)
     }

@@ -1,6 +1,7 @@
 //! The V7 Darwin REST calls annoform makes (`recipes/v7.md` 1.3), each one request under the
 //! shared HTTP policy (429 and 5xx retried with backoff). Paths are under the host root.
 
+use crate::backend::base;
 use crate::backend::http::{HttpClient, HttpError};
 use reqwest::Method;
 use serde::Deserialize;
@@ -96,17 +97,12 @@ pub struct Api {
 impl Api {
     /// `GET`, as JSON.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HttpError> {
-        self.http
-            .send_json(Method::GET, path, true, |r| r.query(query))
-            .await
+        base::call_json(&self.http, Method::GET, path, query, None::<&Value>).await
     }
 
     /// A request with a JSON body, as JSON.
     pub async fn send(&self, method: Method, path: &str, body: &Value) -> Result<Value, HttpError> {
-        let idempotent = crate::backend::http::is_idempotent(&method);
-        self.http
-            .send_json(method, path, idempotent, |r| r.json(body))
-            .await
+        base::call_json(&self.http, method, path, &[], Some(body)).await
     }
 
     /// The team the API key belongs to.

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod items;
 pub mod zip;
 
+use super::base::{self, HttpBackend};
 use super::http::{HttpClient, HttpError, HttpPolicy};
 use super::*;
 use crate::backend::capabilities::DarwinConfig;
@@ -83,11 +84,7 @@ impl DarwinBackend {
             .map_err(|e| err(e.to_string()))?;
         let plain = HttpClient::new(name, url, policy, vec![api_key.to_string()])
             .map_err(|e| err(e.to_string()))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
+        let rt = base::runtime(name)?;
         Ok(DarwinBackend {
             api: Api { http },
             plain,
@@ -100,36 +97,6 @@ impl DarwinBackend {
             defaults,
             classes: HashMap::new(),
         })
-    }
-
-    fn error(&self, message: impl Into<String>) -> BackendError {
-        BackendError::new(
-            self.api.http.server(),
-            self.api.http.redact(&message.into()),
-        )
-    }
-
-    fn http_error(&self, e: HttpError) -> BackendError {
-        let cause = Cause::of(&e);
-        if let HttpError::Status {
-            endpoint, status, ..
-        } = &e
-            && *status == reqwest::StatusCode::UNAUTHORIZED
-        {
-            return self
-                .error(format!(
-                    "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
-                     [backends.darwin] in annoform.toml, or ANNOFORM_DARWIN_API_KEY, to an API key \
-                     of your V7 team (Settings > API Keys)",
-                    endpoint.base_url, endpoint.method, endpoint.path
-                ))
-                .because(cause);
-        }
-        self.error(e.to_string()).because(cause)
-    }
-
-    fn run<T>(&self, f: impl Future<Output = Result<T, HttpError>>) -> Result<T, BackendError> {
-        self.rt.block_on(f).map_err(|e| self.http_error(e))
     }
 
     /// The API key's team (asked once).
@@ -171,6 +138,34 @@ impl DarwinBackend {
             .next()
             .map(|(k, v)| (k.as_str(), v))
             .ok_or_else(|| self.error("the run's schema has no field"))
+    }
+}
+
+impl HttpBackend for DarwinBackend {
+    fn http(&self) -> &HttpClient {
+        &self.api.http
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
+    fn describe(&self, e: &HttpError) -> Option<String> {
+        // A refused key is a setup problem: say what to set, without the server's JSON.
+        let HttpError::Status {
+            endpoint, status, ..
+        } = e
+        else {
+            return None;
+        };
+        (*status == reqwest::StatusCode::UNAUTHORIZED).then(|| {
+            format!(
+                "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
+                 [backends.darwin] in annoform.toml, or ANNOFORM_DARWIN_API_KEY, to an API key \
+                 of your V7 team (Settings > API Keys)",
+                endpoint.base_url, endpoint.method, endpoint.path
+            )
+        })
     }
 }
 

@@ -1051,6 +1051,10 @@ impl HttpBackend for LabelStudioBackend {
         &self.http
     }
 
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
     fn describe(&self, e: &HttpError) -> Option<String> {
         // A refused key is a setup problem, not a server failure: say what to set, without
         // the server's JSON.
