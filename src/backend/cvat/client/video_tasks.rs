@@ -194,6 +194,9 @@ impl CvatBackend {
                 fields.entry(k).or_default().extend(ls);
             }
         }
+        // Only the frames of `got.handed` are evidence: the page must say so (a whole-sample
+        // page would read every other frame's labels as deleted) once the download contract
+        // has a handed-frames form.
         let _handed = got.handed;
         Ok(Some(IndexMap::from([(sid.to_string(), fields)])))
     }
