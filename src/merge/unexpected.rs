@@ -470,7 +470,8 @@ mod tests {
                         ),
                     ],
                 ),
-            ]),
+            ])
+            .into(),
         )]
         .into_iter()
         .collect();

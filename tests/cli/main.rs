@@ -6,11 +6,13 @@ mod engine;
 #[path = "../support/fs.rs"]
 mod fs;
 mod fuzz;
+mod gitops;
 mod help;
 mod newcomer;
 mod schema;
 #[path = "../support/cli.rs"]
 mod support_cli;
 mod validate;
+mod video;
 
 pub use support_cli::*;

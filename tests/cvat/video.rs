@@ -407,12 +407,13 @@ fn labelled_video(path: &std::path::Path) -> annoform::backend::TaskSpec {
         .unwrap()
 }
 
-/// The one sample of a download, and its labels by frame number.
+/// The one sample of a download: its handed frames (first, last), and its labels by frame
+/// number.
 fn downloaded(
     b: &mut dyn annoform::backend::Backend,
     project: &annoform::backend::RemoteProject,
     task: &str,
-) -> BTreeMap<u32, Vec<Value>> {
+) -> (Vec<(u32, u32)>, BTreeMap<u32, Vec<Value>>) {
     let mut pages = Vec::new();
     b.download(project, &[task.to_string()], None, &mut |p| {
         pages.push(p);
@@ -428,7 +429,15 @@ fn downloaded(
             .or_default()
             .push(l.label.clone());
     }
-    out
+    let spans = sample
+        .frames
+        .as_ref()
+        .expect("a video hands some frames only");
+    let handed = spans
+        .iter()
+        .map(|f| (f.first.get(), f.last.get()))
+        .collect();
+    (handed, out)
 }
 
 #[test]
@@ -494,7 +503,8 @@ fn video_the_backend_uploads_tracks_records_them_and_downloads_the_changed_frame
     };
     let mut fresh = backend(&cvat);
     attach(&mut fresh);
-    let untouched = downloaded(&mut fresh, &project, &task.id);
+    let (handed, untouched) = downloaded(&mut fresh, &project, &task.id);
+    assert_eq!(handed, vec![(2, 2)]);
     assert_eq!(
         untouched.keys().copied().collect::<Vec<_>>(),
         vec![2],
@@ -540,7 +550,12 @@ fn video_the_backend_uploads_tracks_records_them_and_downloads_the_changed_frame
     send("delete", track_of(1));
     let mut fresh = backend(&cvat);
     attach(&mut fresh);
-    let got = downloaded(&mut fresh, &project, &task.id);
+    let (handed, got) = downloaded(&mut fresh, &project, &task.id);
+    assert_eq!(
+        handed,
+        vec![(1, 10)],
+        "track 1's frames 1-10 (deleted: handed without it), track 2's, the shape's"
+    );
     assert_eq!(
         got.keys().copied().collect::<Vec<_>>(),
         (2..=7).collect::<Vec<_>>(),

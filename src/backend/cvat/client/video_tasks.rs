@@ -194,11 +194,19 @@ impl CvatBackend {
                 fields.entry(k).or_default().extend(ls);
             }
         }
-        // Only the frames of `got.handed` are evidence: the page must say so (a whole-sample
-        // page would read every other frame's labels as deleted) once the download contract
-        // has a handed-frames form.
-        let _handed = got.handed;
-        Ok(Some(IndexMap::from([(sid.to_string(), fields)])))
+        // Only the handed frames are evidence: a label missing from another frame is unknown.
+        let spans = got
+            .handed
+            .iter()
+            .filter_map(|r| {
+                Some(FrameSpan::new(
+                    FrameNumber::new(r.start)?,
+                    FrameNumber::new(r.end - 1)?,
+                ))
+            })
+            .collect();
+        let sample = SampleAnnotations::frames(fields, spans);
+        Ok(Some(IndexMap::from([(sid.to_string(), sample)])))
     }
 
     /// The frames a video task holds, as its data/meta tells them.
