@@ -407,13 +407,16 @@ fn labelled_video(path: &std::path::Path) -> annoform::backend::TaskSpec {
         .unwrap()
 }
 
+/// Labels by frame number.
+type ByFrame = BTreeMap<u32, Vec<Value>>;
+
 /// The one sample of a download: its handed frames (first, last), and its labels by frame
 /// number.
 fn downloaded(
     b: &mut dyn annoform::backend::Backend,
     project: &annoform::backend::RemoteProject,
     task: &str,
-) -> (Vec<(u32, u32)>, BTreeMap<u32, Vec<Value>>) {
+) -> (Vec<(u32, u32)>, ByFrame) {
     let mut pages = Vec::new();
     b.download(project, &[task.to_string()], None, &mut |p| {
         pages.push(p);
