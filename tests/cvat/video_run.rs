@@ -11,7 +11,7 @@
 use super::{Cvat, Ws, counts};
 use serde_json::{Value, json};
 
-const RUN: &str = "apiVersion: annoform/v1
+pub(super) const RUN: &str = "apiVersion: annoform/v1
 kind: AnnotationRun
 key: tracks
 dataset: ds
@@ -31,9 +31,14 @@ const SAMPLE: &str = "6b0253a82ba0e75ca6518020";
 const DATASET: &str = "6b0253a72ba0e75ca651801f";
 const FRAMES: u64 = 60;
 
-/// The id of track `t`'s label on frame `n`.
+/// The id of track `t`'s label on frame `n` of the first video.
 fn label_id(t: u64, n: u64) -> String {
-    format!("6b0253a2{t:04x}{n:012x}")
+    video_label_id(0, t, n)
+}
+
+/// The id of track `t`'s label on frame `n` of video `v`.
+fn video_label_id(v: u64, t: u64, n: u64) -> String {
+    format!("6b0253a2{v:02x}{t:02x}{n:012x}")
 }
 
 /// tiny.mp4 (10 frames) told to be `frames` long where the fake reads it (`stsz`'s count):
@@ -45,7 +50,7 @@ fn video_of(frames: u32) -> Vec<u8> {
     b
 }
 
-fn track_label(t: u64, n: u64) -> Option<Value> {
+fn track_label(v: u64, t: u64, n: u64) -> Option<Value> {
     let (label, x) = match t {
         1 => ("car", 0.1),
         2 if n <= 30 => ("truck", 0.5),
@@ -53,40 +58,54 @@ fn track_label(t: u64, n: u64) -> Option<Value> {
         4 => ("car", 0.7),
         _ => return None,
     };
-    let mut l = json!({"_id": {"$oid": label_id(t, n)}, "_cls": "Detection", "attributes": {},
-        "tags": [], "label": label, "bounding_box": [x, 0.25, 0.125, 0.25], "index": t});
+    let mut l = json!({"_id": {"$oid": video_label_id(v, t, n)}, "_cls": "Detection",
+        "attributes": {}, "tags": [], "label": label, "bounding_box": [x, 0.25, 0.125, 0.25],
+        "index": t});
     if n % 10 == 1 {
         l["keyframe"] = json!(true);
     }
     Some(l)
 }
 
-/// The workspace: the fixture's video, 60 frames of four tracks.
-fn workspace(cvat: &Cvat, settings: &str) -> Ws {
-    let ws = Ws::new(
-        cvat,
-        "tests/fixtures/fiftyone-1.22.1/video-tracks",
-        settings,
-    );
+/// The workspace: the fixture's video, 60 frames of four tracks, and `videos - 1` copies of
+/// it (other sample, frame and label ids).
+pub(super) fn workspace(cvat: &Cvat, videos: u64) -> Ws {
+    let ws = Ws::new(cvat, "tests/fixtures/fiftyone-1.22.1/video-tracks", "");
     let ds = ws.path().join("datasets/ds");
-    std::fs::write(ds.join("data/v60.mp4"), video_of(FRAMES as u32)).unwrap();
     let mut samples: Value =
         serde_json::from_str(&std::fs::read_to_string(ds.join("samples.json")).unwrap()).unwrap();
-    let s = &mut samples["samples"][0];
-    s["filepath"] = json!("data/v60.mp4");
-    s["metadata"] = json!({"_cls": "VideoMetadata", "frame_width": 64, "frame_height": 48,
-        "frame_rate": 5.0, "total_frame_count": FRAMES, "duration": 12.0});
-    std::fs::write(ds.join("samples.json"), samples.to_string()).unwrap();
-    let frames: Vec<Value> = (1..=FRAMES)
-        .map(|n| {
-            let dets: Vec<Value> = (1..=4).filter_map(|t| track_label(t, n)).collect();
-            json!({"_id": {"$oid": format!("6b0253a830264767{n:08x}")}, "frame_number": n,
+    let model = samples["samples"][0].clone();
+    let mut all = Vec::new();
+    let mut frames = Vec::new();
+    for v in 0..videos {
+        let file = format!("data/v60-{v}.mp4");
+        std::fs::write(ds.join(&file), video_of(FRAMES as u32)).unwrap();
+        let sid = if v == 0 {
+            SAMPLE.to_string()
+        } else {
+            format!("6b0253a82ba0e75ca65180{:02x}", 0x20 + v)
+        };
+        let mut s = model.clone();
+        s["_id"] = json!({ "$oid": sid });
+        if v > 0 {
+            // Label ids are unique across the dataset.
+            s.as_object_mut().unwrap().remove("vid_label");
+        }
+        s["filepath"] = json!(file);
+        s["metadata"] = json!({"_cls": "VideoMetadata", "frame_width": 64, "frame_height": 48,
+            "frame_rate": 5.0, "total_frame_count": FRAMES, "duration": 12.0});
+        all.push(s);
+        frames.extend((1..=FRAMES).map(|n| {
+            let dets: Vec<Value> = (1..=4).filter_map(|t| track_label(v, t, n)).collect();
+            json!({"_id": {"$oid": format!("6b0253a8{v:02x}30264767{n:06x}")}, "frame_number": n,
                 "dets": {"_cls": "Detections", "detections": dets},
-                "_sample_id": {"$oid": SAMPLE}, "_dataset_id": {"$oid": DATASET},
+                "_sample_id": {"$oid": sid}, "_dataset_id": {"$oid": DATASET},
                 "created_at": {"$date": "2026-11-22T02:30:00.045Z"},
                 "last_modified_at": {"$date": "2026-11-22T02:30:00.045Z"}})
-        })
-        .collect();
+        }));
+    }
+    samples["samples"] = json!(all);
+    std::fs::write(ds.join("samples.json"), samples.to_string()).unwrap();
     std::fs::write(
         ds.join("frames.json"),
         json!({ "frames": frames }).to_string(),
@@ -156,7 +175,7 @@ fn frame_labels(ws: &Ws, field: &str) -> std::collections::BTreeMap<u64, Vec<Val
 #[test]
 fn video_tracks_edited_in_cvat_merge_frame_by_frame() {
     let cvat = Cvat::start();
-    let ws = workspace(&cvat, "");
+    let ws = workspace(&cvat, 1);
     ws.apply();
     let (project, task) = task_of(&cvat);
     let meta = cvat.get(&format!("/api/tasks/{task}/data/meta"));
@@ -307,7 +326,7 @@ fn video_tracks_edited_in_cvat_merge_frame_by_frame() {
 #[test]
 fn video_frame_step_five_on_sixty_frames() {
     let cvat = Cvat::start();
-    let ws = workspace(&cvat, "");
+    let ws = workspace(&cvat, 1);
     let run = RUN.replace(
         "  frames.dets:\n    type: detections\n    classes: [car, truck]\n    allow_index_edits: false\n",
         "",
