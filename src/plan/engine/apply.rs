@@ -266,6 +266,7 @@ impl Engine<'_> {
                         batch,
                         samples: samples.clone(),
                         status: None,
+                        notes: None,
                     });
                     record.samples.extend(samples.iter().cloned());
                 }
@@ -558,6 +559,7 @@ impl Engine<'_> {
             batch,
             samples,
             status: None,
+            notes: None,
         });
         Ok(())
     }
