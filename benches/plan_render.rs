@@ -95,6 +95,8 @@ fn run(i: usize) -> RunPlan {
                 format!("step {d}: a human-readable line explaining what apply will do for run {i}")
             })
             .collect(),
+        edits: Vec::new(),
+        schema_change: None,
         schema: None,
         error: None,
     }

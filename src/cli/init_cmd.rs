@@ -12,27 +12,65 @@ pub struct Args {
     /// reviews one of its label fields.
     #[arg(long, value_name = "PATH")]
     pub dataset: Option<PathBuf>,
+    /// The backend runs go to by default: annoform.toml gets its table and the message names
+    /// the variables its credentials come from.
+    #[arg(long, value_enum, default_value_t = InitBackend::Cvat)]
+    pub backend: InitBackend,
+}
+
+/// The backends `init` can set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitBackend {
+    Cvat,
+    Labelstudio,
+}
+
+impl InitBackend {
+    /// Its name in annoform.toml.
+    fn name(self) -> &'static str {
+        match self {
+            InitBackend::Cvat => "cvat",
+            InitBackend::Labelstudio => "labelstudio",
+        }
+    }
+
+    /// Its table in annoform.toml, with where its credentials come from.
+    fn table(self) -> &'static str {
+        match self {
+            InitBackend::Cvat => TOML_CVAT,
+            InitBackend::Labelstudio => TOML_LABELSTUDIO,
+        }
+    }
+
+    /// The variables to set before apply.
+    fn credentials(self) -> &'static str {
+        match self {
+            InitBackend::Cvat => "ANNOFORM_CVAT_USERNAME and ANNOFORM_CVAT_PASSWORD",
+            InitBackend::Labelstudio => "ANNOFORM_LABELSTUDIO_API_KEY",
+        }
+    }
 }
 
 pub const AFTER_HELP: &str = "\
 Examples:
   annoform init --dataset datasets/mydata    a workspace whose example run validates as is
-  annoform init                              no dataset yet: the example run is left commented";
+  annoform init                              no dataset yet: the example run is left commented
+  annoform init --dataset d --backend labelstudio   runs go to Label Studio";
 
 const TOML_HEAD: &str = r#"# annoform workspace. Secrets never go here: set them in the environment as
 # ANNOFORM_<BACKEND>_<SETTING>; `annoform config show` names any that is missing.
 manifests = "manifests"
-default_backend = "cvat"
-
-[state]
-store = "local"
-path = ".annoform/state"
-
 "#;
 
-const TOML_BACKEND: &str = r#"
+const TOML_CVAT: &str = r#"
 # Credentials: ANNOFORM_CVAT_USERNAME and ANNOFORM_CVAT_PASSWORD (or ANNOFORM_CVAT_API_KEY).
 [backends.cvat]
+url = "http://localhost:8080"
+"#;
+
+const TOML_LABELSTUDIO: &str = r#"
+# Credentials: ANNOFORM_LABELSTUDIO_API_KEY (Account & Settings → Access Token).
+[backends.labelstudio]
 url = "http://localhost:8080"
 "#;
 
@@ -103,7 +141,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         .map_or_else(|| TOML_NO_DATASET.to_string(), Found::toml);
     write(
         crate::config::FILE_NAME,
-        &format!("{TOML_HEAD}{table}{TOML_BACKEND}"),
+        &format!(
+            "{TOML_HEAD}default_backend = \"{}\"\n\n[state]\nstore = \"local\"\npath = \".annoform/state\"\n\n{table}{}",
+            args.backend.name(),
+            args.backend.table()
+        ),
     )?;
     if !root.join(manifest_name).exists() {
         write(manifest_name, &manifest)?;
@@ -128,10 +170,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         )?;
     }
     let next = match &dataset {
-        Some(_) => "Next: `annoform validate`, set ANNOFORM_CVAT_USERNAME and \
-                    ANNOFORM_CVAT_PASSWORD (or point default_backend elsewhere), then \
-                    `annoform plan`."
-            .to_string(),
+        Some(_) => format!(
+            "Next: `annoform validate`, set {} (or point default_backend elsewhere), then \
+             `annoform plan`.",
+            args.backend.credentials()
+        ),
         None => format!(
             "Next: export your dataset, then follow the steps at the top of {EXAMPLE_NAME} \
              (or start again with `annoform init --dataset PATH`)."

@@ -7,7 +7,7 @@ use crate::backend::DownloadedLabel;
 use crate::dataset::FrameNumber;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
-use crate::plan::{FieldCounts, Rejection, UnexpectedLabel};
+use crate::plan::{FieldCounts, LabelEdit, PropertyChange, Rejection, UnexpectedLabel};
 use crate::schema::ResolvedField;
 use crate::state::{Digest16, LabelKey, UploadedLabel};
 use indexmap::IndexMap;
@@ -224,6 +224,8 @@ pub struct FieldInput<'a> {
 pub struct FieldOutcome {
     pub counts: FieldCounts,
     pub rejected: Vec<Rejection>,
+    /// The labels edited, property by property.
+    pub edits: Vec<LabelEdit>,
     /// Labels changed both in the dataset and in the backend (with `conflicts: error`).
     pub conflicts: Vec<String>,
     /// Labels outside the schema that do not go into the field (see [`unexpected`]).
@@ -349,6 +351,13 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                     out.counts.edited += 1;
                     out.counts.edits.count(&applied);
                     out.changes.push(format!("~{cid} ({})", applied.join(", ")));
+                    out.edits.push(LabelEdit {
+                        sample_id: input.sample_id.to_string(),
+                        frame: input.frame,
+                        field: input.field.to_string(),
+                        label_id: cid.to_string(),
+                        changes: PropertyChange::between(cur, &merged),
+                    });
                     changed = true;
                 }
                 if rejected {

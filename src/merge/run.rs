@@ -117,6 +117,8 @@ pub struct MissingSample {
 pub struct RunMerge {
     pub counts: IndexMap<FieldPath, FieldCounts>,
     pub rejected: Vec<Rejection>,
+    /// The labels edited, property by property (at most [`MAX_DETAIL_LINES`]).
+    pub edits: Vec<crate::plan::LabelEdit>,
     pub conflicts: Vec<String>,
     /// Per sample and field, the label changes (for `plan --verbose`), at most
     /// [`MAX_DETAIL_LINES`].
@@ -474,6 +476,8 @@ impl<'a> RunMerger<'a> {
         counts.unchanged += o.counts.unchanged;
         counts.unexpected += o.counts.unexpected;
         out.rejected.extend(o.rejected);
+        let room = MAX_DETAIL_LINES.saturating_sub(out.edits.len());
+        out.edits.extend(o.edits.into_iter().take(room));
         if !o.changes.is_empty() {
             if out.changes.len() < MAX_DETAIL_LINES {
                 let frame = at.frame.map(|f| format!(" frame {f}")).unwrap_or_default();
@@ -784,6 +788,7 @@ mod tests {
                 batch: t as u32,
                 samples: chunk.to_vec(),
                 status: None,
+                notes: None,
             });
         }
         let fields = vec![FieldType::Label("Detections".into()).field_doc("gt")];

@@ -3,6 +3,7 @@
 
 use crate::dataset::{FieldPath, FrameNumber};
 use crate::schema::ResolvedSchema;
+use crate::schema::diff::SchemaChange;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,10 @@ pub struct RunPlan {
     pub tasks: usize,
     pub fields: IndexMap<FieldPath, FieldCounts>,
     pub rejected: Vec<Rejection>,
+    /// The labels the merge edits, each with its properties before and after (the first
+    /// 1000 samples with changes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<LabelEdit>,
     /// Labels outside the schema that the merge does not put in their field, each with what
     /// happens to it (`load.unexpected`).
     #[serde(default)]
@@ -40,6 +45,9 @@ pub struct RunPlan {
     pub drift: Vec<String>,
     /// Human-readable lines explaining the actions (shown with --verbose).
     pub details: Vec<String>,
+    /// How the label schema changes (`~ update`, or the `-/+ replace` a schema change needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<SchemaChange>,
     /// The label schema the run uses, resolved (absent when the run is destroyed or failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<ResolvedSchema>,
@@ -181,6 +189,74 @@ pub struct Rejection {
     pub change: String,
     /// e.g. `allow_deletions=false`.
     pub reason: String,
+}
+
+/// A label the merge edits: what changes in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelEdit {
+    pub sample_id: String,
+    /// The video frame of a frame field's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
+    pub field: String,
+    pub label_id: String,
+    /// Each property that changes, in the label's order.
+    pub changes: Vec<PropertyChange>,
+}
+
+/// One property of a label before and after the merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyChange {
+    /// `label`, `bounding_box`, an attribute's name, … (`value` for a scalar field).
+    pub property: String,
+    /// Compact JSON, cut at [`PropertyChange::MAX_CHARS`] characters; absent when the label
+    /// did not have the property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Absent when the merge removes the property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl PropertyChange {
+    /// Values longer than this (masks, long polylines) are cut, with an ellipsis.
+    pub const MAX_CHARS: usize = 120;
+
+    /// The properties in which `before` and `after` differ (a label's `_id` aside; a
+    /// non-object label, a scalar, is one property, `value`).
+    pub fn between(before: &serde_json::Value, after: &serde_json::Value) -> Vec<PropertyChange> {
+        let text = |v: Option<&serde_json::Value>| v.filter(|v| !v.is_null()).map(compact);
+        let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+            return if before == after {
+                Vec::new()
+            } else {
+                vec![PropertyChange {
+                    property: "value".into(),
+                    before: text(Some(before)),
+                    after: text(Some(after)),
+                }]
+            };
+        };
+        b.keys()
+            .chain(a.keys().filter(|k| !b.contains_key(*k)))
+            .filter(|k| *k != "_id" && b.get(*k) != a.get(*k))
+            .map(|k| PropertyChange {
+                property: k.clone(),
+                before: text(b.get(k)),
+                after: text(a.get(k)),
+            })
+            .filter(|c| c.before != c.after)
+            .collect()
+    }
+}
+
+/// A value as compact JSON, cut at [`PropertyChange::MAX_CHARS`] characters.
+fn compact(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(PropertyChange::MAX_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    }
 }
 
 /// A downloaded label outside the run's schema (a class or a label type the field does not

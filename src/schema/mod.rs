@@ -3,6 +3,7 @@
 
 use crate::dataset::FieldPath;
 use crate::manifest::{AttributeType, LabelType, Scalar};
+pub mod diff;
 pub mod resolve;
 
 use indexmap::IndexMap;

@@ -5,6 +5,7 @@
 //! request by pull request.
 
 mod gitops;
+mod newcomer;
 
 #[path = "../support/fs.rs"]
 mod fs;

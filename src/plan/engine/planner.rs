@@ -3,8 +3,10 @@
 use super::apply::view_labels;
 use super::download_cache::{CacheKey, CacheWriter};
 use super::*;
+use crate::backend::rendered::rendered_schema;
 use crate::dataset::FieldPath;
 use crate::merge::run::{MergeError, RunMerger};
+use crate::schema::diff::{Rendered, SchemaChange};
 use crate::state::LabelKey;
 
 /// Missing samples named per drifted task (the rest are counted).
@@ -111,6 +113,8 @@ impl Engine<'_> {
             unexpected: Vec::new(),
             drift: Vec::new(),
             details: Vec::new(),
+            edits: Vec::new(),
+            schema_change: None,
             schema: desired.as_ref().map(|d| d.schema.clone()),
             error: None,
         };
@@ -294,6 +298,7 @@ impl Engine<'_> {
                 r.backend, d.backend
             ));
         } else if !same_schema(&r.schema, &d.schema) {
+            plan.schema_change = schema_change(kind, &r.schema, &d.schema);
             let caps_in_place = self
                 .backend(&d.connection)?
                 .capabilities()
@@ -620,6 +625,7 @@ impl Engine<'_> {
                 ));
             }
             plan.rejected = outcome.rejected.clone();
+            plan.edits = outcome.edits.clone();
             plan.unexpected = outcome.unexpected.clone();
             if !outcome.returned.is_empty() {
                 plan.details.push(format!(
@@ -673,6 +679,8 @@ fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineEr
         unexpected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
+        edits: Vec::new(),
+        schema_change: None,
         schema: None,
         error: Some(message),
     };
@@ -706,6 +714,25 @@ fn same_schema(a: &ResolvedSchema, b: &ResolvedSchema) -> bool {
                 *fa == fb
             })
         })
+}
+
+/// The schema change from the record's schema to the manifest's, with the backend's rendering
+/// of both when it has one.
+fn schema_change(
+    kind: BackendKind,
+    old: &ResolvedSchema,
+    new: &ResolvedSchema,
+) -> Option<SchemaChange> {
+    let mut change = crate::schema::diff::diff(old, new)?;
+    change.rendered = match (rendered_schema(kind, old), rendered_schema(kind, new)) {
+        (Some((what, before)), Some((_, after))) if before != after => Some(Rendered {
+            what: what.to_string(),
+            before,
+            after,
+        }),
+        _ => None,
+    };
+    Some(change)
 }
 
 /// Whether `new` only adds to `old` (classes, attributes, attribute values; restrictions may

@@ -6,8 +6,8 @@
 //! repeats its table header, so every comment renders on its own.
 
 use super::{
-    NO_CHANGES, has_changes, plural, schema_blocks, shows_merge, shows_upload, summary_sentence,
-    unexpected_action,
+    NO_CHANGES, field_change, has_changes, plural, rendered_diff, schema_blocks, shows_merge,
+    shows_upload, summary_sentence, unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 
@@ -169,6 +169,53 @@ fn run_details(run: &RunPlan) -> Option<Block> {
             rows,
         ));
     }
+    if let Some(change) = &run.schema_change {
+        what.push("schema change".into());
+        let rows = change
+            .fields
+            .iter()
+            .map(|f| {
+                let (symbol, line) = field_change(f);
+                format!("- `{symbol}` {}\n", escape(&line))
+            })
+            .collect();
+        sections.push(Section::new("**Schema change**\n\n", rows));
+        if let Some(rendered) = &change.rendered {
+            // One row: a fenced block is never split between comments.
+            let lines = rendered_diff(rendered);
+            let fence = "`".repeat(3.max(longest_backtick_run(&lines) + 1));
+            let row = format!("{fence}diff\n{}\n{fence}\n", lines.join("\n"));
+            sections.push(Section::new(
+                &format!("**{}** (before → after)\n\n", escape(&rendered.what)),
+                vec![row],
+            ));
+        }
+    }
+    if !run.edits.is_empty() {
+        what.push(plural(run.edits.len(), "edited label", "edited labels"));
+        let rows = run
+            .edits
+            .iter()
+            .flat_map(|e| {
+                e.changes.iter().map(move |c| {
+                    format!(
+                        "| {} | {} | {} | {} | {} | {} |\n",
+                        escape(&e.sample_id),
+                        escape(&e.field),
+                        escape(&e.label_id),
+                        escape(&c.property),
+                        escape(c.before.as_deref().unwrap_or("(none)")),
+                        escape(c.after.as_deref().unwrap_or("(removed)"))
+                    )
+                })
+            })
+            .collect();
+        sections.push(Section::new(
+            "**Edited labels** (before → after)\n\n\
+             | sample | field | label | property | before | after |\n|:--|:--|:--|:--|:--|:--|\n",
+            rows,
+        ));
+    }
     if !run.unexpected.is_empty() {
         what.push(plural(
             run.unexpected.len(),
@@ -236,6 +283,16 @@ fn run_details(run: &RunPlan) -> Option<Block> {
         what.join(", ")
     );
     Some(Block::details_html(&title, sections))
+}
+
+/// The longest run of backticks in any line: a fence must be longer.
+fn longest_backtick_run(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
 }
 
 /// A bulleted list under a bold label.

@@ -10,7 +10,8 @@ pub mod text;
 #[cfg(test)]
 mod tests;
 
-use super::model::{Action, FieldCounts, Plan, RunPlan, Summary, UnexpectedLabel};
+use super::model::{Action, FieldCounts, LabelEdit, Plan, RunPlan, Summary, UnexpectedLabel};
+use crate::schema::diff::{FieldChange, FieldChangeKind, Rendered};
 use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
 
 /// The closing line of a plan without changes.
@@ -58,6 +59,107 @@ fn unexpected_action(u: &UnexpectedLabel) -> String {
         Some(dest) => format!("{} in {dest}", u.action.as_str()),
         None => u.action.as_str().to_string(),
     }
+}
+
+/// A changed field of a schema change: its symbol (`+` new, `-` removed, `~` changed) and
+/// what changes, e.g. `ground_truth: classes +truck -bike; attributes +occluded`.
+fn field_change(f: &FieldChange) -> (&'static str, String) {
+    let name = f.field.as_str();
+    match f.change {
+        FieldChangeKind::Added => ("+", format!("{name}: new field")),
+        FieldChangeKind::Removed => ("-", format!("{name}: removed from the run")),
+        FieldChangeKind::Changed => {
+            let signed = |added: &[String], removed: &[String], changed: &[String]| {
+                added
+                    .iter()
+                    .map(|x| format!("+{x}"))
+                    .chain(removed.iter().map(|x| format!("-{x}")))
+                    .chain(changed.iter().map(|x| format!("~{x}")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let mut parts = Vec::new();
+            if let Some([before, after]) = f.label_type {
+                parts.push(format!("type {before} → {after}"));
+            }
+            let classes = signed(&f.classes_added, &f.classes_removed, &[]);
+            if !classes.is_empty() {
+                parts.push(format!("classes {classes}"));
+            }
+            let attributes = signed(
+                &f.attributes_added,
+                &f.attributes_removed,
+                &f.attributes_changed,
+            );
+            if !attributes.is_empty() {
+                parts.push(format!("attributes {attributes}"));
+            }
+            if f.restrictions_changed {
+                parts.push("restrictions changed".into());
+            }
+            if f.mask_targets_changed {
+                parts.push("mask targets changed".into());
+            }
+            ("~", format!("{name}: {}", parts.join("; ")))
+        }
+    }
+}
+
+/// Lines of context around each change of a rendered schema.
+const DIFF_CONTEXT: usize = 2;
+/// Diff lines shown at most: a schema rewritten whole is not worth a wall of text.
+const DIFF_LINES: usize = 200;
+
+/// The backend's rendering before → after as unified-diff lines (`@@ …`, `+…`, `-…`, ` …`).
+fn rendered_diff(r: &Rendered) -> Vec<String> {
+    let diff = similar::TextDiff::from_lines(&r.before, &r.after);
+    let mut out = Vec::new();
+    for hunk in diff
+        .unified_diff()
+        .context_radius(DIFF_CONTEXT)
+        .iter_hunks()
+    {
+        out.push(hunk.header().to_string());
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
+            };
+            out.push(format!(
+                "{sign}{}",
+                change.value().trim_end_matches(['\n', '\r'])
+            ));
+        }
+    }
+    if out.len() > DIFF_LINES {
+        let more = out.len() - DIFF_LINES;
+        out.truncate(DIFF_LINES);
+        out.push(format!("… {more} more line(s)"));
+    }
+    out
+}
+
+/// Where an edited label is: `ground_truth 6b02… (sample 6b01…, frame 3)`.
+fn edit_place(e: &LabelEdit) -> String {
+    let frame = e.frame.map(|f| format!(", frame {f}")).unwrap_or_default();
+    format!("{} {} (sample {}{frame})", e.field, e.label_id, e.sample_id)
+}
+
+/// `label "car" → "person"; confidence 0.5 → (removed)`.
+fn edit_changes(e: &LabelEdit) -> String {
+    e.changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} → {}",
+                c.property,
+                c.before.as_deref().unwrap_or("(none)"),
+                c.after.as_deref().unwrap_or("(removed)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The resolved schema as one block per field: a heading (`ground_truth: detections, existing

@@ -25,6 +25,8 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         unexpected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
+        edits: Vec::new(),
+        schema_change: None,
         schema: None,
         error: None,
     }
@@ -485,6 +487,8 @@ mod properties {
                     rejected,
                     drift,
                     details,
+                    edits: Vec::new(),
+                    schema_change: None,
                     schema: None,
                     error: None,
                 }
@@ -599,4 +603,128 @@ fn schema_and_errors_json() {
     let text = json::render(&plan);
     insta::assert_snapshot!(text);
     assert_eq!(json::parse(&text).unwrap(), plan);
+}
+
+/// A run whose schema gains a class and an attribute, with Label Studio's labeling config
+/// before and after, and a merge editing two labels.
+fn diff_fixture() -> Plan {
+    use crate::plan::model::{LabelEdit, PropertyChange};
+    use crate::schema::diff::{FieldChange, FieldChangeKind, Rendered, SchemaChange};
+    let mut r = run(
+        "review",
+        "labelstudio",
+        &[Action::Update, Action::Merge],
+        3,
+        1,
+    );
+    let field = |name: &str, change| FieldChange {
+        field: crate::dataset::FieldPath::sample(name),
+        change,
+        label_type: None,
+        classes_added: Vec::new(),
+        classes_removed: Vec::new(),
+        attributes_added: Vec::new(),
+        attributes_removed: Vec::new(),
+        attributes_changed: Vec::new(),
+        restrictions_changed: false,
+        mask_targets_changed: false,
+    };
+    let mut gt = field("ground_truth", FieldChangeKind::Changed);
+    gt.classes_added = vec!["truck".into()];
+    gt.classes_removed = vec!["bike".into()];
+    gt.attributes_added = vec!["occluded".into()];
+    r.schema_change = Some(SchemaChange {
+        fields: vec![gt, field("scene", FieldChangeKind::Added)],
+        rendered: Some(Rendered {
+            what: "Label Studio labeling config".into(),
+            before: "<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <RectangleLabels name=\"ground_truth\" toName=\"image\">\n    <Label value=\"car\"/>\n    <Label value=\"bike\"/>\n  </RectangleLabels>\n</View>\n".into(),
+            after: "<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <RectangleLabels name=\"ground_truth\" toName=\"image\">\n    <Label value=\"car\"/>\n    <Label value=\"truck\"/>\n  </RectangleLabels>\n  <Choices name=\"scene\" toName=\"image\"/>\n</View>\n".into(),
+        }),
+    });
+    r.fields.insert(
+        crate::dataset::FieldPath::sample("ground_truth"),
+        FieldCounts {
+            edited: 2,
+            unchanged: 1,
+            ..FieldCounts::default()
+        },
+    );
+    r.edits = vec![
+        LabelEdit {
+            sample_id: "6b02536263110a1e76c075f7".into(),
+            frame: None,
+            field: "ground_truth".into(),
+            label_id: "6b02535c63110a1e76c075c0".into(),
+            changes: vec![PropertyChange {
+                property: "label".into(),
+                before: Some("\"car\"".into()),
+                after: Some("\"person\"".into()),
+            }],
+        },
+        LabelEdit {
+            sample_id: "6b02536263110a1e76c075f8".into(),
+            frame: None,
+            field: "ground_truth".into(),
+            label_id: "6b02535c63110a1e76c075c2".into(),
+            changes: PropertyChange::between(
+                &serde_json::json!({"_id": 1, "label": "car", "bounding_box": [0.1, 0.1, 0.2, 0.2], "confidence": 0.5}),
+                &serde_json::json!({"_id": 1, "label": "car", "bounding_box": [0.1, 0.15, 0.2, 0.2]}),
+            ),
+        },
+    ];
+    Plan::new(vec![r])
+}
+
+#[test]
+fn diff_text_compact() {
+    insta::assert_snapshot!(text::render(&diff_fixture(), &opts(false, false)));
+}
+
+#[test]
+fn diff_text_verbose() {
+    insta::assert_snapshot!(text::render(&diff_fixture(), &opts(false, true)));
+}
+
+#[test]
+fn diff_markdown() {
+    let parts = markdown::render(&diff_fixture(), MAX_CHARS);
+    assert_eq!(parts.len(), 1);
+    insta::assert_snapshot!(parts[0]);
+}
+
+#[test]
+fn diff_json() {
+    let plan = diff_fixture();
+    let text = json::render(&plan);
+    assert_eq!(json::parse(&text).unwrap(), plan);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn property_changes_name_each_changed_property_and_cut_long_values() {
+    use crate::plan::model::PropertyChange;
+    let long: Vec<f64> = (0..100).map(f64::from).collect();
+    let c = PropertyChange::between(
+        &serde_json::json!({"points": long, "label": "a"}),
+        &serde_json::json!({"points": [], "label": "a", "new": true}),
+    );
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert!(c[0].before.as_ref().unwrap().ends_with('…'));
+    assert_eq!(
+        c[0].before.as_ref().unwrap().chars().count(),
+        PropertyChange::MAX_CHARS + 1
+    );
+    assert_eq!(
+        (
+            c[1].property.as_str(),
+            c[1].before.as_deref(),
+            c[1].after.as_deref()
+        ),
+        ("new", None, Some("true"))
+    );
+    assert!(PropertyChange::between(&serde_json::json!(3), &serde_json::json!(3)).is_empty());
+    assert_eq!(
+        PropertyChange::between(&serde_json::json!(3), &serde_json::json!(4))[0].property,
+        "value"
+    );
 }

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::{
-    NO_CHANGES, has_changes, plural, run_name, schema_blocks, shows_merge, shows_upload,
-    summary_sentence, unexpected_action,
+    NO_CHANGES, edit_changes, edit_place, field_change, has_changes, plural, rendered_diff,
+    run_name, schema_blocks, shows_merge, shows_upload, summary_sentence, unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan, UnexpectedLabel};
 
@@ -95,6 +95,7 @@ impl Renderer<'_> {
             plural(run.tasks, "task", "tasks")
         );
         self.fields(out, run);
+        self.schema_change(out, run);
         self.rejections(out, &run.rejected);
         self.unexpected(out, &run.unexpected);
         for d in &run.drift {
@@ -104,6 +105,10 @@ impl Renderer<'_> {
             self.wrapped(out, &self.paint.code(RED, "error:"), 6, &clean(e));
         }
         if self.opts.verbose {
+            for e in &run.edits {
+                let line = format!("{}: {}", edit_place(e), edit_changes(e));
+                self.wrapped(out, &self.paint.code(YELLOW, "~"), 1, &clean(&line));
+            }
             for d in &run.details {
                 self.wrapped(out, &self.paint.code(DIM, "#"), 1, &clean(d));
             }
@@ -116,6 +121,43 @@ impl Renderer<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// The schema change, a line per field; under `verbose`, the backend's rendering of the
+    /// schema as a diff.
+    fn schema_change(&self, out: &mut String, run: &RunPlan) {
+        let Some(change) = &run.schema_change else {
+            return;
+        };
+        for f in &change.fields {
+            let (symbol, line) = field_change(f);
+            let color = match symbol {
+                "+" => GREEN,
+                "-" => RED,
+                _ => YELLOW,
+            };
+            let lead = format!("schema {}", self.paint.code(color, symbol));
+            self.wrapped(out, &lead, 8, &clean(&line));
+        }
+        let Some(rendered) = change.rendered.as_ref().filter(|_| self.opts.verbose) else {
+            return;
+        };
+        let _ = writeln!(out, "{}{}:", pad(BODY_INDENT), clean(&rendered.what));
+        for line in rendered_diff(rendered) {
+            let color = match line.chars().next() {
+                Some('+') => GREEN,
+                Some('-') => RED,
+                Some('@') => DIM,
+                _ => "",
+            };
+            let line = clean(&line);
+            let shown = if color.is_empty() {
+                line.to_string()
+            } else {
+                self.paint.code(color, &line)
+            };
+            let _ = writeln!(out, "{}{shown}", pad(BODY_INDENT + 2));
         }
     }
 
