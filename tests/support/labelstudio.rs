@@ -118,6 +118,19 @@ impl LabelStudio {
             .clone()
     }
 
+    /// Requests of `method` the server logged so far (Django's runserver log, which writes
+    /// each line twice: deduplicated by its millisecond timestamp).
+    pub fn logged(&self, method: &str) -> Vec<String> {
+        let mut lines: Vec<String> = std::fs::read_to_string(self.state.join("ls.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"{method} /api/")))
+            .map(String::from)
+            .collect();
+        lines.dedup();
+        lines
+    }
+
     /// An annotator's submission on `task`: the task's prediction with `edit` applied to its
     /// results.
     pub fn annotate(&self, task: &Value, edit: impl FnOnce(&mut Vec<Value>)) {
