@@ -310,3 +310,35 @@ fn only_handed_frames_are_evidence() {
         out.stderr
     );
 }
+
+/// Killed once the video's task is created with its media but none of its frame labels: the
+/// re-run adopts the task (no second one), uploads the missing frame labels once, and a merge
+/// of the untouched task deletes nothing.
+#[test]
+fn a_video_task_adopted_after_a_kill_gets_its_frame_labels() {
+    let ws = video_workspace(RUN);
+    let killed = ws.run_with(
+        &["apply", "--auto-approve"],
+        &[
+            ("TEST_BACKEND_DROP_LABELS", "create_task:1"),
+            ("TEST_BACKEND_CRASH", "create_task:1"),
+        ],
+    );
+    assert_ne!(killed.code, 0, "apply should have been killed");
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let store: Value =
+        serde_json::from_str(&std::fs::read_to_string(backend_path(&ws)).unwrap()).unwrap();
+    let tasks = store["projects"][0]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "adopted, not duplicated");
+    let held = tasks[0]["annotations"][SAMPLE]["frames.dets"]
+        .as_array()
+        .unwrap();
+    assert_eq!(held.len(), 6, "every frame label up, once");
+    annotate(&ws, |_| {});
+    let plan = plan_json(&ws);
+    assert_eq!(
+        plan["runs"][0]["fields"]["frames.dets"]["deleted"], 0,
+        "{plan:#}"
+    );
+    assert_eq!(plan["changes"], false, "{plan:#}");
+}

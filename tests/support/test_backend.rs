@@ -73,6 +73,7 @@ fn main() {
                     .flatten()
                 {
                     s["labels"] = json!({});
+                    s["frame_labels"] = json!({});
                 }
             }
             let mut result = handle(&mut store, &method, &params);

@@ -171,11 +171,11 @@ impl Engine<'_> {
         } else {
             spec.clone()
         };
-        if todo
-            .samples
-            .iter()
-            .any(|s| s.labels.values().any(|l| !l.is_empty()))
-        {
+        let lacks = |s: &backend::TaskSample| {
+            s.labels.values().any(|l| !l.is_empty())
+                || s.frame_labels.values().any(|l| !l.is_empty())
+        };
+        if todo.samples.iter().any(lacks) {
             self.backend(&d.connection)?
                 .upload_labels(project, &task, &todo)?;
         }
@@ -230,9 +230,10 @@ struct Held {
     count: usize,
 }
 
-/// The part of `spec` a task lacks: per sample and field, the labels whose key the backend
-/// did not return — unless it holds as many labels as were uploaded (some backends cannot
-/// carry every key back, and a label is never uploaded twice).
+/// The part of `spec` a task lacks: per sample and field (a frame field's labels over all
+/// its frames), the labels whose key the backend did not return — unless it holds as many
+/// labels as were uploaded (some backends cannot carry every key back, and a label is never
+/// uploaded twice).
 fn missing_labels(
     spec: &TaskSpec,
     held: &HashMap<String, HashMap<String, Held>>,
@@ -242,18 +243,35 @@ fn missing_labels(
     for s in &mut out.samples {
         let fields = held.get(&s.sample_id);
         for (field, labels) in &mut s.labels {
-            let (Some(f), h) = (schema.fields.get(field), fields.and_then(|x| x.get(field))) else {
-                labels.clear();
-                continue;
-            };
-            let Some(h) = h else { continue };
-            if h.count >= labels.len() {
-                labels.clear();
-                continue;
-            }
-            labels
-                .retain(|l| merge::label_key(l, f.label_type).is_none_or(|k| !h.keys.contains(&k)));
+            let held = fields.and_then(|x| x.get(field));
+            keep_missing(labels, schema.fields.get(field), held, |l| l);
+        }
+        for (field, labels) in &mut s.frame_labels {
+            let held = fields.and_then(|x| x.get(field));
+            keep_missing(labels, schema.fields.get(field.as_str()), held, |l| {
+                &l.label
+            });
         }
     }
     out
+}
+
+/// Keeps of one field's uploaded `labels` those the task lacks (see [`missing_labels`]).
+fn keep_missing<T>(
+    labels: &mut Vec<T>,
+    field: Option<&crate::schema::ResolvedField>,
+    held: Option<&Held>,
+    label: impl Fn(&T) -> &Value,
+) {
+    let Some(f) = field else {
+        labels.clear();
+        return;
+    };
+    let Some(h) = held else { return };
+    if h.count >= labels.len() {
+        labels.clear();
+        return;
+    }
+    labels
+        .retain(|l| merge::label_key(label(l), f.label_type).is_none_or(|k| !h.keys.contains(&k)));
 }
