@@ -6,8 +6,8 @@
 //! repeats its table header, so every comment renders on its own.
 
 use super::{
-    NO_CHANGES, has_changes, plural, schema_blocks, shows_merge, shows_upload, summary_sentence,
-    unexpected_action,
+    NO_CHANGES, has_changes, place, plural, schema_blocks, shows_merge, shows_upload,
+    summary_sentence, unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 
@@ -155,7 +155,7 @@ fn run_details(run: &RunPlan) -> Option<Block> {
             .map(|r| {
                 format!(
                     "| {} | {} | {} | {} | {} |\n",
-                    escape(&r.sample_id),
+                    escape(&place(&r.sample_id, r.frame)),
                     escape(&r.label_id),
                     escape(&r.field),
                     escape(&r.change),
@@ -181,7 +181,7 @@ fn run_details(run: &RunPlan) -> Option<Block> {
             .map(|u| {
                 format!(
                     "| {} | {} | {} | {} | {} | {} |\n",
-                    escape(&u.sample_id),
+                    escape(&place(&u.sample_id, u.frame)),
                     escape(&u.backend_id),
                     escape(&u.field),
                     escape(&u.label),
