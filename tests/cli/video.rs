@@ -213,6 +213,17 @@ fn frame_labels_merge_frame_by_frame_with_restrictions() {
         "{plan:#}"
     );
 
+    let text = ok(ws.run(&["plan"])).stdout;
+    assert!(
+        text.contains(&format!("sample {SAMPLE} frame 3")),
+        "the rejection names its frame:\n{text}"
+    );
+    let markdown = ok(ws.run(&["plan", "--markdown"])).stdout;
+    assert!(
+        markdown.contains(&format!("| {SAMPLE} frame 3 | {CAR_3} |")),
+        "{markdown}"
+    );
+
     ok(ws.run(&["apply", "--auto-approve"]));
     let f2 = frame(&ws, 2);
     assert_eq!(f2["dets"]["detections"][0]["_id"]["$oid"], CAR_2);

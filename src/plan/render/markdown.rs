@@ -6,8 +6,8 @@
 //! repeats its table header, so every comment renders on its own.
 
 use super::{
-    NO_CHANGES, field_change, has_changes, plural, rendered_diff, schema_blocks, shows_merge,
-    shows_upload, summary_sentence, unexpected_action,
+    NO_CHANGES, field_change, has_changes, place, plural, rendered_diff, schema_blocks,
+    shows_merge, shows_upload, summary_sentence, unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 
@@ -155,7 +155,7 @@ fn run_details(run: &RunPlan) -> Option<Block> {
             .map(|r| {
                 format!(
                     "| {} | {} | {} | {} | {} |\n",
-                    escape(&r.sample_id),
+                    escape(&place(&r.sample_id, r.frame)),
                     escape(&r.label_id),
                     escape(&r.field),
                     escape(&r.change),
@@ -228,7 +228,7 @@ fn run_details(run: &RunPlan) -> Option<Block> {
             .map(|u| {
                 format!(
                     "| {} | {} | {} | {} | {} | {} |\n",
-                    escape(&u.sample_id),
+                    escape(&place(&u.sample_id, u.frame)),
                     escape(&u.backend_id),
                     escape(&u.field),
                     escape(&u.label),

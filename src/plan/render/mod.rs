@@ -53,6 +53,14 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Where a label is: `<sample id>`, and ` frame <n>` for a frame field's label.
+fn place(sample_id: &str, frame: Option<crate::dataset::FrameNumber>) -> String {
+    match frame {
+        Some(f) => format!("{sample_id} frame {f}"),
+        None => sample_id.to_string(),
+    }
+}
+
 /// What happens to an unexpected label: `kept in polylines`, `ignored`, `returned`.
 fn unexpected_action(u: &UnexpectedLabel) -> String {
     match &u.dest {

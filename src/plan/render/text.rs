@@ -4,8 +4,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::{
-    NO_CHANGES, edit_changes, edit_place, field_change, has_changes, plural, rendered_diff,
-    run_name, schema_blocks, shows_merge, shows_upload, summary_sentence, unexpected_action,
+    NO_CHANGES, edit_changes, edit_place, field_change, has_changes, place, plural,
+    rendered_diff, run_name, schema_blocks, shows_merge, shows_upload, summary_sentence,
+    unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan, UnexpectedLabel};
 
@@ -246,7 +247,7 @@ impl Renderer<'_> {
                 "{}  {}  sample {}  {} {}: {}",
                 clean(&u.field),
                 unexpected_action(u),
-                clean(&u.sample_id),
+                clean(&place(&u.sample_id, u.frame)),
                 clean(&u.backend_id),
                 clean(&u.label),
                 clean(&u.reason)
@@ -334,7 +335,7 @@ fn rejection_cells(r: &Rejection) -> [String; 5] {
     [
         clean(&r.field).into_owned(),
         clean(&r.change).into_owned(),
-        format!("sample {}", clean(&r.sample_id)),
+        format!("sample {}", clean(&place(&r.sample_id, r.frame))),
         format!("label {}", clean(&r.label_id)),
         clean(&r.reason).into_owned(),
     ]
