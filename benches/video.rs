@@ -11,8 +11,11 @@
 //! it) every frame is handed. Each step prints its time and
 //! the memory it added at its peak (bytes allocated, counted by the global allocator).
 //!
-//! What this does not cover: the engine's plan and merge of those labels (the frame axis of
-//! the dataset store and merge is another part of the work).
+//! Then through the engine's merge (`RunMerger`, what `plan` and `apply` use) on a dataset
+//! of that video (FiftyOne's directory format, loaded by the dataset store) with the run
+//! record of the upload: each download is handed as CVAT's backend hands it (the changed
+//! frames only) and merged; the plan's merge (counts) and apply's write into the dataset
+//! print their time and the memory they added at their peak.
 //!
 //! Run: `cargo bench --bench video` (`ANNOFORM_BENCH_FRAMES` overrides the frame count).
 
@@ -25,9 +28,17 @@ use annoform::backend::ImageSize;
 use annoform::backend::cvat::convert::{Annotations, Shape, Track};
 use annoform::backend::cvat::labels::{LabelMap, label_specs};
 use annoform::backend::cvat::video::frames::FrameRange;
-use annoform::backend::cvat::video::task::{TrackRecord, Video, download, track_records, upload};
+use annoform::backend::cvat::video::task::{
+    TrackRecord, Video, VideoDownload, download, track_records, upload,
+};
+use annoform::dataset::FrameNumber;
+use annoform::dataset::dir::Dataset;
 use annoform::manifest::LabelType;
+use annoform::manifest::LoadSpec;
+use annoform::merge::run::RunMerger;
+use annoform::merge::{label_digest, label_key};
 use annoform::schema::{ResolvedField, ResolvedSchema};
+use annoform::state::{FrameLabels, RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
@@ -178,7 +189,17 @@ fn main() {
         added(before)
     );
     drop(fields);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = Instant::now();
+    write_dataset(dir.path(), &frames);
+    let record = run_record(&schema, &frames);
     drop(frames);
+    let mut ds = Dataset::load(dir.path()).expect("load the video dataset");
+    println!(
+        "  dataset written, loaded with the run record in {:.1} s: {:.0} MiB allocated",
+        t.elapsed().as_secs_f64(),
+        mib(LIVE.load(Ordering::Relaxed))
+    );
 
     // What annotators did: one keyframe moved in tracks 1 and 2, a new track of two
     // keyframes 300 frames apart; then also track 3 (on every frame) deleted.
@@ -212,8 +233,8 @@ fn main() {
 
     let cases: [(&str, &[Track], &[TrackRecord]); 3] = [
         ("2 keyframes moved, 1 track drawn", &edited, &records),
+        ("the same and a track deleted, no records", &deleted, &[]),
         ("the same and a track deleted", &deleted, &records),
-        ("the same, without records", &deleted, &[]),
     ];
     for (name, tracks, recorded) in cases {
         let ann = Annotations {
@@ -235,6 +256,107 @@ fn main() {
             t.elapsed().as_secs_f64(),
             added(before)
         );
+        // The last case is also written into the dataset.
+        let last = std::ptr::eq(tracks, &deleted[..]) && !recorded.is_empty();
+        merge(&mut ds, &schema, &record, d, last);
     }
     println!("  peak RSS {:.0} MiB", support::peak_rss_mib());
+}
+
+const SAMPLE: &str = "6b0253a82ba0e75ca6518020";
+
+/// The video as a FiftyOne dataset directory: the fixture's metadata (a video dataset with
+/// a `dets` frame field), one sample with its video metadata, the frames.
+fn write_dataset(dir: &std::path::Path, frames: &BTreeMap<u64, Vec<Value>>) {
+    use std::io::Write;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fiftyone-1.22.1/video-tracks"
+    );
+    std::fs::copy(
+        format!("{fixture}/metadata.json"),
+        dir.join("metadata.json"),
+    )
+    .expect("metadata");
+    let n = frames.len();
+    let sample = json!({"samples": [{"_id": {"$oid": SAMPLE}, "filepath": "data/long.mp4",
+        "tags": [], "_media_type": "video",
+        "metadata": {"_cls": "VideoMetadata", "frame_width": SIZE.width,
+            "frame_height": SIZE.height, "frame_rate": 30.0, "total_frame_count": n,
+            "duration": n as f64 / 30.0}}]});
+    std::fs::write(dir.join("samples.json"), sample.to_string()).expect("samples.json");
+    let file = std::fs::File::create(dir.join("frames.json")).expect("frames.json");
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all(b"{\"frames\": [").expect("write");
+    for (i, (number, labels)) in frames.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b", ").expect("write");
+        }
+        let doc = json!({"_id": {"$oid": format!("6b0253a83026{number:012x}")},
+            "frame_number": number, "dets": {"_cls": "Detections", "detections": labels},
+            "_sample_id": {"$oid": SAMPLE}});
+        serde_json::to_writer(&mut out, &doc).expect("write");
+    }
+    out.write_all(b"]}").expect("write");
+    out.flush().expect("write");
+}
+
+/// The record of the run that uploaded the video: one task, every frame label's baseline.
+fn run_record(schema: &ResolvedSchema, frames: &BTreeMap<u64, Vec<Value>>) -> RunRecord {
+    let mut r = RunRecord::new("bench", "video", "cvat", "now", "lineage".into());
+    r.schema = schema.clone();
+    let field = &schema.fields[FIELD];
+    let mut uploaded = FrameLabels::new();
+    for (n, labels) in frames {
+        let keys = labels.iter().map(|l| UploadedLabel {
+            id: label_key(l, LabelType::Detections).expect("labels have ids"),
+            digest: label_digest(l, field),
+        });
+        uploaded.insert(FrameNumber::new(*n).expect("from 1"), keys.collect());
+    }
+    r.uploaded_frames
+        .entry(FIELD.into())
+        .or_default()
+        .insert(SAMPLE.into(), uploaded);
+    r.samples = vec![SAMPLE.into()];
+    r.tasks.push(TaskRecord {
+        id: "1".into(),
+        name: "bench/video/0000".into(),
+        batch: 0,
+        samples: vec![SAMPLE.into()],
+        status: None,
+        notes: None,
+    });
+    r
+}
+
+/// The download merged as plan counts it, then (`write`) written as apply does.
+fn merge(ds: &mut Dataset, schema: &ResolvedSchema, r: &RunRecord, d: VideoDownload, write: bool) {
+    let page = IndexMap::from([(SAMPLE.to_string(), d.into_sample(schema))]);
+    let before = start();
+    let t = Instant::now();
+    let mut merger = RunMerger::new(ds, r, &LoadSpec::default(), &["1".to_string()], true);
+    merger.page(page).expect("merge page");
+    let outcome = merger.finish(None).expect("finish");
+    let c = &outcome.counts[FIELD];
+    println!(
+        "    merge (plan): {:.2} s, +{:.0} MiB; +{} ~{} -{} ={}",
+        t.elapsed().as_secs_f64(),
+        added(before),
+        c.added,
+        c.edited,
+        c.deleted,
+        c.unchanged
+    );
+    if write {
+        let before = start();
+        let t = Instant::now();
+        outcome.write(ds).expect("write");
+        println!(
+            "    write (apply): {} writes in {:.2} s, +{:.0} MiB",
+            outcome.writes.len(),
+            t.elapsed().as_secs_f64(),
+            added(before)
+        );
+    }
 }

@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::backend::cvat::video::task::{self, TrackRecord, Video, VideoNotes, VideoUpload};
-use crate::dataset::FrameNumber;
 
 /// The sample of a task of one video.
 pub(super) fn video_sample(spec: &TaskSpec) -> Option<&TaskSample> {
@@ -177,35 +176,7 @@ impl CvatBackend {
             &notes.tracks,
             &notes.uploaded,
         );
-        let mut fields: IndexMap<String, Vec<DownloadedLabel>> = info
-            .meta
-            .schema
-            .fields
-            .keys()
-            .filter(|k| k.is_frame())
-            .map(|k| (k.to_string(), Vec::new()))
-            .collect();
-        for (n, labels) in got.frames {
-            let Some(number) = FrameNumber::new(n) else {
-                continue;
-            };
-            for (k, ls) in labels.labels {
-                let ls = ls.into_iter().map(|l| l.on_frame(number));
-                fields.entry(k).or_default().extend(ls);
-            }
-        }
-        // Only the handed frames are evidence: a label missing from another frame is unknown.
-        let spans = got
-            .handed
-            .iter()
-            .filter_map(|r| {
-                Some(FrameSpan::new(
-                    FrameNumber::new(r.start)?,
-                    FrameNumber::new(r.end - 1)?,
-                ))
-            })
-            .collect();
-        let sample = SampleAnnotations::frames(fields, spans);
+        let sample = got.into_sample(&info.meta.schema);
         Ok(Some(IndexMap::from([(sid.to_string(), sample)])))
     }
 

@@ -29,6 +29,8 @@ use super::frames::FrameRange;
 use super::tracks::{Flatten, UploadedFrames, flatten, video_to_cvat};
 use super::window::{TrackPrint, changed};
 use crate::backend::convert::{ConvertError, ImageSize};
+use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations};
+use crate::dataset::FrameNumber;
 use crate::schema::ResolvedSchema;
 
 /// A track as uploaded: its CVAT id, its index, its print.
@@ -185,6 +187,40 @@ pub struct VideoDownload {
     pub frames: BTreeMap<u64, Downloaded>,
     /// The handed frames (FiftyOne frame numbers, sorted disjoint ranges).
     pub handed: Vec<Range<u64>>,
+}
+
+impl VideoDownload {
+    /// The video's sample as a download hands it: the frame labels of the handed frames
+    /// (every frame field of `schema` present, empty when it holds none there) and those
+    /// frames, the only ones that are evidence.
+    pub fn into_sample(self, schema: &ResolvedSchema) -> SampleAnnotations {
+        let mut fields: IndexMap<String, Vec<DownloadedLabel>> = schema
+            .fields
+            .keys()
+            .filter(|k| k.is_frame())
+            .map(|k| (k.to_string(), Vec::new()))
+            .collect();
+        for (n, labels) in self.frames {
+            let Some(number) = FrameNumber::new(n) else {
+                continue;
+            };
+            for (k, ls) in labels.labels {
+                let ls = ls.into_iter().map(|l| l.on_frame(number));
+                fields.entry(k).or_default().extend(ls);
+            }
+        }
+        let spans = self
+            .handed
+            .iter()
+            .filter_map(|r| {
+                Some(FrameSpan::new(
+                    FrameNumber::new(r.start)?,
+                    FrameNumber::new(r.end - 1)?,
+                ))
+            })
+            .collect();
+        SampleAnnotations::frames(fields, spans)
+    }
 }
 
 /// The task's annotations as labels on the frames that can hold a change.
