@@ -435,6 +435,12 @@ pub trait Backend {
             ),
         ))
     }
+    /// The backend ids the labels of `task` go up under, for backends that make them from our
+    /// label ids (Darwin derives its annotation ids from them): backend id → our label id,
+    /// recorded in the run's id map. Empty for backends whose servers choose the ids.
+    fn label_ids(&self, _task: &TaskSpec) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Change the project's classes and attributes in place.
     fn update_schema(
         &mut self,

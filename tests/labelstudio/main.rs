@@ -17,6 +17,7 @@ mod matrix;
 mod params;
 mod refresh;
 mod schema;
+mod team;
 mod timings;
 mod unexpected;
 
@@ -32,6 +33,8 @@ mod demo_gen;
 
 #[path = "../support/fs.rs"]
 mod fs;
+#[path = "../support/postgres.rs"]
+mod pg;
 use fs::copy_dir;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -268,6 +268,30 @@ impl Backend for DarwinBackend {
         self.import_labels(project, task, labels)
     }
 
+    fn label_ids(&self, task: &TaskSpec) -> Vec<(String, String)> {
+        let Ok((field, f)) = self.field() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for s in &task.samples {
+            // Unknown: only tags convert (a spatial label's upload says what is missing).
+            let size = ImageSize::of_sample(s).unwrap_or(ImageSize {
+                width: 0,
+                height: 0,
+            });
+            for l in s.labels.get(field).into_iter().flatten() {
+                let (Some(id), Ok(annotations)) = (
+                    crate::merge::label_id(l),
+                    convert::to_darwin(f.label_type, l, size),
+                ) else {
+                    continue; // not uploadable: its upload says why
+                };
+                out.extend(annotations.into_iter().map(|a| (a.id, id.to_string())));
+            }
+        }
+        out
+    }
+
     fn update_schema(
         &mut self,
         project: &RemoteProject,

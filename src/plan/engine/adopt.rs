@@ -179,6 +179,8 @@ impl Engine<'_> {
             self.backend(&d.connection)?
                 .upload_labels(project, &task, &todo)?;
         }
+        let ids = self.backend(&d.connection)?.label_ids(&spec);
+        record.id_map.extend(ids);
         for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
             record.uploaded.entry(field).or_default().extend(per_sample);
         }
