@@ -87,7 +87,7 @@ fn page(ds: &Dataset, task: &TaskRecord, edit: bool) -> Annotations {
                 .collect();
             (
                 sid.clone(),
-                IndexMap::from([("ground_truth".to_string(), labels)]),
+                IndexMap::from([("ground_truth".to_string(), labels)]).into(),
             )
         })
         .collect()

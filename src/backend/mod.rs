@@ -310,8 +310,104 @@ pub struct Misfit {
     pub reason: String,
 }
 
-/// Annotations of some samples: sample id → field → labels.
-pub type Annotations = IndexMap<String, IndexMap<String, Vec<DownloadedLabel>>>;
+/// Annotations of some samples: sample id → what the backend holds for it.
+pub type Annotations = IndexMap<String, SampleAnnotations>;
+
+/// What a download hands for one sample: field → labels (a frame field's labels each name
+/// their frame) and, for a video, which frames are handed.
+///
+/// A handed sample is evidence, and for a video the evidence is per frame: every label the
+/// backend holds on a handed frame is in the download, so an uploaded label missing from a
+/// handed frame was deleted; frames not handed are unknown and stay as they are. A backend
+/// that hands only the frames a change can reach (CVAT: the windows of changed tracks) lets
+/// the merge read and keep only those frames, so memory follows the changed frames and not
+/// the video's length. On the wire (custom backends, kept downloads) the frames are the key
+/// `@frames`, inclusive spans `[[first, last], ...]`, beside the fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleAnnotations {
+    /// The video frames handed; `None`: all of them (and every label of an image).
+    #[serde(rename = "@frames", default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Vec<FrameSpan>>,
+    /// Field → labels.
+    #[serde(flatten)]
+    pub fields: IndexMap<String, Vec<DownloadedLabel>>,
+}
+
+impl SampleAnnotations {
+    /// Every frame (and field) of the sample handed.
+    pub fn whole(fields: IndexMap<String, Vec<DownloadedLabel>>) -> Self {
+        SampleAnnotations {
+            frames: None,
+            fields,
+        }
+    }
+
+    /// Only the frames of `spans` handed (of a video's frame fields).
+    pub fn frames(fields: IndexMap<String, Vec<DownloadedLabel>>, spans: Vec<FrameSpan>) -> Self {
+        SampleAnnotations {
+            frames: Some(spans),
+            fields,
+        }
+    }
+
+    /// Whether frame `f` is handed.
+    pub fn hands(&self, f: FrameNumber) -> bool {
+        self.frames
+            .as_ref()
+            .is_none_or(|spans| spans.iter().any(|s| s.contains(f)))
+    }
+}
+
+impl From<IndexMap<String, Vec<DownloadedLabel>>> for SampleAnnotations {
+    fn from(fields: IndexMap<String, Vec<DownloadedLabel>>) -> Self {
+        SampleAnnotations::whole(fields)
+    }
+}
+
+impl std::ops::Deref for SampleAnnotations {
+    type Target = IndexMap<String, Vec<DownloadedLabel>>;
+    fn deref(&self) -> &Self::Target {
+        &self.fields
+    }
+}
+
+impl std::ops::DerefMut for SampleAnnotations {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.fields
+    }
+}
+
+/// Frames `first..=last` of a video (`[first, last]` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "[FrameNumber; 2]", into = "[FrameNumber; 2]")]
+pub struct FrameSpan {
+    pub first: FrameNumber,
+    pub last: FrameNumber,
+}
+
+impl FrameSpan {
+    /// Frames `first..=last`.
+    pub fn new(first: FrameNumber, last: FrameNumber) -> Self {
+        FrameSpan { first, last }
+    }
+
+    /// Whether `f` is one of its frames.
+    pub fn contains(&self, f: FrameNumber) -> bool {
+        self.first <= f && f <= self.last
+    }
+}
+
+impl From<[FrameNumber; 2]> for FrameSpan {
+    fn from([first, last]: [FrameNumber; 2]) -> Self {
+        FrameSpan { first, last }
+    }
+}
+
+impl From<FrameSpan> for [FrameNumber; 2] {
+    fn from(s: FrameSpan) -> Self {
+        [s.first, s.last]
+    }
+}
 
 /// What a download found besides its pages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,19 +7,22 @@
 //! unchanged are referenced by id and taken from the dataset again when the merge is written.
 
 use super::{FieldInput, field_value, label_id, label_slice, labels_of, merge_field};
-use crate::backend::{Annotations, DownloadedLabel};
-use crate::dataset::FieldPath;
+use crate::backend::{Annotations, DownloadedLabel, ImageSize, SampleAnnotations};
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::{self, ObjectId};
 use crate::dataset::fields::FieldType;
+use crate::dataset::labels::Object;
 use crate::dataset::mask_path;
+use crate::dataset::{FieldPath, FrameNumber, Level};
 use crate::manifest::{DestField, LabelType, LoadSpec};
 use crate::plan::{FieldCounts, Rejection};
-use crate::state::{Digest16, LabelKey, RunRecord, TaskRecord, UploadedLabel};
+use crate::state::{Digest16, FrameLabels, LabelKey, RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+
+mod frames;
 
 /// Per-sample change lines kept for `plan --verbose` (the rest are counted).
 pub const MAX_DETAIL_LINES: usize = 1000;
@@ -40,6 +43,26 @@ pub enum MergeError {
         if .0.len() > 5 { ", …" } else { "" }
     )]
     Incomplete(Vec<String>),
+    /// A frame field's label that names no frame.
+    #[error(
+        "the backend returned a label of frame field `{field}` of sample {sample} without a frame (backend object {backend_id}); nothing was merged"
+    )]
+    NoFrame {
+        sample: String,
+        field: String,
+        backend_id: String,
+    },
+    /// A label on a frame the download says it does not hand: the frame's other labels are
+    /// unknown, so nothing is merged rather than reading them as deleted.
+    #[error(
+        "the backend returned a label on frame {frame} of sample {sample} ({field}, backend object {backend_id}), a frame its download does not hand; nothing was merged"
+    )]
+    UnhandedFrame {
+        sample: String,
+        frame: FrameNumber,
+        field: String,
+        backend_id: String,
+    },
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]
@@ -68,6 +91,8 @@ pub enum NewValue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
     pub sample: ObjectId,
+    /// The video frame written, for a frame field.
+    pub frame: Option<FrameNumber>,
     /// The field written.
     pub field: FieldPath,
     /// The field whose current labels `Item::Same` refers to.
@@ -108,6 +133,9 @@ pub struct RunMerge {
     pub declare: Vec<(FieldPath, LabelType)>,
     /// Baselines that differ from the record's: field → sample → labels.
     pub baselines: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>>,
+    /// Frame baselines that differ from the record's: frame field → sample → frame →
+    /// labels (only the merged frames: the others keep theirs).
+    pub frame_baselines: IndexMap<FieldPath, IndexMap<String, FrameLabels>>,
     /// Backend object id → our label id, for labels the backend could not carry ids for.
     pub new_ids: Vec<(String, String)>,
     /// A digest of what the backend holds for the merged samples, independent of page order.
@@ -151,7 +179,12 @@ impl RunMerge {
             let sample = ds
                 .sample_by_id(w.sample)
                 .ok_or(MergeError::MissingSample(w.sample))?;
-            let base = sample.project(&[w.base.name()]);
+            let base = match w.frame {
+                None => sample.project(&[w.base.name()]),
+                Some(f) => ds
+                    .frame(w.sample, f)
+                    .map_or_else(Default::default, |d| d.project(&[w.base.name()])),
+            };
             let mut value = expand(&w.value, base.get(w.base.name()), w.label_type);
             if let Some(v) = value.as_mut() {
                 // A mask the dataset kept in a file goes back to a file.
@@ -163,9 +196,14 @@ impl RunMerge {
                 (Some(seed), Some(v)) => Some(with_derived_ids(v, w.label_type, seed)),
                 (_, v) => v,
             };
-            ds.sample_mut(w.sample)
-                .ok_or(MergeError::MissingSample(w.sample))?
-                .set(w.field.name(), value.unwrap_or(Value::Null));
+            let value = value.unwrap_or(Value::Null);
+            match w.frame {
+                None => ds
+                    .sample_mut(w.sample)
+                    .ok_or(MergeError::MissingSample(w.sample))?
+                    .set(w.field.name(), value),
+                Some(f) => ds.set_frame_field(w.sample, f, w.field.name(), value)?,
+            }
         }
         Ok(())
     }
@@ -174,6 +212,19 @@ impl RunMerge {
     pub fn record(&mut self, record: &mut RunRecord) {
         for (field, per_sample) in std::mem::take(&mut self.baselines) {
             record.uploaded.entry(field).or_default().extend(per_sample);
+        }
+        // Only the merged frames change; a frame left with no label leaves the record.
+        for (field, per_sample) in std::mem::take(&mut self.frame_baselines) {
+            let recorded = record.uploaded_frames.entry(field).or_default();
+            for (sid, frames) in per_sample {
+                let video = recorded.entry(sid).or_default();
+                for (f, labels) in frames {
+                    match labels.is_empty() {
+                        true => video.remove(&f),
+                        false => video.insert(f, labels),
+                    };
+                }
+            }
         }
         record.id_map.extend(std::mem::take(&mut self.new_ids));
     }
@@ -196,9 +247,9 @@ pub struct RunMerger<'a> {
     /// (sample id, digest of what the backend holds for it), for the order-independent run
     /// digest.
     digests: Vec<(String, Digest16)>,
-    /// Labels of an unexpected type to keep: (sample id, type of the field named after it)
-    /// → labels.
-    kept: IndexMap<(ObjectId, LabelType), Vec<Value>>,
+    /// Labels of an unexpected type to keep: (sample id, frame, type of the field named
+    /// after it) → labels.
+    kept: IndexMap<(ObjectId, Option<FrameNumber>, LabelType), Vec<Value>>,
     /// How the backend holds a label, when it cannot hold every label exactly.
     as_held: Option<crate::backend::AsHeld>,
     out: RunMerge,
@@ -267,7 +318,7 @@ impl<'a> RunMerger<'a> {
         for (sid, fields) in page {
             // Only wanted samples, each once.
             if self.unseen.remove(sid.as_str()) {
-                self.sample(&sid, &fields)?;
+                self.sample(&sid, fields)?;
             }
         }
         Ok(())
@@ -314,29 +365,39 @@ impl<'a> RunMerger<'a> {
         Ok(self.out)
     }
 
-    /// Merge every field of one sample.
-    fn sample(
-        &mut self,
-        sid: &str,
-        downloaded: &IndexMap<String, Vec<DownloadedLabel>>,
-    ) -> Result<(), MergeError> {
+    /// Merge every field of one sample: its sample fields, then its frame fields frame by
+    /// frame (see [`frames`]).
+    fn sample(&mut self, sid: &str, downloaded: SampleAnnotations) -> Result<(), MergeError> {
         let (ds, r) = (self.ds, self.r);
         let id = ObjectId::parse(sid).map_err(|_| MergeError::BadSampleId(sid.to_string()))?;
         let Some(sample) = ds.sample_by_id(id) else {
             return Ok(());
         };
-        // Only the run's fields, parsed for this sample alone (never cached).
+        // Only the run's sample fields, parsed for this sample alone (never cached).
         let keys: Vec<&str> = r
             .schema
             .fields
             .keys()
             .chain(&self.dests)
+            .filter(|f| !f.is_frame())
             .map(FieldPath::name)
             .collect();
         let doc = sample.project(&keys);
         // What the backend holds for the sample, as the run digest sees it: the baselines.
         let mut held = Sha256::new();
-        for ((field, schema), dest) in r.schema.fields.iter().zip(&self.dests) {
+        // A video's frame size is its frame fields' media size; a sample field of a video
+        // has none (no backend converts geometry on one).
+        let (size, frame_size) = (std::cell::OnceCell::new(), std::cell::OnceCell::new());
+        let at = At {
+            sid,
+            id,
+            frame: None,
+            size: &size,
+        };
+        for (i, field) in r.schema.fields.keys().enumerate() {
+            if field.is_frame() {
+                continue;
+            }
             // A field deleted from the dataset since upload gets the run's labels back, with
             // their ids, as FiftyOne's load_annotations recreates it: nothing is a deletion
             // made in the dataset then.
@@ -346,112 +407,156 @@ impl<'a> RunMerger<'a> {
                 .and_then(|u| u.get(sid))
                 .filter(|_| ds.field_exists(field))
                 .map_or(&[][..], Vec::as_slice);
-            // Masks kept in files are compared by their pixels, as uploaded.
-            let list_key = super::container(schema.label_type).1;
-            let on_disk = mask_path::inline_field(doc.get(field.name()), list_key, ds.root())?;
-            let current = on_disk.as_ref().or(doc.get(field.name()));
-            // The image size is read only when a label differs from its download.
-            let size = std::cell::OnceCell::new();
-            let as_held = |label: &Value| {
-                let d = size.get_or_init(|| ds.image_size(id).ok()).as_ref()?;
-                let size = crate::backend::ImageSize {
-                    width: d.width,
-                    height: d.height,
-                };
-                (self.as_held?)(schema, label, size)
-            };
-            let o = merge_field(&FieldInput {
-                field: field.as_str(),
-                frame: None,
-                schema,
-                sample_id: sid,
-                current,
-                uploaded,
-                downloaded: downloaded
-                    .get(field.as_str())
-                    .map_or(&[][..], Vec::as_slice),
-                id_map: &r.id_map,
-                id_seed: self.seed.as_bytes(),
-                conflicts: self.load.conflicts,
-                unexpected: self.load.unexpected,
-                as_held: self.as_held.map(|_| &as_held as &super::HeldFn<'_>),
-            });
-            let out = &mut self.out;
-            let counts = out.counts.entry(field.clone()).or_default();
-            counts.added += o.counts.added;
-            counts.edited += o.counts.edited;
-            counts.edits.add(&o.counts.edits);
-            counts.deleted += o.counts.deleted;
-            counts.rejected += o.counts.rejected;
-            counts.unchanged += o.counts.unchanged;
-            counts.unexpected += o.counts.unexpected;
-            out.rejected.extend(o.rejected);
-            if !o.changes.is_empty() {
-                if out.changes.len() < MAX_DETAIL_LINES {
-                    out.changes
-                        .push(format!("sample {sid} {field}: {}", o.changes.join(" ")));
-                } else {
-                    out.more_changes += 1;
-                }
-            }
-            out.conflicts.extend(o.conflicts);
-            out.unexpected_errors.extend(o.unexpected_errors);
-            out.unexpected.extend(o.unexpected);
-            out.returned.extend(o.returned);
-            for (t, label) in o.kept {
-                self.kept.entry((id, t)).or_default().push(label);
-            }
-            out.new_ids.extend(o.new_ids);
-            held.update(field.as_str().as_bytes());
-            for b in &o.baseline {
-                match b.id {
-                    LabelKey::Id(id) => held.update(id.bytes()),
-                    LabelKey::Value => held.update(b"value"),
-                }
-                held.update(b.digest.0);
-            }
-            held.update(b"\n");
-            if o.baseline.as_slice() != uploaded {
-                out.baselines
-                    .entry(field.clone())
-                    .or_default()
-                    .insert(sid.to_string(), o.baseline);
-            }
-            let derived = dest != field;
-            let value = match (o.new_value, derived) {
-                (Some(v), _) => v,
-                // With a destination, unchanged labels are copied there too.
-                (None, true) => current.cloned().filter(|v| !v.is_null()),
-                (None, false) => continue,
-            };
-            // The destination holds new labels (as in FiftyOne): ids derived from the source
-            // ids, so they are unique and stable across merges.
-            let seed = derived.then(|| format!("{}/{dest}", self.seed));
-            let t = schema.label_type;
-            let derived_value = seed
-                .as_ref()
-                .map(|s| value.clone().map(|v| with_derived_ids(v, t, s)));
-            let after = match &derived_value {
-                Some(v) => v.as_ref(),
-                None => value.as_ref(),
-            };
-            if doc.get(dest.name()) == after {
-                continue;
-            }
-            if !ds.field_exists(dest) && !out.declare.iter().any(|d| &d.0 == dest) {
-                out.declare.push((dest.clone(), t));
-            }
-            out.writes.push(Write {
-                sample: id,
-                field: dest.clone(),
-                base: field.clone(),
-                label_type: t,
-                value: shrink(value, current, t),
-                derive_ids: seed,
-            });
+            let labels = downloaded
+                .get(field.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            self.field(&at, i, &doc, uploaded, labels, &mut held)?;
         }
+        let at = At {
+            size: &frame_size,
+            ..at
+        };
+        self.frames(&at, downloaded, &mut held)?;
         self.digests
             .push((sid.to_string(), super::first16(&held.finalize())));
+        Ok(())
+    }
+
+    /// Merge run field `i` at one place (a sample, or one frame of it): `doc` holds the
+    /// field and its destination there, `uploaded` the baseline, `downloaded` what the
+    /// backend holds there.
+    fn field(
+        &mut self,
+        at: &At<'_>,
+        i: usize,
+        doc: &Object,
+        uploaded: &[UploadedLabel],
+        downloaded: &[DownloadedLabel],
+        held: &mut Sha256,
+    ) -> Result<(), MergeError> {
+        let (ds, r) = (self.ds, self.r);
+        let Some((field, schema)) = r.schema.fields.get_index(i) else {
+            return Ok(());
+        };
+        let dest = self.dests[i].clone();
+        let (sid, id) = (at.sid, at.id);
+        // Masks kept in files are compared by their pixels, as uploaded.
+        let list_key = super::container(schema.label_type).1;
+        let on_disk = mask_path::inline_field(doc.get(field.name()), list_key, ds.root())?;
+        let current = on_disk.as_ref().or(doc.get(field.name()));
+        let as_held = |label: &Value| {
+            let size = *at
+                .size
+                .get_or_init(|| media_size(ds, id, at.frame.is_some()));
+            (self.as_held?)(schema, label, size?)
+        };
+        let o = merge_field(&FieldInput {
+            field: field.as_str(),
+            frame: at.frame,
+            schema,
+            sample_id: sid,
+            current,
+            uploaded,
+            downloaded,
+            id_map: &r.id_map,
+            id_seed: self.seed.as_bytes(),
+            conflicts: self.load.conflicts,
+            unexpected: self.load.unexpected,
+            as_held: self.as_held.map(|_| &as_held as &super::HeldFn<'_>),
+        });
+        let out = &mut self.out;
+        let counts = out.counts.entry(field.clone()).or_default();
+        counts.added += o.counts.added;
+        counts.edited += o.counts.edited;
+        counts.edits.add(&o.counts.edits);
+        counts.deleted += o.counts.deleted;
+        counts.rejected += o.counts.rejected;
+        counts.unchanged += o.counts.unchanged;
+        counts.unexpected += o.counts.unexpected;
+        out.rejected.extend(o.rejected);
+        if !o.changes.is_empty() {
+            if out.changes.len() < MAX_DETAIL_LINES {
+                let frame = at.frame.map(|f| format!(" frame {f}")).unwrap_or_default();
+                out.changes.push(format!(
+                    "sample {sid}{frame} {field}: {}",
+                    o.changes.join(" ")
+                ));
+            } else {
+                out.more_changes += 1;
+            }
+        }
+        out.conflicts.extend(o.conflicts);
+        out.unexpected_errors.extend(o.unexpected_errors);
+        out.unexpected.extend(o.unexpected);
+        out.returned.extend(o.returned);
+        for (t, label) in o.kept {
+            self.kept.entry((id, at.frame, t)).or_default().push(label);
+        }
+        let out = &mut self.out;
+        out.new_ids.extend(o.new_ids);
+        held.update(field.as_str().as_bytes());
+        if let Some(f) = at.frame {
+            held.update(f.get().to_be_bytes());
+        }
+        for b in &o.baseline {
+            match b.id {
+                LabelKey::Id(id) => held.update(id.bytes()),
+                LabelKey::Value => held.update(b"value"),
+            }
+            held.update(b.digest.0);
+        }
+        held.update(b"\n");
+        if o.baseline.as_slice() != uploaded {
+            match at.frame {
+                None => {
+                    out.baselines
+                        .entry(field.clone())
+                        .or_default()
+                        .insert(sid.to_string(), o.baseline);
+                }
+                Some(f) => {
+                    out.frame_baselines
+                        .entry(field.clone())
+                        .or_default()
+                        .entry(sid.to_string())
+                        .or_default()
+                        .insert(f, o.baseline);
+                }
+            }
+        }
+        let derived = dest != *field;
+        let value = match (o.new_value, derived) {
+            (Some(v), _) => v,
+            // With a destination, unchanged labels are copied there too.
+            (None, true) => current.cloned().filter(|v| !v.is_null()),
+            (None, false) => return Ok(()),
+        };
+        // The destination holds new labels (as in FiftyOne): ids derived from the source
+        // ids, so they are unique and stable across merges.
+        let seed = derived.then(|| format!("{}/{dest}", self.seed));
+        let t = schema.label_type;
+        let derived_value = seed
+            .as_ref()
+            .map(|s| value.clone().map(|v| with_derived_ids(v, t, s)));
+        let after = match &derived_value {
+            Some(v) => v.as_ref(),
+            None => value.as_ref(),
+        };
+        if doc.get(dest.name()) == after {
+            return Ok(());
+        }
+        if !ds.field_exists(&dest) && !out.declare.iter().any(|d| d.0 == dest) {
+            out.declare.push((dest.clone(), t));
+        }
+        out.writes.push(Write {
+            sample: id,
+            frame: at.frame,
+            field: dest,
+            base: field.clone(),
+            label_type: t,
+            value: shrink(value, current, t),
+            derive_ids: seed,
+        });
         Ok(())
     }
 
@@ -459,20 +564,28 @@ impl<'a> RunMerger<'a> {
     /// `keep`).
     fn keep_unexpected(&mut self) {
         let ds = self.ds;
-        for ((id, t), labels) in std::mem::take(&mut self.kept) {
+        for ((id, frame, t), labels) in std::mem::take(&mut self.kept) {
             let Some(sample) = ds.sample_by_id(id) else {
                 continue;
             };
-            let target = FieldPath::sample(t.as_str());
+            // A frame's labels go to the frame field of that name.
+            let level = frame.map_or(Level::Sample, |_| Level::Frame);
+            let target = FieldPath::at(level, t.as_str());
             // The field may be one this merge writes already (a field of the run of that
             // type): the labels join that write rather than overwrite it.
             let written = self
                 .out
                 .writes
                 .iter()
-                .position(|w| w.sample == id && w.field == target);
+                .position(|w| w.sample == id && w.frame == frame && w.field == target);
             let base = written.map_or(target.clone(), |i| self.out.writes[i].base.clone());
-            let doc = sample.project(&[target.name(), base.name()]);
+            let keys = [target.name(), base.name()];
+            let doc = match frame {
+                None => sample.project(&keys),
+                Some(f) => ds
+                    .frame(id, f)
+                    .map_or_else(Default::default, |d| d.project(&keys)),
+            };
             let current = match written {
                 Some(i) => expand(&self.out.writes[i].value, doc.get(base.name()), t),
                 None => doc.get(target.name()).cloned(),
@@ -495,6 +608,7 @@ impl<'a> RunMerger<'a> {
                 Some(i) => out.writes[i].value = value,
                 None => out.writes.push(Write {
                     sample: id,
+                    frame,
                     field: target.clone(),
                     base,
                     label_type: t,
@@ -507,6 +621,25 @@ impl<'a> RunMerger<'a> {
             }
         }
     }
+}
+
+/// Where a field is merged: a sample, or one frame of a video sample.
+#[derive(Debug, Clone, Copy)]
+struct At<'s> {
+    sid: &'s str,
+    id: ObjectId,
+    frame: Option<FrameNumber>,
+    /// The media size, read once per sample and only when a label differs from its download.
+    size: &'s std::cell::OnceCell<Option<ImageSize>>,
+}
+
+/// The size of a sample's media (a video's frame size for a frame), `None` when unknown.
+fn media_size(ds: &Dataset, id: ObjectId, frame: bool) -> Option<ImageSize> {
+    let (width, height) = match frame {
+        true => ds.video_info(id).ok().map(|v| (v.width, v.height))?,
+        false => ds.image_size(id).ok().map(|d| (d.width, d.height))?,
+    };
+    Some(ImageSize { width, height })
 }
 
 /// A new field value with the labels unchanged from `base` replaced by references.
@@ -724,10 +857,10 @@ mod tests {
             if dropped < SAMPLES {
                 all.remove(dropped);
             }
-            let whole = merge_pages(&ds, &r, vec![all.iter().cloned().collect()], &load);
+            let whole = merge_pages(&ds, &r, vec![all.iter().cloned().map(|(s, f)| (s, f.into())).collect()], &load);
             let mut pages: Vec<Annotations> = vec![Annotations::new()];
             for (i, (sid, fields)) in all.into_iter().enumerate() {
-                pages.last_mut().unwrap().insert(sid, fields);
+                pages.last_mut().unwrap().insert(sid, fields.into());
                 if cuts[i] {
                     pages.push(Annotations::new());
                 }
@@ -758,12 +891,12 @@ mod tests {
             let (ds, r) = world();
             let load = LoadSpec { unexpected: Unexpected::Keep, ..LoadSpec::default() };
             let all = download(&r, &edits);
-            let full = merge_pages(&ds, &r, vec![all.iter().cloned().collect()], &load);
+            let full = merge_pages(&ds, &r, vec![all.iter().cloned().map(|(s, f)| (s, f.into())).collect()], &load);
             // Pages (or samples) lost on the way: `returned` says which samples arrive.
             let mut pages: Vec<Annotations> = vec![Annotations::new()];
             for (i, (sid, fields)) in all.into_iter().enumerate() {
                 if returned[i] {
-                    pages.last_mut().unwrap().insert(sid, fields);
+                    pages.last_mut().unwrap().insert(sid, fields.into());
                 }
                 if cuts[i] {
                     pages.push(Annotations::new());
@@ -830,7 +963,7 @@ mod tests {
         fn a_written_merge_merges_again_as_nothing(edits in proptest::collection::vec(0u8..5, SAMPLES)) {
             let (mut ds, mut r) = world();
             let load = LoadSpec { unexpected: Unexpected::Keep, ..LoadSpec::default() };
-            let page: Annotations = download(&r, &edits).into_iter().collect();
+            let page: Annotations = download(&r, &edits).into_iter().map(|(s, f)| (s, f.into())).collect();
             let mut first = merge_pages(&ds, &r, vec![page.clone()], &load);
             first.write(&mut ds).unwrap();
             first.record(&mut r);

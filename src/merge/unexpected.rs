@@ -469,7 +469,8 @@ mod tests {
                         ),
                     ],
                 ),
-            ]),
+            ])
+            .into(),
         )]
         .into_iter()
         .collect();

@@ -12,5 +12,6 @@ mod schema;
 #[path = "../support/cli.rs"]
 mod support_cli;
 mod validate;
+mod video;
 
 pub use support_cli::*;

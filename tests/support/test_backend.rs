@@ -16,6 +16,8 @@
 //!   none of the labels (a server that stopped between the two).
 //!
 //! Projects keep the `owner` they were created with (the run's identity) and report it.
+//! A video's frame labels are held one object per label and frame, naming the frame; a
+//! sample's `@frames` (set by a test) makes downloads hand only those frames.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -192,6 +194,17 @@ fn handle(store: &mut Value, method: &str, params: &Value) -> Result<Value, Stri
                         list.push(json!({"backend_id": format!("{id}-{field}-{n}"), "label": l}));
                     }
                 }
+                for (field, labels) in s["frame_labels"].as_object().into_iter().flatten() {
+                    let held = &mut t["annotations"][sid][field];
+                    if held.is_null() {
+                        *held = json!([]);
+                    }
+                    let list = held.as_array_mut().expect("labels");
+                    for l in labels.as_array().ok_or("frame labels not a list")? {
+                        let n = list.len() + 1;
+                        list.push(json!({"backend_id": format!("{id}-{field}-{n}"), "frame": l["frame"], "label": l["label"]}));
+                    }
+                }
             }
             Ok(Value::Null)
         }
@@ -222,6 +235,19 @@ fn handle(store: &mut Value, method: &str, params: &Value) -> Result<Value, Stri
                         .map(|l| {
                             shape += 1;
                             json!({"backend_id": format!("{id}-{shape}"), "label": l})
+                        })
+                        .collect();
+                    fields.insert(field.clone(), Value::Array(list));
+                }
+                // A video's frame labels: one object per label and frame, naming its frame.
+                for (field, labels) in s["frame_labels"].as_object().into_iter().flatten() {
+                    let list: Vec<Value> = labels
+                        .as_array()
+                        .ok_or("frame labels not a list")?
+                        .iter()
+                        .map(|l| {
+                            shape += 1;
+                            json!({"backend_id": format!("{id}-{shape}"), "frame": l["frame"], "label": l["label"]})
                         })
                         .collect();
                     fields.insert(field.clone(), Value::Array(list));

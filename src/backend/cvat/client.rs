@@ -950,7 +950,7 @@ impl CvatBackend {
             for (k, v) in got.labels {
                 fields.insert(k, v);
             }
-            out.insert(sid.to_string(), fields);
+            out.insert(sid.to_string(), fields.into());
         }
         // Objects on frames past the task's last (job-level writes do not check frames).
         for (frame, objects) in frames {

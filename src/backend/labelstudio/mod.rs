@@ -1385,7 +1385,7 @@ impl Backend for LabelStudioBackend {
                         project.id
                     ))
                 })?;
-                out.insert(sid, fields);
+                out.insert(sid, fields.into());
             }
             if !out.is_empty() {
                 sink(out)?;

@@ -2,7 +2,7 @@
 //! only when it is this run's own, and only once it is verified: a project must carry this
 //! run's identity, a task must hold this batch's samples and every label uploaded to it.
 
-use super::apply::uploaded_labels;
+use super::apply::record_uploaded;
 use super::*;
 use crate::backend::{Owner, RemoteTask};
 
@@ -181,9 +181,7 @@ impl Engine<'_> {
         }
         let ids = self.backend(&d.connection)?.label_ids(&spec);
         record.id_map.extend(ids);
-        for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
-            record.uploaded.entry(field).or_default().extend(per_sample);
-        }
+        record_uploaded(record, &spec, &d.schema);
         record.labels_pending.retain(|b| *b != batch);
         record.touch(&self.now);
         self.store.put(record)?;
@@ -207,7 +205,7 @@ impl Engine<'_> {
             &mut |page| {
                 for (sample, fields) in page {
                     let entry = held.entry(sample).or_default();
-                    for (field, labels) in fields {
+                    for (field, labels) in fields.fields {
                         let Some(f) = schema.fields.get(&field) else {
                             continue;
                         };

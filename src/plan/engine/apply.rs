@@ -3,6 +3,7 @@
 use super::*;
 use crate::dataset::FieldPath;
 use crate::merge::run::RunMerge;
+use crate::state::FrameLabels;
 
 impl Engine<'_> {
     /// Carry out `work`, saving each run's record after every step.
@@ -271,9 +272,7 @@ impl Engine<'_> {
             }
             record.labels_pending.retain(|b| *b != batch);
             if labels_done {
-                for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
-                    record.uploaded.entry(field).or_default().extend(per_sample);
-                }
+                record_uploaded(record, &spec, &d.schema);
             } else {
                 record.labels_pending.push(batch);
             }
@@ -551,9 +550,7 @@ impl Engine<'_> {
         samples: Vec<String>,
     ) -> Result<(), EngineError> {
         let spec = self.task_spec(&record.dataset, d, &task.name, batch, &samples)?;
-        for (field, per_sample) in uploaded_labels(&spec, &d.schema) {
-            record.uploaded.entry(field).or_default().extend(per_sample);
-        }
+        record_uploaded(record, &spec, &d.schema);
         record.samples.extend(samples.iter().cloned());
         record.tasks.push(TaskRecord {
             id: task.id,
@@ -586,7 +583,8 @@ fn batch_prefix(project: &str, key: &str) -> String {
     }
 }
 
-/// The labels of `field` on a sample that the view includes, in FiftyOne JSON.
+/// The labels of `field` on a sample that the view includes, in FiftyOne JSON (a frame
+/// field's: those of every frame, in frame order).
 pub(super) fn view_labels(
     ds: &Dataset,
     view: &View,
@@ -594,6 +592,10 @@ pub(super) fn view_labels(
     field: &FieldPath,
     t: LabelType,
 ) -> Vec<Value> {
+    if field.is_frame() {
+        let frames = view_frame_labels(ds, view, id, field, t);
+        return frames.into_iter().map(|l| l.label).collect();
+    }
     let Some(sample) = ds.sample_by_id(id) else {
         return Vec::new();
     };
@@ -640,6 +642,37 @@ pub(super) fn view_frame_labels(
         }
     }
     out
+}
+
+/// Record what a task's upload holds as the baseline of its first merge: each sample
+/// field's labels, and each frame field's labels frame by frame.
+pub(super) fn record_uploaded(record: &mut RunRecord, spec: &TaskSpec, schema: &ResolvedSchema) {
+    for (field, per_sample) in uploaded_labels(spec, schema) {
+        record.uploaded.entry(field).or_default().extend(per_sample);
+    }
+    for s in &spec.samples {
+        for (field, labels) in &s.frame_labels {
+            let Some((field, f)) = schema.fields.get_key_value(field.as_str()) else {
+                continue;
+            };
+            let mut frames = FrameLabels::new();
+            for l in labels {
+                // Labels without an id cannot be matched again; they are not part of the run.
+                if let Some(id) = merge::label_key(&l.label, f.label_type) {
+                    let digest = merge::label_digest(&l.label, f);
+                    frames
+                        .entry(l.frame)
+                        .or_default()
+                        .push(UploadedLabel { id, digest });
+                }
+            }
+            record
+                .uploaded_frames
+                .entry(field.clone())
+                .or_default()
+                .insert(s.sample_id.clone(), frames);
+        }
+    }
 }
 
 pub(super) fn uploaded_labels(

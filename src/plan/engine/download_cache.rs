@@ -258,7 +258,7 @@ mod tests {
             )],
         );
         let mut p = Annotations::new();
-        p.insert(sample.to_string(), fields);
+        p.insert(sample.to_string(), fields.into());
         p
     }
 

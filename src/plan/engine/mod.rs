@@ -23,7 +23,6 @@ use crate::backend::{
     self, Backend, BackendKind, ProjectSpec, RemoteProject, TaskSample, TaskSpec,
 };
 use crate::config::{Config, Env};
-use crate::dataset::FieldPath;
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::view::{self, View};
@@ -332,12 +331,6 @@ impl<'a> Engine<'a> {
                 ))
             })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
-        if schema.fields.keys().any(FieldPath::is_frame) {
-            return Err(EngineError::Run(format!(
-                "run `{}`: video runs are not supported yet",
-                run.key
-            )));
-        }
         let placement = kind
             .placement(&settings, &run.dataset, &run.key.0)
             .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;

@@ -774,4 +774,15 @@ fn holds_unrecorded_labels(m: &merge::run::RunMerge, r: &RunRecord) -> bool {
                 ids(labels) != ids(recorded)
             })
         })
+        || m.frame_baselines.iter().any(|(field, samples)| {
+            samples.iter().any(|(sample, frames)| {
+                let recorded = r.uploaded_frames.get(field).and_then(|f| f.get(sample));
+                frames.iter().any(|(f, labels)| {
+                    let was = recorded
+                        .and_then(|r| r.get(f))
+                        .map_or(&[][..], Vec::as_slice);
+                    ids(labels) != ids(was)
+                })
+            })
+        })
 }
