@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 mod cvat_fake;
 #[path = "support/fs.rs"]
 mod fs;
+#[path = "interop/video.rs"]
+mod video;
 use fs::{copy_dir, test_backend};
 
 const SCRIPT: &str = "tests/interop/fiftyone_interop.py";

@@ -16,6 +16,7 @@ Examples:
   annoform plan --out plan.json          save the plan; `annoform apply plan.json` applies exactly it
   annoform plan --json                   the versioned JSON contract, for CI
   annoform plan --markdown > comment.md  a pull-request comment
+  annoform plan --comments-dir out       also the comments, one file each: out/1.md, out/2.md, …
   annoform plan --detailed-exitcode      exit 0: no changes, 2: changes, 1: error";
 
 /// How a plan is shown.
@@ -44,6 +45,10 @@ pub struct Args {
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also write the plan as pull-request comments into DIR, one Markdown file per comment
+    /// (1.md, 2.md, …; each under 65,000 characters), for CI to post in order.
+    #[arg(long, value_name = "DIR")]
+    pub comments_dir: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -75,8 +80,41 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
             path.display()
         );
     }
+    if let Some(dir) = &args.comments_dir {
+        write_comments(&session.config.root.join(dir), &work.plan)?;
+    }
     super::session::failed_runs(&work.plan)?;
     Ok(work.plan.changes)
+}
+
+/// The most a pull-request comment may hold (GitHub's limit is 65,536 characters).
+const COMMENT_CHARS: usize = 65_000;
+
+/// Write the plan's comments as `dir/1.md`, `dir/2.md`, …, removing numbered files a previous
+/// plan left beyond them, so the directory holds exactly this plan's comments.
+fn write_comments(
+    dir: &std::path::Path,
+    plan: &crate::plan::model::Plan,
+) -> Result<(), CommandError> {
+    let fail =
+        |e: std::io::Error| CommandError::failed(format!("cannot write {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let comments = markdown::render(plan, COMMENT_CHARS);
+    for (i, body) in comments.iter().enumerate() {
+        std::fs::write(dir.join(format!("{}.md", i + 1)), body).map_err(fail)?;
+    }
+    for entry in std::fs::read_dir(dir).map_err(fail)?.flatten() {
+        let name = entry.file_name();
+        let stale = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".md"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| n > comments.len());
+        if stale {
+            std::fs::remove_file(entry.path()).map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 /// Warn (stderr) about each backend that runs with changes will use and whose secrets refer
@@ -109,7 +147,7 @@ pub fn print_plan(ctx: &Context, work: &Work, output: &OutputArgs) -> Result<(),
         return super::print(&json::render(&work.plan));
     }
     if output.markdown {
-        return super::print(&markdown::render(&work.plan, 65_000).join("\n\n---\n\n"));
+        return super::print(&markdown::render(&work.plan, COMMENT_CHARS).join("\n\n---\n\n"));
     }
     let opts = text::TextOptions {
         color: ctx.ui.color,

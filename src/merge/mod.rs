@@ -652,6 +652,17 @@ fn merge_label<'v>(
     for name in writable_attributes(dl, schema) {
         m.take(&[name.as_str()], true, "attribute", "");
     }
+    // A frame label edited in the backend takes the backend's `keyframe` with the edit (a
+    // moved track becomes a keyframe there); alone it is no change, since a backend may mark
+    // keyframes of its own on labels nobody edited (CVAT makes every uploaded frame one).
+    if input.frame.is_some()
+        && !m.applied.is_empty()
+        && let Some(k) = dl
+            .get("keyframe")
+            .filter(|k| cur.get("keyframe") != Some(*k))
+    {
+        m.merged.insert("keyframe".into(), k.clone());
+    }
     let rejected = !m.rejected.is_empty() || !read_only_changed.is_empty();
     out.rejected
         .extend(m.rejected.into_iter().map(|(change, reason)| Rejection {

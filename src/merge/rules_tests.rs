@@ -720,3 +720,47 @@ proptest! {
         }
     }
 }
+
+/// A frame label takes the backend's `keyframe` with an edit, never alone: a backend may mark
+/// keyframes of its own on labels nobody edited.
+#[test]
+fn keyframes_follow_edits_of_frame_labels() {
+    let f = field(LabelType::Detections, Restrictions::default());
+    let cur = label(LabelType::Detections, A, "a", 0);
+    let uploaded = [UploadedLabel {
+        id: label_key(&cur, f.label_type).unwrap(),
+        digest: label_digest(&cur, &f),
+    }];
+    let run = |dl: Value| {
+        let downloaded = [DownloadedLabel::new("t1", dl).on_frame(FrameNumber::FIRST)];
+        let current = field_value(vec![cur.clone()], f.label_type);
+        merge_field(&FieldInput {
+            field: "frames.f",
+            frame: Some(FrameNumber::FIRST),
+            schema: &f,
+            sample_id: "s",
+            current: current.as_ref(),
+            uploaded: &uploaded,
+            downloaded: &downloaded,
+            id_map: &IndexMap::new(),
+            id_seed: b"seed",
+            conflicts: Conflicts::Error,
+            unexpected: Unexpected::Keep,
+            as_held: None,
+        })
+    };
+    let mut marked = cur.clone();
+    marked["keyframe"] = json!(true);
+    let out = run(marked.clone());
+    assert_eq!(out.counts.unchanged, 1);
+    assert!(
+        out.new_value.is_none(),
+        "a keyframe mark alone is no change"
+    );
+    marked["bounding_box"] = json!([0.5, 0.2, 0.3, 0.4]);
+    let out = run(marked);
+    assert_eq!(out.counts.edited, 1);
+    let after = labels_of(out.new_value.unwrap().as_ref(), f.label_type);
+    assert_eq!(after[0]["keyframe"], true, "{after:?}");
+    assert_eq!(after[0]["bounding_box"], json!([0.5, 0.2, 0.3, 0.4]));
+}

@@ -6,6 +6,7 @@ mod engine;
 #[path = "../support/fs.rs"]
 mod fs;
 mod fuzz;
+mod gitops;
 mod help;
 mod newcomer;
 mod schema;
