@@ -487,8 +487,15 @@ pub trait Backend {
         Ok(None)
     }
     /// Tell the backend what the run's record knows about an existing project, before other
-    /// calls about it (nothing is sent to the server).
-    fn attach(&mut self, _project: &RemoteProject, _context: ProjectContext<'_>) {}
+    /// calls about it (nothing is sent to the server). A record the backend cannot use (its
+    /// settings do not fit) is an error here, not at a later call.
+    fn attach(
+        &mut self,
+        _project: &RemoteProject,
+        _context: ProjectContext<'_>,
+    ) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// Every task of a project (to adopt tasks created before a crash and to spot drift).
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError>;
     /// Which of these tasks (ids), absent from the project's listing, are really gone. A

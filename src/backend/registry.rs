@@ -30,7 +30,7 @@ pub struct Kind {
     /// refused with this note, never ignored.
     pub refused: &'static [(&'static str, &'static str)],
     /// Where a run goes, read from its resolved settings (run `key` of dataset `dataset`).
-    pub placement: fn(&Map<String, Value>, &str, &str) -> Result<Placement, SettingsError>,
+    pub placement: Placer,
     /// Connects to it.
     pub open: Opener,
 }
@@ -48,6 +48,9 @@ pub struct Placement {
 fn own_project(dataset: &str, key: &str) -> String {
     format!("annoform/{dataset}/{key}")
 }
+
+/// Reads where run `key` of dataset `dataset` goes from its resolved settings.
+pub type Placer = fn(&Map<String, Value>, &str, &str) -> Result<Placement, SettingsError>;
 
 /// Opens a backend from its settings.
 pub type Opener = fn(&OpenArgs<'_>) -> Result<Box<dyn Backend>, OpenError>;

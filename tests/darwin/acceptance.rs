@@ -126,8 +126,8 @@ fn uploads_edits_merge_and_destroy_through_v7() {
     let map = record["id_map"].as_object().expect("an id map");
     assert_eq!(map.len(), n_boxes as usize, "{map:?}");
     for label in labels(s0, "ground_truth", "detections") {
-        let a = &anns[annotation_of(&anns, oid(&label))];
-        assert_eq!(map[a["id"].as_str().unwrap()], oid(&label), "{map:?}");
+        let a = &anns[annotation_of(&anns, oid(label))];
+        assert_eq!(map[a["id"].as_str().unwrap()], oid(label), "{map:?}");
     }
 
     let plan = ws.plan();

@@ -279,7 +279,7 @@ impl<'a> Engine<'a> {
                 tasks: &record.tasks,
                 created: record.project_created,
             },
-        );
+        )?;
         Ok(b)
     }
 
