@@ -103,6 +103,20 @@ def annoform_run(a, n, dataset, workdir):
         raise RuntimeError("the project survived destroy")
     except LookupError:
         pass
+    if a.media_root:
+        # The same create with the media served from disk by Label Studio (local-files
+        # storage): the dataset copied under the server's document root.
+        data = os.path.join(a.media_root, f"lf-n{n}")
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(dataset, data)
+        with open(os.path.join(ws, "annoform.toml"), "w") as f:
+            f.write(f'default_backend = "labelstudio"\n[datasets.{DATASET}]\npath = "{data}"\n'
+                    f'[backends.labelstudio]\nurl = "{a.url}"\napi_key = "${{env:LS_KEY}}"\n'
+                    f'local_files_root = "{a.media_root}"\n')
+        shutil.rmtree(os.path.join(ws, ".annoform"), ignore_errors=True)
+        step("create_local", ["apply", "--auto-approve"])
+        run(af + ["destroy", "--auto-approve"], env, log)
+        shutil.rmtree(data, ignore_errors=True)
     return {"side": "annoform", "timings_s": t, "expected": expected, "labels": labels,
             "peak_rss_mb": max(rss.values()), "peak_rss_mb_by_command": rss}
 
@@ -121,6 +135,8 @@ def fmt(x, unit):
 ROWS = [
     # (label, fiftyone key, annoform key(s) summed, unit)
     ("create (FO `annotate()` / `apply`)", "create", ["create"], "s"),
+    ("create, annoform with local files (FO `annotate()` / `apply`)", "create", ["create_local"],
+     "s"),
     ("merge (FO `load_annotations()` / `apply`)", "merge", ["merge"], "s"),
     ("merge with a preview (`plan` + `apply`)", "merge", ["merge_plan", "merge"], "s"),
     ("no-op re-plan (FO: 2nd `load_annotations()`)", "reload", ["reload"], "s"),
@@ -130,7 +146,14 @@ ROWS = [
 
 
 def value(r, key):
-    return r.get(key) if key in ("peak_rss_mb", "mongod_peak_rss_mb") else r["timings_s"][key]
+    """A run's figure, or None where the run has no such phase."""
+    return r.get(key) if key in ("peak_rss_mb", "mongod_peak_rss_mb") else r["timings_s"].get(key)
+
+
+def total(r, keys):
+    """The sum of a run's figures, or None when one is missing."""
+    xs = [value(r, k) for k in keys]
+    return None if None in xs else sum(xs)
 
 
 def table(results, repeats):
@@ -141,7 +164,7 @@ def table(results, repeats):
         af = [r for r in runs if r["side"] == "annoform"]
         for label, fk, aks, unit in ROWS:
             f = median([value(r, fk) for r in fo])
-            x = median([sum(value(r, k) for k in aks) for r in af])
+            x = median([total(r, aks) for r in af])
             ratio = f"{f / x:.1f}×" if f and x else "–"
             lines.append(f"| {n} | {label} | {fmt(f, unit)} | {fmt(x, unit)} | {ratio} |")
         m = median([r.get("mongod_peak_rss_mb") for r in fo])
@@ -174,6 +197,9 @@ def main():
     ap.add_argument("--sizes", default="20 200 1000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--media-root", default=None,
+                    help="Label Studio's local-files document root: also time a create "
+                         "with local files")
     a = ap.parse_args()
     a.token = os.environ["LS_TOKEN"]
     sizes = [int(x) for x in a.sizes.split()]

@@ -5,7 +5,8 @@
 #
 # Env: PROFILE_N ("1000 10000"), PROFILE_ANNOTATE (simulate for N <= 1000, bulk above),
 #      PROFILE_LOCAL_FILES=1 (media served from disk by Label Studio instead of uploaded),
-#      BENCH_WORK (scratch dir), ANNOFORM_CACHE.
+#      BENCH_WORK (scratch dir), ANNOFORM_CACHE, ANNOFORM_BIN (a release binary to profile
+#      instead of building one; CARGO_TARGET_DIR is honoured when building).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -15,8 +16,8 @@ out="$root/bench/out/profile-$stamp"
 work="${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/annoform-profile.XXXXXX")}"
 mkdir -p "$out" "$work"
 
-cargo build --release --locked --quiet
-cp "$root/target/release/annoform" "$work/annoform"
+[[ -n "${ANNOFORM_BIN:-}" ]] || cargo build --release --locked --quiet
+cp "${ANNOFORM_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/annoform}" "$work/annoform"
 py=$(bench/venv.sh)
 ls_state="$work/ls"
 LS_STATE_DIR="$ls_state" LS_MEDIA_ROOT="$work/ls-media" scripts/labelstudio.sh start >"$work/ls.env"

@@ -57,6 +57,7 @@ fn record(ds: &Dataset, field: &ResolvedField) -> RunRecord {
             batch: batch as u32,
             samples: samples.clone(),
             status: None,
+            notes: None,
         });
         r.samples.extend(samples);
     }

@@ -453,6 +453,7 @@ mod round_trip {
                 batch: 0,
                 samples,
                 status,
+                notes: None,
             }];
             if let Some(n) = task_size {
                 r.backend_config.insert("task_size".into(), json!(n));

@@ -544,6 +544,19 @@ pub trait Backend {
     fn label_ids(&self, _task: &TaskSpec) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// What the run's record keeps of a task once its label step is done (`labels`: the
+    /// batch's samples with every label, whether or not any went up in this process), handed
+    /// back with the task's record through [`attach`](Backend::attach); `None`: nothing.
+    /// CVAT keeps the ids the server gave a video task's tracks, so a track relabelled in its
+    /// UI (which clears the track's attributes) is still known.
+    fn task_notes(
+        &mut self,
+        _project: &RemoteProject,
+        _task: &RemoteTask,
+        _labels: &TaskSpec,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        Ok(None)
+    }
     /// Change the project's classes and attributes in place.
     fn update_schema(
         &mut self,

@@ -49,10 +49,14 @@ pub fn unsendable_labels<'f>(
     limit: usize,
 ) -> Vec<Unsendable> {
     let mut out = Vec::new();
+    let names: Vec<&str> = fields.clone().into_iter().collect();
     for sample in samples {
         let Some(doc) = ds.sample_by_id(sample) else {
             continue;
         };
+        // The run's fields, parsed for this pass only: caching every sample's parse would
+        // keep the whole dataset parsed (about ten times its JSON) for the rest of the command.
+        let doc = doc.project(&names);
         for field in fields.clone() {
             let Some(value) = doc.get(field) else {
                 continue;

@@ -784,6 +784,7 @@ mod tests {
                 batch: t as u32,
                 samples: chunk.to_vec(),
                 status: None,
+                notes: None,
             });
         }
         let fields = vec![FieldType::Label("Detections".into()).field_doc("gt")];

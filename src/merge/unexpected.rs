@@ -426,6 +426,7 @@ mod tests {
             batch: 0,
             samples: vec![sid.to_string()],
             status: None,
+            notes: None,
         });
         let doc = json!({"_id": sid.to_ejson(), "filepath": "/d/0.jpg", "tags": [],
             "polylines": {"_cls": "Polylines", "polylines": [line.clone()]}});

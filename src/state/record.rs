@@ -186,6 +186,11 @@ pub struct TaskRecord {
     /// Status as the backend last reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// What the backend asked to keep of the task once its labels were up (CVAT: the ids
+    /// the server gave a video task's tracks, and what went up on each frame), handed back
+    /// to it with the record ([`crate::backend::Backend::task_notes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<serde_json::Value>,
 }
 
 /// What the last merge saw and did.

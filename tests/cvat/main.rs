@@ -24,6 +24,8 @@ mod schema;
 mod trials;
 mod unexpected;
 mod video;
+mod video_kills;
+mod video_run;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
 use fs::copy_dir;

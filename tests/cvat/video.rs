@@ -392,3 +392,189 @@ fn video_tasks_hold_the_frames_of_frame_start_stop_step_one_video_each_and_are_a
         .unwrap_err();
     assert!(err.message.contains("one video per task"), "{err}");
 }
+
+/// tiny.mp4 as one task sample with the labels of `labels()` on its frames.
+fn labelled_video(path: &std::path::Path) -> annoform::backend::TaskSpec {
+    let frame_labels: Vec<Value> = labels()[FIELD]
+        .iter()
+        .flat_map(|(n, ls)| ls.iter().map(move |l| json!({"frame": n, "label": l})))
+        .collect();
+    let sample = json!({"sample_id": format!("{:024x}", 1), "media": path.to_str().unwrap(),
+        "width": 64, "height": 48,
+        "video": {"frames": 10, "width": 64, "height": 48, "frame_rate": 5.0},
+        "labels": {}, "frame_labels": {FIELD: frame_labels}});
+    serde_json::from_value(json!({"name": "video/v-0000", "batch": 0, "samples": [sample]}))
+        .unwrap()
+}
+
+/// Labels by frame number.
+type ByFrame = BTreeMap<u32, Vec<Value>>;
+
+/// The one sample of a download: its handed frames (first, last), and its labels by frame
+/// number.
+fn downloaded(
+    b: &mut dyn annoform::backend::Backend,
+    project: &annoform::backend::RemoteProject,
+    task: &str,
+) -> (Vec<(u32, u32)>, ByFrame) {
+    let mut pages = Vec::new();
+    b.download(project, &[task.to_string()], None, &mut |p| {
+        pages.push(p);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(pages.len(), 1, "one page: {pages:?}");
+    let sample = &pages[0][&format!("{:024x}", 1)];
+    let mut out: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
+    for l in &sample[FIELD] {
+        assert_eq!(l.misfit, None, "{l:?}");
+        out.entry(l.frame.expect("a frame label").get())
+            .or_default()
+            .push(l.label.clone());
+    }
+    let spans = sample
+        .frames
+        .as_ref()
+        .expect("a video hands some frames only");
+    let handed = spans
+        .iter()
+        .map(|f| (f.first.get(), f.last.get()))
+        .collect();
+    (handed, out)
+}
+
+#[test]
+fn video_the_backend_uploads_tracks_records_them_and_downloads_the_changed_frames() {
+    use annoform::backend::{Backend, ProjectContext, ProjectSpec};
+    use annoform::state::TaskRecord;
+    let cvat = Cvat::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.mp4");
+    std::fs::write(&path, TINY_MP4).unwrap();
+    let spec = labelled_video(&path);
+    let mut b = backend(&cvat);
+    let ps = ProjectSpec {
+        name: "video".into(),
+        schema: schema(),
+        config: Default::default(),
+        owner: None,
+    };
+    let project = b.create_project(&ps).unwrap();
+    let task = b.create_task(&project, &spec).unwrap();
+    b.upload_labels(&project, &task, &spec).unwrap();
+    let notes = b
+        .task_notes(&project, &task, &spec)
+        .unwrap()
+        .expect("notes of a video task");
+    assert_eq!(notes["tracks"].as_array().unwrap().len(), 2, "{notes}");
+    let tid: u64 = task.id.parse().unwrap();
+    let held = cvat.annotations(tid);
+    assert_eq!(
+        (
+            held["tracks"].as_array().unwrap().len(),
+            held["shapes"].as_array().unwrap().len()
+        ),
+        (2, 1),
+        "two tracks and the per-frame shape: {held}"
+    );
+    // Uploading again (an apply killed before its record was saved) sends nothing twice.
+    b.upload_labels(&project, &task, &spec).unwrap();
+    assert_eq!(cvat.annotations(tid), held);
+    assert_eq!(
+        b.task_notes(&project, &task, &spec).unwrap().unwrap(),
+        notes
+    );
+
+    // Another process knows the task from its record only.
+    let record = TaskRecord {
+        id: task.id.clone(),
+        name: task.name.clone(),
+        batch: 0,
+        samples: vec![format!("{:024x}", 1)],
+        status: None,
+        notes: Some(notes),
+    };
+    let attach = |b: &mut annoform::backend::cvat::CvatBackend| {
+        let tasks = [record.clone()];
+        let cx = ProjectContext {
+            schema: &ps.schema,
+            settings: &ps.config,
+            tasks: &tasks,
+            created: true,
+        };
+        b.attach(&project, cx).expect("attach");
+    };
+    let mut fresh = backend(&cvat);
+    attach(&mut fresh);
+    let (handed, untouched) = downloaded(&mut fresh, &project, &task.id);
+    assert_eq!(handed, vec![(2, 2)]);
+    assert_eq!(
+        untouched.keys().copied().collect::<Vec<_>>(),
+        vec![2],
+        "only the frame of the per-frame shape: {untouched:?}"
+    );
+
+    // An annotator relabels track 2 (CVAT's UI clears its attributes, label_id included)
+    // and deletes track 1.
+    let pid: u64 = project.id.parse().unwrap();
+    let specs: Vec<LabelSpec> = serde_json::from_value(json!(cvat.labels(pid))).unwrap();
+    let map = LabelMap::new(&schema(), &specs).unwrap();
+    let id_of = |index: i64| {
+        let tracks = record.notes.as_ref().unwrap()["tracks"]
+            .as_array()
+            .unwrap()
+            .clone();
+        tracks.iter().find(|t| t["index"] == index).unwrap()["id"].clone()
+    };
+    let track_of = |index: i64| {
+        let id = id_of(index);
+        cvat.annotations(tid)["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let mut two = track_of(2);
+    two["label_id"] = json!(map.label_of(FIELD, "car").unwrap().id);
+    two["attributes"] = json!([]);
+    for s in two["shapes"].as_array_mut().unwrap() {
+        s["attributes"] = json!([]);
+    }
+    let send = |action: &str, track: Value| {
+        cvat.send(
+            reqwest::Method::PATCH,
+            &format!("/api/tasks/{tid}/annotations?action={action}"),
+            &json!({"version": 0, "tags": [], "shapes": [], "tracks": [track]}),
+        );
+    };
+    send("update", two);
+    send("delete", track_of(1));
+    let mut fresh = backend(&cvat);
+    attach(&mut fresh);
+    let (handed, got) = downloaded(&mut fresh, &project, &task.id);
+    assert_eq!(
+        handed,
+        vec![(1, 10)],
+        "track 1's frames 1-10 (deleted: handed without it), track 2's, the shape's"
+    );
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        (2..=7).collect::<Vec<_>>(),
+        "track 2's frames, the shape's; track 1 is gone: {got:?}"
+    );
+    for n in 3..=7u32 {
+        let ls = &got[&n];
+        assert_eq!(ls.len(), 1, "frame {n}: track 1 is gone: {ls:?}");
+        assert_eq!(
+            ls[0]["_id"],
+            oid(2, u64::from(n)),
+            "frame {n} keeps its label"
+        );
+        assert_eq!(
+            (&ls[0]["index"], &ls[0]["label"]),
+            (&json!(2), &json!("car"))
+        );
+    }
+}

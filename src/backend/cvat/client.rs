@@ -35,6 +35,8 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+mod video_tasks;
+
 /// Files per upload request; larger batches go up as the SDK sends them (Upload-Start,
 /// Upload-Multiple per group, Upload-Finish), so no single request grows with the batch.
 const UPLOAD_FILES: usize = 16;
@@ -117,6 +119,11 @@ pub struct CvatBackend {
     /// Task id → the latest `updated_date` of its jobs right after annoform's own last write
     /// to it in this process (tasks it created here): a later date is someone else's edit.
     stamps: HashMap<String, String>,
+    /// Video task id → the tracks the server made of the labels uploaded in this process,
+    /// until the record takes them (`task_notes`).
+    uploads: HashMap<String, Vec<super::video::task::TrackRecord>>,
+    /// Video task id → what the run's record keeps of it (or why it cannot be read).
+    videos: HashMap<String, Result<super::video::task::VideoNotes, String>>,
 }
 
 /// Integer id of a JSON object.
@@ -193,19 +200,20 @@ fn our_name(cvat_name: &str) -> &str {
         .map_or(cvat_name, |(_, ours)| ours)
 }
 
-/// The file name a sample's media is uploaded as.
 /// Media CVAT takes as a video (one per task).
 const VIDEO_EXTENSIONS: [&str; 6] = ["mp4", "m4v", "mov", "avi", "mkv", "webm"];
+
+/// Whether a file (by its name) is a video.
+fn is_video(media: &str) -> bool {
+    std::path::Path::new(media)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
 
 /// The frames a task's video holds (`frame_start`/`frame_stop`/`frame_step` for the video at
 /// the task's position); `None` for a task of images. A video is alone in its task.
 fn video_range(task: &TaskSpec, s: &CvatConfig) -> Result<Option<FrameRange>, String> {
-    let is_video = |m: &str| {
-        std::path::Path::new(m)
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-    };
     let videos = task.samples.iter().filter(|t| is_video(&t.media)).count();
     match (videos, task.samples.as_slice()) {
         (0, _) => Ok(None),
@@ -220,6 +228,7 @@ fn video_range(task: &TaskSpec, s: &CvatConfig) -> Result<Option<FrameRange>, St
     }
 }
 
+/// The file name a sample's media is uploaded as.
 fn upload_name(sample_id: &str, media: &str) -> String {
     let base = std::path::Path::new(media)
         .file_name()
@@ -335,6 +344,8 @@ impl CvatBackend {
             attached: HashMap::new(),
             users: HashMap::new(),
             stamps: HashMap::new(),
+            uploads: HashMap::new(),
+            videos: HashMap::new(),
         })
     }
 
@@ -881,6 +892,9 @@ impl CvatBackend {
         else {
             return Ok(None);
         };
+        if let Some(page) = self.video_annotations(info, tid, &meta).await? {
+            return Ok(Some((page, Vec::new())));
+        }
         let Some(raw) = self
             .get_opt(&format!("/api/tasks/{tid}/annotations"), &[])
             .await
@@ -1233,6 +1247,13 @@ impl Backend for CvatBackend {
             .iter()
             .map(|t| (t.id.clone(), t.samples.clone()))
             .collect();
+        for t in context.tasks {
+            if let Some(notes) = &t.notes {
+                let read = serde_json::from_value(notes.clone())
+                    .map_err(|e| format!("the run record's notes of this video task: {e}"));
+                self.videos.insert(t.id.clone(), read);
+            }
+        }
         match self.projects.get_mut(&project.id) {
             // Read already with this schema: the label ids stay good.
             Some(info) if info.meta.schema == meta.schema => info.meta = meta,
@@ -1314,29 +1335,48 @@ impl Backend for CvatBackend {
         labels: &TaskSpec,
     ) -> Result<(), BackendError> {
         let info = self.with_labels(&project.id)?;
-        let this = &*self;
-        this.rt.block_on(async {
-            let meta: pages::DataMeta = this
-                .call_as(
-                    Method::GET,
-                    &format!("/api/tasks/{}/data/meta", task.id),
-                    &[],
-                    None,
-                )
-                .await
-                .map_err(|e| this.http_error(e))?;
-            let frames: Vec<String> = meta
-                .frames
-                .iter()
-                .map(|f| sample_of_frame(&f.name).unwrap_or_default().to_string())
-                .collect();
-            this.add_labels(&task.id, &info, labels, &frames).await
-        })?;
+        if let Some(sample) = video_tasks::video_sample(labels) {
+            let records = self
+                .rt
+                .block_on(self.upload_video_labels(&task.id, &info, labels, sample))?;
+            self.uploads.insert(task.id.clone(), records);
+        } else {
+            let this = &*self;
+            this.rt.block_on(async {
+                let meta: pages::DataMeta = this
+                    .call_as(
+                        Method::GET,
+                        &format!("/api/tasks/{}/data/meta", task.id),
+                        &[],
+                        None,
+                    )
+                    .await
+                    .map_err(|e| this.http_error(e))?;
+                let frames: Vec<String> = meta
+                    .frames
+                    .iter()
+                    .map(|f| sample_of_frame(&f.name).unwrap_or_default().to_string())
+                    .collect();
+                this.add_labels(&task.id, &info, labels, &frames).await
+            })?;
+        }
         // Only a task made in this process: one found may hold edits made before.
         if self.stamps.contains_key(&task.id) {
             self.note_stamp(&task.id)?;
         }
         Ok(())
+    }
+
+    fn task_notes(
+        &mut self,
+        project: &RemoteProject,
+        task: &RemoteTask,
+        labels: &TaskSpec,
+    ) -> Result<Option<Value>, BackendError> {
+        match video_tasks::video_sample(labels) {
+            Some(sample) => self.video_notes(project, task, labels, sample).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn update_schema(

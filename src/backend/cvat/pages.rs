@@ -106,6 +106,14 @@ pub struct DataMeta {
     pub size: Option<u64>,
     #[serde(default)]
     pub frames: Vec<FrameMeta>,
+    /// A video task's range, in the video's frame indices (from 0, inclusive).
+    #[serde(default)]
+    pub start_frame: u64,
+    #[serde(default)]
+    pub stop_frame: u64,
+    /// `step=N` when the task holds every Nth frame.
+    #[serde(default)]
+    pub frame_filter: Option<String>,
 }
 
 /// One frame of a task's data.

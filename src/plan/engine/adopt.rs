@@ -171,16 +171,21 @@ impl Engine<'_> {
         } else {
             spec.clone()
         };
-        if todo
-            .samples
-            .iter()
-            .any(|s| s.labels.values().any(|l| !l.is_empty()))
-        {
+        if todo.samples.iter().any(|s| {
+            s.labels.values().any(|l| !l.is_empty())
+                || s.frame_labels.values().any(|l| !l.is_empty())
+        }) {
             self.backend(&d.connection)?
                 .upload_labels(project, &task, &todo)?;
         }
         let ids = self.backend(&d.connection)?.label_ids(&spec);
         record.id_map.extend(ids);
+        let notes = self
+            .backend(&d.connection)?
+            .task_notes(project, &task, &spec)?;
+        if let Some(t) = record.tasks.iter_mut().find(|t| t.batch == batch) {
+            t.notes = notes;
+        }
         record_uploaded(record, &spec, &d.schema);
         record.labels_pending.retain(|b| *b != batch);
         record.touch(&self.now);

@@ -266,6 +266,7 @@ impl Engine<'_> {
                         batch,
                         samples: samples.clone(),
                         status: None,
+                        notes: None,
                     });
                     record.samples.extend(samples.iter().cloned());
                 }
@@ -558,6 +559,7 @@ impl Engine<'_> {
             batch,
             samples,
             status: None,
+            notes: None,
         });
         Ok(())
     }
@@ -599,7 +601,10 @@ pub(super) fn view_labels(
     let Some(sample) = ds.sample_by_id(id) else {
         return Vec::new();
     };
-    let all = merge::labels_of(sample.get(field.name()), t);
+    // The field parsed for this call only: a cached whole-sample parse would keep the
+    // dataset parsed (about ten times its JSON) for the rest of the command.
+    let name = field.name();
+    let all = merge::labels_of(sample.project(&[name]).get(name), t);
     match view.filtered.get(field.as_str()) {
         Some(per_sample) => {
             let keep = per_sample.get(&id).cloned().unwrap_or_default();

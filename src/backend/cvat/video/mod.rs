@@ -4,6 +4,7 @@
 //!   resolved per video) and the way between task frames and FiftyOne frame numbers.
 //! * `tracks`: a field's frame labels ↔ CVAT tracks and per-frame shapes.
 //! * `interpolate`: CVAT's own interpolation of a track between its keyframes.
+//! * `uploaded`: what an upload sent on each frame, as the run's record keeps it.
 //! * `window`: which frames of a downloaded track can differ from the upload.
 //! * `task`: one video task both ways, on the frames that can hold a change.
 
@@ -11,4 +12,5 @@ pub mod frames;
 pub mod interpolate;
 pub mod task;
 pub mod tracks;
+pub mod uploaded;
 pub mod window;

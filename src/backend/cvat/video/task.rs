@@ -39,6 +39,16 @@ pub struct TrackRecord {
     pub print: TrackPrint,
 }
 
+/// What the run's record keeps of a video task once its labels are up: the tracks the server
+/// made of them (ids, indexes, prints) and what went up on each frame.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct VideoNotes {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackRecord>,
+    #[serde(default)]
+    pub uploaded: UploadedFrames,
+}
+
 /// One video: its frame count and size, the frames its task holds.
 #[derive(Debug, Clone, Copy)]
 pub struct Video {

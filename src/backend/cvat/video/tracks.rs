@@ -28,9 +28,9 @@ use serde_json::Value;
 use super::super::convert::{AttributeValue, Shape, Track, to_cvat};
 use super::super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap};
 use super::interpolate;
+pub use super::uploaded::UploadedFrames;
 use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::cvat::convert::Annotations;
-use crate::dataset::ejson::ObjectId;
 use crate::schema::ResolvedField;
 
 /// Adds a video field's labels to `out`: `labels` holds (task frame, label), frames in
@@ -171,77 +171,6 @@ impl Building {
             self.send(&last, last.frame + 1, true);
         }
         self.track
-    }
-}
-
-/// The labels uploaded on a video's frames, by (field, frame, index) and by id, and the
-/// frames that held labels sent as per-frame shapes or tags. Kept small (12-byte ids, fields
-/// by position): a video holds a label per track and frame.
-#[derive(Debug, Default)]
-pub struct UploadedFrames {
-    fields: Vec<String>,
-    slots: HashMap<(u16, u64, i64), ObjectId>,
-    ids: HashMap<ObjectId, (u64, Option<i64>)>,
-    plain: BTreeSet<u64>,
-}
-
-impl UploadedFrames {
-    /// Records a frame that held a label sent as a shape or tag of its own.
-    pub fn add_plain_frame(&mut self, frame: u64) {
-        self.plain.insert(frame);
-    }
-
-    /// The frames that held labels sent as shapes or tags of their own.
-    pub fn plain_frames(&self) -> impl Iterator<Item = u64> + '_ {
-        self.plain.iter().copied()
-    }
-
-    /// Every index uploaded, per field.
-    pub fn indexes(&self) -> HashMap<String, BTreeSet<i64>> {
-        let mut out: HashMap<String, BTreeSet<i64>> = HashMap::new();
-        for (field, _, i) in self.slots.keys() {
-            let name = self.fields[usize::from(*field)].clone();
-            out.entry(name).or_default().insert(*i);
-        }
-        out
-    }
-
-    fn field(&self, name: &str) -> Option<u16> {
-        let i = self.fields.iter().position(|f| f == name)?;
-        u16::try_from(i).ok()
-    }
-
-    /// Records a label uploaded in `field` on `frame`.
-    pub fn add(&mut self, field: &str, frame: u64, label: &Value) {
-        let Some(id) = label.get("_id").and_then(ObjectId::from_ejson) else {
-            return;
-        };
-        let index = label.get("index").and_then(Value::as_i64);
-        if let Some(i) = index {
-            let f = match self.field(field) {
-                Some(f) => f,
-                None => {
-                    self.fields.push(field.to_string());
-                    u16::try_from(self.fields.len() - 1).unwrap_or(u16::MAX)
-                }
-            };
-            self.slots.insert((f, frame, i), id);
-        }
-        self.ids.insert(id, (frame, index));
-    }
-
-    /// The id of the label uploaded in `field` on `frame` with `index`.
-    fn at(&self, field: &str, frame: u64, index: i64) -> Option<String> {
-        let f = self.field(field)?;
-        self.slots.get(&(f, frame, index)).map(ObjectId::to_string)
-    }
-
-    /// The uploaded label `id` names, when it was uploaded on `frame`: its index.
-    fn on_frame(&self, id: &str, frame: u64) -> Option<Option<i64>> {
-        self.ids
-            .get(&ObjectId::parse(id).ok()?)
-            .filter(|(f, _)| *f == frame)
-            .map(|(_, i)| *i)
     }
 }
 
