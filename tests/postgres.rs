@@ -351,9 +351,80 @@ fn two_clones_share_one_state() {
     let held = store.lock("apply", Duration::ZERO).unwrap();
     let out = b.run(&["apply", "--auto-approve", "--lock-timeout", "1"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
+    let holder = held.holder().to_string();
     assert!(
-        out.stderr.contains(&format!("pid {}", held.holder().pid)),
+        out.stderr
+            .contains(&format!("the workspace is locked by {holder}")),
         "{}",
         out.stderr
     );
+    // It said once, while waiting, whom it waits for.
+    let note = format!("waiting for the state lock held by {holder}…");
+    assert_eq!(
+        out.stderr.lines().filter(|l| *l == note).count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+/// TLS to a server whose certificate a private CA signed: refused until the URL names the
+/// CA (`sslrootcert`), then used; the password never printed.
+#[test]
+fn tls_with_a_private_ca_is_trusted_through_sslrootcert() {
+    let server = pg::tls_server();
+    let db = server.database("tls");
+    let ca = server.ca.as_ref().unwrap().display().to_string();
+    let base = server.admin_url(&db);
+    let cases = [
+        (
+            format!("{base}?sslmode=require"),
+            Some("the server's TLS certificate is not trusted"),
+        ),
+        (
+            format!("{base}?sslmode=require&sslrootcert={ca}.missing"),
+            Some(".missing): cannot read it"),
+        ),
+        (format!("{base}?sslmode=verify-full&sslrootcert={ca}"), None),
+    ];
+    for (url, error) in cases {
+        let out = workspace(&db, &url).run(&["plan"]);
+        assert!(
+            !out.stderr.contains(pg::ADMIN_PASSWORD) && !out.stdout.contains(pg::ADMIN_PASSWORD),
+            "the password was printed:\n{}",
+            out.stderr
+        );
+        match error {
+            Some(part) => {
+                assert_eq!(out.code, 1, "{url}: {}", out.stderr);
+                assert!(
+                    out.stderr.contains(part),
+                    "{part:?} missing:\n{}",
+                    out.stderr
+                );
+                assert!(out.stderr.contains("sslrootcert"), "{}", out.stderr);
+            }
+            None => assert_eq!(out.code, 0, "{}", out.stderr),
+        }
+    }
+    // The store's sessions are encrypted.
+    let store = PostgresStore::open(&PostgresSettings {
+        url: format!("{base}?sslmode=require&sslrootcert={ca}"),
+        schema: "annoform".into(),
+        workspace: "tls".into(),
+    })
+    .expect("open over TLS");
+    let _held = store.lock("apply", Duration::ZERO).unwrap();
+    let row = server
+        .admin(&db)
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_ssl s
+             JOIN pg_stat_activity a ON a.pid = s.pid
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    let (all, encrypted): (i64, i64) = (row.get(0), row.get(1));
+    assert!(all >= 2, "the store's and the lock's sessions: {all}");
+    assert_eq!(encrypted, all, "every session of the store uses TLS");
 }

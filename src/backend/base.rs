@@ -54,6 +54,28 @@ pub trait HttpBackend {
     }
 }
 
+/// A refused API key (HTTP 401) in words: a setup problem, not a server failure, so the
+/// message says what to set for backend `kind` (an API key being `what`), without the
+/// server's JSON. `None` for any other failure.
+pub fn refused_key(e: &HttpError, kind: &str, what: &str) -> Option<String> {
+    let HttpError::Status {
+        endpoint, status, ..
+    } = e
+    else {
+        return None;
+    };
+    (*status == StatusCode::UNAUTHORIZED).then(|| {
+        format!(
+            "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
+             [backends.{kind}] in annoform.toml, or ANNOFORM_{}_API_KEY, to {what}",
+            endpoint.base_url,
+            endpoint.method,
+            endpoint.path,
+            kind.to_uppercase()
+        )
+    })
+}
+
 /// The runtime a backend's synchronous calls run on (two workers: the requests in flight are
 /// bounded by the policy, not by threads).
 pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, BackendError> {

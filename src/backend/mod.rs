@@ -488,8 +488,15 @@ pub trait Backend {
         Ok(None)
     }
     /// Tell the backend what the run's record knows about an existing project, before other
-    /// calls about it (nothing is sent to the server).
-    fn attach(&mut self, _project: &RemoteProject, _context: ProjectContext<'_>) {}
+    /// calls about it (nothing is sent to the server). A record the backend cannot use (its
+    /// settings do not fit) is an error here, not at a later call.
+    fn attach(
+        &mut self,
+        _project: &RemoteProject,
+        _context: ProjectContext<'_>,
+    ) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// Every task of a project (to adopt tasks created before a crash and to spot drift).
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError>;
     /// Which of these tasks (ids), absent from the project's listing, are really gone. A
@@ -531,6 +538,12 @@ pub trait Backend {
                 task.name
             ),
         ))
+    }
+    /// The backend ids the labels of `task` go up under, for backends that make them from our
+    /// label ids (Darwin derives its annotation ids from them): backend id → our label id,
+    /// recorded in the run's id map. Empty for backends whose servers choose the ids.
+    fn label_ids(&self, _task: &TaskSpec) -> Vec<(String, String)> {
+        Vec::new()
     }
     /// What the run's record keeps of a task once its label step is done (`labels`: the
     /// batch's samples with every label, whether or not any went up in this process), handed

@@ -8,7 +8,7 @@ use super::capabilities::{
     SecretRef,
 };
 use super::http::HttpPolicy;
-use super::settings::Settings;
+use super::settings::{Settings, SettingsError};
 use super::{Backend, BackendError};
 use crate::config::Env;
 use serde_json::{Map, Value};
@@ -29,9 +29,28 @@ pub struct Kind {
     /// Settings FiftyOne documents that it refuses, with why: a setting is honoured or
     /// refused with this note, never ignored.
     pub refused: &'static [(&'static str, &'static str)],
+    /// Where a run goes, read from its resolved settings (run `key` of dataset `dataset`).
+    pub placement: Placer,
     /// Connects to it.
     pub open: Opener,
 }
+
+/// Where a run goes in its backend, as the engine needs it whatever the kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The project the run's tasks go in (Darwin: its dataset slug).
+    pub project_name: String,
+    /// The most samples per task, when the settings give one.
+    pub task_size: Option<u64>,
+}
+
+/// The project of a run that names none: `annoform/<dataset>/<key>`.
+fn own_project(dataset: &str, key: &str) -> String {
+    format!("annoform/{dataset}/{key}")
+}
+
+/// Reads where run `key` of dataset `dataset` goes from its resolved settings.
+pub type Placer = fn(&Map<String, Value>, &str, &str) -> Result<Placement, SettingsError>;
 
 /// Opens a backend from its settings.
 pub type Opener = fn(&OpenArgs<'_>) -> Result<Box<dyn Backend>, OpenError>;
@@ -50,6 +69,13 @@ pub static KINDS: [Kind; 4] = [
             "CVAT 2.x has no job reviewers (FiftyOne: \"only available in CVAT v1 servers\"); \
              assign reviews in CVAT's UI, or use `job_assignees`",
         )],
+        placement: |s, dataset, key| {
+            let c = CvatConfig::read(s)?;
+            Ok(Placement {
+                project_name: c.project_name.unwrap_or_else(|| own_project(dataset, key)),
+                task_size: c.task_size,
+            })
+        },
         open: |a| Ok(Box::new(open_cvat(a)?)),
     },
     Kind {
@@ -60,6 +86,13 @@ pub static KINDS: [Kind; 4] = [
         default_url: Some(LabelStudioConfig::DEFAULT_URL),
         credentials: &[&["api_key"]],
         refused: &[],
+        placement: |s, dataset, key| {
+            let c = LabelStudioConfig::read(s)?;
+            Ok(Placement {
+                project_name: c.project_name.unwrap_or_else(|| own_project(dataset, key)),
+                task_size: None,
+            })
+        },
         open: open_labelstudio,
     },
     Kind {
@@ -70,6 +103,16 @@ pub static KINDS: [Kind; 4] = [
         default_url: Some(DarwinConfig::DEFAULT_URL),
         credentials: &[&["api_key"]],
         refused: &[],
+        // FiftyOne's default slug: the key, lower case, spaces as dashes.
+        placement: |s, _, key| {
+            let c = DarwinConfig::read(s)?;
+            Ok(Placement {
+                project_name: c
+                    .dataset_slug
+                    .unwrap_or_else(|| key.to_lowercase().replace(' ', "-")),
+                task_size: None,
+            })
+        },
         open: open_darwin,
     },
     Kind {
@@ -80,6 +123,13 @@ pub static KINDS: [Kind; 4] = [
         default_url: None,
         credentials: &[],
         refused: &[],
+        placement: |s, dataset, key| {
+            let c = CustomConfig::read(s)?;
+            Ok(Placement {
+                project_name: c.project_name.unwrap_or_else(|| own_project(dataset, key)),
+                task_size: c.task_size,
+            })
+        },
         open: open_custom,
     },
 ];
@@ -91,6 +141,16 @@ impl BackendKind {
             .iter()
             .find(|k| k.kind == self)
             .expect("every BackendKind has a row in KINDS (tested)")
+    }
+
+    /// Where run `key` of dataset `dataset` goes, read from its resolved `settings`.
+    pub fn placement(
+        self,
+        settings: &Map<String, Value>,
+        dataset: &str,
+        key: &str,
+    ) -> Result<Placement, SettingsError> {
+        (self.entry().placement)(settings, dataset, key)
     }
 
     /// Why this backend refuses setting `name`, if it does.
@@ -265,5 +325,30 @@ mod tests {
             assert_eq!(k.entry().name, k.as_str());
         }
         assert_eq!(BackendKind::builtins().count(), KINDS.len() - 1);
+    }
+
+    #[test]
+    fn placement_reads_each_kinds_settings_typed_with_its_defaults() {
+        let place = |k: BackendKind, v: Value| k.placement(v.as_object().unwrap(), "ds", "My Run");
+        let placed = |name: &str, task_size| Placement {
+            project_name: name.into(),
+            task_size,
+        };
+        let cvat = place(BackendKind::Cvat, serde_json::json!({"task_size": 5}));
+        assert_eq!(cvat.unwrap(), placed("annoform/ds/My Run", Some(5)));
+        let ls = place(
+            BackendKind::Labelstudio,
+            serde_json::json!({"project_name": "P"}),
+        );
+        assert_eq!(ls.unwrap(), placed("P", None));
+        let darwin = place(BackendKind::Darwin, serde_json::json!({}));
+        assert_eq!(darwin.unwrap(), placed("my-run", None));
+        let darwin = place(
+            BackendKind::Darwin,
+            serde_json::json!({"dataset_slug": "team"}),
+        );
+        assert_eq!(darwin.unwrap(), placed("team", None));
+        let wrong = place(BackendKind::Cvat, serde_json::json!({"task_size": "ten"}));
+        assert_eq!(wrong.unwrap_err().key, "task_size");
     }
 }

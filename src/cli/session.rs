@@ -139,7 +139,10 @@ pub fn lock(
     command: &str,
     wait: Duration,
 ) -> Result<Box<dyn HeldLock>, CommandError> {
-    let guard = store.lock(command, wait)?;
+    let guard = store.lock_with(command, wait, &mut |holder| match holder {
+        Some(h) => eprintln!("waiting for the state lock held by {h}…"),
+        None => eprintln!("waiting for the state lock (its holder is being recorded)…"),
+    })?;
     if let Some(h) = guard.took_over() {
         eprintln!(
             "note: took over a stale lock left by pid {} ({})",

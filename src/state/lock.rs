@@ -6,6 +6,7 @@
 
 use crate::state::error::{Result, StateError};
 use crate::state::holder::Holder;
+use crate::state::store::Waiting;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,19 @@ pub struct Lock;
 impl Lock {
     /// Takes the lock at `path` for `command`, waiting up to `wait` for another holder.
     pub fn acquire(path: impl AsRef<Path>, command: &str, wait: Duration) -> Result<LockGuard> {
+        Lock::acquire_with(path, command, wait, &mut |_| {})
+    }
+
+    /// [`acquire`](Lock::acquire), calling `waiting` once with the holder when it starts to
+    /// wait.
+    pub fn acquire_with(
+        path: impl AsRef<Path>,
+        command: &str,
+        wait: Duration,
+        waiting: Waiting<'_>,
+    ) -> Result<LockGuard> {
         let path = path.as_ref();
+        let mut told = false;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(StateError::io("create directory", dir))?;
         }
@@ -68,6 +81,10 @@ impl Lock {
                             holder: current,
                             after: UNLOCK_HINT,
                         });
+                    }
+                    if !told {
+                        waiting(current.as_ref());
+                        told = true;
                     }
                     thread::sleep(POLL);
                 }

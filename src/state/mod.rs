@@ -4,6 +4,7 @@ pub mod error;
 pub mod holder;
 pub mod local;
 pub mod lock;
+pub mod pg_tls;
 pub mod postgres;
 pub mod record;
 pub mod secrets;

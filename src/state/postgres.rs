@@ -13,15 +13,17 @@
 
 use crate::state::error::{PermissionDenied, Result, StateError};
 use crate::state::holder::Holder;
+use crate::state::pg_tls::{self, TlsUrl};
 use crate::state::record::{self, RECORD_VERSION, RunRecord};
 use crate::state::secrets::assert_no_secrets;
-use crate::state::store::{HeldLock, StateStore};
+use crate::state::store::{HeldLock, StateStore, Waiting};
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The version of the tables this annoform creates and reads.
 const TABLES_VERSION: i64 = 1;
@@ -66,13 +68,16 @@ pub struct PostgresStore {
     schema: String,
     workspace: String,
     client: Mutex<Client>,
+    tls: MakeRustlsConnect,
 }
 
 impl PostgresStore {
     /// Connects, and creates the tables on first use.
     pub fn open(settings: &PostgresSettings) -> Result<PostgresStore> {
         check_schema_name(&settings.schema)?;
-        let mut config: postgres::Config = settings.url.parse().map_err(|e| {
+        let url = TlsUrl::split(&settings.url);
+        let tls = pg_tls::connector(url.root_cert.as_deref())?;
+        let mut config: postgres::Config = url.url.parse().map_err(|e| {
             // The parser's message quotes no part of the URL, so it is safe to show.
             StateError::Settings(format!(
                 "the state URL is not a PostgreSQL connection URL ({e}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -83,7 +88,7 @@ impl PostgresStore {
         }
         let server = describe_server(&config);
         let user = config.get_user().unwrap_or("(default)").to_string();
-        let client = connect(&config).map_err(|e| error_of(&server, &user, "connect", e))?;
+        let client = connect(&config, &tls).map_err(|e| error_of(&server, &user, "connect", e))?;
         let store = PostgresStore {
             server,
             user,
@@ -91,6 +96,7 @@ impl PostgresStore {
             workspace: settings.workspace.clone(),
             client: Mutex::new(client),
             config,
+            tls,
         };
         store.ensure_tables()?;
         Ok(store)
@@ -483,11 +489,17 @@ impl StateStore for PostgresStore {
             .map_err(|e| self.error("rename a state record", e))
     }
 
-    fn lock(&self, command: &str, wait: Duration) -> Result<Box<dyn HeldLock>> {
+    fn lock_with(
+        &self,
+        command: &str,
+        wait: Duration,
+        waiting: Waiting<'_>,
+    ) -> Result<Box<dyn HeldLock>> {
         // A connection of its own: the lock lives exactly as long as this session.
-        let mut client = connect(&self.config).map_err(|e| self.error("connect", e))?;
+        let mut client = connect(&self.config, &self.tls).map_err(|e| self.error("connect", e))?;
         let key = self.lock_key();
         let deadline = Instant::now() + wait;
+        let mut told = false;
         loop {
             let got: bool = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
@@ -502,6 +514,10 @@ impl StateStore for PostgresStore {
                     holder: self.current_holder(&mut client)?,
                     after: LOCK_HINT,
                 });
+            }
+            if !told {
+                waiting(self.current_holder(&mut client)?.as_ref());
+                told = true;
             }
             std::thread::sleep(POLL);
         }
@@ -594,21 +610,8 @@ impl Drop for PgLock {
 
 /// A session, with TLS when the URL asks for it (`sslmode=require`; `prefer`, the default,
 /// uses it when the server offers it).
-fn connect(config: &postgres::Config) -> Result<Client, postgres::Error> {
-    config.connect(tls())
-}
-
-/// TLS with the web's root certificates (the ones reqwest trusts too).
-fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+fn connect(config: &postgres::Config, tls: &MakeRustlsConnect) -> Result<Client, postgres::Error> {
+    config.connect(tls.clone())
 }
 
 /// `PostgreSQL at HOST:PORT/DATABASE`, from the parsed URL (no user, no password).
@@ -659,6 +662,10 @@ fn error_of(server: &str, user: &str, action: &'static str, e: postgres::Error) 
             action,
             reason: db_message(&e),
         },
+        None if pg_tls::untrusted(&e) => StateError::Settings(format!(
+            "{server}: the server's TLS certificate is not trusted ({}); if a private CA signed it, add `sslrootcert=/path/to/ca.pem` (that CA's certificate) to the state URL",
+            source_chain(&e)
+        )),
         // No server answer at all: the connection failed or dropped.
         None => StateError::Unreachable {
             server: server.to_string(),

@@ -39,7 +39,18 @@ pub trait StateStore: Send + Sync {
 
     /// Takes the workspace lock for `command`, waiting up to `wait` for another holder; then
     /// fails ([`StateError::Locked`]) naming it. Dropping the guard releases the lock.
-    fn lock(&self, command: &str, wait: Duration) -> Result<Box<dyn HeldLock>>;
+    fn lock(&self, command: &str, wait: Duration) -> Result<Box<dyn HeldLock>> {
+        self.lock_with(command, wait, &mut |_| {})
+    }
+
+    /// [`lock`](StateStore::lock), calling `waiting` once with the holder (`None`: unreadable)
+    /// when it starts to wait for another.
+    fn lock_with(
+        &self,
+        command: &str,
+        wait: Duration,
+        waiting: Waiting<'_>,
+    ) -> Result<Box<dyn HeldLock>>;
 
     /// Who holds the lock, if anyone.
     fn holder(&self) -> Result<Option<Holder>>;
@@ -47,6 +58,9 @@ pub trait StateStore: Send + Sync {
     /// Releases the lock whoever holds it, returning the holder it named.
     fn force_unlock(&self) -> Result<Option<Holder>>;
 }
+
+/// Told once, with the holder, when taking the lock starts to wait for another process.
+pub type Waiting<'a> = &'a mut dyn FnMut(Option<&Holder>);
 
 /// A held workspace lock; dropping it releases the lock.
 pub trait HeldLock {
@@ -96,8 +110,13 @@ impl StateStore for LocalStore {
         LocalStore::rename(self, dataset, old, new)
     }
 
-    fn lock(&self, command: &str, wait: Duration) -> Result<Box<dyn HeldLock>> {
-        let guard = Lock::acquire(lock::default_path(self.root()), command, wait)?;
+    fn lock_with(
+        &self,
+        command: &str,
+        wait: Duration,
+        waiting: Waiting<'_>,
+    ) -> Result<Box<dyn HeldLock>> {
+        let guard = Lock::acquire_with(lock::default_path(self.root()), command, wait, waiting)?;
         Ok(Box::new(guard))
     }
 

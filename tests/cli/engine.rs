@@ -503,6 +503,21 @@ fn a_held_lock_names_its_holder() {
         "{}",
         out.stderr
     );
+    assert!(!out.stderr.contains("waiting"), "no wait: {}", out.stderr);
+    // Given time, it says once that it waits, and for whom.
+    let out = ws.run(&["apply", "--auto-approve", "--lock-timeout", "1"]);
+    assert_eq!(out.code, 1);
+    let note = format!(
+        "waiting for the state lock held by pid {} on host {} (`annoform apply`) since 2026-01-01T00:00:00Z…",
+        std::process::id(),
+        hostname()
+    );
+    assert_eq!(
+        out.stderr.lines().filter(|l| *l == note).count(),
+        1,
+        "{}",
+        out.stderr
+    );
     ok(ws.run(&["state", "unlock", "--force"]));
     ok(ws.run(&["apply", "--auto-approve"]));
 }

@@ -502,7 +502,7 @@ fn video_the_backend_uploads_tracks_records_them_and_downloads_the_changed_frame
             tasks: &tasks,
             created: true,
         };
-        b.attach(&project, cx);
+        b.attach(&project, cx).expect("attach");
     };
     let mut fresh = backend(&cvat);
     attach(&mut fresh);

@@ -122,6 +122,13 @@ fn uploads_edits_merge_and_destroy_through_v7() {
     annotation_of(&anns, oid(&labels(s0, "ground_truth", "detections")[0]));
     let record = ws.record("boxes").unwrap();
     assert_eq!(record["project_created"], true);
+    // The record maps each annotation id it imported to its label (one box, one annotation).
+    let map = record["id_map"].as_object().expect("an id map");
+    assert_eq!(map.len(), n_boxes as usize, "{map:?}");
+    for label in labels(s0, "ground_truth", "detections") {
+        let a = &anns[annotation_of(&anns, oid(label))];
+        assert_eq!(map[a["id"].as_str().unwrap()], oid(label), "{map:?}");
+    }
 
     let plan = ws.plan();
     for key in ["boxes", "regions", "scene"] {

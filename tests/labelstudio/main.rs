@@ -18,6 +18,7 @@ mod matrix;
 mod params;
 mod refresh;
 mod schema;
+mod team;
 mod timings;
 mod unexpected;
 
@@ -35,6 +36,8 @@ mod demo_gen;
 mod fs;
 #[path = "../support/mongo.rs"]
 mod mongo;
+#[path = "../support/postgres.rs"]
+mod pg;
 use fs::copy_dir;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -23,18 +23,100 @@ pub const ADMIN_PASSWORD: &str = "admin-pw-7Qx";
 pub struct Postgres {
     pub port: u16,
     dir: PathBuf,
+    /// With TLS: the PEM file of the private CA that signed the server's certificate.
+    pub ca: Option<PathBuf>,
 }
 
 static SERVER: OnceLock<Postgres> = OnceLock::new();
+static TLS_SERVER: OnceLock<Postgres> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// The test binary's server, started on first use.
 pub fn server() -> &'static Postgres {
-    SERVER.get_or_init(Postgres::start)
+    SERVER.get_or_init(|| Postgres::start(false))
+}
+
+/// A second server that also offers TLS, with a certificate for 127.0.0.1 signed by a
+/// private CA made for it (`Postgres::ca`), started on first use.
+pub fn tls_server() -> &'static Postgres {
+    TLS_SERVER.get_or_init(|| Postgres::start(true))
+}
+
+/// A private CA and a certificate for 127.0.0.1 it signed, made with `openssl` in `dir`:
+/// `ca.pem`, `server.crt`, `server.key`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=annoform test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
 }
 
 impl Postgres {
-    fn start() -> Postgres {
+    fn start(tls: bool) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("annoform-pg-")
@@ -45,6 +127,15 @@ impl Postgres {
         let pwfile = dir.join("pw");
         std::fs::write(&pwfile, ADMIN_PASSWORD).expect("write password file");
         let as_root = is_root();
+        let ssl = if tls {
+            make_certificates(&dir);
+            format!(
+                "-c ssl=on -c ssl_cert_file='{d}/server.crt' -c ssl_key_file='{d}/server.key'",
+                d = dir.display()
+            )
+        } else {
+            String::new()
+        };
         if as_root {
             // PostgreSQL refuses to run as root: the postgres user owns the directory.
             run(Command::new("chown")
@@ -68,7 +159,7 @@ impl Postgres {
         // remove its directory.
         let script = format!(
             "{postgres} -D '{data}' -p {port} -k '{dir}' -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off {ssl} \
              >'{dir}/log' 2>&1 & pg=$!
              while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done
              kill -INT $pg 2>/dev/null; wait $pg; rm -rf '{dir}'",
@@ -87,7 +178,8 @@ impl Postgres {
             .stderr(Stdio::null())
             .spawn()
             .expect("start postgres");
-        let server = Postgres { port, dir };
+        let ca = tls.then(|| dir.join("ca.pem"));
+        let server = Postgres { port, dir, ca };
         server.wait_ready();
         server
     }

@@ -113,9 +113,8 @@ pub struct CvatBackend {
     /// Workspace settings (non-secret), the fallback for projects without metadata.
     defaults: serde_json::Map<String, Value>,
     projects: HashMap<String, ProjectInfo>,
-    /// What runs' records say about projects not read from the server yet (or why their
-    /// settings do not fit).
-    attached: HashMap<String, Result<Meta, BackendError>>,
+    /// What runs' records say about projects not read from the server yet.
+    attached: HashMap<String, Meta>,
     users: HashMap<String, u64>,
     /// Task id → the latest `updated_date` of its jobs right after annoform's own last write
     /// to it in this process (tasks it created here): a later date is someone else's edit.
@@ -501,10 +500,10 @@ impl CvatBackend {
     /// The ids of every username of these settings, resolved once.
     /// What the run's record said about project `id` (see `attach`).
     fn attached_meta(&self, id: &str) -> Result<Meta, BackendError> {
-        self.attached.get(id).cloned().unwrap_or_else(|| {
-            Err(self.error(format!(
+        self.attached.get(id).cloned().ok_or_else(|| {
+            self.error(format!(
                 "project {id}: no run record describes it (annoform attaches one before use)"
-            )))
+            ))
         })
     }
 
@@ -1236,17 +1235,13 @@ impl Backend for CvatBackend {
         })
     }
 
-    fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
-        let mut meta = match Meta::new(context.schema, &self.defaults, context.settings) {
-            Ok(meta) => meta,
-            Err(e) => {
-                // Said by the first call about the project.
-                self.projects.remove(&project.id);
-                let e = self.error(format!("the run's settings: {e}"));
-                self.attached.insert(project.id.clone(), Err(e));
-                return;
-            }
-        };
+    fn attach(
+        &mut self,
+        project: &RemoteProject,
+        context: ProjectContext<'_>,
+    ) -> Result<(), BackendError> {
+        let mut meta = Meta::new(context.schema, &self.defaults, context.settings)
+            .map_err(|e| self.error(format!("the run's settings: {e}")))?;
         meta.frames = context
             .tasks
             .iter()
@@ -1264,9 +1259,10 @@ impl Backend for CvatBackend {
             Some(info) if info.meta.schema == meta.schema => info.meta = meta,
             _ => {
                 self.projects.remove(&project.id);
-                self.attached.insert(project.id.clone(), Ok(meta));
+                self.attached.insert(project.id.clone(), meta);
             }
         }
+        Ok(())
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
@@ -1394,7 +1390,7 @@ impl Backend for CvatBackend {
         };
         meta.schema = effective_schema(schema, &meta.settings);
         self.projects.remove(&project.id);
-        self.attached.insert(project.id.clone(), Ok(meta));
+        self.attached.insert(project.id.clone(), meta);
         self.with_labels(&project.id)?;
         Ok(())
     }
@@ -1536,7 +1532,7 @@ impl Backend for CvatBackend {
         let created = match self.projects.remove(&project.id) {
             Some(info) => info.meta.created,
             None => match self.attached.get(&project.id) {
-                Some(m) => m.as_ref().map_err(Clone::clone)?.created,
+                Some(m) => m.created,
                 None => true,
             },
         };

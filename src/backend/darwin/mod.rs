@@ -99,6 +99,16 @@ impl DarwinBackend {
         })
     }
 
+    /// A run's settings, typed, with the workspace's waits where the run sets none.
+    fn run_settings(
+        &self,
+        settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<DarwinConfig, BackendError> {
+        DarwinConfig::read(settings)
+            .map(|c| c.with_waits_of(&self.defaults))
+            .map_err(|e| self.error(format!("the run's settings: {e}")))
+    }
+
     /// The API key's team (asked once).
     fn team(&mut self) -> Result<String, BackendError> {
         if let Some(t) = &self.team {
@@ -151,21 +161,11 @@ impl HttpBackend for DarwinBackend {
     }
 
     fn describe(&self, e: &HttpError) -> Option<String> {
-        // A refused key is a setup problem: say what to set, without the server's JSON.
-        let HttpError::Status {
-            endpoint, status, ..
-        } = e
-        else {
-            return None;
-        };
-        (*status == reqwest::StatusCode::UNAUTHORIZED).then(|| {
-            format!(
-                "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
-                 [backends.darwin] in annoform.toml, or ANNOFORM_DARWIN_API_KEY, to an API key \
-                 of your V7 team (Settings > API Keys)",
-                endpoint.base_url, endpoint.method, endpoint.path
-            )
-        })
+        base::refused_key(
+            e,
+            "darwin",
+            "an API key of your V7 team (Settings > API Keys)",
+        )
     }
 }
 
@@ -204,9 +204,7 @@ impl Backend for DarwinBackend {
         self.context = Context {
             project: project.id.clone(),
             schema: spec.schema.clone(),
-            settings: DarwinConfig::read(&spec.config)
-                .unwrap_or_default()
-                .with_waits_of(&self.defaults),
+            settings: self.run_settings(&spec.config)?,
             tasks: Vec::new(),
             created: true,
         };
@@ -214,16 +212,19 @@ impl Backend for DarwinBackend {
         Ok(project)
     }
 
-    fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
+    fn attach(
+        &mut self,
+        project: &RemoteProject,
+        context: ProjectContext<'_>,
+    ) -> Result<(), BackendError> {
         self.context = Context {
             project: project.id.clone(),
             schema: context.schema.clone(),
-            settings: DarwinConfig::read(context.settings)
-                .unwrap_or_default()
-                .with_waits_of(&self.defaults),
+            settings: self.run_settings(context.settings)?,
             tasks: context.tasks.iter().map(|t| t.name.clone()).collect(),
             created: context.created,
         };
+        Ok(())
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
@@ -266,6 +267,30 @@ impl Backend for DarwinBackend {
         labels: &TaskSpec,
     ) -> Result<(), BackendError> {
         self.import_labels(project, task, labels)
+    }
+
+    fn label_ids(&self, task: &TaskSpec) -> Vec<(String, String)> {
+        let Ok((field, f)) = self.field() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for s in &task.samples {
+            // Unknown: only tags convert (a spatial label's upload says what is missing).
+            let size = ImageSize::of_sample(s).unwrap_or(ImageSize {
+                width: 0,
+                height: 0,
+            });
+            for l in s.labels.get(field).into_iter().flatten() {
+                let (Some(id), Ok(annotations)) = (
+                    crate::merge::label_id(l),
+                    convert::to_darwin(f.label_type, l, size),
+                ) else {
+                    continue; // not uploadable: its upload says why
+                };
+                out.extend(annotations.into_iter().map(|a| (a.id, id.to_string())));
+            }
+        }
+        out
     }
 
     fn update_schema(

@@ -1056,23 +1056,12 @@ impl HttpBackend for LabelStudioBackend {
     }
 
     fn describe(&self, e: &HttpError) -> Option<String> {
-        // A refused key is a setup problem, not a server failure: say what to set, without
-        // the server's JSON.
-        let HttpError::Status {
-            endpoint, status, ..
-        } = e
-        else {
-            return None;
-        };
-        (*status == reqwest::StatusCode::UNAUTHORIZED).then(|| {
-            format!(
-                "the server at {} refused the API key ({} {}: HTTP 401): set `api_key` under \
-                 [backends.labelstudio] in annoform.toml, or ANNOFORM_LABELSTUDIO_API_KEY, to a \
-                 token of that server (Account & Settings: a personal access token or, if the \
-                 organization allows it, a legacy token)",
-                endpoint.base_url, endpoint.method, endpoint.path
-            )
-        })
+        base::refused_key(
+            e,
+            "labelstudio",
+            "a token of that server (Account & Settings: a personal access token or, if the \
+             organization allows it, a legacy token)",
+        )
     }
 }
 
@@ -1139,7 +1128,11 @@ impl Backend for LabelStudioBackend {
         }))
     }
 
-    fn attach(&mut self, project: &RemoteProject, context: ProjectContext<'_>) {
+    fn attach(
+        &mut self,
+        project: &RemoteProject,
+        context: ProjectContext<'_>,
+    ) -> Result<(), BackendError> {
         let batches = context
             .tasks
             .iter()
@@ -1147,6 +1140,7 @@ impl Backend for LabelStudioBackend {
             .collect();
         self.recorded
             .insert(project.id.clone(), Recorded { batches });
+        Ok(())
     }
 
     fn create_project(&mut self, spec: &ProjectSpec) -> Result<RemoteProject, BackendError> {

@@ -178,6 +178,8 @@ impl Engine<'_> {
             self.backend(&d.connection)?
                 .upload_labels(project, &task, &todo)?;
         }
+        let ids = self.backend(&d.connection)?.label_ids(&spec);
+        record.id_map.extend(ids);
         let notes = self
             .backend(&d.connection)?
             .task_notes(project, &task, &spec)?;

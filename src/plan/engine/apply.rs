@@ -483,7 +483,7 @@ impl Engine<'_> {
                 tasks: &[],
                 created: false,
             },
-        );
+        )?;
         let prefix = batch_prefix(&project.name, &run.key.0);
         let mut tasks: Vec<(u32, backend::RemoteTask)> = b
             .list_tasks(&project)?

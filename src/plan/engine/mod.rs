@@ -281,7 +281,7 @@ impl<'a> Engine<'a> {
                 tasks: &record.tasks,
                 created: record.project_created,
             },
-        );
+        )?;
         Ok(b)
     }
 
@@ -333,22 +333,12 @@ impl<'a> Engine<'a> {
                 ))
             })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
-        let project_name = match kind {
-            // A Darwin run's project is the dataset named by its slug (FiftyOne's default:
-            // the key, lower case, spaces as dashes).
-            BackendKind::Darwin => settings
-                .get("dataset_slug")
-                .and_then(Value::as_str)
-                .map_or_else(|| run.key.0.to_lowercase().replace(' ', "-"), String::from),
-            _ => settings
-                .get("project_name")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| format!("annoform/{}/{}", run.dataset, run.key)),
-        };
-        let task_size = settings
-            .get("task_size")
-            .and_then(Value::as_u64)
+        let placement = kind
+            .placement(&settings, &run.dataset, &run.key.0)
+            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+        let project_name = placement.project_name;
+        let task_size = placement
+            .task_size
             .map_or(DEFAULT_TASK_SIZE, |n| n.max(1) as usize);
         let manifest_digest = merge::digest(&serde_json::to_value(run).unwrap_or_default());
         let connection = Connection::new(&backend, &run.backend_config);
