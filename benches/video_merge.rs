@@ -102,6 +102,7 @@ fn record(field: &ResolvedField, frames: u32) -> RunRecord {
         batch: 0,
         samples: vec![SAMPLE.into()],
         status: None,
+        notes: None,
     });
     r
 }
@@ -164,7 +165,7 @@ fn main() {
         let mut outcome = merger.finish(None).expect("finish");
         let merge = t.elapsed();
         let added = support::peak_rss_mib() - before;
-        let c = outcome.counts[FIELD].clone();
+        let c = outcome.counts[FIELD];
         assert_eq!((c.added, c.edited), (300, 40), "{c:?}");
         let t = Instant::now();
         outcome.write(&mut ds).expect("write merge");

@@ -4,9 +4,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::{
-    NO_CHANGES, edit_changes, edit_place, field_change, has_changes, place, plural,
-    rendered_diff, run_name, schema_blocks, shows_merge, shows_upload, summary_sentence,
-    unexpected_action,
+    NO_CHANGES, edit_changes, edit_place, field_change, has_changes, place, plural, rendered_diff,
+    run_name, schema_blocks, shows_merge, shows_upload, summary_sentence, unexpected_action,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan, UnexpectedLabel};
 
