@@ -15,7 +15,7 @@ use crate::dataset::labels::Object;
 use crate::dataset::mask_path;
 use crate::dataset::{FieldPath, FrameNumber, Level};
 use crate::manifest::{DestField, LabelType, LoadSpec};
-use crate::plan::{FieldCounts, Rejection};
+use crate::plan::{FieldCounts, Rejection, SampleChanges};
 use crate::state::{Digest16, FrameLabels, LabelKey, RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -134,8 +134,8 @@ pub struct RunMerge {
     pub conflicts: Vec<String>,
     /// Per sample and field, the label changes (for `plan --verbose`), at most
     /// [`MAX_DETAIL_LINES`].
-    pub changes: Vec<String>,
-    /// Change lines beyond those kept.
+    pub changes: Vec<SampleChanges>,
+    /// Samples with changes beyond those kept.
     pub more_changes: usize,
     pub unexpected_errors: Vec<String>,
     /// Labels outside the schema that do not go into their field, with what happens to them.
@@ -506,11 +506,12 @@ impl<'a> RunMerger<'a> {
         out.edits.extend(o.edits.into_iter().take(room));
         if !o.changes.is_empty() {
             if out.changes.len() < MAX_DETAIL_LINES {
-                let frame = at.frame.map(|f| format!(" frame {f}")).unwrap_or_default();
-                out.changes.push(format!(
-                    "sample {sid}{frame} {field}: {}",
-                    o.changes.join(" ")
-                ));
+                out.changes.push(SampleChanges {
+                    sample_id: sid.to_string(),
+                    frame: at.frame,
+                    field: field.to_string(),
+                    changes: o.changes,
+                });
             } else {
                 out.more_changes += 1;
             }

@@ -209,7 +209,8 @@ fn frame_labels_merge_frame_by_frame_with_restrictions() {
     assert_eq!(
         run["rejected"],
         json!([{"sample_id": SAMPLE, "frame": 3, "label_id": CAR_3, "field": "frames.dets",
-                "change": "index", "reason": "allow_index_edits=false"}]),
+                "change": "index",
+                "reason": {"kind": "restricted", "restriction": "allow_index_edits"}}]),
         "{plan:#}"
     );
 
