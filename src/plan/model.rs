@@ -61,6 +61,9 @@ pub struct RunPlan {
     /// the command exits 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What to do about `error`: what to change, or that re-running resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// The kinds of action a run can need.

@@ -1275,3 +1275,59 @@ fn a_merge_waiting_for_annotators_says_so() {
     assert_eq!(plan["runs"][0]["actions"], json!(["merge"]), "{plan:#}");
     assert!(plan["runs"][0].get("waiting").is_none(), "{plan:#}");
 }
+
+/// Engine failures are typed: each says what to change, and only a failure that may pass
+/// on its own says that re-running resumes.
+#[test]
+fn engine_errors_say_what_to_change() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\nload:\n  when: always\n"
+    ));
+    let out = ws.run(&["plan", "--target", "nope"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "error: --target nope: no run has this key\nhint: `--target` takes a run's `key`"
+        ),
+        "{}",
+        out.stderr
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+
+    // The same label changed in the dataset and by an annotator.
+    let path = ws.path().join("datasets/quickstart/samples.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let first = doc["samples"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["_id"]["$oid"] == FIRST)
+        .unwrap();
+    first["ground_truth"]["detections"][0]["label"] = json!("person");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    annotate(&ws, |_, labels| labels[0]["label"]["label"] = json!("bike"));
+
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "error: run `review`: 1 label(s) changed both in the dataset since upload and in fake"
+        ) && out
+            .stdout
+            .contains("hint: set `load.conflicts` to `backend` or `dataset` to choose a side"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("\nhint: set `load.conflicts` to `backend` or `dataset` to choose a side\n")
+            && !out.stderr.contains("re-run"),
+        "{}",
+        out.stderr
+    );
+    let plan = serde_json::from_str::<Value>(&ws.run(&["plan", "--json"]).stdout).unwrap();
+    assert_eq!(
+        plan["runs"][0]["hint"], "set `load.conflicts` to `backend` or `dataset` to choose a side",
+        "{plan:#}"
+    );
+}

@@ -32,6 +32,7 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         schema_change: None,
         schema: None,
         error: None,
+        hint: None,
     }
 }
 
@@ -621,6 +622,7 @@ mod properties {
                     schema_change: None,
                     schema: None,
                     error: None,
+                    hint: None,
                 }
             })
     }
@@ -710,6 +712,7 @@ fn schema_fixture() -> Plan {
     create.schema = Some(schema);
     let mut broken = run("old_review", "cvat", &[], 0, 0);
     broken.error = Some("field `ground_truth`: is a new field and needs `type`".into());
+    broken.hint = Some("fix the run's manifest".into());
     Plan::new(vec![create, broken])
 }
 
