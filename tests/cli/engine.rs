@@ -1252,20 +1252,21 @@ fn a_merge_waiting_for_annotators_says_so() {
     let out = ok(ws.run(&["plan", "--detailed-exitcode"]));
     assert_eq!(
         out.stdout,
-        "  = no changes  quickstart/review (fake)\n      4 samples, 2 tasks\n      … merge waits: 1/2 tasks complete (load.when: complete)\n\nNo changes. Runs match the manifests.\n"
+        "  = no changes  quickstart/review (fake)\n      4 samples, 2 tasks\n      … merge waits: 1/2 tasks complete (load.when: complete); open:\n        `annoform/quickstart/review/batch-0001` annotation\n\nNo changes. Runs match the manifests.\n"
     );
     let plan = plan_json(&ws);
     assert_eq!(plan["changes"], false, "{plan:#}");
     assert_eq!(plan["runs"][0]["actions"], json!([]), "{plan:#}");
     assert_eq!(
         plan["runs"][0]["waiting"],
-        json!({"complete": 1, "tasks": 2, "when": "complete"}),
+        json!({"complete": 1, "tasks": 2, "when": "complete",
+               "open": [{"task": "annoform/quickstart/review/batch-0001", "status": "annotation"}]}),
         "{plan:#}"
     );
     assert_eq!(plan["runs"][0]["details"], json!([]), "{plan:#}");
     let md = ok(ws.run(&["plan", "--markdown"])).stdout;
     assert!(
-        md.contains("No changes. Runs match the manifests.\n\n**Waiting for annotators**\n\n- **review** (quickstart, fake): merge waits: 1/2 tasks complete (load.when: complete)\n"),
+        md.contains("No changes. Runs match the manifests.\n\n**Waiting for annotators**\n\n- **review** (quickstart, fake): merge waits: 1/2 tasks complete (load.when: complete); open: &#96;annoform/quickstart/review/batch-0001&#96; annotation\n"),
         "{md}"
     );
 

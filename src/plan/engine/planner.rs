@@ -11,6 +11,8 @@ use crate::state::LabelKey;
 
 /// Missing samples named per drifted task (the rest are counted).
 const SAMPLES_NAMED: usize = 5;
+/// Tasks a waiting merge names with their status (the rest are counted).
+const OPEN_TASKS_NAMED: usize = 3;
 
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
@@ -426,10 +428,24 @@ impl Engine<'_> {
             let status = b.status(&project, &task_ids)?;
             let done = status.iter().filter(|s| s.complete).count();
             if done < task_ids.len() {
+                let open = status
+                    .iter()
+                    .filter(|s| !s.complete)
+                    .take(OPEN_TASKS_NAMED)
+                    .map(|s| OpenTask {
+                        task: r
+                            .tasks
+                            .iter()
+                            .find(|t| t.id == s.id)
+                            .map_or_else(|| s.id.clone(), |t| t.name.clone()),
+                        status: s.status.clone(),
+                    })
+                    .collect();
                 plan.waiting = Some(Waiting {
                     complete: done,
                     tasks: task_ids.len(),
                     when: load.when,
+                    open,
                 });
                 return Ok(());
             }

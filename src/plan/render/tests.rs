@@ -7,8 +7,9 @@ use super::text::TextOptions;
 use super::{json, markdown, text};
 use crate::manifest::{LoadWhen, Unexpected};
 use crate::plan::model::{
-    Action, ChangeKind, Detail, Drift, EditKinds, FieldCounts, LabelChange, Plan, Refusal,
-    Rejection, Restriction, RunPlan, SampleChanges, UnexpectedAction, UnexpectedLabel, Waiting,
+    Action, ChangeKind, Detail, Drift, EditKinds, FieldCounts, LabelChange, OpenTask, Plan,
+    Refusal, Rejection, Restriction, RunPlan, SampleChanges, UnexpectedAction, UnexpectedLabel,
+    Waiting,
 };
 
 /// GitHub's comment limit, less headroom: what the CLI passes.
@@ -247,6 +248,16 @@ fn fixture() -> Plan {
         complete: 1,
         tasks: 5,
         when: LoadWhen::Complete,
+        open: vec![
+            OpenTask {
+                task: "annoform/quickstart/waiting/batch-0001".into(),
+                status: "annotation".into(),
+            },
+            OpenTask {
+                task: "annoform/quickstart/waiting/batch-0002".into(),
+                status: "2/3 labeled".into(),
+            },
+        ],
     });
 
     let mut stable = run("stable", "labelstudio", &[], 20, 2);
