@@ -7,7 +7,10 @@
 mod support;
 use support::{median, peak_rss_mib};
 
-use annoform::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan};
+use annoform::plan::model::{
+    Action, ChangeKind, Detail, Drift, FieldCounts, LabelChange, Plan, Refusal, Rejection,
+    Restriction, RunPlan, SampleChanges,
+};
 use annoform::plan::render::{json, markdown, text};
 use indexmap::IndexMap;
 use std::time::Instant;
@@ -66,8 +69,16 @@ fn run(i: usize) -> RunPlan {
                 frame: None,
                 label_id: format!("64f1c0a2e4b1{i:06}{j:06}"),
                 field: FIELDS[j % FIELDS.len()].to_string(),
-                change: ["delete", "label", "geometry", "attribute:occluded"][j % 4].to_string(),
-                reason: "allow_deletions=false".to_string(),
+                change: [
+                    ChangeKind::Delete,
+                    ChangeKind::Label,
+                    ChangeKind::Geometry,
+                    ChangeKind::Attribute,
+                ][j % 4],
+                attribute: (j % 4 == 3).then(|| "occluded".to_string()),
+                reason: Refusal::Restricted {
+                    restriction: Restriction::AllowDeletions,
+                },
             })
             .collect()
     } else {
@@ -84,17 +95,27 @@ fn run(i: usize) -> RunPlan {
         rejected,
         unexpected: Vec::new(),
         drift: if actions.contains(&Action::Drift) {
-            vec![format!(
-                "task annoform/dataset/review_batch_{i:04}/batch-0003 is missing on the server"
-            )]
+            vec![Drift::TaskMissing {
+                task: format!("annoform/dataset/review_batch_{i:04}/batch-0003"),
+                id: format!("{i}"),
+            }]
         } else {
             Vec::new()
         },
         details: (0..5)
             .map(|d| {
-                format!("step {d}: a human-readable line explaining what apply will do for run {i}")
+                Detail::SampleChanges(SampleChanges {
+                    sample_id: format!("64f1c0a2e4b0{i:06}{d:06}"),
+                    frame: None,
+                    field: FIELDS[d % FIELDS.len()].to_string(),
+                    changes: vec![LabelChange::Edited {
+                        label_id: format!("64f1c0a2e4b1{i:06}{d:06}"),
+                        applied: vec!["label".into(), "geometry".into()],
+                    }],
+                })
             })
             .collect(),
+        waiting: None,
         edits: Vec::new(),
         schema_change: None,
         schema: None,

@@ -9,7 +9,7 @@ use crate::config::{Config, DatasetConfig, DatasetStore, LiveDatabase, Setting};
 use crate::dataset::FieldPath;
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::ObjectId;
-use crate::dataset::mongodb::{self, Address, Before, Live, LiveError};
+use crate::dataset::mongodb::{self, Address, Before, Live, LiveError, RunSync};
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -104,6 +104,28 @@ impl Datasets {
         live.write(&opened.ds, &before)
             .map_err(|e| StoreError::from(e).into())
             .map(|_| ())
+    }
+}
+
+impl Datasets {
+    /// Makes a live dataset's FiftyOne annotation run `key` match `wanted` (removed when
+    /// `None`); runs for which `ours` is false are left alone (see
+    /// [`Live::sync_annotation_run`]). A directory dataset keeps its runs in its document:
+    /// change them with [`Datasets::update`].
+    pub fn sync_live_run(
+        &mut self,
+        name: &str,
+        key: &str,
+        wanted: Option<&serde_json::Value>,
+        ours: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<RunSync, StoreError> {
+        let Some(Ok(Opened {
+            live: Some(live), ..
+        })) = self.loaded.get_mut(name)
+        else {
+            return Err(StoreError::NotLoaded(name.to_string()));
+        };
+        Ok(live.sync_annotation_run(key, wanted, ours)?)
     }
 }
 

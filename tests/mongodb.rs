@@ -1,10 +1,13 @@
 //! The `mongodb` dataset store against a real mongod (FiftyOne's own, one server for this
 //! binary, a database per test) with datasets made and read back by real FiftyOne 1.22.1:
 //! writes by label id with compare-and-swap on `last_modified_at`, field declarations that
-//! FiftyOne loads, and the errors a new user meets.
+//! FiftyOne loads, annoform's runs among FiftyOne's annotation runs, and the errors a new user
+//! meets.
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/fs.rs"]
+mod fs;
 #[path = "support/mongo.rs"]
 mod mongo;
 
@@ -354,4 +357,146 @@ fn a_new_users_mistakes_get_one_clear_error_each_and_nothing_is_written() {
         "{out:?}"
     );
     assert!(!out.stdout.contains("s3cret-pw"), "{out:?}");
+}
+
+/// The run documents of `db` (FiftyOne's `runs` collection) and the dataset's
+/// `annotation_runs` map and `last_modified_at`, straight from the database.
+fn run_docs(db: &str) -> (Vec<Document>, Document, Bson) {
+    let d = mongo::server().client().database(db);
+    let runs = d
+        .collection::<Document>("runs")
+        .find(doc! {})
+        .sort(doc! {"key": 1})
+        .run()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ds = d
+        .collection::<Document>("datasets")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    (
+        runs,
+        ds.get_document("annotation_runs").unwrap().clone(),
+        ds.get("last_modified_at").cloned().unwrap(),
+    )
+}
+
+/// annoform's run on a live dataset is one of FiftyOne's annotation runs, saved as FiftyOne
+/// saves them (a `runs` document the dataset refers to by ObjectId): a fresh FiftyOne process
+/// loads the dataset, lists the run next to one FiftyOne registered itself (which stays as it
+/// was), shows its config and label schema, selects its samples, and answers `None` for its
+/// results (FiftyOne's answer for a run without results). Re-applying with nothing to do
+/// writes nothing; renaming and destroying the run change FiftyOne's list as FiftyOne's own
+/// rename/delete do, leaving no document behind.
+#[test]
+fn fiftyone_lists_annoforms_run_on_a_live_dataset() {
+    let db = fiftyone_dataset("runs", "quick");
+    let m = mongo::server();
+    m.fiftyone(&db, &script(), &["register", "quick", "fo_run"]);
+    let fiftyone_runs = || -> Value {
+        let out = m.fiftyone(&db, &script(), &["runs", "quick"]);
+        serde_json::from_str(out.lines().last().unwrap_or_default()).expect("runs JSON")
+    };
+    let theirs = fiftyone_runs()["runs"]["fo_run"].clone();
+    let (docs0, _, _) = run_docs(&db);
+    assert_eq!(docs0.len(), 1);
+
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
+             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            fs::test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
+         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
+    );
+    let uri = m.uri();
+    let env = [
+        ("FIFTYONE_DATABASE_URI", uri.as_str()),
+        ("FIFTYONE_DATABASE_NAME", db.as_str()),
+    ];
+    let annoform = |args: &[&str]| {
+        let out = ws.run_with(args, &env);
+        assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+    };
+    annoform(&["apply", "--auto-approve"]);
+
+    let got = fiftyone_runs();
+    let keys: Vec<&String> = got["runs"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["fo_run", "review"], "{got:#}");
+    assert_eq!(got["runs"]["fo_run"], theirs, "FiftyOne's own run stays");
+    let review = &got["runs"]["review"];
+    let config = &review["config"];
+    assert_eq!(config["type"], "annotation");
+    assert_eq!(
+        config["cls"],
+        "fiftyone.utils.annotations.AnnotationBackendConfig"
+    );
+    assert_eq!(config["label_schema"]["ground_truth"]["type"], "detections");
+    assert_eq!(
+        config["label_schema"]["ground_truth"]["classes"],
+        json!(["car", "person", "bike"])
+    );
+    let mut first: Vec<String> = dump(&db, "quick")["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|s| oid(s).to_string())
+        .collect();
+    first.sort();
+    assert_eq!(review["view"], json!(first));
+    assert_eq!(review["results"], Value::Null);
+
+    // In the database, as FiftyOne's save_run_info writes a run.
+    let (docs, refs, stamp) = run_docs(&db);
+    assert_eq!(docs.len(), 2);
+    let ours = docs
+        .iter()
+        .find(|d| d.get_str("key") == Ok("review"))
+        .unwrap();
+    assert_eq!(refs.get("review"), ours.get("_id"));
+    assert!(matches!(ours.get("_id"), Some(Bson::ObjectId(_))), "{ours}");
+    assert_eq!(
+        ours.get_object_id("_dataset_id").unwrap().to_hex(),
+        dump_id(&db)
+    );
+    assert!(
+        matches!(ours.get("timestamp"), Some(Bson::DateTime(_))),
+        "{ours}"
+    );
+    assert_eq!(ours.get("results"), Some(&Bson::Null));
+    assert!(
+        docs.contains(&docs0[0]),
+        "FiftyOne's run document is untouched"
+    );
+
+    // Nothing to do: nothing written.
+    annoform(&["apply", "--auto-approve"]);
+    assert_eq!(run_docs(&db), (docs.clone(), refs.clone(), stamp));
+
+    annoform(&["runs", "rename", "review", "renamed"]);
+    let got = fiftyone_runs();
+    let keys: Vec<&String> = got["runs"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["fo_run", "renamed"], "{got:#}");
+    assert_eq!(got["runs"]["renamed"]["view"], json!(first));
+
+    std::fs::remove_file(ws.path().join("manifests/run.yaml")).unwrap();
+    annoform(&["destroy", "--target", "renamed", "--auto-approve"]);
+    let got = fiftyone_runs();
+    let keys: Vec<&String> = got["runs"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["fo_run"], "{got:#}");
+    assert_eq!(got["runs"]["fo_run"], theirs);
+    let (docs, refs, _) = run_docs(&db);
+    assert_eq!(docs, docs0, "only FiftyOne's run document is left");
+    assert_eq!(refs.keys().collect::<Vec<_>>(), ["fo_run"]);
 }

@@ -139,17 +139,7 @@ pub static CVAT: Capabilities = Capabilities {
 };
 
 pub static LABELSTUDIO: Capabilities = Capabilities {
-    label_types: Cow::Borrowed(&[
-        LabelType::Classification,
-        LabelType::Classifications,
-        LabelType::Detections,
-        LabelType::Instances,
-        LabelType::Polylines,
-        LabelType::Polygons,
-        LabelType::Keypoints,
-        LabelType::Segmentation,
-        LabelType::Scalar,
-    ]),
+    label_types: Cow::Borrowed(&LabelType::ALL),
     attribute_types: Cow::Borrowed(&[]),
     video: false,
     string_scalars: false,

@@ -972,28 +972,26 @@ impl Dataset {
 
     /// Width and height of a sample's media: from its `metadata`, else from the file header.
     pub fn image_size(&self, id: ObjectId) -> Result<Dimensions, DatasetError> {
-        let s = self
-            .sample_by_id(id)
-            .ok_or(DatasetError::UnknownSample(id))?;
-        if let Some(d) = media::from_metadata(s.get("metadata")) {
-            return Ok(d);
-        }
-        let fp = s.filepath().ok_or_else(|| DatasetError::Invalid {
-            path: self.root.join(SAMPLES),
-            doc: format!("sample {id}"),
-            msg: "filepath: missing".into(),
-        })?;
-        media::from_file(&self.media_path(fp))
-            .map_err(|source| DatasetError::Media { sample: id, source })
+        self.media_info(id, media::from_metadata, media::from_file)
     }
 
     /// Frame count, frame size and frame rate of a video sample: from its `metadata`, else
     /// from the video file's headers; an error names the sample and the file.
     pub fn video_info(&self, id: ObjectId) -> Result<VideoInfo, DatasetError> {
+        self.media_info(id, video::from_metadata, video::from_file)
+    }
+
+    /// What a sample's `metadata` says of its media, else what `from_file` reads in the file.
+    fn media_info<T>(
+        &self,
+        id: ObjectId,
+        from_metadata: impl FnOnce(Option<&Value>) -> Option<T>,
+        from_file: impl FnOnce(&Path) -> Result<T, media::MediaError>,
+    ) -> Result<T, DatasetError> {
         let s = self
             .sample_by_id(id)
             .ok_or(DatasetError::UnknownSample(id))?;
-        if let Some(v) = video::from_metadata(s.get("metadata")) {
+        if let Some(v) = from_metadata(s.get("metadata")) {
             return Ok(v);
         }
         let fp = s.filepath().ok_or_else(|| DatasetError::Invalid {
@@ -1001,8 +999,7 @@ impl Dataset {
             doc: format!("sample {id}"),
             msg: "filepath: missing".into(),
         })?;
-        video::from_file(&self.media_path(fp))
-            .map_err(|source| DatasetError::Media { sample: id, source })
+        from_file(&self.media_path(fp)).map_err(|source| DatasetError::Media { sample: id, source })
     }
 
     /// Checks that every sample's media size is known (from `metadata` or a readable image

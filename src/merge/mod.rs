@@ -7,7 +7,10 @@ use crate::backend::DownloadedLabel;
 use crate::dataset::FrameNumber;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
-use crate::plan::{FieldCounts, LabelEdit, PropertyChange, Rejection, UnexpectedLabel};
+use crate::plan::{
+    ChangeKind, FieldCounts, LabelChange, LabelEdit, PropertyChange, Refusal, Rejection,
+    Restriction, UnexpectedLabel,
+};
 use crate::schema::ResolvedField;
 use crate::state::{Digest16, LabelKey, UploadedLabel};
 use indexmap::IndexMap;
@@ -236,8 +239,8 @@ pub struct FieldOutcome {
     pub returned: Vec<unexpected::Returned>,
     /// Labels outside the schema that make the plan fail (`load.unexpected: error`).
     pub unexpected_errors: Vec<String>,
-    /// What changes, one entry per label: `+id (class)`, `~id (label, geometry)`, `-id`.
-    pub changes: Vec<String>,
+    /// What changes, one entry per label added, edited or deleted.
+    pub changes: Vec<LabelChange>,
     /// The field's new value, when it changes.
     pub new_value: Option<Option<Value>>,
     /// What the backend now holds, as the baseline of the next merge.
@@ -251,15 +254,9 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
     let mut out = FieldOutcome::default();
     let t = input.schema.label_type;
     let r = input.schema.restrictions;
-    let reject = |out: &mut FieldOutcome, label_id: &LabelKey, change: &str, reason: &str| {
-        out.rejected.push(Rejection {
-            sample_id: input.sample_id.to_string(),
-            frame: input.frame,
-            label_id: label_id.to_string(),
-            field: input.field.to_string(),
-            change: change.to_string(),
-            reason: reason.to_string(),
-        });
+    let reject = |out: &mut FieldOutcome, label_id: &LabelKey, change, reason| {
+        out.rejected
+            .push(rejection(input, label_id, change, None, reason));
     };
 
     // Resolve every downloaded label to our id.
@@ -335,12 +332,21 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         match downloaded.get(&cid) {
             None if r.allow_deletions => {
                 out.counts.deleted += 1;
-                out.changes.push(format!("-{cid}"));
+                out.changes.push(LabelChange::Deleted {
+                    label_id: cid.to_string(),
+                });
                 changed = true;
             }
             None => {
                 out.counts.rejected += 1;
-                reject(&mut out, &cid, "delete", "allow_deletions=false");
+                reject(
+                    &mut out,
+                    &cid,
+                    ChangeKind::Delete,
+                    Refusal::Restricted {
+                        restriction: Restriction::AllowDeletions,
+                    },
+                );
                 result.push(Cow::Borrowed(cur));
             }
             Some(dl) => {
@@ -350,7 +356,10 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                 if edited {
                     out.counts.edited += 1;
                     out.counts.edits.count(&applied);
-                    out.changes.push(format!("~{cid} ({})", applied.join(", ")));
+                    out.changes.push(LabelChange::Edited {
+                        label_id: cid.to_string(),
+                        applied: applied.clone(),
+                    });
                     out.edits.push(LabelEdit {
                         sample_id: input.sample_id.to_string(),
                         frame: input.frame,
@@ -396,29 +405,25 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         }
         if !r.allow_additions {
             out.counts.rejected += 1;
-            reject(&mut out, id, "add", "allow_additions=false");
-        } else if single && !result.is_empty() {
-            out.counts.rejected += 1;
             reject(
                 &mut out,
                 id,
-                "add",
-                "the field holds a single label and already has one",
+                ChangeKind::Add,
+                Refusal::Restricted {
+                    restriction: Restriction::AllowAdditions,
+                },
             );
+        } else if single && !result.is_empty() {
+            out.counts.rejected += 1;
+            reject(&mut out, id, ChangeKind::Add, Refusal::FieldHoldsOne);
         } else {
             out.counts.added += 1;
             // A class outside the schema is kept in the field (`keep`), as FiftyOne does.
-            let note = if outside.is_some() {
-                ", outside the schema"
-            } else {
-                ""
-            };
-            let class = dl
-                .get("label")
-                .and_then(Value::as_str)
-                .map(|c| format!(" ({c}{note})"))
-                .unwrap_or_default();
-            out.changes.push(format!("+{id}{class}"));
+            out.changes.push(LabelChange::Added {
+                label_id: id.to_string(),
+                class: dl.get("label").and_then(Value::as_str).map(String::from),
+                outside_schema: outside.is_some(),
+            });
             result.push(Cow::Borrowed(dl));
             changed = true;
         }
@@ -501,15 +506,15 @@ struct LabelMerge<'a> {
     merged: Map<String, Value>,
     /// Kinds of change applied (`label`, `geometry`, `index`, `attribute:<name>`).
     applied: Vec<String>,
-    rejected: Vec<(&'static str, &'static str)>,
+    rejected: Vec<(ChangeKind, Option<String>, Refusal)>,
 }
 
 impl LabelMerge<'_> {
     /// Take the backend's values of `keys` when any differs and the change is allowed.
-    fn take(&mut self, keys: &[&str], allowed: bool, change: &'static str, reason: &'static str) {
+    fn take(&mut self, keys: &[&str], refusal: Option<Refusal>, change: ChangeKind) {
         let get = |l: &Value, k: &str| l.get(k).filter(|v| !v.is_null()).map(|v| compared(k, v));
         let same = |a: Option<Value>, b: Option<Value>| {
-            if change == "attribute" {
+            if change == ChangeKind::Attribute {
                 same_attribute(a.as_ref(), b.as_ref())
             } else {
                 a == b
@@ -518,8 +523,9 @@ impl LabelMerge<'_> {
         if keys.iter().all(|k| same(get(self.cur, k), get(self.dl, k))) {
             return;
         }
-        if !allowed {
-            self.rejected.push((change, reason));
+        if let Some(reason) = refusal {
+            let attribute = (change == ChangeKind::Attribute).then(|| keys[0].to_string());
+            self.rejected.push((change, attribute, reason));
             return;
         }
         for k in keys {
@@ -530,10 +536,10 @@ impl LabelMerge<'_> {
                     .insert((*k).to_string(), v.unwrap_or(Value::Null));
             }
         }
-        self.applied.push(if change == "attribute" {
+        self.applied.push(if change == ChangeKind::Attribute {
             format!("attribute:{}", keys[0])
         } else {
-            change.to_string()
+            change.as_str().to_string()
         });
     }
 }
@@ -568,14 +574,13 @@ fn merge_label<'v>(
         .map(|(n, _)| n)
         .collect();
     for n in &read_only_changed {
-        out.rejected.push(Rejection {
-            sample_id: input.sample_id.to_string(),
-            frame: input.frame,
-            label_id: id.to_string(),
-            field: input.field.to_string(),
-            change: format!("attribute:{n}"),
-            reason: "read_only".to_string(),
-        });
+        out.rejected.push(rejection(
+            input,
+            id,
+            ChangeKind::Attribute,
+            Some(n.clone()),
+            Refusal::ReadOnly,
+        ));
     }
     let cur_m = managed(cur, schema);
     let dl_m = managed(dl, schema);
@@ -640,26 +645,26 @@ fn merge_label<'v>(
         }
         _ => false,
     };
-    let (allowed, reason) = match (r.allow_label_edits, unknown_class) {
-        (_, true) => (false, "the new class is not in the schema"),
-        (false, _) => (false, "allow_label_edits=false"),
-        (true, false) => (true, ""),
+    let restricted =
+        |allowed: bool, restriction| (!allowed).then_some(Refusal::Restricted { restriction });
+    let label_refusal = if unknown_class {
+        Some(Refusal::ClassNotInSchema)
+    } else {
+        restricted(r.allow_label_edits, Restriction::AllowLabelEdits)
     };
-    m.take(&["label"], allowed, "label", reason);
+    m.take(&["label"], label_refusal, ChangeKind::Label);
     m.take(
         &["index"],
-        r.allow_index_edits,
-        "index",
-        "allow_index_edits=false",
+        restricted(r.allow_index_edits, Restriction::AllowIndexEdits),
+        ChangeKind::Index,
     );
     m.take(
         geometry_keys(schema.label_type),
-        r.allow_spatial_edits,
-        "geometry",
-        "allow_spatial_edits=false",
+        restricted(r.allow_spatial_edits, Restriction::AllowSpatialEdits),
+        ChangeKind::Geometry,
     );
     for name in writable_attributes(dl, schema) {
-        m.take(&[name.as_str()], true, "attribute", "");
+        m.take(&[name.as_str()], None, ChangeKind::Attribute);
     }
     // A frame label edited in the backend takes the backend's `keyframe` with the edit (a
     // moved track becomes a keyframe there); alone it is no change, since a backend may mark
@@ -673,18 +678,33 @@ fn merge_label<'v>(
         m.merged.insert("keyframe".into(), k.clone());
     }
     let rejected = !m.rejected.is_empty() || !read_only_changed.is_empty();
-    out.rejected
-        .extend(m.rejected.into_iter().map(|(change, reason)| Rejection {
-            sample_id: input.sample_id.to_string(),
-            frame: input.frame,
-            label_id: id.to_string(),
-            field: input.field.to_string(),
-            change: change.to_string(),
-            reason: reason.to_string(),
-        }));
+    out.rejected.extend(
+        m.rejected
+            .into_iter()
+            .map(|(change, attribute, reason)| rejection(input, id, change, attribute, reason)),
+    );
     let merged = m.merged;
     let applied = m.applied;
     (Cow::Owned(Value::Object(merged)), applied, rejected)
+}
+
+/// A change of a label of this field and sample that is not merged.
+fn rejection(
+    input: &FieldInput<'_>,
+    label_id: &LabelKey,
+    change: ChangeKind,
+    attribute: Option<String>,
+    reason: Refusal,
+) -> Rejection {
+    Rejection {
+        sample_id: input.sample_id.to_string(),
+        frame: input.frame,
+        label_id: label_id.to_string(),
+        field: input.field.to_string(),
+        change,
+        attribute,
+        reason,
+    }
 }
 
 pub mod run;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::manifest::AttributeType;
-use crate::plan::{EditKinds, UnexpectedAction};
+use crate::plan::{EditKinds, Restriction, UnexpectedAction};
 use crate::schema::{ResolvedAttribute, Restrictions};
 use proptest::prelude::*;
 
@@ -248,7 +248,12 @@ fn class_edits_follow_allow_label_edits() {
             assert_eq!(m.labels[0]["label"], if allowed { "b" } else { "a" }, "{t}");
             assert_eq!(m.labels[0]["_id"]["$oid"], A, "{t}: ids survive edits");
             if !allowed {
-                assert_eq!(m.out.rejected[0].reason, "allow_label_edits=false");
+                assert_eq!(
+                    m.out.rejected[0].reason,
+                    Refusal::Restricted {
+                        restriction: Restriction::AllowLabelEdits
+                    }
+                );
             }
         }
     }
@@ -278,10 +283,7 @@ fn a_relabel_to_a_class_outside_the_schema_follows_the_policy() {
         for u in [Unexpected::Ignore, Unexpected::Report, Unexpected::Return] {
             let m = run(u);
             assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
-            assert_eq!(
-                m.out.rejected[0].reason,
-                "the new class is not in the schema"
-            );
+            assert_eq!(m.out.rejected[0].reason, Refusal::ClassNotInSchema);
             assert_eq!(m.labels[0]["label"], "a");
         }
         let m = run(Unexpected::Error);
@@ -388,7 +390,9 @@ fn attribute_edits_always_merge_but_read_only_ones_are_rejected() {
             &[dl],
         );
         assert_eq!(m.out.counts, counts(0, 0, 0, 1, 0), "{t}");
-        assert_eq!(m.out.rejected[0].change, "attribute:note");
+        assert_eq!(m.out.rejected[0].change, ChangeKind::Attribute);
+        assert_eq!(m.out.rejected[0].attribute.as_deref(), Some("note"));
+        assert_eq!(m.out.rejected[0].reason, Refusal::ReadOnly);
         assert_eq!(
             m.labels[0]["note"], "n",
             "{t}: read-only attributes are never merged"
@@ -557,7 +561,10 @@ fn unexpected_classes_follow_the_policy() {
     assert_eq!(keep.labels.len(), 2);
     assert_eq!(keep.labels[1]["label"], "truck");
     assert!(
-        keep.out.changes[0].contains("outside the schema"),
+        matches!(
+            &keep.out.changes[0],
+            LabelChange::Added { class: Some(c), outside_schema: true, .. } if c == "truck"
+        ),
         "{:?}",
         keep.out.changes
     );
@@ -576,7 +583,14 @@ fn unexpected_classes_follow_the_policy() {
     }
     let report = run(Unexpected::Report);
     assert_eq!(report.out.counts.rejected, 1);
-    assert!(report.out.rejected[0].reason.contains("not in the schema"));
+    assert!(
+        matches!(
+            &report.out.rejected[0].reason,
+            Refusal::Unexpected { why, policy: Unexpected::Report } if why.contains("not in the schema")
+        ),
+        "{:?}",
+        report.out.rejected[0].reason
+    );
     assert_eq!(run(Unexpected::Error).out.unexpected_errors.len(), 1);
     // With additions forbidden, keeping is forbidden too.
     let f = field(LabelType::Detections, only("add", false));
@@ -590,7 +604,12 @@ fn unexpected_classes_follow_the_policy() {
     );
     assert!(m.out.unexpected.is_empty());
     assert_eq!(m.out.counts.rejected, 1);
-    assert_eq!(m.out.rejected[0].reason, "allow_additions=false");
+    assert_eq!(
+        m.out.rejected[0].reason,
+        Refusal::Restricted {
+            restriction: Restriction::AllowAdditions
+        }
+    );
 }
 
 /// A download: for each uploaded label, keep/relabel/move/delete; plus new labels.

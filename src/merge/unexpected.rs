@@ -17,7 +17,7 @@ use super::{FieldInput, FieldOutcome, new_label};
 use crate::backend::DownloadedLabel;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{LabelType, Unexpected};
-use crate::plan::{Rejection, UnexpectedAction, UnexpectedLabel};
+use crate::plan::{ChangeKind, Refusal, Restriction, UnexpectedAction, UnexpectedLabel};
 use crate::state::{LabelKey, UploadedLabel};
 use serde::Serialize;
 use serde_json::Value;
@@ -80,16 +80,24 @@ pub(super) fn misfit(input: &FieldInput<'_>, d: &DownloadedLabel, out: &mut Fiel
         digest: super::digest16(&serde_json::json!([d.label, m.reason])),
     });
     let (Some(t), Some(o)) = (m.label_type, d.label.as_object()) else {
-        reject(input, out, &key, &m.reason);
-        return;
-    };
-    if !input.schema.restrictions.allow_additions {
+        let why = m.reason.clone();
         reject(
             input,
             out,
             &key,
-            &format!("{}; allow_additions=false", m.reason),
+            Refusal::Unfit {
+                why,
+                restriction: None,
+            },
         );
+        return;
+    };
+    if !input.schema.restrictions.allow_additions {
+        let refusal = Refusal::Unfit {
+            why: m.reason.clone(),
+            restriction: Some(Restriction::AllowAdditions),
+        };
+        reject(input, out, &key, refusal);
         return;
     }
     let mut o = o.clone();
@@ -132,12 +140,11 @@ pub(super) fn settle(
             return;
         }
         Unexpected::Keep | Unexpected::Report => {
-            let reason = format!(
-                "{} (load.unexpected={})",
-                found.reason,
-                input.unexpected.as_str()
-            );
-            reject(input, out, &found.key, &reason);
+            let refusal = Refusal::Unexpected {
+                why: found.reason.clone(),
+                policy: input.unexpected,
+            };
+            reject(input, out, &found.key, refusal);
             return;
         }
     };
@@ -169,16 +176,10 @@ pub(super) fn settle(
 }
 
 /// Reject the addition of a label that cannot be merged.
-fn reject(input: &FieldInput<'_>, out: &mut FieldOutcome, key: &LabelKey, reason: &str) {
+fn reject(input: &FieldInput<'_>, out: &mut FieldOutcome, key: &LabelKey, reason: Refusal) {
     out.counts.rejected += 1;
-    out.rejected.push(Rejection {
-        sample_id: input.sample_id.to_string(),
-        frame: input.frame,
-        label_id: key.to_string(),
-        field: input.field.to_string(),
-        change: "add".to_string(),
-        reason: reason.to_string(),
-    });
+    out.rejected
+        .push(super::rejection(input, key, ChangeKind::Add, None, reason));
 }
 
 #[cfg(test)]
@@ -348,7 +349,7 @@ mod tests {
             let rejected_adds: HashSet<&str> = out
                 .rejected
                 .iter()
-                .filter(|r| r.change == "add")
+                .filter(|r| r.change == ChangeKind::Add)
                 .map(|r| r.label_id.as_str())
                 .collect();
             let listed: Vec<&str> = out.unexpected.iter().map(|u| u.backend_id.as_str()).collect();

@@ -2,13 +2,14 @@
 //! Markdown) are pure functions of it. The JSON form is a versioned contract (DESIGN §6).
 
 use crate::dataset::{FieldPath, FrameNumber};
+use crate::manifest::{LoadWhen, Unexpected};
 use crate::schema::ResolvedSchema;
 use crate::schema::diff::SchemaChange;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 /// The JSON format version of plans.
-pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "2";
 
 /// A whole plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +43,14 @@ pub struct RunPlan {
     /// happens to it (`load.unexpected`).
     #[serde(default)]
     pub unexpected: Vec<UnexpectedLabel>,
-    pub drift: Vec<String>,
-    /// Human-readable lines explaining the actions (shown with --verbose).
-    pub details: Vec<String>,
+    /// Backend objects changed outside annoform.
+    pub drift: Vec<Drift>,
+    /// What the actions do, step by step (shown with --verbose).
+    pub details: Vec<Detail>,
+    /// The merge waits for annotators (`load.when`): no action yet, shown so a reader knows
+    /// why nothing is merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
     /// How the label schema changes (`~ update`, or the `-/+ replace` a schema change needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_change: Option<SchemaChange>,
@@ -185,10 +191,213 @@ pub struct Rejection {
     pub frame: Option<FrameNumber>,
     pub label_id: String,
     pub field: String,
-    /// `add`, `delete`, `label`, `geometry`, `index`, `attribute:<name>`.
-    pub change: String,
-    /// e.g. `allow_deletions=false`.
-    pub reason: String,
+    /// What the backend changed.
+    pub change: ChangeKind,
+    /// The attribute, for an `attribute` change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// Why the change is not applied.
+    pub reason: Refusal,
+}
+
+/// The kinds of change to a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Add,
+    Delete,
+    Label,
+    Geometry,
+    Index,
+    Attribute,
+}
+
+impl ChangeKind {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Add => "add",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Label => "label",
+            ChangeKind::Geometry => "geometry",
+            ChangeKind::Index => "index",
+            ChangeKind::Attribute => "attribute",
+        }
+    }
+}
+
+/// A field restriction (`restrictions:` in a manifest) that can forbid a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restriction {
+    AllowAdditions,
+    AllowDeletions,
+    AllowLabelEdits,
+    AllowIndexEdits,
+    AllowSpatialEdits,
+}
+
+impl Restriction {
+    /// The manifest key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restriction::AllowAdditions => "allow_additions",
+            Restriction::AllowDeletions => "allow_deletions",
+            Restriction::AllowLabelEdits => "allow_label_edits",
+            Restriction::AllowIndexEdits => "allow_index_edits",
+            Restriction::AllowSpatialEdits => "allow_spatial_edits",
+        }
+    }
+}
+
+/// Why a change the backend holds is not merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The field's restriction is false.
+    Restricted { restriction: Restriction },
+    /// The attribute is read-only.
+    ReadOnly,
+    /// The field holds a single label and already has one.
+    FieldHoldsOne,
+    /// A relabel to a class outside the schema (merged only with `load.unexpected: keep`).
+    ClassNotInSchema,
+    /// A label outside the schema that `load.unexpected` lists rather than merges.
+    Unexpected { why: String, policy: Unexpected },
+    /// An object the field cannot hold (`why`, in the backend's terms), or one it could hold
+    /// as another label type were additions allowed.
+    Unfit {
+        why: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restriction: Option<Restriction>,
+    },
+}
+
+/// A merge waiting for annotators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// Tasks complete.
+    pub complete: usize,
+    /// Tasks the merge waits for.
+    pub tasks: usize,
+    /// The run's `load.when`.
+    pub when: LoadWhen,
+}
+
+/// Backend objects changed outside annoform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Drift {
+    /// The run's project is gone: apply recreates it with every task.
+    ProjectMissing {
+        project: String,
+        id: String,
+        backend: String,
+    },
+    /// A task is gone: apply recreates it.
+    TaskMissing { task: String, id: String },
+    /// Samples gone from a task; their labels are kept.
+    SamplesMissing {
+        task: String,
+        id: String,
+        backend: String,
+        /// How many are missing.
+        missing: usize,
+        /// The first few of them.
+        samples: Vec<String>,
+    },
+}
+
+/// What an action does, one step of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Detail {
+    /// `+ create`: a new project with the run's samples.
+    CreateProject {
+        project: String,
+        samples: usize,
+        tasks: usize,
+    },
+    /// `- destroy`: the project and its tasks are deleted.
+    DeleteProject { project: String, tasks: usize },
+    /// `- destroy` of a run without backend objects.
+    ForgetRun,
+    /// The run was merged and its project cleaned up: nothing more to do.
+    Finished,
+    /// `~ update` of settings only the record keeps (view, load, lifecycle).
+    SettingsChanged,
+    /// `-/+ replace`: the run moves to another backend.
+    BackendChanged { from: String, to: String },
+    /// `~ update`: the label schema is updated in place.
+    SchemaInPlace,
+    /// `-/+ replace`: the backend cannot apply the schema change in place.
+    SchemaRecreates { backend: String },
+    /// `-/+ replace` drops annotations not merged yet.
+    UnmergedDiscarded { tasks: usize },
+    /// `+ extend`: new samples in new tasks.
+    UploadNew { samples: usize, tasks: usize },
+    /// `+ extend`: tasks an interrupted apply left with labels not all uploaded.
+    FinishUploads { tasks: usize },
+    /// A run naming a shared CVAT project whose classes differ from the manifest's.
+    SharedProjectSchemaKept,
+    /// Upload into an existing project, adding the run's classes to it.
+    ExistingProjectExtended { project: String, id: String },
+    /// Upload into an existing project whose labels are the run's classes.
+    ExistingProjectClasses {
+        project: String,
+        id: String,
+        classes: Vec<String>,
+    },
+    /// `<= merge` of a merge the dataset holds already but the record does not.
+    RecordMerge,
+    /// A backend object no sample of the run takes.
+    NotMerged {
+        backend: String,
+        object: String,
+        task: String,
+        /// Where it is and why, in the backend's terms.
+        reason: String,
+    },
+    /// Unexpected labels written to the returned-labels file.
+    ReturnUnexpected { labels: usize, path: String },
+    /// What the merge changes in one field of one sample.
+    SampleChanges(SampleChanges),
+    /// Samples with changes past those listed.
+    MoreSamples { samples: usize },
+    /// The project is deleted after the final merge (`load.cleanup`).
+    Cleanup { project: String },
+}
+
+/// What the merge changes in one field of one sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleChanges {
+    pub sample_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
+    pub field: String,
+    pub changes: Vec<LabelChange>,
+}
+
+/// One label the merge adds, edits or deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LabelChange {
+    Added {
+        label_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<String>,
+        /// A class outside the schema, kept (`load.unexpected: keep`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outside_schema: bool,
+    },
+    Edited {
+        label_id: String,
+        /// `label`, `geometry`, `index`, `attribute:<name>`, `value`.
+        applied: Vec<String>,
+    },
+    Deleted {
+        label_id: String,
+    },
 }
 
 /// A label the merge edits: what changes in it.

@@ -164,9 +164,38 @@ fn create_merge_and_converge() {
     );
     let details = plan["runs"][0]["details"].as_array().unwrap();
     assert_eq!(details.len(), 1, "{details:?}");
-    let line = details[0].as_str().unwrap();
-    assert!(line.starts_with(&format!("sample {FIRST} ground_truth: ~6b02535c63110a1e76c075c0 (label) -6b02535c63110a1e76c075c1 +")), "{line}");
-    assert!(line.ends_with("(car)"), "{line}");
+    let changes = &details[0];
+    assert_eq!(
+        (&changes["kind"], &changes["sample_id"], &changes["field"]),
+        (
+            &json!("sample_changes"),
+            &json!(FIRST),
+            &json!("ground_truth")
+        ),
+        "{changes:#}"
+    );
+    let ops = changes["changes"].as_array().unwrap();
+    assert_eq!(
+        ops[..2],
+        [
+            json!({"op": "edited", "label_id": "6b02535c63110a1e76c075c0", "applied": ["label"]}),
+            json!({"op": "deleted", "label_id": "6b02535c63110a1e76c075c1"}),
+        ],
+        "{changes:#}"
+    );
+    assert_eq!(
+        (&ops[2]["op"], &ops[2]["class"]),
+        (&json!("added"), &json!("car"))
+    );
+    // The sentence the text plan shows for it, under -v.
+    let out = ws.run(&["plan", "-v"]);
+    assert!(
+        out.stdout.contains(&format!(
+            "# sample {FIRST} ground_truth: ~6b02535c63110a1e76c075c0 (label)"
+        )),
+        "{}",
+        out.stdout
+    );
     let out = ws.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.code, 2);
 
@@ -208,15 +237,18 @@ fn restrictions_reject_and_report() {
     });
     let plan = plan_json(&ws);
     assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["rejected"], 2);
-    let reasons: Vec<&str> = plan["runs"][0]["rejected"]
+    let reasons: Vec<&serde_json::Value> = plan["runs"][0]["rejected"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["reason"].as_str().unwrap())
+        .map(|r| &r["reason"])
         .collect();
     assert_eq!(
         reasons,
-        vec!["allow_label_edits=false", "allow_deletions=false"]
+        [
+            &json!({"kind": "restricted", "restriction": "allow_label_edits"}),
+            &json!({"kind": "restricted", "restriction": "allow_deletions"})
+        ]
     );
     ok(ws.run(&["apply", "--auto-approve"]));
     let first = &samples(&ws)[0];
@@ -293,11 +325,17 @@ fn unexpected_labels_follow_load_unexpected() {
     annotate(&ws, |_, labels| labels.push(truck()));
     let plan = plan_json(&ws);
     assert_eq!(plan["runs"][0]["fields"]["ground_truth"]["rejected"], 1);
+    let reason = &plan["runs"][0]["rejected"][0]["reason"];
+    assert_eq!(
+        (&reason["kind"], &reason["policy"]),
+        (&json!("unexpected"), &json!("report")),
+        "{reason}"
+    );
+    let out = ws.run(&["plan"]);
     assert!(
-        plan["runs"][0]["rejected"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("load.unexpected=report")
+        out.stdout.contains("(load.unexpected=report)"),
+        "{}",
+        out.stdout
     );
 }
 
@@ -449,11 +487,8 @@ fn drift_is_detected_and_healed() {
     save_backend(&ws, &store);
     let plan = plan_json(&ws);
     assert_eq!(plan["runs"][0]["actions"], json!(["drift"]));
-    assert!(
-        plan["runs"][0]["drift"][0]
-            .as_str()
-            .unwrap()
-            .contains("is missing"),
+    assert_eq!(
+        plan["runs"][0]["drift"][0]["kind"], "project_missing",
         "{plan:#}"
     );
     ok(ws.run(&["apply", "--auto-approve"]));
@@ -954,11 +989,8 @@ fn a_sample_deleted_by_hand_is_drift_and_keeps_its_labels() {
     assert_eq!(run["actions"], json!(["drift", "merge"]), "{plan:#}");
     let drift = run["drift"].as_array().unwrap();
     assert_eq!(drift.len(), 1, "{plan:#}");
-    assert!(
-        drift[0].as_str().unwrap().contains(&gone)
-            && drift[0].as_str().unwrap().contains("missing"),
-        "{plan:#}"
-    );
+    assert_eq!(drift[0]["kind"], "samples_missing", "{plan:#}");
+    assert_eq!(drift[0]["samples"], json!([gone]), "{plan:#}");
     ok(ws.run(&["apply", "--auto-approve"]));
     assert_eq!(
         ground_truth_of(&ws, &gone),
@@ -1205,4 +1237,41 @@ fn coordinates_no_backend_can_round_trip_are_refused_before_upload() {
     named(&ws.run(&["plan"]));
     named(&ws.run(&["apply", "--auto-approve"]));
     assert_eq!(project_count_or_zero(&ws), 0, "nothing was uploaded");
+}
+
+/// With the default `load.when` (complete), a plan after a partial annotation says what the
+/// merge waits for, in every rendering, and is still a plan without changes.
+#[test]
+fn a_merge_waiting_for_annotators_says_so() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 4\nlabel_field: ground_truth\nbackend_config:\n  task_size: 2\n"
+    ));
+    ok(ws.run(&["apply", "--auto-approve"]));
+    annotate_task(&ws, 0, |labels| labels[0]["label"]["label"] = json!("bike"));
+
+    let out = ok(ws.run(&["plan", "--detailed-exitcode"]));
+    assert_eq!(
+        out.stdout,
+        "  = no changes  quickstart/review (fake)\n      4 samples, 2 tasks\n      … merge waits: 1/2 tasks complete (load.when: complete)\n\nNo changes. Runs match the manifests.\n"
+    );
+    let plan = plan_json(&ws);
+    assert_eq!(plan["changes"], false, "{plan:#}");
+    assert_eq!(plan["runs"][0]["actions"], json!([]), "{plan:#}");
+    assert_eq!(
+        plan["runs"][0]["waiting"],
+        json!({"complete": 1, "tasks": 2, "when": "complete"}),
+        "{plan:#}"
+    );
+    assert_eq!(plan["runs"][0]["details"], json!([]), "{plan:#}");
+    let md = ok(ws.run(&["plan", "--markdown"])).stdout;
+    assert!(
+        md.contains("No changes. Runs match the manifests.\n\n**Waiting for annotators**\n\n- **review** (quickstart, fake): merge waits: 1/2 tasks complete (load.when: complete)\n"),
+        "{md}"
+    );
+
+    // The last task done: the merge goes ahead, and nothing waits any more.
+    annotate_task(&ws, 1, |_| {});
+    let plan = plan_json(&ws);
+    assert_eq!(plan["runs"][0]["actions"], json!(["merge"]), "{plan:#}");
+    assert!(plan["runs"][0].get("waiting").is_none(), "{plan:#}");
 }

@@ -24,6 +24,9 @@
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
+#[path = "../support/fake_server.rs"]
+mod fake_server;
+use fake_server::FakeServer;
 pub mod annotations;
 pub mod http;
 pub mod media;
@@ -36,9 +39,6 @@ use annotations::Scope;
 use http::{Req, Resp, dec};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use model::State;
 use std::sync::{Arc, Mutex};
 use users::Caller;
@@ -47,33 +47,23 @@ pub use model::{ADMIN_PASSWORD, ADMIN_USERNAME, ANNOTATOR_PASSWORD};
 
 /// A running fake CVAT server; dropping it stops the server.
 pub struct FakeCvat {
-    base_url: String,
+    server: FakeServer,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeCvat {
     /// Starts a fresh fake on `127.0.0.1:0` in its own thread and runtime.
     pub fn start() -> FakeCvat {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State::new()));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let shared = state.clone();
-        let thread = std::thread::spawn(move || serve(listener, shared, stopped));
         FakeCvat {
-            base_url,
+            server: FakeServer::start(state.clone(), respond),
             state,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.server.base_url()
     }
 
     /// Answer the next `times` requests `method path` (path after `/api/`, `*` matching one
@@ -102,47 +92,6 @@ impl FakeCvat {
         let s = self.state.lock().expect("state");
         s.users[0].key.clone()
     }
-}
-
-impl Drop for FakeCvat {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-        loop {
-            let stream = tokio::select! {
-                _ = &mut stopped => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((s, _)) => s,
-                    Err(_) => continue,
-                },
-            };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |r| respond(state.clone(), r));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
 }
 
 async fn respond(

@@ -21,13 +21,13 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/fake_server.rs"]
+mod fake_server;
+use fake_server::FakeServer;
 pub mod zip;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -163,39 +163,29 @@ impl State {
 
 /// A running fake; dropping it stops the server.
 pub struct FakeDarwin {
-    base_url: String,
+    server: FakeServer,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeDarwin {
     /// Starts a fresh fake on `127.0.0.1:0` (payload limit 256 KiB, items processing 200 ms,
     /// exports complete on their second poll).
     pub fn start() -> FakeDarwin {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State {
             payload_limit: 256 * 1024,
             processing: Duration::from_millis(200),
             export_polls: Some(1),
             ..State::default()
         }));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let shared = state.clone();
-        let thread = std::thread::spawn(move || serve(listener, shared, stopped));
         FakeDarwin {
-            base_url,
+            server: FakeServer::start(state.clone(), respond),
             state,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     /// `http://127.0.0.1:<port>`, the host root.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.server.base_url()
     }
 
     /// The state, to look at or change.
@@ -234,47 +224,6 @@ impl FakeDarwin {
     pub fn log(&self) -> Vec<(String, String, u16)> {
         self.state().log.clone()
     }
-}
-
-impl Drop for FakeDarwin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-        loop {
-            let stream = tokio::select! {
-                _ = &mut stopped => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((s, _)) => s,
-                    Err(_) => continue,
-                },
-            };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |r| respond(state.clone(), r));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
 }
 
 /// A request, decoded.

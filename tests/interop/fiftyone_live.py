@@ -6,6 +6,11 @@
     edit NAME SAMPLE LABEL TEXT  set the `label` of ground_truth label LABEL of SAMPLE, as a
                                  FiftyOne user does (sample.save()), and tag the sample `edited`
     tag NAME SAMPLE TAG          add a tag to a sample (sample.save())
+    register NAME KEY            register an annotation run of FiftyOne's own (a Label
+                                 Studio config, as `annotate()` saves it before uploading)
+    runs NAME                    the dataset's annotation runs as FiftyOne shows them: per
+                                 key its config, the ids of its view, and what
+                                 load_annotation_results answers
 """
 
 import json
@@ -63,6 +68,43 @@ def tag(name, sample_id, tag_):
     sample.save()
 
 
+def register(name, key):
+    import fiftyone.utils.labelstudio as foul
+
+    ds = fo.load_dataset(name)
+    config = foul.LabelStudioBackendConfig(
+        name="labelstudio",
+        label_schema={"ground_truth": {"type": "detections", "classes": ["cat"]}},
+        url="http://127.0.0.1:9",
+    )
+    config.build().register_run(ds.limit(1), key)
+
+
+def runs(name):
+    ds = fo.load_dataset(name)
+    out = {"samples": len(ds), "runs": {}}
+    for key in ds.list_annotation_runs():
+        info = ds.get_annotation_info(key)
+        try:
+            results = ds.load_annotation_results(key)
+            results = None if results is None else type(results).__name__
+        except Exception as e:  # FiftyOne's own error is the answer
+            results = "%s: %s" % (type(e).__name__, e)
+        out["runs"][key] = {
+            "config": info.config.serialize(),
+            "view": sorted(ds.load_annotation_view(key).values("id")),
+            "results": results,
+        }
+    print(json_util.dumps(out, json_options=json_util.RELAXED_JSON_OPTIONS))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"create": create, "dump": dump, "edit": edit, "tag": tag}[cmd](*args)
+    {
+        "create": create,
+        "dump": dump,
+        "edit": edit,
+        "tag": tag,
+        "register": register,
+        "runs": runs,
+    }[cmd](*args)

@@ -11,6 +11,7 @@
 //! since it was read is reported as a conflict and left as that process wrote it.
 
 mod read;
+mod runs;
 mod write;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use ::mongodb::sync::{Client, Database};
 use super::dir::Dataset;
 use super::ejson::{IdMap, ObjectId};
 
+pub use runs::RunSync;
 pub use write::{Before, Written};
 
 /// How long to look for a server before giving up (unless the URI sets

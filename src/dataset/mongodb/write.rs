@@ -172,12 +172,12 @@ impl Live {
     /// A JSON value (FiftyOne's Extended JSON) as BSON: `$oid`, `$date`, `$binary` become
     /// their types, integers Int32 (Int64 beyond), other numbers doubles — as pymongo
     /// encodes Python values.
-    fn bson(&self, v: &Value) -> Result<Bson, LiveError> {
+    pub(super) fn bson(&self, v: &Value) -> Result<Bson, LiveError> {
         Bson::try_from(v.clone())
             .map_err(|e| self.invalid(format!("cannot convert a value to BSON: {e}")))
     }
 
-    fn invalid(&self, msg: String) -> LiveError {
+    pub(super) fn invalid(&self, msg: String) -> LiveError {
         LiveError::Invalid {
             place: self.place.clone(),
             name: self.name.clone(),
@@ -185,7 +185,10 @@ impl Live {
         }
     }
 
-    fn failed(&self, action: &'static str) -> impl Fn(::mongodb::error::Error) -> LiveError + '_ {
+    pub(super) fn failed(
+        &self,
+        action: &'static str,
+    ) -> impl Fn(::mongodb::error::Error) -> LiveError + '_ {
         move |e| LiveError::Database {
             place: self.place.clone(),
             name: self.name.clone(),

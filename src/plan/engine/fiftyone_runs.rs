@@ -1,7 +1,10 @@
-//! Runs in the dataset's own `metadata.json` `annotation_runs`, as FiftyOne writes them, so
-//! FiftyOne's `list_annotation_runs()` and `get_annotation_info(key)` show annoform's runs
-//! and `load_annotation_view(key)` selects their samples. FiftyOne's results file
-//! (`annotations/<key>.json`) is not written: annoform, not FiftyOne, merges these runs.
+//! Runs in the dataset's own `annotation_runs`, as FiftyOne writes them, so FiftyOne's
+//! `list_annotation_runs()` and `get_annotation_info(key)` show annoform's runs and
+//! `load_annotation_view(key)` selects their samples: embedded in a directory dataset's
+//! `metadata.json` (as FiftyOne exports them), or in a live database's `runs` collection,
+//! referenced from the dataset document (as FiftyOne saves them). FiftyOne's results (its
+//! `annotations/<key>.json`, its GridFS file) are not written: annoform, not FiftyOne, merges
+//! these runs.
 //! Entries are marked in `results_meta`, so runs FiftyOne made itself are never touched.
 
 use super::*;
@@ -144,13 +147,20 @@ impl Engine<'_> {
                 .backend(&r.backend)
                 .map_or(BackendKind::Custom, |b| b.kind)
         });
-        // A live dataset's run record lives in FiftyOne's `runs` collection: not written yet.
-        if self.datasets.is_live(dataset) {
-            return Ok(());
-        }
+        let live = self.datasets.is_live(dataset);
         let Some(Ok(ds)) = self.datasets.get(dataset) else {
             return Ok(());
         };
+        // A live dataset's runs are documents of FiftyOne's `runs` collection.
+        if live {
+            let wanted = record
+                .as_ref()
+                .zip(kind)
+                .map(|(r, k)| annotation_run(r, k, ds.metadata()));
+            self.datasets
+                .sync_live_run(dataset, key, wanted.as_ref(), ours)?;
+            return Ok(());
+        }
         let current = ds
             .metadata()
             .get("annotation_runs")

@@ -113,6 +113,7 @@ impl Engine<'_> {
             unexpected: Vec::new(),
             drift: Vec::new(),
             details: Vec::new(),
+            waiting: None,
             edits: Vec::new(),
             schema_change: None,
             schema: desired.as_ref().map(|d| d.schema.clone()),
@@ -148,8 +149,11 @@ impl Engine<'_> {
                 }
                 plan.actions.push(Action::Destroy);
                 plan.details.push(match &r.project {
-                    Some(p) => format!("delete project `{}` and its {} task(s); labels merged into the dataset stay", p.name, r.tasks.len()),
-                    None => "forget the run (no backend objects)".into(),
+                    Some(p) => Detail::DeleteProject {
+                        project: p.name.clone(),
+                        tasks: r.tasks.len(),
+                    },
+                    None => Detail::ForgetRun,
                 });
             }
             (Some(d), None) => {
@@ -159,10 +163,11 @@ impl Engine<'_> {
                 plan.samples = work.new_samples.len();
                 plan.tasks = work.new_samples.len().div_ceil(d.task_size);
                 count_uploads(ds, d, &work.new_samples, &mut plan)?;
-                plan.details.push(format!(
-                    "create project `{}`; upload {} sample(s) in {} task(s)",
-                    d.project_name, plan.samples, plan.tasks
-                ));
+                plan.details.push(Detail::CreateProject {
+                    project: d.project_name.clone(),
+                    samples: plan.samples,
+                    tasks: plan.tasks,
+                });
             }
             (Some(d), Some(r)) => {
                 self.plan_existing(d, r, &mut plan, &mut work)?;
@@ -173,8 +178,7 @@ impl Engine<'_> {
                     && r.manifest_digest != d.manifest_digest
                 {
                     plan.actions.push(Action::Update);
-                    plan.details
-                        .push("run settings changed (record only)".into());
+                    plan.details.push(Detail::SettingsChanged);
                 }
             }
         }
@@ -192,7 +196,7 @@ impl Engine<'_> {
         &mut self,
         d: &mut Desired,
         record: Option<&RunRecord>,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<Vec<Detail>, EngineError> {
         let names_project =
             d.settings.contains_key("project_id") || d.settings.contains_key("project_name");
         if d.kind != BackendKind::Cvat || !names_project {
@@ -217,9 +221,7 @@ impl Engine<'_> {
             let changed = !same_schema(&schema, &d.schema);
             d.schema = schema;
             return Ok(changed
-                .then(|| {
-                    "the manifest's classes or attributes differ from the shared project's; not applied (set `extend_project_schema: true` to add them to the project)".to_string()
-                })
+                .then_some(Detail::SharedProjectSchemaKept)
                 .into_iter()
                 .collect());
         }
@@ -228,10 +230,10 @@ impl Engine<'_> {
         };
         let p = &existing.project;
         if extend {
-            return Ok(vec![format!(
-                "upload into the existing project `{}` ({}), adding the run's missing classes and attributes to it (extend_project_schema)",
-                p.name, p.id
-            )]);
+            return Ok(vec![Detail::ExistingProjectExtended {
+                project: p.name.clone(),
+                id: p.id.clone(),
+            }]);
         }
         let schema = resolve::with_project_classes(&d.schema, &existing.classes);
         let ds = self.dataset(&d.loaded.run.dataset)?;
@@ -264,17 +266,11 @@ impl Engine<'_> {
                 )));
             }
         }
-        let note = format!(
-            "upload into the existing project `{}` ({}): its labels ({}) are the run's classes and attributes; the manifest's are not used (set `extend_project_schema: true` to add them to the project)",
-            p.name,
-            p.id,
-            existing
-                .classes
-                .iter()
-                .map(|(c, _)| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let note = Detail::ExistingProjectClasses {
+            project: p.name.clone(),
+            id: p.id.clone(),
+            classes: existing.classes.iter().map(|(c, _)| c.clone()).collect(),
+        };
         d.schema = schema;
         Ok(vec![note])
     }
@@ -287,16 +283,16 @@ impl Engine<'_> {
         work: &mut RunWork,
     ) -> Result<(), EngineError> {
         if r.cleaned_up {
-            plan.details.push("finished: merged and cleaned up".into());
+            plan.details.push(Detail::Finished);
             return Ok(());
         }
         let kind = d.kind;
         if r.backend != d.backend {
             plan.actions.push(Action::Replace);
-            plan.details.push(format!(
-                "backend changed: {} → {}; the run is recreated",
-                r.backend, d.backend
-            ));
+            plan.details.push(Detail::BackendChanged {
+                from: r.backend.clone(),
+                to: d.backend.clone(),
+            });
         } else if !same_schema(&r.schema, &d.schema) {
             plan.schema_change = schema_change(kind, &r.schema, &d.schema);
             let caps_in_place = self
@@ -305,12 +301,12 @@ impl Engine<'_> {
                 .schema_update_in_place;
             if caps_in_place && additive(&r.schema, &d.schema) {
                 plan.actions.push(Action::Update);
-                plan.details.push("update the label schema in place".into());
+                plan.details.push(Detail::SchemaInPlace);
             } else {
                 plan.actions.push(Action::Replace);
-                plan.details.push(format!(
-                    "the label schema changed in a way {kind} cannot apply in place; the run is recreated"
-                ));
+                plan.details.push(Detail::SchemaRecreates {
+                    backend: kind.to_string(),
+                });
             }
         }
         if plan.actions.contains(&Action::Replace) {
@@ -320,10 +316,9 @@ impl Engine<'_> {
             plan.tasks = work.new_samples.len().div_ceil(d.task_size);
             count_uploads(ds, d, &work.new_samples, plan)?;
             if r.merge.is_none() && !r.tasks.is_empty() {
-                plan.details.push(format!(
-                    "annotations not yet merged in the {} old task(s) are discarded",
-                    r.tasks.len()
-                ));
+                plan.details.push(Detail::UnmergedDiscarded {
+                    tasks: r.tasks.len(),
+                });
             }
             return Ok(());
         }
@@ -341,10 +336,10 @@ impl Engine<'_> {
             let ds = self.dataset(&r.dataset)?;
             count_uploads(ds, d, &new, plan)?;
             let batches = new.len().div_ceil(d.task_size);
-            plan.details.push(format!(
-                "upload {} new sample(s) in {batches} new task(s)",
-                new.len()
-            ));
+            plan.details.push(Detail::UploadNew {
+                samples: new.len(),
+                tasks: batches,
+            });
             plan.samples = r.samples.len() + new.len();
             plan.tasks = r.tasks.len() + batches;
             work.new_samples = new;
@@ -354,10 +349,9 @@ impl Engine<'_> {
             if !plan.actions.contains(&Action::Extend) {
                 plan.actions.push(Action::Extend);
             }
-            plan.details.push(format!(
-                "finish {} task(s) an interrupted apply left before their labels were all uploaded",
-                r.labels_pending.len()
-            ));
+            plan.details.push(Detail::FinishUploads {
+                tasks: r.labels_pending.len(),
+            });
         }
 
         // Refresh: what does the backend hold now?
@@ -387,10 +381,11 @@ impl Engine<'_> {
             .is_none_or(|p| p.id != project.id)
         {
             plan.actions.push(Action::Drift);
-            plan.drift.push(format!(
-                "project `{}` ({}) is missing from {}",
-                project.name, project.id, d.backend
-            ));
+            plan.drift.push(Drift::ProjectMissing {
+                project: project.name.clone(),
+                id: project.id.clone(),
+                backend: d.backend.clone(),
+            });
             work.missing_batches = r.tasks.iter().map(|t| t.batch).collect();
             work.missing_project = true;
             return Ok(());
@@ -411,10 +406,10 @@ impl Engine<'_> {
         }
         for t in &r.tasks {
             if !live.contains(&t.id) {
-                plan.drift.push(format!(
-                    "task `{}` ({}) is missing; it will be recreated",
-                    t.name, t.id
-                ));
+                plan.drift.push(Drift::TaskMissing {
+                    task: t.name.clone(),
+                    id: t.id.clone(),
+                });
                 work.missing_batches.push(t.batch);
             }
         }
@@ -436,10 +431,11 @@ impl Engine<'_> {
             let status = b.status(&project, &task_ids)?;
             let done = status.iter().filter(|s| s.complete).count();
             if done < task_ids.len() {
-                plan.details.push(format!(
-                    "waiting for annotators: {done}/{} task(s) complete (load.when=complete)",
-                    task_ids.len()
-                ));
+                plan.waiting = Some(Waiting {
+                    complete: done,
+                    tasks: task_ids.len(),
+                    when: load.when,
+                });
                 return Ok(());
             }
         }
@@ -534,18 +530,17 @@ impl Engine<'_> {
                 .push(m.sample.as_str());
         }
         for ((task, id), samples) in by_task {
-            let more = samples.len().saturating_sub(SAMPLES_NAMED);
-            plan.drift.push(format!(
-                "task `{task}` ({id}): {} sample(s) missing from {}: {}{}; their labels are kept",
-                samples.len(),
-                d.backend,
-                samples[..samples.len().min(SAMPLES_NAMED)].join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            ));
+            plan.drift.push(Drift::SamplesMissing {
+                task: task.to_string(),
+                id: id.to_string(),
+                backend: d.backend.clone(),
+                missing: samples.len(),
+                samples: samples
+                    .iter()
+                    .take(SAMPLES_NAMED)
+                    .map(ToString::to_string)
+                    .collect(),
+            });
         }
         // The cursor moves only past a download where every sample is accounted for: with
         // samples missing, the next refresh looks again from where this one started.
@@ -610,43 +605,40 @@ impl Engine<'_> {
         let unrecorded = !outcome.changes_anything() && holds_unrecorded_labels(&outcome, r);
         if unrecorded {
             plan.actions.push(Action::Merge);
-            plan.details.push(
-                "record the merged annotations: the dataset holds them already (an earlier apply stopped before saving its record)"
-                    .into(),
-            );
+            plan.details.push(Detail::RecordMerge);
         }
         // `load.cleanup` deletes the project after the final merge, with or without changes.
         if outcome.changes_anything() || load.cleanup || !downloaded.strays.is_empty() {
             plan.actions.push(Action::Merge);
             for s in &downloaded.strays {
-                plan.details.push(format!(
-                    "not merged: {} object {} in task {} is {}, where no sample of the run takes it",
-                    d.backend, s.backend_id, s.task, s.reason
-                ));
+                plan.details.push(Detail::NotMerged {
+                    backend: d.backend.clone(),
+                    object: s.backend_id.clone(),
+                    task: s.task.clone(),
+                    reason: s.reason.clone(),
+                });
             }
             plan.rejected = outcome.rejected.clone();
             plan.edits = outcome.edits.clone();
             plan.unexpected = outcome.unexpected.clone();
             if !outcome.returned.is_empty() {
-                plan.details.push(format!(
-                    "write {} unexpected label(s) to {} (load.unexpected=return)",
-                    outcome.returned.len(),
-                    super::returned_path(&r.dataset, &r.key)
-                ));
+                plan.details.push(Detail::ReturnUnexpected {
+                    labels: outcome.returned.len(),
+                    path: super::returned_path(&r.dataset, &r.key),
+                });
             }
             // Per-sample detail for reviewers, bounded so huge merges keep plans small.
-            plan.details.extend(outcome.changes.iter().cloned());
+            plan.details
+                .extend(outcome.changes.iter().cloned().map(Detail::SampleChanges));
             if outcome.more_changes > 0 {
-                plan.details.push(format!(
-                    "… and {} more sample(s) with changes",
-                    outcome.more_changes
-                ));
+                plan.details.push(Detail::MoreSamples {
+                    samples: outcome.more_changes,
+                });
             }
             if load.cleanup {
-                plan.details.push(format!(
-                    "then delete project `{}` (load.cleanup)",
-                    project.name
-                ));
+                plan.details.push(Detail::Cleanup {
+                    project: project.name.clone(),
+                });
             }
         }
         // Remember the merge: apply writes exactly this (or records the checkpoint).
@@ -679,6 +671,7 @@ fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineEr
         unexpected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
+        waiting: None,
         edits: Vec::new(),
         schema_change: None,
         schema: None,

@@ -29,7 +29,7 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
-/// Reads a JSON plan, refusing any `format_version` other than "1".
+/// Reads a JSON plan, refusing any `format_version` other than [`FORMAT_VERSION`].
 pub fn parse(text: &str) -> Result<Plan, ParseError> {
     // The version is checked before the shape, so a plan from a newer annoform is refused
     // for its version rather than for whatever field it renamed.
@@ -46,7 +46,7 @@ pub fn parse(text: &str) -> Result<Plan, ParseError> {
     Ok(serde_json::from_str(text)?)
 }
 
-/// Checks that `version` is the one format this annoform reads ("1").
+/// Checks that `version` is the one format this annoform reads ([`FORMAT_VERSION`]).
 pub fn check_version(version: &str) -> Result<(), ParseError> {
     if version == FORMAT_VERSION {
         Ok(())
@@ -78,7 +78,7 @@ mod tests {
         let err = parse(r#"{"format_version": 1}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "plan format_version 1 is not supported: this annoform reads format_version \"1\""
+            "plan format_version 1 is not supported: this annoform reads format_version \"2\""
         );
     }
 
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn wrong_shape_is_a_json_error() {
-        let err = parse(r#"{"format_version": "1", "runs": 3}"#).unwrap_err();
+        let err = parse(r#"{"format_version": "2", "runs": 3}"#).unwrap_err();
         assert!(matches!(err, ParseError::Json(_)), "{err}");
     }
 }

@@ -6,8 +6,9 @@
 //! repeats its table header, so every comment renders on its own.
 
 use super::{
-    NO_CHANGES, field_change, has_changes, place, plural, rendered_diff, schema_blocks,
-    shows_merge, shows_upload, summary_sentence, unexpected_action,
+    NO_CHANGES, detail_sentence, drift_sentence, field_change, has_changes, place, plural,
+    refusal_sentence, rejected_change, rendered_diff, schema_blocks, shows_merge, shows_upload,
+    summary_sentence, unexpected_action, waiting_sentence,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, RunPlan};
 
@@ -68,6 +69,7 @@ fn blocks(plan: &Plan) -> Vec<Block> {
     } else {
         vec![Block::text(format!("{NO_CHANGES}\n\n"))]
     };
+    out.extend(waiting_block(plan));
     out.extend(plan.runs.iter().filter_map(run_details));
     out.extend(unchanged_block(plan));
     out
@@ -109,12 +111,32 @@ fn runs_table(plan: &Plan) -> Block {
     )
 }
 
-/// The runs without changes, folded away: they matter only to confirm nothing was missed.
+/// Runs whose merge waits for annotators: shown, since "no changes" alone reads as if the
+/// annotations had been missed.
+fn waiting_block(plan: &Plan) -> Option<Block> {
+    let rows: Vec<String> = plan
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let w = r.waiting.as_ref()?;
+            Some(format!(
+                "- **{}** ({}, {}): {}\n",
+                escape(&r.key),
+                escape(&r.dataset),
+                escape(&r.backend),
+                escape(&waiting_sentence(w))
+            ))
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Block::table("**Waiting for annotators**\n\n", rows))
+}
+
+/// The runs without changes (waiting runs aside, listed above), folded away: they matter only to confirm nothing was missed.
 fn unchanged_block(plan: &Plan) -> Option<Block> {
     let rows: Vec<String> = plan
         .runs
         .iter()
-        .filter(|r| r.actions.is_empty() && r.error.is_none())
+        .filter(|r| r.actions.is_empty() && r.error.is_none() && r.waiting.is_none())
         .map(|r| {
             format!(
                 "| {} | {} | {} | {} | {} |\n",
@@ -158,8 +180,8 @@ fn run_details(run: &RunPlan) -> Option<Block> {
                     escape(&place(&r.sample_id, r.frame)),
                     escape(&r.label_id),
                     escape(&r.field),
-                    escape(&r.change),
-                    escape(&r.reason)
+                    escape(&rejected_change(r)),
+                    escape(&refusal_sentence(&r.reason))
                 )
             })
             .collect();
@@ -245,11 +267,13 @@ fn run_details(run: &RunPlan) -> Option<Block> {
     }
     if !run.drift.is_empty() {
         what.push(plural(run.drift.len(), "drift", "drifts"));
-        sections.push(list_section("**Drift**", &run.drift));
+        let lines: Vec<String> = run.drift.iter().map(drift_sentence).collect();
+        sections.push(list_section("**Drift**", &lines));
     }
     if !run.details.is_empty() {
         what.push(plural(run.details.len(), "detail", "details"));
-        sections.push(list_section("**Details**", &run.details));
+        let lines: Vec<String> = run.details.iter().map(detail_sentence).collect();
+        sections.push(list_section("**Details**", &lines));
     }
     if let Some(e) = &run.error {
         what.push("error".into());

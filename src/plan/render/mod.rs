@@ -10,7 +10,11 @@ pub mod text;
 #[cfg(test)]
 mod tests;
 
-use super::model::{Action, FieldCounts, LabelEdit, Plan, RunPlan, Summary, UnexpectedLabel};
+use super::model::{
+    Action, Detail, Drift, FieldCounts, LabelChange, LabelEdit, Plan, Refusal, Rejection, RunPlan,
+    SampleChanges, Summary, UnexpectedLabel, Waiting,
+};
+use crate::manifest::LoadWhen;
 use crate::schema::diff::{FieldChange, FieldChangeKind, Rendered};
 use crate::schema::{ResolvedAttribute, ResolvedField, ResolvedSchema};
 
@@ -146,6 +150,176 @@ fn rendered_diff(r: &Rendered) -> Vec<String> {
         out.push(format!("… {more} more line(s)"));
     }
     out
+}
+
+/// A detail as a sentence.
+fn detail_sentence(d: &Detail) -> String {
+    const EXTEND_HINT: &str = "set `extend_project_schema: true` to add them to the project";
+    match d {
+        Detail::CreateProject {
+            project,
+            samples,
+            tasks,
+        } => format!("create project `{project}`; upload {samples} sample(s) in {tasks} task(s)"),
+        Detail::DeleteProject { project, tasks } => format!(
+            "delete project `{project}` and its {tasks} task(s); labels merged into the dataset stay"
+        ),
+        Detail::ForgetRun => "forget the run (no backend objects)".into(),
+        Detail::Finished => "finished: merged and cleaned up".into(),
+        Detail::SettingsChanged => "run settings changed (record only)".into(),
+        Detail::BackendChanged { from, to } => {
+            format!("backend changed: {from} → {to}; the run is recreated")
+        }
+        Detail::SchemaInPlace => "update the label schema in place".into(),
+        Detail::SchemaRecreates { backend } => format!(
+            "the label schema changed in a way {backend} cannot apply in place; the run is recreated"
+        ),
+        Detail::UnmergedDiscarded { tasks } => {
+            format!("annotations not yet merged in the {tasks} old task(s) are discarded")
+        }
+        Detail::UploadNew { samples, tasks } => {
+            format!("upload {samples} new sample(s) in {tasks} new task(s)")
+        }
+        Detail::FinishUploads { tasks } => format!(
+            "finish {tasks} task(s) an interrupted apply left before their labels were all uploaded"
+        ),
+        Detail::SharedProjectSchemaKept => format!(
+            "the manifest's classes or attributes differ from the shared project's; not applied ({EXTEND_HINT})"
+        ),
+        Detail::ExistingProjectExtended { project, id } => format!(
+            "upload into the existing project `{project}` ({id}), adding the run's missing classes and attributes to it (extend_project_schema)"
+        ),
+        Detail::ExistingProjectClasses { project, id, classes } => format!(
+            "upload into the existing project `{project}` ({id}): its labels ({}) are the run's classes and attributes; the manifest's are not used ({EXTEND_HINT})",
+            classes.join(", ")
+        ),
+        Detail::RecordMerge => "record the merged annotations: the dataset holds them already (an earlier apply stopped before saving its record)".into(),
+        Detail::NotMerged {
+            backend,
+            object,
+            task,
+            reason,
+        } => format!(
+            "not merged: {backend} object {object} in task {task} is {reason}, where no sample of the run takes it"
+        ),
+        Detail::ReturnUnexpected { labels, path } => {
+            format!("write {labels} unexpected label(s) to {path} (load.unexpected=return)")
+        }
+        Detail::SampleChanges(c) => sample_changes(c),
+        Detail::MoreSamples { samples } => format!("… and {samples} more sample(s) with changes"),
+        Detail::Cleanup { project } => format!("then delete project `{project}` (load.cleanup)"),
+    }
+}
+
+/// `sample 6b01… ground_truth: ~6b02… (label) -6b03… +6b04… (car)`.
+fn sample_changes(c: &SampleChanges) -> String {
+    let frame = c.frame.map(|f| format!(" frame {f}")).unwrap_or_default();
+    let changes: Vec<String> = c
+        .changes
+        .iter()
+        .map(|l| match l {
+            LabelChange::Added {
+                label_id,
+                class: Some(class),
+                outside_schema,
+            } => {
+                let note = if *outside_schema {
+                    ", outside the schema"
+                } else {
+                    ""
+                };
+                format!("+{label_id} ({class}{note})")
+            }
+            LabelChange::Added { label_id, .. } => format!("+{label_id}"),
+            LabelChange::Edited { label_id, applied } => {
+                format!("~{label_id} ({})", applied.join(", "))
+            }
+            LabelChange::Deleted { label_id } => format!("-{label_id}"),
+        })
+        .collect();
+    format!(
+        "sample {}{frame} {}: {}",
+        c.sample_id,
+        c.field,
+        changes.join(" ")
+    )
+}
+
+/// A drift as a sentence.
+fn drift_sentence(d: &Drift) -> String {
+    match d {
+        Drift::ProjectMissing {
+            project,
+            id,
+            backend,
+        } => {
+            format!("project `{project}` ({id}) is missing from {backend}")
+        }
+        Drift::TaskMissing { task, id } => {
+            format!("task `{task}` ({id}) is missing; it will be recreated")
+        }
+        Drift::SamplesMissing {
+            task,
+            id,
+            backend,
+            missing,
+            samples,
+        } => {
+            let more = missing.saturating_sub(samples.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "task `{task}` ({id}): {missing} sample(s) missing from {backend}: {}{more}; their labels are kept",
+                samples.join(", ")
+            )
+        }
+    }
+}
+
+/// What a rejected change would have done: `delete`, `attribute:occluded`.
+fn rejected_change(r: &Rejection) -> String {
+    match &r.attribute {
+        Some(a) => format!("{}:{a}", r.change.as_str()),
+        None => r.change.as_str().to_string(),
+    }
+}
+
+/// Why a change is not applied: `allow_deletions=false`, `read_only`, ….
+fn refusal_sentence(r: &Refusal) -> String {
+    match r {
+        Refusal::Restricted { restriction } => format!("{}=false", restriction.as_str()),
+        Refusal::ReadOnly => "read_only".into(),
+        Refusal::FieldHoldsOne => "the field holds a single label and already has one".into(),
+        Refusal::ClassNotInSchema => "the new class is not in the schema".into(),
+        Refusal::Unexpected { why, policy } => {
+            format!("{why} (load.unexpected={})", policy.as_str())
+        }
+        Refusal::Unfit {
+            why,
+            restriction: None,
+        } => why.clone(),
+        Refusal::Unfit {
+            why,
+            restriction: Some(r),
+        } => format!("{why}; {}=false", r.as_str()),
+    }
+}
+
+/// `merge waits: 1/5 tasks complete (load.when: complete)`.
+fn waiting_sentence(w: &Waiting) -> String {
+    let when = match w.when {
+        LoadWhen::Complete => "complete",
+        LoadWhen::Always => "always",
+        LoadWhen::Never => "never",
+    };
+    format!(
+        "merge waits: {}/{} complete (load.when: {when})",
+        w.complete,
+        plural(w.tasks, "task", "tasks")
+    )
 }
 
 /// Where an edited label is: `ground_truth 6b02… (sample 6b01…, frame 3)`.

@@ -5,8 +5,10 @@ use indexmap::IndexMap;
 
 use super::text::TextOptions;
 use super::{json, markdown, text};
+use crate::manifest::{LoadWhen, Unexpected};
 use crate::plan::model::{
-    Action, EditKinds, FieldCounts, Plan, Rejection, RunPlan, UnexpectedAction, UnexpectedLabel,
+    Action, ChangeKind, Detail, Drift, EditKinds, FieldCounts, LabelChange, Plan, Refusal,
+    Rejection, Restriction, RunPlan, SampleChanges, UnexpectedAction, UnexpectedLabel, Waiting,
 };
 
 /// GitHub's comment limit, less headroom: what the CLI passes.
@@ -25,6 +27,7 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         unexpected: Vec::new(),
         drift: Vec::new(),
         details: Vec::new(),
+        waiting: None,
         edits: Vec::new(),
         schema_change: None,
         schema: None,
@@ -39,14 +42,26 @@ fn upload(n: usize) -> FieldCounts {
     }
 }
 
-fn rejection(n: usize, field: &str, change: &str, reason: &str) -> Rejection {
+fn rejection(n: usize, field: &str, change: ChangeKind, reason: Refusal) -> Rejection {
     Rejection {
         sample_id: format!("64f1c0a2e4b0c3d2a1{n:06}"),
         frame: None,
         label_id: format!("64f1c0a2e4b0c3d2b2{n:06}"),
         field: field.to_string(),
-        change: change.to_string(),
-        reason: reason.to_string(),
+        change,
+        attribute: None,
+        reason,
+    }
+}
+
+fn restricted(restriction: Restriction) -> Refusal {
+    Refusal::Restricted { restriction }
+}
+
+fn task_missing(task: &str) -> Drift {
+    Drift::TaskMissing {
+        task: task.to_string(),
+        id: "17".to_string(),
     }
 }
 
@@ -59,24 +74,34 @@ fn fixture() -> Plan {
     let mut create = run("fix_gt", "labelstudio", &[Action::Create], 12, 2);
     create.fields.insert("ground_truth".into(), upload(40));
     create.fields.insert("predictions".into(), upload(1));
-    create.details = lines(&[
-        "create project `annoform-fix_gt` with 2 tasks of up to 6 samples",
-        "upload 12 images and 41 existing labels as predictions",
-    ]);
+    create.details = vec![Detail::CreateProject {
+        project: "annoform/quickstart/fix_gt".into(),
+        samples: 12,
+        tasks: 2,
+    }];
 
     let mut extend = run("vehicles", "cvat", &[Action::Extend], 30, 4);
     extend.fields.insert("detections".into(), upload(7));
-    extend.details = lines(&["view matches 3 more samples: 1 new task (batch 4)"]);
+    extend.details = vec![
+        Detail::UploadNew {
+            samples: 3,
+            tasks: 1,
+        },
+        Detail::FinishUploads { tasks: 1 },
+    ];
 
     let mut update = run("classes", "cvat", &[Action::Update], 50, 5);
-    update.details = lines(&[
-        "ground_truth: add class `truck`",
-        "ground_truth: add attribute occluded <checkbox> (default false | unset)",
-    ]);
+    update.details = vec![Detail::SchemaInPlace];
 
     let mut replace = run("segmentation", "cvat", &[Action::Replace], 8, 1);
     replace.fields.insert("segmentations".into(), upload(16));
-    replace.details = lines(&["backend changed: labelstudio -> cvat"]);
+    replace.details = vec![
+        Detail::BackendChanged {
+            from: "labelstudio".into(),
+            to: "cvat".into(),
+        },
+        Detail::UnmergedDiscarded { tasks: 1 },
+    ];
 
     let mut merge = run("review", "cvat", &[Action::Merge], 120, 6);
     merge.fields.insert(
@@ -105,13 +130,72 @@ fn fixture() -> Plan {
         },
     );
     merge.rejected = vec![
-        rejection(1, "ground_truth", "delete", "allow_deletions=false"),
-        rejection(2, "ground_truth", "label", "allow_label_edits=false"),
-        rejection(3, "ground_truth", "geometry", "allow_spatial_edits=false"),
-        rejection(4, "ground_truth", "attribute:occluded", "read_only"),
-        rejection(5, "keypoints", "add", "allow_additions=false"),
+        rejection(
+            1,
+            "ground_truth",
+            ChangeKind::Delete,
+            restricted(Restriction::AllowDeletions),
+        ),
+        rejection(
+            2,
+            "ground_truth",
+            ChangeKind::Label,
+            restricted(Restriction::AllowLabelEdits),
+        ),
+        rejection(
+            3,
+            "ground_truth",
+            ChangeKind::Geometry,
+            restricted(Restriction::AllowSpatialEdits),
+        ),
+        Rejection {
+            attribute: Some("occluded".into()),
+            ..rejection(4, "ground_truth", ChangeKind::Attribute, Refusal::ReadOnly)
+        },
+        rejection(
+            5,
+            "keypoints",
+            ChangeKind::Add,
+            restricted(Restriction::AllowAdditions),
+        ),
+        rejection(
+            20,
+            "keypoints",
+            ChangeKind::Add,
+            Refusal::Unexpected {
+                why: "class `bike` is not in the schema of `keypoints`".into(),
+                policy: Unexpected::Report,
+            },
+        ),
     ];
-    merge.details = lines(&["annotations digest 9f2c…e1 (3 jobs completed)"]);
+    merge.details = vec![
+        Detail::SampleChanges(SampleChanges {
+            sample_id: "64f1c0a2e4b0c3d2a1000001".into(),
+            frame: None,
+            field: "ground_truth".into(),
+            changes: vec![
+                LabelChange::Edited {
+                    label_id: "64f1c0a2e4b0c3d2b2000011".into(),
+                    applied: vec!["label".into(), "geometry".into()],
+                },
+                LabelChange::Deleted {
+                    label_id: "64f1c0a2e4b0c3d2b2000012".into(),
+                },
+                LabelChange::Added {
+                    label_id: "64f1c0a2e4b0c3d2b2000013".into(),
+                    class: Some("car".into()),
+                    outside_schema: false,
+                },
+            ],
+        }),
+        Detail::NotMerged {
+            backend: "cvat".into(),
+            object: "shape:77".into(),
+            task: "annoform/quickstart/review/batch-0002".into(),
+            reason: "on frame 7, past the task's 1 frame(s)".into(),
+        },
+        Detail::MoreSamples { samples: 2 },
+    ];
     merge.fields["keypoints"].unexpected = 2;
     merge.unexpected = vec![
         UnexpectedLabel {
@@ -137,14 +221,32 @@ fn fixture() -> Plan {
     ];
 
     let mut destroy = run("old_run", "labelstudio", &[Action::Destroy], 8, 1);
-    destroy.details = lines(&["delete project 14 and its task; labels stay in the dataset"]);
+    destroy.details = vec![Detail::DeleteProject {
+        project: "annoform/quickstart/old_run".into(),
+        tasks: 1,
+    }];
 
     let mut drift = run("night", "cvat", &[Action::Drift, Action::Extend], 40, 3);
     drift.fields.insert("ground_truth".into(), upload(9));
-    drift.drift = lines(&[
-        "task 17 (annoform-night-b2) was deleted outside annoform; its 5 samples will be uploaded again",
-        "project 3 was renamed to `night|old` outside annoform",
-    ]);
+    drift.drift = vec![
+        task_missing("annoform/quickstart/night/batch-0002"),
+        Drift::SamplesMissing {
+            task: "annoform/quickstart/night/batch-0001".into(),
+            id: "16".into(),
+            backend: "cvat".into(),
+            missing: 7,
+            samples: (1..=5)
+                .map(|i| format!("64f1c0a2e4b0c3d2a10000{i:02}"))
+                .collect(),
+        },
+    ];
+
+    let mut waiting = run("waiting", "labelstudio", &[], 5, 5);
+    waiting.waiting = Some(Waiting {
+        complete: 1,
+        tasks: 5,
+        when: LoadWhen::Complete,
+    });
 
     let mut stable = run("stable", "labelstudio", &[], 20, 2);
     stable.fields.insert(
@@ -156,7 +258,7 @@ fn fixture() -> Plan {
     );
 
     Plan::new(vec![
-        create, extend, update, replace, merge, destroy, drift, stable,
+        create, extend, update, replace, merge, destroy, drift, waiting, stable,
     ])
 }
 
@@ -239,7 +341,7 @@ fn text_only_unchanged_runs() {
 #[test]
 fn text_escapes_control_characters() {
     let mut r = run("evil\x1b[2J", "cvat", &[Action::Drift], 1, 1);
-    r.drift = lines(&["moved\rback"]);
+    r.drift = vec![task_missing("moved\rback")];
     let out = text::render(&Plan::new(vec![r]), &opts(false, false));
     assert!(!out.contains('\x1b') && !out.contains('\r'), "{out:?}");
 }
@@ -253,7 +355,7 @@ fn json_full() {
 fn json_empty() {
     insta::assert_snapshot!(json::render(&Plan::new(Vec::new())), @r#"
     {
-      "format_version": "1",
+      "format_version": "2",
       "runs": [],
       "summary": {
         "create": 0,
@@ -284,17 +386,17 @@ fn json_round_trips() {
 #[test]
 fn json_refuses_other_format_versions() {
     let mut plan = fixture();
-    plan.format_version = "2".to_string();
+    plan.format_version = "1".to_string();
     let err = json::parse(&json::render(&plan)).unwrap_err();
     assert!(
-        matches!(err, json::ParseError::UnsupportedVersion { ref found } if found == "\"2\""),
+        matches!(err, json::ParseError::UnsupportedVersion { ref found } if found == "\"1\""),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "plan format_version \"2\" is not supported: this annoform reads format_version \"1\""
+        "plan format_version \"1\" is not supported: this annoform reads format_version \"2\""
     );
-    assert!(json::check_version("1").is_ok());
+    assert!(json::check_version("2").is_ok());
 }
 
 #[test]
@@ -319,7 +421,14 @@ fn markdown_empty() {
 fn markdown_split_small() {
     // A small limit shows how parts re-open `<details>` and repeat table headers.
     let mut plan = fixture();
-    let more = (6..12).map(|i| rejection(i, "keypoints", "add", "allow_additions=false"));
+    let more = (6..12).map(|i| {
+        rejection(
+            i,
+            "keypoints",
+            ChangeKind::Add,
+            restricted(Restriction::AllowAdditions),
+        )
+    });
     plan.runs[4].rejected.extend(more);
     let parts = markdown::render(&plan, 1_000);
     assert!(parts.iter().all(|p| p.chars().count() <= 1_000));
@@ -337,9 +446,16 @@ fn huge_merge(n: usize) -> Plan {
         },
     );
     r.rejected = (0..n)
-        .map(|i| rejection(i, "ground_truth", "delete", "allow_deletions=false"))
+        .map(|i| {
+            rejection(
+                i,
+                "ground_truth",
+                ChangeKind::Delete,
+                restricted(Restriction::AllowDeletions),
+            )
+        })
         .collect();
-    r.drift = lines(&["task 2 was deleted outside annoform"]);
+    r.drift = vec![task_missing("annoform/quickstart/huge/batch-0002")];
     Plan::new(vec![fixture().runs[0].clone(), r])
 }
 
@@ -396,7 +512,10 @@ fn markdown_splits_at_many_limits() {
 #[test]
 fn markdown_shortens_rows_longer_than_a_comment() {
     let mut plan = huge_merge(3);
-    plan.runs[1].rejected[1].reason = "`|".repeat(5_000);
+    plan.runs[1].rejected[1].reason = Refusal::Unfit {
+        why: "`|".repeat(5_000),
+        restriction: None,
+    };
     let parts = markdown::render(&plan, 1_000);
     check_split(&plan, &parts, 1_000);
     assert!(parts.concat().contains("… |\n"));
@@ -406,10 +525,10 @@ fn markdown_shortens_rows_longer_than_a_comment() {
 fn markdown_escapes_user_strings() {
     let mut r = run("a|b", "cvat", &[Action::Drift], 1, 1);
     r.dataset = "<script>".to_string();
-    r.drift = lines(&["`x` | <y>"]);
+    r.drift = vec![task_missing("`x` | <y>")];
     let out = markdown::render(&Plan::new(vec![r]), MAX_CHARS).concat();
     assert!(out.contains("| **a\\|b** | &lt;script&gt; |"), "{out}");
-    assert!(out.contains("- &#96;x&#96; \\| &lt;y&gt;"), "{out}");
+    assert!(out.contains("&#96;x&#96; \\| &lt;y&gt;"), "{out}");
     assert!(
         out.contains("<summary><b>a|b</b> (&lt;script&gt;, cvat)"),
         "{out}"
@@ -428,14 +547,18 @@ mod properties {
 
     fn arb_rejection(i: usize) -> impl Strategy<Value = Rejection> {
         (user_string(), user_string(), user_string(), user_string()).prop_map(
-            move |(sample, field, change, reason)| Rejection {
+            move |(sample, field, attribute, why)| Rejection {
                 sample_id: sample,
                 frame: None,
                 // Unique, so each one can be counted in the output.
                 label_id: format!("label{i:05}x"),
                 field,
-                change,
-                reason,
+                change: ChangeKind::Attribute,
+                attribute: Some(attribute),
+                reason: Refusal::Unfit {
+                    why,
+                    restriction: None,
+                },
             },
         )
     }
@@ -485,8 +608,15 @@ mod properties {
                     tasks: counts.1,
                     fields,
                     rejected,
-                    drift,
-                    details,
+                    drift: drift
+                        .into_iter()
+                        .map(|t: String| task_missing(&t))
+                        .collect(),
+                    details: details
+                        .into_iter()
+                        .map(|project| Detail::Cleanup { project })
+                        .collect(),
+                    waiting: None,
                     edits: Vec::new(),
                     schema_change: None,
                     schema: None,

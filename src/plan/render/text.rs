@@ -4,8 +4,10 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::{
-    NO_CHANGES, edit_changes, edit_place, field_change, has_changes, place, plural, rendered_diff,
-    run_name, schema_blocks, shows_merge, shows_upload, summary_sentence, unexpected_action,
+    NO_CHANGES, detail_sentence, drift_sentence, edit_changes, edit_place, field_change,
+    has_changes, place, plural, refusal_sentence, rejected_change, rendered_diff, run_name,
+    schema_blocks, shows_merge, shows_upload, summary_sentence, unexpected_action,
+    waiting_sentence,
 };
 use crate::plan::model::{Action, FieldCounts, Plan, Rejection, RunPlan, UnexpectedLabel};
 
@@ -47,11 +49,9 @@ pub fn render(plan: &Plan, opts: &TextOptions) -> String {
     if has_changes(plan) {
         out.push_str("annoform will perform the following actions:\n\n");
     }
-    for run in plan
-        .runs
-        .iter()
-        .filter(|run| opts.verbose || !run.actions.is_empty() || run.error.is_some())
-    {
+    for run in plan.runs.iter().filter(|run| {
+        opts.verbose || !run.actions.is_empty() || run.error.is_some() || run.waiting.is_some()
+    }) {
         r.run(&mut out, run);
         out.push('\n');
     }
@@ -99,7 +99,15 @@ impl Renderer<'_> {
         self.rejections(out, &run.rejected);
         self.unexpected(out, &run.unexpected);
         for d in &run.drift {
-            self.wrapped(out, &self.paint.code(RED, "!"), 1, &clean(d));
+            self.wrapped(
+                out,
+                &self.paint.code(RED, "!"),
+                1,
+                &clean(&drift_sentence(d)),
+            );
+        }
+        if let Some(w) = &run.waiting {
+            self.wrapped(out, &self.paint.code(YELLOW, "…"), 1, &waiting_sentence(w));
         }
         if let Some(e) = &run.error {
             self.wrapped(out, &self.paint.code(RED, "error:"), 6, &clean(e));
@@ -110,7 +118,12 @@ impl Renderer<'_> {
                 self.wrapped(out, &self.paint.code(YELLOW, "~"), 1, &clean(&line));
             }
             for d in &run.details {
-                self.wrapped(out, &self.paint.code(DIM, "#"), 1, &clean(d));
+                self.wrapped(
+                    out,
+                    &self.paint.code(DIM, "#"),
+                    1,
+                    &clean(&detail_sentence(d)),
+                );
             }
             if let Some(schema) = &run.schema {
                 let _ = writeln!(out, "{}schema:", pad(BODY_INDENT));
@@ -333,10 +346,10 @@ impl Renderer<'_> {
 fn rejection_cells(r: &Rejection) -> [String; 5] {
     [
         clean(&r.field).into_owned(),
-        clean(&r.change).into_owned(),
+        clean(&rejected_change(r)).into_owned(),
         format!("sample {}", clean(&place(&r.sample_id, r.frame))),
         format!("label {}", clean(&r.label_id)),
-        clean(&r.reason).into_owned(),
+        clean(&refusal_sentence(&r.reason)).into_owned(),
     ]
 }
 
