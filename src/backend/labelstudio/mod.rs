@@ -61,7 +61,8 @@ const LISTING_FIELDS: &str = "id,data,is_labeled,updated_at";
 /// 100-task page then costs the server about half the CPU (0.22-0.25 s instead of 0.4-0.6 s)
 /// and is 0.42 MB instead of 0.60 MB. It starts with `annotations` so that no download reads
 /// as a listing (`include=id,...`) in a request log.
-const DOWNLOAD_FIELDS: &str = "annotations,predictions,id,data,meta,updated_at,result,was_cancelled";
+const DOWNLOAD_FIELDS: &str =
+    "annotations,predictions,id,data,meta,updated_at,result,was_cancelled";
 /// Tasks per page when downloading annotations (`fields=all`, asked for by id, which keeps the
 /// query string short). Per task, 100-task pages cost the server less than 25-task ones (a
 /// request's own cost) and less than 250-task ones (the id filter grows faster than the

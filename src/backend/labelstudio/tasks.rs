@@ -313,7 +313,10 @@ mod tests {
                 "annotations",
                 json!([{"updated_at": "2026-01-01T00:00:00Z", "result": []}]),
             ),
-            ("annotations", json!([{"result": [], "was_cancelled": false}])),
+            (
+                "annotations",
+                json!([{"result": [], "was_cancelled": false}]),
+            ),
             ("meta", json!({"annoform": {"width": 64, "height": 48}})),
             ("data", json!({"sample_id": 12})),
         ] {
