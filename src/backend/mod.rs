@@ -324,11 +324,20 @@ pub type Annotations = IndexMap<String, SampleAnnotations>;
 /// the merge read and keep only those frames, so memory follows the changed frames and not
 /// the video's length. On the wire (custom backends, kept downloads) the frames are the key
 /// `@frames`, inclusive spans `[[first, last], ...]`, beside the fields.
+///
+/// Evidence can be finer still, per track: with `@tracks` (frame field → `index` → spans), a
+/// frame label carrying an `index` is evidence only on the frames its index's spans cover,
+/// so a track nobody touched is not handed on the frames a changed track hands (CVAT gives
+/// such a track back as its interpolation, which is not the dataset's labels). Labels
+/// without an `index` are evidence on every handed frame.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SampleAnnotations {
     /// The video frames handed; `None`: all of them (and every label of an image).
     #[serde(rename = "@frames", default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<Vec<FrameSpan>>,
+    /// The tracks handed on the handed frames; `None`: every label of a handed frame.
+    #[serde(rename = "@tracks", default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<TrackSpans>,
     /// Field → labels.
     #[serde(flatten)]
     pub fields: IndexMap<String, Vec<DownloadedLabel>>,
@@ -339,6 +348,7 @@ impl SampleAnnotations {
     pub fn whole(fields: IndexMap<String, Vec<DownloadedLabel>>) -> Self {
         SampleAnnotations {
             frames: None,
+            tracks: None,
             fields,
         }
     }
@@ -347,8 +357,25 @@ impl SampleAnnotations {
     pub fn frames(fields: IndexMap<String, Vec<DownloadedLabel>>, spans: Vec<FrameSpan>) -> Self {
         SampleAnnotations {
             frames: Some(spans),
+            tracks: None,
             fields,
         }
+    }
+
+    /// Only the tracks of `tracks` handed, on the handed frames they cover.
+    pub fn with_tracks(self, tracks: TrackSpans) -> Self {
+        SampleAnnotations {
+            tracks: Some(tracks),
+            ..self
+        }
+    }
+
+    /// The indexes of frame field `field` handed on frame `f`; `None`: every label there.
+    pub fn indexes(&self, field: &str, f: FrameNumber) -> Option<std::collections::BTreeSet<i64>> {
+        let tracks = self.tracks.as_ref()?;
+        let handed = tracks.get(field).into_iter().flatten();
+        let covering = handed.filter(|(_, spans)| spans.iter().any(|s| s.contains(f)));
+        Some(covering.map(|(i, _)| *i).collect())
     }
 
     /// Whether frame `f` is handed.
@@ -377,6 +404,9 @@ impl std::ops::DerefMut for SampleAnnotations {
         &mut self.fields
     }
 }
+
+/// Frame field → track `index` → the frames it is handed on (see [`SampleAnnotations`]).
+pub type TrackSpans = IndexMap<String, std::collections::BTreeMap<i64, Vec<FrameSpan>>>;
 
 /// Frames `first..=last` of a video (`[first, last]` on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
 mod frames;
+mod untouched;
 
 /// Per-sample change lines kept for `plan --verbose` (the rest are counted).
 pub const MAX_DETAIL_LINES: usize = 1000;
@@ -61,6 +62,17 @@ pub enum MergeError {
         sample: String,
         frame: FrameNumber,
         field: String,
+        backend_id: String,
+    },
+    /// A label of a track the download says it does not hand on that frame.
+    #[error(
+        "the backend returned a label of track {index} on frame {frame} of sample {sample} ({field}, backend object {backend_id}), a track its download does not hand there; nothing was merged"
+    )]
+    UnhandedTrack {
+        sample: String,
+        frame: FrameNumber,
+        field: String,
+        index: i64,
         backend_id: String,
     },
     #[error(transparent)]
@@ -394,6 +406,7 @@ impl<'a> RunMerger<'a> {
             sid,
             id,
             frame: None,
+            indexes: None,
             size: &size,
         };
         for (i, field) in r.schema.fields.keys().enumerate() {
@@ -446,6 +459,14 @@ impl<'a> RunMerger<'a> {
         let list_key = super::container(schema.label_type).1;
         let on_disk = mask_path::inline_field(doc.get(field.name()), list_key, ds.root())?;
         let current = on_disk.as_ref().or(doc.get(field.name()));
+        // Labels of tracks the download does not hand are merged as if absent, then put back.
+        let untouched = at.indexes.and_then(|h| {
+            untouched::Untouched::split(current, uploaded, downloaded, h, schema.label_type)
+        });
+        let (handed, handed_up) = match &untouched {
+            Some(u) => (u.current.as_ref(), u.uploaded.as_slice()),
+            None => (current, uploaded),
+        };
         let as_held = |label: &Value| {
             let size = *at
                 .size
@@ -457,8 +478,8 @@ impl<'a> RunMerger<'a> {
             frame: at.frame,
             schema,
             sample_id: sid,
-            current,
-            uploaded,
+            current: handed,
+            uploaded: handed_up,
             downloaded,
             id_map: &r.id_map,
             id_seed: self.seed.as_bytes(),
@@ -466,6 +487,11 @@ impl<'a> RunMerger<'a> {
             unexpected: self.load.unexpected,
             as_held: self.as_held.map(|_| &as_held as &super::HeldFn<'_>),
         });
+        let mut o = o;
+        if let Some(u) = &untouched {
+            o.baseline = u.baseline(std::mem::take(&mut o.baseline), uploaded);
+            o.new_value = o.new_value.map(|v| u.value(v, current, schema.label_type));
+        }
         let out = &mut self.out;
         let counts = out.counts.entry(field.clone()).or_default();
         counts.added += o.counts.added;
@@ -634,6 +660,8 @@ struct At<'s> {
     sid: &'s str,
     id: ObjectId,
     frame: Option<FrameNumber>,
+    /// On a frame, the track indexes the download hands there (`None`: every label).
+    indexes: Option<&'s std::collections::BTreeSet<i64>>,
     /// The media size, read once per sample and only when a label differs from its download.
     size: &'s std::cell::OnceCell<Option<ImageSize>>,
 }

@@ -323,6 +323,52 @@ fn only_handed_frames_are_evidence() {
     );
 }
 
+#[test]
+fn only_handed_tracks_are_evidence() {
+    let ws = video_workspace(RUN);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    // The person's label as written, byte for byte.
+    let person = |ws: &Workspace, n: u64| {
+        let f = frame(ws, n);
+        let ls = f["dets"]["detections"].as_array().unwrap();
+        ls.iter().find(|l| l["index"] == 2).map(Value::to_string)
+    };
+    let persons: Vec<_> = (1..=3).map(|n| person(&ws, n)).collect();
+    // Frames 1-3 are handed, track 1 (the car) on frames 1-2 only: its label on frame 1 moves,
+    // on frame 2 it is deleted. The persons (track 2) are not handed anywhere: absent from
+    // the download, they are neither deleted nor counted.
+    annotate(&ws, |fields| {
+        let dets = fields["frames.dets"].as_array_mut().unwrap();
+        dets.retain(|o| o["label"]["index"] == 1 && o["frame"] == 1);
+        dets[0]["label"]["bounding_box"][0] = json!(0.3);
+        fields.insert("@frames".into(), json!([[1, 3]]));
+        fields.insert("@tracks".into(), json!({"frames.dets": {"1": [[1, 2]]}}));
+    });
+    let plan = plan_json(&ws);
+    let counts = &plan["runs"][0]["fields"]["frames.dets"];
+    let got = ["edited", "deleted", "unchanged"].map(|k| counts[k].clone());
+    assert_eq!(got, [json!(1), json!(1), json!(0)], "{plan:#}");
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!((1..=3).map(|n| person(&ws, n)).collect::<Vec<_>>(), persons);
+    assert_eq!(
+        labels(&frame(&ws, 3), "dets").len(),
+        2,
+        "frame 3's car not handed"
+    );
+
+    // A label of a track the download does not hand on its frame is refused.
+    annotate(&ws, |fields| {
+        fields["frames.dets"].as_array_mut().unwrap().push(json!({
+            "backend_id": "p-1", "frame": 1,
+            "label": {"_cls": "Detection", "label": "person", "index": 2,
+                      "bounding_box": [0.4, 0.1, 0.2, 0.2]}
+        }));
+    });
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("track 2 on frame 1"), "{}", out.stderr);
+}
+
 /// Killed once the video's task is created with its media but none of its frame labels: the
 /// re-run adopts the task (no second one), uploads the missing frame labels once, and a merge
 /// of the untouched task deletes nothing.

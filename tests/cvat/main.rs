@@ -24,6 +24,7 @@ mod schema;
 mod trials;
 mod unexpected;
 mod video;
+mod video_drift;
 mod video_kills;
 mod video_run;
 

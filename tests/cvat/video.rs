@@ -210,17 +210,17 @@ fn video_an_untouched_task_hands_only_the_frame_of_its_per_frame_shape() {
         "the server's answer matches the upload's print"
     );
     let labels = at(&d, 2);
-    assert_eq!(labels.len(), 2, "every label of a handed frame: {labels:?}");
+    assert_eq!(
+        labels.len(),
+        1,
+        "the untouched track is not handed: {labels:?}"
+    );
     assert!(
         labels
             .iter()
             .any(|l| l["_id"] == oid(3, 2) && l.get("index").is_none())
     );
-    assert!(
-        labels
-            .iter()
-            .any(|l| l["_id"] == oid(1, 2) && l["index"] == 1)
-    );
+    assert!(d.tracks.is_empty(), "{:?}", d.tracks);
 }
 
 #[test]
@@ -262,7 +262,11 @@ fn video_a_moved_keyframe_hands_the_frames_between_its_neighbours() {
         (got - (0.11 + 8.0 / 64.0 * 3.0 / 5.0)).abs() < 1e-9,
         "{got}"
     );
-    assert!(l4.iter().any(|l| l["index"] == 2 && l["_id"] == oid(2, 4)));
+    assert!(
+        l4.iter().all(|l| l["index"] == 1),
+        "track 2 untouched, not handed: {l4:?}"
+    );
+    assert_eq!(d.tracks[FIELD].keys().collect::<Vec<_>>(), vec![&1]);
     assert_eq!(at(&d, 6)[0]["keyframe"], true);
 }
 

@@ -32,7 +32,7 @@ const DATASET: &str = "6b0253a72ba0e75ca651801f";
 const FRAMES: u64 = 60;
 
 /// The id of track `t`'s label on frame `n` of the first video.
-fn label_id(t: u64, n: u64) -> String {
+pub(super) fn label_id(t: u64, n: u64) -> String {
     video_label_id(0, t, n)
 }
 
@@ -50,7 +50,17 @@ fn video_of(frames: u32) -> Vec<u8> {
     b
 }
 
-fn track_label(v: u64, t: u64, n: u64) -> Option<Value> {
+/// How the workspace's boxes move and which labels are keyframes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Boxes {
+    /// Boxes stand still, every 10th frame a keyframe.
+    Still,
+    /// Every frame a different box, off any line CVAT could interpolate; with `keyframes`,
+    /// every 10th frame a keyframe, else no label has the attribute (every frame goes up).
+    Drifting { keyframes: bool },
+}
+
+fn track_label(v: u64, t: u64, n: u64, boxes: Boxes) -> Option<Value> {
     let (label, x) = match t {
         1 => ("car", 0.1),
         2 if n <= 30 => ("truck", 0.5),
@@ -58,10 +68,17 @@ fn track_label(v: u64, t: u64, n: u64) -> Option<Value> {
         4 => ("car", 0.7),
         _ => return None,
     };
+    let (x, y, keyframes) = match boxes {
+        Boxes::Still => (x, 0.25, true),
+        Boxes::Drifting { keyframes } => {
+            let wobble = ((n * n + 3 * t) % 7) as f64 / 1000.0;
+            (x + 0.002 * n as f64 + wobble, 0.25 + wobble, keyframes)
+        }
+    };
     let mut l = json!({"_id": {"$oid": video_label_id(v, t, n)}, "_cls": "Detection",
-        "attributes": {}, "tags": [], "label": label, "bounding_box": [x, 0.25, 0.125, 0.25],
+        "attributes": {}, "tags": [], "label": label, "bounding_box": [x, y, 0.125, 0.25],
         "index": t});
-    if n % 10 == 1 {
+    if keyframes && n % 10 == 1 {
         l["keyframe"] = json!(true);
     }
     Some(l)
@@ -70,6 +87,11 @@ fn track_label(v: u64, t: u64, n: u64) -> Option<Value> {
 /// The workspace: the fixture's video, 60 frames of four tracks, and `videos - 1` copies of
 /// it (other sample, frame and label ids).
 pub(super) fn workspace(cvat: &Cvat, videos: u64) -> Ws {
+    workspace_with(cvat, videos, Boxes::Still)
+}
+
+/// The workspace with boxes that move as `boxes` says.
+pub(super) fn workspace_with(cvat: &Cvat, videos: u64, boxes: Boxes) -> Ws {
     let ws = Ws::new(cvat, "tests/fixtures/fiftyone-1.22.1/video-tracks", "");
     let ds = ws.path().join("datasets/ds");
     let mut samples: Value =
@@ -96,7 +118,9 @@ pub(super) fn workspace(cvat: &Cvat, videos: u64) -> Ws {
             "frame_rate": 5.0, "total_frame_count": FRAMES, "duration": 12.0});
         all.push(s);
         frames.extend((1..=FRAMES).map(|n| {
-            let dets: Vec<Value> = (1..=4).filter_map(|t| track_label(v, t, n)).collect();
+            let dets: Vec<Value> = (1..=4)
+                .filter_map(|t| track_label(v, t, n, boxes))
+                .collect();
             json!({"_id": {"$oid": format!("6b0253a8{v:02x}30264767{n:06x}")}, "frame_number": n,
                 "dets": {"_cls": "Detections", "detections": dets},
                 "_sample_id": {"$oid": sid}, "_dataset_id": {"$oid": DATASET},
@@ -116,7 +140,7 @@ pub(super) fn workspace(cvat: &Cvat, videos: u64) -> Ws {
 }
 
 /// The run's one project and task.
-fn task_of(cvat: &Cvat) -> (u64, u64) {
+pub(super) fn task_of(cvat: &Cvat) -> (u64, u64) {
     let project = cvat
         .project("annoform/ds/tracks")
         .expect("the run's project");
@@ -126,7 +150,7 @@ fn task_of(cvat: &Cvat) -> (u64, u64) {
 }
 
 /// The server's track whose keyframe on task frame 0 carries our label id `id`.
-fn track_with(cvat: &Cvat, project: u64, task: u64, id: &str) -> Value {
+pub(super) fn track_with(cvat: &Cvat, project: u64, task: u64, id: &str) -> Value {
     let labels = cvat.labels(project);
     cvat.annotations(task)["tracks"]
         .as_array()
@@ -145,7 +169,7 @@ fn track_with(cvat: &Cvat, project: u64, task: u64, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no track of {id}"))
 }
 
-fn save(cvat: &Cvat, task: u64, action: &str, tracks: Vec<Value>) {
+pub(super) fn save(cvat: &Cvat, task: u64, action: &str, tracks: Vec<Value>) {
     cvat.send(
         reqwest::Method::PATCH,
         &format!("/api/tasks/{task}/annotations?action={action}"),
@@ -154,7 +178,7 @@ fn save(cvat: &Cvat, task: u64, action: &str, tracks: Vec<Value>) {
 }
 
 /// The frames document, frame number → its `field` labels.
-fn frame_labels(ws: &Ws, field: &str) -> std::collections::BTreeMap<u64, Vec<Value>> {
+pub(super) fn frame_labels(ws: &Ws, field: &str) -> std::collections::BTreeMap<u64, Vec<Value>> {
     let text = std::fs::read_to_string(ws.path().join("datasets/ds/frames.json")).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["frames"]
@@ -257,10 +281,11 @@ fn video_tracks_edited_in_cvat_merge_frame_by_frame() {
 
     let plan = ws.plan();
     // dets: 19 frames around the moved key and 60 relabelled edited, 30 deleted, the split
-    // part's 30 labels rejected (a label moved to another track), the other labels of the
-    // handed frames (every frame: a relabelled track hands its span) unchanged (track 1's
-    // 41 outside frames 12-30, track 4's 30 before the split); boxes: 5 added.
-    assert_eq!(counts(&plan, "frames.dets"), [0, 79, 30, 30, 71], "{plan}");
+    // part's 30 labels rejected (a label moved to another track); unchanged only the labels
+    // of changed tracks that come back as they were: track 4's frames 22-30, between its
+    // last kept keyframe and its new end (each track is handed on the frames its own change
+    // decides, whatever other tracks hand); boxes: 5 added.
+    assert_eq!(counts(&plan, "frames.dets"), [0, 79, 30, 30, 9], "{plan}");
     assert_eq!(counts(&plan, "frames.boxes"), [5, 0, 0, 0, 0], "{plan}");
     let rejected = plan["runs"][0]["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 30);

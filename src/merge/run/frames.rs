@@ -11,6 +11,7 @@ use super::{At, MergeError, RunMerger};
 use crate::backend::{DownloadedLabel, SampleAnnotations};
 use crate::dataset::FrameNumber;
 use crate::dataset::labels::Object;
+use serde_json::Value;
 use sha2::Sha256;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +41,19 @@ impl RunMerger<'_> {
                         backend_id: l.backend_id,
                     });
                 };
+                let index = l.label.get("index").and_then(Value::as_i64);
+                let track = downloaded.indexes(field.as_str(), f);
+                if let (Some(i), Some(handed)) = (index, track)
+                    && !handed.contains(&i)
+                {
+                    return Err(MergeError::UnhandedTrack {
+                        sample: at.sid.to_string(),
+                        frame: f,
+                        field: field.to_string(),
+                        index: i,
+                        backend_id: l.backend_id,
+                    });
+                }
                 if !downloaded.hands(f) {
                     return Err(MergeError::UnhandedFrame {
                         sample: at.sid.to_string(),
@@ -75,8 +89,10 @@ impl RunMerger<'_> {
                     .and_then(|u| u.get(&f))
                     .map_or(&[][..], Vec::as_slice);
                 let dl = by_frame.get(&f).map_or(&[][..], Vec::as_slice);
+                let indexes = downloaded.indexes(field.as_str(), f);
                 let here = At {
                     frame: Some(f),
+                    indexes: indexes.as_ref(),
                     ..*at
                 };
                 self.field(&here, i, &doc, up, dl, held)?;

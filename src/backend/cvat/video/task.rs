@@ -26,17 +26,21 @@ use serde_json::Value;
 use super::super::convert::{Annotations, Downloaded, Track, from_cvat};
 use super::super::labels::{INDEX_ATTR, LabelMap};
 use super::frames::FrameRange;
-use super::tracks::{Flatten, UploadedFrames, flatten, video_to_cvat};
+use super::tracks::{Flatten, UploadedFrames, flatten, shape_index, video_to_cvat};
 use super::window::{TrackPrint, changed};
 use crate::backend::convert::{ConvertError, ImageSize};
-use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations};
+use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations, TrackSpans};
 use crate::dataset::FrameNumber;
 use crate::schema::ResolvedSchema;
 
-/// A track as uploaded: its CVAT id, its index, its print.
+/// A track as uploaded: its CVAT id, its field and index, its print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackRecord {
     pub id: i64,
+    /// The frame field (`None` in records written before it was kept: any field that
+    /// uploaded the index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     pub index: i64,
     pub print: TrackPrint,
 }
@@ -153,6 +157,12 @@ pub fn upload(
         for f in plain.collect::<Vec<_>>() {
             out.uploaded.add_plain_frame(video.index(f));
         }
+        for s in &out.annotations.shapes[before.0..] {
+            if let Some((field, index)) = shape_index(s, map) {
+                out.uploaded
+                    .add_plain_track(&field, video.index(s.frame), index);
+            }
+        }
     }
     Ok(out)
 }
@@ -173,6 +183,7 @@ pub fn track_records(echo: &Annotations, map: &LabelMap) -> Vec<TrackRecord> {
                 .ok()?;
             Some(TrackRecord {
                 id: t.id?,
+                field: map.label(t.label_id).map(|m| m.field.clone()),
                 index,
                 print: TrackPrint::of(t, map),
             })
@@ -187,6 +198,9 @@ pub struct VideoDownload {
     pub frames: BTreeMap<u64, Downloaded>,
     /// The handed frames (FiftyOne frame numbers, sorted disjoint ranges).
     pub handed: Vec<Range<u64>>,
+    /// Field → index → the handed frames of that track (FiftyOne frame numbers, sorted
+    /// disjoint ranges): on its other handed frames a track is not handed.
+    pub tracks: BTreeMap<String, BTreeMap<i64, Vec<Range<u64>>>>,
 }
 
 impl VideoDownload {
@@ -209,21 +223,34 @@ impl VideoDownload {
                 fields.entry(k).or_default().extend(ls);
             }
         }
-        let spans = self
-            .handed
-            .iter()
-            .filter_map(|r| {
-                Some(FrameSpan::new(
-                    FrameNumber::new(r.start)?,
-                    FrameNumber::new(r.end - 1)?,
-                ))
+        let tracks: TrackSpans = self
+            .tracks
+            .into_iter()
+            .map(|(field, by_index)| {
+                let by_index = by_index.into_iter().map(|(i, rs)| (i, spans(&rs)));
+                (field, by_index.collect())
             })
             .collect();
-        SampleAnnotations::frames(fields, spans)
+        SampleAnnotations::frames(fields, spans(&self.handed)).with_tracks(tracks)
     }
 }
 
-/// The task's annotations as labels on the frames that can hold a change.
+/// FiftyOne frame number ranges as frame spans.
+fn spans(ranges: &[Range<u64>]) -> Vec<FrameSpan> {
+    ranges
+        .iter()
+        .filter_map(|r| {
+            Some(FrameSpan::new(
+                FrameNumber::new(r.start)?,
+                FrameNumber::new(r.end - 1)?,
+            ))
+        })
+        .collect()
+}
+
+/// The task's annotations as labels on the frames that can hold a change: each track's
+/// labels on the frames its change decides only (an untouched track is not handed, even on
+/// frames another track hands), every label on the frames with per-frame shapes or tags.
 pub fn download(
     schema: &ResolvedSchema,
     ann: Annotations,
@@ -234,34 +261,68 @@ pub fn download(
 ) -> VideoDownload {
     let task_size = video.task_size();
     let by_id: HashMap<i64, &TrackRecord> = records.iter().map(|r| (r.id, r)).collect();
-    let mut handed: Vec<Range<u64>> = Vec::new();
-    for t in &ann.tracks {
-        let before = t.id.and_then(|id| by_id.get(&id)).map(|r| &r.print);
-        let windows = changed(before, &TrackPrint::of(t, map), task_size);
-        handed.extend(windows.iter().map(|r| video.video_range(r)));
-    }
+    let in_video = |rs: Vec<Range<u64>>| -> Vec<Range<u64>> {
+        rs.iter().map(|r| video.video_range(r)).collect()
+    };
+    // Per track, the video frames its change decides.
+    let windows: Vec<Vec<Range<u64>>> = ann
+        .tracks
+        .iter()
+        .map(|t| {
+            let before = t.id.and_then(|id| by_id.get(&id)).map(|r| &r.print);
+            in_video(changed(before, &TrackPrint::of(t, map), task_size))
+        })
+        .collect();
+    let mut tracks: BTreeMap<String, BTreeMap<i64, Vec<Range<u64>>>> = BTreeMap::new();
+    let mut hand = |field: &str, index: i64, rs: &[Range<u64>]| {
+        if !rs.is_empty() {
+            let at = tracks.entry(field.to_string()).or_default();
+            at.entry(index).or_default().extend(rs.iter().cloned());
+        }
+    };
     let present: BTreeSet<i64> = ann.tracks.iter().filter_map(|t| t.id).collect();
+    let used = uploaded.indexes();
     for gone in records.iter().filter(|r| !present.contains(&r.id)) {
         let empty = TrackPrint {
             header: gone.print.header,
             keys: Vec::new(),
             ends: gone.print.ends,
         };
-        let windows = changed(Some(&gone.print), &empty, task_size);
-        handed.extend(windows.iter().map(|r| video.video_range(r)));
+        let rs = in_video(changed(Some(&gone.print), &empty, task_size));
+        let fields: Vec<&String> = match &gone.field {
+            Some(f) => vec![f],
+            None => used
+                .iter()
+                .filter(|(_, ixs)| ixs.contains(&gone.index))
+                .map(|(f, _)| f)
+                .collect(),
+        };
+        for f in fields {
+            hand(f, gone.index, &rs);
+        }
     }
-    let plain = ann
+    // Per-frame shapes and tags, now or at upload: their frames, and their indexes there.
+    let plain: Vec<u64> = ann
         .shapes
         .iter()
         .map(|s| s.frame)
         .chain(ann.tags.iter().map(|t| t.frame))
-        .map(|f| video.index(f));
-    handed.extend(plain.chain(uploaded.plain_frames()).map(|f| f..f + 1));
-    let handed = merged(handed);
+        .map(|f| video.index(f))
+        .chain(uploaded.plain_frames())
+        .collect();
+    for s in &ann.shapes {
+        if let Some((field, index)) = shape_index(s, map) {
+            let f = video.index(s.frame);
+            hand(&field, index, &[f..f + 1]);
+        }
+    }
+    for (field, f, index) in uploaded.plain_tracks() {
+        hand(field, *index, &[*f..*f + 1]);
+    }
 
-    // Everything on the handed frames, in video frames.
+    // The changed tracks' labels on their frames, in video frames.
     let mut frames: BTreeMap<u64, Annotations> = BTreeMap::new();
-    let tracks: Vec<Track> = ann
+    let moved: Vec<Track> = ann
         .tracks
         .into_iter()
         .map(|mut t| {
@@ -273,7 +334,6 @@ pub fn download(
         })
         .collect();
     let recorded: HashMap<i64, i64> = records.iter().map(|r| (r.id, r.index)).collect();
-    let used = uploaded.indexes();
     let cx = Flatten {
         end_frame: video.end(),
         map,
@@ -281,7 +341,11 @@ pub fn download(
         uploaded,
         used: &used,
     };
-    for s in flatten(&tracks, &cx, Some(&handed)) {
+    let flat = flatten(&moved, &cx, Some(&windows));
+    for ((field, index), rs) in flat.indexes.iter().zip(&windows) {
+        hand(field, *index, rs);
+    }
+    for s in flat.shapes {
         frames.entry(s.frame).or_default().shapes.push(s);
     }
     for mut s in ann.shapes {
@@ -299,9 +363,28 @@ pub fn download(
             (f + 1, got)
         })
         .collect();
+    let handed = windows
+        .into_iter()
+        .flatten()
+        .chain(tracks.values().flat_map(|t| t.values().flatten().cloned()))
+        .chain(plain.into_iter().map(|f| f..f + 1))
+        .collect();
+    let numbered = |rs: Vec<Range<u64>>| -> Vec<Range<u64>> {
+        merged(rs)
+            .into_iter()
+            .map(|r| r.start + 1..r.end + 1)
+            .collect()
+    };
     VideoDownload {
         frames,
-        handed: handed.into_iter().map(|r| r.start + 1..r.end + 1).collect(),
+        handed: numbered(handed),
+        tracks: tracks
+            .into_iter()
+            .map(|(field, by_index)| {
+                let by_index = by_index.into_iter().map(|(i, rs)| (i, numbered(rs)));
+                (field, by_index.collect())
+            })
+            .collect(),
     }
 }
 
@@ -526,7 +609,19 @@ mod tests {
             "the new track ends at its outside key"
         );
         assert_eq!(get(&d, 5), Vec::<Value>::new(), "not handed");
-        assert_eq!(get(&d, 25).len(), 3, "every label of a handed frame");
+        assert_eq!(
+            get(&d, 25).len(),
+            1,
+            "only the moved track's label: {:?}",
+            get(&d, 25)
+        );
+        let dets = &d.tracks[FIELD];
+        assert_eq!(dets[&1], vec![12..31], "track 1 on the moved key's frames");
+        assert_eq!(dets[&4], vec![41..52], "the new track on its own");
+        assert!(
+            !dets.contains_key(&2) && !dets.contains_key(&3),
+            "untouched: {dets:?}"
+        );
         let new: Vec<Value> = (41..=52)
             .flat_map(|n| get(&d, n))
             .filter(|l| l["index"] == 4)

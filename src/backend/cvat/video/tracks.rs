@@ -186,9 +186,26 @@ pub struct Flatten<'a> {
     pub used: &'a HashMap<String, BTreeSet<i64>>,
 }
 
-/// The visible frames of a task's tracks as plain shapes (in track order, then frame),
-/// ready for `from_cvat`; with `only`, just the frames in those ranges (see `window`).
-pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) -> Vec<Shape> {
+/// A task's tracks as [`flatten`] gives them.
+#[derive(Debug, Default)]
+pub struct Flat {
+    /// The visible frames of the tracks as plain shapes (in track order, then frame).
+    pub shapes: Vec<Shape>,
+    /// Each track's field and the index its labels take.
+    pub indexes: Vec<(String, i64)>,
+}
+
+/// The index of a shape's `index` attribute, with its field.
+pub fn shape_index(s: &Shape, map: &LabelMap) -> Option<(String, i64)> {
+    let mapped = map.label(s.label_id)?;
+    let spec = mapped.spec_ids.get(INDEX_ATTR)?;
+    let value = s.attributes.iter().find(|a| a.spec_id == *spec)?;
+    Some((mapped.field.clone(), value.value.parse().ok()?))
+}
+
+/// The visible frames of a task's tracks as plain shapes, ready for `from_cvat`; with
+/// `only` (one list per track), just the frames in that track's ranges (see `window`).
+pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>>]>) -> Flat {
     let Flatten {
         end_frame,
         map,
@@ -248,7 +265,7 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) 
             }
         }
     }
-    let mut out = Vec::new();
+    let mut out = Flat::default();
     for (i, t) in tracks.iter().enumerate() {
         let field = field_of(t);
         let ix = index[i].unwrap_or_else(|| {
@@ -258,8 +275,10 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) 
             set.insert(next);
             next
         });
+        out.indexes.push((field.clone(), ix));
         let (id_spec, ix_spec) = (spec(t, LABEL_ID_ATTR), spec(t, INDEX_ATTR));
-        let wanted = |f: u64| only.is_none_or(|o| o.iter().any(|r| r.contains(&f)));
+        let windows = only.map(|o| o.get(i).map_or(&[][..], Vec::as_slice));
+        let wanted = |f: u64| windows.is_none_or(|o| o.iter().any(|r| r.contains(&f)));
         for mut s in interpolate::expand(&t.shapes, end_frame) {
             if !wanted(s.frame) {
                 continue;
@@ -283,7 +302,7 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Range<u64>]>) 
             s.group = t.group;
             s.source = t.source.clone();
             s.track = Some(t.id.unwrap_or_default());
-            out.push(s);
+            out.shapes.push(s);
         }
     }
     out
@@ -457,7 +476,7 @@ mod tests {
             uploaded: &uploaded,
             used: &used,
         };
-        let shapes = flatten(tracks, &cx, None);
+        let shapes = flatten(tracks, &cx, None).shapes;
         let ann = Annotations {
             shapes,
             ..Annotations::default()

@@ -20,12 +20,24 @@ pub struct UploadedFrames {
     slots: HashMap<(u16, u64, i64), ObjectId>,
     ids: HashMap<ObjectId, (u64, Option<i64>)>,
     plain: BTreeSet<u64>,
+    /// Labels with an index sent as shapes of their own: (field, frame, index).
+    plain_tracks: BTreeSet<(String, u64, i64)>,
 }
 
 impl UploadedFrames {
     /// Records a frame that held a label sent as a shape or tag of its own.
     pub fn add_plain_frame(&mut self, frame: u64) {
         self.plain.insert(frame);
+    }
+
+    /// Records a label with `index` in `field` sent as a shape of its own on `frame`.
+    pub fn add_plain_track(&mut self, field: &str, frame: u64, index: i64) {
+        self.plain_tracks.insert((field.to_string(), frame, index));
+    }
+
+    /// The labels with an index sent as shapes of their own: (field, frame, index).
+    pub fn plain_tracks(&self) -> impl Iterator<Item = &(String, u64, i64)> + '_ {
+        self.plain_tracks.iter()
     }
 
     /// The frames that held labels sent as shapes or tags of their own.
@@ -95,6 +107,9 @@ struct Written {
     /// The frames with per-frame shapes or tags, as (first, last) runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     plain: Vec<(u64, u64)>,
+    /// Labels with an index sent as shapes of their own: (field, frame, index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    plain_tracks: Vec<(String, u64, i64)>,
 }
 
 /// Ids one after another, 24 hex digits each.
@@ -149,6 +164,7 @@ impl Serialize for UploadedFrames {
                 _ => w.plain.push((*f, *f)),
             }
         }
+        w.plain_tracks = self.plain_tracks.iter().cloned().collect();
         w.serialize(s)
     }
 }
@@ -174,6 +190,7 @@ impl<'de> Deserialize<'de> for UploadedFrames {
             }
         }
         out.plain = w.plain.into_iter().flat_map(|(a, b)| a..=b).collect();
+        out.plain_tracks = w.plain_tracks.into_iter().collect();
         Ok(out)
     }
 }
@@ -204,6 +221,7 @@ mod tests {
         up.add_plain_frame(3);
         up.add_plain_frame(4);
         up.add_plain_frame(9);
+        up.add_plain_track("frames.a", 9, 2);
         let v = serde_json::to_value(&up).unwrap();
         let a = v["tracks"]["frames.a"].as_array().unwrap();
         assert_eq!(a.len(), 2, "{v}");
@@ -216,6 +234,8 @@ mod tests {
         assert_eq!(back.on_frame(&format!("{:024x}", 40), 3), Some(None));
         assert_eq!(back.on_frame(&format!("{:024x}", 20), 7), Some(Some(1)));
         assert_eq!(back.plain_frames().collect::<Vec<_>>(), vec![3, 4, 9]);
+        let plain: Vec<_> = back.plain_tracks().cloned().collect();
+        assert_eq!(plain, vec![("frames.a".to_string(), 9, 2)]);
         let bad = json!({"tracks": {"frames.a": [[1, 0, "xyz"]]}});
         let err = serde_json::from_value::<UploadedFrames>(bad).unwrap_err();
         assert!(err.to_string().contains("24-hex-digit"), "{err}");
