@@ -11,9 +11,9 @@ mod fs;
 #[path = "support/mongo.rs"]
 mod mongo;
 
-use annoform::dataset::FieldPath;
 use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::mongodb::{self as store, Address, Before, LiveError};
+use annoform::dataset::{FieldPath, FrameNumber};
 use cli::{Workspace, repo};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::{Value, json};
@@ -499,4 +499,241 @@ fn fiftyone_lists_annoforms_run_on_a_live_dataset() {
     let (docs, refs, _) = run_docs(&db);
     assert_eq!(docs, docs0, "only FiftyOne's run document is left");
     assert_eq!(refs.keys().collect::<Vec<_>>(), ["fo_run"]);
+}
+
+const CAR_2: &str = "6b0253a22ba0e75ca6518017";
+const PERSON_2: &str = "6b0253a22ba0e75ca6518018";
+const PERSON_3: &str = "6b0253a22ba0e75ca651801b";
+
+/// The labels of `field` on one frame of a dump, by id.
+fn labels_by_id(frame: &Value, field: &str) -> serde_json::Map<String, Value> {
+    frame[field]["detections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| (oid(d).to_string(), d.clone()))
+        .collect()
+}
+
+/// A video run on a live dataset: FiftyOne imports its own export of a 6-frame video whose
+/// frames 1–3 hold two tracks; annoform uploads the frame labels to the test backend, where
+/// annotators relabel, delete and draw labels on frames (one FiftyOne has no document for) and
+/// fill a new frame field. A fresh FiftyOne process reads every frame as annoform wrote it,
+/// labels nobody touched with their ids and content, the new frame field declared; a frame
+/// FiftyOne edits between annoform's read and its write is a conflict that keeps FiftyOne's
+/// edit; a second apply writes nothing.
+#[test]
+fn a_video_merge_writes_frame_labels_by_id() {
+    let m = mongo::server();
+    let db = m.database("video");
+    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
+    m.fiftyone(
+        &db,
+        &script(),
+        &["create", "traffic", fixture.to_str().unwrap()],
+    );
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.traffic]\nstore = \"mongodb\"\nname = \"traffic\"\n\
+             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            fs::test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: tracks\ndataset: traffic\n\
+         label_schema:\n  frames.dets:\n    classes: [car, person, truck]\n\
+         \x20 frames.qa:\n    type: detections\n    classes: [dog]\n",
+    );
+    let uri = m.uri();
+    let env = [
+        ("FIFTYONE_DATABASE_URI", uri.as_str()),
+        ("FIFTYONE_DATABASE_NAME", db.as_str()),
+    ];
+    let annoform = |args: &[&str]| {
+        let out = ws.run_with(args, &env);
+        assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+    };
+    let before = dump(&db, "traffic");
+    annoform(&["apply", "--auto-approve"]);
+
+    // Annotators: relabel frame 2's car and mark it a keyframe, delete frame 3's person,
+    // continue the car's track on frame 5 (no frame document yet), draw a dog in the new
+    // field on frame 1.
+    let path = ws.path().join("backend.json");
+    let mut store: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let task = &mut store["projects"][0]["tasks"][0];
+    task["status"] = json!("completed");
+    task["complete"] = json!(true);
+    let sid = task["samples"][0].as_str().unwrap().to_string();
+    let fields = task["annotations"][&sid].as_object_mut().unwrap();
+    let dets = fields["frames.dets"].as_array_mut().unwrap();
+    for o in dets.iter_mut() {
+        if o["label"]["_id"]["$oid"] == CAR_2 {
+            o["label"]["label"] = json!("truck");
+            o["label"]["keyframe"] = json!(true);
+        }
+    }
+    dets.retain(|o| o["label"]["_id"]["$oid"] != PERSON_3);
+    dets.push(json!({"backend_id": "track-1", "frame": 5, "label": {
+        "_cls": "Detection", "label": "car", "bounding_box": [0.5, 0.1, 0.2, 0.2],
+        "index": 1, "keyframe": true}}));
+    fields.insert(
+        "frames.qa".into(),
+        json!([{"backend_id": "qa-1", "frame": 1, "label": {
+            "_cls": "Detection", "label": "dog", "bounding_box": [0.7, 0.7, 0.1, 0.1]}}]),
+    );
+    std::fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
+    annoform(&["apply", "--auto-approve"]);
+
+    let fo = dump(&db, "traffic");
+    assert_eq!(
+        fo["frame_schema"]["qa"],
+        "EmbeddedDocumentField(Detections)"
+    );
+    let fo_frames = fo["frames"][&sid].as_object().unwrap();
+    let numbers: Vec<&str> = fo_frames.keys().map(String::as_str).collect();
+    assert_eq!(numbers, ["1", "2", "3", "5"]);
+    let was = &before["frames"][&sid];
+    let f2 = labels_by_id(&fo_frames["2"], "dets");
+    assert_eq!(f2[CAR_2]["label"], "truck");
+    assert_eq!(f2[CAR_2]["keyframe"], true);
+    assert_eq!(
+        f2[PERSON_2],
+        labels_by_id(&was["2"], "dets")[PERSON_2],
+        "untouched"
+    );
+    let f3 = labels_by_id(&fo_frames["3"], "dets");
+    assert!(!f3.contains_key(PERSON_3), "deleted");
+    assert_eq!(f3.len(), 1);
+    for field in ["dets", "weather", "frame_score", "_id", "created_at"] {
+        assert_eq!(
+            fo_frames["1"][field], was["1"][field],
+            "frame 1 {field} is untouched, ids included"
+        );
+    }
+    for n in ["2", "3"] {
+        assert_eq!(fo_frames[n]["_id"], was[n]["_id"], "frame {n} keeps its id");
+        assert_eq!(fo_frames[n]["weather"], was[n]["weather"]);
+    }
+    let drawn = labels_by_id(&fo_frames["5"], "dets");
+    let (new_id, new) = drawn.iter().next().unwrap();
+    assert!(ObjectId::parse(new_id).is_ok());
+    assert_eq!((&new["label"], &new["index"]), (&json!("car"), &json!(1)));
+    assert_eq!(fo_frames["5"]["frame_number"], 5);
+    assert_eq!(fo_frames["5"]["_sample_id"], json!({"$oid": sid}));
+    let qa = labels_by_id(&fo_frames["1"], "qa");
+    assert_eq!(qa.len(), 1);
+    assert!(ObjectId::parse(qa.keys().next().unwrap()).is_ok());
+    assert_eq!(fo["samples"][0], before["samples"][0], "sample untouched");
+
+    // Exact BSON, straight from the database.
+    let raw = m
+        .client()
+        .database(&db)
+        .collection::<Document>(&format!("frames.samples.{}", dump_id(&db)))
+        .find_one(doc! {"frame_number": 5})
+        .run()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(raw.get("_id"), Some(Bson::ObjectId(_))), "{raw}");
+    assert!(
+        matches!(raw.get("frame_number"), Some(Bson::Int32(5))),
+        "{raw}"
+    );
+    assert!(
+        matches!(raw.get("_sample_id"), Some(Bson::ObjectId(_))),
+        "{raw}"
+    );
+    assert!(
+        matches!(raw.get("last_modified_at"), Some(Bson::DateTime(_))),
+        "{raw}"
+    );
+    let det = raw
+        .get_document("dets")
+        .unwrap()
+        .get_array("detections")
+        .unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    assert!(matches!(det.get("_id"), Some(Bson::ObjectId(_))), "{det}");
+    assert!(matches!(det.get("index"), Some(Bson::Int32(1))), "{det}");
+
+    // A second apply writes nothing.
+    annoform(&["apply", "--auto-approve"]);
+    assert_eq!(dump(&db, "traffic"), fo, "a second apply writes nothing");
+}
+
+/// A video is written only if every one of its frames is as annoform read it: FiftyOne
+/// relabels frame 3 after annoform read the dataset, so annoform's change to frame 2 of the
+/// same video is not written and the video is reported; FiftyOne's edit stays. Read afresh
+/// (as a re-plan does), the same change is written and FiftyOne's edit is kept beside it.
+#[test]
+fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
+    let m = mongo::server();
+    let db = m.database("vconflict");
+    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
+    m.fiftyone(
+        &db,
+        &script(),
+        &["create", "traffic", fixture.to_str().unwrap()],
+    );
+    let uri = m.uri();
+    let at = Address {
+        uri: &uri,
+        uri_setting: "FIFTYONE_DATABASE_URI",
+        database: &db,
+        name: "traffic",
+    };
+    let weather = FieldPath::frame("weather");
+    let two = FrameNumber::new(2).unwrap();
+    let cloudy = json!({"_id": {"$oid": ObjectId::new().to_string()}, "_cls": "Classification",
+        "tags": [], "label": "cloudy"});
+    let relabel = |ds: &mut annoform::dataset::dir::Dataset, sid: ObjectId| {
+        ds.set_frame_field(sid, two, "weather", cloudy.clone())
+            .unwrap();
+        vec![Before {
+            sample: sid,
+            field: weather.clone(),
+            value: None,
+        }]
+    };
+    let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
+    let sid = ds.samples()[0].id();
+    let before = relabel(&mut ds, sid);
+    let was = dump(&db, "traffic")["frames"][sid.to_string()].clone();
+
+    m.fiftyone(
+        &db,
+        &script(),
+        &["frame", "traffic", &sid.to_string(), "3", "rainy"],
+    );
+    let err = live
+        .write(&ds, &before)
+        .expect_err("frame 3 changed meanwhile");
+    match &err {
+        LiveError::Conflicts { samples, .. } => assert_eq!(samples, &vec![sid]),
+        other => panic!("{other}"),
+    }
+    let frames = dump(&db, "traffic")["frames"][sid.to_string()].clone();
+    assert_eq!(frames["2"], was["2"], "nothing of the video was written");
+    assert_eq!(
+        frames["3"]["weather"]["label"], "rainy",
+        "FiftyOne's edit stays"
+    );
+
+    let (mut ds, mut live) = store::open(&at, &repo()).expect("open again");
+    let before = relabel(&mut ds, sid);
+    let written = live
+        .write(&ds, &before)
+        .expect("nothing changed since this read");
+    assert_eq!((written.frames, written.updates), (1, 1));
+    let frames = dump(&db, "traffic")["frames"][sid.to_string()].clone();
+    assert_eq!(frames["2"]["weather"], cloudy);
+    assert_eq!(frames["2"]["dets"], was["2"]["dets"]);
+    assert_eq!(frames["3"]["weather"]["label"], "rainy");
 }

@@ -2,10 +2,13 @@
 
     create NAME FIXTURE_DIR      import a FiftyOneDataset directory as a persistent dataset
     dump NAME                    a fresh process's view: every sample (relaxed Extended JSON,
-                                 as FiftyOne loads it) and the declared sample fields
+                                 as FiftyOne loads it) and the declared sample fields; for a
+                                 video dataset also every frame and the frame fields
     edit NAME SAMPLE LABEL TEXT  set the `label` of ground_truth label LABEL of SAMPLE, as a
                                  FiftyOne user does (sample.save()), and tag the sample `edited`
     tag NAME SAMPLE TAG          add a tag to a sample (sample.save())
+    frame NAME SAMPLE N TEXT     set the `weather` label of frame N of video SAMPLE
+                                 (sample.save(), as a FiftyOne user does)
     register NAME KEY            register an annotation run of FiftyOne's own (a Label
                                  Studio config, as `annotate()` saves it before uploading)
     runs NAME                    the dataset's annotation runs as FiftyOne shows them: per
@@ -39,13 +42,29 @@ def dump(name):
         schema[field] = type(f).__name__ + (
             "(%s)" % doc_type.__name__ if doc_type else ""
         )
-    runs = ds.list_annotation_runs()
-    print(
-        json_util.dumps(
-            {"samples": samples, "schema": schema, "annotation_runs": runs},
-            json_options=json_util.RELAXED_JSON_OPTIONS,
-        )
-    )
+    out = {
+        "samples": samples,
+        "schema": schema,
+        "annotation_runs": ds.list_annotation_runs(),
+    }
+    if ds.media_type == "video":
+        out["frames"] = {
+            s.id: {
+                str(n): f.to_mongo_dict(include_id=True)
+                for n, f in s.frames.items()
+            }
+            for s in ds
+        }
+        out["frame_schema"] = {
+            field: type(f).__name__
+            + (
+                "(%s)" % f.document_type.__name__
+                if getattr(f, "document_type", None)
+                else ""
+            )
+            for field, f in ds.get_frame_field_schema().items()
+        }
+    print(json_util.dumps(out, json_options=json_util.RELAXED_JSON_OPTIONS))
 
 
 def edit(name, sample_id, label_id, text):
@@ -65,6 +84,13 @@ def tag(name, sample_id, tag_):
     ds = fo.load_dataset(name)
     sample = ds[sample_id]
     sample.tags.append(tag_)
+    sample.save()
+
+
+def frame(name, sample_id, number, text):
+    ds = fo.load_dataset(name)
+    sample = ds[sample_id]
+    sample.frames[int(number)]["weather"] = fo.Classification(label=text)
     sample.save()
 
 
@@ -105,6 +131,7 @@ if __name__ == "__main__":
         "dump": dump,
         "edit": edit,
         "tag": tag,
+        "frame": frame,
         "register": register,
         "runs": runs,
     }[cmd](*args)

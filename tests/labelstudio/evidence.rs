@@ -13,7 +13,7 @@ fn downloads() -> Target {
 
 /// Listings: task pages asked for with the listing's few fields.
 fn listings() -> Target {
-    Target::regex(r"^/api/tasks\?.*\binclude=")
+    Target::regex(r"^/api/tasks\?.*\binclude=id\b")
 }
 
 /// A download page lost on the way: Label Studio's answer for a page past the end.

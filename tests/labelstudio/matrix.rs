@@ -28,7 +28,7 @@ const PHASES: [&[(&str, &str)]; 4] = [
         ("POST", r"/import\?return_task_ids"),
     ],
     &[("GET", r"^/api/tasks\?.*fields=all")],
-    &[("GET", r"^/api/tasks\?.*include=")],
+    &[("GET", r"^/api/tasks\?.*\binclude=id\b")],
     &[("GET", r"^/api/tasks\?.*query=")],
 ];
 

@@ -161,3 +161,37 @@ fn a_change_after_the_plan_refuses_its_file_and_plain_apply_merges_and_shows_it(
     assert!(run_actions(&ws.plan()).is_empty());
     ws.run(&["destroy", "--auto-approve"]);
 }
+
+#[test]
+fn a_skipped_task_deletes_nothing() {
+    // Downloads ask Label Studio for a few fields of each annotation only (`include=`): the
+    // newest annotation of a task the annotator skipped is cancelled and holds no result,
+    // and it must still read as cancelled, not as "every label deleted".
+    let dir = tempfile::tempdir().unwrap();
+    let ls = LabelStudio::start(dir.path());
+    let proxy = FaultProxy::start(&ls.url);
+    let ws = Ws::demo(dir, &proxy.url, &ls.token, 24, &demo_schema(""));
+    ws.run(&["apply", "--auto-approve"]);
+    let pid = ls.project(DEMO_PROJECT).unwrap();
+    let before = ws.samples();
+    let sample = &before[10];
+    assert!(!labels(sample, "ground_truth").is_empty());
+    let task = ls
+        .tasks(pid)
+        .into_iter()
+        .find(|t| t["data"]["sample_id"] == oid(sample).as_str())
+        .unwrap();
+    ls.post(
+        &format!("/api/tasks/{}/annotations", task["id"]),
+        &json!({"result": [], "was_cancelled": true, "ground_truth": false}),
+    );
+    let mut plan = Value::Null;
+    let log = proxy.log_of(|| plan = ws.plan());
+    let got = downloads(&log);
+    assert_eq!(got.len(), 1, "{log:#?}");
+    assert_eq!(asked_ids(got[0]), 1, "the skipped task: {}", got[0]);
+    assert_eq!(counts(&plan, "ground_truth"), (0, 0, 0, 0), "{plan:#}");
+    ws.run(&["apply", "--auto-approve"]);
+    assert_eq!(ws.samples(), before);
+    ws.run(&["destroy", "--auto-approve"]);
+}

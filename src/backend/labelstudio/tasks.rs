@@ -201,6 +201,15 @@ impl FullTask {
         // A task read without its annotations or predictions says nothing of its labels (not
         // that it has none): unreadable.
         let annotations = self.annotations?;
+        // Which annotation is the newest, and whether it was skipped, is what decides the
+        // labels (a skipped one holds no result): an annotation that does not say is
+        // unreadable, never taken for a live one.
+        if annotations
+            .iter()
+            .any(|a| a.updated_at.is_none() || a.was_cancelled.is_none())
+        {
+            return None;
+        }
         let prior: Vec<Value> = match self
             .predictions?
             .into_iter()
@@ -298,7 +307,15 @@ mod tests {
             ),
             (
                 "annotations",
-                json!([{"updated_at": "2026-01-01T00:00:00Z", "result": {}}]),
+                json!([{"updated_at": "2026-01-01T00:00:00Z", "result": {}, "was_cancelled": false}]),
+            ),
+            (
+                "annotations",
+                json!([{"updated_at": "2026-01-01T00:00:00Z", "result": []}]),
+            ),
+            (
+                "annotations",
+                json!([{"result": [], "was_cancelled": false}]),
             ),
             ("meta", json!({"annoform": {"width": 64, "height": 48}})),
             ("data", json!({"sample_id": 12})),

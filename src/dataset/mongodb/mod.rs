@@ -8,8 +8,11 @@
 //! (`$push`, `$set` with `arrayFilters`, `$pull`), never by array index; new fields are
 //! declared in the dataset document before any sample carries them; every write is a
 //! compare-and-swap on the sample's `last_modified_at`, so a sample another process changed
-//! since it was read is reported as a conflict and left as that process wrote it.
+//! since it was read is reported as a conflict and left as that process wrote it. Frame fields
+//! of videos are written the same way to their frame documents (`frames.rs`), and each run is
+//! recorded among FiftyOne's annotation runs (`runs.rs`).
 
+mod frames;
 mod read;
 mod runs;
 mod write;
@@ -111,14 +114,6 @@ pub enum LiveError {
         /// The samples left as the other process wrote them.
         samples: Vec<ObjectId>,
     },
-    /// A change the store cannot write yet.
-    #[error("dataset `{name}`: {msg}")]
-    Unsupported {
-        /// The FiftyOne dataset.
-        name: String,
-        /// What cannot be written.
-        msg: String,
-    },
 }
 
 fn known_names(known: &[String]) -> String {
@@ -148,9 +143,9 @@ pub struct Live {
     name: String,
     dataset_id: oid::ObjectId,
     samples: String,
-    /// Each sample's `last_modified_at` as read (or as annoform last wrote it).
+    /// Each sample's and frame's `last_modified_at` as read (or as annoform last wrote it).
     seen: IdMap<Bson>,
-    /// The sample fields the dataset document declares.
+    /// The fields the dataset document declares (frame fields as `frames.NAME`).
     declared: Vec<String>,
 }
 
@@ -165,7 +160,8 @@ impl fmt::Debug for Live {
 pub fn open(at: &Address<'_>, root: &std::path::Path) -> Result<(Dataset, Live), LiveError> {
     let (db, place) = connect(at)?;
     check_fiftyone(&db, &place, at.database)?;
-    let (dataset, live) = read::load(db, place, at, root)?;
+    let (dataset, mut live) = read::load(db, place, at, root)?;
+    live.see_frames(&dataset);
     Ok((dataset, live))
 }
 

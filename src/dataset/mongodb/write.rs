@@ -7,14 +7,16 @@ use std::collections::HashSet;
 use ::mongodb::bson::{self, Bson, DateTime, Document, doc};
 use serde_json::Value;
 
+use super::frames::TouchedFrames;
 use super::{Live, LiveError, bson_id, our_id};
 use crate::dataset::FieldPath;
+use crate::dataset::Level;
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::{IdMap, ObjectId};
 use crate::dataset::labels::{self, Object};
 
 /// Update statements per `update` command, and their size bound (a command is at most 16 MB).
-const BATCH: usize = 1000;
+pub(super) const BATCH: usize = 1000;
 const BATCH_BYTES: usize = 8 << 20;
 
 /// A field of a sample as it was before the merge changed it in memory.
@@ -23,6 +25,22 @@ pub struct Before {
     pub sample: ObjectId,
     pub field: FieldPath,
     pub value: Option<Value>,
+}
+
+impl Before {
+    /// The fields `touched` names as `ds` holds them now, before a change writes them.
+    pub fn of(ds: &Dataset, touched: &[(ObjectId, FieldPath)]) -> Vec<Before> {
+        touched
+            .iter()
+            .map(|(sample, field)| Before {
+                sample: *sample,
+                field: field.clone(),
+                value: ds
+                    .sample_by_id(*sample)
+                    .and_then(|s| s.project(&[field.name()]).get(field.name()).cloned()),
+            })
+            .collect()
+    }
 }
 
 /// What a write sent.
@@ -34,23 +52,39 @@ pub struct Written {
     pub updates: usize,
     /// Fields declared in the dataset document.
     pub declared: usize,
+    /// Frames updated or inserted.
+    pub frames: usize,
 }
 
 /// The sample field names a `datasets` document declares.
+/// The fields a `datasets` document declares, as paths (`frames.NAME` for frame fields).
 pub(super) fn declared_names(meta: &Document) -> Vec<String> {
-    meta.get_array("sample_fields")
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_document()?.get_str("name").ok().map(str::to_string))
-                .collect()
+    [Level::Sample, Level::Frame]
+        .into_iter()
+        .flat_map(|level| {
+            meta.get_array(declarations(level))
+                .into_iter()
+                .flatten()
+                .filter_map(move |f| {
+                    let name = f.as_document()?.get_str("name").ok()?;
+                    Some(FieldPath::at(level, name).to_string())
+                })
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+/// Where a dataset document declares the fields of `level`.
+fn declarations(level: Level) -> &'static str {
+    match level {
+        Level::Sample => "sample_fields",
+        Level::Frame => "frame_fields",
+    }
 }
 
 /// One sample's changes, split the way MongoDB accepts them (a path may not be both pushed
 /// and pulled in one update).
 #[derive(Default)]
-struct SampleUpdate {
+pub(super) struct SampleUpdate {
     set: Document,
     array_filters: Vec<Document>,
     pull: Document,
@@ -58,21 +92,18 @@ struct SampleUpdate {
 }
 
 impl Live {
-    /// Writes the fields listed in `before` as `ds` now holds them. Samples another process
-    /// changed since they were read are left alone and reported as [`LiveError::Conflicts`]
-    /// after every other sample is written.
+    /// Writes the fields listed in `before` as `ds` now holds them (a frame field: on every
+    /// frame of the video, diffed against the database, see `frames.rs`). Samples another
+    /// process changed since they were read (for videos: any of their frames) are left alone
+    /// and reported as [`LiveError::Conflicts`] after every other sample is written.
     pub fn write(&mut self, ds: &Dataset, before: &[Before]) -> Result<Written, LiveError> {
         let mut per_sample: IdMap<SampleUpdate> = IdMap::default();
         let mut order: Vec<ObjectId> = Vec::new();
+        let mut frames = TouchedFrames::default();
         for b in before {
             if b.field.is_frame() {
-                return Err(LiveError::Unsupported {
-                    name: self.name.clone(),
-                    msg: format!(
-                        "writing frame field `{}` to a live video dataset is not supported yet",
-                        b.field
-                    ),
-                });
+                frames.add(b.sample, b.field.name());
+                continue;
             }
             let sample = ds.sample_by_id(b.sample).ok_or_else(|| {
                 self.invalid(format!("sample {} is not in the dataset read", b.sample))
@@ -94,22 +125,32 @@ impl Live {
             declared: self.declare_fields(ds)?,
             ..Written::default()
         };
-        if order.is_empty() {
-            return Ok(written);
+        let mut conflicts = Vec::new();
+        if !order.is_empty() {
+            let stamp = self.stamp(order.iter().copied());
+            let mut statements = Vec::new();
+            for id in &order {
+                let update = per_sample.remove(id).expect("collected above");
+                self.statements(*id, update, stamp, &mut statements);
+            }
+            written.updates = statements.len();
+            conflicts = self.send(&self.samples, statements, stamp)?;
+            let conflicted: HashSet<ObjectId> = conflicts.iter().copied().collect();
+            for id in &order {
+                if !conflicted.contains(id) {
+                    self.seen.insert(*id, Bson::DateTime(stamp));
+                    written.samples += 1;
+                }
+            }
         }
-        let stamp = self.stamp(&order);
-        let mut statements = Vec::new();
-        for id in &order {
-            let update = per_sample.remove(id).expect("collected above");
-            self.statements(*id, update, stamp, &mut statements);
-        }
-        written.updates = statements.len();
-        let conflicts = self.send(statements, stamp)?;
-        let conflicted: HashSet<ObjectId> = conflicts.iter().copied().collect();
-        for id in &order {
-            if !conflicted.contains(id) {
-                self.seen.insert(*id, Bson::DateTime(stamp));
-                written.samples += 1;
+        if !frames.is_empty() {
+            let f = self.write_frames(ds, &frames)?;
+            written.frames = f.frames;
+            written.updates += f.updates;
+            for video in f.conflicts {
+                if !conflicts.contains(&video) {
+                    conflicts.push(video);
+                }
             }
         }
         if conflicts.is_empty() {
@@ -123,7 +164,7 @@ impl Live {
     }
 
     /// Adds one field's change: label lists by label id, anything else as a whole value.
-    fn field_update(
+    pub(super) fn field_update(
         &self,
         update: &mut SampleUpdate,
         name: &str,
@@ -197,40 +238,45 @@ impl Live {
         }
     }
 
-    /// Declares, in the dataset document, the sample fields `ds` declares and the database
-    /// did not: each pushed only if no field of that name is there yet (FiftyOne may have
-    /// declared it meanwhile).
+    /// Declares, in the dataset document, the sample and frame fields `ds` declares and the
+    /// database did not: each pushed only if no field of that name is there yet (FiftyOne may
+    /// have declared it meanwhile).
     fn declare_fields(&mut self, ds: &Dataset) -> Result<usize, LiveError> {
-        let new: Vec<(String, Value)> = ds
-            .metadata()
-            .get("sample_fields")
-            .and_then(Value::as_array)
+        let new: Vec<(Level, FieldPath, Value)> = [Level::Sample, Level::Frame]
             .into_iter()
-            .flatten()
-            .filter_map(|f| Some((f.get("name")?.as_str()?.to_string(), f.clone())))
-            .filter(|(n, _)| !self.declared.contains(n))
+            .flat_map(|level| {
+                ds.metadata()
+                    .get(declarations(level))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |f| {
+                        let path = FieldPath::at(level, f.get("name")?.as_str()?);
+                        Some((level, path, f.clone()))
+                    })
+            })
+            .filter(|(_, path, _)| !self.declared.iter().any(|d| d == path.as_str()))
             .collect();
         let datasets = self.db.collection::<Document>("datasets");
-        for (name, field) in &new {
-            let field = self.bson(field)?;
+        for (level, path, field) in &new {
+            let (key, field) = (declarations(*level), self.bson(field)?);
             datasets
                 .update_one(
-                    doc! {"_id": self.dataset_id, "sample_fields.name": {"$ne": name}},
-                    doc! {"$push": {"sample_fields": field}, "$set": {"last_modified_at": DateTime::now()}},
+                    doc! {"_id": self.dataset_id, format!("{key}.name"): {"$ne": path.name()}},
+                    doc! {"$push": {key: field}, "$set": {"last_modified_at": DateTime::now()}},
                 )
                 .run()
                 .map_err(self.failed("declaring a field"))?;
-            self.declared.push(name.clone());
+            self.declared.push(path.to_string());
         }
         Ok(new.len())
     }
 
     /// This write's `last_modified_at`: now, and later than every stamp read from the
     /// samples written (so a compare-and-swap never confuses ours with one seen).
-    fn stamp(&self, samples: &[ObjectId]) -> DateTime {
+    pub(super) fn stamp(&self, samples: impl Iterator<Item = ObjectId>) -> DateTime {
         let latest = samples
-            .iter()
-            .filter_map(|id| match self.seen.get(id) {
+            .filter_map(|id| match self.seen.get(&id) {
                 Some(Bson::DateTime(d)) => Some(d.timestamp_millis()),
                 _ => None,
             })
@@ -241,7 +287,13 @@ impl Live {
 
     /// A sample's update statements: sets (and edits by id), then pulls, then pushes, each
     /// guarded by the `last_modified_at` the previous one left.
-    fn statements(&self, id: ObjectId, u: SampleUpdate, stamp: DateTime, out: &mut Vec<Document>) {
+    pub(super) fn statements(
+        &self,
+        id: ObjectId,
+        u: SampleUpdate,
+        stamp: DateTime,
+        out: &mut Vec<Document>,
+    ) {
         let mut guard = self.seen.get(&id).cloned().unwrap_or(Bson::Null);
         let mut add = |op: &str, body: Document, filters: Vec<Document>| {
             let mut set = if op == "$set" {
@@ -272,9 +324,15 @@ impl Live {
         }
     }
 
-    /// Sends the statements in ordered bulk `update` commands; returns the samples whose
-    /// compare-and-swap failed (their `last_modified_at` is not this write's stamp).
-    fn send(&self, statements: Vec<Document>, stamp: DateTime) -> Result<Vec<ObjectId>, LiveError> {
+    /// Sends the statements to `collection` in ordered bulk `update` commands; returns the
+    /// documents whose compare-and-swap failed (their `last_modified_at` is not this write's
+    /// stamp).
+    pub(super) fn send(
+        &self,
+        collection: &str,
+        statements: Vec<Document>,
+        stamp: DateTime,
+    ) -> Result<Vec<ObjectId>, LiveError> {
         let mut conflicts = Vec::new();
         let mut batch: Vec<Document> = Vec::new();
         let mut bytes = 0;
@@ -283,7 +341,7 @@ impl Live {
             bytes += bson::to_vec(&s).map_or(0, |v| v.len());
             batch.push(s);
             if batch.len() >= BATCH || bytes >= BATCH_BYTES || it.peek().is_none() {
-                conflicts.extend(self.send_batch(std::mem::take(&mut batch), stamp)?);
+                conflicts.extend(self.send_batch(collection, std::mem::take(&mut batch), stamp)?);
                 bytes = 0;
             }
         }
@@ -292,6 +350,7 @@ impl Live {
 
     fn send_batch(
         &self,
+        collection: &str,
         batch: Vec<Document>,
         stamp: DateTime,
     ) -> Result<Vec<ObjectId>, LiveError> {
@@ -302,7 +361,7 @@ impl Live {
             .collect();
         let reply = self
             .db
-            .run_command(doc! {"update": &self.samples, "updates": batch, "ordered": true})
+            .run_command(doc! {"update": collection, "updates": batch, "ordered": true})
             .run()
             .map_err(self.failed("writing samples"))?;
         if let Ok(errors) = reply.get_array("writeErrors") {
@@ -328,7 +387,7 @@ impl Live {
         }
         let cursor = self
             .db
-            .collection::<Document>(&self.samples)
+            .collection::<Document>(collection)
             .find(doc! {"_id": {"$in": ids}, "last_modified_at": {"$ne": stamp}})
             .projection(doc! {"_id": 1})
             .run()
