@@ -120,6 +120,7 @@ fn run(i: usize) -> RunPlan {
         schema_change: None,
         schema: None,
         error: None,
+        hint: None,
     }
 }
 

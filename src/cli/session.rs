@@ -2,12 +2,11 @@
 //! confirmation prompts and progress bars.
 
 use super::{CommandError, Context};
-use crate::backend::{BackendError, Cause};
 use crate::config::Config;
 use crate::diag::Problem;
 use crate::manifest::load::{self, LoadedRun};
 use crate::manifest::validate;
-use crate::plan::engine::{EngineError, Progress};
+use crate::plan::engine::{EngineError, Progress, state_hint};
 use crate::schema::RecordedSchemas;
 use crate::state::{HeldLock, StateError, StateStore};
 use crate::workspace::Datasets;
@@ -53,6 +52,9 @@ pub fn failed_runs(plan: &crate::plan::model::Plan) -> Result<(), CommandError> 
             r.dataset,
             r.error.as_deref().unwrap_or_default()
         );
+        if let Some(h) = &r.hint {
+            eprintln!("hint: {}", crate::escape::controls(h));
+        }
     }
     Err(CommandError::failed(format!(
         "{} run(s) could not be planned; the others were",
@@ -161,16 +163,9 @@ impl From<EngineError> for CommandError {
     /// Only a failure that may pass on its own is worth re-running; the others say what to
     /// change.
     fn from(e: EngineError) -> CommandError {
-        let hint = match &e {
-            EngineError::State(s) => state_hint(s),
-            EngineError::Backend(b) => Some(backend_hint(b)),
-            _ => None,
-        };
-        let err = CommandError::failed(e.to_string());
-        match hint {
-            Some(h) => err.hint(h),
-            None => err,
-        }
+        e.hints()
+            .into_iter()
+            .fold(CommandError::failed(e.to_string()), CommandError::hint)
     }
 }
 
@@ -182,34 +177,6 @@ impl From<StateError> for CommandError {
             Some(h) => err.hint(h),
             None => err,
         }
-    }
-}
-
-/// What to do after a state failure, where the message alone does not say.
-fn state_hint(e: &StateError) -> Option<String> {
-    match e {
-        StateError::Locked { .. } => {
-            Some("if no annoform is running, `annoform state unlock --force`".to_string())
-        }
-        StateError::Unreachable { .. } | StateError::Credentials { .. } => Some(
-            "`annoform config show` lists the state settings and where each comes from".to_string(),
-        ),
-        _ => None,
-    }
-}
-
-/// What to do after a backend failure, by its cause.
-fn backend_hint(e: &BackendError) -> String {
-    match e.cause {
-        Cause::Transient => {
-            "nothing was lost: re-run the command to resume where it stopped".to_string()
-        }
-        Cause::Credentials => format!(
-            "the server refused the credentials: fix the secrets of backend `{}` (`annoform config show` lists them and where each comes from), then re-run",
-            e.backend
-        ),
-        Cause::Refused => "the backend refused the request: change what the error names (the manifest or the backend's settings), then `annoform plan`".to_string(),
-        Cause::Other => "re-running alone fails the same way: check the backend's settings with `annoform config show` (is `url` the right server?)".to_string(),
     }
 }
 

@@ -61,6 +61,9 @@ pub struct RunPlan {
     /// the command exits 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What to do about `error`: what to change, or that re-running resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// The kinds of action a run can need.
@@ -274,7 +277,7 @@ pub enum Refusal {
 }
 
 /// A merge waiting for annotators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiting {
     /// Tasks complete.
     pub complete: usize,
@@ -282,6 +285,18 @@ pub struct Waiting {
     pub tasks: usize,
     /// The run's `load.when`.
     pub when: LoadWhen,
+    /// The first few tasks not complete, with the backend's word for how far they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<OpenTask>,
+}
+
+/// A task a merge waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTask {
+    /// Its name (the backend's id when the record does not know it).
+    pub task: String,
+    /// The backend's own word: `annotation`, `3/10 labeled`….
+    pub status: String,
 }
 
 /// Backend objects changed outside annoform.

@@ -1252,20 +1252,21 @@ fn a_merge_waiting_for_annotators_says_so() {
     let out = ok(ws.run(&["plan", "--detailed-exitcode"]));
     assert_eq!(
         out.stdout,
-        "  = no changes  quickstart/review (fake)\n      4 samples, 2 tasks\n      … merge waits: 1/2 tasks complete (load.when: complete)\n\nNo changes. Runs match the manifests.\n"
+        "  = no changes  quickstart/review (fake)\n      4 samples, 2 tasks\n      … merge waits: 1/2 tasks complete (load.when: complete); open:\n        `annoform/quickstart/review/batch-0001` annotation\n\nNo changes. Runs match the manifests.\n"
     );
     let plan = plan_json(&ws);
     assert_eq!(plan["changes"], false, "{plan:#}");
     assert_eq!(plan["runs"][0]["actions"], json!([]), "{plan:#}");
     assert_eq!(
         plan["runs"][0]["waiting"],
-        json!({"complete": 1, "tasks": 2, "when": "complete"}),
+        json!({"complete": 1, "tasks": 2, "when": "complete",
+               "open": [{"task": "annoform/quickstart/review/batch-0001", "status": "annotation"}]}),
         "{plan:#}"
     );
     assert_eq!(plan["runs"][0]["details"], json!([]), "{plan:#}");
     let md = ok(ws.run(&["plan", "--markdown"])).stdout;
     assert!(
-        md.contains("No changes. Runs match the manifests.\n\n**Waiting for annotators**\n\n- **review** (quickstart, fake): merge waits: 1/2 tasks complete (load.when: complete)\n"),
+        md.contains("No changes. Runs match the manifests.\n\n**Waiting for annotators**\n\n- **review** (quickstart, fake): merge waits: 1/2 tasks complete (load.when: complete); open: &#96;annoform/quickstart/review/batch-0001&#96; annotation\n"),
         "{md}"
     );
 
@@ -1274,4 +1275,60 @@ fn a_merge_waiting_for_annotators_says_so() {
     let plan = plan_json(&ws);
     assert_eq!(plan["runs"][0]["actions"], json!(["merge"]), "{plan:#}");
     assert!(plan["runs"][0].get("waiting").is_none(), "{plan:#}");
+}
+
+/// Engine failures are typed: each says what to change, and only a failure that may pass
+/// on its own says that re-running resumes.
+#[test]
+fn engine_errors_say_what_to_change() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 1\nlabel_field: ground_truth\nload:\n  when: always\n"
+    ));
+    let out = ws.run(&["plan", "--target", "nope"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "error: --target nope: no run has this key\nhint: `--target` takes a run's `key`"
+        ),
+        "{}",
+        out.stderr
+    );
+    ok(ws.run(&["apply", "--auto-approve"]));
+
+    // The same label changed in the dataset and by an annotator.
+    let path = ws.path().join("datasets/quickstart/samples.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let first = doc["samples"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["_id"]["$oid"] == FIRST)
+        .unwrap();
+    first["ground_truth"]["detections"][0]["label"] = json!("person");
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    annotate(&ws, |_, labels| labels[0]["label"]["label"] = json!("bike"));
+
+    let out = ws.run(&["plan"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "error: run `review`: 1 label(s) changed both in the dataset since upload and in fake"
+        ) && out
+            .stdout
+            .contains("hint: set `load.conflicts` to `backend` or `dataset` to choose a side"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("\nhint: set `load.conflicts` to `backend` or `dataset` to choose a side\n")
+            && !out.stderr.contains("re-run"),
+        "{}",
+        out.stderr
+    );
+    let plan = serde_json::from_str::<Value>(&ws.run(&["plan", "--json"]).stdout).unwrap();
+    assert_eq!(
+        plan["runs"][0]["hint"], "set `load.conflicts` to `backend` or `dataset` to choose a side",
+        "{plan:#}"
+    );
 }

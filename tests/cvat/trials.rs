@@ -124,7 +124,7 @@ fn a_job_reopened_after_merge_merges_again() {
     let plan = ws.plan();
     assert!(actions(&plan).is_empty(), "{plan:#}");
     assert!(
-        plan["runs"][0]["waiting"] == json!({"complete": 0, "tasks": 1, "when": "complete"}),
+        plan["runs"][0]["waiting"]["complete"] == 0 && plan["runs"][0]["waiting"]["tasks"] == 1,
         "{plan:#}"
     );
     let samples = ws.samples();

@@ -168,7 +168,7 @@ fn from_init_to_a_merged_run() {
         .as_str()
         .unwrap()
         .to_string();
-    for task in &tasks {
+    for (i, task) in tasks.iter().enumerate() {
         let first = task["data"]["sample_id"] == s0;
         ls.annotate(task, |result| {
             for r in result
@@ -178,6 +178,19 @@ fn from_init_to_a_merged_run() {
                 r["value"]["rectanglelabels"] = json!(["person"]);
             }
         });
+        if i == 0 {
+            // One sample of five labeled: the plan says what the merge waits for, not only
+            // that the runs match the manifests (annoform's one task holds the five Label
+            // Studio tasks; Label Studio's word for how far it is follows).
+            let plan = sh.ok(&["plan"]);
+            assert!(
+                plan.stdout.contains(
+                    "merge waits: 0/1 task complete (load.when: complete); open:\n        `annoform/export_demo/first_run/batch-0000` 1/5 labeled"
+                ) && plan.stdout.contains("No changes"),
+                "{}",
+                plan.stdout
+            );
+        }
     }
     let status = sh.ok(&["status"]);
     assert!(status.stdout.contains("5/5 labeled"), "{}", status.stdout);

@@ -125,6 +125,15 @@ impl Engine<'_> {
             name: t.name.clone(),
         };
         let todo = if verify {
+            let task_at = || {
+                Box::new(TaskAt {
+                    run: record.key.clone(),
+                    task: t.name.clone(),
+                    id: t.id.clone(),
+                    backend: d.backend.clone(),
+                    project: project.name.clone(),
+                })
+            };
             let mut held = self.held_labels(d, project, &task)?;
             let absent = spec
                 .samples
@@ -141,31 +150,22 @@ impl Engine<'_> {
                 .filter(|s| !held.contains_key(&s.sample_id))
                 .count();
             if lacking > 0 {
-                return Err(EngineError::Run(format!(
-                    "run `{}`: task `{}` ({}) in {} project `{}` lacks {lacking} of the {} sample(s) of its batch; delete the task in {} and apply again",
-                    record.key,
-                    t.name,
-                    t.id,
-                    d.backend,
-                    project.name,
-                    spec.samples.len(),
-                    d.backend
-                )));
+                return Err(EngineError::TaskLacksSamples {
+                    at: task_at(),
+                    lacking,
+                    samples: spec.samples.len(),
+                });
             }
             let foreign: Vec<&String> = held
                 .keys()
                 .filter(|s| !spec.samples.iter().any(|x| &x.sample_id == *s))
                 .collect();
             if let Some(s) = foreign.first() {
-                return Err(EngineError::Run(format!(
-                    "run `{}`: task `{}` ({}) in {} project `{}` holds sample {s}, which this run did not upload ({} such sample(s)): it was made for another run; rename this run's project (backend_config.project_name) or delete that task",
-                    record.key,
-                    t.name,
-                    t.id,
-                    d.backend,
-                    project.name,
-                    foreign.len()
-                )));
+                return Err(EngineError::TaskOfAnotherRun {
+                    at: task_at(),
+                    sample: s.to_string(),
+                    count: foreign.len(),
+                });
             }
             missing_labels(&spec, &held, &d.schema)
         } else {

@@ -50,14 +50,7 @@ impl Engine<'_> {
         match failed.len() {
             0 => Ok(done),
             1 => Err(failed.remove(0).1),
-            n => Err(EngineError::Run(format!(
-                "{n} runs failed: {}",
-                failed
-                    .iter()
-                    .map(|(key, e)| format!("run `{key}`: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
+            _ => Err(EngineError::RunsFailed(failed)),
         }
     }
 
@@ -351,21 +344,20 @@ impl Engine<'_> {
             .unwrap_or_else(|| "filepath".into());
         let mut out = Vec::with_capacity(samples.len());
         for sid in samples {
-            let id = ObjectId::parse(sid).map_err(|e| EngineError::Run(e.to_string()))?;
-            let sample = ds.sample_by_id(id).ok_or_else(|| {
-                EngineError::Run(format!("sample {sid} is no longer in dataset `{dataset}`"))
-            })?;
+            let problem = |problem: String| EngineError::Sample {
+                sample: sid.clone(),
+                problem,
+            };
+            let id = ObjectId::parse(sid).map_err(|e| problem(e.to_string()))?;
+            let sample = ds
+                .sample_by_id(id)
+                .ok_or_else(|| problem(format!("no longer in dataset `{dataset}`")))?;
             let media = sample
                 .get(&media_field)
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    EngineError::Run(format!("sample {sid} has no `{media_field}` (media_field)"))
-                })?;
+                .ok_or_else(|| problem(format!("no `{media_field}` (media_field)")))?;
             let video = match ds.media_type() {
-                "video" => Some(
-                    ds.video_info(id)
-                        .map_err(|e| EngineError::Run(e.to_string()))?,
-                ),
+                "video" => Some(ds.video_info(id).map_err(|e| problem(e.to_string()))?),
                 _ => None,
             };
             let dims = match video {
@@ -398,9 +390,7 @@ impl Engine<'_> {
                         .iter()
                         .map(|l| crate::dataset::mask_path::inline(l, ds.root()))
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| {
-                            EngineError::Run(format!("sample {sid} field `{field}`: {e}"))
-                        })?;
+                        .map_err(|e| problem(format!("field `{field}`: {e}")))?;
                     Ok((field.to_string(), labels))
                 })
                 .collect::<Result<_, EngineError>>()?;
@@ -462,19 +452,18 @@ impl Engine<'_> {
     pub fn import(&mut self, loaded: &LoadedRun) -> Result<RunRecord, EngineError> {
         let run = &loaded.run;
         if self.store.get(&run.dataset, &run.key.0)?.is_some() {
-            return Err(EngineError::Run(format!(
-                "run `{}` is already recorded; nothing to import",
-                run.key
-            )));
+            return Err(EngineError::AlreadyRecorded {
+                run: run.key.0.clone(),
+            });
         }
         let d = self.desired(loaded)?;
         let b = self.backend(&d.connection)?;
-        let project = b.find_project(&d.project_name)?.ok_or_else(|| {
-            EngineError::Run(format!(
-                "{} has no project `{}` to import",
-                d.backend, d.project_name
-            ))
-        })?;
+        let project =
+            b.find_project(&d.project_name)?
+                .ok_or_else(|| EngineError::NoProjectToImport {
+                    backend: d.backend.clone(),
+                    project: d.project_name.clone(),
+                })?;
         b.attach(
             &project,
             backend::ProjectContext {
@@ -497,10 +486,10 @@ impl Engine<'_> {
             .collect();
         tasks.sort_by_key(|(n, _)| *n);
         if tasks.is_empty() {
-            return Err(EngineError::Run(format!(
-                "project `{}` has no tasks named `{prefix}NNNN`",
-                project.name
-            )));
+            return Err(EngineError::NoTasksToImport {
+                project: project.name.clone(),
+                prefix,
+            });
         }
         let mut record = self.new_record(&d, Some(&project));
         if let Some(owner) = &project.owner {

@@ -31,49 +31,47 @@ impl Engine<'_> {
     ) -> Result<RunRecord, EngineError> {
         let run = &loaded.run;
         if self.store.get(&run.dataset, &run.key.0)?.is_some() {
-            return Err(EngineError::Run(format!(
-                "run `{}` is already recorded; nothing to import",
-                run.key
-            )));
+            return Err(EngineError::AlreadyRecorded {
+                run: run.key.0.clone(),
+            });
         }
         let d = self.desired(loaded)?;
         if let Some(b) = &what.backend
             && *b != d.backend
         {
-            return Err(EngineError::Run(format!(
-                "the manifest of `{}` uses backend `{}`, not `{b}`",
-                run.key, d.backend
-            )));
+            return Err(EngineError::Import(ImportRefusal::OtherBackend {
+                run: run.key.0.clone(),
+                manifest: d.backend.clone(),
+                given: b.clone(),
+            }));
         }
         if d.kind != BackendKind::Cvat {
-            return Err(EngineError::Run(format!(
-                "--task-id/--project-id import CVAT tasks; `{}` is a {} backend",
-                d.backend, d.kind
-            )));
+            return Err(EngineError::Import(ImportRefusal::NotCvat {
+                backend: d.backend.clone(),
+                kind: d.kind.to_string(),
+            }));
         }
         if what.task_ids.is_empty() && what.project_id.is_none() {
-            return Err(EngineError::Run("give --task-id or --project-id".into()));
+            return Err(EngineError::Import(ImportRefusal::NothingGiven));
         }
         let mut cvat = open_cvat(self.config, self.env, &d.connection)?;
         let tasks = cvat.foreign_tasks(&what.task_ids, what.project_id)?;
         if tasks.is_empty() {
-            return Err(EngineError::Run("no tasks to import".into()));
+            return Err(EngineError::Import(ImportRefusal::NoTasks));
         }
         let project = match (what.project_id, tasks[0].project) {
             (Some(p), _) | (None, Some(p)) => p,
             (None, None) => {
-                return Err(EngineError::Run(format!(
-                    "CVAT task {} is in no project: move it into one (annoform keeps a run's \
-                     labels in its project)",
-                    tasks[0].id
-                )));
+                return Err(EngineError::Import(ImportRefusal::TaskInNoProject {
+                    task: tasks[0].id.to_string(),
+                }));
             }
         };
         if let Some(t) = tasks.iter().find(|t| t.project != Some(project)) {
-            return Err(EngineError::Run(format!(
-                "CVAT task {} is not in project {project}: import tasks of one project",
-                t.id
-            )));
+            return Err(EngineError::Import(ImportRefusal::TasksOfManyProjects {
+                task: t.id.to_string(),
+                project: project.to_string(),
+            }));
         }
 
         // Frame file name → sample id: the data map, else the samples' file names.
@@ -134,15 +132,10 @@ impl Engine<'_> {
         if !problems.is_empty() {
             let more = problems.len().saturating_sub(5);
             problems.truncate(5);
-            return Err(EngineError::Run(format!(
-                "cannot map frames to samples: {}{}",
-                problems.join("; "),
-                if more > 0 {
-                    format!(" (and {more} more)")
-                } else {
-                    String::new()
-                }
-            )));
+            return Err(EngineError::Import(ImportRefusal::UnmappedFrames {
+                problems,
+                more,
+            }));
         }
 
         let remote = cvat.adopt_project(project, &d.schema, &d.settings, frames.clone())?;

@@ -6,6 +6,7 @@
 mod adopt;
 mod apply;
 mod download_cache;
+mod error;
 mod fiftyone_runs;
 pub mod import_cvat;
 mod links;
@@ -14,6 +15,10 @@ mod planner;
 mod returned;
 
 pub use download_cache::DownloadCache;
+pub use error::{
+    EngineError, ForeignProject, ImportRefusal, Protection, RESUME, TaskAt, backend_hint,
+    state_hint,
+};
 pub use links::Links;
 pub use open::{Connection, open_backend};
 pub use returned::returned_path;
@@ -40,73 +45,6 @@ use std::collections::{HashMap, HashSet};
 
 /// Samples per task when the backend settings do not say (`task_size`).
 const DEFAULT_TASK_SIZE: usize = 1000;
-
-/// Why the engine stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// A run cannot be planned (message names the run).
-    #[error("{0}")]
-    Run(String),
-    #[error(transparent)]
-    Backend(#[from] backend::BackendError),
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    #[error("dataset: {0}")]
-    Dataset(#[from] crate::dataset::dir::DatasetError),
-    #[error("merge: {0}")]
-    Merge(#[from] merge::run::MergeError),
-    #[error("dataset: {0}")]
-    Store(#[from] crate::workspace::StoreError),
-    /// A destroy of a run that `lifecycle.prevent_destroy` protects (reported under the run's
-    /// name, so the message does not repeat it).
-    #[error("protected from destroy: {by}")]
-    PreventDestroy {
-        key: String,
-        dataset: String,
-        by: Protection,
-    },
-    /// A project found by the run's `project_name` was made for a run of another workspace.
-    #[error(transparent)]
-    ForeignProject(Box<ForeignProject>),
-}
-
-/// What protects a run from destroy, with what to change to lift it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protection {
-    /// `lifecycle.prevent_destroy: true` in the run's manifest (this file).
-    Manifest(String),
-    /// The run has no manifest any more, and its record remembers the flag from its last
-    /// apply.
-    Record,
-}
-
-impl std::fmt::Display for Protection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Protection::Manifest(file) => write!(
-                f,
-                "{file} sets `lifecycle.prevent_destroy: true`; set it to false there to destroy it"
-            ),
-            Protection::Record => f.write_str(
-                "its manifest is gone and its record keeps `lifecycle.prevent_destroy: true` from its last apply; to destroy it, put its manifest back with `prevent_destroy: false` (a manifest present is what counts) and destroy again",
-            ),
-        }
-    }
-}
-
-/// A project found by a run's `project_name`, stamped with another workspace's run.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "{backend} project `{project}` ({id}) belongs to {owner}, not to run `{key}` of dataset `{dataset}` of this workspace: give this run another project name (backend_config.project_name), or take the project over with `annoform import {key}` if it is really this run's"
-)]
-pub struct ForeignProject {
-    pub backend: String,
-    pub project: String,
-    pub id: String,
-    pub owner: backend::Owner,
-    pub key: String,
-    pub dataset: String,
-}
 
 /// What a saved plan was computed against; `apply PLANFILE` refuses the plan when any differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,12 +225,13 @@ impl<'a> Engine<'a> {
 
     fn dataset(&mut self, name: &str) -> Result<&Dataset, EngineError> {
         match self.datasets.get(name) {
-            None => Err(EngineError::Run(format!(
-                "dataset `{name}` is not declared in annoform.toml"
-            ))),
-            Some(Err(e)) => Err(EngineError::Run(format!(
-                "cannot load dataset `{name}`: {e}"
-            ))),
+            None => Err(EngineError::UndeclaredDataset {
+                name: name.to_string(),
+            }),
+            Some(Err(e)) => Err(EngineError::UnloadableDataset {
+                name: name.to_string(),
+                message: e.to_string(),
+            }),
             Some(Ok(ds)) => Ok(ds),
         }
     }
@@ -304,9 +243,13 @@ impl<'a> Engine<'a> {
             .backend
             .clone()
             .unwrap_or_else(|| self.config.default_backend.value.clone());
-        let settings_cfg = self.config.backend(&backend).ok_or_else(|| {
-            EngineError::Run(format!("run `{}`: unknown backend `{backend}`", run.key))
-        })?;
+        let settings_cfg =
+            self.config
+                .backend(&backend)
+                .ok_or_else(|| EngineError::UnknownBackend {
+                    run: Some(run.key.0.clone()),
+                    backend: backend.clone(),
+                })?;
         let kind = settings_cfg.kind;
         let mut given: serde_json::Map<String, Value> = settings_cfg
             .values
@@ -314,28 +257,31 @@ impl<'a> Engine<'a> {
             .map(|(k, v)| (k.clone(), v.value.clone()))
             .collect();
         given.extend(run.backend_config.clone());
-        let settings = resolve_settings(&given, self.env)
-            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+        let settings = resolve_settings(&given, self.env).map_err(|e| EngineError::Settings {
+            run: Some(run.key.0.clone()),
+            message: e.to_string(),
+        })?;
         let recorded = backend::registry::recordable(given.iter());
         let recorded_schema = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
         let ds = self.dataset(&run.dataset)?;
-        let view = view::apply(&run.view, ds)
-            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+        let view = view::apply(&run.view, ds).map_err(|e| EngineError::View {
+            run: run.key.0.clone(),
+            message: e.to_string(),
+        })?;
         let schema =
             resolve::resolve(run, ds, &view, kind, recorded_schema.as_ref()).map_err(|errs| {
-                EngineError::Run(format!(
-                    "run `{}`: {}",
-                    run.key,
-                    errs.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ))
+                EngineError::Schema {
+                    run: run.key.0.clone(),
+                    problems: errs.iter().map(ToString::to_string).collect(),
+                }
             })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
         let placement = kind
             .placement(&settings, &run.dataset, &run.key.0)
-            .map_err(|e| EngineError::Run(format!("run `{}`: {e}", run.key)))?;
+            .map_err(|e| EngineError::Settings {
+                run: Some(run.key.0.clone()),
+                message: e.to_string(),
+            })?;
         let project_name = placement.project_name;
         let task_size = placement
             .task_size

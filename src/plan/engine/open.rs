@@ -113,7 +113,10 @@ fn settings(config: &Config, conn: &Connection) -> Result<BackendSettings, Engin
     let mut s = config
         .backend(name)
         .cloned()
-        .ok_or_else(|| EngineError::Run(format!("unknown backend `{name}`")))?;
+        .ok_or_else(|| EngineError::UnknownBackend {
+            run: None,
+            backend: name.to_string(),
+        })?;
     for (k, v) in &conn.overrides {
         let value = serde_json::from_str(v).unwrap_or(Value::Null);
         s.values
@@ -125,7 +128,7 @@ fn settings(config: &Config, conn: &Connection) -> Result<BackendSettings, Engin
 impl From<OpenError> for EngineError {
     fn from(e: OpenError) -> Self {
         match e {
-            OpenError::Setting(message) => EngineError::Run(message),
+            OpenError::Setting(message) => EngineError::Settings { run: None, message },
             OpenError::Backend(e) => EngineError::Backend(e),
         }
     }

@@ -11,6 +11,8 @@ use crate::state::LabelKey;
 
 /// Missing samples named per drifted task (the rest are counted).
 const SAMPLES_NAMED: usize = 5;
+/// Tasks a waiting merge names with their status (the rest are counted).
+const OPEN_TASKS_NAMED: usize = 3;
 
 impl Engine<'_> {
     /// Compute the plan for `runs` (the manifests) against the records.
@@ -32,9 +34,7 @@ impl Engine<'_> {
         if !targets.is_empty() {
             for t in targets {
                 if !keys.iter().any(|(_, k)| k == t) {
-                    return Err(EngineError::Run(format!(
-                        "--target {t}: no run has this key"
-                    )));
+                    return Err(EngineError::UnknownTarget { target: t.clone() });
                 }
             }
             keys.retain(|(_, k)| targets.contains(k));
@@ -46,7 +46,7 @@ impl Engine<'_> {
                 .find(|r| r.run.dataset == dataset && r.run.key.0 == key);
             // One run that cannot be planned is reported; the others are planned and applied.
             let planned = match self.failed.get(&(dataset.clone(), key.clone())) {
-                Some(message) => Err(EngineError::Run(message.clone())),
+                Some(message) => Err(EngineError::Invalid(message.clone())),
                 None => self.plan_one(&dataset, &key, loaded, goal),
             };
             out.push(planned.unwrap_or_else(|e| failed_work(&dataset, &key, loaded, e)));
@@ -118,6 +118,7 @@ impl Engine<'_> {
             schema_change: None,
             schema: desired.as_ref().map(|d| d.schema.clone()),
             error: None,
+            hint: None,
         };
         plan.details.extend(project_notes);
         let mut work = RunWork {
@@ -253,17 +254,13 @@ impl Engine<'_> {
             }
             if !missing.is_empty() {
                 missing.sort();
-                return Err(EngineError::Run(format!(
-                    "run `{}`: the existing project `{}` ({}) has no labels for classes {} of field `{field}` that the run would upload; add them to the project, or set `backend_config.extend_project_schema: true` to let annoform add them",
-                    d.loaded.run.key,
-                    p.name,
-                    p.id,
-                    missing
-                        .iter()
-                        .map(|c| format!("`{c}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(EngineError::ProjectLacksClasses {
+                    run: d.loaded.run.key.0.clone(),
+                    project: p.name.clone(),
+                    id: p.id.clone(),
+                    field: field.to_string(),
+                    classes: missing,
+                });
             }
         }
         let note = Detail::ExistingProjectClasses {
@@ -431,10 +428,24 @@ impl Engine<'_> {
             let status = b.status(&project, &task_ids)?;
             let done = status.iter().filter(|s| s.complete).count();
             if done < task_ids.len() {
+                let open = status
+                    .iter()
+                    .filter(|s| !s.complete)
+                    .take(OPEN_TASKS_NAMED)
+                    .map(|s| OpenTask {
+                        task: r
+                            .tasks
+                            .iter()
+                            .find(|t| t.id == s.id)
+                            .map_or_else(|| s.id.clone(), |t| t.name.clone()),
+                        status: s.status.clone(),
+                    })
+                    .collect();
                 plan.waiting = Some(Waiting {
                     complete: done,
                     tasks: task_ids.len(),
                     when: load.when,
+                    open,
                 });
                 return Ok(());
             }
@@ -443,10 +454,10 @@ impl Engine<'_> {
         let ds = match self.datasets.get(&r.dataset) {
             Some(Ok(ds)) => ds,
             _ => {
-                return Err(EngineError::Run(format!(
-                    "dataset `{}` is not loaded",
-                    r.dataset
-                )));
+                return Err(EngineError::UnloadableDataset {
+                    name: r.dataset.clone(),
+                    message: "not loaded".into(),
+                });
             }
         };
         let b = self
@@ -496,10 +507,7 @@ impl Engine<'_> {
             // What changed after the plan supersedes what the plan downloaded.
             for page in c.pages() {
                 let Some(mut page) = page else {
-                    return Err(EngineError::Run(format!(
-                        "run `{}`: the download the last plan kept cannot be read back; run `annoform plan` again",
-                        r.key
-                    )));
+                    return Err(EngineError::KeptDownloadUnreadable { run: r.key.clone() });
                 };
                 page.retain(|sid, _| !fresh.contains(sid));
                 keep_page(&mut keep, &page);
@@ -512,9 +520,11 @@ impl Engine<'_> {
         let mut outcome = merger
             .finish(downloaded.held.as_ref())
             .map_err(|e| match e {
-                MergeError::Incomplete(_) => {
-                    EngineError::Run(format!("run `{}` on {}: {e}", r.key, d.backend))
-                }
+                e @ MergeError::Incomplete(_) => EngineError::IncompleteDownload {
+                    run: r.key.clone(),
+                    backend: d.backend.clone(),
+                    source: Box::new(e),
+                },
                 e => EngineError::Merge(e),
             })?;
         if let Some(w) = keep {
@@ -573,21 +583,17 @@ impl Engine<'_> {
             return Ok(());
         }
         if !outcome.unexpected_errors.is_empty() {
-            return Err(EngineError::Run(format!(
-                "run `{}`: {} label(s) outside the schema (load.unexpected=error):\n  {}",
-                r.key,
-                outcome.unexpected_errors.len(),
-                outcome.unexpected_errors.join("\n  ")
-            )));
+            return Err(EngineError::UnexpectedLabels {
+                run: r.key.clone(),
+                labels: outcome.unexpected_errors,
+            });
         }
         if !outcome.conflicts.is_empty() {
-            return Err(EngineError::Run(format!(
-                "run `{}`: {} label(s) changed both in the dataset since upload and in {}: {} (set load.conflicts to `backend` or `dataset` to choose a side)",
-                r.key,
-                outcome.conflicts.len(),
-                d.backend,
-                outcome.conflicts.join(", ")
-            )));
+            return Err(EngineError::Conflicts {
+                run: r.key.clone(),
+                backend: d.backend.clone(),
+                labels: outcome.conflicts,
+            });
         }
         for (field, c) in &outcome.counts {
             let e = plan.fields.entry(field.clone()).or_default();
@@ -657,6 +663,7 @@ fn keep_page(keep: &mut Option<CacheWriter>, page: &backend::Annotations) {
 /// The work of a run that could not be planned: nothing to do, the error in the plan.
 fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineError) -> RunWork {
     let message = e.to_string();
+    let hint = e.hint();
     let plan = RunPlan {
         key: key.to_string(),
         dataset: dataset.to_string(),
@@ -676,6 +683,7 @@ fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineEr
         schema_change: None,
         schema: None,
         error: Some(message),
+        hint,
     };
     RunWork {
         guard: Guard {
@@ -757,13 +765,11 @@ fn count_uploads(
     let fields = d.schema.fields.keys().map(FieldPath::as_str);
     let bad = unsendable_labels(ds, &d.view, ids, fields, SHOWN);
     if !bad.is_empty() {
-        let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
-        return Err(EngineError::Run(format!(
-            "run `{}` (dataset `{}`): labels no backend can take back unchanged; fix or exclude them:\n  {}",
-            plan.key,
-            plan.dataset,
-            list.join("\n  ")
-        )));
+        return Err(EngineError::Unsendable {
+            run: plan.key.clone(),
+            dataset: plan.dataset.clone(),
+            labels: bad.iter().map(ToString::to_string).collect(),
+        });
     }
     for (field, f) in &d.schema.fields {
         let n: usize = samples

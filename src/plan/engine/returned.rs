@@ -25,19 +25,19 @@ pub(super) fn write(
         return Ok(());
     }
     let path = root.join(returned_path(dataset, key));
-    let failed = |e: std::io::Error| {
-        EngineError::Run(format!(
-            "run `{key}`: cannot write the unexpected labels to {}: {e}",
-            path.display()
-        ))
+    let failed = |e: std::io::Error| EngineError::ReturnedUnwritable {
+        run: key.to_string(),
+        path: path.display().to_string(),
+        message: e.to_string(),
     };
     let mut all: Map<String, Value> = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            EngineError::Run(format!(
-                "run `{key}`: {} is not the JSON annoform wrote: {e}",
-                path.display()
-            ))
-        })?,
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| EngineError::ReturnedUnreadable {
+                run: key.to_string(),
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
         Err(e) => return Err(failed(e)),
     };

@@ -277,10 +277,10 @@ fn run_details(run: &RunPlan) -> Option<Block> {
     }
     if let Some(e) = &run.error {
         what.push("error".into());
-        sections.push(list_section(
-            "**Error** (not planned)",
-            std::slice::from_ref(e),
-        ));
+        let lines: Vec<String> = std::iter::once(e.clone())
+            .chain(run.hint.iter().map(|h| format!("hint: {h}")))
+            .collect();
+        sections.push(list_section("**Error** (not planned)", &lines));
     }
     if let Some(schema) = &run.schema {
         what.push("schema".into());

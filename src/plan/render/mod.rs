@@ -315,8 +315,19 @@ fn waiting_sentence(w: &Waiting) -> String {
         LoadWhen::Always => "always",
         LoadWhen::Never => "never",
     };
+    let open: Vec<String> = w
+        .open
+        .iter()
+        .map(|t| format!("`{}` {}", t.task, t.status))
+        .collect();
+    let more = (w.tasks - w.complete).saturating_sub(open.len());
+    let open = match (open.is_empty(), more) {
+        (true, _) => String::new(),
+        (false, 0) => format!("; open: {}", open.join(", ")),
+        (false, more) => format!("; open: {} and {more} more", open.join(", ")),
+    };
     format!(
-        "merge waits: {}/{} complete (load.when: {when})",
+        "merge waits: {}/{} complete (load.when: {when}){open}",
         w.complete,
         plural(w.tasks, "task", "tasks")
     )

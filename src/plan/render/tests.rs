@@ -7,8 +7,9 @@ use super::text::TextOptions;
 use super::{json, markdown, text};
 use crate::manifest::{LoadWhen, Unexpected};
 use crate::plan::model::{
-    Action, ChangeKind, Detail, Drift, EditKinds, FieldCounts, LabelChange, Plan, Refusal,
-    Rejection, Restriction, RunPlan, SampleChanges, UnexpectedAction, UnexpectedLabel, Waiting,
+    Action, ChangeKind, Detail, Drift, EditKinds, FieldCounts, LabelChange, OpenTask, Plan,
+    Refusal, Rejection, Restriction, RunPlan, SampleChanges, UnexpectedAction, UnexpectedLabel,
+    Waiting,
 };
 
 /// GitHub's comment limit, less headroom: what the CLI passes.
@@ -32,6 +33,7 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         schema_change: None,
         schema: None,
         error: None,
+        hint: None,
     }
 }
 
@@ -246,6 +248,16 @@ fn fixture() -> Plan {
         complete: 1,
         tasks: 5,
         when: LoadWhen::Complete,
+        open: vec![
+            OpenTask {
+                task: "annoform/quickstart/waiting/batch-0001".into(),
+                status: "annotation".into(),
+            },
+            OpenTask {
+                task: "annoform/quickstart/waiting/batch-0002".into(),
+                status: "2/3 labeled".into(),
+            },
+        ],
     });
 
     let mut stable = run("stable", "labelstudio", &[], 20, 2);
@@ -621,6 +633,7 @@ mod properties {
                     schema_change: None,
                     schema: None,
                     error: None,
+                    hint: None,
                 }
             })
     }
@@ -710,6 +723,7 @@ fn schema_fixture() -> Plan {
     create.schema = Some(schema);
     let mut broken = run("old_review", "cvat", &[], 0, 0);
     broken.error = Some("field `ground_truth`: is a new field and needs `type`".into());
+    broken.hint = Some("fix the run's manifest".into());
     Plan::new(vec![create, broken])
 }
 

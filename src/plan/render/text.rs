@@ -112,6 +112,9 @@ impl Renderer<'_> {
         if let Some(e) = &run.error {
             self.wrapped(out, &self.paint.code(RED, "error:"), 6, &clean(e));
         }
+        if let Some(h) = &run.hint {
+            self.wrapped(out, &self.paint.code(DIM, "hint:"), 5, &clean(h));
+        }
         if self.opts.verbose {
             for e in &run.edits {
                 let line = format!("{}: {}", edit_place(e), edit_changes(e));
