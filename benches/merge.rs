@@ -9,101 +9,25 @@
 //!
 //! Run: `cargo bench --bench merge` (`ANNOFORM_BENCH_SAMPLES` overrides the sample count).
 
-use annoform::backend::{Annotations, DownloadedLabel};
 use annoform::dataset::dir::Dataset;
-use annoform::dataset::ejson::ObjectId;
-use annoform::manifest::{LabelType, LoadSpec};
+use annoform::manifest::LoadSpec;
 use annoform::merge::run::RunMerger;
-use annoform::merge::{label_digest, label_key, labels_of};
-use annoform::schema::{ResolvedField, ResolvedSchema};
-use annoform::state::{RunRecord, TaskRecord, UploadedLabel};
-use indexmap::IndexMap;
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{CLASSES, LABELS_PER_SAMPLE};
+use support::LABELS_PER_SAMPLE;
+use support::run::{PAGE, page, record};
 
 // The allocator of the annoform binary, so the figures are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const PAGE: usize = 1000;
-
-/// The run record of a run that uploaded every sample's `ground_truth`, in tasks of `PAGE`.
-fn record(ds: &Dataset, field: &ResolvedField) -> RunRecord {
-    let mut r = RunRecord::new("bench", "merge", "bench", "now", "lineage".into());
-    r.schema = ResolvedSchema {
-        fields: IndexMap::from([("ground_truth".into(), field.clone())]),
-    };
-    let mut uploaded = IndexMap::new();
-    for (batch, chunk) in ds.samples().chunks(PAGE).enumerate() {
-        let mut samples = Vec::with_capacity(chunk.len());
-        for s in chunk {
-            let doc = s.project(&["ground_truth"]);
-            let labels = labels_of(doc.get("ground_truth"), LabelType::Detections)
-                .iter()
-                .map(|l| UploadedLabel {
-                    id: label_key(l, LabelType::Detections).expect("generated labels have ids"),
-                    digest: label_digest(l, field),
-                })
-                .collect();
-            uploaded.insert(s.id().to_string(), labels);
-            samples.push(s.id().to_string());
-        }
-        r.tasks.push(TaskRecord {
-            id: batch.to_string(),
-            name: format!("batch-{batch:04}"),
-            batch: batch as u32,
-            samples: samples.clone(),
-            status: None,
-            notes: None,
-        });
-        r.samples.extend(samples);
-    }
-    r.uploaded.insert("ground_truth".into(), uploaded);
-    r
-}
-
-/// A backend's page: the task's samples with their labels, the first of each relabelled
-/// when `edit`.
-fn page(ds: &Dataset, task: &TaskRecord, edit: bool) -> Annotations {
-    task.samples
-        .iter()
-        .map(|sid| {
-            let s = ds
-                .sample_by_id(ObjectId::parse(sid).expect("generated id"))
-                .expect("generated sample");
-            let doc = s.project(&["ground_truth"]);
-            let labels = labels_of(doc.get("ground_truth"), LabelType::Detections)
-                .into_iter()
-                .enumerate()
-                .map(|(i, mut l)| {
-                    if edit && i == 0 {
-                        let class = if l["label"] == "car" { "person" } else { "car" };
-                        l["label"] = json!(class);
-                    }
-                    DownloadedLabel::new(format!("{sid}-{i}"), l)
-                })
-                .collect();
-            (
-                sid.clone(),
-                IndexMap::from([("ground_truth".to_string(), labels)]).into(),
-            )
-        })
-        .collect()
-}
 
 fn main() {
     let n = support::sample_count();
     let dir = tempfile::tempdir().expect("temp dir");
     support::generate(dir.path(), n).expect("generate dataset");
     let mut ds = Dataset::load(dir.path()).expect("load dataset");
-    let field = ResolvedField::new(
-        LabelType::Detections,
-        CLASSES.iter().map(|c| c.to_string()).collect(),
-    );
-    let r = record(&ds, &field);
+    let r = record(&ds, &support::run::field());
     let tasks: Vec<String> = r.tasks.iter().map(|t| t.id.clone()).collect();
     println!(
         "merge: {} labels over {n} samples, pages of {PAGE} samples",

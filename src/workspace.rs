@@ -89,17 +89,7 @@ impl Datasets {
             change(&mut opened.ds)?;
             return opened.ds.save().map_err(|e| StoreError::from(e).into());
         };
-        let before: Vec<Before> = touched
-            .iter()
-            .map(|(sample, field)| Before {
-                sample: *sample,
-                field: field.clone(),
-                value: opened
-                    .ds
-                    .sample_by_id(*sample)
-                    .and_then(|s| s.project(&[field.name()]).get(field.name()).cloned()),
-            })
-            .collect();
+        let before = Before::of(&opened.ds, touched);
         change(&mut opened.ds)?;
         live.write(&opened.ds, &before)
             .map_err(|e| StoreError::from(e).into())

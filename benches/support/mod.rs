@@ -1,4 +1,5 @@
-//! What the custom-harness benches share: a synthetic dataset on disk, peak RSS and medians.
+//! What the custom-harness benches share: a synthetic dataset on disk, the run that uploaded
+//! it and a backend's download of it (`run`), peak RSS and medians.
 
 #![allow(dead_code)] // each bench binary uses its own part of this
 
@@ -6,6 +7,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
+
+pub mod run;
 
 use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::fields::FieldType;
@@ -65,16 +68,45 @@ impl Lcg {
     }
 }
 
-/// Streams a FiftyOneDataset directory of `n` samples × 10 detections (tags `train`/`val`, a
-/// `uniqueness` float) to disk without holding it in memory.
-pub fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
+/// The `metadata.json` (FiftyOne's dataset document) of the synthetic dataset.
+pub fn dataset_meta() -> serde_json::Value {
     let fields = vec![
         FieldType::Label("Detections".into()).field_doc("ground_truth"),
         FieldType::Float.field_doc("uniqueness"),
     ];
-    let meta = json!({"name": "bench", "version": "1.22.1", "media_type": "image", "sample_fields": fields,
-                      "frame_fields": [], "classes": {}, "default_classes": [], "annotation_runs": {}});
-    std::fs::write(dir.join("metadata.json"), serde_json::to_vec(&meta)?)?;
+    json!({"name": "bench", "version": "1.22.1", "media_type": "image", "sample_fields": fields,
+           "frame_fields": [], "classes": {}, "default_classes": [], "annotation_runs": {}})
+}
+
+/// Sample `i` of the synthetic dataset: 10 detections, tag `train` or `val`, a `uniqueness`
+/// float; `rng` draws the numbers (called in sample order, it gives the same dataset).
+pub fn sample(i: usize, rng: &mut Lcg) -> serde_json::Value {
+    let dets: Vec<_> = (0..LABELS_PER_SAMPLE)
+        .map(|j| {
+            let (x, y) = (rng.f() * 0.8, rng.f() * 0.8);
+            json!({"_id": ObjectId::derive(&[b"label", &(i as u64).to_be_bytes(), &(j as u64).to_be_bytes()]).to_ejson(),
+                   "_cls": "Detection", "attributes": {}, "tags": [], "label": CLASSES[(i + j) % 4],
+                   "bounding_box": [x, y, 0.1 + rng.f() * 0.1, 0.1 + rng.f() * 0.1],
+                   "confidence": rng.f(), "occluded": j % 3 == 0})
+        })
+        .collect();
+    json!({"_id": ObjectId::derive(&[b"sample", &(i as u64).to_be_bytes()]).to_ejson(),
+           "filepath": format!("/data/images/{i:06}.jpg"), "tags": if i % 10 == 0 { json!(["val"]) } else { json!(["train"]) },
+           "_media_type": "image", "_rand": rng.f(),
+           "metadata": {"_cls": "ImageMetadata", "width": 640, "height": 480},
+           "ground_truth": {"_cls": "Detections", "detections": dets},
+           "uniqueness": rng.f(),
+           "created_at": {"$date": "2026-11-22T02:28:50.402Z"},
+           "last_modified_at": {"$date": "2026-11-22T02:28:50.402Z"}})
+}
+
+/// Streams a FiftyOneDataset directory of `n` samples × 10 detections (tags `train`/`val`, a
+/// `uniqueness` float) to disk without holding it in memory.
+pub fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("metadata.json"),
+        serde_json::to_vec(&dataset_meta())?,
+    )?;
     let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join("samples.json"))?);
     let mut rng = Lcg(42);
     w.write_all(b"{\"samples\": [")?;
@@ -82,24 +114,7 @@ pub fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
         if i > 0 {
             w.write_all(b", ")?;
         }
-        let dets: Vec<_> = (0..LABELS_PER_SAMPLE)
-            .map(|j| {
-                let (x, y) = (rng.f() * 0.8, rng.f() * 0.8);
-                json!({"_id": ObjectId::derive(&[b"label", &(i as u64).to_be_bytes(), &(j as u64).to_be_bytes()]).to_ejson(),
-                       "_cls": "Detection", "attributes": {}, "tags": [], "label": CLASSES[(i + j) % 4],
-                       "bounding_box": [x, y, 0.1 + rng.f() * 0.1, 0.1 + rng.f() * 0.1],
-                       "confidence": rng.f(), "occluded": j % 3 == 0})
-            })
-            .collect();
-        let s = json!({"_id": ObjectId::derive(&[b"sample", &(i as u64).to_be_bytes()]).to_ejson(),
-                       "filepath": format!("/data/images/{i:06}.jpg"), "tags": if i % 10 == 0 { json!(["val"]) } else { json!(["train"]) },
-                       "_media_type": "image", "_rand": rng.f(),
-                       "metadata": {"_cls": "ImageMetadata", "width": 640, "height": 480},
-                       "ground_truth": {"_cls": "Detections", "detections": dets},
-                       "uniqueness": rng.f(),
-                       "created_at": {"$date": "2026-11-22T02:28:50.402Z"},
-                       "last_modified_at": {"$date": "2026-11-22T02:28:50.402Z"}});
-        serde_json::to_writer(&mut w, &s)?;
+        serde_json::to_writer(&mut w, &sample(i, &mut rng))?;
     }
     w.write_all(b"]}")?;
     w.flush()

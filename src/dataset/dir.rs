@@ -626,8 +626,42 @@ impl Dataset {
         samples: Vec<Object>,
         frames: Option<Vec<Object>>,
     ) -> Result<Dataset, DatasetError> {
-        let mut ds = Dataset {
-            root: root.as_ref().to_owned(),
+        let mut ds = Dataset::empty(root.as_ref(), metadata, true, frames.is_some());
+        let owned = |docs: Vec<Object>| docs.into_iter().map(Body::Owned).collect::<Vec<_>>();
+        ds.adopt(owned(samples), frames.map(owned))?;
+        Ok(ds)
+    }
+
+    /// A dataset made from documents as JSON text (as a database streams them), each kept as
+    /// its text and parsed when read, like a loaded file's: it costs about its JSON size in
+    /// memory, not the ten times a parsed tree does. Nothing is marked to be saved.
+    pub fn from_texts(
+        root: impl AsRef<Path>,
+        metadata: Object,
+        samples: Vec<String>,
+        frames: Option<Vec<String>>,
+    ) -> Result<Dataset, DatasetError> {
+        let mut ds = Dataset::empty(root.as_ref(), metadata, false, false);
+        let texts = |docs: Vec<String>| {
+            docs.into_iter()
+                .map(|t| Body::Text {
+                    span: 0..t.len(),
+                    text: Arc::new(t),
+                    cache: OnceLock::new(),
+                    edited: false,
+                    nonfinite: false,
+                })
+                .collect::<Vec<_>>()
+        };
+        ds.adopt(texts(samples), frames.map(texts))?;
+        Ok(ds)
+    }
+
+    /// A dataset with no documents yet; `dirty` marks its metadata and samples (and
+    /// `dirty_frames` its frames) as to be saved.
+    fn empty(root: &Path, metadata: Object, dirty: bool, dirty_frames: bool) -> Dataset {
+        Dataset {
+            root: root.to_owned(),
             metadata,
             samples: Vec::new(),
             index: IdMap::default(),
@@ -636,13 +670,10 @@ impl Dataset {
             frames_rest: Vec::new(),
             frames_by_sample: IdMap::default(),
             frames_added: Flag::new(false),
-            dirty_metadata: Flag::new(true),
-            dirty_samples: Flag::new(true),
-            dirty_frames: Flag::new(frames.is_some()),
-        };
-        let owned = |docs: Vec<Object>| docs.into_iter().map(Body::Owned).collect::<Vec<_>>();
-        ds.adopt(owned(samples), frames.map(owned))?;
-        Ok(ds)
+            dirty_metadata: Flag::new(dirty),
+            dirty_samples: Flag::new(dirty),
+            dirty_frames: Flag::new(dirty_frames),
+        }
     }
 
     /// Validates raw documents and indexes them.

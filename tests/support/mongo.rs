@@ -24,11 +24,20 @@ pub struct Mongo {
 }
 
 static SERVER: OnceLock<Mongo> = OnceLock::new();
+/// The WiredTiger cache of the server: small for tests (many servers run at once), FiftyOne's
+/// default (half the memory) for benches, which measure what a FiftyOne user's server does.
+static CACHE: OnceLock<Option<f64>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// The test binary's server, started on first use.
 pub fn server() -> &'static Mongo {
     SERVER.get_or_init(Mongo::start)
+}
+
+/// The bench's server, with mongod's default cache as FiftyOne starts it.
+pub fn bench_server() -> &'static Mongo {
+    CACHE.get_or_init(|| None);
+    server()
 }
 
 fn repo() -> PathBuf {
@@ -87,9 +96,13 @@ impl Mongo {
             .keep();
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let port = free_port();
+        let cache = match CACHE.get_or_init(|| Some(0.25)) {
+            Some(gb) => format!("--wiredTigerCacheSizeGB {gb}"),
+            None => String::new(),
+        };
         let script = format!(
             "'{bin}' --dbpath '{dir}/data' --port {port} --bind_ip 127.0.0.1 --nounixsocket \
-             --quiet --wiredTigerCacheSizeGB 0.25 --setParameter diagnosticDataCollectionEnabled=false \
+             --quiet {cache} --setParameter diagnosticDataCollectionEnabled=false \
              >'{dir}/log' 2>&1 & m=$!
              while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done
              kill -TERM $m 2>/dev/null; wait $m; rm -rf '{dir}'",

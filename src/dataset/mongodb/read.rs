@@ -88,7 +88,7 @@ pub(super) fn load(
                 d.get("last_modified_at").cloned().unwrap_or(Bson::Null),
             );
         }
-        sample_docs.push(object(d));
+        sample_docs.push(text(d));
     }
     let frame_docs = match (&frames, video) {
         (Some(coll), true) => Some(
@@ -97,13 +97,13 @@ pub(super) fn load(
                 .sort(doc! {"_sample_id": 1, "frame_number": 1})
                 .run()
                 .map_err(failed("reading frames"))?
-                .map(|d| d.map(object))
+                .map(|d| d.map(text))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(failed("reading frames"))?,
         ),
         _ => None,
     };
-    let dataset = Dataset::from_docs(root, object(meta), sample_docs, frame_docs)
+    let dataset = Dataset::from_texts(root, object(meta), sample_docs, frame_docs)
         .map_err(|e| invalid(e.to_string()))?;
     let live = Live {
         db,
@@ -115,6 +115,12 @@ pub(super) fn load(
         declared,
     };
     Ok((dataset, live))
+}
+
+/// A document as the JSON text FiftyOne's export writes (kept as text: a parsed tree costs
+/// about ten times as much memory).
+fn text(d: Document) -> String {
+    Bson::Document(d).into_relaxed_extjson().to_string()
 }
 
 /// A document as FiftyOne's export writes it (relaxed Extended JSON: `$oid`, `$date`,

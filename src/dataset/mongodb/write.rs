@@ -27,6 +27,22 @@ pub struct Before {
     pub value: Option<Value>,
 }
 
+impl Before {
+    /// The fields `touched` names as `ds` holds them now, before a change writes them.
+    pub fn of(ds: &Dataset, touched: &[(ObjectId, FieldPath)]) -> Vec<Before> {
+        touched
+            .iter()
+            .map(|(sample, field)| Before {
+                sample: *sample,
+                field: field.clone(),
+                value: ds
+                    .sample_by_id(*sample)
+                    .and_then(|s| s.project(&[field.name()]).get(field.name()).cloned()),
+            })
+            .collect()
+    }
+}
+
 /// What a write sent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Written {
