@@ -232,7 +232,8 @@ pub struct CvatConfig {
     pub headers: Option<IndexMap<String, SecretRef>>,
     /// Organization slug sent as `X-Organization`.
     pub organization: Option<String>,
-    /// Maximum images per task (several tasks per run).
+    /// Maximum images per task (several tasks per run). A video run makes one task per
+    /// video whatever it says, as FiftyOne does.
     #[schemars(range(min = 1))]
     pub task_size: Option<u64>,
     /// Maximum images per job.

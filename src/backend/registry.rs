@@ -49,8 +49,16 @@ fn own_project(dataset: &str, key: &str) -> String {
     format!("annoform/{dataset}/{key}")
 }
 
-/// Reads where run `key` of dataset `dataset` goes from its resolved settings.
-pub type Placer = fn(&Map<String, Value>, &str, &str) -> Result<Placement, SettingsError>;
+/// Reads where run `key` of dataset `dataset` (of videos when `Media::Video`) goes from its
+/// resolved settings.
+pub type Placer = fn(&Map<String, Value>, &str, &str, Media) -> Result<Placement, SettingsError>;
+
+/// What a run's samples are, as placement needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    Images,
+    Video,
+}
 
 /// Opens a backend from its settings.
 pub type Opener = fn(&OpenArgs<'_>) -> Result<Box<dyn Backend>, OpenError>;
@@ -69,11 +77,15 @@ pub static KINDS: [Kind; 4] = [
             "CVAT 2.x has no job reviewers (FiftyOne: \"only available in CVAT v1 servers\"); \
              assign reviews in CVAT's UI, or use `job_assignees`",
         )],
-        placement: |s, dataset, key| {
+        // One video per task, whatever `task_size` says, as FiftyOne's CVAT backend does.
+        placement: |s, dataset, key, media| {
             let c = CvatConfig::read(s)?;
             Ok(Placement {
                 project_name: c.project_name.unwrap_or_else(|| own_project(dataset, key)),
-                task_size: c.task_size,
+                task_size: match media {
+                    Media::Video => Some(1),
+                    Media::Images => c.task_size,
+                },
             })
         },
         open: |a| Ok(Box::new(open_cvat(a)?)),
@@ -86,7 +98,7 @@ pub static KINDS: [Kind; 4] = [
         default_url: Some(LabelStudioConfig::DEFAULT_URL),
         credentials: &[&["api_key"]],
         refused: &[],
-        placement: |s, dataset, key| {
+        placement: |s, dataset, key, _| {
             let c = LabelStudioConfig::read(s)?;
             Ok(Placement {
                 project_name: c.project_name.unwrap_or_else(|| own_project(dataset, key)),
@@ -104,7 +116,7 @@ pub static KINDS: [Kind; 4] = [
         credentials: &[&["api_key"]],
         refused: &[],
         // FiftyOne's default slug: the key, lower case, spaces as dashes.
-        placement: |s, _, key| {
+        placement: |s, _, key, _| {
             let c = DarwinConfig::read(s)?;
             Ok(Placement {
                 project_name: c
@@ -123,7 +135,7 @@ pub static KINDS: [Kind; 4] = [
         default_url: None,
         credentials: &[],
         refused: &[],
-        placement: |s, dataset, key| {
+        placement: |s, dataset, key, _| {
             let c = CustomConfig::read(s)?;
             Ok(Placement {
                 project_name: c.project_name.unwrap_or_else(|| own_project(dataset, key)),
@@ -149,8 +161,9 @@ impl BackendKind {
         settings: &Map<String, Value>,
         dataset: &str,
         key: &str,
+        media: Media,
     ) -> Result<Placement, SettingsError> {
-        (self.entry().placement)(settings, dataset, key)
+        (self.entry().placement)(settings, dataset, key, media)
     }
 
     /// Why this backend refuses setting `name`, if it does.
@@ -329,7 +342,9 @@ mod tests {
 
     #[test]
     fn placement_reads_each_kinds_settings_typed_with_its_defaults() {
-        let place = |k: BackendKind, v: Value| k.placement(v.as_object().unwrap(), "ds", "My Run");
+        let place = |k: BackendKind, v: Value| {
+            k.placement(v.as_object().unwrap(), "ds", "My Run", Media::Images)
+        };
         let placed = |name: &str, task_size| Placement {
             project_name: name.into(),
             task_size,
@@ -348,6 +363,17 @@ mod tests {
             serde_json::json!({"dataset_slug": "team"}),
         );
         assert_eq!(darwin.unwrap(), placed("team", None));
+        let video = BackendKind::Cvat.placement(
+            serde_json::json!({"task_size": 5}).as_object().unwrap(),
+            "ds",
+            "My Run",
+            Media::Video,
+        );
+        assert_eq!(
+            video.unwrap(),
+            placed("annoform/ds/My Run", Some(1)),
+            "one video per task"
+        );
         let wrong = place(BackendKind::Cvat, serde_json::json!({"task_size": "ten"}));
         assert_eq!(wrong.unwrap_err().key, "task_size");
     }

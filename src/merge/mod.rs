@@ -230,7 +230,7 @@ pub struct FieldOutcome {
     /// The labels edited, property by property.
     pub edits: Vec<LabelEdit>,
     /// Labels changed both in the dataset and in the backend (with `conflicts: error`).
-    pub conflicts: Vec<String>,
+    pub conflicts: Vec<Conflict>,
     /// Labels outside the schema that do not go into the field (see [`unexpected`]).
     pub unexpected: Vec<UnexpectedLabel>,
     /// Labels of an unexpected type to keep, by the type of the field named after it.
@@ -247,6 +247,24 @@ pub struct FieldOutcome {
     pub baseline: Vec<UploadedLabel>,
     /// Backend object id → our label id, for labels the backend could not carry ids for.
     pub new_ids: Vec<(String, String)>,
+}
+
+/// A label changed both in the dataset since upload and in the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub sample_id: String,
+    pub field: String,
+    pub label_id: String,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} label {} (sample {})",
+            self.field, self.label_id, self.sample_id
+        )
+    }
 }
 
 /// Merge one field of one sample.
@@ -596,10 +614,11 @@ fn merge_label<'v>(
     if dataset_changed && backend_changed {
         match input.conflicts {
             Conflicts::Error => {
-                out.conflicts.push(format!(
-                    "{} label {id} (sample {})",
-                    input.field, input.sample_id
-                ));
+                out.conflicts.push(Conflict {
+                    sample_id: input.sample_id.to_string(),
+                    field: input.field.to_string(),
+                    label_id: id.to_string(),
+                });
                 return (
                     Cow::Borrowed(cur),
                     Vec::new(),

@@ -131,7 +131,7 @@ pub struct RunMerge {
     pub rejected: Vec<Rejection>,
     /// The labels edited, property by property (at most [`MAX_DETAIL_LINES`]).
     pub edits: Vec<crate::plan::LabelEdit>,
-    pub conflicts: Vec<String>,
+    pub conflicts: Vec<super::Conflict>,
     /// Per sample and field, the label changes (for `plan --verbose`), at most
     /// [`MAX_DETAIL_LINES`].
     pub changes: Vec<SampleChanges>,

@@ -399,3 +399,23 @@ fn video_frame_step_five_on_sixty_frames() {
     assert!((x - 8.0 / 64.0).abs() < 1e-9, "{x}");
     assert_eq!(counts(&ws.plan(), "frames.boxes"), [0, 0, 0, 0, 0]);
 }
+
+#[test]
+fn video_runs_make_one_task_per_video_whatever_task_size_says() {
+    let cvat = Cvat::start();
+    let ws = workspace(&cvat, 3);
+    ws.manifest(
+        "run.yaml",
+        &format!("{RUN}backend_config:\n  task_size: 5\n"),
+    );
+    let plan = ws.plan();
+    assert_eq!(plan["runs"][0]["tasks"], 3, "{plan}");
+    ws.apply();
+    let project = cvat.project("annoform/ds/tracks").unwrap();
+    let tasks = cvat.tasks(project);
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    for t in &tasks {
+        let meta = cvat.get(&format!("/api/tasks/{}/data/meta", t["id"]));
+        assert_eq!(meta["size"], 60, "one video of 60 frames: {meta}");
+    }
+}

@@ -101,12 +101,12 @@ pub enum EngineError {
     #[error(
         "run `{run}`: {} label(s) changed both in the dataset since upload and in {backend}: {}",
         labels.len(),
-        labels.join(", ")
+        labels.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     Conflicts {
         run: String,
         backend: String,
-        labels: Vec<String>,
+        labels: Vec<merge::Conflict>,
     },
     #[error(
         "run `{run}` (dataset `{dataset}`): labels no backend can take back unchanged:\n  {}",
@@ -418,7 +418,11 @@ mod tests {
         let conflicts = EngineError::Conflicts {
             run: "r".into(),
             backend: "ls".into(),
-            labels: vec!["x".into()],
+            labels: vec![merge::Conflict {
+                sample_id: "s".into(),
+                field: "f".into(),
+                label_id: "l".into(),
+            }],
         };
         for e in [refused, conflicts] {
             let hint = e.hint().unwrap();

@@ -276,8 +276,12 @@ impl<'a> Engine<'a> {
                 }
             })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
+        let media = match ds.media_type() {
+            "video" => backend::registry::Media::Video,
+            _ => backend::registry::Media::Images,
+        };
         let placement = kind
-            .placement(&settings, &run.dataset, &run.key.0)
+            .placement(&settings, &run.dataset, &run.key.0, media)
             .map_err(|e| EngineError::Settings {
                 run: Some(run.key.0.clone()),
                 message: e.to_string(),
