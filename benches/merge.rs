@@ -10,13 +10,11 @@
 //! Run: `cargo bench --bench merge` (`ANNOFORM_BENCH_SAMPLES` overrides the sample count).
 
 use annoform::dataset::dir::Dataset;
-use annoform::manifest::LoadSpec;
-use annoform::merge::run::RunMerger;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 mod support;
 use support::LABELS_PER_SAMPLE;
-use support::run::{PAGE, page, record};
+use support::run::{PAGE, merge_all, record};
 
 // The allocator of the annoform binary, so the figures are the binary's.
 #[global_allocator]
@@ -28,7 +26,6 @@ fn main() {
     support::generate(dir.path(), n).expect("generate dataset");
     let mut ds = Dataset::load(dir.path()).expect("load dataset");
     let r = record(&ds, &support::run::field());
-    let tasks: Vec<String> = r.tasks.iter().map(|t| t.id.clone()).collect();
     println!(
         "merge: {} labels over {n} samples, pages of {PAGE} samples",
         n * LABELS_PER_SAMPLE
@@ -40,17 +37,7 @@ fn main() {
     for (name, edit) in [("no edits", false), ("10 % edited", true)] {
         let before = support::rss_mib();
         support::reset_peak_rss();
-        let mut merger = RunMerger::new(&ds, &r, &LoadSpec::default(), &tasks, true);
-        let mut merging = Duration::ZERO;
-        for task in &r.tasks {
-            let p = page(&ds, task, edit);
-            let t = Instant::now();
-            merger.page(p).expect("merge page");
-            merging += t.elapsed();
-        }
-        let t = Instant::now();
-        let outcome = merger.finish(None).expect("finish");
-        merging += t.elapsed();
+        let (outcome, merging) = merge_all(&ds, &r, edit);
         let added = support::peak_rss_mib() - before;
         let c = &outcome.counts["ground_truth"];
         println!(

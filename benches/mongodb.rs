@@ -14,14 +14,12 @@
 //! Run: `cargo bench --bench mongodb` (`ANNOFORM_BENCH_SAMPLES` overrides 100k).
 
 use annoform::dataset::mongodb::{self as store, Address, Before};
-use annoform::manifest::LoadSpec;
-use annoform::merge::run::RunMerger;
 use mongodb::bson::{Bson, DateTime, Document, doc, oid};
 use mongodb::sync::Database;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::run::{PAGE, field, page, record};
+use support::run::{PAGE, field, merge_all, record};
 use support::{LABELS_PER_SAMPLE, Lcg};
 
 #[path = "../tests/support/mongo.rs"]
@@ -117,18 +115,7 @@ fn main() {
     );
 
     let r = record(&ds, &field());
-    let tasks: Vec<String> = r.tasks.iter().map(|t| t.id.clone()).collect();
-    let mut merger = RunMerger::new(&ds, &r, &LoadSpec::default(), &tasks, true);
-    let mut merging = Duration::ZERO;
-    for task in &r.tasks {
-        let p = page(&ds, task, true);
-        let t = Instant::now();
-        merger.page(p).expect("merge page");
-        merging += t.elapsed();
-    }
-    let t = Instant::now();
-    let outcome = merger.finish(None).expect("finish");
-    merging += t.elapsed();
+    let (outcome, merging) = merge_all(&ds, &r, true);
     let edited = outcome.counts["ground_truth"].edited;
     assert_eq!(edited, n, "one label per sample relabelled");
     println!(

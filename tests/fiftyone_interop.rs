@@ -25,6 +25,8 @@ mod cvat_fake;
 mod fs;
 #[path = "interop/video.rs"]
 mod video;
+#[path = "support/video_edits.rs"]
+mod video_edits;
 use fs::{copy_dir, test_backend};
 
 const SCRIPT: &str = "tests/interop/fiftyone_interop.py";

@@ -10,6 +10,8 @@ mod cli;
 mod fs;
 #[path = "support/mongo.rs"]
 mod mongo;
+#[path = "support/video_edits.rs"]
+mod video_edits;
 
 use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::mongodb::{self as store, Address, Before, LiveError};
@@ -19,6 +21,7 @@ use mongodb::bson::{Bson, Document, doc};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use video_edits::{CAR_2, PERSON_2, PERSON_3};
 
 const FIXTURE: &str = "tests/fixtures/fiftyone-1.22.1/image-all-label-types";
 
@@ -501,10 +504,6 @@ fn fiftyone_lists_annoforms_run_on_a_live_dataset() {
     assert_eq!(refs.keys().collect::<Vec<_>>(), ["fo_run"]);
 }
 
-const CAR_2: &str = "6b0253a22ba0e75ca6518017";
-const PERSON_2: &str = "6b0253a22ba0e75ca6518018";
-const PERSON_3: &str = "6b0253a22ba0e75ca651801b";
-
 /// The labels of `field` on one frame of a dump, by id.
 fn labels_by_id(frame: &Value, field: &str) -> serde_json::Map<String, Value> {
     frame[field]["detections"]
@@ -560,33 +559,7 @@ fn a_video_merge_writes_frame_labels_by_id() {
     let before = dump(&db, "traffic");
     annoform(&["apply", "--auto-approve"]);
 
-    // Annotators: relabel frame 2's car and mark it a keyframe, delete frame 3's person,
-    // continue the car's track on frame 5 (no frame document yet), draw a dog in the new
-    // field on frame 1.
-    let path = ws.path().join("backend.json");
-    let mut store: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let task = &mut store["projects"][0]["tasks"][0];
-    task["status"] = json!("completed");
-    task["complete"] = json!(true);
-    let sid = task["samples"][0].as_str().unwrap().to_string();
-    let fields = task["annotations"][&sid].as_object_mut().unwrap();
-    let dets = fields["frames.dets"].as_array_mut().unwrap();
-    for o in dets.iter_mut() {
-        if o["label"]["_id"]["$oid"] == CAR_2 {
-            o["label"]["label"] = json!("truck");
-            o["label"]["keyframe"] = json!(true);
-        }
-    }
-    dets.retain(|o| o["label"]["_id"]["$oid"] != PERSON_3);
-    dets.push(json!({"backend_id": "track-1", "frame": 5, "label": {
-        "_cls": "Detection", "label": "car", "bounding_box": [0.5, 0.1, 0.2, 0.2],
-        "index": 1, "keyframe": true}}));
-    fields.insert(
-        "frames.qa".into(),
-        json!([{"backend_id": "qa-1", "frame": 1, "label": {
-            "_cls": "Detection", "label": "dog", "bounding_box": [0.7, 0.7, 0.1, 0.1]}}]),
-    );
-    std::fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
+    let sid = video_edits::annotate(&ws.path().join("backend.json"));
     annoform(&["apply", "--auto-approve"]);
 
     let fo = dump(&db, "traffic");

@@ -5,12 +5,14 @@
 use annoform::backend::{Annotations, DownloadedLabel};
 use annoform::dataset::dir::Dataset;
 use annoform::dataset::ejson::ObjectId;
-use annoform::manifest::LabelType;
+use annoform::manifest::{LabelType, LoadSpec};
+use annoform::merge::run::{RunMerge, RunMerger};
 use annoform::merge::{label_digest, label_key, labels_of};
 use annoform::schema::{ResolvedField, ResolvedSchema};
 use annoform::state::{RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 use super::CLASSES;
 
@@ -87,4 +89,21 @@ pub fn page(ds: &Dataset, task: &TaskRecord, edit: bool) -> Annotations {
             )
         })
         .collect()
+}
+
+/// Merges every task's [`page`] of run `r`, as a refresh would: the outcome and the time spent
+/// merging (the pages' making not counted).
+pub fn merge_all(ds: &Dataset, r: &RunRecord, edit: bool) -> (RunMerge, Duration) {
+    let tasks: Vec<String> = r.tasks.iter().map(|t| t.id.clone()).collect();
+    let mut merger = RunMerger::new(ds, r, &LoadSpec::default(), &tasks, true);
+    let mut merging = Duration::ZERO;
+    for task in &r.tasks {
+        let p = page(ds, task, edit);
+        let t = Instant::now();
+        merger.page(p).expect("merge page");
+        merging += t.elapsed();
+    }
+    let t = Instant::now();
+    let outcome = merger.finish(None).expect("finish");
+    (outcome, merging + t.elapsed())
 }

@@ -13,9 +13,7 @@ use annoform::dataset::ejson::ObjectId;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-const CAR_2: &str = "6b0253a22ba0e75ca6518017";
-const PERSON_2: &str = "6b0253a22ba0e75ca6518018";
-const PERSON_3: &str = "6b0253a22ba0e75ca651801b";
+use crate::video_edits::{CAR_2, PERSON_2, PERSON_3};
 
 fn dump(python: &Path, scratch: &Path, data: &Path, name: &str) -> Value {
     let out = scratch.join(name);
@@ -68,33 +66,7 @@ fn fiftyone_reads_what_a_video_merge_writes() {
     let before = dump(&python, &scratch, &data, "before.json");
     annoform(&ws, &["apply", "--auto-approve"]);
 
-    // Annotators: relabel frame 2's car and mark it a keyframe, delete frame 3's person,
-    // continue the car's track on frame 5 (a frame FiftyOne holds no document for), and
-    // draw a dog in the new field on frame 1.
-    let path = ws.join("backend.json");
-    let mut store = read_json(&path);
-    let task = &mut store["projects"][0]["tasks"][0];
-    task["status"] = json!("completed");
-    task["complete"] = json!(true);
-    let sid = task["samples"][0].as_str().unwrap().to_string();
-    let fields = task["annotations"][&sid].as_object_mut().unwrap();
-    let dets = fields["frames.dets"].as_array_mut().unwrap();
-    for o in dets.iter_mut() {
-        if o["label"]["_id"]["$oid"] == CAR_2 {
-            o["label"]["label"] = json!("truck");
-            o["label"]["keyframe"] = json!(true);
-        }
-    }
-    dets.retain(|o| o["label"]["_id"]["$oid"] != PERSON_3);
-    dets.push(json!({"backend_id": "track-1", "frame": 5, "label": {
-        "_cls": "Detection", "label": "car", "bounding_box": [0.5, 0.1, 0.2, 0.2],
-        "index": 1, "keyframe": true}}));
-    fields.insert(
-        "frames.qa".into(),
-        json!([{"backend_id": "qa-1", "frame": 1, "label": {
-            "_cls": "Detection", "label": "dog", "bounding_box": [0.7, 0.7, 0.1, 0.1]}}]),
-    );
-    std::fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
+    let sid = crate::video_edits::annotate(&ws.join("backend.json"));
     annoform(&ws, &["apply", "--auto-approve"]);
 
     let ours = Dataset::load(&data).unwrap();
