@@ -461,10 +461,7 @@ impl CvatBackend {
             return Ok(p.clone());
         }
         let meta = self.attached_meta(id)?;
-        let labels = self
-            .rt
-            .block_on(self.labels_of(id))
-            .map_err(|e| self.http_error(e))?;
+        let labels = self.run(self.labels_of(id))?;
         self.remember(id, meta, labels)
     }
 
@@ -863,10 +860,8 @@ impl CvatBackend {
     /// Remember the date of a task's jobs right after annoform wrote to it, so that
     /// [`Backend::cursor`] tells an annotator's later edit from annoform's own writes.
     fn note_stamp(&mut self, task: &str) -> Result<(), BackendError> {
-        let jobs: Vec<pages::Job> = self
-            .rt
-            .block_on(self.list("/api/jobs", &[("task_id", task.to_string())]))
-            .map_err(|e| self.http_error(e))?;
+        let jobs: Vec<pages::Job> =
+            self.run(self.list("/api/jobs", &[("task_id", task.to_string())]))?;
         if let Some(last) = jobs
             .into_iter()
             .map(|j| j.updated_date)
@@ -1131,10 +1126,8 @@ impl Backend for CvatBackend {
     }
 
     fn find_project(&mut self, name: &str) -> Result<Option<RemoteProject>, BackendError> {
-        let found: Vec<pages::Project> = self
-            .rt
-            .block_on(self.list("/api/projects", &[("name", name.to_string())]))
-            .map_err(|e| self.http_error(e))?;
+        let found: Vec<pages::Project> =
+            self.run(self.list("/api/projects", &[("name", name.to_string())]))?;
         Ok(found
             .iter()
             .filter(|p| p.name == name)
@@ -1151,9 +1144,7 @@ impl Backend for CvatBackend {
         let project = match (all.project_id, all.project_name.as_deref()) {
             (Some(pid), _) => {
                 let p: pages::Project = self
-                    .rt
-                    .block_on(self.fetch(&format!("/api/projects/{pid}"), &[]))
-                    .map_err(|e| self.http_error(e))?
+                    .run(self.fetch(&format!("/api/projects/{pid}"), &[]))?
                     .ok_or_else(|| self.error(format!("there is no CVAT project {pid}")))?;
                 self.remote_project(&p)
             }
@@ -1163,10 +1154,7 @@ impl Backend for CvatBackend {
             },
             (None, None) => return Ok(None),
         };
-        let labels = self
-            .rt
-            .block_on(self.labels_of(&project.id))
-            .map_err(|e| self.http_error(e))?;
+        let labels = self.run(self.labels_of(&project.id))?;
         Ok(Some(ExistingProject {
             project,
             classes: labels::project_classes(&labels),
@@ -1182,19 +1170,14 @@ impl Backend for CvatBackend {
             Some(pid) => {
                 // An existing project: its labels win; only what the schema lacks is added.
                 let p = self
-                    .rt
-                    .block_on(self.get_opt(&format!("/api/projects/{pid}"), &[]))
-                    .map_err(|e| self.http_error(e))?
+                    .run(self.get_opt(&format!("/api/projects/{pid}"), &[]))?
                     .ok_or_else(|| self.error(format!("there is no CVAT project {pid}")))?;
                 let name = p
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let current = self
-                    .rt
-                    .block_on(self.labels_of(&pid.to_string()))
-                    .map_err(|e| self.http_error(e))?;
+                let current = self.run(self.labels_of(&pid.to_string()))?;
                 let patch = label_patch(&current, &labels::label_specs(&schema));
                 self.patch_labels(&pid.to_string(), patch)?;
                 (pid.to_string(), name)
@@ -1207,10 +1190,7 @@ impl Backend for CvatBackend {
                     // carries the run's identity.
                     body["bug_tracker"] = json!(owner.tag());
                 }
-                let v = self
-                    .rt
-                    .block_on(self.call(Method::POST, "/api/projects", &[], Some(&body)))
-                    .map_err(|e| self.http_error(e))?;
+                let v = self.run(self.call(Method::POST, "/api/projects", &[], Some(&body)))?;
                 let id = id_of(&v).ok_or_else(|| {
                     self.error(answered_without(
                         &Method::POST,
@@ -1222,10 +1202,7 @@ impl Backend for CvatBackend {
                 (id.to_string(), spec.name.clone())
             }
         };
-        let labels = self
-            .rt
-            .block_on(self.labels_of(&id))
-            .map_err(|e| self.http_error(e))?;
+        let labels = self.run(self.labels_of(&id))?;
         self.remember(&id, meta, labels)?;
         Ok(RemoteProject {
             url: Some(self.http.url(&format!("/projects/{id}"))),
@@ -1266,10 +1243,8 @@ impl Backend for CvatBackend {
     }
 
     fn list_tasks(&mut self, project: &RemoteProject) -> Result<Vec<RemoteTask>, BackendError> {
-        let mut tasks: Vec<pages::Task> = self
-            .rt
-            .block_on(self.list("/api/tasks", &[("project_id", project.id.clone())]))
-            .map_err(|e| self.http_error(e))?;
+        let mut tasks: Vec<pages::Task> =
+            self.run(self.list("/api/tasks", &[("project_id", project.id.clone())]))?;
         tasks.sort_by_key(|t| t.id);
         // Tasks without data (an interrupted upload) are not adoptable.
         Ok(tasks
@@ -1402,10 +1377,7 @@ impl Backend for CvatBackend {
     ) -> Result<Vec<TaskStatus>, BackendError> {
         // One listing of the project's jobs answers for every task: a task is complete when
         // each of its jobs is (`jobs.completed == jobs.count`), and one without jobs is gone.
-        let jobs = self
-            .rt
-            .block_on(self.project_jobs(&project.id, None))
-            .map_err(|e| self.http_error(e))?;
+        let jobs = self.run(self.project_jobs(&project.id, None))?;
         let mut by_task: HashMap<String, Vec<&pages::Job>> = HashMap::new();
         for j in jobs.iter().filter(|j| j.counts()) {
             by_task.entry(j.task_id.to_string()).or_default().push(j);
@@ -1426,15 +1398,12 @@ impl Backend for CvatBackend {
         tasks: &[String],
     ) -> Result<Option<String>, BackendError> {
         let this = &*self;
-        let (now, jobs) = this
-            .rt
-            .block_on(async {
-                let Some(now) = this.project_now(&project.id).await? else {
-                    return Ok((None, Vec::new()));
-                };
-                Ok((Some(now), this.project_jobs(&project.id, None).await?))
-            })
-            .map_err(|e: HttpError| this.http_error(e))?;
+        let (now, jobs) = this.run(async {
+            let Some(now) = this.project_now(&project.id).await? else {
+                return Ok((None, Vec::new()));
+            };
+            Ok((Some(now), this.project_jobs(&project.id, None).await?))
+        })?;
         let Some(now) = now else { return Ok(None) };
         Ok(Some(
             Cursor::at_create(&now, &jobs, tasks, &self.stamps).encode(),
@@ -1449,10 +1418,7 @@ impl Backend for CvatBackend {
         let Some(seen) = Cursor::parse(cursor).and_then(|c| c.project) else {
             return Ok(false);
         };
-        let now = self
-            .rt
-            .block_on(self.project_now(&project.id))
-            .map_err(|e| self.http_error(e))?;
+        let now = self.run(self.project_now(&project.id))?;
         Ok(now.is_some_and(|p| p.updated_date == seen))
     }
 
@@ -1468,35 +1434,32 @@ impl Backend for CvatBackend {
         // The project's date is read before anything else: an edit landing during the
         // download moves it past the new cursor, so the next refresh looks again.
         let since = since.and_then(Cursor::parse);
-        let (cursor, tasks) = this
-            .rt
-            .block_on(async {
-                let Some(now) = this.project_now(&project.id).await? else {
-                    // Gone: every task reads as missing (drift).
-                    return Ok((None, tasks.to_vec()));
-                };
-                // The jobs written since the cursor (or, for a first download, inside the
-                // new cursor's margin: those it sees).
-                let from = since
-                    .clone()
-                    .unwrap_or_else(|| Cursor::after_download(&now, &[]));
-                let asked: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-                let mut jobs = this.project_jobs(&project.id, Some(&from)).await?;
-                jobs.retain(|j| asked.contains(j.task_id.to_string().as_str()));
-                let cursor = Cursor::after_download(&now, &jobs).encode();
-                let Some(since) = &since else {
-                    return Ok((Some(cursor), tasks.to_vec()));
-                };
-                let changed: HashSet<String> = jobs
-                    .iter()
-                    .filter(|j| since.is_new(j))
-                    .map(|j| j.task_id.to_string())
-                    .collect();
-                // In the run's order.
-                let changed = tasks.iter().filter(|t| changed.contains(*t)).cloned();
-                Ok((Some(cursor), changed.collect()))
-            })
-            .map_err(|e: HttpError| this.http_error(e))?;
+        let (cursor, tasks) = this.run(async {
+            let Some(now) = this.project_now(&project.id).await? else {
+                // Gone: every task reads as missing (drift).
+                return Ok((None, tasks.to_vec()));
+            };
+            // The jobs written since the cursor (or, for a first download, inside the
+            // new cursor's margin: those it sees).
+            let from = since
+                .clone()
+                .unwrap_or_else(|| Cursor::after_download(&now, &[]));
+            let asked: HashSet<&str> = tasks.iter().map(String::as_str).collect();
+            let mut jobs = this.project_jobs(&project.id, Some(&from)).await?;
+            jobs.retain(|j| asked.contains(j.task_id.to_string().as_str()));
+            let cursor = Cursor::after_download(&now, &jobs).encode();
+            let Some(since) = &since else {
+                return Ok((Some(cursor), tasks.to_vec()));
+            };
+            let changed: HashSet<String> = jobs
+                .iter()
+                .filter(|j| since.is_new(j))
+                .map(|j| j.task_id.to_string())
+                .collect();
+            // In the run's order.
+            let changed = tasks.iter().filter(|t| changed.contains(*t)).cloned();
+            Ok((Some(cursor), changed.collect()))
+        })?;
         // A few tasks in flight at once (the HTTP policy bounds the requests), handed on in
         // order: memory follows `--parallelism` tasks, not the run.
         let mut strays = Vec::new();
@@ -1537,27 +1500,25 @@ impl Backend for CvatBackend {
             },
         };
         let this = &*self;
-        this.rt
-            .block_on(async {
-                let tasks: Vec<pages::Task> = this
-                    .list("/api/tasks", &[("project_id", project.id.clone())])
+        this.run(async {
+            let tasks: Vec<pages::Task> = this
+                .list("/api/tasks", &[("project_id", project.id.clone())])
+                .await?;
+            let prefix = format!("{}/", project.name);
+            let (ours, others): (Vec<&pages::Task>, Vec<&pages::Task>) = tasks
+                .iter()
+                .partition(|t| our_task_name(t).starts_with(&prefix));
+            if created && others.is_empty() {
+                this.http
+                    .delete(&format!("/api/projects/{}", project.id))
                     .await?;
-                let prefix = format!("{}/", project.name);
-                let (ours, others): (Vec<&pages::Task>, Vec<&pages::Task>) = tasks
-                    .iter()
-                    .partition(|t| our_task_name(t).starts_with(&prefix));
-                if created && others.is_empty() {
-                    this.http
-                        .delete(&format!("/api/projects/{}", project.id))
-                        .await?;
-                    return Ok(());
-                }
-                for t in ours {
-                    this.http.delete(&format!("/api/tasks/{}", t.id)).await?;
-                }
-                Ok(())
-            })
-            .map_err(|e: HttpError| self.http_error(e))
+                return Ok(());
+            }
+            for t in ours {
+                this.http.delete(&format!("/api/tasks/{}", t.id)).await?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -1624,14 +1585,9 @@ impl CvatBackend {
         frames: IndexMap<String, Vec<String>>,
     ) -> Result<RemoteProject, BackendError> {
         let pid = project.to_string();
-        let p: pages::Project = self
-            .rt
-            .block_on(self.call_as(Method::GET, &format!("/api/projects/{pid}"), &[], None))
-            .map_err(|e| self.http_error(e))?;
-        let current = self
-            .rt
-            .block_on(self.labels_of(&pid))
-            .map_err(|e| self.http_error(e))?;
+        let p: pages::Project =
+            self.run(self.call_as(Method::GET, &format!("/api/projects/{pid}"), &[], None))?;
+        let current = self.run(self.labels_of(&pid))?;
         let mut meta =
             Meta::new(schema, &self.defaults, settings).map_err(|e| self.error(e.to_string()))?;
         meta.created = false;
@@ -1639,10 +1595,7 @@ impl CvatBackend {
         let patch = label_patch(&current, &labels::label_specs(&meta.schema));
         self.patch_labels(&pid, patch)?;
         self.projects.remove(&pid);
-        let labels = self
-            .rt
-            .block_on(self.labels_of(&pid))
-            .map_err(|e| self.http_error(e))?;
+        let labels = self.run(self.labels_of(&pid))?;
         self.remember(&pid, meta, labels)?;
         Ok(self.remote_project(&p))
     }
@@ -1653,9 +1606,7 @@ impl CvatBackend {
             return Ok(());
         }
         let path = format!("/api/projects/{project}");
-        self.rt
-            .block_on(self.call(Method::PATCH, &path, &[], Some(&json!({ "labels": patch }))))
-            .map_err(|e| self.http_error(e))?;
+        self.run(self.call(Method::PATCH, &path, &[], Some(&json!({ "labels": patch }))))?;
         Ok(())
     }
 
@@ -1666,19 +1617,13 @@ impl CvatBackend {
             Some(info) => info.meta.clone(),
             None => self.attached_meta(id)?,
         };
-        let current = self
-            .rt
-            .block_on(self.labels_of(id))
-            .map_err(|e| self.http_error(e))?;
+        let current = self.run(self.labels_of(id))?;
         let patch = label_patch(&current, &labels::label_specs(&meta.schema));
         if patch.is_empty() {
             return self.remember(id, meta, current);
         }
         self.patch_labels(id, patch)?;
-        let labels = self
-            .rt
-            .block_on(self.labels_of(id))
-            .map_err(|e| self.http_error(e))?;
+        let labels = self.run(self.labels_of(id))?;
         self.remember(id, meta, labels)
     }
 }

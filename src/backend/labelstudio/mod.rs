@@ -432,10 +432,7 @@ impl LabelStudioBackend {
         if let Some(l) = self.listing.as_ref().filter(|l| l.project == project) {
             return Ok(l.batches.clone());
         }
-        let batches = self
-            .rt
-            .block_on(self.batches(project))
-            .map_err(|e| self.http_error(e))?;
+        let batches = self.run(self.batches(project))?;
         let batches = std::sync::Arc::new(batches);
         self.listing = Some(Listing {
             project: project.to_string(),
@@ -1032,21 +1029,18 @@ impl LabelStudioBackend {
         if let Some(s) = self.schemas.get(&project.id) {
             return Ok(s.clone());
         }
-        let (tasks, config) = self
-            .rt
-            .block_on(async {
-                let q = [
-                    ("project", project.id.clone()),
-                    ("page", "1".to_string()),
-                    ("page_size", "1".to_string()),
-                ];
-                let tasks: Value = self.get("/api/tasks", &q).await?;
-                let p: Value = self
-                    .get(&format!("/api/projects/{}", project.id), &[])
-                    .await?;
-                Ok::<_, HttpError>((tasks, p))
-            })
-            .map_err(|e| self.http_error(e))?;
+        let (tasks, config) = self.run(async {
+            let q = [
+                ("project", project.id.clone()),
+                ("page", "1".to_string()),
+                ("page_size", "1".to_string()),
+            ];
+            let tasks: Value = self.get("/api/tasks", &q).await?;
+            let p: Value = self
+                .get(&format!("/api/projects/{}", project.id), &[])
+                .await?;
+            Ok::<_, HttpError>((tasks, p))
+        })?;
         let from_tasks = tasks
             .get("tasks")
             .and_then(Value::as_array)
@@ -1184,10 +1178,7 @@ impl Backend for LabelStudioBackend {
             description.push_str(&format!("\n\n{}", owner.tag()));
         }
         let body = json!({"title": spec.name, "label_config": xml, "description": description});
-        let v = self
-            .rt
-            .block_on(self.call::<Value, _>(Method::POST, "/api/projects", &[], Some(&body)))
-            .map_err(|e| self.http_error(e))?;
+        let v = self.run(self.call::<Value, _>(Method::POST, "/api/projects", &[], Some(&body)))?;
         let id = id_str(&v).ok_or_else(|| {
             self.error(answered_without(
                 &Method::POST,
@@ -1263,14 +1254,12 @@ impl Backend for LabelStudioBackend {
     ) -> Result<(), BackendError> {
         let xml = config::labeling_config(schema).map_err(|e| self.error(e.to_string()))?;
         let path = format!("/api/projects/{}", project.id);
-        self.rt
-            .block_on(self.call::<Value, _>(
-                Method::PATCH,
-                &path,
-                &[],
-                Some(&json!({ "label_config": xml })),
-            ))
-            .map_err(|e| self.http_error(e))?;
+        self.run(self.call::<Value, _>(
+            Method::PATCH,
+            &path,
+            &[],
+            Some(&json!({ "label_config": xml })),
+        ))?;
         self.schemas.insert(project.id.clone(), schema.clone());
         Ok(())
     }
@@ -1334,10 +1323,8 @@ impl Backend for LabelStudioBackend {
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
         let (ours, held, cursor) = match since {
             Some(since) if self.whole(&project.id).is_some() => {
-                let changed: Vec<ListedTask> = self
-                    .rt
-                    .block_on(self.tasks(&project.id, false, Some(updated_after(since))))
-                    .map_err(|e| self.http_error(e))?;
+                let changed: Vec<ListedTask> =
+                    self.run(self.tasks(&project.id, false, Some(updated_after(since))))?;
                 let ours: Vec<ListedTask> = changed
                     .into_iter()
                     .filter(|t| {
@@ -1436,10 +1423,7 @@ impl Backend for LabelStudioBackend {
                 json!({"ordering": ["-tasks:updated_at"]}).to_string(),
             ),
         ];
-        let v: Value = self
-            .rt
-            .block_on(self.get("/api/tasks", &q))
-            .map_err(|e| self.http_error(e))?;
+        let v: Value = self.run(self.get("/api/tasks", &q))?;
         let annotated = v.get("total_annotations").and_then(Value::as_u64) != Some(0);
         let newest = v
             .get("tasks")
@@ -1456,9 +1440,7 @@ impl Backend for LabelStudioBackend {
     fn delete_project(&mut self, project: &RemoteProject) -> Result<(), BackendError> {
         self.changing();
         let path = format!("/api/projects/{}", project.id);
-        self.rt
-            .block_on(self.call::<Value, _>(Method::DELETE, &path, &[], None::<&Value>))
-            .map_err(|e| self.http_error(e))?;
+        self.run(self.call::<Value, _>(Method::DELETE, &path, &[], None::<&Value>))?;
         Ok(())
     }
 }
