@@ -23,6 +23,8 @@ pub struct Session {
     pub datasets: Datasets,
     /// Runs (dataset, key) whose manifests do not resolve against their datasets, with why.
     pub failed: HashMap<(String, String), String>,
+    /// What validation resolved, handed on to the engine.
+    pub resolved: HashMap<(String, String), validate::Resolved>,
 }
 
 /// The schemas recorded for the runs of a state store (unreadable records are left to the
@@ -104,6 +106,7 @@ impl Session {
             config,
             datasets,
             failed,
+            resolved: v.resolved,
         })
     }
 

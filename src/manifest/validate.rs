@@ -53,6 +53,17 @@ pub struct Validation {
     /// Problems of one run against its dataset (dataset, key): that run cannot be planned,
     /// the others can.
     pub per_run: Vec<((String, String), Problem)>,
+    /// What validation resolved for each run (dataset, key) that resolved without problems:
+    /// the engine plans from it instead of resolving again.
+    pub resolved: HashMap<(String, String), Resolved>,
+}
+
+/// A run resolved against its dataset: the view, the schema, and that no label of it is one a
+/// backend cannot take back unchanged.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub view: view::View,
+    pub schema: ResolvedSchema,
 }
 
 /// [`validate_with`], keeping the problems of one run against its dataset apart.
@@ -64,6 +75,7 @@ pub fn validate_split(
 ) -> Validation {
     let mut problems = Vec::new();
     let mut per_run = Vec::new();
+    let mut resolved = HashMap::new();
     let mut seen: HashMap<(&str, &str), &LoadedRun> = HashMap::new();
     for r in runs {
         let key = (r.run.dataset.as_str(), r.run.key.0.as_str());
@@ -94,12 +106,23 @@ pub fn validate_split(
             recorded: recorded.get(&(r.run.dataset.clone(), r.run.key.0.clone())),
             out: &mut problems,
             dataset_out: Vec::new(),
+            resolved: None,
         };
         check.run();
         let key = (r.run.dataset.clone(), r.run.key.0.clone());
-        per_run.extend(check.dataset_out.into_iter().map(|p| (key.clone(), p)));
+        let (dataset_out, done) = (check.dataset_out, check.resolved);
+        match done {
+            Some(done) if dataset_out.is_empty() => {
+                resolved.insert(key, done);
+            }
+            _ => per_run.extend(dataset_out.into_iter().map(|p| (key.clone(), p))),
+        }
     }
-    Validation { problems, per_run }
+    Validation {
+        problems,
+        per_run,
+        resolved,
+    }
 }
 
 struct RunCheck<'a> {
@@ -110,6 +133,8 @@ struct RunCheck<'a> {
     out: &'a mut Vec<Problem>,
     /// Problems of the run against its dataset (see [`Validation::per_run`]).
     dataset_out: Vec<Problem>,
+    /// The run's view and schema, once they resolved (see [`Validation::resolved`]).
+    resolved: Option<Resolved>,
 }
 
 impl RunCheck<'_> {
@@ -391,22 +416,26 @@ impl RunCheck<'_> {
                         }
                     }
                     if let Some(kind) = kind {
-                        let resolved = resolve::resolve(run, ds, &v, kind, self.recorded);
-                        if let Ok(schema) = &resolved {
-                            found.extend(unsendable(ds, &v, schema, &run.dataset));
-                        }
-                        if let Err(errors) = resolved {
-                            for e in errors {
-                                let (path, at_key) = fields(run)
-                                    .into_iter()
-                                    .find(|f| f.name == e.field)
-                                    .map_or((vec![Key("label_field")], false), |f| f.location());
-                                found.push((
-                                    path,
-                                    at_key,
-                                    format!("{e} (dataset `{}`)", run.dataset),
-                                    "cannot resolve".into(),
-                                ));
+                        match resolve::resolve(run, ds, &v, kind, self.recorded) {
+                            Ok(schema) => {
+                                found.extend(unsendable(ds, &v, &schema, &run.dataset));
+                                self.resolved = Some(Resolved { view: v, schema });
+                            }
+                            Err(errors) => {
+                                for e in errors {
+                                    let (path, at_key) = fields(run)
+                                        .into_iter()
+                                        .find(|f| f.name == e.field)
+                                        .map_or((vec![Key("label_field")], false), |f| {
+                                            f.location()
+                                        });
+                                    found.push((
+                                        path,
+                                        at_key,
+                                        format!("{e} (dataset `{}`)", run.dataset),
+                                        "cannot resolve".into(),
+                                    ));
+                                }
                             }
                         }
                     }
