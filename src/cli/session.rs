@@ -7,7 +7,7 @@ use crate::diag::Problem;
 use crate::manifest::load::{self, LoadedRun};
 use crate::manifest::validate;
 use crate::plan::engine::{EngineError, Progress, state_hint};
-use crate::schema::RecordedSchemas;
+use crate::schema::{Recorded, RecordedSchemas};
 use crate::state::{HeldLock, StateError, StateStore};
 use crate::workspace::Datasets;
 use std::collections::HashMap;
@@ -36,7 +36,11 @@ pub fn recorded_schemas(store: &dyn StateStore) -> RecordedSchemas {
         .into_iter()
         .filter_map(|(dataset, key)| {
             let r = store.get(&dataset, &key).ok()??;
-            Some(((dataset, key), r.schema))
+            let recorded = Recorded {
+                schema: r.schema,
+                resolved_from: r.resolved_from,
+            };
+            Some(((dataset, key), recorded))
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use crate::backend::{BackendKind, Capabilities};
 use crate::config::Config;
 use crate::dataset::{expr, view};
 use crate::diag::Problem;
-use crate::schema::{RecordedSchemas, ResolvedSchema, resolve};
+use crate::schema::{Recorded, RecordedSchemas, ResolvedSchema, resolve};
 use crate::workspace::Datasets;
 use std::collections::HashMap;
 
@@ -129,7 +129,7 @@ struct RunCheck<'a> {
     r: &'a LoadedRun,
     config: &'a Config,
     datasets: &'a mut Datasets,
-    recorded: Option<&'a ResolvedSchema>,
+    recorded: Option<&'a Recorded>,
     out: &'a mut Vec<Problem>,
     /// Problems of the run against its dataset (see [`Validation::per_run`]).
     dataset_out: Vec<Problem>,
@@ -415,8 +415,15 @@ impl RunCheck<'_> {
                             ));
                         }
                     }
-                    if let Some(kind) = kind {
-                        match resolve::resolve(run, ds, &v, kind, self.recorded) {
+                    let unchanged =
+                        kind.and_then(|k| resolve::unchanged(run, ds, k, self.recorded));
+                    if let Some(schema) = unchanged {
+                        // Resolved and checked before, from what is still the same.
+                        let schema = schema.clone();
+                        self.resolved = Some(Resolved { view: v, schema });
+                    } else if let Some(kind) = kind {
+                        let recorded = self.recorded.map(|r| &r.schema);
+                        match resolve::resolve(run, ds, &v, kind, recorded) {
                             Ok(schema) => {
                                 found.extend(unsendable(ds, &v, &schema, &run.dataset));
                                 self.resolved = Some(Resolved { view: v, schema });

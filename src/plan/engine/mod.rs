@@ -12,6 +12,7 @@ pub mod import_cvat;
 mod links;
 mod open;
 mod planner;
+mod resolved_from;
 mod returned;
 
 pub use download_cache::DownloadCache;
