@@ -781,10 +781,37 @@ fn parse_expr(stage: usize, name: &'static str, src: &str) -> Result<Expr, ViewE
 /// one parse of each sample, while `select`, `sort_by`, `skip`, `limit` and `take` only
 /// reorder or cut the selection.
 pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
+    apply_from(stages, ds, None)
+}
+
+/// What the leading stages of a view selected when another evaluator (a database) answered
+/// them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    /// How many leading stages were answered.
+    pub stages: usize,
+    /// The samples they selected, in view order (ids the dataset does not hold are ignored).
+    pub ids: Vec<ObjectId>,
+}
+
+/// Like [`apply`], the first `from.stages` stages already answered by `from` (every stage is
+/// still checked).
+pub fn apply_from(
+    stages: &[ViewStage],
+    ds: &Dataset,
+    from: Option<Selected>,
+) -> Result<View, ViewError> {
     let steps = compile(stages, ds)?;
+    let (done, order) = match from {
+        Some(sel) => (
+            sel.stages.min(steps.len()),
+            sel.ids.iter().filter_map(|id| ds.position(*id)).collect(),
+        ),
+        None => (0, (0..ds.len()).collect()),
+    };
     let mut st = State {
         ds,
-        order: (0..ds.len()).collect(),
+        order,
         filters: IndexMap::new(),
     };
     // Filtered fields are listed in the order their first filter appears.
@@ -795,7 +822,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 .or_insert_with(|| vec![None; ds.len()]);
         }
     }
-    let mut i = 0;
+    let mut i = done;
     while i < steps.len() {
         let run = steps[i..].iter().take_while(|s| s.per_sample()).count();
         if run > 0 || matches!(steps[i], Step::Sort { .. }) {
