@@ -731,6 +731,27 @@ fn views_pushed_down_select_what_fiftyone_and_the_in_memory_evaluation_select() 
         (json!([{"match_tags": "a"}]), 1, Both),
         (json!([{"match_tags": ["b", "c"]}]), 1, Both),
         (json!([{"exists": "score"}]), 1, Both),
+        (
+            json!([{"exists": {"field": "score", "bool": false}}]),
+            1,
+            Both,
+        ),
+        (json!([{"exists": {"field": "gt", "bool": false}}]), 1, Both),
+        (
+            json!([{"match_tags": {"tags": ["a", "c"], "all": true}}]),
+            1,
+            Both,
+        ),
+        (
+            json!([{"match_tags": {"tags": ["a", "c"], "bool": false}}]),
+            1,
+            Both,
+        ),
+        (
+            json!([{"match_tags": {"tags": ["a", "c"], "bool": false, "all": true}}]),
+            1,
+            Both,
+        ),
         (json!([{"exists": "gt"}]), 1, Both),
         (json!([{"exists": "gt.detections.label"}]), 1, Both),
         (json!([{"select": [id(5), id(2), id(9), id(5)]}]), 1, Both),

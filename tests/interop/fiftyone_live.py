@@ -151,8 +151,14 @@ def varied(name, n):
 def _stage(view, stage):
     (kind, arg), = stage.items()
     if kind == "match_tags":
+        if isinstance(arg, dict):
+            return view.match_tags(
+                arg["tags"], bool=arg.get("bool", True), all=arg.get("all", False)
+            )
         return view.match_tags(arg)
     if kind == "exists":
+        if isinstance(arg, dict):
+            return view.exists(arg["field"], bool=arg.get("bool", True))
         return view.exists(arg)
     if kind == "select":
         return view.select(arg, ordered=True)

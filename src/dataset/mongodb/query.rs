@@ -46,13 +46,28 @@ pub fn push_down(stages: &[ViewStage]) -> Query {
 /// FiftyOne's pipeline for one stage, or `None` when it must run in memory.
 fn translate(stage: &ViewStage) -> Option<Vec<Document>> {
     Some(match stage {
-        // MatchTags(tags, bool=True, all=False): any of the tags.
-        ViewStage::MatchTags(tags) => vec![doc! {"$match": {"tags": {"$in": tags.as_slice()}}}],
-        // Exists(field, bool=True): `F(field).exists()` is `{$gt: ["$field", null]}`, false for
-        // a missing field and for None.
-        ViewStage::Exists(field) => {
-            let path = sample_path(field)?;
-            vec![doc! {"$match": {"$expr": {"$gt": [format!("${path}"), Bson::Null]}}}]
+        // MatchTags(tags, bool, all).
+        ViewStage::MatchTags(m) => {
+            let tags = m.tags();
+            let test = match (m.holds(), m.all()) {
+                (true, false) => doc! {"$in": tags},
+                (true, true) => doc! {"$all": tags},
+                (false, false) => doc! {"$nin": tags},
+                (false, true) => doc! {"$not": {"$all": tags}},
+            };
+            vec![doc! {"$match": {"tags": test}}]
+        }
+        // Exists(field, bool): `F(field).exists(bool)` is `{$gt: ["$field", null]}` (false for
+        // a missing field and for None), negated for bool=False.
+        ViewStage::Exists(e) => {
+            let path = sample_path(e.field())?;
+            let set = doc! {"$gt": [format!("${path}"), Bson::Null]};
+            let test = if e.holds() {
+                set
+            } else {
+                doc! {"$not": set}
+            };
+            vec![doc! {"$match": {"$expr": test}}]
         }
         // Select(ids, ordered=True): annoform's `select` keeps the given order.
         ViewStage::Select(ids) => {
@@ -114,7 +129,9 @@ fn sample_path(src: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::types::{FilterLabels, OneOrMany, SortExpr, Take};
+    use crate::manifest::types::{
+        Exists, ExistsWith, FilterLabels, MatchTags, MatchTagsWith, OneOrMany, SortExpr, Take,
+    };
 
     const A: &str = "6b02536263110a1e76c075f7";
     const B: &str = "6b02536263110a1e76c075f8";
@@ -141,15 +158,54 @@ mod tests {
     fn match_tags_is_fiftyones_any_of() {
         // dataset.match_tags(["a", "b"])._pipeline()
         assert_eq!(
-            one(ViewStage::MatchTags(OneOrMany::Many(vec![
-                "a".into(),
-                "b".into()
-            ]))),
+            one(ViewStage::MatchTags(MatchTags::Tags(OneOrMany::Many(
+                vec!["a".into(), "b".into()]
+            )))),
             [doc! {"$match": {"tags": {"$in": ["a", "b"]}}}]
         );
         assert_eq!(
-            one(ViewStage::MatchTags(OneOrMany::One("a".into()))),
+            one(ViewStage::MatchTags(OneOrMany::One("a".into()).into())),
             [doc! {"$match": {"tags": {"$in": ["a"]}}}]
+        );
+    }
+
+    #[test]
+    fn match_tags_with_bool_and_all_is_fiftyones() {
+        let with = |bool, all| {
+            one(ViewStage::MatchTags(MatchTags::With(MatchTagsWith {
+                tags: OneOrMany::Many(vec!["a".into(), "b".into()]),
+                bool,
+                all,
+            })))
+        };
+        // dataset.match_tags(["a", "b"], bool=..., all=...)._pipeline()
+        assert_eq!(
+            with(true, true),
+            [doc! {"$match": {"tags": {"$all": ["a", "b"]}}}]
+        );
+        assert_eq!(
+            with(false, false),
+            [doc! {"$match": {"tags": {"$nin": ["a", "b"]}}}]
+        );
+        assert_eq!(
+            with(false, true),
+            [doc! {"$match": {"tags": {"$not": {"$all": ["a", "b"]}}}}]
+        );
+        assert_eq!(
+            with(true, false),
+            [doc! {"$match": {"tags": {"$in": ["a", "b"]}}}]
+        );
+    }
+
+    #[test]
+    fn exists_false_is_not_greater_than_null() {
+        // dataset.exists("score", bool=False)._pipeline()
+        assert_eq!(
+            one(ViewStage::Exists(Exists::With(ExistsWith {
+                field: "score".into(),
+                bool: false
+            }))),
+            [doc! {"$match": {"$expr": {"$not": {"$gt": ["$score", null]}}}}]
         );
     }
 
@@ -240,7 +296,7 @@ mod tests {
             only_matches: None,
         });
         let stages = [
-            ViewStage::MatchTags(OneOrMany::One("a".into())),
+            ViewStage::MatchTags(OneOrMany::One("a".into()).into()),
             ViewStage::Limit(5),
             filter.clone(),
             ViewStage::Skip(1),
