@@ -116,7 +116,11 @@ fn download(frames: u32) -> (IndexMap<String, SampleAnnotations>, usize) {
     let third = frames / 3;
     let drawn = frames / 2;
     let new = TRACKS + 1;
-    let handed = [(3, third + 1, 20), (7, 2 * third + 1, 20), (new, drawn, 300)];
+    let handed = [
+        (3, third + 1, 20),
+        (7, 2 * third + 1, 20),
+        (new, drawn, 300),
+    ];
     let mut labels = Vec::new();
     let mut tracks = BTreeMap::new();
     for (t, from, len) in handed {
