@@ -704,7 +704,11 @@ fn merge_label<'v>(
     );
     let mut applied = m.applied;
     let merged = Cow::Owned(Value::Object(m.merged));
-    (follow_keyframe(merged, dl, input, &mut applied), applied, rejected)
+    (
+        follow_keyframe(merged, dl, input, &mut applied),
+        applied,
+        rejected,
+    )
 }
 
 /// A frame label the backend hands back with a `keyframe` key takes its value (`true`, or

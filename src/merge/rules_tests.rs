@@ -792,7 +792,10 @@ fn keyframes_follow_the_backend_where_it_hands_them() {
     assert_eq!(run(&marked, cur.clone()), (0, marked.clone()));
     // Imported: a keyframe now, or no longer one; a label without a mark stays without.
     assert_eq!(run(&cur, marked.clone()), (1, marked.clone()));
-    assert_eq!(run(&marked, with(&cur, Value::Null)), (1, with(&cur, Value::Null)));
+    assert_eq!(
+        run(&marked, with(&cur, Value::Null)),
+        (1, with(&cur, Value::Null))
+    );
     assert_eq!(run(&cur, with(&cur, Value::Null)), (0, cur.clone()));
     // With an edit.
     let mut moved = with(&cur, json!(true));

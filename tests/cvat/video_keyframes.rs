@@ -81,7 +81,10 @@ fn drawn(before: &Frames, after: &Frames) -> i64 {
         .filter(|l| !old.contains(&&l["index"]))
         .filter_map(|l| l["index"].as_i64())
         .collect();
-    assert!(!new.is_empty() && new.iter().all(|i| *i == new[0]), "{new:?}");
+    assert!(
+        !new.is_empty() && new.iter().all(|i| *i == new[0]),
+        "{new:?}"
+    );
     new[0]
 }
 
@@ -102,7 +105,11 @@ fn keyframe_marks_follow_cvat_frame_by_frame_where_only_keyframes_went_up() {
             _ => Some(None),
         };
         assert_eq!(mark(&after, n, 1), one, "track 1 frame {n}");
-        let three = if every_tenth || n == 15 { yes.clone() } else { Some(None) };
+        let three = if every_tenth || n == 15 {
+            yes.clone()
+        } else {
+            Some(None)
+        };
         assert_eq!(mark(&after, n, 3), three, "track 3 frame {n}");
         let drawn = match n {
             41 | 45 => yes.clone(),

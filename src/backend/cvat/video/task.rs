@@ -211,7 +211,10 @@ fn keyframe_as_loaded(label: &mut Value, imported: bool) {
     };
     let key = o.get("keyframe").and_then(Value::as_bool) == Some(true);
     match imported {
-        true => o.insert("keyframe".into(), if key { Value::Bool(true) } else { Value::Null }),
+        true => o.insert(
+            "keyframe".into(),
+            if key { Value::Bool(true) } else { Value::Null },
+        ),
         false => o.remove("keyframe"),
     };
 }

@@ -240,7 +240,10 @@ mod tests {
         up.add_plain_frame(4);
         up.add_plain_frame(9);
         up.add_plain_track("frames.a", 9, 2);
-        assert!(up.marks_keyframes("frames.b"), "records without the list: every field");
+        assert!(
+            up.marks_keyframes("frames.b"),
+            "records without the list: every field"
+        );
         up.set_keyframes(BTreeSet::from(["frames.a".to_string()]));
         let v = serde_json::to_value(&up).unwrap();
         let a = v["tracks"]["frames.a"].as_array().unwrap();
