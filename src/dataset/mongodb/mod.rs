@@ -13,6 +13,7 @@
 //! recorded among FiftyOne's annotation runs (`runs.rs`).
 
 mod frames;
+pub mod query;
 mod read;
 mod runs;
 mod write;
@@ -26,6 +27,8 @@ use ::mongodb::sync::{Client, Database};
 
 use super::dir::Dataset;
 use super::ejson::{IdMap, ObjectId};
+use super::view::Selected;
+use crate::manifest::types::ViewStage;
 
 pub use runs::RunSync;
 pub use write::{Before, Written};
@@ -163,6 +166,21 @@ pub fn open(at: &Address<'_>, root: &std::path::Path) -> Result<(Dataset, Live),
     let (dataset, mut live) = read::load(db, place, at, root)?;
     live.see_frames(&dataset);
     Ok((dataset, live))
+}
+
+impl Live {
+    /// The samples that the leading `stages` MongoDB can answer select, in view order, asked
+    /// of the server (see [`query`]); `None` when it can answer none of them.
+    pub fn select(&self, stages: &[ViewStage]) -> Result<Option<Selected>, LiveError> {
+        let q = query::push_down(stages);
+        if q.stages == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Selected {
+            stages: q.stages,
+            ids: read::select(self, &q)?,
+        }))
+    }
 }
 
 /// A client for the URI (server selection bounded) and the server's host:port for messages.
