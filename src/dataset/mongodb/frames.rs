@@ -12,7 +12,7 @@ use ::mongodb::bson::{Bson, DateTime, Document, doc};
 use serde_json::Value;
 
 use super::write::SampleUpdate;
-use super::{Live, LiveError, bson_id, our_id};
+use super::{Live, LiveError};
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::{IdMap, ObjectId};
 
@@ -191,7 +191,7 @@ impl Live {
                     projection.insert(f.as_str(), 1);
                 }
             }
-            let ids: Vec<Bson> = videos.iter().map(|v| bson_id(*v).into()).collect();
+            let ids: Vec<Bson> = videos.iter().map(|v| Bson::from(*v)).collect();
             let cursor = self
                 .db
                 .collection::<Document>(collection)
@@ -207,9 +207,9 @@ impl Live {
                 };
                 let stamp = d.get("last_modified_at").cloned().unwrap_or(Bson::Null);
                 out.insert(
-                    our_id(id),
+                    ObjectId::from(id),
                     Stored {
-                        video: our_id(video),
+                        video: ObjectId::from(video),
                         stamp,
                         doc: d,
                     },

@@ -263,13 +263,3 @@ fn first_line(s: &str) -> String {
         s.to_string()
     }
 }
-
-/// Our id as the driver's.
-fn bson_id(id: ObjectId) -> oid::ObjectId {
-    oid::ObjectId::from_bytes(id.bytes())
-}
-
-/// The driver's id as ours.
-fn our_id(id: oid::ObjectId) -> ObjectId {
-    ObjectId::from_bytes(id.bytes())
-}

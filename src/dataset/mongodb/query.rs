@@ -17,7 +17,6 @@
 
 use ::mongodb::bson::{Bson, Document, doc, oid};
 
-use super::bson_id;
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::expr::{self, Expr, Seg};
 use crate::dataset::field_path::{FieldPath, Level};
@@ -74,7 +73,7 @@ fn translate(stage: &ViewStage) -> Option<Vec<Document>> {
             let mut wanted: Vec<oid::ObjectId> = Vec::new();
             for raw in ids.as_slice() {
                 // An invalid id is reported by the in-memory evaluation.
-                let id = bson_id(ObjectId::parse(raw).ok()?);
+                let id = oid::ObjectId::from(ObjectId::parse(raw).ok()?);
                 if !wanted.contains(&id) {
                     wanted.push(id);
                 }

@@ -7,7 +7,7 @@ use ::mongodb::sync::Database;
 use serde_json::Value;
 
 use super::query::Query;
-use super::{Address, Live, LiveError, our_id};
+use super::{Address, Live, LiveError};
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::{IdMap, ObjectId};
 use crate::dataset::labels::Object;
@@ -85,7 +85,7 @@ pub(super) fn load(
         let d = d.map_err(failed("reading samples"))?;
         if let Ok(id) = d.get_object_id("_id") {
             seen.insert(
-                our_id(id),
+                ObjectId::from(id),
                 d.get("last_modified_at").cloned().unwrap_or(Bson::Null),
             );
         }
@@ -151,7 +151,7 @@ pub(super) fn select(live: &Live, q: &Query) -> Result<Vec<ObjectId>, LiveError>
         .map_err(failed)?
         .map(|d| {
             let d = d.map_err(failed)?;
-            Ok(d.get_object_id("_id").ok().map(our_id))
+            Ok(d.get_object_id("_id").ok().map(ObjectId::from))
         })
         .filter_map(Result::transpose)
         .collect()

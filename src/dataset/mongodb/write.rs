@@ -10,7 +10,7 @@ use ::mongodb::bson::{self, Bson, DateTime, Document, doc};
 use serde_json::Value;
 
 use super::frames::TouchedFrames;
-use super::{Live, LiveError, bson_id, our_id};
+use super::{Live, LiveError};
 use crate::dataset::FieldPath;
 use crate::dataset::Level;
 use crate::dataset::dir::Dataset;
@@ -188,16 +188,10 @@ impl Live {
                     update
                         .set
                         .insert(format!("{path}.$[{var}]"), self.bson(label)?);
-                    update
-                        .array_filters
-                        .push(doc! { format!("{var}._id"): bson_id(id) });
+                    update.array_filters.push(doc! { format!("{var}._id"): id });
                 }
                 if !diff.removed.is_empty() {
-                    let ids: Vec<Bson> = diff
-                        .removed
-                        .into_iter()
-                        .map(|i| bson_id(i).into())
-                        .collect();
+                    let ids: Vec<Bson> = diff.removed.into_iter().map(Bson::from).collect();
                     update.pull.insert(path.clone(), doc! {"_id": {"$in": ids}});
                 }
                 if !diff.added.is_empty() {
@@ -315,7 +309,7 @@ impl Live {
             if op != "$set" {
                 u.insert(op, body);
             }
-            let mut s = doc! {"q": {"_id": bson_id(id), "last_modified_at": guard.clone()}, "u": u};
+            let mut s = doc! {"q": {"_id": id, "last_modified_at": guard.clone()}, "u": u};
             if !filters.is_empty() {
                 s.insert("arrayFilters", filters);
             }
@@ -424,7 +418,7 @@ impl Live {
         for d in cursor {
             let d = d.map_err(self.failed("checking for concurrent writes"))?;
             if let Ok(id) = d.get_object_id("_id") {
-                out.push(our_id(id));
+                out.push(ObjectId::from(id));
             }
         }
         Ok(out)
