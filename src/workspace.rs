@@ -109,7 +109,7 @@ impl Datasets {
             return Err(StoreError::NotLoaded(name.to_string()));
         };
         let from = match &opened.live {
-            Some(live) => live.select(stages)?,
+            Some(live) => live.select(stages, &opened.ds)?,
             None => None,
         };
         Ok(view::apply_from(stages, &opened.ds, from)?)

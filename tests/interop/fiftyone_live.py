@@ -15,7 +15,8 @@
                                  key its config, the ids of its view, and what
                                  load_annotation_results answers
     varied NAME N                a dataset of N image samples whose tags, ints (with ties),
-                                 floats (some None), strings and detections vary
+                                 floats (some None), strings and detections (confidence
+                                 None, 0.4 or NaN) vary
     views NAME VIEWS_JSON        per view (a list of annoform view stages FiftyOne has, in
                                  manifest form) `len(view)` and `view.values("id")`
 """
@@ -136,11 +137,16 @@ def varied(name, n):
         s = fo.Sample(filepath=f"/data/img{i:02}.png", tags=tags, n=i % 4)
         s["score"] = None if i % 6 == 0 else (i * 37 % 11) / 10
         s["name"] = f"s{(i * 7) % int(n):02}"
-        if i % 2 == 0:
+        if i % 5 != 1:
             s["gt"] = fo.Detections(
                 detections=[
-                    fo.Detection(label=("car", "bus")[j % 2], bounding_box=[0.1, 0.1, 0.2, 0.2])
-                    for j in range(i % 3)
+                    fo.Detection(
+                        label=("car", "bus")[j % 2],
+                        bounding_box=[0.1, 0.1, 0.2, 0.2],
+                        confidence=(None, 0.4, float("nan"))[j],
+                        tags=["x"] if j == 1 else [],
+                    )
+                    for j in range(i % 4)
                 ]
             )
         samples.append(s)

@@ -142,16 +142,13 @@ impl Live {
                 }
             }
         }
-        let mut statements = Vec::new();
+        let mut groups = Vec::new();
         for (id, update) in pending {
-            self.statements(id, update, stamp, &mut statements);
+            groups.push(self.statements(id, update, stamp));
             updated.push(id);
         }
-        out.updates = statements.len() + inserts.len();
-        let failed: HashSet<ObjectId> = self
-            .send(&collection, statements, stamp)?
-            .into_iter()
-            .collect();
+        out.updates = groups.iter().map(Vec::len).sum::<usize>() + inserts.len();
+        let failed = self.send(&collection, groups, stamp)?;
         for id in updated {
             if failed.contains(&id) {
                 conflicted.insert(video_of[&id]);

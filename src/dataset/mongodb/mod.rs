@@ -16,6 +16,7 @@ mod frames;
 pub mod query;
 mod read;
 mod runs;
+mod where_expr;
 mod write;
 
 use std::fmt;
@@ -28,6 +29,7 @@ use ::mongodb::sync::{Client, Database};
 use super::dir::Dataset;
 use super::ejson::{IdMap, ObjectId};
 use super::view::Selected;
+use super::{FieldPath, labels};
 use crate::manifest::types::ViewStage;
 
 pub use runs::RunSync;
@@ -170,9 +172,18 @@ pub fn open(at: &Address<'_>, root: &std::path::Path) -> Result<(Dataset, Live),
 
 impl Live {
     /// The samples that the leading `stages` MongoDB can answer select, in view order, asked
-    /// of the server (see [`query`]); `None` when it can answer none of them.
-    pub fn select(&self, stages: &[ViewStage]) -> Result<Option<Selected>, LiveError> {
-        let q = query::push_down(stages);
+    /// of the server (see [`query`]; `ds` is the dataset as read, for its label fields);
+    /// `None` when it can answer none of them.
+    pub fn select(
+        &self,
+        stages: &[ViewStage],
+        ds: &Dataset,
+    ) -> Result<Option<Selected>, LiveError> {
+        let label_fields = |f: &str| {
+            let class = ds.field_label_class(&FieldPath::parse(f))?;
+            Some(labels::label_list_key(&class))
+        };
+        let q = query::push_down(stages, &label_fields);
         if q.stages == 0 {
             return Ok(None);
         }

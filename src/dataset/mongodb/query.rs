@@ -1,9 +1,12 @@
 //! View stages MongoDB can answer, translated into the aggregation pipeline FiftyOne 1.22.1
 //! builds for them (`fiftyone/core/stages.py`, each stage's `to_mongo`), so that the server
 //! selects a view's samples: `match_tags`, `exists` on a sample field, `select`, `sort_by` on
-//! a sample field, `skip` and `limit`. The first stage that cannot be translated (`take`,
-//! `filter_labels`, `match_labels`, an expression that is not a plain field, a frame field)
-//! and every stage after it are evaluated in memory on the samples the pipeline selected.
+//! a sample field, `skip` and `limit`; and `match_labels` on sample label fields whose `where`
+//! translates exactly (see `where_expr.rs`; annoform's expressions are its own, so that
+//! pipeline is annoform's). The first stage that cannot be translated (`take`,
+//! `filter_labels`, an expression that is not a plain field or does not translate, a frame
+//! field) and every stage after it are evaluated in memory on the samples the pipeline
+//! selected.
 //!
 //! Where the two could disagree:
 //! - `sort_by` sorts as MongoDB (and so FiftyOne) does: a list sorts by its smallest element
@@ -17,6 +20,7 @@
 
 use ::mongodb::bson::{Bson, Document, doc, oid};
 
+use super::where_expr;
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::expr::{self, Expr, Seg};
 use crate::dataset::field_path::{FieldPath, Level};
@@ -31,11 +35,17 @@ pub struct Query {
     pub stages: usize,
 }
 
+/// How a sample field holds labels: `Some(Some(list key))` for list classes (`detections`),
+/// `Some(None)` for a single label, `None` when it is not a label field.
+pub type LabelFields<'a> = &'a dyn Fn(&str) -> Option<Option<&'static str>>;
+
 /// Translates the longest prefix of `stages` that MongoDB can answer.
-pub fn push_down(stages: &[ViewStage]) -> Query {
+pub fn push_down(stages: &[ViewStage], label_fields: LabelFields<'_>) -> Query {
     let mut q = Query::default();
     for stage in stages {
-        let Some(docs) = translate(stage) else { break };
+        let Some(docs) = translate(stage, label_fields) else {
+            break;
+        };
         q.pipeline.extend(docs);
         q.stages += 1;
     }
@@ -43,7 +53,7 @@ pub fn push_down(stages: &[ViewStage]) -> Query {
 }
 
 /// FiftyOne's pipeline for one stage, or `None` when it must run in memory.
-fn translate(stage: &ViewStage) -> Option<Vec<Document>> {
+fn translate(stage: &ViewStage, label_fields: LabelFields<'_>) -> Option<Vec<Document>> {
     Some(match stage {
         // MatchTags(tags, bool, all).
         ViewStage::MatchTags(m) => {
@@ -98,9 +108,18 @@ fn translate(stage: &ViewStage) -> Option<Vec<Document>> {
         ViewStage::Skip(n) => vec![doc! {"$skip": i64::try_from(*n).ok()?}],
         ViewStage::Limit(0) => vec![doc! {"$match": {"_id": Bson::Null}}],
         ViewStage::Limit(n) => vec![doc! {"$limit": i64::try_from(*n).ok()?}],
-        ViewStage::FilterLabels(_) | ViewStage::MatchLabels(_) | ViewStage::Take(_) => {
-            return None;
+        ViewStage::MatchLabels(m) => {
+            let cond = where_expr::translate(&expr::parse(&m.where_).ok()?)?;
+            let mut fields = Vec::new();
+            for field in m.fields.as_slice() {
+                if FieldPath::split(field).0 == Level::Frame {
+                    return None;
+                }
+                fields.push((field.clone(), label_fields(field)?));
+            }
+            vec![where_expr::match_labels(&fields, &cond)]
         }
+        ViewStage::FilterLabels(_) | ViewStage::Take(_) => return None,
     })
 }
 
@@ -129,11 +148,16 @@ fn sample_path(src: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::manifest::types::{
-        Exists, ExistsWith, FilterLabels, MatchTags, MatchTagsWith, OneOrMany, SortExpr, Take,
+        Exists, ExistsWith, FilterLabels, MatchLabels, MatchTags, MatchTagsWith, OneOrMany,
+        SortExpr, Take,
     };
 
     const A: &str = "6b02536263110a1e76c075f7";
     const B: &str = "6b02536263110a1e76c075f8";
+
+    fn no_labels(_: &str) -> Option<Option<&'static str>> {
+        None
+    }
 
     fn oid(hex: &str) -> oid::ObjectId {
         oid::ObjectId::parse_str(hex).unwrap()
@@ -141,7 +165,7 @@ mod tests {
 
     /// The pipeline of one stage, which must be pushed.
     fn one(stage: ViewStage) -> Vec<Document> {
-        let q = push_down(std::slice::from_ref(&stage));
+        let q = push_down(std::slice::from_ref(&stage), &no_labels);
         assert_eq!(q.stages, 1, "{stage:?} is pushed down");
         q.pipeline
     }
@@ -229,7 +253,7 @@ mod tests {
             "ground_truth.detections[1]",
             "nope ==",
         ] {
-            let q = push_down(&[ViewStage::Exists(kept.into())]);
+            let q = push_down(&[ViewStage::Exists(kept.into())], &no_labels);
             assert_eq!(q, Query::default(), "{kept} runs in memory");
         }
     }
@@ -251,7 +275,10 @@ mod tests {
                 doc! {"$project": {"_select_order": false}},
             ]
         );
-        let q = push_down(&[ViewStage::Select(OneOrMany::One("xyz".into()))]);
+        let q = push_down(
+            &[ViewStage::Select(OneOrMany::One("xyz".into()))],
+            &no_labels,
+        );
         assert_eq!(q.stages, 0, "the in-memory evaluation reports the bad id");
     }
 
@@ -273,7 +300,11 @@ mod tests {
             "frames.dets",
             "gt.detections[0]",
         ] {
-            assert_eq!(push_down(&[sort_expr(kept, false)]).stages, 0, "{kept}");
+            assert_eq!(
+                push_down(&[sort_expr(kept, false)], &no_labels).stages,
+                0,
+                "{kept}"
+            );
         }
     }
 
@@ -284,7 +315,47 @@ mod tests {
         assert_eq!(one(ViewStage::Limit(4)), [doc! {"$limit": 4_i64}]);
         // Limit(0)._pipeline(): no sample.
         assert_eq!(one(ViewStage::Limit(0)), [doc! {"$match": {"_id": null}}]);
-        assert_eq!(push_down(&[ViewStage::Skip(u64::MAX)]).stages, 0);
+        assert_eq!(
+            push_down(&[ViewStage::Skip(u64::MAX)], &no_labels).stages,
+            0
+        );
+    }
+
+    #[test]
+    fn match_labels_is_pushed_when_its_where_translates() {
+        let fields = |f: &str| match f {
+            "gt" => Some(Some("detections")),
+            "cls" => Some(None),
+            _ => None,
+        };
+        let stage = |fields: Vec<String>, where_: &str| {
+            ViewStage::MatchLabels(MatchLabels {
+                fields: OneOrMany::Many(fields),
+                where_: where_.into(),
+            })
+        };
+        let both = stage(vec!["gt".into(), "cls".into()], "label == 'car'");
+        let q = push_down(std::slice::from_ref(&both), &fields);
+        let cond = where_expr::translate(&expr::parse("label == 'car'").unwrap()).unwrap();
+        assert_eq!(
+            q.pipeline,
+            [where_expr::match_labels(
+                &[("gt".into(), Some("detections")), ("cls".into(), None)],
+                &cond
+            )]
+        );
+        for kept in [
+            stage(vec!["gt".into()], "occluded"),
+            stage(vec!["nope".into()], "label == 'car'"),
+            stage(vec!["frames.dets".into()], "label == 'car'"),
+            stage(vec!["gt".into()], "label == "),
+        ] {
+            assert_eq!(
+                push_down(std::slice::from_ref(&kept), &fields).stages,
+                0,
+                "{kept:?}"
+            );
+        }
     }
 
     #[test]
@@ -300,7 +371,7 @@ mod tests {
             filter.clone(),
             ViewStage::Skip(1),
         ];
-        let q = push_down(&stages);
+        let q = push_down(&stages, &no_labels);
         assert_eq!(q.stages, 2);
         assert_eq!(
             q.pipeline,
@@ -309,8 +380,11 @@ mod tests {
                 doc! {"$limit": 5_i64}
             ]
         );
-        assert_eq!(push_down(&[filter, ViewStage::Limit(1)]).stages, 0);
+        assert_eq!(
+            push_down(&[filter, ViewStage::Limit(1)], &no_labels).stages,
+            0
+        );
         let take = ViewStage::Take(Take { size: 2, seed: 0 });
-        assert_eq!(push_down(&[ViewStage::Skip(1), take]).stages, 1);
+        assert_eq!(push_down(&[ViewStage::Skip(1), take], &no_labels).stages, 1);
     }
 }
