@@ -854,6 +854,11 @@ impl Dataset {
         self.index.get(&id).map(|i| &self.samples[*i])
     }
 
+    /// Where the sample is in dataset order.
+    pub fn position(&self, id: ObjectId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
     /// Mutable access to a sample; marks samples.json for saving.
     pub fn sample_mut(&mut self, id: ObjectId) -> Option<&mut Sample> {
         let i = *self.index.get(&id)?;

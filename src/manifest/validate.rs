@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::dataset::{expr, view};
 use crate::diag::Problem;
 use crate::schema::{Recorded, RecordedSchemas, ResolvedSchema, resolve};
-use crate::workspace::Datasets;
+use crate::workspace::{Datasets, StoreError};
 use std::collections::HashMap;
 
 const SHORTHAND: [&str; 10] = [
@@ -350,37 +350,40 @@ impl RunCheck<'_> {
     /// Checks that need the dataset: the view applies, and every field's schema resolves.
     fn against_dataset(&mut self, kind: Option<BackendKind>) {
         let run = &self.r.run;
-        let Some(loaded) = self.datasets.get(&run.dataset) else {
+        if self.datasets.get(&run.dataset).is_none_or(|l| l.is_err()) {
+            return self.unloadable();
+        }
+        let view = self.datasets.view(&run.dataset, &run.view);
+        let Some(Ok(ds)) = self.datasets.get(&run.dataset) else {
             return;
         };
         let mut found = Vec::new();
-        match loaded {
+        match view {
+            Err(StoreError::View(e)) => {
+                let stage = match &e {
+                    view::ViewError::Expr { stage, .. }
+                    | view::ViewError::InvalidId { stage, .. }
+                    | view::ViewError::UnknownSample { stage, .. }
+                    | view::ViewError::Field { stage, .. } => *stage,
+                };
+                let msg = e.to_string().lines().next().unwrap_or_default().to_string();
+                found.push((
+                    vec![Key("view"), Index(stage)],
+                    false,
+                    format!("{msg} (dataset `{}`)", run.dataset),
+                    "cannot apply".into(),
+                ));
+            }
             Err(e) => found.push((
-                vec![Key("dataset")],
+                vec![Key("view")],
                 false,
-                format!("cannot load dataset `{}`: {e}", run.dataset),
-                "unreadable".to_string(),
+                format!("cannot select the view of dataset `{}`: {e}", run.dataset),
+                "cannot apply".into(),
             )),
-            Ok(ds) => match view::apply(&run.view, ds) {
-                Err(e) => {
-                    let stage = match &e {
-                        view::ViewError::Expr { stage, .. }
-                        | view::ViewError::InvalidId { stage, .. }
-                        | view::ViewError::UnknownSample { stage, .. }
-                        | view::ViewError::Field { stage, .. } => *stage,
-                    };
-                    let msg = e.to_string().lines().next().unwrap_or_default().to_string();
+            Ok(v) => {
+                let video = ds.media_type() == "video";
+                if let Some(kind) = kind.filter(|k| video && !k.capabilities().video) {
                     found.push((
-                        vec![Key("view"), Index(stage)],
-                        false,
-                        format!("{msg} (dataset `{}`)", run.dataset),
-                        "cannot apply".into(),
-                    ));
-                }
-                Ok(v) => {
-                    let video = ds.media_type() == "video";
-                    if let Some(kind) = kind.filter(|k| video && !k.capabilities().video) {
-                        found.push((
                             vec![Key("key")],
                             false,
                             format!(
@@ -389,22 +392,22 @@ impl RunCheck<'_> {
                             ),
                             "video dataset".into(),
                         ));
-                    }
-                    for f in fields(run) {
-                        let (path, at_key) = f.location();
-                        if f.name.is_frame() && !video {
-                            found.push((
-                                path,
-                                at_key,
-                                format!(
-                                    "`{}` is a frame field but dataset `{}` holds images",
-                                    f.name, run.dataset
-                                ),
-                                "frame field".into(),
-                            ));
-                        } else if !f.name.is_frame() && video && kind == Some(BackendKind::Cvat) {
-                            // FiftyOne: CVAT does not annotate a video's sample fields.
-                            found.push((
+                }
+                for f in fields(run) {
+                    let (path, at_key) = f.location();
+                    if f.name.is_frame() && !video {
+                        found.push((
+                            path,
+                            at_key,
+                            format!(
+                                "`{}` is a frame field but dataset `{}` holds images",
+                                f.name, run.dataset
+                            ),
+                            "frame field".into(),
+                        ));
+                    } else if !f.name.is_frame() && video && kind == Some(BackendKind::Cvat) {
+                        // FiftyOne: CVAT does not annotate a video's sample fields.
+                        found.push((
                                 path,
                                 at_key,
                                 format!(
@@ -413,42 +416,58 @@ impl RunCheck<'_> {
                                 ),
                                 "sample field".into(),
                             ));
-                        }
                     }
-                    let unchanged =
-                        kind.and_then(|k| resolve::unchanged(run, ds, k, self.recorded));
-                    if let Some(schema) = unchanged {
-                        // Resolved and checked before, from what is still the same.
-                        let schema = schema.clone();
-                        self.resolved = Some(Resolved { view: v, schema });
-                    } else if let Some(kind) = kind {
-                        let recorded = self.recorded.map(|r| &r.schema);
-                        match resolve::resolve(run, ds, &v, kind, recorded) {
-                            Ok(schema) => {
-                                found.extend(unsendable(ds, &v, &schema, &run.dataset));
-                                self.resolved = Some(Resolved { view: v, schema });
-                            }
-                            Err(errors) => {
-                                for e in errors {
-                                    let (path, at_key) = fields(run)
-                                        .into_iter()
-                                        .find(|f| f.name == e.field)
-                                        .map_or((vec![Key("label_field")], false), |f| {
-                                            f.location()
-                                        });
-                                    found.push((
-                                        path,
-                                        at_key,
-                                        format!("{e} (dataset `{}`)", run.dataset),
-                                        "cannot resolve".into(),
-                                    ));
-                                }
+                }
+                let unchanged = kind.and_then(|k| resolve::unchanged(run, ds, k, self.recorded));
+                if let Some(schema) = unchanged {
+                    // Resolved and checked before, from what is still the same.
+                    let schema = schema.clone();
+                    self.resolved = Some(Resolved { view: v, schema });
+                } else if let Some(kind) = kind {
+                    let recorded = self.recorded.map(|r| &r.schema);
+                    match resolve::resolve(run, ds, &v, kind, recorded) {
+                        Ok(schema) => {
+                            found.extend(unsendable(ds, &v, &schema, &run.dataset));
+                            self.resolved = Some(Resolved { view: v, schema });
+                        }
+                        Err(errors) => {
+                            for e in errors {
+                                let (path, at_key) = fields(run)
+                                    .into_iter()
+                                    .find(|f| f.name == e.field)
+                                    .map_or((vec![Key("label_field")], false), |f| f.location());
+                                found.push((
+                                    path,
+                                    at_key,
+                                    format!("{e} (dataset `{}`)", run.dataset),
+                                    "cannot resolve".into(),
+                                ));
                             }
                         }
                     }
                 }
-            },
+            }
         }
+        self.report(found);
+    }
+
+    /// The run's dataset cannot be loaded (`None` when annoform.toml does not declare it:
+    /// reported elsewhere).
+    fn unloadable(&mut self) {
+        let run = &self.r.run;
+        let Some(Err(e)) = self.datasets.get(&run.dataset) else {
+            return;
+        };
+        let found = vec![(
+            vec![Key("dataset")],
+            false,
+            format!("cannot load dataset `{}`: {e}", run.dataset),
+            "unreadable".to_string(),
+        )];
+        self.report(found);
+    }
+
+    fn report(&mut self, found: Vec<(Vec<PathItem<'_>>, bool, String, String)>) {
         for (path, at_key, msg, label) in found {
             let p = self.r.problem(&path, at_key, msg, &label);
             self.dataset_out.push(p);

@@ -31,7 +31,7 @@ use crate::backend::{
 use crate::config::{Config, Env};
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
-use crate::dataset::view::{self, View};
+use crate::dataset::view::View;
 use crate::manifest::load::LoadedRun;
 use crate::manifest::validate::Resolved;
 use crate::manifest::{LabelType, LoadWhen};
@@ -326,11 +326,15 @@ impl<'a> Engine<'a> {
         kind: BackendKind,
     ) -> Result<Resolved, EngineError> {
         let recorded_schema = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
+        self.dataset(&run.dataset)?;
+        let view = self
+            .datasets
+            .view(&run.dataset, &run.view)
+            .map_err(|e| EngineError::View {
+                run: run.key.0.clone(),
+                message: e.to_string(),
+            })?;
         let ds = self.dataset(&run.dataset)?;
-        let view = view::apply(&run.view, ds).map_err(|e| EngineError::View {
-            run: run.key.0.clone(),
-            message: e.to_string(),
-        })?;
         let schema =
             resolve::resolve(run, ds, &view, kind, recorded_schema.as_ref()).map_err(|errs| {
                 EngineError::Schema {

@@ -27,7 +27,7 @@ impl Engine<'_> {
         if record.resolved_from.as_ref() == Some(&digest) {
             return Ok(());
         }
-        let Ok(view) = view::apply(&run.view, ds) else {
+        let Ok(view) = crate::dataset::view::apply(&run.view, ds) else {
             return Ok(());
         };
         let same = resolve::resolve(run, ds, &view, kind, Some(&record.schema))
