@@ -2,9 +2,10 @@
 //! frame (1.08M frame labels, every 10th frame a keyframe), merged through the same
 //! `RunMerger` plan and apply use, and the same on a video a tenth as long.
 //!
-//! The download is what a backend that knows its changes hands (CVAT: the windows of changed
-//! tracks): two tracks moved over 20 frames each and a new track drawn over 300 frames, so
-//! 340 frames are handed with every label on them (`@frames`). For each video it prints the
+//! The download is what CVAT's download hands: two tracks moved over 20 frames each and a
+//! new track drawn over 300 frames, so 340 frames are handed (`@frames`), and on them only
+//! the changed tracks (`@tracks`, their 340 labels): the 19 or 20 other tracks on those frames
+//! are not evidence and are set aside untouched, as after a real CVAT download. For each video it prints the
 //! time to load the dataset, the merge time (what `plan` computes), the memory the merge
 //! added at its peak (peak RSS reset before it), the time to write the merge into the dataset
 //! (what `apply` does before saving), and checks that merging again changes nothing. Memory
@@ -24,6 +25,7 @@ use annoform::schema::{ResolvedField, ResolvedSchema};
 use annoform::state::{FrameLabels, RunRecord, TaskRecord, UploadedLabel};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -107,38 +109,40 @@ fn record(field: &ResolvedField, frames: u32) -> RunRecord {
     r
 }
 
-/// What the backend hands: tracks 3 and 7 moved on 20 frames each, a new track over 300
-/// frames, every label of those frames.
+/// What CVAT hands: tracks 3 and 7 moved on 20 frames each, a new track over 300 frames;
+/// each track handed on its own frames only, with its own labels there.
 fn download(frames: u32) -> (IndexMap<String, SampleAnnotations>, usize) {
     let f = |n: u32| FrameNumber::new(n.into()).expect("from 1");
     let third = frames / 3;
-    let moved = [(3, third + 1), (7, 2 * third + 1)];
     let drawn = frames / 2;
-    let mut spans: Vec<FrameSpan> = moved
-        .iter()
-        .map(|(_, from)| FrameSpan::new(f(*from), f(from + 19)))
-        .collect();
-    spans.push(FrameSpan::new(f(drawn), f(drawn + 299)));
+    let new = TRACKS + 1;
+    let handed = [
+        (3, third + 1, 20),
+        (7, 2 * third + 1, 20),
+        (new, drawn, 300),
+    ];
     let mut labels = Vec::new();
-    for s in &spans {
-        for n in s.first.get()..=s.last.get() {
-            for t in 1..=TRACKS {
-                let shifted = moved.iter().any(|(track, _)| *track == t);
-                let dx = if shifted && n < drawn { 0.01 } else { 0.0 };
-                let l = label(n, t, frames, dx);
-                labels.push(DownloadedLabel::new(format!("track-{t}"), l).on_frame(f(n)));
-            }
-            if (drawn..drawn + 300).contains(&n) {
-                let l = json!({"_cls": "Detection", "label": "car", "index": TRACKS + 1,
-                               "bounding_box": [0.5, 0.9, 0.05, 0.05], "keyframe": n == drawn});
-                labels.push(DownloadedLabel::new("track-new", l).on_frame(f(n)));
-            }
+    let mut tracks = BTreeMap::new();
+    for (t, from, len) in handed {
+        let span = FrameSpan::new(f(from), f(from + len - 1));
+        tracks.insert(i64::from(t), vec![span]);
+        for n in from..from + len {
+            let l = if t == new {
+                json!({"_cls": "Detection", "label": "car", "index": new,
+                       "bounding_box": [0.5, 0.9, 0.05, 0.05], "keyframe": n == drawn})
+            } else {
+                label(n, t, frames, 0.01)
+            };
+            labels.push(DownloadedLabel::new(format!("track-{t}"), l).on_frame(f(n)));
         }
     }
     let n = labels.len();
+    let mut spans: Vec<FrameSpan> = tracks.values().flatten().copied().collect();
+    spans.sort_by_key(|s| s.first);
     let fields = IndexMap::from([(FIELD.to_string(), labels)]);
-    let page = IndexMap::from([(SAMPLE.to_string(), SampleAnnotations::frames(fields, spans))]);
-    (page, n)
+    let sample = SampleAnnotations::frames(fields, spans)
+        .with_tracks(IndexMap::from([(FIELD.to_string(), tracks)]));
+    (IndexMap::from([(SAMPLE.to_string(), sample)]), n)
 }
 
 fn main() {

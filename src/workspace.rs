@@ -10,6 +10,8 @@ use crate::dataset::FieldPath;
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::mongodb::{self, Address, Before, Live, LiveError, RunSync};
+use crate::dataset::view::{self, View};
+use crate::manifest::types::ViewStage;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ pub enum StoreError {
     Dir(#[from] DatasetError),
     #[error(transparent)]
     Live(#[from] LiveError),
+    #[error(transparent)]
+    View(#[from] view::ViewError),
     #[error("dataset `{0}` is not loaded")]
     NotLoaded(String),
 }
@@ -94,6 +98,21 @@ impl Datasets {
         live.write(&opened.ds, &before)
             .map_err(|e| StoreError::from(e).into())
             .map(|_| ())
+    }
+}
+
+impl Datasets {
+    /// The view `stages` select of the loaded dataset `name`: a live dataset's server answers
+    /// the leading stages it can (see [`mongodb::query`]), the rest run in memory.
+    pub fn view(&self, name: &str, stages: &[ViewStage]) -> Result<View, StoreError> {
+        let Some(Ok(opened)) = self.loaded.get(name) else {
+            return Err(StoreError::NotLoaded(name.to_string()));
+        };
+        let from = match &opened.live {
+            Some(live) => live.select(stages, &opened.ds)?,
+            None => None,
+        };
+        Ok(view::apply_from(stages, &opened.ds, from)?)
     }
 }
 

@@ -259,6 +259,27 @@ fn edits_survive_a_save_and_only_changed_files_are_written() {
     assert_eq!(s.get("_rand"), Some(&json!(0.99931050741061)));
 }
 
+/// The content digest names what a dataset holds: an edit changes it, and the dataset saved
+/// and loaded again (the next command's view of it) has the digest it had in memory.
+#[test]
+fn the_content_digest_follows_edits_and_survives_a_save() {
+    let (_tmp, dir) = scratch("image-all-label-types");
+    let mut ds = Dataset::load(&dir).unwrap();
+    let loaded = ds.content_digest();
+    assert_eq!(Dataset::load(&dir).unwrap().content_digest(), loaded);
+    let sid = oid("6b02536263110a1e76c075f7");
+    let s = ds.sample_mut(sid).unwrap();
+    let Some(Label::Detections(mut d)) = s.label("ground_truth").unwrap() else {
+        panic!()
+    };
+    d.items[0].base.label = Some("bus".into());
+    s.set_label("ground_truth", Some(&Label::Detections(d)));
+    let edited = ds.content_digest();
+    assert_ne!(edited, loaded, "an edited label changes the digest");
+    ds.save().unwrap();
+    assert_eq!(Dataset::load(&dir).unwrap().content_digest(), edited);
+}
+
 #[test]
 fn new_fields_are_declared_as_fiftyone_does() {
     let (_tmp, dir) = scratch("image-all-label-types");

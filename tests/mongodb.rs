@@ -710,3 +710,178 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
     assert_eq!(frames["2"]["dets"], was["2"]["dets"]);
     assert_eq!(frames["3"]["weather"]["label"], "rainy");
 }
+
+/// The view stages MongoDB answers select, on the server, exactly the samples (in the same
+/// order) that real FiftyOne's view gives and that the in-memory evaluation gives; the stages
+/// it cannot answer run in memory on what it selected.
+#[test]
+fn views_pushed_down_select_what_fiftyone_and_the_in_memory_evaluation_select() {
+    use annoform::dataset::view;
+    use annoform::manifest::types::ViewStage;
+
+    let m = mongo::server();
+    let db = m.database("views");
+    let made = m.fiftyone(&db, &script(), &["varied", "varied", "24"]);
+    let made: Value = serde_json::from_str(made.lines().last().unwrap()).unwrap();
+    let id = |i: usize| made["ids"][i].as_str().unwrap().to_string();
+    // (view, how many leading stages the server answers, what it agrees with)
+    use Agrees::{Both, Memory, TiesCut};
+    let views = [
+        (json!([{"match_tags": "a"}]), 1, Both),
+        (json!([{"match_tags": ["b", "c"]}]), 1, Both),
+        (json!([{"exists": "score"}]), 1, Both),
+        (
+            json!([{"exists": {"field": "score", "bool": false}}]),
+            1,
+            Both,
+        ),
+        (json!([{"exists": {"field": "gt", "bool": false}}]), 1, Both),
+        (
+            json!([{"match_tags": {"tags": ["a", "c"], "all": true}}]),
+            1,
+            Both,
+        ),
+        (
+            json!([{"match_tags": {"tags": ["a", "c"], "bool": false}}]),
+            1,
+            Both,
+        ),
+        (
+            json!([{"match_tags": {"tags": ["a", "c"], "bool": false, "all": true}}]),
+            1,
+            Both,
+        ),
+        (json!([{"exists": "gt"}]), 1, Both),
+        (json!([{"exists": "gt.detections.label"}]), 1, Both),
+        (json!([{"select": [id(5), id(2), id(9), id(5)]}]), 1, Both),
+        (json!([{"sort_by": "name"}]), 1, Both),
+        (
+            json!([{"sort_by": {"expr": "score", "reverse": true}}]),
+            1,
+            Both,
+        ),
+        // Ties: in the order the server read them, the dataset's.
+        (json!([{"sort_by": "n"}]), 1, Both),
+        (
+            json!([{"match_tags": "a"}, {"skip": 1}, {"limit": 3}]),
+            3,
+            Both,
+        ),
+        (
+            json!([{"exists": "score"}, {"sort_by": {"expr": "name", "reverse": true}}, {"limit": 5}]),
+            3,
+            Both,
+        ),
+        // Ties cut by a limit: MongoDB's top-k sort does not keep them in dataset order.
+        (
+            json!([{"exists": "score"}, {"sort_by": {"expr": "n", "reverse": true}}, {"limit": 5}]),
+            3,
+            TiesCut,
+        ),
+        (json!([{"limit": 0}]), 1, Both),
+        (
+            json!([{"select": [id(1), id(3), id(4)]}, {"sort_by": "name"}, {"skip": 1}]),
+            3,
+            Both,
+        ),
+        // Partly in memory.
+        (
+            json!([{"match_tags": "b"}, {"take": {"size": 3, "seed": 1}}]),
+            1,
+            Memory,
+        ),
+        (
+            json!([{"exists": "gt"}, {"sort_by": {"expr": "count(gt)", "reverse": true}}, {"limit": 4}]),
+            1,
+            Memory,
+        ),
+        (
+            json!([{"limit": 20}, {"match_labels": {"fields": "gt", "where": "label == 'bus'"}}, {"skip": 1}]),
+            3,
+            Memory,
+        ),
+        // annoform's `where` translated (NaN, null and missing values as in memory).
+        (
+            json!([{"match_labels": {"fields": "gt", "where": "confidence > 0.3"}}]),
+            1,
+            Memory,
+        ),
+        (
+            json!([{"match_labels": {"fields": "gt", "where": "confidence < 1 || confidence == null"}}]),
+            1,
+            Memory,
+        ),
+        (
+            json!([{"match_labels": {"fields": "gt", "where": "!('x' in tags) && label in ['car']"}}]),
+            1,
+            Memory,
+        ),
+        (
+            json!([{"match_labels": {"fields": "gt", "where": "exists(confidence) && label >= 'c'"}}, {"sort_by": "name"}]),
+            2,
+            Memory,
+        ),
+        (
+            json!([{"match_labels": {"fields": "gt", "where": "confidence * 2 > 0.5"}}, {"limit": 2}]),
+            0,
+            Memory,
+        ),
+    ];
+    let in_fiftyone: Vec<Value> = views
+        .iter()
+        .filter(|(_, _, agrees)| *agrees != Memory)
+        .map(|(v, _, _)| v.clone())
+        .collect();
+    let out = m.fiftyone(
+        &db,
+        &script(),
+        &["views", "varied", &Value::from(in_fiftyone).to_string()],
+    );
+    let fiftyone: Vec<Value> = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let mut fiftyone = fiftyone.into_iter();
+
+    let uri = m.uri();
+    let at = Address {
+        uri: &uri,
+        uri_setting: "FIFTYONE_DATABASE_URI",
+        database: &db,
+        name: "varied",
+    };
+    let (ds, live) = store::open(&at, &repo()).expect("open");
+    let mut non_empty = 0;
+    for (v, pushed, agrees) in &views {
+        let stages: Vec<ViewStage> = serde_json::from_value(v.clone()).unwrap();
+        let selected = live.select(&stages, &ds).expect("select");
+        assert_eq!(selected.as_ref().map_or(0, |s| s.stages), *pushed, "{v}");
+        let on_server = view::apply_from(&stages, &ds, selected).unwrap().sample_ids;
+        let mut in_memory = view::apply(&stages, &ds).unwrap().sample_ids;
+        if *agrees == TiesCut {
+            // Here the same samples are cut, in another order.
+            let mut sorted = on_server.clone();
+            sorted.sort();
+            in_memory.sort();
+            assert_eq!(sorted, in_memory, "{v}");
+        } else {
+            assert_eq!(on_server, in_memory, "{v}");
+        }
+        let ids: Vec<String> = on_server.iter().map(ToString::to_string).collect();
+        if *agrees != Memory {
+            let fo = fiftyone.next().unwrap();
+            assert_eq!(fo["len"], ids.len(), "{v}");
+            assert_eq!(fo["ids"], json!(ids), "{v}");
+        }
+        non_empty += usize::from(!ids.is_empty());
+    }
+    assert!(non_empty >= views.len() - 1, "only limit 0 selects nothing");
+}
+
+/// What a pushed-down view's selection is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agrees {
+    /// FiftyOne's view and the in-memory evaluation: the same samples in the same order.
+    Both,
+    /// FiftyOne's exactly; the in-memory evaluation's samples in another order.
+    TiesCut,
+    /// The in-memory evaluation's (FiftyOne has not every stage: `take`, expressions).
+    Memory,
+}

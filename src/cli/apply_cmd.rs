@@ -87,6 +87,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
         session.datasets,
     );
     engine.set_failed(session.failed);
+    engine.set_resolved(session.resolved);
     let (work, from_file) = match &args.plan_file {
         None => (
             engine
@@ -220,6 +221,7 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
         session.datasets,
     );
     engine.set_failed(session.failed);
+    engine.set_resolved(session.resolved);
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Destroy)
         .map_err(engine_error)?;

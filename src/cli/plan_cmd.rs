@@ -63,6 +63,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<bool, CommandError> {
         session.datasets,
     );
     engine.set_failed(session.failed);
+    engine.set_resolved(session.resolved);
     engine.keep_downloads();
     let work = engine
         .plan(&session.runs, &args.targets, Goal::Converge)

@@ -7,7 +7,7 @@ use crate::diag::Problem;
 use crate::manifest::load::{self, LoadedRun};
 use crate::manifest::validate;
 use crate::plan::engine::{EngineError, Progress, state_hint};
-use crate::schema::RecordedSchemas;
+use crate::schema::{Recorded, RecordedSchemas};
 use crate::state::{HeldLock, StateError, StateStore};
 use crate::workspace::Datasets;
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ pub struct Session {
     pub datasets: Datasets,
     /// Runs (dataset, key) whose manifests do not resolve against their datasets, with why.
     pub failed: HashMap<(String, String), String>,
+    /// What validation resolved, handed on to the engine.
+    pub resolved: HashMap<(String, String), validate::Resolved>,
 }
 
 /// The schemas recorded for the runs of a state store (unreadable records are left to the
@@ -34,7 +36,11 @@ pub fn recorded_schemas(store: &dyn StateStore) -> RecordedSchemas {
         .into_iter()
         .filter_map(|(dataset, key)| {
             let r = store.get(&dataset, &key).ok()??;
-            Some(((dataset, key), r.schema))
+            let recorded = Recorded {
+                schema: r.schema,
+                resolved_from: r.resolved_from,
+            };
+            Some(((dataset, key), recorded))
         })
         .collect()
 }
@@ -104,6 +110,7 @@ impl Session {
             config,
             datasets,
             failed,
+            resolved: v.resolved,
         })
     }
 

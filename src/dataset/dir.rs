@@ -200,6 +200,14 @@ impl fmt::Debug for Body {
 }
 
 impl Body {
+    /// The document's JSON as `write_docs` writes it.
+    fn written(&self) -> Cow<'_, [u8]> {
+        match self {
+            Body::Text { text, span, .. } => Cow::Borrowed(text[span.clone()].as_bytes()),
+            Body::Owned(o) => Cow::Owned(serde_json::to_vec(o).unwrap_or_default()),
+        }
+    }
+
     fn parse(text: &str, span: &Range<usize>, nonfinite: bool) -> Object {
         // The span was parsed and validated as an object at load; a failure here would be a
         // bug, and an empty object is the least harmful answer.
@@ -814,9 +822,41 @@ impl Dataset {
         self.samples.is_empty()
     }
 
+    /// A digest of the content as the store writes it: the metadata and every document
+    /// (a loaded document as read, a changed one as it will be written). Equal digests mean
+    /// the same documents; a dataset saved and loaded again keeps its digest.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        fn feed(h: &mut Sha256, part: &[u8]) {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let mut h = Sha256::new();
+        feed(
+            &mut h,
+            &serde_json::to_vec(&self.metadata).unwrap_or_default(),
+        );
+        let files = [
+            (Some(&self.samples), &self.samples_rest),
+            (self.frames.as_ref(), &self.frames_rest),
+        ];
+        for (docs, rest) in files {
+            for d in docs.into_iter().flatten() {
+                feed(&mut h, &d.body.written());
+            }
+            feed(&mut h, &serde_json::to_vec(rest).unwrap_or_default());
+        }
+        crate::merge::first16(&h.finalize()).to_string()
+    }
+
     /// The sample with this id.
     pub fn sample_by_id(&self, id: ObjectId) -> Option<&Sample> {
         self.index.get(&id).map(|i| &self.samples[*i])
+    }
+
+    /// Where the sample is in dataset order.
+    pub fn position(&self, id: ObjectId) -> Option<usize> {
+        self.index.get(&id).copied()
     }
 
     /// Mutable access to a sample; marks samples.json for saving.
@@ -1577,10 +1617,7 @@ fn write_docs<'d>(
             // FiftyOne streams samples with a bare comma between them.
             w.write_all(b",")?;
         }
-        match &d.body {
-            Body::Text { text, span, .. } => w.write_all(text[span.clone()].as_bytes())?,
-            Body::Owned(o) => serde_json::to_writer(&mut *w, o)?,
-        }
+        w.write_all(&d.body.written())?;
     }
     w.write_all(b"]")?;
     for (k, v) in rest {

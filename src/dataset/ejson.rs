@@ -1,20 +1,20 @@
 //! MongoDB Extended JSON helpers over `serde_json::Value`: the encoding FiftyOne's exports use
 //! for ids (`$oid`), dates (`$date`), non-finite floats (`$numberDouble`) and bytes (`$binary`).
+//! Ids, dates and binaries are `bson`'s, the crate the `mongodb` store uses, so both stores
+//! share one representation.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use bson::oid;
+use bson::spec::BinarySubtype;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-/// A MongoDB ObjectId: 12 bytes, written as 24 lowercase hex digits.
+/// A MongoDB ObjectId (`bson`'s): 12 bytes, written as 24 lowercase hex digits, and serialized
+/// as that hex string (as run records and plans store it).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectId([u8; 12]);
+pub struct ObjectId(oid::ObjectId);
 
 /// A string that is not 24 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,44 +24,25 @@ pub struct ObjectIdError(pub String);
 impl ObjectId {
     /// The id made of these 12 bytes.
     pub const fn from_bytes(bytes: [u8; 12]) -> Self {
-        ObjectId(bytes)
+        ObjectId(oid::ObjectId::from_bytes(bytes))
     }
 
     /// The 12 raw bytes.
     pub const fn bytes(&self) -> [u8; 12] {
-        self.0
+        self.0.bytes()
     }
 
     /// Parses 24 hex digits (either case).
     pub fn parse(s: &str) -> Result<Self, ObjectIdError> {
-        let raw = s.as_bytes();
-        if raw.len() != 24 {
-            return Err(ObjectIdError(s.to_owned()));
-        }
-        let mut out = [0u8; 12];
-        for (i, pair) in raw.chunks_exact(2).enumerate() {
-            match (hex_val(pair[0]), hex_val(pair[1])) {
-                (Some(h), Some(l)) => out[i] = (h << 4) | l,
-                _ => return Err(ObjectIdError(s.to_owned())),
-            }
-        }
-        Ok(ObjectId(out))
+        oid::ObjectId::parse_str(s)
+            .map(ObjectId)
+            .map_err(|_| ObjectIdError(s.to_owned()))
     }
 
-    /// A fresh id the way BSON drivers make them: 4-byte big-endian seconds since the epoch, a
+    /// A fresh id, as BSON drivers make them: 4-byte big-endian seconds since the epoch, a
     /// 5-byte per-process random value, a 3-byte counter starting at a random value.
     pub fn new() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as u32)
-            .unwrap_or(0);
-        let (process, counter) = process_state();
-        let n = counter.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
-        let mut b = [0u8; 12];
-        b[..4].copy_from_slice(&secs.to_be_bytes());
-        b[4..9].copy_from_slice(process);
-        b[9..].copy_from_slice(&n.to_be_bytes()[1..]);
-        ObjectId(b)
+        ObjectId(oid::ObjectId::new())
     }
 
     /// A deterministic id: the first 12 bytes of SHA-256 over the length-prefixed parts, so the
@@ -76,17 +57,18 @@ impl ObjectId {
         let digest = h.finalize();
         let mut b = [0u8; 12];
         b.copy_from_slice(&digest[..12]);
-        ObjectId(b)
+        ObjectId::from_bytes(b)
     }
 
     /// Seconds since the epoch encoded in the first 4 bytes.
     pub fn timestamp(&self) -> u32 {
-        u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
+        let b = self.bytes();
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
 
     /// `{"$oid": "<hex>"}`.
     pub fn to_ejson(&self) -> Value {
-        json!({ "$oid": self.to_string() })
+        bson::Bson::ObjectId(self.0).into_relaxed_extjson()
     }
 
     /// Reads `{"$oid": "<hex>"}` (or a bare hex string, which some tools write).
@@ -104,45 +86,27 @@ impl Default for ObjectId {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+impl From<oid::ObjectId> for ObjectId {
+    fn from(id: oid::ObjectId) -> Self {
+        ObjectId(id)
     }
 }
 
-/// The per-process random bytes and counter of `ObjectId::new`.
-fn process_state() -> (&'static [u8; 5], &'static AtomicU32) {
-    static STATE: OnceLock<([u8; 5], AtomicU32)> = OnceLock::new();
-    let state = STATE.get_or_init(|| {
-        // std's RandomState is seeded from the OS; hashing the clock and pid with it gives
-        // process-unique bytes without another dependency.
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        let r = h.finish().to_be_bytes();
-        let mut p = [0u8; 5];
-        p.copy_from_slice(&r[..5]);
-        let start = u32::from_be_bytes([0, r[5], r[6], r[7]]);
-        (p, AtomicU32::new(start))
-    });
-    (&state.0, &state.1)
+impl From<ObjectId> for oid::ObjectId {
+    fn from(id: ObjectId) -> Self {
+        id.0
+    }
+}
+
+impl From<ObjectId> for bson::Bson {
+    fn from(id: ObjectId) -> Self {
+        bson::Bson::ObjectId(id.0)
+    }
 }
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&self.0.to_hex())
     }
 }
 
@@ -207,13 +171,12 @@ pub fn date_str(v: &Value) -> Option<&str> {
 
 /// `{"$date": "<iso>"}` for the current time, millisecond precision, as FiftyOne writes it.
 pub fn date_now() -> Value {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    json!({ "$date": iso8601_millis(d.as_millis() as i64) })
+    let ms = bson::DateTime::now().timestamp_millis();
+    json!({ "$date": iso8601_millis(ms) })
 }
 
-/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`, always with 3 digits
+/// of milliseconds as FiftyOne writes dates (`bson`'s RFC 3339 drops trailing zeros).
 pub fn iso8601_millis(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let milli = ms.rem_euclid(1000);
@@ -372,15 +335,19 @@ impl Binary {
         let st = st.and_then(Value::as_str).ok_or(BinaryError::Shape)?;
         let subtype =
             u8::from_str_radix(st, 16).map_err(|_| BinaryError::SubType(st.to_owned()))?;
-        let bytes = B64
-            .decode(b64)
-            .map_err(|e| BinaryError::Base64(e.to_string()))?;
+        let bytes = bson::Binary::from_base64(b64, BinarySubtype::from(subtype))
+            .map_err(|e| BinaryError::Base64(e.to_string()))?
+            .bytes;
         Ok(Binary { subtype, bytes })
     }
 
-    /// `{"$binary": {"base64": "...", "subType": "00"}}`.
+    /// `{"$binary": {"base64": "...", "subType": "00"}}` (`bson`'s relaxed Extended JSON).
     pub fn to_ejson(&self) -> Value {
-        json!({ "$binary": { "base64": B64.encode(&self.bytes), "subType": format!("{:02x}", self.subtype) } })
+        bson::Bson::Binary(bson::Binary {
+            subtype: BinarySubtype::from(self.subtype),
+            bytes: self.bytes.clone(),
+        })
+        .into_relaxed_extjson()
     }
 
     /// Whether `v` looks like a `$binary` value.
@@ -398,6 +365,7 @@ fn single_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     #[test]
     fn object_id_parses_and_prints() {
@@ -407,6 +375,31 @@ mod tests {
         assert!(ObjectId::parse("6b02536263110a1e76c075f").is_err());
         assert!(ObjectId::parse("6b02536263110a1e76c075fz").is_err());
         assert!(ObjectId::parse("").is_err());
+    }
+
+    #[test]
+    fn ids_are_bsons_and_serialize_as_hex() {
+        let hex = "6b02536263110a1e76c075f7";
+        let id = ObjectId::parse(hex).unwrap();
+        let b: oid::ObjectId = id.into();
+        assert_eq!(b.to_hex(), hex);
+        assert_eq!(ObjectId::from(b), id);
+        assert_eq!(bson::Bson::from(id), bson::Bson::ObjectId(b));
+        assert_eq!(id.to_ejson(), json!({"$oid": hex}));
+        assert_eq!(serde_json::to_value(id).unwrap(), json!(hex));
+        assert_eq!(serde_json::from_value::<ObjectId>(json!(hex)).unwrap(), id);
+        assert_eq!(ObjectId::from_bytes(id.bytes()), id);
+    }
+
+    #[test]
+    fn dates_now_have_three_digit_milliseconds() {
+        let now = date_now();
+        let s = date_str(&now).unwrap();
+        assert_eq!((s.len(), &s[19..20], &s[23..]), (24, ".", "Z"), "{s}");
+        assert_eq!(
+            iso8601_millis(1_700_000_000_100),
+            "2023-11-14T22:13:20.100Z"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::expr::{self, Doc, Expr, ExprError, Val};
 use super::field_path::{FieldPath, Level};
 use super::labels::{self, Object};
 use super::rows::{LabelRows, Row};
-use crate::manifest::types::{SortBy, ViewStage};
+use crate::manifest::types::{MatchTags, SortBy, ViewStage};
 
 #[cfg(test)]
 #[path = "view_reference.rs"]
@@ -256,16 +256,24 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Whether the sample's `tags` hold `tag`.
+fn has_tag(sample: &Object, tag: &str) -> bool {
+    sample
+        .get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tag)))
+}
+
 fn label_id(l: &Object) -> Option<ObjectId> {
     l.get("_id").and_then(ObjectId::from_ejson)
 }
 
 /// A stage checked and compiled once: expressions parsed, ids resolved.
 enum Step<'s> {
-    MatchTags(&'s [String]),
-    /// `exists` on a frame field (`frames.<name>` without the prefix).
-    FrameExists(&'s str),
-    Exists(Expr),
+    MatchTags(&'s MatchTags),
+    /// `exists` on a frame field (`frames.<name>` without the prefix), and its `bool`.
+    FrameExists(&'s str, bool),
+    Exists(Expr, bool),
     FilterLabels {
         field: &'s str,
         expr: Expr,
@@ -292,8 +300,8 @@ impl Step<'_> {
         matches!(
             self,
             Step::MatchTags(_)
-                | Step::FrameExists(_)
-                | Step::Exists(_)
+                | Step::FrameExists(..)
+                | Step::Exists(..)
                 | Step::FilterLabels { .. }
                 | Step::MatchLabels { .. }
         )
@@ -308,8 +316,8 @@ impl Step<'_> {
         };
         match self {
             Step::MatchTags(_) => add("tags".to_owned()),
-            Step::FrameExists(f) => add(FieldPath::frame(f).to_string()),
-            Step::Exists(e) | Step::Sort { expr: e, .. } => {
+            Step::FrameExists(f, _) => add(FieldPath::frame(f).to_string()),
+            Step::Exists(e, _) | Step::Sort { expr: e, .. } => {
                 e.root_fields().into_iter().for_each(add)
             }
             Step::FilterLabels { field, .. } => add((*field).to_owned()),
@@ -345,10 +353,10 @@ fn compile<'s>(stages: &'s [ViewStage], ds: &Dataset) -> Result<Vec<Step<'s>>, V
     for (i, stage) in stages.iter().enumerate() {
         let name = stage_name(stage);
         steps.push(match stage {
-            ViewStage::MatchTags(tags) => Step::MatchTags(tags.as_slice()),
-            ViewStage::Exists(field) => match FieldPath::split(field) {
-                (Level::Frame, f) => Step::FrameExists(f),
-                (Level::Sample, _) => Step::Exists(parse_expr(i, name, field)?),
+            ViewStage::MatchTags(tags) => Step::MatchTags(tags),
+            ViewStage::Exists(e) => match FieldPath::split(e.field()) {
+                (Level::Frame, f) => Step::FrameExists(f, e.holds()),
+                (Level::Sample, _) => Step::Exists(parse_expr(i, name, e.field())?, e.holds()),
             },
             ViewStage::FilterLabels(f) => {
                 check_label_field(i, name, &f.field)?;
@@ -606,7 +614,10 @@ impl<'a> State<'a> {
             // Most samples without the tags are told by their text alone.
             let doc = &self.ds.samples()[s];
             let may_match = |step: &Step<'_>| match step {
-                Step::MatchTags(want) => want.iter().any(|w| doc.may_contain_string(w)),
+                // Selected only with tags the text must contain.
+                Step::MatchTags(want) if want.holds() => {
+                    want.selects(|w| doc.may_contain_string(w))
+                }
                 _ => true,
             };
             if !pass.tag_steps.iter().all(may_match) {
@@ -632,18 +643,14 @@ impl<'a> State<'a> {
     /// Applies one per-sample step to a parsed sample: whether the sample stays.
     fn passes(&self, step: &Step<'_>, ctx: &mut Ctx<'_>, s: usize, local: &mut Local) -> bool {
         match step {
-            Step::MatchTags(want) => {
-                let tags = ctx.sample.get("tags").and_then(Value::as_array);
-                tags.is_some_and(|t| {
-                    t.iter()
-                        .any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str())))
-                })
+            Step::MatchTags(want) => want.selects(|w| has_tag(&ctx.sample, w)),
+            Step::FrameExists(f, holds) => {
+                ctx.frames
+                    .iter()
+                    .any(|fr| fr.get(*f).is_some_and(|v| !v.is_null()))
+                    == *holds
             }
-            Step::FrameExists(f) => ctx
-                .frames
-                .iter()
-                .any(|fr| fr.get(*f).is_some_and(|v| !v.is_null())),
-            Step::Exists(e) => !matches!(expr::eval(e, &*ctx.sample), Val::Null),
+            Step::Exists(e, holds) => !matches!(expr::eval(e, &*ctx.sample), Val::Null) == *holds,
             Step::FilterLabels {
                 field,
                 expr: e,
@@ -700,13 +707,13 @@ fn label_only_reads(
     let mut whole = Vec::new();
     for step in steps {
         match step {
-            Step::Exists(e) => whole.extend(
+            Step::Exists(e, _) => whole.extend(
                 e.root_fields()
                     .into_iter()
                     .filter(|r| !e.reads_only_shape(r)),
             ),
             Step::MatchTags(_) => whole.push("tags".to_owned()),
-            Step::FrameExists(_)
+            Step::FrameExists(..)
             | Step::FilterLabels { .. }
             | Step::MatchLabels { .. }
             | Step::Select(_)
@@ -781,10 +788,37 @@ fn parse_expr(stage: usize, name: &'static str, src: &str) -> Result<Expr, ViewE
 /// one parse of each sample, while `select`, `sort_by`, `skip`, `limit` and `take` only
 /// reorder or cut the selection.
 pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
+    apply_from(stages, ds, None)
+}
+
+/// What the leading stages of a view selected when another evaluator (a database) answered
+/// them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    /// How many leading stages were answered.
+    pub stages: usize,
+    /// The samples they selected, in view order (ids the dataset does not hold are ignored).
+    pub ids: Vec<ObjectId>,
+}
+
+/// Like [`apply`], the first `from.stages` stages already answered by `from` (every stage is
+/// still checked).
+pub fn apply_from(
+    stages: &[ViewStage],
+    ds: &Dataset,
+    from: Option<Selected>,
+) -> Result<View, ViewError> {
     let steps = compile(stages, ds)?;
+    let (done, order) = match from {
+        Some(sel) => (
+            sel.stages.min(steps.len()),
+            sel.ids.iter().filter_map(|id| ds.position(*id)).collect(),
+        ),
+        None => (0, (0..ds.len()).collect()),
+    };
     let mut st = State {
         ds,
-        order: (0..ds.len()).collect(),
+        order,
         filters: IndexMap::new(),
     };
     // Filtered fields are listed in the order their first filter appears.
@@ -795,7 +829,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                 .or_insert_with(|| vec![None; ds.len()]);
         }
     }
-    let mut i = 0;
+    let mut i = done;
     while i < steps.len() {
         let run = steps[i..].iter().take_while(|s| s.per_sample()).count();
         if run > 0 || matches!(steps[i], Step::Sort { .. }) {
@@ -952,7 +986,9 @@ impl SplitMix64 {
 mod tests {
     use super::*;
     use crate::dataset::fields::FieldType;
-    use crate::manifest::types::{FilterLabels, MatchLabels, OneOrMany, SortExpr, Take};
+    use crate::manifest::types::{
+        Exists, ExistsWith, FilterLabels, MatchLabels, MatchTagsWith, OneOrMany, SortExpr, Take,
+    };
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::HashSet;
@@ -1025,16 +1061,67 @@ mod tests {
     fn match_tags_is_any_of() {
         let ds = synthetic(7);
         let v = apply(
-            &[ViewStage::MatchTags(OneOrMany::Many(vec![
-                "t0".into(),
-                "t2".into(),
-            ]))],
+            &[ViewStage::MatchTags(MatchTags::Tags(OneOrMany::Many(
+                vec!["t0".into(), "t2".into()],
+            )))],
             &ds,
         )
         .unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[0, 2, 3, 5, 6]));
-        let v = apply(&[ViewStage::MatchTags(OneOrMany::One("t1".into()))], &ds).unwrap();
+        let v = apply(
+            &[ViewStage::MatchTags(OneOrMany::One("t1".into()).into())],
+            &ds,
+        )
+        .unwrap();
         assert_eq!(v.sample_ids, ids(&ds, &[1, 4]));
+    }
+
+    #[test]
+    fn match_tags_with_bool_and_all_is_fiftyones() {
+        let ds = synthetic(7);
+        let with = |tags: &[&str], bool, all| {
+            let stage = ViewStage::MatchTags(MatchTags::With(MatchTagsWith {
+                tags: OneOrMany::Many(tags.iter().map(|t| (*t).to_owned()).collect()),
+                bool,
+                all,
+            }));
+            apply(&[stage], &ds).unwrap().sample_ids
+        };
+        assert_eq!(with(&["t0", "t2"], true, false), ids(&ds, &[0, 2, 3, 5, 6]));
+        assert_eq!(with(&["t0", "t2"], false, false), ids(&ds, &[1, 4]));
+        assert_eq!(with(&["t0", "t2"], true, true), ids(&ds, &[]));
+        assert_eq!(with(&["t0"], true, true), ids(&ds, &[0, 3, 6]));
+        assert_eq!(with(&["t0", "t2"], false, true).len(), 7);
+        // `$all` of no tags matches nothing, as in MongoDB.
+        assert_eq!(with(&[], true, true), ids(&ds, &[]));
+        assert_eq!(with(&[], false, true).len(), 7);
+    }
+
+    #[test]
+    fn exists_false_selects_missing_and_null() {
+        let ds = fixture("image-all-label-types");
+        let absent = |field: &str| {
+            let stage = ViewStage::Exists(Exists::With(ExistsWith {
+                field: field.into(),
+                bool: false,
+            }));
+            apply(&[stage], &ds).unwrap().len()
+        };
+        assert_eq!(absent("cls"), 0);
+        assert_eq!(absent("nope"), 5);
+        let video = fixture("video-tracks");
+        let stage = |field: &str| {
+            ViewStage::Exists(Exists::With(ExistsWith {
+                field: field.into(),
+                bool: false,
+            }))
+        };
+        assert_eq!(
+            apply(&[stage("metadata")], &video).unwrap().len(),
+            1,
+            "null"
+        );
+        assert_eq!(apply(&[stage("frames.dets")], &video).unwrap().len(), 0);
     }
 
     #[test]
@@ -1206,7 +1293,7 @@ mod tests {
         // A sample excluded by an earlier stage stays excluded.
         let v = apply(
             &[
-                ViewStage::MatchTags(OneOrMany::One("t0".into())),
+                ViewStage::MatchTags(OneOrMany::One("t0".into()).into()),
                 sel(want.iter().map(ToString::to_string).collect()),
             ],
             &ds,
@@ -1293,9 +1380,17 @@ mod tests {
 
     /// One stage of any kind over [`synthetic`] datasets.
     fn any_stage() -> impl Strategy<Value = ViewStage> {
-        let tags = prop::sample::subsequence(vec!["t0", "t1", "t2", "t9"], 1..3).prop_map(|t| {
-            ViewStage::MatchTags(OneOrMany::Many(t.into_iter().map(String::from).collect()))
-        });
+        let tags = (
+            prop::sample::subsequence(vec!["t0", "t1", "t2", "t9"], 0..3),
+            prop::option::of((any::<bool>(), any::<bool>())),
+        )
+            .prop_map(|(t, with)| {
+                let tags = OneOrMany::Many(t.into_iter().map(String::from).collect());
+                ViewStage::MatchTags(match with {
+                    None => MatchTags::Tags(tags),
+                    Some((bool, all)) => MatchTags::With(MatchTagsWith { tags, bool, all }),
+                })
+            });
         let exists = prop::sample::select(vec![
             "n_int",
             "ground_truth",
@@ -1303,7 +1398,17 @@ mod tests {
             "ground_truth.detections",
             "count(ground_truth) > 2 || null",
         ])
-        .prop_map(|f| ViewStage::Exists(f.into()));
+        .prop_flat_map(|f| {
+            prop_oneof![
+                Just(ViewStage::Exists(f.into())),
+                any::<bool>().prop_map(move |bool| {
+                    ViewStage::Exists(Exists::With(ExistsWith {
+                        field: f.into(),
+                        bool,
+                    }))
+                }),
+            ]
+        });
         let wheres = prop::sample::select(vec![
             "confidence > 0.15",
             "label == 'car'",

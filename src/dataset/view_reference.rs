@@ -12,7 +12,7 @@ use super::super::ejson::ObjectId;
 use super::super::expr::{self, Val};
 use super::super::field_path::{FieldPath, Level};
 use super::super::labels::{self, Object};
-use super::{Ctx, SortKey, SplitMix64, View, ViewError, label_id, parse_expr, stage_name};
+use super::{Ctx, SortKey, SplitMix64, View, ViewError, has_tag, label_id, parse_expr, stage_name};
 use crate::manifest::types::{SortBy, ViewStage};
 
 /// Evaluation state: sample positions in view order and the surviving labels of filtered
@@ -123,25 +123,21 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
     for (i, stage) in stages.iter().enumerate() {
         let name = stage_name(stage);
         match stage {
-            ViewStage::MatchTags(tags) => {
-                let want = tags.as_slice();
+            ViewStage::MatchTags(want) => {
                 st.order.retain(|&s| {
                     let ctx = Ctx::new(ds, s, &["tags"]);
-                    let tags = ctx.sample.get("tags").and_then(Value::as_array);
-                    tags.is_some_and(|t| {
-                        t.iter()
-                            .any(|t| want.iter().any(|w| t.as_str() == Some(w.as_str())))
-                    })
+                    want.selects(|w| has_tag(&ctx.sample, w))
                 });
             }
-            ViewStage::Exists(field) => match FieldPath::split(field) {
+            ViewStage::Exists(exists) => match FieldPath::split(exists.field()) {
                 (Level::Frame, f) => st.order.retain(|&s| {
                     ds.frames(ds.samples()[s].id())
                         .iter()
                         .any(|fr| fr.object().get(f).is_some_and(|v| !v.is_null()))
+                        == exists.holds()
                 }),
                 (Level::Sample, _) => {
-                    let e = parse_expr(i, name, field)?;
+                    let e = parse_expr(i, name, exists.field())?;
                     let roots = e.root_fields();
                     let docs: Vec<bool> = st
                         .order
@@ -149,6 +145,7 @@ pub fn apply(stages: &[ViewStage], ds: &Dataset) -> Result<View, ViewError> {
                         .map(|&s| {
                             let ctx = Ctx::new(ds, s, &roots);
                             !matches!(expr::eval(&e, &*st.sample_doc(&ctx, s)), Val::Null)
+                                == exists.holds()
                         })
                         .collect();
                     let mut keep = docs.into_iter();

@@ -108,10 +108,10 @@ impl std::fmt::Display for RunKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ViewStage {
-    /// Samples having any of these tags.
-    MatchTags(OneOrMany<String>),
-    /// Samples whose field is set (non-null).
-    Exists(String),
+    /// Samples having any of these tags, or FiftyOne's `{tags, bool, all}`.
+    MatchTags(MatchTags),
+    /// Samples whose field is set (non-null), or FiftyOne's `{field, bool}`.
+    Exists(Exists),
     /// Keep only the labels of `field` matching `where`; with `only_matches` (default true)
     /// samples left with no label are dropped.
     FilterLabels(FilterLabels),
@@ -127,6 +127,113 @@ pub enum ViewStage {
     Limit(u64),
     /// A deterministic random subset of `size` samples.
     Take(Take),
+}
+
+/// `match_tags` arguments: a tag or a list of tags (samples with any of them), or FiftyOne's
+/// `MatchTags(tags, bool, all)` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MatchTags {
+    /// Samples with any of these tags.
+    Tags(OneOrMany<String>),
+    /// FiftyOne's arguments.
+    With(MatchTagsWith),
+}
+
+/// `match_tags: {tags, bool, all}`, as FiftyOne's `match_tags()`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchTagsWith {
+    /// The tags.
+    pub tags: OneOrMany<String>,
+    /// `false`: the samples that do NOT match (default true).
+    #[serde(default = "yes")]
+    pub bool: bool,
+    /// Match samples having all of the tags rather than any (default false).
+    #[serde(default)]
+    pub all: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MatchTags {
+    /// The tags.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            MatchTags::Tags(t) | MatchTags::With(MatchTagsWith { tags: t, .. }) => t.as_slice(),
+        }
+    }
+
+    /// Whether matching samples are kept (`bool`).
+    pub fn holds(&self) -> bool {
+        !matches!(self, MatchTags::With(w) if !w.bool)
+    }
+
+    /// Whether all of the tags are needed (`all`).
+    pub fn all(&self) -> bool {
+        matches!(self, MatchTags::With(w) if w.all)
+    }
+
+    /// Whether a sample whose tags are those for which `has` holds is selected, as FiftyOne
+    /// decides it (`$in`, `$all`, `$nin`, `$not: {$all}`; `$all` of no tags matches nothing).
+    pub fn selects(&self, has: impl Fn(&str) -> bool) -> bool {
+        let tags = self.tags();
+        let matched = if self.all() {
+            !tags.is_empty() && tags.iter().all(|t| has(t))
+        } else {
+            tags.iter().any(|t| has(t))
+        };
+        matched == self.holds()
+    }
+}
+
+impl From<OneOrMany<String>> for MatchTags {
+    fn from(tags: OneOrMany<String>) -> Self {
+        MatchTags::Tags(tags)
+    }
+}
+
+/// `exists` arguments: a field (samples where it is set), or FiftyOne's `Exists(field, bool)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Exists {
+    /// Samples whose field is set (not missing, not null).
+    Field(String),
+    /// FiftyOne's arguments.
+    With(ExistsWith),
+}
+
+/// `exists: {field, bool}`, as FiftyOne's `exists()`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExistsWith {
+    /// The field.
+    pub field: String,
+    /// `false`: the samples whose field is missing or null (default true).
+    #[serde(default = "yes")]
+    pub bool: bool,
+}
+
+impl Exists {
+    /// The field (an expression over the sample, or `frames.<name>`).
+    pub fn field(&self) -> &str {
+        match self {
+            Exists::Field(f) | Exists::With(ExistsWith { field: f, .. }) => f,
+        }
+    }
+
+    /// Whether samples where the field is set are kept (`bool`).
+    pub fn holds(&self) -> bool {
+        !matches!(self, Exists::With(w) if !w.bool)
+    }
+}
+
+impl From<&str> for Exists {
+    fn from(field: &str) -> Self {
+        Exists::Field(field.to_owned())
+    }
 }
 
 /// A value written either alone or as a list.

@@ -10,8 +10,8 @@ use crate::backend::{BackendKind, Capabilities};
 use crate::config::Config;
 use crate::dataset::{expr, view};
 use crate::diag::Problem;
-use crate::schema::{RecordedSchemas, ResolvedSchema, resolve};
-use crate::workspace::Datasets;
+use crate::schema::{Recorded, RecordedSchemas, ResolvedSchema, resolve};
+use crate::workspace::{Datasets, StoreError};
 use std::collections::HashMap;
 
 const SHORTHAND: [&str; 10] = [
@@ -53,6 +53,17 @@ pub struct Validation {
     /// Problems of one run against its dataset (dataset, key): that run cannot be planned,
     /// the others can.
     pub per_run: Vec<((String, String), Problem)>,
+    /// What validation resolved for each run (dataset, key) that resolved without problems:
+    /// the engine plans from it instead of resolving again.
+    pub resolved: HashMap<(String, String), Resolved>,
+}
+
+/// A run resolved against its dataset: the view, the schema, and that no label of it is one a
+/// backend cannot take back unchanged.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub view: view::View,
+    pub schema: ResolvedSchema,
 }
 
 /// [`validate_with`], keeping the problems of one run against its dataset apart.
@@ -64,6 +75,7 @@ pub fn validate_split(
 ) -> Validation {
     let mut problems = Vec::new();
     let mut per_run = Vec::new();
+    let mut resolved = HashMap::new();
     let mut seen: HashMap<(&str, &str), &LoadedRun> = HashMap::new();
     for r in runs {
         let key = (r.run.dataset.as_str(), r.run.key.0.as_str());
@@ -94,22 +106,35 @@ pub fn validate_split(
             recorded: recorded.get(&(r.run.dataset.clone(), r.run.key.0.clone())),
             out: &mut problems,
             dataset_out: Vec::new(),
+            resolved: None,
         };
         check.run();
         let key = (r.run.dataset.clone(), r.run.key.0.clone());
-        per_run.extend(check.dataset_out.into_iter().map(|p| (key.clone(), p)));
+        let (dataset_out, done) = (check.dataset_out, check.resolved);
+        match done {
+            Some(done) if dataset_out.is_empty() => {
+                resolved.insert(key, done);
+            }
+            _ => per_run.extend(dataset_out.into_iter().map(|p| (key.clone(), p))),
+        }
     }
-    Validation { problems, per_run }
+    Validation {
+        problems,
+        per_run,
+        resolved,
+    }
 }
 
 struct RunCheck<'a> {
     r: &'a LoadedRun,
     config: &'a Config,
     datasets: &'a mut Datasets,
-    recorded: Option<&'a ResolvedSchema>,
+    recorded: Option<&'a Recorded>,
     out: &'a mut Vec<Problem>,
     /// Problems of the run against its dataset (see [`Validation::per_run`]).
     dataset_out: Vec<Problem>,
+    /// The run's view and schema, once they resolved (see [`Validation::resolved`]).
+    resolved: Option<Resolved>,
 }
 
 impl RunCheck<'_> {
@@ -325,37 +350,40 @@ impl RunCheck<'_> {
     /// Checks that need the dataset: the view applies, and every field's schema resolves.
     fn against_dataset(&mut self, kind: Option<BackendKind>) {
         let run = &self.r.run;
-        let Some(loaded) = self.datasets.get(&run.dataset) else {
+        if self.datasets.get(&run.dataset).is_none_or(|l| l.is_err()) {
+            return self.unloadable();
+        }
+        let view = self.datasets.view(&run.dataset, &run.view);
+        let Some(Ok(ds)) = self.datasets.get(&run.dataset) else {
             return;
         };
         let mut found = Vec::new();
-        match loaded {
+        match view {
+            Err(StoreError::View(e)) => {
+                let stage = match &e {
+                    view::ViewError::Expr { stage, .. }
+                    | view::ViewError::InvalidId { stage, .. }
+                    | view::ViewError::UnknownSample { stage, .. }
+                    | view::ViewError::Field { stage, .. } => *stage,
+                };
+                let msg = e.to_string().lines().next().unwrap_or_default().to_string();
+                found.push((
+                    vec![Key("view"), Index(stage)],
+                    false,
+                    format!("{msg} (dataset `{}`)", run.dataset),
+                    "cannot apply".into(),
+                ));
+            }
             Err(e) => found.push((
-                vec![Key("dataset")],
+                vec![Key("view")],
                 false,
-                format!("cannot load dataset `{}`: {e}", run.dataset),
-                "unreadable".to_string(),
+                format!("cannot select the view of dataset `{}`: {e}", run.dataset),
+                "cannot apply".into(),
             )),
-            Ok(ds) => match view::apply(&run.view, ds) {
-                Err(e) => {
-                    let stage = match &e {
-                        view::ViewError::Expr { stage, .. }
-                        | view::ViewError::InvalidId { stage, .. }
-                        | view::ViewError::UnknownSample { stage, .. }
-                        | view::ViewError::Field { stage, .. } => *stage,
-                    };
-                    let msg = e.to_string().lines().next().unwrap_or_default().to_string();
+            Ok(v) => {
+                let video = ds.media_type() == "video";
+                if let Some(kind) = kind.filter(|k| video && !k.capabilities().video) {
                     found.push((
-                        vec![Key("view"), Index(stage)],
-                        false,
-                        format!("{msg} (dataset `{}`)", run.dataset),
-                        "cannot apply".into(),
-                    ));
-                }
-                Ok(v) => {
-                    let video = ds.media_type() == "video";
-                    if let Some(kind) = kind.filter(|k| video && !k.capabilities().video) {
-                        found.push((
                             vec![Key("key")],
                             false,
                             format!(
@@ -364,22 +392,22 @@ impl RunCheck<'_> {
                             ),
                             "video dataset".into(),
                         ));
-                    }
-                    for f in fields(run) {
-                        let (path, at_key) = f.location();
-                        if f.name.is_frame() && !video {
-                            found.push((
-                                path,
-                                at_key,
-                                format!(
-                                    "`{}` is a frame field but dataset `{}` holds images",
-                                    f.name, run.dataset
-                                ),
-                                "frame field".into(),
-                            ));
-                        } else if !f.name.is_frame() && video && kind == Some(BackendKind::Cvat) {
-                            // FiftyOne: CVAT does not annotate a video's sample fields.
-                            found.push((
+                }
+                for f in fields(run) {
+                    let (path, at_key) = f.location();
+                    if f.name.is_frame() && !video {
+                        found.push((
+                            path,
+                            at_key,
+                            format!(
+                                "`{}` is a frame field but dataset `{}` holds images",
+                                f.name, run.dataset
+                            ),
+                            "frame field".into(),
+                        ));
+                    } else if !f.name.is_frame() && video && kind == Some(BackendKind::Cvat) {
+                        // FiftyOne: CVAT does not annotate a video's sample fields.
+                        found.push((
                                 path,
                                 at_key,
                                 format!(
@@ -388,14 +416,21 @@ impl RunCheck<'_> {
                                 ),
                                 "sample field".into(),
                             ));
-                        }
                     }
-                    if let Some(kind) = kind {
-                        let resolved = resolve::resolve(run, ds, &v, kind, self.recorded);
-                        if let Ok(schema) = &resolved {
-                            found.extend(unsendable(ds, &v, schema, &run.dataset));
+                }
+                let unchanged = kind.and_then(|k| resolve::unchanged(run, ds, k, self.recorded));
+                if let Some(schema) = unchanged {
+                    // Resolved and checked before, from what is still the same.
+                    let schema = schema.clone();
+                    self.resolved = Some(Resolved { view: v, schema });
+                } else if let Some(kind) = kind {
+                    let recorded = self.recorded.map(|r| &r.schema);
+                    match resolve::resolve(run, ds, &v, kind, recorded) {
+                        Ok(schema) => {
+                            found.extend(unsendable(ds, &v, &schema, &run.dataset));
+                            self.resolved = Some(Resolved { view: v, schema });
                         }
-                        if let Err(errors) = resolved {
+                        Err(errors) => {
                             for e in errors {
                                 let (path, at_key) = fields(run)
                                     .into_iter()
@@ -411,8 +446,28 @@ impl RunCheck<'_> {
                         }
                     }
                 }
-            },
+            }
         }
+        self.report(found);
+    }
+
+    /// The run's dataset cannot be loaded (`None` when annoform.toml does not declare it:
+    /// reported elsewhere).
+    fn unloadable(&mut self) {
+        let run = &self.r.run;
+        let Some(Err(e)) = self.datasets.get(&run.dataset) else {
+            return;
+        };
+        let found = vec![(
+            vec![Key("dataset")],
+            false,
+            format!("cannot load dataset `{}`: {e}", run.dataset),
+            "unreadable".to_string(),
+        )];
+        self.report(found);
+    }
+
+    fn report(&mut self, found: Vec<(Vec<PathItem<'_>>, bool, String, String)>) {
         for (path, at_key, msg, label) in found {
             let p = self.r.problem(&path, at_key, msg, &label);
             self.dataset_out.push(p);

@@ -442,7 +442,7 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
                 class: dl.get("label").and_then(Value::as_str).map(String::from),
                 outside_schema: outside.is_some(),
             });
-            result.push(Cow::Borrowed(dl));
+            result.push(added_label(dl));
             changed = true;
         }
     }
@@ -453,6 +453,21 @@ pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
         ));
     }
     out
+}
+
+/// A label the backend added, as it goes into the field: a `keyframe: null` (no keyframe,
+/// see [`follow_keyframe`]) is left out, as FiftyOne's loader creates new labels.
+fn added_label(dl: &Value) -> Cow<'_, Value> {
+    match dl.get("keyframe") {
+        Some(Value::Null) => {
+            let mut l = dl.clone();
+            if let Some(o) = l.as_object_mut() {
+                o.remove("keyframe");
+            }
+            Cow::Owned(l)
+        }
+        _ => Cow::Borrowed(dl),
+    }
 }
 
 /// Gives a downloaded label the dataset label's geometry when the backend holds exactly that
@@ -603,11 +618,9 @@ fn merge_label<'v>(
     let cur_m = managed(cur, schema);
     let dl_m = managed(dl, schema);
     if cur_m == dl_m {
-        return (
-            Cow::Borrowed(cur),
-            Vec::new(),
-            !read_only_changed.is_empty(),
-        );
+        let mut applied = Vec::new();
+        let merged = follow_keyframe(Cow::Borrowed(cur), dl, input, &mut applied);
+        return (merged, applied, !read_only_changed.is_empty());
     }
     let dataset_changed = digest16(&Value::Object(cur_m.clone())) != uploaded_digest;
     let backend_changed = digest16(&Value::Object(dl_m.clone())) != uploaded_digest;
@@ -636,11 +649,9 @@ fn merge_label<'v>(
         }
     } else if !backend_changed {
         // Only the dataset changed since upload: annotators did not touch it.
-        return (
-            Cow::Borrowed(cur),
-            Vec::new(),
-            !read_only_changed.is_empty(),
-        );
+        let mut applied = Vec::new();
+        let merged = follow_keyframe(Cow::Borrowed(cur), dl, input, &mut applied);
+        return (merged, applied, !read_only_changed.is_empty());
     }
     let r = schema.restrictions;
     let mut m = LabelMerge {
@@ -685,26 +696,44 @@ fn merge_label<'v>(
     for name in writable_attributes(dl, schema) {
         m.take(&[name.as_str()], None, ChangeKind::Attribute);
     }
-    // A frame label edited in the backend takes the backend's `keyframe` with the edit (a
-    // moved track becomes a keyframe there); alone it is no change, since a backend may mark
-    // keyframes of its own on labels nobody edited (CVAT makes every uploaded frame one).
-    if input.frame.is_some()
-        && !m.applied.is_empty()
-        && let Some(k) = dl
-            .get("keyframe")
-            .filter(|k| cur.get("keyframe") != Some(*k))
-    {
-        m.merged.insert("keyframe".into(), k.clone());
-    }
     let rejected = !m.rejected.is_empty() || !read_only_changed.is_empty();
     out.rejected.extend(
         m.rejected
             .into_iter()
             .map(|(change, attribute, reason)| rejection(input, id, change, attribute, reason)),
     );
-    let merged = m.merged;
-    let applied = m.applied;
-    (Cow::Owned(Value::Object(merged)), applied, rejected)
+    let mut applied = m.applied;
+    let merged = Cow::Owned(Value::Object(m.merged));
+    (
+        follow_keyframe(merged, dl, input, &mut applied),
+        applied,
+        rejected,
+    )
+}
+
+/// A frame label the backend hands back with a `keyframe` key takes its value (`true`, or
+/// `null` where it is no keyframe), as FiftyOne's loader sets `keyframe` on every label it
+/// merges when it imports keyframe marks; a label without the key keeps its own. A label
+/// without a mark is not given a `null` one (they read the same). The change is applied as
+/// `keyframe`, so it counts as an edit: it changes the dataset.
+fn follow_keyframe<'v>(
+    merged: Cow<'v, Value>,
+    dl: &Value,
+    input: &FieldInput<'_>,
+    applied: &mut Vec<String>,
+) -> Cow<'v, Value> {
+    let Some(wanted) = dl.get("keyframe").filter(|_| input.frame.is_some()) else {
+        return merged;
+    };
+    if merged.get("keyframe").unwrap_or(&Value::Null) == wanted {
+        return merged;
+    }
+    let mut merged = merged.into_owned();
+    if let Some(o) = merged.as_object_mut() {
+        o.insert("keyframe".into(), wanted.clone());
+        applied.push("keyframe".into());
+    }
+    Cow::Owned(merged)
 }
 
 /// A change of a label of this field and sample that is not merged.

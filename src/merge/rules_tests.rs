@@ -740,20 +740,28 @@ proptest! {
     }
 }
 
-/// A frame label takes the backend's `keyframe` with an edit, never alone: a backend may mark
-/// keyframes of its own on labels nobody edited.
+/// A frame label handed back with a `keyframe` key takes it, as FiftyOne's loader does when
+/// it imports keyframe marks (`true`, or `null` over a mark the label had: an edit); without
+/// the key (marks not imported) the label keeps its own; a new label has no `null` mark.
 #[test]
-fn keyframes_follow_edits_of_frame_labels() {
+fn keyframes_follow_the_backend_where_it_hands_them() {
     let f = field(LabelType::Detections, Restrictions::default());
     let cur = label(LabelType::Detections, A, "a", 0);
-    let uploaded = [UploadedLabel {
-        id: label_key(&cur, f.label_type).unwrap(),
-        digest: label_digest(&cur, &f),
-    }];
-    let run = |dl: Value| {
-        let downloaded = [DownloadedLabel::new("t1", dl).on_frame(FrameNumber::FIRST)];
+    let run = |cur: &Value, dl: Value| {
+        let uploaded = [UploadedLabel {
+            id: label_key(cur, f.label_type).unwrap(),
+            digest: label_digest(cur, &f),
+        }];
+        let downloaded = [
+            DownloadedLabel::new("t1", dl).on_frame(FrameNumber::FIRST),
+            DownloadedLabel::new(
+                "t2",
+                json!({"_cls": "Detection", "label": "a", "bounding_box": [0, 0, 1, 1], "keyframe": null}),
+            )
+            .on_frame(FrameNumber::FIRST),
+        ];
         let current = field_value(vec![cur.clone()], f.label_type);
-        merge_field(&FieldInput {
+        let out = merge_field(&FieldInput {
             field: "frames.f",
             frame: Some(FrameNumber::FIRST),
             schema: &f,
@@ -766,20 +774,31 @@ fn keyframes_follow_edits_of_frame_labels() {
             conflicts: Conflicts::Error,
             unexpected: Unexpected::Keep,
             as_held: None,
-        })
+        });
+        assert_eq!(out.counts.added, 1);
+        let value = out.new_value.clone().flatten();
+        let after = labels_of(value.as_ref(), f.label_type);
+        assert!(after[1].get("keyframe").is_none(), "{after:?}");
+        (out.counts.edited, after[0].clone())
     };
-    let mut marked = cur.clone();
-    marked["keyframe"] = json!(true);
-    let out = run(marked.clone());
-    assert_eq!(out.counts.unchanged, 1);
-    assert!(
-        out.new_value.is_none(),
-        "a keyframe mark alone is no change"
+    let with = |l: &Value, k: Value| {
+        let mut l = l.clone();
+        l["keyframe"] = k;
+        l
+    };
+    // Not imported: the label keeps what it has.
+    assert_eq!(run(&cur, cur.clone()), (0, cur.clone()));
+    let marked = with(&cur, json!(true));
+    assert_eq!(run(&marked, cur.clone()), (0, marked.clone()));
+    // Imported: a keyframe now, or no longer one; a label without a mark stays without.
+    assert_eq!(run(&cur, marked.clone()), (1, marked.clone()));
+    assert_eq!(
+        run(&marked, with(&cur, Value::Null)),
+        (1, with(&cur, Value::Null))
     );
-    marked["bounding_box"] = json!([0.5, 0.2, 0.3, 0.4]);
-    let out = run(marked);
-    assert_eq!(out.counts.edited, 1);
-    let after = labels_of(out.new_value.unwrap().as_ref(), f.label_type);
-    assert_eq!(after[0]["keyframe"], true, "{after:?}");
-    assert_eq!(after[0]["bounding_box"], json!([0.5, 0.2, 0.3, 0.4]));
+    assert_eq!(run(&cur, with(&cur, Value::Null)), (0, cur.clone()));
+    // With an edit.
+    let mut moved = with(&cur, json!(true));
+    moved["bounding_box"] = json!([0.5, 0.2, 0.3, 0.4]);
+    assert_eq!(run(&cur, moved.clone()), (1, moved));
 }

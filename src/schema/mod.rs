@@ -10,7 +10,15 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 /// The schemas recorded for runs, by (dataset, key).
-pub type RecordedSchemas = std::collections::HashMap<(String, String), ResolvedSchema>;
+pub type RecordedSchemas = std::collections::HashMap<(String, String), Recorded>;
+
+/// What a run record says of its schema.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub schema: ResolvedSchema,
+    /// See [`crate::state::RunRecord::resolved_from`].
+    pub resolved_from: Option<String>,
+}
 
 /// The resolved schema of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

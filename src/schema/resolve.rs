@@ -1,7 +1,7 @@
 //! Resolve a run's label schema (full form or shorthand) against its dataset: infer types,
 //! classes and attributes of existing fields the way FiftyOne's `annotate()` does.
 
-use super::{ResolvedAttribute, ResolvedField, ResolvedSchema, Restrictions};
+use super::{Recorded, ResolvedAttribute, ResolvedField, ResolvedSchema, Restrictions};
 use crate::backend::BackendKind;
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
@@ -21,6 +21,38 @@ use std::collections::BTreeSet;
 pub struct SchemaError {
     pub field: FieldPath,
     pub message: String,
+}
+
+/// What resolving `run` to `schema` depends on, as one digest (see
+/// [`crate::state::RunRecord::resolved_from`]): the run, the backend kind, the dataset's
+/// content ([`Dataset::content_digest`]) and the schema; annoform's version too, so that
+/// another version resolves again.
+pub fn inputs_digest(
+    run: &AnnotationRun,
+    kind: BackendKind,
+    dataset: &str,
+    schema: &ResolvedSchema,
+) -> String {
+    crate::merge::digest(&serde_json::json!({
+        "annoform": env!("CARGO_PKG_VERSION"),
+        "kind": kind.to_string(),
+        "run": run,
+        "dataset": dataset,
+        "schema": schema,
+    }))
+}
+
+/// The recorded schema, when the record's [`Recorded::resolved_from`] says that `run` and
+/// `ds` resolve to it with every label sendable (nothing it depends on changed since).
+pub fn unchanged<'r>(
+    run: &AnnotationRun,
+    ds: &Dataset,
+    kind: BackendKind,
+    recorded: Option<&'r Recorded>,
+) -> Option<&'r ResolvedSchema> {
+    let r = recorded?;
+    let from = r.resolved_from.as_deref()?;
+    (inputs_digest(run, kind, &ds.content_digest(), &r.schema) == from).then_some(&r.schema)
 }
 
 /// Resolve every field of `run` against `ds` (labels observed through `view`).

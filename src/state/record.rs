@@ -28,6 +28,12 @@ pub struct RunRecord {
     pub updated_at: String,
     /// Digest of the manifest document the run was last applied from.
     pub manifest_digest: String,
+    /// Digest of what `schema` was resolved from (the run as in its manifest, the backend
+    /// kind, the dataset's content and the schema itself), kept once resolving them gave this
+    /// schema and found every label of the view sendable: while a plan's inputs digest the
+    /// same, it takes the schema as recorded instead of resolving and checking again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<String>,
     /// Backend name (as in manifests) and its non-secret settings.
     pub backend: String,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -219,6 +225,7 @@ impl RunRecord {
             created_at: now.to_string(),
             updated_at: now.to_string(),
             manifest_digest: String::new(),
+            resolved_from: None,
             backend: backend.to_string(),
             backend_config: serde_json::Map::new(),
             schema: ResolvedSchema::default(),

@@ -1332,3 +1332,61 @@ fn engine_errors_say_what_to_change() {
         "{plan:#}"
     );
 }
+
+/// After an apply the record keeps what its schema was resolved from, and plans take the
+/// recorded schema while that is unchanged; a changed dataset or manifest is resolved and
+/// checked again (the skip cannot hide a change), and a record without the digest (an older
+/// annoform's) is resolved in full.
+#[test]
+fn plans_resolve_again_when_the_dataset_or_the_manifest_changed() {
+    let manifest = format!("{RUN}view:\n  - match_tags: train\nlabel_field: ground_truth\n");
+    let ws = engine_workspace(&manifest);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    let digest = state_record(&ws)["resolved_from"].clone();
+    assert!(digest.is_string(), "the apply keeps the digest: {digest}");
+    assert_eq!(plan_json(&ws)["changes"], false);
+
+    // A label no backend can take back, written into the dataset after the apply.
+    let path = ws.path().join("datasets/quickstart/samples.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let unsendable = original.replacen(
+        r#""bounding_box": [0.1, 0.2, 0.3, 0.4]"#,
+        r#""bounding_box": [1e308, 1e308, 1e308, 1e308]"#,
+        1,
+    );
+    assert_ne!(unsendable, original);
+    std::fs::write(&path, unsendable).unwrap();
+    let out = ws.run(&["plan"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_ne!(out.code, 0, "{all}");
+    assert!(all.contains("1e308") && all.contains(FIRST), "{all}");
+
+    // The dataset as it was: the recorded digest holds again.
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(plan_json(&ws)["changes"], false);
+
+    // A record without the digest resolves in full, and plans the same.
+    let mut record = state_record(&ws);
+    record.as_object_mut().unwrap().remove("resolved_from");
+    ws.write(
+        ".annoform/state/quickstart/review.json",
+        &serde_json::to_string_pretty(&record).unwrap(),
+    );
+    assert_eq!(plan_json(&ws)["changes"], false);
+    ok(ws.run(&["apply", "--auto-approve"]));
+    assert_eq!(state_record(&ws)["resolved_from"], digest, "kept again");
+
+    // A class added in the manifest is resolved into the plan's schema.
+    ws.write(
+        "manifests/run.yaml",
+        &format!("{manifest}classes: [bird, car, cat, dog, person, zebra]\n"),
+    );
+    let plan = plan_json(&ws);
+    let classes = &plan["runs"][0]["schema"]["fields"]["ground_truth"]["classes"];
+    assert!(
+        classes
+            .as_array()
+            .is_some_and(|c| c.contains(&json!("zebra"))),
+        "{plan:#}"
+    );
+}

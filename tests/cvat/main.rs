@@ -25,6 +25,7 @@ mod trials;
 mod unexpected;
 mod video;
 mod video_drift;
+mod video_keyframes;
 mod video_kills;
 mod video_run;
 

@@ -18,10 +18,7 @@ fn scenario(cvat: &Cvat, proxy: &FaultProxy, n: usize) -> (Ws, String) {
     via(&ws, cvat, &proxy.url);
     let key = format!("v{n}");
     let run = RUN.replace("key: tracks", &format!("key: {key}"));
-    ws.manifest(
-        "run.yaml",
-        &format!("{run}backend_config:\n  task_size: 1\n"),
-    );
+    ws.manifest("run.yaml", &run);
     (ws, format!("annoform/ds/{key}"))
 }
 

@@ -14,6 +14,11 @@
     runs NAME                    the dataset's annotation runs as FiftyOne shows them: per
                                  key its config, the ids of its view, and what
                                  load_annotation_results answers
+    varied NAME N                a dataset of N image samples whose tags, ints (with ties),
+                                 floats (some None), strings and detections (confidence
+                                 None, 0.4 or NaN) vary
+    views NAME VIEWS_JSON        per view (a list of annoform view stages FiftyOne has, in
+                                 manifest form) `len(view)` and `view.values("id")`
 """
 
 import json
@@ -124,6 +129,67 @@ def runs(name):
     print(json_util.dumps(out, json_options=json_util.RELAXED_JSON_OPTIONS))
 
 
+def varied(name, n):
+    ds = fo.Dataset(name, persistent=True)
+    samples = []
+    for i in range(int(n)):
+        tags = [t for t, on in (("a", i % 3 == 0), ("b", i % 3 == 1), ("c", i % 5 == 0)) if on]
+        s = fo.Sample(filepath=f"/data/img{i:02}.png", tags=tags, n=i % 4)
+        s["score"] = None if i % 6 == 0 else (i * 37 % 11) / 10
+        s["name"] = f"s{(i * 7) % int(n):02}"
+        if i % 5 != 1:
+            s["gt"] = fo.Detections(
+                detections=[
+                    fo.Detection(
+                        label=("car", "bus")[j % 2],
+                        bounding_box=[0.1, 0.1, 0.2, 0.2],
+                        confidence=(None, 0.4, float("nan"))[j],
+                        tags=["x"] if j == 1 else [],
+                    )
+                    for j in range(i % 4)
+                ]
+            )
+        samples.append(s)
+    ds.add_samples(samples)
+    print(json.dumps({"ids": ds.values("id")}))
+
+
+def _stage(view, stage):
+    (kind, arg), = stage.items()
+    if kind == "match_tags":
+        if isinstance(arg, dict):
+            return view.match_tags(
+                arg["tags"], bool=arg.get("bool", True), all=arg.get("all", False)
+            )
+        return view.match_tags(arg)
+    if kind == "exists":
+        if isinstance(arg, dict):
+            return view.exists(arg["field"], bool=arg.get("bool", True))
+        return view.exists(arg)
+    if kind == "select":
+        return view.select(arg, ordered=True)
+    if kind == "sort_by":
+        if isinstance(arg, str):
+            return view.sort_by(arg)
+        return view.sort_by(arg["expr"], reverse=arg.get("reverse", False))
+    if kind == "skip":
+        return view.skip(arg)
+    if kind == "limit":
+        return view.limit(arg)
+    raise ValueError(f"no FiftyOne stage for {stage}")
+
+
+def views(name, views_json):
+    ds = fo.load_dataset(name)
+    out = []
+    for stages in json.loads(views_json):
+        view = ds.view()
+        for stage in stages:
+            view = _stage(view, stage)
+        out.append({"len": len(view), "ids": view.values("id")})
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -134,4 +200,6 @@ if __name__ == "__main__":
         "frame": frame,
         "register": register,
         "runs": runs,
+        "varied": varied,
+        "views": views,
     }[cmd](*args)

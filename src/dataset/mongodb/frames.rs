@@ -12,7 +12,7 @@ use ::mongodb::bson::{Bson, DateTime, Document, doc};
 use serde_json::Value;
 
 use super::write::SampleUpdate;
-use super::{Live, LiveError, bson_id, our_id};
+use super::{Live, LiveError};
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::{IdMap, ObjectId};
 
@@ -142,16 +142,13 @@ impl Live {
                 }
             }
         }
-        let mut statements = Vec::new();
+        let mut groups = Vec::new();
         for (id, update) in pending {
-            self.statements(id, update, stamp, &mut statements);
+            groups.push(self.statements(id, update, stamp));
             updated.push(id);
         }
-        out.updates = statements.len() + inserts.len();
-        let failed: HashSet<ObjectId> = self
-            .send(&collection, statements, stamp)?
-            .into_iter()
-            .collect();
+        out.updates = groups.iter().map(Vec::len).sum::<usize>() + inserts.len();
+        let failed = self.send(&collection, groups, stamp)?;
         for id in updated {
             if failed.contains(&id) {
                 conflicted.insert(video_of[&id]);
@@ -194,7 +191,7 @@ impl Live {
                     projection.insert(f.as_str(), 1);
                 }
             }
-            let ids: Vec<Bson> = videos.iter().map(|v| bson_id(*v).into()).collect();
+            let ids: Vec<Bson> = videos.iter().map(|v| Bson::from(*v)).collect();
             let cursor = self
                 .db
                 .collection::<Document>(collection)
@@ -210,9 +207,9 @@ impl Live {
                 };
                 let stamp = d.get("last_modified_at").cloned().unwrap_or(Bson::Null);
                 out.insert(
-                    our_id(id),
+                    ObjectId::from(id),
                     Stored {
-                        video: our_id(video),
+                        video: ObjectId::from(video),
                         stamp,
                         doc: d,
                     },

@@ -13,8 +13,10 @@
 //! recorded among FiftyOne's annotation runs (`runs.rs`).
 
 mod frames;
+pub mod query;
 mod read;
 mod runs;
+mod where_expr;
 mod write;
 
 use std::fmt;
@@ -26,6 +28,9 @@ use ::mongodb::sync::{Client, Database};
 
 use super::dir::Dataset;
 use super::ejson::{IdMap, ObjectId};
+use super::view::Selected;
+use super::{FieldPath, labels};
+use crate::manifest::types::ViewStage;
 
 pub use runs::RunSync;
 pub use write::{Before, Written};
@@ -165,6 +170,30 @@ pub fn open(at: &Address<'_>, root: &std::path::Path) -> Result<(Dataset, Live),
     Ok((dataset, live))
 }
 
+impl Live {
+    /// The samples that the leading `stages` MongoDB can answer select, in view order, asked
+    /// of the server (see [`query`]; `ds` is the dataset as read, for its label fields);
+    /// `None` when it can answer none of them.
+    pub fn select(
+        &self,
+        stages: &[ViewStage],
+        ds: &Dataset,
+    ) -> Result<Option<Selected>, LiveError> {
+        let label_fields = |f: &str| {
+            let class = ds.field_label_class(&FieldPath::parse(f))?;
+            Some(labels::label_list_key(&class))
+        };
+        let q = query::push_down(stages, &label_fields);
+        if q.stages == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Selected {
+            stages: q.stages,
+            ids: read::select(self, &q)?,
+        }))
+    }
+}
+
 /// A client for the URI (server selection bounded) and the server's host:port for messages.
 fn connect(at: &Address<'_>) -> Result<(Database, String), LiveError> {
     let mut options = ClientOptions::parse(at.uri)
@@ -244,14 +273,4 @@ fn first_line(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Our id as the driver's.
-fn bson_id(id: ObjectId) -> oid::ObjectId {
-    oid::ObjectId::from_bytes(id.bytes())
-}
-
-/// The driver's id as ours.
-fn our_id(id: oid::ObjectId) -> ObjectId {
-    ObjectId::from_bytes(id.bytes())
 }

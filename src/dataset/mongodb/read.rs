@@ -6,9 +6,10 @@ use ::mongodb::bson::{Bson, Document, doc};
 use ::mongodb::sync::Database;
 use serde_json::Value;
 
-use super::{Address, Live, LiveError, our_id};
+use super::query::Query;
+use super::{Address, Live, LiveError};
 use crate::dataset::dir::Dataset;
-use crate::dataset::ejson::IdMap;
+use crate::dataset::ejson::{IdMap, ObjectId};
 use crate::dataset::labels::Object;
 
 /// How many dataset names an unknown-name error lists.
@@ -84,7 +85,7 @@ pub(super) fn load(
         let d = d.map_err(failed("reading samples"))?;
         if let Ok(id) = d.get_object_id("_id") {
             seen.insert(
-                our_id(id),
+                ObjectId::from(id),
                 d.get("last_modified_at").cloned().unwrap_or(Bson::Null),
             );
         }
@@ -130,4 +131,28 @@ fn object(d: Document) -> Object {
         Value::Object(o) => o,
         _ => unreachable!("a document converts to an object"),
     }
+}
+
+/// The ids of the samples `q`'s pipeline selects, in its order.
+pub(super) fn select(live: &Live, q: &Query) -> Result<Vec<ObjectId>, LiveError> {
+    let failed = |e: ::mongodb::error::Error| LiveError::Database {
+        place: live.place.clone(),
+        name: live.name.clone(),
+        action: "selecting the view's samples",
+        reason: super::first_line(&e.to_string()),
+    };
+    let mut pipeline = q.pipeline.clone();
+    pipeline.push(doc! {"$project": {"_id": 1}});
+    live.db
+        .collection::<Document>(&live.samples)
+        .aggregate(pipeline)
+        .allow_disk_use(true)
+        .run()
+        .map_err(failed)?
+        .map(|d| {
+            let d = d.map_err(failed)?;
+            Ok(d.get_object_id("_id").ok().map(ObjectId::from))
+        })
+        .filter_map(Result::transpose)
+        .collect()
 }

@@ -3,12 +3,14 @@
 //! sent as bulk `update` commands.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ::mongodb::bson::{self, Bson, DateTime, Document, doc};
 use serde_json::Value;
 
 use super::frames::TouchedFrames;
-use super::{Live, LiveError, bson_id, our_id};
+use super::{Live, LiveError};
 use crate::dataset::FieldPath;
 use crate::dataset::Level;
 use crate::dataset::dir::Dataset;
@@ -18,6 +20,10 @@ use crate::dataset::labels::{self, Object};
 /// Update statements per `update` command, and their size bound (a command is at most 16 MB).
 pub(super) const BATCH: usize = 1000;
 const BATCH_BYTES: usize = 8 << 20;
+/// Commands in flight at once, each on its own connection: mongod applies them in parallel
+/// (every document is in one command only, and the compare-and-swap keeps them safe from
+/// other writers).
+const CONNECTIONS: usize = 2;
 
 /// A field of a sample as it was before the merge changed it in memory.
 #[derive(Debug, Clone)]
@@ -128,16 +134,19 @@ impl Live {
         let mut conflicts = Vec::new();
         if !order.is_empty() {
             let stamp = self.stamp(order.iter().copied());
-            let mut statements = Vec::new();
+            let groups: Vec<Vec<Document>> = order
+                .iter()
+                .map(|id| {
+                    let update = per_sample.remove(id).expect("collected above");
+                    self.statements(*id, update, stamp)
+                })
+                .collect();
+            written.updates = groups.iter().map(Vec::len).sum();
+            let conflicted = self.send(&self.samples, groups, stamp)?;
             for id in &order {
-                let update = per_sample.remove(id).expect("collected above");
-                self.statements(*id, update, stamp, &mut statements);
-            }
-            written.updates = statements.len();
-            conflicts = self.send(&self.samples, statements, stamp)?;
-            let conflicted: HashSet<ObjectId> = conflicts.iter().copied().collect();
-            for id in &order {
-                if !conflicted.contains(id) {
+                if conflicted.contains(id) {
+                    conflicts.push(*id);
+                } else {
                     self.seen.insert(*id, Bson::DateTime(stamp));
                     written.samples += 1;
                 }
@@ -179,16 +188,10 @@ impl Live {
                     update
                         .set
                         .insert(format!("{path}.$[{var}]"), self.bson(label)?);
-                    update
-                        .array_filters
-                        .push(doc! { format!("{var}._id"): bson_id(id) });
+                    update.array_filters.push(doc! { format!("{var}._id"): id });
                 }
                 if !diff.removed.is_empty() {
-                    let ids: Vec<Bson> = diff
-                        .removed
-                        .into_iter()
-                        .map(|i| bson_id(i).into())
-                        .collect();
+                    let ids: Vec<Bson> = diff.removed.into_iter().map(Bson::from).collect();
                     update.pull.insert(path.clone(), doc! {"_id": {"$in": ids}});
                 }
                 if !diff.added.is_empty() {
@@ -285,15 +288,15 @@ impl Live {
         DateTime::from_millis(DateTime::now().timestamp_millis().max(latest + 1))
     }
 
-    /// A sample's update statements: sets (and edits by id), then pulls, then pushes, each
+    /// A document's update statements: sets (and edits by id), then pulls, then pushes, each
     /// guarded by the `last_modified_at` the previous one left.
     pub(super) fn statements(
         &self,
         id: ObjectId,
         u: SampleUpdate,
         stamp: DateTime,
-        out: &mut Vec<Document>,
-    ) {
+    ) -> Vec<Document> {
+        let mut out = Vec::new();
         let mut guard = self.seen.get(&id).cloned().unwrap_or(Bson::Null);
         let mut add = |op: &str, body: Document, filters: Vec<Document>| {
             let mut set = if op == "$set" {
@@ -306,7 +309,7 @@ impl Live {
             if op != "$set" {
                 u.insert(op, body);
             }
-            let mut s = doc! {"q": {"_id": bson_id(id), "last_modified_at": guard.clone()}, "u": u};
+            let mut s = doc! {"q": {"_id": id, "last_modified_at": guard.clone()}, "u": u};
             if !filters.is_empty() {
                 s.insert("arrayFilters", filters);
             }
@@ -322,28 +325,47 @@ impl Live {
         if !u.push.is_empty() {
             add("$push", u.push, Vec::new());
         }
+        out
     }
 
-    /// Sends the statements to `collection` in ordered bulk `update` commands; returns the
-    /// documents whose compare-and-swap failed (their `last_modified_at` is not this write's
-    /// stamp).
+    /// Sends each document's statements to `collection` in ordered bulk `update` commands,
+    /// [`CONNECTIONS`] at a time (a document's statements stay in one command, in order);
+    /// returns the documents whose compare-and-swap failed (their `last_modified_at` is not
+    /// this write's stamp).
     pub(super) fn send(
         &self,
         collection: &str,
-        statements: Vec<Document>,
+        groups: Vec<Vec<Document>>,
         stamp: DateTime,
-    ) -> Result<Vec<ObjectId>, LiveError> {
-        let mut conflicts = Vec::new();
-        let mut batch: Vec<Document> = Vec::new();
-        let mut bytes = 0;
-        let mut it = statements.into_iter().peekable();
-        while let Some(s) = it.next() {
-            bytes += bson::to_vec(&s).map_or(0, |v| v.len());
-            batch.push(s);
-            if batch.len() >= BATCH || bytes >= BATCH_BYTES || it.peek().is_none() {
-                conflicts.extend(self.send_batch(collection, std::mem::take(&mut batch), stamp)?);
-                bytes = 0;
+    ) -> Result<HashSet<ObjectId>, LiveError> {
+        let queue = Mutex::new(batches(groups).into_iter());
+        let failed = AtomicBool::new(false);
+        let worker = || -> Result<Vec<ObjectId>, LiveError> {
+            let mut conflicts = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let Some(batch) = queue.lock().map(|mut q| q.next()).ok().flatten() else {
+                    break;
+                };
+                match self.send_batch(collection, batch, stamp) {
+                    Ok(c) => conflicts.extend(c),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
             }
+            Ok(conflicts)
+        };
+        let results: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..CONNECTIONS).map(|_| s.spawn(worker)).collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut conflicts = HashSet::new();
+        for r in results {
+            conflicts.extend(r?);
         }
         Ok(conflicts)
     }
@@ -396,11 +418,35 @@ impl Live {
         for d in cursor {
             let d = d.map_err(self.failed("checking for concurrent writes"))?;
             if let Ok(id) = d.get_object_id("_id") {
-                out.push(our_id(id));
+                out.push(ObjectId::from(id));
             }
         }
         Ok(out)
     }
+}
+
+/// Document statement groups in commands of at most [`BATCH`] statements and about
+/// [`BATCH_BYTES`] (a group is never split).
+fn batches(groups: Vec<Vec<Document>>) -> Vec<Vec<Document>> {
+    let mut out = Vec::new();
+    let mut batch: Vec<Document> = Vec::new();
+    let mut bytes = 0;
+    for group in groups {
+        let size: usize = group
+            .iter()
+            .map(|s| bson::to_vec(s).map_or(0, |v| v.len()))
+            .sum();
+        if !batch.is_empty() && (batch.len() + group.len() > BATCH || bytes + size > BATCH_BYTES) {
+            out.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes += size;
+        batch.extend(group);
+    }
+    if !batch.is_empty() {
+        out.push(batch);
+    }
+    out
 }
 
 /// How a label list changed, by label id.

@@ -1,5 +1,6 @@
 //! Applying: each step saved to the run record before the next starts.
 
+use super::resolved_from::resolved_inputs;
 use super::*;
 use crate::dataset::FieldPath;
 use crate::merge::run::RunMerge;
@@ -20,11 +21,12 @@ impl Engine<'_> {
             // Nothing planned, nothing written but a cursor the refresh moved.
             if w.plan.actions.is_empty() {
                 let key = w.plan.key.clone();
-                if let Err(e) = self.keep_cursor(w) {
+                if let Err(e) = self.keep_unchanged(w) {
                     failed.push((key, e));
                 }
                 continue;
             }
+            let resolved = resolved_inputs(&w);
             let summary = format!(
                 "{} {}/{}",
                 w.plan
@@ -39,7 +41,8 @@ impl Engine<'_> {
             let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
             let applied = self
                 .apply_run(w, progress)
-                .and_then(|()| self.sync_annotation_run(&dataset, &key));
+                .and_then(|()| self.sync_annotation_run(&dataset, &key))
+                .and_then(|()| self.keep_resolved_from(resolved));
             // The record moved on: no kept download matches it any more.
             self.cache.forget(&dataset, &key);
             match applied {
@@ -54,12 +57,20 @@ impl Engine<'_> {
         }
     }
 
-    /// Save the cursors of runs with nothing to apply (see [`Engine::keep_cursor`]).
+    /// Settle the runs with nothing to apply (see [`Engine::keep_unchanged`]).
     pub fn keep_cursors(&mut self, work: Work) -> Result<(), EngineError> {
         work.runs
             .into_iter()
             .filter(|w| w.plan.actions.is_empty())
-            .try_for_each(|w| self.keep_cursor(w))
+            .try_for_each(|w| self.keep_unchanged(w))
+    }
+
+    /// A run with nothing to apply keeps the cursor its refresh moved and what its schema
+    /// resolves from.
+    fn keep_unchanged(&mut self, w: RunWork) -> Result<(), EngineError> {
+        let resolved = resolved_inputs(&w);
+        self.keep_cursor(w)?;
+        self.keep_resolved_from(resolved)
     }
 
     /// A refresh that found only what is merged already (an edit undone, a write that changed

@@ -12,6 +12,7 @@ pub mod import_cvat;
 mod links;
 mod open;
 mod planner;
+mod resolved_from;
 mod returned;
 
 pub use download_cache::DownloadCache;
@@ -30,8 +31,9 @@ use crate::backend::{
 use crate::config::{Config, Env};
 use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
-use crate::dataset::view::{self, View};
+use crate::dataset::view::View;
 use crate::manifest::load::LoadedRun;
+use crate::manifest::validate::Resolved;
 use crate::manifest::{LabelType, LoadWhen};
 use crate::merge;
 use crate::schema::{ResolvedSchema, resolve};
@@ -81,6 +83,8 @@ pub struct Desired {
     pub task_size: usize,
     /// The settings a record keeps: those without `${env:...}` references.
     pub recorded: serde_json::Map<String, Value>,
+    /// Validation already found every label of the view sendable.
+    pub sendable_checked: bool,
 }
 
 /// Everything apply needs for one run.
@@ -155,6 +159,9 @@ pub struct Engine<'a> {
     cache: DownloadCache,
     /// Whether this engine's plans keep their downloads (`plan`: for the apply that follows).
     keep_downloads: bool,
+    /// Runs validation resolved against the datasets as loaded, taken by the first plan of
+    /// each (a later one, after apply changed a dataset, resolves again).
+    resolved: HashMap<(String, String), Resolved>,
 }
 
 impl<'a> Engine<'a> {
@@ -180,7 +187,14 @@ impl<'a> Engine<'a> {
             failed: HashMap::new(),
             cache: DownloadCache::new(config.root.join(".annoform/cache")),
             keep_downloads: false,
+            resolved: HashMap::new(),
         }
+    }
+
+    /// Hand over what validation resolved (view and schema per run, labels checked
+    /// sendable), so plans do not resolve the same runs again.
+    pub fn set_resolved(&mut self, resolved: HashMap<(String, String), Resolved>) {
+        self.resolved = resolved;
     }
 
     /// Keep what plans download, so the apply after them asks the backends only for what
@@ -262,19 +276,15 @@ impl<'a> Engine<'a> {
             message: e.to_string(),
         })?;
         let recorded = backend::registry::recordable(given.iter());
-        let recorded_schema = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
+        let validated = self
+            .resolved
+            .remove(&(run.dataset.clone(), run.key.0.clone()));
+        let sendable_checked = validated.is_some();
+        let Resolved { view, schema } = match validated {
+            Some(r) => r,
+            None => self.resolve(run, kind)?,
+        };
         let ds = self.dataset(&run.dataset)?;
-        let view = view::apply(&run.view, ds).map_err(|e| EngineError::View {
-            run: run.key.0.clone(),
-            message: e.to_string(),
-        })?;
-        let schema =
-            resolve::resolve(run, ds, &view, kind, recorded_schema.as_ref()).map_err(|errs| {
-                EngineError::Schema {
-                    run: run.key.0.clone(),
-                    problems: errs.iter().map(ToString::to_string).collect(),
-                }
-            })?;
         let view = resolve::narrow_to_types(run, &schema, ds, &view);
         let media = match ds.media_type() {
             "video" => backend::registry::Media::Video,
@@ -293,6 +303,7 @@ impl<'a> Engine<'a> {
         let manifest_digest = merge::digest(&serde_json::to_value(run).unwrap_or_default());
         let connection = Connection::new(&backend, &run.backend_config);
         Ok(Desired {
+            sendable_checked,
             loaded: loaded.clone(),
             backend,
             connection,
@@ -305,6 +316,33 @@ impl<'a> Engine<'a> {
             task_size,
             recorded,
         })
+    }
+
+    /// A run's view and schema against its dataset (what validation does, for runs it did
+    /// not resolve).
+    fn resolve(
+        &mut self,
+        run: &crate::manifest::AnnotationRun,
+        kind: BackendKind,
+    ) -> Result<Resolved, EngineError> {
+        let recorded_schema = self.store.get(&run.dataset, &run.key.0)?.map(|r| r.schema);
+        self.dataset(&run.dataset)?;
+        let view = self
+            .datasets
+            .view(&run.dataset, &run.view)
+            .map_err(|e| EngineError::View {
+                run: run.key.0.clone(),
+                message: e.to_string(),
+            })?;
+        let ds = self.dataset(&run.dataset)?;
+        let schema =
+            resolve::resolve(run, ds, &view, kind, recorded_schema.as_ref()).map_err(|errs| {
+                EngineError::Schema {
+                    run: run.key.0.clone(),
+                    problems: errs.iter().map(ToString::to_string).collect(),
+                }
+            })?;
+        Ok(Resolved { view, schema })
     }
 
     /// The status of a run's tasks as the backend (on `conn`) reports them.

@@ -31,6 +31,7 @@ use super::window::{TrackPrint, changed};
 use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations, TrackSpans};
 use crate::dataset::FrameNumber;
+use crate::manifest::LabelType;
 use crate::schema::ResolvedSchema;
 
 /// A track as uploaded: its CVAT id, its field and index, its print.
@@ -116,6 +117,7 @@ pub fn upload(
     map: &LabelMap,
 ) -> Result<VideoUpload, ConvertError> {
     let mut out = VideoUpload::default();
+    let mut keyframes = new_track_fields(schema);
     for (name, labels) in fields {
         let Some(field) = schema.fields.get(name.as_str()) else {
             continue;
@@ -124,6 +126,9 @@ pub fn upload(
             .iter()
             .filter_map(|(n, l)| Some((video.range.task_frame(*n, video.frame_count)?, *l)))
             .collect();
+        if tracks(field.label_type) && held.iter().any(|(_, l)| marked_keyframe(l)) {
+            keyframes.insert(name.clone());
+        }
         let tracked = held
             .iter()
             .any(|(_, l)| l.get("index").is_some_and(Value::is_i64));
@@ -164,7 +169,54 @@ pub fn upload(
             }
         }
     }
+    out.uploaded.set_keyframes(keyframes);
     Ok(out)
+}
+
+/// Whether labels of this type form tracks (FiftyOne's trackable types: detections,
+/// polylines, keypoints and their variants).
+fn tracks(t: LabelType) -> bool {
+    matches!(
+        t,
+        LabelType::Detections
+            | LabelType::Instances
+            | LabelType::Polylines
+            | LabelType::Polygons
+            | LabelType::Keypoints
+    )
+}
+
+fn marked_keyframe(label: &Value) -> bool {
+    label.get("keyframe").and_then(Value::as_bool) == Some(true)
+}
+
+/// The new track fields of `schema`: FiftyOne's loader always imports their `keyframe` marks,
+/// as it does an existing field's when the labels it uploaded mark keyframes (only those went
+/// up then); otherwise it never imports them.
+fn new_track_fields(schema: &ResolvedSchema) -> BTreeSet<String> {
+    schema
+        .fields
+        .iter()
+        .filter(|(k, f)| k.is_frame() && tracks(f.label_type) && !f.existing)
+        .map(|(k, _)| k.to_string())
+        .collect()
+}
+
+/// A downloaded frame label's `keyframe` as FiftyOne's loader leaves it: where the marks are
+/// imported, `true` on a keyframe and `null` elsewhere (FiftyOne sets `None` on every label it
+/// merges; the merge writes it only over a mark the label had); else no `keyframe` at all.
+fn keyframe_as_loaded(label: &mut Value, imported: bool) {
+    let Some(o) = label.as_object_mut() else {
+        return;
+    };
+    let key = o.get("keyframe").and_then(Value::as_bool) == Some(true);
+    match imported {
+        true => o.insert(
+            "keyframe".into(),
+            if key { Value::Bool(true) } else { Value::Null },
+        ),
+        false => o.remove("keyframe"),
+    };
 }
 
 /// The tracks the server echoed for an upload, to record: id, index, print.
@@ -359,7 +411,16 @@ pub fn download(
     let frames = frames
         .into_iter()
         .map(|(f, a)| {
-            let got = from_cvat(schema, &a, f, video.size, map, &HashMap::new());
+            let mut got = from_cvat(schema, &a, f, video.size, map, &HashMap::new());
+            for (field, labels) in &mut got.labels {
+                let frame_field = schema.fields.get_key_value(field.as_str());
+                if frame_field.is_some_and(|(k, _)| k.is_frame()) {
+                    let imported = uploaded.marks_keyframes(field);
+                    for l in labels {
+                        keyframe_as_loaded(&mut l.label, imported);
+                    }
+                }
+            }
             (f + 1, got)
         })
         .collect();
@@ -563,6 +624,7 @@ mod tests {
         assert_eq!(t3["label"], "truck");
         assert!(t3.get("kind").is_none());
         assert_eq!(get(&d, 21)[0]["keyframe"], true);
+        assert_eq!(get(&d, 16)[0]["keyframe"], Value::Null);
     }
 
     #[test]
@@ -640,7 +702,10 @@ mod tests {
         let err = upload(&schema, &by_label(&owned), &v, &map).unwrap_err();
         assert!(err.message.contains("frame_step 5"), "{err}");
         // A new field: nothing uploaded; a track drawn on task frames 2 and 4 (video frames
-        // 11 and 21) arrives on every video frame between, as FiftyOne interpolates it.
+        // 11 and 21) arrives on every video frame between, as FiftyOne interpolates it, with
+        // `keyframe` on its keyframes only (FiftyOne always imports a new field's marks).
+        let mut schema = schema;
+        schema.fields.get_mut(FIELD).unwrap().existing = false;
         let none = IndexMap::new();
         let up = upload(&schema, &none, &v, &map).unwrap();
         let car = map.label_of(FIELD, "car").unwrap().id;

@@ -22,6 +22,9 @@ pub struct UploadedFrames {
     plain: BTreeSet<u64>,
     /// Labels with an index sent as shapes of their own: (field, frame, index).
     plain_tracks: BTreeSet<(String, u64, i64)>,
+    /// The frame fields whose `keyframe` marks the download imports (`None` in records
+    /// written before it was kept: every field).
+    keyframes: Option<BTreeSet<String>>,
 }
 
 impl UploadedFrames {
@@ -38,6 +41,16 @@ impl UploadedFrames {
     /// The labels with an index sent as shapes of their own: (field, frame, index).
     pub fn plain_tracks(&self) -> impl Iterator<Item = &(String, u64, i64)> + '_ {
         self.plain_tracks.iter()
+    }
+
+    /// Records the frame fields whose `keyframe` marks the download imports.
+    pub fn set_keyframes(&mut self, fields: BTreeSet<String>) {
+        self.keyframes = Some(fields);
+    }
+
+    /// Whether the download imports the `keyframe` marks of `field`.
+    pub fn marks_keyframes(&self, field: &str) -> bool {
+        self.keyframes.as_ref().is_none_or(|k| k.contains(field))
     }
 
     /// The frames that held labels sent as shapes or tags of their own.
@@ -110,6 +123,9 @@ struct Written {
     /// Labels with an index sent as shapes of their own: (field, frame, index).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     plain_tracks: Vec<(String, u64, i64)>,
+    /// The frame fields whose `keyframe` marks are imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keyframes: Option<BTreeSet<String>>,
 }
 
 /// Ids one after another, 24 hex digits each.
@@ -165,6 +181,7 @@ impl Serialize for UploadedFrames {
             }
         }
         w.plain_tracks = self.plain_tracks.iter().cloned().collect();
+        w.keyframes = self.keyframes.clone();
         w.serialize(s)
     }
 }
@@ -191,6 +208,7 @@ impl<'de> Deserialize<'de> for UploadedFrames {
         }
         out.plain = w.plain.into_iter().flat_map(|(a, b)| a..=b).collect();
         out.plain_tracks = w.plain_tracks.into_iter().collect();
+        out.keyframes = w.keyframes;
         Ok(out)
     }
 }
@@ -222,6 +240,11 @@ mod tests {
         up.add_plain_frame(4);
         up.add_plain_frame(9);
         up.add_plain_track("frames.a", 9, 2);
+        assert!(
+            up.marks_keyframes("frames.b"),
+            "records without the list: every field"
+        );
+        up.set_keyframes(BTreeSet::from(["frames.a".to_string()]));
         let v = serde_json::to_value(&up).unwrap();
         let a = v["tracks"]["frames.a"].as_array().unwrap();
         assert_eq!(a.len(), 2, "{v}");
@@ -236,6 +259,7 @@ mod tests {
         assert_eq!(back.plain_frames().collect::<Vec<_>>(), vec![3, 4, 9]);
         let plain: Vec<_> = back.plain_tracks().cloned().collect();
         assert_eq!(plain, vec![("frames.a".to_string(), 9, 2)]);
+        assert!(back.marks_keyframes("frames.a") && !back.marks_keyframes("frames.b"));
         let bad = json!({"tracks": {"frames.a": [[1, 0, "xyz"]]}});
         let err = serde_json::from_value::<UploadedFrames>(bad).unwrap_err();
         assert!(err.to_string().contains("24-hex-digit"), "{err}");
