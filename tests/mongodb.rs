@@ -76,17 +76,22 @@ fn oid(v: &Value) -> &str {
     v["_id"]["$oid"].as_str().expect("an _id")
 }
 
+/// Where FiftyOne's dataset `name` lives in the test server's database `database`.
+fn address<'a>(uri: &'a str, database: &'a str, name: &'a str) -> Address<'a> {
+    Address {
+        uri,
+        uri_setting: "FIFTYONE_DATABASE_URI",
+        database,
+        name,
+    }
+}
+
 #[test]
 fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() {
     let db = fiftyone_dataset("cas", "quick");
     let m = mongo::server();
     let uri = m.uri();
-    let at = Address {
-        uri: &uri,
-        uri_setting: "FIFTYONE_DATABASE_URI",
-        database: &db,
-        name: "quick",
-    };
+    let at = address(&uri, &db, "quick");
     let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
     let ids: Vec<ObjectId> = ds.samples().iter().map(|s| s.id()).collect();
     let (s0, s1) = (ids[0], ids[1]);
@@ -656,12 +661,7 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
         &["create", "traffic", fixture.to_str().unwrap()],
     );
     let uri = m.uri();
-    let at = Address {
-        uri: &uri,
-        uri_setting: "FIFTYONE_DATABASE_URI",
-        database: &db,
-        name: "traffic",
-    };
+    let at = address(&uri, &db, "traffic");
     let weather = FieldPath::frame("weather");
     let two = FrameNumber::new(2).unwrap();
     let cloudy = json!({"_id": {"$oid": ObjectId::new().to_string()}, "_cls": "Classification",
@@ -841,12 +841,7 @@ fn views_pushed_down_select_what_fiftyone_and_the_in_memory_evaluation_select() 
     let mut fiftyone = fiftyone.into_iter();
 
     let uri = m.uri();
-    let at = Address {
-        uri: &uri,
-        uri_setting: "FIFTYONE_DATABASE_URI",
-        database: &db,
-        name: "varied",
-    };
+    let at = address(&uri, &db, "varied");
     let (ds, live) = store::open(&at, &repo()).expect("open");
     let mut non_empty = 0;
     for (v, pushed, agrees) in &views {

@@ -81,8 +81,9 @@ fn has_ids(t: LabelType) -> bool {
     t != LabelType::Scalar
 }
 
-/// Whether labels of this type have FiftyOne's `index`.
-fn has_index(t: LabelType) -> bool {
+/// Whether labels of this type have FiftyOne's `index`: its trackable types (detections,
+/// polylines, keypoints and their variants), the ones that form CVAT tracks in a video.
+pub(super) fn has_index(t: LabelType) -> bool {
     matches!(
         t,
         LabelType::Detections

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::super::convert::{Annotations, Downloaded, Track, from_cvat};
-use super::super::labels::{INDEX_ATTR, LabelMap};
+use super::super::labels::{INDEX_ATTR, LabelMap, has_index};
 use super::frames::FrameRange;
 use super::tracks::{Flatten, UploadedFrames, flatten, shape_index, video_to_cvat};
 use super::window::{TrackPrint, changed};
@@ -126,7 +126,7 @@ pub fn upload(
             .iter()
             .filter_map(|(n, l)| Some((video.range.task_frame(*n, video.frame_count)?, *l)))
             .collect();
-        if tracks(field.label_type) && held.iter().any(|(_, l)| marked_keyframe(l)) {
+        if has_index(field.label_type) && held.iter().any(|(_, l)| marked_keyframe(l)) {
             keyframes.insert(name.clone());
         }
         let tracked = held
@@ -141,6 +141,16 @@ pub fn upload(
                     video.range.step
                 ),
             });
+        }
+        if let Some((index, a, b)) = shared_index(&held) {
+            return Err(ConvertError::new(
+                name.clone(),
+                format!(
+                    "index {index} is carried by labels of classes `{a}` and `{b}`: CVAT makes \
+                     one track of each, and annoform cannot yet tell one's deletions from the \
+                     other's edits; give each class its own index"
+                ),
+            ));
         }
         for (f, l) in &held {
             out.uploaded.add(name, video.index(*f), l);
@@ -173,17 +183,27 @@ pub fn upload(
     Ok(out)
 }
 
-/// Whether labels of this type form tracks (FiftyOne's trackable types: detections,
-/// polylines, keypoints and their variants).
-fn tracks(t: LabelType) -> bool {
-    matches!(
-        t,
-        LabelType::Detections
-            | LabelType::Instances
-            | LabelType::Polylines
-            | LabelType::Polygons
-            | LabelType::Keypoints
-    )
+/// The first `index` that labels of two classes share (the index and both classes): such
+/// labels would go up as two CVAT tracks whose evidence, kept per index, could not be told
+/// apart, so one track's change would read as the other's labels deleted.
+fn shared_index<'a>(labels: &[(u64, &'a Value)]) -> Option<(i64, &'a str, &'a str)> {
+    let mut class_of: HashMap<i64, &str> = HashMap::new();
+    for (_, l) in labels {
+        let (Some(index), Some(class)) = (
+            l.get("index").and_then(Value::as_i64),
+            l.get("label").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        match class_of.get(&index) {
+            Some(&first) if first != class => return Some((index, first, class)),
+            Some(_) => {}
+            None => {
+                class_of.insert(index, class);
+            }
+        }
+    }
+    None
 }
 
 fn marked_keyframe(label: &Value) -> bool {
@@ -197,7 +217,7 @@ fn new_track_fields(schema: &ResolvedSchema) -> BTreeSet<String> {
     schema
         .fields
         .iter()
-        .filter(|(k, f)| k.is_frame() && tracks(f.label_type) && !f.existing)
+        .filter(|(k, f)| k.is_frame() && has_index(f.label_type) && !f.existing)
         .map(|(k, _)| k.to_string())
         .collect()
 }
@@ -471,6 +491,18 @@ mod tests {
     use crate::backend::cvat::labels::tests::{attr, field, serve};
     use crate::manifest::{AttributeType, LabelType, Scalar};
     use serde_json::json;
+
+    #[test]
+    fn two_classes_sharing_an_index_are_named_not_uploaded() {
+        let car = json!({"label": "car", "index": 1});
+        let truck = json!({"label": "truck", "index": 1});
+        let other = json!({"label": "truck", "index": 2});
+        let plain = json!({"label": "car"});
+        let labels = [(1, &car), (2, &car), (2, &other), (3, &plain)];
+        assert_eq!(shared_index(&labels), None);
+        let labels = [(1, &car), (2, &other), (3, &truck)];
+        assert_eq!(shared_index(&labels), Some((1, "car", "truck")));
+    }
 
     const FIELD: &str = "frames.dets";
 
