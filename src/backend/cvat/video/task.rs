@@ -31,7 +31,6 @@ use super::window::{TrackPrint, changed};
 use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations, TrackSpans};
 use crate::dataset::FrameNumber;
-use crate::manifest::LabelType;
 use crate::schema::ResolvedSchema;
 
 /// A track as uploaded: its CVAT id, its field and index, its print.
