@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo bench --bench mongodb` (`ANNOFORM_BENCH_SAMPLES` overrides 100k).
 
-use annoform::dataset::mongodb::{self as store, Address, Before};
+use annoform::dataset::mongodb::{self as store, Address, BeforeText};
 use mongodb::bson::{Bson, DateTime, Document, doc, oid};
 use mongodb::sync::Database;
 use std::time::{Duration, Instant};
@@ -131,11 +131,11 @@ fn main() {
         .iter()
         .map(|w| (w.sample, w.field.clone()))
         .collect();
-    let before = Before::of(&ds, &touched);
+    let before = BeforeText::of(&ds, &touched);
     outcome.write(&mut ds).expect("write merge in memory");
     let in_memory = t.elapsed();
     let t = Instant::now();
-    let written = live.write(&ds, &before).expect("write to mongod");
+    let written = live.write_texts(&ds, &before).expect("write to mongod");
     let to_db = t.elapsed();
     println!(
         "  write                         {:>6.2} s  {:.0} label updates/s  ({} statements, {} samples)  +{:.0} MiB at peak",
@@ -157,7 +157,7 @@ fn main() {
 
     check(&db, &live_collection(&db), n);
     let again = live
-        .write(&ds, &Before::of(&ds, &touched))
+        .write_texts(&ds, &BeforeText::of(&ds, &touched))
         .expect("write again");
     assert_eq!(again.updates, 0, "a written merge writes nothing again");
     println!(

@@ -9,7 +9,7 @@ use crate::config::{Config, DatasetConfig, DatasetStore, LiveDatabase, Setting};
 use crate::dataset::FieldPath;
 use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::ObjectId;
-use crate::dataset::mongodb::{self, Address, Before, Live, LiveError, RunSync};
+use crate::dataset::mongodb::{self, Address, BeforeText, Live, LiveError, RunSync};
 use crate::dataset::view::{self, View};
 use crate::manifest::types::ViewStage;
 use indexmap::IndexMap;
@@ -93,9 +93,9 @@ impl Datasets {
             change(&mut opened.ds)?;
             return opened.ds.save().map_err(|e| StoreError::from(e).into());
         };
-        let before = Before::of(&opened.ds, touched);
+        let before = BeforeText::of(&opened.ds, touched);
         change(&mut opened.ds)?;
-        live.write(&opened.ds, &before)
+        live.write_texts(&opened.ds, &before)
             .map_err(|e| StoreError::from(e).into())
             .map(|_| ())
     }

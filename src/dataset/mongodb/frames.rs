@@ -133,7 +133,12 @@ impl Live {
                     let before = was.get(name).filter(|v| !v.is_null());
                     let after = frame.get(name).filter(|v| !v.is_null());
                     if before != after {
-                        self.field_update(&mut update, name, before, after)?;
+                        self.field_update(
+                            &mut update,
+                            name,
+                            before.map(Value::to_string).as_deref(),
+                            after,
+                        )?;
                         any = true;
                     }
                 }

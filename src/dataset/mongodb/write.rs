@@ -2,6 +2,7 @@
 //! changed labels addressed by id, every update a compare-and-swap on `last_modified_at`,
 //! sent as bulk `update` commands.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,9 +14,10 @@ use super::frames::TouchedFrames;
 use super::{Live, LiveError};
 use crate::dataset::FieldPath;
 use crate::dataset::Level;
-use crate::dataset::dir::Dataset;
+use crate::dataset::dir::{Dataset, Part, Sample};
 use crate::dataset::ejson::{IdMap, ObjectId};
 use crate::dataset::labels::{self, Object};
+use crate::dataset::scan;
 
 /// Update statements per `update` command, and their size bound (a command is at most 16 MB).
 pub(super) const BATCH: usize = 1000;
@@ -25,7 +27,8 @@ const BATCH_BYTES: usize = 8 << 20;
 /// other writers).
 const CONNECTIONS: usize = 2;
 
-/// A field of a sample as it was before the merge changed it in memory.
+/// A field of a sample as it was before the merge changed it in memory, parsed (see
+/// [`BeforeText`] for what the engine keeps).
 #[derive(Debug, Clone)]
 pub struct Before {
     pub sample: ObjectId,
@@ -33,20 +36,57 @@ pub struct Before {
     pub value: Option<Value>,
 }
 
-impl Before {
+/// A field of a sample as it was before the merge changed it in memory, as JSON text: what
+/// the write compares the merged field with (label by label, parsing only what changed), at
+/// a tenth of the memory of a parsed tree.
+#[derive(Debug, Clone)]
+pub struct BeforeText {
+    pub sample: ObjectId,
+    pub field: FieldPath,
+    /// `None` when the sample had no such field (or it was null).
+    pub text: Option<String>,
+}
+
+impl BeforeText {
     /// The fields `touched` names as `ds` holds them now, before a change writes them.
-    pub fn of(ds: &Dataset, touched: &[(ObjectId, FieldPath)]) -> Vec<Before> {
+    pub fn of(ds: &Dataset, touched: &[(ObjectId, FieldPath)]) -> Vec<BeforeText> {
         touched
             .iter()
-            .map(|(sample, field)| Before {
+            .map(|(sample, field)| BeforeText {
                 sample: *sample,
                 field: field.clone(),
-                value: ds
+                text: ds
                     .sample_by_id(*sample)
-                    .and_then(|s| s.project(&[field.name()]).get(field.name()).cloned()),
+                    .and_then(|s| field_text(s, field.name()))
+                    .map(Cow::into_owned),
             })
             .collect()
     }
+}
+
+impl From<&Before> for BeforeText {
+    fn from(b: &Before) -> BeforeText {
+        BeforeText {
+            sample: b.sample,
+            field: b.field.clone(),
+            text: b
+                .value
+                .as_ref()
+                .filter(|v| !v.is_null())
+                .map(Value::to_string),
+        }
+    }
+}
+
+/// A sample's field as JSON text, unparsed when the sample is still text; `None` when it is
+/// missing or null.
+fn field_text<'s>(sample: &'s Sample, name: &str) -> Option<Cow<'s, str>> {
+    let (object, mut texts) = sample.project_text(&|k| (k == name).then_some(Part::Text));
+    let text = match texts.pop() {
+        Some((_, text)) => text,
+        None => Cow::Owned(object.get(name)?.to_string()),
+    };
+    (text.as_ref() != "null").then_some(text)
 }
 
 /// What a write sent.
@@ -103,6 +143,16 @@ impl Live {
     /// process changed since they were read (for videos: any of their frames) are left alone
     /// and reported as [`LiveError::Conflicts`] after every other sample is written.
     pub fn write(&mut self, ds: &Dataset, before: &[Before]) -> Result<Written, LiveError> {
+        let before: Vec<BeforeText> = before.iter().map(BeforeText::from).collect();
+        self.write_texts(ds, &before)
+    }
+
+    /// [`Self::write`] from the fields' texts as they were.
+    pub fn write_texts(
+        &mut self,
+        ds: &Dataset,
+        before: &[BeforeText],
+    ) -> Result<Written, LiveError> {
         let mut per_sample: IdMap<SampleUpdate> = IdMap::default();
         let mut order: Vec<ObjectId> = Vec::new();
         let mut frames = TouchedFrames::default();
@@ -115,17 +165,28 @@ impl Live {
                 self.invalid(format!("sample {} is not in the dataset read", b.sample))
             })?;
             let name = b.field.name();
-            let now = sample.project(&[name]);
-            let after = now.get(name).filter(|v| !v.is_null());
-            let was = b.value.as_ref().filter(|v| !v.is_null());
-            if was == after {
-                continue;
+            let was = b.text.as_deref();
+            let (now, mut texts) = sample.project_text(&|k| (k == name).then_some(Part::Text));
+            let parsed;
+            let after = match texts.pop() {
+                // Not edited in memory since it was read: unchanged unless the text differs.
+                Some((_, text)) if Some(text.as_ref()) == was => continue,
+                Some((_, text)) => {
+                    parsed = serde_json::from_str::<Value>(&text)
+                        .map_err(|e| self.invalid(format!("sample {}: {e}", b.sample)))?;
+                    Some(&parsed)
+                }
+                None => now.get(name),
             }
-            let update = per_sample.entry(b.sample).or_insert_with(|| {
+            .filter(|v| !v.is_null());
+            let new = !per_sample.contains_key(&b.sample);
+            let update = per_sample.entry(b.sample).or_default();
+            let changed = self.field_update(update, name, was, after)?;
+            if changed && new {
                 order.push(b.sample);
-                SampleUpdate::default()
-            });
-            self.field_update(update, name, was, after)?;
+            } else if new {
+                per_sample.remove(&b.sample);
+            }
         }
         let mut written = Written {
             declared: self.declare_fields(ds)?,
@@ -172,16 +233,19 @@ impl Live {
         }
     }
 
-    /// Adds one field's change: label lists by label id, anything else as a whole value.
+    /// Adds one field's change from `was` (its JSON text before) to `after`: label lists by
+    /// label id, anything else as a whole value; whether it changed at all.
     pub(super) fn field_update(
         &self,
         update: &mut SampleUpdate,
         name: &str,
-        was: Option<&Value>,
+        was: Option<&str>,
         after: Option<&Value>,
-    ) -> Result<(), LiveError> {
-        if let (Some(Value::Object(a)), Some(Value::Object(b))) = (was, after) {
+    ) -> Result<bool, LiveError> {
+        if let (Some(a), Some(Value::Object(b))) = (was, after) {
             if let Some(diff) = list_diff(a, b) {
+                let changed =
+                    !(diff.edited.is_empty() && diff.removed.is_empty() && diff.added.is_empty());
                 let path = format!("{name}.{}", diff.key);
                 for (id, label) in diff.edited {
                     let var = format!("l{}", update.array_filters.len());
@@ -202,15 +266,23 @@ impl Live {
                         .collect::<Result<Vec<_>, _>>()?;
                     update.push.insert(path, doc! {"$each": docs});
                 }
-                return Ok(());
+                return Ok(changed);
             }
+        }
+        let same = match (was, after) {
+            (None, None) => true,
+            (Some(text), Some(v)) => same_value(text, v),
+            _ => false,
+        };
+        if same {
+            return Ok(false);
         }
         let value = match after {
             Some(v) => self.bson(v)?,
             None => Bson::Null,
         };
         update.set.insert(name, value);
-        Ok(())
+        Ok(true)
     }
 
     /// A JSON value (FiftyOne's Extended JSON) as BSON: `$oid`, `$date`, `$binary` become
@@ -457,29 +529,50 @@ struct ListDiff<'a> {
     added: Vec<&'a Value>,
 }
 
-/// The change from one label-list value (`{"_cls": "Detections", "detections": [...]}`) to
-/// another, when only the list changed and every label has an id; `None` otherwise (the
-/// field is then written whole).
-fn list_diff<'a>(was: &'a Object, after: &'a Object) -> Option<ListDiff<'a>> {
-    let cls = was.get("_cls")?.as_str()?;
+/// Whether the JSON text `text` holds the value `v`: compared as text first (the engine
+/// writes what it read in the same form), parsed only when the texts differ.
+fn same_value(text: &str, v: &Value) -> bool {
+    v.to_string() == text || serde_json::from_str::<Value>(text).is_ok_and(|t| t == *v)
+}
+
+/// The `_id` of the label whose JSON text is `label`.
+fn label_id(label: &str) -> Option<ObjectId> {
+    let (_, span) = scan::members(label).find(|(k, _)| k == "_id")?;
+    ObjectId::from_ejson(&serde_json::from_str(&label[span]).ok()?)
+}
+
+/// The change from one label-list value (`was`, the JSON text of
+/// `{"_cls": "Detections", "detections": [...]}`) to another, when only the list changed and
+/// every label has an id; `None` otherwise (the field is then written whole). Only the labels
+/// whose text differs are parsed.
+fn list_diff<'a>(was: &str, after: &'a Object) -> Option<ListDiff<'a>> {
+    let members: Vec<_> = scan::members(was).collect();
+    let get = |key: &str| {
+        members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, span)| &was[span.clone()])
+    };
+    let cls: String = serde_json::from_str(get("_cls")?).ok()?;
     if after.get("_cls")?.as_str()? != cls {
         return None;
     }
-    let key = labels::label_list_key(cls)?;
-    let rest_equal = was.len() == after.len()
-        && was
-            .iter()
-            .filter(|(k, _)| k.as_str() != key)
-            .all(|(k, v)| after.get(k) == Some(v));
+    let key = labels::label_list_key(&cls)?;
+    let rest_equal = members.len() == after.len()
+        && members.iter().filter(|(k, _)| k != key).all(|(k, span)| {
+            after
+                .get(k.as_ref())
+                .is_some_and(|v| same_value(&was[span.clone()], v))
+        });
     if !rest_equal {
         return None;
     }
-    let id = |l: &Value| l.get("_id").and_then(ObjectId::from_ejson);
-    let old: IdMap<&Value> = was
-        .get(key)?
-        .as_array()?
-        .iter()
-        .map(|l| Some((id(l)?, l)))
+    let list = get(key)?;
+    let old: IdMap<&str> = scan::items(list)
+        .map(|span| {
+            let label = &list[span];
+            Some((label_id(label)?, label))
+        })
         .collect::<Option<_>>()?;
     let new = after.get(key)?.as_array()?;
     let mut diff = ListDiff {
@@ -490,10 +583,10 @@ fn list_diff<'a>(was: &'a Object, after: &'a Object) -> Option<ListDiff<'a>> {
     };
     let mut kept = HashSet::new();
     for l in new {
-        let lid = id(l)?;
+        let lid = l.get("_id").and_then(ObjectId::from_ejson)?;
         kept.insert(lid);
         match old.get(&lid) {
-            Some(o) if *o == l => {}
+            Some(o) if same_value(o, l) => {}
             Some(_) => diff.edited.push((lid, l)),
             None => diff.added.push(l),
         }
@@ -501,4 +594,50 @@ fn list_diff<'a>(was: &'a Object, after: &'a Object) -> Option<ListDiff<'a>> {
     diff.removed = old.keys().filter(|k| !kept.contains(*k)).copied().collect();
     diff.removed.sort_unstable();
     Some(diff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn label(id: ObjectId, name: &str) -> Value {
+        json!({"_id": {"$oid": id.to_string()}, "_cls": "Detection", "label": name,
+            "bounding_box": [0.1, 0.2, 0.3, 0.4], "attributes": {}, "tags": []})
+    }
+
+    #[test]
+    fn a_label_list_diff_from_text_names_only_the_labels_that_changed() {
+        let ids: Vec<ObjectId> = (0..4).map(|_| ObjectId::new()).collect();
+        let was = json!({"_cls": "Detections", "detections": [
+            label(ids[0], "car"), label(ids[1], "person"), label(ids[2], "dog")]});
+        // The same label written with its keys in another order is not an edit.
+        let mut reordered = serde_json::Map::new();
+        for (k, v) in label(ids[1], "person").as_object().unwrap().iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        let after = json!({"_cls": "Detections", "detections": [
+            label(ids[0], "bike"), Value::Object(reordered), label(ids[3], "cat")]});
+        let diff = list_diff(&was.to_string(), after.as_object().unwrap()).unwrap();
+        assert_eq!(diff.key, "detections");
+        assert_eq!(
+            diff.edited.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [ids[0]]
+        );
+        assert_eq!(diff.edited[0].1["label"], "bike");
+        assert_eq!(diff.removed, [ids[2]]);
+        assert_eq!(diff.added, [&label(ids[3], "cat")]);
+    }
+
+    #[test]
+    fn a_changed_wrapper_or_a_label_without_id_is_written_whole() {
+        let id = ObjectId::new();
+        let was = json!({"_cls": "Detections", "detections": [label(id, "car")]}).to_string();
+        let other = json!({"_cls": "Detections", "detections": [label(id, "car")], "x": 1});
+        assert!(list_diff(&was, other.as_object().unwrap()).is_none());
+        let no_id = json!({"_cls": "Detections", "detections": [{"label": "car"}]});
+        assert!(list_diff(&was, no_id.as_object().unwrap()).is_none());
+        assert!(same_value(&was, &serde_json::from_str(&was).unwrap()));
+        assert!(!same_value(&was, &other));
+    }
 }
