@@ -363,7 +363,9 @@ impl Engine<'_> {
             let sample = ds
                 .sample_by_id(id)
                 .ok_or_else(|| problem(format!("no longer in dataset `{dataset}`")))?;
-            let media = sample
+            // The one field, parsed for this call: the sample is not kept parsed.
+            let media = sample.project(&[media_field.as_str()]);
+            let media = media
                 .get(&media_field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| problem(format!("no `{media_field}` (media_field)")))?;
