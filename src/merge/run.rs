@@ -137,7 +137,8 @@ pub struct RunMerge {
     pub changes: Vec<SampleChanges>,
     /// Samples with changes beyond those kept.
     pub more_changes: usize,
-    pub unexpected_errors: Vec<String>,
+    /// Labels outside the schema that fail the plan (`load.unexpected: error`).
+    pub unexpected_errors: Vec<crate::plan::OutsideSchema>,
     /// Labels outside the schema that do not go into their field, with what happens to them.
     pub unexpected: Vec<crate::plan::UnexpectedLabel>,
     /// Labels set aside by `load.unexpected: return`, written to a file on apply.

@@ -1331,6 +1331,24 @@ fn engine_errors_say_what_to_change() {
         plan["runs"][0]["hint"], "set `load.conflicts` to `backend` or `dataset` to choose a side",
         "{plan:#}"
     );
+    // The JSON names the labels as data beside the message.
+    let failure = &plan["runs"][0]["failure"];
+    assert_eq!(failure["kind"], "conflicts", "{plan:#}");
+    assert_eq!(failure["backend"], "fake", "{plan:#}");
+    let labels = failure["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 1, "{plan:#}");
+    assert_eq!(
+        (&labels[0]["sample_id"], &labels[0]["field"]),
+        (&json!(FIRST), &json!("ground_truth")),
+        "{plan:#}"
+    );
+    assert!(
+        plan["runs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(labels[0]["label_id"].as_str().unwrap()),
+        "{plan:#}"
+    );
 }
 
 /// After an apply the record keeps what its schema was resolved from, and plans take the
