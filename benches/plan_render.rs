@@ -121,6 +121,7 @@ fn run(i: usize) -> RunPlan {
         schema: None,
         error: None,
         hint: None,
+        failure: None,
     }
 }
 

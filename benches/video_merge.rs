@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo bench --bench video_merge` (`ANNOFORM_BENCH_FRAMES` overrides 54,000).
 
-use annoform::backend::{DownloadedLabel, FrameSpan, SampleAnnotations};
+use annoform::backend::{DownloadedLabel, FrameSpan, SampleAnnotations, TrackKey};
 use annoform::dataset::FrameNumber;
 use annoform::dataset::dir::Dataset;
 use annoform::dataset::ejson::ObjectId;
@@ -125,7 +125,7 @@ fn download(frames: u32) -> (IndexMap<String, SampleAnnotations>, usize) {
     let mut tracks = BTreeMap::new();
     for (t, from, len) in handed {
         let span = FrameSpan::new(f(from), f(from + len - 1));
-        tracks.insert(i64::from(t), vec![span]);
+        tracks.insert(TrackKey::any_class(i64::from(t)), vec![span]);
         for n in from..from + len {
             let l = if t == new {
                 json!({"_cls": "Detection", "label": "car", "index": new,

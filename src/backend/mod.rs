@@ -325,11 +325,13 @@ pub type Annotations = IndexMap<String, SampleAnnotations>;
 /// the video's length. On the wire (custom backends, kept downloads) the frames are the key
 /// `@frames`, inclusive spans `[[first, last], ...]`, beside the fields.
 ///
-/// Evidence can be finer still, per track: with `@tracks` (frame field → `index` → spans), a
-/// frame label carrying an `index` is evidence only on the frames its index's spans cover,
+/// Evidence can be finer still, per track: with `@tracks` (frame field → track → spans), a
+/// frame label carrying an `index` is evidence only on the frames its track's spans cover,
 /// so a track nobody touched is not handed on the frames a changed track hands (CVAT gives
-/// such a track back as its interpolation, which is not the dataset's labels). Labels
-/// without an `index` are evidence on every handed frame.
+/// such a track back as its interpolation, which is not the dataset's labels). A track is an
+/// `index` (`"3"`: every class carrying it) or an index and a class (`"3:car"`: CVAT keeps
+/// one track per index and class). Labels without an `index` are evidence on every handed
+/// frame.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SampleAnnotations {
     /// The video frames handed; `None`: all of them (and every label of an image).
@@ -370,12 +372,12 @@ impl SampleAnnotations {
         }
     }
 
-    /// The indexes of frame field `field` handed on frame `f`; `None`: every label there.
-    pub fn indexes(&self, field: &str, f: FrameNumber) -> Option<std::collections::BTreeSet<i64>> {
+    /// The tracks of frame field `field` handed on frame `f`; `None`: every label there.
+    pub fn tracks_on(&self, field: &str, f: FrameNumber) -> Option<HandedTracks> {
         let tracks = self.tracks.as_ref()?;
         let handed = tracks.get(field).into_iter().flatten();
         let covering = handed.filter(|(_, spans)| spans.iter().any(|s| s.contains(f)));
-        Some(covering.map(|(i, _)| *i).collect())
+        Some(HandedTracks(covering.map(|(k, _)| k.clone()).collect()))
     }
 
     /// Whether frame `f` is handed.
@@ -405,8 +407,79 @@ impl std::ops::DerefMut for SampleAnnotations {
     }
 }
 
-/// Frame field → track `index` → the frames it is handed on (see [`SampleAnnotations`]).
-pub type TrackSpans = IndexMap<String, std::collections::BTreeMap<i64, Vec<FrameSpan>>>;
+/// Frame field → track → the frames it is handed on (see [`SampleAnnotations`]).
+pub type TrackSpans = IndexMap<String, std::collections::BTreeMap<TrackKey, Vec<FrameSpan>>>;
+
+/// A track of a frame field: the labels sharing an `index`, of one class or (`class: None`,
+/// as written before classes were kept apart) of every class.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct TrackKey {
+    pub index: i64,
+    pub class: Option<String>,
+}
+
+impl TrackKey {
+    /// The labels of `class` with `index`.
+    pub fn new(index: i64, class: impl Into<String>) -> Self {
+        TrackKey {
+            index,
+            class: Some(class.into()),
+        }
+    }
+
+    /// Every label with `index`, whatever its class.
+    pub fn any_class(index: i64) -> Self {
+        TrackKey { index, class: None }
+    }
+}
+
+impl std::fmt::Display for TrackKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.class {
+            Some(c) => write!(f, "{}:{c}", self.index),
+            None => write!(f, "{}", self.index),
+        }
+    }
+}
+
+impl From<TrackKey> for String {
+    fn from(k: TrackKey) -> Self {
+        k.to_string()
+    }
+}
+
+impl TryFrom<String> for TrackKey {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (index, class) = match s.split_once(':') {
+            Some((i, c)) => (i, Some(c.to_string())),
+            None => (s.as_str(), None),
+        };
+        let index = index
+            .parse()
+            .map_err(|_| format!("`{s}` is not a track: `<index>` or `<index>:<class>`"))?;
+        Ok(TrackKey { index, class })
+    }
+}
+
+/// The tracks handed on one frame of a frame field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandedTracks(std::collections::BTreeSet<TrackKey>);
+
+impl HandedTracks {
+    /// Whether a label with `index` and `class` is handed.
+    pub fn covers(&self, index: i64, class: Option<&str>) -> bool {
+        self.0.contains(&TrackKey::any_class(index))
+            || class.is_some_and(|c| self.0.contains(&TrackKey::new(index, c)))
+    }
+}
+
+impl FromIterator<TrackKey> for HandedTracks {
+    fn from_iter<I: IntoIterator<Item = TrackKey>>(it: I) -> Self {
+        HandedTracks(it.into_iter().collect())
+    }
+}
 
 /// Frames `first..=last` of a video (`[first, last]` on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,8 +3,11 @@
 use super::plan_cmd::{OutputArgs, print_plan};
 use super::session::{Bars, Session, confirm, engine_error, failed_runs};
 use super::{CommandError, Context};
-use crate::plan::engine::{Connection, Engine, Goal, Links, PlanFile};
-use crate::plan::model::Action;
+use crate::manifest::load::LoadedRun;
+use crate::plan::engine::{Connection, Engine, Goal, PlanFile};
+use crate::plan::outcome::{Command, Outcome, RunOutcome};
+use crate::plan::render::outcome;
+use crate::state::StateStore;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -115,7 +118,13 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let planned = work.plan.clone();
     if !work.plan.changes && work.runs.iter().all(|r| r.plan.actions.is_empty()) {
         engine.keep_cursors(work).map_err(engine_error)?;
-        eprintln!("Nothing to apply.");
+        eprintln!("{}", outcome::NOTHING_TO_APPLY);
+        if args.output.json {
+            super::print(&outcome::json(&Outcome {
+                command: Command::Apply,
+                runs: Vec::new(),
+            }))?;
+        }
         return failed_runs(&planned);
     }
     if !from_file {
@@ -124,70 +133,50 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
             args.change.auto_approve,
         )?;
     }
-    let applied: Vec<(String, String)> = work
-        .runs
-        .iter()
-        .filter(|w| !w.plan.actions.is_empty() && !w.plan.actions.contains(&Action::Destroy))
-        .map(|w| (w.plan.dataset.clone(), w.plan.key.clone()))
-        .collect();
-    let done = engine.apply(work, &Bars::new()).map_err(engine_error)?;
-    let mut out = format!("Apply complete: {} run(s) changed.\n", done.len());
-    for (dataset, key) in applied {
-        let Some(record) = session
-            .store
-            .get(&dataset, &key)
-            .map_err(|e| CommandError::failed(e.to_string()))?
-        else {
-            continue;
-        };
-        let conn = Connection::of_run(&record, &session.runs);
-        // The run is applied: a link that cannot be fetched is a note, not a failure.
-        let links = match engine.links(&record, &conn) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("note: no links for run `{key}`: {e}");
-                continue;
-            }
-        };
-        let launch = session
-            .runs
-            .iter()
-            .any(|r| r.run.dataset == dataset && r.run.key.0 == key && r.run.launch_editor);
-        out.push_str(&links_text(&key, &links, launch));
+    let mut runs = engine.apply(work, &Bars::new()).map_err(engine_error)?;
+    for run in runs.iter_mut().filter(|r| r.remains()) {
+        add_links(session.store.as_ref(), &session.runs, &mut engine, run)?;
         if args.open
-            && let Some(url) = links.editor()
+            && let Some(url) = run.links.as_ref().and_then(|l| l.editor())
         {
             open_url(url)?;
         }
     }
-    super::print(&out)?;
+    let done = Outcome {
+        command: Command::Apply,
+        runs,
+    };
+    super::print(&if args.output.json {
+        outcome::json(&done)
+    } else {
+        outcome::text(&done)
+    })?;
     failed_runs(&planned)
 }
 
-/// Task links shown after apply; more are listed by `annoform status`.
-const SHOWN_TASKS: usize = 10;
-
-/// A run's project and task URLs, and its editor URL when the manifest asks for it.
-fn links_text(key: &str, links: &Links, launch_editor: bool) -> String {
-    let mut out = String::new();
-    if let Some(p) = &links.project {
-        out.push_str(&format!("{key}: project {p}\n"));
+/// Look up where an applied run lives in its backend's UI, and whether its manifest asks
+/// for the editor. The run is applied: links that cannot be had are noted, not a failure.
+fn add_links(
+    store: &dyn StateStore,
+    manifests: &[LoadedRun],
+    engine: &mut Engine<'_>,
+    run: &mut RunOutcome,
+) -> Result<(), CommandError> {
+    let Some(record) = store
+        .get(&run.dataset, &run.key)
+        .map_err(|e| CommandError::failed(e.to_string()))?
+    else {
+        return Ok(());
+    };
+    let conn = Connection::of_run(&record, manifests);
+    match engine.links(&record, &conn) {
+        Ok(l) => run.links = Some(l),
+        Err(e) => run.links_error = Some(e.to_string()),
     }
-    for (name, url) in links.tasks.iter().take(SHOWN_TASKS) {
-        out.push_str(&format!("  task {name}: {url}\n"));
-    }
-    if links.tasks.len() > SHOWN_TASKS {
-        out.push_str(&format!(
-            "  … and {} more task(s) (`annoform status {key}` lists them)\n",
-            links.tasks.len() - SHOWN_TASKS
-        ));
-    }
-    if launch_editor && let Some(url) = links.editor() {
-        out.push_str(&format!(
-            "{key}: open the editor at {url} (or apply with --open)\n"
-        ));
-    }
-    out
+    run.launch_editor = manifests
+        .iter()
+        .any(|r| r.run.dataset == run.dataset && r.run.key.0 == run.key && r.run.launch_editor);
+    Ok(())
 }
 
 /// Open a URL with the platform's opener, without waiting for it.
@@ -242,10 +231,10 @@ pub fn destroy(ctx: &Context, args: &DestroyArgs) -> Result<(), CommandError> {
         "Do you really want to destroy these runs?",
         args.auto_approve,
     )?;
-    let done = engine.apply(work, &Bars::new()).map_err(engine_error)?;
-    super::print(&format!(
-        "Destroy complete: {} run(s) destroyed.\n",
-        done.len()
-    ))?;
+    let runs = engine.apply(work, &Bars::new()).map_err(engine_error)?;
+    super::print(&outcome::text(&Outcome {
+        command: Command::Destroy,
+        runs,
+    }))?;
     failed_runs(&planned)
 }

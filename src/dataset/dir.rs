@@ -1062,10 +1062,13 @@ impl Dataset {
         let s = self
             .sample_by_id(id)
             .ok_or(DatasetError::UnknownSample(id))?;
-        if let Some(v) = from_metadata(s.get("metadata")) {
+        // Two fields, parsed for this call only: a pass over every sample keeps none parsed.
+        let fields = s.project(&["metadata", "filepath"]);
+        if let Some(v) = from_metadata(fields.get("metadata")) {
             return Ok(v);
         }
-        let fp = s.filepath().ok_or_else(|| DatasetError::Invalid {
+        let fp = fields.get("filepath").and_then(Value::as_str);
+        let fp = fp.ok_or_else(|| DatasetError::Invalid {
             path: self.root.join(SAMPLES),
             doc: format!("sample {id}"),
             msg: "filepath: missing".into(),

@@ -8,8 +8,8 @@ use crate::dataset::FrameNumber;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{Conflicts, LabelType, Unexpected};
 use crate::plan::{
-    ChangeKind, FieldCounts, LabelChange, LabelEdit, PropertyChange, Refusal, Rejection,
-    Restriction, UnexpectedLabel,
+    ChangeKind, FieldCounts, LabelChange, LabelEdit, OutsideLabel, OutsideSchema, PropertyChange,
+    Refusal, Rejection, Restriction, UnexpectedLabel,
 };
 use crate::schema::ResolvedField;
 use crate::state::{Digest16, LabelKey, UploadedLabel};
@@ -238,7 +238,7 @@ pub struct FieldOutcome {
     /// Labels set aside by `load.unexpected: return`.
     pub returned: Vec<unexpected::Returned>,
     /// Labels outside the schema that make the plan fail (`load.unexpected: error`).
-    pub unexpected_errors: Vec<String>,
+    pub unexpected_errors: Vec<OutsideSchema>,
     /// What changes, one entry per label added, edited or deleted.
     pub changes: Vec<LabelChange>,
     /// The field's new value, when it changes.
@@ -249,23 +249,7 @@ pub struct FieldOutcome {
     pub new_ids: Vec<(String, String)>,
 }
 
-/// A label changed both in the dataset since upload and in the backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    pub sample_id: String,
-    pub field: String,
-    pub label_id: String,
-}
-
-impl std::fmt::Display for Conflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} label {} (sample {})",
-            self.field, self.label_id, self.sample_id
-        )
-    }
-}
+pub use crate::plan::Conflict;
 
 /// Merge one field of one sample.
 pub fn merge_field(input: &FieldInput<'_>) -> FieldOutcome {
@@ -629,6 +613,7 @@ fn merge_label<'v>(
             Conflicts::Error => {
                 out.conflicts.push(Conflict {
                     sample_id: input.sample_id.to_string(),
+                    frame: input.frame,
                     field: input.field.to_string(),
                     label_id: id.to_string(),
                 });
@@ -666,10 +651,15 @@ fn merge_label<'v>(
     let unknown_class = match outside_schema(dl, schema) {
         Some(class) if input.unexpected != Unexpected::Keep => {
             if input.unexpected == Unexpected::Error {
-                out.unexpected_errors.push(format!(
-                    "sample {} {} label {id}: relabelled to class `{class}`, which is not in the schema",
-                    input.sample_id, input.field
-                ));
+                out.unexpected_errors.push(OutsideSchema {
+                    sample_id: input.sample_id.to_string(),
+                    frame: input.frame,
+                    field: input.field.to_string(),
+                    label: OutsideLabel::Relabelled {
+                        label_id: id.to_string(),
+                        class,
+                    },
+                });
             }
             true
         }

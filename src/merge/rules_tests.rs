@@ -288,7 +288,14 @@ fn a_relabel_to_a_class_outside_the_schema_follows_the_policy() {
         }
         let m = run(Unexpected::Error);
         assert_eq!(m.out.unexpected_errors.len(), 1, "{t}");
-        assert!(m.out.unexpected_errors[0].contains("zebra"));
+        assert_eq!(
+            m.out.unexpected_errors[0].label,
+            OutsideLabel::Relabelled {
+                label_id: A.to_string(),
+                class: "zebra".into()
+            },
+            "{t}"
+        );
     }
 }
 
@@ -591,7 +598,16 @@ fn unexpected_classes_follow_the_policy() {
         "{:?}",
         report.out.rejected[0].reason
     );
-    assert_eq!(run(Unexpected::Error).out.unexpected_errors.len(), 1);
+    let error = run(Unexpected::Error).out.unexpected_errors;
+    assert_eq!(error.len(), 1);
+    assert!(
+        matches!(
+            &error[0].label,
+            OutsideLabel::Unexpected { label_type: LabelType::Detections, class: Some(c), reason, .. }
+                if c == "truck" && reason.contains("not in the schema")
+        ),
+        "{error:?}"
+    );
     // With additions forbidden, keeping is forbidden too.
     let f = field(LabelType::Detections, only("add", false));
     let m = merge_with(

@@ -137,7 +137,8 @@ pub struct RunMerge {
     pub changes: Vec<SampleChanges>,
     /// Samples with changes beyond those kept.
     pub more_changes: usize,
-    pub unexpected_errors: Vec<String>,
+    /// Labels outside the schema that fail the plan (`load.unexpected: error`).
+    pub unexpected_errors: Vec<crate::plan::OutsideSchema>,
     /// Labels outside the schema that do not go into their field, with what happens to them.
     pub unexpected: Vec<crate::plan::UnexpectedLabel>,
     /// Labels set aside by `load.unexpected: return`, written to a file on apply.
@@ -406,7 +407,7 @@ impl<'a> RunMerger<'a> {
             sid,
             id,
             frame: None,
-            indexes: None,
+            tracks: None,
             size: &size,
         };
         for (i, field) in r.schema.fields.keys().enumerate() {
@@ -460,7 +461,7 @@ impl<'a> RunMerger<'a> {
         let on_disk = mask_path::inline_field(doc.get(field.name()), list_key, ds.root())?;
         let current = on_disk.as_ref().or(doc.get(field.name()));
         // Labels of tracks the download does not hand are merged as if absent, then put back.
-        let untouched = at.indexes.and_then(|h| {
+        let untouched = at.tracks.and_then(|h| {
             untouched::Untouched::split(current, uploaded, downloaded, h, schema.label_type)
         });
         let (handed, handed_up) = match &untouched {
@@ -660,8 +661,8 @@ struct At<'s> {
     sid: &'s str,
     id: ObjectId,
     frame: Option<FrameNumber>,
-    /// On a frame, the track indexes the download hands there (`None`: every label).
-    indexes: Option<&'s std::collections::BTreeSet<i64>>,
+    /// On a frame, the tracks the download hands there (`None`: every label).
+    tracks: Option<&'s crate::backend::HandedTracks>,
     /// The media size, read once per sample and only when a label differs from its download.
     size: &'s std::cell::OnceCell<Option<ImageSize>>,
 }

@@ -17,7 +17,10 @@ use super::{FieldInput, FieldOutcome, new_label};
 use crate::backend::DownloadedLabel;
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::{LabelType, Unexpected};
-use crate::plan::{ChangeKind, Refusal, Restriction, UnexpectedAction, UnexpectedLabel};
+use crate::plan::{
+    ChangeKind, OutsideLabel, OutsideSchema, Refusal, Restriction, UnexpectedAction,
+    UnexpectedLabel,
+};
 use crate::state::{LabelKey, UploadedLabel};
 use serde::Serialize;
 use serde_json::Value;
@@ -121,22 +124,27 @@ pub(super) fn settle(
     found: Found<'_>,
     other_type: bool,
 ) {
-    let class = found
-        .label
-        .get("label")
-        .and_then(Value::as_str)
-        .map(|c| format!(" `{c}`"))
-        .unwrap_or_default();
-    let what = format!("{}{class}", found.label_type.as_str());
+    let class = found.label.get("label").and_then(Value::as_str);
+    let what = match class {
+        Some(c) => format!("{} `{c}`", found.label_type.as_str()),
+        None => found.label_type.as_str().to_string(),
+    };
     let action = match input.unexpected {
         Unexpected::Keep if other_type => UnexpectedAction::Kept,
         Unexpected::Ignore => UnexpectedAction::Ignored,
         Unexpected::Return => UnexpectedAction::Returned,
         Unexpected::Error => {
-            out.unexpected_errors.push(format!(
-                "sample {} {} {} ({what}): {}",
-                input.sample_id, input.field, found.backend_id, found.reason
-            ));
+            out.unexpected_errors.push(OutsideSchema {
+                sample_id: input.sample_id.to_string(),
+                frame: input.frame,
+                field: input.field.to_string(),
+                label: OutsideLabel::Unexpected {
+                    backend_id: found.backend_id.to_string(),
+                    label_type: found.label_type,
+                    class: class.map(str::to_string),
+                    reason: found.reason,
+                },
+            });
             return;
         }
         Unexpected::Keep | Unexpected::Report => {
@@ -368,7 +376,10 @@ mod tests {
                     in_field.contains(&id),
                     rejected_adds.contains(id.as_str()),
                     listed.contains(&d.backend_id.as_str()),
-                    out.unexpected_errors.iter().any(|e| e.contains(&d.backend_id)),
+                    out.unexpected_errors.iter().any(|e| matches!(
+                        &e.label,
+                        OutsideLabel::Unexpected { backend_id, .. } if *backend_id == d.backend_id
+                    )),
                 ];
                 prop_assert_eq!(
                     ends.iter().filter(|e| **e).count(),

@@ -2,6 +2,7 @@
 
 pub mod engine;
 pub mod model;
+pub mod outcome;
 pub mod render;
 
 pub use model::*;

@@ -2,7 +2,7 @@
 //! Markdown) are pure functions of it. The JSON form is a versioned contract (DESIGN §6).
 
 use crate::dataset::{FieldPath, FrameNumber};
-use crate::manifest::{LoadWhen, Unexpected};
+use crate::manifest::{LabelType, LoadWhen, Unexpected};
 use crate::schema::ResolvedSchema;
 use crate::schema::diff::SchemaChange;
 use indexmap::IndexMap;
@@ -64,6 +64,9 @@ pub struct RunPlan {
     /// What to do about `error`: what to change, or that re-running resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The labels `error` is about, when it names labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<LabelFailure>,
 }
 
 /// The kinds of action a run can need.
@@ -503,6 +506,64 @@ pub struct UnexpectedLabel {
     /// The field a kept label goes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest: Option<String>,
+}
+
+/// Labels that stop a run's merge: nothing of it is merged until they are settled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LabelFailure {
+    /// Labels outside the schema, with `load.unexpected: error`.
+    Unexpected { labels: Vec<OutsideSchema> },
+    /// Labels changed both in the dataset since upload and in the backend, with
+    /// `load.conflicts: error`.
+    Conflicts {
+        backend: String,
+        labels: Vec<Conflict>,
+    },
+}
+
+/// A label the backend returned outside the run's schema, which `load.unexpected: error`
+/// refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutsideSchema {
+    pub sample_id: String,
+    /// The video frame of a frame field's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
+    /// The run's field it was drawn for.
+    pub field: String,
+    #[serde(flatten)]
+    pub label: OutsideLabel,
+}
+
+/// How a label is outside the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutsideLabel {
+    /// A label the field cannot take: a new one of a class the schema does not list, or an
+    /// object of another label type.
+    Unexpected {
+        /// The backend's id of the object.
+        backend_id: String,
+        label_type: LabelType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<String>,
+        /// Why it does not fit (the backend's words for an object of another type).
+        reason: String,
+    },
+    /// A label of the field relabelled in the backend to a class the schema does not list.
+    Relabelled { label_id: String, class: String },
+}
+
+/// A label changed both in the dataset since upload and in the backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub sample_id: String,
+    /// The video frame of a frame field's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameNumber>,
+    pub field: String,
+    pub label_id: String,
 }
 
 /// What the merge does with an unexpected label.

@@ -1147,6 +1147,52 @@ fn a_no_op_apply_writes_nothing() {
     assert!(state_bytes(&ws) == before, "the no-op apply rewrote state");
 }
 
+/// `apply --json` prints the plan, then what was done, each a JSON document: a CI job reads
+/// both without parsing English.
+#[test]
+fn apply_json_prints_the_plan_then_the_outcome() {
+    let ws = engine_workspace(&format!(
+        "{RUN}view:\n  - limit: 2\nlabel_field: ground_truth\nload:\n  when: always\n"
+    ));
+    let documents = |out: &Output| -> Vec<Value> {
+        serde_json::Deserializer::from_str(&out.stdout)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}:\n{}", out.stdout))
+    };
+    let out = ok(ws.run(&["apply", "--auto-approve", "--json"]));
+    let docs = documents(&out);
+    assert_eq!(docs.len(), 2, "{}", out.stdout);
+    assert_eq!(
+        docs[0]["runs"][0]["actions"],
+        json!(["create"]),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(docs[1]["command"], "apply", "{}", out.stdout);
+    assert_eq!(
+        docs[1]["runs"],
+        json!([{"dataset": "quickstart", "key": "review", "actions": ["create"],
+                "links": {"project": null, "tasks": []}}]),
+        "{}",
+        out.stdout
+    );
+    // Nothing to apply: the notice on stderr, and an outcome without runs.
+    let out = ok(ws.run(&["apply", "--auto-approve", "--json"]));
+    assert!(out.stderr.contains("Nothing to apply"), "{}", out.stderr);
+    let docs = documents(&out);
+    assert_eq!(docs.len(), 2, "{}", out.stdout);
+    assert_eq!(docs[1], json!({"command": "apply", "runs": []}));
+    // Destroy says in words what it did.
+    let out = ok(ws.run(&["destroy", "--auto-approve"]));
+    assert!(
+        out.stdout
+            .ends_with("Destroy complete: 1 run(s) destroyed.\n"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// Two workspaces, one backend, the same project name and run key, different samples: the
 /// second refuses the first's project (naming it and its owner) instead of adopting it, and
 /// its destroy leaves it alone.
@@ -1329,6 +1375,24 @@ fn engine_errors_say_what_to_change() {
     let plan = serde_json::from_str::<Value>(&ws.run(&["plan", "--json"]).stdout).unwrap();
     assert_eq!(
         plan["runs"][0]["hint"], "set `load.conflicts` to `backend` or `dataset` to choose a side",
+        "{plan:#}"
+    );
+    // The JSON names the labels as data beside the message.
+    let failure = &plan["runs"][0]["failure"];
+    assert_eq!(failure["kind"], "conflicts", "{plan:#}");
+    assert_eq!(failure["backend"], "fake", "{plan:#}");
+    let labels = failure["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 1, "{plan:#}");
+    assert_eq!(
+        (&labels[0]["sample_id"], &labels[0]["field"]),
+        (&json!(FIRST), &json!("ground_truth")),
+        "{plan:#}"
+    );
+    assert!(
+        plan["runs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(labels[0]["label_id"].as_str().unwrap()),
         "{plan:#}"
     );
 }

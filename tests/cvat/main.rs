@@ -28,6 +28,7 @@ mod video_drift;
 mod video_keyframes;
 mod video_kills;
 mod video_run;
+mod video_shared;
 
 use cvat_fake::{ADMIN_PASSWORD, ADMIN_USERNAME, FakeCvat};
 use fs::copy_dir;

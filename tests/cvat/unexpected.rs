@@ -69,6 +69,34 @@ fn error_names_every_label_outside_the_schema() {
             "{sample}: {what}:\n{stderr}"
         );
     }
+    // The JSON plan lists the same labels as data.
+    let (_, stdout, _) = ws.try_run(&["plan", "--json"]);
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let failure = &plan["runs"][0]["failure"];
+    assert_eq!(failure["kind"], "unexpected", "{plan:#}");
+    let listed: Vec<(&str, &str, &str, &str)> = failure["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sample_id"].as_str().unwrap(),
+                l["kind"].as_str().unwrap(),
+                l["label_type"].as_str().unwrap(),
+                l["class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (ids[0].as_str(), "unexpected", "detections", "truck"),
+            (ids[1].as_str(), "unexpected", "polylines", "car"),
+            (ids[2].as_str(), "unexpected", "polygons", "car"),
+            (ids[3].as_str(), "unexpected", "classifications", "car"),
+        ],
+        "{plan:#}"
+    );
 }
 
 #[test]

@@ -42,9 +42,10 @@ impl RunMerger<'_> {
                     });
                 };
                 let index = l.label.get("index").and_then(Value::as_i64);
-                let track = downloaded.indexes(field.as_str(), f);
+                let class = l.label.get("label").and_then(Value::as_str);
+                let track = downloaded.tracks_on(field.as_str(), f);
                 if let (Some(i), Some(handed)) = (index, track)
-                    && !handed.contains(&i)
+                    && !handed.covers(i, class)
                 {
                     return Err(MergeError::UnhandedTrack {
                         sample: at.sid.to_string(),
@@ -89,10 +90,10 @@ impl RunMerger<'_> {
                     .and_then(|u| u.get(&f))
                     .map_or(&[][..], Vec::as_slice);
                 let dl = by_frame.get(&f).map_or(&[][..], Vec::as_slice);
-                let indexes = downloaded.indexes(field.as_str(), f);
+                let tracks = downloaded.tracks_on(field.as_str(), f);
                 let here = At {
                     frame: Some(f),
-                    indexes: indexes.as_ref(),
+                    tracks: tracks.as_ref(),
                     ..*at
                 };
                 self.field(&here, i, &doc, up, dl, held)?;

@@ -4,12 +4,12 @@
 //! in the frame's new value and baseline.
 
 use super::super::{container, label_id, label_slice};
-use crate::backend::DownloadedLabel;
+use crate::backend::{DownloadedLabel, HandedTracks};
 use crate::dataset::ejson::ObjectId;
 use crate::manifest::LabelType;
 use crate::state::{LabelKey, UploadedLabel};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// A frame field's labels with the untouched ones set aside.
 #[derive(Debug)]
@@ -22,14 +22,14 @@ pub(super) struct Untouched {
 }
 
 impl Untouched {
-    /// Sets aside the labels of `current` whose `index` is not among `handed` (and that no
-    /// downloaded label names: a label the backend moved to a handed track is handed);
-    /// `None` when there is none.
+    /// Sets aside the labels of `current` whose track (index and class) `handed` does not
+    /// cover (and that no downloaded label names: a label the backend moved to a handed track
+    /// is handed); `None` when there is none.
     pub fn split(
         current: Option<&Value>,
         uploaded: &[UploadedLabel],
         downloaded: &[DownloadedLabel],
-        handed: &BTreeSet<i64>,
+        handed: &HandedTracks,
         t: LabelType,
     ) -> Option<Untouched> {
         let key = container(t).1?;
@@ -42,7 +42,8 @@ impl Untouched {
             .iter()
             .filter(|l| {
                 let index = l.get("index").and_then(Value::as_i64);
-                index.is_some_and(|i| !handed.contains(&i))
+                let class = l.get("label").and_then(Value::as_str);
+                index.is_some_and(|i| !handed.covers(i, class))
             })
             .filter_map(label_id)
             .filter(|id| !named.contains(id))
@@ -122,6 +123,7 @@ impl Untouched {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::TrackKey;
     use crate::merge::label_digest;
     use crate::schema::ResolvedField;
     use serde_json::json;
@@ -150,7 +152,7 @@ mod tests {
             .collect();
         // Track 2 handed; track 3's label moved into it by the backend: handed too.
         let moved = DownloadedLabel::new("t", det(3, 2, 0.3));
-        let handed = BTreeSet::from([2]);
+        let handed = HandedTracks::from_iter([TrackKey::any_class(2)]);
         let u = Untouched::split(Some(&current), &uploaded, &[moved], &handed, t).unwrap();
         assert_eq!(
             label_slice(u.current.as_ref(), t),
@@ -180,7 +182,7 @@ mod tests {
                 Some(&current),
                 &uploaded,
                 &[],
-                &BTreeSet::from([1, 2, 3]),
+                &[1, 2, 3].map(TrackKey::any_class).into_iter().collect(),
                 t
             )
             .is_none()

@@ -4,15 +4,17 @@ use super::resolved_from::resolved_inputs;
 use super::*;
 use crate::dataset::FieldPath;
 use crate::merge::run::RunMerge;
+use crate::plan::outcome::RunOutcome;
 use crate::state::FrameLabels;
 
 impl Engine<'_> {
-    /// Carry out `work`, saving each run's record after every step.
+    /// Carry out `work`, saving each run's record after every step; returns the runs
+    /// changed.
     pub fn apply(
         &mut self,
         work: Work,
         progress: &dyn Progress,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<Vec<RunOutcome>, EngineError> {
         let mut done = Vec::new();
         // One run failing stops only that run: the others are applied, then the failure is
         // reported (each step of the failed run is saved, so it resumes on the next apply).
@@ -27,17 +29,7 @@ impl Engine<'_> {
                 continue;
             }
             let resolved = resolved_inputs(&w);
-            let summary = format!(
-                "{} {}/{}",
-                w.plan
-                    .actions
-                    .iter()
-                    .map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join("+"),
-                w.plan.dataset,
-                w.plan.key
-            );
+            let summary = RunOutcome::new(&w.plan.dataset, &w.plan.key, &w.plan.actions);
             let (dataset, key) = (w.plan.dataset.clone(), w.plan.key.clone());
             let applied = self
                 .apply_run(w, progress)
@@ -363,7 +355,9 @@ impl Engine<'_> {
             let sample = ds
                 .sample_by_id(id)
                 .ok_or_else(|| problem(format!("no longer in dataset `{dataset}`")))?;
-            let media = sample
+            // The one field, parsed for this call: the sample is not kept parsed.
+            let media = sample.project(&[media_field.as_str()]);
+            let media = media
                 .get(&media_field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| problem(format!("no `{media_field}` (media_field)")))?;

@@ -3,7 +3,9 @@
 //! the others say what to change.
 
 use crate::backend::{self, BackendError, Cause};
+use crate::dataset::FrameNumber;
 use crate::merge;
+use crate::plan::{Conflict, LabelFailure, OutsideLabel, OutsideSchema};
 use crate::state::StateError;
 
 /// Why the engine stopped.
@@ -95,18 +97,21 @@ pub enum EngineError {
     #[error(
         "run `{run}`: {} label(s) outside the schema (load.unexpected=error):\n  {}",
         labels.len(),
-        labels.join("\n  ")
+        labels.iter().map(outside_schema).collect::<Vec<_>>().join("\n  ")
     )]
-    UnexpectedLabels { run: String, labels: Vec<String> },
+    UnexpectedLabels {
+        run: String,
+        labels: Vec<OutsideSchema>,
+    },
     #[error(
         "run `{run}`: {} label(s) changed both in the dataset since upload and in {backend}: {}",
         labels.len(),
-        labels.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        labels.iter().map(conflict).collect::<Vec<_>>().join(", ")
     )]
     Conflicts {
         run: String,
         backend: String,
-        labels: Vec<merge::Conflict>,
+        labels: Vec<Conflict>,
     },
     #[error(
         "run `{run}` (dataset `{dataset}`): labels no backend can take back unchanged:\n  {}",
@@ -231,6 +236,22 @@ pub struct ForeignProject {
 pub const RESUME: &str = "nothing was lost: re-run the command to resume where it stopped";
 
 impl EngineError {
+    /// The labels the error is about, for the plan to carry beside its message.
+    pub fn failure(&self) -> Option<LabelFailure> {
+        match self {
+            EngineError::UnexpectedLabels { labels, .. } => Some(LabelFailure::Unexpected {
+                labels: labels.clone(),
+            }),
+            EngineError::Conflicts {
+                backend, labels, ..
+            } => Some(LabelFailure::Conflicts {
+                backend: backend.clone(),
+                labels: labels.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// What to do about it: one hint, or one per distinct hint of several failed runs.
     pub fn hints(&self) -> Vec<String> {
         match self {
@@ -377,6 +398,51 @@ fn run_prefix(run: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// Where a label is: `sample <id>`, and ` frame <n>` for a frame field's label.
+fn sample_at(sample_id: &str, frame: Option<FrameNumber>) -> String {
+    match frame {
+        Some(f) => format!("sample {sample_id} frame {f}"),
+        None => format!("sample {sample_id}"),
+    }
+}
+
+/// ``sample s gt 17 (polylines `car`): why`` or
+/// ``sample s gt label l: relabelled to class `zebra`, which is not in the schema``.
+fn outside_schema(l: &OutsideSchema) -> String {
+    let at = sample_at(&l.sample_id, l.frame);
+    let field = &l.field;
+    match &l.label {
+        OutsideLabel::Unexpected {
+            backend_id,
+            label_type,
+            class,
+            reason,
+        } => {
+            let class = class
+                .as_ref()
+                .map(|c| format!(" `{c}`"))
+                .unwrap_or_default();
+            format!(
+                "{at} {field} {backend_id} ({}{class}): {reason}",
+                label_type.as_str()
+            )
+        }
+        OutsideLabel::Relabelled { label_id, class } => format!(
+            "{at} {field} label {label_id}: relabelled to class `{class}`, which is not in the schema"
+        ),
+    }
+}
+
+/// `ground_truth label l (sample s)`, with ` frame <n>` for a frame field's label.
+fn conflict(c: &Conflict) -> String {
+    format!(
+        "{} label {} ({})",
+        c.field,
+        c.label_id,
+        sample_at(&c.sample_id, c.frame)
+    )
+}
+
 /// `` `a`, `b` ``.
 fn quoted(items: &[String]) -> String {
     items
@@ -418,8 +484,9 @@ mod tests {
         let conflicts = EngineError::Conflicts {
             run: "r".into(),
             backend: "ls".into(),
-            labels: vec![merge::Conflict {
+            labels: vec![Conflict {
                 sample_id: "s".into(),
+                frame: None,
                 field: "f".into(),
                 label_id: "l".into(),
             }],

@@ -119,6 +119,7 @@ impl Engine<'_> {
             schema: desired.as_ref().map(|d| d.schema.clone()),
             error: None,
             hint: None,
+            failure: None,
         };
         plan.details.extend(project_notes);
         let mut work = RunWork {
@@ -664,6 +665,7 @@ fn keep_page(keep: &mut Option<CacheWriter>, page: &backend::Annotations) {
 fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineError) -> RunWork {
     let message = e.to_string();
     let hint = e.hint();
+    let failure = e.failure();
     let plan = RunPlan {
         key: key.to_string(),
         dataset: dataset.to_string(),
@@ -684,6 +686,7 @@ fn failed_work(dataset: &str, key: &str, loaded: Option<&LoadedRun>, e: EngineEr
         schema: None,
         error: Some(message),
         hint,
+        failure,
     };
     RunWork {
         guard: Guard {

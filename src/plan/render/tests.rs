@@ -34,6 +34,7 @@ fn run(key: &str, backend: &str, actions: &[Action], samples: usize, tasks: usiz
         schema: None,
         error: None,
         hint: None,
+        failure: None,
     }
 }
 
@@ -634,6 +635,7 @@ mod properties {
                     schema: None,
                     error: None,
                     hint: None,
+                    failure: None,
                 }
             })
     }

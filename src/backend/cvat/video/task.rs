@@ -29,11 +29,11 @@ use super::frames::FrameRange;
 use super::tracks::{Flatten, UploadedFrames, flatten, shape_index, video_to_cvat};
 use super::window::{TrackPrint, changed};
 use crate::backend::convert::{ConvertError, ImageSize};
-use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations, TrackSpans};
+use crate::backend::{DownloadedLabel, FrameSpan, SampleAnnotations, TrackKey, TrackSpans};
 use crate::dataset::FrameNumber;
 use crate::schema::ResolvedSchema;
 
-/// A track as uploaded: its CVAT id, its field and index, its print.
+/// A track as uploaded: its CVAT id, its field, index and class, its print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackRecord {
     pub id: i64,
@@ -42,7 +42,21 @@ pub struct TrackRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub index: i64,
+    /// The class (`None` in records written before it was kept: every class carrying the
+    /// index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     pub print: TrackPrint,
+}
+
+impl TrackRecord {
+    /// The track its labels are.
+    fn track(&self) -> TrackKey {
+        TrackKey {
+            index: self.index,
+            class: self.class.clone(),
+        }
+    }
 }
 
 /// What the run's record keeps of a video task once its labels are up: the tracks the server
@@ -141,16 +155,6 @@ pub fn upload(
                 ),
             });
         }
-        if let Some((index, a, b)) = shared_index(&held) {
-            return Err(ConvertError::new(
-                name.clone(),
-                format!(
-                    "index {index} is carried by labels of classes `{a}` and `{b}`: CVAT makes \
-                     one track of each, and annoform cannot yet tell one's deletions from the \
-                     other's edits; give each class its own index"
-                ),
-            ));
-        }
         for (f, l) in &held {
             out.uploaded.add(name, video.index(*f), l);
         }
@@ -172,37 +176,14 @@ pub fn upload(
             out.uploaded.add_plain_frame(video.index(f));
         }
         for s in &out.annotations.shapes[before.0..] {
-            if let Some((field, index)) = shape_index(s, map) {
+            if let Some((field, track)) = shape_index(s, map) {
                 out.uploaded
-                    .add_plain_track(&field, video.index(s.frame), index);
+                    .add_plain_track(&field, video.index(s.frame), track);
             }
         }
     }
     out.uploaded.set_keyframes(keyframes);
     Ok(out)
-}
-
-/// The first `index` that labels of two classes share (the index and both classes): such
-/// labels would go up as two CVAT tracks whose evidence, kept per index, could not be told
-/// apart, so one track's change would read as the other's labels deleted.
-fn shared_index<'a>(labels: &[(u64, &'a Value)]) -> Option<(i64, &'a str, &'a str)> {
-    let mut class_of: HashMap<i64, &str> = HashMap::new();
-    for (_, l) in labels {
-        let (Some(index), Some(class)) = (
-            l.get("index").and_then(Value::as_i64),
-            l.get("label").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        match class_of.get(&index) {
-            Some(&first) if first != class => return Some((index, first, class)),
-            Some(_) => {}
-            None => {
-                class_of.insert(index, class);
-            }
-        }
-    }
-    None
 }
 
 fn marked_keyframe(label: &Value) -> bool {
@@ -252,10 +233,12 @@ pub fn track_records(echo: &Annotations, map: &LabelMap) -> Vec<TrackRecord> {
                 .value
                 .parse()
                 .ok()?;
+            let mapped = map.label(t.label_id);
             Some(TrackRecord {
                 id: t.id?,
-                field: map.label(t.label_id).map(|m| m.field.clone()),
+                field: mapped.map(|m| m.field.clone()),
                 index,
+                class: mapped.map(|m| m.class.clone()),
                 print: TrackPrint::of(t, map),
             })
         })
@@ -269,9 +252,9 @@ pub struct VideoDownload {
     pub frames: BTreeMap<u64, Downloaded>,
     /// The handed frames (FiftyOne frame numbers, sorted disjoint ranges).
     pub handed: Vec<Range<u64>>,
-    /// Field → index → the handed frames of that track (FiftyOne frame numbers, sorted
+    /// Field → track (index and class) → its handed frames (FiftyOne frame numbers, sorted
     /// disjoint ranges): on its other handed frames a track is not handed.
-    pub tracks: BTreeMap<String, BTreeMap<i64, Vec<Range<u64>>>>,
+    pub tracks: BTreeMap<String, BTreeMap<TrackKey, Vec<Range<u64>>>>,
 }
 
 impl VideoDownload {
@@ -344,11 +327,13 @@ pub fn download(
             in_video(changed(before, &TrackPrint::of(t, map), task_size))
         })
         .collect();
-    let mut tracks: BTreeMap<String, BTreeMap<i64, Vec<Range<u64>>>> = BTreeMap::new();
-    let mut hand = |field: &str, index: i64, rs: &[Range<u64>]| {
+    let mut tracks: BTreeMap<String, BTreeMap<TrackKey, Vec<Range<u64>>>> = BTreeMap::new();
+    let mut hand = |field: &str, track: &TrackKey, rs: &[Range<u64>]| {
         if !rs.is_empty() {
             let at = tracks.entry(field.to_string()).or_default();
-            at.entry(index).or_default().extend(rs.iter().cloned());
+            at.entry(track.clone())
+                .or_default()
+                .extend(rs.iter().cloned());
         }
     };
     let present: BTreeSet<i64> = ann.tracks.iter().filter_map(|t| t.id).collect();
@@ -369,7 +354,7 @@ pub fn download(
                 .collect(),
         };
         for f in fields {
-            hand(f, gone.index, &rs);
+            hand(f, &gone.track(), &rs);
         }
     }
     // Per-frame shapes and tags, now or at upload: their frames, and their indexes there.
@@ -382,13 +367,13 @@ pub fn download(
         .chain(uploaded.plain_frames())
         .collect();
     for s in &ann.shapes {
-        if let Some((field, index)) = shape_index(s, map) {
+        if let Some((field, track)) = shape_index(s, map) {
             let f = video.index(s.frame);
-            hand(&field, index, &[f..f + 1]);
+            hand(&field, &track, &[f..f + 1]);
         }
     }
-    for (field, f, index) in uploaded.plain_tracks() {
-        hand(field, *index, &[*f..*f + 1]);
+    for (field, f, track) in uploaded.plain_tracks() {
+        hand(field, track, &[*f..*f + 1]);
     }
 
     // The changed tracks' labels on their frames, in video frames.
@@ -404,7 +389,7 @@ pub fn download(
             t
         })
         .collect();
-    let recorded: HashMap<i64, i64> = records.iter().map(|r| (r.id, r.index)).collect();
+    let recorded: HashMap<i64, TrackKey> = records.iter().map(|r| (r.id, r.track())).collect();
     let cx = Flatten {
         end_frame: video.end(),
         map,
@@ -413,8 +398,8 @@ pub fn download(
         used: &used,
     };
     let flat = flatten(&moved, &cx, Some(&windows));
-    for ((field, index), rs) in flat.indexes.iter().zip(&windows) {
-        hand(field, *index, rs);
+    for ((field, track), rs) in flat.indexes.iter().zip(&windows) {
+        hand(field, track, rs);
     }
     for s in flat.shapes {
         frames.entry(s.frame).or_default().shapes.push(s);
@@ -490,18 +475,6 @@ mod tests {
     use crate::backend::cvat::labels::tests::{attr, field, serve};
     use crate::manifest::{AttributeType, LabelType, Scalar};
     use serde_json::json;
-
-    #[test]
-    fn two_classes_sharing_an_index_are_named_not_uploaded() {
-        let car = json!({"label": "car", "index": 1});
-        let truck = json!({"label": "truck", "index": 1});
-        let other = json!({"label": "truck", "index": 2});
-        let plain = json!({"label": "car"});
-        let labels = [(1, &car), (2, &car), (2, &other), (3, &plain)];
-        assert_eq!(shared_index(&labels), None);
-        let labels = [(1, &car), (2, &other), (3, &truck)];
-        assert_eq!(shared_index(&labels), Some((1, "car", "truck")));
-    }
 
     const FIELD: &str = "frames.dets";
 
@@ -658,6 +631,69 @@ mod tests {
         assert_eq!(get(&d, 16)[0]["keyframe"], Value::Null);
     }
 
+    /// `records` and `up` as written before classes were kept: no `class` on the tracks, runs
+    /// of (index, first frame, ids).
+    fn without_classes(
+        records: &[TrackRecord],
+        up: &UploadedFrames,
+    ) -> (Vec<TrackRecord>, UploadedFrames) {
+        let mut r = serde_json::to_value(records).unwrap();
+        for t in r.as_array_mut().unwrap() {
+            t.as_object_mut().unwrap().remove("class");
+        }
+        let mut u = serde_json::to_value(up).unwrap();
+        for runs in u["tracks"].as_object_mut().unwrap().values_mut() {
+            for run in runs.as_array_mut().unwrap() {
+                run.as_array_mut().unwrap().truncate(3);
+            }
+        }
+        (
+            serde_json::from_value(r).unwrap(),
+            serde_json::from_value(u).unwrap(),
+        )
+    }
+
+    #[test]
+    fn records_without_classes_hand_what_they_handed_before() {
+        let (schema, map) = setup();
+        let v = video(1);
+        let (mut tracks, records, up) = uploaded(&v);
+        let (old_records, old_up) = without_classes(&records, &up);
+        assert!(old_records.iter().all(|r| r.class.is_none()));
+        tracks[0]
+            .shapes
+            .iter_mut()
+            .find(|s| s.frame == 20)
+            .unwrap()
+            .points[0] += 10.0;
+        tracks.remove(1);
+        let ann = Annotations {
+            tracks,
+            ..Annotations::default()
+        };
+        let new = download(&schema, ann.clone(), &v, &map, &records, &up);
+        let old = download(&schema, ann, &v, &map, &old_records, &old_up);
+        assert_eq!(old.handed, new.handed);
+        assert_eq!(
+            old.frames.keys().collect::<Vec<_>>(),
+            new.frames.keys().collect::<Vec<_>>()
+        );
+        for n in [12, 25, 40] {
+            assert_eq!(get(&old, n), get(&new, n), "frame {n}");
+        }
+        assert_eq!(get(&old, 25)[0]["_id"], json!({"$oid": id(1, 25)}));
+        let dets = &old.tracks[FIELD];
+        assert_eq!(
+            dets.keys().cloned().collect::<Vec<_>>(),
+            vec![TrackKey::new(1, "car"), TrackKey::any_class(2)],
+            "the deleted track's old record stands for every class of its index"
+        );
+        assert_eq!(
+            new.tracks[FIELD][&TrackKey::new(2, "car")],
+            dets[&TrackKey::any_class(2)]
+        );
+    }
+
     #[test]
     fn a_moved_keyframe_hands_the_frames_between_its_neighbours_and_a_new_track_its_own() {
         let (schema, map) = setup();
@@ -709,10 +745,15 @@ mod tests {
             get(&d, 25)
         );
         let dets = &d.tracks[FIELD];
-        assert_eq!(dets[&1], vec![12..31], "track 1 on the moved key's frames");
-        assert_eq!(dets[&4], vec![41..52], "the new track on its own");
+        let car = |i: i64| TrackKey::new(i, "car");
+        assert_eq!(
+            dets[&car(1)],
+            vec![12..31],
+            "track 1 on the moved key's frames"
+        );
+        assert_eq!(dets[&car(4)], vec![41..52], "the new track on its own");
         assert!(
-            !dets.contains_key(&2) && !dets.contains_key(&3),
+            !dets.contains_key(&car(2)) && !dets.contains_key(&car(3)),
             "untouched: {dets:?}"
         );
         let new: Vec<Value> = (41..=52)

@@ -29,6 +29,7 @@ use super::super::convert::{AttributeValue, Shape, Track, to_cvat};
 use super::super::labels::{INDEX_ATTR, LABEL_ID_ATTR, LabelMap};
 use super::interpolate;
 pub use super::uploaded::UploadedFrames;
+use crate::backend::TrackKey;
 use crate::backend::convert::{ConvertError, ImageSize};
 use crate::backend::cvat::convert::Annotations;
 use crate::schema::ResolvedField;
@@ -179,8 +180,8 @@ pub struct Flatten<'a> {
     /// The task's size.
     pub end_frame: u64,
     pub map: &'a LabelMap,
-    /// The index recorded for each track id at upload.
-    pub recorded: &'a HashMap<i64, i64>,
+    /// The track (index and class) recorded for each track id at upload.
+    pub recorded: &'a HashMap<i64, TrackKey>,
     pub uploaded: &'a UploadedFrames,
     /// Indexes a new track must not take, per field (every index uploaded).
     pub used: &'a HashMap<String, BTreeSet<i64>>,
@@ -191,16 +192,17 @@ pub struct Flatten<'a> {
 pub struct Flat {
     /// The visible frames of the tracks as plain shapes (in track order, then frame).
     pub shapes: Vec<Shape>,
-    /// Each track's field and the index its labels take.
-    pub indexes: Vec<(String, i64)>,
+    /// Each track's field and the track (index and class) its labels take.
+    pub indexes: Vec<(String, TrackKey)>,
 }
 
-/// The index of a shape's `index` attribute, with its field.
-pub fn shape_index(s: &Shape, map: &LabelMap) -> Option<(String, i64)> {
+/// The track of a shape's `index` attribute and its class, with its field.
+pub fn shape_index(s: &Shape, map: &LabelMap) -> Option<(String, TrackKey)> {
     let mapped = map.label(s.label_id)?;
     let spec = mapped.spec_ids.get(INDEX_ATTR)?;
     let value = s.attributes.iter().find(|a| a.spec_id == *spec)?;
-    Some((mapped.field.clone(), value.value.parse().ok()?))
+    let track = TrackKey::new(value.value.parse().ok()?, mapped.class.clone());
+    Some((mapped.field.clone(), track))
 }
 
 /// The visible frames of a task's tracks as plain shapes, ready for `from_cvat`; with
@@ -218,6 +220,7 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
             .map(|m| m.field.clone())
             .unwrap_or_default()
     };
+    let class_of = |t: &Track| map.label(t.label_id).map(|m| m.class.clone());
     let spec = |t: &Track, name: &str| map.label(t.label_id)?.spec_ids.get(name).copied();
     let value = |s: &Shape, spec_id: Option<i64>| {
         s.attributes
@@ -225,9 +228,9 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
             .find(|a| Some(a.spec_id) == spec_id)
             .map(|a| a.value.clone())
     };
-    // Where each track came from: the index of the uploaded labels its keyframes name (on
-    // their own frames), else the index recorded for its id, else the one its shapes carry.
-    let source: Vec<Option<i64>> = tracks
+    // Where each track came from: the track of the uploaded labels its keyframes name (on
+    // their own frames), else the one recorded for its id, else the index its shapes carry.
+    let source: Vec<Option<TrackKey>> = tracks
         .iter()
         .map(|t| {
             let named = t.shapes.iter().find_map(|s| {
@@ -235,18 +238,24 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
                 uploaded.on_frame(&id, s.frame)?
             });
             let carried = || {
-                t.shapes
+                let index = t
+                    .shapes
                     .iter()
-                    .find_map(|s| value(s, spec(t, INDEX_ATTR))?.parse().ok())
+                    .find_map(|s| value(s, spec(t, INDEX_ATTR))?.parse().ok())?;
+                Some(TrackKey {
+                    index,
+                    class: class_of(t),
+                })
             };
             named
-                .or_else(|| t.id.and_then(|id| recorded.get(&id).copied()))
+                .or_else(|| t.id.and_then(|id| recorded.get(&id).cloned()))
                 .or_else(carried)
         })
         .collect();
-    // The index each track keeps: the recorded one for its id, else its source's, first come
-    // first served; the others get new ones, after every index in use.
-    let mut taken: HashMap<String, BTreeSet<i64>> = HashMap::new();
+    // The index each track keeps (CVAT keeps one track per index and class): the recorded one
+    // for its id, else its source's, first come first served; the others get new ones, after
+    // every index in use in the field.
+    let mut taken: HashMap<String, BTreeSet<TrackKey>> = HashMap::new();
     let mut index: Vec<Option<i64>> = vec![None; tracks.len()];
     for by_id in [true, false] {
         for (i, t) in tracks.iter().enumerate() {
@@ -254,12 +263,16 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
                 continue;
             }
             let claim = if by_id {
-                t.id.and_then(|id| recorded.get(&id).copied())
+                t.id.and_then(|id| recorded.get(&id)).map(|k| k.index)
             } else {
-                source[i]
+                source[i].as_ref().map(|k| k.index)
+            };
+            let key = |ix: i64| TrackKey {
+                index: ix,
+                class: class_of(t),
             };
             if let Some(ix) = claim
-                && taken.entry(field_of(t)).or_default().insert(ix)
+                && taken.entry(field_of(t)).or_default().insert(key(ix))
             {
                 index[i] = Some(ix);
             }
@@ -271,11 +284,22 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
         let ix = index[i].unwrap_or_else(|| {
             let set = taken.entry(field.clone()).or_default();
             let before = used.get(&field).and_then(|u| u.last());
-            let next = set.last().max(before).map_or(1, |m| m + 1);
-            set.insert(next);
+            let next = set
+                .last()
+                .map(|k| &k.index)
+                .max(before)
+                .map_or(1, |m| m + 1);
+            set.insert(TrackKey {
+                index: next,
+                class: class_of(t),
+            });
             next
         });
-        out.indexes.push((field.clone(), ix));
+        let track = TrackKey {
+            index: ix,
+            class: class_of(t),
+        };
+        out.indexes.push((field.clone(), track));
         let (id_spec, ix_spec) = (spec(t, LABEL_ID_ATTR), spec(t, INDEX_ATTR));
         let windows = only.map(|o| o.get(i).map_or(&[][..], Vec::as_slice));
         let wanted = |f: u64| windows.is_none_or(|o| o.iter().any(|r| r.contains(&f)));
@@ -285,7 +309,10 @@ pub fn flatten(tracks: &[Track], cx: &Flatten<'_>, only: Option<&[Vec<Range<u64>
             }
             let named = value(&s, id_spec)
                 .filter(|id| s.keyframe == Some(true) && uploaded.on_frame(id, s.frame).is_some());
-            let id = named.or_else(|| source[i].and_then(|src| uploaded.at(&field, s.frame, src)));
+            let id = named.or_else(|| {
+                let src = source[i].as_ref()?;
+                uploaded.at(&field, s.frame, src)
+            });
             s.attributes
                 .retain(|a| Some(a.spec_id) != id_spec && Some(a.spec_id) != ix_spec);
             if let Some(spec_id) = ix_spec {
@@ -460,7 +487,7 @@ mod tests {
         up.tracks
     }
 
-    fn down(tracks: &[Track], recorded: &HashMap<i64, i64>, end: u64) -> Vec<Value> {
+    fn down(tracks: &[Track], recorded: &HashMap<i64, TrackKey>, end: u64) -> Vec<Value> {
         let (schema, map) = setup();
         let mut uploaded = UploadedFrames::default();
         for (f, ls) in frames() {
@@ -529,7 +556,7 @@ mod tests {
             s.attributes.clear();
         }
         tracks[0].attributes.clear();
-        let recorded = HashMap::from([(500, 1)]);
+        let recorded = HashMap::from([(500, TrackKey::new(1, "vehicle"))]);
         let labels = down(&tracks, &recorded, 20);
         assert!(labels.iter().all(|l| l["index"] == 1));
         assert_eq!(labels[5]["_id"], json!({"$oid": oid(6)}));
@@ -552,7 +579,11 @@ mod tests {
         });
         b.id = Some(601);
         b.shapes.retain(|s| s.frame >= 6);
-        let labels = down(&[a, b], &HashMap::from([(500, 1)]), 20);
+        let labels = down(
+            &[a, b],
+            &HashMap::from([(500, TrackKey::new(1, "vehicle"))]),
+            20,
+        );
         let at = |f: u64| labels.iter().find(|l| l["frame"] == f).unwrap();
         assert_eq!(at(2)["index"], 1);
         assert_eq!(at(7)["index"], 2);
