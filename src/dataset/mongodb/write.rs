@@ -532,7 +532,8 @@ struct ListDiff<'a> {
 /// Whether the JSON text `text` holds the value `v`: compared as text first (the engine
 /// writes what it read in the same form), parsed only when the texts differ.
 fn same_value(text: &str, v: &Value) -> bool {
-    v.to_string() == text || serde_json::from_str::<Value>(text).is_ok_and(|t| t == *v)
+    serde_json::to_string(v).is_ok_and(|t| t == text)
+        || serde_json::from_str::<Value>(text).is_ok_and(|t| t == *v)
 }
 
 /// The `_id` of the label whose JSON text is `label`.
