@@ -5,8 +5,10 @@
 //!
 //! Needs FiftyOne: `scripts/fiftyone-venv.sh` installs it into a cached venv
 //! (`${ANNOFORM_CACHE:-$HOME/.cache/annoform}`). If it cannot, this test fails — it never skips.
+//! Every FiftyOne step connects to one mongod for the whole test binary (FiftyOne's own, see
+//! `support/mongo.rs`) in a database of its own, instead of each step starting a server.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use annoform::dataset::dir::Dataset;
@@ -23,6 +25,8 @@ use sha2::{Digest, Sha256};
 mod cvat_fake;
 #[path = "support/fs.rs"]
 mod fs;
+#[path = "support/mongo.rs"]
+mod mongo;
 #[path = "interop/video.rs"]
 mod video;
 #[path = "support/video_edits.rs"]
@@ -35,49 +39,11 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv python, installing FiftyOne on first use.
-fn fiftyone_python() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/fiftyone-venv.sh"))
-        .output()
-        .expect("cannot run scripts/fiftyone-venv.sh");
-    assert!(
-        out.status.success(),
-        "FiftyOne 1.22.1 could not be installed (scripts/fiftyone-venv.sh exited with {}); the interop test needs it.\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        Path::new(&path).is_file(),
-        "fiftyone-venv.sh printed {path:?}, not a python executable"
-    );
-    PathBuf::from(path)
-}
-
-/// Runs the FiftyOne script in a hermetic environment (scratch HOME and database).
-fn run_fiftyone(python: &Path, scratch: &Path, args: &[&str]) {
-    let out = Command::new(python)
-        .arg(repo().join(SCRIPT))
-        .args(args)
-        .env("HOME", scratch.join("home"))
-        .env("FIFTYONE_DATABASE_DIR", scratch.join("db"))
-        .env("FIFTYONE_DO_NOT_TRACK", "true")
-        .current_dir(scratch)
-        .output()
-        .expect("cannot run the FiftyOne script");
-    assert!(
-        out.status.success(),
-        "FiftyOne step {args:?} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Runs the FiftyOne script with FiftyOne connected to the test binary's one mongod (FiftyOne's
+/// own, `support/mongo.rs`), in a database of its own: FiftyOne never starts a server per step.
+fn run_fiftyone(args: &[&str]) -> String {
+    let server = mongo::server();
+    server.fiftyone(&server.database("interop"), &repo().join(SCRIPT), args)
 }
 
 /// The same normalisation as the Python dump: ids as hex, arrays as shape/dtype/sha256,
@@ -254,21 +220,15 @@ fn edit_video(ds: &mut Dataset) -> Vec<(ObjectId, u64, String)> {
 
 #[test]
 fn fiftyone_reads_what_annoform_writes() {
-    let python = fiftyone_python();
     let tmp = tempfile::tempdir().unwrap();
     let scratch = tmp.path();
-    std::fs::create_dir_all(scratch.join("home")).unwrap();
     let export = scratch.join("export");
     let export_s = export.to_string_lossy().into_owned();
-    run_fiftyone(
-        &python,
-        scratch,
-        &[
-            "export",
-            &export_s,
-            &scratch.join("dump.json").to_string_lossy(),
-        ],
-    );
+    run_fiftyone(&[
+        "export",
+        &export_s,
+        &scratch.join("dump.json").to_string_lossy(),
+    ]);
 
     // Images.
     let dir = export.join("images");
@@ -294,15 +254,11 @@ fn fiftyone_reads_what_annoform_writes() {
     schema.insert("review_score".into(), json!(["FloatField", null]));
     let expected = scratch.join("images-expected.json");
     std::fs::write(&expected, serde_json::to_vec(&want).unwrap()).unwrap();
-    run_fiftyone(
-        &python,
-        scratch,
-        &[
-            "verify",
-            &dir.to_string_lossy(),
-            &expected.to_string_lossy(),
-        ],
-    );
+    run_fiftyone(&[
+        "verify",
+        &dir.to_string_lossy(),
+        &expected.to_string_lossy(),
+    ]);
 
     // Spot-check the expectation itself, so an edit that silently did nothing fails here.
     let s0 = &want["samples"][saved.samples()[0].id().to_string()];
@@ -335,11 +291,7 @@ fn fiftyone_reads_what_annoform_writes() {
     .unwrap();
     ds.save().unwrap();
     let out = scratch.join("legacy-dump.json");
-    run_fiftyone(
-        &python,
-        scratch,
-        &["dump", &legacy.to_string_lossy(), &out.to_string_lossy()],
-    );
+    run_fiftyone(&["dump", &legacy.to_string_lossy(), &out.to_string_lossy()]);
     let got = read_json(&out);
     assert_eq!(got["samples"].as_object().unwrap().len(), 5);
     assert_eq!(
@@ -386,15 +338,11 @@ fn fiftyone_reads_what_annoform_writes() {
     fs.insert("qa".into(), json!(["EmbeddedDocumentField", "Detections"]));
     let expected = scratch.join("video-expected.json");
     std::fs::write(&expected, serde_json::to_vec(&want).unwrap()).unwrap();
-    run_fiftyone(
-        &python,
-        scratch,
-        &[
-            "verify",
-            &dir.to_string_lossy(),
-            &expected.to_string_lossy(),
-        ],
-    );
+    run_fiftyone(&[
+        "verify",
+        &dir.to_string_lossy(),
+        &expected.to_string_lossy(),
+    ]);
 }
 
 fn annoform(ws: &Path, args: &[&str]) {
@@ -419,10 +367,9 @@ fn annoform(ws: &Path, args: &[&str]) {
 /// new field while the source stays as it was. FiftyOne must see exactly what annoform wrote.
 #[test]
 fn fiftyone_reads_what_a_merge_writes() {
-    let python = fiftyone_python();
     let tmp = tempfile::tempdir().unwrap();
     let (ws, scratch) = (tmp.path().join("ws"), tmp.path().join("scratch"));
-    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
     let data = ws.join("datasets/quickstart");
     copy_dir(
         &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
@@ -475,11 +422,7 @@ fn fiftyone_reads_what_a_merge_writes() {
 
     let after = Dataset::load(&data).unwrap();
     let dump = scratch.join("dump.json");
-    run_fiftyone(
-        &python,
-        &scratch,
-        &["dump", &data.to_string_lossy(), &dump.to_string_lossy()],
-    );
+    run_fiftyone(&["dump", &data.to_string_lossy(), &dump.to_string_lossy()]);
     let fo = read_json(&dump);
     assert_eq!(
         fo["schema"]["gt_reviewed"],
@@ -551,10 +494,8 @@ fn fiftyone_reads_what_a_merge_writes() {
 /// reads both.
 #[test]
 fn fiftyone_reads_non_finite_values_annoform_wrote_back() {
-    let python = fiftyone_python();
     let tmp = tempfile::tempdir().unwrap();
     let scratch = tmp.path();
-    std::fs::create_dir_all(scratch.join("home")).unwrap();
     let dir = scratch.join("ds");
     copy_dir(
         &repo().join("tests/fixtures/fiftyone-1.22.1/image-all-label-types"),
@@ -593,19 +534,13 @@ for s in ds.iter_samples():
         out.append([math.isnan(s["score"]), s["high"], s["low"]])
 print(json.dumps(out))
 "#;
-    let out = Command::new(&python)
-        .args(["-c", program, &dir.to_string_lossy()])
-        .env("HOME", scratch.join("home"))
-        .env("FIFTYONE_DATABASE_DIR", scratch.join("db"))
-        .env("FIFTYONE_DO_NOT_TRACK", "true")
-        .current_dir(scratch)
-        .output()
-        .expect("cannot run FiftyOne");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "FiftyOne failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = scratch.join("non_finite.py");
+    std::fs::write(&script, program).unwrap();
+    let server = mongo::server();
+    let stdout = server.fiftyone(
+        &server.database("interop"),
+        &script,
+        &[&dir.to_string_lossy()],
     );
     // Python's json prints infinities as Infinity/-Infinity: compare the text.
     assert_eq!(
@@ -622,11 +557,10 @@ print(json.dumps(out))
 /// destroying a run changes the list as FiftyOne's rename/delete_annotation_run do.
 #[test]
 fn fiftyone_lists_annoforms_runs() {
-    let python = fiftyone_python();
     let cvat = cvat_fake::FakeCvat::start();
     let tmp = tempfile::tempdir().unwrap();
     let (ws, scratch) = (tmp.path().join("ws"), tmp.path().join("scratch"));
-    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
     let data = ws.join("datasets/ds");
     copy_dir(&repo().join("datasets/quickstart"), &data);
     // A run FiftyOne made itself (from a FiftyOne export), which annoform must leave alone.
@@ -695,11 +629,7 @@ fn fiftyone_lists_annoforms_runs() {
         .collect();
     let dump = scratch.join("runs.json");
     let runs = || {
-        run_fiftyone(
-            &python,
-            &scratch,
-            &["runs", &data.to_string_lossy(), &dump.to_string_lossy()],
-        );
+        run_fiftyone(&["runs", &data.to_string_lossy(), &dump.to_string_lossy()]);
         read_json(&dump)
     };
     let got = runs();

@@ -6,7 +6,7 @@
 //! frames and fill a new frame field. FiftyOne must read every frame as annoform wrote it, and
 //! every label nobody touched with its id and content as FiftyOne exported it.
 
-use super::{annoform, fiftyone_python, norm, read_json, repo, run_fiftyone};
+use super::{annoform, norm, read_json, repo, run_fiftyone};
 use crate::fs::{copy_dir, test_backend};
 use annoform::dataset::dir::Dataset;
 use annoform::dataset::ejson::ObjectId;
@@ -15,13 +15,9 @@ use std::path::Path;
 
 use crate::video_edits::{CAR_2, PERSON_2, PERSON_3};
 
-fn dump(python: &Path, scratch: &Path, data: &Path, name: &str) -> Value {
+fn dump(scratch: &Path, data: &Path, name: &str) -> Value {
     let out = scratch.join(name);
-    run_fiftyone(
-        python,
-        scratch,
-        &["dump", &data.to_string_lossy(), &out.to_string_lossy()],
-    );
+    run_fiftyone(&["dump", &data.to_string_lossy(), &out.to_string_lossy()]);
     read_json(&out)
 }
 
@@ -37,10 +33,9 @@ fn labels_by_id(frame: &Value, field: &str) -> Map<String, Value> {
 
 #[test]
 fn fiftyone_reads_what_a_video_merge_writes() {
-    let python = fiftyone_python();
     let tmp = tempfile::tempdir().unwrap();
     let (ws, scratch) = (tmp.path().join("ws"), tmp.path().join("scratch"));
-    std::fs::create_dir_all(scratch.join("home")).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
     let data = ws.join("datasets/traffic");
     copy_dir(
         &repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks"),
@@ -63,14 +58,14 @@ fn fiftyone_reads_what_a_video_merge_writes() {
          \x20 frames.qa:\n    type: detections\n    classes: [dog]\n",
     )
     .unwrap();
-    let before = dump(&python, &scratch, &data, "before.json");
+    let before = dump(&scratch, &data, "before.json");
     annoform(&ws, &["apply", "--auto-approve"]);
 
     let sid = crate::video_edits::annotate(&ws.join("backend.json"));
     annoform(&ws, &["apply", "--auto-approve"]);
 
     let ours = Dataset::load(&data).unwrap();
-    let fo = dump(&python, &scratch, &data, "after.json");
+    let fo = dump(&scratch, &data, "after.json");
     assert_eq!(
         fo["frame_schema"]["qa"],
         json!(["EmbeddedDocumentField", "Detections"])
