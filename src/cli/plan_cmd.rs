@@ -22,7 +22,7 @@ Examples:
 /// How a plan is shown.
 #[derive(Debug, clap::Args)]
 pub struct OutputArgs {
-    /// Print the plan as JSON (format_version 1).
+    /// Print the plan as JSON (format_version 2, described in docs/plan-json.md).
     #[arg(long, conflicts_with = "markdown")]
     pub json: bool,
     /// Print the plan as Markdown for a pull-request comment (split under 65,000 characters).

@@ -631,6 +631,12 @@ mod tests {
         assert_eq!(get(&d, 16)[0]["keyframe"], Value::Null);
     }
 
+    /// The annotator drags the first track's keyframe at frame 20 by 10 pixels.
+    fn move_keyframe_20(tracks: &mut [Track]) {
+        let shape = tracks[0].shapes.iter_mut().find(|s| s.frame == 20).unwrap();
+        shape.points[0] += 10.0;
+    }
+
     /// `records` and `up` as written before classes were kept: no `class` on the tracks, runs
     /// of (index, first frame, ids).
     fn without_classes(
@@ -660,12 +666,7 @@ mod tests {
         let (mut tracks, records, up) = uploaded(&v);
         let (old_records, old_up) = without_classes(&records, &up);
         assert!(old_records.iter().all(|r| r.class.is_none()));
-        tracks[0]
-            .shapes
-            .iter_mut()
-            .find(|s| s.frame == 20)
-            .unwrap()
-            .points[0] += 10.0;
+        move_keyframe_20(&mut tracks);
         tracks.remove(1);
         let ann = Annotations {
             tracks,
@@ -699,12 +700,7 @@ mod tests {
         let (schema, map) = setup();
         let v = video(1);
         let (mut tracks, records, up) = uploaded(&v);
-        tracks[0]
-            .shapes
-            .iter_mut()
-            .find(|s| s.frame == 20)
-            .unwrap()
-            .points[0] += 10.0;
+        move_keyframe_20(&mut tracks);
         let key = |frame: u64, x: f64, outside: bool| -> Shape {
             serde_json::from_value(
                 json!({"type": "rectangle", "frame": frame, "outside": outside,
