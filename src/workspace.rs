@@ -1,15 +1,14 @@
 //! A workspace's datasets, loaded on first use and kept for the rest of the command.
 //!
 //! Each dataset lives in a store (`dir` or `mongodb`); both are read into the same in-memory
-//! [`Dataset`]. Changes are made in memory by [`Datasets::update`], which then hands them to
-//! the dataset's store: the `dir` store saves the changed files, the `mongodb` store writes
-//! the changed fields to the live database.
+//! [`Dataset`]. A merge's changes are store operations ([`Changes`]): [`Datasets::update`]
+//! makes them in memory, then the `dir` store saves the changed files and the `mongodb` store
+//! sends them to the live database.
 
 use crate::config::{Config, DatasetConfig, DatasetStore, LiveDatabase, Setting};
-use crate::dataset::FieldPath;
+use crate::dataset::change::Changes;
 use crate::dataset::dir::{Dataset, DatasetError};
-use crate::dataset::ejson::ObjectId;
-use crate::dataset::mongodb::{self, Address, BeforeText, Live, LiveError, RunSync};
+use crate::dataset::mongodb::{self, Address, Live, LiveError, RunSync};
 use crate::dataset::view::{self, View};
 use crate::manifest::types::ViewStage;
 use indexmap::IndexMap;
@@ -40,6 +39,7 @@ pub enum StoreError {
     Live(#[from] LiveError),
     #[error(transparent)]
     View(#[from] view::ViewError),
+    /// Not loaded, or (for [`Datasets::update_dir`]) not a directory.
     #[error("dataset `{0}` is not loaded")]
     NotLoaded(String),
 }
@@ -74,14 +74,13 @@ impl Datasets {
             .is_some_and(|d| d.value.store == DatasetStore::Mongodb)
     }
 
-    /// Changes a loaded dataset with `change`, then stores what changed: `touched` lists the
-    /// sample fields `change` may write (a live store writes those; a directory saves its
-    /// changed files).
+    /// Writes the store operations `changes` gives for a loaded dataset (see [`Changes`]):
+    /// made in the in-memory dataset, then stored: a directory saves its changed files, a
+    /// live dataset sends them to the database.
     pub fn update<E>(
         &mut self,
         name: &str,
-        touched: &[(ObjectId, FieldPath)],
-        change: impl FnOnce(&mut Dataset) -> Result<(), E>,
+        changes: impl FnOnce(&Dataset) -> Result<Changes, E>,
     ) -> Result<(), E>
     where
         E: From<StoreError>,
@@ -89,15 +88,35 @@ impl Datasets {
         let Some(Ok(opened)) = self.loaded.get_mut(name) else {
             return Err(StoreError::NotLoaded(name.to_string()).into());
         };
-        let Some(live) = opened.live.as_mut() else {
-            change(&mut opened.ds)?;
-            return opened.ds.save().map_err(|e| StoreError::from(e).into());
+        let changes = changes(&opened.ds)?;
+        changes
+            .apply(&mut opened.ds)
+            .map_err(|e| StoreError::from(e).into())?;
+        match opened.live.as_mut() {
+            None => opened.ds.save().map_err(StoreError::from)?,
+            Some(live) => live
+                .write(&opened.ds, &changes)
+                .map(|_| ())
+                .map_err(StoreError::from)?,
+        }
+        Ok(())
+    }
+
+    /// Changes a directory dataset's document (its runs) with `change` and saves it; a live
+    /// dataset's runs are FiftyOne's, synced by [`Datasets::sync_live_run`].
+    pub fn update_dir<E>(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut Dataset) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let Some(Ok(Opened { ds, live: None })) = self.loaded.get_mut(name) else {
+            return Err(StoreError::NotLoaded(name.to_string()).into());
         };
-        let before = BeforeText::of(&opened.ds, touched);
-        change(&mut opened.ds)?;
-        live.write_texts(&opened.ds, &before)
-            .map_err(|e| StoreError::from(e).into())
-            .map(|_| ())
+        change(ds)?;
+        ds.save().map_err(|e| StoreError::from(e).into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Datasets in FiftyOne's formats: the label model, view stages, the expression language and
 //! the stores that read and write them.
 //!
+//! - [`change`]: what a merge changes, as store operations both stores take.
 //! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
 //! - [`mongodb`]: the `mongodb` store, a live FiftyOne database read into a [`dir::Dataset`].
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
@@ -12,6 +13,7 @@
 //!   zlib'd npy masks, FiftyOne's PNG mask files,
 //!   media sizes, FiftyOne field declarations.
 
+pub mod change;
 pub mod dir;
 pub mod ejson;
 pub mod expr;

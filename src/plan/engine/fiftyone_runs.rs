@@ -175,7 +175,7 @@ impl Engine<'_> {
         if current == wanted.as_ref() {
             return Ok(());
         }
-        self.datasets.update(dataset, &[], |ds| {
+        self.datasets.update_dir(dataset, |ds| {
             let meta = ds.metadata_mut();
             let runs = meta.entry("annotation_runs").or_insert_with(|| json!({}));
             if !runs.is_object() {
