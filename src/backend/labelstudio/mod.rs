@@ -698,7 +698,9 @@ impl LabelStudioBackend {
                     return Err(self.http_error(self.incomplete(path, &message, retry + 1)));
                 }
                 Err(Fault::Incomplete { .. }) => {
-                    self.rt.block_on(tokio::time::sleep(policy.backoff(retry)));
+                    // (The timer is made inside the runtime: it needs its clock.)
+                    let pause = policy.backoff(retry);
+                    self.rt.block_on(async { tokio::time::sleep(pause).await });
                     retry += 1;
                 }
             }
