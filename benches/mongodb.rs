@@ -106,7 +106,8 @@ fn main() {
     let base = support::rss_mib();
     support::reset_peak_rss();
     let t = Instant::now();
-    let (mut ds, mut live) = store::open(&at, std::path::Path::new("/")).expect("open dataset");
+    let (mut ds, mut live) =
+        store::open(&at, std::path::Path::new("/"), None).expect("open dataset");
     println!(
         "  load                          {:>6.2} s  RSS +{:.0} MiB (peak +{:.0} MiB)",
         secs(t.elapsed()),

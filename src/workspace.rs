@@ -11,7 +11,10 @@ use crate::dataset::dir::{Dataset, DatasetError};
 use crate::dataset::ejson::ObjectId;
 use crate::dataset::mongodb::{self, Address, BeforeText, Live, LiveError, RunSync};
 use crate::dataset::view::{self, View};
+use crate::dataset::working_set::WorkingSet;
+use crate::manifest::load::LoadedRun;
 use crate::manifest::types::ViewStage;
+use crate::state::RunRecord;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ pub struct Datasets {
     root: PathBuf,
     declared: IndexMap<String, Setting<DatasetConfig>>,
     live: IndexMap<String, LiveDatabase>,
+    /// What the command needs of each dataset; a dataset missing here is read whole.
+    working_sets: HashMap<String, WorkingSet>,
     loaded: HashMap<String, Result<Opened, String>>,
 }
 
@@ -45,14 +50,37 @@ pub enum StoreError {
 }
 
 impl Datasets {
-    /// No dataset loaded yet.
+    /// No dataset loaded yet; each is read whole when first used.
     pub fn new(config: &Config) -> Self {
         Datasets {
             root: config.root.clone(),
             declared: config.datasets.clone(),
             live: config.live.clone(),
+            working_sets: HashMap::new(),
             loaded: HashMap::new(),
         }
+    }
+
+    /// No dataset loaded yet; each is read for `runs` only (see [`WorkingSet`]): the samples
+    /// their views select, with the fields they use. Widen with [`Datasets::add_record`]
+    /// before the first [`Datasets::get`].
+    pub fn for_runs(config: &Config, runs: &[LoadedRun]) -> Self {
+        let mut datasets = Datasets::new(config);
+        for r in runs {
+            datasets.working_set(&r.run.dataset).add_run(&r.run);
+        }
+        datasets
+    }
+
+    /// Also reads what the run record `r` names (its samples and fields).
+    pub fn add_record(&mut self, r: &RunRecord) {
+        self.working_set(&r.dataset).add_record(r);
+    }
+
+    fn working_set(&mut self, name: &str) -> &mut WorkingSet {
+        self.working_sets
+            .entry(name.to_string())
+            .or_insert_with(WorkingSet::empty)
     }
 
     /// The dataset called `name`: `None` when annoform.toml does not declare it, otherwise
@@ -60,7 +88,8 @@ impl Datasets {
     pub fn get(&mut self, name: &str) -> Option<Result<&Dataset, &str>> {
         let decl = self.declared.get(name)?;
         if !self.loaded.contains_key(name) {
-            let opened = open(&self.root, name, &decl.value, self.live.get(name));
+            let set = self.working_sets.get(name);
+            let opened = open(&self.root, name, &decl.value, self.live.get(name), set);
             self.loaded.insert(name.to_string(), opened);
         }
         let entry = self.loaded.get(name)?;
@@ -144,6 +173,7 @@ fn open(
     name: &str,
     decl: &DatasetConfig,
     live: Option<&LiveDatabase>,
+    set: Option<&WorkingSet>,
 ) -> Result<Opened, String> {
     match (decl.store, live) {
         (DatasetStore::Mongodb, Some(db)) => {
@@ -161,7 +191,7 @@ fn open(
                 database: &db.database.value,
                 name: fo_name,
             };
-            let (ds, live) = mongodb::open(&at, root).map_err(|e| e.to_string())?;
+            let (ds, live) = mongodb::open(&at, root, set).map_err(|e| e.to_string())?;
             Ok(Opened {
                 ds,
                 live: Some(live),

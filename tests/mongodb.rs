@@ -17,7 +17,7 @@ use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::mongodb::{self as store, Address, Before, LiveError};
 use annoform::dataset::{FieldPath, FrameNumber};
 use cli::{Workspace, repo};
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, Document, doc, oid};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -92,7 +92,7 @@ fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() 
     let m = mongo::server();
     let uri = m.uri();
     let at = address(&uri, &db, "quick");
-    let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
+    let (mut ds, mut live) = store::open(&at, &repo(), None).expect("open");
     let ids: Vec<ObjectId> = ds.samples().iter().map(|s| s.id()).collect();
     let (s0, s1) = (ids[0], ids[1]);
     let gt = FieldPath::sample("ground_truth");
@@ -675,7 +675,7 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
             value: None,
         }]
     };
-    let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
+    let (mut ds, mut live) = store::open(&at, &repo(), None).expect("open");
     let sid = ds.samples()[0].id();
     let before = relabel(&mut ds, sid);
     let was = dump(&db, "traffic")["frames"][sid.to_string()].clone();
@@ -699,7 +699,7 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
         "FiftyOne's edit stays"
     );
 
-    let (mut ds, mut live) = store::open(&at, &repo()).expect("open again");
+    let (mut ds, mut live) = store::open(&at, &repo(), None).expect("open again");
     let before = relabel(&mut ds, sid);
     let written = live
         .write(&ds, &before)
@@ -842,7 +842,7 @@ fn views_pushed_down_select_what_fiftyone_and_the_in_memory_evaluation_select() 
 
     let uri = m.uri();
     let at = address(&uri, &db, "varied");
-    let (ds, live) = store::open(&at, &repo()).expect("open");
+    let (ds, live) = store::open(&at, &repo(), None).expect("open");
     let mut non_empty = 0;
     for (v, pushed, agrees) in &views {
         let stages: Vec<ViewStage> = serde_json::from_value(v.clone()).unwrap();
@@ -879,4 +879,154 @@ enum Agrees {
     TiesCut,
     /// The in-memory evaluation's (FiftyOne has not every stage: `take`, expressions).
     Memory,
+}
+
+/// Every sample document of `db`'s one dataset, as BSON bytes, in natural order.
+fn sample_bytes(db: &str) -> Vec<(oid::ObjectId, Vec<u8>)> {
+    let d = mongo::server().client().database(db);
+    let ds = d
+        .collection::<Document>("datasets")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    let coll = ds.get_str("sample_collection_name").unwrap();
+    d.collection::<Document>(coll)
+        .find(doc! {})
+        .run()
+        .unwrap()
+        .map(|s| {
+            let s = s.unwrap();
+            (
+                s.get_object_id("_id").unwrap(),
+                mongodb::bson::to_vec(&s).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A run reads only its working set: the samples its view selects, with only the fields it
+/// uses. Values annoform cannot parse (a label whose box is not a box) in a field the run
+/// does not use, and in the run's own field on samples outside its view, are never read: plan,
+/// apply and the merge succeed, those documents stay byte for byte as they were, and the
+/// merged samples keep their other fields. A second apply writes nothing. Reading the whole
+/// dataset fails on the same values (what the run avoided).
+#[test]
+fn a_run_reads_only_its_samples_and_fields_and_leaves_the_rest_untouched() {
+    let db = fiftyone_dataset("working_set", "quick");
+    let m = mongo::server();
+    let d = m.client().database(&db);
+    let meta = d
+        .collection::<Document>("datasets")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    let samples = d.collection::<Document>(meta.get_str("sample_collection_name").unwrap());
+    let bad = doc! {"_cls": "Detection", "_id": oid::ObjectId::new(), "label": "car", "bounding_box": "not a box"};
+    samples
+        .update_many(doc! {}, doc! {"$set": {"junk": bad.clone()}})
+        .run()
+        .unwrap();
+    let ids: Vec<oid::ObjectId> = sample_bytes(&db).iter().map(|s| s.0).collect();
+    assert_eq!(ids.len(), 5);
+    let (view, rest) = ids.split_at(2);
+    samples
+        .update_many(
+            doc! {"_id": {"$in": rest}},
+            doc! {"$set": {"ground_truth.detections.0.bounding_box": "not a box"}},
+        )
+        .run()
+        .unwrap();
+    let before = sample_bytes(&db);
+
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
+             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            fs::test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
+         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
+    );
+    let uri = m.uri();
+    let env = [
+        ("FIFTYONE_DATABASE_URI", uri.as_str()),
+        ("FIFTYONE_DATABASE_NAME", db.as_str()),
+    ];
+    let annoform = |args: &[&str]| {
+        let out = ws.run_with(args, &env);
+        assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+        out
+    };
+    annoform(&["apply", "--auto-approve"]);
+    assert_eq!(sample_bytes(&db), before, "uploading wrote nothing");
+
+    // Annotators relabel the first box of each sample.
+    let path = ws.path().join("backend.json");
+    let mut backend: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    backend["clock"] = json!(backend["clock"].as_u64().unwrap_or(0) + 1);
+    let clock = backend["clock"].clone();
+    for p in backend["projects"].as_array_mut().unwrap() {
+        for t in p["tasks"].as_array_mut().unwrap() {
+            t["updated"] = clock.clone();
+            t["status"] = json!("completed");
+            t["complete"] = json!(true);
+            for fields in t["annotations"].as_object_mut().unwrap().values_mut() {
+                fields["ground_truth"][0]["label"]["label"] = json!("bike");
+            }
+        }
+    }
+    std::fs::write(&path, backend.to_string()).unwrap();
+    annoform(&["apply", "--auto-approve"]);
+
+    let after = sample_bytes(&db);
+    for ((id, was), (_, now)) in before.iter().zip(&after) {
+        if rest.contains(id) {
+            assert_eq!(was, now, "sample {id} outside the view is untouched");
+            continue;
+        }
+        let (was, now): (Document, Document) = (
+            mongodb::bson::from_slice(was).unwrap(),
+            mongodb::bson::from_slice(now).unwrap(),
+        );
+        let labels: Vec<&str> = now
+            .get_document("ground_truth")
+            .unwrap()
+            .get_array("detections")
+            .unwrap()
+            .iter()
+            .map(|l| l.as_document().unwrap().get_str("label").unwrap())
+            .collect();
+        assert_eq!(
+            labels.iter().filter(|l| **l == "bike").count(),
+            1,
+            "sample {id} merged: {labels:?}"
+        );
+        // As bytes: NaN (in `kps`) is not equal to itself.
+        let bytes = |v: Option<&Bson>| mongodb::bson::to_vec(&doc! {"v": v.cloned()}).unwrap();
+        for (k, v) in &was {
+            if !["ground_truth", "last_modified_at"].contains(&k.as_str()) {
+                assert_eq!(bytes(now.get(k)), bytes(Some(v)), "sample {id}: `{k}` kept");
+            }
+        }
+        assert_eq!(now.get_document("junk").unwrap(), &bad);
+    }
+    assert!(view.iter().all(|id| !rest.contains(id)));
+
+    // Nothing left to do: nothing written.
+    let out = annoform(&["apply", "--auto-approve"]);
+    assert_eq!(sample_bytes(&db), after, "{out:?}");
+
+    // What the run avoided: the whole dataset does not read.
+    let at = address(&uri, &db, "quick");
+    let err = store::open(&at, &repo(), None).expect_err("the whole dataset has unreadable labels");
+    assert!(err.to_string().contains("bounding_box"), "{err}");
 }

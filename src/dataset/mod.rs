@@ -6,6 +6,7 @@
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
 //! - [`field_path`]: where a field lives ([`FieldPath`]: sample or frame) and frame numbers.
 //! - [`video`]: video metadata (frame count, size, rate) from `metadata` or the MP4 file.
+//! - [`working_set`]: what a command reads of a dataset ([`working_set::WorkingSet`]).
 //! - [`view`]: view stages ([`view::apply`]) → selected sample and label ids.
 //! - [`expr`]: the `where`/`expr` language ([`expr::parse`], [`expr::eval`]).
 //! - [`ejson`], [`mask`], [`mask_path`], [`media`], [`fields`]: Extended JSON and ObjectIds,
@@ -27,5 +28,6 @@ mod scan;
 pub mod sendable;
 pub mod video;
 pub mod view;
+pub mod working_set;
 
 pub use field_path::{FieldPath, FrameNumber, Level};
