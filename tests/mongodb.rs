@@ -14,7 +14,7 @@ mod mongo;
 mod video_edits;
 
 use annoform::dataset::ejson::ObjectId;
-use annoform::dataset::mongodb::{self as store, Address, Before, LiveError};
+use annoform::dataset::mongodb::{self as store, Address, Before, LiveError, MongoStore};
 use annoform::dataset::{FieldPath, FrameNumber};
 use cli::{Workspace, repo};
 use mongodb::bson::{Bson, Document, doc, oid};
@@ -92,7 +92,9 @@ fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() 
     let m = mongo::server();
     let uri = m.uri();
     let at = address(&uri, &db, "quick");
-    let (mut ds, mut live) = store::open(&at, &repo(), None).expect("open");
+    let MongoStore {
+        mut ds, mut live, ..
+    } = store::open(&at, &repo(), None).expect("open");
     let ids: Vec<ObjectId> = ds.samples().iter().map(|s| s.id()).collect();
     let (s0, s1) = (ids[0], ids[1]);
     let gt = FieldPath::sample("ground_truth");
@@ -678,7 +680,9 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
             value: None,
         }]
     };
-    let (mut ds, mut live) = store::open(&at, &repo(), None).expect("open");
+    let MongoStore {
+        mut ds, mut live, ..
+    } = store::open(&at, &repo(), None).expect("open");
     let sid = ds.samples()[0].id();
     let before = relabel(&mut ds, sid);
     let was = dump(&db, "traffic")["frames"][sid.to_string()].clone();
@@ -702,7 +706,9 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
         "FiftyOne's edit stays"
     );
 
-    let (mut ds, mut live) = store::open(&at, &repo(), None).expect("open again");
+    let MongoStore {
+        mut ds, mut live, ..
+    } = store::open(&at, &repo(), None).expect("open again");
     let before = relabel(&mut ds, sid);
     let written = live
         .write(&ds, &before)
@@ -845,7 +851,7 @@ fn views_pushed_down_select_what_fiftyone_and_the_in_memory_evaluation_select() 
 
     let uri = m.uri();
     let at = address(&uri, &db, "varied");
-    let (ds, live) = store::open(&at, &repo(), None).expect("open");
+    let MongoStore { ds, live, .. } = store::open(&at, &repo(), None).expect("open");
     let mut non_empty = 0;
     for (v, pushed, agrees) in &views {
         let stages: Vec<ViewStage> = serde_json::from_value(v.clone()).unwrap();
@@ -1030,6 +1036,8 @@ fn a_run_reads_only_its_samples_and_fields_and_leaves_the_rest_untouched() {
 
     // What the run avoided: the whole dataset does not read.
     let at = address(&uri, &db, "quick");
-    let err = store::open(&at, &repo(), None).expect_err("the whole dataset has unreadable labels");
+    let Err(err) = store::open(&at, &repo(), None) else {
+        panic!("the whole dataset has unreadable labels");
+    };
     assert!(err.to_string().contains("bounding_box"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Datasets in FiftyOne's formats: the label model, view stages, the expression language and
 //! the stores that read and write them.
 //!
+//! - [`store`]: the dataset store interface ([`store::Store`]) the engine uses.
 //! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
 //! - [`mongodb`]: the `mongodb` store, a live FiftyOne database read into a [`dir::Dataset`].
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
@@ -26,6 +27,7 @@ pub mod mongodb;
 mod rows;
 mod scan;
 pub mod sendable;
+pub mod store;
 pub mod video;
 pub mod view;
 pub mod working_set;

@@ -16,6 +16,7 @@ mod frames;
 pub mod query;
 mod read;
 mod runs;
+mod store;
 mod where_expr;
 mod write;
 
@@ -34,6 +35,7 @@ use super::{FieldPath, labels};
 use crate::manifest::types::ViewStage;
 
 pub use runs::RunSync;
+pub use store::MongoStore;
 pub use write::{Before, BeforeText, Written};
 
 /// How long to look for a server before giving up (unless the URI sets
@@ -170,12 +172,13 @@ pub fn open(
     at: &Address<'_>,
     root: &std::path::Path,
     set: Option<&WorkingSet>,
-) -> Result<(Dataset, Live), LiveError> {
+) -> Result<MongoStore, LiveError> {
     let (db, place) = connect(at)?;
     check_fiftyone(&db, &place, at.database)?;
-    let (dataset, mut live) = read::load(db, place, at, root, set)?;
-    live.see_frames(&dataset);
-    Ok((dataset, live))
+    let (ds, mut live) = read::load(db, place, at, root, set)?;
+    live.see_frames(&ds);
+    let read = set.cloned();
+    Ok(MongoStore { ds, live, read })
 }
 
 impl Live {
