@@ -15,7 +15,9 @@ mod video_edits;
 
 use annoform::dataset::ejson::ObjectId;
 use annoform::dataset::mongodb::{self as store, Address, Before, LiveError, MongoStore};
+use annoform::dataset::working_set::WorkingSet;
 use annoform::dataset::{FieldPath, FrameNumber};
+use annoform::manifest::types::ViewStage;
 use cli::{Workspace, repo};
 use mongodb::bson::{Bson, Document, doc, oid};
 use serde_json::{Value, json};
@@ -1040,4 +1042,56 @@ fn a_run_reads_only_its_samples_and_fields_and_leaves_the_rest_untouched() {
         panic!("the whole dataset has unreadable labels");
     };
     assert!(err.to_string().contains("bounding_box"), "{err}");
+}
+
+/// A video run reads only its samples' frames, with only its frame fields: the frames of a
+/// video outside the view are not read, and a frame field no run uses is left out of the
+/// frames read.
+#[test]
+fn a_video_run_reads_only_its_videos_frames_and_frame_fields() {
+    let m = mongo::server();
+    let db = m.database("video_set");
+    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
+    m.fiftyone(
+        &db,
+        &script(),
+        &["create", "traffic", fixture.to_str().unwrap()],
+    );
+    let uri = m.uri();
+    let at = address(&uri, &db, "traffic");
+    let open = |view: Vec<ViewStage>| {
+        let mut set = WorkingSet::empty();
+        set.views = vec![view];
+        set.add_field(&FieldPath::frame("dets"));
+        let MongoStore { ds, .. } = store::open(&at, &repo(), Some(&set)).expect("open");
+        ds
+    };
+
+    let ds = open(Vec::new());
+    assert_eq!(ds.len(), 1);
+    let frames = ds.all_frames();
+    assert_eq!(frames.len(), 3);
+    for f in frames {
+        let keys: Vec<&String> = f.as_object().keys().collect();
+        assert!(f.get("dets").is_some(), "{keys:?}");
+        assert!(
+            f.get("weather").is_none() && f.get("frame_score").is_none(),
+            "frame fields the run does not use are not read: {keys:?}"
+        );
+    }
+    let whole = store::open(&at, &repo(), None).ok().expect("open whole");
+    assert!(
+        whole
+            .ds
+            .all_frames()
+            .iter()
+            .all(|f| f.get("weather").is_some())
+    );
+
+    let ds = open(vec![ViewStage::Limit(0)]);
+    assert_eq!(
+        (ds.len(), ds.all_frames().len()),
+        (0, 0),
+        "no video, no frame"
+    );
 }
