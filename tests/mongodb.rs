@@ -399,6 +399,39 @@ fn run_docs(db: &str) -> (Vec<Document>, Document, Bson) {
     )
 }
 
+/// A workspace whose dataset `live` is the FiftyOne dataset `quick`, with the test backend and
+/// the run `review` over the first two samples' `ground_truth`.
+fn review_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
+             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            fs::test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
+         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
+    );
+    ws
+}
+
+/// Runs annoform in `ws` on the test server's database `db`; it must succeed.
+fn annoform_ok(ws: &Workspace, db: &str, args: &[&str]) -> cli::Output {
+    let uri = mongo::server().uri();
+    let env = [
+        ("FIFTYONE_DATABASE_URI", uri.as_str()),
+        ("FIFTYONE_DATABASE_NAME", db),
+    ];
+    let out = ws.run_with(args, &env);
+    assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+    out
+}
+
 /// annoform's run on a live dataset is one of FiftyOne's annotation runs, saved as FiftyOne
 /// saves them (a `runs` document the dataset refers to by ObjectId): a fresh FiftyOne process
 /// loads the dataset, lists the run next to one FiftyOne registered itself (which stays as it
@@ -419,29 +452,9 @@ fn fiftyone_lists_annoforms_run_on_a_live_dataset() {
     let (docs0, _, _) = run_docs(&db);
     assert_eq!(docs0.len(), 1);
 
-    let ws = Workspace::empty();
-    ws.write(
-        "annoform.toml",
-        &format!(
-            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
-             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
-            fs::test_backend().display(),
-            ws.path().join("backend.json").display()
-        ),
-    );
-    ws.write(
-        "manifests/run.yaml",
-        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
-         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
-    );
-    let uri = m.uri();
-    let env = [
-        ("FIFTYONE_DATABASE_URI", uri.as_str()),
-        ("FIFTYONE_DATABASE_NAME", db.as_str()),
-    ];
+    let ws = review_workspace();
     let annoform = |args: &[&str]| {
-        let out = ws.run_with(args, &env);
-        assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+        annoform_ok(&ws, &db, args);
     };
     annoform(&["apply", "--auto-approve"]);
 
@@ -951,31 +964,9 @@ fn a_run_reads_only_its_samples_and_fields_and_leaves_the_rest_untouched() {
         .unwrap();
     let before = sample_bytes(&db);
 
-    let ws = Workspace::empty();
-    ws.write(
-        "annoform.toml",
-        &format!(
-            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
-             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
-            fs::test_backend().display(),
-            ws.path().join("backend.json").display()
-        ),
-    );
-    ws.write(
-        "manifests/run.yaml",
-        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
-         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
-    );
+    let ws = review_workspace();
     let uri = m.uri();
-    let env = [
-        ("FIFTYONE_DATABASE_URI", uri.as_str()),
-        ("FIFTYONE_DATABASE_NAME", db.as_str()),
-    ];
-    let annoform = |args: &[&str]| {
-        let out = ws.run_with(args, &env);
-        assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
-        out
-    };
+    let annoform = |args: &[&str]| annoform_ok(&ws, &db, args);
     annoform(&["apply", "--auto-approve"]);
     assert_eq!(sample_bytes(&db), before, "uploading wrote nothing");
 
@@ -1079,7 +1070,9 @@ fn a_video_run_reads_only_its_videos_frames_and_frame_fields() {
             "frame fields the run does not use are not read: {keys:?}"
         );
     }
-    let whole = store::open(&at, &repo(), None).ok().expect("open whole");
+    let Ok(whole) = store::open(&at, &repo(), None) else {
+        panic!("the whole dataset opens");
+    };
     assert!(
         whole
             .ds
