@@ -1,26 +1,25 @@
-//! A workspace's datasets, loaded on first use and kept for the rest of the command.
+//! A workspace's datasets, opened in their stores on first use and kept for the rest of the
+//! command.
 //!
-//! Each dataset lives in a store (`dir` or `mongodb`); both are read into the same in-memory
-//! [`Dataset`]. Changes are made in memory by [`Datasets::update`], which then hands them to
-//! the dataset's store: the `dir` store saves the changed files, the `mongodb` store writes
-//! the changed fields to the live database.
+//! Each dataset lives in a store (`dir` or `mongodb`) behind the [`Store`] interface; the
+//! in-memory [`Dataset`] a store holds is the working set it read for the command (see
+//! [`WorkingSet`]). Reads go to that dataset, changes through [`Datasets::update`] to the
+//! store, which writes them where the dataset lives.
 
 use crate::config::{Config, DatasetConfig, DatasetStore, LiveDatabase, Setting};
 use crate::dataset::FieldPath;
-use crate::dataset::dir::{Dataset, DatasetError};
+use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::ObjectId;
-use crate::dataset::mongodb::{self, Address, BeforeText, Live, LiveError, RunSync};
-use crate::dataset::view::{self, View};
+use crate::dataset::mongodb::{self, Address};
+use crate::dataset::store::{DirStore, Store, StoreError};
+use crate::dataset::view::View;
+use crate::dataset::working_set::WorkingSet;
+use crate::manifest::load::LoadedRun;
 use crate::manifest::types::ViewStage;
+use crate::state::RunRecord;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
-
-/// A loaded dataset and, for a live one, its connection.
-struct Opened {
-    ds: Dataset,
-    live: Option<Live>,
-}
 
 /// The datasets of a workspace, by name, loaded lazily and loaded once per command (validation
 /// and the engine share them).
@@ -28,55 +27,72 @@ pub struct Datasets {
     root: PathBuf,
     declared: IndexMap<String, Setting<DatasetConfig>>,
     live: IndexMap<String, LiveDatabase>,
-    loaded: HashMap<String, Result<Opened, String>>,
-}
-
-/// Why changed datasets could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Dir(#[from] DatasetError),
-    #[error(transparent)]
-    Live(#[from] LiveError),
-    #[error(transparent)]
-    View(#[from] view::ViewError),
-    #[error("dataset `{0}` is not loaded")]
-    NotLoaded(String),
+    /// What the command needs of each dataset; a dataset missing here is read whole.
+    working_sets: HashMap<String, WorkingSet>,
+    loaded: HashMap<String, Result<Box<dyn Store>, String>>,
 }
 
 impl Datasets {
-    /// No dataset loaded yet.
+    /// No dataset loaded yet; each is read whole when first used.
     pub fn new(config: &Config) -> Self {
         Datasets {
             root: config.root.clone(),
             declared: config.datasets.clone(),
             live: config.live.clone(),
+            working_sets: HashMap::new(),
             loaded: HashMap::new(),
         }
     }
 
+    /// No dataset loaded yet; each is read for `runs` only (see [`WorkingSet`]): the samples
+    /// their views select, with the fields they use (a dataset no run is on: its document
+    /// alone). Widen with [`Datasets::add_record`] before the first [`Datasets::get`].
+    pub fn for_runs(config: &Config, runs: &[LoadedRun]) -> Self {
+        let mut datasets = Datasets::new(config);
+        datasets.working_sets = (config.datasets.keys())
+            .map(|name| (name.clone(), WorkingSet::empty()))
+            .collect();
+        for r in runs {
+            datasets.working_set(&r.run.dataset).add_run(&r.run);
+        }
+        datasets
+    }
+
+    /// Also reads what the run record `r` names (its samples and fields).
+    pub fn add_record(&mut self, r: &RunRecord) {
+        self.working_set(&r.dataset).add_record(r);
+    }
+
+    fn working_set(&mut self, name: &str) -> &mut WorkingSet {
+        self.working_sets
+            .entry(name.to_string())
+            .or_insert_with(WorkingSet::empty)
+    }
+
     /// The dataset called `name`: `None` when annoform.toml does not declare it, otherwise
-    /// the dataset or why it could not be loaded.
+    /// the dataset (the working set read) or why it could not be loaded.
     pub fn get(&mut self, name: &str) -> Option<Result<&Dataset, &str>> {
         let decl = self.declared.get(name)?;
         if !self.loaded.contains_key(name) {
-            let opened = open(&self.root, name, &decl.value, self.live.get(name));
+            let set = self.working_sets.get(name);
+            let opened = open(&self.root, name, &decl.value, self.live.get(name), set);
             self.loaded.insert(name.to_string(), opened);
         }
         let entry = self.loaded.get(name)?;
-        Some(entry.as_ref().map(|o| &o.ds).map_err(String::as_str))
+        Some(entry.as_ref().map(|s| s.dataset()).map_err(String::as_str))
     }
 
-    /// Whether `name` lives in a FiftyOne database.
-    pub fn is_live(&self, name: &str) -> bool {
-        self.declared
-            .get(name)
-            .is_some_and(|d| d.value.store == DatasetStore::Mongodb)
+    /// The loaded dataset `name`'s store.
+    fn store(&mut self, name: &str) -> Result<&mut (dyn Store + 'static), StoreError> {
+        match self.loaded.get_mut(name) {
+            Some(Ok(store)) => Ok(store.as_mut()),
+            _ => Err(StoreError::NotLoaded(name.to_string())),
+        }
     }
 
-    /// Changes a loaded dataset with `change`, then stores what changed: `touched` lists the
-    /// sample fields `change` may write (a live store writes those; a directory saves its
-    /// changed files).
+    /// Changes a loaded dataset with `change`, then has its store store what changed:
+    /// `touched` lists the sample fields `change` may write. Nothing is stored when `change`
+    /// fails.
     pub fn update<E>(
         &mut self,
         name: &str,
@@ -86,65 +102,48 @@ impl Datasets {
     where
         E: From<StoreError>,
     {
-        let Some(Ok(opened)) = self.loaded.get_mut(name) else {
-            return Err(StoreError::NotLoaded(name.to_string()).into());
-        };
-        let Some(live) = opened.live.as_mut() else {
-            change(&mut opened.ds)?;
-            return opened.ds.save().map_err(|e| StoreError::from(e).into());
-        };
-        let before = BeforeText::of(&opened.ds, touched);
-        change(&mut opened.ds)?;
-        live.write_texts(&opened.ds, &before)
-            .map_err(|e| StoreError::from(e).into())
-            .map(|_| ())
+        let store = self.store(name)?;
+        let (mut change, mut failed) = (Some(change), None);
+        store.update(touched, &mut |ds| match change.take().map(|c| c(ds)) {
+            Some(Err(e)) => {
+                failed = Some(e);
+                false
+            }
+            _ => true,
+        })?;
+        failed.map_or(Ok(()), Err)
     }
-}
 
-impl Datasets {
-    /// The view `stages` select of the loaded dataset `name`: a live dataset's server answers
-    /// the leading stages it can (see [`mongodb::query`]), the rest run in memory.
+    /// The view `stages` select of the loaded dataset `name` (see [`Store`]).
     pub fn view(&self, name: &str, stages: &[ViewStage]) -> Result<View, StoreError> {
-        let Some(Ok(opened)) = self.loaded.get(name) else {
-            return Err(StoreError::NotLoaded(name.to_string()));
-        };
-        let from = match &opened.live {
-            Some(live) => live.select(stages, &opened.ds)?,
-            None => None,
-        };
-        Ok(view::apply_from(stages, &opened.ds, from)?)
+        match self.loaded.get(name) {
+            Some(Ok(store)) => store.view(stages),
+            _ => Err(StoreError::NotLoaded(name.to_string())),
+        }
     }
-}
 
-impl Datasets {
-    /// Makes a live dataset's FiftyOne annotation run `key` match `wanted` (removed when
-    /// `None`); runs for which `ours` is false are left alone (see
-    /// [`Live::sync_annotation_run`]). A directory dataset keeps its runs in its document:
-    /// change them with [`Datasets::update`].
-    pub fn sync_live_run(
+    /// Makes the loaded dataset `name`'s annotation run `key` match `wanted` (removed when
+    /// `None`); a run for which `ours` is false is left alone.
+    pub fn sync_annotation_run(
         &mut self,
         name: &str,
         key: &str,
         wanted: Option<&serde_json::Value>,
-        ours: impl Fn(&serde_json::Value) -> bool,
-    ) -> Result<RunSync, StoreError> {
-        let Some(Ok(Opened {
-            live: Some(live), ..
-        })) = self.loaded.get_mut(name)
-        else {
-            return Err(StoreError::NotLoaded(name.to_string()));
-        };
-        Ok(live.sync_annotation_run(key, wanted, ours)?)
+        ours: &dyn Fn(&serde_json::Value) -> bool,
+    ) -> Result<(), StoreError> {
+        self.store(name)?.sync_annotation_run(key, wanted, ours)
     }
 }
 
-/// Reads a dataset from its store.
+/// Opens a dataset in its store, reading the working set `set` (the whole dataset when
+/// `None`, or when the store reads only whole datasets).
 fn open(
     root: &std::path::Path,
     name: &str,
     decl: &DatasetConfig,
     live: Option<&LiveDatabase>,
-) -> Result<Opened, String> {
+    set: Option<&WorkingSet>,
+) -> Result<Box<dyn Store>, String> {
     match (decl.store, live) {
         (DatasetStore::Mongodb, Some(db)) => {
             let fo_name = decl.name.as_deref().ok_or_else(|| {
@@ -161,18 +160,15 @@ fn open(
                 database: &db.database.value,
                 name: fo_name,
             };
-            let (ds, live) = mongodb::open(&at, root).map_err(|e| e.to_string())?;
-            Ok(Opened {
-                ds,
-                live: Some(live),
-            })
+            let store = mongodb::open(&at, root, set).map_err(|e| e.to_string())?;
+            Ok(Box::new(store))
         }
         _ => {
             if decl.path.is_empty() {
                 return Err(format!("[datasets.{name}] has no `path`"));
             }
             let ds = Dataset::load(root.join(&decl.path)).map_err(|e| e.to_string())?;
-            Ok(Opened { ds, live: None })
+            Ok(Box::new(DirStore(ds)))
         }
     }
 }

@@ -14,10 +14,12 @@ mod mongo;
 mod video_edits;
 
 use annoform::dataset::ejson::ObjectId;
-use annoform::dataset::mongodb::{self as store, Address, Before, LiveError};
+use annoform::dataset::mongodb::{self as store, Address, Before, LiveError, MongoStore};
+use annoform::dataset::working_set::WorkingSet;
 use annoform::dataset::{FieldPath, FrameNumber};
+use annoform::manifest::types::ViewStage;
 use cli::{Workspace, repo};
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, Document, doc, oid};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -92,7 +94,9 @@ fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() 
     let m = mongo::server();
     let uri = m.uri();
     let at = address(&uri, &db, "quick");
-    let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
+    let MongoStore {
+        mut ds, mut live, ..
+    } = store::open(&at, &repo(), None).expect("open");
     let ids: Vec<ObjectId> = ds.samples().iter().map(|s| s.id()).collect();
     let (s0, s1) = (ids[0], ids[1]);
     let gt = FieldPath::sample("ground_truth");
@@ -264,8 +268,11 @@ fn a_new_users_mistakes_get_one_clear_error_each_and_nothing_is_written() {
         .insert_one(doc! {"x": 1})
         .run()
         .unwrap();
+    // The databases there are, but those other tests of this binary create meanwhile.
+    let others = format!("_{}_", std::process::id());
     let databases = || {
         let mut d = client.list_database_names().run().unwrap();
+        d.retain(|n| !n.contains(&others) || [&db, &other].contains(&n));
         d.sort();
         d
     };
@@ -392,6 +399,39 @@ fn run_docs(db: &str) -> (Vec<Document>, Document, Bson) {
     )
 }
 
+/// A workspace whose dataset `live` is the FiftyOne dataset `quick`, with the test backend and
+/// the run `review` over the first two samples' `ground_truth`.
+fn review_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    ws.write(
+        "annoform.toml",
+        &format!(
+            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
+             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
+            fs::test_backend().display(),
+            ws.path().join("backend.json").display()
+        ),
+    );
+    ws.write(
+        "manifests/run.yaml",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
+         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
+    );
+    ws
+}
+
+/// Runs annoform in `ws` on the test server's database `db`; it must succeed.
+fn annoform_ok(ws: &Workspace, db: &str, args: &[&str]) -> cli::Output {
+    let uri = mongo::server().uri();
+    let env = [
+        ("FIFTYONE_DATABASE_URI", uri.as_str()),
+        ("FIFTYONE_DATABASE_NAME", db),
+    ];
+    let out = ws.run_with(args, &env);
+    assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+    out
+}
+
 /// annoform's run on a live dataset is one of FiftyOne's annotation runs, saved as FiftyOne
 /// saves them (a `runs` document the dataset refers to by ObjectId): a fresh FiftyOne process
 /// loads the dataset, lists the run next to one FiftyOne registered itself (which stays as it
@@ -412,29 +452,9 @@ fn fiftyone_lists_annoforms_run_on_a_live_dataset() {
     let (docs0, _, _) = run_docs(&db);
     assert_eq!(docs0.len(), 1);
 
-    let ws = Workspace::empty();
-    ws.write(
-        "annoform.toml",
-        &format!(
-            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
-             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
-            fs::test_backend().display(),
-            ws.path().join("backend.json").display()
-        ),
-    );
-    ws.write(
-        "manifests/run.yaml",
-        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
-         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
-    );
-    let uri = m.uri();
-    let env = [
-        ("FIFTYONE_DATABASE_URI", uri.as_str()),
-        ("FIFTYONE_DATABASE_NAME", db.as_str()),
-    ];
+    let ws = review_workspace();
     let annoform = |args: &[&str]| {
-        let out = ws.run_with(args, &env);
-        assert_eq!(out.code, 0, "annoform {args:?}: {out:?}");
+        annoform_ok(&ws, &db, args);
     };
     annoform(&["apply", "--auto-approve"]);
 
@@ -675,7 +695,9 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
             value: None,
         }]
     };
-    let (mut ds, mut live) = store::open(&at, &repo()).expect("open");
+    let MongoStore {
+        mut ds, mut live, ..
+    } = store::open(&at, &repo(), None).expect("open");
     let sid = ds.samples()[0].id();
     let before = relabel(&mut ds, sid);
     let was = dump(&db, "traffic")["frames"][sid.to_string()].clone();
@@ -699,7 +721,9 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
         "FiftyOne's edit stays"
     );
 
-    let (mut ds, mut live) = store::open(&at, &repo()).expect("open again");
+    let MongoStore {
+        mut ds, mut live, ..
+    } = store::open(&at, &repo(), None).expect("open again");
     let before = relabel(&mut ds, sid);
     let written = live
         .write(&ds, &before)
@@ -842,7 +866,7 @@ fn views_pushed_down_select_what_fiftyone_and_the_in_memory_evaluation_select() 
 
     let uri = m.uri();
     let at = address(&uri, &db, "varied");
-    let (ds, live) = store::open(&at, &repo()).expect("open");
+    let MongoStore { ds, live, .. } = store::open(&at, &repo(), None).expect("open");
     let mut non_empty = 0;
     for (v, pushed, agrees) in &views {
         let stages: Vec<ViewStage> = serde_json::from_value(v.clone()).unwrap();
@@ -879,4 +903,188 @@ enum Agrees {
     TiesCut,
     /// The in-memory evaluation's (FiftyOne has not every stage: `take`, expressions).
     Memory,
+}
+
+/// Every sample document of `db`'s one dataset, as BSON bytes, in natural order.
+fn sample_bytes(db: &str) -> Vec<(oid::ObjectId, Vec<u8>)> {
+    let d = mongo::server().client().database(db);
+    let ds = d
+        .collection::<Document>("datasets")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    let coll = ds.get_str("sample_collection_name").unwrap();
+    d.collection::<Document>(coll)
+        .find(doc! {})
+        .run()
+        .unwrap()
+        .map(|s| {
+            let s = s.unwrap();
+            (
+                s.get_object_id("_id").unwrap(),
+                mongodb::bson::to_vec(&s).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A run reads only its working set: the samples its view selects, with only the fields it
+/// uses. Values annoform cannot parse (a label whose box is not a box) in a field the run
+/// does not use, and in the run's own field on samples outside its view, are never read: plan,
+/// apply and the merge succeed, those documents stay byte for byte as they were, and the
+/// merged samples keep their other fields. A second apply writes nothing. Reading the whole
+/// dataset fails on the same values (what the run avoided).
+#[test]
+fn a_run_reads_only_its_samples_and_fields_and_leaves_the_rest_untouched() {
+    let db = fiftyone_dataset("working_set", "quick");
+    let m = mongo::server();
+    let d = m.client().database(&db);
+    let meta = d
+        .collection::<Document>("datasets")
+        .find_one(doc! {})
+        .run()
+        .unwrap()
+        .unwrap();
+    let samples = d.collection::<Document>(meta.get_str("sample_collection_name").unwrap());
+    let bad = doc! {"_cls": "Detection", "_id": oid::ObjectId::new(), "label": "car", "bounding_box": "not a box"};
+    samples
+        .update_many(doc! {}, doc! {"$set": {"junk": bad.clone()}})
+        .run()
+        .unwrap();
+    let ids: Vec<oid::ObjectId> = sample_bytes(&db).iter().map(|s| s.0).collect();
+    assert_eq!(ids.len(), 5);
+    let (view, rest) = ids.split_at(2);
+    samples
+        .update_many(
+            doc! {"_id": {"$in": rest}},
+            doc! {"$set": {"ground_truth.detections.0.bounding_box": "not a box"}},
+        )
+        .run()
+        .unwrap();
+    let before = sample_bytes(&db);
+
+    let ws = review_workspace();
+    let uri = m.uri();
+    let annoform = |args: &[&str]| annoform_ok(&ws, &db, args);
+    annoform(&["apply", "--auto-approve"]);
+    assert_eq!(sample_bytes(&db), before, "uploading wrote nothing");
+
+    // Annotators relabel the first box of each sample.
+    let path = ws.path().join("backend.json");
+    let mut backend: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    backend["clock"] = json!(backend["clock"].as_u64().unwrap_or(0) + 1);
+    let clock = backend["clock"].clone();
+    for p in backend["projects"].as_array_mut().unwrap() {
+        for t in p["tasks"].as_array_mut().unwrap() {
+            t["updated"] = clock.clone();
+            t["status"] = json!("completed");
+            t["complete"] = json!(true);
+            for fields in t["annotations"].as_object_mut().unwrap().values_mut() {
+                fields["ground_truth"][0]["label"]["label"] = json!("bike");
+            }
+        }
+    }
+    std::fs::write(&path, backend.to_string()).unwrap();
+    annoform(&["apply", "--auto-approve"]);
+
+    let after = sample_bytes(&db);
+    for ((id, was), (_, now)) in before.iter().zip(&after) {
+        if rest.contains(id) {
+            assert_eq!(was, now, "sample {id} outside the view is untouched");
+            continue;
+        }
+        let (was, now): (Document, Document) = (
+            mongodb::bson::from_slice(was).unwrap(),
+            mongodb::bson::from_slice(now).unwrap(),
+        );
+        let labels: Vec<&str> = now
+            .get_document("ground_truth")
+            .unwrap()
+            .get_array("detections")
+            .unwrap()
+            .iter()
+            .map(|l| l.as_document().unwrap().get_str("label").unwrap())
+            .collect();
+        assert_eq!(
+            labels.iter().filter(|l| **l == "bike").count(),
+            1,
+            "sample {id} merged: {labels:?}"
+        );
+        // As bytes: NaN (in `kps`) is not equal to itself.
+        let bytes = |v: Option<&Bson>| mongodb::bson::to_vec(&doc! {"v": v.cloned()}).unwrap();
+        for (k, v) in &was {
+            if !["ground_truth", "last_modified_at"].contains(&k.as_str()) {
+                assert_eq!(bytes(now.get(k)), bytes(Some(v)), "sample {id}: `{k}` kept");
+            }
+        }
+        assert_eq!(now.get_document("junk").unwrap(), &bad);
+    }
+    assert!(view.iter().all(|id| !rest.contains(id)));
+
+    // Nothing left to do: nothing written.
+    let out = annoform(&["apply", "--auto-approve"]);
+    assert_eq!(sample_bytes(&db), after, "{out:?}");
+
+    // What the run avoided: the whole dataset does not read.
+    let at = address(&uri, &db, "quick");
+    let Err(err) = store::open(&at, &repo(), None) else {
+        panic!("the whole dataset has unreadable labels");
+    };
+    assert!(err.to_string().contains("bounding_box"), "{err}");
+}
+
+/// A video run reads only its samples' frames, with only its frame fields: the frames of a
+/// video outside the view are not read, and a frame field no run uses is left out of the
+/// frames read.
+#[test]
+fn a_video_run_reads_only_its_videos_frames_and_frame_fields() {
+    let m = mongo::server();
+    let db = m.database("video_set");
+    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
+    m.fiftyone(
+        &db,
+        &script(),
+        &["create", "traffic", fixture.to_str().unwrap()],
+    );
+    let uri = m.uri();
+    let at = address(&uri, &db, "traffic");
+    let open = |view: Vec<ViewStage>| {
+        let mut set = WorkingSet::empty();
+        set.views = vec![view];
+        set.add_field(&FieldPath::frame("dets"));
+        let MongoStore { ds, .. } = store::open(&at, &repo(), Some(&set)).expect("open");
+        ds
+    };
+
+    let ds = open(Vec::new());
+    assert_eq!(ds.len(), 1);
+    let frames = ds.all_frames();
+    assert_eq!(frames.len(), 3);
+    for f in frames {
+        let keys: Vec<&String> = f.as_object().keys().collect();
+        assert!(f.get("dets").is_some(), "{keys:?}");
+        assert!(
+            f.get("weather").is_none() && f.get("frame_score").is_none(),
+            "frame fields the run does not use are not read: {keys:?}"
+        );
+    }
+    let Ok(whole) = store::open(&at, &repo(), None) else {
+        panic!("the whole dataset opens");
+    };
+    assert!(
+        whole
+            .ds
+            .all_frames()
+            .iter()
+            .all(|f| f.get("weather").is_some())
+    );
+
+    let ds = open(vec![ViewStage::Limit(0)]);
+    assert_eq!(
+        (ds.len(), ds.all_frames().len()),
+        (0, 0),
+        "no video, no frame"
+    );
 }

@@ -157,7 +157,9 @@ fn sync_dataset(
     dataset: &str,
     keys: &[&str],
 ) -> Result<(), CommandError> {
-    let mut engine = Engine::new(config, &ctx.ui.env, store, Datasets::new(config));
+    // The runs are in the dataset's document: no sample is read.
+    let datasets = Datasets::for_runs(config, &[]);
+    let mut engine = Engine::new(config, &ctx.ui.env, store, datasets);
     for key in keys {
         engine
             .sync_annotation_run(dataset, key)

@@ -28,14 +28,18 @@ pub struct Session {
 }
 
 /// The schemas recorded for the runs of a state store (unreadable records are left to the
-/// commands that read them).
-pub fn recorded_schemas(store: &dyn StateStore) -> RecordedSchemas {
+/// commands that read them); `see` is shown each record.
+pub fn recorded_schemas(
+    store: &dyn StateStore,
+    mut see: impl FnMut(&crate::state::RunRecord),
+) -> RecordedSchemas {
     store
         .list()
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(dataset, key)| {
             let r = store.get(&dataset, &key).ok()??;
+            see(&r);
             let recorded = Recorded {
                 schema: r.schema,
                 resolved_from: r.resolved_from,
@@ -73,14 +77,11 @@ impl Session {
     pub fn open(ctx: &Context) -> Result<Session, CommandError> {
         let config = ctx.config()?;
         let loaded = load::load(&[config.manifest_dir()], &config.root);
-        let mut datasets = Datasets::new(&config);
+        // The command reads of each dataset what its runs and their records need.
+        let mut datasets = Datasets::for_runs(&config, &loaded.runs);
         let store = open_store(&config, ctx)?;
-        let v = validate::validate_split(
-            &loaded.runs,
-            &config,
-            &mut datasets,
-            &recorded_schemas(store.as_ref()),
-        );
+        let recorded = recorded_schemas(store.as_ref(), |r| datasets.add_record(r));
+        let v = validate::validate_split(&loaded.runs, &config, &mut datasets, &recorded);
         let mut problems = loaded.problems;
         problems.extend(v.problems);
         if !problems.is_empty() {

@@ -39,13 +39,14 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CommandError> {
     let mut problems = loaded.problems;
     // Validation works offline: a store it cannot open (a database out of reach) only
     // means no recorded schemas to check against.
+    let mut datasets = crate::workspace::Datasets::for_runs(&config, &loaded.runs);
     let recorded = super::session::open_store(&config, ctx)
-        .map(|store| super::session::recorded_schemas(store.as_ref()))
+        .map(|store| super::session::recorded_schemas(store.as_ref(), |r| datasets.add_record(r)))
         .unwrap_or_default();
     problems.extend(validate::validate_with(
         &loaded.runs,
         &config,
-        &mut crate::workspace::Datasets::new(&config),
+        &mut datasets,
         &recorded,
     ));
     problems.sort_by_key(|p| p.position());

@@ -159,6 +159,9 @@ impl std::hash::Hasher for IdHasher {
 /// A `HashMap` keyed by ObjectId with [`IdHasher`].
 pub type IdMap<V> = std::collections::HashMap<ObjectId, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// A `HashSet` of ObjectIds with [`IdHasher`].
+pub type IdSet = std::collections::HashSet<ObjectId, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The hex string of `{"$oid": "<hex>"}`.
 pub fn oid_str(v: &Value) -> Option<&str> {
     single_key(v, "$oid")?.as_str()

@@ -8,10 +8,11 @@ use super::types::*;
 use super::yaml::PathItem::{self, Index, Key};
 use crate::backend::{BackendKind, Capabilities};
 use crate::config::Config;
+use crate::dataset::store::StoreError;
 use crate::dataset::{expr, view};
 use crate::diag::Problem;
 use crate::schema::{Recorded, RecordedSchemas, ResolvedSchema, resolve};
-use crate::workspace::{Datasets, StoreError};
+use crate::workspace::Datasets;
 use std::collections::HashMap;
 
 const SHORTHAND: [&str; 10] = [

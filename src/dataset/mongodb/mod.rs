@@ -16,6 +16,7 @@ mod frames;
 pub mod query;
 mod read;
 mod runs;
+mod store;
 mod where_expr;
 mod write;
 
@@ -29,10 +30,12 @@ use ::mongodb::sync::{Client, Database};
 use super::dir::Dataset;
 use super::ejson::{IdMap, ObjectId};
 use super::view::Selected;
+use super::working_set::WorkingSet;
 use super::{FieldPath, labels};
 use crate::manifest::types::ViewStage;
 
 pub use runs::RunSync;
+pub use store::MongoStore;
 pub use write::{Before, BeforeText, Written};
 
 /// How long to look for a server before giving up (unless the URI sets
@@ -152,6 +155,8 @@ pub struct Live {
     seen: IdMap<Bson>,
     /// The fields the dataset document declares (frame fields as `frames.NAME`).
     declared: Vec<String>,
+    /// The views whose samples were read, with what the server selected for them.
+    selections: Vec<(Vec<ViewStage>, Selected)>,
 }
 
 impl fmt::Debug for Live {
@@ -160,14 +165,20 @@ impl fmt::Debug for Live {
     }
 }
 
-/// Opens the dataset `at` names and reads it into memory; `root` is where relative media
-/// paths would resolve (FiftyOne stores absolute ones).
-pub fn open(at: &Address<'_>, root: &std::path::Path) -> Result<(Dataset, Live), LiveError> {
+/// Opens the dataset `at` names and reads into memory the working set `set` (see
+/// [`WorkingSet`]), or the whole dataset; `root` is where relative media paths would resolve
+/// (FiftyOne stores absolute ones).
+pub fn open(
+    at: &Address<'_>,
+    root: &std::path::Path,
+    set: Option<&WorkingSet>,
+) -> Result<MongoStore, LiveError> {
     let (db, place) = connect(at)?;
     check_fiftyone(&db, &place, at.database)?;
-    let (dataset, mut live) = read::load(db, place, at, root)?;
-    live.see_frames(&dataset);
-    Ok((dataset, live))
+    let (ds, mut live) = read::load(db, place, at, root, set)?;
+    live.see_frames(&ds);
+    let read = set.cloned();
+    Ok(MongoStore { ds, live, read })
 }
 
 impl Live {
@@ -179,6 +190,9 @@ impl Live {
         stages: &[ViewStage],
         ds: &Dataset,
     ) -> Result<Option<Selected>, LiveError> {
+        if let Some((_, selected)) = self.selections.iter().find(|(s, _)| s == stages) {
+            return Ok(Some(selected.clone()));
+        }
         let label_fields = |f: &str| {
             let class = ds.field_label_class(&FieldPath::parse(f))?;
             Some(labels::label_list_key(&class))

@@ -20,7 +20,7 @@ pub enum EngineError {
     #[error("merge: {0}")]
     Merge(#[from] merge::run::MergeError),
     #[error("dataset: {0}")]
-    Store(#[from] crate::workspace::StoreError),
+    Store(#[from] crate::dataset::store::StoreError),
     /// A destroy of a run that `lifecycle.prevent_destroy` protects (reported under the run's
     /// name, so the message does not repeat it).
     #[error("protected from destroy: {by}")]

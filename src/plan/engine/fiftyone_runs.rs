@@ -147,50 +147,15 @@ impl Engine<'_> {
                 .backend(&r.backend)
                 .map_or(BackendKind::Custom, |b| b.kind)
         });
-        let live = self.datasets.is_live(dataset);
         let Some(Ok(ds)) = self.datasets.get(dataset) else {
             return Ok(());
         };
-        // A live dataset's runs are documents of FiftyOne's `runs` collection.
-        if live {
-            let wanted = record
-                .as_ref()
-                .zip(kind)
-                .map(|(r, k)| annotation_run(r, k, ds.metadata()));
-            self.datasets
-                .sync_live_run(dataset, key, wanted.as_ref(), ours)?;
-            return Ok(());
-        }
-        let current = ds
-            .metadata()
-            .get("annotation_runs")
-            .and_then(|r| r.get(key));
-        if current.is_some_and(|c| !ours(c)) {
-            return Ok(());
-        }
         let wanted = record
             .as_ref()
             .zip(kind)
             .map(|(r, k)| annotation_run(r, k, ds.metadata()));
-        if current == wanted.as_ref() {
-            return Ok(());
-        }
-        self.datasets.update(dataset, &[], |ds| {
-            let meta = ds.metadata_mut();
-            let runs = meta.entry("annotation_runs").or_insert_with(|| json!({}));
-            if !runs.is_object() {
-                *runs = json!({});
-            }
-            let runs = runs.as_object_mut().expect("an object");
-            match wanted {
-                Some(w) => {
-                    runs.insert(key.to_string(), w);
-                }
-                None => {
-                    runs.shift_remove(key);
-                }
-            }
-            Ok::<(), EngineError>(())
-        })
+        self.datasets
+            .sync_annotation_run(dataset, key, wanted.as_ref(), &ours)?;
+        Ok(())
     }
 }
