@@ -397,16 +397,29 @@ impl LabelStudioBackend {
         T: serde::de::DeserializeOwned + Default,
         B: serde::Serialize + Sync + ?Sized,
     {
+        self.call_with(method, path, base::with_json(query, body))
+            .await
+    }
+
+    /// [`call`](Self::call) of a request that `request` completes (query, body).
+    async fn call_with<T>(
+        &self,
+        method: Method,
+        path: &str,
+        request: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync,
+    ) -> Result<T, HttpError>
+    where
+        T: serde::de::DeserializeOwned + Default,
+    {
         let idempotent = super::http::is_idempotent(&method);
         let mut force = false;
         loop {
             let bearer = self.bearer(force).await?;
-            let json = base::with_json(query, body);
             let build = |mut r: reqwest::RequestBuilder| {
                 if let Some(b) = &bearer {
                     r = r.header(AUTHORIZATION, b);
                 }
-                json(r)
+                request(r)
             };
             let out = if method == Method::DELETE {
                 match self.http.send(method.clone(), path, true, build).await {
@@ -972,11 +985,30 @@ impl LabelStudioBackend {
         Ok(stored_uploads(&listed, files).into_iter().collect())
     }
 
+    /// The batch of `task`, created with the samples it lacks; `fill`, when given, makes
+    /// each sample's labels as it is written out (else `task` carries them).
+    fn create_batch(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+        schema: &ResolvedSchema,
+        fill: Option<&mut FillLabels<'_>>,
+    ) -> Result<RemoteTask, BackendError> {
+        self.changing();
+        self.rt
+            .block_on(self.create_task_async(project, task, schema, fill))?;
+        Ok(RemoteTask {
+            id: task.name.clone(),
+            name: task.name.clone(),
+        })
+    }
+
     async fn create_task_async(
         &self,
         project: &RemoteProject,
         task: &TaskSpec,
         schema: &ResolvedSchema,
+        mut fill: Option<&mut FillLabels<'_>>,
     ) -> Result<(), BackendError> {
         let pid = project.id.as_str();
         // An import interrupted half-way left some of the batch: create only the rest.
@@ -1032,25 +1064,56 @@ impl LabelStudioBackend {
         if !uploads.is_empty() {
             media.extend(self.upload(pid, &uploads).await?);
         }
-        // Each chunk's tasks are made as JSON text right before the chunk is sent, and
-        // dropped after: memory follows one chunk, not the batch (a parsed `Value` weighs
-        // several times its text, and the request needs only the text).
+        // Each chunk's request body is written right before the chunk is sent, and dropped
+        // after: memory follows one chunk, not the batch.
         let path = format!("/api/projects/{pid}/import");
+        let query = [("return_task_ids", "true".into())];
         for chunk in todo.chunks(IMPORT_CHUNK) {
-            let payload = chunk
-                .iter()
-                .map(|s| self.import_task(s, &task.name, schema, &media))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.call::<Value, _>(
-                Method::POST,
-                &path,
-                &[("return_task_ids", "true".into())],
-                Some(&payload[..]),
-            )
-            .await
-            .map_err(|e| self.http_error(e))?;
+            let body = self.import_body(chunk, &task.name, schema, &media, &mut fill)?;
+            self.call_with::<Value>(Method::POST, &path, base::with_json_text(&query, &body))
+                .await
+                .map_err(|e| self.http_error(e))?;
         }
         Ok(())
+    }
+
+    /// An import request's body: the chunk's tasks as a JSON array, each task written straight
+    /// into it (and, with `fill`, its sample's labels made just before and dropped after), so
+    /// the body is the one copy of the chunk, kept for the request's retries.
+    fn import_body(
+        &self,
+        chunk: &[&TaskSample],
+        batch: &str,
+        schema: &ResolvedSchema,
+        media: &BTreeMap<String, String>,
+        fill: &mut Option<&mut FillLabels<'_>>,
+    ) -> Result<bytes::Bytes, BackendError> {
+        let mut body = vec![b'['];
+        for (i, &s) in chunk.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let filled;
+            let s = match fill {
+                Some(fill) => {
+                    let mut sample = s.clone();
+                    fill(&mut sample)?;
+                    filled = sample;
+                    &filled
+                }
+                None => s,
+            };
+            let t = self.import_task(s, batch, schema, media)?;
+            serde_json::to_writer(&mut body, &t)
+                .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
+            if i == 0 {
+                // Room for the chunk at once, estimated from its first task (growing by
+                // doubling would hold up to twice the body while it is copied).
+                body.reserve((body.len() * (chunk.len() - 1)).saturating_mul(9) / 8 + 1);
+            }
+        }
+        body.push(b']');
+        Ok(body.into())
     }
 
     /// A sample's task as the import takes it: its media, ids, field types and size, and its
@@ -1061,7 +1124,7 @@ impl LabelStudioBackend {
         batch: &str,
         schema: &ResolvedSchema,
         media: &BTreeMap<String, String>,
-    ) -> Result<Box<serde_json::value::RawValue>, BackendError> {
+    ) -> Result<Value, BackendError> {
         let SampleResults {
             size,
             result,
@@ -1078,8 +1141,7 @@ impl LabelStudioBackend {
         if !result.is_empty() {
             t["predictions"] = json!([{ "model_version": MODEL_VERSION, "result": result }]);
         }
-        serde_json::value::to_raw_value(&t)
-            .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))
+        Ok(t)
     }
 
     /// A sample's image size and labels as Label Studio takes them.
@@ -1383,13 +1445,20 @@ impl Backend for LabelStudioBackend {
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
         let schema = self.schema_for(project, task)?;
-        self.changing();
-        self.rt
-            .block_on(self.create_task_async(project, task, &schema))?;
-        Ok(RemoteTask {
-            id: task.name.clone(),
-            name: task.name.clone(),
-        })
+        self.create_batch(project, task, &schema, None)
+    }
+
+    fn create_task_filling(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+        fill: &mut FillLabels<'_>,
+    ) -> Result<RemoteTask, BackendError> {
+        let Some(schema) = self.schemas.get(&project.id).cloned() else {
+            // The field types may be read from the labels about to go up (`schema_for`).
+            return self.create_task(project, &filled(task, fill)?);
+        };
+        self.create_batch(project, task, &schema, Some(fill))
     }
 
     fn upload_labels(
@@ -1590,6 +1659,112 @@ mod tests {
             "0123456789abcdef0123456789abcdef01234567"
         ));
         assert!(!is_personal_access_token("a.b.c"));
+    }
+
+    /// Samples of 0 to 3 boxes and a classification each, with their labels.
+    fn samples() -> Vec<TaskSample> {
+        (0..7)
+            .map(|i| {
+                let boxes = (0..i % 4)
+                    .map(|j| {
+                        let label = ["cat", "dog"][j % 2];
+                        json!({"_id": {"$oid": format!("{i:012}{j:012}")}, "_cls": "Detection",
+                               "attributes": {}, "tags": [], "label": label,
+                               "bounding_box": [0.1 * j as f64, 0.25, 0.3, 0.125]})
+                    })
+                    .collect();
+                let class = json!({"_id": {"$oid": format!("{i:012}{:012}", 99)},
+                                   "_cls": "Classification", "label": "day"});
+                TaskSample {
+                    sample_id: format!("{i:024}"),
+                    media: format!("/srv/media/ds/{i}.jpg"),
+                    width: Some(320),
+                    height: Some(240),
+                    video: None,
+                    labels: [("gt".to_string(), boxes), ("time".to_string(), vec![class])]
+                        .into_iter()
+                        .collect(),
+                    frame_labels: IndexMap::new(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_import_body_filled_sample_by_sample_is_the_body_of_the_whole_batch() {
+        let b = LabelStudioBackend::new(
+            "ls",
+            "http://127.0.0.1:1",
+            "tok-123456",
+            None,
+            HttpPolicy::default(),
+        )
+        .unwrap();
+        let schema = ResolvedSchema {
+            fields: [
+                (
+                    FieldPath::parse("gt"),
+                    ResolvedField::new(LabelType::Detections, vec!["cat".into(), "dog".into()]),
+                ),
+                (
+                    FieldPath::parse("time"),
+                    ResolvedField::new(LabelType::Classification, vec!["day".into()]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let whole = samples();
+        let media = whole
+            .iter()
+            .map(|s| {
+                (
+                    s.sample_id.clone(),
+                    format!("/data/upload/1/{}.jpg", s.sample_id),
+                )
+            })
+            .collect();
+        // What the import sent before bodies were written task by task: the array of tasks.
+        let tasks: Vec<Value> = whole
+            .iter()
+            .map(|s| b.import_task(s, "p/batch-0000", &schema, &media).unwrap())
+            .collect();
+        let expected = serde_json::to_vec(&tasks).unwrap();
+        assert_eq!(
+            tasks[3]["predictions"][0]["result"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+
+        let refs: Vec<&TaskSample> = whole.iter().collect();
+        let body = b
+            .import_body(&refs, "p/batch-0000", &schema, &media, &mut None)
+            .unwrap();
+        assert_eq!(&body[..], &expected[..]);
+
+        let bare: Vec<TaskSample> = whole
+            .iter()
+            .map(|s| TaskSample {
+                labels: IndexMap::new(),
+                ..s.clone()
+            })
+            .collect();
+        let mut filled = Vec::new();
+        let mut fill = |s: &mut TaskSample| {
+            let full = whole.iter().find(|w| w.sample_id == s.sample_id).unwrap();
+            s.labels = full.labels.clone();
+            filled.push(s.sample_id.clone());
+            Ok(())
+        };
+        let refs: Vec<&TaskSample> = bare.iter().collect();
+        let body = b
+            .import_body(&refs, "p/batch-0000", &schema, &media, &mut Some(&mut fill))
+            .unwrap();
+        assert_eq!(&body[..], &expected[..]);
+        let ids: Vec<String> = whole.iter().map(|s| s.sample_id.clone()).collect();
+        assert_eq!(filled, ids);
     }
 
     #[test]
