@@ -471,13 +471,8 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let dataset = record.dataset.clone();
         if !outcome.writes.is_empty() {
-            let touched: Vec<_> = outcome
-                .writes
-                .iter()
-                .map(|w| (w.sample, w.field.clone()))
-                .collect();
-            self.datasets.update(&dataset, &touched, |ds| {
-                outcome.write(ds).map_err(EngineError::from)
+            self.datasets.update(&dataset, |ds| {
+                outcome.changes(ds).map_err(EngineError::from)
             })?;
             crash_point("merge-saved");
         }
