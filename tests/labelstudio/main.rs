@@ -5,8 +5,8 @@
 //!
 //! `acceptance`: the full loop on the generated demo dataset with simulated annotators,
 //! restrictions, a crash after the task import and a misbehaving server; `evidence`: lost or
-//! emptied download pages and a task deleted by hand never delete labels; `timings`: the
-//! `#[ignore]`d create/merge timings for 20, 200 and 1000 images.
+//! emptied download pages and a task deleted by hand never delete labels. Timings are not
+//! tests: `bench/run.sh` and `bench/profile.sh` measure them.
 
 mod acceptance;
 mod adoption;
@@ -19,7 +19,6 @@ mod params;
 mod refresh;
 mod schema;
 mod team;
-mod timings;
 mod unexpected;
 
 #[path = "../support/faultproxy.rs"]
