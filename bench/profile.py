@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,12 +58,44 @@ def read_log(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def breakdown(name, t0, t1, log, rss):
+def tree_cpu(pid):
+    """CPU seconds (user + sys) of process `pid` and its descendants so far, or None."""
+    if pid is None:
+        return None
+    parent, ticks = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parent[int(d)] = int(fields[1])
+        ticks[int(d)] = int(fields[11]) + int(fields[12])
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        grew = bool(more)
+        tree |= more
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def breakdown(name, t0, t1, log, rss, cpu=None):
     reqs = [r for r in log if t0 <= r["start"] <= t1]
     busy = union([(r["start"], r["start"] + r["secs"]) for r in reqs])
     wall = t1 - t0
     print(f"\n{name}: wall {wall:.2f} s = server {busy:.2f} s (requests in flight) + annoform "
           f"{wall - busy:.2f} s; {len(reqs)} requests; peak RSS {rss:.0f} MB")
+    if cpu:
+        server = "?" if cpu["server"] is None else f"{cpu['server']:.2f} s"
+        print(f"  CPU: server {server}, annoform {cpu['annoform']:.2f} s (user + sys); "
+              f"load average {os.getloadavg()[0]:.2f}")
     by = {}
     for r in reqs:
         k = endpoint(r["method"], r["path"])
@@ -75,7 +108,7 @@ def breakdown(name, t0, t1, log, rss):
               f"{statistics.median(d['secs']):6.3f} s  max {max(d['secs']):6.3f} s  "
               f"{d['bytes'] / 1e6:7.1f} MB")
     return {"wall": wall, "server": busy, "client": wall - busy, "requests": len(reqs),
-            "peak_rss_mb": rss,
+            "peak_rss_mb": rss, "cpu": cpu, "load": os.getloadavg()[0],
             "endpoints": {k: {"n": d["n"], "secs": sum(d["secs"]), "bytes": d["bytes"]}
                           for k, d in by.items()}}
 
@@ -118,6 +151,10 @@ def main():
                     help="the server's local-files document root: the workspace goes under it "
                          "and annoform serves media from disk instead of uploading them")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--server-pid", type=int,
+                    help="Label Studio's process: its CPU time per command is reported")
+    ap.add_argument("--only-merge", action="store_true",
+                    help="no no-op plans after the merge")
     a = ap.parse_args()
     token = os.environ["LS_TOKEN"]
     os.makedirs(a.work, exist_ok=True)
@@ -158,11 +195,14 @@ def main():
         report = {"n": a.n}
 
         def step(name, args, expect=(0,)):
+            s0, c0 = tree_cpu(a.server_pid), children_cpu()
             t0 = time.time()
             _, rss, _, _ = run_cmd([a.annoform, "-C", ws] + args, env, cmdlog, expect)
             t1 = time.time()
+            s1, c1 = tree_cpu(a.server_pid), children_cpu()
+            cpu = {"server": None if s0 is None else s1 - s0, "annoform": c1 - c0}
             time.sleep(0.2)  # let the proxy flush its last line
-            report[name] = breakdown(name, t0, t1, read_log(log_path), rss)
+            report[name] = breakdown(name, t0, t1, read_log(log_path), rss, cpu)
 
         media = "local files" if a.local_files else "uploads"
         print(f"annoform against Label Studio through a timing proxy, N={a.n}, {media}")
@@ -176,7 +216,7 @@ def main():
         print(f"\n(annotated {k} tasks in {time.perf_counter() - t:.1f} s, not through the proxy)")
         step("merge plan", ["plan", "--detailed-exitcode"], expect=(2,) if a.annotate == "simulate" else (0, 2))
         step("merge apply", ["apply", "--auto-approve"])
-        for i in range(a.noop_repeats):
+        for i in range(0 if a.only_merge else a.noop_repeats):
             step(f"no-op plan #{i + 1}", ["plan", "--detailed-exitcode"], expect=(0,))
         if not a.keep:
             step("destroy", ["destroy", "--auto-approve"])

@@ -5,6 +5,7 @@
 #
 # Env: PROFILE_N ("1000 10000"), PROFILE_ANNOTATE (simulate for N <= 1000, bulk above),
 #      PROFILE_LOCAL_FILES=1 (media served from disk by Label Studio instead of uploaded),
+#      PROFILE_ONLY_MERGE=1 (no no-op plans after the merge),
 #      BENCH_WORK (scratch dir), ANNOFORM_CACHE, ANNOFORM_BIN (a release binary to profile
 #      instead of building one; CARGO_TARGET_DIR is honoured when building).
 set -euo pipefail
@@ -30,5 +31,6 @@ for n in $sizes; do
   LS_TOKEN="$LS_TOKEN" PYTHONPATH="$root/bench" "$py" bench/profile.py \
     --annoform "$work/annoform" --url "$LS_URL" --work "$work" --n "$n" \
     --annotate "$how" ${PROFILE_LOCAL_FILES:+--local-files "$LS_MEDIA_ROOT"} \
+    --server-pid "$LS_PID" ${PROFILE_ONLY_MERGE:+--only-merge} \
     --out "$out/profile-n$n.json" | tee "$out/profile-n$n.txt"
 done

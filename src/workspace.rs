@@ -7,9 +7,8 @@
 //! store, which writes them where the dataset lives.
 
 use crate::config::{Config, DatasetConfig, DatasetStore, LiveDatabase, Setting};
-use crate::dataset::FieldPath;
+use crate::dataset::change::Changes;
 use crate::dataset::dir::Dataset;
-use crate::dataset::ejson::ObjectId;
 use crate::dataset::mongodb::{self, Address};
 use crate::dataset::store::{DirStore, Store, StoreError};
 use crate::dataset::view::View;
@@ -90,28 +89,20 @@ impl Datasets {
         }
     }
 
-    /// Changes a loaded dataset with `change`, then has its store store what changed:
-    /// `touched` lists the sample fields `change` may write. Nothing is stored when `change`
-    /// fails.
+    /// Has the loaded dataset `name`'s store make and store the operations `changes` gives
+    /// for the dataset (see [`Changes`]).
     pub fn update<E>(
         &mut self,
         name: &str,
-        touched: &[(ObjectId, FieldPath)],
-        change: impl FnOnce(&mut Dataset) -> Result<(), E>,
+        changes: impl FnOnce(&Dataset) -> Result<Changes, E>,
     ) -> Result<(), E>
     where
         E: From<StoreError>,
     {
         let store = self.store(name)?;
-        let (mut change, mut failed) = (Some(change), None);
-        store.update(touched, &mut |ds| match change.take().map(|c| c(ds)) {
-            Some(Err(e)) => {
-                failed = Some(e);
-                false
-            }
-            _ => true,
-        })?;
-        failed.map_or(Ok(()), Err)
+        let changes = changes(store.dataset())?;
+        store.update(&changes)?;
+        Ok(())
     }
 
     /// The view `stages` select of the loaded dataset `name` (see [`Store`]).

@@ -13,8 +13,10 @@ mod mongo;
 #[path = "support/video_edits.rs"]
 mod video_edits;
 
+use annoform::dataset::change::{Changes, Edit, FieldChange, LabelEdits};
 use annoform::dataset::ejson::ObjectId;
-use annoform::dataset::mongodb::{self as store, Address, Before, LiveError, MongoStore};
+use annoform::dataset::fields::FieldType;
+use annoform::dataset::mongodb::{self as store, Address, LiveError, MongoStore};
 use annoform::dataset::working_set::WorkingSet;
 use annoform::dataset::{FieldPath, FrameNumber};
 use annoform::manifest::types::ViewStage;
@@ -101,39 +103,42 @@ fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() 
     let (s0, s1) = (ids[0], ids[1]);
     let gt = FieldPath::sample("ground_truth");
     let fresh = FieldPath::sample("reviewed");
-    let before: Vec<Before> = [(s0, &gt), (s1, &gt), (s1, &fresh)]
-        .iter()
-        .map(|(s, f)| Before {
-            sample: *s,
-            field: (*f).clone(),
-            value: ds.sample_by_id(*s).unwrap().get(f.name()).cloned(),
-        })
-        .collect();
-
-    // In memory: on both samples relabel the first box, drop the second, add one; sample 1
-    // also gets a new field, declared as FiftyOne declares it.
+    // On both samples relabel the first box, drop the second, add one; sample 1 also gets a
+    // new field, declared as FiftyOne declares it.
     let added = ObjectId::new();
+    let mut changes = Changes {
+        declare: vec![(fresh.clone(), FieldType::Label("Classification".into()))],
+        fields: Vec::new(),
+    };
     for s in [s0, s1] {
-        let mut v = ds
-            .sample_by_id(s)
-            .unwrap()
-            .get("ground_truth")
-            .cloned()
-            .unwrap();
-        let dets = v["detections"].as_array_mut().unwrap();
-        dets[0]["label"] = json!("bike");
-        dets.remove(1);
-        dets.push(
-            json!({"_id": {"$oid": added.to_string()}, "_cls": "Detection", "attributes": {},
-            "tags": [], "label": "car", "bounding_box": [0.0, 0.5, 0.25, 0.5], "confidence": 1.0}),
-        );
-        ds.sample_mut(s).unwrap().set("ground_truth", v);
+        let v = ds.sample_by_id(s).unwrap().get("ground_truth").cloned();
+        let dets = v.unwrap()["detections"].as_array().unwrap().clone();
+        let mut first = dets[0].clone();
+        first["label"] = json!("bike");
+        changes.fields.push(FieldChange {
+            sample: s,
+            frame: None,
+            field: gt.clone(),
+            edit: Edit::Labels(LabelEdits {
+                key: "detections",
+                set: vec![first],
+                add: vec![
+                    json!({"_id": {"$oid": added.to_string()}, "_cls": "Detection",
+                    "attributes": {}, "tags": [], "label": "car",
+                    "bounding_box": [0.0, 0.5, 0.25, 0.5], "confidence": 1.0}),
+                ],
+                remove: vec![ObjectId::parse(oid(&dets[1])).unwrap()],
+            }),
+        });
     }
-    let label =
-        annoform::dataset::labels::from_json(&json!({"_id": {"$oid": ObjectId::new().to_string()},
-        "_cls": "Classification", "tags": [], "label": "ok"}))
-        .unwrap();
-    ds.set_label(s1, "reviewed", Some(&label)).unwrap();
+    changes.fields.push(FieldChange {
+        sample: s1,
+        frame: None,
+        field: fresh.clone(),
+        edit: Edit::Whole(Some(json!({"_id": {"$oid": ObjectId::new().to_string()},
+            "_cls": "Classification", "tags": [], "label": "ok"}))),
+    });
+    changes.apply(&mut ds).unwrap();
     let gt0 = dump(&db, "quick")["samples"][0]["ground_truth"]["detections"].clone();
 
     // FiftyOne changes sample 0 after annoform read it.
@@ -141,7 +146,7 @@ fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() 
     let stamp0 = stamps(&db);
 
     let err = live
-        .write(&ds, &before)
+        .write(&ds, &changes)
         .expect_err("sample 0 changed meanwhile");
     match &err {
         LiveError::Conflicts { samples, .. } => assert_eq!(samples, &vec![s0]),
@@ -191,21 +196,9 @@ fn merged_changes_are_written_by_label_id_and_a_concurrent_edit_is_a_conflict() 
         Some(Bson::DateTime(_))
     ));
 
-    // Nothing left to write: a second write sends nothing.
-    let before_again: Vec<Before> = before
-        .iter()
-        .filter(|b| b.sample == s1)
-        .map(|b| Before {
-            value: ds
-                .sample_by_id(b.sample)
-                .unwrap()
-                .get(b.field.name())
-                .cloned(),
-            ..b.clone()
-        })
-        .collect();
+    // Nothing left to write: writing no change sends nothing, declares nothing again.
     let stamps_now = stamps(&db);
-    let written = live.write(&ds, &before_again).unwrap();
+    let written = live.write(&ds, &Changes::default()).unwrap();
     assert_eq!(
         (written.samples, written.updates, written.declared),
         (0, 0, 0)
@@ -687,19 +680,23 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
     let cloudy = json!({"_id": {"$oid": ObjectId::new().to_string()}, "_cls": "Classification",
         "tags": [], "label": "cloudy"});
     let relabel = |ds: &mut annoform::dataset::dir::Dataset, sid: ObjectId| {
-        ds.set_frame_field(sid, two, "weather", cloudy.clone())
-            .unwrap();
-        vec![Before {
-            sample: sid,
-            field: weather.clone(),
-            value: None,
-        }]
+        let changes = Changes {
+            declare: Vec::new(),
+            fields: vec![FieldChange {
+                sample: sid,
+                frame: Some(two),
+                field: weather.clone(),
+                edit: Edit::Whole(Some(cloudy.clone())),
+            }],
+        };
+        changes.apply(ds).unwrap();
+        changes
     };
     let MongoStore {
         mut ds, mut live, ..
     } = store::open(&at, &repo(), None).expect("open");
     let sid = ds.samples()[0].id();
-    let before = relabel(&mut ds, sid);
+    let changes = relabel(&mut ds, sid);
     let was = dump(&db, "traffic")["frames"][sid.to_string()].clone();
 
     m.fiftyone(
@@ -708,7 +705,7 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
         &["frame", "traffic", &sid.to_string(), "3", "rainy"],
     );
     let err = live
-        .write(&ds, &before)
+        .write(&ds, &changes)
         .expect_err("frame 3 changed meanwhile");
     match &err {
         LiveError::Conflicts { samples, .. } => assert_eq!(samples, &vec![sid]),
@@ -724,9 +721,9 @@ fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
     let MongoStore {
         mut ds, mut live, ..
     } = store::open(&at, &repo(), None).expect("open again");
-    let before = relabel(&mut ds, sid);
+    let changes = relabel(&mut ds, sid);
     let written = live
-        .write(&ds, &before)
+        .write(&ds, &changes)
         .expect("nothing changed since this read");
     assert_eq!((written.frames, written.updates), (1, 1));
     let frames = dump(&db, "traffic")["frames"][sid.to_string()].clone();

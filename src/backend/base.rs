@@ -6,6 +6,8 @@
 
 use super::http::{HttpClient, HttpError, is_idempotent};
 use super::{BackendError, Cause};
+use bytes::Bytes;
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -99,6 +101,21 @@ pub fn with_json<'a, B: Serialize + Sync + ?Sized>(
             r = r.json(b);
         }
         r
+    }
+}
+
+/// A request builder adding `query` and a body of JSON text written beforehand: every
+/// attempt sends the same buffer, not a copy of it.
+pub fn with_json_text<'a>(
+    query: &'a [(&'a str, String)],
+    body: &'a Bytes,
+) -> impl Fn(RequestBuilder) -> RequestBuilder + Sync + 'a {
+    move |mut r| {
+        if !query.is_empty() {
+            r = r.query(query);
+        }
+        r.header(CONTENT_TYPE, "application/json")
+            .body(body.clone())
     }
 }
 

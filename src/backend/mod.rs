@@ -540,6 +540,19 @@ pub struct Stray {
     pub reason: String,
 }
 
+/// Makes a sample's labels (`labels`, `frame_labels`) when a backend writes the sample out
+/// (see [`Backend::create_task_filling`]).
+pub type FillLabels<'a> = dyn FnMut(&mut TaskSample) -> Result<(), BackendError> + 'a;
+
+/// `task` with every sample's labels made by `fill`.
+pub fn filled(task: &TaskSpec, fill: &mut FillLabels<'_>) -> Result<TaskSpec, BackendError> {
+    let mut full = task.clone();
+    for s in &mut full.samples {
+        fill(s)?;
+    }
+    Ok(full)
+}
+
 /// Receives a download page by page. A page holds every label of its samples (a sample never
 /// spans two pages), so the engine merges each page and drops it: memory follows the page
 /// size, not the number of labels the backend holds.
@@ -621,6 +634,20 @@ pub trait Backend {
         project: &RemoteProject,
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError>;
+    /// [`create_task`](Backend::create_task) for a backend whose labels go up with the
+    /// media, from samples without their labels: `fill` makes a sample's labels when the
+    /// backend writes it out, once for each sample written (a sample the task already holds
+    /// may not be). A backend that writes samples one at a time holds one sample's labels,
+    /// not the batch's; by default the whole batch is filled first.
+    fn create_task_filling(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+        fill: &mut FillLabels<'_>,
+    ) -> Result<RemoteTask, BackendError> {
+        let full = filled(task, fill)?;
+        self.create_task(project, &full)
+    }
     /// Whether `create_task` uploads the labels in the same step as the media. When not,
     /// annoform records the task once its media is up, then calls `upload_labels`.
     fn labels_with_media(&self) -> bool {

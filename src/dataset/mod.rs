@@ -2,6 +2,7 @@
 //! the stores that read and write them.
 //!
 //! - [`store`]: the dataset store interface ([`store::Store`]) the engine uses.
+//! - [`change`]: what a merge changes, as store operations every store takes.
 //! - [`dir`]: the `dir` store ([`dir::Dataset`]), FiftyOne's `FiftyOneDataset` directory format.
 //! - [`mongodb`]: the `mongodb` store, a live FiftyOne database read into a [`dir::Dataset`].
 //! - [`labels`]: typed labels ([`labels::Label`]) with lossless JSON conversions.
@@ -14,6 +15,7 @@
 //!   zlib'd npy masks, FiftyOne's PNG mask files,
 //!   media sizes, FiftyOne field declarations.
 
+pub mod change;
 pub mod dir;
 pub mod ejson;
 pub mod expr;

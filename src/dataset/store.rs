@@ -10,9 +10,8 @@
 
 use serde_json::{Value, json};
 
-use super::FieldPath;
+use super::change::Changes;
 use super::dir::{Dataset, DatasetError};
-use super::ejson::ObjectId;
 use super::mongodb::LiveError;
 use super::view::{self, Selected, View};
 use crate::manifest::types::ViewStage;
@@ -30,10 +29,6 @@ pub enum StoreError {
     NotLoaded(String),
 }
 
-/// A change made to the in-memory dataset before the store stores it: `false` when it failed
-/// (the store then stores nothing).
-pub type Change<'a> = &'a mut dyn FnMut(&mut Dataset) -> bool;
-
 /// A dataset opened in its store for one command.
 pub trait Store {
     /// The working set read for the command.
@@ -45,13 +40,8 @@ pub trait Store {
         Ok(None)
     }
 
-    /// Changes the dataset with `change`, then stores what changed: `touched` lists the
-    /// sample fields `change` may write.
-    fn update(
-        &mut self,
-        touched: &[(ObjectId, FieldPath)],
-        change: Change<'_>,
-    ) -> Result<(), StoreError>;
+    /// Makes the store operations `changes` in the dataset, then stores them where it lives.
+    fn update(&mut self, changes: &Changes) -> Result<(), StoreError>;
 
     /// Makes the dataset's annotation run `key` (what FiftyOne lists) match `wanted`, or
     /// removes it when `wanted` is `None`; a run for which `ours` is false is left alone.
@@ -80,14 +70,9 @@ impl Store for DirStore {
         &self.0
     }
 
-    fn update(
-        &mut self,
-        _: &[(ObjectId, FieldPath)],
-        change: Change<'_>,
-    ) -> Result<(), StoreError> {
-        if change(&mut self.0) {
-            self.0.save()?;
-        }
+    fn update(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        changes.apply(&mut self.0)?;
+        self.0.save()?;
         Ok(())
     }
 

@@ -74,10 +74,7 @@ pub fn field_value(labels: Vec<Value>, t: LabelType) -> Option<Value> {
     }
 }
 
-/// A label's id.
-pub fn label_id(label: &Value) -> Option<ObjectId> {
-    label.get("_id").and_then(ObjectId::from_ejson)
-}
+pub use crate::dataset::change::label_id;
 
 /// The part of a label a run manages: class, index, geometry and the schema's writable
 /// attributes; everything else on the label is never touched.

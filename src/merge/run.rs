@@ -8,7 +8,8 @@
 
 use super::{FieldInput, field_value, label_id, label_slice, labels_of, merge_field};
 use crate::backend::{Annotations, DownloadedLabel, ImageSize, SampleAnnotations};
-use crate::dataset::dir::{Dataset, DatasetError};
+use crate::dataset::change::{Changes, Edit, FieldChange, Held, LabelEdits};
+use crate::dataset::dir::{Dataset, DatasetError, Sample};
 use crate::dataset::ejson::{self, ObjectId};
 use crate::dataset::fields::FieldType;
 use crate::dataset::labels::Object;
@@ -172,8 +173,11 @@ impl RunMerge {
             .any(|c| c.added + c.edited + c.deleted + c.rejected + c.unexpected > 0)
     }
 
-    /// Write the merge into the dataset (in memory; the caller saves).
-    pub fn write(&self, ds: &mut Dataset) -> Result<(), MergeError> {
+    /// The merge as store operations on `ds` (see [`Changes`]): the fields to declare, and
+    /// per written field its labels set, added and removed by id where the field holds a
+    /// list of them already, else its whole new value.
+    pub fn changes(&self, ds: &Dataset) -> Result<Changes, MergeError> {
+        let mut out = Changes::default();
         for (field, t) in &self.declare {
             let ftype = match super::container(*t) {
                 ("", _) => self
@@ -188,39 +192,29 @@ impl RunMerge {
                     .unwrap_or(FieldType::Str),
                 (cls, _) => FieldType::Label(cls.to_string()),
             };
-            ds.declare_field(field, &ftype)?;
+            out.declare.push((field.clone(), ftype));
         }
         for w in &self.writes {
             let sample = ds
                 .sample_by_id(w.sample)
                 .ok_or(MergeError::MissingSample(w.sample))?;
-            let base = match w.frame {
-                None => sample.project(&[w.base.name()]),
-                Some(f) => ds
-                    .frame(w.sample, f)
-                    .map_or_else(Default::default, |d| d.project(&[w.base.name()])),
+            let edit = match by_id(w, sample) {
+                Some(labels) => Edit::Labels(labels),
+                None => Edit::Whole(whole(w, ds)?),
             };
-            let mut value = expand(&w.value, base.get(w.base.name()), w.label_type);
-            if let Some(v) = value.as_mut() {
-                // A mask the dataset kept in a file goes back to a file.
-                let list_key = super::container(w.label_type).1;
-                let (base, root) = (base.get(w.base.name()), ds.root());
-                mask_path::store_field(v, base, list_key, root, w.field.as_str())?;
-            }
-            let value = match (&w.derive_ids, value) {
-                (Some(seed), Some(v)) => Some(with_derived_ids(v, w.label_type, seed)),
-                (_, v) => v,
-            };
-            let value = value.unwrap_or(Value::Null);
-            match w.frame {
-                None => ds
-                    .sample_mut(w.sample)
-                    .ok_or(MergeError::MissingSample(w.sample))?
-                    .set(w.field.name(), value),
-                Some(f) => ds.set_frame_field(w.sample, f, w.field.name(), value)?,
-            }
+            out.fields.push(FieldChange {
+                sample: w.sample,
+                frame: w.frame,
+                field: w.field.clone(),
+                edit,
+            });
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Makes the merge in the in-memory dataset only ([`Self::changes`] applied to `ds`).
+    pub fn write(&self, ds: &mut Dataset) -> Result<(), MergeError> {
+        Ok(self.changes(ds)?.apply(ds)?)
     }
 
     /// Fold the merge into the run record: baselines and id map (the caller checkpoints).
@@ -723,6 +717,92 @@ fn expand(value: &NewValue, base: Option<&Value>, t: LabelType) -> Option<Value>
             field_value(labels, t)
         }
     }
+}
+
+/// A write's field value whole, as the dataset will hold it: referenced labels taken from
+/// the base field, masks kept in files put back in files, destination ids derived.
+fn whole(w: &Write, ds: &Dataset) -> Result<Option<Value>, MergeError> {
+    let base = match w.frame {
+        None => ds
+            .sample_by_id(w.sample)
+            .ok_or(MergeError::MissingSample(w.sample))?
+            .project(&[w.base.name()]),
+        Some(f) => ds
+            .frame(w.sample, f)
+            .map_or_else(Default::default, |d| d.project(&[w.base.name()])),
+    };
+    let mut value = expand(&w.value, base.get(w.base.name()), w.label_type);
+    if let Some(v) = value.as_mut() {
+        // A mask the dataset kept in a file goes back to a file.
+        let list_key = super::container(w.label_type).1;
+        let (base, root) = (base.get(w.base.name()), ds.root());
+        mask_path::store_field(v, base, list_key, root, w.field.as_str())?;
+    }
+    Ok(match (&w.derive_ids, value) {
+        (Some(seed), Some(v)) => Some(with_derived_ids(v, w.label_type, seed)),
+        (_, v) => v,
+    })
+}
+
+/// A sample field's list write as label edits by id, when the field holds the list already
+/// and the new list keeps its labels in their order with the new ones after them (as the
+/// merge writes it); `None` when the write must be whole (a new field, another shape, a
+/// destination field, masks kept in files, a frame).
+fn by_id(w: &Write, sample: &Sample) -> Option<LabelEdits> {
+    let NewValue::List(items) = &w.value else {
+        return None;
+    };
+    let (cls, Some(key)) = super::container(w.label_type) else {
+        return None;
+    };
+    if w.frame.is_some() || w.derive_ids.is_some() || w.base != w.field {
+        return None;
+    }
+    let held = Held::of(sample, w.field.name(), cls, key).filter(|h| !h.mask_files)?;
+    let position: HashMap<ObjectId, usize> = held
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    if position.len() != held.ids.len() {
+        return None;
+    }
+    let mut edits = LabelEdits {
+        key,
+        set: Vec::new(),
+        add: Vec::new(),
+        remove: Vec::new(),
+    };
+    let mut kept = vec![false; held.ids.len()];
+    let mut next = 0;
+    for item in items {
+        let (id, label) = match item {
+            Item::Same(id) => (*id, None),
+            Item::New(text) => {
+                let label: Value = serde_json::from_str(text).ok()?;
+                (label_id(&label)?, Some(label))
+            }
+        };
+        match (position.get(&id), label) {
+            // A held label, in the held order, before any new one.
+            (Some(&i), label) if i >= next && edits.add.is_empty() => {
+                kept[i] = true;
+                next = i + 1;
+                edits.set.extend(label);
+            }
+            (None, Some(label)) => edits.add.push(label),
+            _ => return None,
+        }
+    }
+    edits.remove = held
+        .ids
+        .iter()
+        .zip(kept)
+        .filter(|(_, k)| !k)
+        .map(|(id, _)| *id)
+        .collect();
+    Some(edits)
 }
 
 /// A field value whose labels get ids derived from `seed` and their own ids.

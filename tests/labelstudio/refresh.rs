@@ -21,15 +21,23 @@ fn downloads(log: &[(String, String)]) -> Vec<&String> {
         .collect()
 }
 
-/// Task ids a download request asked for (`selectedItems.included`).
-fn asked_ids(path: &str) -> usize {
+/// How many tasks a download asked for: it must select the tasks updated after a cursor
+/// (Label Studio's own filter), and the same request, asked of the server directly, says how
+/// many tasks that filter holds.
+fn changed_tasks_asked(ls: &LabelStudio, path: &str) -> u64 {
     let query = path.split_once("query=").map_or("", |(_, q)| q);
     let query = query.split('&').next().unwrap_or_default();
-    let decoded = percent_decode(query);
-    let v: Value = serde_json::from_str(&decoded).unwrap_or(Value::Null);
-    v["selectedItems"]["included"]
-        .as_array()
-        .map_or(0, Vec::len)
+    let query: Value = serde_json::from_str(&percent_decode(query)).unwrap_or(Value::Null);
+    let filter = &query["filters"]["items"][0];
+    assert_eq!(filter["filter"], "filter:tasks:updated_at", "{path}");
+    assert_eq!(filter["operator"], "greater", "{path}");
+    let page = ls.get(path);
+    assert_eq!(
+        page["tasks"].as_array().map(Vec::len),
+        page["total"].as_u64().map(|n| n as usize),
+        "{page:#}"
+    );
+    page["total"].as_u64().unwrap()
 }
 
 fn percent_decode(s: &str) -> String {
@@ -68,14 +76,22 @@ fn plan_then_apply_downloads_once_and_a_no_op_plan_is_two_requests() {
     assert_eq!(log.len(), 2, "{log:#?}");
     assert!(downloads(&log).is_empty(), "{log:#?}");
 
-    // The run's first merge downloads the 8 annotated tasks, not all 24.
+    // The run's first merge downloads the 8 annotated tasks, not all 24: one page of the
+    // tasks updated after the cursor, selected by the server (no listing of them first).
     annotate(&ls, pid, &ws.samples());
     let log = proxy.log_of(|| {
         ws.run(&["plan", "--out", "plan.json"]);
     });
+    assert_eq!(log.len(), 3, "project, changed count, one page: {log:#?}");
     let got = downloads(&log);
     assert_eq!(got.len(), 1, "{log:#?}");
-    assert_eq!(asked_ids(got[0]), 8, "{}", got[0]);
+    assert_eq!(changed_tasks_asked(&ls, got[0]), 8, "{}", got[0]);
+    let annotated = ls
+        .tasks(pid)
+        .into_iter()
+        .filter(|t| t["total_annotations"].as_u64() > Some(0))
+        .count();
+    assert_eq!(annotated, 8);
 
     // The apply of the saved plan replays its download: it asks only what changed since.
     let log = proxy.log_of(|| {
@@ -154,7 +170,12 @@ fn a_change_after_the_plan_refuses_its_file_and_plain_apply_merges_and_shows_it(
     );
     let got = downloads(&log);
     assert_eq!(got.len(), 1, "{log:#?}");
-    assert_eq!(asked_ids(got[0]), 1, "only the changed task: {}", got[0]);
+    assert_eq!(
+        changed_tasks_asked(&ls, got[0]),
+        1,
+        "only the changed task: {}",
+        got[0]
+    );
     let after = ws.samples();
     let merged = after.iter().find(|s| oid(s) == oid(sample)).unwrap();
     assert!(labels(merged, "ground_truth").is_empty(), "{merged:#}");
@@ -189,7 +210,12 @@ fn a_skipped_task_deletes_nothing() {
     let log = proxy.log_of(|| plan = ws.plan());
     let got = downloads(&log);
     assert_eq!(got.len(), 1, "{log:#?}");
-    assert_eq!(asked_ids(got[0]), 1, "the skipped task: {}", got[0]);
+    assert_eq!(
+        changed_tasks_asked(&ls, got[0]),
+        1,
+        "the skipped task: {}",
+        got[0]
+    );
     assert_eq!(counts(&plan, "ground_truth"), (0, 0, 0, 0), "{plan:#}");
     ws.run(&["apply", "--auto-approve"]);
     assert_eq!(ws.samples(), before);

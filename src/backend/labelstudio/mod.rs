@@ -369,16 +369,29 @@ impl LabelStudioBackend {
         T: serde::de::DeserializeOwned + Default,
         B: serde::Serialize + Sync + ?Sized,
     {
+        self.call_with(method, path, base::with_json(query, body))
+            .await
+    }
+
+    /// [`call`](Self::call) of a request that `request` completes (query, body).
+    async fn call_with<T>(
+        &self,
+        method: Method,
+        path: &str,
+        request: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync,
+    ) -> Result<T, HttpError>
+    where
+        T: serde::de::DeserializeOwned + Default,
+    {
         let idempotent = super::http::is_idempotent(&method);
         let mut force = false;
         loop {
             let bearer = self.bearer(force).await?;
-            let json = base::with_json(query, body);
             let build = |mut r: reqwest::RequestBuilder| {
                 if let Some(b) = &bearer {
                     r = r.header(AUTHORIZATION, b);
                 }
-                json(r)
+                request(r)
             };
             let out = if method == Method::DELETE {
                 match self.http.send(method.clone(), path, true, build).await {
@@ -622,16 +635,7 @@ impl LabelStudioBackend {
                 Ok(v) => return Ok(v),
                 Err(Fault::Http(e)) => return Err(e),
                 Err(Fault::Incomplete { path, message }) if retry >= policy.max_retries => {
-                    return Err(HttpError::Request {
-                        endpoint: Box::new(Endpoint {
-                            server: self.http.server().to_string(),
-                            base_url: self.http.base_url().to_string(),
-                            method: Method::GET,
-                            path,
-                        }),
-                        message: format!("incomplete answer: {message}"),
-                        attempts: retry + 1,
-                    });
+                    return Err(self.incomplete(path, &message, retry + 1));
                 }
                 Err(Fault::Incomplete { .. }) => {
                     tokio::time::sleep(policy.backoff(retry)).await;
@@ -639,6 +643,189 @@ impl LabelStudioBackend {
                 }
             }
         }
+    }
+
+    /// An answer that stayed incomplete after `attempts` attempts, as a failed request.
+    fn incomplete(&self, path: String, message: &str, attempts: u32) -> HttpError {
+        HttpError::Request {
+            endpoint: Box::new(Endpoint {
+                server: self.http.server().to_string(),
+                base_url: self.http.base_url().to_string(),
+                method: Method::GET,
+                path,
+            }),
+            message: format!("incomplete answer: {message}"),
+            attempts,
+        }
+    }
+
+    /// How many tasks were updated after `since`, and the newest update time among them, as
+    /// one query saw them: a task written after that query moves past it, so it is the
+    /// cursor of a download that starts after it (one small request; none changed: nothing
+    /// else to ask).
+    async fn changed_since(
+        &self,
+        project: &str,
+        since: &str,
+    ) -> Result<(u64, Option<String>), HttpError> {
+        let mut query: Value = serde_json::from_str(&updated_after(since)).unwrap_or_default();
+        query["ordering"] = json!(["-tasks:updated_at"]);
+        let q = [
+            ("project", project.to_string()),
+            ("page", "1".to_string()),
+            ("page_size", "1".to_string()),
+            ("include", "id,updated_at".to_string()),
+            ("query", query.to_string()),
+        ];
+        let page: Page<ListedTask> = self.get("/api/tasks", &q).await?;
+        let path = format!("/api/tasks?project={project}&page=1&page_size=1");
+        let (Some(tasks), Some(total)) = (page.tasks, page.total) else {
+            return Err(self.incomplete(path, "the answer holds no `tasks` list or `total`", 1));
+        };
+        let newest = tasks.first().and_then(ListedTask::updated);
+        if total > 0 && newest.is_none() {
+            return Err(self.incomplete(path, "the newest changed task has no `updated_at`", 1));
+        }
+        Ok((total, newest))
+    }
+
+    /// The tasks a filter selects, with their annotations, in pages of
+    /// [`DOWNLOAD_PAGE_SIZE`] (a few in flight, in id order), each handed to `hand` as it
+    /// comes. Annotators may change tasks while they are read, which shifts the filter's
+    /// pages: every page must report the first page's total, and the pages together must
+    /// hold that many distinct tasks, else the download starts over (after the HTTP policy's
+    /// backoff, up to its retries). A page handed before a restart is handed again.
+    fn filtered_download(
+        &self,
+        project: &str,
+        filter: &str,
+        hand: &mut dyn FnMut(Vec<FullTask>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        let policy = self.http.policy();
+        let mut retry = 0;
+        loop {
+            match self.filtered_download_once(project, filter, hand)? {
+                Ok(()) => return Ok(()),
+                Err(Fault::Http(e)) => return Err(self.http_error(e)),
+                Err(Fault::Incomplete { path, message }) if retry >= policy.max_retries => {
+                    return Err(self.http_error(self.incomplete(path, &message, retry + 1)));
+                }
+                Err(Fault::Incomplete { .. }) => {
+                    // (The timer is made inside the runtime: it needs its clock.)
+                    let pause = policy.backoff(retry);
+                    self.rt.block_on(async { tokio::time::sleep(pause).await });
+                    retry += 1;
+                }
+            }
+        }
+    }
+
+    /// One attempt at [`Self::filtered_download`]: `Ok(Err(_))` when the pages do not add
+    /// up (or a request failed), `Err(_)` when `hand` refused a page.
+    fn filtered_download_once(
+        &self,
+        project: &str,
+        filter: &str,
+        hand: &mut dyn FnMut(Vec<FullTask>) -> Result<(), BackendError>,
+    ) -> Result<Result<(), Fault>, BackendError> {
+        let page = |n: usize| {
+            self.tasks_page::<FullTask>(project, n, DOWNLOAD_PAGE_SIZE, true, Some(filter))
+        };
+        let first = match self.rt.block_on(page(1)) {
+            Ok(p) => p,
+            Err(f) => return Ok(Err(f)),
+        };
+        let total = first.total;
+        let path = first.path.clone();
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut check = |p: &TasksPage<FullTask>, n: usize| -> Result<(), Fault> {
+            let expected = (total as usize)
+                .saturating_sub((n - 1) * DOWNLOAD_PAGE_SIZE)
+                .min(DOWNLOAD_PAGE_SIZE);
+            if p.total != total {
+                return Err(Fault::incomplete(
+                    &p.path,
+                    format!(
+                        "the changed tasks changed during the download ({total} task(s), then {})",
+                        p.total
+                    ),
+                ));
+            }
+            if p.tasks.len() != expected {
+                return Err(Fault::incomplete(
+                    &p.path,
+                    format!(
+                        "the page holds {} task(s) where the server's total of {total} means {expected}",
+                        p.tasks.len()
+                    ),
+                ));
+            }
+            seen.extend(p.tasks.iter().map(|t| t.id));
+            Ok(())
+        };
+        if let Err(f) = check(&first, 1) {
+            return Ok(Err(f));
+        }
+        hand(first.tasks)?;
+        let in_flight = self
+            .http
+            .policy()
+            .parallelism
+            .clamp(1, DOWNLOAD_PAGES_IN_FLIGHT);
+        let mut pages =
+            futures_util::stream::iter(2..=(total as usize).div_ceil(DOWNLOAD_PAGE_SIZE))
+                .map(|n| async move { (n, page(n).await) })
+                .buffered(in_flight);
+        while let Some((n, p)) = self.rt.block_on(pages.next()) {
+            let p = match p.and_then(|p| check(&p, n).map(|()| p)) {
+                Ok(p) => p,
+                Err(f) => return Ok(Err(f)),
+            };
+            hand(p.tasks)?;
+        }
+        if seen.len() as u64 != total {
+            return Ok(Err(Fault::incomplete(
+                &path,
+                format!(
+                    "the pages hold {} distinct task(s) where the server counts {total}",
+                    seen.len()
+                ),
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    /// A downloaded page's tasks of the wanted batches, as the samples' labels, handed to
+    /// `sink` (nothing when the page holds none of them).
+    fn hand(
+        &self,
+        project: &RemoteProject,
+        page: Vec<FullTask>,
+        wanted: &HashSet<&str>,
+        sink: &mut PageSink<'_>,
+    ) -> Result<(), BackendError> {
+        let mut out = Annotations::new();
+        for t in page.into_iter().filter(|t| {
+            t.data
+                .annoform_batch
+                .as_deref()
+                .is_some_and(|b| wanted.contains(b))
+        }) {
+            let id = t.id;
+            let (sid, fields) = t.labels().ok_or_else(|| {
+                self.error(format!(
+                    "task {id} of project {}: its labels cannot be read (no sample id, \
+                     annotations, predictions, field types or image size in the task); \
+                     nothing was merged",
+                    project.id
+                ))
+            })?;
+            out.insert(sid, fields.into());
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        sink(out)
     }
 
     /// Our tasks grouped by batch name.
@@ -815,11 +1002,30 @@ impl LabelStudioBackend {
         Ok(stored_uploads(&listed, files).into_iter().collect())
     }
 
+    /// The batch of `task`, created with the samples it lacks; `fill`, when given, makes
+    /// each sample's labels as it is written out (else `task` carries them).
+    fn create_batch(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+        schema: &ResolvedSchema,
+        fill: Option<&mut FillLabels<'_>>,
+    ) -> Result<RemoteTask, BackendError> {
+        self.changing();
+        self.rt
+            .block_on(self.create_task_async(project, task, schema, fill))?;
+        Ok(RemoteTask {
+            id: task.name.clone(),
+            name: task.name.clone(),
+        })
+    }
+
     async fn create_task_async(
         &self,
         project: &RemoteProject,
         task: &TaskSpec,
         schema: &ResolvedSchema,
+        mut fill: Option<&mut FillLabels<'_>>,
     ) -> Result<(), BackendError> {
         let pid = project.id.as_str();
         // An import interrupted half-way left some of the batch: create only the rest.
@@ -875,25 +1081,56 @@ impl LabelStudioBackend {
         if !uploads.is_empty() {
             media.extend(self.upload(pid, &uploads).await?);
         }
-        // Each chunk's tasks are made as JSON text right before the chunk is sent, and
-        // dropped after: memory follows one chunk, not the batch (a parsed `Value` weighs
-        // several times its text, and the request needs only the text).
+        // Each chunk's request body is written right before the chunk is sent, and dropped
+        // after: memory follows one chunk, not the batch.
         let path = format!("/api/projects/{pid}/import");
+        let query = [("return_task_ids", "true".into())];
         for chunk in todo.chunks(IMPORT_CHUNK) {
-            let payload = chunk
-                .iter()
-                .map(|s| self.import_task(s, &task.name, schema, &media))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.call::<Value, _>(
-                Method::POST,
-                &path,
-                &[("return_task_ids", "true".into())],
-                Some(&payload[..]),
-            )
-            .await
-            .map_err(|e| self.http_error(e))?;
+            let body = self.import_body(chunk, &task.name, schema, &media, &mut fill)?;
+            self.call_with::<Value>(Method::POST, &path, base::with_json_text(&query, &body))
+                .await
+                .map_err(|e| self.http_error(e))?;
         }
         Ok(())
+    }
+
+    /// An import request's body: the chunk's tasks as a JSON array, each task written straight
+    /// into it (and, with `fill`, its sample's labels made just before and dropped after), so
+    /// the body is the one copy of the chunk, kept for the request's retries.
+    fn import_body(
+        &self,
+        chunk: &[&TaskSample],
+        batch: &str,
+        schema: &ResolvedSchema,
+        media: &BTreeMap<String, String>,
+        fill: &mut Option<&mut FillLabels<'_>>,
+    ) -> Result<bytes::Bytes, BackendError> {
+        let mut body = vec![b'['];
+        for (i, &s) in chunk.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let filled;
+            let s = match fill {
+                Some(fill) => {
+                    let mut sample = s.clone();
+                    fill(&mut sample)?;
+                    filled = sample;
+                    &filled
+                }
+                None => s,
+            };
+            let t = self.import_task(s, batch, schema, media)?;
+            serde_json::to_writer(&mut body, &t)
+                .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))?;
+            if i == 0 {
+                // Room for the chunk at once, estimated from its first task (growing by
+                // doubling would hold up to twice the body while it is copied).
+                body.reserve((body.len() * (chunk.len() - 1)).saturating_mul(9) / 8 + 1);
+            }
+        }
+        body.push(b']');
+        Ok(body.into())
     }
 
     /// A sample's task as the import takes it: its media, ids, field types and size, and its
@@ -904,7 +1141,7 @@ impl LabelStudioBackend {
         batch: &str,
         schema: &ResolvedSchema,
         media: &BTreeMap<String, String>,
-    ) -> Result<Box<serde_json::value::RawValue>, BackendError> {
+    ) -> Result<Value, BackendError> {
         let SampleResults {
             size,
             result,
@@ -921,8 +1158,7 @@ impl LabelStudioBackend {
         if !result.is_empty() {
             t["predictions"] = json!([{ "model_version": MODEL_VERSION, "result": result }]);
         }
-        serde_json::value::to_raw_value(&t)
-            .map_err(|e| self.error(format!("sample {}: {e}", s.sample_id)))
+        Ok(t)
     }
 
     /// A sample's image size and labels as Label Studio takes them.
@@ -1226,13 +1462,20 @@ impl Backend for LabelStudioBackend {
         task: &TaskSpec,
     ) -> Result<RemoteTask, BackendError> {
         let schema = self.schema_for(project, task)?;
-        self.changing();
-        self.rt
-            .block_on(self.create_task_async(project, task, &schema))?;
-        Ok(RemoteTask {
-            id: task.name.clone(),
-            name: task.name.clone(),
-        })
+        self.create_batch(project, task, &schema, None)
+    }
+
+    fn create_task_filling(
+        &mut self,
+        project: &RemoteProject,
+        task: &TaskSpec,
+        fill: &mut FillLabels<'_>,
+    ) -> Result<RemoteTask, BackendError> {
+        let Some(schema) = self.schemas.get(&project.id).cloned() else {
+            // The field types may be read from the labels about to go up (`schema_for`).
+            return self.create_task(project, &filled(task, fill)?);
+        };
+        self.create_batch(project, task, &schema, Some(fill))
     }
 
     fn upload_labels(
@@ -1313,56 +1556,51 @@ impl Backend for LabelStudioBackend {
     ) -> Result<Downloaded, BackendError> {
         // Label Studio moves a task's `updated_at` whenever one of its annotations is created,
         // changed or deleted: the latest one is the cursor, and a refresh after a merge asks
-        // only for the tasks updated since. The verified listing says which tasks (so which
-        // samples) the batches hold; the tasks are then fetched by id, and every id asked for
-        // must come back.
+        // only for the tasks updated since.
         //
         // When the project's counts show it holds just the run's tasks, the server itself
-        // lists the tasks updated after the cursor (none: one small request), and says
-        // nothing of the others (`held` unknown).
+        // selects the tasks updated after the cursor: one small request counts them and
+        // names the newest update (the next cursor; none changed: done), and the changed
+        // tasks are downloaded through the same filter. Nothing is said of the others
+        // (`held` unknown).
         let wanted: HashSet<&str> = tasks.iter().map(String::as_str).collect();
-        let (ours, held, cursor) = match since {
-            Some(since) if self.whole(&project.id).is_some() => {
-                let changed: Vec<ListedTask> =
-                    self.run(self.tasks(&project.id, false, Some(updated_after(since))))?;
-                let ours: Vec<ListedTask> = changed
-                    .into_iter()
-                    .filter(|t| {
-                        t.data
-                            .annoform_batch
-                            .as_deref()
-                            .is_some_and(|b| wanted.contains(b))
-                    })
-                    .collect();
+        if let Some(since) = since
+            && self.whole(&project.id).is_some()
+        {
+            let (changed, newest) = self.run(self.changed_since(&project.id, since))?;
+            if changed > 0 {
+                let filter = updated_after(since);
+                self.filtered_download(&project.id, &filter, &mut |page| {
+                    self.hand(project, page, &wanted, sink)
+                })?;
+            }
+            return Ok(Downloaded {
                 // Never behind where it started: the next refresh asks from here.
-                let cursor = ours
-                    .iter()
-                    .filter_map(ListedTask::updated)
-                    .chain(Some(since.to_string()))
-                    .max();
-                (ours, None, cursor)
-            }
-            _ => {
-                let listing = self.listing(&project.id)?;
-                let ours: Vec<ListedTask> = listing
-                    .iter()
-                    .filter(|(b, _)| wanted.contains(b.as_str()))
-                    .flat_map(|(_, ts)| ts.iter().cloned())
-                    .collect();
-                let cursor = ours.iter().filter_map(ListedTask::updated).max();
-                let held = ours
-                    .iter()
-                    .filter_map(|t| t.data.sample_id.clone())
-                    .collect();
-                (ours, Some(held), cursor)
-            }
-        };
+                cursor: newest.into_iter().chain(Some(since.to_string())).max(),
+                held: None,
+                strays: Vec::new(),
+            });
+        }
+        // Otherwise the verified listing says which tasks (so which samples) the batches hold;
+        // the tasks are then fetched by id, and every id asked for must come back.
+        let listing = self.listing(&project.id)?;
+        let ours: Vec<&ListedTask> = listing
+            .iter()
+            .filter(|(b, _)| wanted.contains(b.as_str()))
+            .flat_map(|(_, ts)| ts.iter())
+            .collect();
+        let cursor = ours.iter().filter_map(|t| t.updated()).max();
+        let held = ours
+            .iter()
+            .filter_map(|t| t.data.sample_id.clone())
+            .collect();
         let fetch: Vec<(u64, Option<String>)> = ours
             .iter()
             .map(|t| (t.id, t.updated()))
             .filter(|(_, u)| since.is_none_or(|s| u.as_deref().is_none_or(|u| u > s)))
             .collect();
         drop(ours);
+        drop(listing);
         // A few pages in flight, handed on in order, each converted and dropped: memory
         // follows the pages in flight, not the project.
         let this = &*self;
@@ -1376,31 +1614,11 @@ impl Backend for LabelStudioBackend {
             .buffered(in_flight);
         while let Some(page) = this.rt.block_on(pages.next()) {
             let page = page.map_err(|e| this.http_error(e))?;
-            let mut out = Annotations::new();
-            for t in page.into_iter().filter(|t| {
-                t.data
-                    .annoform_batch
-                    .as_deref()
-                    .is_some_and(|b| wanted.contains(b))
-            }) {
-                let id = t.id;
-                let (sid, fields) = t.labels().ok_or_else(|| {
-                    this.error(format!(
-                        "task {id} of project {}: its labels cannot be read (no sample id, \
-                         annotations, predictions, field types or image size in the task); \
-                         nothing was merged",
-                        project.id
-                    ))
-                })?;
-                out.insert(sid, fields.into());
-            }
-            if !out.is_empty() {
-                sink(out)?;
-            }
+            this.hand(project, page, &wanted, sink)?;
         }
         Ok(Downloaded {
             cursor,
-            held,
+            held: Some(held),
             strays: Vec::new(),
         })
     }
@@ -1458,6 +1676,112 @@ mod tests {
             "0123456789abcdef0123456789abcdef01234567"
         ));
         assert!(!is_personal_access_token("a.b.c"));
+    }
+
+    /// Samples of 0 to 3 boxes and a classification each, with their labels.
+    fn samples() -> Vec<TaskSample> {
+        (0..7)
+            .map(|i| {
+                let boxes = (0..i % 4)
+                    .map(|j| {
+                        let label = ["cat", "dog"][j % 2];
+                        json!({"_id": {"$oid": format!("{i:012}{j:012}")}, "_cls": "Detection",
+                               "attributes": {}, "tags": [], "label": label,
+                               "bounding_box": [0.1 * j as f64, 0.25, 0.3, 0.125]})
+                    })
+                    .collect();
+                let class = json!({"_id": {"$oid": format!("{i:012}{:012}", 99)},
+                                   "_cls": "Classification", "label": "day"});
+                TaskSample {
+                    sample_id: format!("{i:024}"),
+                    media: format!("/srv/media/ds/{i}.jpg"),
+                    width: Some(320),
+                    height: Some(240),
+                    video: None,
+                    labels: [("gt".to_string(), boxes), ("time".to_string(), vec![class])]
+                        .into_iter()
+                        .collect(),
+                    frame_labels: IndexMap::new(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_import_body_filled_sample_by_sample_is_the_body_of_the_whole_batch() {
+        let b = LabelStudioBackend::new(
+            "ls",
+            "http://127.0.0.1:1",
+            "tok-123456",
+            None,
+            HttpPolicy::default(),
+        )
+        .unwrap();
+        let schema = ResolvedSchema {
+            fields: [
+                (
+                    FieldPath::parse("gt"),
+                    ResolvedField::new(LabelType::Detections, vec!["cat".into(), "dog".into()]),
+                ),
+                (
+                    FieldPath::parse("time"),
+                    ResolvedField::new(LabelType::Classification, vec!["day".into()]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let whole = samples();
+        let media = whole
+            .iter()
+            .map(|s| {
+                (
+                    s.sample_id.clone(),
+                    format!("/data/upload/1/{}.jpg", s.sample_id),
+                )
+            })
+            .collect();
+        // What the import sent before bodies were written task by task: the array of tasks.
+        let tasks: Vec<Value> = whole
+            .iter()
+            .map(|s| b.import_task(s, "p/batch-0000", &schema, &media).unwrap())
+            .collect();
+        let expected = serde_json::to_vec(&tasks).unwrap();
+        assert_eq!(
+            tasks[3]["predictions"][0]["result"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+
+        let refs: Vec<&TaskSample> = whole.iter().collect();
+        let body = b
+            .import_body(&refs, "p/batch-0000", &schema, &media, &mut None)
+            .unwrap();
+        assert_eq!(&body[..], &expected[..]);
+
+        let bare: Vec<TaskSample> = whole
+            .iter()
+            .map(|s| TaskSample {
+                labels: IndexMap::new(),
+                ..s.clone()
+            })
+            .collect();
+        let mut filled = Vec::new();
+        let mut fill = |s: &mut TaskSample| {
+            let full = whole.iter().find(|w| w.sample_id == s.sample_id).unwrap();
+            s.labels = full.labels.clone();
+            filled.push(s.sample_id.clone());
+            Ok(())
+        };
+        let refs: Vec<&TaskSample> = bare.iter().collect();
+        let body = b
+            .import_body(&refs, "p/batch-0000", &schema, &media, &mut Some(&mut fill))
+            .unwrap();
+        assert_eq!(&body[..], &expected[..]);
+        let ids: Vec<String> = whole.iter().map(|s| s.sample_id.clone()).collect();
+        assert_eq!(filled, ids);
     }
 
     #[test]

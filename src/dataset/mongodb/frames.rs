@@ -3,7 +3,8 @@
 //! `_sample_id`, ...; unique on `(_sample_id, frame_number)`). New frame fields are declared
 //! in the dataset's `frame_fields` first (guarded, like sample fields); each frame's changed
 //! labels are addressed by id and its update is a compare-and-swap on the frame's
-//! `last_modified_at`; frames the merge created are inserted. A video with any frame another
+//! `last_modified_at` (a changed field is set whole: frame fields hold few labels); frames the
+//! merge created are inserted. A video with any frame another
 //! process changed, added or removed since annoform read it is left alone and reported.
 
 use std::collections::HashSet;
@@ -133,12 +134,9 @@ impl Live {
                     let before = was.get(name).filter(|v| !v.is_null());
                     let after = frame.get(name).filter(|v| !v.is_null());
                     if before != after {
-                        self.field_update(
-                            &mut update,
-                            name,
-                            before.map(Value::to_string).as_deref(),
-                            after,
-                        )?;
+                        update
+                            .set_whole(name, after)
+                            .map_err(|e| self.invalid(format!("frame {id}: {e}")))?;
                         any = true;
                     }
                 }
@@ -149,10 +147,10 @@ impl Live {
         }
         let mut groups = Vec::new();
         for (id, update) in pending {
-            groups.push(self.statements(id, update, stamp));
+            groups.push(self.statements(id, update, stamp)?);
             updated.push(id);
         }
-        out.updates = groups.iter().map(Vec::len).sum::<usize>() + inserts.len();
+        out.updates = groups.iter().map(|g| g.len()).sum::<usize>() + inserts.len();
         let failed = self.send(&collection, groups, stamp)?;
         for id in updated {
             if failed.contains(&id) {

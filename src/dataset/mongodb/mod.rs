@@ -36,7 +36,7 @@ use crate::manifest::types::ViewStage;
 
 pub use runs::RunSync;
 pub use store::MongoStore;
-pub use write::{Before, BeforeText, Written};
+pub use write::Written;
 
 /// How long to look for a server before giving up (unless the URI sets
 /// `serverSelectionTimeoutMS`): long enough for a loaded machine, short enough for a typo.

@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use super::{BeforeText, Live};
+use super::Live;
+use crate::dataset::change::Changes;
 use crate::dataset::dir::Dataset;
-use crate::dataset::ejson::ObjectId;
-use crate::dataset::store::{Change, Store, StoreError};
+use crate::dataset::store::{Store, StoreError};
 use crate::dataset::view::Selected;
 use crate::dataset::working_set::{FRAME_FIELDS, SAMPLE_FIELDS, WorkingSet};
 use crate::dataset::{FieldPath, Level};
@@ -24,10 +24,10 @@ pub struct MongoStore {
 }
 
 impl MongoStore {
-    /// The first of `touched` whose field was not read.
-    fn unread<'t>(&self, touched: &'t [(ObjectId, FieldPath)]) -> Option<&'t FieldPath> {
+    /// The first field `changes` writes that was not read.
+    fn unread<'c>(&self, changes: &'c Changes) -> Option<&'c FieldPath> {
         let set = self.read.as_ref()?;
-        touched.iter().map(|(_, f)| f).find(|f| {
+        changes.fields.iter().map(|c| &c.field).find(|f| {
             let (fields, always) = match f.level() {
                 Level::Sample => (&set.fields, &SAMPLE_FIELDS[..]),
                 Level::Frame => (&set.frame_fields, &FRAME_FIELDS[..]),
@@ -49,19 +49,13 @@ impl Store for MongoStore {
         Ok(self.live.select(stages, &self.ds)?)
     }
 
-    fn update(
-        &mut self,
-        touched: &[(ObjectId, FieldPath)],
-        change: Change<'_>,
-    ) -> Result<(), StoreError> {
-        if let Some(f) = self.unread(touched) {
+    fn update(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        if let Some(f) = self.unread(changes) {
             let msg = format!("field `{f}` was not read for this command, so it cannot be written");
             return Err(self.live.invalid(msg).into());
         }
-        let before = BeforeText::of(&self.ds, touched);
-        if change(&mut self.ds) {
-            self.live.write_texts(&self.ds, &before)?;
-        }
+        changes.apply(&mut self.ds)?;
+        self.live.write(&self.ds, changes)?;
         Ok(())
     }
 

@@ -1,23 +1,22 @@
-//! Writing a merge back to a live dataset: new fields declared first, then per sample the
-//! changed labels addressed by id, every update a compare-and-swap on `last_modified_at`,
-//! sent as bulk `update` commands.
+//! Writing a merge's store operations (see [`Changes`]) to a live dataset: new fields declared
+//! first, then per sample its labels set, added and removed by id (or whole values), every
+//! update a compare-and-swap on `last_modified_at`, each statement built once as raw BSON and
+//! sent in bulk `update` commands.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ::mongodb::bson::{self, Bson, DateTime, Document, doc};
+use ::mongodb::bson::{Bson, DateTime, Document, RawArrayBuf, RawDocumentBuf, doc};
 use serde_json::Value;
 
 use super::frames::TouchedFrames;
 use super::{Live, LiveError};
 use crate::dataset::FieldPath;
 use crate::dataset::Level;
-use crate::dataset::dir::{Dataset, Part, Sample};
+use crate::dataset::change::{Changes, Edit, LabelEdits, label_id};
+use crate::dataset::dir::Dataset;
 use crate::dataset::ejson::{IdMap, ObjectId};
-use crate::dataset::labels::{self, Object};
-use crate::dataset::scan;
 
 /// Update statements per `update` command, and their size bound (a command is at most 16 MB).
 pub(super) const BATCH: usize = 1000;
@@ -26,68 +25,6 @@ const BATCH_BYTES: usize = 8 << 20;
 /// (every document is in one command only, and the compare-and-swap keeps them safe from
 /// other writers).
 const CONNECTIONS: usize = 2;
-
-/// A field of a sample as it was before the merge changed it in memory, parsed (see
-/// [`BeforeText`] for what the engine keeps).
-#[derive(Debug, Clone)]
-pub struct Before {
-    pub sample: ObjectId,
-    pub field: FieldPath,
-    pub value: Option<Value>,
-}
-
-/// A field of a sample as it was before the merge changed it in memory, as JSON text: what
-/// the write compares the merged field with (label by label, parsing only what changed), at
-/// a tenth of the memory of a parsed tree.
-#[derive(Debug, Clone)]
-pub struct BeforeText {
-    pub sample: ObjectId,
-    pub field: FieldPath,
-    /// `None` when the sample had no such field (or it was null).
-    pub text: Option<String>,
-}
-
-impl BeforeText {
-    /// The fields `touched` names as `ds` holds them now, before a change writes them.
-    pub fn of(ds: &Dataset, touched: &[(ObjectId, FieldPath)]) -> Vec<BeforeText> {
-        touched
-            .iter()
-            .map(|(sample, field)| BeforeText {
-                sample: *sample,
-                field: field.clone(),
-                text: ds
-                    .sample_by_id(*sample)
-                    .and_then(|s| field_text(s, field.name()))
-                    .map(Cow::into_owned),
-            })
-            .collect()
-    }
-}
-
-impl From<&Before> for BeforeText {
-    fn from(b: &Before) -> BeforeText {
-        BeforeText {
-            sample: b.sample,
-            field: b.field.clone(),
-            text: b
-                .value
-                .as_ref()
-                .filter(|v| !v.is_null())
-                .map(Value::to_string),
-        }
-    }
-}
-
-/// A sample's field as JSON text, unparsed when the sample is still text; `None` when it is
-/// missing or null.
-fn field_text<'s>(sample: &'s Sample, name: &str) -> Option<Cow<'s, str>> {
-    let (object, mut texts) = sample.project_text(&|k| (k == name).then_some(Part::Text));
-    let text = match texts.pop() {
-        Some((_, text)) => text,
-        None => Cow::Owned(object.get(name)?.to_string()),
-    };
-    (text.as_ref() != "null").then_some(text)
-}
 
 /// What a write sent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -137,57 +74,129 @@ pub(super) struct SampleUpdate {
     push: Document,
 }
 
-impl Live {
-    /// Writes the fields listed in `before` as `ds` now holds them (a frame field: on every
-    /// frame of the video, diffed against the database, see `frames.rs`). Samples another
-    /// process changed since they were read (for videos: any of their frames) are left alone
-    /// and reported as [`LiveError::Conflicts`] after every other sample is written.
-    pub fn write(&mut self, ds: &Dataset, before: &[Before]) -> Result<Written, LiveError> {
-        let before: Vec<BeforeText> = before.iter().map(BeforeText::from).collect();
-        self.write_texts(ds, &before)
+impl SampleUpdate {
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.pull.is_empty() && self.push.is_empty()
     }
 
-    /// [`Self::write`] from the fields' texts as they were.
-    pub fn write_texts(
-        &mut self,
-        ds: &Dataset,
-        before: &[BeforeText],
-    ) -> Result<Written, LiveError> {
+    /// Adds label edits of list field `name`: each label set in place by its id (an array
+    /// filter), the removed ones pulled by id, the new ones pushed.
+    fn label_edits(&mut self, name: &str, edits: &LabelEdits) -> Result<(), String> {
+        let path = format!("{name}.{}", edits.key);
+        for label in &edits.set {
+            let id = label_id(label).ok_or_else(|| format!("a label of `{name}` has no _id"))?;
+            let var = format!("l{}", self.array_filters.len());
+            self.set.insert(format!("{path}.$[{var}]"), bson_of(label)?);
+            self.array_filters.push(doc! { format!("{var}._id"): id });
+        }
+        if !edits.remove.is_empty() {
+            let ids: Vec<Bson> = edits.remove.iter().copied().map(Bson::from).collect();
+            self.pull.insert(path.clone(), doc! {"_id": {"$in": ids}});
+        }
+        if !edits.add.is_empty() {
+            let docs = edits
+                .add
+                .iter()
+                .map(bson_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            self.push.insert(path, doc! {"$each": docs});
+        }
+        Ok(())
+    }
+
+    /// Adds `$set` of field `name` to `value` (null when `None`).
+    pub(super) fn set_whole(&mut self, name: &str, value: Option<&Value>) -> Result<(), String> {
+        let value = match value.filter(|v| !v.is_null()) {
+            Some(v) => bson_of(v)?,
+            None => Bson::Null,
+        };
+        self.set.insert(name, value);
+        Ok(())
+    }
+
+    /// Document `id`'s update statements as raw BSON: sets (and edits by id), then pulls,
+    /// then pushes, each setting `last_modified_at` to `stamp` and guarded by the one the
+    /// previous left (the first by `guard`).
+    fn statements(self, id: ObjectId, mut guard: Bson, stamp: DateTime) -> Result<Group, String> {
+        let mut raw = Vec::new();
+        let mut add = |op: &str, body: Document, filters: Vec<Document>| {
+            let (mut set, other) = match op {
+                "$set" => (body, None),
+                _ => (Document::new(), Some(body)),
+            };
+            set.insert("last_modified_at", stamp);
+            let mut u = doc! {"$set": set};
+            if let Some(body) = other {
+                u.insert(op, body);
+            }
+            let mut s = doc! {"q": {"_id": id, "last_modified_at": guard.clone()}, "u": u};
+            if !filters.is_empty() {
+                s.insert("arrayFilters", filters);
+            }
+            raw.push(RawDocumentBuf::from_document(&s).map_err(|e| e.to_string())?);
+            guard = Bson::DateTime(stamp);
+            Ok::<(), String>(())
+        };
+        if !self.set.is_empty() {
+            add("$set", self.set, self.array_filters)?;
+        }
+        if !self.pull.is_empty() {
+            add("$pull", self.pull, Vec::new())?;
+        }
+        if !self.push.is_empty() {
+            add("$push", self.push, Vec::new())?;
+        }
+        Ok(Group { id, raw })
+    }
+}
+
+/// A JSON value (FiftyOne's Extended JSON) as BSON: `$oid`, `$date`, `$binary` become their
+/// types, integers Int32 (Int64 beyond), other numbers doubles — as pymongo encodes Python
+/// values.
+fn bson_of(v: &Value) -> Result<Bson, String> {
+    Bson::try_from(v.clone()).map_err(|e| format!("cannot convert a value to BSON: {e}"))
+}
+
+/// A document's update statements, each serialized once.
+pub(super) struct Group {
+    id: ObjectId,
+    raw: Vec<RawDocumentBuf>,
+}
+
+impl Group {
+    /// How many statements.
+    pub(super) fn len(&self) -> usize {
+        self.raw.len()
+    }
+}
+
+impl Live {
+    /// Sends `changes`, already made in `ds` (see [`Changes::apply`]): sample fields by label
+    /// id as the operations say; frame fields as `ds` now holds them on every frame of the
+    /// video, compared with the database (see `frames.rs`). Samples another process changed
+    /// since they were read (for videos: any of their frames) are left alone and reported as
+    /// [`LiveError::Conflicts`] after every other sample is written.
+    pub fn write(&mut self, ds: &Dataset, changes: &Changes) -> Result<Written, LiveError> {
         let mut per_sample: IdMap<SampleUpdate> = IdMap::default();
         let mut order: Vec<ObjectId> = Vec::new();
         let mut frames = TouchedFrames::default();
-        for b in before {
-            if b.field.is_frame() {
-                frames.add(b.sample, b.field.name());
+        for c in &changes.fields {
+            if c.frame.is_some() || c.field.is_frame() {
+                frames.add(c.sample, c.field.name());
                 continue;
             }
-            let sample = ds.sample_by_id(b.sample).ok_or_else(|| {
-                self.invalid(format!("sample {} is not in the dataset read", b.sample))
-            })?;
-            let name = b.field.name();
-            let was = b.text.as_deref();
-            let (now, mut texts) = sample.project_text(&|k| (k == name).then_some(Part::Text));
-            let parsed;
-            let after = match texts.pop() {
-                // Not edited in memory since it was read: unchanged unless the text differs.
-                Some((_, text)) if Some(text.as_ref()) == was => continue,
-                Some((_, text)) => {
-                    parsed = serde_json::from_str::<Value>(&text)
-                        .map_err(|e| self.invalid(format!("sample {}: {e}", b.sample)))?;
-                    Some(&parsed)
-                }
-                None => now.get(name),
+            let update = per_sample.entry(c.sample).or_insert_with(|| {
+                order.push(c.sample);
+                SampleUpdate::default()
+            });
+            let name = c.field.name();
+            match &c.edit {
+                Edit::Labels(edits) => update.label_edits(name, edits),
+                Edit::Whole(v) => update.set_whole(name, v.as_ref()),
             }
-            .filter(|v| !v.is_null());
-            let new = !per_sample.contains_key(&b.sample);
-            let update = per_sample.entry(b.sample).or_default();
-            let changed = self.field_update(update, name, was, after)?;
-            if changed && new {
-                order.push(b.sample);
-            } else if new {
-                per_sample.remove(&b.sample);
-            }
+            .map_err(|e| self.invalid(format!("sample {}: {e}", c.sample)))?;
         }
+        order.retain(|id| !per_sample[id].is_empty());
         let mut written = Written {
             declared: self.declare_fields(ds)?,
             ..Written::default()
@@ -195,14 +204,14 @@ impl Live {
         let mut conflicts = Vec::new();
         if !order.is_empty() {
             let stamp = self.stamp(order.iter().copied());
-            let groups: Vec<Vec<Document>> = order
+            let groups = order
                 .iter()
                 .map(|id| {
                     let update = per_sample.remove(id).expect("collected above");
                     self.statements(*id, update, stamp)
                 })
-                .collect();
-            written.updates = groups.iter().map(Vec::len).sum();
+                .collect::<Result<Vec<_>, _>>()?;
+            written.updates = groups.iter().map(Group::len).sum();
             let conflicted = self.send(&self.samples, groups, stamp)?;
             for id in &order {
                 if conflicted.contains(id) {
@@ -233,64 +242,9 @@ impl Live {
         }
     }
 
-    /// Adds one field's change from `was` (its JSON text before) to `after`: label lists by
-    /// label id, anything else as a whole value; whether it changed at all.
-    pub(super) fn field_update(
-        &self,
-        update: &mut SampleUpdate,
-        name: &str,
-        was: Option<&str>,
-        after: Option<&Value>,
-    ) -> Result<bool, LiveError> {
-        if let (Some(a), Some(Value::Object(b))) = (was, after) {
-            if let Some(diff) = list_diff(a, b) {
-                let changed =
-                    !(diff.edited.is_empty() && diff.removed.is_empty() && diff.added.is_empty());
-                let path = format!("{name}.{}", diff.key);
-                for (id, label) in diff.edited {
-                    let var = format!("l{}", update.array_filters.len());
-                    update
-                        .set
-                        .insert(format!("{path}.$[{var}]"), self.bson(label)?);
-                    update.array_filters.push(doc! { format!("{var}._id"): id });
-                }
-                if !diff.removed.is_empty() {
-                    let ids: Vec<Bson> = diff.removed.into_iter().map(Bson::from).collect();
-                    update.pull.insert(path.clone(), doc! {"_id": {"$in": ids}});
-                }
-                if !diff.added.is_empty() {
-                    let docs = diff
-                        .added
-                        .into_iter()
-                        .map(|l| self.bson(l))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    update.push.insert(path, doc! {"$each": docs});
-                }
-                return Ok(changed);
-            }
-        }
-        let same = match (was, after) {
-            (None, None) => true,
-            (Some(text), Some(v)) => same_value(text, v),
-            _ => false,
-        };
-        if same {
-            return Ok(false);
-        }
-        let value = match after {
-            Some(v) => self.bson(v)?,
-            None => Bson::Null,
-        };
-        update.set.insert(name, value);
-        Ok(true)
-    }
-
-    /// A JSON value (FiftyOne's Extended JSON) as BSON: `$oid`, `$date`, `$binary` become
-    /// their types, integers Int32 (Int64 beyond), other numbers doubles — as pymongo
-    /// encodes Python values.
+    /// [`bson_of`], its error naming the dataset.
     pub(super) fn bson(&self, v: &Value) -> Result<Bson, LiveError> {
-        Bson::try_from(v.clone())
-            .map_err(|e| self.invalid(format!("cannot convert a value to BSON: {e}")))
+        bson_of(v).map_err(|e| self.invalid(e))
     }
 
     pub(super) fn invalid(&self, msg: String) -> LiveError {
@@ -360,44 +314,17 @@ impl Live {
         DateTime::from_millis(DateTime::now().timestamp_millis().max(latest + 1))
     }
 
-    /// A document's update statements: sets (and edits by id), then pulls, then pushes, each
-    /// guarded by the `last_modified_at` the previous one left.
+    /// A document's update statements (see [`SampleUpdate::statements`]), guarded by the
+    /// `last_modified_at` read or last written.
     pub(super) fn statements(
         &self,
         id: ObjectId,
         u: SampleUpdate,
         stamp: DateTime,
-    ) -> Vec<Document> {
-        let mut out = Vec::new();
-        let mut guard = self.seen.get(&id).cloned().unwrap_or(Bson::Null);
-        let mut add = |op: &str, body: Document, filters: Vec<Document>| {
-            let mut set = if op == "$set" {
-                body.clone()
-            } else {
-                Document::new()
-            };
-            set.insert("last_modified_at", stamp);
-            let mut u = doc! {"$set": set};
-            if op != "$set" {
-                u.insert(op, body);
-            }
-            let mut s = doc! {"q": {"_id": id, "last_modified_at": guard.clone()}, "u": u};
-            if !filters.is_empty() {
-                s.insert("arrayFilters", filters);
-            }
-            out.push(s);
-            guard = Bson::DateTime(stamp);
-        };
-        if !u.set.is_empty() {
-            add("$set", u.set, u.array_filters);
-        }
-        if !u.pull.is_empty() {
-            add("$pull", u.pull, Vec::new());
-        }
-        if !u.push.is_empty() {
-            add("$push", u.push, Vec::new());
-        }
-        out
+    ) -> Result<Group, LiveError> {
+        let guard = self.seen.get(&id).cloned().unwrap_or(Bson::Null);
+        u.statements(id, guard, stamp)
+            .map_err(|e| self.invalid(format!("sample {id}: {e}")))
     }
 
     /// Sends each document's statements to `collection` in ordered bulk `update` commands,
@@ -407,7 +334,7 @@ impl Live {
     pub(super) fn send(
         &self,
         collection: &str,
-        groups: Vec<Vec<Document>>,
+        groups: Vec<Group>,
         stamp: DateTime,
     ) -> Result<HashSet<ObjectId>, LiveError> {
         let queue = Mutex::new(batches(groups).into_iter());
@@ -445,17 +372,23 @@ impl Live {
     fn send_batch(
         &self,
         collection: &str,
-        batch: Vec<Document>,
+        batch: Vec<Group>,
         stamp: DateTime,
     ) -> Result<Vec<ObjectId>, LiveError> {
-        let count = batch.len() as i64;
-        let ids: Vec<Bson> = batch
-            .iter()
-            .filter_map(|s| s.get_document("q").ok()?.get("_id").cloned())
-            .collect();
+        let ids: Vec<Bson> = batch.iter().map(|g| Bson::from(g.id)).collect();
+        let mut updates = RawArrayBuf::new();
+        let mut count = 0i64;
+        for s in batch.into_iter().flat_map(|g| g.raw) {
+            updates.push(s);
+            count += 1;
+        }
+        let mut command = RawDocumentBuf::new();
+        command.append("update", collection);
+        command.append("updates", updates);
+        command.append("ordered", true);
         let reply = self
             .db
-            .run_command(doc! {"update": collection, "updates": batch, "ordered": true})
+            .run_raw_command(command)
             .run()
             .map_err(self.failed("writing samples"))?;
         if let Ok(errors) = reply.get_array("writeErrors") {
@@ -497,23 +430,22 @@ impl Live {
     }
 }
 
-/// Document statement groups in commands of at most [`BATCH`] statements and about
+/// Document statement groups in commands of at most [`BATCH`] statements and
 /// [`BATCH_BYTES`] (a group is never split).
-fn batches(groups: Vec<Vec<Document>>) -> Vec<Vec<Document>> {
+fn batches(groups: Vec<Group>) -> Vec<Vec<Group>> {
     let mut out = Vec::new();
-    let mut batch: Vec<Document> = Vec::new();
-    let mut bytes = 0;
+    let mut batch: Vec<Group> = Vec::new();
+    let (mut statements, mut bytes) = (0, 0);
     for group in groups {
-        let size: usize = group
-            .iter()
-            .map(|s| bson::to_vec(s).map_or(0, |v| v.len()))
-            .sum();
-        if !batch.is_empty() && (batch.len() + group.len() > BATCH || bytes + size > BATCH_BYTES) {
+        let size: usize = group.raw.iter().map(|s| s.as_bytes().len()).sum();
+        if !batch.is_empty() && (statements + group.raw.len() > BATCH || bytes + size > BATCH_BYTES)
+        {
             out.push(std::mem::take(&mut batch));
-            bytes = 0;
+            (statements, bytes) = (0, 0);
         }
+        statements += group.raw.len();
         bytes += size;
-        batch.extend(group);
+        batch.push(group);
     }
     if !batch.is_empty() {
         out.push(batch);
@@ -521,124 +453,107 @@ fn batches(groups: Vec<Vec<Document>>) -> Vec<Vec<Document>> {
     out
 }
 
-/// How a label list changed, by label id.
-struct ListDiff<'a> {
-    key: &'static str,
-    edited: Vec<(ObjectId, &'a Value)>,
-    removed: Vec<ObjectId>,
-    added: Vec<&'a Value>,
-}
-
-/// Whether the JSON text `text` holds the value `v`: compared as text first (the engine
-/// writes what it read in the same form), parsed only when the texts differ.
-fn same_value(text: &str, v: &Value) -> bool {
-    serde_json::to_string(v).is_ok_and(|t| t == text)
-        || serde_json::from_str::<Value>(text).is_ok_and(|t| t == *v)
-}
-
-/// The `_id` of the label whose JSON text is `label`.
-fn label_id(label: &str) -> Option<ObjectId> {
-    let (_, span) = scan::members(label).find(|(k, _)| k == "_id")?;
-    ObjectId::from_ejson(&serde_json::from_str(&label[span]).ok()?)
-}
-
-/// The change from one label-list value (`was`, the JSON text of
-/// `{"_cls": "Detections", "detections": [...]}`) to another, when only the list changed and
-/// every label has an id; `None` otherwise (the field is then written whole). Only the labels
-/// whose text differs are parsed.
-fn list_diff<'a>(was: &str, after: &'a Object) -> Option<ListDiff<'a>> {
-    let members: Vec<_> = scan::members(was).collect();
-    let get = |key: &str| {
-        members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, span)| &was[span.clone()])
-    };
-    let cls: String = serde_json::from_str(get("_cls")?).ok()?;
-    if after.get("_cls")?.as_str()? != cls {
-        return None;
-    }
-    let key = labels::label_list_key(&cls)?;
-    let rest_equal = members.len() == after.len()
-        && members.iter().filter(|(k, _)| k != key).all(|(k, span)| {
-            after
-                .get(k.as_ref())
-                .is_some_and(|v| same_value(&was[span.clone()], v))
-        });
-    if !rest_equal {
-        return None;
-    }
-    let list = get(key)?;
-    let old: IdMap<&str> = scan::items(list)
-        .map(|span| {
-            let label = &list[span];
-            Some((label_id(label)?, label))
-        })
-        .collect::<Option<_>>()?;
-    let new = after.get(key)?.as_array()?;
-    let mut diff = ListDiff {
-        key,
-        edited: Vec::new(),
-        removed: Vec::new(),
-        added: Vec::new(),
-    };
-    let mut kept = HashSet::new();
-    for l in new {
-        let lid = l.get("_id").and_then(ObjectId::from_ejson)?;
-        kept.insert(lid);
-        match old.get(&lid) {
-            Some(o) if same_value(o, l) => {}
-            Some(_) => diff.edited.push((lid, l)),
-            None => diff.added.push(l),
-        }
-    }
-    diff.removed = old.keys().filter(|k| !kept.contains(*k)).copied().collect();
-    diff.removed.sort_unstable();
-    Some(diff)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::mongodb::bson::oid;
     use serde_json::json;
 
-    fn label(id: ObjectId, name: &str) -> Value {
-        json!({"_id": {"$oid": id.to_string()}, "_cls": "Detection", "label": name,
-            "bounding_box": [0.1, 0.2, 0.3, 0.4], "attributes": {}, "tags": []})
+    fn det(id: ObjectId, label: &str) -> Value {
+        json!({"_id": {"$oid": id.to_string()}, "_cls": "Detection", "label": label,
+            "bounding_box": [0.1, 0.2, 0.3, 0.4], "index": 1, "attributes": {}, "tags": []})
+    }
+
+    fn doc_of(raw: &RawDocumentBuf) -> Document {
+        raw.to_document().unwrap()
     }
 
     #[test]
-    fn a_label_list_diff_from_text_names_only_the_labels_that_changed() {
-        let ids: Vec<ObjectId> = (0..4).map(|_| ObjectId::new()).collect();
-        let was = json!({"_cls": "Detections", "detections": [
-            label(ids[0], "car"), label(ids[1], "person"), label(ids[2], "dog")]});
-        // The same label written with its keys in another order is not an edit.
-        let mut reordered = serde_json::Map::new();
-        for (k, v) in label(ids[1], "person").as_object().unwrap().iter().rev() {
-            reordered.insert(k.clone(), v.clone());
-        }
-        let after = json!({"_cls": "Detections", "detections": [
-            label(ids[0], "bike"), Value::Object(reordered), label(ids[3], "cat")]});
-        let diff = list_diff(&was.to_string(), after.as_object().unwrap()).unwrap();
-        assert_eq!(diff.key, "detections");
+    fn label_edits_become_a_set_by_array_filter_a_pull_and_a_push_each_a_compare_and_swap() {
+        let ids: Vec<ObjectId> = (0..3).map(|_| ObjectId::new()).collect();
+        let sample = ObjectId::new();
+        let mut u = SampleUpdate::default();
+        u.label_edits(
+            "ground_truth",
+            &LabelEdits {
+                key: "detections",
+                set: vec![det(ids[0], "bike")],
+                add: vec![det(ids[2], "cat")],
+                remove: vec![ids[1]],
+            },
+        )
+        .unwrap();
+        u.set_whole("reviewed", None).unwrap();
+        let read = DateTime::from_millis(1_000);
+        let stamp = DateTime::from_millis(2_000);
+        let group = u.statements(sample, Bson::DateTime(read), stamp).unwrap();
+        assert_eq!(group.len(), 3);
+        let s: Vec<Document> = group.raw.iter().map(doc_of).collect();
+        let oid = |id: ObjectId| oid::ObjectId::parse_str(id.to_string()).unwrap();
+        let guard = |at| doc! {"_id": oid(sample), "last_modified_at": at};
+
+        // Sets first, guarded by the stamp read; then each next one by this write's stamp.
+        assert_eq!(s[0].get_document("q").unwrap(), &guard(read));
+        let set = s[0]
+            .get_document("u")
+            .unwrap()
+            .get_document("$set")
+            .unwrap();
+        let label = set.get_document("ground_truth.detections.$[l0]").unwrap();
+        assert_eq!(label.get("_id"), Some(&Bson::ObjectId(oid(ids[0]))));
+        assert_eq!(label.get("index"), Some(&Bson::Int32(1)));
+        assert_eq!(label.get_str("label"), Ok("bike"));
+        assert_eq!(set.get("reviewed"), Some(&Bson::Null));
+        assert_eq!(set.get("last_modified_at"), Some(&Bson::DateTime(stamp)));
         assert_eq!(
-            diff.edited.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-            [ids[0]]
+            s[0].get_array("arrayFilters").unwrap(),
+            &vec![Bson::Document(doc! {"l0._id": oid(ids[0])})]
         );
-        assert_eq!(diff.edited[0].1["label"], "bike");
-        assert_eq!(diff.removed, [ids[2]]);
-        assert_eq!(diff.added, [&label(ids[3], "cat")]);
+
+        assert_eq!(s[1].get_document("q").unwrap(), &guard(stamp));
+        assert_eq!(
+            s[1].get_document("u").unwrap(),
+            &doc! {"$set": {"last_modified_at": stamp},
+            "$pull": {"ground_truth.detections": {"_id": {"$in": [oid(ids[1])]}}}}
+        );
+        assert_eq!(s[2].get_document("q").unwrap(), &guard(stamp));
+        let push = s[2]
+            .get_document("u")
+            .unwrap()
+            .get_document("$push")
+            .unwrap();
+        let added = push
+            .get_document("ground_truth.detections")
+            .unwrap()
+            .get_array("$each")
+            .unwrap();
+        assert_eq!(
+            added[0].as_document().unwrap().get("_id"),
+            Some(&Bson::ObjectId(oid(ids[2])))
+        );
     }
 
     #[test]
-    fn a_changed_wrapper_or_a_label_without_id_is_written_whole() {
-        let id = ObjectId::new();
-        let was = json!({"_cls": "Detections", "detections": [label(id, "car")]}).to_string();
-        let other = json!({"_cls": "Detections", "detections": [label(id, "car")], "x": 1});
-        assert!(list_diff(&was, other.as_object().unwrap()).is_none());
-        let no_id = json!({"_cls": "Detections", "detections": [{"label": "car"}]});
-        assert!(list_diff(&was, no_id.as_object().unwrap()).is_none());
-        assert!(same_value(&was, &serde_json::from_str(&was).unwrap()));
-        assert!(!same_value(&was, &other));
+    fn statements_are_batched_by_count_and_size_and_a_document_is_never_split() {
+        let group = |n: usize, bytes: usize| Group {
+            id: ObjectId::new(),
+            raw: (0..n)
+                .map(|_| {
+                    let mut d = RawDocumentBuf::new();
+                    d.append("x", "y".repeat(bytes));
+                    d
+                })
+                .collect(),
+        };
+        let sizes = |b: Vec<Vec<Group>>| -> Vec<usize> {
+            b.iter().map(|b| b.iter().map(Group::len).sum()).collect()
+        };
+        let groups: Vec<Group> = (0..BATCH + 1).map(|_| group(1, 10)).collect();
+        assert_eq!(sizes(batches(groups)), [BATCH, 1]);
+        let groups = vec![group(2, 10), group(BATCH - 1, 10)];
+        assert_eq!(sizes(batches(groups)), [2, BATCH - 1]);
+        let big = BATCH_BYTES / 3;
+        let groups = vec![group(1, big), group(1, big), group(1, big), group(1, 10)];
+        assert_eq!(sizes(batches(groups)), [2, 2]);
     }
 }

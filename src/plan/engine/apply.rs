@@ -239,18 +239,26 @@ impl Engine<'_> {
         for (batch, samples) in batches {
             let name = format!("{prefix}{batch:04}");
             let recreate = record.tasks.iter().position(|t| t.batch == batch);
-            let spec = self.task_spec(&d.loaded.run.dataset, d, &name, batch, &samples)?;
             let adopt = existing
                 .iter()
                 .find(|t| t.name == name && recreate.is_none_or(|i| record.tasks[i].id != t.id));
-            let b = self.backend(&d.connection)?;
+            let dataset = d.loaded.run.dataset.as_str();
             // A task found rather than made may lack labels (an apply killed between its
             // media and its labels): it is verified against the backend before it counts.
-            let (task, labels_done) = match adopt {
-                Some(t) => (t.clone(), false),
+            let (task, labels) = match adopt {
+                Some(t) => (
+                    t.clone(),
+                    Pending(self.task_spec(dataset, d, &name, batch, &samples)?),
+                ),
+                None if self.backend(&d.connection)?.labels_with_media() => {
+                    let (t, uploaded) =
+                        self.create_filling(dataset, d, &project, (&name, batch), &samples)?;
+                    (t, Uploaded(uploaded))
+                }
                 None => {
-                    let t = b.create_task(&project, &spec)?;
-                    (t, b.labels_with_media())
+                    let spec = self.task_spec(dataset, d, &name, batch, &samples)?;
+                    let t = self.backend(&d.connection)?.create_task(&project, &spec)?;
+                    (t, Pending(spec))
                 }
             };
             match recreate {
@@ -268,14 +276,21 @@ impl Engine<'_> {
                 }
             }
             record.labels_pending.retain(|b| *b != batch);
-            if labels_done {
-                record_uploaded(record, &spec, &d.schema);
-            } else {
-                record.labels_pending.push(batch);
-            }
+            let pending = match labels {
+                Uploaded(uploaded) => {
+                    for u in uploaded {
+                        u.record(record);
+                    }
+                    None
+                }
+                Pending(spec) => {
+                    record.labels_pending.push(batch);
+                    Some(spec)
+                }
+            };
             record.touch(&self.now);
             self.store.put(record)?;
-            if !labels_done {
+            if let Some(spec) = pending {
                 self.finish_labels(record, d, &project, batch, Some(spec), adopt.is_some())?;
             }
             self.map_shapes(record, d, &project, &task.id)?;
@@ -338,6 +353,25 @@ impl Engine<'_> {
         batch: u32,
         samples: &[String],
     ) -> Result<TaskSpec, EngineError> {
+        let mut spec = self.bare_task_spec(dataset, d, name, batch, samples)?;
+        let ds = self.dataset(dataset)?;
+        for s in &mut spec.samples {
+            fill_labels(ds, d, s)?;
+        }
+        Ok(spec)
+    }
+
+    /// A batch's task without its labels: each sample's media, size and video, to be
+    /// filled by [`fill_labels`] (a batch's labels as JSON values weigh several times their
+    /// text in the dataset, so a create fills each sample only as it goes up).
+    fn bare_task_spec(
+        &mut self,
+        dataset: &str,
+        d: &Desired,
+        name: &str,
+        batch: u32,
+        samples: &[String],
+    ) -> Result<TaskSpec, EngineError> {
         let ds = self.dataset(dataset)?;
         let media_field = d
             .loaded
@@ -347,10 +381,7 @@ impl Engine<'_> {
             .unwrap_or_else(|| "filepath".into());
         let mut out = Vec::with_capacity(samples.len());
         for sid in samples {
-            let problem = |problem: String| EngineError::Sample {
-                sample: sid.clone(),
-                problem,
-            };
+            let problem = |problem: String| sample_problem(sid, problem);
             let id = ObjectId::parse(sid).map_err(|e| problem(e.to_string()))?;
             let sample = ds
                 .sample_by_id(id)
@@ -372,41 +403,14 @@ impl Engine<'_> {
                 }),
                 None => ds.image_size(id).ok(),
             };
-            let frame_labels = d
-                .schema
-                .fields
-                .iter()
-                .filter(|(field, _)| field.is_frame())
-                .map(|(field, f)| {
-                    (
-                        field.to_string(),
-                        view_frame_labels(ds, &d.view, id, field, f.label_type),
-                    )
-                })
-                .collect();
-            let labels = d
-                .schema
-                .fields
-                .iter()
-                .filter(|(field, _)| !field.is_frame())
-                .map(|(field, f)| {
-                    // Masks kept in files (`mask_path`) go up as their pixels.
-                    let labels = view_labels(ds, &d.view, id, field, f.label_type)
-                        .iter()
-                        .map(|l| crate::dataset::mask_path::inline(l, ds.root()))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| problem(format!("field `{field}`: {e}")))?;
-                    Ok((field.to_string(), labels))
-                })
-                .collect::<Result<_, EngineError>>()?;
             out.push(TaskSample {
                 sample_id: sid.clone(),
                 media: ds.media_path(media).display().to_string(),
                 width: dims.as_ref().map(|x| x.width),
                 height: dims.as_ref().map(|x| x.height),
                 video,
-                labels,
-                frame_labels,
+                labels: IndexMap::new(),
+                frame_labels: IndexMap::new(),
             });
         }
         Ok(TaskSpec {
@@ -414,6 +418,49 @@ impl Engine<'_> {
             batch,
             samples: out,
         })
+    }
+
+    /// Create a batch's task on a backend whose labels go up with the media, each sample's
+    /// labels made only when the backend writes the sample out; returns the task and what
+    /// each sample's labels went up as, in the batch's order.
+    fn create_filling(
+        &mut self,
+        dataset: &str,
+        d: &Desired,
+        project: &RemoteProject,
+        (name, batch): (&str, u32),
+        samples: &[String],
+    ) -> Result<(backend::RemoteTask, Vec<SampleUploaded>), EngineError> {
+        let spec = self.bare_task_spec(dataset, d, name, batch, samples)?;
+        self.backend(&d.connection)?;
+        let b = self.backends.get_mut(&d.connection).expect("opened above");
+        let ds = dataset_in(&mut self.datasets, dataset)?;
+        let mut made: HashMap<String, SampleUploaded> = HashMap::new();
+        let mut failed = None;
+        let task = b
+            .create_task_filling(project, &spec, &mut |s| {
+                fill_labels(ds, d, s).map_err(|e| {
+                    let message = e.to_string();
+                    failed = Some(e);
+                    backend::BackendError::new(&d.backend, message)
+                })?;
+                made.insert(s.sample_id.clone(), SampleUploaded::of(s, &d.schema));
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or(EngineError::Backend(e)))?;
+        // A sample the task held already (an interrupted create's) was not written out.
+        let uploaded = spec
+            .samples
+            .into_iter()
+            .map(|mut s| match made.remove(&s.sample_id) {
+                Some(u) => Ok(u),
+                None => {
+                    fill_labels(ds, d, &mut s)?;
+                    Ok(SampleUploaded::of(&s, &d.schema))
+                }
+            })
+            .collect::<Result<_, EngineError>>()?;
+        Ok((task, uploaded))
     }
 
     /// Write a planned merge into the dataset, then checkpoint it in the record.
@@ -424,13 +471,8 @@ impl Engine<'_> {
     ) -> Result<(), EngineError> {
         let dataset = record.dataset.clone();
         if !outcome.writes.is_empty() {
-            let touched: Vec<_> = outcome
-                .writes
-                .iter()
-                .map(|w| (w.sample, w.field.clone()))
-                .collect();
-            self.datasets.update(&dataset, &touched, |ds| {
-                outcome.write(ds).map_err(EngineError::from)
+            self.datasets.update(&dataset, |ds| {
+                outcome.changes(ds).map_err(EngineError::from)
             })?;
             crash_point("merge-saved");
         }
@@ -580,6 +622,50 @@ fn batch_prefix(project: &str, key: &str) -> String {
     }
 }
 
+/// A sample of a task spec that cannot be made.
+fn sample_problem(sample: &str, problem: String) -> EngineError {
+    EngineError::Sample {
+        sample: sample.to_string(),
+        problem,
+    }
+}
+
+/// Fill a sample of a bare task spec with its labels in the view, in FiftyOne JSON.
+fn fill_labels(ds: &Dataset, d: &Desired, s: &mut TaskSample) -> Result<(), EngineError> {
+    let problem = |problem: String| sample_problem(&s.sample_id, problem);
+    let id = ObjectId::parse(&s.sample_id).map_err(|e| problem(e.to_string()))?;
+    let frame_labels = d
+        .schema
+        .fields
+        .iter()
+        .filter(|(field, _)| field.is_frame())
+        .map(|(field, f)| {
+            (
+                field.to_string(),
+                view_frame_labels(ds, &d.view, id, field, f.label_type),
+            )
+        })
+        .collect();
+    let labels = d
+        .schema
+        .fields
+        .iter()
+        .filter(|(field, _)| !field.is_frame())
+        .map(|(field, f)| {
+            // Masks kept in files (`mask_path`) go up as their pixels.
+            let labels = view_labels(ds, &d.view, id, field, f.label_type)
+                .iter()
+                .map(|l| crate::dataset::mask_path::inline(l, ds.root()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| problem(format!("field `{field}`: {e}")))?;
+            Ok((field.to_string(), labels))
+        })
+        .collect::<Result<_, EngineError>>()?;
+    s.frame_labels = frame_labels;
+    s.labels = labels;
+    Ok(())
+}
+
 /// The labels of `field` on a sample that the view includes, in FiftyOne JSON (a frame
 /// field's: those of every frame, in frame order).
 pub(super) fn view_labels(
@@ -647,58 +733,86 @@ pub(super) fn view_frame_labels(
 /// Record what a task's upload holds as the baseline of its first merge: each sample
 /// field's labels, and each frame field's labels frame by frame.
 pub(super) fn record_uploaded(record: &mut RunRecord, spec: &TaskSpec, schema: &ResolvedSchema) {
-    for (field, per_sample) in uploaded_labels(spec, schema) {
-        record.uploaded.entry(field).or_default().extend(per_sample);
-    }
     for s in &spec.samples {
-        for (field, labels) in &s.frame_labels {
-            let Some((field, f)) = schema.fields.get_key_value(field.as_str()) else {
-                continue;
-            };
-            let mut frames = FrameLabels::new();
-            for l in labels {
-                // Labels without an id cannot be matched again; they are not part of the run.
-                if let Some(id) = merge::label_key(&l.label, f.label_type) {
-                    let digest = merge::label_digest(&l.label, f);
-                    frames
-                        .entry(l.frame)
-                        .or_default()
-                        .push(UploadedLabel { id, digest });
-                }
-            }
-            record
-                .uploaded_frames
-                .entry(field.clone())
-                .or_default()
-                .insert(s.sample_id.clone(), frames);
-        }
+        SampleUploaded::of(s, schema).record(record);
     }
 }
 
-pub(super) fn uploaded_labels(
-    spec: &TaskSpec,
-    schema: &ResolvedSchema,
-) -> IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>> {
-    let mut out: IndexMap<FieldPath, IndexMap<String, Vec<UploadedLabel>>> = IndexMap::new();
-    for s in &spec.samples {
-        for (field, labels) in &s.labels {
-            let Some((field, f)) = schema.fields.get_key_value(field) else {
-                continue;
-            };
-            // Labels without an id cannot be matched again; they are not part of the run.
-            let list = labels
-                .iter()
-                .filter_map(|l| {
-                    Some(UploadedLabel {
-                        id: merge::label_key(l, f.label_type)?,
-                        digest: merge::label_digest(l, f),
+/// A batch's labels once its task is there.
+enum BatchLabels {
+    /// Up with the media: what each sample's went up as.
+    Uploaded(Vec<SampleUploaded>),
+    /// Still to go up (the batch's spec, with its labels).
+    Pending(TaskSpec),
+}
+use BatchLabels::{Pending, Uploaded};
+
+/// What a sample's labels went up as (with their ids and digests): the baseline of its
+/// first merge. Labels without an id cannot be matched again; they are not part of the run.
+pub(super) struct SampleUploaded {
+    sample: String,
+    labels: Vec<(FieldPath, Vec<UploadedLabel>)>,
+    frames: Vec<(FieldPath, FrameLabels)>,
+}
+
+impl SampleUploaded {
+    fn of(s: &TaskSample, schema: &ResolvedSchema) -> SampleUploaded {
+        let labels = s
+            .labels
+            .iter()
+            .filter_map(|(field, labels)| {
+                let (field, f) = schema.fields.get_key_value(field)?;
+                let list = labels
+                    .iter()
+                    .filter_map(|l| {
+                        Some(UploadedLabel {
+                            id: merge::label_key(l, f.label_type)?,
+                            digest: merge::label_digest(l, f),
+                        })
                     })
-                })
-                .collect();
-            out.entry(field.clone())
-                .or_default()
-                .insert(s.sample_id.clone(), list);
+                    .collect();
+                Some((field.clone(), list))
+            })
+            .collect();
+        let frames = s
+            .frame_labels
+            .iter()
+            .filter_map(|(field, labels)| {
+                let (field, f) = schema.fields.get_key_value(field.as_str())?;
+                let mut frames = FrameLabels::new();
+                for l in labels {
+                    if let Some(id) = merge::label_key(&l.label, f.label_type) {
+                        let digest = merge::label_digest(&l.label, f);
+                        frames
+                            .entry(l.frame)
+                            .or_default()
+                            .push(UploadedLabel { id, digest });
+                    }
+                }
+                Some((field.clone(), frames))
+            })
+            .collect();
+        SampleUploaded {
+            sample: s.sample_id.clone(),
+            labels,
+            frames,
         }
     }
-    out
+
+    fn record(self, record: &mut RunRecord) {
+        for (field, list) in self.labels {
+            record
+                .uploaded
+                .entry(field)
+                .or_default()
+                .insert(self.sample.clone(), list);
+        }
+        for (field, frames) in self.frames {
+            record
+                .uploaded_frames
+                .entry(field)
+                .or_default()
+                .insert(self.sample.clone(), frames);
+        }
+    }
 }

@@ -238,16 +238,7 @@ impl<'a> Engine<'a> {
     }
 
     fn dataset(&mut self, name: &str) -> Result<&Dataset, EngineError> {
-        match self.datasets.get(name) {
-            None => Err(EngineError::UndeclaredDataset {
-                name: name.to_string(),
-            }),
-            Some(Err(e)) => Err(EngineError::UnloadableDataset {
-                name: name.to_string(),
-                message: e.to_string(),
-            }),
-            Some(Ok(ds)) => Ok(ds),
-        }
+        dataset_in(&mut self.datasets, name)
     }
 
     /// Resolve a manifest run into its desired state.
@@ -354,6 +345,20 @@ impl<'a> Engine<'a> {
         let project = remote(record);
         let ids: Vec<String> = record.tasks.iter().map(|t| t.id.clone()).collect();
         Ok(self.attached(record, conn)?.status(&project, &ids)?)
+    }
+}
+
+/// A declared dataset, loaded on first use.
+fn dataset_in<'d>(datasets: &'d mut Datasets, name: &str) -> Result<&'d Dataset, EngineError> {
+    match datasets.get(name) {
+        None => Err(EngineError::UndeclaredDataset {
+            name: name.to_string(),
+        }),
+        Some(Err(e)) => Err(EngineError::UnloadableDataset {
+            name: name.to_string(),
+            message: e.to_string(),
+        }),
+        Some(Ok(ds)) => Ok(ds),
     }
 }
 
