@@ -141,12 +141,13 @@ fn one_run(n: usize, view: bool) {
     let MongoStore {
         mut ds, mut live, ..
     } = store::open(&at, std::path::Path::new("/"), set.as_ref()).expect("open dataset");
+    // From the RSS left by the fill (freed memory the allocator kept), not from zero.
     println!(
-        "  load ({:>6} samples)          {:>6.2} s  RSS +{:.0} MiB (peak +{:.0} MiB)",
+        "  load ({:>6} samples)          {:>6.2} s  RSS {base:.0} → {:.0} MiB (peak {:.0} MiB)",
         ds.len(),
         secs(t.elapsed()),
-        support::rss_mib() - base,
-        support::peak_rss_mib() - base
+        support::rss_mib(),
+        support::peak_rss_mib()
     );
 
     let r = record(&ds, &field());
