@@ -392,25 +392,31 @@ fn run_docs(db: &str) -> (Vec<Document>, Document, Bson) {
     )
 }
 
-/// A workspace whose dataset `live` is the FiftyOne dataset `quick`, with the test backend and
-/// the run `review` over the first two samples' `ground_truth`.
-fn review_workspace() -> Workspace {
+/// A workspace whose dataset `name` is the live FiftyOne dataset `name`, sent to the test
+/// backend by the run `manifest`.
+fn live_workspace(name: &str, manifest: &str) -> Workspace {
     let ws = Workspace::empty();
     ws.write(
         "annoform.toml",
         &format!(
-            "default_backend = \"fake\"\n[datasets.live]\nstore = \"mongodb\"\nname = \"quick\"\n\
+            "default_backend = \"fake\"\n[datasets.{name}]\nstore = \"mongodb\"\nname = \"{name}\"\n\
              [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
             fs::test_backend().display(),
             ws.path().join("backend.json").display()
         ),
     );
-    ws.write(
-        "manifests/run.yaml",
-        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: live\n\
-         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
-    );
+    ws.write("manifests/run.yaml", manifest);
     ws
+}
+
+/// A workspace on the FiftyOne dataset `quick`, with the run `review` over the first two
+/// samples' `ground_truth`.
+fn review_workspace() -> Workspace {
+    live_workspace(
+        "quick",
+        "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: review\ndataset: quick\n\
+         view:\n  - limit: 2\nlabel_schema:\n  ground_truth:\n    classes: [car, person, bike]\n",
+    )
 }
 
 /// Runs annoform in `ws` on the test server's database `db`; it must succeed.
@@ -549,18 +555,8 @@ fn a_video_merge_writes_frame_labels_by_id() {
         &script(),
         &["create", "traffic", fixture.to_str().unwrap()],
     );
-    let ws = Workspace::empty();
-    ws.write(
-        "annoform.toml",
-        &format!(
-            "default_backend = \"fake\"\n[datasets.traffic]\nstore = \"mongodb\"\nname = \"traffic\"\n\
-             [backends.fake]\ncommand = [\"{}\", \"{}\"]\n",
-            fs::test_backend().display(),
-            ws.path().join("backend.json").display()
-        ),
-    );
-    ws.write(
-        "manifests/run.yaml",
+    let ws = live_workspace(
+        "traffic",
         "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: tracks\ndataset: traffic\n\
          label_schema:\n  frames.dets:\n    classes: [car, person, truck]\n\
          \x20 frames.qa:\n    type: detections\n    classes: [dog]\n",
