@@ -5,7 +5,7 @@ server); see README "Benchmarks".
 Per N and repeat, the two sides run one after the other, in alternating order, on copies of
 the same generated dataset, with the same simulated annotators (common.simulate). Each
 side's phases are timed with a monotonic clock around the call (FiftyOne) or the process
-(annoform); peak RSS comes from wait4's rusage of the measured process.
+(annoform); peak RSS is the measured process's own, from GNU time (`run`).
 """
 
 import argparse
@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import common
@@ -25,21 +26,32 @@ DATASET = "bench"
 PROJECT = f"annoform/{DATASET}/{KEY}"
 
 
+# GNU time reports the peak RSS of the command alone. The driver's own wait4 rusage cannot:
+# Linux carries a parent's high-water RSS into a child across its exec (the vfork'd child
+# execs from the parent's memory), so every child of this Python process would report at
+# least the driver's own RSS (30-50 MB here, more than annoform needs).
+GNU_TIME = "/usr/bin/time"
+
+
 def run(cmd, env, log, expect=(0,)):
     """Runs `cmd`; returns (seconds, peak RSS MB, exit code, stdout). stderr goes to `log`."""
-    with open(log, "ab") as err:
+    if not os.access(GNU_TIME, os.X_OK):
+        sys.exit(f"bench: {GNU_TIME} (GNU time, Debian package `time`) is needed to measure "
+                 "each command's own peak RSS")
+    with open(log, "ab") as err, tempfile.NamedTemporaryFile("r") as rss:
         err.write(f"$ {' '.join(cmd)}\n".encode())
         err.flush()
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err)
+        p = subprocess.Popen([GNU_TIME, "-f", "%M", "-o", rss.name] + cmd, env=env,
+                             stdout=subprocess.PIPE, stderr=err)
         out = p.stdout.read()
-        _, status, rusage = os.wait4(p.pid, 0)
+        p.wait()
         secs = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
+        peak_kb = int(rss.read().split()[-1])
     if p.returncode not in expect:
         sys.stderr.write(out.decode(errors="replace")[-3000:])
         raise RuntimeError(f"{cmd} exited {p.returncode} (expected {expect}); see {log}")
-    return secs, rusage.ru_maxrss / 1024, p.returncode, out
+    return secs, peak_kb / 1024, p.returncode, out
 
 
 def fiftyone_run(a, n, dataset, workdir):

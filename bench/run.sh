@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # annoform vs FiftyOne 1.22.1 against one local Label Studio 1.23.2: create, merge, no-op
 # re-plan, destroy/cleanup and peak RSS, for N = 20, 200, 1000 images (320x240 JPEG, 5 boxes),
-# each side's median of BENCH_REPEATS runs. One command on a fresh machine (Rust toolchain and
-# Python 3 needed): installs what it needs into cached venvs under ~/.cache/annoform.
+# each side's median of BENCH_REPEATS runs. One command on a fresh machine (Rust toolchain,
+# Python 3 and GNU time, /usr/bin/time, needed): installs what it needs into cached venvs under ~/.cache/annoform.
 #
 # Env: BENCH_N ("20 200 1000"), BENCH_REPEATS (3), BENCH_WORK (scratch dir; default a new
 #      temp dir), BENCH_EDIT_EVERY (4: every 4th task gets an annotation), ANNOFORM_CACHE,
