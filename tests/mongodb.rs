@@ -419,6 +419,19 @@ fn review_workspace() -> Workspace {
     )
 }
 
+/// A new database (named from `prefix`) holding FiftyOne's own import of the `video-tracks`
+/// fixture as the dataset `traffic`.
+fn traffic(m: &mongo::Mongo, prefix: &str) -> String {
+    let db = m.database(prefix);
+    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
+    m.fiftyone(
+        &db,
+        &script(),
+        &["create", "traffic", fixture.to_str().unwrap()],
+    );
+    db
+}
+
 /// Runs annoform in `ws` on the test server's database `db`; it must succeed.
 fn annoform_ok(ws: &Workspace, db: &str, args: &[&str]) -> cli::Output {
     let uri = mongo::server().uri();
@@ -548,13 +561,7 @@ fn labels_by_id(frame: &Value, field: &str) -> serde_json::Map<String, Value> {
 #[test]
 fn a_video_merge_writes_frame_labels_by_id() {
     let m = mongo::server();
-    let db = m.database("video");
-    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
-    m.fiftyone(
-        &db,
-        &script(),
-        &["create", "traffic", fixture.to_str().unwrap()],
-    );
+    let db = traffic(m, "video");
     let ws = live_workspace(
         "traffic",
         "apiVersion: annoform/v1\nkind: AnnotationRun\nkey: tracks\ndataset: traffic\n\
@@ -662,13 +669,7 @@ fn a_video_merge_writes_frame_labels_by_id() {
 #[test]
 fn a_video_whose_frames_changed_since_the_read_is_a_conflict() {
     let m = mongo::server();
-    let db = m.database("vconflict");
-    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
-    m.fiftyone(
-        &db,
-        &script(),
-        &["create", "traffic", fixture.to_str().unwrap()],
-    );
+    let db = traffic(m, "vconflict");
     let uri = m.uri();
     let at = address(&uri, &db, "traffic");
     let weather = FieldPath::frame("weather");
@@ -1034,13 +1035,7 @@ fn a_run_reads_only_its_samples_and_fields_and_leaves_the_rest_untouched() {
 #[test]
 fn a_video_run_reads_only_its_videos_frames_and_frame_fields() {
     let m = mongo::server();
-    let db = m.database("video_set");
-    let fixture = repo().join("tests/fixtures/fiftyone-1.22.1/video-tracks");
-    m.fiftyone(
-        &db,
-        &script(),
-        &["create", "traffic", fixture.to_str().unwrap()],
-    );
+    let db = traffic(m, "video_set");
     let uri = m.uri();
     let at = address(&uri, &db, "traffic");
     let open = |view: Vec<ViewStage>| {
